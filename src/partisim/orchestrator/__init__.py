@@ -1,0 +1,1 @@
+"""The orchestrator: workers' configuration, client, health, queue, scheduler, dashboard."""

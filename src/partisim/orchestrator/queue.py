@@ -1,0 +1,424 @@
+"""The durable task queue: one SQLite file (WAL) holding every task and its state.
+
+This module owns the schema and every state change of a task. Each transition is a
+single conditional ``UPDATE`` (``WHERE status = ... AND attempts = ...``) so that two
+racing outcomes for the same task -- a late answer from a worker that was given up on
+and the answer of the retry, say -- can never both be recorded: the first one wins and
+the second finds the row no longer in the state it expects.
+
+States: ``queued -> running (worker, attempt, deadline) -> success | failed | cancelled``;
+a running task may also go back to ``queued`` (retry, or released without counting).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "QUEUED",
+    "RUNNING",
+    "SUCCESS",
+    "FAILED",
+    "CANCELLED",
+    "STATUSES",
+    "FINAL_STATUSES",
+    "TaskSpec",
+    "Task",
+    "Queue",
+    "new_batch_id",
+]
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELLED)
+FINAL_STATUSES = (SUCCESS, FAILED, CANCELLED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL UNIQUE,
+    batch          TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    benchmark      TEXT NOT NULL,
+    params         TEXT NOT NULL,
+    timeout        REAL,
+    verify_of      TEXT,
+    exclude_worker TEXT,
+    avoid_worker   TEXT,
+    worker         TEXT,
+    worker_url     TEXT,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    max_attempts   INTEGER NOT NULL,
+    not_before     REAL NOT NULL DEFAULT 0,
+    deadline       REAL,
+    created_at     REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    result         TEXT,
+    error          TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, not_before, seq);
+CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at);
+"""
+
+
+def new_batch_id(prefix: str = "b") -> str:
+    """A short, sortable, unique batch id such as ``b-20240521-134501-3f9a``."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _new_task_id() -> str:
+    return "t-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to run: an engine name and the full API parameter dict (alias keys)."""
+
+    benchmark: str
+    params: dict[str, Any]
+    timeout: float | None = None
+    verify_of: str | None = None
+    exclude_worker: str | None = None
+
+
+@dataclass
+class Task:
+    """One row of the queue, decoded."""
+
+    id: str
+    seq: int
+    batch: str
+    status: str
+    benchmark: str
+    params: dict[str, Any]
+    timeout: float | None
+    verify_of: str | None
+    exclude_worker: str | None
+    avoid_worker: str | None
+    worker: str | None
+    worker_url: str | None
+    attempts: int
+    max_attempts: int
+    not_before: float
+    deadline: float | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of one item of ``GET /api/tasks``."""
+        queue_s = run_s = None
+        if self.started_at is not None:
+            queue_s = round(self.started_at - self.created_at, 6)
+            if self.finished_at is not None:
+                run_s = round(self.finished_at - self.started_at, 6)
+        return {
+            "id": self.id,
+            "batch": self.batch,
+            "status": self.status,
+            "benchmark": self.benchmark,
+            "params": self.params,
+            "worker": self.worker,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "timings": {
+                "created_at": self.created_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "queue_s": queue_s,
+                "run_s": run_s,
+            },
+            "result": self.result,
+            "error": self.error,
+            "verify_of": self.verify_of,
+        }
+
+
+def _row_to_task(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"],
+        seq=row["seq"],
+        batch=row["batch"],
+        status=row["status"],
+        benchmark=row["benchmark"],
+        params=json.loads(row["params"]),
+        timeout=row["timeout"],
+        verify_of=row["verify_of"],
+        exclude_worker=row["exclude_worker"],
+        avoid_worker=row["avoid_worker"],
+        worker=row["worker"],
+        worker_url=row["worker_url"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        not_before=row["not_before"],
+        deadline=row["deadline"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+    )
+
+
+class Queue:
+    """A task queue in one SQLite file.
+
+    Thread-safe (one connection behind a lock); every method is short, so the asyncio
+    code of ``serve`` calls it directly.
+    """
+
+    def __init__(self, path: str | Path, *, max_attempts: int = 4) -> None:
+        self.path = Path(path)
+        self.max_attempts = max(1, int(max_attempts))
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._db.row_factory = sqlite3.Row
+        # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
+        # only an OS crash could lose the last transactions.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Queue":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _update(self, sql: str, args: Sequence[Any]) -> bool:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            return cur.rowcount == 1
+
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[Task]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_row_to_task(r) for r in rows]
+
+    # -- adding work ------------------------------------------------------------------
+
+    def enqueue(self, specs: Iterable[TaskSpec], batch: str | None = None) -> tuple[str, list[str]]:
+        """Add tasks in one transaction; returns ``(batch, ids)`` in submission order."""
+        batch = batch or new_batch_id()
+        now = time.time()
+        ids: list[str] = []
+        rows = []
+        for spec in specs:
+            task_id = _new_task_id()
+            ids.append(task_id)
+            rows.append((
+                task_id, batch, QUEUED, spec.benchmark,
+                json.dumps(spec.params, sort_keys=True), spec.timeout, spec.verify_of,
+                spec.exclude_worker, self.max_attempts, now,
+            ))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
+                    " verify_of, exclude_worker, max_attempts, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return batch, ids
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task | None:
+        found = self._select("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        return found[0] if found else None
+
+    def list(
+        self, *, status: str | None = None, batch: str | None = None, limit: int = 1000
+    ) -> list[Task]:
+        """Tasks, newest first, optionally filtered by status and batch."""
+        where, args = self._filters(status=status, batch=batch)
+        return self._select(
+            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit))
+        )
+
+    def ready(self, limit: int, now: float | None = None) -> list[Task]:
+        """Queued tasks whose backoff has elapsed, oldest first."""
+        now = time.time() if now is None else now
+        return self._select(
+            "SELECT * FROM tasks WHERE status = ? AND not_before <= ? ORDER BY seq LIMIT ?",
+            (QUEUED, now, int(limit)),
+        )
+
+    def next_ready_at(self) -> float | None:
+        """When the earliest queued task becomes dispatchable, or None if none is queued."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(not_before) FROM tasks WHERE status = ?", (QUEUED,)
+            ).fetchone()
+        return row[0]
+
+    def running(self) -> list[Task]:
+        return self._select("SELECT * FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
+
+    def counts(self, batch: str | None = None) -> dict[str, int]:
+        """Number of tasks per status (every status present), plus ``total``."""
+        where, args = self._filters(batch=batch)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status", args
+            ).fetchall()
+        counts = {s: 0 for s in STATUSES}
+        for status, n in rows:
+            counts[status] = n
+        counts["total"] = sum(counts[s] for s in STATUSES)
+        return counts
+
+    def finished_since(self, since: float, batch: str | None = None) -> int:
+        where, args = self._filters(batch=batch)
+        clause = "WHERE" if not where else where + " AND"
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT COUNT(*) FROM tasks {clause} finished_at >= ? AND status IN (?, ?)",
+                (*args, since, SUCCESS, FAILED),
+            ).fetchone()
+        return int(row[0])
+
+    def assigned_per_worker(self) -> dict[str, int]:
+        """Successful tasks per worker (who did the work)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT worker, COUNT(*) FROM tasks WHERE status = ? GROUP BY worker",
+                (SUCCESS,),
+            ).fetchall()
+        return {w: n for w, n in rows if w is not None}
+
+    def batches(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Batches, newest first, with their counts per status."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
+                " FROM tasks GROUP BY batch, status"
+            ).fetchall()
+        found: dict[str, dict[str, Any]] = {}
+        for batch, status, n, first_seq, created, finished in rows:
+            item = found.setdefault(batch, {
+                "batch": batch, "first_seq": first_seq, "created_at": created,
+                "finished_at": finished, **{s: 0 for s in STATUSES},
+            })
+            item[status] = n
+            item["first_seq"] = min(item["first_seq"], first_seq)
+            item["created_at"] = min(item["created_at"], created)
+            if finished is not None:
+                item["finished_at"] = max(item["finished_at"] or 0.0, finished)
+        ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
+        for item in ordered:
+            item.pop("first_seq")
+            item["total"] = sum(item[s] for s in STATUSES)
+        return ordered
+
+    def batch_exists(self, batch: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM tasks WHERE batch = ? LIMIT 1", (batch,)).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _filters(*, status: str | None = None, batch: str | None = None) -> tuple[str, tuple]:
+        clauses, args = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            args.append(status)
+        if batch is not None:
+            clauses.append("batch = ?")
+            args.append(batch)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
+
+    # -- transitions ------------------------------------------------------------------
+
+    def claim(self, task_id: str, worker: str, worker_url: str, deadline: float) -> int | None:
+        """queued -> running on ``worker``; returns the attempt number, or None if lost."""
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE tasks SET status = ?, worker = ?, worker_url = ?, deadline = ?,"
+                " attempts = attempts + 1, started_at = ?"
+                " WHERE id = ? AND status = ?",
+                (RUNNING, worker, worker_url, deadline, now, task_id, QUEUED),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = self._db.execute("SELECT attempts FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return int(row[0])
+
+    def complete(self, task_id: str, attempt: int, result: dict[str, Any]) -> bool:
+        """running (this attempt) -> success with ``result``. False if it was not ours."""
+        return self._update(
+            "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?,"
+            " deadline = NULL WHERE id = ? AND status = ? AND attempts = ?",
+            (SUCCESS, json.dumps(result), time.time(), task_id, RUNNING, attempt),
+        )
+
+    def fail(self, task_id: str, attempt: int, error: str) -> bool:
+        """running (this attempt) -> failed with its last error."""
+        return self._update(
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL"
+            " WHERE id = ? AND status = ? AND attempts = ?",
+            (FAILED, error, time.time(), task_id, RUNNING, attempt),
+        )
+
+    def retry(self, task_id: str, attempt: int, error: str, not_before: float) -> bool:
+        """running (this attempt) -> queued again after ``not_before``, avoiding its worker."""
+        return self._update(
+            "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = worker,"
+            " deadline = NULL WHERE id = ? AND status = ? AND attempts = ?",
+            (QUEUED, error, not_before, task_id, RUNNING, attempt),
+        )
+
+    def release(self, task_id: str, attempt: int, not_before: float) -> bool:
+        """running (this attempt) -> queued without counting the attempt (worker busy)."""
+        return self._update(
+            "UPDATE tasks SET status = ?, attempts = attempts - 1, not_before = ?,"
+            " deadline = NULL, worker = NULL, worker_url = NULL, started_at = NULL"
+            " WHERE id = ? AND status = ? AND attempts = ?",
+            (QUEUED, not_before, task_id, RUNNING, attempt),
+        )
+
+    def cancel(self, task_id: str) -> Task | None:
+        """queued|running -> cancelled. Returns the task as it was before, or None."""
+        before = self.get(task_id)
+        if before is None or before.is_final:
+            return None
+        ok = self._update(
+            "UPDATE tasks SET status = ?, finished_at = ?, deadline = NULL"
+            " WHERE id = ? AND status = ? AND attempts = ?",
+            (CANCELLED, time.time(), task_id, before.status, before.attempts),
+        )
+        return before if ok else None

@@ -1,0 +1,219 @@
+"""Task specifications: task files, ``repeat``, sweeps -> lists of `TaskSpec`.
+
+A task object is ``{"benchmark": "python", "params": {"NUM_PARTICULAS": 100, ...},
+"repeat": 3, "timeout": 60}`` (``engine`` is accepted for ``benchmark``). A file or an
+API body holds a list of them, or ``{"tasks": [...]}``. Everything is validated here,
+with `partisim.sim.parse_params` and `resolve_engine`, so a bad value is refused before
+it reaches the queue, with a Spanish message naming the task and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from partisim.errors import ParamsError
+from partisim.orchestrator.queue import TaskSpec
+from partisim.sim import ENGINES, parse_params, resolve_engine
+
+__all__ = [
+    "MAX_TASKS",
+    "parse_task",
+    "parse_tasks",
+    "parse_submission",
+    "load_task_file",
+    "sweep",
+    "parse_int_list",
+    "parse_engine_list",
+]
+
+#: Most tasks one submission may create (after ``repeat`` and sweeps are expanded).
+MAX_TASKS = 100_000
+MAX_REPEAT = 10_000
+MAX_TIMEOUT = 7 * 24 * 3600.0
+_TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout")
+
+
+def _positive_int(value: Any, what: str, *, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamsError(f"{what} debe ser un número entero (recibido {value!r})", field=what)
+    if not 1 <= value <= high:
+        raise ParamsError(f"{what} debe estar entre 1 y {high} (recibido {value})", field=what)
+    return value
+
+
+def _timeout(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParamsError(f"{where}: timeout debe ser un número de segundos", field="timeout")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ParamsError(f"{where}: timeout debe estar entre 0 y {MAX_TIMEOUT:.0f} s", field="timeout")
+    return float(value)
+
+
+def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
+    """One task object -> its specs (``repeat`` copies of the same task)."""
+    if not isinstance(obj, Mapping):
+        raise ParamsError(f"{where}: cada tarea debe ser un objeto JSON con benchmark y params")
+    unknown = [k for k in obj if k not in _TASK_KEYS]
+    if unknown:
+        raise ParamsError(
+            f"{where}: clave desconocida {unknown[0]!r}; claves válidas: benchmark (o engine), "
+            "params, repeat, timeout",
+            field=str(unknown[0]),
+        )
+    if "benchmark" in obj and "engine" in obj:
+        raise ParamsError(f"{where}: use benchmark o engine, no ambos", field="benchmark")
+    name = obj.get("benchmark", obj.get("engine"))
+    if name is None:
+        raise ParamsError(
+            f"{where}: falta benchmark (uno de {', '.join(ENGINES)}, benchmark.py, benchmark_cython.py)",
+            field="benchmark",
+        )
+    try:
+        engine = resolve_engine(name)
+        params = parse_params(obj.get("params") or {}).to_api()
+    except ParamsError as exc:
+        raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
+    repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
+    timeout = _timeout(obj.get("timeout"), where)
+    spec = TaskSpec(benchmark=engine, params=params, timeout=timeout)
+    return [spec] * repeat
+
+
+def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
+    """A list of task objects, or ``{"tasks": [...]}`` -> all their specs."""
+    if isinstance(data, Mapping):
+        extra = [k for k in data if k not in ("tasks", "batch")]
+        if "tasks" not in data or extra:
+            raise ParamsError(
+                f"{source}: se esperaba una lista de tareas o un objeto {{\"tasks\": [...]}}"
+                + (f" (clave desconocida {extra[0]!r})" if extra else "")
+            )
+        data = data["tasks"]
+    if not isinstance(data, list):
+        raise ParamsError(f"{source}: se esperaba una lista de tareas o un objeto {{\"tasks\": [...]}}")
+    if not data:
+        raise ParamsError(f"{source}: la lista de tareas está vacía")
+    specs: list[TaskSpec] = []
+    for k, obj in enumerate(data, start=1):
+        specs.extend(parse_task(obj, f"{source}, tarea {k}"))
+        if len(specs) > MAX_TASKS:
+            raise ParamsError(f"{source}: demasiadas tareas (máximo {MAX_TASKS} por envío)")
+    return specs
+
+
+def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:
+    """The body of ``POST /api/tasks``: one task, a list, or ``{"tasks": [...], "batch"?}``."""
+    batch = None
+    if isinstance(body, Mapping) and "tasks" in body:
+        batch = body.get("batch")
+        if batch is not None and not _valid_batch(batch):
+            raise ParamsError(
+                "batch debe ser un texto de 1 a 64 caracteres (letras, dígitos, '-', '_', '.')",
+                field="batch",
+            )
+        return parse_tasks(body), batch
+    if isinstance(body, Mapping):
+        return parse_task(body, "la tarea"), None
+    return parse_tasks(body), None
+
+
+def _valid_batch(batch: Any) -> bool:
+    return (
+        isinstance(batch, str)
+        and 1 <= len(batch) <= 64
+        and all(c.isalnum() or c in "-_." for c in batch)
+    )
+
+
+def load_task_file(path: str | Path) -> list[TaskSpec]:
+    """Read and validate a JSON task file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"no existe el archivo de tareas {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"no se puede leer {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_tasks(decode_json(text, str(p)), str(p))
+
+
+def decode_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParamsError(
+            f"{source}: JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}"
+        ) from None
+
+
+# -- sweeps -------------------------------------------------------------------------
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> integers, in order, without repeats."""
+    values: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                low_s, high_s = part.split("-", 1) if not part.startswith("-") else (part, "")
+                low, high = int(low_s), int(high_s)
+                if high < low:
+                    raise ParamsError(f"{what}: rango vacío {part!r} (el inicio supera al final)")
+                if high - low >= MAX_TASKS:
+                    raise ParamsError(f"{what}: rango demasiado grande {part!r}")
+                values.extend(range(low, high + 1))
+            else:
+                values.append(int(part))
+        except ValueError:
+            raise ParamsError(
+                f"{what}: valor inválido {part!r}; use enteros separados por comas o un rango como 1-10"
+            ) from None
+    if not values:
+        raise ParamsError(f"{what}: indique al menos un valor")
+    return list(dict.fromkeys(values))
+
+
+def parse_engine_list(text: str) -> list[str]:
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise ParamsError("--engines: indique al menos un motor (python, numpy, cython)")
+    try:
+        return list(dict.fromkeys(resolve_engine(n) for n in names))
+    except ParamsError as exc:
+        raise ParamsError(f"--engines: {exc.message}") from None
+
+
+def sweep(
+    engines: Sequence[str],
+    particles: Iterable[int],
+    steps: Iterable[int],
+    seeds: Iterable[int],
+    *,
+    repeat: int = 1,
+    timeout: float | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> list[TaskSpec]:
+    """The cartesian product engines x particles x steps x seeds, each ``repeat`` times."""
+    repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
+    timeout = _timeout(timeout, "--timeout")
+    engines = [resolve_engine(e) for e in engines]
+    combos = list(itertools.product(engines, list(particles), list(steps), list(seeds)))
+    if not combos:
+        raise ParamsError("el barrido no produce ninguna tarea")
+    if len(combos) * repeat > MAX_TASKS:
+        raise ParamsError(f"el barrido produce {len(combos) * repeat} tareas (máximo {MAX_TASKS})")
+    base = dict(params or {})
+    specs: list[TaskSpec] = []
+    for engine, n, s, seed in combos:
+        checked = parse_params({**base, "NUM_PARTICULAS": n, "NUM_PASOS": s, "SEMILLA": seed})
+        specs.extend([TaskSpec(benchmark=engine, params=checked.to_api(), timeout=timeout)] * repeat)
+    return specs
