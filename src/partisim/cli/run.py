@@ -26,6 +26,20 @@ OPTIONS: dict[str, tuple[str, str]] = {
                              "coeficiente de restitución entre partículas (0..1; por defecto 0.9)"),
 }
 _INT_FIELDS = {"particles", "steps", "seed"}
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 _SHORT = {"particles": "-n", "steps": "-s"}
 
 
@@ -34,7 +48,7 @@ def add_param_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parámetros de la simulación")
     for field, (option, text) in OPTIONS.items():
         flags = [_SHORT[field], option] if field in _SHORT else [option]
-        group.add_argument(*flags, dest=field, type=int if field in _INT_FIELDS else float,
+        group.add_argument(*flags, dest=field, type=_int if field in _INT_FIELDS else _float,
                            default=None, metavar="N" if field in _INT_FIELDS else "X", help=text)
 
 
