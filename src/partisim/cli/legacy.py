@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from partisim.cli import _spanish
 from partisim.errors import ParamsError
 from partisim.sim import parse_params, simulate
 
@@ -20,6 +21,7 @@ _POSITIONALS = (("particles", "NUM_PARTICULAS", 100), ("steps", "NUM_PASOS", 100
 
 
 def _parser(prog: str, engine: str) -> argparse.ArgumentParser:
+    _spanish.install()
     parser = argparse.ArgumentParser(
         prog=prog,
         description=f"Benchmark de colisiones de partículas (motor {engine}).",

@@ -1,0 +1,38 @@
+"""Spanish for argparse's own words (usage, errors, the -h help line).
+
+argparse looks its messages up through the module-level `_` at call time, so
+one translation function here localises every parser of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gettext
+
+__all__ = ["install"]
+
+_TRANSLATIONS = {
+    "usage: ": "uso: ",
+    "options": "opciones",
+    "optional arguments": "opciones",
+    "positional arguments": "argumentos",
+    "show this help message and exit": "muestra esta ayuda y sale",
+    "show program's version number and exit": "muestra la versión y sale",
+    "%(prog)s: error: %(message)s\n": "%(prog)s: error: %(message)s\n",
+    "the following arguments are required: %s": "faltan los argumentos: %s",
+    "unrecognized arguments: %s": "argumentos no reconocidos: %s",
+    "expected one argument": "falta el valor",
+    "argument %(argument_name)s: %(message)s": "argumento %(argument_name)s: %(message)s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "opción inválida: %(value)r (elija entre %(choices)s)",
+    "invalid %(type)s value: %(value)r": "valor inválido (%(type)s): %(value)r",
+    "not allowed with argument %s": "no se permite junto con %s",
+    "ambiguous option: %(option)s could match %(matches)s": "opción ambigua: %(option)s puede ser %(matches)s",
+}
+
+
+def _translate(message: str) -> str:
+    return _TRANSLATIONS.get(message, gettext.gettext(message))
+
+
+def install() -> None:
+    argparse._ = _translate  # type: ignore[attr-defined]
