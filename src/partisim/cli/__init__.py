@@ -13,15 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from partisim import __version__
+from partisim.cli import _spanish
 from partisim.cli._output import fail
 from partisim.errors import PartisimError
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES: tuple[str, ...] = ("run",)
+COMMAND_MODULES: tuple[str, ...] = ("run", "orchestrator", "queue", "worker", "images")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _spanish.install()
     parser = argparse.ArgumentParser(
         prog="partisim",
         description="Simulaciones de colisiones de partículas distribuidas en una flota de máquinas.",

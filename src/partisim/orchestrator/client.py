@@ -6,6 +6,8 @@ the one mapping from HTTP outcomes to partisim exceptions (`_decode`).
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -17,6 +19,13 @@ __all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S"]
 #: seconds added to a task's own timeout for the HTTP read, so the worker's 504
 #: (the computation was killed) arrives before our client gives up.
 EXECUTE_MARGIN_S = 10.0
+
+
+@functools.lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    # One verifying context for every client: building one loads the CA bundle (tens of
+    # ms of CPU), which the health loop would otherwise pay on each ping.
+    return ssl.create_default_context()
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -80,7 +89,8 @@ class WorkerClient(_Base):
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
         super().__init__(base_url, timeout=timeout, token=token)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=_headers(token), trust_env=False)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=_headers(token), trust_env=False,
+                                  verify=_tls())
 
     def __enter__(self) -> WorkerClient:
         return self
@@ -139,7 +149,7 @@ class AsyncWorkerClient(_Base):
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
         super().__init__(base_url, timeout=timeout, token=token)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=_headers(token),
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=_headers(token), verify=_tls(),
                                        trust_env=False)
 
     async def __aenter__(self) -> AsyncWorkerClient:

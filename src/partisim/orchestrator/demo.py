@@ -9,12 +9,12 @@ menu option 2 and ``partisim exec``.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -33,6 +33,7 @@ __all__ = [
     "execute_on",
     "explain_task_error",
     "run_demo",
+    "run_parallel",
 ]
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,39 @@ DEMO_ENGINES = ("python", "cython")
 # The users' own example: 100 particles, 500 steps, seed 42.
 DEFAULT_DEMO_PARAMS: dict[str, int] = {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}
 ENGINE_LABELS = {"python": "Python", "cython": "Cython", "numpy": "NumPy"}
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_parallel(func: Callable[[T], R], items: Iterable[T], *, limit: int) -> list[R]:
+    """``func`` over ``items`` in threads, at most ``limit`` at once; results in order.
+
+    Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C the program leaves
+    at once instead of waiting for requests still running on remote workers.
+    """
+    items = list(items)
+    results: list[Any] = [None] * len(items)
+    done: queue.Queue[BaseException | None] = queue.Queue()
+    gate = threading.Semaphore(max(1, limit))
+
+    def work(index: int, item: T) -> None:
+        try:
+            results[index] = func(item)
+            done.put(None)
+        except BaseException as exc:  # handed to the caller's thread below
+            done.put(exc)
+        finally:
+            gate.release()
+
+    for index, item in enumerate(items):
+        gate.acquire()
+        threading.Thread(target=work, args=(index, item), daemon=True, name=f"partisim-{index}").start()
+    for _ in items:
+        error = done.get()
+        if error is not None:
+            raise error
+    return results
 
 
 def explain_task_error(worker_id: str, exc: BaseException) -> str:
@@ -223,8 +257,7 @@ def _run_benchmarks(
             }
             return DemoRow(h.id, runs["python"], runs["cython"])
 
-        with ThreadPoolExecutor(max_workers=min(limit, len(active))) as pool:
-            return list(pool.map(one_worker, active))
+        return run_parallel(one_worker, active, limit=limit)
 
 
 def _run_one(

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, not_before, seq);
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
+CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at);
 """
 
@@ -133,6 +134,7 @@ class Task:
                 run_s = round(self.finished_at - self.started_at, 6)
         return {
             "id": self.id,
+            "seq": self.seq,
             "batch": self.batch,
             "status": self.status,
             "benchmark": self.benchmark,
@@ -301,6 +303,16 @@ class Queue:
             counts[status] = n
         counts["total"] = sum(counts[s] for s in STATUSES)
         return counts
+
+    def pending(self, batch: str | None = None) -> int:
+        """How many tasks (of ``batch``) are still queued or running."""
+        where, args = self._filters(batch=batch)
+        clause = "WHERE" if not where else where + " AND"
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT COUNT(*) FROM tasks {clause} status IN (?, ?)", (*args, QUEUED, RUNNING)
+            ).fetchone()
+        return int(row[0])
 
     def finished_since(self, since: float, batch: str | None = None) -> int:
         where, args = self._filters(batch=batch)

@@ -26,7 +26,11 @@ Public API (shared with ``partisim serve``; keep it small):
     ``on_change(health)`` is called (sync) whenever a worker changes state.
 
 ``ping_all(config, *, with_status=False, token=None) -> list[WorkerHealth]``
-    One-shot, synchronous round for the menu and the CLI.
+    One-shot, synchronous round for the menu and the CLI (it runs its own event
+    loop: from async code, use ``await Registry.from_config(config).probe()``).
+
+The token for protected endpoints (``/status``) comes from ``PARTISIM_TOKEN``
+unless one is passed explicitly.
 
 State rules: a worker becomes active as soon as a ping succeeds. A worker that was
 active becomes inactive after ``failures_before_inactive`` consecutive failures; a

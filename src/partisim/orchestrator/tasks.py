@@ -28,6 +28,7 @@ __all__ = [
     "sweep",
     "parse_int_list",
     "parse_engine_list",
+    "decode_json",
 ]
 
 #: Most tasks one submission may create (after ``repeat`` and sweeps are expanded).

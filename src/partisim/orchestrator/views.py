@@ -6,7 +6,6 @@ Every function here only builds something to print; none talks to a worker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from rich.console import Group
@@ -24,6 +23,7 @@ __all__ = [
     "result_table",
     "comparison_table",
     "config_table",
+    "check_table",
     "fmt_seconds",
     "fmt_latency",
     "yes_no",
@@ -56,12 +56,6 @@ def _state(h: WorkerHealth) -> Text:
     if h.active:
         return Text("ACTIVO", style="bold green")
     return Text("INACTIVO", style="bold red")
-
-
-def _since(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
 def no_active_workers(config_path: str | None = None, workers: Sequence[Any] = ()) -> Group:
@@ -114,46 +108,43 @@ def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación d
 
 
 def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detallado") -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in [
-        ("ID", "left"), ("Estado", "left"), ("Runner", "left"), ("Docker", "left"),
-        ("Imagen", "left"), ("Capacidad", "right"), ("Completadas", "right"),
-        ("Fallidas", "right"), ("CPUs", "right"), ("Carga", "right"),
-        ("Activo desde", "left"),
-    ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    healths = list(healths)
+    table = Table(title=title, title_justify="left", caption_justify="left")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Estado")
+    table.add_column("Runner")
+    table.add_column("Docker")
+    table.add_column("Imagen")
+    table.add_column("Uso", justify="right")
+    table.add_column("OK/Fallos", justify="right")
+    table.add_column("CPU/carga", justify="right")
+    images: set[str] = set()
     for h in healths:
         s: Mapping[str, Any] = h.last_status or {}
         if not h.active:
-            table.add_row(h.id, _state(h), "-", "-", "-", "-", "-", "-", "-", "-", "-")
+            table.add_row(h.id, _state(h), *(["-"] * 6))
             continue
-        image = yes_no(s.get("image_available"))
-        if s.get("docker_image"):
-            image.append(f" ({s['docker_image']})", style="dim")
-        capacity = "-"
-        if "capacity" in s:
-            capacity = f"{s.get('running', 0)}/{s['capacity']} en uso"
-        load = s.get("load_avg")
-        if isinstance(load, (list, tuple)) and load:
-            load_text = " ".join(f"{x:.2f}" for x in load[:3] if isinstance(x, (int, float)))
-        else:
-            load_text = "-"
-        state = Text(str(s.get("status", "?")), style="green" if s.get("status") == "ready" else "yellow")
         if not s:
-            state = Text(h.last_error or "sin /status", style="yellow")
+            table.add_row(h.id, Text(h.last_error or "sin /status", style="yellow"), *(["-"] * 6))
+            continue
+        if s.get("docker_image"):
+            images.add(str(s["docker_image"]))
+        capacity = f"{s.get('running', 0)}/{s['capacity']}" if "capacity" in s else "-"
+        load = s.get("load_avg")
+        load_text = f"/{load[0]:.2f}" if isinstance(load, (list, tuple)) and load else ""
+        state = Text(str(s.get("status", "?")), style="green" if s.get("status") == "ready" else "yellow")
         table.add_row(
             h.id,
             state,
             str(s.get("runner", "-")),
             yes_no(s.get("docker_available")),
-            image,
+            yes_no(s.get("image_available")),
             capacity,
-            str(s.get("completed", "-")),
-            str(s.get("failed", "-")),
-            str(s.get("cpu_count", "-")),
-            load_text,
-            _since(h.since),
+            f"{s.get('completed', '-')}/{s.get('failed', '-')}",
+            f"{s.get('cpu_count', '-')}{load_text}",
         )
+    if images:
+        table.caption = "Imagen Docker: " + ", ".join(sorted(images))
     return table
 
 
@@ -212,7 +203,7 @@ def comparison_table(rows: Iterable[Any], *, title: str = "Comparación Python v
 
 def _run_time(run: Any) -> Text:
     if run.error:
-        return Text(f"ERROR: {run.error}", style="red")
+        return Text("ERROR", style="bold red")  # the reason is printed below the table
     return Text(fmt_seconds(run.result.get("simulation_time")))
 
 
@@ -250,3 +241,30 @@ def config_table(config: Any) -> Group:
         if hasattr(o, attr):
             settings.add_row(label, str(getattr(o, attr)))
     return Group(workers, settings)
+
+
+def check_table(reports: Iterable[Any], *, title: str = "Resumen de pruebas") -> Table:
+    """Rows are ``partisim.orchestrator.check.WorkerChecks``: one column per check."""
+    reports = list(reports)
+    names: list[tuple[str, str]] = []
+    for report in reports:
+        for r in report.results:
+            if (r.key, r.short_name) not in names:
+                names.append((r.key, r.short_name))
+    table = Table(title=title, title_justify="left")
+    table.add_column("Worker", no_wrap=True)
+    for _, name in names:
+        table.add_column(name, justify="center")
+    table.add_column("Resultado", justify="center")
+    for report in reports:
+        by_key = {r.key: r for r in report.results}
+        cells: list[Text] = []
+        for key, _ in names:
+            r = by_key.get(key)
+            if r is None or r.skipped:
+                cells.append(Text("-", style="dim"))
+            else:
+                cells.append(Text("OK", style="green") if r.ok else Text("FALLO", style="bold red"))
+        verdict = Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red")
+        table.add_row(report.id, *cells, verdict)
+    return table

@@ -1,0 +1,210 @@
+"""Queue speed: ``partisim serve`` with 2 local workers against dask.distributed.
+
+One run, printed as a table (no timed assertions anywhere):
+
+1. throughput of tiny tasks (n = 10, 1 step) through serve vs a dask LocalCluster with
+   2 single-threaded worker processes running the same simulation;
+2. sequential submit -> result round trip, both;
+3. a sweep of 16 tasks of ~1 s each on 1 worker vs 2 workers (capacity 1 each).
+
+Run: ``.venv/bin/python bench/queue.py [--tiny 400] [--round-trips 50] [--skip-dask]``.
+Needs the ``bench`` extra for dask (``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This script is named like the standard library's ``queue`` module, which dask (and
+# concurrent.futures) import: keep the script's own folder off the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator
+
+import httpx
+
+from partisim.orchestrator.server_client import ServerClient
+
+HOSTS = ("127.0.0.93", "127.0.0.155")
+TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1}
+#: ~1 s of the python engine on one core of the reference machine
+SECOND = {"NUM_PARTICULAS": 300, "NUM_PASOS": 800}
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: el proceso terminó con código {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} no respondió en {timeout} s")
+
+
+@contextmanager
+def process(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_ready(ready_url, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def fleet(tmp: Path, workers: int, capacity: int, max_concurrent: int) -> Iterator[str]:
+    """``workers`` partisim workers plus a serve in front of them; yields serve's URL."""
+    with ExitStack() as stack:
+        entries = []
+        for k in range(workers):
+            host = HOSTS[k]
+            port = free_port(host)
+            stack.enter_context(process(
+                [sys.executable, "-m", "partisim", "worker", "--host", host, "--port", str(port),
+                 "--capacity", str(capacity), "--worker-id", f"bench-{k}", "--runner", "process"],
+                f"http://{host}:{port}/ping", tmp / f"worker-{k}.log",
+            ))
+            entries.append({"id": f"bench-{k}", "ip": host, "port": port})
+        config = tmp / f"config-{workers}.json"
+        config.write_text(json.dumps({"workers": entries, "orchestrator": {
+            "timeout": 10.0, "retry_attempts": 3, "max_concurrent_tasks": max_concurrent,
+            "ping_interval": 1.0}}), encoding="utf-8")
+        port = free_port("127.0.0.1")
+        url = f"http://127.0.0.1:{port}"
+        db = tmp / f"bench-{workers}-{time.time_ns()}.db"
+        stack.enter_context(process(
+            [sys.executable, "-m", "partisim", "serve", "--config", str(config), "--db", str(db),
+             "--port", str(port)],
+            url + "/api/summary", tmp / f"serve-{workers}.log",
+        ))
+        with ServerClient(url) as client:
+            deadline = time.monotonic() + 30
+            while client.summary()["workers_active"] < workers:
+                if time.monotonic() > deadline:
+                    raise SystemExit("los workers no se activaron")
+                time.sleep(0.05)
+        yield url
+
+
+def run_batch(client: ServerClient, tasks: list[dict[str, Any]]) -> float:
+    """Submit all at once, long-poll until done; seconds from submit to the last result."""
+    start = time.perf_counter()
+    answer = client.submit(tasks)
+    state = client.summary(batch=answer["batch"])
+    while not state["done"]:
+        state = client.summary(batch=answer["batch"], wait=5.0)
+    elapsed = time.perf_counter() - start
+    if state["success"] != answer["count"]:
+        raise SystemExit(f"lote incompleto: {state}")
+    return elapsed
+
+
+def serve_round_trips(client: ServerClient, count: int) -> list[float]:
+    times = []
+    for seed in range(count):
+        start = time.perf_counter()
+        task_id = client.submit({"benchmark": "python", "params": {**TINY, "SEMILLA": seed}})["ids"][0]
+        task = client.task(task_id, wait=30)
+        times.append(time.perf_counter() - start)
+        if task["status"] != "success":
+            raise SystemExit(f"tarea {task_id}: {task['status']}")
+    return times
+
+
+def tiny_simulation(seed: int) -> dict[str, Any]:
+    from partisim.sim import parse_params, simulate
+
+    return simulate(parse_params({**TINY, "SEMILLA": seed}), "python").to_dict()
+
+
+def dask_numbers(tiny: int, round_trips: int) -> tuple[float, list[float]]:
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.gather(client.map(tiny_simulation, range(20), pure=False))  # warm up imports
+        start = time.perf_counter()
+        results = client.gather(client.map(tiny_simulation, range(tiny), pure=False))
+        elapsed = time.perf_counter() - start
+        assert len(results) == tiny
+        times = []
+        for seed in range(round_trips):
+            t0 = time.perf_counter()
+            client.submit(tiny_simulation, seed, pure=False).result()
+            times.append(time.perf_counter() - t0)
+    return tiny / elapsed, times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", type=int, default=400, help="tareas diminutas para el rendimiento")
+    parser.add_argument("--round-trips", type=int, default=50)
+    parser.add_argument("--sweep", type=int, default=16, help="tareas de ~1 s del barrido")
+    parser.add_argument("--skip-dask", action="store_true")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="partisim-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        with fleet(tmp, workers=2, capacity=2, max_concurrent=4) as url, ServerClient(url) as client:
+            run_batch(client, [{"benchmark": "python", "params": TINY, "repeat": 20}])  # warm up
+            serve_rate = args.tiny / run_batch(client, [{"benchmark": "python", "params": TINY,
+                                                        "repeat": args.tiny}])
+            serve_rt = serve_round_trips(client, args.round_trips)
+        if args.skip_dask:
+            dask_rate, dask_rt = float("nan"), [float("nan")]
+        else:
+            dask_rate, dask_rt = dask_numbers(args.tiny, args.round_trips)
+        rows.append(("tareas diminutas por segundo (más es mejor)", f"{serve_rate:.0f}", f"{dask_rate:.0f}",
+                     f"{serve_rate / dask_rate:.2f}× de dask"))
+        s_med, d_med = statistics.median(serve_rt) * 1e3, statistics.median(dask_rt) * 1e3
+        rows.append(("ida y vuelta secuencial, mediana ms (menos es mejor)", f"{s_med:.1f}", f"{d_med:.1f}",
+                     f"{s_med / d_med:.2f}× de dask"))
+
+        sweep = [{"benchmark": "python", "params": {**SECOND, "SEMILLA": seed}} for seed in range(args.sweep)]
+        times = {}
+        for workers in (1, 2):
+            with fleet(tmp, workers=workers, capacity=1, max_concurrent=1) as url, ServerClient(url) as client:
+                times[workers] = run_batch(client, sweep)
+        rows.append((f"barrido de {args.sweep} tareas de ~1 s: 1 worker / 2 workers (s)",
+                     f"{times[1]:.2f}", f"{times[2]:.2f}", f"2 workers = {times[2] / times[1]:.2f}× de 1"))
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\npartisim bench/queue.py — {os.cpu_count()} CPU, carga media {load:.2f}")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'medida':<{width}}  {'serve':>8}  {'dask':>8}  razón")
+    for name, ours, theirs, ratio in rows:
+        print(f"{name:<{width}}  {ours:>8}  {theirs:>8}  {ratio}")
+    print("(en la fila del barrido, las columnas son 1 worker y 2 workers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Empaqueta lo que necesita una máquina worker o el orquestador en
+# particle-simulation-ETAPA4-YYYYMMDD-HHMMSS.tar.gz (código del paquete, scripts
+# de la raíz, Dockerfiles, requirements, configuración y README) y nada más.
+#
+# Uso: ./package_project.sh [-o DIRECTORIO]     (o PACKAGE_OUTPUT_DIR=DIRECTORIO)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT_DIR="${PACKAGE_OUTPUT_DIR:-$ROOT}"
+
+usage() {
+    cat <<'EOF'
+Uso: ./package_project.sh [-o DIRECTORIO]
+
+Crea particle-simulation-ETAPA4-YYYYMMDD-HHMMSS.tar.gz con lo necesario para
+una máquina worker o para el orquestador. Los archivos quedan en la raíz del
+tar: extráigalo en una carpeta vacía y ejecute ./start_worker.sh.
+
+Opciones:
+  -o, --output DIR   carpeta donde dejar el tar.gz (por defecto, la del proyecto;
+                     también con la variable PACKAGE_OUTPUT_DIR)
+  -h, --help         muestra esta ayuda
+EOF
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -o|--output)
+            [ $# -ge 2 ] || { echo "Error: falta el directorio después de $1" >&2; exit 2; }
+            OUT_DIR="$2"; shift 2 ;;
+        --output=*) OUT_DIR="${1#*=}"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "Error: opción desconocida: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [ ! -d "$OUT_DIR" ]; then
+    echo "Error: el directorio de salida no existe: $OUT_DIR" >&2
+    exit 2
+fi
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+
+STAMP="$(date +%Y%m%d-%H%M%S)"
+NAME="particle-simulation-ETAPA4-${STAMP}.tar.gz"
+TARGET="$OUT_DIR/$NAME"
+
+LIST="$(mktemp)"
+PARTIAL="$TARGET.partial"
+trap 'rm -f "$LIST" "$PARTIAL"' EXIT
+
+cd "$ROOT"
+
+# Root files by name: scripts, build files, Docker, requirements, config, docs.
+for pattern in '*.py' '*.sh' '*.bat' 'pyproject.toml' 'MANIFEST.in' 'Dockerfile' 'Dockerfile.*' \
+               '.dockerignore' 'requirements*.txt' 'config_workers.json' 'README*' 'LICENSE*'; do
+    for f in $pattern; do
+        if [ -f "$f" ]; then printf '%s\n' "$f"; fi
+    done
+done >> "$LIST"
+
+# The package source, without build outputs, caches, databases or logs.
+if [ -d src ]; then
+    find src \
+        \( -name '__pycache__' -o -name '*.egg-info' -o -name '.pytest_cache' -o -name '.mypy_cache' \
+           -o -name '.ruff_cache' -o -name 'build' -o -name 'dist' \) -prune \
+        -o -type f \
+           ! -name '*.pyc' ! -name '*.pyo' ! -name '*.so' ! -name '*.pyd' ! -name '*.o' \
+           ! -name '*.db' ! -name '*.db-*' ! -name '*.sqlite*' ! -name '*.log' \
+           ! -name '*.tar.gz' ! -name '*.partial' ! -name '.DS_Store' \
+           -print >> "$LIST"
+fi
+
+# Cython writes foo.c next to foo.pyx: a build output, regenerated on install.
+FILTERED="$(mktemp)"
+while IFS= read -r f; do
+    case "$f" in
+        *.c) if [ -f "${f%.c}.pyx" ]; then continue; fi ;;
+    esac
+    printf '%s\n' "$f"
+done < "$LIST" | LC_ALL=C sort -u > "$FILTERED"
+mv "$FILTERED" "$LIST"
+
+if ! grep -q '^src/partisim/' "$LIST"; then
+    echo "Error: no se encontró el código del paquete en $ROOT/src/partisim" >&2
+    exit 1
+fi
+
+tar -czf "$PARTIAL" -C "$ROOT" --no-recursion -T "$LIST"
+mv "$PARTIAL" "$TARGET"
+
+COUNT="$(wc -l < "$LIST" | tr -d ' ')"
+SIZE="$(du -h "$TARGET" | cut -f1)"
+echo "Archivos empaquetados:"
+sed 's/^/  /' "$LIST"
+echo
+echo "Paquete creado: $TARGET ($COUNT archivos, $SIZE)"
+echo "En cada máquina worker:"
+echo "  mkdir partisim && tar -xzf $NAME -C partisim && cd partisim && ./start_worker.sh"

@@ -1,0 +1,303 @@
+"""Orchestrator commands: orchestrator (menu), ping, status, exec, demo, check.
+
+Exit codes: 0 ok, 1 no active workers or a failed task/check, 2 usage or
+configuration error. Handlers only parse, call the library and print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from partisim.cli._output import console, err_console, fail
+from partisim.cli.run import add_param_options, params_from_args
+from partisim.errors import ConfigError, ParamsError, PartisimError
+from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, Config, load_config
+from partisim.sim import parse_params, resolve_engine
+
+if TYPE_CHECKING:
+    from partisim.orchestrator.registry import WorkerHealth
+
+# The orchestrator's modules (httpx, rich tables...) are imported inside the handlers:
+# every `partisim` command builds this parser, and most never talk to a worker.
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+DEMO_DEFAULTS = {"particles": 100, "steps": 500, "seed": 42}
+DEFAULT_LOCAL_WORKERS = 2
+
+
+# -- shared helpers -------------------------------------------------------------
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Timestamped log lines on stderr; DEBUG with --verbose, warnings otherwise."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        handler = RichHandler(console=err_console, show_path=False, log_time_format="[%Y-%m-%d %H:%M:%S]")
+        root.addHandler(handler)
+    level = logging.DEBUG if verbose else logging.WARNING
+    root.setLevel(level)
+    # httpx logs every request at INFO/DEBUG; only worth it with --verbose.
+    logging.getLogger("httpx").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _load(path: str | None) -> Config:
+    return load_config(path or DEFAULT_CONFIG_PATH)
+
+
+def _print_health(healths: list[WorkerHealth], config: Config, *, detailed: bool) -> int:
+    from partisim.orchestrator import views
+
+    console.print(views.ping_table(healths))
+    active = [h for h in healths if h.active]
+    if not active:
+        console.print(views.no_active_workers(config.path, config.workers))
+        return 1
+    if detailed:
+        console.print(views.status_table(healths))
+    console.print(f"Workers activos: {len(active)}/{len(healths)}")
+    return 0
+
+
+def _health_command(args: argparse.Namespace, *, detailed: bool) -> int:
+    from partisim.orchestrator.registry import ping_all
+
+    _setup_logging(args.verbose)
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        return fail(exc.message)
+    if args.json:
+        healths = ping_all(config, with_status=detailed)
+        print(json.dumps([h.to_dict() for h in healths], ensure_ascii=False))
+        return 0 if any(h.active for h in healths) else 1
+    with console.status("Enviando ping a los workers..."):
+        healths = ping_all(config, with_status=detailed)
+    return _print_health(healths, config, detailed=detailed)
+
+
+# -- handlers -------------------------------------------------------------------
+
+
+def _orchestrator(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.menu import Menu
+
+    _setup_logging(args.verbose)
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        return fail(exc.message)
+    return Menu(config, console).run()
+
+
+def _ping(args: argparse.Namespace) -> int:
+    return _health_command(args, detailed=False)
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _health_command(args, detailed=True)
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from partisim.orchestrator import views
+    from partisim.orchestrator.demo import execute_on, explain_task_error
+    from partisim.orchestrator.registry import token_from_env
+
+    _setup_logging(args.verbose)
+    try:
+        config = _load(args.config)
+        entry = config.worker(args.worker)
+        engine = resolve_engine(args.engine)
+        params = params_from_args(args)
+    except (ConfigError, ParamsError) as exc:
+        return fail(exc.message)
+    if args.timeout is not None and not args.timeout > 0:
+        return fail("--timeout: debe ser un número de segundos mayor que 0")
+    try:
+        with console.status(f"Ejecutando {engine} en {entry.id}..."):
+            result = execute_on(
+                entry.url,
+                engine,
+                params,
+                timeout=args.timeout,
+                connect_timeout=config.orchestrator.timeout,
+                token=token_from_env(),
+            )
+    except PartisimError as exc:
+        message = explain_task_error(entry.id, exc)
+        if args.json:
+            print(json.dumps({"status": "error", "worker_id": entry.id, "error": message}, ensure_ascii=False))
+        return fail(message, 1)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        console.print(views.result_table(result))
+    return 0
+
+
+def _demo_params(args: argparse.Namespace) -> Any:
+    given = {f: getattr(args, f) for f in DEMO_DEFAULTS if getattr(args, f, None) is not None}
+    return parse_params({**DEMO_DEFAULTS, **given})
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.demo import run_demo
+    from partisim.orchestrator.local import LocalWorkers, LocalWorkersError
+
+    _setup_logging(args.verbose)
+    try:
+        params = _demo_params(args)
+    except ParamsError as exc:
+        return fail(exc.message)
+    local = args.local
+    if local is None and args.config is None and not Path(DEFAULT_CONFIG_PATH).exists():
+        console.print(
+            f"No existe {DEFAULT_CONFIG_PATH}: la demo se ejecuta con {DEFAULT_LOCAL_WORKERS} "
+            "workers locales en 127.0.0.1."
+        )
+        local = DEFAULT_LOCAL_WORKERS
+    if local is None:
+        try:
+            config = _load(args.config)
+        except ConfigError as exc:
+            return fail(exc.message)
+        return run_demo(config, console, params=params).exit_code()
+    if not 1 <= local <= 16:
+        return fail("--local: el número de workers locales debe estar entre 1 y 16")
+    workers = LocalWorkers(local)
+    try:
+        with console.status(f"Iniciando {local} worker(s) locales en 127.0.0.1..."):
+            workers.__enter__()
+    except LocalWorkersError as exc:
+        return fail(f"no se pudieron iniciar los workers locales: {exc.message}", 1)
+    try:
+        for w in workers.workers:
+            console.print(f"  Worker local {w.id} en {w.url} (pid {w.proc.pid})")
+        config = load_config(workers.write_config())
+        return run_demo(config, console, params=params).exit_code()
+    finally:
+        workers.__exit__(None, None, None)
+        console.print("Workers locales detenidos.")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from partisim.orchestrator import views
+    from partisim.orchestrator.check import run_checks
+
+    _setup_logging(args.verbose)
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        return fail(exc.message)
+    mode = "rápida" if args.quick else "completa"
+    console.rule(f"[bold]Prueba de comunicación ({mode})")
+    console.print(f"Configuración: {config.path} ({len(config.workers)} worker(s))")
+
+    def show(wc: Any, result: Any) -> None:
+        if result.skipped:
+            return
+        mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+        note = " (resto de pruebas omitidas)" if result.key == "ping" and not result.ok else ""
+        console.print(f"  {mark} {wc.id} · {result.name}: {result.detail}{note}", soft_wrap=True)
+
+    with console.status("Probando workers..."):
+        reports = run_checks(config, quick=args.quick, on_result=show)
+    console.print(views.check_table(reports))
+    reachable = sum(1 for r in reports if r.reachable)
+    passed = sum(1 for r in reports if r.passed)
+    if reachable == 0:
+        console.print(views.no_active_workers(config.path, config.workers))
+    console.print(f"Workers activos: {reachable}/{len(reports)}")
+    console.print(f"Workers que superan todas las pruebas: {passed}/{len(reports)}")
+    ok = bool(reports) and passed == len(reports)
+    console.print("[bold green]RESULTADO: TODO CORRECTO[/]" if ok else "[bold red]RESULTADO: HAY FALLOS[/]")
+    return 0 if ok else 1
+
+
+# -- registration ---------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--config",
+        metavar="RUTA",
+        default=None,
+        help=f"archivo de configuración de workers (por defecto ./{DEFAULT_CONFIG_PATH})",
+    )
+    parent.add_argument(
+        "-v", "--verbose", action="store_true", help="registro detallado con marcas de tiempo en stderr"
+    )
+    return parent
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = _common()
+
+    p = subparsers.add_parser(
+        "orchestrator", parents=[common], help="menú interactivo del orquestador",
+        description="Menú interactivo: verificar workers, ejecutar tareas, demo completa.",
+    )
+    p.set_defaults(func=_orchestrator)
+
+    for name, func, text in [
+        ("ping", _ping, "verifica qué workers responden (tabla de estado)"),
+        ("status", _status, "estado detallado de cada worker (Docker, imagen, capacidad)"),
+    ]:
+        p = subparsers.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
+        p.add_argument("--json", action="store_true", help="salida JSON para scripts")
+        p.set_defaults(func=func)
+
+    p = subparsers.add_parser(
+        "exec", parents=[common], help="ejecuta una tarea en un worker concreto",
+        description="Ejecuta un benchmark en un worker de la configuración y muestra sus métricas.",
+        epilog="Ejemplo: partisim exec --worker worker-01 --engine cython -n 100 -s 500 --seed 42",
+    )
+    p.add_argument("--worker", "-w", required=True, metavar="ID", help="id del worker (de la configuración)")
+    p.add_argument(
+        "--engine", "-e", default="cython", metavar="MOTOR",
+        help="python, numpy, cython, benchmark.py o benchmark_cython.py (por defecto cython)",
+    )
+    p.add_argument("--timeout", type=float, default=None, metavar="SEG",
+                   help="tiempo límite de la tarea en segundos")
+    p.add_argument("--json", action="store_true", help="imprime la respuesta del worker como JSON")
+    add_param_options(p)
+    p.set_defaults(func=_exec)
+
+    p = subparsers.add_parser(
+        "demo", parents=[common], help="demo completa: ping, estado y Python vs Cython",
+        description=(
+            "Demo completa en los workers configurados. Con --local K (o si no existe "
+            f"./{DEFAULT_CONFIG_PATH}) inicia K workers en 127.0.0.1, la ejecuta y los detiene."
+        ),
+    )
+    p.add_argument("--local", type=int, nargs="?", const=DEFAULT_LOCAL_WORKERS, default=None, metavar="K",
+                   help=f"usa K workers locales temporales (por defecto {DEFAULT_LOCAL_WORKERS})")
+    group = p.add_argument_group("parámetros de la simulación")
+    group.add_argument("-n", "--particles", type=int, default=None, metavar="N",
+                       help=f"número de partículas (por defecto {DEMO_DEFAULTS['particles']})")
+    group.add_argument("-s", "--steps", type=int, default=None, metavar="N",
+                       help=f"número de pasos (por defecto {DEMO_DEFAULTS['steps']})")
+    group.add_argument("--seed", type=int, default=None, metavar="N",
+                       help=f"semilla (por defecto {DEMO_DEFAULTS['seed']})")
+    p.set_defaults(func=_demo)
+
+    p = subparsers.add_parser(
+        "check", parents=[common], help="suite de pruebas de comunicación (test_communication.py)",
+        description=(
+            "Por cada worker: ping (< 5 s), estado, benchmark Python, benchmark Cython, petición "
+            "inválida rechazada y tiempo límite respetado. Código 0 solo si todos pasan."
+        ),
+    )
+    p.add_argument("--quick", action="store_true",
+                   help="prueba rápida: parámetros pequeños y sin la prueba de tiempo límite")
+    p.set_defaults(func=_check)

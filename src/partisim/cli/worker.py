@@ -1,0 +1,56 @@
+"""`partisim worker`: start the worker service on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+from partisim.worker.settings import OPTIONS
+
+__all__ = ["register"]
+
+_EPILOG = """\
+Cada opción también se puede dar con su variable de entorno (entre corchetes);
+la opción gana. PARTISIM_TOKEN fija el token exigido en Authorization: Bearer.
+
+Ejemplos:
+  partisim worker                                  # 0.0.0.0:8080, id según config_workers.json
+  partisim worker --host 127.0.0.93 --port 8080
+  WORKER_ID=worker-01 partisim worker --runner process --capacity 2
+"""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from partisim.worker.server import run_worker  # heavy imports only when serving
+    from partisim.worker.settings import build_settings
+
+    if args.whoami:
+        return _whoami(args)
+    settings = build_settings({opt.name: getattr(args, opt.name) for opt in OPTIONS})
+    return run_worker(settings)
+
+
+def _whoami(args: argparse.Namespace) -> int:
+    """Print the id and addresses this worker would take, and exit (start_worker.sh uses it)."""
+    from partisim.cli._output import console
+    from partisim.worker.identity import resolve_identity
+    from partisim.worker.settings import build_settings
+
+    s = build_settings({opt.name: getattr(args, opt.name) for opt in OPTIONS})
+    ident = resolve_identity(s.host, s.port, worker_id=s.worker_id, config_path=s.config_path,
+                             config_explicit=s.config_explicit)
+    console.print(f"{ident.worker_id} {ident.address}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="inicia el servicio worker (API HTTP que ejecuta simulaciones)",
+        description="Inicia el servicio worker: una API HTTP/REST que ejecuta simulaciones a pedido.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for opt in OPTIONS:
+        env = f" [{opt.env}]" if opt.env else ""
+        parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=opt.name.split("_")[-1].upper(),
+                            help=opt.help + env)
+    parser.add_argument("--whoami", action="store_true",
+                        help="muestra el id y la dirección que tomaría el worker, y termina")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,267 @@
+"""The communication suite (``python test_communication.py`` = ``partisim check``).
+
+Per configured worker, in order: ping (< 5 s), status (Docker and image reported),
+a Python benchmark, a Cython benchmark (same checksum as Python), an invalid
+request that must be refused with 422, and a short task timeout that must be
+honoured (the worker answers 504 in time, stays up and frees the slot). Workers
+are checked in parallel; a worker passes when all its checks pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from partisim.errors import PartisimError, TaskRejected, TaskTimedOut
+from partisim.orchestrator.client import WorkerClient
+from partisim.orchestrator.demo import run_parallel
+from partisim.orchestrator.registry import describe_error, token_from_env
+
+__all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]
+
+log = logging.getLogger(__name__)
+
+PING_LIMIT_S = 5.0
+FULL_PARAMS = {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}
+QUICK_PARAMS = {"NUM_PARTICULAS": 30, "NUM_PASOS": 50, "SEMILLA": 42}
+# Far more work than the short timeout allows for the pure-Python engine.
+SLOW_PARAMS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 1_000_000, "SEMILLA": 7}
+SHORT_TIMEOUT_S = 1.0
+TIMEOUT_GRACE_S = 4.0
+_CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
+
+CHECK_NAMES = {
+    "ping": "Ping (< 5 s)",
+    "status": "Estado (Docker e imagen)",
+    "python": "Benchmark Python",
+    "cython": "Benchmark Cython",
+    "invalid": "Petición inválida rechazada",
+    "timeout": "Tiempo límite respetado",
+}
+
+
+SHORT_NAMES = {
+    "ping": "Ping",
+    "status": "Estado",
+    "python": "Python",
+    "cython": "Cython",
+    "invalid": "Inválida",
+    "timeout": "Timeout",
+}
+
+
+class CheckFailed(Exception):
+    """A check's expectation was not met; the message says which, in Spanish."""
+
+
+@dataclass
+class CheckResult:
+    key: str
+    ok: bool
+    detail: str
+    duration: float = 0.0
+    skipped: bool = False
+
+    @property
+    def name(self) -> str:
+        return CHECK_NAMES.get(self.key, self.key)
+
+    @property
+    def short_name(self) -> str:
+        return SHORT_NAMES.get(self.key, self.key)
+
+
+@dataclass
+class WorkerChecks:
+    id: str
+    url: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.results) and self.results[0].key == "ping" and self.results[0].ok
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+
+def run_checks(
+    config: Any,
+    *,
+    quick: bool = False,
+    token: str | None = None,
+    on_result: Callable[[WorkerChecks, CheckResult], None] | None = None,
+) -> list[WorkerChecks]:
+    """Run the suite on every configured worker (in parallel); reports in config order."""
+    token = token if token is not None else token_from_env()
+    timeout = float(getattr(config.orchestrator, "timeout", 5.0))
+    lock = threading.Lock()
+
+    def report(wc: WorkerChecks, result: CheckResult) -> None:
+        wc.results.append(result)
+        if on_result is not None:
+            with lock:
+                on_result(wc, result)
+
+    def one(entry: Any) -> WorkerChecks:
+        wc = WorkerChecks(entry.id, entry.url)
+        _Suite(wc, timeout=timeout, token=token, quick=quick, report=report).run()
+        return wc
+
+    workers = list(config.workers)
+    return run_parallel(one, workers, limit=max(1, len(workers)))
+
+
+class _Suite:
+    def __init__(
+        self,
+        wc: WorkerChecks,
+        *,
+        timeout: float,
+        token: str | None,
+        quick: bool,
+        report: Callable[[WorkerChecks, CheckResult], None],
+    ) -> None:
+        self.wc = wc
+        self.timeout = timeout
+        self.token = token
+        self.quick = quick
+        self.report = report
+        self.python_result: dict[str, Any] | None = None
+
+    def client(self, timeout: float | None = None) -> WorkerClient:
+        return WorkerClient(self.wc.url, timeout=timeout or self.timeout, token=self.token)
+
+    def run(self) -> None:
+        steps: list[tuple[str, Callable[[], str]]] = [
+            ("ping", self.ping),
+            ("status", self.status),
+            ("python", lambda: self.benchmark("python")),
+            ("cython", lambda: self.benchmark("cython")),
+            ("invalid", self.invalid),
+        ]
+        if not self.quick:
+            steps.append(("timeout", self.short_timeout))
+        for index, (key, check) in enumerate(steps):
+            start = time.perf_counter()
+            try:
+                detail = check()
+                ok = True
+            except CheckFailed as exc:
+                detail, ok = str(exc), False
+            except PartisimError as exc:
+                detail, ok = describe_error(exc), False
+            except Exception as exc:  # a surprise is a failed check, not a crash
+                log.debug("check %s falló", key, exc_info=True)
+                detail, ok = f"{type(exc).__name__}: {exc}", False
+            self.report(self.wc, CheckResult(key, ok, detail, time.perf_counter() - start))
+            if key == "ping" and not ok:
+                for skipped, _ in steps[index + 1:]:
+                    self.report(
+                        self.wc,
+                        CheckResult(skipped, False, "omitida: el worker no responde", skipped=True),
+                    )
+                return
+
+    # -- the checks: each returns a detail line or raises CheckFailed --------
+
+    def ping(self) -> str:
+        with self.client(timeout=min(self.timeout, PING_LIMIT_S)) as c:
+            start = time.perf_counter()
+            answer = c.ping()
+            elapsed = time.perf_counter() - start
+        if answer.get("status") != "active":
+            raise CheckFailed(f"respuesta inesperada: status={answer.get('status')!r}")
+        if elapsed >= PING_LIMIT_S:
+            raise CheckFailed(f"respondió en {elapsed:.2f} s (límite {PING_LIMIT_S:.0f} s)")
+        return f"{elapsed * 1000:.1f} ms, se identifica como {answer.get('worker_id', '?')}"
+
+    def status(self) -> str:
+        with self.client() as c:
+            s = c.status()
+        missing = [k for k in ("docker_available", "image_available") if not isinstance(s.get(k), bool)]
+        if missing:
+            raise CheckFailed(f"/status no informa {', '.join(missing)}")
+        docker = "sí" if s["docker_available"] else "no"
+        image = "sí" if s["image_available"] else "no"
+        return (
+            f"Docker: {docker}, imagen {s.get('docker_image', '?')}: {image}, "
+            f"runner: {s.get('runner', '?')}, capacidad: {s.get('capacity', '?')}"
+        )
+
+    def benchmark(self, engine: str) -> str:
+        benchmark = "benchmark.py" if engine == "python" else "benchmark_cython.py"
+        params = QUICK_PARAMS if self.quick else FULL_PARAMS
+        with self.client() as c:
+            r = c.execute(benchmark, params)
+        if r.get("status") != "success":
+            raise CheckFailed(f"status={r.get('status')!r}")
+        if r.get("engine") != engine:
+            raise CheckFailed(f"se pidió {engine} y el worker usó {r.get('engine')!r}")
+        collisions = r.get("particle_collisions")
+        if not isinstance(collisions, int) or not _CHECKSUM.match(str(r.get("checksum", ""))):
+            raise CheckFailed("la respuesta no trae colisiones ni checksum válidos")
+        detail = f"{r.get('simulation_time', 0):.3f} s, {collisions} colisiones"
+        if engine == "python":
+            self.python_result = r
+        elif self.python_result is not None:
+            if self.python_result.get("checksum") != r.get("checksum"):
+                raise CheckFailed("el checksum de Cython difiere del de Python")
+            detail += ", checksum igual al de Python"
+        return detail
+
+    def invalid(self) -> str:
+        refused = []
+        bad_requests = [
+            ("../../etc/passwd", {"NUM_PARTICULAS": 10}),
+            ("benchmark.py", {"NUM_PARTICULAS": -5}),
+        ]
+        with self.client() as c:
+            for benchmark, params in bad_requests:
+                try:
+                    c.execute(benchmark, params)
+                except TaskRejected as exc:
+                    code = getattr(exc, "status_code", None)
+                    if code != 422:
+                        raise CheckFailed(f"rechazada con código {code}, se esperaba 422") from exc
+                    refused.append(benchmark)
+                    continue
+                raise CheckFailed(f"el worker aceptó una petición inválida ({benchmark}, {params})")
+        return f"{len(refused)} peticiones inválidas rechazadas con 422"
+
+    def short_timeout(self) -> str:
+        start = time.perf_counter()
+        try:
+            with self.client() as c:
+                c.execute("benchmark.py", SLOW_PARAMS, timeout=SHORT_TIMEOUT_S)
+        except TaskTimedOut:
+            elapsed = time.perf_counter() - start
+        else:
+            raise CheckFailed(f"la tarea terminó pese al límite de {SHORT_TIMEOUT_S:.0f} s")
+        if elapsed > SHORT_TIMEOUT_S + TIMEOUT_GRACE_S:
+            raise CheckFailed(
+                f"cortada tras {elapsed:.1f} s (límite {SHORT_TIMEOUT_S:.0f} s + "
+                f"{TIMEOUT_GRACE_S:.0f} s de margen)"
+            )
+        freed = self._wait_idle(deadline_s=10.0)
+        if not freed:
+            raise CheckFailed("el worker sigue ocupado tras el límite: no detuvo la tarea")
+        return f"cortada a los {elapsed:.1f} s; el worker sigue respondiendo y quedó libre"
+
+    def _wait_idle(self, deadline_s: float) -> bool:
+        """Poll /status until no task is running (the killed one freed its slot)."""
+        deadline = time.monotonic() + deadline_s
+        with self.client() as c:
+            while True:
+                s = c.status()
+                if not s.get("running"):
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)  # poll interval; the deadline above bounds the wait

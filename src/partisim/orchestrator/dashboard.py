@@ -1,0 +1,380 @@
+"""The live dashboard of ``partisim serve``: the page at ``/``, its static assets, the
+Server-Sent Events stream ``/api/events``, chart data ``/api/charts`` and sweeps
+``POST /api/sweeps``.
+
+The page is plain HTML, CSS and JavaScript shipped in ``orchestrator/static`` (no
+framework, no CDN), so it works on machines without internet. The event stream pushes
+the state of the queue and the workers whenever it changes: the server looks every
+`CHECK_INTERVAL_S` seconds and wakes at once when a task finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from partisim.errors import ParamsError
+from partisim.orchestrator.api import snapshot
+from partisim.orchestrator.queue import FAILED, SUCCESS, TaskSpec, new_batch_id
+from partisim.orchestrator.results import Group, group_times
+from partisim.orchestrator.tasks import parse_int_list, sweep
+from partisim.sim import resolve_engine
+
+__all__ = [
+    "router",
+    "live_state",
+    "chart_data",
+    "parse_sweep_form",
+    "CHECK_INTERVAL_S",
+    "HEARTBEAT_S",
+]
+
+log = logging.getLogger(__name__)
+
+#: how often the event stream looks for changes
+CHECK_INTERVAL_S = 0.4
+#: a heartbeat event at least this often, so the page notices a dead connection
+HEARTBEAT_S = 5.0
+#: what the browser waits before reconnecting by itself (sent as ``retry:``)
+RECONNECT_MS = 1000
+#: task activity histogram: ACTIVITY_BUCKETS buckets of ACTIVITY_BUCKET_S seconds
+ACTIVITY_BUCKET_S = 10.0
+ACTIVITY_BUCKETS = 30
+
+_ASSETS = {
+    "dashboard.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+}
+#: sweep form fields, and the parameter names whose errors belong to each
+_FORM_FIELDS = {
+    "engines": ("engines", "benchmark", "engine"),
+    "particles": ("particles", "NUM_PARTICULAS"),
+    "steps": ("steps", "NUM_PASOS"),
+    "seeds": ("seeds", "seed", "SEMILLA"),
+    "repeat": ("repeat",),
+}
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat")
+
+router = APIRouter()
+
+
+# -- state shared by every open page --------------------------------------------------
+
+
+@dataclass
+class _Cache:
+    """Last computed live state, so several open pages cost one set of queries."""
+
+    at: float = 0.0
+    generation: int = 0
+    state_generation: int = -1
+    state: dict[str, Any] | None = None
+    key: str = ""
+    failed_key: tuple[int, int] = (-1, -1)
+    failed_per_worker: dict[str, int] = field(default_factory=dict)
+    charts_key: tuple[int, str] = (-1, "")
+    charts: dict[str, Any] | None = None
+
+
+def _cache(app: FastAPI) -> _Cache:
+    cache = getattr(app.state, "dashboard_cache", None)
+    if cache is None:
+        cache = app.state.dashboard_cache = _Cache()
+        scheduler = getattr(app.state, "scheduler", None)
+        if scheduler is not None:
+            # a task became final (done, failed, cancelled): the cached state is old
+            scheduler.add_listener(lambda _task_id: _invalidate(cache))
+    return cache
+
+
+def _invalidate(cache: _Cache) -> None:
+    cache.generation += 1
+
+
+def _failed_per_worker(app: FastAPI, cache: _Cache, counts: dict[str, int]) -> dict[str, int]:
+    # Failed tasks are few; recount them only when their number changes.
+    key = (counts[FAILED], counts["total"])
+    if key != cache.failed_key:
+        found: dict[str, int] = defaultdict(int)
+        for task in app.state.queue.list(status=FAILED, limit=100_000):
+            if task.worker:
+                found[task.worker] += 1
+        cache.failed_per_worker, cache.failed_key = dict(found), key
+    return cache.failed_per_worker
+
+
+def _activity(app: FastAPI, now: float) -> list[dict[str, float]]:
+    """Finished tasks per second in each of the last ACTIVITY_BUCKETS windows, oldest first."""
+    queue = app.state.queue
+    edges = [now - k * ACTIVITY_BUCKET_S for k in range(ACTIVITY_BUCKETS, -1, -1)]
+    cumulative = [queue.finished_since(t) for t in edges]
+    return [
+        {"t": round(edges[k], 3), "per_s": round((cumulative[k] - cumulative[k + 1]) / ACTIVITY_BUCKET_S, 3)}
+        for k in range(ACTIVITY_BUCKETS)
+    ]
+
+
+def _compute_state(app: FastAPI) -> dict[str, Any]:
+    cache = _cache(app)
+    state = snapshot(app)
+    now = state["summary"].get("timestamp") or time.time()
+    failed = _failed_per_worker(app, cache, state["summary"])
+    for worker in state["workers"]:
+        worker["failed"] = failed.get(worker["id"], 0)
+        worker["address"] = worker.get("url", "").split("://", 1)[-1].rstrip("/")
+    state["activity"] = _activity(app, now)
+    state["server_time"] = now
+    return state
+
+
+def _state_key(state: dict[str, Any]) -> str:
+    """What must differ for a push: everything but the clock."""
+    summary = {k: v for k, v in state["summary"].items() if k != "timestamp"}
+    rest = {k: v for k, v in state.items() if k not in ("summary", "server_time", "activity")}
+    # the activity histogram slides with time; only its counts matter
+    activity = [a["per_s"] for a in state["activity"]]
+    return json.dumps([summary, rest, activity], sort_keys=True, default=str)
+
+
+def live_state(app: FastAPI, *, max_age: float = CHECK_INTERVAL_S * 0.75) -> tuple[str, dict[str, Any]]:
+    """``(key, state)``: the snapshot of `api.snapshot` plus per-worker failures and the
+    activity histogram. Recomputed at most every ``max_age`` seconds."""
+    cache = _cache(app)
+    now = time.monotonic()
+    if cache.state is None or now - cache.at >= max_age or cache.state_generation != cache.generation:
+        generation = cache.generation
+        state = _compute_state(app)
+        cache.state, cache.key, cache.at = state, _state_key(state), now
+        cache.state_generation = generation
+    return cache.key, cache.state  # type: ignore[return-value]
+
+
+# -- charts ---------------------------------------------------------------------------
+
+
+def _series(groups: list[Group]) -> list[dict[str, Any]]:
+    several_steps = len({g.steps for g in groups}) > 1
+    by_line: dict[tuple[str, int], list[Group]] = defaultdict(list)
+    for g in groups:
+        by_line[(g.engine, g.steps)].append(g)
+    out = []
+    for (engine, steps), items in sorted(by_line.items()):
+        items.sort(key=lambda g: g.particles)
+        out.append({
+            "engine": engine,
+            "steps": steps,
+            "label": f"{engine} · {steps} pasos" if several_steps else engine,
+            "points": [
+                {"particles": g.particles, "mean": g.mean, "stdev": g.stdev, "n": g.n} for g in items
+            ],
+        })
+    return out
+
+
+def _speedups(groups: list[Group]) -> list[dict[str, Any]]:
+    by_size: dict[tuple[int, int], dict[str, Group]] = defaultdict(dict)
+    for g in groups:
+        by_size[(g.particles, g.steps)][g.engine] = g
+    out = []
+    for (particles, steps), engines in sorted(by_size.items()):
+        python, cython = engines.get("python"), engines.get("cython")
+        if python is None or cython is None or cython.mean <= 0:
+            continue
+        out.append({
+            "particles": particles,
+            "steps": steps,
+            "python": python.mean,
+            "cython": cython.mean,
+            "value": python.mean / cython.mean,
+        })
+    return out
+
+
+def chart_data(app: FastAPI) -> dict[str, Any]:
+    """Mean simulation time per (engine, particles, steps) over the stored successful
+    results, and the cython/python speedup where both engines ran the same size.
+    Cached until the number of successful tasks changes."""
+    queue = app.state.queue
+    cache = _cache(app)
+    newest = queue.list(status=SUCCESS, limit=1)
+    key = (queue.counts()[SUCCESS], newest[0].id if newest else "")
+    if cache.charts is None or key != cache.charts_key:
+        tasks = [t.to_dict() for t in queue.list(status=SUCCESS, limit=100_000)]
+        groups = group_times(tasks)
+        cache.charts = {
+            "success": key[0],
+            "series": _series(groups),
+            "speedup": _speedups(groups),
+        }
+        cache.charts_key = key
+    return cache.charts
+
+
+# -- sweeps ---------------------------------------------------------------------------
+
+
+def _text(value: Any, what: str) -> str:
+    """Accept ``"100,200"``, ``[100, 200]`` or a single number for a list field."""
+    if isinstance(value, bool):
+        raise ParamsError(f"{what}: valor inválido {value!r}")
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    raise ParamsError(f"{what}: use una lista de valores o un texto como 100,200 o 1-10")
+
+
+def _engines(value: Any) -> list[str]:
+    names = [n.strip() for n in _text(value, "motores").split(",") if n.strip()]
+    if not names:
+        raise ParamsError("motores: elija al menos un motor (python, numpy, cython)", field="engines")
+    try:
+        return list(dict.fromkeys(resolve_engine(n) for n in names))
+    except ParamsError as exc:
+        raise ParamsError(f"motores: {exc.message}", field="engines") from None
+
+
+def _form_field(exc: ParamsError, default: str | None) -> str | None:
+    names = [exc.field] if exc.field else []
+    # parameter errors that name no field (e.g. the packing fraction) start with it
+    names.append(exc.message.split(" ", 1)[0].split("/", 1)[0].rstrip(":"))
+    for name in names:
+        for form_field, keys in _FORM_FIELDS.items():
+            if name in keys:
+                return form_field
+    return default
+
+
+def parse_sweep_form(body: Any) -> list[TaskSpec]:
+    """A sweep request -> task specs, validated by the queue's own expansion."""
+    if not isinstance(body, dict):
+        raise ParamsError("el cuerpo debe ser un objeto JSON con engines, particles, steps y seeds")
+    unknown = [k for k in body if k not in _SWEEP_KEYS]
+    if unknown:
+        raise ParamsError(f"clave desconocida {unknown[0]!r}; válidas: {', '.join(_SWEEP_KEYS)}")
+    current: str | None = "engines"
+    try:
+        engines = _engines(body.get("engines", ""))
+        lists = {}
+        for current, what, default in (
+            ("particles", "partículas", None),
+            ("steps", "pasos", None),
+            ("seeds", "semillas", "42"),
+        ):
+            raw = body.get(current, default)
+            if raw is None:
+                raise ParamsError(f"{what}: indique al menos un valor")
+            lists[current] = parse_int_list(_text(raw, what), what)
+        current = None  # from here on: the sweep as a whole, or one parameter
+        repeat = body.get("repeat", 1)
+        if isinstance(repeat, str) and repeat.strip().isdigit():
+            repeat = int(repeat)
+        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat)
+    except ParamsError as exc:
+        if exc.message.startswith("--repeat"):
+            raise ParamsError(exc.message.replace("--repeat", "repeticiones", 1), field="repeat") from None
+        raise ParamsError(exc.message, field=_form_field(exc, current)) from None
+    return specs
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+def _asset(name: str) -> str:
+    return resources.files("partisim.orchestrator").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _error(status_code: int, message: str, field_name: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"status": "error", "error": message}
+    if field_name:
+        body["field"] = field_name
+    return JSONResponse(body, status_code=status_code)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> Response:
+    return Response(_asset("dashboard.html"), media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    media_type = _ASSETS.get(name)
+    if media_type is None:
+        return _error(404, f"archivo desconocido: {name}")
+    return Response(_asset(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+def _closing(app: FastAPI) -> bool:
+    notifier = getattr(app.state, "notifier", None)
+    return bool(notifier is not None and notifier.closed)
+
+
+async def _events(request: Request) -> AsyncIterator[str]:
+    app: FastAPI = request.app
+    notifier = getattr(app.state, "notifier", None)
+    last_key = None
+    last_sent = 0.0
+    yield f"retry: {RECONNECT_MS}\n\n"
+    while not _closing(app) and not await request.is_disconnected():
+        try:
+            # in the event loop: the monitor and the scheduler are not thread-safe
+            key, state = live_state(app)
+        except Exception:  # end this stream; the page reconnects and tries again
+            log.exception("no se pudo preparar el estado del panel")
+            return
+        now = time.monotonic()
+        if key != last_key:
+            last_key, last_sent = key, now
+            yield f"event: snapshot\ndata: {json.dumps(state, default=str)}\n\n"
+        elif now - last_sent >= HEARTBEAT_S:
+            last_sent = now
+            yield f"event: heartbeat\ndata: {json.dumps({'server_time': time.time()})}\n\n"
+        if notifier is not None:
+            # returns early when a task finishes (or at shutdown)
+            await notifier.wait_change(CHECK_INTERVAL_S)
+        else:
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+
+@router.get("/api/events", include_in_schema=False)
+async def events(request: Request) -> StreamingResponse:
+    """Server-Sent Events: ``snapshot`` when the state changes, ``heartbeat`` otherwise."""
+    return StreamingResponse(
+        _events(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/api/charts")
+async def charts(request: Request) -> Any:
+    return await run_in_threadpool(chart_data, request.app)
+
+
+@router.post("/api/sweeps", status_code=201)
+async def submit_sweep(request: Request) -> Any:
+    """Queue a sweep (engines x particles x steps x seeds) as one batch."""
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return _error(422, "el cuerpo debe ser JSON: {\"engines\", \"particles\", \"steps\", \"seeds\"}")
+    try:
+        # a large sweep takes a while to validate: keep the event loop free
+        specs = await run_in_threadpool(parse_sweep_form, body)
+    except ParamsError as exc:
+        return _error(422, exc.message, exc.field)
+    queue = request.app.state.queue
+    batch, ids = await run_in_threadpool(queue.enqueue, specs, new_batch_id("sweep"))
+    request.app.state.scheduler.wake()
+    return JSONResponse({"batch": batch, "ids": ids, "count": len(ids)}, status_code=201)

@@ -1,0 +1,260 @@
+"""The interactive menu (``python orchestrator.py`` = ``partisim orchestrator``).
+
+Reads answers with ``input()``, so it works on a terminal and with piped stdin.
+End of input or Ctrl-C at any prompt leaves cleanly ("Saliendo...", code 0 or 130).
+Every action is a method; none of them raises for a worker that is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from partisim.errors import ConfigError, ParamsError, WorkerUnavailable
+from partisim.orchestrator import views
+from partisim.orchestrator.config import load_config
+from partisim.orchestrator.demo import (
+    DEFAULT_DEMO_PARAMS,
+    ENGINE_LABELS,
+    execute_on,
+    explain_task_error,
+    run_demo,
+)
+from partisim.orchestrator.registry import WorkerHealth, ping_all, token_from_env
+from partisim.sim import SimParams, parse_params
+
+__all__ = ["Menu", "MenuExit"]
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = [
+    ("python", "Python (benchmark.py)"),
+    ("cython", "Cython (benchmark_cython.py)"),
+    ("numpy", "NumPy"),
+]
+PARAM_QUESTIONS = [
+    ("NUM_PARTICULAS", "Número de partículas"),
+    ("NUM_PASOS", "Número de pasos"),
+    ("SEMILLA", "Semilla"),
+]
+
+
+class MenuExit(Exception):
+    """Leave the menu with this exit code (end of input, Ctrl-C or option Salir)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Menu:
+    def __init__(self, config: Any, console: Console, *, token: str | None = None) -> None:
+        self.config = config
+        self.console = console
+        self.token = token if token is not None else token_from_env()
+        self.options: list[tuple[str, Callable[[], None]]] = [
+            ("Verificar workers (ping)", self.verify_workers),
+            ("Ejecutar una tarea específica", self.run_task),
+            ("Demo completa (Python vs Cython)", self.demo),
+            ("Estado detallado de los workers", self.detailed_status),
+            ("Mostrar configuración", self.show_config),
+            ("Recargar configuración", self.reload_config),
+            ("Salir", self.quit),
+        ]
+        # Queue options (partisim serve), after "Salir" so the numbers above stay stable.
+        from partisim.cli.queue import menu_options
+
+        self.options.extend(menu_options(self))
+
+    # -- main loop -----------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            self.console.rule("[bold]ORQUESTADOR DE SIMULACIONES DE PARTÍCULAS")
+            self.console.print(
+                f"Configuración: {self.config.path} ({len(self.config.workers)} worker(s))"
+            )
+            self.verify_workers()
+            while True:
+                self._show_options()
+                count = len(self.options)
+                leave = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
+                choice = self.ask_choice(
+                    f"Elige una opción [1-{count}]: ", count,
+                    names={"q": leave, "salir": leave},
+                )
+                self.options[choice][1]()
+        except MenuExit as leave:
+            self.console.print("Saliendo...")
+            return leave.code
+        except KeyboardInterrupt:  # Ctrl-C while an action was running
+            self.console.print("\nSaliendo...")
+            return 130
+
+    def _show_options(self) -> None:
+        self.console.print()
+        self.console.print("[bold]Menú principal[/bold]")
+        for number, (label, _) in enumerate(self.options, start=1):
+            self.console.print(f"  {number}. {label}")
+
+    # -- prompts ---------------------------------------------------------------
+
+    def ask(self, prompt: str) -> str:
+        try:
+            answer = self.console.input(prompt)
+        except EOFError:
+            self.console.print()
+            raise MenuExit(0) from None
+        except KeyboardInterrupt:
+            self.console.print()
+            raise MenuExit(130) from None
+        if not sys.stdin.isatty():
+            self.console.print(answer, markup=False, highlight=False)  # echo for logs and pipes
+        return answer.strip()
+
+    def ask_choice(
+        self, prompt: str, count: int, *, default: int | None = None, names: dict[str, int] | None = None
+    ) -> int:
+        """A number between 1 and ``count`` (or one of ``names``); returns a 0-based index."""
+        while True:
+            answer = self.ask(prompt)
+            if not answer and default is not None:
+                return default
+            if names and answer.lower() in names:
+                return names[answer.lower()]
+            if answer.isdigit() and 1 <= int(answer) <= count:
+                return int(answer) - 1
+            self.console.print(
+                f"[yellow]Opción no válida: {answer!r}. Escribe un número del 1 al {count}.[/yellow]"
+            )
+
+    def ask_yes(self, prompt: str, *, default: bool = True) -> bool:
+        while True:
+            answer = self.ask(prompt).lower()
+            if not answer:
+                return default
+            if answer in {"s", "si", "sí", "y", "yes"}:
+                return True
+            if answer in {"n", "no"}:
+                return False
+            self.console.print("[yellow]Responde 's' (sí) o 'n' (no).[/yellow]")
+
+    # -- actions ---------------------------------------------------------------
+
+    def _ping(self, *, with_status: bool = False) -> list[WorkerHealth]:
+        with self.console.status("Enviando ping a los workers..."):
+            return ping_all(self.config, with_status=with_status, token=self.token)
+
+    def _active_or_warn(self, healths: list[WorkerHealth]) -> list[WorkerHealth]:
+        active = [h for h in healths if h.active]
+        if not active:
+            self.console.print(views.no_active_workers(str(self.config.path), self.config.workers))
+        return active
+
+    def verify_workers(self) -> None:
+        healths = self._ping()
+        self.console.print(views.ping_table(healths))
+        active = self._active_or_warn(healths)
+        if active:
+            self.console.print(f"Workers activos: {len(active)}/{len(healths)}")
+
+    def detailed_status(self) -> None:
+        healths = self._ping(with_status=True)
+        if self._active_or_warn(healths):
+            self.console.print(views.status_table(healths))
+
+    def demo(self) -> None:
+        run_demo(self.config, self.console, token=self.token)
+
+    def show_config(self) -> None:
+        self.console.print(views.config_table(self.config))
+
+    def reload_config(self) -> None:
+        try:
+            self.config = load_config(self.config.path)
+        except ConfigError as exc:
+            self.console.print(f"[red]Error:[/red] {exc}")
+            self.console.print("Se mantiene la configuración anterior.")
+            return
+        self.console.print(
+            f"Configuración recargada: {len(self.config.workers)} worker(s) en {self.config.path}"
+        )
+
+    def quit(self) -> None:
+        raise MenuExit(0)
+
+    def run_task(self) -> None:
+        active = self._active_or_warn(self._ping())
+        if not active:
+            return
+        self.console.print("[bold]Workers activos:[/bold]")
+        for number, h in enumerate(active, start=1):
+            self.console.print(f"  {number}. {h.id} ({h.address}, {views.fmt_latency(h.latency_ms)})")
+        worker = active[
+            self.ask_choice(
+                f"Elige worker [1-{len(active)}] o su id (Enter = 1): ",
+                len(active),
+                default=0,
+                names={h.id.lower(): i for i, h in enumerate(active)},
+            )
+        ]
+
+        self.console.print("[bold]Benchmarks:[/bold]")
+        for number, (_, label) in enumerate(BENCHMARKS, start=1):
+            self.console.print(f"  {number}. {label}")
+        engine = BENCHMARKS[
+            self.ask_choice(
+                f"Elige benchmark [1-{len(BENCHMARKS)}] (Enter = 1): ",
+                len(BENCHMARKS),
+                default=0,
+                names={name: i for i, (name, _) in enumerate(BENCHMARKS)},
+            )
+        ][0]
+
+        params = self._ask_params()
+        label = ENGINE_LABELS.get(engine, engine)
+        try:
+            with self.console.status(f"Ejecutando {label} en {worker.id}..."):
+                result = execute_on(
+                    worker.url,
+                    engine,
+                    params,
+                    connect_timeout=float(self.config.orchestrator.timeout),
+                    token=self.token,
+                )
+        except Exception as exc:  # a dead or refusing worker is reported, never a crash
+            log.debug("tarea fallida", exc_info=True)
+            self.console.print(f"[red]No se pudo completar la tarea:[/red] {explain_task_error(worker.id, exc)}")
+            if isinstance(exc, WorkerUnavailable):
+                self.console.print("Usa la opción 1 para ver qué workers siguen activos.")
+            return
+        self.console.print(views.result_table(result))
+
+    def _ask_params(self) -> SimParams:
+        defaults = dict(DEFAULT_DEMO_PARAMS)
+        summary = f"{defaults['NUM_PARTICULAS']} partículas, {defaults['NUM_PASOS']} pasos, semilla {defaults['SEMILLA']}"
+        if self.ask_yes(f"¿Usar parámetros por defecto ({summary})? [S/n]: "):
+            return parse_params(defaults)
+        values: dict[str, Any] = dict(defaults)
+        for key, label in PARAM_QUESTIONS:
+            while True:
+                answer = self.ask(f"{label} [{values[key]}]: ")
+                if not answer:
+                    break
+                try:
+                    candidate = int(answer)
+                except ValueError:
+                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {answer!r}. Escribe un número entero.[/yellow]")
+                    continue
+                try:
+                    parse_params({**values, key: candidate})
+                except ParamsError as exc:
+                    self.console.print(f"[yellow]{exc}[/yellow]")
+                    continue
+                values[key] = candidate
+                break
+        return parse_params(values)

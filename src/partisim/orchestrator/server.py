@@ -1,0 +1,135 @@
+"""``partisim serve``: configuration, queue, health monitor, scheduler, inbox and the
+REST API under one uvicorn server. SIGTERM (or Ctrl-C) stops it gracefully: no new
+dispatches, in-flight tasks get a grace period, the rest are reconciled at next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from partisim.errors import ConfigError
+from partisim.orchestrator.api import create_app
+from partisim.orchestrator.config import Config
+from partisim.orchestrator.inbox import Inbox
+from partisim.orchestrator.queue import Queue
+from partisim.orchestrator.registry import HealthMonitor, token_from_env
+from partisim.orchestrator.scheduler import RetryPolicy, Scheduler
+
+__all__ = ["ServeOptions", "build_app", "serve", "check_port"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    db: str = "partisim.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    inbox: str | None = None
+    shutdown_grace: float = 10.0
+    retry_base: float = 0.5
+
+
+def open_queue(path: str, max_attempts: int) -> Queue:
+    try:
+        return Queue(path, max_attempts=max_attempts)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
+
+
+def build_app(config: Config, options: ServeOptions) -> FastAPI:
+    """Wire every part of serve into one FastAPI app (started by its lifespan)."""
+    settings = config.orchestrator
+    # retry_attempts counts the retries: a task gets one first try plus that many more
+    queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
+    monitor = HealthMonitor.from_config(config)
+    scheduler = Scheduler(
+        queue,
+        monitor,
+        max_concurrent_tasks=settings.max_concurrent_tasks,
+        request_timeout=settings.timeout,
+        policy=RetryPolicy(base=options.retry_base),
+        token=token_from_env(),
+    )
+    monitor.on_change = lambda _health: scheduler.wake()
+    startup: list[Any] = []
+    shutdown: list[Any] = []
+    if options.inbox:
+        inbox = Inbox(options.inbox, queue, on_enqueued=scheduler.wake)
+        inbox.prepare()
+        startup.append(inbox.start)
+        shutdown.append(inbox.stop)
+
+    app = create_app(
+        queue, monitor, scheduler,
+        on_startup=startup, on_shutdown=shutdown,
+        shutdown_grace=options.shutdown_grace,
+    )
+    app.state.options = options
+    app.state.config = config
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early, in Spanish, when the address cannot be used."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"no se puede escuchar en {host}:{port}: {exc.strerror}") from None
+
+
+def _absorb(sig: int, frame: Any) -> None:
+    """Placeholder handler: uvicorn installs its own while serving."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus: on SIGTERM/SIGINT release long-poll requests at once."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        log.info("señal %s recibida: parada ordenada", sig)
+        self._app.state.notifier.close()
+        super().handle_exit(sig, frame)
+
+
+def serve(config: Config, options: ServeOptions) -> None:
+    """Run until SIGTERM/SIGINT."""
+    if options.inbox:
+        Path(options.inbox).mkdir(parents=True, exist_ok=True)
+    check_port(options.host, options.port)
+    app = build_app(config, options)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=max(1, int(options.shutdown_grace)),
+        ),
+        app,
+    )
+    # uvicorn re-raises the stop signal once it has stopped gracefully; absorb it so a
+    # SIGTERM ends serve with exit code 0 after the orderly stop.
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,648 @@
+// partisim dashboard: live view of `partisim serve` over Server-Sent Events.
+// Plain JavaScript, no framework, no network access beyond this server.
+"use strict";
+
+(() => {
+  // the server sends a heartbeat at least every 5 s; silence this long means a dead link
+  const STALE_AFTER_MS = 12000;
+  const SVG = "http://www.w3.org/2000/svg";
+  const ENGINE_COLORS = { python: "var(--python)", numpy: "var(--numpy)", cython: "var(--cython)" };
+  const STATUS = {
+    queued: "En cola", running: "En curso", success: "Completada", failed: "Fallida", cancelled: "Cancelada",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const intFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 0, useGrouping: "always" });
+  const decFmt = (digits) => new Intl.NumberFormat("es-ES", {
+    minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: "always",
+  });
+  const dec = [0, 1, 2, 3].map(decFmt);
+  const shortFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 2, useGrouping: "always" });
+  const clock = new Intl.DateTimeFormat("es-ES", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+  // ---------------------------------------------------------------- formatting
+
+  const fmtInt = (n) => (n === null || n === undefined || Number.isNaN(n) ? "—" : intFmt.format(n));
+
+  function fmtSeconds(s) {
+    if (s === null || s === undefined || !Number.isFinite(s)) return "—";
+    if (s >= 100) return `${dec[0].format(s)} s`;
+    if (s >= 10) return `${dec[1].format(s)} s`;
+    if (s >= 1) return `${dec[2].format(s)} s`;
+    if (s >= 0.01) return `${dec[0].format(s * 1000)} ms`;
+    if (s >= 0.001) return `${dec[1].format(s * 1000)} ms`;
+    return `${dec[2].format(s * 1000)} ms`;
+  }
+
+  function fmtTick(s) {  // compact axis labels for seconds
+    if (s >= 1) return `${shortFmt.format(s)} s`;
+    if (s >= 0.001) return `${shortFmt.format(s * 1000)} ms`;
+    return `${shortFmt.format(s * 1e6)} µs`;
+  }
+
+  function fmtRatio(x) {
+    return `${dec[x >= 100 ? 0 : x >= 10 ? 1 : 2].format(x)}×`;
+  }
+
+  function fmtAgo(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `hace ${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `hace ${m} min`;
+    const h = Math.floor(m / 60);
+    return `hace ${h} h ${m % 60} min`;
+  }
+
+  // --------------------------------------------------------------- DOM helpers
+
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  function s(tag, attrs, parent) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    }
+    if (parent) parent.append(node);
+    return node;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // Keyed rows: rows are updated in place, so a click on a button is never lost
+  // because its row was rebuilt under the pointer.
+  function syncRows(tbody, items, key, build, first) {
+    const existing = new Map([...tbody.rows].map((tr) => [tr.dataset.key, tr]));
+    const keep = new Set();
+    items.forEach((item, i) => {
+      const k = key(item);
+      keep.add(k);
+      const fresh = h("tr", { "data-key": k }, ...build(item));
+      const old = existing.get(k);
+      let tr = fresh;
+      if (old) {
+        if (old.innerHTML !== fresh.innerHTML) {
+          old.replaceChildren(...fresh.childNodes);
+        }
+        tr = old;
+      } else if (!first) {
+        tr.classList.add("fresh");
+      }
+      if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] || null);
+    });
+    for (const [k, tr] of existing) if (!keep.has(k)) tr.remove();
+  }
+
+  const td = (label, attrs, ...children) => {
+    const cell = h("td", { "data-label": label, ...(attrs || {}) }, ...children);
+    if (cell.textContent === "—") cell.classList.add("is-empty");
+    return cell;
+  };
+
+  // ------------------------------------------------------------------ state
+
+  let clockOffset = 0;        // server time - browser time, in seconds
+  let lastState = null;
+  let firstRender = true;
+  let lastSuccess = null;
+
+  const serverNow = () => Date.now() / 1000 + clockOffset;
+
+  // ---------------------------------------------------------------- counters
+
+  function renderSummary(sum) {
+    for (const st of ["queued", "running", "success", "failed", "cancelled"]) {
+      const node = $(`count-${st}`);
+      const text = fmtInt(sum[st]);
+      if (node.textContent !== text) {
+        node.textContent = text;
+        if (!firstRender) {
+          const box = node.parentElement;
+          box.classList.remove("bump");
+          void box.offsetWidth;  // restart the animation
+          box.classList.add("bump");
+        }
+      }
+    }
+    setText($("throughput"), dec[2].format(sum.throughput_per_s || 0));
+    const finished = sum.success + sum.failed + sum.cancelled;
+    setText($("queue-total"), sum.total
+      ? `${fmtInt(finished)} de ${fmtInt(sum.total)} terminadas · ${fmtInt(sum.finished_last_60s)} en el último minuto`
+      : "Cola vacía");
+    const pct = (n) => (sum.total ? `${(100 * n) / sum.total}%` : "0%");
+    $("bar-success").style.width = pct(sum.success);
+    $("bar-failed").style.width = pct(sum.failed);
+    $("bar-cancelled").style.width = pct(sum.cancelled);
+    $("bar-running").style.width = pct(sum.running);
+    const busy = sum.running + sum.queued;
+    document.title = busy ? `(${fmtInt(busy)} pendientes) partisim · panel` : "partisim · panel de monitoreo";
+  }
+
+  function renderActivity(activity) {
+    const svg = $("activity");
+    const width = Math.max(60, svg.clientWidth || 200);
+    const height = 34;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.replaceChildren();
+    const max = Math.max(0.0001, ...activity.map((a) => a.per_s));
+    const step = width / activity.length;
+    s("rect", { class: "base", x: 0, y: height - 1, width, height: 1 }, svg);
+    activity.forEach((a, i) => {
+      const barH = a.per_s > 0 ? Math.max(2, (a.per_s / max) * (height - 3)) : 0;
+      if (!barH) return;
+      const r = s("rect", { x: i * step + 1, y: height - 1 - barH, width: Math.max(1, step - 2), height: barH, rx: 1 }, svg);
+      s("title", { text: `${dec[2].format(a.per_s)} tareas/s · ${clock.format(new Date(a.t * 1000))}` }, r);
+    });
+  }
+
+  // ----------------------------------------------------------------- workers
+
+  // "http://127.0.0.155:8080: no se puede conectar" -> the address is in its own column
+  function shortError(w) {
+    const text = String(w.last_error);
+    return text.startsWith(`${w.url}: `) ? text.slice(w.url.length + 2) : text;
+  }
+
+  function workerCells(w) {
+    const active = w.state === "active";
+    const status = w.last_status || {};
+    const capacity = w.capacity ?? status.capacity;
+    const running = w.inflight ?? status.running ?? 0;
+    const since = w.since ? new Date(w.since * 1000) : null;
+    const stateCell = td("Estado", { class: "state" },
+      h("span", { class: `badge ${active ? "w-active" : "w-inactive"}`, text: active ? "Activo" : "Inactivo" }),
+      since ? h("span", { class: "sub", text: `desde ${clock.format(since)}` }) : null,
+      since ? h("span", { class: "sub", text: fmtAgo(serverNow() - w.since) }) : null,
+      active && w.suspended ? h("span", { class: "sub", text: "en pausa tras un fallo de conexión" }) : null,
+      !active && w.last_error ? h("span", { class: "err", title: w.last_error, text: shortError(w) }) : null);
+    const meter = h("span", { class: "meter", "aria-hidden": "true" },
+      h("span", { style: `width:${capacity ? Math.min(100, (100 * running) / capacity) : 0}%` }));
+    const reported = w.reported_id && w.reported_id !== w.id ? h("span", { class: "sub", text: `se anuncia como ${w.reported_id}` }) : null;
+    const details = [];
+    if (status.runner) details.push(status.runner);
+    if (status.cpu_count) details.push(`${fmtInt(status.cpu_count)} CPU`);
+    if (Array.isArray(status.load_avg) && status.load_avg.length) details.push(`carga ${dec[1].format(status.load_avg[0])}`);
+    if (status.version) details.push(`v${status.version}`);
+    return [
+      td("Worker", { class: "lead" }, h("strong", { text: w.id }), reported),
+      td("Dirección", {}, h("span", { class: "mono", text: w.address || w.url }),
+        details.length ? h("span", { class: "sub", text: details.join(" · ") }) : null),
+      stateCell,
+      td("En curso", { class: "num" }, h("span", {}, `${fmtInt(running)} / ${capacity ? fmtInt(capacity) : "—"}`, meter)),
+      td("Latencia", { class: "num", text: active && w.latency_ms != null ? `${dec[1].format(w.latency_ms)} ms` : "—" }),
+      td("Hechas", { class: "num", text: fmtInt(w.completed ?? 0) }),
+      td("Fallidas", { class: "num", text: fmtInt(w.failed ?? 0) }),
+    ];
+  }
+
+  function renderWorkers(workers, sum) {
+    const tbody = $("workers-table").tBodies[0];
+    syncRows(tbody, workers, (w) => w.id, workerCells, true);
+    for (const tr of tbody.rows) {
+      const w = workers.find((x) => x.id === tr.dataset.key);
+      tr.classList.toggle("is-inactive", !!w && w.state !== "active");
+      tr.dataset.state = w ? w.state : "";
+    }
+    setText($("workers-count"), `${fmtInt(sum.workers_active)} de ${fmtInt(sum.workers_total)} activos`);
+    $("no-workers").hidden = !(sum.workers_total > 0 && sum.workers_active === 0);
+  }
+
+  // ------------------------------------------------------------------ tasks
+
+  function taskCells(t) {
+    const p = t.params || {};
+    const r = t.result || {};
+    const notes = [];
+    if (t.status === "failed" && t.error) notes.push(h("span", { class: "err", text: t.error }));
+    if (t.attempts > 1) notes.push(h("span", { class: "sub", text: `intento ${t.attempts} de ${t.max_attempts}` }));
+    if (t.verify_of) notes.push(h("span", { class: "sub", text: `verificación de ${t.verify_of}` }));
+    const time = t.status === "success" ? fmtSeconds(r.simulation_time) : t.status === "running" ? "…" : "—";
+    const collisions = t.status === "success"
+      ? `${fmtInt(r.particle_collisions)} · ${fmtInt(r.wall_collisions)}` : "—";
+    const checksum = r.checksum
+      ? h("span", { class: "mono", title: r.checksum, text: `${r.checksum.slice(0, 12)}…` }) : "—";
+    const actions = td("", { class: "actions" },
+      h("a", { href: `/api/tasks/${encodeURIComponent(t.id)}`, target: "_blank", rel: "noopener", title: t.id, text: "JSON" }));
+    if (t.status === "queued" || t.status === "running") {
+      actions.append(h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" }));
+    }
+    return [
+      td("Estado", { class: "lead" }, h("span", { class: `badge st-${t.status}`, text: STATUS[t.status] || t.status }), ...notes),
+      td("Motor", { class: "mono c-engine", text: r.engine || t.benchmark }),
+      td("Partículas", { class: "num c-particles", text: fmtInt(p.NUM_PARTICULAS) }),
+      td("Pasos", { class: "num c-steps", text: fmtInt(p.NUM_PASOS) }),
+      td("Semilla", { class: "num c-seed", text: fmtInt(p.SEMILLA) }),
+      td("Worker", { class: "c-worker", text: t.worker || "—" }),
+      td("Tiempo", { class: "num c-time", title: r.execution_time != null ? `ejecución total ${fmtSeconds(r.execution_time)}` : null, text: time }),
+      td("Colisiones", { class: "num c-collisions", text: collisions }),
+      td("Checksum", { class: "c-checksum" }, checksum),
+      actions,
+    ];
+  }
+
+  function renderRecent(tasks) {
+    const tbody = $("recent-table").tBodies[0];
+    syncRows(tbody, tasks, (t) => t.id, taskCells, firstRender);
+    for (const tr of tbody.rows) {
+      const t = tasks.find((x) => x.id === tr.dataset.key);
+      tr.dataset.status = t ? t.status : "";
+    }
+    $("recent-empty").hidden = tasks.length > 0;
+    $("recent-table").hidden = tasks.length === 0;
+  }
+
+  function showMessage(node, kind, text) {
+    node.className = `message ${kind}`;
+    node.textContent = text;
+    node.hidden = false;
+  }
+
+  // The server confirmed the cancellation: show it now, the next snapshot agrees.
+  function markCancelled(tr) {
+    if (!tr) return;
+    tr.dataset.status = "cancelled";
+    const badge = tr.querySelector(".badge");
+    if (badge) { badge.className = "badge st-cancelled"; badge.textContent = STATUS.cancelled; }
+    tr.querySelectorAll("button[data-cancel]").forEach((b) => b.remove());
+  }
+
+  $("recent-table").addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button[data-cancel]");
+    if (!button) return;
+    const id = button.dataset.cancel;
+    button.disabled = true;
+    try {
+      const res = await fetch(`/api/tasks/${encodeURIComponent(id)}`, { method: "DELETE" });
+      const body = await res.json().catch(() => ({}));
+      if (res.ok) {
+        showMessage($("recent-message"), "ok", `Tarea ${id} cancelada.`);
+        markCancelled(button.closest("tr"));
+      } else showMessage($("recent-message"), "error", body.error || `No se pudo cancelar ${id} (HTTP ${res.status}).`);
+    } catch (err) {
+      showMessage($("recent-message"), "error", `No se pudo contactar con el servidor para cancelar ${id}.`);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // ------------------------------------------------------------------ charts
+
+  let chartData = null;
+  let chartLoading = false;
+  let chartPending = false;
+
+  async function loadCharts() {
+    if (chartLoading) { chartPending = true; return; }
+    chartLoading = true;
+    try {
+      const res = await fetch("/api/charts", { cache: "no-store" });
+      if (res.ok) {
+        chartData = await res.json();
+        drawCharts();
+      }
+    } catch (err) {
+      // the event stream reports the lost connection; charts refresh when it is back
+    } finally {
+      chartLoading = false;
+      if (chartPending) { chartPending = false; loadCharts(); }
+    }
+  }
+
+  function logScale(lo, hi, from, to) {
+    let l0 = Math.log10(lo);
+    let l1 = Math.log10(hi);
+    if (l1 - l0 < 1e-9) { l0 -= 0.5; l1 += 0.5; } else { const pad = (l1 - l0) * 0.1; l0 -= pad; l1 += pad; }
+    const scale = (v) => from + ((Math.log10(v) - l0) / (l1 - l0)) * (to - from);
+    scale.ticks = () => {
+      const span = l1 - l0;
+      const mults = span <= 1.3 ? [1, 1.5, 2, 3, 5, 7] : span <= 2.6 ? [1, 2, 5] : [1];
+      const out = [];
+      for (let e = Math.floor(l0); e <= Math.ceil(l1); e++) {
+        for (const m of mults) {
+          const v = m * 10 ** e;
+          const lv = Math.log10(v);
+          if (lv >= l0 && lv <= l1) out.push(v);
+        }
+      }
+      const every = Math.ceil(out.length / 7);
+      return out.filter((_, i) => i % every === 0);
+    };
+    return scale;
+  }
+
+  function niceStep(raw) {
+    const p = 10 ** Math.floor(Math.log10(raw));
+    const f = raw / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+  }
+
+  // Room for the longest tick label (about 6.6 px a character at 11.5 px).
+  const labelRoom = (labels) => Math.ceil(Math.max(...labels.map((l) => l.length)) * 6.6) + 10;
+
+  // The measured sizes themselves when there are few, else round powers.
+  function xTicks(scale, values) {
+    const distinct = [...new Set(values)].sort((a, b) => a - b);
+    const ticks = distinct.length <= 8 ? distinct : scale.ticks();
+    const out = [];
+    for (const v of ticks) if (!out.length || scale(v) - scale(out[out.length - 1]) >= 34) out.push(v);
+    return out;
+  }
+
+  function emptyChart(box, text) {
+    box.replaceChildren(h("div", { class: "empty-chart", text }));
+  }
+
+  function frame(box, height) {
+    const width = Math.max(260, Math.floor(box.clientWidth || 400));
+    const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
+    box.replaceChildren(svg);
+    return { svg, width, height };
+  }
+
+  function drawTimeChart() {
+    const box = $("chart-time");
+    const legend = $("legend-time");
+    const series = (chartData && chartData.series) || [];
+    legend.replaceChildren(...series.map((line) => h("span", { style: `--c:${ENGINE_COLORS[line.engine] || "#555"}` },
+      h("i"), line.label)));
+    if (!series.length) {
+      emptyChart(box, "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
+      return;
+    }
+    const narrow = (box.clientWidth || 400) < 480;
+    const { svg, width, height } = frame(box, narrow ? 230 : 270);
+    svg.setAttribute("aria-label", "Tiempo de simulación frente a número de partículas, por motor");
+    const m = { l: 0, r: 16, t: 12, b: 40 };
+    const points = series.flatMap((line) => line.points);
+    const xs = points.map((p) => p.particles);
+    const ys = points.map((p) => p.mean).filter((v) => v > 0);
+    if (!ys.length) { emptyChart(box, "Los tiempos medidos son cero."); return; }
+    const y = logScale(Math.min(...ys), Math.max(...ys), height - m.b, m.t);
+    const yTicks = y.ticks();
+    m.l = labelRoom(yTicks.map(fmtTick)) + 18;  // plus the rotated axis title
+    const x = logScale(Math.min(...xs), Math.max(...xs), m.l, width - m.r);
+    const axis = s("g", { class: "axis" }, svg);
+    for (const v of yTicks) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
+      s("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: fmtTick(v) }, axis);
+    }
+    for (const v of xTicks(x, xs)) {
+      s("line", { class: "gridline", x1: x(v), x2: x(v), y1: m.t, y2: height - m.b }, axis);
+      s("text", { x: x(v), y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(v) }, axis);
+    }
+    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    s("line", { x1: m.l, x2: m.l, y1: m.t, y2: height - m.b }, axis);
+    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
+    s("text", { class: "axis-title", transform: `translate(13 ${(m.t + height - m.b) / 2}) rotate(-90)`, "text-anchor": "middle", text: "tiempo" }, axis);
+
+    series.forEach((line) => {
+      const color = ENGINE_COLORS[line.engine] || "#555";
+      const pts = line.points.filter((p) => p.mean > 0);
+      const g = s("g", { "data-engine": line.engine, class: "series" }, svg);
+      if (pts.length > 1) {
+        s("path", {
+          d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.particles).toFixed(1)},${y(p.mean).toFixed(1)}`).join(""),
+          fill: "none", stroke: color, "stroke-width": 2.2, "stroke-linejoin": "round",
+        }, g);
+      }
+      for (const p of pts) {
+        if (p.stdev > 0) {
+          const lo = Math.max(p.mean - p.stdev, p.mean / 10);
+          s("line", { x1: x(p.particles), x2: x(p.particles), y1: y(lo), y2: y(p.mean + p.stdev), stroke: color, "stroke-width": 1.2, opacity: 0.6 }, g);
+        }
+        const dot = s("circle", { cx: x(p.particles), cy: y(p.mean), r: 4, fill: "#fff", stroke: color, "stroke-width": 2.2 }, g);
+        s("title", { text: `${line.label} · ${fmtInt(p.particles)} partículas: ${fmtSeconds(p.mean)} (media de ${fmtInt(p.n)})` }, dot);
+      }
+    });
+  }
+
+  function drawSpeedupChart() {
+    const box = $("chart-speedup");
+    const items = (chartData && chartData.speedup) || [];
+    if (!items.length) {
+      emptyChart(box, "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
+      return;
+    }
+    const narrow = (box.clientWidth || 400) < 480;
+    const { svg, width, height } = frame(box, narrow ? 230 : 270);
+    svg.setAttribute("aria-label", "Aceleración de cython frente a python por número de partículas");
+    const severalSteps = new Set(items.map((i) => i.steps)).size > 1;
+    const top = Math.max(1.2, ...items.map((i) => i.value)) * 1.15;
+    const step = niceStep(top / 4);
+    const yLabels = [];
+    for (let v = 0; v <= top; v += step) yLabels.push(`${shortFmt.format(v)}×`);
+    const m = { l: labelRoom(yLabels), r: 12, t: 22, b: 40 };
+    const y = (v) => height - m.b - (v / top) * (height - m.b - m.t);
+    const axis = s("g", { class: "axis" }, svg);
+    for (let v = 0; v <= top; v += step) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
+      s("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: `${shortFmt.format(v)}×` }, axis);
+    }
+    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
+    const band = (width - m.l - m.r) / items.length;
+    const barW = Math.min(64, band * 0.62);
+    const bars = s("g", { class: "bars" }, svg);
+    items.forEach((it, i) => {
+      const cx = m.l + band * (i + 0.5);
+      const rect = s("rect", {
+        x: cx - barW / 2, y: y(it.value), width: barW, height: Math.max(1, y(0) - y(it.value)),
+        rx: 3, fill: "var(--cython)", class: "bar",
+      }, bars);
+      s("title", { text: `${fmtInt(it.particles)} partículas, ${fmtInt(it.steps)} pasos: python ${fmtSeconds(it.python)}, cython ${fmtSeconds(it.cython)}` }, rect);
+      s("text", { class: "bar-label", x: cx, y: y(it.value) - 6, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
+      s("text", { x: cx, y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(it.particles) + (severalSteps ? ` · ${fmtInt(it.steps)} p.` : "") }, axis);
+    });
+    s("line", { class: "ref", x1: m.l, x2: width - m.r, y1: y(1), y2: y(1) }, axis);
+  }
+
+  function drawCharts() {
+    drawTimeChart();
+    drawSpeedupChart();
+  }
+
+  let resizeQueued = false;
+  window.addEventListener("resize", () => {
+    if (resizeQueued) return;
+    resizeQueued = true;
+    requestAnimationFrame(() => {
+      resizeQueued = false;
+      drawCharts();
+      if (lastState) renderActivity(lastState.activity || []);
+    });
+  });
+
+  // -------------------------------------------------------------- the form
+
+  const form = $("sweep-form");
+  const fields = ["particles", "steps", "seeds", "repeat"];
+
+  function countList(text) {  // client-side preview only; the server decides
+    let n = 0;
+    for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const range = /^(\d+)\s*-\s*(\d+)$/.exec(part);
+      if (range) {
+        const a = Number(range[1]);
+        const b = Number(range[2]);
+        if (b < a) return null;
+        n += b - a + 1;
+      } else if (/^-?\d+$/.test(part)) {
+        n += 1;
+      } else {
+        return null;
+      }
+    }
+    return n || null;
+  }
+
+  function engines() {
+    return [...form.querySelectorAll("input[name=engine]:checked")].map((i) => i.value);
+  }
+
+  function updatePreview() {
+    const counts = [engines().length, ...["particles", "steps", "seeds"].map((f) => countList($(f).value))];
+    const repeat = /^\d+$/.test($("repeat").value.trim()) ? Number($("repeat").value) : null;
+    const node = $("sweep-preview");
+    if (counts.some((c) => !c) || !repeat) {
+      node.textContent = "Revise los valores del barrido.";
+      return;
+    }
+    const total = counts.reduce((a, b) => a * b, 1) * repeat;
+    node.replaceChildren("Se crearán ", h("strong", { text: `${fmtInt(total)} tareas` }),
+      ` (${counts.map(fmtInt).join(" × ")}${repeat > 1 ? ` × ${fmtInt(repeat)}` : ""})`);
+  }
+
+  function clearInvalid() {
+    for (const f of fields) $(f).removeAttribute("aria-invalid");
+    $("field-engines").removeAttribute("aria-invalid");
+  }
+
+  form.addEventListener("input", () => {
+    updatePreview();
+    clearInvalid();
+  });
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearInvalid();
+    const message = $("sweep-message");
+    const rawRepeat = $("repeat").value.trim();
+    const body = {
+      engines: engines(),
+      particles: $("particles").value,
+      steps: $("steps").value,
+      seeds: $("seeds").value,
+      repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
+    };
+    const button = $("sweep-submit");
+    button.disabled = true;
+    try {
+      const res = await fetch("/api/sweeps", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      const data = await res.json().catch(() => ({}));
+      if (res.ok) {
+        showMessage(message, "ok", `${fmtInt(data.count)} tareas encoladas en el lote ${data.batch}.`);
+      } else {
+        showMessage(message, "error", data.error || `El servidor rechazó el barrido (HTTP ${res.status}).`);
+        const target = data.field === "engines" ? $("field-engines") : fields.includes(data.field) ? $(data.field) : null;
+        if (target) {
+          target.setAttribute("aria-invalid", "true");
+          if (target.focus && target.tagName === "INPUT") target.focus();
+        }
+      }
+    } catch (err) {
+      showMessage(message, "error", "No se pudo contactar con el servidor; el barrido no se ha enviado.");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // ----------------------------------------------------------- the live link
+
+  let source = null;
+  let lastMessageAt = 0;
+  let reconnectTimer = null;
+  let retryDelay = 1000;
+
+  function setConnection(kind, text) {
+    const node = $("conn");
+    node.className = `conn conn-${kind}`;
+    setText($("conn-text"), text);
+    node.dataset.state = kind;
+    document.body.classList.toggle("is-down", kind === "down");
+    $("stale").hidden = kind !== "down";
+  }
+
+  function alive() {
+    lastMessageAt = Date.now();
+    if ($("conn").dataset.state !== "live") {
+      setConnection("live", "En directo");
+      retryDelay = 1000;
+      loadCharts();  // catch up with what happened while we were away
+    }
+    setText($("updated"), `Actualizado a las ${clock.format(new Date())}`);
+  }
+
+  function render(state) {
+    lastState = state;
+    clockOffset = state.server_time - Date.now() / 1000;
+    renderSummary(state.summary);
+    renderActivity(state.activity || []);
+    renderWorkers(state.workers || [], state.summary);
+    renderRecent(state.recent || []);
+    if (state.summary.success !== lastSuccess) {
+      lastSuccess = state.summary.success;
+      loadCharts();
+    }
+    firstRender = false;
+  }
+
+  function scheduleReconnect() {
+    if (reconnectTimer) return;
+    reconnectTimer = setTimeout(() => { reconnectTimer = null; connect(); }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  }
+
+  function connect() {
+    if (source) source.close();
+    if ($("conn").dataset.state !== "down") setConnection("connecting", "Conectando…");
+    source = new EventSource("/api/events");
+    source.addEventListener("open", () => { lastMessageAt = Date.now(); });
+    source.addEventListener("snapshot", (ev) => {
+      alive();
+      render(JSON.parse(ev.data));
+    });
+    source.addEventListener("heartbeat", () => alive());
+    source.addEventListener("error", () => {
+      setConnection("down", "Sin conexión · reintentando…");
+      // a CLOSED source will not retry by itself (e.g. the server answered an error)
+      if (source.readyState === EventSource.CLOSED) scheduleReconnect();
+    });
+  }
+
+  // A link that went silent (a proxy holding a dead socket) is closed and reopened.
+  setInterval(() => {
+    if (source && source.readyState === EventSource.OPEN && Date.now() - lastMessageAt > STALE_AFTER_MS) {
+      setConnection("down", "Sin conexión · reintentando…");
+      source.close();
+      scheduleReconnect();
+    }
+    if (lastState) renderWorkers(lastState.workers || [], lastState.summary);  // keep "hace N s" current
+  }, 1000);
+
+  updatePreview();
+  loadCharts();
+  connect();
+})();

@@ -1,0 +1,24 @@
+"""The worker service: runs simulations on request over HTTP (DESIGN.md §3).
+
+`create_app(settings)` builds the FastAPI app; `run_worker(settings)` serves it
+(what `partisim worker` and `python worker_service.py` call). Both are loaded
+on first use, so `partisim` commands that only read the settings stay light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from partisim.worker.settings import WorkerSettings, build_settings
+
+__all__ = ["WorkerSettings", "build_settings", "create_app", "run_worker"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from partisim.worker.app import create_app
+        return create_app
+    if name == "run_worker":
+        from partisim.worker.server import run_worker
+        return run_worker
+    raise AttributeError(name)

@@ -1,0 +1,248 @@
+"""The worker's HTTP API (DESIGN.md §3) on FastAPI.
+
+`create_app(settings)` builds the app; the routes only parse, call
+`WorkerService` and serialise. Errors are `partisim.errors` exceptions inside
+and become HTTP answers in one place, `http_error`: every error body is
+`{"status": ..., "error": "<mensaje>"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from partisim import __version__
+from partisim.errors import (
+    AuthError, ParamsError, PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable,
+)
+from partisim.worker.identity import Identity, resolve_identity
+from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog
+from partisim.worker.payload import parse_task_request, request_schema
+from partisim.worker.schemas import ErrorOut, ExecuteOut, HealthOut, HistoryOut, PingOut, StatusOut, TaskOut
+from partisim.worker.service import WorkerService
+from partisim.worker.settings import WorkerSettings
+from partisim.worker.tasks import STATES, TaskRecord
+
+__all__ = ["create_app", "http_error"]
+
+log = logging.getLogger("partisim.worker")
+
+OPEN_PATHS = frozenset({"/ping", "/health"})
+MIN_TIMEOUT_S = 0.5
+
+_REJECTED_WORDS = {400: "invalid", 404: "not_found", 405: "not_allowed", 409: "conflict", 413: "invalid",
+                   422: "invalid", 429: "busy"}
+
+
+def http_error(exc: PartisimError) -> tuple[int, str]:
+    """The one mapping from a partisim exception to (HTTP code, body status)."""
+    if isinstance(exc, ParamsError):
+        return 422, "invalid"
+    if isinstance(exc, AuthError):
+        return 401, "unauthorized"
+    if isinstance(exc, TaskRejected):
+        code = exc.status_code if exc.status_code and 400 <= exc.status_code < 500 else 400
+        return code, _REJECTED_WORDS.get(code, "rejected")
+    if isinstance(exc, WorkerUnavailable):
+        return 503, "unavailable"
+    if isinstance(exc, TaskTimedOut):
+        return 504, "timeout"
+    if isinstance(exc, WorkerFailed):
+        return 500, "error"
+    return 500, "error"
+
+
+def _record_code(rec: TaskRecord) -> int | None:
+    if rec.status == "success":
+        return 200
+    return http_error(rec.error)[0] if rec.error else None
+
+
+def _error_response(exc: PartisimError, service: WorkerService | None, task_id: str | None = None, *,
+                    refused: bool = True) -> JSONResponse:
+    """The answer for an error; `refused`: the request itself was turned down (counted in /metrics)."""
+    code, word = http_error(exc)
+    body: dict[str, Any] = {"status": word, "error": exc.message}
+    if task_id:
+        body["task_id"] = task_id
+    headers = {}
+    if code == 429 and service is not None and service.manager is not None:
+        headers["Retry-After"] = str(service.manager.retry_after())
+    if code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if refused and service is not None and code in (400, 401, 409, 422, 429, 503):
+        service.metrics.request_refused(code)
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+_VALIDATION_TEXT = {
+    "int_parsing": "debe ser un número entero",
+    "int_type": "debe ser un número entero",
+    "greater_than_equal": "debe ser >= {ge}",
+    "less_than_equal": "debe ser <= {le}",
+    "missing": "falta este campo",
+    "string_too_long": "demasiado largo (máximo {max_length})",
+    "string_pattern_mismatch": "formato inválido",
+}
+
+
+def _explain(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
+        template = _VALIDATION_TEXT.get(err.get("type", ""))
+        text = template.format(**(err.get("ctx") or {})) if template else "valor inválido"
+        shown = repr(err.get("input"))[:60] if err.get("type") != "missing" else ""
+        parts.append(f"{'.'.join(loc) or 'petición'}: {text}" + (f" (recibido {shown})" if shown else ""))
+    return "; ".join(parts) or "petición inválida"
+
+
+def _record(rec: TaskRecord, worker_id: str) -> dict[str, Any]:
+    data = rec.to_dict(worker_id)
+    data["code"] = _record_code(rec)
+    return data
+
+
+_ERRORS = {code: {"model": ErrorOut} for code in (401, 422)}
+_TASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 409, 422, 429, 500, 503, 504)}
+
+
+def create_app(settings: WorkerSettings, *, identity: Identity | None = None, port: int | None = None) -> FastAPI:
+    """The worker app. `port` is the one actually bound (for `--port 0`)."""
+    port = settings.port if port is None else port
+    if identity is None:
+        identity = resolve_identity(settings.host, port, worker_id=settings.worker_id,
+                                    config_path=settings.config_path, config_explicit=settings.config_explicit)
+    service = WorkerService(settings, identity, port)
+    body_doc = {"requestBody": {"required": True,
+                                "content": {"application/json": {"schema": request_schema(settings.limits)}}}}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title=f"partisim worker {identity.worker_id}", version=__version__, lifespan=lifespan,
+                  description="Servicio worker de partisim: ejecuta simulaciones de colisiones de partículas.")
+    app.state.service = service
+
+    # -- errors: one place --
+
+    @app.exception_handler(PartisimError)
+    async def _partisim_error(request: Request, exc: PartisimError) -> JSONResponse:
+        return _error_response(exc, service, getattr(request.state, "task_id", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(ParamsError(_explain(exc)), service)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"ruta no encontrada: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"método {request.method} no permitido en {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"status": _REJECTED_WORDS.get(exc.status_code, "error"), "error": message},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("error interno en %s %s", request.method, request.url.path)
+        return JSONResponse({"status": "error", "error": "error interno del worker; vea su registro"},
+                            status_code=500)
+
+    # -- routes --
+
+    @app.get("/ping", responses={200: {"model": PingOut}}, summary="¿Está vivo? (sin autenticación)")
+    async def ping() -> JSONResponse:
+        return JSONResponse(service.ping())
+
+    @app.get("/health", responses={200: {"model": HealthOut}, 503: {"model": HealthOut}},
+             summary="Salud del worker y de su runner (sin autenticación)")
+    async def health() -> JSONResponse:
+        healthy, body = await service.health()
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @app.get("/status", responses={200: {"model": StatusOut}, **_ERRORS}, summary="Estado detallado")
+    async def status() -> JSONResponse:
+        return JSONResponse(await service.status())
+
+    async def _submit(request: Request) -> tuple[TaskRecord, bool]:
+        req = parse_task_request(await request.body(), settings.limits)
+        if req.task_id:
+            request.state.task_id = req.task_id
+        # The deadline is brought into [MIN_TIMEOUT_S, --max-timeout]: below that no task can even start.
+        timeout = settings.max_timeout if req.timeout is None else \
+            min(max(req.timeout, MIN_TIMEOUT_S), settings.max_timeout)
+        rec, created = await service.tasks().submit(benchmark=req.benchmark, engine=req.engine, params=req.params,
+                                                    timeout=timeout, task_id=req.task_id)
+        request.state.task_id = rec.task_id
+        return rec, created
+
+    @app.post("/execute", openapi_extra=body_doc, responses={200: {"model": ExecuteOut}, **_TASK_ERRORS},
+              summary="Ejecuta una simulación y espera su resultado")
+    async def execute(request: Request) -> JSONResponse:
+        rec, _ = await _submit(request)
+        await service.tasks().wait(rec)
+        if rec.status == "success" and rec.result is not None:
+            return JSONResponse(rec.result)
+        return _error_response(rec.error or WorkerFailed("la tarea no terminó", 500), service, rec.task_id,
+                               refused=False)
+
+    @app.post("/tasks", status_code=202, openapi_extra=body_doc,
+              responses={202: {"model": TaskOut}, 200: {"model": TaskOut}, **_TASK_ERRORS},
+              summary="Encola una simulación sin esperar (consulte GET /tasks/{task_id})")
+    async def submit(request: Request) -> JSONResponse:
+        rec, created = await _submit(request)
+        return JSONResponse(_record(rec, service.worker_id), status_code=202 if created else 200,
+                            headers={"Location": f"/tasks/{rec.task_id}"})
+
+    @app.get("/tasks/{task_id}", responses={200: {"model": TaskOut}, 404: {"model": ErrorOut}, **_ERRORS},
+             summary="Estado y resultado de una tarea")
+    async def get_task(task_id: str, request: Request) -> JSONResponse:
+        request.state.task_id = task_id[:128]
+        return JSONResponse(_record(service.tasks().get(task_id), service.worker_id))
+
+    @app.delete("/tasks/{task_id}", responses={200: {"model": TaskOut}, 404: {"model": ErrorOut},
+                                               409: {"model": ErrorOut}, **_ERRORS},
+                summary="Cancela una tarea en espera o en curso (detiene su cálculo)")
+    async def cancel_task(task_id: str, request: Request) -> JSONResponse:
+        request.state.task_id = task_id[:128]
+        rec = await service.tasks().cancel(task_id)
+        return JSONResponse(_record(rec, service.worker_id))
+
+    @app.get("/history", responses={200: {"model": HistoryOut}, **_ERRORS},
+             summary="Últimas tareas (las más recientes primero)")
+    async def history(limit: int = Query(1000, ge=1, description="cuántas (como máximo 1000)"),
+                      status: str | None = Query(None, description="filtra por estado: " + ", ".join(STATES)),
+                      ) -> JSONResponse:
+        if status is not None and status not in STATES:
+            raise ParamsError(f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}",
+                              field="status")
+        records = service.tasks().history(min(limit, 1000), status)
+        return JSONResponse({"worker_id": service.worker_id, "count": len(records),
+                             "tasks": [_record(r, service.worker_id) for r in records]})
+
+    @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS,
+             summary="Métricas en formato Prometheus")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(service.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # Outermost first: the log sees everything, auth runs before the body is read.
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused)
+    app.add_middleware(BearerAuth, token=settings.token, open_paths=OPEN_PATHS,
+                       on_refused=service.metrics.request_refused)
+    app.add_middleware(RequestLog)
+    return app

@@ -1,0 +1,154 @@
+"""Reading a task request: strict JSON, the four fields, the worker's limits.
+
+Everything a client can get wrong is a `ParamsError` (422) or a
+`TaskRejected` with 400 (not JSON at all), with a Spanish message naming the
+field or the limit; nothing here can raise anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from partisim.errors import ParamsError, TaskRejected
+from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
+from partisim.worker.settings import Limits
+
+__all__ = ["TaskRequest", "loads_strict", "parse_task_request", "check_limits", "TASK_ID_PATTERN",
+           "BENCHMARKS", "request_schema"]
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_TASK_ID = re.compile(TASK_ID_PATTERN)
+BENCHMARKS: tuple[str, ...] = (*ENGINE_ALIASES, *ENGINES)
+_FIELDS = ("benchmark", "params", "task_id", "timeout")
+_MAX_DIGITS = 30  # integers longer than this are refused before Python builds them
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    benchmark: str
+    engine: str
+    params: SimParams
+    task_id: str | None
+    timeout: float | None
+
+
+def _no_constant(name: str) -> Any:
+    raise ParamsError(f"{name} no es un valor JSON válido: use números finitos")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise ParamsError(f"número demasiado grande ({len(text)} cifras)")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ParamsError(f"número fuera de rango: {text[:40]}")
+    return value
+
+
+def loads_strict(body: bytes) -> Any:
+    """JSON without NaN, Infinity or numbers too large to be meant."""
+    if not body.strip():
+        raise TaskRejected("el cuerpo de la petición está vacío: se espera un objeto JSON", 400)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TaskRejected("el cuerpo de la petición no es texto UTF-8", 400) from None
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+    except json.JSONDecodeError as exc:
+        raise TaskRejected(f"JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}", 400) from None
+    except (ValueError, RecursionError):
+        raise TaskRejected("JSON inválido: demasiado anidado o con valores fuera de rango", 400) from None
+
+
+def check_limits(params: SimParams, limits: Limits) -> None:
+    """Refuse what this worker was configured not to run."""
+    if params.particles > limits.max_particles:
+        raise ParamsError(f"NUM_PARTICULAS = {params.particles} supera el límite de este worker "
+                          f"(max_particles = {limits.max_particles})", field="particles")
+    if params.steps > limits.max_steps:
+        raise ParamsError(f"NUM_PASOS = {params.steps} supera el límite de este worker "
+                          f"(max_steps = {limits.max_steps})", field="steps")
+    work = params.particles * params.steps
+    if work > limits.max_work:
+        raise ParamsError(f"NUM_PARTICULAS x NUM_PASOS = {work} supera el presupuesto de trabajo de este "
+                          f"worker (max_work = {limits.max_work})", field="particles")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
+    data = loads_strict(body)
+    if not isinstance(data, dict):
+        raise ParamsError(f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; "
+                          f"se recibió {type(data).__name__}")
+    unknown = [k for k in data if k not in _FIELDS]
+    if unknown:
+        raise ParamsError(f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})",
+                          field=str(unknown[0])[:60])
+    if "benchmark" not in data:
+        raise ParamsError(f"falta el campo benchmark (uno de: {', '.join(BENCHMARKS)})", field="benchmark")
+    benchmark = data["benchmark"]
+    engine = resolve_engine(benchmark)  # refuses paths, commands and unknown names
+    raw = data.get("params")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params debe ser un objeto JSON (clave: valor); se recibió {_shown(raw)}", field="params")
+    try:
+        params = parse_params(raw)
+    except ParamsError as exc:
+        raise ParamsError(f"params: {exc.message}", field=exc.field) from None
+    check_limits(params, limits)
+    task_id = data.get("task_id")
+    if task_id is not None and (not isinstance(task_id, str) or not _TASK_ID.match(task_id)):
+        raise ParamsError("task_id debe ser un texto de 1 a 128 caracteres: letras, números, '_', '.' o '-', "
+                          f"empezando por letra o número; se recibió {_shown(task_id)}", field="task_id")
+    timeout = data.get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ParamsError(f"timeout debe ser un número de segundos mayor que 0; se recibió {_shown(timeout)}",
+                              field="timeout")
+        timeout = float(timeout)
+    return TaskRequest(str(benchmark), engine, params, task_id, timeout)
+
+
+def request_schema(limits: Limits | None = None) -> dict[str, Any]:
+    """OpenAPI schema of the /execute and /tasks body, with this worker's limits where JSON Schema can say them."""
+    params = SimParams.model_json_schema(by_alias=True, mode="validation")
+    params.pop("title", None)
+    params["additionalProperties"] = False
+    if limits is not None:
+        props = params.get("properties", {})
+        for alias, limit in (("NUM_PARTICULAS", limits.max_particles), ("NUM_PASOS", limits.max_steps)):
+            if alias in props:
+                props[alias]["maximum"] = min(props[alias].get("maximum", limit), limit)
+        params["description"] = (f"Límites de este worker: NUM_PARTICULAS <= {limits.max_particles}, NUM_PASOS <= "
+                                 f"{limits.max_steps}, NUM_PARTICULAS x NUM_PASOS <= {limits.max_work}")
+    return {
+        "type": "object",
+        "required": ["benchmark"],
+        "additionalProperties": False,
+        "properties": {
+            "benchmark": {"type": "string", "enum": list(BENCHMARKS),
+                          "description": "benchmark.py = python, benchmark_cython.py = cython"},
+            "params": params,
+            "task_id": {"type": "string", "pattern": TASK_ID_PATTERN,
+                        "description": "identificador para idempotencia: nunca se ejecuta dos veces"},
+            "timeout": {"type": "number", "exclusiveMinimum": 0,
+                        "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker]"},
+        },
+        "example": {"benchmark": "benchmark.py",
+                    "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}},
+    }

@@ -1,0 +1,109 @@
+"""Starting the worker: bind, log, serve with uvicorn, stop gracefully on SIGTERM.
+
+On SIGTERM (or Ctrl-C) the worker stops accepting connections and tasks, lets
+running tasks finish for `--grace` seconds, kills what is left and exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+
+from partisim.errors import PartisimError
+from partisim.worker.app import create_app
+from partisim.worker.identity import resolve_identity
+from partisim.worker.service import WorkerService
+from partisim.worker.settings import WorkerSettings
+
+__all__ = ["run_worker", "bind_socket", "configure_logging"]
+
+
+def configure_logging(worker_id: str, level: str = "info") -> None:
+    """Timestamped lines on stderr, each naming the worker."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s.%(msecs)03d %(levelname)s [{worker_id}] %(message)s",
+                                           datefmt="%Y-%m-%d %H:%M:%S"))
+    ours = logging.getLogger("partisim")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    # uvicorn's own lines are English and repeat ours: keep only its warnings and errors.
+    for name in ("uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(logging.WARNING)
+        lg.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen on host:port now, so a busy port is a clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
+    # TCP; with proto 0 every small response waited ~40 ms on Nagle + delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if sys.platform != "win32":  # on Windows SO_REUSEADDR would let two servers share a port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "el puerto ya está en uso (¿otro worker en marcha?)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = "esa dirección no pertenece a esta máquina"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
+        else:
+            reason = exc.strerror or str(exc)
+        raise PartisimError(f"no se puede escuchar en {host}:{port}: {reason}") from None
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the worker when a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, service: WorkerService) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.service.signal_shutdown()
+
+
+def _absorb(sig: int, frame: FrameType | None) -> None:
+    """uvicorn re-raises the stop signal after a graceful stop; we exit 0 instead."""
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    """Serve until stopped. Raises `PartisimError` (config, port) before serving."""
+    identity = resolve_identity(settings.host, settings.port, worker_id=settings.worker_id,
+                                config_path=settings.config_path, config_explicit=settings.config_explicit)
+    sock = bind_socket(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    if settings.port == 0 and identity.source != "argumento":
+        # the entry's port can only be matched once we know it
+        identity = resolve_identity(settings.host, port, config_path=settings.config_path,
+                                    config_explicit=settings.config_explicit)
+    configure_logging(identity.worker_id, settings.log_level)
+    app = create_app(settings, identity=identity, port=port)
+    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=settings.grace, server_header=False)
+    server = _Server(config, app.state.service)
+    stop_signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    return 0

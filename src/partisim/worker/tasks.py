@@ -1,0 +1,296 @@
+"""Task records, admission (capacity and a bounded queue), idempotency and history.
+
+`TaskManager` owns every state change of a task on this worker:
+queued -> running -> success | failed | timeout, or cancelled from queued or
+running. A `task_id` seen before is never run twice: the same id with the same
+engine and parameters gets the stored record back, with different ones a 409.
+Up to `retain` finished records are kept (the idempotency window and /history).
+It knows nothing of HTTP: failures are `partisim.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.sim import SimParams
+from partisim.worker.runners import Job, Runner
+
+__all__ = ["TaskRecord", "TaskManager", "STATES", "FINAL_STATES", "iso", "new_task_id"]
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "success", "failed", "timeout", "cancelled")
+FINAL_STATES = frozenset({"success", "failed", "timeout", "cancelled"})
+
+
+def iso(t: float | None = None) -> str:
+    """An ISO-8601 UTC timestamp."""
+    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).isoformat()
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(eq=False)
+class TaskRecord:
+    task_id: str
+    benchmark: str
+    engine: str
+    params: SimParams
+    timeout: float
+    created_at: float = field(default_factory=time.time)
+    status: str = "queued"
+    started_at: float | None = None
+    finished_at: float | None = None
+    execution_time: float | None = None
+    result: dict[str, Any] | None = None    # the /execute success body
+    error: PartisimError | None = None
+    handle: dict[str, Any] = field(default_factory=dict)  # pid or container while running
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATES
+
+    def same_work(self, engine: str, params: SimParams) -> bool:
+        return self.engine == engine and self.params == params
+
+    def to_dict(self, worker_id: str) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "status": self.status,
+            "worker_id": worker_id,
+            "benchmark": self.benchmark,
+            "engine": self.engine,
+            "params": self.params.to_api(),
+            "timeout": self.timeout,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at) if self.started_at else None,
+            "finished_at": iso(self.finished_at) if self.finished_at else None,
+            "execution_time": self.execution_time,
+            **{k: self.handle.get(k) for k in ("pid", "container")},
+            "result": self.result,
+            "error": self.error.message if self.error else None,
+        }
+
+
+class TaskManager:
+    """Admits, runs, remembers and cancels the tasks of one worker."""
+
+    def __init__(self, runner: Runner, *, worker_id: str, capacity: int, queue_size: int,
+                 retain: int = 10_000,
+                 on_finished: Callable[[TaskRecord], None] | None = None) -> None:
+        self.runner = runner
+        self.worker_id = worker_id
+        self.capacity = capacity
+        self.queue_size = queue_size
+        self.retain = retain
+        self.on_finished = on_finished
+        self._records: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._queue: deque[TaskRecord] = deque()
+        self._running: set[TaskRecord] = set()
+        self._durations: deque[float] = deque(maxlen=50)
+        self.counts = {s: 0 for s in FINAL_STATES}
+        self.stopping = False
+
+    # -- views --
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def get(self, task_id: str) -> TaskRecord:
+        try:
+            return self._records[task_id]
+        except KeyError:
+            raise TaskRejected(f"tarea desconocida en este worker: {task_id}", 404) from None
+
+    def history(self, limit: int = 1000, status: str | None = None) -> list[TaskRecord]:
+        """Newest first."""
+        out: list[TaskRecord] = []
+        for rec in reversed(self._records.values()):
+            if status is None or rec.status == status:
+                out.append(rec)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the queue ahead of it over the slots."""
+        mean = sum(self._durations) / len(self._durations) if self._durations else 1.0
+        return int(min(60, max(1, math.ceil(mean * (self.queued + 1) / self.capacity))))
+
+    # -- admission --
+
+    def _known(self, task_id: str | None, engine: str, params: SimParams) -> TaskRecord | None:
+        if task_id is None or task_id not in self._records:
+            return None
+        rec = self._records[task_id]
+        if not rec.same_work(engine, params):
+            raise TaskRejected(
+                f"task_id {task_id} ya se usó en este worker con otro benchmark o parámetros; "
+                "use un task_id nuevo", 409)
+        return rec
+
+    async def submit(self, *, benchmark: str, engine: str, params: SimParams, timeout: float,
+                     task_id: str | None = None) -> tuple[TaskRecord, bool]:
+        """Admit a task, or return the known one with this id. (record, created)."""
+        known = self._known(task_id, engine, params)
+        if known is not None:
+            return known, False
+        if self.stopping:
+            raise WorkerUnavailable("el worker se está deteniendo y no acepta tareas nuevas", 503)
+        await self.runner.ensure_ready()
+        known = self._known(task_id, engine, params)  # the same id may have come in meanwhile
+        if known is not None:
+            return known, False
+        if self.stopping:
+            raise WorkerUnavailable("el worker se está deteniendo y no acepta tareas nuevas", 503)
+        if len(self._running) >= self.capacity and len(self._queue) >= self.queue_size:
+            raise TaskRejected(
+                f"worker ocupado: {self.running} tareas en curso (capacidad {self.capacity}) y "
+                f"{self.queued} en espera (cola máxima {self.queue_size}); reintente más tarde", 429)
+        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout)
+        self._records[rec.task_id] = rec
+        self._queue.append(rec)
+        self._forget_old()
+        self._dispatch()
+        return rec, True
+
+    def _forget_old(self) -> None:
+        excess = len(self._records) - self.retain
+        if excess <= 0:
+            return
+        for task_id in [k for k, r in self._records.items() if r.finished][:excess]:
+            del self._records[task_id]
+
+    def _dispatch(self) -> None:
+        while self._queue and len(self._running) < self.capacity:
+            rec = self._queue.popleft()
+            self._running.add(rec)
+            rec.status = "running"
+            rec.started_at = time.time()
+            rec.task = asyncio.get_running_loop().create_task(self._execute(rec), name=f"task-{rec.task_id}")
+
+    async def _execute(self, rec: TaskRecord) -> None:
+        start = time.perf_counter()
+        job = Job(rec.task_id, rec.engine, rec.params, rec.timeout)
+        try:
+            result = await self.runner.run(job, on_started=rec.handle.update)
+        except asyncio.CancelledError:
+            self._finish(rec, "cancelled", start,
+                         error=WorkerUnavailable("el worker se detuvo antes de terminar la tarea", 503)
+                         if self.stopping else TaskRejected("la tarea fue cancelada", 409))
+        except TaskTimedOut as exc:
+            self._finish(rec, "timeout", start, error=exc)
+        except PartisimError as exc:
+            self._finish(rec, "failed", start, error=exc)
+        except Exception as exc:  # a bug here must not take the worker down
+            log.exception("error inesperado al ejecutar la tarea %s", rec.task_id)
+            self._finish(rec, "failed", start, error=WorkerFailed(f"error interno del worker: {type(exc).__name__}",
+                                                                  500))
+        else:
+            elapsed = time.perf_counter() - start
+            rec.result = {
+                "status": "success",
+                "task_id": rec.task_id,
+                "worker_id": self.worker_id,
+                "benchmark": rec.benchmark,
+                "engine": result.get("engine", rec.engine),
+                "params": result.get("params", rec.params.to_api()),
+                "particles": result.get("particles"),
+                "steps": result.get("steps"),
+                "seed": result.get("seed"),
+                "execution_time": elapsed,
+                "simulation_time": result.get("simulation_time"),
+                "particle_collisions": result.get("particle_collisions"),
+                "wall_collisions": result.get("wall_collisions"),
+                "checksum": result.get("checksum"),
+                "kinetic_energy": result.get("kinetic_energy"),
+                "particle_steps_per_s": result.get("particle_steps_per_s"),
+                "runner": self.runner.name,
+                "timestamp": iso(),
+            }
+            self._finish(rec, "success", start)
+        finally:
+            self._running.discard(rec)
+            if not self.stopping:
+                self._dispatch()
+
+    def _finish(self, rec: TaskRecord, status: str, start: float | None, *,
+                error: PartisimError | None = None) -> None:
+        rec.status = status
+        rec.error = error
+        rec.finished_at = time.time()
+        if start is not None:
+            rec.execution_time = time.perf_counter() - start
+            self._durations.append(rec.execution_time)
+        self.counts[status] += 1
+        if status == "success":
+            log.debug("tarea %s terminada en %.3f s", rec.task_id, rec.execution_time or 0.0)
+        else:
+            log.info("tarea %s: %s (%s)", rec.task_id, status, error.message if error else "-")
+        rec.done.set()
+        if self.on_finished:
+            self.on_finished(rec)
+
+    # -- waiting and cancelling --
+
+    async def wait(self, rec: TaskRecord) -> TaskRecord:
+        await rec.done.wait()
+        return rec
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        rec = self.get(task_id)
+        if rec.finished:
+            raise TaskRejected(f"la tarea {task_id} ya terminó (estado {rec.status}); no se puede cancelar", 409)
+        if rec.status == "queued":
+            self._queue.remove(rec)
+            self._finish(rec, "cancelled", None, error=TaskRejected("la tarea fue cancelada", 409))
+        elif rec.task is not None:
+            rec.task.cancel()
+            await asyncio.wait({rec.task})
+        return rec
+
+    # -- shutdown --
+
+    def begin_shutdown(self) -> None:
+        """Stop admitting; tasks still waiting in the queue will not run."""
+        if self.stopping:
+            return
+        self.stopping = True
+        while self._queue:
+            rec = self._queue.popleft()
+            self._finish(rec, "cancelled", None,
+                         error=WorkerUnavailable("el worker se detuvo antes de ejecutar la tarea", 503))
+
+    async def shutdown(self, deadline: float) -> None:
+        """Let running tasks finish until `deadline` (time.monotonic), then kill them."""
+        self.begin_shutdown()
+        tasks = {r.task for r in self._running if r.task is not None}
+        if tasks:
+            log.info("esperando a %d tarea(s) en curso (hasta %.0f s)", len(tasks),
+                     max(0.0, deadline - time.monotonic()))
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+            if pending:
+                log.warning("se detienen %d tarea(s) que no terminaron a tiempo", len(pending))
+                for t in pending:
+                    t.cancel()
+                await asyncio.wait(pending)
+        await self.runner.close()

@@ -1,0 +1,248 @@
+"""The dashboard's HTTP side against a real `partisim serve` and a real worker:
+the page and its assets, the event stream, sweeps and chart data."""
+
+from __future__ import annotations
+
+import re
+import signal
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from partisim.errors import ParamsError
+from partisim.orchestrator.dashboard import parse_sweep_form
+
+from dash_support import EventStream, Fleet, Serve, free_port, wait_for, write_config
+
+TINY = {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "SEMILLA": 5}
+
+
+def _client(fleet: Fleet) -> httpx.Client:
+    return httpx.Client(base_url=fleet.serve.url, timeout=10.0, trust_env=False)
+
+
+def _wait_batch_done(client: httpx.Client, batch: str, timeout: float = 60.0) -> dict:
+    return wait_for(
+        lambda: (s := client.get("/api/summary", params={"batch": batch}).json())["done"] and s,
+        timeout, f"batch {batch} to finish",
+    )
+
+
+# -- page and assets -----------------------------------------------------------------
+
+
+def test_page_and_assets_are_served_by_partisim_itself(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert '<html lang="es">' in html and "Nuevo barrido" in html and "Cola de tareas" in html
+        # every resource the page loads is on this server (or inline): works offline
+        refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert refs, "the page references its assets"
+        for ref in refs:
+            assert ref.startswith(("/", "data:")), f"external reference {ref!r}"
+        for name, kind in (("dashboard.css", "text/css"), ("dashboard.js", "text/javascript")):
+            asset = client.get(f"/static/{name}")
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
+            assert "https://" not in asset.text and "@import" not in asset.text
+            assert not re.search(r"""fetch\(\s*["'`]https?:""", asset.text)
+        missing = client.get("/static/server.py")
+        assert missing.status_code == 404
+        assert missing.json() == {"status": "error", "error": "archivo desconocido: server.py"}
+        assert client.get("/static/..%2Fapi.py").status_code == 404
+
+
+# -- the event stream ------------------------------------------------------------------
+
+
+def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet) -> None:
+    url = small_fleet.serve.url
+    with EventStream(url + "/api/events") as stream, _client(small_fleet) as client:
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+        event, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
+        assert set(first) >= {"summary", "workers", "recent", "activity", "server_time"}
+        assert [w["id"] for w in first["workers"]] == ["worker-01"]
+        worker = first["workers"][0]
+        assert worker["state"] == "active" and worker["address"] == small_fleet.workers["worker-01"].url[7:]
+        assert {"failed", "completed", "capacity", "inflight", "latency_ms", "since"} <= set(worker)
+        assert len(first["activity"]) == 30
+        before = first["summary"]["success"]
+
+        answer = client.post("/api/tasks", json={"benchmark": "cython", "params": TINY})
+        assert answer.status_code == 201, answer.text
+        task_id = answer.json()["ids"][0]
+
+        _, done = stream.until(
+            lambda e, d: e == "snapshot" and d["summary"]["success"] == before + 1,
+            30, "a snapshot with the finished task",
+        )
+        recent = {t["id"]: t for t in done["recent"]}
+        assert recent[task_id]["status"] == "success"
+        assert re.fullmatch(r"[0-9a-f]{64}", recent[task_id]["result"]["checksum"])
+        assert done["workers"][0]["completed"] >= 1
+        assert sum(a["per_s"] for a in done["activity"]) > 0
+
+
+def test_heartbeat_when_idle_and_stream_ends_on_shutdown(tmp_path: Path) -> None:
+    # a worker nobody runs and a slow ping: nothing changes, so only heartbeats flow
+    dead_port = free_port("127.0.0.93")
+    config = write_config(tmp_path / "config.json", [("worker-01", "127.0.0.93", dead_port)],
+                          ping_interval=60.0)
+    serve = Serve(config=config, db=tmp_path / "q.db", port=free_port(), log_dir=tmp_path)
+    serve.start()
+    try:
+        with EventStream(serve.url + "/api/events") as stream:
+            _, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
+            assert first["workers"][0]["state"] == "inactive"
+            assert first["summary"]["workers_active"] == 0
+            _, beat = stream.until(lambda e, d: e == "heartbeat", 15, "a heartbeat")
+            assert beat["server_time"] > 0
+            # SIGTERM with the stream open: the stream ends and serve exits cleanly
+            serve.popen.terminate()
+            rest = []
+            while (item := stream.next()) is not None:
+                rest.append(item[0])
+            assert all(e in ("snapshot", "heartbeat") for e in rest)
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert serve.popen.wait(timeout=30) in (0, -signal.SIGTERM), serve.output()
+        log = serve.output()
+        assert "graceful shutdown exceeded" not in log and "Traceback" not in log, log
+    finally:
+        serve.stop()
+
+
+# -- sweeps ----------------------------------------------------------------------------
+
+
+def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        answer = client.post("/api/sweeps", json={
+            "engines": ["python", "benchmark_cython.py"], "particles": "10,20", "steps": [3],
+            "seeds": "1-2", "repeat": 2,
+        })
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        assert body["count"] == 2 * 2 * 1 * 2 * 2 and len(body["ids"]) == 16
+        tasks = client.get("/api/tasks", params={"batch": body["batch"]}).json()["tasks"]
+        combos = sorted((t["benchmark"], t["params"]["NUM_PARTICULAS"], t["params"]["NUM_PASOS"],
+                         t["params"]["SEMILLA"]) for t in tasks)
+        expected = sorted((e, n, 3, s) for e in ("python", "cython") for n in (10, 20)
+                          for s in (1, 2) for _ in range(2))
+        assert combos == expected
+        _wait_batch_done(client, body["batch"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [
+        ({"engines": ["python"], "particles": "10000", "steps": "5", "seeds": "1"}, "particles",
+         "NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento"),
+        ({"engines": ["python"], "particles": "abc", "steps": "5", "seeds": "1"}, "particles",
+         "partículas: valor inválido 'abc'"),
+        ({"engines": ["python"], "particles": "0", "steps": "5", "seeds": "1"}, "particles",
+         "NUM_PARTICULAS (particles): debe ser >= 1"),
+        ({"engines": ["python"], "particles": "", "steps": "5", "seeds": "1"}, "particles",
+         "partículas: indique al menos un valor"),
+        ({"engines": ["python"], "particles": "10", "steps": "0", "seeds": "1"}, "steps", "NUM_PASOS"),
+        ({"engines": ["python"], "particles": "10", "steps": "9-3", "seeds": "1"}, "steps", "rango vacío"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "-1"}, "seeds", "SEMILLA"),
+        ({"engines": [], "particles": "10", "steps": "5", "seeds": "1"}, "engines", "motores: elija"),
+        ({"engines": ["../benchmark.py"], "particles": "10", "steps": "5", "seeds": "1"}, "engines",
+         "motores:"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": 0}, "repeat",
+         "repeticiones"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "dos"}, "repeat",
+         "repeticiones"),
+        ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles",
+         "partículas"),
+        ({"engines": ["python"], "particles": "10", "colour": "red"}, None, "clave desconocida 'colour'"),
+        (["python"], None, "objeto JSON"),
+    ],
+)
+def test_bad_sweep_gets_a_spanish_422_naming_the_field(small_fleet: Fleet, body, field, needle) -> None:
+    with _client(small_fleet) as client:
+        before = client.get("/api/summary").json()["total"]
+        answer = client.post("/api/sweeps", json=body)
+        assert answer.status_code == 422, answer.text
+        error = answer.json()
+        assert error["status"] == "error" and needle in error["error"], error
+        assert error.get("field") == field
+        assert client.get("/api/summary").json()["total"] == before  # nothing queued
+
+
+def test_sweep_and_task_api_share_the_validation(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        for params, form in (({"NUM_PARTICULAS": 10000}, {"particles": "10000"}),
+                             ({"NUM_PASOS": 0}, {"steps": "0"})):
+            api = client.post("/api/tasks", json={"benchmark": "python", "params": params})
+            assert api.status_code == 422
+            api_message = api.json()["error"].split(": ", 1)[1]  # after "la tarea: "
+            full = {"engines": "python", "particles": "10", "steps": "5", "seeds": "1", **form}
+            sweep = client.post("/api/sweeps", json=full)
+            assert sweep.status_code == 422
+            assert sweep.json()["error"] == api_message
+        assert client.post("/api/sweeps", content=b"{not json").status_code == 422
+
+
+# -- charts ----------------------------------------------------------------------------
+
+
+def test_chart_data_aggregates_the_stored_successes(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        answer = client.post("/api/sweeps", json={
+            "engines": "python,cython", "particles": "16,32", "steps": "4", "seeds": "1,2",
+        })
+        assert answer.status_code == 201, answer.text
+        _wait_batch_done(client, answer.json()["batch"])
+        charts = client.get("/api/charts").json()
+        tasks = client.get("/api/tasks", params={"status": "success", "limit": 100000}).json()["tasks"]
+
+    times: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    for t in tasks:
+        if not t["verify_of"]:
+            key = (t["result"]["engine"], t["params"]["NUM_PARTICULAS"], t["params"]["NUM_PASOS"])
+            times[key].append(t["result"]["simulation_time"])
+    assert charts["success"] == len(tasks)
+    drawn = {(line["engine"], p["particles"], line["steps"]): p for line in charts["series"]
+             for p in line["points"]}
+    assert set(drawn) == set(times)
+    for key, values in times.items():
+        assert drawn[key]["n"] == len(values)
+        assert drawn[key]["mean"] == pytest.approx(statistics.fmean(values))
+    speedups = {(s["particles"], s["steps"]): s for s in charts["speedup"]}
+    for n in (16, 32):
+        python = statistics.fmean(times[("python", n, 4)])
+        cython = statistics.fmean(times[("cython", n, 4)])
+        assert speedups[(n, 4)]["value"] == pytest.approx(python / cython)
+    # several step counts in the store: each line says which
+    assert all("pasos" in line["label"] for line in charts["series"]) == (len({k[2] for k in times}) > 1)
+
+
+# -- the sweep parser on any input -------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True)
+    | st.text(max_size=12) | st.sampled_from(["python", "cython", "1-3", "10,20", "0", "-5", "9-1"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat"]), _json)
+       | _json)
+def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
+    try:
+        specs = parse_sweep_form(body)
+    except ParamsError as exc:
+        assert exc.message and "Traceback" not in exc.message
+        assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat")
+    else:
+        assert specs and all(s.benchmark in ("python", "numpy", "cython") for s in specs)

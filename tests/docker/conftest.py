@@ -1,0 +1,114 @@
+"""The `docker` suite runs against a real Docker engine: no fake CLI, no mocks.
+
+`.ci/run` starts the engine with `.ci/docker.sh`; when the engine does not answer
+here, this conftest runs that script itself (as root). Only when no engine can be
+started at all is the suite skipped, and the terminal summary then says so loudly.
+
+The images are built once per session with the real `partisim images build
+--offline` from the debootstrap base image `partisim-base:bookworm`: the wheelhouse
+is made first (online, from pip's cache when warm) and the image build runs with
+`docker build --network none`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dockertools import BASE_IMAGE, SIM_IMAGE, WORKER_IMAGE, docker, partisim_cli  # noqa: E402
+
+DOCKER_SH = REPO / ".ci" / "docker.sh"
+
+_state: dict[str, str | None] = {"skip_reason": None, "engine": None}
+
+
+def _engine_answers() -> bool:
+    try:
+        return docker("info", "--format", "{{.ServerVersion}}", timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _start_engine() -> str | None:
+    """None when an engine answers (started here if needed), else why none could be."""
+    if _engine_answers() and docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
+        return None
+    if os.geteuid() != 0:
+        return "docker no responde y no somos root para arrancar dockerd con .ci/docker.sh"
+    try:
+        done = subprocess.run(["bash", str(DOCKER_SH)], capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f".ci/docker.sh no terminó: {exc}"
+    if done.returncode != 0 or not _engine_answers():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        return f".ci/docker.sh falló (código {done.returncode}):\n{tail}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    """The engine's version and storage driver; skips the suite only when no engine can start."""
+    if _state["engine"] is None and _state["skip_reason"] is None:
+        reason = _start_engine()
+        if reason:
+            _state["skip_reason"] = reason
+        else:
+            _state["engine"] = docker("info", "--format", "{{.ServerVersion}} ({{.Driver}})").stdout.strip()
+    if _state["skip_reason"]:
+        pytest.skip(f"NO DOCKER ENGINE COULD BE STARTED: {_state['skip_reason']}")
+    return _state["engine"] or "?"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _state["skip_reason"]:
+        terminalreporter.write_sep("!", "DOCKER SUITE SKIPPED: no Docker engine could be started", red=True, bold=True)
+        terminalreporter.write_line(_state["skip_reason"], red=True)
+    elif _state["engine"]:
+        terminalreporter.write_line(f"docker suite: real engine {_state['engine']}")
+
+
+@dataclass(frozen=True)
+class Built:
+    output: str
+    wheelhouse: Path
+    ids: dict[str, str]
+
+
+def _wheelhouse_dir() -> Path:
+    """Kept between runs (pip and Docker then reuse their work): /var/cache/partisim as root."""
+    if os.environ.get("PARTISIM_TEST_WHEELHOUSE"):
+        return Path(os.environ["PARTISIM_TEST_WHEELHOUSE"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/partisim/wheelhouse")
+    return Path(tempfile.gettempdir()) / "partisim-test-wheelhouse"
+
+
+def _image_id(image: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def images(engine: str) -> Iterator[Built]:
+    """Both images, built offline from the debootstrap base with `partisim images build`."""
+    wheelhouse = _wheelhouse_dir()
+    wheelhouse.parent.mkdir(parents=True, exist_ok=True)
+    with open(wheelhouse.parent / ".partisim-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building the same images
+        made = partisim_cli("images", "wheelhouse", "--wheelhouse", str(wheelhouse))
+        assert made.returncode == 0, f"partisim images wheelhouse failed:\n{made.stdout}\n{made.stderr}"
+        built = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
+                             "--wheelhouse", str(wheelhouse))
+        assert built.returncode == 0, f"partisim images build --offline failed:\n{built.stdout}\n{built.stderr}"
+        yield Built(built.stdout, wheelhouse, {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})

@@ -1,0 +1,206 @@
+"""Shared helpers for the orchestrator tests (imported by conftest and the tests).
+
+Two workers stand in for two machines: 127.0.0.93 and 127.0.0.155, on the SAME
+port (picked free on both addresses). Commands run as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+import subprocess
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.workers import free_port_on, start_worker  # noqa: E402  (shared with tests/worker)
+
+HOST_A = "127.0.0.93"
+HOST_B = "127.0.0.155"
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\r")
+
+# Wide, colourless output so tables are never truncated in assertions.
+CLI_ENV = {
+    **os.environ,
+    "COLUMNS": "200",
+    "NO_COLOR": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
+CLI_ENV.pop("PARTISIM_TOKEN", None)
+
+
+def launch_worker(host: str, port: int, worker_id: str) -> object:
+    """A real worker (process runner) answering on host:port as ``worker_id``."""
+    return start_worker(host, port, "--runner", "process", env={"WORKER_ID": worker_id})
+
+
+def write_config(path: Path, workers: list[tuple[str, str, int]], **orchestrator: object) -> Path:
+    data = {
+        "workers": [{"id": i, "ip": ip, "port": port} for i, ip, port in workers],
+        "orchestrator": {"timeout": 5, "retry_attempts": 3, "max_concurrent_tasks": 4, **orchestrator},
+    }
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def clean(text: str) -> str:
+    """Output without ANSI escapes or carriage returns."""
+    return ANSI.sub("", text)
+
+
+def run(args: list[str], *, input: str | None = None, cwd: Path | None = None,
+        timeout: float = 90, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command (``partisim ...`` via the current interpreter, or a script)."""
+    if args and args[0].endswith(".py"):
+        cmd = [sys.executable, str(ROOT / args[0]), *args[1:]]
+    else:
+        cmd = [sys.executable, "-m", "partisim", *args]
+    return subprocess.run(
+        cmd, input=input if input is not None else "", capture_output=True, text=True,
+        cwd=cwd or ROOT, timeout=timeout, env=env or CLI_ENV,
+    )
+
+
+def run_many(commands: list[list[str]], **kwargs: object) -> list[subprocess.CompletedProcess[str]]:
+    """``run`` for several commands at once (they mostly wait on start-up and the network)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda c: run(c, **kwargs), commands))  # type: ignore[arg-type]
+
+
+def assert_clean_exit(proc: subprocess.CompletedProcess[str], code: int) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert proc.returncode == code, f"rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+@dataclass
+class Pair:
+    """Two real workers, worker-01 on HOST_A and worker-02 on HOST_B, same port."""
+
+    port: int
+    a: object
+    b: object
+    config: Path
+
+    @property
+    def workers(self) -> dict[str, object]:
+        return {"worker-01": self.a, "worker-02": self.b}
+
+
+def start_pair(tmp: Path) -> Pair:
+    """worker-01 on HOST_A and worker-02 on HOST_B, same port, started concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(5):
+        port = free_port_on(HOST_A, HOST_B)
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(launch_worker, host, port, wid)
+                       for host, wid in ((HOST_A, "worker-01"), (HOST_B, "worker-02"))]
+        started = [f.result() for f in futures if f.exception() is None]
+        if len(started) == 2:
+            config = write_config(tmp / "config_workers.json",
+                                  [("worker-01", HOST_A, port), ("worker-02", HOST_B, port)])
+            return Pair(port, started[0], started[1], config)
+        for w in started:  # someone took the port in between: try another
+            w.kill()
+    raise RuntimeError("could not start two workers")
+
+
+def stop_pair(pair: Pair) -> None:
+    for w in (pair.a, pair.b):
+        try:
+            w.stop()
+        except Exception:
+            w.kill()
+
+
+class PtySession:
+    """A command on a pseudo-terminal: ``expect`` output, ``send`` keystrokes.
+
+    The child is a session leader with the pty as controlling terminal, so a
+    ``\\x03`` written here reaches it as SIGINT, as from a real keyboard.
+    """
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None) -> None:
+        import fcntl
+        import pty
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+
+        def claim_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        cmd = [sys.executable, str(ROOT / args[0]), *args[1:]] if args[0].endswith(".py") \
+            else [sys.executable, "-m", "partisim", *args]
+        self.proc = subprocess.Popen(
+            cmd, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+            env={**(env or CLI_ENV), "TERM": "xterm"}, preexec_fn=claim_terminal, close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.buffer = ""
+        self.cursor = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def expect(self, text: str, timeout: float = 30.0) -> str:
+        """Read until ``text`` appears after the previous match (ANSI stripped);
+        return everything read so far."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while (found := clean(self.buffer).find(text, self.cursor)) < 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{text!r} not seen; output so far:\n{clean(self.buffer)}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{text!r} not seen before exit:\n{clean(self.buffer)}")
+                self.buffer += self._decoder.decode(chunk)
+        self.cursor = found + len(text)
+        return clean(self.buffer)
+
+    def send(self, data: str) -> None:
+        os.write(self.master, data.encode())
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Drain the output until the child exits; return its exit code."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if not ready:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            self.buffer += self._decoder.decode(chunk)
+        return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)

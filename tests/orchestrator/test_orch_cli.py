@@ -1,0 +1,168 @@
+"""The non-interactive CLI against two real workers: ping, status, exec, demo."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from orch_support import (
+    CLI_ENV, HOST_A, HOST_B, assert_clean_exit, free_port_on, run, run_many, start_worker, write_config,
+)
+
+
+def _row(output: str, worker_id: str) -> str:
+    lines = [line for line in output.splitlines() if f" {worker_id} " in line]
+    assert lines, f"no row for {worker_id} in:\n{output}"
+    return lines[0]
+
+
+def test_ping_table_with_two_workers(pair) -> None:
+    proc = run(["ping", "--config", str(pair.config)])
+    assert_clean_exit(proc, 0)
+    for worker_id, host in [("worker-01", HOST_A), ("worker-02", HOST_B)]:
+        row = _row(proc.stdout, worker_id)
+        assert f"{host}:{pair.port}" in row
+        assert "ACTIVO" in row and "INACTIVO" not in row
+        assert re.search(r"\d+\.\d ms", row), row
+        assert row.count(worker_id) == 2  # configured id and the id the worker reports
+    assert "Workers activos: 2/2" in proc.stdout
+
+
+def test_ping_json_reports_the_documented_fields(pair) -> None:
+    proc = run(["ping", "--config", str(pair.config), "--json"])
+    assert_clean_exit(proc, 0)
+    records = json.loads(proc.stdout)
+    assert [r["id"] for r in records] == ["worker-01", "worker-02"]
+    for r in records:
+        assert r["state"] == "active"
+        assert r["reported_id"] == r["id"]
+        assert r["consecutive_failures"] == 0
+        assert r["latency_ms"] > 0
+        assert r["url"].endswith(f":{pair.port}")
+
+
+def test_status_shows_docker_image_and_capacity(pair) -> None:
+    as_json, table = run_many([["status", "--config", str(pair.config), "--json"],
+                               ["status", "--config", str(pair.config)]])
+    assert_clean_exit(as_json, 0)
+    for record in json.loads(as_json.stdout):
+        status = record["last_status"]
+        assert status["worker_id"] == record["id"]
+        assert isinstance(status["docker_available"], bool)
+        assert isinstance(status["image_available"], bool)
+        assert status["capacity"] >= 1
+    assert_clean_exit(table, 0)
+    assert "Estado detallado" in table.stdout
+    assert re.search(r"\d+/\d+", _row(table.stdout.split("Estado detallado")[1], "worker-02"))
+
+
+def test_exec_json_returns_the_worker_result(pair) -> None:
+    args = ["exec", "--config", str(pair.config), "--worker", "worker-02", "--engine", "cython",
+            "-n", "100", "-s", "500", "--seed", "42", "--json"]
+    proc = run(args)
+    assert_clean_exit(proc, 0)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "success"
+    assert result["worker_id"] == "worker-02"
+    assert result["engine"] == "cython"
+    assert result["params"]["NUM_PARTICULAS"] == 100 and result["params"]["NUM_PASOS"] == 500
+    assert re.fullmatch(r"[0-9a-f]{64}", result["checksum"])
+    # Same task through the users' benchmark name, on the other machine: same physics.
+    other = run([*args[:3], "--worker", "worker-01", "--engine", "benchmark.py",
+                 "-n", "100", "-s", "500", "--seed", "42", "--json"])
+    assert_clean_exit(other, 0)
+    again = json.loads(other.stdout)
+    assert again["engine"] == "python"
+    assert again["checksum"] == result["checksum"]
+    assert again["particle_collisions"] == result["particle_collisions"]
+
+
+def test_exec_table_output(pair) -> None:
+    proc = run(["exec", "--config", str(pair.config), "--worker", "worker-01", "--engine", "numpy",
+                "-n", "50", "-s", "100"])
+    assert_clean_exit(proc, 0)
+    assert "Resultado de la tarea" in proc.stdout
+    assert "Colisiones entre partículas" in proc.stdout
+    assert "worker-01" in proc.stdout
+
+
+def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, cli) -> None:
+    cases = [
+        (["--engine", "../../etc/passwd"], "benchmark"),
+        (["-n", "0"], "NUM_PARTICULAS"),
+        (["--timeout", "0"], "--timeout"),
+    ]
+    for extra, word in cases:
+        # The workers of dead_config are down: a request would give 1, not 2.
+        code, out, err = cli("exec", "--config", str(dead_config), "--worker", "worker-01", *extra)
+        assert code == 2, (extra, out, err)
+        assert word in err
+
+
+def test_exec_short_timeout_is_a_failed_task(pair) -> None:
+    proc = run(["exec", "--config", str(pair.config), "--worker", "worker-01", "--engine", "python",
+                "-n", "2000", "-s", "1000000", "--timeout", "1", "--json"])
+    assert_clean_exit(proc, 1)
+    body = json.loads(proc.stdout)
+    assert body["status"] == "error" and "tiempo límite" in body["error"]
+    assert "worker-01" in proc.stderr
+
+
+def test_demo_on_two_workers(pair) -> None:
+    proc = run(["demo", "--config", str(pair.config), "-n", "60", "-s", "200"])
+    assert_clean_exit(proc, 0)
+    out = proc.stdout
+    assert "Comparación Python vs Cython" in out
+    comparison = out.split("Comparación Python vs Cython")[1]
+    for worker_id in ("worker-01", "worker-02"):
+        row = _row(comparison, worker_id)
+        assert "coinciden" in row
+        assert re.search(r"\d+\.\dx", row), row  # a speedup
+        collisions = re.search(r"(\d+) / (\d+)", row)
+        assert collisions and collisions.group(1) == collisions.group(2)
+    assert "Todos los resultados coinciden" in out
+    assert "Estado detallado" in out
+
+
+def test_no_active_workers(dead_config: Path) -> None:
+    config = ["--config", str(dead_config)]
+    ping, status, demo, exec_, as_json = run_many([
+        ["ping", *config], ["status", *config], ["demo", *config],
+        ["exec", *config, "--worker", "worker-02", "-n", "10", "-s", "10"],
+        ["ping", *config, "--json"],
+    ])
+    for proc in (ping, status, demo):
+        assert_clean_exit(proc, 1)
+        assert "NO HAY MÁQUINAS ACTIVAS" in proc.stdout
+        assert "Qué revisar" in proc.stdout
+    assert_clean_exit(exec_, 1)
+    assert "worker-02 no responde" in exec_.stderr
+    assert_clean_exit(as_json, 1)
+    assert {r["state"] for r in json.loads(as_json.stdout)} == {"inactive"}
+
+
+def test_verbose_logs_carry_timestamps(dead_config: Path) -> None:
+    proc = run(["ping", "--config", str(dead_config), "--verbose"])
+    assert_clean_exit(proc, 1)
+    assert re.search(r"\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\]", proc.stderr), proc.stderr
+
+
+def test_token_from_the_environment_reaches_protected_endpoints(tmp_path: Path) -> None:
+    port = free_port_on(HOST_A)
+    worker = start_worker(HOST_A, port, "--runner", "process",
+                          env={"WORKER_ID": "worker-01", "PARTISIM_TOKEN": "secreto-de-prueba"})
+    try:
+        config = write_config(tmp_path / "c.json", [("worker-01", HOST_A, port)])
+        without = run(["status", "--config", str(config), "--json"])
+        with_token = run(["status", "--config", str(config), "--json"],
+                         env={**CLI_ENV, "PARTISIM_TOKEN": "secreto-de-prueba"})
+        # /ping is open, so the worker is active either way; /status needs the token.
+        (record,) = json.loads(without.stdout)
+        assert record["state"] == "active" and record["last_status"] is None
+        assert "401" in record["last_error"] or "token" in record["last_error"].lower()
+        (record,) = json.loads(with_token.stdout)
+        assert record["last_status"]["auth_required"] is True
+        assert record["last_error"] is None
+    finally:
+        worker.kill()

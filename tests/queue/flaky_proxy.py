@@ -1,0 +1,81 @@
+"""A real HTTP server put in front of a real worker to misbehave on purpose (tests only).
+
+Every request is forwarded to ``--target``; ``POST /execute`` may instead:
+
+- ``--mode flaky``: answer 500 with probability ``--rate``; half of those before
+  forwarding (the worker never sees the task), half after (the answer is lost);
+- ``--mode reject``: always answer 422;
+- ``--mode corrupt``: forward, then change the checksum in the answer.
+
+``GET /proxy/stats`` reports what it did. Run: ``python flaky_proxy.py --port P --target URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+
+def build(target: str, mode: str, rate: float, seed: int) -> FastAPI:
+    app = FastAPI()
+    rng = random.Random(seed)
+    client = httpx.AsyncClient(base_url=target, timeout=None, trust_env=False)
+    stats = {"execute": 0, "failed_before": 0, "failed_after": 0, "rejected": 0, "corrupted": 0}
+
+    async def forward(request: Request, path: str) -> httpx.Response:
+        return await client.request(
+            request.method, "/" + path, params=request.query_params, content=await request.body(),
+            headers={k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")},
+        )
+
+    @app.get("/proxy/stats")
+    async def get_stats() -> dict:
+        return stats
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
+    async def relay(path: str, request: Request) -> Response:
+        if path == "execute" and request.method == "POST":
+            stats["execute"] += 1
+            if mode == "reject":
+                stats["rejected"] += 1
+                return JSONResponse({"status": "error", "error": "rechazada por el proxy de pruebas"}, 422)
+            roll = rng.random()
+            if mode == "flaky" and roll < rate / 2:
+                stats["failed_before"] += 1
+                return JSONResponse({"status": "error", "error": "fallo inyectado (antes)"}, 500)
+            answer = await forward(request, path)
+            if mode == "flaky" and roll < rate:
+                stats["failed_after"] += 1
+                return JSONResponse({"status": "error", "error": "fallo inyectado (después)"}, 500)
+            if mode == "corrupt" and answer.status_code == 200:
+                body = answer.json()
+                body["checksum"] = "0" * 64
+                stats["corrupted"] += 1
+                return JSONResponse(body, 200)
+            return Response(answer.content, answer.status_code, media_type="application/json")
+        answer = await forward(request, path)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--mode", choices=("flaky", "reject", "corrupt"), default="flaky")
+    parser.add_argument("--rate", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    uvicorn.run(build(args.target, args.mode, args.rate, args.seed), host=args.host, port=args.port,
+                log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

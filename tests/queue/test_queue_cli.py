@@ -1,0 +1,184 @@
+"""The queue commands as a user runs them: real ``partisim`` subprocesses against real serve."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SERVE_HOST, Cluster, free_port, run_cli, wait_batch
+
+from partisim.orchestrator.server_client import ServerClient
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def served(pair, tmp_path_factory):
+    """serve on the shared pair of workers, with one sweep already done."""
+    tmp = tmp_path_factory.mktemp("served")
+    c = Cluster(tmp)
+    try:
+        config = c.config([("worker-a", pair[0].url), ("worker-b", pair[1].url)])
+        serve = c.serve(config, tmp / "q.db", wait_workers=2)
+        done = run_cli("sweep", "--engines", "python,cython", "--particles", "10,40", "--steps", "5",
+                       "--seeds", "1-3", "--server", serve.url, "--wait", cwd=tmp)
+        assert done.returncode == 0, done.stderr + done.stdout
+        batch = json.loads(run_cli("results", "--format", "json", "--server", serve.url).stdout)[0]["batch"]
+        yield serve, batch, tmp
+    finally:
+        c.stop_all()
+
+
+def test_sweep_queued_the_cartesian_product_and_waited(served):
+    serve, batch, _ = served
+    with ServerClient(serve.url) as client:
+        tasks = client.tasks(batch=batch)
+    assert len(tasks) == 2 * 2 * 3 and {t["status"] for t in tasks} == {"success"}
+    combos = {(t["benchmark"], t["params"]["NUM_PARTICULAS"], t["params"]["SEMILLA"]) for t in tasks}
+    assert len(combos) == 12 and {t["params"]["NUM_PASOS"] for t in tasks} == {5}
+
+
+def test_results_as_table_csv_and_json(served, tmp_path: Path):
+    serve, batch, _ = served
+    table = run_cli("results", "--batch", batch, "--server", serve.url)
+    assert table.returncode == 0, table.stderr
+    assert "Resultados (12 tareas)" in table.stdout and "éxito" in table.stdout
+    out = tmp_path / "r.csv"
+    as_csv = run_cli("results", "--batch", batch, "--format", "csv", "-o", str(out), "--server", serve.url)
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == 12 and all(len(r["checksum"]) == 64 for r in rows)
+    assert {r["engine"] for r in rows} == {"python", "cython"}
+    as_json = run_cli("results", "--batch", batch, "--format", "json", "--server", serve.url)
+    data = json.loads(as_json.stdout)
+    assert len(data) == 12 and data[0]["result"]["particle_collisions"] >= 0
+    # same seed and size give the same checksum on any engine and worker
+    by_case: dict[tuple, set] = {}
+    for t in data:
+        by_case.setdefault((t["params"]["NUM_PARTICULAS"], t["params"]["SEMILLA"]), set()).add(
+            t["result"]["checksum"])
+    assert all(len(sums) == 1 for sums in by_case.values())
+
+
+def test_report_png_is_a_valid_image(served, tmp_path: Path):
+    serve, batch, _ = served
+    png = tmp_path / "informe.png"
+    done = run_cli("report", "--batch", batch, "-o", str(png), "--server", serve.url)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Aceleración cython/python" in done.stdout
+    data = png.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)
+    assert pixels.shape[0] >= 400 and pixels.shape[1] >= 1000
+    assert pixels.std() > 0.05  # something was drawn
+
+
+def test_verify_reruns_on_the_other_worker_and_checksums_match(served):
+    serve, batch, _ = served
+    done = run_cli("results", "--batch", batch, "--verify", "4", "--server", serve.url)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Los 4 checksums coinciden" in done.stdout
+    with ServerClient(serve.url) as client:
+        verify_batch = next(b["batch"] for b in client.batches() if b["batch"].startswith("verify-"))
+        reruns = client.tasks(batch=verify_batch)
+        assert len(reruns) == 4
+        for rerun in reruns:
+            original = client.task(rerun["verify_of"])
+            assert rerun["worker"] != original["worker"]
+            assert rerun["result"]["checksum"] == original["result"]["checksum"]
+
+
+def test_verify_flags_a_checksum_mismatch(cluster: Cluster, pair, tmp_path: Path):
+    liar = cluster.proxy(pair[1], mode="corrupt")
+    config = cluster.config([("worker-a", pair[0].url), ("worker-liar", liar.url)])
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
+    with ServerClient(serve.url) as client:
+        answer = client.submit([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 2},
+                                 "repeat": 4}])
+        wait_batch(client, answer["batch"], timeout=30)
+    done = run_cli("results", "--batch", answer["batch"], "--verify", "2", "--server", serve.url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "NO COINCIDE" in done.stdout
+
+
+def test_submit_file_then_wait_and_bad_file(served, tmp_path: Path):
+    serve, _, _ = served
+    good = tmp_path / "tareas.json"
+    good.write_text(json.dumps([{"benchmark": "numpy", "params": {"NUM_PARTICULAS": 20, "NUM_PASOS": 3},
+                                 "repeat": 2}]), encoding="utf-8")
+    done = run_cli("submit", str(good), "--batch", "mi-lote", "--server", serve.url)
+    assert done.returncode == 0, done.stderr
+    assert "2 tareas en cola" in done.stdout and "mi-lote" in done.stdout
+    waited = run_cli("wait", "--batch", "mi-lote", "--server", serve.url)
+    assert waited.returncode == 0, waited.stderr + waited.stdout
+    assert "2 tareas con éxito" in waited.stdout
+    bad = tmp_path / "malas.json"
+    bad.write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PARTICULAS": "cien"}}]), encoding="utf-8")
+    refused = run_cli("submit", str(bad), "--server", serve.url)
+    assert refused.returncode == 2
+    assert "malas.json" in refused.stderr and "NUM_PARTICULAS" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    unknown = run_cli("wait", "--batch", "no-existe", "--server", serve.url)
+    assert unknown.returncode == 2 and "no hay tareas en el lote no-existe" in unknown.stderr
+
+
+def test_api_errors_are_spanish_json_not_5xx(served):
+    import httpx
+
+    serve, _, _ = served
+    http = httpx.Client(base_url=serve.url, trust_env=False)
+    cases = [
+        ("POST", "/api/tasks", {"content": b"{no es json"}, 422, "JSON"),
+        ("POST", "/api/tasks", {"json": {"benchmark": "rm -rf"}}, 422, "benchmark desconocido"),
+        ("POST", "/api/tasks", {"json": {"tasks": [{"benchmark": "python", "params": {"DT": 0}}]}}, 422, "DT"),
+        ("GET", "/api/tasks?status=raro", {}, 422, "status"),
+        ("GET", "/api/tasks?limit=abc", {}, 422, "limit"),
+        ("GET", "/api/tasks/t-nada", {}, 404, "tarea desconocida"),
+        ("GET", "/api/tasks/t-nada?wait=1e9", {}, 422, "wait"),
+        ("POST", "/api/verify", {"json": {"count": 0}}, 422, "count"),
+    ]
+    for method, path, kw, code, needle in cases:
+        answer = http.request(method, path, **kw)
+        assert answer.status_code == code, (path, answer.text)
+        assert needle in answer.json()["error"], (path, answer.text)
+    http.close()
+
+
+def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
+    url = f"http://{SERVE_HOST}:{free_port(SERVE_HOST)}"
+    for argv in (("submit", "x.json"), ("wait",), ("results",), ("report",)):
+        if argv[0] == "submit":
+            (tmp_path / "x.json").write_text('[{"benchmark": "python"}]', encoding="utf-8")
+        done = run_cli(*argv, "--server", url, cwd=tmp_path)
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert f"el servidor no está en marcha en {url}" in done.stderr
+        assert "partisim serve" in done.stderr and "Traceback" not in done.stderr
+    via_env = run_cli("wait", cwd=tmp_path, env={"PARTISIM_SERVER": url})
+    assert via_env.returncode == 2 and url in via_env.stderr
+
+
+def test_serve_without_config_is_a_clear_error(tmp_path: Path):
+    done = run_cli("serve", "--port", str(free_port(SERVE_HOST)), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "config_workers.json" in done.stderr and "Traceback" not in done.stderr
+    bad = tmp_path / "c.json"
+    bad.write_text('{"workers": [{"id": "w", "ip": "nope", "port": 1}]}', encoding="utf-8")
+    done = run_cli("serve", "--config", str(bad), cwd=tmp_path)
+    assert done.returncode == 2 and "ip" in done.stderr
+
+
+def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):
+    serve, _, tmp = served
+    config = next(tmp.glob("config-*.json"))
+    answers = "9\ncython\n15\n2\n1-2\n\n10\n7\n"  # sweep with our values, wait, status, exit
+    done = run_cli("orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url},
+                   input=answers)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Motores [python,cython]" in done.stdout
+    assert "2 tareas en cola" in done.stdout and "Éxito 2 · fallidas 0" in done.stdout
+    assert "Últimos lotes" in done.stdout and "Traceback" not in done.stdout + done.stderr

@@ -1,0 +1,220 @@
+"""``partisim serve`` end to end: real workers, real serve, real SQLite file, real kills."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history
+
+from partisim.orchestrator.server_client import ServerClient, ServerError
+
+#: ~0.2 s of the python engine: long enough to be caught mid-flight
+MEDIUM = {"NUM_PARTICULAS": 200, "NUM_PASOS": 200}
+
+
+def _tasks(params: dict, count: int, engine: str = "python") -> list[dict]:
+    return [{"benchmark": engine, "params": {**params, "SEMILLA": seed}} for seed in range(count)]
+
+
+def _executions(*workers) -> Counter:
+    """How many successful executions of each task_id the workers report."""
+    seen: Counter = Counter()
+    for proc in workers:
+        for item in worker_history(proc):
+            if item.get("status") == "success":
+                seen[item["task_id"]] += 1
+    return seen
+
+
+def _db_rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id, status, worker, attempts, result FROM tasks").fetchall()
+
+
+def test_200_tiny_tasks_over_two_workers_all_succeed_balanced(cluster: Cluster, pair, tmp_path: Path):
+    a, b = pair
+    config = cluster.config([("worker-a", a.url), ("worker-b", b.url)])
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
+    with ServerClient(serve.url) as client:
+        answer = client.submit([{"benchmark": "python", "params": TINY, "repeat": 200}])
+        assert answer["count"] == 200 and len(set(answer["ids"])) == 200
+        state = wait_batch(client, answer["batch"], timeout=60)
+        assert state["success"] == 200 and state["failed"] == 0
+        tasks = client.tasks(batch=answer["batch"])
+        per_worker = Counter(t["worker"] for t in tasks)
+        assert set(per_worker) == {"worker-a", "worker-b"}
+        assert min(per_worker.values()) >= 70, per_worker  # balanced: neither worker starved
+        assert all(t["attempts"] == 1 and t["result"]["checksum"] for t in tasks)
+        workers = {w["id"]: w for w in client.workers()}
+        assert workers["worker-a"]["completed"] == per_worker["worker-a"]  # a fresh database
+        assert workers["worker-a"]["capacity"] == 2 and workers["worker-a"]["state"] == "active"
+        summary = client.summary()
+        assert summary["finished_last_60s"] == 200 and summary["throughput_per_s"] > 0
+    executions = _executions(a, b)
+    assert all(executions[i] == 1 for i in answer["ids"])
+
+
+def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_path: Path):
+    a = cluster.worker(HOST_A, "worker-a", capacity=2)
+    b = cluster.worker(HOST_B, "worker-b", capacity=2)
+    config = cluster.config([("worker-a", a.url), ("worker-b", b.url)])
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
+    with ServerClient(serve.url) as client:
+        answer = client.submit(_tasks(MEDIUM, 16))
+        batch = answer["batch"]
+        wait_until(lambda: any(t["worker"] == "worker-a" for t in client.tasks(batch=batch, status="running"))
+                   and client.summary(batch=batch)["success"] >= 2, 30, "tasks running on worker-a")
+        a.kill9()
+        state = wait_batch(client, batch, timeout=90)
+        assert state["success"] == 16 and state["failed"] == 0, state
+        tasks = client.tasks(batch=batch)
+        retried = [t for t in tasks if t["attempts"] > 1]
+        assert retried, "the tasks lost with worker-a should have been retried"
+        assert all(t["worker"] == "worker-b" for t in retried)
+        health = {w["id"]: w for w in client.workers()}
+        wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "inactive",
+                   10, "worker-a marked inactive")
+        assert health["worker-b"]["state"] == "active"
+    rows = _db_rows(tmp_path / "q.db")
+    assert len(rows) == 16 and all(r[1] == "success" and r[4] for r in rows)
+    # worker-b never ran a task twice (worker-a's memory died with it)
+    assert max(_executions(b).values()) == 1
+
+
+def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pair, tmp_path: Path):
+    a, b = pair
+    config = cluster.config([("worker-a", a.url), ("worker-b", b.url)])
+    db = tmp_path / "q.db"
+    serve = cluster.serve(config, db, wait_workers=2)
+    with ServerClient(serve.url) as client:
+        answer = client.submit(_tasks(MEDIUM, 16))
+        batch = answer["batch"]
+        wait_until(lambda: (lambda s: s["success"] >= 3 and s["running"] >= 2)(client.summary(batch=batch)),
+                   30, "a batch half done")
+    serve.kill9()
+    rows = _db_rows(db)
+    assert any(r[1] == "running" for r in rows), "the kill should leave tasks running in the database"
+    again = cluster.serve(config, db, wait_workers=2)
+    with ServerClient(again.url) as client:
+        state = wait_batch(client, batch, timeout=90)
+        assert state["success"] == 16 and state["failed"] == 0, state
+        tasks = client.tasks(batch=batch)
+    assert sorted(t["id"] for t in tasks) == sorted(answer["ids"])
+    executions = _executions(a, b)
+    duplicated = {i: n for i, n in executions.items() if i in answer["ids"] and n != 1}
+    assert not duplicated, f"tasks executed more than once: {duplicated}"
+    assert all(executions[i] == 1 for i in answer["ids"])
+    for t in tasks:  # the recorded result is the one of the worker that ran it
+        assert t["result"]["worker_id"] == t["worker"]
+
+
+def test_worker_answering_500_at_random_is_retried_to_success(cluster: Cluster, pair, tmp_path: Path):
+    real = pair[0]
+    flaky = cluster.proxy(real, mode="flaky", rate=0.3, seed=11)
+    config = cluster.config([("worker-flaky", flaky.url)], retry_attempts=12)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    with ServerClient(serve.url) as client:
+        answer = client.submit(_tasks(TINY, 30))
+        state = wait_batch(client, answer["batch"], timeout=90)
+        assert state["success"] == 30, state
+        tasks = client.tasks(batch=answer["batch"])
+    stats = httpx.get(flaky.url + "/proxy/stats", trust_env=False).json()
+    assert stats["failed_before"] + stats["failed_after"] >= 3, stats
+    assert sum(t["attempts"] for t in tasks) == stats["execute"]
+    assert any(t["attempts"] > 1 for t in tasks)
+    # a lost answer was retried with the same task_id: the worker ran nothing twice
+    executions = _executions(real)
+    assert all(executions[i] == 1 for i in answer["ids"])
+
+
+def test_422_fails_at_once_without_retry(cluster: Cluster, tmp_path: Path):
+    worker = cluster.worker(HOST_A, "worker-a", capacity=1, extra=("--max-particles", "50"))
+    config = cluster.config([("worker-a", worker.url)], retry_attempts=5)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    with ServerClient(serve.url) as client:
+        answer = client.submit([
+            {"benchmark": "python", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 1}},
+            {"benchmark": "python", "params": TINY},
+        ])
+        wait_batch(client, answer["batch"], timeout=30)
+        bad, good = (client.task(i) for i in answer["ids"])
+    assert bad["status"] == "failed" and bad["attempts"] == 1
+    assert "50" in bad["error"] and bad["result"] is None
+    assert good["status"] == "success"
+
+
+def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
+    worker = cluster.worker(HOST_A, "worker-a", capacity=1)
+    config = cluster.config([("worker-a", worker.url)], max_concurrent_tasks=1)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}  # minutes of python: must be cancelled
+    with ServerClient(serve.url) as client:
+        answer = client.submit(_tasks(slow, 2))
+        first, second = answer["ids"]
+        wait_until(lambda: client.task(first)["status"] == "running", 20, "first task running")
+        assert client.task(second)["status"] == "queued"
+        assert client.cancel(second)["previous"] == "queued"
+        assert client.cancel(first)["previous"] == "running"
+        assert client.task(first)["status"] == "cancelled"
+        state = wait_batch(client, answer["batch"], timeout=10)
+        assert state["cancelled"] == 2
+        for task_id, code in ((first, 409), (second, 409), ("t-nada", 404)):
+            with pytest.raises(ServerError) as err:
+                client.cancel(task_id)
+            assert err.value.status_code == code
+        # the worker was told: the running one was stopped there too, the queued one never ran
+        wait_until(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(first) == "cancelled",
+                   15, "worker-side cancel")
+        assert second not in {i["task_id"] for i in worker_history(worker)}
+        # the slot is free again: a new task runs
+        nxt = client.submit({"benchmark": "python", "params": TINY})
+        assert client.task(nxt["ids"][0], wait=20)["status"] == "success"
+
+
+def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tmp_path: Path):
+    config = cluster.config([("worker-a", pair[0].url), ("worker-b", pair[1].url)])
+    inbox = tmp_path / "bandeja"
+    serve = cluster.serve(config, tmp_path / "q.db", inbox=inbox, wait_workers=1)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "buenas.json").write_text(json.dumps({"tasks": [{"benchmark": "cython", "params": TINY,
+                                                                 "repeat": 3}]}), encoding="utf-8")
+    (staging / "rotas.json").write_text('[{"benchmark": "python", ', encoding="utf-8")
+    (staging / "invalidas.json").write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": -1}}]),
+                                            encoding="utf-8")
+    for name in ("buenas.json", "rotas.json", "invalidas.json"):
+        (staging / name).replace(inbox / name)  # atomic appearance, as users should drop files
+    wait_until(lambda: (inbox / "processed" / "buenas.json").exists(), 20, "good file processed")
+    wait_until(lambda: (inbox / "failed" / "invalidas.json.error.txt").exists(), 20, "invalid file rejected")
+    # a truncated file may be a file still being written: it is rejected once it settles
+    wait_until(lambda: (inbox / "failed" / "rotas.json.error.txt").exists(), 20, "malformed file rejected")
+    assert "JSON inválido" in (inbox / "failed" / "rotas.json.error.txt").read_text(encoding="utf-8")
+    assert "NUM_PASOS" in (inbox / "failed" / "invalidas.json.error.txt").read_text(encoding="utf-8")
+    assert not list(inbox.glob("*.json"))
+    with ServerClient(serve.url) as client:
+        batch = next(b["batch"] for b in client.batches() if b["batch"].startswith("inbox-buenas-"))
+        state = wait_batch(client, batch, timeout=30)
+        assert state["success"] == 3 and state["total"] == 3
+
+
+def test_sigterm_stops_serve_gracefully_letting_running_tasks_finish(cluster: Cluster, pair, tmp_path: Path):
+    config = cluster.config([("worker-a", pair[0].url), ("worker-b", pair[1].url)], max_concurrent_tasks=1)
+    db = tmp_path / "q.db"
+    serve = cluster.serve(config, db, wait_workers=2)
+    with ServerClient(serve.url) as client:
+        answer = client.submit(_tasks(MEDIUM, 12))
+        wait_until(lambda: client.summary(batch=answer["batch"])["running"] >= 1, 30, "tasks running")
+        running = {t["id"] for t in client.tasks(batch=answer["batch"], status="running")}
+    serve.popen.send_signal(signal.SIGTERM)
+    assert serve.popen.wait(timeout=30) == 0, serve.output()
+    rows = {r[0]: r for r in _db_rows(db)}
+    assert len(rows) == 12
+    assert all(rows[i][1] == "success" for i in running)  # in-flight work was let finish
+    assert {r[1] for r in rows.values()} <= {"success", "queued"}  # nothing failed or lost
+    assert any(r[1] == "queued" for r in rows.values())  # and nothing new was dispatched

@@ -1,0 +1,133 @@
+"""The SQLite queue on a real file: transitions, races, persistence."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from partisim.orchestrator.queue import Queue, TaskSpec
+
+SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})
+
+
+@pytest.fixture
+def queue(tmp_path):
+    q = Queue(tmp_path / "q.db", max_attempts=3)
+    yield q
+    q.close()
+
+
+def test_file_is_in_wal_mode(tmp_path, queue):
+    with sqlite3.connect(tmp_path / "q.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_lifecycle_queued_running_success(queue):
+    batch, ids = queue.enqueue([SPEC, SPEC], batch="b1")
+    assert batch == "b1" and len(ids) == 2 and ids[0] != ids[1]
+    assert queue.counts("b1") == {"queued": 2, "running": 0, "success": 0, "failed": 0, "cancelled": 0, "total": 2}
+    attempt = queue.claim(ids[0], "w1", "http://127.0.0.1:1", time.time() + 60)
+    assert attempt == 1
+    assert queue.claim(ids[0], "w2", "http://127.0.0.1:2", time.time() + 60) is None  # already running
+    task = queue.get(ids[0])
+    assert (task.status, task.worker, task.attempts) == ("running", "w1", 1)
+    assert queue.complete(ids[0], 1, {"checksum": "abc"})
+    assert not queue.complete(ids[0], 1, {"checksum": "other"})  # never two results
+    done = queue.get(ids[0])
+    assert done.status == "success" and done.result == {"checksum": "abc"}
+    assert done.to_dict()["timings"]["run_s"] >= 0
+
+
+def test_stale_attempt_cannot_finish_a_retried_task(queue):
+    _, (tid,) = queue.enqueue([SPEC])
+    assert queue.claim(tid, "w1", "u1", time.time() + 60) == 1
+    assert queue.retry(tid, 1, "conexión rechazada", not_before=0.0)
+    task = queue.get(tid)
+    assert task.status == "queued" and task.avoid_worker == "w1" and task.error == "conexión rechazada"
+    assert queue.claim(tid, "w2", "u2", time.time() + 60) == 2
+    assert not queue.complete(tid, 1, {"checksum": "late"})  # the first attempt's late answer
+    assert queue.complete(tid, 2, {"checksum": "good"})
+    assert queue.get(tid).result == {"checksum": "good"}
+
+
+def test_release_does_not_count_the_attempt_and_backoff_hides_task(queue):
+    _, (tid,) = queue.enqueue([SPEC])
+    queue.claim(tid, "w1", "u1", time.time() + 60)
+    assert queue.release(tid, 1, not_before=time.time() + 100)
+    task = queue.get(tid)
+    assert task.status == "queued" and task.attempts == 0 and task.worker is None
+    assert queue.ready(10) == []
+    assert queue.next_ready_at() > time.time() + 50
+    assert [t.id for t in queue.ready(10, now=time.time() + 200)] == [tid]
+
+
+def test_fail_and_cancel(queue):
+    _, (a, b, c) = queue.enqueue([SPEC, SPEC, SPEC])
+    queue.claim(a, "w1", "u1", time.time() + 60)
+    assert queue.fail(a, 1, "HTTP 422: NUM_PARTICULAS")
+    assert queue.get(a).status == "failed" and queue.get(a).error.startswith("HTTP 422")
+    assert queue.cancel(a) is None  # final: nothing to cancel
+    before = queue.cancel(b)
+    assert before is not None and before.status == "queued"
+    queue.claim(c, "w1", "u1", time.time() + 60)
+    assert queue.cancel(c).status == "running"
+    assert not queue.complete(c, 1, {"checksum": "x"})  # the answer after a cancel is dropped
+    assert queue.counts() == {"queued": 0, "running": 0, "success": 0, "failed": 1, "cancelled": 2, "total": 3}
+
+
+def test_list_filters_newest_first_and_limit(queue):
+    queue.enqueue([SPEC] * 3, batch="old")
+    _, new_ids = queue.enqueue([SPEC] * 2, batch="new")
+    assert [t.id for t in queue.list(batch="new")] == list(reversed(new_ids))
+    assert len(queue.list(limit=4)) == 4
+    assert queue.list(status="success") == []
+    batches = queue.batches()
+    assert [b["batch"] for b in batches] == ["new", "old"]
+    assert batches[1]["queued"] == 3 and batches[1]["total"] == 3
+
+
+def test_state_survives_reopen(tmp_path):
+    path = tmp_path / "persist.db"
+    q = Queue(path)
+    _, (tid,) = q.enqueue([SPEC], batch="keep")
+    q.claim(tid, "w1", "http://127.0.0.93:8080", time.time() + 60)
+    q.close()
+    again = Queue(path)
+    try:
+        task = again.get(tid)
+        assert (task.status, task.worker_url, task.batch) == ("running", "http://127.0.0.93:8080", "keep")
+        assert [t.id for t in again.running()] == [tid]
+    finally:
+        again.close()
+
+
+def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
+    """Two Queue objects on one file (as two processes would be): one complete() wins."""
+    path = tmp_path / "race.db"
+    first, second = Queue(path), Queue(path)
+    try:
+        _, ids = first.enqueue([SPEC] * 50)
+        for tid in ids:
+            assert first.claim(tid, "w1", "u", time.time() + 60) == 1
+        wins: list[bool] = []
+        lock = threading.Lock()
+
+        def finish(q: Queue, tag: str) -> None:
+            for tid in ids:
+                ok = q.complete(tid, 1, {"checksum": tag})
+                with lock:
+                    wins.append(ok)
+
+        threads = [threading.Thread(target=finish, args=(q, tag)) for q, tag in ((first, "a"), (second, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wins.count(True) == 50 and wins.count(False) == 50
+        assert first.counts()["success"] == 50
+    finally:
+        first.close()
+        second.close()
