@@ -11,6 +11,7 @@ Run: ``.venv/bin/python bench/queue.py [--tiny 400] [--round-trips 50] [--skip-d
 Needs the ``bench`` extra for dask (``pip install -e '.[bench]'``).
 """
 
+# ruff: noqa: E402  (the imports must follow the sys.path fix below)
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,9 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 

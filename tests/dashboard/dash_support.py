@@ -199,7 +199,7 @@ class EventStream:
         self._context.__exit__(None, None, None)
         self._client.close()
 
-    def __enter__(self) -> "EventStream":
+    def __enter__(self) -> EventStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

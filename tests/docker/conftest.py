@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,8 +83,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 @dataclass(frozen=True)
 class Built:
     output: str
+    project: Path
     wheelhouse: Path
     ids: dict[str, str]
+
+
+def _snapshot(dest: Path) -> Path:
+    """A copy of what the images are built from, so edits made during the run change nothing."""
+    for name in ("pyproject.toml", "setup.py", "README.md", "Dockerfile", "Dockerfile.worker"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, dest / name)
+    shutil.copytree(REPO / "src", dest / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.egg-info", "*.pyc"))
+    return dest
 
 
 def _wheelhouse_dir() -> Path:
@@ -100,15 +112,16 @@ def _image_id(image: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def images(engine: str) -> Iterator[Built]:
+def images(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """Both images, built offline from the debootstrap base with `partisim images build`."""
+    project = _snapshot(tmp_path_factory.mktemp("project"))
     wheelhouse = _wheelhouse_dir()
     wheelhouse.parent.mkdir(parents=True, exist_ok=True)
     with open(wheelhouse.parent / ".partisim-images.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building the same images
-        made = partisim_cli("images", "wheelhouse", "--wheelhouse", str(wheelhouse))
+        made = partisim_cli("images", "wheelhouse", "--project", str(project), "--wheelhouse", str(wheelhouse))
         assert made.returncode == 0, f"partisim images wheelhouse failed:\n{made.stdout}\n{made.stderr}"
         built = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
-                             "--wheelhouse", str(wheelhouse))
+                             "--project", str(project), "--wheelhouse", str(wheelhouse))
         assert built.returncode == 0, f"partisim images build --offline failed:\n{built.stdout}\n{built.stderr}"
-        yield Built(built.stdout, wheelhouse, {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})
+        yield Built(built.stdout, project, wheelhouse, {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})

@@ -42,7 +42,7 @@ def test_simulation_image_gives_the_host_checksum_without_network(images) -> Non
 
 def test_rebuild_with_nothing_changed_comes_from_the_cache(images) -> None:
     again = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
-                         "--wheelhouse", str(images.wheelhouse))
+                         "--project", str(images.project), "--wheelhouse", str(images.wheelhouse))
     assert again.returncode == 0, again.stderr
     assert "partisim sin cambios" in again.stdout
     for image, image_id in images.ids.items():

@@ -26,7 +26,8 @@ def served(pair, tmp_path_factory):
         done = run_cli("sweep", "--engines", "python,cython", "--particles", "10,40", "--steps", "5",
                        "--seeds", "1-3", "--server", serve.url, "--wait", cwd=tmp)
         assert done.returncode == 0, done.stderr + done.stdout
-        batch = json.loads(run_cli("results", "--format", "json", "--server", serve.url).stdout)[0]["batch"]
+        with ServerClient(serve.url) as client:
+            (batch,) = [b["batch"] for b in client.batches()]
         yield serve, batch, tmp
     finally:
         c.stop_all()
@@ -151,7 +152,7 @@ def test_api_errors_are_spanish_json_not_5xx(served):
 
 def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
     url = f"http://{SERVE_HOST}:{free_port(SERVE_HOST)}"
-    for argv in (("submit", "x.json"), ("wait",), ("results",), ("report",)):
+    for argv in (("submit", "x.json"), ("report",)):
         if argv[0] == "submit":
             (tmp_path / "x.json").write_text('[{"benchmark": "python"}]', encoding="utf-8")
         done = run_cli(*argv, "--server", url, cwd=tmp_path)

@@ -68,3 +68,18 @@ def test_queued_tasks_do_not_start_after_sigterm(fresh_worker) -> None:
     assert "tarea=waiting" in log  # it was accepted ...
     assert "tarea waiting: cancelled (el worker se detuvo antes de ejecutar la tarea)" in log  # ... never run
     assert "tarea runner: cancelled" in log
+
+
+def test_sigkill_of_worker_leaves_no_process_behind(fresh_worker) -> None:
+    """kill -9 of the worker (a machine dying): its task processes and helpers go too, not minutes later."""
+    import subprocess
+
+    w = fresh_worker("--capacity", "2")
+    with httpx.Client(base_url=w.url, trust_env=False, timeout=30) as client:
+        client.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "task_id": "orphan"})
+        pid = wait_for(lambda: client.get("/tasks/orphan").json()["pid"], 30, "task to start")
+    helpers = subprocess.run(["pgrep", "-P", str(w.pid)], capture_output=True, text=True).stdout.split()
+    assert helpers  # the fork server (and resource tracker) run beside the worker
+    w.kill()
+    wait_for(lambda: _pid_gone(pid) and all(_pid_gone(int(p)) for p in helpers), 20,
+             "the task process and the worker's helper processes to exit")

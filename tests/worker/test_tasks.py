@@ -98,4 +98,5 @@ def test_cancel_running_task_kills_its_process(client: httpx.Client) -> None:
     # an /execute with the same id does not run it again: it reports the cancellation
     again = client.post("/execute", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id})
     assert again.status_code == 409 and again.json()["task_id"] == task_id
+    assert again.json()["status"] == "cancelled" and "cancelada" in again.json()["error"]
     assert client.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200

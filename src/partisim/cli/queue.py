@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -443,7 +444,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("report", help="informe PNG: tiempo vs partículas por motor y aceleración cython/python")
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
-    p.add_argument("-o", "--output", default="report.png", metavar="ARCHIVO.png", help="imagen (por defecto report.png)")
+    p.add_argument("-o", "--output", default="report.png", metavar="ARCHIVO.png",
+                   help="imagen (por defecto report.png)")
     p.add_argument("--verify", type=_positive_int, default=None, metavar="K",
                    help="repetir K tareas al azar en otro worker y comparar checksums")
     _add_server(p)

@@ -13,8 +13,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -322,7 +323,7 @@ def create_app(
         ]
         vbatch, ids = queue.enqueue(specs, new_batch_id("verify"))
         scheduler.wake()
-        pairs = [{"original": t.id, "verify": i} for t, i in zip(chosen, ids)]
+        pairs = [{"original": t.id, "verify": i} for t, i in zip(chosen, ids, strict=True)]
         return JSONResponse({"batch": vbatch, "pairs": pairs, "count": len(pairs)}, status_code=201)
 
     @app.get("/api/health")

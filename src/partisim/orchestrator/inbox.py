@@ -13,8 +13,8 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from partisim.errors import ParamsError
 from partisim.orchestrator.queue import Queue

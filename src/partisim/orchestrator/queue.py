@@ -17,9 +17,10 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "QUEUED",
@@ -210,7 +211,7 @@ class Queue:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Queue":
+    def __enter__(self) -> Queue:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -272,12 +273,12 @@ class Queue:
             f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit))
         )
 
-    def ready(self, limit: int, now: float | None = None) -> list[Task]:
-        """Queued tasks whose backoff has elapsed, oldest first."""
+    def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
+        """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
         now = time.time() if now is None else now
         return self._select(
-            "SELECT * FROM tasks WHERE status = ? AND not_before <= ? ORDER BY seq LIMIT ?",
-            (QUEUED, now, int(limit)),
+            "SELECT * FROM tasks WHERE status = ? AND not_before <= ? ORDER BY seq LIMIT ? OFFSET ?",
+            (QUEUED, now, int(limit), int(offset)),
         )
 
     def next_ready_at(self) -> float | None:

@@ -5,9 +5,10 @@ over seeds and repeats) and the cython/python speedup, drawn with matplotlib (Ag
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import matplotlib
 

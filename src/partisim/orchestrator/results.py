@@ -9,8 +9,9 @@ import io
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rich.table import Table
 
@@ -93,7 +94,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def results_table(tasks: Sequence[dict[str, Any]], *, checks: dict[str, "Check"] | None = None) -> Table:
+def results_table(tasks: Sequence[dict[str, Any]], *, checks: dict[str, Check] | None = None) -> Table:
     """A rich table of tasks; with ``checks`` a column says whether a re-run agreed."""
     table = Table(title=f"Resultados ({len(tasks)} tareas)", show_lines=False)
     for header, justify in (

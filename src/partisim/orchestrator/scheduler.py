@@ -20,8 +20,9 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from partisim.errors import (
     PartisimError,
@@ -205,21 +206,32 @@ class Scheduler:
         total_free = sum(s.free for s in slots)
         if total_free == 0:
             return
-        for task in self.queue.ready(limit=total_free + 16):
-            if total_free == 0:
-                break
-            target = self._pick(task, slots)
-            if target is None:
-                continue
-            timeout = task.timeout or self.default_task_timeout
-            deadline = time.time() + timeout + self.request_timeout + 10.0
-            attempt = self.queue.claim(task.id, target.id, target.url, deadline)
-            if attempt is None:
-                continue  # cancelled meanwhile
-            target.inflight += 1
-            target.dispatched += 1
-            total_free -= 1
-            self._start(task.id, target.id, self._dispatch(task, target.id, target.url, attempt))
+        # Read only as many queued tasks as there are free slots; read further pages only
+        # when some could not be placed (a verification run waiting for another worker).
+        offset = 0
+        while total_free > 0:
+            size = total_free + 2
+            page = self.queue.ready(limit=size, offset=offset)
+            skipped = 0
+            for task in page:
+                if total_free == 0:
+                    break
+                target = self._pick(task, slots)
+                if target is None:
+                    skipped += 1
+                    continue
+                timeout = task.timeout or self.default_task_timeout
+                deadline = time.time() + timeout + self.request_timeout + 10.0
+                attempt = self.queue.claim(task.id, target.id, target.url, deadline)
+                if attempt is None:
+                    continue  # cancelled meanwhile: no longer queued
+                target.inflight += 1
+                target.dispatched += 1
+                total_free -= 1
+                self._start(task.id, target.id, self._dispatch(task, target.id, target.url, attempt))
+            if len(page) < size:
+                break  # nothing more is ready
+            offset += skipped  # the skipped ones stay queued ahead of the next page
 
     def _start(self, task_id: str, worker_id: str, coro: Any) -> None:
         self._inflight[worker_id] += 1

@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from partisim.errors import ParamsError
 from partisim.orchestrator.queue import TaskSpec

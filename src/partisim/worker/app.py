@@ -66,9 +66,10 @@ def _record_code(rec: TaskRecord) -> int | None:
 
 
 def _error_response(exc: PartisimError, service: WorkerService | None, task_id: str | None = None, *,
-                    refused: bool = True) -> JSONResponse:
+                    refused: bool = True, status: str | None = None) -> JSONResponse:
     """The answer for an error; `refused`: the request itself was turned down (counted in /metrics)."""
     code, word = http_error(exc)
+    word = status or word
     body: dict[str, Any] = {"status": word, "error": exc.message}
     if task_id:
         body["task_id"] = task_id
@@ -199,7 +200,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         if rec.status == "success" and rec.result is not None:
             return JSONResponse(rec.result)
         return _error_response(rec.error or WorkerFailed("la tarea no terminó", 500), service, rec.task_id,
-                               refused=False)
+                               refused=False, status="cancelled" if rec.status == "cancelled" else None)
 
     @app.post("/tasks", status_code=202, openapi_extra=body_doc,
               responses={202: {"model": TaskOut}, 200: {"model": TaskOut}, **_TASK_ERRORS},

@@ -69,24 +69,40 @@ class Runner(ABC):
     async def close(self) -> None:
         """Kill whatever still runs and release resources."""
 
-    def describe(self) -> dict[str, Any]:
-        return {"runner": self.name}
-
 
 # --------------------------------------------------------------------------- process
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this child when its parent goes, so no orphan computes on."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
+def _lifeline(worker_pid: int) -> None:
+    """Exit this child as soon as the worker process is gone (even by SIGKILL).
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    The fork server, not the worker, is our parent, so PR_SET_PDEATHSIG would not
+    fire; a pidfd becomes readable when the worker exits, with no polling.
+    """
+    if sys.platform == "win32":  # spawn there: children die with their job object / parent
+        return
+    import select
+    import threading
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(worker_pid)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [])
+        else:  # no pidfd (old kernel, macOS): look once a second
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(worker_pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="partisim-lifeline", daemon=True).start()
 
 
 def _limit_memory(extra_mb: int) -> None:
@@ -103,10 +119,10 @@ def _limit_memory(extra_mb: int) -> None:
         log.warning("no se pudo limitar la memoria de las tareas en este sistema")
 
 
-def _child_main(conn: Connection, memory_mb: int | None) -> None:
+def _child_main(conn: Connection, memory_mb: int | None, worker_pid: int) -> None:
     """Body of a pool process: run jobs received on `conn` until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker; it stops us
-    _die_with_parent()
+    _lifeline(worker_pid)
     from partisim.sim import get_engine, simulate
 
     for engine in ENGINES:  # import every engine now, not during the first task
@@ -190,7 +206,7 @@ class ProcessRunner(Runner):
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child_main, args=(child, self.task_memory_mb),
+        proc = self._ctx.Process(target=_child_main, args=(child, self.task_memory_mb, os.getpid()),
                                  name="partisim-task", daemon=True)
         proc.start()
         child.close()  # only the child holds its end: its death reads as EOF here
@@ -252,9 +268,6 @@ class ProcessRunner(Runner):
     async def ensure_ready(self) -> None:
         if self._closed:
             raise WorkerUnavailable("el worker se está deteniendo")
-
-    def describe(self) -> dict[str, Any]:
-        return {"runner": self.name, "pool_idle": len(self._idle), "pool_busy": len(self._busy)}
 
     # -- running one job --
 
