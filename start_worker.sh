@@ -116,7 +116,10 @@ if [ "$INSTALL" = 1 ]; then
         command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
             || warn "no hay compilador de C: si la instalación falla, instale build-essential y python3-dev"
         info "Instalando partisim y sus dependencias (requirements_worker.txt)..."
-        "$VPY" -m pip install --disable-pip-version-check -q -r requirements_worker.txt \
+        # With a ./wheelhouse (partisim images wheelhouse), install offline from it only.
+        OFFLINE_PIP=()
+        [ -d wheelhouse ] && OFFLINE_PIP=(--no-index --find-links "$HERE/wheelhouse") && info "Sin descargas: desde ./wheelhouse"
+        "$VPY" -m pip install --disable-pip-version-check -q ${OFFLINE_PIP[@]+"${OFFLINE_PIP[@]}"} -r requirements_worker.txt \
             || die "falló la instalación; revise los mensajes de pip de arriba"
         printf '%s\n' "$WANT" > "$STAMP"
         info "Instalación completada"
@@ -150,7 +153,10 @@ elif [ ! -f Dockerfile ]; then
     warn "falta la imagen $IMAGE y no hay Dockerfile en $HERE: se usarán procesos locales"
 else
     info "Construyendo la imagen $IMAGE (la primera vez tarda unos minutos)..."
-    if docker build -t "$IMAGE" .; then
+    BUILD_CMD=(docker build -t "$IMAGE" .)
+    # With a ./wheelhouse, build offline from it only (docker build --network none).
+    [ -d wheelhouse ] && BUILD_CMD=("$VPY" -m partisim images build --offline --only simulation --sim-tag "$IMAGE")
+    if "${BUILD_CMD[@]}"; then
         info "Imagen $IMAGE construida"
     else
         warn "no se pudo construir la imagen $IMAGE: se usarán procesos locales"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a real Docker engine available for the `docker` test suite, idempotently:
-#   1. install docker.io and debootstrap if missing (Debian packages);
+#   1. install docker.io, debootstrap and docker-compose if missing (Debian packages);
 #   2. start dockerd in the background if `docker info` fails, with the flags this
 #      sandbox allows (vfs storage, no iptables, no default bridge: containers run
 #      with --network none or host);
@@ -47,6 +47,8 @@ install_packages() {
     local missing=()
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    # Compose v1 from Debian (the v2 plugin is not packaged in bookworm): docker-compose.yml's test.
+    command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
     ((${#missing[@]})) || return 0
     [[ $(id -u) == 0 ]] || die "faltan ${missing[*]} y no soy root para instalarlos"
     log "instalando ${missing[*]}"

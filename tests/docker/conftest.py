@@ -59,7 +59,7 @@ def _start_engine() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> str:
+def docker_engine() -> str:
     """The engine's version and storage driver; skips the suite only when no engine can start."""
     if _state["engine"] is None and _state["skip_reason"] is None:
         reason = _start_engine()
@@ -112,7 +112,7 @@ def _image_id(image: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def images(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def images(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """Both images, built offline from the debootstrap base with `partisim images build`."""
     project = _snapshot(tmp_path_factory.mktemp("project"))
     wheelhouse = _wheelhouse_dir()

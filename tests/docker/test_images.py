@@ -52,14 +52,14 @@ def test_rebuild_with_nothing_changed_comes_from_the_cache(images) -> None:
         assert cached >= total - 3, again.stdout
 
 
-def test_offline_build_names_a_missing_base_image(engine) -> None:
+def test_offline_build_names_a_missing_base_image(docker_engine) -> None:
     done = partisim_cli("images", "build", "--offline", "--base-image", "partisim-missing-base:none")
     assert done.returncode == 1
     assert "partisim-missing-base:none no está en este Docker" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_offline_wheelhouse_without_the_wheels_says_what_is_missing(engine, tmp_path) -> None:
+def test_offline_wheelhouse_without_the_wheels_says_what_is_missing(docker_engine, tmp_path) -> None:
     done = partisim_cli("images", "wheelhouse", "--offline", "--wheelhouse", str(tmp_path / "empty"))
     assert done.returncode == 1
     assert "--offline: faltan wheels" in done.stderr

@@ -93,8 +93,9 @@ class Cluster:
         wait_until(ready, timeout, f"{name} at {url}")
         return proc
 
-    def worker(self, host: str, worker_id: str, *, capacity: int = 2, extra: tuple[str, ...] = ()) -> Proc:
-        port = free_port(host)
+    def worker(self, host: str, worker_id: str, *, capacity: int = 2, extra: tuple[str, ...] = (),
+               port: int | None = None) -> Proc:
+        port = port or free_port(host)
         argv = [sys.executable, "-m", "partisim", "worker", "--host", host, "--port", str(port),
                 "--capacity", str(capacity), "--worker-id", worker_id, "--runner", "process", *extra]
         return self._spawn(worker_id, argv, f"http://{host}:{port}", "/ping")

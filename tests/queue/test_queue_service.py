@@ -85,6 +85,27 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     assert len(rows) == 16 and all(r[1] == "success" and r[4] for r in rows)
     # worker-b never ran a task twice (worker-a's memory died with it)
     assert max(_executions(b).values()) == 1
+    # worker-a comes back on its address: active again, and it gets work again
+    port = int(a.url.rsplit(":", 1)[1])
+    cluster.worker(HOST_A, "worker-a", capacity=2, port=port)
+    with ServerClient(serve.url) as client:
+        wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "active",
+                   15, "worker-a active again")
+        again = client.submit([{"benchmark": "python", "params": TINY, "repeat": 20}])
+        wait_batch(client, again["batch"], timeout=30)
+        assert {t["worker"] for t in client.tasks(batch=again["batch"])} == {"worker-a", "worker-b"}
+
+
+def test_task_out_of_attempts_fails_with_its_last_error(cluster: Cluster, pair, tmp_path: Path):
+    broken = cluster.proxy(pair[0], mode="flaky", rate=1.0)
+    config = cluster.config([("worker-broken", broken.url)], retry_attempts=2)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    with ServerClient(serve.url) as client:
+        (task_id,) = client.submit({"benchmark": "python", "params": TINY})["ids"]
+        task = client.task(task_id, wait=30)
+    assert task["status"] == "failed" and task["attempts"] == 3  # first try + retry_attempts
+    assert "sin intentos (3/3)" in task["error"] and "fallo inyectado" in task["error"]
+    assert httpx.get(broken.url + "/proxy/stats", trust_env=False).json()["execute"] == 3
 
 
 def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pair, tmp_path: Path):

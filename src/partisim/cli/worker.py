@@ -31,14 +31,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _whoami(args: argparse.Namespace) -> int:
     """Print the id and addresses this worker would take, and exit (start_worker.sh uses it)."""
-    from partisim.cli._output import console
     from partisim.worker.identity import resolve_identity
     from partisim.worker.settings import build_settings
 
     s = build_settings({opt.name: getattr(args, opt.name) for opt in OPTIONS})
     ident = resolve_identity(s.host, s.port, worker_id=s.worker_id, config_path=s.config_path,
                              config_explicit=s.config_explicit)
-    console.print(f"{ident.worker_id} {ident.address}")
+    print(f"{ident.worker_id} {ident.address}")  # plain: start_worker.sh reads it
     return 0
 
 

@@ -120,6 +120,9 @@ class WorkerService:
             self.shutdown_deadline = time.monotonic() + self.settings.grace
             log.info("Señal de parada recibida: no se aceptan tareas nuevas; las tareas en curso tienen %g s",
                      self.settings.grace)
+        elif self.shutdown_deadline > time.monotonic():  # a second signal: do not wait any longer
+            self.shutdown_deadline = time.monotonic()
+            log.info("Segunda señal de parada: se detienen ya las tareas en curso")
         if self.manager is not None:
             self.manager.begin_shutdown()
 
@@ -132,7 +135,7 @@ class WorkerService:
         if self.shutdown_deadline is None:
             self.shutdown_deadline = time.monotonic() + self.settings.grace
         if self.manager is not None:
-            await self.manager.shutdown(self.shutdown_deadline)
+            await self.manager.shutdown(lambda: self.shutdown_deadline or 0.0)
         elif self.runner is not None:
             await self.runner.close()
         log.info("Worker %s detenido", self.worker_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -141,8 +142,6 @@ def _text(max_len: int) -> Callable[[str], str]:
 
 
 def _worker_id(text: str) -> str:
-    import re
-
     value = text.strip()
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
         raise ValueError(f"solo letras, números, '_', '.' y '-' (1 a 64 caracteres); recibido {text!r}")
@@ -150,8 +149,6 @@ def _worker_id(text: str) -> str:
 
 
 def _memory(text: str) -> str:
-    import re
-
     value = text.strip().lower()
     if not re.fullmatch(r"[0-9]+[bkmg]?", value):
         raise ValueError(f"use un tamaño como 512m o 2g (recibido {text!r})")
@@ -201,11 +198,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("task_memory_mb", "--task-memory-mb", "PARTISIM_TASK_MEMORY_MB", _bounded_int(16, 1 << 24),
            "memoria adicional por tarea en MiB con el runner process (por defecto sin límite)"),
     Option("max_particles", "--max-particles", "PARTISIM_MAX_PARTICLES", _bounded_int(1, 1_000_000),
-           "NUM_PARTICULAS máximo por tarea"),
+           "NUM_PARTICULAS máximo por tarea (por defecto 1000000)"),
     Option("max_steps", "--max-steps", "PARTISIM_MAX_STEPS", _bounded_int(1, 10_000_000),
-           "NUM_PASOS máximo por tarea"),
+           "NUM_PASOS máximo por tarea (por defecto 10000000)"),
     Option("max_work", "--max-work", "PARTISIM_MAX_WORK", _bounded_int(1, 10**13),
-           "presupuesto de trabajo por tarea: NUM_PARTICULAS x NUM_PASOS máximo"),
+           "presupuesto de trabajo por tarea: NUM_PARTICULAS x NUM_PASOS máximo (por defecto 1e10)"),
     Option("max_body_bytes", "--max-body", "PARTISIM_MAX_BODY", _bounded_int(256, 64 * 1024 * 1024),
            "tamaño máximo del cuerpo de una petición en bytes (por defecto 65536)"),
     Option("log_level", "--log-level", "PARTISIM_LOG_LEVEL", _choice(("debug", "info", "warning", "error")),

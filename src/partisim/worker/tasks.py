@@ -280,17 +280,21 @@ class TaskManager:
             self._finish(rec, "cancelled", None,
                          error=WorkerUnavailable("el worker se detuvo antes de ejecutar la tarea", 503))
 
-    async def shutdown(self, deadline: float) -> None:
-        """Let running tasks finish until `deadline` (time.monotonic), then kill them."""
+    async def shutdown(self, deadline: Callable[[], float]) -> None:
+        """Let running tasks finish until `deadline()` (time.monotonic; it may move closer), then kill them."""
         self.begin_shutdown()
-        tasks = {r.task for r in self._running if r.task is not None}
-        if tasks:
-            log.info("esperando a %d tarea(s) en curso (hasta %.0f s)", len(tasks),
-                     max(0.0, deadline - time.monotonic()))
-            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-            if pending:
-                log.warning("se detienen %d tarea(s) que no terminaron a tiempo", len(pending))
-                for t in pending:
-                    t.cancel()
-                await asyncio.wait(pending)
+        pending = {r.task for r in self._running if r.task is not None}
+        if pending:
+            log.info("esperando a %d tarea(s) en curso (hasta %.0f s)", len(pending),
+                     max(0.0, deadline() - time.monotonic()))
+        while pending:
+            remaining = deadline() - time.monotonic()
+            if remaining <= 0:
+                break
+            _, pending = await asyncio.wait(pending, timeout=min(remaining, 0.25))
+        if pending:
+            log.warning("se detienen %d tarea(s) que no terminaron a tiempo", len(pending))
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending)
         await self.runner.close()
