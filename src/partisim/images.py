@@ -149,10 +149,10 @@ def _fill(wheelhouse: Path, requirements: Iterable[str], *, offline: bool, pytho
     """Make sure wheels for `requirements` (and what they need) are in the wheelhouse."""
     reqs = list(requirements)
     local = ["wheel", "--no-index", "--find-links", str(wheelhouse), "-w", str(wheelhouse), *reqs]
-    if _pip(local, python).returncode == 0:
+    done = _pip(local, python)
+    if done.returncode == 0:
         return  # everything already there: no index asked, nothing changes
     if offline:
-        done = _pip(local, python)
         raise ImageError(f"--offline: faltan wheels de {what} en {wheelhouse}; créelos antes con conexión "
                          f"('partisim images wheelhouse').\n{_tail(done.stderr or done.stdout, 6)}")
     log.info("descargando wheels de %s", what)

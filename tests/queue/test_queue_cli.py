@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SERVE_HOST, Cluster, free_port, run_cli, wait_batch
+from queue_support import SERVE_HOST, Cluster, free_port, run_cli, wait_batch
 
 from partisim.orchestrator.server_client import ServerClient
 
@@ -163,7 +163,7 @@ def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
     assert via_env.returncode == 2 and url in via_env.stderr
 
 
-def test_serve_without_config_is_a_clear_error(tmp_path: Path):
+def test_serve_usage_errors_are_clear(cluster: Cluster, tmp_path: Path):
     done = run_cli("serve", "--port", str(free_port(SERVE_HOST)), cwd=tmp_path)
     assert done.returncode == 2
     assert "config_workers.json" in done.stderr and "Traceback" not in done.stderr
@@ -171,6 +171,15 @@ def test_serve_without_config_is_a_clear_error(tmp_path: Path):
     bad.write_text('{"workers": [{"id": "w", "ip": "nope", "port": 1}]}', encoding="utf-8")
     done = run_cli("serve", "--config", str(bad), cwd=tmp_path)
     assert done.returncode == 2 and "ip" in done.stderr
+    nobody = cluster.config([("w", f"http://{SERVE_HOST}:{free_port(SERVE_HOST)}")])
+    first = cluster.serve(nobody, tmp_path / "q.db")
+    second = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "q.db"),
+                     "--port", str(free_port(SERVE_HOST)), cwd=tmp_path)
+    assert second.returncode == 2 and "otra instancia de partisim serve" in second.stderr
+    busy_port = first.url.rsplit(":", 1)[1]
+    third = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "otra.db"), "--port", busy_port,
+                    cwd=tmp_path)
+    assert third.returncode == 2 and f"no se puede escuchar en {SERVE_HOST}:{busy_port}" in third.stderr
 
 
 def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history
+from queue_support import HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history
 
 from partisim.orchestrator.server_client import ServerClient, ServerError
 

@@ -413,11 +413,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_submit)
 
     p = subparsers.add_parser("sweep", help="encolar un barrido de parámetros (producto cartesiano) como un lote")
-    p.add_argument("--engines", default="python,cython", help="motores separados por comas (por defecto python,cython)")
+    p.add_argument("--engines", default="python,cython", metavar="LISTA", help="motores separados por comas (por defecto python,cython)")
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
     p.add_argument("--steps", default="500", metavar="LISTA", help="pasos, p. ej. 500 (por defecto 500)")
     p.add_argument("--seeds", default="42", metavar="LISTA", help="semillas, p. ej. 1-10 o 1,2,3 (por defecto 42)")
-    p.add_argument("--repeat", type=_positive_int, default=1, help="repeticiones de cada combinación")
+    p.add_argument("--repeat", type=_positive_int, default=1, metavar="N", help="repeticiones de cada combinación")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="tiempo máximo de cada tarea")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_server(p)

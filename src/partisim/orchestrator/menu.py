@@ -82,10 +82,10 @@ class Menu:
             while True:
                 self._show_options()
                 count = len(self.options)
-                leave = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
+                exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
                 choice = self.ask_choice(
                     f"Elige una opción [1-{count}]: ", count,
-                    names={"q": leave, "salir": leave},
+                    names={"q": exit_index, "salir": exit_index},
                 )
                 self.options[choice][1]()
         except MenuExit as leave:

@@ -9,6 +9,8 @@ import logging
 import signal
 import socket
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from partisim.orchestrator.queue import Queue
 from partisim.orchestrator.registry import HealthMonitor, token_from_env
 from partisim.orchestrator.scheduler import RetryPolicy, Scheduler
 
-__all__ = ["ServeOptions", "build_app", "serve", "check_port"]
+__all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +108,46 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+@contextmanager
+def exclusive_database(db: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` while serving: two serves dispatching one queue would each
+    reconcile the other's running tasks. The kernel drops the lock if we are killed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; trust the user
+        yield
+        return
+    path = Path(str(db) + ".lock")
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise ConfigError(f"no se puede crear {path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"otra instancia de partisim serve ya usa la base de datos {db}; "
+                "deténgala o use otra con --db"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
 def serve(config: Config, options: ServeOptions) -> None:
     """Run until SIGTERM/SIGINT."""
     if options.inbox:
-        Path(options.inbox).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(options.inbox).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {exc.strerror}") from None
     check_port(options.host, options.port)
+    with exclusive_database(options.db):
+        _run(config, options)
+
+
+def _run(config: Config, options: ServeOptions) -> None:
     app = build_app(config, options)
     server = _Server(
         uvicorn.Config(

@@ -531,6 +531,9 @@ class DockerRunner(Runner):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+            # Killed between the daemon's create and start, the container never runs, so
+            # --rm never removes it: remove it again now that the client is gone.
+            await self._remove(container)
 
     def _parse(self, code: int, out: str, err: str) -> dict[str, Any]:
         reason = (err.strip().splitlines() or [""])[-1][:300]
