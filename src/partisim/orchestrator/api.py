@@ -289,7 +289,7 @@ def create_app(
     async def get_summary(request: Request) -> Any:
         batch = request.query_params.get("batch") or None
         wait = _wait_seconds(request.query_params.get("wait"))
-        if wait > 0 and queue.pending(batch) > 0:
+        if wait > 0 and queue.has_pending(batch):
             # Long poll: answer when the batch is done, or after a task finished but no
             # more often than every SUMMARY_MIN_INTERVAL_S, or when ``wait`` runs out.
             loop = asyncio.get_running_loop()
@@ -302,7 +302,7 @@ def create_app(
                     if left <= 0:
                         break
                 changed = await notifier.wait_change(left) or changed
-                if queue.pending(batch) == 0:
+                if not queue.has_pending(batch):  # asked per finished task: keep it O(1)
                     break
         return summary(app, batch)
 

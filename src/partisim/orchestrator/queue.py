@@ -318,6 +318,17 @@ class Queue:
             ).fetchone()
         return int(row[0])
 
+    def has_pending(self, batch: str | None = None) -> bool:
+        """Whether any task (of ``batch``) is still queued or running. Stops at the first
+        one, unlike ``pending()``: a long poll asks this after every finished task."""
+        where, args = self._filters(batch=batch)
+        clause = "WHERE" if not where else where + " AND"
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT 1 FROM tasks {clause} status IN (?, ?) LIMIT 1", (*args, QUEUED, RUNNING)
+            ).fetchone()
+        return row is not None
+
     def finished_since(self, since: float, batch: str | None = None) -> int:
         where, args = self._filters(batch=batch)
         clause = "WHERE" if not where else where + " AND"
@@ -379,20 +390,42 @@ class Queue:
 
     # -- transitions ------------------------------------------------------------------
 
+    _CLAIM = (
+        "UPDATE tasks SET status = ?, worker = ?, worker_url = ?, deadline = ?,"
+        " attempts = attempts + 1, started_at = ?"
+        " WHERE id = ? AND status = ? RETURNING attempts"
+    )
+
     def claim(self, task_id: str, worker: str, worker_url: str, deadline: float) -> int | None:
         """queued -> running on ``worker``; returns the attempt number, or None if lost."""
+        return self.claim_many([(task_id, worker, worker_url, deadline)])[0]
+
+    def claim_many(
+        self, claims: Sequence[tuple[str, str, str, float]]
+    ) -> list[int | None]:
+        """``claim`` for several ``(task_id, worker, worker_url, deadline)`` in one
+        transaction (one commit instead of one per task); the same conditional UPDATE
+        per task, so each result is its attempt number or None if that one was lost."""
+        if not claims:
+            return []
         now = time.time()
+        out: list[int | None] = []
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE tasks SET status = ?, worker = ?, worker_url = ?, deadline = ?,"
-                " attempts = attempts + 1, started_at = ?"
-                " WHERE id = ? AND status = ?",
-                (RUNNING, worker, worker_url, deadline, now, task_id, QUEUED),
-            )
-            if cur.rowcount != 1:
-                return None
-            row = self._db.execute("SELECT attempts FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return int(row[0])
+            if len(claims) > 1:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for task_id, worker, worker_url, deadline in claims:
+                    row = self._db.execute(
+                        self._CLAIM, (RUNNING, worker, worker_url, deadline, now, task_id, QUEUED)
+                    ).fetchall()  # fetchall: steps the statement to its end
+                    out.append(int(row[0][0]) if row else None)
+                if len(claims) > 1:
+                    self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return out
 
     def complete(self, task_id: str, attempt: int, result: dict[str, Any]) -> bool:
         """running (this attempt) -> success with ``result``. False if it was not ours."""

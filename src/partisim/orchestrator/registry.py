@@ -18,7 +18,8 @@ Public API (shared with ``partisim serve``; keep it small):
     ``record_failure(id, error)`` lets a caller that saw a worker fail (a
     dispatcher) count it without waiting for the next ping;
     ``set_workers(entries)`` follows a configuration reload, keeping the history
-    of workers whose id and url did not change.
+    of workers whose id and url did not change. ``keep_clients()`` makes probes
+    reuse one HTTP client per worker until ``await close()`` (the monitor does both).
 
 ``HealthMonitor(registry, *, interval=2.0, with_status=True, on_change=None)``
     Periodic loop over ``Registry.probe``: ``await start()``, ``await stop()``,
@@ -141,6 +142,10 @@ class Registry:
         self.failures_before_inactive = max(1, int(failures_before_inactive))
         self.token = token
         self._records: dict[str, WorkerHealth] = {}
+        # One client per worker url while a monitor runs (see keep_clients); None means
+        # a fresh client per call, for one-shot rounds that may run in a throwaway loop.
+        self._clients: dict[str, AsyncWorkerClient] | None = None
+        self._stale: list[AsyncWorkerClient] = []
         self.set_workers(workers)
 
     @classmethod
@@ -165,6 +170,11 @@ class Registry:
             else:
                 records[entry.id] = WorkerHealth(id=entry.id, url=entry.url)
         self._records = records
+        if self._clients is not None:
+            urls = {h.url for h in records.values()}
+            for url in [u for u in self._clients if u not in urls]:
+                # closed by the next probe or close(): this method is sync
+                self._stale.append(self._clients.pop(url))
 
     def snapshot(self) -> list[WorkerHealth]:
         """Copies of every record, in configuration order."""
@@ -225,6 +235,7 @@ class Registry:
 
     async def probe(self, *, with_status: bool = False) -> list[WorkerHealth]:
         """Ping every worker in parallel, once; return the records that changed state."""
+        await self._close_stale()
         ids = list(self._records)
         outcomes = await asyncio.gather(*(self._probe_one(i, with_status) for i in ids))
         return [self.get(i) for i, changed in zip(ids, outcomes) if changed]  # type: ignore[misc]
@@ -257,18 +268,51 @@ class Registry:
     async def _call(
         self, url: str, with_status: bool
     ) -> tuple[dict[str, Any], float, dict[str, Any] | None, str | None]:
+        if self._clients is None:
+            async with AsyncWorkerClient(url, timeout=self.timeout, token=self.token) as client:
+                return await self._ping(client, with_status)
+        client = self._clients.get(url)
+        if client is None:
+            client = self._clients[url] = AsyncWorkerClient(url, timeout=self.timeout, token=self.token)
+        return await self._ping(client, with_status)
+
+    @staticmethod
+    async def _ping(
+        client: AsyncWorkerClient, with_status: bool
+    ) -> tuple[dict[str, Any], float, dict[str, Any] | None, str | None]:
         status: dict[str, Any] | None = None
         status_error: str | None = None
-        async with AsyncWorkerClient(url, timeout=self.timeout, token=self.token) as client:
-            start = time.perf_counter()
-            answer = await client.ping()
-            latency = (time.perf_counter() - start) * 1000.0
-            if with_status:
-                try:
-                    status = await client.status()
-                except PartisimError as exc:
-                    status_error = f"/status: {describe_error(exc)}"
+        start = time.perf_counter()
+        answer = await client.ping()
+        latency = (time.perf_counter() - start) * 1000.0
+        if with_status:
+            try:
+                status = await client.status()
+            except PartisimError as exc:
+                status_error = f"/status: {describe_error(exc)}"
         return answer, latency, status, status_error
+
+    # -- clients -------------------------------------------------------------
+
+    def keep_clients(self) -> None:
+        """Reuse one HTTP client per worker across probes (a new client per ping costs a
+        TCP connect and the client's setup every round) until ``await close()``."""
+        if self._clients is None:
+            self._clients = {}
+
+    async def close(self) -> None:
+        """Close the kept clients; later probes open a fresh client per call again."""
+        clients, self._clients = self._clients or {}, None
+        self._stale.extend(clients.values())
+        await self._close_stale()
+
+    async def _close_stale(self) -> None:
+        stale, self._stale = self._stale, []
+        for client in stale:
+            try:
+                await client.close()
+            except Exception:  # closing must not break a probe or a shutdown
+                log.debug("cierre de cliente fallido", exc_info=True)
 
 
 class HealthMonitor:
@@ -318,6 +362,7 @@ class HealthMonitor:
         if self.running:
             return
         self._stopping = asyncio.Event()
+        self.registry.keep_clients()
         await self.run_once()
         self._task = asyncio.create_task(self._loop(), name="partisim-health")
 
@@ -330,6 +375,7 @@ class HealthMonitor:
                 await task
             except asyncio.CancelledError:
                 pass
+        await self.registry.close()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -213,6 +213,7 @@ class Scheduler:
             size = total_free + 2
             page = self.queue.ready(limit=size, offset=offset)
             skipped = 0
+            placed: list[tuple[Task, WorkerSlots]] = []
             for task in page:
                 if total_free == 0:
                     break
@@ -220,14 +221,23 @@ class Scheduler:
                 if target is None:
                     skipped += 1
                     continue
-                timeout = task.timeout or self.default_task_timeout
-                deadline = time.time() + timeout + self.request_timeout + 10.0
-                attempt = self.queue.claim(task.id, target.id, target.url, deadline)
-                if attempt is None:
-                    continue  # cancelled meanwhile: no longer queued
                 target.inflight += 1
                 target.dispatched += 1
                 total_free -= 1
+                placed.append((task, target))
+            # Claim the whole page in one transaction: one commit per round, not per task.
+            now = time.time()
+            attempts = self.queue.claim_many([
+                (task.id, target.id, target.url,
+                 now + (task.timeout or self.default_task_timeout) + self.request_timeout + 10.0)
+                for task, target in placed
+            ])
+            for (task, target), attempt in zip(placed, attempts, strict=True):
+                if attempt is None:  # cancelled meanwhile: no longer queued; free the slot
+                    target.inflight -= 1
+                    target.dispatched -= 1
+                    total_free += 1
+                    continue
                 self._start(task.id, target.id, self._dispatch(task, target.id, target.url, attempt))
             if len(page) < size:
                 break  # nothing more is ready
