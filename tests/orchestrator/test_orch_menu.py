@@ -13,7 +13,7 @@ MENU_PROMPT = "Elige una opción [1-"  # the queue helper appends its own option
 
 
 def test_menu_without_workers_says_so_for_every_option(dead_config: Path) -> None:
-    proc = run(["orchestrator.py", "--config", str(dead_config)], input="1\n2\n3\n4\n7\n")
+    proc = run(["orchestrator.py", "--config", str(dead_config)], input="1\n2\n3\n4\n0\n")
     assert_clean_exit(proc, 0)
     out = proc.stdout
     # At start-up, then for options 1, 2, 3 and 4: never a crash, always the message.
@@ -31,7 +31,7 @@ def test_menu_ping_and_task_with_two_workers(pair) -> None:
         "n", "40",            # own parameters: 40 particles
         "abc", "0", "150",    # steps: two bad answers, explained, then 150
         "7",                  # seed
-        "7",                  # exit
+        "0",                  # exit
     ]
     proc = run(["orchestrator", "--config", str(pair.config)], input="\n".join(answers) + "\n")
     assert_clean_exit(proc, 0)
@@ -46,7 +46,7 @@ def test_menu_ping_and_task_with_two_workers(pair) -> None:
 
 
 def test_menu_explains_bad_choices_and_asks_again(pair) -> None:
-    proc = run(["orchestrator", "--config", str(pair.config)], input="0\nhola\n99\n\n5\nsalir\n")
+    proc = run(["orchestrator", "--config", str(pair.config)], input="-1\nhola\n99\n\n5\nsalir\n")
     assert_clean_exit(proc, 0)
     assert proc.stdout.count("Opción no válida") == 4
     assert "Configuración:" in proc.stdout and f"{pair.port}" in proc.stdout  # option 5
@@ -78,7 +78,7 @@ def test_end_of_input_at_every_prompt(pair) -> None:
 
 def test_demo_when_one_worker_was_killed_before(fresh_pair) -> None:
     fresh_pair.b.kill()
-    proc = run(["orchestrator", "--config", str(fresh_pair.config)], input="3\n7\n")
+    proc = run(["orchestrator", "--config", str(fresh_pair.config)], input="3\n0\n")
     assert_clean_exit(proc, 0)
     out = proc.stdout
     demo = out.split("Demo completa del sistema")[1]
@@ -110,7 +110,7 @@ def test_pty_worker_dies_between_ping_and_task(fresh_pair) -> None:
         session.send("1\r")
         out = session.expect("Workers activos: 1/2")
         assert "INACTIVO" in out[before:]
-        session.send("7\r")
+        session.send("0\r")
         assert session.wait() == 0
         assert "Traceback" not in clean(session.buffer)
     finally:

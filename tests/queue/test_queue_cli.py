@@ -185,7 +185,7 @@ def test_serve_usage_errors_are_clear(cluster: Cluster, tmp_path: Path):
 def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):
     serve, _, tmp = served
     config = next(tmp.glob("config-*.json"))
-    answers = "9\ncython\n15\n2\n1-2\n\n10\n7\n"  # sweep with our values, wait, status, exit
+    answers = "8\ncython\n15\n2\n1-2\n\n9\n0\n"  # sweep with our values, wait, status, exit
     done = run_cli("orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url},
                    input=answers)
     assert done.returncode == 0, done.stdout + done.stderr

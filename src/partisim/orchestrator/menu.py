@@ -63,12 +63,12 @@ class Menu:
             ("Estado detallado de los workers", self.detailed_status),
             ("Mostrar configuración", self.show_config),
             ("Recargar configuración", self.reload_config),
-            ("Salir", self.quit),
         ]
-        # Queue options (partisim serve), after "Salir" so the numbers above stay stable.
+        # Queue options (partisim serve); "Salir" stays last, also reachable as 0/q/salir.
         from partisim.cli.queue import menu_options
 
         self.options.extend(menu_options(self))
+        self.options.append(("Salir", self.quit))
 
     # -- main loop -----------------------------------------------------------
 
@@ -85,7 +85,7 @@ class Menu:
                 exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
                 choice = self.ask_choice(
                     f"Elige una opción [1-{count}]: ", count,
-                    names={"q": exit_index, "salir": exit_index},
+                    names={"0": exit_index, "q": exit_index, "salir": exit_index},
                 )
                 self.options[choice][1]()
         except MenuExit as leave:
