@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from queue_support import SERVE_HOST, Cluster, free_port, run_cli, wait_batch
+from queue_support import SERVE_HOST, Cluster, free_port, run_cli, wait_batch, wait_until
 
 from partisim.orchestrator.server_client import ServerClient
 
@@ -192,3 +192,12 @@ def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):
     assert "Motores [python,cython]" in done.stdout
     assert "2 tareas en cola" in done.stdout and "Éxito 2 · fallidas 0" in done.stdout
     assert "Últimos lotes" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_serve_says_no_active_workers_and_notices_one_that_comes_back(cluster: Cluster, tmp_path: Path):
+    port = free_port("127.0.0.93")
+    config = cluster.config([("worker-a", f"http://127.0.0.93:{port}")])
+    serve = cluster.serve(config, tmp_path / "q.db")
+    wait_until(lambda: "NO HAY MÁQUINAS ACTIVAS" in serve.output(), 15, "serve warns that no worker answers")
+    cluster.worker("127.0.0.93", "worker-a", port=port)
+    wait_until(lambda: "worker-a activo" in " ".join(serve.output().split()), 15, "serve reports the worker active")

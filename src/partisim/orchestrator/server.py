@@ -25,6 +25,7 @@ from partisim.orchestrator.inbox import Inbox
 from partisim.orchestrator.queue import Queue
 from partisim.orchestrator.registry import HealthMonitor, token_from_env
 from partisim.orchestrator.scheduler import RetryPolicy, Scheduler
+from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
 __all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
 
@@ -48,6 +49,14 @@ def open_queue(path: str, max_attempts: int) -> Queue:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
 
 
+def report_no_workers(monitor: HealthMonitor) -> None:
+    """Say so loudly when no worker is answering (the registry logs each change)."""
+    if not any(h.state == "active" for h in monitor.snapshot()):
+        log.warning("%s: las tareas esperan en cola hasta que un worker responda "
+                    "(revise que los workers estén en marcha y las direcciones de la configuración)",
+                    NO_ACTIVE_WORKERS)
+
+
 def build_app(config: Config, options: ServeOptions) -> FastAPI:
     """Wire every part of serve into one FastAPI app (started by its lifespan)."""
     settings = config.orchestrator
@@ -62,8 +71,18 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
         policy=RetryPolicy(base=options.retry_base),
         token=token_from_env(),
     )
-    monitor.on_change = lambda _health: scheduler.wake()
-    startup: list[Any] = []
+
+    def on_change(_health: Any) -> None:
+        report_no_workers(monitor)
+        scheduler.wake()
+
+    async def report_first_round() -> None:
+        # the monitor's first round ran before the startup hooks; workers that never
+        # answered did not "change" state, so check the fleet once here
+        report_no_workers(monitor)
+
+    monitor.on_change = on_change
+    startup: list[Any] = [report_first_round]
     shutdown: list[Any] = []
     if options.inbox:
         inbox = Inbox(options.inbox, queue, on_enqueued=scheduler.wake)
