@@ -69,6 +69,18 @@ def _decode(response: httpx.Response, base_url: str) -> dict[str, Any]:
     raise WorkerFailed(where, code)
 
 
+def _decode_health(response: httpx.Response, base_url: str) -> dict[str, Any]:
+    """/health's 503 "unhealthy" is an answer, not an outage: return it as data."""
+    if response.status_code == 503:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "status" in body:
+            return body
+    return _decode(response, base_url)
+
+
 def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
     if isinstance(exc, httpx.ReadTimeout):
         return TaskTimedOut(f"{base_url}: sin respuesta dentro del tiempo límite")
@@ -112,14 +124,11 @@ class WorkerClient(_Base):
         return self._request("GET", "/ping")
 
     def health(self) -> dict[str, Any]:
-        # 503 "unhealthy" is an answer, not an outage: return it as data.
         try:
             response = self._http.get("/health")
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
-        if response.status_code == 503:
-            return response.json()
-        return _decode(response, self.base_url)
+        return _decode_health(response, self.base_url)
 
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/status")
@@ -176,9 +185,7 @@ class AsyncWorkerClient(_Base):
             response = await self._http.get("/health")
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
-        if response.status_code == 503:
-            return response.json()
-        return _decode(response, self.base_url)
+        return _decode_health(response, self.base_url)
 
     async def status(self) -> dict[str, Any]:
         return await self._request("GET", "/status")
