@@ -12,7 +12,34 @@ from partisim.sim.params import SimParams
 from partisim.sim.partition import candidate_pairs, grid_shape
 from partisim.sim.state import State
 
-__all__ = ["run"]
+__all__ = ["run", "walls"]
+
+
+def walls(x: list[float], y: list[float], vx: list[float], vy: list[float],
+          r: float, w: float, h: float, ew: float) -> int:
+    """Step 2: put every particle back inside the box; return how many touched a wall."""
+    touched = 0
+    for k in range(len(x)):
+        hit = False
+        if x[k] - r < 0:
+            x[k] = r
+            vx[k] = -(ew * vx[k])
+            hit = True
+        elif x[k] + r > w:
+            x[k] = w - r
+            vx[k] = -(ew * vx[k])
+            hit = True
+        if y[k] - r < 0:
+            y[k] = r
+            vy[k] = -(ew * vy[k])
+            hit = True
+        elif y[k] + r > h:
+            y[k] = h - r
+            vy[k] = -(ew * vy[k])
+            hit = True
+        if hit:
+            touched += 1
+    return touched
 
 
 def run(p: SimParams, state: State) -> tuple[int, int]:
@@ -34,26 +61,7 @@ def run(p: SimParams, state: State) -> tuple[int, int]:
             x[k] = x[k] + vx[k] * dt
             y[k] = y[k] + vy[k] * dt
         # 2. walls
-        for k in range(n):
-            hit = False
-            if x[k] - r < 0:
-                x[k] = r
-                vx[k] = -(ew * vx[k])
-                hit = True
-            elif x[k] + r > w:
-                x[k] = w - r
-                vx[k] = -(ew * vx[k])
-                hit = True
-            if y[k] - r < 0:
-                y[k] = r
-                vy[k] = -(ew * vy[k])
-                hit = True
-            elif y[k] + r > h:
-                y[k] = h - r
-                vy[k] = -(ew * vy[k])
-                hit = True
-            if hit:
-                wall_collisions += 1
+        wall_collisions += walls(x, y, vx, vy, r, w, h, ew)
         # 3. pairs: candidates from the post-wall positions, resolved in order
         for i, j in candidate_pairs(x, y, grid, d2):
             dx = x[i] - x[j]
