@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["RunningWorker", "start_worker", "free_port_on", "wait_for"]
+__all__ = ["RunningWorker", "start_worker", "free_port_on", "wait_for", "clean_env", "pid_gone"]
 
 _LISTENING = re.compile(r"Escuchando en http://(\S+):(\d+)")
 _OWNED_DIRS: list[Path] = []
@@ -42,6 +42,31 @@ _OWNED_DIRS: list[Path] = []
 def _remove_owned_dirs() -> None:
     for d in _OWNED_DIRS:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def clean_env(**extra: str | None) -> dict[str, str]:
+    """This environment without PARTISIM_* and WORKER_ID, then `extra` applied (None removes a variable)."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("PARTISIM_") or k == "WORKER_ID")}
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def pid_gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie still answers kill(0): it is gone if /proc says so
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
@@ -155,13 +180,7 @@ def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: 
         workdir = Path(tempfile.mkdtemp(prefix="partisim-worker-"))
         _OWNED_DIRS.append(workdir)
     log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=workdir)[1])
-    full_env = {k: v for k, v in os.environ.items() if not (k.startswith("PARTISIM_") or k == "WORKER_ID")}
-    full_env["PYTHONUNBUFFERED"] = "1"
-    for key, value in (env or {}).items():
-        if value is None:
-            full_env.pop(key, None)
-        else:
-            full_env[key] = value
+    full_env = clean_env(PYTHONUNBUFFERED="1", **(env or {}))
     args = list(extra_args)
     if "--runner" not in args and "PARTISIM_RUNNER" not in full_env:
         args += ["--runner", "process"]

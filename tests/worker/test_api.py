@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import TINY
-from helpers.workers import RunningWorker
+from helpers.workers import RunningWorker, wait_for
 from partisim.worker.schemas import ExecuteOut, HealthOut, HistoryOut, PingOut, StatusOut, TaskOut
 
 USERS_BODY = {"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}}
@@ -145,7 +145,8 @@ def test_docs_and_openapi(client: httpx.Client) -> None:
 
 def test_every_request_logged_with_task_id(client: httpx.Client, worker: RunningWorker) -> None:
     client.post("/execute", json={"benchmark": "cython", "params": TINY, "task_id": "logged-task-1"})
-    lines = [ln for ln in worker.log().splitlines() if "tarea=logged-task-1" in ln]
-    assert lines, worker.log()[-2000:]
+    # the line is written after the response is sent: wait for it rather than race it
+    lines = wait_for(lambda: [ln for ln in worker.log().splitlines() if "tarea=logged-task-1" in ln], 10,
+                     "the request's log line")
     line = lines[-1]
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO \[worker-127-0-0-1\] POST /execute 200 [\d.]+ ms", line)

@@ -8,15 +8,13 @@ import httpx
 import pytest
 
 from conftest import TINY
-from helpers.workers import RunningWorker
+from helpers.workers import RunningWorker, start_worker, wait_for
 
 TOKEN = "s3cr3t-token-Zx81"
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory):
-    from helpers.workers import start_worker
-
+def secured():
     w = start_worker("127.0.0.1", None, "--capacity", "1", env={"PARTISIM_TOKEN": TOKEN})
     yield w
     w.stop()
@@ -65,8 +63,9 @@ def test_client_with_token(secured: RunningWorker) -> None:
 def test_token_never_logged(secured: RunningWorker) -> None:
     httpx.get(secured.url + "/status", headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False)
     httpx.get(secured.url + "/status", headers={"Authorization": "Bearer otro-token-visible"}, trust_env=False)
-    log = secured.log()
-    assert "GET /status 401" in log and "GET /status 200" in log
+    # the lines are written after the responses are sent: wait for them rather than race them
+    log = wait_for(lambda: (text := secured.log()) and "GET /status 401" in text and "GET /status 200" in text
+                   and text, 10, "both requests' log lines")
     assert TOKEN not in log and "otro-token-visible" not in log
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.workers import free_port_on
+from helpers.workers import clean_env, free_port_on
 from partisim.errors import ConfigError
 from partisim.worker.identity import bound_addresses, fallback_id, local_addresses, resolve_identity
 
@@ -54,11 +54,8 @@ def test_explicit_id_wins(fresh_worker, tmp_path: Path) -> None:
 
 
 def _whoami(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    import os
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PARTISIM_") and k != "WORKER_ID"}
-    full.update(env or {})
     return subprocess.run([sys.executable, "-m", "partisim", "worker", "--whoami", *args], capture_output=True,
-                          text=True, timeout=60, env=full, cwd=cwd)
+                          text=True, timeout=60, env=clean_env(**(env or {})), cwd=cwd)
 
 
 def test_whoami_precedence(tmp_path: Path) -> None:

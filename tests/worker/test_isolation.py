@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from conftest import ENDLESS, TINY
-from helpers.workers import wait_for
-from test_tasks import _pid_gone
+from helpers.workers import pid_gone, wait_for
 
 
 def _start_endless(client: httpx.Client, **extra) -> tuple[str, int]:
@@ -40,7 +39,7 @@ def test_timeout_kills_computation_while_others_are_served(client: httpx.Client)
     assert r.status_code == 504
     body = r.json()
     assert body["status"] == "timeout" and "2 s" in body["error"] and body["task_id"] == task_id
-    wait_for(lambda: _pid_gone(rec["pid"]), 10, "killed process to disappear")
+    wait_for(lambda: pid_gone(rec["pid"]), 10, "killed process to disappear")
     final = client.get(f"/tasks/{task_id}").json()
     assert final["status"] == "timeout" and final["code"] == 504
     assert final["execution_time"] >= 1.9  # killed at its deadline, not before
@@ -106,7 +105,7 @@ def test_capacity_queue_and_429(fresh_worker) -> None:
         # the refused request was not recorded: its id is free
         c.delete(f"/tasks/{first}")
         wait_for(lambda: c.get("/tasks/queued-one").json()["status"] == "success", 30, "queued task to run")
-        assert _pid_gone(pid) or wait_for(lambda: _pid_gone(pid), 10, "process gone")
+        assert pid_gone(pid) or wait_for(lambda: pid_gone(pid), 10, "process gone")
         assert c.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200
         metrics = c.get("/metrics").text
         assert 'partisim_worker_requests_refused_total{worker_id="worker-127-0-0-1",code="429"} 2' in metrics

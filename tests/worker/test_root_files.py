@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -11,14 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from helpers.workers import free_port_on, wait_for
+from helpers.workers import clean_env, free_port_on, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTISIM_") and k != "WORKER_ID"}
-    return {**env, "PYTHONUNBUFFERED": "1"}
+    return clean_env(PYTHONUNBUFFERED="1")
 
 
 def _serve_and_stop(argv: list[str], port: int, cwd: Path, log: Path) -> str:

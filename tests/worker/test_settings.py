@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.workers import clean_env
 from partisim.errors import ConfigError
 from partisim.worker.settings import Limits, build_settings, cpu_count
 
@@ -64,10 +64,8 @@ def test_bad_environment_value_names_the_variable() -> None:
 
 
 def _worker(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PARTISIM_") and k != "WORKER_ID"}
-    full.update(env or {})
     return subprocess.run([sys.executable, "-m", "partisim", "worker", *args], capture_output=True, text=True,
-                          timeout=60, env=full, cwd=cwd)
+                          timeout=60, env=clean_env(**(env or {})), cwd=cwd)
 
 
 def test_cli_usage_errors_exit_2_in_spanish(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ import concurrent.futures as cf
 import httpx
 
 from conftest import ENDLESS
-from helpers.workers import wait_for
-from test_tasks import _pid_gone
+from helpers.workers import pid_gone, wait_for
 
 # ~1 s in pure Python here: long enough to be running when SIGTERM comes, short enough to finish
 SHORT = {"NUM_PARTICULAS": 200, "NUM_PASOS": 1500, "SEMILLA": 5}
@@ -47,7 +46,7 @@ def test_task_past_grace_is_killed_and_exit_is_zero(fresh_worker) -> None:
     w.proc.send_signal(15)
     # grace of 1 s, not the minutes the tasks would need: the deadline here is a bound, not a measurement
     assert w.proc.wait(timeout=30) == 0
-    wait_for(lambda: _pid_gone(pid) and _pid_gone(other), 10, "task processes to be killed")
+    wait_for(lambda: pid_gone(pid) and pid_gone(other), 10, "task processes to be killed")
     log = w.log()
     assert "no terminaron a tiempo" in log and "Traceback" not in log
 
@@ -78,7 +77,7 @@ def test_sigkill_of_worker_leaves_no_process_behind(fresh_worker) -> None:
     helpers = subprocess.run(["pgrep", "-P", str(w.pid)], capture_output=True, text=True).stdout.split()
     assert helpers  # the fork server (and resource tracker) run beside the worker
     w.kill()
-    wait_for(lambda: _pid_gone(pid) and all(_pid_gone(int(p)) for p in helpers), 20,
+    wait_for(lambda: pid_gone(pid) and all(pid_gone(int(p)) for p in helpers), 20,
              "the task process and the worker's helper processes to exit")
 
 
@@ -92,5 +91,5 @@ def test_second_signal_stops_without_waiting_for_grace(fresh_worker) -> None:
     assert w.alive()  # waiting for the task, as the 600 s grace allows
     w.proc.send_signal(15)
     assert w.proc.wait(timeout=30) == 0
-    wait_for(lambda: _pid_gone(pid), 10, "task process to be killed")
+    wait_for(lambda: pid_gone(pid), 10, "task process to be killed")
     assert "Segunda señal de parada" in w.log()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import httpx
 
 from conftest import ENDLESS, TINY
-from helpers.workers import wait_for
+from helpers.workers import pid_gone, wait_for
 
 
 def _uid(prefix: str) -> str:
@@ -17,19 +16,6 @@ def _uid(prefix: str) -> str:
 
 def _successes(client: httpx.Client) -> int:
     return client.get("/status").json()["completed"]
-
-
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie still answers kill(0): it is gone if /proc says so
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-    except OSError:
-        return True
 
 
 def test_same_task_id_is_never_run_twice(client: httpx.Client) -> None:
@@ -91,10 +77,10 @@ def test_cancel_running_task_kills_its_process(client: httpx.Client) -> None:
     running = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running"
                        and t["pid"] and t, 30, "task to run")
     pid = running["pid"]
-    assert not _pid_gone(pid)
+    assert not pid_gone(pid)
     r = client.delete(f"/tasks/{task_id}")
     assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["code"] == 409
-    wait_for(lambda: _pid_gone(pid), 10, "the task's process to be gone")
+    wait_for(lambda: pid_gone(pid), 10, "the task's process to be gone")
     # an /execute with the same id does not run it again: it reports the cancellation
     again = client.post("/execute", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id})
     assert again.status_code == 409 and again.json()["task_id"] == task_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from partisim.worker.settings import OPTIONS
+from partisim.worker.settings import OPTIONS, WorkerSettings
 
 __all__ = ["register"]
 
@@ -20,21 +20,20 @@ Ejemplos:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from partisim.worker.server import run_worker  # heavy imports only when serving
     from partisim.worker.settings import build_settings
 
-    if args.whoami:
-        return _whoami(args)
     settings = build_settings({opt.name: getattr(args, opt.name) for opt in OPTIONS})
+    if args.whoami:
+        return _whoami(settings)
+    from partisim.worker.server import run_worker  # heavy imports (uvicorn, FastAPI) only when serving
+
     return run_worker(settings)
 
 
-def _whoami(args: argparse.Namespace) -> int:
+def _whoami(s: WorkerSettings) -> int:
     """Print the id and addresses this worker would take, and exit (start_worker.sh uses it)."""
     from partisim.worker.identity import resolve_identity
-    from partisim.worker.settings import build_settings
 
-    s = build_settings({opt.name: getattr(args, opt.name) for opt in OPTIONS})
     ident = resolve_identity(s.host, s.port, worker_id=s.worker_id, config_path=s.config_path,
                              config_explicit=s.config_explicit)
     print(f"{ident.worker_id} {ident.address}")  # plain: start_worker.sh reads it

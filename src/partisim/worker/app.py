@@ -54,9 +54,7 @@ def http_error(exc: PartisimError) -> tuple[int, str]:
         return 503, "unavailable"
     if isinstance(exc, TaskTimedOut):
         return 504, "timeout"
-    if isinstance(exc, WorkerFailed):
-        return 500, "error"
-    return 500, "error"
+    return 500, "error"  # WorkerFailed and anything unforeseen
 
 
 def _record_code(rec: TaskRecord) -> int | None:
@@ -241,7 +239,8 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(service.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    # Outermost first: the log sees everything, auth runs before the body is read.
+    # Each add_middleware wraps what is already there, so the last one added runs first:
+    # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused)
     app.add_middleware(BearerAuth, token=settings.token, open_paths=OPEN_PATHS,
                        on_refused=service.metrics.request_refused)

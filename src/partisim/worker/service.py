@@ -9,6 +9,7 @@ The HTTP layer (`app.py`) only calls this object.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from partisim.worker.identity import Identity
 from partisim.worker.metrics import Metrics
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings
-from partisim.worker.tasks import STATES, TaskManager, TaskRecord, iso
+from partisim.worker.tasks import FINAL_STATES, TaskManager, TaskRecord, iso
 
 __all__ = ["WorkerService", "available_engines"]
 
@@ -45,7 +46,7 @@ class WorkerService:
         self.identity = identity
         self.port = port
         self.probe = DockerProbe(settings.docker_bin, settings.docker_image)
-        self.metrics = Metrics(s for s in STATES if s not in ("queued", "running"))
+        self.metrics = Metrics(FINAL_STATES)
         self.runner: Runner | None = None
         self.runner_note: str | None = None
         self.manager: TaskManager | None = None
@@ -111,8 +112,7 @@ class WorkerService:
         log.info("Límites por tarea: max_particles=%d, max_steps=%d, max_work=%d, max_body_bytes=%d",
                  s.limits.max_particles, s.limits.max_steps, s.limits.max_work, s.limits.max_body_bytes)
         log.info("Autenticación: %s", "token Bearer requerido (salvo /ping y /health)" if s.token else "desactivada")
-        log.info("Escuchando en http://%s:%d", self.identity.address if self.settings.host in ("0.0.0.0", "::")
-                 else self.settings.host, self.port)
+        log.info("Escuchando en %s", self.url)  # brackets an IPv6 address; helpers/workers.py reads this line
 
     def begin_shutdown(self) -> None:
         """SIGTERM: refuse new tasks from now on; running ones get the grace period."""
@@ -178,8 +178,7 @@ class WorkerService:
             "cpu_count": os.cpu_count(),
             "load_avg": load,
             "max_timeout": s.max_timeout,
-            "limits": {"max_particles": s.limits.max_particles, "max_steps": s.limits.max_steps,
-                       "max_work": s.limits.max_work, "max_body_bytes": s.limits.max_body_bytes},
+            "limits": dataclasses.asdict(s.limits),
             "auth_required": bool(s.token),
             "timestamp": iso(),
         }

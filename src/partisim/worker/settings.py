@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,6 @@ class WorkerSettings:
     def effective_queue_size(self) -> int:
         return 4 * self.capacity if self.queue_size is None else self.queue_size
 
-    def with_(self, **changes: Any) -> WorkerSettings:
-        return replace(self, **changes)
-
 
 # -- value parsers: each raises ValueError with a Spanish reason ---------------
 
@@ -99,26 +96,17 @@ def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(hi: float) -> Callable[[str], float]:
+def _float_in(hi: float, *, zero_ok: bool) -> Callable[[str], float]:
+    """A finite number in (0, hi], or in [0, hi] when `zero_ok`."""
+    allowed = f"estar entre 0 y {hi:g}" if zero_ok else f"ser un número mayor que 0 y como máximo {hi:g}"
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise ValueError(f"debe ser un número (recibido {text!r})") from None
-        if not math.isfinite(value) or not 0 < value <= hi:
-            raise ValueError(f"debe ser un número mayor que 0 y como máximo {hi:g} (recibido {text!r})")
-        return value
-    return parse
-
-
-def _nonneg_float(hi: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"debe ser un número (recibido {text!r})") from None
-        if not math.isfinite(value) or not 0 <= value <= hi:
-            raise ValueError(f"debe estar entre 0 y {hi:g} (recibido {text!r})")
+        if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0) and value <= hi):
+            raise ValueError(f"debe {allowed} (recibido {text!r})")
         return value
     return parse
 
@@ -178,9 +166,9 @@ OPTIONS: tuple[Option, ...] = (
            "tareas simultáneas como máximo (por defecto: número de CPU)"),
     Option("queue_size", "--queue-size", "PARTISIM_QUEUE_SIZE", _bounded_int(0, 100_000),
            "tareas en espera como máximo antes de responder 429 (por defecto 4 x capacidad)"),
-    Option("max_timeout", "--max-timeout", "PARTISIM_MAX_TIMEOUT", _positive_float(7 * 86400),
+    Option("max_timeout", "--max-timeout", "PARTISIM_MAX_TIMEOUT", _float_in(7 * 86400, zero_ok=False),
            "tiempo límite máximo de una tarea en segundos (por defecto 600)"),
-    Option("grace", "--grace", "PARTISIM_GRACE", _nonneg_float(86400),
+    Option("grace", "--grace", "PARTISIM_GRACE", _float_in(86400, zero_ok=True),
            "segundos que se espera a las tareas en curso al recibir SIGTERM (por defecto 30)"),
     Option("retain", "--retain", "PARTISIM_RETAIN", _bounded_int(1, 1_000_000),
            "tareas terminadas que se recuerdan para /tasks e idempotencia (por defecto 10000)"),
@@ -189,7 +177,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("docker_image", "--docker-image", "PARTISIM_DOCKER_IMAGE", _text(255),
            f"imagen de simulación para el runner docker (por defecto {DEFAULT_IMAGE})"),
     Option("docker_bin", "--docker-bin", "PARTISIM_DOCKER_BIN", _text(4096), "ejecutable de Docker (por defecto docker)"),
-    Option("docker_cpus", "--docker-cpus", "PARTISIM_DOCKER_CPUS", _positive_float(1024),
+    Option("docker_cpus", "--docker-cpus", "PARTISIM_DOCKER_CPUS", _float_in(1024, zero_ok=False),
            "CPU por contenedor (por defecto 1)"),
     Option("docker_memory", "--docker-memory", "PARTISIM_DOCKER_MEMORY", _memory,
            "memoria por contenedor (por defecto 1g)"),
@@ -209,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
            "nivel de detalle del registro (por defecto info)"),
 )
 
-_LIMIT_FIELDS = {"max_particles", "max_steps", "max_work", "max_body_bytes"}
+_LIMIT_FIELDS = frozenset(f.name for f in fields(Limits))
 
 
 def _read_token_file(path: str) -> str:
@@ -249,5 +237,5 @@ def build_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, s
     elif env.get("PARTISIM_TOKEN", "").strip():
         token = env["PARTISIM_TOKEN"].strip()
     limits = Limits(**{k: values.pop(k) for k in list(values) if k in _LIMIT_FIELDS})
-    explicit = cli.get("config_path") is not None or bool(env.get("PARTISIM_CONFIG", "").strip())
-    return WorkerSettings(**values, token=token, limits=limits, config_explicit=explicit)
+    # --config or PARTISIM_CONFIG given (not the default): a missing file is then an error
+    return WorkerSettings(**values, token=token, limits=limits, config_explicit="config_path" in values)

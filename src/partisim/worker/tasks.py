@@ -11,6 +11,7 @@ It knows nothing of HTTP: failures are `partisim.errors` exceptions.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -177,7 +178,9 @@ class TaskManager:
         excess = len(self._records) - self.retain
         if excess <= 0:
             return
-        for task_id in [k for k, r in self._records.items() if r.finished][:excess]:
+        # oldest first, stopping at `excess`: not a scan of the whole window on every submit
+        oldest = list(itertools.islice((k for k, r in self._records.items() if r.finished), excess))
+        for task_id in oldest:
             del self._records[task_id]
 
     def _dispatch(self) -> None:
@@ -190,23 +193,27 @@ class TaskManager:
 
     async def _execute(self, rec: TaskRecord) -> None:
         start = time.perf_counter()
+
+        def elapsed() -> float:
+            return time.perf_counter() - start
+
         job = Job(rec.task_id, rec.engine, rec.params, rec.timeout)
         try:
             result = await self.runner.run(job, on_started=rec.handle.update)
         except asyncio.CancelledError:
-            self._finish(rec, "cancelled", start,
+            self._finish(rec, "cancelled", elapsed(),
                          error=WorkerUnavailable("el worker se detuvo antes de terminar la tarea", 503)
                          if self.stopping else TaskRejected("la tarea fue cancelada", 409))
         except TaskTimedOut as exc:
-            self._finish(rec, "timeout", start, error=exc)
+            self._finish(rec, "timeout", elapsed(), error=exc)
         except PartisimError as exc:
-            self._finish(rec, "failed", start, error=exc)
+            self._finish(rec, "failed", elapsed(), error=exc)
         except Exception as exc:  # a bug here must not take the worker down
             log.exception("error inesperado al ejecutar la tarea %s", rec.task_id)
-            self._finish(rec, "failed", start, error=WorkerFailed(f"error interno del worker: {type(exc).__name__}",
-                                                                  500))
+            self._finish(rec, "failed", elapsed(),
+                         error=WorkerFailed(f"error interno del worker: {type(exc).__name__}", 500))
         else:
-            elapsed = time.perf_counter() - start
+            took = elapsed()  # one measurement: the record and its result say the same
             rec.result = {
                 "status": "success",
                 "task_id": rec.task_id,
@@ -217,7 +224,7 @@ class TaskManager:
                 "particles": result.get("particles"),
                 "steps": result.get("steps"),
                 "seed": result.get("seed"),
-                "execution_time": elapsed,
+                "execution_time": took,
                 "simulation_time": result.get("simulation_time"),
                 "particle_collisions": result.get("particle_collisions"),
                 "wall_collisions": result.get("wall_collisions"),
@@ -227,20 +234,21 @@ class TaskManager:
                 "runner": self.runner.name,
                 "timestamp": iso(),
             }
-            self._finish(rec, "success", start)
+            self._finish(rec, "success", took)
         finally:
             self._running.discard(rec)
             if not self.stopping:
                 self._dispatch()
 
-    def _finish(self, rec: TaskRecord, status: str, start: float | None, *,
+    def _finish(self, rec: TaskRecord, status: str, execution_time: float | None, *,
                 error: PartisimError | None = None) -> None:
+        """`execution_time` is None for a task that never started."""
         rec.status = status
         rec.error = error
         rec.finished_at = time.time()
-        if start is not None:
-            rec.execution_time = time.perf_counter() - start
-            self._durations.append(rec.execution_time)
+        if execution_time is not None:
+            rec.execution_time = execution_time
+            self._durations.append(execution_time)
         self.counts[status] += 1
         if status == "success":
             log.debug("tarea %s terminada en %.3f s", rec.task_id, rec.execution_time or 0.0)
