@@ -46,8 +46,9 @@ NAME="particle-simulation-ETAPA4-${STAMP}.tar.gz"
 TARGET="$OUT_DIR/$NAME"
 
 LIST="$(mktemp)"
+FILTERED="$(mktemp)"
 PARTIAL="$TARGET.partial"
-trap 'rm -f "$LIST" "$PARTIAL"' EXIT
+trap 'rm -f "$LIST" "$FILTERED" "$PARTIAL"' EXIT
 
 cd "$ROOT"
 
@@ -72,7 +73,6 @@ if [ -d src ]; then
 fi
 
 # Cython writes foo.c next to foo.pyx: a build output, regenerated on install.
-FILTERED="$(mktemp)"
 while IFS= read -r f; do
     case "$f" in
         *.c) if [ -f "${f%.c}.pyx" ]; then continue; fi ;;

@@ -7,8 +7,10 @@ configuration error. Handlers only parse, call the library and print.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,21 @@ def _load(path: str | None) -> Config:
     return load_config(path or DEFAULT_CONFIG_PATH)
 
 
+def _command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Every handler: logging per --verbose first; a bad configuration or bad
+    parameters are a usage error (code 2) with their one-line message."""
+
+    @functools.wraps(func)
+    def handler(args: argparse.Namespace) -> int:
+        _setup_logging(args.verbose)
+        try:
+            return func(args)
+        except (ConfigError, ParamsError) as exc:
+            return fail(exc.message)
+
+    return handler
+
+
 def _print_health(healths: list[WorkerHealth], config: Config, *, detailed: bool) -> int:
     from partisim.orchestrator import views
 
@@ -71,11 +88,7 @@ def _print_health(healths: list[WorkerHealth], config: Config, *, detailed: bool
 def _health_command(args: argparse.Namespace, *, detailed: bool) -> int:
     from partisim.orchestrator.registry import ping_all
 
-    _setup_logging(args.verbose)
-    try:
-        config = _load(args.config)
-    except ConfigError as exc:
-        return fail(exc.message)
+    config = _load(args.config)
     if args.json:
         healths = ping_all(config, with_status=detailed)
         print(json.dumps([h.to_dict() for h in healths], ensure_ascii=False))
@@ -88,38 +101,33 @@ def _health_command(args: argparse.Namespace, *, detailed: bool) -> int:
 # -- handlers -------------------------------------------------------------------
 
 
+@_command
 def _orchestrator(args: argparse.Namespace) -> int:
     from partisim.orchestrator.menu import Menu
 
-    _setup_logging(args.verbose)
-    try:
-        config = _load(args.config)
-    except ConfigError as exc:
-        return fail(exc.message)
-    return Menu(config, console).run()
+    return Menu(_load(args.config), console).run()
 
 
+@_command
 def _ping(args: argparse.Namespace) -> int:
     return _health_command(args, detailed=False)
 
 
+@_command
 def _status(args: argparse.Namespace) -> int:
     return _health_command(args, detailed=True)
 
 
+@_command
 def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
     from partisim.orchestrator.demo import execute_on, explain_task_error
     from partisim.orchestrator.registry import token_from_env
 
-    _setup_logging(args.verbose)
-    try:
-        config = _load(args.config)
-        entry = config.worker(args.worker)
-        engine = resolve_engine(args.engine)
-        params = params_from_args(args)
-    except (ConfigError, ParamsError) as exc:
-        return fail(exc.message)
+    config = _load(args.config)
+    entry = config.worker(args.worker)
+    engine = resolve_engine(args.engine)
+    params = params_from_args(args)
     if args.timeout is not None and not args.timeout > 0:
         return fail("--timeout: debe ser un número de segundos mayor que 0")
     try:
@@ -149,15 +157,12 @@ def _demo_params(args: argparse.Namespace) -> Any:
     return parse_params({**DEMO_DEFAULTS, **given})
 
 
+@_command
 def _demo(args: argparse.Namespace) -> int:
     from partisim.orchestrator.demo import run_demo
     from partisim.orchestrator.local import LocalWorkers, LocalWorkersError
 
-    _setup_logging(args.verbose)
-    try:
-        params = _demo_params(args)
-    except ParamsError as exc:
-        return fail(exc.message)
+    params = _demo_params(args)
     local = args.local
     if local is None and args.config is None and not Path(DEFAULT_CONFIG_PATH).exists():
         console.print(
@@ -166,10 +171,7 @@ def _demo(args: argparse.Namespace) -> int:
         )
         local = DEFAULT_LOCAL_WORKERS
     if local is None:
-        try:
-            config = _load(args.config)
-        except ConfigError as exc:
-            return fail(exc.message)
+        config = _load(args.config)
         return run_demo(config, console, params=params).exit_code()
     if not 1 <= local <= 16:
         return fail("--local: el número de workers locales debe estar entre 1 y 16")
@@ -189,15 +191,12 @@ def _demo(args: argparse.Namespace) -> int:
         console.print("Workers locales detenidos.")
 
 
+@_command
 def _check(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
     from partisim.orchestrator.check import run_checks
 
-    _setup_logging(args.verbose)
-    try:
-        config = _load(args.config)
-    except ConfigError as exc:
-        return fail(exc.message)
+    config = _load(args.config)
     mode = "rápida" if args.quick else "completa"
     console.rule(f"[bold]Prueba de comunicación ({mode})")
     console.print(f"Configuración: {config.path} ({len(config.workers)} worker(s))")

@@ -19,7 +19,7 @@ from typing import Any
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut
 from partisim.orchestrator.client import WorkerClient
-from partisim.orchestrator.demo import run_parallel
+from partisim.orchestrator.demo import DEFAULT_DEMO_PARAMS, run_parallel
 from partisim.orchestrator.registry import describe_error, token_from_env
 
 __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]
@@ -27,7 +27,7 @@ __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_N
 log = logging.getLogger(__name__)
 
 PING_LIMIT_S = 5.0
-FULL_PARAMS = {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}
+FULL_PARAMS = DEFAULT_DEMO_PARAMS
 QUICK_PARAMS = {"NUM_PARTICULAS": 30, "NUM_PASOS": 50, "SEMILLA": 42}
 # Far more work than the short timeout allows for the pure-Python engine.
 SLOW_PARAMS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 1_000_000, "SEMILLA": 7}

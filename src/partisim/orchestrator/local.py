@@ -66,6 +66,7 @@ class LocalWorker:
     proc: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _stopped: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -82,7 +83,11 @@ class LocalWorker:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds, to the whole process group."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds, to the whole process group.
+
+        Idempotent: once reaped, the pid (= group id) may belong to someone else."""
+        if self._stopped:
+            return
         if self.proc.poll() is None:
             self._signal_group(signal.SIGTERM)
             try:
@@ -92,6 +97,7 @@ class LocalWorker:
         # Also when the worker already exited: a task process may still be running.
         self._signal_group(getattr(signal, "SIGKILL", signal.SIGTERM))
         self.proc.wait()
+        self._stopped = True
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -141,7 +147,7 @@ class LocalWorkers:
         try:
             self.start()
         except BaseException:
-            self.stop()
+            self.__exit__()
             raise
         return self
 

@@ -152,7 +152,7 @@ class Menu:
     def _active_or_warn(self, healths: list[WorkerHealth]) -> list[WorkerHealth]:
         active = [h for h in healths if h.active]
         if not active:
-            self.console.print(views.no_active_workers(str(self.config.path), self.config.workers))
+            self.console.print(views.no_active_workers(self.config.path, self.config.workers))
         return active
 
     def verify_workers(self) -> None:
@@ -191,28 +191,17 @@ class Menu:
         active = self._active_or_warn(self._ping())
         if not active:
             return
-        self.console.print("[bold]Workers activos:[/bold]")
-        for number, h in enumerate(active, start=1):
-            self.console.print(f"  {number}. {h.id} ({h.address}, {views.fmt_latency(h.latency_ms)})")
         worker = active[
-            self.ask_choice(
-                f"Elige worker [1-{len(active)}] o su id (Enter = 1): ",
-                len(active),
-                default=0,
-                names={h.id.lower(): i for i, h in enumerate(active)},
+            self._pick(
+                "Workers activos",
+                [f"{h.id} ({h.address}, {views.fmt_latency(h.latency_ms)})" for h in active],
+                "worker [1-{n}] o su id",
+                [h.id for h in active],
             )
         ]
-
-        self.console.print("[bold]Benchmarks:[/bold]")
-        for number, (_, label) in enumerate(BENCHMARKS, start=1):
-            self.console.print(f"  {number}. {label}")
         engine = BENCHMARKS[
-            self.ask_choice(
-                f"Elige benchmark [1-{len(BENCHMARKS)}] (Enter = 1): ",
-                len(BENCHMARKS),
-                default=0,
-                names={name: i for i, (name, _) in enumerate(BENCHMARKS)},
-            )
+            self._pick("Benchmarks", [label for _, label in BENCHMARKS], "benchmark [1-{n}]",
+                       [name for name, _ in BENCHMARKS])
         ][0]
 
         params = self._ask_params()
@@ -233,6 +222,19 @@ class Menu:
                 self.console.print("Usa la opción 1 para ver qué workers siguen activos.")
             return
         self.console.print(views.result_table(result))
+
+    def _pick(self, title: str, labels: list[str], what: str, names: list[str]) -> int:
+        """List ``labels`` numbered under ``title``; ask for a number or one of ``names``
+        (Enter = the first); return a 0-based index."""
+        self.console.print(f"[bold]{title}:[/bold]")
+        for number, label in enumerate(labels, start=1):
+            self.console.print(f"  {number}. {label}")
+        return self.ask_choice(
+            f"Elige {what.format(n=len(labels))} (Enter = 1): ",
+            len(labels),
+            default=0,
+            names={name.lower(): i for i, name in enumerate(names)},
+        )
 
     def _ask_params(self) -> SimParams:
         defaults = dict(DEFAULT_DEMO_PARAMS)
