@@ -131,3 +131,27 @@ def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
     finally:
         first.close()
         second.close()
+
+
+def test_next_ready_at_after_skips_tasks_already_ready(queue):
+    _, (ready, later) = queue.enqueue([SPEC, SPEC])
+    for tid, not_before in ((ready, 0.0), (later, time.time() + 100)):
+        queue.claim(tid, "w1", "u1", time.time() + 60)
+        assert queue.release(tid, 1, not_before=not_before)
+    now = time.time()
+    assert queue.next_ready_at() == 0.0  # the earliest of all
+    # the scheduler asks only about backoffs that end after its round: no busy loop
+    assert queue.next_ready_at(after=now) > now + 50
+
+
+def test_finished_histogram_counts_success_and_failed_per_window(queue):
+    _, (a, b, c, d) = queue.enqueue([SPEC, SPEC, SPEC, SPEC])
+    for tid in (a, b, c, d):
+        queue.claim(tid, "w1", "u1", time.time() + 60)
+    queue.complete(a, 1, {"checksum": "x"})
+    queue.fail(b, 1, "HTTP 422")
+    queue.cancel(c)  # cancelled tasks are not activity
+    now = time.time()
+    assert queue.finished_histogram(now - 30, 10.0, 3) == [0, 0, 2]
+    assert queue.finished_histogram(now - 300, 10.0, 3) == [0, 0, 0]
+    assert queue.assigned_per_worker("failed") == {"w1": 1}

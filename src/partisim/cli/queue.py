@@ -23,6 +23,7 @@ from rich.table import Table
 from partisim.cli._output import console, err_console, fail
 from partisim.errors import PartisimError
 from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, load_config
+from partisim.orchestrator.queue import TaskSpec
 from partisim.orchestrator.results import (
     Check,
     compare_checksums,
@@ -48,12 +49,16 @@ log = logging.getLogger(__name__)
 # -- actions shared with the interactive menu ---------------------------------------
 
 
+def _task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
+    """Validated specs -> the task objects of ``POST /api/tasks``."""
+    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
+            for s in specs]
+
+
 def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> dict[str, Any]:
     """Validate a task file here (clear errors with the file name), then queue it."""
     specs = load_task_file(path)
-    body = [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
-            for s in specs]
-    return client.submit(body, batch=batch)
+    return client.submit(_task_objects(specs), batch=batch)
 
 
 def submit_sweep(
@@ -76,9 +81,7 @@ def submit_sweep(
         repeat=repeat,
         timeout=timeout,
     )
-    body = [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
-            for s in specs]
-    return client.submit(body, batch=batch)
+    return client.submit(_task_objects(specs), batch=batch)
 
 
 def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -28,8 +28,7 @@ from partisim.errors import ParamsError
 from partisim.orchestrator.api import snapshot
 from partisim.orchestrator.queue import FAILED, SUCCESS, TaskSpec, new_batch_id
 from partisim.orchestrator.results import Group, group_times
-from partisim.orchestrator.tasks import parse_int_list, sweep
-from partisim.sim import resolve_engine
+from partisim.orchestrator.tasks import parse_engine_list, parse_int_list, sweep
 
 __all__ = [
     "router",
@@ -81,8 +80,6 @@ class _Cache:
     state_generation: int = -1
     state: dict[str, Any] | None = None
     key: str = ""
-    failed_key: tuple[int, int] = (-1, -1)
-    failed_per_worker: dict[str, int] = field(default_factory=dict)
     charts_key: tuple[int, str] = (-1, "")
     charts: dict[str, Any] | None = None
 
@@ -102,34 +99,20 @@ def _invalidate(cache: _Cache) -> None:
     cache.generation += 1
 
 
-def _failed_per_worker(app: FastAPI, cache: _Cache, counts: dict[str, int]) -> dict[str, int]:
-    # Failed tasks are few; recount them only when their number changes.
-    key = (counts[FAILED], counts["total"])
-    if key != cache.failed_key:
-        found: dict[str, int] = defaultdict(int)
-        for task in app.state.queue.list(status=FAILED, limit=100_000):
-            if task.worker:
-                found[task.worker] += 1
-        cache.failed_per_worker, cache.failed_key = dict(found), key
-    return cache.failed_per_worker
-
-
 def _activity(app: FastAPI, now: float) -> list[dict[str, float]]:
     """Finished tasks per second in each of the last ACTIVITY_BUCKETS windows, oldest first."""
-    queue = app.state.queue
-    edges = [now - k * ACTIVITY_BUCKET_S for k in range(ACTIVITY_BUCKETS, -1, -1)]
-    cumulative = [queue.finished_since(t) for t in edges]
+    start = now - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_S
+    counts = app.state.queue.finished_histogram(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
     return [
-        {"t": round(edges[k], 3), "per_s": round((cumulative[k] - cumulative[k + 1]) / ACTIVITY_BUCKET_S, 3)}
-        for k in range(ACTIVITY_BUCKETS)
+        {"t": round(start + k * ACTIVITY_BUCKET_S, 3), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
+        for k, n in enumerate(counts)
     ]
 
 
 def _compute_state(app: FastAPI) -> dict[str, Any]:
-    cache = _cache(app)
     state = snapshot(app)
     now = state["summary"].get("timestamp") or time.time()
-    failed = _failed_per_worker(app, cache, state["summary"])
+    failed = app.state.queue.assigned_per_worker(FAILED)
     for worker in state["workers"]:
         worker["failed"] = failed.get(worker["id"], 0)
         worker["address"] = worker.get("url", "").split("://", 1)[-1].rstrip("/")
@@ -235,16 +218,6 @@ def _text(value: Any, what: str) -> str:
     raise ParamsError(f"{what}: use una lista de valores o un texto como 100,200 o 1-10")
 
 
-def _engines(value: Any) -> list[str]:
-    names = [n.strip() for n in _text(value, "motores").split(",") if n.strip()]
-    if not names:
-        raise ParamsError("motores: elija al menos un motor (python, numpy, cython)", field="engines")
-    try:
-        return list(dict.fromkeys(resolve_engine(n) for n in names))
-    except ParamsError as exc:
-        raise ParamsError(f"motores: {exc.message}", field="engines") from None
-
-
 def _form_field(exc: ParamsError, default: str | None) -> str | None:
     names = [exc.field] if exc.field else []
     # parameter errors that name no field (e.g. the packing fraction) start with it
@@ -265,7 +238,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
         raise ParamsError(f"clave desconocida {unknown[0]!r}; válidas: {', '.join(_SWEEP_KEYS)}")
     current: str | None = "engines"
     try:
-        engines = _engines(body.get("engines", ""))
+        engines = parse_engine_list(_text(body.get("engines", ""), "motores"), "motores")
         lists = {}
         for current, what, default in (
             ("particles", "partículas", None),

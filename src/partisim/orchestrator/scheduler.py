@@ -260,13 +260,16 @@ class Scheduler:
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            round_at = time.time()
             try:
                 self._schedule_round()
                 self._watchdog()
             except Exception:  # one bad round must not stop the service
                 log.exception("ronda del planificador fallida")
             delay = self.tick
-            next_at = self.queue.next_ready_at()
+            # Only a backoff that ends later shortens the wait: tasks already ready but not
+            # placed (every slot busy) wait for a freed slot's wake(), not a busy loop.
+            next_at = self.queue.next_ready_at(after=round_at)
             if next_at is not None:
                 delay = max(0.0, min(delay, next_at - time.time()))
             try:

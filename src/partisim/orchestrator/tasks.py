@@ -184,14 +184,15 @@ def parse_int_list(text: str, what: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
-def parse_engine_list(text: str) -> list[str]:
+def parse_engine_list(text: str, what: str = "--engines") -> list[str]:
+    """``"python,cython"`` -> canonical engine names, in order, without repeats."""
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     if not names:
-        raise ParamsError("--engines: indique al menos un motor (python, numpy, cython)")
+        raise ParamsError(f"{what}: elija al menos un motor (python, numpy, cython)", field="engines")
     try:
         return list(dict.fromkeys(resolve_engine(n) for n in names))
     except ParamsError as exc:
-        raise ParamsError(f"--engines: {exc.message}") from None
+        raise ParamsError(f"{what}: {exc.message}", field="engines") from None
 
 
 def sweep(

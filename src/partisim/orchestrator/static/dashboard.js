@@ -335,6 +335,8 @@
           if (lv >= l0 && lv <= l1) out.push(v);
         }
       }
+      // a narrow range may hold no round value at all: label its ends instead
+      if (!out.length) return [...new Set([lo, hi])];
       const every = Math.ceil(out.length / 7);
       return out.filter((_, i) => i % every === 0);
     };
