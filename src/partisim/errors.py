@@ -17,6 +17,7 @@ __all__ = [
     "AuthError",
     "TaskTimedOut",
     "WorkerFailed",
+    "OutputError",
 ]
 
 
@@ -66,3 +67,7 @@ class TaskTimedOut(WorkerError):
 
 class WorkerFailed(WorkerError):
     """The worker answered 5xx: the task may succeed on another attempt."""
+
+
+class OutputError(PartisimError):
+    """A file partisim was asked to write (export, report, inbox note) could not be written."""

@@ -64,6 +64,20 @@ def test_results_as_table_csv_and_json(served, tmp_path: Path):
     assert all(len(sums) == 1 for sums in by_case.values())
 
 
+def test_unwritable_output_is_a_clear_error(served, tmp_path: Path):
+    serve, batch, _ = served
+    for command, name in (("results", "r.csv"), ("report", "informe.png")):
+        target = tmp_path / "no-existe" / name
+        args = [command, "--batch", batch, "-o", str(target), "--server", serve.url]
+        if command == "results":
+            args += ["--format", "csv"]
+        done = run_cli(*args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "no se pudo escribir" in done.stderr and str(target) in done.stderr.replace("\n", "")
+        assert "Traceback" not in done.stderr + done.stdout
+        assert not target.parent.exists()
+
+
 def test_report_png_is_a_valid_image(served, tmp_path: Path):
     serve, batch, _ = served
     png = tmp_path / "informe.png"

@@ -11,7 +11,6 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from partisim.cli._output import console, err_console, fail
 from partisim.errors import PartisimError
+from partisim.files import write_atomic
 from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, load_config
 from partisim.orchestrator.queue import TaskSpec
 from partisim.orchestrator.results import (
@@ -314,7 +314,7 @@ def _results(args: argparse.Namespace) -> int:
     else:
         text = to_csv(tasks) if args.format == "csv" else to_json(tasks)
         if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_atomic(args.output, text)
             err_console.print(f"{len(tasks)} tareas escritas en {args.output}")
         else:
             print(text, end="" if text.endswith("\n") else "\n")

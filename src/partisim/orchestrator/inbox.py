@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from partisim.errors import ParamsError
+from partisim.files import write_atomic
 from partisim.orchestrator.queue import Queue
 from partisim.orchestrator.tasks import decode_json, parse_tasks
 
@@ -123,10 +124,10 @@ class Inbox:
 
     def _reject(self, path: Path, reason: str) -> InboxOutcome:
         target = _free_name(self.failed, path.name)
+        # the reason is complete before the file shows up in failed/, so whoever sees
+        # the rejected file can read why
+        write_atomic(target.with_name(target.name + ".error.txt"), f"No se pudo encolar {path.name}:\n{reason}\n")
         path.replace(target)
-        target.with_name(target.name + ".error.txt").write_text(
-            f"No se pudo encolar {path.name}:\n{reason}\n", encoding="utf-8"
-        )
         log.warning("bandeja: %s rechazado: %s", path.name, reason)
         return InboxOutcome(path.name, False, reason)
 

@@ -4,6 +4,7 @@ over seeds and repeats) and the cython/python speedup, drawn with matplotlib (Ag
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from partisim.errors import PartisimError  # noqa: E402
+from partisim.files import write_atomic  # noqa: E402
 from partisim.orchestrator.results import Group, group_times  # noqa: E402
 
 __all__ = ["Speedup", "speedups", "write_report"]
@@ -97,7 +99,9 @@ def write_report(tasks: Iterable[dict[str, Any]], path: str | Path, *, title: st
         right.set_title("Aceleración cython / python")
         fig.suptitle(title or "Informe de benchmarks partisim")
         fig.tight_layout()
-        fig.savefig(str(path), format="png")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        write_atomic(path, buffer.getvalue())
     finally:
         plt.close(fig)
     return groups
