@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 from collections import Counter
@@ -196,6 +197,28 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
         # the slot is free again: a new task runs
         nxt = client.submit({"benchmark": "python", "params": TINY})
         assert client.task(nxt["ids"][0], wait=20)["status"] == "success"
+
+
+def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp_path: Path):
+    worker = cluster.worker(HOST_A, "worker-a", capacity=1)
+    config = cluster.config([("worker-a", worker.url)], max_concurrent_tasks=1)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}
+    with ServerClient(serve.url) as client:
+        (task_id,) = client.submit(_tasks(slow, 1))["ids"]
+        wait_until(lambda: client.task(task_id)["status"] == "running", 20, "task running")
+        os.kill(worker.popen.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
+        try:
+            assert client.cancel(task_id)["previous"] == "running"
+            # serve stops waiting for the frozen worker's answer (well inside the 5 s request timeout)
+            wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["inflight"] == 0,
+                       3, "slot freed while the worker hangs")
+        finally:
+            os.kill(worker.popen.pid, signal.SIGCONT)
+        # once it thaws, the worker gets the cancel too and stops the computation
+        wait_until(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
+                   15, "worker-side cancel")
+        assert client.task(task_id)["status"] == "cancelled"
 
 
 def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tmp_path: Path):

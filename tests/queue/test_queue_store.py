@@ -47,6 +47,7 @@ def test_stale_attempt_cannot_finish_a_retried_task(queue):
     assert queue.retry(tid, 1, "conexión rechazada", not_before=0.0)
     task = queue.get(tid)
     assert task.status == "queued" and task.avoid_worker == "w1" and task.error == "conexión rechazada"
+    assert task.worker is None and task.worker_url is None and task.started_at is None
     assert queue.claim(tid, "w2", "u2", time.time() + 60) == 2
     assert not queue.complete(tid, 1, {"checksum": "late"})  # the first attempt's late answer
     assert queue.complete(tid, 2, {"checksum": "good"})

@@ -461,10 +461,14 @@ class Queue:
         )
 
     def retry(self, task_id: str, attempt: int, error: str, not_before: float) -> bool:
-        """running (this attempt) -> queued again after ``not_before``, avoiding its worker."""
+        """running (this attempt) -> queued again after ``not_before``, avoiding its worker.
+
+        The worker moves to ``avoid_worker``: a queued task shows no worker, and the next
+        claim prefers another one."""
         return self._update(
             "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = worker,"
-            " deadline = NULL WHERE id = ? AND status = ? AND attempts = ?",
+            " worker = NULL, worker_url = NULL, started_at = NULL, deadline = NULL"
+            " WHERE id = ? AND status = ? AND attempts = ?",
             (QUEUED, error, not_before, task_id, RUNNING, attempt),
         )
 

@@ -369,8 +369,14 @@ class Scheduler:
         if before is None:
             return None
         self._notify(task_id)
-        if before.status == "running" and before.worker_url:
-            asyncio.get_running_loop().create_task(self._cancel_remote(before.worker_url, task_id))
+        if before.status == "running":
+            if before.worker_url:
+                asyncio.get_running_loop().create_task(self._cancel_remote(before.worker_url, task_id))
+            # Stop waiting for its answer now: the slot is free at once, even when the
+            # worker hangs and never answers the DELETE (its answer would be dropped anyway).
+            job = self._active.get(task_id)
+            if job is not None:
+                job.cancel()
         self.wake()
         return before
 
