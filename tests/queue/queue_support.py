@@ -166,3 +166,9 @@ def wait_batch(client: ServerClient, batch: str | None, timeout: float) -> dict[
 def worker_history(proc: Proc) -> list[dict[str, Any]]:
     answer = httpx.get(proc.url + "/history", params={"limit": 1000}, timeout=10, trust_env=False).json()
     return answer.get("tasks", answer.get("history", [])) if isinstance(answer, dict) else answer
+
+
+def worker_task_status(proc: Proc, task_id: str) -> str | None:
+    """The task's status as the worker itself sees it (None while it does not know it)."""
+    answer = httpx.get(f"{proc.url}/tasks/{task_id}", timeout=10, trust_env=False)
+    return answer.json().get("status") if answer.status_code == 200 else None

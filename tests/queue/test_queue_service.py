@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from queue_support import HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history
+from queue_support import (
+    HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history, worker_task_status,
+)
 
 from partisim.orchestrator.server_client import ServerClient, ServerError
 
@@ -179,7 +181,7 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(slow, 2))
         first, second = answer["ids"]
-        wait_until(lambda: client.task(first)["status"] == "running", 20, "first task running")
+        wait_until(lambda: worker_task_status(worker, first) == "running", 20, "first task running on the worker")
         assert client.task(second)["status"] == "queued"
         assert client.cancel(second)["previous"] == "queued"
         assert client.cancel(first)["previous"] == "running"
@@ -206,7 +208,8 @@ def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp
     slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}
     with ServerClient(serve.url) as client:
         (task_id,) = client.submit(_tasks(slow, 1))["ids"]
-        wait_until(lambda: client.task(task_id)["status"] == "running", 20, "task running")
+        # running on the worker itself, not only claimed by serve
+        wait_until(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
         os.kill(worker.popen.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
         try:
             assert client.cancel(task_id)["previous"] == "running"
