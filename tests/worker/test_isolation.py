@@ -27,7 +27,7 @@ def test_timeout_kills_computation_while_others_are_served(client: httpx.Client)
     task_id = f"deadline-{uuid.uuid4().hex[:10]}"
     with cf.ThreadPoolExecutor(1) as pool:
         fut = pool.submit(client.post, "/execute",
-                          json={"benchmark": "python", "params": ENDLESS, "task_id": task_id, "timeout": 5})
+                          json={"benchmark": "python", "params": ENDLESS, "task_id": task_id, "timeout": 2})
         rec = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running"
                        and t["pid"] and t, 30, "task to start")
         # served while the long task computes
@@ -38,11 +38,11 @@ def test_timeout_kills_computation_while_others_are_served(client: httpx.Client)
         r = fut.result(timeout=60)
     assert r.status_code == 504
     body = r.json()
-    assert body["status"] == "timeout" and "5 s" in body["error"] and body["task_id"] == task_id
+    assert body["status"] == "timeout" and "2 s" in body["error"] and body["task_id"] == task_id
     wait_for(lambda: pid_gone(rec["pid"]), 10, "killed process to disappear")
     final = client.get(f"/tasks/{task_id}").json()
     assert final["status"] == "timeout" and final["code"] == 504
-    assert final["execution_time"] >= 4.9  # killed at its deadline, not before
+    assert final["execution_time"] >= 1.9  # killed at its deadline, not before
     assert client.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200
 
 
