@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Empaqueta lo que necesita una máquina worker o el orquestador en
 # particle-simulation-ETAPA4-YYYYMMDD-HHMMSS.tar.gz (código del paquete, scripts
-# de la raíz, Dockerfiles, requirements, configuración y README) y nada más.
+# de la raíz, Dockerfiles, requirements, configuración y README) y nada más, todo
+# dentro de la carpeta TAREA/ como en las instrucciones de la ETAPA 4.
 #
 # Uso: ./package_project.sh [-o DIRECTORIO]     (o PACKAGE_OUTPUT_DIR=DIRECTORIO)
 set -euo pipefail
@@ -14,8 +15,10 @@ usage() {
 Uso: ./package_project.sh [-o DIRECTORIO]
 
 Crea particle-simulation-ETAPA4-YYYYMMDD-HHMMSS.tar.gz con lo necesario para
-una máquina worker o para el orquestador. Los archivos quedan en la raíz del
-tar: extráigalo en una carpeta vacía y ejecute ./start_worker.sh.
+una máquina worker o para el orquestador. Los archivos quedan dentro de la
+carpeta TAREA/ del tar:
+
+  tar -xzf particle-simulation-ETAPA4-*.tar.gz && cd TAREA/ && ./start_worker.sh
 
 Opciones:
   -o, --output DIR   carpeta donde dejar el tar.gz (por defecto, la del proyecto;
@@ -48,7 +51,14 @@ TARGET="$OUT_DIR/$NAME"
 LIST="$(mktemp)"
 FILTERED="$(mktemp)"
 PARTIAL="$TARGET.partial"
-trap 'rm -f "$LIST" "$FILTERED" "$PARTIAL"' EXIT
+# TAREA/ in the tar comes from a symlink to the project in a scratch folder: tar
+# follows it in the middle of each path, so no file is copied and any tar works.
+STAGE="$(mktemp -d)"
+cleanup() {
+    rm -f "$LIST" "$FILTERED" "$PARTIAL" "$STAGE/TAREA"
+    rmdir "$STAGE" 2>/dev/null || true
+}
+trap cleanup EXIT
 
 cd "$ROOT"
 
@@ -86,14 +96,16 @@ if ! grep -q '^src/partisim/' "$LIST"; then
     exit 1
 fi
 
-tar -czf "$PARTIAL" -C "$ROOT" --no-recursion -T "$LIST"
+ln -s "$ROOT" "$STAGE/TAREA"
+sed 's,^,TAREA/,' "$LIST" > "$FILTERED"
+tar -czf "$PARTIAL" -C "$STAGE" --no-recursion -T "$FILTERED"
 mv "$PARTIAL" "$TARGET"
 
 COUNT="$(wc -l < "$LIST" | tr -d ' ')"
 SIZE="$(du -h "$TARGET" | cut -f1)"
-echo "Archivos empaquetados:"
+echo "Archivos empaquetados (dentro de TAREA/):"
 sed 's/^/  /' "$LIST"
 echo
 echo "Paquete creado: $TARGET ($COUNT archivos, $SIZE)"
 echo "En cada máquina worker:"
-echo "  mkdir partisim && tar -xzf $NAME -C partisim && cd partisim && ./start_worker.sh"
+echo "  tar -xzf $NAME && cd TAREA/ && ./start_worker.sh"

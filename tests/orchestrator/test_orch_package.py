@@ -61,7 +61,7 @@ def test_packs_what_is_needed_and_nothing_else(tmp_path: Path) -> None:
     proc, tarball = _package(project, tmp_path / "salida")
     with tarfile.open(tarball) as tar:
         members = sorted(m.name for m in tar.getmembers())
-    assert members == sorted(WANTED)
+    assert members == sorted(f"TAREA/{rel}" for rel in WANTED)  # one folder, as in the users' guide
     for rel in WANTED:
         assert f"  {rel}" in proc.stdout  # it prints what it packed
     assert tarball.name in proc.stdout
@@ -79,9 +79,12 @@ def test_package_of_this_repository_runs_a_worker(tmp_path: Path) -> None:
     _, tarball = _package(ROOT, tmp_path / "salida", via_env=True)
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
-        target = tmp_path / "maquina"
-        target.mkdir()
-        tar.extractall(target)
+        machine = tmp_path / "maquina"
+        machine.mkdir()
+        tar.extractall(machine)
+    assert [p.name for p in machine.iterdir()] == ["TAREA"]
+    target = machine / "TAREA"  # the users' `cd TAREA/`
+    names = {n.removeprefix("TAREA/") for n in names}
     for rel in ["config_workers.json", "orchestrator.py", "test_communication.py", "pyproject.toml",
                 "setup.py", "package_project.sh", "src/partisim/worker/app.py",
                 "src/partisim/sim/engines/_cython.pyx"]:
