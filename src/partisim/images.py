@@ -82,6 +82,7 @@ class ImageBuild:
     seconds: float
     steps: int
     cached_steps: int
+    removed: str | None = None  # id of the image this build replaced under `tag`, now deleted
 
 
 # --------------------------------------------------------------------------- source
@@ -225,8 +226,32 @@ def _require_engine() -> None:
         raise ImageError(f"Docker no responde: {_tail(done.stderr, 2) or 'sin respuesta del demonio'}")
 
 
+def _image_id(image: str) -> str | None:
+    done = _docker(["image", "inspect", "--format", "{{.Id}}", image])
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
 def _image_exists(image: str) -> bool:
-    return _docker(["image", "inspect", "--format", "{{.Id}}", image]).returncode == 0
+    return _image_id(image) is not None
+
+
+def _remove_replaced(old_id: str | None, new_id: str) -> str | None:
+    """Delete the image a rebuild took the tag from, so rebuilds do not pile up untagged
+    images (about 0.5 GB each). Only an image left with no tag at all is deleted, with
+    a plain ``docker image rm`` that also keeps one a container still uses. Returns the
+    id when it was deleted."""
+    if not old_id or old_id == new_id:
+        return None
+    tags = _docker(["image", "inspect", "--format", "{{len .RepoTags}}", old_id])
+    if tags.returncode != 0 or tags.stdout.strip() != "0":
+        return None  # gone already, or another tag still names it (rm by id would untag that)
+    done = _docker(["image", "rm", old_id], timeout=120)
+    if done.returncode != 0:
+        log.info("imagen anterior %s conservada: %s", old_id[:19], _tail(done.stderr, 1))
+        return None
+    return old_id
 
 
 def choose_base_image(requested: str | None) -> str:
@@ -283,6 +308,7 @@ def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline
     env.setdefault("DOCKER_BUILDKIT", "0")  # the classic builder: same steps and cache on every engine
     started = time.monotonic()
     log.info("docker build %s (%s)", tag, dockerfile)
+    previous = _image_id(tag)
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     seconds = time.monotonic() - started
     output = done.stdout + done.stderr
@@ -291,10 +317,10 @@ def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline
             fh.write(f"$ {' '.join(argv)}\n{output}\n")
     if done.returncode != 0:
         raise ImageError(f"falló la construcción de {tag} ({dockerfile}):\n{_tail(output, 15)}")
-    image_id = _docker(["image", "inspect", "--format", "{{.Id}}", tag]).stdout.strip()
+    image_id = _image_id(tag) or ""
     steps = len(re.findall(r"^Step \d+/\d+ :", output, re.M))
     cached = output.count("---> Using cache")
-    return ImageBuild(target, tag, image_id, seconds, steps, cached)
+    return ImageBuild(target, tag, image_id, seconds, steps, cached, _remove_replaced(previous, image_id))
 
 
 def build_images(root: Path, *, wheelhouse: Path, base_image: str | None = None, offline: bool = False,

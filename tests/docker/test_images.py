@@ -52,6 +52,30 @@ def test_rebuild_with_nothing_changed_comes_from_the_cache(images) -> None:
         assert cached >= total - 3, again.stdout
 
 
+def test_rebuild_deletes_the_image_it_replaced_unless_still_tagged(images) -> None:
+    tag = "partisim-test-prune:latest"
+    build = ("images", "build", "--offline", "--base-image", BASE_IMAGE, "--only", "simulation",
+             "--sim-tag", tag, "--project", str(images.project), "--wheelhouse", str(images.wheelhouse))
+    try:
+        # from the cache: the same image as particle-simulation:latest, now under two tags
+        first = partisim_cli(*build)
+        assert first.returncode == 0, first.stderr
+        assert inspect(tag)["Id"] == images.ids[SIM_IMAGE]
+        # --no-cache makes a new image; the old one keeps its other tag, so it stays
+        second = partisim_cli(*build, "--no-cache")
+        assert second.returncode == 0, second.stderr
+        second_id = inspect(tag)["Id"]
+        assert second_id != images.ids[SIM_IMAGE] and "eliminada" not in second.stdout
+        assert inspect(SIM_IMAGE)["Id"] == images.ids[SIM_IMAGE]
+        # a third build leaves the second one untagged: it is deleted, not left dangling
+        third = partisim_cli(*build, "--no-cache")
+        assert third.returncode == 0, third.stderr
+        assert f"imagen anterior {second_id[:19]} eliminada" in third.stdout
+        assert docker("image", "inspect", second_id, check=False).returncode != 0
+    finally:
+        docker("image", "rm", tag, check=False)
+
+
 def test_offline_build_names_a_missing_base_image(docker_engine) -> None:
     done = partisim_cli("images", "build", "--offline", "--base-image", "partisim-missing-base:none")
     assert done.returncode == 1

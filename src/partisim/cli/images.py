@@ -69,6 +69,8 @@ def _build(args: argparse.Namespace) -> int:
     for b in builds:
         console.print(f"Imagen [bold]{b.tag}[/] lista en {b.seconds:.1f} s "
                       f"({b.cached_steps} de {b.steps} pasos desde la caché) {b.image_id[:19]}")
+        if b.removed:
+            console.print(f"  imagen anterior {b.removed[:19]} eliminada")
     return 0
 
 
