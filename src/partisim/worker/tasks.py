@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import math
+import re
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -24,11 +25,14 @@ from typing import Any
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.sim import SimParams
+from partisim.worker.payload import TASK_ID_PATTERN
 from partisim.worker.runners import Job, Runner
 
 __all__ = ["TaskRecord", "TaskManager", "STATES", "FINAL_STATES", "iso", "new_task_id"]
 
 log = logging.getLogger(__name__)
+
+_TASK_ID = re.compile(TASK_ID_PATTERN)
 
 STATES = ("queued", "running", "success", "failed", "timeout", "cancelled")
 FINAL_STATES = frozenset({"success", "failed", "timeout", "cancelled"})
@@ -100,6 +104,9 @@ class TaskManager:
         self.retain = retain
         self.on_finished = on_finished
         self._records: OrderedDict[str, TaskRecord] = OrderedDict()
+        # ids cancelled before they reached us: an orchestrator may cancel a task whose
+        # /execute is still on its way; when it arrives it must not run
+        self._cancelled_early: OrderedDict[str, None] = OrderedDict()
         self._queue: deque[TaskRecord] = deque()
         self._running: set[TaskRecord] = set()
         self._durations: deque[float] = deque(maxlen=50)
@@ -140,6 +147,8 @@ class TaskManager:
     # -- admission --
 
     def _known(self, task_id: str | None, engine: str, params: SimParams) -> TaskRecord | None:
+        if task_id is not None and task_id in self._cancelled_early:
+            raise TaskRejected(f"la tarea {task_id} fue cancelada antes de llegar a este worker", 409)
         if task_id is None or task_id not in self._records:
             return None
         rec = self._records[task_id]
@@ -265,7 +274,11 @@ class TaskManager:
         return rec
 
     async def cancel(self, task_id: str) -> TaskRecord:
-        rec = self.get(task_id)
+        if task_id not in self._records and _TASK_ID.match(task_id):  # only ids a task could have
+            self._cancelled_early[task_id] = None
+            while len(self._cancelled_early) > self.retain:
+                self._cancelled_early.popitem(last=False)
+        rec = self.get(task_id)  # unknown: still a 404, but remembered above
         if rec.finished:
             raise TaskRejected(f"la tarea {task_id} ya terminó (estado {rec.status}); no se puede cancelar", 409)
         if rec.status == "queued":
