@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dash_support import HOST_A, HOST_B, Fleet, start_fleet, stop_fleet
+from dash_support import Fleet, start_fleet, stop_fleet
+from helpers.processes import HOST_A, HOST_B
 
 
 @pytest.fixture

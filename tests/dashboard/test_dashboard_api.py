@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from partisim.errors import ParamsError
 from partisim.orchestrator.dashboard import parse_sweep_form
 
-from dash_support import EventStream, Fleet, Serve, free_port, wait_for, write_config
+from dash_support import DASH_SETTINGS, EventStream, Fleet
+from helpers.config import write_config
+from helpers.processes import HOST_A, free_port_on, wait_for
+from helpers.serve import Serve
 
 TINY = {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "SEMILLA": 5}
 
@@ -92,12 +95,12 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
 
 def test_heartbeat_when_idle_and_stream_ends_on_shutdown(tmp_path: Path) -> None:
     # a worker nobody runs and a slow ping: nothing changes, so only heartbeats flow
-    dead_port = free_port("127.0.0.93")
-    config = write_config(tmp_path / "config.json", [("worker-01", "127.0.0.93", dead_port)],
-                          ping_interval=60.0)
-    serve = Serve(config=config, db=tmp_path / "q.db", port=free_port(), log_dir=tmp_path)
-    serve.start()
+    dead_port = free_port_on(HOST_A)
+    config = write_config(tmp_path / "config.json", [("worker-01", HOST_A, dead_port)],
+                          **{**DASH_SETTINGS, "ping_interval": 60.0})
+    serve = Serve(config, tmp_path / "q.db", workdir=tmp_path)
     try:
+        serve.start()
         with EventStream(serve.url + "/api/events") as stream:
             _, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
             assert first["workers"][0]["state"] == "inactive"
@@ -105,14 +108,14 @@ def test_heartbeat_when_idle_and_stream_ends_on_shutdown(tmp_path: Path) -> None
             _, beat = stream.until(lambda e, d: e == "heartbeat", 15, "a heartbeat")
             assert beat["server_time"] > 0
             # SIGTERM with the stream open: the stream ends and serve exits cleanly
-            serve.popen.terminate()
+            serve.terminate()
             rest = []
             while (item := stream.next()) is not None:
                 rest.append(item[0])
             assert all(e in ("snapshot", "heartbeat") for e in rest)
         # uvicorn re-raises the signal once it has shut down cleanly
-        assert serve.popen.wait(timeout=30) in (0, -signal.SIGTERM), serve.output()
-        log = serve.output()
+        assert serve.proc.wait(timeout=30) in (0, -signal.SIGTERM), serve.log()
+        log = serve.log()
         assert "graceful shutdown exceeded" not in log and "Traceback" not in log, log
     finally:
         serve.stop()

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dockertools import BASE_IMAGE, SIM_IMAGE, WORKER_IMAGE, docker, partisim_cli  # noqa: E402

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from dockertools import REPO, docker, labelled
-from helpers.workers import free_port_on, wait_for
+from helpers.processes import free_port_on, wait_for
 
 from partisim.sim import parse_params, simulate
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from dockertools import docker
-from helpers.workers import RunningWorker, start_worker, wait_for
+from helpers.processes import wait_for
+from helpers.workers import RunningWorker, start_worker
 
 pytestmark = pytest.mark.docker
 

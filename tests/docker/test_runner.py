@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from dockertools import SIM_IMAGE, docker, inspect, labelled
-from helpers.workers import RunningWorker, start_worker, wait_for
+from helpers.processes import wait_for
+from helpers.workers import RunningWorker, start_worker
 
 pytestmark = pytest.mark.docker
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from dockertools import SIM_IMAGE, WORKER_IMAGE, docker, inspect, labelled
-from helpers.workers import free_port_on, wait_for
+from helpers.processes import free_port_on, wait_for
 
 from partisim.sim import parse_params, simulate
 

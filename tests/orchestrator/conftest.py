@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orch_support import HOST_A, HOST_B, Pair, free_port_on, launch_worker, start_pair, stop_pair, write_config
+from helpers.config import write_config
+from helpers.processes import HOST_A, HOST_B, free_port_on
+from orch_support import Pair, launch_worker, start_pair, stop_pair
 from partisim.cli import main
 
 

@@ -1,13 +1,12 @@
-"""Shared helpers for the orchestrator tests (imported by conftest and the tests).
+"""Helpers for the orchestrator tests (imported by conftest and the tests).
 
-Two workers stand in for two machines: 127.0.0.93 and 127.0.0.155, on the SAME
-port (picked free on both addresses). Commands run as real subprocesses.
+Two workers stand in for two machines: HOST_A and HOST_B (tests/helpers/processes.py),
+on the SAME port (picked free on both addresses). Commands run as real subprocesses.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import re
 import subprocess
@@ -17,38 +16,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.config import write_config
+from helpers.processes import HOST_A, HOST_B, clean_env, free_port_on
+from helpers.workers import RunningWorker, start_worker
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from helpers.workers import free_port_on, start_worker  # noqa: E402  (shared with tests/worker)
-
-HOST_A = "127.0.0.93"
-HOST_B = "127.0.0.155"
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\r")
 
 # Wide, colourless output so tables are never truncated in assertions.
-CLI_ENV = {
-    **os.environ,
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "PYTHONUNBUFFERED": "1",
-    "PYTHONIOENCODING": "utf-8",
-}
-CLI_ENV.pop("PARTISIM_TOKEN", None)
+CLI_ENV = clean_env(COLUMNS="200", NO_COLOR="1", PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
 
 
-def launch_worker(host: str, port: int, worker_id: str) -> object:
+def launch_worker(host: str, port: int, worker_id: str, cwd: Path | None = None) -> RunningWorker:
     """A real worker (process runner) answering on host:port as ``worker_id``."""
-    return start_worker(host, port, "--runner", "process", env={"WORKER_ID": worker_id})
-
-
-def write_config(path: Path, workers: list[tuple[str, str, int]], **orchestrator: object) -> Path:
-    data = {
-        "workers": [{"id": i, "ip": ip, "port": port} for i, ip, port in workers],
-        "orchestrator": {"timeout": 5, "retry_attempts": 3, "max_concurrent_tasks": 4, **orchestrator},
-    }
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    return path
+    return start_worker(host, port, "--runner", "process", env={"WORKER_ID": worker_id}, cwd=cwd)
 
 
 def clean(text: str) -> str:
@@ -87,12 +68,12 @@ class Pair:
     """Two real workers, worker-01 on HOST_A and worker-02 on HOST_B, same port."""
 
     port: int
-    a: object
-    b: object
+    a: RunningWorker
+    b: RunningWorker
     config: Path
 
     @property
-    def workers(self) -> dict[str, object]:
+    def workers(self) -> dict[str, RunningWorker]:
         return {"worker-01": self.a, "worker-02": self.b}
 
 
@@ -103,7 +84,7 @@ def start_pair(tmp: Path) -> Pair:
     for _ in range(5):
         port = free_port_on(HOST_A, HOST_B)
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(launch_worker, host, port, wid)
+            futures = [pool.submit(launch_worker, host, port, wid, tmp / wid)
                        for host, wid in ((HOST_A, "worker-01"), (HOST_B, "worker-02"))]
         started = [f.result() for f in futures if f.exception() is None]
         if len(started) == 2:
@@ -117,10 +98,7 @@ def start_pair(tmp: Path) -> Pair:
 
 def stop_pair(pair: Pair) -> None:
     for w in (pair.a, pair.b):
-        try:
-            w.stop()
-        except Exception:
-            w.kill()
+        w.stop()
 
 
 class PtySession:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orch_support import HOST_B, assert_clean_exit, free_port_on, run, write_config
+from helpers.config import write_config
+from helpers.processes import HOST_B, free_port_on
+from orch_support import assert_clean_exit, run
 
 CHECK_COLUMNS = ["Ping", "Estado", "Python", "Cython", "Inválida", "Timeout"]
 

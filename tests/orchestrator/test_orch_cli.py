@@ -6,9 +6,10 @@ import json
 import re
 from pathlib import Path
 
-from orch_support import (
-    CLI_ENV, HOST_A, HOST_B, assert_clean_exit, free_port_on, run, run_many, start_worker, write_config,
-)
+from helpers.config import write_config
+from helpers.processes import HOST_A, HOST_B, free_port_on
+from helpers.workers import start_worker
+from orch_support import CLI_ENV, assert_clean_exit, run, run_many
 
 
 def _row(output: str, worker_id: str) -> str:

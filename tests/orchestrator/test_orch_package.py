@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
 
-from orch_support import ROOT, free_port_on
+from helpers.processes import Spawned, clean_env, free_port_on
+from orch_support import ROOT
 
 NAME = re.compile(r"^particle-simulation-ETAPA4-\d{8}-\d{6}\.tar\.gz$")
 
@@ -99,42 +99,22 @@ def test_package_of_this_repository_runs_a_worker(tmp_path: Path) -> None:
     # ./start_worker.sh from the extracted tree, as on a worker machine, with the
     # extracted src/ first on the path. It reuses this test run's virtual environment
     # (--venv ... --no-install) instead of a pip install, to keep the test fast.
-    env = {**os.environ, "PYTHONPATH": str(target / "src")}
-    env.pop("WORKER_ID", None)
+    env = clean_env(PYTHONPATH=str(target / "src"))
     where = subprocess.run([sys.executable, "-c", "import partisim; print(partisim.__file__)"],
                            capture_output=True, text=True, env=env, cwd=target, timeout=30)
     assert where.stdout.strip().startswith(str(target)), where
     port = free_port_on("127.0.0.1")
-    log = open(tmp_path / "start_worker.log", "wb")
-    proc = subprocess.Popen(
-        ["bash", "./start_worker.sh", "--venv", sys.prefix, "--no-install", "--no-build",
-         "--runner", "process", "--host", "127.0.0.1", "--port", str(port), "--worker-id", "worker-tar"],
-        cwd=target, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = Spawned("start_worker", tmp_path)
+    worker.launch(["bash", "./start_worker.sh", "--venv", sys.prefix, "--no-install", "--no-build",
+                   "--runner", "process", "--host", "127.0.0.1", "--port", str(port), "--worker-id", "worker-tar"],
+                  cwd=target, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        answer = _wait_for_ping(url, proc, tmp_path / "start_worker.log")
+        answer = worker.wait_ready(lambda: httpx.get(url + "/ping", timeout=2, trust_env=False).json(), 30)
         assert answer["worker_id"] == "worker-tar"
         result = httpx.post(url + "/execute", json={"benchmark": "benchmark.py", "params": {
             "NUM_PARTICULAS": 20, "NUM_PASOS": 20, "SEMILLA": 1}}, timeout=60, trust_env=False).json()
         assert result["status"] == "success" and result["engine"] == "python"
     finally:
-        proc.kill()  # start_worker.sh exec's the worker: this is the worker itself
-        proc.wait()
-        log.close()
-    assert "Worker ID: worker-tar" in (tmp_path / "start_worker.log").read_text()
-
-
-def _wait_for_ping(url: str, proc: subprocess.Popen[bytes], log: Path) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(url + "/ping", timeout=2, trust_env=False).json()
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(log.read_text(errors="replace")[-2000:])
-        assert time.monotonic() < deadline, "the worker from the tarball did not answer"
-        try:
-            proc.wait(timeout=0.1)  # poll interval that also notices an early exit
-        except subprocess.TimeoutExpired:
-            pass
+        worker.kill()  # start_worker.sh exec's the worker: this is the worker itself
+    assert "Worker ID: worker-tar" in worker.log()

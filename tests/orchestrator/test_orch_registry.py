@@ -6,7 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from orch_support import HOST_A, HOST_B, free_port_on, launch_worker, write_config
+from helpers.config import write_config
+from helpers.processes import HOST_A, HOST_B, free_port_on
+from orch_support import launch_worker
 from partisim.orchestrator.config import load_config, parse_config
 from partisim.orchestrator.registry import HealthMonitor, Registry, WorkerHealth, ping_all
 

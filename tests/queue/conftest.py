@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from queue_support import HOST_A, HOST_B, Cluster
+from helpers.processes import HOST_A, HOST_B
+from queue_support import Cluster
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from queue_support import SERVE_HOST, Cluster, free_port, run_cli, wait_batch, wait_until
+from helpers.processes import HOST_A, SERVE_HOST, free_port_on, wait_for
+from queue_support import Cluster, run_cli, wait_batch
 
 from partisim.orchestrator.server_client import ServerClient
 
@@ -165,7 +166,7 @@ def test_api_errors_are_spanish_json_not_5xx(served):
 
 
 def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
-    url = f"http://{SERVE_HOST}:{free_port(SERVE_HOST)}"
+    url = f"http://{SERVE_HOST}:{free_port_on(SERVE_HOST)}"
     for argv in (("submit", "x.json"), ("report",)):
         if argv[0] == "submit":
             (tmp_path / "x.json").write_text('[{"benchmark": "python"}]', encoding="utf-8")
@@ -178,17 +179,17 @@ def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
 
 
 def test_serve_usage_errors_are_clear(cluster: Cluster, tmp_path: Path):
-    done = run_cli("serve", "--port", str(free_port(SERVE_HOST)), cwd=tmp_path)
+    done = run_cli("serve", "--port", str(free_port_on(SERVE_HOST)), cwd=tmp_path)
     assert done.returncode == 2
     assert "config_workers.json" in done.stderr and "Traceback" not in done.stderr
     bad = tmp_path / "c.json"
     bad.write_text('{"workers": [{"id": "w", "ip": "nope", "port": 1}]}', encoding="utf-8")
     done = run_cli("serve", "--config", str(bad), cwd=tmp_path)
     assert done.returncode == 2 and "ip" in done.stderr
-    nobody = cluster.config([("w", f"http://{SERVE_HOST}:{free_port(SERVE_HOST)}")])
+    nobody = cluster.config([("w", f"http://{SERVE_HOST}:{free_port_on(SERVE_HOST)}")])
     first = cluster.serve(nobody, tmp_path / "q.db")
     second = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "q.db"),
-                     "--port", str(free_port(SERVE_HOST)), cwd=tmp_path)
+                     "--port", str(free_port_on(SERVE_HOST)), cwd=tmp_path)
     assert second.returncode == 2 and "otra instancia de partisim serve" in second.stderr
     busy_port = first.url.rsplit(":", 1)[1]
     third = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "otra.db"), "--port", busy_port,
@@ -209,9 +210,9 @@ def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):
 
 
 def test_serve_says_no_active_workers_and_notices_one_that_comes_back(cluster: Cluster, tmp_path: Path):
-    port = free_port("127.0.0.93")
-    config = cluster.config([("worker-a", f"http://127.0.0.93:{port}")])
+    port = free_port_on(HOST_A)
+    config = cluster.config([("worker-a", f"http://{HOST_A}:{port}")])
     serve = cluster.serve(config, tmp_path / "q.db")
-    wait_until(lambda: "NO HAY MÁQUINAS ACTIVAS" in serve.output(), 15, "serve warns that no worker answers")
-    cluster.worker("127.0.0.93", "worker-a", port=port)
-    wait_until(lambda: "worker-a activo" in " ".join(serve.output().split()), 15, "serve reports the worker active")
+    wait_for(lambda: "NO HAY MÁQUINAS ACTIVAS" in serve.log(), 15, "serve warns that no worker answers")
+    cluster.worker(HOST_A, "worker-a", port=port)
+    wait_for(lambda: "worker-a activo" in " ".join(serve.log().split()), 15, "serve reports the worker active")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from queue_support import (
-    HOST_A, HOST_B, TINY, Cluster, wait_batch, wait_until, worker_history, worker_task_status,
-)
+from helpers.processes import HOST_A, HOST_B, wait_for
+from helpers.workers import TINY
+from queue_support import Cluster, wait_batch, worker_history, worker_task_status
 
 from partisim.orchestrator.server_client import ServerClient, ServerError
 
@@ -71,9 +71,9 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
         batch = answer["batch"]
-        wait_until(lambda: any(t["worker"] == "worker-a" for t in client.tasks(batch=batch, status="running"))
+        wait_for(lambda: any(t["worker"] == "worker-a" for t in client.tasks(batch=batch, status="running"))
                    and client.summary(batch=batch)["success"] >= 2, 30, "tasks running on worker-a")
-        a.kill9()
+        a.kill()
         state = wait_batch(client, batch, timeout=90)
         assert state["success"] == 16 and state["failed"] == 0, state
         tasks = client.tasks(batch=batch)
@@ -81,7 +81,7 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
         assert retried, "the tasks lost with worker-a should have been retried"
         assert all(t["worker"] == "worker-b" for t in retried)
         health = {w["id"]: w for w in client.workers()}
-        wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "inactive",
+        wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "inactive",
                    10, "worker-a marked inactive")
         assert health["worker-b"]["state"] == "active"
     rows = _db_rows(tmp_path / "q.db")
@@ -92,7 +92,7 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     port = int(a.url.rsplit(":", 1)[1])
     cluster.worker(HOST_A, "worker-a", capacity=2, port=port)
     with ServerClient(serve.url) as client:
-        wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "active",
+        wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "active",
                    15, "worker-a active again")
         again = client.submit([{"benchmark": "python", "params": TINY, "repeat": 20}])
         wait_batch(client, again["batch"], timeout=30)
@@ -119,9 +119,9 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
         batch = answer["batch"]
-        wait_until(lambda: (lambda s: s["success"] >= 3 and s["running"] >= 2)(client.summary(batch=batch)),
+        wait_for(lambda: (lambda s: s["success"] >= 3 and s["running"] >= 2)(client.summary(batch=batch)),
                    30, "a batch half done")
-    serve.kill9()
+    serve.kill()
     rows = _db_rows(db)
     assert any(r[1] == "running" for r in rows), "the kill should leave tasks running in the database"
     again = cluster.serve(config, db, wait_workers=2)
@@ -181,7 +181,7 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(slow, 2))
         first, second = answer["ids"]
-        wait_until(lambda: worker_task_status(worker, first) == "running", 20, "first task running on the worker")
+        wait_for(lambda: worker_task_status(worker, first) == "running", 20, "first task running on the worker")
         assert client.task(second)["status"] == "queued"
         assert client.cancel(second)["previous"] == "queued"
         assert client.cancel(first)["previous"] == "running"
@@ -193,7 +193,7 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
                 client.cancel(task_id)
             assert err.value.status_code == code
         # the worker was told: the running one was stopped there too, the queued one never ran
-        wait_until(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(first) == "cancelled",
+        wait_for(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(first) == "cancelled",
                    15, "worker-side cancel")
         assert second not in {i["task_id"] for i in worker_history(worker)}
         # the slot is free again: a new task runs
@@ -209,17 +209,17 @@ def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp
     with ServerClient(serve.url) as client:
         (task_id,) = client.submit(_tasks(slow, 1))["ids"]
         # running on the worker itself, not only claimed by serve
-        wait_until(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
-        os.kill(worker.popen.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
+        wait_for(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
+        os.kill(worker.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
         try:
             assert client.cancel(task_id)["previous"] == "running"
             # serve stops waiting for the frozen worker's answer (well inside the 5 s request timeout)
-            wait_until(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["inflight"] == 0,
+            wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["inflight"] == 0,
                        3, "slot freed while the worker hangs")
         finally:
-            os.kill(worker.popen.pid, signal.SIGCONT)
+            os.kill(worker.pid, signal.SIGCONT)
         # once it thaws, the worker gets the cancel too and stops the computation
-        wait_until(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
+        wait_for(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
                    15, "worker-side cancel")
         assert client.task(task_id)["status"] == "cancelled"
 
@@ -237,10 +237,10 @@ def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tm
                                             encoding="utf-8")
     for name in ("buenas.json", "rotas.json", "invalidas.json"):
         (staging / name).replace(inbox / name)  # atomic appearance, as users should drop files
-    wait_until(lambda: (inbox / "processed" / "buenas.json").exists(), 20, "good file processed")
-    wait_until(lambda: (inbox / "failed" / "invalidas.json.error.txt").exists(), 20, "invalid file rejected")
+    wait_for(lambda: (inbox / "processed" / "buenas.json").exists(), 20, "good file processed")
+    wait_for(lambda: (inbox / "failed" / "invalidas.json.error.txt").exists(), 20, "invalid file rejected")
     # a truncated file may be a file still being written: it is rejected once it settles
-    wait_until(lambda: (inbox / "failed" / "rotas.json.error.txt").exists(), 20, "malformed file rejected")
+    wait_for(lambda: (inbox / "failed" / "rotas.json.error.txt").exists(), 20, "malformed file rejected")
     assert "JSON inválido" in (inbox / "failed" / "rotas.json.error.txt").read_text(encoding="utf-8")
     assert "NUM_PASOS" in (inbox / "failed" / "invalidas.json.error.txt").read_text(encoding="utf-8")
     assert not list(inbox.glob("*.json"))
@@ -256,10 +256,10 @@ def test_sigterm_stops_serve_gracefully_letting_running_tasks_finish(cluster: Cl
     serve = cluster.serve(config, db, wait_workers=2)
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 12))
-        wait_until(lambda: client.summary(batch=answer["batch"])["running"] >= 1, 30, "tasks running")
+        wait_for(lambda: client.summary(batch=answer["batch"])["running"] >= 1, 30, "tasks running")
         running = {t["id"] for t in client.tasks(batch=answer["batch"], status="running")}
-    serve.popen.send_signal(signal.SIGTERM)
-    assert serve.popen.wait(timeout=30) == 0, serve.output()
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(timeout=30) == 0, serve.log()
     rows = {r[0]: r for r in _db_rows(db)}
     assert len(rows) == 12
     assert all(rows[i][1] == "success" for i in running)  # in-flight work was let finish

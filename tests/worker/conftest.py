@@ -1,24 +1,16 @@
 """Fixtures for the worker tests: real `partisim worker` subprocesses on loopback.
 
-The starter lives in tests/helpers/workers.py (shared with other test folders).
+The starter (and the TINY / ENDLESS tasks) live in tests/helpers/workers.py.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from helpers.workers import RunningWorker, start_worker  # noqa: E402
-
-TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1}
-#: a task that would run for many minutes with the python engine
-ENDLESS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 5_000_000, "SEMILLA": 3}
+from helpers.workers import RunningWorker, start_worker
 
 
 @pytest.fixture(scope="session")

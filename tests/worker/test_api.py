@@ -13,8 +13,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from conftest import TINY
-from helpers.workers import RunningWorker, wait_for
+from helpers.processes import wait_for
+from helpers.workers import TINY, RunningWorker
 from partisim.worker.schemas import ExecuteOut, HealthOut, HistoryOut, PingOut, StatusOut, TaskOut
 
 USERS_BODY = {"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}}

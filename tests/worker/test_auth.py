@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TINY
-from helpers.workers import RunningWorker, start_worker, wait_for
+from helpers.processes import wait_for
+from helpers.workers import TINY, RunningWorker, start_worker
 
 TOKEN = "s3cr3t-token-Zx81"
 

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from conftest import TINY
+from helpers.workers import TINY
 
 
 def _status(client: httpx.Client) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENDLESS, TINY
-from helpers.workers import wait_for
+from helpers.processes import wait_for
+from helpers.workers import ENDLESS, TINY
 from partisim.cli import build_parser
 from partisim.cli.run import params_from_args
 from partisim.sim import parse_params, simulate

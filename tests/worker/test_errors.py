@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import TINY
-from helpers.workers import RunningWorker
+from helpers.workers import TINY, RunningWorker
 
 
 def _executed(client: httpx.Client) -> int:

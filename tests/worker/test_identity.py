@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.workers import clean_env, free_port_on
+from helpers.processes import clean_env, free_port_on
 from partisim.errors import ConfigError
 from partisim.worker.identity import bound_addresses, fallback_id, local_addresses, resolve_identity
 

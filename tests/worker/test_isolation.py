@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from conftest import ENDLESS, TINY
-from helpers.workers import pid_gone, wait_for
+from helpers.processes import pid_gone, wait_for
+from helpers.workers import ENDLESS, TINY
 
 
 def _start_endless(client: httpx.Client, **extra) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers.workers import clean_env, free_port_on, wait_for
+from helpers.processes import clean_env, free_port_on, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import concurrent.futures as cf
 
 import httpx
 
-from conftest import ENDLESS
-from helpers.workers import pid_gone, wait_for
+from helpers.processes import pid_gone, wait_for
+from helpers.workers import ENDLESS
 
 # ~1 s in pure Python here: long enough to be running when SIGTERM comes, short enough to finish
 SHORT = {"NUM_PARTICULAS": 200, "NUM_PASOS": 1500, "SEMILLA": 5}

@@ -6,8 +6,8 @@ import uuid
 
 import httpx
 
-from conftest import ENDLESS, TINY
-from helpers.workers import pid_gone, wait_for
+from helpers.processes import pid_gone, wait_for
+from helpers.workers import ENDLESS, TINY
 
 
 def _uid(prefix: str) -> str:

@@ -1,0 +1,11 @@
+"""Puts tests/ on sys.path so every suite imports the shared helpers as `helpers.<module>`
+(tests/helpers/: processes, workers, serve, config)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
