@@ -18,24 +18,24 @@ import sys
 from pathlib import Path
 
 # This script is named like the standard library's ``queue`` module, which dask (and
-# concurrent.futures) import: keep the script's own folder off the import path.
+# concurrent.futures) import: keep the script's own folder off the import path. The
+# process starters are the test suite's (tests/helpers), as in bench/worker.py.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.append(str(_HERE.parent / "tests"))  # after the standard library: tests/queue/ must not shadow it
 
 import argparse
-import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
-import httpx
+from helpers.config import write_config
+from helpers.serve import Serve
+from helpers.workers import start_worker
 
 from partisim.orchestrator.server_client import ServerClient
 
@@ -45,76 +45,25 @@ TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1}
 SECOND = {"NUM_PARTICULAS": 300, "NUM_PASOS": 800}
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: el proceso terminó con código {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} no respondió en {timeout} s")
-
-
-@contextmanager
-def process(argv: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        wait_ready(ready_url, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @contextmanager
 def fleet(tmp: Path, workers: int, capacity: int, max_concurrent: int) -> Iterator[str]:
     """``workers`` partisim workers plus a serve in front of them; yields serve's URL."""
-    with ExitStack() as stack:
-        entries = []
+    started: list[Any] = []
+    try:
         for k in range(workers):
-            host = HOSTS[k]
-            port = free_port(host)
-            stack.enter_context(process(
-                [sys.executable, "-m", "partisim", "worker", "--host", host, "--port", str(port),
-                 "--capacity", str(capacity), "--worker-id", f"bench-{k}", "--runner", "process"],
-                f"http://{host}:{port}/ping", tmp / f"worker-{k}.log",
-            ))
-            entries.append({"id": f"bench-{k}", "ip": host, "port": port})
-        config = tmp / f"config-{workers}.json"
-        config.write_text(json.dumps({"workers": entries, "orchestrator": {
-            "timeout": 10.0, "retry_attempts": 3, "max_concurrent_tasks": max_concurrent,
-            "ping_interval": 1.0}}), encoding="utf-8")
-        port = free_port("127.0.0.1")
-        url = f"http://127.0.0.1:{port}"
-        db = tmp / f"bench-{workers}-{time.time_ns()}.db"
-        stack.enter_context(process(
-            [sys.executable, "-m", "partisim", "serve", "--config", str(config), "--db", str(db),
-             "--port", str(port)],
-            url + "/api/summary", tmp / f"serve-{workers}.log",
-        ))
-        with ServerClient(url) as client:
-            deadline = time.monotonic() + 30
-            while client.summary()["workers_active"] < workers:
-                if time.monotonic() > deadline:
-                    raise SystemExit("los workers no se activaron")
-                time.sleep(0.05)
-        yield url
+            started.append(start_worker(HOSTS[k], None, "--capacity", str(capacity), "--worker-id", f"bench-{k}",
+                                        cwd=tmp / f"worker-{k}"))
+        config = write_config(tmp / f"config-{workers}.json",
+                              [(f"bench-{k}", w.url) for k, w in enumerate(started)],
+                              timeout=10.0, max_concurrent_tasks=max_concurrent, ping_interval=1.0)
+        serve = Serve(config, tmp / f"bench-{workers}-{time.time_ns()}.db", workdir=tmp)
+        started.append(serve)
+        serve.start()
+        serve.wait_workers(workers)
+        yield serve.url
+    finally:
+        for proc in reversed(started):
+            proc.stop()
 
 
 def run_batch(client: ServerClient, tasks: list[dict[str, Any]]) -> float:
