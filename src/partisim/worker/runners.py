@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from partisim.errors import ParamsError, PartisimError, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.images import SIM_IMAGE
 from partisim.sim import ENGINES, SimParams
 
 __all__ = [
@@ -306,14 +307,11 @@ class ProcessRunner(Runner):
         except (TimeoutError, asyncio.TimeoutError):
             await self._discard(child)
             raise TaskTimedOut(f"la tarea superó su tiempo límite de {job.timeout:g} s y se detuvo") from None
-        except asyncio.CancelledError:
-            await asyncio.shield(self._discard(child))
-            raise
         except (EOFError, OSError):
             exitcode = await self._discard(child)
             raise WorkerFailed(f"el proceso de la tarea {_exit_reason(exitcode)}; el worker sigue activo",
                                500) from None
-        except BaseException:
+        except BaseException:  # cancelled (or anything else): the child may be mid-task
             await asyncio.shield(self._discard(child))
             raise
         if reply[0] == "ok":
@@ -381,7 +379,7 @@ async def _exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
 class DockerProbe:
     """Is Docker usable, and is the image there? Cached, one probe in flight at a time."""
 
-    def __init__(self, docker_bin: str = "docker", image: str = "particle-simulation:latest",
+    def __init__(self, docker_bin: str = "docker", image: str = SIM_IMAGE,
                  *, ttl: float = 5.0, timeout: float = 5.0) -> None:
         self.docker_bin = docker_bin
         self.image = image
@@ -403,9 +401,7 @@ class DockerProbe:
         last = self._last
         if last is not None and time.monotonic() - last.checked_at <= age:
             return last
-        if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(self._probe())
-        status = await asyncio.shield(self._inflight)
+        status = await asyncio.shield(self._probing())
         self._last = status
         return status
 
@@ -414,10 +410,16 @@ class DockerProbe:
         last = self._last
         if last is None:
             return await self.check()
-        if time.monotonic() - last.checked_at > self.ttl and (self._inflight is None or self._inflight.done()):
+        if time.monotonic() - last.checked_at > self.ttl:
+            self._probing()
+        return last
+
+    def _probing(self) -> asyncio.Future[DockerStatus]:
+        """The probe in flight, started if none is; its answer is stored when it lands."""
+        if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.ensure_future(self._probe())
             self._inflight.add_done_callback(self._store)
-        return last
+        return self._inflight
 
     def _store(self, fut: asyncio.Future[DockerStatus]) -> None:
         if not fut.cancelled() and fut.exception() is None:

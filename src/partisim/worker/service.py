@@ -150,6 +150,7 @@ class WorkerService:
         s = self.settings
         m = self.tasks()
         docker = await self.probe.current()
+        done = self.metrics.tasks  # finished tasks by status, counted once (also for /metrics)
         try:
             load = [round(x, 2) for x in os.getloadavg()]
         except (AttributeError, OSError):
@@ -170,10 +171,10 @@ class WorkerService:
             "running": m.running,
             "queued": m.queued,
             "queue_size": m.queue_size,
-            "completed": m.counts["success"],
-            "failed": m.counts["failed"] + m.counts["timeout"],
-            "timeouts": m.counts["timeout"],
-            "cancelled": m.counts["cancelled"],
+            "completed": done["success"],
+            "failed": done["failed"] + done["timeout"],
+            "timeouts": done["timeout"],
+            "cancelled": done["cancelled"],
             "uptime_s": round(self.uptime_s, 3),
             "cpu_count": os.cpu_count(),
             "load_avg": load,

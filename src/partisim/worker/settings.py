@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from partisim.errors import ConfigError
+from partisim.images import SIM_IMAGE
 from partisim.orchestrator.config import DEFAULT_CONFIG_PATH
 
 __all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count"]
 
 RUNNERS = ("auto", "process", "docker")
-DEFAULT_IMAGE = "particle-simulation:latest"
+DEFAULT_IMAGE = SIM_IMAGE
 
 
 def cpu_count() -> int:

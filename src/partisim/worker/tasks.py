@@ -110,7 +110,6 @@ class TaskManager:
         self._queue: deque[TaskRecord] = deque()
         self._running: set[TaskRecord] = set()
         self._durations: deque[float] = deque(maxlen=50)
-        self.counts = {s: 0 for s in FINAL_STATES}
         self.stopping = False
 
     # -- views --
@@ -258,7 +257,6 @@ class TaskManager:
         if execution_time is not None:
             rec.execution_time = execution_time
             self._durations.append(execution_time)
-        self.counts[status] += 1
         if status == "success":
             log.debug("tarea %s terminada en %.3f s", rec.task_id, rec.execution_time or 0.0)
         else:
