@@ -26,17 +26,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 def fresh_pair(pair: Pair, tmp_path: Path) -> Iterator[Pair]:
     """worker-01 is the shared pair's; worker-02 is a worker of its own on HOST_B, so a
     test may kill it."""
-    victim = None
-    for _ in range(5):
-        port = free_port_on(HOST_B)
-        try:
-            victim = launch_worker(HOST_B, port, "worker-02")
-            break
-        except Exception:  # the port was taken in between: try another
-            continue
-    assert victim is not None, "could not start a worker"
+    victim = launch_worker(HOST_B, None, "worker-02")  # --port 0: no race for a free port
     config = write_config(tmp_path / "config_workers.json",
-                          [("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, port)])
+                          [("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, victim.port)])
     yield Pair(pair.port, pair.a, victim, config)
     victim.kill()
 

@@ -27,8 +27,8 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\r")
 CLI_ENV = clean_env(COLUMNS="200", NO_COLOR="1", PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
 
 
-def launch_worker(host: str, port: int, worker_id: str, cwd: Path | None = None) -> RunningWorker:
-    """A real worker (process runner) answering on host:port as ``worker_id``."""
+def launch_worker(host: str, port: int | None, worker_id: str, cwd: Path | None = None) -> RunningWorker:
+    """A real worker (process runner) answering on host:port as ``worker_id`` (port None: one it picks)."""
     return start_worker(host, port, "--runner", "process", env={"WORKER_ID": worker_id}, cwd=cwd)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers.config import write_config
@@ -167,3 +169,13 @@ def test_token_from_the_environment_reaches_protected_endpoints(tmp_path: Path) 
         assert record["last_error"] is None
     finally:
         worker.kill()
+
+
+def test_building_the_parser_stays_light() -> None:
+    # Every `partisim` command (also `partisim run` in each task's container) builds the
+    # whole parser: the HTTP client and the queue's database are imported only when used.
+    code = ("import sys; from partisim.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('httpx', 'sqlite3', 'rich.progress') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fail"]
+__all__ = ["console", "err_console", "fail", "install_log_handler"]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -14,3 +16,12 @@ def fail(message: str, code: int = 2) -> int:
     """Print a Spanish error on stderr and return the exit code to use."""
     err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
     return code
+
+
+def install_log_handler() -> None:
+    """Timestamped log lines on stderr: one rich handler on the root logger (levels are the caller's)."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(console=err_console, show_path=False, log_time_format="[%Y-%m-%d %H:%M:%S]"))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from partisim.cli._output import console, err_console, fail
+from partisim.cli._output import console, fail, install_log_handler
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.errors import ConfigError, ParamsError, PartisimError
 from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -39,14 +39,8 @@ DEFAULT_LOCAL_WORKERS = 2
 
 def _setup_logging(verbose: bool) -> None:
     """Timestamped log lines on stderr; DEBUG with --verbose, warnings otherwise."""
-    from rich.logging import RichHandler
-
-    root = logging.getLogger()
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        handler = RichHandler(console=err_console, show_path=False, log_time_format="[%Y-%m-%d %H:%M:%S]")
-        root.addHandler(handler)
-    level = logging.DEBUG if verbose else logging.WARNING
-    root.setLevel(level)
+    install_log_handler()
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
     # httpx logs every request at INFO/DEBUG; only worth it with --verbose.
     logging.getLogger("httpx").setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -11,33 +11,23 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from partisim.cli._output import console, err_console, fail
+from partisim.cli._output import console, err_console, fail, install_log_handler
 from partisim.errors import PartisimError
-from partisim.files import write_atomic
-from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, load_config
-from partisim.orchestrator.queue import TaskSpec
-from partisim.orchestrator.results import (
-    Check,
-    compare_checksums,
-    results_table,
-    to_csv,
-    to_json,
-)
-from partisim.orchestrator.server_client import ServerClient, default_server
-from partisim.orchestrator.tasks import (
-    load_task_file,
-    parse_engine_list,
-    parse_int_list,
-    sweep,
-)
+from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, default_server, load_config
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from partisim.orchestrator.queue import TaskSpec
+    from partisim.orchestrator.results import Check
+    from partisim.orchestrator.server_client import ServerClient
+
+# httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
+# command builds this parser (also `partisim run` in each task's container).
 
 __all__ = [
     "register", "submit_file", "submit_sweep", "wait_batch", "print_status", "verify_batch", "menu_options",
@@ -49,6 +39,12 @@ log = logging.getLogger(__name__)
 # -- actions shared with the interactive menu ---------------------------------------
 
 
+def _connect(server: str | None = None) -> ServerClient:
+    from partisim.orchestrator.server_client import ServerClient
+
+    return ServerClient(server)
+
+
 def _task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
     """Validated specs -> the task objects of ``POST /api/tasks``."""
     return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
@@ -57,6 +53,8 @@ def _task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
 
 def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> dict[str, Any]:
     """Validate a task file here (clear errors with the file name), then queue it."""
+    from partisim.orchestrator.tasks import load_task_file
+
     specs = load_task_file(path)
     return client.submit(_task_objects(specs), batch=batch)
 
@@ -73,6 +71,8 @@ def submit_sweep(
     batch: str | None = None,
 ) -> dict[str, Any]:
     """The cartesian product as one batch."""
+    from partisim.orchestrator.tasks import parse_engine_list, parse_int_list, sweep
+
     specs = sweep(
         parse_engine_list(engines),
         parse_int_list(particles, "--particles"),
@@ -87,6 +87,8 @@ def submit_sweep(
 def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,
                show: bool = True, out: Console = console) -> dict[str, Any]:
     """Block (with a progress bar) until the batch has nothing queued or running."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     deadline = None if timeout is None else time.monotonic() + timeout
     state = client.summary(batch=batch)
     if state["total"] == 0:
@@ -115,6 +117,8 @@ def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None
 def verify_batch(client: ServerClient, batch: str | None, count: int,
                  *, timeout: float | None = None) -> list[Check]:
     """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
+    from partisim.orchestrator.results import compare_checksums
+
     answer = client.verify(count, batch=batch)
     console.print(f"Verificando {answer['count']} tareas en otro worker (lote {answer['batch']})...")
     wait_batch(client, answer["batch"], timeout=timeout)
@@ -125,6 +129,8 @@ def verify_batch(client: ServerClient, batch: str | None, count: int,
 
 def print_status(client: ServerClient, out: Console = console) -> None:
     """Queue counts, workers and the latest batches."""
+    from rich.table import Table
+
     s = client.summary()
     out.print(
         f"[bold]Cola:[/] {s['total']} tareas — en cola {s['queued']}, en curso {s['running']}, "
@@ -163,7 +169,7 @@ def menu_options(menu: Any) -> list[tuple[str, Callable[[], None]]]:
     def guarded(action: Callable[[ServerClient], None]) -> Callable[[], None]:
         def run() -> None:
             try:
-                with ServerClient() as client:
+                with _connect() as client:
                     action(client)
             except PartisimError as exc:
                 out.print(f"[red]Error:[/red] {exc.message}")
@@ -204,11 +210,8 @@ def menu_options(menu: Any) -> list[tuple[str, Callable[[], None]]]:
 
 
 def _setup_logging(verbose: bool) -> None:
-    root = logging.getLogger()
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        root.addHandler(RichHandler(console=err_console, show_path=False,
-                                    log_time_format="[%Y-%m-%d %H:%M:%S]"))
-    root.setLevel(logging.WARNING)
+    install_log_handler()
+    logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("partisim").setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -261,12 +264,12 @@ def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    with ServerClient(args.server) as client:
+    with _connect(args.server) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    with ServerClient(args.server) as client:
+    with _connect(args.server) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
             seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
@@ -275,11 +278,13 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    with ServerClient(args.server) as client:
+    with _connect(args.server) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
 def _print_checks(checks: list[Check]) -> int:
+    from rich.table import Table
+
     table = Table(title="Verificación en otro worker")
     for header in ("Tarea", "Worker", "Repetición", "Worker", "Resultado"):
         table.add_column(header)
@@ -299,7 +304,10 @@ def _print_checks(checks: list[Check]) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    with ServerClient(args.server) as client:
+    from partisim.files import write_atomic
+    from partisim.orchestrator.results import results_table, to_csv, to_json
+
+    with _connect(args.server) as client:
         tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
         if not tasks:
             return fail(f"no hay tareas en el lote {args.batch}" if args.batch else "la cola está vacía", 1)
@@ -324,9 +332,12 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.report import speedups, write_report
+    from rich.table import Table
 
-    with ServerClient(args.server) as client:
+    from partisim.orchestrator.report import write_report
+    from partisim.orchestrator.results import speedups
+
+    with _connect(args.server) as client:
         tasks = client.tasks(batch=args.batch, status="success", limit=100_000)
         try:
             checks = verify_batch(client, args.batch, args.verify, timeout=args.timeout_wait) if args.verify else None

@@ -29,7 +29,7 @@ from partisim.orchestrator.queue import FINAL_STATUSES, STATUSES, SUCCESS, Queue
 from partisim.orchestrator.scheduler import Scheduler
 from partisim.orchestrator.tasks import parse_submission
 
-__all__ = ["create_app", "snapshot", "summary", "workers", "Notifier", "MAX_WAIT_S"]
+__all__ = ["create_app", "snapshot", "summary", "workers", "error_response", "Notifier", "MAX_WAIT_S"]
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,11 @@ class Notifier:
         self._changed.set()
 
 
-def _error(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "error": message}, status_code=status_code)
+def error_response(status_code: int, message: str, field_name: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"status": "error", "error": message}
+    if field_name:
+        body["field"] = field_name  # the form field to mark (the dashboard's sweep form)
+    return JSONResponse(body, status_code=status_code)
 
 
 def _wait_seconds(raw: str | None) -> float:
@@ -219,18 +222,19 @@ def create_app(
 
     @app.exception_handler(ParamsError)
     async def _params_error(request: Request, exc: ParamsError) -> JSONResponse:
-        return _error(422, exc.message)
+        return error_response(422, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, f"petición inválida en {where or 'el cuerpo'}: {first.get('msg', 'valor inválido')}")
+        message = first.get("msg", "valor inválido")
+        return error_response(422, f"petición inválida en {where or 'el cuerpo'}: {message}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         text = {404: "ruta no encontrada", 405: "método no permitido"}.get(exc.status_code, str(exc.detail))
-        return _error(exc.status_code, text)
+        return error_response(exc.status_code, text)
 
     @app.post("/api/tasks", status_code=201)
     async def submit_tasks(request: Request) -> Any:
@@ -238,7 +242,7 @@ def create_app(
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            return _error(422, "el cuerpo debe ser JSON: una tarea, una lista o {\"tasks\": [...]}")
+            return error_response(422, "el cuerpo debe ser JSON: una tarea, una lista o {\"tasks\": [...]}")
         # A few tasks are cheaper to handle here than through a thread hop; thousands are
         # validated and inserted in a thread so the event loop keeps dispatching.
         if len(raw) <= SMALL_BODY_BYTES:
@@ -264,7 +268,7 @@ def create_app(
         wait = _wait_seconds(request.query_params.get("wait"))
         task = queue.get(task_id)
         if task is None:
-            return _error(404, f"tarea desconocida: {task_id}")
+            return error_response(404, f"tarea desconocida: {task_id}")
         if wait > 0 and not task.is_final and not notifier.closed:
             await notifier.wait_task(task_id, wait)
             task = queue.get(task_id) or task
@@ -274,11 +278,11 @@ def create_app(
     async def cancel_task(task_id: str) -> Any:
         current = queue.get(task_id)
         if current is None:
-            return _error(404, f"tarea desconocida: {task_id}")
+            return error_response(404, f"tarea desconocida: {task_id}")
         before = scheduler.cancel(task_id)
         if before is None:
             now = queue.get(task_id) or current
-            return _error(409, f"la tarea {task_id} ya terminó ({now.status}); no se puede cancelar")
+            return error_response(409, f"la tarea {task_id} ya terminó ({now.status}); no se puede cancelar")
         return {"id": task_id, "status": "cancelled", "previous": before.status}
 
     @app.get("/api/workers")
@@ -315,17 +319,17 @@ def create_app(
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            return _error(422, "el cuerpo debe ser JSON: {\"batch\": ..., \"count\": K}")
+            return error_response(422, "el cuerpo debe ser JSON: {\"batch\": ..., \"count\": K}")
         if not isinstance(body, dict):
-            return _error(422, "el cuerpo debe ser un objeto JSON: {\"batch\": ..., \"count\": K}")
+            return error_response(422, "el cuerpo debe ser un objeto JSON: {\"batch\": ..., \"count\": K}")
         count = body.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-            return _error(422, "count debe ser un entero entre 1 y 1000")
+            return error_response(422, "count debe ser un entero entre 1 y 1000")
         batch = body.get("batch")
         done = [t for t in queue.list(status=SUCCESS, batch=batch, limit=100_000) if t.verify_of is None]
         if not done:
             where = f"el lote {batch}" if batch else "la cola"
-            return _error(409, f"no hay tareas terminadas con éxito en {where} para verificar")
+            return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")
         chosen = random.sample(done, min(count, len(done)))
         specs = [
             TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from partisim.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server",
+    "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config",
+]
 
 DEFAULT_CONFIG_PATH = "config_workers.json"
+
+#: Where the clients of ``partisim serve`` look for it (here, not in `server_client`,
+#: so the CLI parser can name it without importing httpx).
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def default_server() -> str:
+    """``PARTISIM_SERVER`` if set, else the local default."""
+    return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
 
 
 class WorkerEntry(BaseModel):

@@ -25,9 +25,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.api import snapshot
+from partisim.orchestrator.api import error_response, snapshot
 from partisim.orchestrator.queue import FAILED, SUCCESS, TaskSpec, new_batch_id
-from partisim.orchestrator.results import Group, group_times
+from partisim.orchestrator.results import Group, group_times, speedups
 from partisim.orchestrator.tasks import parse_engine_list, parse_int_list, sweep
 
 __all__ = [
@@ -80,6 +80,7 @@ class _Cache:
     state_generation: int = -1
     state: dict[str, Any] | None = None
     key: str = ""
+    event: str = ""  # ``state`` as an SSE ``snapshot`` event; made on first use, shared by every page
     charts_key: tuple[int, str] = (-1, "")
     charts: dict[str, Any] | None = None
 
@@ -139,8 +140,18 @@ def live_state(app: FastAPI, *, max_age: float = CHECK_INTERVAL_S * 0.75) -> tup
         generation = cache.generation
         state = _compute_state(app)
         cache.state, cache.key, cache.at = state, _state_key(state), now
+        cache.event = ""
         cache.state_generation = generation
     return cache.key, cache.state  # type: ignore[return-value]
+
+
+def _snapshot_event(app: FastAPI) -> str:
+    """The state `live_state` just returned, as an SSE ``snapshot`` event: serialised
+    once however many pages receive it (call it with no ``await`` in between)."""
+    cache = _cache(app)
+    if not cache.event:
+        cache.event = f"event: snapshot\ndata: {json.dumps(cache.state, default=str)}\n\n"
+    return cache.event
 
 
 # -- charts ---------------------------------------------------------------------------
@@ -166,22 +177,12 @@ def _series(groups: list[Group]) -> list[dict[str, Any]]:
 
 
 def _speedups(groups: list[Group]) -> list[dict[str, Any]]:
-    by_size: dict[tuple[int, int], dict[str, Group]] = defaultdict(dict)
-    for g in groups:
-        by_size[(g.particles, g.steps)][g.engine] = g
-    out = []
-    for (particles, steps), engines in sorted(by_size.items()):
-        python, cython = engines.get("python"), engines.get("cython")
-        if python is None or cython is None or cython.mean <= 0:
-            continue
-        out.append({
-            "particles": particles,
-            "steps": steps,
-            "python": python.mean,
-            "cython": cython.mean,
-            "value": python.mean / cython.mean,
-        })
-    return out
+    return [
+        {"particles": u.particles, "steps": u.steps, "python": u.python_mean,
+         "cython": u.cython_mean, "value": u.value}
+        for u in speedups(groups)
+        if u.cython_mean > 0
+    ]
 
 
 def chart_data(app: FastAPI) -> dict[str, Any]:
@@ -268,13 +269,6 @@ def _asset(name: str) -> str:
     return resources.files("partisim.orchestrator").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _error(status_code: int, message: str, field_name: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"status": "error", "error": message}
-    if field_name:
-        body["field"] = field_name
-    return JSONResponse(body, status_code=status_code)
-
-
 @router.get("/", include_in_schema=False)
 async def page() -> Response:
     return Response(_asset("dashboard.html"), media_type="text/html; charset=utf-8",
@@ -285,7 +279,7 @@ async def page() -> Response:
 async def asset(name: str) -> Response:
     media_type = _ASSETS.get(name)
     if media_type is None:
-        return _error(404, f"archivo desconocido: {name}")
+        return error_response(404, f"archivo desconocido: {name}")
     return Response(_asset(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
@@ -303,14 +297,14 @@ async def _events(request: Request) -> AsyncIterator[str]:
     while not _closing(app) and not await request.is_disconnected():
         try:
             # in the event loop: the monitor and the scheduler are not thread-safe
-            key, state = live_state(app)
+            key, _ = live_state(app)
         except Exception:  # end this stream; the page reconnects and tries again
             log.exception("no se pudo preparar el estado del panel")
             return
         now = time.monotonic()
         if key != last_key:
             last_key, last_sent = key, now
-            yield f"event: snapshot\ndata: {json.dumps(state, default=str)}\n\n"
+            yield _snapshot_event(app)
         elif now - last_sent >= HEARTBEAT_S:
             last_sent = now
             yield f"event: heartbeat\ndata: {json.dumps({'server_time': time.time()})}\n\n"
@@ -342,12 +336,12 @@ async def submit_sweep(request: Request) -> Any:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
-        return _error(422, "el cuerpo debe ser JSON: {\"engines\", \"particles\", \"steps\", \"seeds\"}")
+        return error_response(422, "el cuerpo debe ser JSON: {\"engines\", \"particles\", \"steps\", \"seeds\"}")
     try:
         # a large sweep takes a while to validate: keep the event loop free
         specs = await run_in_threadpool(parse_sweep_form, body)
     except ParamsError as exc:
-        return _error(422, exc.message, exc.field)
+        return error_response(422, exc.message, exc.field)
     queue = request.app.state.queue
     batch, ids = await run_in_threadpool(queue.enqueue, specs, new_batch_id("sweep"))
     request.app.state.scheduler.wake()

@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     result         TEXT,
     error          TEXT
 );
+-- replaced by the two below; a database made by an older version still has it
+DROP INDEX IF EXISTS tasks_status;
 CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
 CREATE INDEX IF NOT EXISTS tasks_status_ready ON tasks (status, not_before);
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
@@ -310,35 +312,20 @@ class Queue:
         counts["total"] = sum(counts[s] for s in STATUSES)
         return counts
 
-    def pending(self, batch: str | None = None) -> int:
-        """How many tasks (of ``batch``) are still queued or running."""
-        where, args = self._filters(batch=batch)
-        clause = "WHERE" if not where else where + " AND"
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT COUNT(*) FROM tasks {clause} status IN (?, ?)", (*args, QUEUED, RUNNING)
-            ).fetchone()
-        return int(row[0])
-
     def has_pending(self, batch: str | None = None) -> bool:
         """Whether any task (of ``batch``) is still queued or running. Stops at the first
-        one, unlike ``pending()``: a long poll asks this after every finished task."""
-        where, args = self._filters(batch=batch)
-        clause = "WHERE" if not where else where + " AND"
+        one instead of counting: a long poll asks this after every finished task."""
+        where, args = self._filters(batch=batch, also=("status IN (?, ?)", QUEUED, RUNNING))
         with self._lock:
-            row = self._db.execute(
-                f"SELECT 1 FROM tasks {clause} status IN (?, ?) LIMIT 1", (*args, QUEUED, RUNNING)
-            ).fetchone()
+            row = self._db.execute(f"SELECT 1 FROM tasks {where} LIMIT 1", args).fetchone()
         return row is not None
 
     def finished_since(self, since: float, batch: str | None = None) -> int:
-        where, args = self._filters(batch=batch)
-        clause = "WHERE" if not where else where + " AND"
+        where, args = self._filters(
+            batch=batch, also=("finished_at >= ? AND status IN (?, ?)", since, SUCCESS, FAILED)
+        )
         with self._lock:
-            row = self._db.execute(
-                f"SELECT COUNT(*) FROM tasks {clause} finished_at >= ? AND status IN (?, ?)",
-                (*args, since, SUCCESS, FAILED),
-            ).fetchone()
+            row = self._db.execute(f"SELECT COUNT(*) FROM tasks {where}", args).fetchone()
         return int(row[0])
 
     def assigned_per_worker(self, status: str = SUCCESS) -> dict[str, int]:
@@ -395,7 +382,11 @@ class Queue:
         return row is not None
 
     @staticmethod
-    def _filters(*, status: str | None = None, batch: str | None = None) -> tuple[str, tuple]:
+    def _filters(
+        *, status: str | None = None, batch: str | None = None, also: tuple[Any, ...] = ()
+    ) -> tuple[str, tuple]:
+        """``(WHERE clause, args)`` for the given filters; ``also`` is one more condition
+        and its arguments, ``(sql, *args)``."""
         clauses, args = [], []
         if status is not None:
             clauses.append("status = ?")
@@ -403,6 +394,9 @@ class Queue:
         if batch is not None:
             clauses.append("batch = ?")
             args.append(batch)
+        if also:
+            clauses.append(also[0])
+            args.extend(also[1:])
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
     # -- transitions ------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +18,11 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from partisim.errors import PartisimError  # noqa: E402
 from partisim.files import write_atomic  # noqa: E402
-from partisim.orchestrator.results import Group, group_times  # noqa: E402
+from partisim.orchestrator.results import Group, group_times, speedups  # noqa: E402
 
-__all__ = ["Speedup", "speedups", "write_report"]
+__all__ = ["write_report"]
 
 _COLORS = {"python": "#1f77b4", "numpy": "#2ca02c", "cython": "#d62728"}
-
-
-@dataclass(frozen=True)
-class Speedup:
-    particles: int
-    steps: int
-    python_mean: float
-    cython_mean: float
-
-    @property
-    def value(self) -> float:
-        return self.python_mean / self.cython_mean if self.cython_mean > 0 else float("inf")
-
-
-def speedups(groups: Iterable[Group]) -> list[Speedup]:
-    """cython vs python at each (particles, steps) where both engines ran."""
-    by_size: dict[tuple[int, int], dict[str, Group]] = defaultdict(dict)
-    for g in groups:
-        by_size[(g.particles, g.steps)][g.engine] = g
-    out = []
-    for (n, s), engines in sorted(by_size.items()):
-        if "python" in engines and "cython" in engines:
-            out.append(Speedup(n, s, engines["python"].mean, engines["cython"].mean))
-    return out
 
 
 def write_report(tasks: Iterable[dict[str, Any]], path: str | Path, *, title: str | None = None) -> list[Group]:

@@ -24,6 +24,8 @@ __all__ = [
     "results_table",
     "Group",
     "group_times",
+    "Speedup",
+    "speedups",
     "Check",
     "compare_checksums",
 ]
@@ -161,6 +163,30 @@ def group_times(tasks: Iterable[dict[str, Any]]) -> list[Group]:
             float(row["simulation_time"])
         )
     return [Group(e, n, s, tuple(ts)) for (e, n, s), ts in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class Speedup:
+    particles: int
+    steps: int
+    python_mean: float
+    cython_mean: float
+
+    @property
+    def value(self) -> float:
+        return self.python_mean / self.cython_mean if self.cython_mean > 0 else float("inf")
+
+
+def speedups(groups: Iterable[Group]) -> list[Speedup]:
+    """cython vs python at each (particles, steps) where both engines ran."""
+    by_size: dict[tuple[int, int], dict[str, Group]] = defaultdict(dict)
+    for g in groups:
+        by_size[(g.particles, g.steps)][g.engine] = g
+    out = []
+    for (n, s), engines in sorted(by_size.items()):
+        if "python" in engines and "cython" in engines:
+            out.append(Speedup(n, s, engines["python"].mean, engines["cython"].mean))
+    return out
 
 
 # -- verification ---------------------------------------------------------------------

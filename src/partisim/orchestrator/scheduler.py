@@ -228,9 +228,7 @@ class Scheduler:
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
             attempts = self.queue.claim_many([
-                (task.id, target.id, target.url,
-                 now + (task.timeout or self.default_task_timeout) + self.request_timeout + 10.0)
-                for task, target in placed
+                (task.id, target.id, target.url, now + self._bound(task)) for task, target in placed
             ])
             for (task, target), attempt in zip(placed, attempts, strict=True):
                 if attempt is None:  # cancelled meanwhile: no longer queued; free the slot
@@ -286,10 +284,14 @@ class Scheduler:
             self._clients[url] = client
         return client
 
-    async def _dispatch(self, task: Task, worker_id: str, url: str, attempt: int) -> None:
+    def _bound(self, task: Task) -> float:
+        """Longest we wait for a dispatched task's answer (its deadline, from dispatch)."""
         # Without its own timeout a task gets the worker's default; our own bound then
         # only guards against a worker that never answers.
-        bound = (task.timeout or self.default_task_timeout) + self.request_timeout + 10.0
+        return (task.timeout or self.default_task_timeout) + self.request_timeout + 10.0
+
+    async def _dispatch(self, task: Task, worker_id: str, url: str, attempt: int) -> None:
+        bound = self._bound(task)
         try:
             answer = await asyncio.wait_for(
                 self._client(url).execute(task.benchmark, task.params, task_id=task.id, timeout=task.timeout),

@@ -7,21 +7,14 @@ any 4xx/5xx answer becomes `ServerError` carrying the server's own message.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
 from partisim.errors import PartisimError
+from partisim.orchestrator.config import DEFAULT_SERVER, default_server
 
 __all__ = ["ServerClient", "ServerUnavailable", "ServerError", "DEFAULT_SERVER", "default_server"]
-
-DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-def default_server() -> str:
-    """``PARTISIM_SERVER`` if set, else the local default."""
-    return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
 
 
 class ServerUnavailable(PartisimError):
