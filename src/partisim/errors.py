@@ -1,11 +1,15 @@
-"""The one exception hierarchy of partisim.
+"""The one exception hierarchy of partisim, and the one translator of validation errors.
 
-Every error a user can meet is a `PartisimError` whose message is Spanish and
-names what is wrong. HTTP codes are mapped to these classes in one place on each
-side: `worker.app` (exception -> status) and `orchestrator.client` (status -> exception).
+Every error a user can meet is a `PartisimError` whose message is Spanish and names
+what is wrong. HTTP codes are mapped to these classes in one place on each side:
+`worker.app` (exception -> status) and `orchestrator.client` (status -> exception).
+pydantic's validation errors become Spanish sentences in one place, `explain_validation`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "PartisimError",
@@ -15,9 +19,17 @@ __all__ = [
     "WorkerUnavailable",
     "TaskRejected",
     "AuthError",
+    "TaskNotStarted",
     "TaskTimedOut",
     "WorkerFailed",
     "OutputError",
+    "ServerUnavailable",
+    "ServerError",
+    "LocalWorkersError",
+    "ImageError",
+    "CheckFailed",
+    "MenuExit",
+    "explain_validation",
 ]
 
 
@@ -34,7 +46,10 @@ class ConfigError(PartisimError):
 
 
 class ParamsError(PartisimError):
-    """Simulation parameters or the benchmark name are invalid (HTTP 422)."""
+    """Simulation parameters or the benchmark name are invalid (HTTP 422).
+
+    `field` names the parameter (field name or API alias) when one is to blame, so a
+    form can mark it without parsing the message."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -61,6 +76,11 @@ class AuthError(TaskRejected):
     """Missing or wrong bearer token (HTTP 401)."""
 
 
+class TaskNotStarted(WorkerError):
+    """The attempt never started where it was sent (the worker was busy, 429, or never
+    received it): put the task back without counting the attempt."""
+
+
 class TaskTimedOut(WorkerError):
     """The computation exceeded its deadline (HTTP 504 or a read timeout)."""
 
@@ -71,3 +91,117 @@ class WorkerFailed(WorkerError):
 
 class OutputError(PartisimError):
     """A file partisim was asked to write (export, report, inbox note) could not be written."""
+
+
+class ServerUnavailable(PartisimError):
+    """Nothing answers at the address of `partisim serve`."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"el servidor no está en marcha en {url}; inícielo con `partisim serve`")
+        self.url = url
+
+
+class ServerError(PartisimError):
+    """`partisim serve` answered with an error (its message is already Spanish)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class LocalWorkersError(PartisimError):
+    """The local workers of `partisim demo --local` could not be started."""
+
+
+class ImageError(PartisimError):
+    """A wheelhouse or Docker image could not be made; `code` is the CLI exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CheckFailed(PartisimError):
+    """One check of the communication suite did not meet its expectation."""
+
+
+class MenuExit(Exception):
+    """Not an error: leave the interactive menu with this exit code (end of input,
+    Ctrl-C at a prompt, or option Salir)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# -- validation errors in Spanish ---------------------------------------------------
+
+#: pydantic error type -> Spanish text (formatted with the error's ``ctx``)
+_MESSAGES = {
+    "greater_than_equal": "debe ser >= {ge}",
+    "greater_than": "debe ser > {gt}",
+    "less_than_equal": "debe ser <= {le}",
+    "less_than": "debe ser < {lt}",
+    "int_type": "debe ser un número entero",
+    "int_parsing": "debe ser un número entero",
+    "int_from_float": "debe ser un número entero",
+    "float_type": "debe ser un número",
+    "float_parsing": "debe ser un número",
+    "finite_number": "debe ser un número finito",
+    "bool_type": "debe ser verdadero o falso",
+    "bool_parsing": "debe ser verdadero o falso",
+    "string_type": "debe ser un texto",
+    "string_too_short": "demasiado corto (mínimo {min_length})",
+    "string_too_long": "demasiado largo (máximo {max_length})",
+    "string_pattern_mismatch": "formato inválido",
+    "list_type": "debe ser una lista",
+    "dict_type": "debe ser un objeto JSON (clave: valor)",
+    "model_type": "debe ser un objeto JSON (clave: valor)",
+    "model_attributes_type": "debe ser un objeto JSON (clave: valor)",
+    "literal_error": "debe ser uno de: {expected}",
+    "enum": "debe ser uno de: {expected}",
+    "extra_forbidden": "parámetro desconocido",
+    "missing": "falta este campo",
+    "json_invalid": "JSON inválido",
+}
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    text = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
+    return text.replace(".[", "[")
+
+
+def explain_validation(
+    errors: Iterable[Mapping[str, Any]],
+    *,
+    label: Callable[[tuple[Any, ...]], str] = _where,
+    drop: frozenset[str] = frozenset({"body", "query", "path", "header"}),
+) -> tuple[str, str | None]:
+    """A Spanish one-line message for pydantic's (or FastAPI's) validation errors, and
+    the first field they name.
+
+    `label` turns an error location into the name the user knows (e.g. an API alias);
+    location parts in `drop` (FastAPI's ``body``/``query``...) are left out. A
+    ``value_error`` raised by our own validators is already Spanish and kept as is."""
+    parts: list[str] = []
+    first: str | None = None
+    for err in errors:
+        loc = tuple(p for p in err.get("loc", ()) if p not in drop)
+        kind = str(err.get("type", ""))
+        ctx = err.get("ctx") or {}
+        if kind == "value_error":  # from our own validators: already Spanish
+            text = str(ctx.get("error", err.get("msg", "")))
+            parts.append(f"{label(loc)}: {text}" if loc else text)
+            continue
+        template = _MESSAGES.get(kind)
+        try:
+            text = template.format(**ctx) if template else "valor inválido"
+        except (KeyError, IndexError):
+            text = "valor inválido"
+        if first is None and loc:
+            first = str(loc[0])
+        shown = "" if kind == "missing" else repr(err.get("input"))
+        where = label(loc) if loc else ""
+        sentence = f"{where}: {text}" if where else text
+        parts.append(sentence + (f" (recibido {shown})" if shown and len(shown) < 60 else ""))
+    return "; ".join(parts) or "valor inválido", first

@@ -29,11 +29,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from partisim.errors import PartisimError
+from partisim.errors import ImageError
 
 __all__ = [
     "SIM_IMAGE", "WORKER_IMAGE", "DEFAULT_BASE_IMAGE", "LOCAL_BASE_IMAGE", "TARGETS",
-    "ImageError", "Wheelhouse", "ImageBuild",
+    "Wheelhouse", "ImageBuild",
     "find_project", "source_digest", "build_wheelhouse", "choose_base_image", "build_images",
 ]
 
@@ -55,14 +55,6 @@ _SOURCE_FILES = ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in", "LICE
 _SKIP_DIRS = {"__pycache__", "build", "dist"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".c")  # .c: generated from the .pyx
 _WHEEL_TAG = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
-
-
-class ImageError(PartisimError):
-    """A wheelhouse or image could not be made; `code` is the CLI exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

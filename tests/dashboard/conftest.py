@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from dash_support import Fleet, start_fleet, stop_fleet
 from helpers.processes import HOST_A, HOST_B
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker

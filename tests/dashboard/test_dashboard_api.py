@@ -11,16 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from partisim.errors import ParamsError
-from partisim.orchestrator.dashboard import parse_sweep_form
-
 from dash_support import DASH_SETTINGS, EventStream, Fleet
 from helpers.config import write_config
 from helpers.processes import HOST_A, free_port_on, wait_for
 from helpers.serve import Serve
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from partisim.errors import ParamsError
+from partisim.orchestrator.serve.dashboard import parse_sweep_form
 
 TINY = {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "SEMILLA": 5}
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
-
 from dash_support import Fleet
+from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 

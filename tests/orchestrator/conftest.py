@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
 from orch_support import Pair, launch_worker, start_pair, stop_pair
+
 from partisim.cli import main
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import subprocess
 import struct
+import subprocess
 import sys
 import time
 from dataclasses import dataclass

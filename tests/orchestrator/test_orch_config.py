@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
 from orch_support import ROOT, assert_clean_exit, run
-
 
 GOOD_WORKER = {"id": "worker-01", "ip": "127.0.0.93", "port": 8080}
 

@@ -7,10 +7,10 @@ import re
 import socket
 from pathlib import Path
 
+from orch_support import PtySession, assert_clean_exit, clean, run
 from rich.console import Console
 
-from orch_support import PtySession, assert_clean_exit, clean, run
-from partisim.orchestrator.config import load_config
+from partisim.fleet import load_config
 from partisim.orchestrator.demo import run_demo
 from partisim.orchestrator.registry import ping_all
 from partisim.sim import parse_params

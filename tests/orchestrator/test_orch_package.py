@@ -11,7 +11,6 @@ import tarfile
 from pathlib import Path
 
 import httpx
-
 from helpers.processes import Spawned, clean_env, free_port_on
 from orch_support import ROOT
 

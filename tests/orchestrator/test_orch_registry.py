@@ -9,7 +9,8 @@ from pathlib import Path
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
 from orch_support import launch_worker
-from partisim.orchestrator.config import load_config, parse_config
+
+from partisim.fleet import load_config, parse_config
 from partisim.orchestrator.registry import HealthMonitor, Registry, WorkerHealth, ping_all
 
 
@@ -22,7 +23,7 @@ def test_ping_all_reports_each_configured_worker(pair) -> None:
         assert h.reported_id == h.id
         assert h.latency_ms is not None and h.latency_ms > 0
         assert h.consecutive_failures == 0 and h.last_error is None
-        assert h.last_status is not None and h.last_status["worker_id"] == h.id
+        assert h.last_status is not None and h.last_status.worker_id == h.id
         data = h.to_dict()
         assert set(data) >= {"id", "url", "state", "since", "latency_ms", "reported_id",
                              "consecutive_failures", "last_status"}
@@ -35,7 +36,7 @@ def test_monitor_counts_failures_then_recovers(tmp_path: Path) -> None:
                                       timeout=3, failures_before_inactive=2))
     changes: list[WorkerHealth] = []
     # A long interval: the rounds below are driven by hand, one at a time.
-    monitor = HealthMonitor.from_config(config, interval=3600, on_change=changes.append)
+    monitor = HealthMonitor(Registry.from_config(config), interval=3600, on_change=changes.append)
     replacement = None
 
     async def scenario() -> None:
@@ -43,7 +44,7 @@ def test_monitor_counts_failures_then_recovers(tmp_path: Path) -> None:
         await monitor.start()
         (h,) = monitor.snapshot()
         assert h.state == "active" and h.reported_id == "mon-01"
-        assert h.last_status is not None and h.last_status["capacity"] >= 1
+        assert h.last_status is not None and h.last_status.capacity >= 1
         active_since = h.since
 
         worker.kill()
@@ -76,7 +77,7 @@ def test_monitor_counts_failures_then_recovers(tmp_path: Path) -> None:
 
 def test_monitor_loop_runs_in_the_background_until_stopped(dead_config: Path) -> None:
     config = load_config(dead_config)
-    monitor = HealthMonitor.from_config(config, interval=0.05, with_status=False)
+    monitor = HealthMonitor(Registry.from_config(config), interval=0.05, with_status=False)
 
     async def scenario() -> int:
         async with monitor:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from helpers.config import write_config
 from helpers.processes import Spawned, answers, clean_env, free_port_on
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
-from partisim.orchestrator.server_client import ServerClient
+from partisim.orchestrator.serve.client import ServerClient
+from partisim.protocol import Summary
 
 HERE = Path(__file__).parent
 
@@ -92,12 +92,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
-def wait_batch(client: ServerClient, batch: str | None, timeout: float) -> dict[str, Any]:
+def wait_batch(client: ServerClient, batch: str | None, timeout: float) -> Summary:
     """Long-poll the summary until the batch has nothing queued or running (a long poll
     with its own deadline rather than wait_for: each request waits server-side)."""
     deadline = time.monotonic() + timeout
     state = client.summary(batch=batch)
-    while not state["done"]:
+    while not state.done:
         left = deadline - time.monotonic()
         if left <= 0:
             raise AssertionError(f"batch {batch} not done in {timeout}s: {state}")

@@ -11,7 +11,7 @@ import pytest
 from helpers.processes import HOST_A, SERVE_HOST, free_port_on, wait_for
 from queue_support import Cluster, run_cli, wait_batch
 
-from partisim.orchestrator.server_client import ServerClient
+from partisim.orchestrator.serve.client import ServerClient
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -28,7 +28,7 @@ def served(pair, tmp_path_factory):
                        "--seeds", "1-3", "--server", serve.url, "--wait", cwd=tmp)
         assert done.returncode == 0, done.stderr + done.stdout
         with ServerClient(serve.url) as client:
-            (batch,) = [b["batch"] for b in client.batches()]
+            (batch,) = [b.batch for b in client.batches()]
         yield serve, batch, tmp
     finally:
         c.stop_all()
@@ -38,9 +38,9 @@ def test_sweep_queued_the_cartesian_product_and_waited(served):
     serve, batch, _ = served
     with ServerClient(serve.url) as client:
         tasks = client.tasks(batch=batch)
-    assert len(tasks) == 2 * 2 * 3 and {t["status"] for t in tasks} == {"success"}
-    combos = {(t["benchmark"], t["params"]["NUM_PARTICULAS"], t["params"]["SEMILLA"]) for t in tasks}
-    assert len(combos) == 12 and {t["params"]["NUM_PASOS"] for t in tasks} == {5}
+    assert len(tasks) == 2 * 2 * 3 and {t.status for t in tasks} == {"success"}
+    combos = {(t.benchmark, t.params["NUM_PARTICULAS"], t.params["SEMILLA"]) for t in tasks}
+    assert len(combos) == 12 and {t.params["NUM_PASOS"] for t in tasks} == {5}
 
 
 def test_results_as_table_csv_and_json(served, tmp_path: Path):
@@ -100,13 +100,13 @@ def test_verify_reruns_on_the_other_worker_and_checksums_match(served):
     assert done.returncode == 0, done.stderr + done.stdout
     assert "Los 4 checksums coinciden" in done.stdout
     with ServerClient(serve.url) as client:
-        verify_batch = next(b["batch"] for b in client.batches() if b["batch"].startswith("verify-"))
+        verify_batch = next(b.batch for b in client.batches() if b.batch.startswith("verify-"))
         reruns = client.tasks(batch=verify_batch)
         assert len(reruns) == 4
         for rerun in reruns:
-            original = client.task(rerun["verify_of"])
-            assert rerun["worker"] != original["worker"]
-            assert rerun["result"]["checksum"] == original["result"]["checksum"]
+            original = client.task(rerun.verify_of)
+            assert rerun.worker != original.worker
+            assert rerun.result.checksum == original.result.checksum
 
 
 def test_verify_flags_a_checksum_mismatch(cluster: Cluster, pair, tmp_path: Path):
@@ -116,8 +116,8 @@ def test_verify_flags_a_checksum_mismatch(cluster: Cluster, pair, tmp_path: Path
     with ServerClient(serve.url) as client:
         answer = client.submit([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 2},
                                  "repeat": 4}])
-        wait_batch(client, answer["batch"], timeout=30)
-    done = run_cli("results", "--batch", answer["batch"], "--verify", "2", "--server", serve.url)
+        wait_batch(client, answer.batch, timeout=30)
+    done = run_cli("results", "--batch", answer.batch, "--verify", "2", "--server", serve.url)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "NO COINCIDE" in done.stdout
 

@@ -15,7 +15,8 @@ from helpers.processes import HOST_A, HOST_B, wait_for
 from helpers.workers import TINY
 from queue_support import Cluster, wait_batch, worker_history, worker_task_status
 
-from partisim.orchestrator.server_client import ServerClient, ServerError
+from partisim.errors import ServerError
+from partisim.orchestrator.serve.client import ServerClient
 
 #: ~0.2 s of the python engine: long enough to be caught mid-flight
 MEDIUM = {"NUM_PARTICULAS": 200, "NUM_PASOS": 200}
@@ -46,21 +47,21 @@ def test_200_tiny_tasks_over_two_workers_all_succeed_balanced(cluster: Cluster, 
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
     with ServerClient(serve.url) as client:
         answer = client.submit([{"benchmark": "python", "params": TINY, "repeat": 200}])
-        assert answer["count"] == 200 and len(set(answer["ids"])) == 200
-        state = wait_batch(client, answer["batch"], timeout=60)
-        assert state["success"] == 200 and state["failed"] == 0
-        tasks = client.tasks(batch=answer["batch"])
-        per_worker = Counter(t["worker"] for t in tasks)
+        assert answer.count == 200 and len(set(answer.ids)) == 200
+        state = wait_batch(client, answer.batch, timeout=60)
+        assert state.success == 200 and state.failed == 0
+        tasks = client.tasks(batch=answer.batch)
+        per_worker = Counter(t.worker for t in tasks)
         assert set(per_worker) == {"worker-a", "worker-b"}
         assert min(per_worker.values()) >= 70, per_worker  # balanced: neither worker starved
-        assert all(t["attempts"] == 1 and t["result"]["checksum"] for t in tasks)
-        workers = {w["id"]: w for w in client.workers()}
-        assert workers["worker-a"]["completed"] == per_worker["worker-a"]  # a fresh database
-        assert workers["worker-a"]["capacity"] == 2 and workers["worker-a"]["state"] == "active"
+        assert all(t.attempts == 1 and t.result.checksum for t in tasks)
+        workers = {w.id: w for w in client.workers()}
+        assert workers["worker-a"].completed == per_worker["worker-a"]  # a fresh database
+        assert workers["worker-a"].capacity == 2 and workers["worker-a"].state == "active"
         summary = client.summary()
-        assert summary["finished_last_60s"] == 200 and summary["throughput_per_s"] > 0
+        assert summary.finished_last_60s == 200 and summary.throughput_per_s > 0
     executions = _executions(a, b)
-    assert all(executions[i] == 1 for i in answer["ids"])
+    assert all(executions[i] == 1 for i in answer.ids)
 
 
 def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_path: Path):
@@ -70,20 +71,20 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
-        batch = answer["batch"]
-        wait_for(lambda: any(t["worker"] == "worker-a" for t in client.tasks(batch=batch, status="running"))
-                   and client.summary(batch=batch)["success"] >= 2, 30, "tasks running on worker-a")
+        batch = answer.batch
+        wait_for(lambda: any(t.worker == "worker-a" for t in client.tasks(batch=batch, status="running"))
+                   and client.summary(batch=batch).success >= 2, 30, "tasks running on worker-a")
         a.kill()
         state = wait_batch(client, batch, timeout=90)
-        assert state["success"] == 16 and state["failed"] == 0, state
+        assert state.success == 16 and state.failed == 0, state
         tasks = client.tasks(batch=batch)
-        retried = [t for t in tasks if t["attempts"] > 1]
+        retried = [t for t in tasks if t.attempts > 1]
         assert retried, "the tasks lost with worker-a should have been retried"
-        assert all(t["worker"] == "worker-b" for t in retried)
-        health = {w["id"]: w for w in client.workers()}
-        wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "inactive",
+        assert all(t.worker == "worker-b" for t in retried)
+        health = {w.id: w for w in client.workers()}
+        wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].state == "inactive",
                    10, "worker-a marked inactive")
-        assert health["worker-b"]["state"] == "active"
+        assert health["worker-b"].state == "active"
     rows = _db_rows(tmp_path / "q.db")
     assert len(rows) == 16 and all(r[1] == "success" and r[4] for r in rows)
     # worker-b never ran a task twice (worker-a's memory died with it)
@@ -92,11 +93,11 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     port = int(a.url.rsplit(":", 1)[1])
     cluster.worker(HOST_A, "worker-a", capacity=2, port=port)
     with ServerClient(serve.url) as client:
-        wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["state"] == "active",
+        wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].state == "active",
                    15, "worker-a active again")
         again = client.submit([{"benchmark": "python", "params": TINY, "repeat": 20}])
-        wait_batch(client, again["batch"], timeout=30)
-        assert {t["worker"] for t in client.tasks(batch=again["batch"])} == {"worker-a", "worker-b"}
+        wait_batch(client, again.batch, timeout=30)
+        assert {t.worker for t in client.tasks(batch=again.batch)} == {"worker-a", "worker-b"}
 
 
 def test_task_out_of_attempts_fails_with_its_last_error(cluster: Cluster, pair, tmp_path: Path):
@@ -104,10 +105,10 @@ def test_task_out_of_attempts_fails_with_its_last_error(cluster: Cluster, pair, 
     config = cluster.config([("worker-broken", broken.url)], retry_attempts=2)
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     with ServerClient(serve.url) as client:
-        (task_id,) = client.submit({"benchmark": "python", "params": TINY})["ids"]
+        (task_id,) = client.submit({"benchmark": "python", "params": TINY}).ids
         task = client.task(task_id, wait=30)
-    assert task["status"] == "failed" and task["attempts"] == 3  # first try + retry_attempts
-    assert "sin intentos (3/3)" in task["error"] and "fallo inyectado" in task["error"]
+    assert task.status == "failed" and task.attempts == 3  # first try + retry_attempts
+    assert "sin intentos (3/3)" in task.error and "fallo inyectado" in task.error
     assert httpx.get(broken.url + "/proxy/stats", trust_env=False).json()["execute"] == 3
 
 
@@ -118,8 +119,8 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
     serve = cluster.serve(config, db, wait_workers=2)
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
-        batch = answer["batch"]
-        wait_for(lambda: (lambda s: s["success"] >= 3 and s["running"] >= 2)(client.summary(batch=batch)),
+        batch = answer.batch
+        wait_for(lambda: (lambda s: s.success >= 3 and s.running >= 2)(client.summary(batch=batch)),
                    30, "a batch half done")
     serve.kill()
     rows = _db_rows(db)
@@ -127,15 +128,15 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
     again = cluster.serve(config, db, wait_workers=2)
     with ServerClient(again.url) as client:
         state = wait_batch(client, batch, timeout=90)
-        assert state["success"] == 16 and state["failed"] == 0, state
+        assert state.success == 16 and state.failed == 0, state
         tasks = client.tasks(batch=batch)
-    assert sorted(t["id"] for t in tasks) == sorted(answer["ids"])
+    assert sorted(t.id for t in tasks) == sorted(answer.ids)
     executions = _executions(a, b)
-    duplicated = {i: n for i, n in executions.items() if i in answer["ids"] and n != 1}
+    duplicated = {i: n for i, n in executions.items() if i in answer.ids and n != 1}
     assert not duplicated, f"tasks executed more than once: {duplicated}"
-    assert all(executions[i] == 1 for i in answer["ids"])
+    assert all(executions[i] == 1 for i in answer.ids)
     for t in tasks:  # the recorded result is the one of the worker that ran it
-        assert t["result"]["worker_id"] == t["worker"]
+        assert t.result.worker_id == t.worker
 
 
 def test_worker_answering_500_at_random_is_retried_to_success(cluster: Cluster, pair, tmp_path: Path):
@@ -145,16 +146,16 @@ def test_worker_answering_500_at_random_is_retried_to_success(cluster: Cluster, 
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(TINY, 30))
-        state = wait_batch(client, answer["batch"], timeout=90)
-        assert state["success"] == 30, state
-        tasks = client.tasks(batch=answer["batch"])
+        state = wait_batch(client, answer.batch, timeout=90)
+        assert state.success == 30, state
+        tasks = client.tasks(batch=answer.batch)
     stats = httpx.get(flaky.url + "/proxy/stats", trust_env=False).json()
     assert stats["failed_before"] + stats["failed_after"] >= 3, stats
-    assert sum(t["attempts"] for t in tasks) == stats["execute"]
-    assert any(t["attempts"] > 1 for t in tasks)
+    assert sum(t.attempts for t in tasks) == stats["execute"]
+    assert any(t.attempts > 1 for t in tasks)
     # a lost answer was retried with the same task_id: the worker ran nothing twice
     executions = _executions(real)
-    assert all(executions[i] == 1 for i in answer["ids"])
+    assert all(executions[i] == 1 for i in answer.ids)
 
 
 def test_422_fails_at_once_without_retry(cluster: Cluster, tmp_path: Path):
@@ -166,11 +167,11 @@ def test_422_fails_at_once_without_retry(cluster: Cluster, tmp_path: Path):
             {"benchmark": "python", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 1}},
             {"benchmark": "python", "params": TINY},
         ])
-        wait_batch(client, answer["batch"], timeout=30)
-        bad, good = (client.task(i) for i in answer["ids"])
-    assert bad["status"] == "failed" and bad["attempts"] == 1
-    assert "50" in bad["error"] and bad["result"] is None
-    assert good["status"] == "success"
+        wait_batch(client, answer.batch, timeout=30)
+        bad, good = (client.task(i) for i in answer.ids)
+    assert bad.status == "failed" and bad.attempts == 1
+    assert "50" in bad.error and bad.result is None
+    assert good.status == "success"
 
 
 def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
@@ -180,14 +181,14 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
     slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}  # minutes of python: must be cancelled
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(slow, 2))
-        first, second = answer["ids"]
+        first, second = answer.ids
         wait_for(lambda: worker_task_status(worker, first) == "running", 20, "first task running on the worker")
-        assert client.task(second)["status"] == "queued"
+        assert client.task(second).status == "queued"
         assert client.cancel(second)["previous"] == "queued"
         assert client.cancel(first)["previous"] == "running"
-        assert client.task(first)["status"] == "cancelled"
-        state = wait_batch(client, answer["batch"], timeout=10)
-        assert state["cancelled"] == 2
+        assert client.task(first).status == "cancelled"
+        state = wait_batch(client, answer.batch, timeout=10)
+        assert state.cancelled == 2
         for task_id, code in ((first, 409), (second, 409), ("t-nada", 404)):
             with pytest.raises(ServerError) as err:
                 client.cancel(task_id)
@@ -198,7 +199,7 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
         assert second not in {i["task_id"] for i in worker_history(worker)}
         # the slot is free again: a new task runs
         nxt = client.submit({"benchmark": "python", "params": TINY})
-        assert client.task(nxt["ids"][0], wait=20)["status"] == "success"
+        assert client.task(nxt.ids[0], wait=20).status == "success"
 
 
 def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp_path: Path):
@@ -207,21 +208,21 @@ def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}
     with ServerClient(serve.url) as client:
-        (task_id,) = client.submit(_tasks(slow, 1))["ids"]
+        (task_id,) = client.submit(_tasks(slow, 1)).ids
         # running on the worker itself, not only claimed by serve
         wait_for(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
         os.kill(worker.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
         try:
             assert client.cancel(task_id)["previous"] == "running"
             # serve stops waiting for the frozen worker's answer (well inside the 5 s request timeout)
-            wait_for(lambda: {w["id"]: w for w in client.workers()}["worker-a"]["inflight"] == 0,
+            wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].inflight == 0,
                        3, "slot freed while the worker hangs")
         finally:
             os.kill(worker.pid, signal.SIGCONT)
         # once it thaws, the worker gets the cancel too and stops the computation
         wait_for(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
                    15, "worker-side cancel")
-        assert client.task(task_id)["status"] == "cancelled"
+        assert client.task(task_id).status == "cancelled"
 
 
 def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tmp_path: Path):
@@ -245,9 +246,9 @@ def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tm
     assert "NUM_PASOS" in (inbox / "failed" / "invalidas.json.error.txt").read_text(encoding="utf-8")
     assert not list(inbox.glob("*.json"))
     with ServerClient(serve.url) as client:
-        batch = next(b["batch"] for b in client.batches() if b["batch"].startswith("inbox-buenas-"))
+        batch = next(b.batch for b in client.batches() if b.batch.startswith("inbox-buenas-"))
         state = wait_batch(client, batch, timeout=30)
-        assert state["success"] == 3 and state["total"] == 3
+        assert state.success == 3 and state.total == 3
 
 
 def test_sigterm_stops_serve_gracefully_letting_running_tasks_finish(cluster: Cluster, pair, tmp_path: Path):
@@ -256,8 +257,8 @@ def test_sigterm_stops_serve_gracefully_letting_running_tasks_finish(cluster: Cl
     serve = cluster.serve(config, db, wait_workers=2)
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 12))
-        wait_for(lambda: client.summary(batch=answer["batch"])["running"] >= 1, 30, "tasks running")
-        running = {t["id"] for t in client.tasks(batch=answer["batch"], status="running")}
+        wait_for(lambda: client.summary(batch=answer.batch).running >= 1, 30, "tasks running")
+        running = {t.id for t in client.tasks(batch=answer.batch, status="running")}
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(timeout=30) == 0, serve.log()
     rows = {r[0]: r for r in _db_rows(db)}
@@ -265,3 +266,27 @@ def test_sigterm_stops_serve_gracefully_letting_running_tasks_finish(cluster: Cl
     assert all(rows[i][1] == "success" for i in running)  # in-flight work was let finish
     assert {r[1] for r in rows.values()} <= {"success", "queued"}  # nothing failed or lost
     assert any(r[1] == "queued" for r in rows.values())  # and nothing new was dispatched
+
+
+def test_a_task_the_worker_refused_while_serve_was_down_fails_at_once(cluster: Cluster, tmp_path: Path):
+    """Regression: the worker publishes a failed task's HTTP code as ``code``. serve, when it
+    resumes a task after a restart, must read it: a 4xx fails the task at once, no retry."""
+    worker = cluster.worker(HOST_A, "worker-a", capacity=1)
+    config = cluster.config([("worker-a", worker.url)], max_concurrent_tasks=1)
+    db = tmp_path / "q.db"
+    serve = cluster.serve(config, db, wait_workers=1)
+    slow = {"NUM_PARTICULAS": 1000, "NUM_PASOS": 20000}
+    with ServerClient(serve.url) as client:
+        (task_id,) = client.submit(_tasks(slow, 1)).ids
+    wait_for(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
+    serve.kill()  # kill -9: the task stays "running" in the database
+    # while serve is down, the task is cancelled on the worker itself: its record ends 409
+    answer = httpx.delete(f"{worker.url}/tasks/{task_id}", timeout=10, trust_env=False)
+    assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+    assert httpx.get(f"{worker.url}/tasks/{task_id}", timeout=10, trust_env=False).json()["code"] == 409
+    serve.start()
+    with ServerClient(serve.url) as client:
+        task = client.task(task_id, wait=20)
+    assert task.status == "failed", task
+    assert task.attempts == 1  # the 4xx rule: not retried
+    assert "cancelada" in (task.error or "")

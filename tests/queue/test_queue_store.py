@@ -7,15 +7,16 @@ import threading
 import time
 
 import pytest
+from helpers.results import execute_result
 
-from partisim.orchestrator.queue import Queue, TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskQueue, TaskSpec
 
 SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})
 
 
 @pytest.fixture
 def queue(tmp_path):
-    q = Queue(tmp_path / "q.db", max_attempts=3)
+    q = TaskQueue(tmp_path / "q.db", max_attempts=3)
     yield q
     q.close()
 
@@ -34,11 +35,11 @@ def test_lifecycle_queued_running_success(queue):
     assert queue.claim(ids[0], "w2", "http://127.0.0.1:2", time.time() + 60) is None  # already running
     task = queue.get(ids[0])
     assert (task.status, task.worker, task.attempts) == ("running", "w1", 1)
-    assert queue.complete(ids[0], 1, {"checksum": "abc"})
-    assert not queue.complete(ids[0], 1, {"checksum": "other"})  # never two results
+    assert queue.complete(ids[0], 1, execute_result("abc"))
+    assert not queue.complete(ids[0], 1, execute_result("other"))  # never two results
     done = queue.get(ids[0])
-    assert done.status == "success" and done.result == {"checksum": "abc"}
-    assert done.to_dict()["timings"]["run_s"] >= 0
+    assert done.status == "success" and done.result == execute_result("abc")
+    assert done.view().timings.run_s >= 0
 
 
 def test_stale_attempt_cannot_finish_a_retried_task(queue):
@@ -49,9 +50,9 @@ def test_stale_attempt_cannot_finish_a_retried_task(queue):
     assert task.status == "queued" and task.avoid_worker == "w1" and task.error == "conexión rechazada"
     assert task.worker is None and task.worker_url is None and task.started_at is None
     assert queue.claim(tid, "w2", "u2", time.time() + 60) == 2
-    assert not queue.complete(tid, 1, {"checksum": "late"})  # the first attempt's late answer
-    assert queue.complete(tid, 2, {"checksum": "good"})
-    assert queue.get(tid).result == {"checksum": "good"}
+    assert not queue.complete(tid, 1, execute_result("late"))  # the first attempt's late answer
+    assert queue.complete(tid, 2, execute_result("good"))
+    assert queue.get(tid).result == execute_result("good")
 
 
 def test_release_does_not_count_the_attempt_and_backoff_hides_task(queue):
@@ -75,7 +76,7 @@ def test_fail_and_cancel(queue):
     assert before is not None and before.status == "queued"
     queue.claim(c, "w1", "u1", time.time() + 60)
     assert queue.cancel(c).status == "running"
-    assert not queue.complete(c, 1, {"checksum": "x"})  # the answer after a cancel is dropped
+    assert not queue.complete(c, 1, execute_result("x"))  # the answer after a cancel is dropped
     assert queue.counts() == {"queued": 0, "running": 0, "success": 0, "failed": 1, "cancelled": 2, "total": 3}
 
 
@@ -86,17 +87,17 @@ def test_list_filters_newest_first_and_limit(queue):
     assert len(queue.list(limit=4)) == 4
     assert queue.list(status="success") == []
     batches = queue.batches()
-    assert [b["batch"] for b in batches] == ["new", "old"]
-    assert batches[1]["queued"] == 3 and batches[1]["total"] == 3
+    assert [b.batch for b in batches] == ["new", "old"]
+    assert batches[1].queued == 3 and batches[1].total == 3
 
 
 def test_state_survives_reopen(tmp_path):
     path = tmp_path / "persist.db"
-    q = Queue(path)
+    q = TaskQueue(path)
     _, (tid,) = q.enqueue([SPEC], batch="keep")
     q.claim(tid, "w1", "http://127.0.0.93:8080", time.time() + 60)
     q.close()
-    again = Queue(path)
+    again = TaskQueue(path)
     try:
         task = again.get(tid)
         assert (task.status, task.worker_url, task.batch) == ("running", "http://127.0.0.93:8080", "keep")
@@ -106,9 +107,9 @@ def test_state_survives_reopen(tmp_path):
 
 
 def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
-    """Two Queue objects on one file (as two processes would be): one complete() wins."""
+    """Two TaskQueue objects on one file (as two processes would be): one complete() wins."""
     path = tmp_path / "race.db"
-    first, second = Queue(path), Queue(path)
+    first, second = TaskQueue(path), TaskQueue(path)
     try:
         _, ids = first.enqueue([SPEC] * 50)
         for tid in ids:
@@ -116,9 +117,9 @@ def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
         wins: list[bool] = []
         lock = threading.Lock()
 
-        def finish(q: Queue, tag: str) -> None:
+        def finish(q: TaskQueue, tag: str) -> None:
             for tid in ids:
-                ok = q.complete(tid, 1, {"checksum": tag})
+                ok = q.complete(tid, 1, execute_result(tag))
                 with lock:
                     wins.append(ok)
 
@@ -149,7 +150,7 @@ def test_finished_histogram_counts_success_and_failed_per_window(queue):
     _, (a, b, c, d) = queue.enqueue([SPEC, SPEC, SPEC, SPEC])
     for tid in (a, b, c, d):
         queue.claim(tid, "w1", "u1", time.time() + 60)
-    queue.complete(a, 1, {"checksum": "x"})
+    queue.complete(a, 1, execute_result("x"))
     queue.fail(b, 1, "HTTP 422")
     queue.cancel(c)  # cancelled tasks are not activity
     now = time.time()

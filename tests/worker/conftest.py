@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from helpers.workers import RunningWorker, start_worker
 
 

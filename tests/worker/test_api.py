@@ -12,10 +12,15 @@ from datetime import datetime
 
 import httpx
 import pytest
-
 from helpers.processes import wait_for
 from helpers.workers import TINY, RunningWorker
-from partisim.worker.schemas import ExecuteOut, HealthOut, HistoryOut, PingOut, StatusOut, TaskOut
+
+from partisim.protocol import ExecuteResult as ExecuteOut
+from partisim.protocol import HealthReport as HealthOut
+from partisim.protocol import History as HistoryOut
+from partisim.protocol import PingReply as PingOut
+from partisim.protocol import TaskState as TaskOut
+from partisim.protocol import WorkerStatus as StatusOut
 
 USERS_BODY = {"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}}
 

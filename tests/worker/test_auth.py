@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers.processes import wait_for
 from helpers.workers import TINY, RunningWorker, start_worker
 
@@ -52,10 +51,11 @@ def test_open_paths_and_right_token(secured: RunningWorker) -> None:
 def test_client_with_token(secured: RunningWorker) -> None:
     from partisim.errors import AuthError
     from partisim.orchestrator.client import WorkerClient
+    from partisim.protocol import ExecuteRequest
 
     with WorkerClient(secured.url, token=TOKEN) as c:
-        assert c.status()["worker_id"] == "worker-127-0-0-1"
-        assert c.execute("benchmark_cython.py", TINY)["status"] == "success"
+        assert c.status().worker_id == "worker-127-0-0-1"
+        assert c.execute(ExecuteRequest(benchmark="benchmark_cython.py", params=TINY)).status == "success"
     with WorkerClient(secured.url) as c, pytest.raises(AuthError):
         c.status()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-
 from helpers.workers import TINY
 
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.processes import wait_for
 from helpers.workers import ENDLESS, TINY
+
 from partisim.cli import build_parser
 from partisim.cli.run import params_from_args
 from partisim.sim import parse_params, simulate

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers.processes import clean_env, free_port_on
+
 from partisim.errors import ConfigError
-from partisim.worker.identity import bound_addresses, fallback_id, local_addresses, resolve_identity
+from partisim.fleet import bound_addresses, fallback_id, local_addresses, resolve_identity
 
 
 def _config(path: Path, port: int) -> Path:

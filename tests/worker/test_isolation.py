@@ -9,7 +9,6 @@ import uuid
 
 import httpx
 import pytest
-
 from helpers.processes import pid_gone, wait_for
 from helpers.workers import ENDLESS, TINY
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from helpers.processes import clean_env, free_port_on, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

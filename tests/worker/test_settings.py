@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.processes import clean_env
+
 from partisim.errors import ConfigError
 from partisim.worker.settings import Limits, build_settings, cpu_count
 

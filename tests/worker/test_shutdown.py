@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 
 import httpx
-
 from helpers.processes import pid_gone, wait_for
 from helpers.workers import ENDLESS
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-
 from helpers.processes import pid_gone, wait_for
 from helpers.workers import ENDLESS, TINY
 

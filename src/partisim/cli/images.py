@@ -34,7 +34,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from partisim.images import ImageError, build_wheelhouse, find_project
+    from partisim.errors import ImageError
+    from partisim.images import build_wheelhouse, find_project
 
     _setup_logging(args.verbose)
     try:
@@ -49,7 +50,8 @@ def _wheelhouse(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from partisim.images import TARGETS, ImageError, build_images, find_project
+    from partisim.errors import ImageError
+    from partisim.images import TARGETS, build_images, find_project
 
     _setup_logging(args.verbose)
     targets = [args.only] if args.only else list(TARGETS)

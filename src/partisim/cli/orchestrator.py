@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from partisim.cli._output import console, fail, install_log_handler
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.errors import ConfigError, ParamsError, PartisimError
-from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, Config, load_config
-from partisim.sim import parse_params, resolve_engine
+from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
+from partisim.sim import SimParams, parse_params, resolve_engine
 
 if TYPE_CHECKING:
     from partisim.orchestrator.registry import WorkerHealth
@@ -115,7 +115,7 @@ def _status(args: argparse.Namespace) -> int:
 @_command
 def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
-    from partisim.orchestrator.demo import execute_on, explain_task_error
+    from partisim.orchestrator.dispatch import execute_on, explain_task_error
     from partisim.orchestrator.registry import token_from_env
 
     config = _load(args.config)
@@ -140,21 +140,22 @@ def _exec(args: argparse.Namespace) -> int:
             print(json.dumps({"status": "error", "worker_id": entry.id, "error": message}, ensure_ascii=False))
         return fail(message, 1)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(result.model_dump_json())
     else:
         console.print(views.result_table(result))
     return 0
 
 
-def _demo_params(args: argparse.Namespace) -> Any:
+def _demo_params(args: argparse.Namespace) -> SimParams:
     given = {f: getattr(args, f) for f in DEMO_DEFAULTS if getattr(args, f, None) is not None}
     return parse_params({**DEMO_DEFAULTS, **given})
 
 
 @_command
 def _demo(args: argparse.Namespace) -> int:
+    from partisim.errors import LocalWorkersError
     from partisim.orchestrator.demo import run_demo
-    from partisim.orchestrator.local import LocalWorkers, LocalWorkersError
+    from partisim.orchestrator.local import LocalWorkers
 
     params = _demo_params(args)
     local = args.local

@@ -8,24 +8,10 @@ import json
 from partisim.cli._output import console, fail
 from partisim.errors import ParamsError
 from partisim.sim import ENGINES, SimResult, parse_params, simulate
+from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
 
-#: field -> (CLI option, help)
-OPTIONS: dict[str, tuple[str, str]] = {
-    "particles": ("--particles", "número de partículas (NUM_PARTICULAS, 1..1 000 000; por defecto 100)"),
-    "steps": ("--steps", "número de pasos (NUM_PASOS, 1..10 000 000; por defecto 1000)"),
-    "seed": ("--seed", "semilla aleatoria (SEMILLA; por defecto 42)"),
-    "width": ("--width", "ancho del mundo (ANCHO_MUNDO; por defecto 800)"),
-    "height": ("--height", "alto del mundo (ALTO_MUNDO; por defecto 600)"),
-    "radius": ("--radius", "radio de las partículas (RADIO_PARTICULA; por defecto 5)"),
-    "dt": ("--dt", "paso de tiempo (DT; por defecto 0.1)"),
-    "max_speed": ("--max-speed", "velocidad inicial máxima (VELOCIDAD_INICIAL_MAX; por defecto 20)"),
-    "wall_restitution": ("--wall-restitution", "coeficiente de restitución con la pared (0..1; por defecto 0.8)"),
-    "particle_restitution": ("--particle-restitution",
-                             "coeficiente de restitución entre partículas (0..1; por defecto 0.9)"),
-}
-_INT_FIELDS = {"particles", "steps", "seed"}
 
 
 def _int(text: str) -> int:
@@ -40,16 +26,15 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
-_SHORT = {"particles": "-n", "steps": "-s"}
 
 
 def add_param_options(parser: argparse.ArgumentParser) -> None:
     """The simulation parameters as options (shared with `partisim exec`)."""
     group = parser.add_argument_group("parámetros de la simulación")
     for field, (option, text) in OPTIONS.items():
-        flags = [_SHORT[field], option] if field in _SHORT else [option]
-        group.add_argument(*flags, dest=field, type=_int if field in _INT_FIELDS else _float,
-                           default=None, metavar="N" if field in _INT_FIELDS else "X", help=text)
+        flags = [SHORT_FLAGS[field], option] if field in SHORT_FLAGS else [option]
+        group.add_argument(*flags, dest=field, type=_int if field in INT_FIELDS else _float,
+                           default=None, metavar="N" if field in INT_FIELDS else "X", help=text)
 
 
 def params_from_args(args: argparse.Namespace):

@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _whoami(s: WorkerSettings) -> int:
     """Print the id and addresses this worker would take, and exit (start_worker.sh uses it)."""
-    from partisim.worker.identity import resolve_identity
+    from partisim.fleet import resolve_identity
 
     ident = resolve_identity(s.host, s.port, worker_id=s.worker_id, config_path=s.config_path,
                              config_explicit=s.config_explicit)

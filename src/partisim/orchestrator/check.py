@@ -15,19 +15,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from partisim.errors import PartisimError, TaskRejected, TaskTimedOut
+from partisim.errors import CheckFailed, PartisimError, TaskRejected, TaskTimedOut
+from partisim.fleet import Config, WorkerEntry
 from partisim.orchestrator.client import WorkerClient
-from partisim.orchestrator.demo import DEFAULT_DEMO_PARAMS, run_parallel
+from partisim.orchestrator.dispatch import DEFAULT_PARAMS, run_parallel
 from partisim.orchestrator.registry import describe_error, token_from_env
+from partisim.protocol import ExecuteRequest, ExecuteResult
 
 __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]
 
 log = logging.getLogger(__name__)
 
 PING_LIMIT_S = 5.0
-FULL_PARAMS = DEFAULT_DEMO_PARAMS
+FULL_PARAMS = DEFAULT_PARAMS
 QUICK_PARAMS = {"NUM_PARTICULAS": 30, "NUM_PASOS": 50, "SEMILLA": 42}
 # Far more work than the short timeout allows for the pure-Python engine.
 SLOW_PARAMS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 1_000_000, "SEMILLA": 7}
@@ -53,10 +54,6 @@ SHORT_NAMES = {
     "invalid": "Inválida",
     "timeout": "Timeout",
 }
-
-
-class CheckFailed(Exception):
-    """A check's expectation was not met; the message says which, in Spanish."""
 
 
 @dataclass
@@ -92,7 +89,7 @@ class WorkerChecks:
 
 
 def run_checks(
-    config: Any,
+    config: Config,
     *,
     quick: bool = False,
     token: str | None = None,
@@ -100,7 +97,7 @@ def run_checks(
 ) -> list[WorkerChecks]:
     """Run the suite on every configured worker (in parallel); reports in config order."""
     token = token if token is not None else token_from_env()
-    timeout = float(getattr(config.orchestrator, "timeout", 5.0))
+    timeout = config.orchestrator.timeout
     lock = threading.Lock()
 
     def report(wc: WorkerChecks, result: CheckResult) -> None:
@@ -109,7 +106,7 @@ def run_checks(
             with lock:
                 on_result(wc, result)
 
-    def one(entry: Any) -> WorkerChecks:
+    def one(entry: WorkerEntry) -> WorkerChecks:
         wc = WorkerChecks(entry.id, entry.url)
         _Suite(wc, timeout=timeout, token=token, quick=quick, report=report).run()
         return wc
@@ -133,7 +130,7 @@ class _Suite:
         self.token = token
         self.quick = quick
         self.report = report
-        self.python_result: dict[str, Any] | None = None
+        self.python_result: ExecuteResult | None = None
 
     def client(self, timeout: float | None = None) -> WorkerClient:
         return WorkerClient(self.wc.url, timeout=timeout or self.timeout, token=self.token)
@@ -176,42 +173,37 @@ class _Suite:
             start = time.perf_counter()
             answer = c.ping()
             elapsed = time.perf_counter() - start
-        if answer.get("status") != "active":
-            raise CheckFailed(f"respuesta inesperada: status={answer.get('status')!r}")
         if elapsed >= PING_LIMIT_S:
             raise CheckFailed(f"respondió en {elapsed:.2f} s (límite {PING_LIMIT_S:.0f} s)")
-        return f"{elapsed * 1000:.1f} ms, se identifica como {answer.get('worker_id', '?')}"
+        return f"{elapsed * 1000:.1f} ms, se identifica como {answer.worker_id}"
 
     def status(self) -> str:
         with self.client() as c:
             s = c.status()
-        missing = [k for k in ("docker_available", "image_available") if not isinstance(s.get(k), bool)]
+        missing = [k for k in ("docker_available", "image_available") if k not in s.model_fields_set]
         if missing:
             raise CheckFailed(f"/status no informa {', '.join(missing)}")
-        docker = "sí" if s["docker_available"] else "no"
-        image = "sí" if s["image_available"] else "no"
+        docker = "sí" if s.docker_available else "no"
+        image = "sí" if s.image_available else "no"
         return (
-            f"Docker: {docker}, imagen {s.get('docker_image', '?')}: {image}, "
-            f"runner: {s.get('runner', '?')}, capacidad: {s.get('capacity', '?')}"
+            f"Docker: {docker}, imagen {s.docker_image or '?'}: {image}, "
+            f"runner: {s.runner or '?'}, capacidad: {s.capacity}"
         )
 
     def benchmark(self, engine: str) -> str:
         benchmark = "benchmark.py" if engine == "python" else "benchmark_cython.py"
         params = QUICK_PARAMS if self.quick else FULL_PARAMS
         with self.client() as c:
-            r = c.execute(benchmark, params)
-        if r.get("status") != "success":
-            raise CheckFailed(f"status={r.get('status')!r}")
-        if r.get("engine") != engine:
-            raise CheckFailed(f"se pidió {engine} y el worker usó {r.get('engine')!r}")
-        collisions = r.get("particle_collisions")
-        if not isinstance(collisions, int) or not _CHECKSUM.match(str(r.get("checksum", ""))):
-            raise CheckFailed("la respuesta no trae colisiones ni checksum válidos")
-        detail = f"{r.get('simulation_time', 0):.3f} s, {collisions} colisiones"
+            r = c.execute(ExecuteRequest(benchmark=benchmark, params=params))
+        if r.engine != engine:
+            raise CheckFailed(f"se pidió {engine} y el worker usó {r.engine!r}")
+        if not _CHECKSUM.match(r.checksum):
+            raise CheckFailed("la respuesta no trae un checksum válido")
+        detail = f"{r.simulation_time:.3f} s, {r.particle_collisions} colisiones"
         if engine == "python":
             self.python_result = r
         elif self.python_result is not None:
-            if self.python_result.get("checksum") != r.get("checksum"):
+            if self.python_result.checksum != r.checksum:
                 raise CheckFailed("el checksum de Cython difiere del de Python")
             detail += ", checksum igual al de Python"
         return detail
@@ -225,9 +217,9 @@ class _Suite:
         with self.client() as c:
             for benchmark, params in bad_requests:
                 try:
-                    c.execute(benchmark, params)
+                    c.execute(ExecuteRequest(benchmark=benchmark, params=params))
                 except TaskRejected as exc:
-                    code = getattr(exc, "status_code", None)
+                    code = exc.status_code
                     if code != 422:
                         raise CheckFailed(f"rechazada con código {code}, se esperaba 422") from exc
                     refused.append(benchmark)
@@ -239,7 +231,7 @@ class _Suite:
         start = time.perf_counter()
         try:
             with self.client() as c:
-                c.execute("benchmark.py", SLOW_PARAMS, timeout=SHORT_TIMEOUT_S)
+                c.execute(ExecuteRequest(benchmark="benchmark.py", params=SLOW_PARAMS, timeout=SHORT_TIMEOUT_S))
         except TaskTimedOut:
             elapsed = time.perf_counter() - start
         else:
@@ -259,8 +251,7 @@ class _Suite:
         deadline = time.monotonic() + deadline_s
         with self.client() as c:
             while True:
-                s = c.status()
-                if not s.get("running"):
+                if not c.status().running:
                     return True
                 if time.monotonic() > deadline:
                     return False

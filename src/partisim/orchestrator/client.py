@@ -1,18 +1,21 @@
 """Clients for a worker's HTTP API, with methods named after its endpoints.
 
-`WorkerClient` (sync) and `AsyncWorkerClient` share the request building and
-the one mapping from HTTP outcomes to partisim exceptions (`_decode`).
+`WorkerClient` (sync) and `AsyncWorkerClient` share the request building, the one
+mapping from HTTP outcomes to partisim exceptions (`_decode`) and the decoding of
+answers into the typed models of `partisim.protocol`.
 """
 
 from __future__ import annotations
 
 import functools
 import ssl
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.protocol import ExecuteRequest, ExecuteResult, HealthReport, History, PingReply, TaskState, WorkerStatus
 
 __all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S"]
 
@@ -32,14 +35,16 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _execute_body(benchmark: str, params: dict[str, Any], task_id: str | None,
-                  timeout: float | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"benchmark": benchmark, "params": dict(params)}
-    if task_id is not None:
-        body["task_id"] = task_id
-    if timeout is not None:
-        body["timeout"] = timeout
-    return body
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(kind: type[M], body: dict[str, Any], base_url: str) -> M:
+    """A 2xx body as its protocol model; a body that does not fit is a worker fault."""
+    try:
+        return kind.model_validate(body)
+    except ValidationError as exc:
+        bad = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
+        raise WorkerFailed(f"{base_url}: respuesta inesperada (campos {bad or '?'})") from None
 
 
 def _read_timeout(base: float, task_timeout: float | None) -> float | None:
@@ -120,37 +125,36 @@ class WorkerClient(_Base):
             raise _transport_error(exc, self.base_url) from None
         return _decode(response, self.base_url)
 
-    def ping(self) -> dict[str, Any]:
-        return self._request("GET", "/ping")
+    def ping(self) -> PingReply:
+        return _model(PingReply, self._request("GET", "/ping"), self.base_url)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthReport:
         try:
             response = self._http.get("/health")
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
-        return _decode_health(response, self.base_url)
+        return _model(HealthReport, _decode_health(response, self.base_url), self.base_url)
 
-    def status(self) -> dict[str, Any]:
-        return self._request("GET", "/status")
+    def status(self) -> WorkerStatus:
+        return _model(WorkerStatus, self._request("GET", "/status"), self.base_url)
 
-    def execute(self, benchmark: str, params: dict[str, Any], *, task_id: str | None = None,
-                timeout: float | None = None) -> dict[str, Any]:
-        return self._request("POST", "/execute", json=_execute_body(benchmark, params, task_id, timeout),
-                             timeout=httpx.Timeout(self.timeout, read=_read_timeout(self.timeout, timeout)))
+    def execute(self, request: ExecuteRequest) -> ExecuteResult:
+        read = _read_timeout(self.timeout, request.timeout)
+        body = self._request("POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read))
+        return _model(ExecuteResult, body, self.base_url)
 
-    def submit(self, benchmark: str, params: dict[str, Any], *, task_id: str | None = None,
-               timeout: float | None = None) -> dict[str, Any]:
-        return self._request("POST", "/tasks", json=_execute_body(benchmark, params, task_id, timeout))
+    def submit(self, request: ExecuteRequest) -> TaskState:
+        return _model(TaskState, self._request("POST", "/tasks", json=request.body()), self.base_url)
 
-    def get_task(self, task_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/tasks/{task_id}")
+    def get_task(self, task_id: str) -> TaskState:
+        return _model(TaskState, self._request("GET", f"/tasks/{task_id}"), self.base_url)
 
-    def cancel_task(self, task_id: str) -> dict[str, Any]:
-        return self._request("DELETE", f"/tasks/{task_id}")
+    def cancel_task(self, task_id: str) -> TaskState:
+        return _model(TaskState, self._request("DELETE", f"/tasks/{task_id}"), self.base_url)
 
-    def history(self, limit: int | None = None, status: str | None = None) -> dict[str, Any]:
+    def history(self, limit: int | None = None, status: str | None = None) -> History:
         query = {k: v for k, v in {"limit": limit, "status": status}.items() if v is not None}
-        return self._request("GET", "/history", params=query)
+        return _model(History, self._request("GET", "/history", params=query), self.base_url)
 
 
 class AsyncWorkerClient(_Base):
@@ -177,34 +181,34 @@ class AsyncWorkerClient(_Base):
             raise _transport_error(exc, self.base_url) from None
         return _decode(response, self.base_url)
 
-    async def ping(self) -> dict[str, Any]:
-        return await self._request("GET", "/ping")
+    async def ping(self) -> PingReply:
+        return _model(PingReply, await self._request("GET", "/ping"), self.base_url)
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> HealthReport:
         try:
             response = await self._http.get("/health")
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
-        return _decode_health(response, self.base_url)
+        return _model(HealthReport, _decode_health(response, self.base_url), self.base_url)
 
-    async def status(self) -> dict[str, Any]:
-        return await self._request("GET", "/status")
+    async def status(self) -> WorkerStatus:
+        return _model(WorkerStatus, await self._request("GET", "/status"), self.base_url)
 
-    async def execute(self, benchmark: str, params: dict[str, Any], *, task_id: str | None = None,
-                      timeout: float | None = None) -> dict[str, Any]:
-        return await self._request("POST", "/execute", json=_execute_body(benchmark, params, task_id, timeout),
-                                   timeout=httpx.Timeout(self.timeout, read=_read_timeout(self.timeout, timeout)))
+    async def execute(self, request: ExecuteRequest) -> ExecuteResult:
+        read = _read_timeout(self.timeout, request.timeout)
+        body = await self._request("POST", "/execute", json=request.body(),
+                                   timeout=httpx.Timeout(self.timeout, read=read))
+        return _model(ExecuteResult, body, self.base_url)
 
-    async def submit(self, benchmark: str, params: dict[str, Any], *, task_id: str | None = None,
-                     timeout: float | None = None) -> dict[str, Any]:
-        return await self._request("POST", "/tasks", json=_execute_body(benchmark, params, task_id, timeout))
+    async def submit(self, request: ExecuteRequest) -> TaskState:
+        return _model(TaskState, await self._request("POST", "/tasks", json=request.body()), self.base_url)
 
-    async def get_task(self, task_id: str) -> dict[str, Any]:
-        return await self._request("GET", f"/tasks/{task_id}")
+    async def get_task(self, task_id: str) -> TaskState:
+        return _model(TaskState, await self._request("GET", f"/tasks/{task_id}"), self.base_url)
 
-    async def cancel_task(self, task_id: str) -> dict[str, Any]:
-        return await self._request("DELETE", f"/tasks/{task_id}")
+    async def cancel_task(self, task_id: str) -> TaskState:
+        return _model(TaskState, await self._request("DELETE", f"/tasks/{task_id}"), self.base_url)
 
-    async def history(self, limit: int | None = None, status: str | None = None) -> dict[str, Any]:
+    async def history(self, limit: int | None = None, status: str | None = None) -> History:
         query = {k: v for k, v in {"limit": limit, "status": status}.items() if v is not None}
-        return await self._request("GET", "/history", params=query)
+        return _model(History, await self._request("GET", "/history", params=query), self.base_url)

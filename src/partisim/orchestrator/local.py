@@ -27,18 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from partisim.errors import PartisimError
+from partisim.errors import LocalWorkersError, PartisimError
 from partisim.orchestrator.client import WorkerClient
 
-__all__ = ["LocalWorker", "LocalWorkers", "LocalWorkersError", "free_port"]
+__all__ = ["LocalWorker", "LocalWorkers", "free_port"]
 
 log = logging.getLogger(__name__)
 
 LOCAL_HOST = "127.0.0.1"
-
-
-class LocalWorkersError(PartisimError):
-    """The local workers could not be started."""
 
 
 def free_port(host: str = LOCAL_HOST) -> int:

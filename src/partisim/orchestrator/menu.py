@@ -10,24 +10,24 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from partisim.errors import ConfigError, ParamsError, WorkerUnavailable
+from partisim.errors import ConfigError, MenuExit, ParamsError, PartisimError, WorkerUnavailable
+from partisim.fleet import Config, load_config
 from partisim.orchestrator import views
-from partisim.orchestrator.config import load_config
-from partisim.orchestrator.demo import (
-    DEFAULT_DEMO_PARAMS,
-    ENGINE_LABELS,
-    execute_on,
-    explain_task_error,
-    run_demo,
-)
+from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
+from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
 from partisim.orchestrator.registry import WorkerHealth, ping_all, token_from_env
 from partisim.sim import SimParams, parse_params
 
-__all__ = ["Menu", "MenuExit"]
+if TYPE_CHECKING:
+    from partisim.orchestrator.serve.client import ServerClient
+    from partisim.protocol import Submitted
+
+__all__ = ["Menu"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,8 @@ PARAM_QUESTIONS = [
 ]
 
 
-class MenuExit(Exception):
-    """Leave the menu with this exit code (end of input, Ctrl-C or option Salir)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class Menu:
-    def __init__(self, config: Any, console: Console, *, token: str | None = None) -> None:
+    def __init__(self, config: Config, console: Console, *, token: str | None = None) -> None:
         self.config = config
         self.console = console
         self.token = token if token is not None else token_from_env()
@@ -65,10 +57,12 @@ class Menu:
             ("Recargar configuración", self.reload_config),
         ]
         # Queue options (partisim serve); "Salir" stays last, also reachable as 0/q/salir.
-        from partisim.cli.queue import menu_options
-
-        self.options.extend(menu_options(self))
-        self.options.append(("Salir", self.quit))
+        self.options += [
+            ("Cola: enviar un archivo de tareas (partisim serve)", self._with_server(self.queue_submit)),
+            ("Cola: barrido de parámetros (partisim serve)", self._with_server(self.queue_sweep)),
+            ("Cola: estado de la cola y de los lotes", self._with_server(self.queue_status)),
+            ("Salir", self.quit),
+        ]
 
     # -- main loop -----------------------------------------------------------
 
@@ -212,7 +206,7 @@ class Menu:
                     worker.url,
                     engine,
                     params,
-                    connect_timeout=float(self.config.orchestrator.timeout),
+                    connect_timeout=self.config.orchestrator.timeout,
                     token=self.token,
                 )
         except Exception as exc:  # a dead or refusing worker is reported, never a crash
@@ -222,6 +216,54 @@ class Menu:
                 self.console.print("Usa la opción 1 para ver qué workers siguen activos.")
             return
         self.console.print(views.result_table(result))
+
+    # -- the queue of partisim serve -----------------------------------------------
+
+    def _with_server(self, action: Callable[[ServerClient], None]) -> Callable[[], None]:
+        """Run ``action`` with a client of serve; its errors are printed, never raised."""
+        def run() -> None:
+            from partisim.orchestrator.serve.client import ServerClient
+
+            try:
+                with ServerClient() as client:
+                    action(client)
+            except PartisimError as exc:
+                self.console.print(f"[red]Error:[/red] {exc.message}")
+            except TimeoutError:
+                self.console.print("[yellow]El lote sigue en curso; consúltelo con «Estado de la cola».[/yellow]")
+        return run
+
+    def _after_submit(self, client: ServerClient, answer: Submitted) -> None:
+        from partisim.orchestrator.serve.client import wait_batch
+
+        self.console.print(f"{answer.count} tareas en cola · lote [bold]{answer.batch}[/]")
+        if self.ask_yes("¿Esperar a que termine el lote? [S/n]: "):
+            with views.BatchProgress(self.console, f"lote {answer.batch}") as bar:
+                state = wait_batch(client, answer.batch, on_progress=bar.update)
+            self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
+
+    def queue_submit(self, client: ServerClient) -> None:
+        from partisim.orchestrator.serve.client import submit_file
+
+        path = self.ask("Ruta del archivo JSON de tareas: ")
+        if not path:
+            self.console.print("[yellow]No se indicó ningún archivo.[/yellow]")
+            return
+        self._after_submit(client, submit_file(client, path))
+
+    def queue_sweep(self, client: ServerClient) -> None:
+        from partisim.orchestrator.serve.client import submit_sweep
+
+        answers = {}
+        for key, question, default in (
+            ("engines", "Motores", "python,cython"), ("particles", "Partículas", "100,1000"),
+            ("steps", "Pasos", "500"), ("seeds", "Semillas (p. ej. 1-10)", "1-3"),
+        ):
+            answers[key] = self.ask(f"{question} {escape(f'[{default}]')}: ") or default
+        self._after_submit(client, submit_sweep(client, **answers))
+
+    def queue_status(self, client: ServerClient) -> None:
+        self.console.print(views.queue_status(client.summary(), client.workers(), client.batches(limit=10)))
 
     def _pick(self, title: str, labels: list[str], what: str, names: list[str]) -> int:
         """List ``labels`` numbered under ``title``; ask for a number or one of ``names``
@@ -237,7 +279,7 @@ class Menu:
         )
 
     def _ask_params(self) -> SimParams:
-        defaults = dict(DEFAULT_DEMO_PARAMS)
+        defaults = dict(DEFAULT_PARAMS)
         summary = f"{defaults['NUM_PARTICULAS']} partículas, {defaults['NUM_PASOS']} pasos, semilla {defaults['SEMILLA']}"
         if self.ask_yes(f"¿Usar parámetros por defecto ({summary})? [S/n]: "):
             return parse_params(defaults)

@@ -7,7 +7,7 @@ Public API (shared with ``partisim serve``; keep it small):
     ``state`` (``"active"`` | ``"inactive"``), ``since`` (epoch seconds of the
     last state change), ``latency_ms`` (last successful ping), ``reported_id``
     (the ``worker_id`` the worker itself answers with), ``consecutive_failures``,
-    ``last_status`` (the last ``GET /status`` dict, or ``None``), plus
+    ``last_status`` (the last ``GET /status`` as a `WorkerStatus`, or ``None``), plus
     ``last_error`` (Spanish text of the last failure), ``last_seen`` and
     ``checked_at`` (epoch seconds). ``to_dict()`` gives a JSON-ready dict.
 
@@ -52,7 +52,9 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from partisim.errors import PartisimError
+from partisim.fleet import Config
 from partisim.orchestrator.client import AsyncWorkerClient
+from partisim.protocol import PingReply, WorkerStatus
 
 __all__ = [
     "WorkerHealth",
@@ -86,7 +88,7 @@ class WorkerHealth:
     latency_ms: float | None = None
     reported_id: str | None = None
     consecutive_failures: int = 0
-    last_status: dict[str, Any] | None = None
+    last_status: WorkerStatus | None = None
     last_error: str | None = None
     last_seen: float | None = None
     checked_at: float | None = None
@@ -102,6 +104,7 @@ class WorkerHealth:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["last_status"] = self.last_status.model_dump(mode="json") if self.last_status else None
         data["since_iso"] = _iso(self.since)
         return data
 
@@ -149,12 +152,12 @@ class Registry:
         self.set_workers(workers)
 
     @classmethod
-    def from_config(cls, config: Any, *, token: str | None = None) -> Registry:
+    def from_config(cls, config: Config, *, token: str | None = None) -> Registry:
         settings = config.orchestrator
         return cls(
             config.workers,
             timeout=settings.timeout,
-            failures_before_inactive=getattr(settings, "failures_before_inactive", 2),
+            failures_before_inactive=settings.failures_before_inactive,
             token=token if token is not None else token_from_env(),
         )
 
@@ -231,6 +234,13 @@ class Registry:
         log.debug("worker %s: fallo %d (%s)", h.id, h.consecutive_failures, error)
         return False
 
+    def record_status(self, worker_id: str, status: WorkerStatus | None, error: str | None = None) -> None:
+        """Keep the last ``/status`` answer (None, with ``error``, when it failed)."""
+        h = self._records.get(worker_id)
+        if h is not None:
+            h.last_status = status
+            h.last_error = error
+
     # -- probing -------------------------------------------------------------
 
     async def probe(self, *, with_status: bool = False) -> list[WorkerHealth]:
@@ -253,12 +263,10 @@ class Registry:
             return self.record_failure(worker_id, describe_error(exc))
         if self._moved(worker_id, url):
             return False
-        reported = answer.get("worker_id") if isinstance(answer, dict) else None
-        changed = self.record_success(worker_id, latency_ms=latency, reported_id=reported)
+        changed = self.record_success(worker_id, latency_ms=latency, reported_id=answer.worker_id)
         if with_status:
             # A worker that answers /ping but not /status is alive; keep the error visible.
-            self._records[worker_id].last_status = status
-            self._records[worker_id].last_error = status_error
+            self.record_status(worker_id, status, status_error)
         return changed
 
     def _moved(self, worker_id: str, url: str) -> bool:
@@ -267,7 +275,7 @@ class Registry:
 
     async def _call(
         self, url: str, with_status: bool
-    ) -> tuple[dict[str, Any], float, dict[str, Any] | None, str | None]:
+    ) -> tuple[PingReply, float, WorkerStatus | None, str | None]:
         if self._clients is None:
             async with AsyncWorkerClient(url, timeout=self.timeout, token=self.token) as client:
                 return await self._ping(client, with_status)
@@ -279,8 +287,8 @@ class Registry:
     @staticmethod
     async def _ping(
         client: AsyncWorkerClient, with_status: bool
-    ) -> tuple[dict[str, Any], float, dict[str, Any] | None, str | None]:
-        status: dict[str, Any] | None = None
+    ) -> tuple[PingReply, float, WorkerStatus | None, str | None]:
+        status: WorkerStatus | None = None
         status_error: str | None = None
         start = time.perf_counter()
         answer = await client.ping()
@@ -335,9 +343,10 @@ class HealthMonitor:
         self._stopping = asyncio.Event()
 
     @classmethod
-    def from_config(cls, config: Any, **kwargs: Any) -> HealthMonitor:
-        kwargs.setdefault("interval", getattr(config.orchestrator, "ping_interval", 2.0))
-        return cls(Registry.from_config(config), **kwargs)
+    def from_config(cls, config: Config, *, with_status: bool = True,
+                    on_change: Callable[[WorkerHealth], None] | None = None) -> HealthMonitor:
+        return cls(Registry.from_config(config), interval=config.orchestrator.ping_interval,
+                   with_status=with_status, on_change=on_change)
 
     @property
     def running(self) -> bool:
@@ -398,7 +407,7 @@ class HealthMonitor:
 
 
 def ping_all(
-    config: Any,
+    config: Config,
     *,
     with_status: bool = False,
     token: str | None = None,

@@ -5,15 +5,20 @@ Every function here only builds something to print; none talks to a worker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from partisim.fleet import Config, WorkerEntry
+from partisim.orchestrator.check import WorkerChecks
+from partisim.orchestrator.dispatch import DemoRow, EngineRun
 from partisim.orchestrator.registry import WorkerHealth
+from partisim.orchestrator.serve.results import Check
+from partisim.protocol import BatchInfo, ExecuteResult, MemberView, Summary
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -27,6 +32,9 @@ __all__ = [
     "fmt_seconds",
     "fmt_latency",
     "yes_no",
+    "queue_status",
+    "BatchProgress",
+    "checks_table",
 ]
 
 NO_ACTIVE_WORKERS = "NO HAY MÁQUINAS ACTIVAS"
@@ -58,7 +66,7 @@ def _state(h: WorkerHealth) -> Text:
     return Text("INACTIVO", style="bold red")
 
 
-def no_active_workers(config_path: str | None = None, workers: Sequence[Any] = ()) -> Group:
+def no_active_workers(config_path: str | None = None, workers: Sequence[WorkerEntry] = ()) -> Group:
     """The loud message plus what to check, for when no worker answers."""
     where = f" ({config_path})" if config_path else ""
     hints = [
@@ -72,7 +80,7 @@ def no_active_workers(config_path: str | None = None, workers: Sequence[Any] = (
         "  • Para probar en este equipo sin máquinas: `partisim demo --local 2`.",
     ]
     if workers:
-        listed = ", ".join(f"{w.id} → {getattr(w, 'address', None) or w.url}" for w in workers)
+        listed = ", ".join(f"{w.id} → {w.address}" for w in workers)
         hints.insert(1, f"  Workers configurados: {listed}")
     return Group(
         Panel(Text(NO_ACTIVE_WORKERS, style="bold red", justify="center"), border_style="red"),
@@ -120,67 +128,59 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
     table.add_column("CPU/carga", justify="right")
     images: set[str] = set()
     for h in healths:
-        s: Mapping[str, Any] = h.last_status or {}
+        s = h.last_status
         if not h.active:
             table.add_row(h.id, _state(h), *(["-"] * 6))
             continue
-        if not s:
+        if s is None:
             table.add_row(h.id, Text(h.last_error or "sin /status", style="yellow"), *(["-"] * 6))
             continue
-        if s.get("docker_image"):
-            images.add(str(s["docker_image"]))
-        capacity = f"{s.get('running', 0)}/{s['capacity']}" if "capacity" in s else "-"
-        load = s.get("load_avg")
-        load_text = f"/{load[0]:.2f}" if isinstance(load, (list, tuple)) and load else ""
-        state = Text(str(s.get("status", "?")), style="green" if s.get("status") == "ready" else "yellow")
+        if s.docker_image:
+            images.add(s.docker_image)
+        load_text = f"/{s.load_avg[0]:.2f}" if s.load_avg else ""
+        state = Text(s.status, style="green" if s.status == "ready" else "yellow")
         table.add_row(
             h.id,
             state,
-            str(s.get("runner", "-")),
-            yes_no(s.get("docker_available")),
-            yes_no(s.get("image_available")),
-            capacity,
-            f"{s.get('completed', '-')}/{s.get('failed', '-')}",
-            f"{s.get('cpu_count', '-')}{load_text}",
+            s.runner or "-",
+            yes_no(s.docker_available),
+            yes_no(s.image_available),
+            f"{s.running}/{s.capacity}",
+            f"{s.completed}/{s.failed}",
+            f"{s.cpu_count if s.cpu_count is not None else '-'}{load_text}",
         )
     if images:
         table.caption = "Imagen Docker: " + ", ".join(sorted(images))
     return table
 
 
-def result_table(result: Mapping[str, Any], *, title: str = "Resultado de la tarea") -> Table:
+def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea") -> Table:
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("Campo", style="bold")
     table.add_column("Valor", overflow="fold")
-    params = result.get("params") or {}
     rows = [
-        ("Worker", result.get("worker_id")),
-        ("Benchmark", result.get("benchmark")),
-        ("Motor", result.get("engine")),
-        ("Partículas", params.get("NUM_PARTICULAS")),
-        ("Pasos", params.get("NUM_PASOS")),
-        ("Semilla", params.get("SEMILLA")),
-        ("Tiempo de simulación", fmt_seconds(result.get("simulation_time"))),
-        ("Tiempo de ejecución", fmt_seconds(result.get("execution_time"))),
-        ("Colisiones entre partículas", result.get("particle_collisions")),
-        ("Colisiones con paredes", result.get("wall_collisions")),
-        ("Energía cinética", _num(result.get("kinetic_energy"))),
-        ("Partículas·paso/s", _num(result.get("particle_steps_per_s"), ".0f")),
-        ("Checksum", result.get("checksum")),
-        ("Runner", result.get("runner")),
-        ("Tarea", result.get("task_id")),
+        ("Worker", result.worker_id),
+        ("Benchmark", result.benchmark),
+        ("Motor", result.engine),
+        ("Partículas", result.particles),
+        ("Pasos", result.steps),
+        ("Semilla", result.seed),
+        ("Tiempo de simulación", fmt_seconds(result.simulation_time)),
+        ("Tiempo de ejecución", fmt_seconds(result.execution_time)),
+        ("Colisiones entre partículas", result.particle_collisions),
+        ("Colisiones con paredes", result.wall_collisions),
+        ("Energía cinética", f"{result.kinetic_energy:.4f}"),
+        ("Partículas·paso/s", f"{result.particle_steps_per_s:.0f}"),
+        ("Checksum", result.checksum),
+        ("Runner", result.runner),
+        ("Tarea", result.task_id),
     ]
     for label, value in rows:
-        table.add_row(label, "-" if value is None else str(value))
+        table.add_row(label, str(value))
     return table
 
 
-def _num(value: Any, spec: str = ".4f") -> str:
-    return format(value, spec) if isinstance(value, (int, float)) else "-"
-
-
-def comparison_table(rows: Iterable[Any], *, title: str = "Comparación Python vs Cython") -> Table:
-    """Rows are ``partisim.orchestrator.demo.DemoRow`` objects."""
+def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("Worker")
     table.add_column("Tiempo Python", justify="right")
@@ -201,16 +201,14 @@ def comparison_table(rows: Iterable[Any], *, title: str = "Comparación Python v
     return table
 
 
-def _run_time(run: Any) -> Text:
-    if run.error:
+def _run_time(run: EngineRun) -> Text:
+    if run.result is None:
         return Text("ERROR", style="bold red")  # the reason is printed below the table
-    return Text(fmt_seconds(run.result.get("simulation_time")))
+    return Text(fmt_seconds(run.result.simulation_time))
 
 
-def _collisions(run: Any) -> str:
-    if run.error or not run.result:
-        return "-"
-    return str(run.result.get("particle_collisions", "-"))
+def _collisions(run: EngineRun) -> str:
+    return "-" if run.result is None else str(run.result.particle_collisions)
 
 
 def _match(value: bool | None) -> Text:
@@ -219,8 +217,8 @@ def _match(value: bool | None) -> Text:
     return Text("coinciden", style="green") if value else Text("DIFIEREN", style="bold red")
 
 
-def config_table(config: Any) -> Group:
-    workers = Table(title=f"Configuración: {getattr(config, 'path', '')}", title_justify="left")
+def config_table(config: Config) -> Group:
+    workers = Table(title=f"Configuración: {config.path or ''}", title_justify="left")
     workers.add_column("ID")
     workers.add_column("IP")
     workers.add_column("Puerto", justify="right")
@@ -231,20 +229,19 @@ def config_table(config: Any) -> Group:
     settings.add_column("Parámetro", style="bold")
     settings.add_column("Valor")
     o = config.orchestrator
-    for label, attr in [
-        ("Tiempo límite (s)", "timeout"),
-        ("Reintentos", "retry_attempts"),
-        ("Tareas concurrentes máx.", "max_concurrent_tasks"),
-        ("Intervalo de ping (s)", "ping_interval"),
-        ("Fallos antes de inactivo", "failures_before_inactive"),
+    for label, value in [
+        ("Tiempo límite (s)", o.timeout),
+        ("Reintentos", o.retry_attempts),
+        ("Tareas concurrentes máx.", o.max_concurrent_tasks),
+        ("Intervalo de ping (s)", o.ping_interval),
+        ("Fallos antes de inactivo", o.failures_before_inactive),
     ]:
-        if hasattr(o, attr):
-            settings.add_row(label, str(getattr(o, attr)))
+        settings.add_row(label, str(value))
     return Group(workers, settings)
 
 
-def check_table(reports: Iterable[Any], *, title: str = "Resumen de pruebas") -> Table:
-    """Rows are ``partisim.orchestrator.check.WorkerChecks``: one column per check."""
+def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pruebas") -> Table:
+    """One row per worker, one column per check."""
     reports = list(reports)
     names: list[tuple[str, str]] = []
     for report in reports:
@@ -267,4 +264,71 @@ def check_table(reports: Iterable[Any], *, title: str = "Resumen de pruebas") ->
                 cells.append(Text("OK", style="green") if r.ok else Text("FALLO", style="bold red"))
         verdict = Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red")
         table.add_row(report.id, *cells, verdict)
+    return table
+
+
+# -- partisim serve: the queue ---------------------------------------------------------
+
+
+def queue_status(summary: Summary, workers: Sequence[MemberView], batches: Sequence[BatchInfo]) -> Group:
+    """Queue counts, the executor's members and the latest batches."""
+    s = summary
+    parts: list[Any] = [Text.from_markup(
+        f"[bold]Cola:[/] {s.total} tareas — en cola {s.queued}, en curso {s.running}, "
+        f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
+        f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
+    )]
+    table = Table(title=f"Workers ({s.workers_active}/{s.workers_total} activos)")
+    for header in ("Worker", "Dirección", "Estado", "Capacidad", "En curso", "Completadas"):
+        table.add_column(header)
+    for w in workers:
+        state = Text("activo", style="green") if w.state == "active" else Text("inactivo", style="red")
+        table.add_row(w.id, w.url, state, str(w.capacity), str(w.inflight), str(w.completed))
+    parts.append(table)
+    if s.workers_active == 0 and s.workers_total > 0:
+        parts.append(Text(NO_ACTIVE_WORKERS, style="bold red"))
+    if batches:
+        bt = Table(title="Últimos lotes")
+        for header in ("Lote", "Total", "Éxito", "Fallidas", "En curso", "En cola", "Canceladas"):
+            bt.add_column(header)
+        for b in batches:
+            bt.add_row(b.batch, str(b.total), str(b.success), str(b.failed), str(b.running), str(b.queued),
+                       str(b.cancelled))
+        parts.append(bt)
+    return Group(*parts)
+
+
+class BatchProgress:
+    """A progress bar for `serve.client.wait_batch`: ``with BatchProgress(console, label)
+    as bar: wait_batch(..., on_progress=bar.update)``."""
+
+    def __init__(self, console: Console, label: str, *, show: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+            console=console, disable=not show, transient=False,
+        )
+        self._bar = self._progress.add_task(label, total=None, detail="")
+
+    def __enter__(self) -> BatchProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def update(self, s: Summary) -> None:
+        detail = f"éxito {s.success} · fallidas {s.failed} · en curso {s.running} · en cola {s.queued}"
+        self._progress.update(self._bar, total=s.total, completed=s.finished, detail=detail)
+
+
+def checks_table(checks: Sequence[Check]) -> Table:
+    """Verification runs next to their originals."""
+    table = Table(title="Verificación en otro worker")
+    for header in ("Tarea", "Worker", "Repetición", "Worker", "Resultado"):
+        table.add_column(header)
+    for c in checks:
+        table.add_row(c.original_id, str(c.original_worker), c.verify_id, str(c.verify_worker), c.label)
     return table

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from partisim.errors import ParamsError
+from partisim.errors import ParamsError, explain_validation
 
 __all__ = ["SimParams", "parse_params", "explain", "ALIASES", "MAX_PACKING"]
 
@@ -75,23 +75,8 @@ class SimParams(BaseModel):
 ALIASES: dict[str, str] = {name: f.alias or name for name, f in SimParams.model_fields.items()}
 _FIELD_BY_ALIAS = {alias: name for name, alias in ALIASES.items()}
 
-_MESSAGES = {
-    "greater_than_equal": "debe ser >= {ge}",
-    "greater_than": "debe ser > {gt}",
-    "less_than_equal": "debe ser <= {le}",
-    "less_than": "debe ser < {lt}",
-    "int_type": "debe ser un número entero",
-    "int_parsing": "debe ser un número entero",
-    "int_from_float": "debe ser un número entero",
-    "float_type": "debe ser un número",
-    "float_parsing": "debe ser un número",
-    "finite_number": "debe ser un número finito",
-    "extra_forbidden": "parámetro desconocido",
-    "missing": "falta este parámetro",
-}
-
-
 def _label(loc: tuple[Any, ...]) -> str:
+    """``NUM_PARTICULAS (particles)``: the API alias and the field name, however given."""
     key = str(loc[0]) if loc else ""
     if key in ALIASES:
         return f"{ALIASES[key]} ({key})"
@@ -101,24 +86,8 @@ def _label(loc: tuple[Any, ...]) -> str:
 
 
 def explain(exc: ValidationError) -> tuple[str, str | None]:
-    """A Spanish one-line message for a pydantic error, and the first field it names."""
-    parts: list[str] = []
-    first: str | None = None
-    for err in exc.errors():
-        loc = tuple(err.get("loc", ()))
-        kind = err.get("type", "")
-        if kind == "value_error":  # raised by _check_geometry: already Spanish
-            msg = str(err.get("ctx", {}).get("error", err.get("msg", "")))
-            parts.append(msg)
-            continue
-        template = _MESSAGES.get(kind)
-        ctx = err.get("ctx", {}) or {}
-        text = template.format(**ctx) if template else err.get("msg", "valor inválido")
-        field = _label(loc)
-        first = first or (str(loc[0]) if loc else None)
-        shown = repr(err.get("input")) if kind not in ("missing",) else ""
-        parts.append(f"{field}: {text}" + (f" (recibido {shown})" if shown and len(shown) < 60 else ""))
-    return "; ".join(parts), first
+    """A Spanish one-line message for a parameter error, and the first field it names."""
+    return explain_validation(exc.errors(), label=_label)
 
 
 def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> SimParams:

@@ -15,17 +15,25 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
 from partisim.errors import (
-    AuthError, ParamsError, PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable,
+    AuthError,
+    ParamsError,
+    PartisimError,
+    TaskRejected,
+    TaskTimedOut,
+    WorkerFailed,
+    WorkerUnavailable,
+    explain_validation,
 )
-from partisim.worker.identity import Identity, resolve_identity
+from partisim.fleet import Identity, resolve_identity
+from partisim.protocol import ErrorBody, ExecuteResult, HealthReport, History, PingReply, TaskState, WorkerStatus
 from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog
 from partisim.worker.payload import parse_task_request, request_schema
-from partisim.worker.schemas import ErrorOut, ExecuteOut, HealthOut, HistoryOut, PingOut, StatusOut, TaskOut
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings
 from partisim.worker.tasks import STATES, TaskRecord
@@ -81,36 +89,18 @@ def _error_response(exc: PartisimError, service: WorkerService | None, task_id: 
     return JSONResponse(body, status_code=code, headers=headers)
 
 
-_VALIDATION_TEXT = {
-    "int_parsing": "debe ser un número entero",
-    "int_type": "debe ser un número entero",
-    "greater_than_equal": "debe ser >= {ge}",
-    "less_than_equal": "debe ser <= {le}",
-    "missing": "falta este campo",
-    "string_too_long": "demasiado largo (máximo {max_length})",
-    "string_pattern_mismatch": "formato inválido",
-}
+def _record(rec: TaskRecord, worker_id: str) -> TaskState:
+    return rec.state(worker_id, _record_code(rec))
 
 
-def _explain(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
-        template = _VALIDATION_TEXT.get(err.get("type", ""))
-        text = template.format(**(err.get("ctx") or {})) if template else "valor inválido"
-        shown = repr(err.get("input"))[:60] if err.get("type") != "missing" else ""
-        parts.append(f"{'.'.join(loc) or 'petición'}: {text}" + (f" (recibido {shown})" if shown else ""))
-    return "; ".join(parts) or "petición inválida"
+def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A model as strict JSON (its floats are finite by type), serialised by pydantic."""
+    return Response(model.model_dump_json(), status_code=status_code, headers=headers,
+                    media_type="application/json")
 
 
-def _record(rec: TaskRecord, worker_id: str) -> dict[str, Any]:
-    data = rec.to_dict(worker_id)
-    data["code"] = _record_code(rec)
-    return data
-
-
-_ERRORS = {code: {"model": ErrorOut} for code in (401, 422)}
-_TASK_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 409, 422, 429, 500, 503, 504)}
+_ERRORS = {code: {"model": ErrorBody} for code in (401, 422)}
+_TASK_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 409, 422, 429, 500, 503, 504)}
 
 
 def create_app(settings: WorkerSettings, *, identity: Identity | None = None, port: int | None = None) -> FastAPI:
@@ -143,7 +133,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error_response(ParamsError(_explain(exc)), service)
+        return _error_response(ParamsError(explain_validation(exc.errors())[0]), service)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -164,19 +154,19 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
 
     # -- routes --
 
-    @app.get("/ping", responses={200: {"model": PingOut}}, summary="¿Está vivo? (sin autenticación)")
-    async def ping() -> JSONResponse:
-        return JSONResponse(service.ping())
+    @app.get("/ping", responses={200: {"model": PingReply}}, summary="¿Está vivo? (sin autenticación)")
+    async def ping() -> Response:
+        return _json(service.ping())
 
-    @app.get("/health", responses={200: {"model": HealthOut}, 503: {"model": HealthOut}},
+    @app.get("/health", responses={200: {"model": HealthReport}, 503: {"model": HealthReport}},
              summary="Salud del worker y de su runner (sin autenticación)")
-    async def health() -> JSONResponse:
-        healthy, body = await service.health()
-        return JSONResponse(body, status_code=200 if healthy else 503)
+    async def health() -> Response:
+        report = await service.health()
+        return _json(report, status_code=200 if report.status == "healthy" else 503)
 
-    @app.get("/status", responses={200: {"model": StatusOut}, **_ERRORS}, summary="Estado detallado")
-    async def status() -> JSONResponse:
-        return JSONResponse(await service.status())
+    @app.get("/status", responses={200: {"model": WorkerStatus}, **_ERRORS}, summary="Estado detallado")
+    async def status() -> Response:
+        return _json(await service.status())
 
     async def _submit(request: Request) -> tuple[TaskRecord, bool]:
         req = parse_task_request(await request.body(), settings.limits)
@@ -190,39 +180,39 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         request.state.task_id = rec.task_id
         return rec, created
 
-    @app.post("/execute", openapi_extra=body_doc, responses={200: {"model": ExecuteOut}, **_TASK_ERRORS},
+    @app.post("/execute", openapi_extra=body_doc, responses={200: {"model": ExecuteResult}, **_TASK_ERRORS},
               summary="Ejecuta una simulación y espera su resultado")
     async def execute(request: Request) -> JSONResponse:
         rec, _ = await _submit(request)
         await service.tasks().wait(rec)
         if rec.status == "success" and rec.result is not None:
-            return JSONResponse(rec.result)
+            return _json(rec.result)
         return _error_response(rec.error or WorkerFailed("la tarea no terminó", 500), service, rec.task_id,
                                refused=False, status="cancelled" if rec.status == "cancelled" else None)
 
     @app.post("/tasks", status_code=202, openapi_extra=body_doc,
-              responses={202: {"model": TaskOut}, 200: {"model": TaskOut}, **_TASK_ERRORS},
+              responses={202: {"model": TaskState}, 200: {"model": TaskState}, **_TASK_ERRORS},
               summary="Encola una simulación sin esperar (consulte GET /tasks/{task_id})")
     async def submit(request: Request) -> JSONResponse:
         rec, created = await _submit(request)
-        return JSONResponse(_record(rec, service.worker_id), status_code=202 if created else 200,
-                            headers={"Location": f"/tasks/{rec.task_id}"})
+        return _json(_record(rec, service.worker_id), status_code=202 if created else 200,
+                     headers={"Location": f"/tasks/{rec.task_id}"})
 
-    @app.get("/tasks/{task_id}", responses={200: {"model": TaskOut}, 404: {"model": ErrorOut}, **_ERRORS},
+    @app.get("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
              summary="Estado y resultado de una tarea")
     async def get_task(task_id: str, request: Request) -> JSONResponse:
         request.state.task_id = task_id[:128]
-        return JSONResponse(_record(service.tasks().get(task_id), service.worker_id))
+        return _json(_record(service.tasks().get(task_id), service.worker_id))
 
-    @app.delete("/tasks/{task_id}", responses={200: {"model": TaskOut}, 404: {"model": ErrorOut},
-                                               409: {"model": ErrorOut}, **_ERRORS},
+    @app.delete("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody},
+                                               409: {"model": ErrorBody}, **_ERRORS},
                 summary="Cancela una tarea en espera o en curso (detiene su cálculo)")
     async def cancel_task(task_id: str, request: Request) -> JSONResponse:
         request.state.task_id = task_id[:128]
         rec = await service.tasks().cancel(task_id)
-        return JSONResponse(_record(rec, service.worker_id))
+        return _json(_record(rec, service.worker_id))
 
-    @app.get("/history", responses={200: {"model": HistoryOut}, **_ERRORS},
+    @app.get("/history", responses={200: {"model": History}, **_ERRORS},
              summary="Últimas tareas (las más recientes primero)")
     async def history(limit: int = Query(1000, ge=1, description="cuántas (como máximo 1000)"),
                       status: str | None = Query(None, description="filtra por estado: " + ", ".join(STATES)),
@@ -231,8 +221,8 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
             raise ParamsError(f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}",
                               field="status")
         records = service.tasks().history(min(limit, 1000), status)
-        return JSONResponse({"worker_id": service.worker_id, "count": len(records),
-                             "tasks": [_record(r, service.worker_id) for r in records]})
+        return _json(History(worker_id=service.worker_id, count=len(records),
+                             tasks=[_record(r, service.worker_id) for r in records]))
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS,
              summary="Métricas en formato Prometheus")

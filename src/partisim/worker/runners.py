@@ -36,6 +36,7 @@ from typing import Any
 from partisim.errors import ParamsError, PartisimError, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.images import SIM_IMAGE
 from partisim.sim import ENGINES, SimParams
+from partisim.sim.options import OPTIONS as RUN_OPTIONS
 
 __all__ = [
     "Job", "Runner", "ProcessRunner", "DockerRunner", "DockerProbe", "DockerStatus", "select_runner",
@@ -478,10 +479,8 @@ class DockerRunner(Runner):
             "--entrypoint", "partisim", self.image,
             "run", "--engine", job.engine, "--json",
         ]
-        from partisim.cli.run import OPTIONS as RUN_OPTIONS  # the run command's own option names
-
         values = job.params.model_dump()
-        for name, (option, _) in RUN_OPTIONS.items():
+        for name, (option, _) in RUN_OPTIONS.items():  # the run command's own option names
             argv += [option, repr(values[name])]
         return argv
 

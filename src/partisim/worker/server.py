@@ -16,8 +16,8 @@ from types import FrameType
 import uvicorn
 
 from partisim.errors import PartisimError
+from partisim.fleet import resolve_identity
 from partisim.worker.app import create_app
-from partisim.worker.identity import resolve_identity
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings
 

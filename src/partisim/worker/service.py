@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 from partisim import __version__
+from partisim.fleet import Identity
+from partisim.protocol import HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, get_engine
-from partisim.worker.identity import Identity
 from partisim.worker.metrics import Metrics
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings
@@ -142,11 +143,11 @@ class WorkerService:
 
     # -- views for the HTTP layer --
 
-    def ping(self) -> dict[str, Any]:
-        return {"status": "active", "worker_id": self.worker_id, "timestamp": iso(),
-                "message": f"Worker {self.worker_id} activo"}
+    def ping(self) -> PingReply:
+        return PingReply(status="active", worker_id=self.worker_id, timestamp=iso(),
+                         message=f"Worker {self.worker_id} activo")
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> WorkerStatus:
         s = self.settings
         m = self.tasks()
         docker = await self.probe.current()
@@ -155,36 +156,36 @@ class WorkerService:
             load = [round(x, 2) for x in os.getloadavg()]
         except (AttributeError, OSError):
             load = None
-        return {
-            "worker_id": self.worker_id,
-            "address": self.address,
-            "addresses": [f"{a}:{self.port}" for a in self.identity.addresses],
-            "version": __version__,
-            "status": "busy" if m.running >= m.capacity else "ready",
-            "accepting": not m.stopping,
-            "engines": self.engines,
-            "runner": self.runner.name if self.runner else None,
-            "runner_requested": s.runner,
-            "runner_note": self.runner_note,
+        return WorkerStatus(
+            worker_id=self.worker_id,
+            address=self.address,
+            addresses=[f"{a}:{self.port}" for a in self.identity.addresses],
+            version=__version__,
+            status="busy" if m.running >= m.capacity else "ready",
+            accepting=not m.stopping,
+            engines=list(self.engines),
+            runner=self.runner.name if self.runner else None,
+            runner_requested=s.runner,
+            runner_note=self.runner_note,
             **docker.as_dict(),
-            "capacity": m.capacity,
-            "running": m.running,
-            "queued": m.queued,
-            "queue_size": m.queue_size,
-            "completed": done["success"],
-            "failed": done["failed"] + done["timeout"],
-            "timeouts": done["timeout"],
-            "cancelled": done["cancelled"],
-            "uptime_s": round(self.uptime_s, 3),
-            "cpu_count": os.cpu_count(),
-            "load_avg": load,
-            "max_timeout": s.max_timeout,
-            "limits": dataclasses.asdict(s.limits),
-            "auth_required": bool(s.token),
-            "timestamp": iso(),
-        }
+            capacity=m.capacity,
+            running=m.running,
+            queued=m.queued,
+            queue_size=m.queue_size,
+            completed=done["success"],
+            failed=done["failed"] + done["timeout"],
+            timeouts=done["timeout"],
+            cancelled=done["cancelled"],
+            uptime_s=round(self.uptime_s, 3),
+            cpu_count=os.cpu_count(),
+            load_avg=load,
+            max_timeout=s.max_timeout,
+            limits=dataclasses.asdict(s.limits),
+            auth_required=bool(s.token),
+            timestamp=iso(),
+        )
 
-    async def health(self) -> tuple[bool, dict[str, Any]]:
+    async def health(self) -> HealthReport:
         m = self.tasks()
         checks: dict[str, Any] = {}
         runner_ok, detail = True, f"runner {self.runner.name if self.runner else '?'} listo"
@@ -203,8 +204,8 @@ class WorkerService:
                             **docker.as_dict()}
         checks["capacity"] = {"ok": True, "running": m.running, "queued": m.queued, "capacity": m.capacity}
         healthy = runner_ok and not m.stopping
-        return healthy, {"status": "healthy" if healthy else "unhealthy", "worker_id": self.worker_id,
-                         "checks": checks, "timestamp": iso()}
+        return HealthReport(status="healthy" if healthy else "unhealthy", worker_id=self.worker_id,
+                            checks=checks, timestamp=iso())
 
     def render_metrics(self) -> str:
         m = self.tasks()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from partisim.errors import ConfigError
+from partisim.fleet import DEFAULT_CONFIG_PATH
 from partisim.images import SIM_IMAGE
-from partisim.orchestrator.config import DEFAULT_CONFIG_PATH
 
 __all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count"]
 

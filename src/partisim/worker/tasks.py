@@ -21,9 +21,12 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, get_args
 
-from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from pydantic import ValidationError
+
+from partisim.errors import ParamsError, PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.protocol import FINAL_STATES, ExecuteResult, TaskState, TaskStatus
 from partisim.sim import SimParams
 from partisim.worker.payload import TASK_ID_PATTERN
 from partisim.worker.runners import Job, Runner
@@ -34,8 +37,7 @@ log = logging.getLogger(__name__)
 
 _TASK_ID = re.compile(TASK_ID_PATTERN)
 
-STATES = ("queued", "running", "success", "failed", "timeout", "cancelled")
-FINAL_STATES = frozenset({"success", "failed", "timeout", "cancelled"})
+STATES: tuple[str, ...] = get_args(TaskStatus)
 
 
 def iso(t: float | None = None) -> str:
@@ -55,11 +57,11 @@ class TaskRecord:
     params: SimParams
     timeout: float
     created_at: float = field(default_factory=time.time)
-    status: str = "queued"
+    status: TaskStatus = "queued"
     started_at: float | None = None
     finished_at: float | None = None
     execution_time: float | None = None
-    result: dict[str, Any] | None = None    # the /execute success body
+    result: ExecuteResult | None = None     # the /execute success body
     error: PartisimError | None = None
     handle: dict[str, Any] = field(default_factory=dict)  # pid or container while running
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,23 +74,26 @@ class TaskRecord:
     def same_work(self, engine: str, params: SimParams) -> bool:
         return self.engine == engine and self.params == params
 
-    def to_dict(self, worker_id: str) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "status": self.status,
-            "worker_id": worker_id,
-            "benchmark": self.benchmark,
-            "engine": self.engine,
-            "params": self.params.to_api(),
-            "timeout": self.timeout,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at) if self.started_at else None,
-            "finished_at": iso(self.finished_at) if self.finished_at else None,
-            "execution_time": self.execution_time,
-            **{k: self.handle.get(k) for k in ("pid", "container")},
-            "result": self.result,
-            "error": self.error.message if self.error else None,
-        }
+    def state(self, worker_id: str, code: int | None) -> TaskState:
+        """The record as ``GET /tasks/{id}`` shows it; ``code`` is its outcome's HTTP code."""
+        return TaskState(
+            task_id=self.task_id,
+            status=self.status,
+            code=code,
+            worker_id=worker_id,
+            benchmark=self.benchmark,
+            engine=self.engine,
+            params=self.params.to_api(),
+            timeout=self.timeout,
+            created_at=iso(self.created_at),
+            started_at=iso(self.started_at) if self.started_at else None,
+            finished_at=iso(self.finished_at) if self.finished_at else None,
+            execution_time=self.execution_time,
+            pid=self.handle.get("pid"),
+            container=self.handle.get("container"),
+            result=self.result,
+            error=self.error.message if self.error else None,
+        )
 
 
 class TaskManager:
@@ -222,33 +227,46 @@ class TaskManager:
                          error=WorkerFailed(f"error interno del worker: {type(exc).__name__}", 500))
         else:
             took = elapsed()  # one measurement: the record and its result say the same
-            rec.result = {
-                "status": "success",
-                "task_id": rec.task_id,
-                "worker_id": self.worker_id,
-                "benchmark": rec.benchmark,
-                "engine": result.get("engine", rec.engine),
-                "params": result.get("params", rec.params.to_api()),
-                "particles": result.get("particles"),
-                "steps": result.get("steps"),
-                "seed": result.get("seed"),
-                "execution_time": took,
-                "simulation_time": result.get("simulation_time"),
-                "particle_collisions": result.get("particle_collisions"),
-                "wall_collisions": result.get("wall_collisions"),
-                "checksum": result.get("checksum"),
-                "kinetic_energy": result.get("kinetic_energy"),
-                "particle_steps_per_s": result.get("particle_steps_per_s"),
-                "runner": self.runner.name,
-                "timestamp": iso(),
-            }
-            self._finish(rec, "success", took)
+            try:
+                rec.result = self._result(rec, result, took)
+            except PartisimError as exc:
+                self._finish(rec, "failed", took, error=exc)
+            else:
+                self._finish(rec, "success", took)
         finally:
             self._running.discard(rec)
             if not self.stopping:
                 self._dispatch()
 
-    def _finish(self, rec: TaskRecord, status: str, execution_time: float | None, *,
+    def _result(self, rec: TaskRecord, sim: dict[str, Any], took: float) -> ExecuteResult:
+        """The success body; a value that JSON cannot carry (NaN, Infinity) fails the task."""
+        try:
+            return ExecuteResult(
+                task_id=rec.task_id,
+                worker_id=self.worker_id,
+                benchmark=rec.benchmark,
+                engine=sim.get("engine", rec.engine),
+                params=sim.get("params", rec.params.to_api()),
+                particles=sim.get("particles", rec.params.particles),
+                steps=sim.get("steps", rec.params.steps),
+                seed=sim.get("seed", rec.params.seed),
+                execution_time=took,
+                simulation_time=sim.get("simulation_time"),
+                particle_collisions=sim.get("particle_collisions"),
+                wall_collisions=sim.get("wall_collisions"),
+                checksum=sim.get("checksum"),
+                kinetic_energy=sim.get("kinetic_energy"),
+                particle_steps_per_s=sim.get("particle_steps_per_s"),
+                runner=self.runner.name,
+                timestamp=iso(),
+            )
+        except ValidationError as exc:
+            bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
+            raise ParamsError(
+                f"la simulación dio valores no finitos o incompletos ({bad}); "
+                "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo", field=bad or None) from None
+
+    def _finish(self, rec: TaskRecord, status: TaskStatus, execution_time: float | None, *,
                 error: PartisimError | None = None) -> None:
         """`execution_time` is None for a task that never started."""
         rec.status = status

@@ -2,7 +2,7 @@
 Server-Sent Events stream ``/api/events``, chart data ``/api/charts`` and sweeps
 ``POST /api/sweeps``.
 
-The page is plain HTML, CSS and JavaScript shipped in ``orchestrator/static`` (no
+The page is plain HTML, CSS and JavaScript shipped in ``orchestrator/serve/static`` (no
 framework, no CDN), so it works on machines without internet. The event stream pushes
 the state of the queue and the workers whenever it changes: the server looks every
 `CHECK_INTERVAL_S` seconds and wakes at once when a task finishes.
@@ -10,7 +10,6 @@ the state of the queue and the workers whenever it changes: the server looks eve
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -20,15 +19,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.api import error_response, snapshot
-from partisim.orchestrator.queue import FAILED, SUCCESS, TaskSpec, new_batch_id
-from partisim.orchestrator.results import Group, group_times, speedups
-from partisim.orchestrator.tasks import parse_engine_list, parse_int_list, sweep
+from partisim.orchestrator.serve.responses import error_response, model_response
+from partisim.orchestrator.serve.results import Group, group_times, speedups
+from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, sweep
+from partisim.orchestrator.serve.state import ServeState, snapshot, state_of
+from partisim.orchestrator.serve.taskqueue import SUCCESS, TaskSpec, new_batch_id
+from partisim.protocol import Submitted
 
 __all__ = [
     "router",
@@ -85,14 +86,12 @@ class _Cache:
     charts: dict[str, Any] | None = None
 
 
-def _cache(app: FastAPI) -> _Cache:
-    cache = getattr(app.state, "dashboard_cache", None)
-    if cache is None:
-        cache = app.state.dashboard_cache = _Cache()
-        scheduler = getattr(app.state, "scheduler", None)
-        if scheduler is not None:
-            # a task became final (done, failed, cancelled): the cached state is old
-            scheduler.add_listener(lambda _task_id: _invalidate(cache))
+def _cache(state: ServeState) -> _Cache:
+    cache = state.caches.get("dashboard")
+    if not isinstance(cache, _Cache):
+        cache = state.caches["dashboard"] = _Cache()
+        # a task became final (done, failed, cancelled): the cached state is old
+        state.scheduler.add_listener(lambda _task_id: _invalidate(cache))
     return cache
 
 
@@ -100,24 +99,20 @@ def _invalidate(cache: _Cache) -> None:
     cache.generation += 1
 
 
-def _activity(app: FastAPI, now: float) -> list[dict[str, float]]:
+def _activity(state: ServeState, now: float) -> list[dict[str, float]]:
     """Finished tasks per second in each of the last ACTIVITY_BUCKETS windows, oldest first."""
     start = now - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_S
-    counts = app.state.queue.finished_histogram(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
+    counts = state.queue.finished_histogram(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
     return [
         {"t": round(start + k * ACTIVITY_BUCKET_S, 3), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
         for k, n in enumerate(counts)
     ]
 
 
-def _compute_state(app: FastAPI) -> dict[str, Any]:
-    state = snapshot(app)
+def _compute_state(serve: ServeState) -> dict[str, Any]:
+    state = snapshot(serve)
     now = state["summary"].get("timestamp") or time.time()
-    failed = app.state.queue.assigned_per_worker(FAILED)
-    for worker in state["workers"]:
-        worker["failed"] = failed.get(worker["id"], 0)
-        worker["address"] = worker.get("url", "").split("://", 1)[-1].rstrip("/")
-    state["activity"] = _activity(app, now)
+    state["activity"] = _activity(serve, now)
     state["server_time"] = now
     return state
 
@@ -131,24 +126,24 @@ def _state_key(state: dict[str, Any]) -> str:
     return json.dumps([summary, rest, activity], sort_keys=True, default=str)
 
 
-def live_state(app: FastAPI, *, max_age: float = CHECK_INTERVAL_S * 0.75) -> tuple[str, dict[str, Any]]:
-    """``(key, state)``: the snapshot of `api.snapshot` plus per-worker failures and the
-    activity histogram. Recomputed at most every ``max_age`` seconds."""
-    cache = _cache(app)
+def live_state(serve: ServeState, *, max_age: float = CHECK_INTERVAL_S * 0.75) -> tuple[str, dict[str, Any]]:
+    """``(key, state)``: the snapshot of `state.snapshot` plus the activity histogram.
+    Recomputed at most every ``max_age`` seconds."""
+    cache = _cache(serve)
     now = time.monotonic()
     if cache.state is None or now - cache.at >= max_age or cache.state_generation != cache.generation:
         generation = cache.generation
-        state = _compute_state(app)
+        state = _compute_state(serve)
         cache.state, cache.key, cache.at = state, _state_key(state), now
         cache.event = ""
         cache.state_generation = generation
     return cache.key, cache.state  # type: ignore[return-value]
 
 
-def _snapshot_event(app: FastAPI) -> str:
+def _snapshot_event(serve: ServeState) -> str:
     """The state `live_state` just returned, as an SSE ``snapshot`` event: serialised
     once however many pages receive it (call it with no ``await`` in between)."""
-    cache = _cache(app)
+    cache = _cache(serve)
     if not cache.event:
         cache.event = f"event: snapshot\ndata: {json.dumps(cache.state, default=str)}\n\n"
     return cache.event
@@ -185,17 +180,16 @@ def _speedups(groups: list[Group]) -> list[dict[str, Any]]:
     ]
 
 
-def chart_data(app: FastAPI) -> dict[str, Any]:
+def chart_data(serve: ServeState) -> dict[str, Any]:
     """Mean simulation time per (engine, particles, steps) over the stored successful
     results, and the cython/python speedup where both engines ran the same size.
     Cached until the number of successful tasks changes."""
-    queue = app.state.queue
-    cache = _cache(app)
+    queue = serve.queue
+    cache = _cache(serve)
     newest = queue.list(status=SUCCESS, limit=1)
     key = (queue.counts()[SUCCESS], newest[0].id if newest else "")
     if cache.charts is None or key != cache.charts_key:
-        tasks = [t.to_dict() for t in queue.list(status=SUCCESS, limit=100_000)]
-        groups = group_times(tasks)
+        groups = group_times(t.view() for t in queue.list(status=SUCCESS, limit=100_000))
         cache.charts = {
             "success": key[0],
             "series": _series(groups),
@@ -266,7 +260,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("partisim.orchestrator").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("partisim.orchestrator.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 
 @router.get("/", include_in_schema=False)
@@ -283,36 +277,27 @@ async def asset(name: str) -> Response:
     return Response(_asset(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-def _closing(app: FastAPI) -> bool:
-    notifier = getattr(app.state, "notifier", None)
-    return bool(notifier is not None and notifier.closed)
-
-
 async def _events(request: Request) -> AsyncIterator[str]:
-    app: FastAPI = request.app
-    notifier = getattr(app.state, "notifier", None)
+    serve = state_of(request)
     last_key = None
     last_sent = 0.0
     yield f"retry: {RECONNECT_MS}\n\n"
-    while not _closing(app) and not await request.is_disconnected():
+    while not serve.notifier.closed and not await request.is_disconnected():
         try:
             # in the event loop: the monitor and the scheduler are not thread-safe
-            key, _ = live_state(app)
+            key, _ = live_state(serve)
         except Exception:  # end this stream; the page reconnects and tries again
             log.exception("no se pudo preparar el estado del panel")
             return
         now = time.monotonic()
         if key != last_key:
             last_key, last_sent = key, now
-            yield _snapshot_event(app)
+            yield _snapshot_event(serve)
         elif now - last_sent >= HEARTBEAT_S:
             last_sent = now
             yield f"event: heartbeat\ndata: {json.dumps({'server_time': time.time()})}\n\n"
-        if notifier is not None:
-            # returns early when a task finishes (or at shutdown)
-            await notifier.wait_change(CHECK_INTERVAL_S)
-        else:
-            await asyncio.sleep(CHECK_INTERVAL_S)
+        # returns early when a task finishes (or at shutdown)
+        await serve.notifier.wait_change(CHECK_INTERVAL_S)
 
 
 @router.get("/api/events", include_in_schema=False)
@@ -327,7 +312,7 @@ async def events(request: Request) -> StreamingResponse:
 
 @router.get("/api/charts")
 async def charts(request: Request) -> Any:
-    return await run_in_threadpool(chart_data, request.app)
+    return await run_in_threadpool(chart_data, state_of(request))
 
 
 @router.post("/api/sweeps", status_code=201)
@@ -342,7 +327,7 @@ async def submit_sweep(request: Request) -> Any:
         specs = await run_in_threadpool(parse_sweep_form, body)
     except ParamsError as exc:
         return error_response(422, exc.message, exc.field)
-    queue = request.app.state.queue
-    batch, ids = await run_in_threadpool(queue.enqueue, specs, new_batch_id("sweep"))
-    request.app.state.scheduler.wake()
-    return JSONResponse({"batch": batch, "ids": ids, "count": len(ids)}, status_code=201)
+    serve = state_of(request)
+    batch, ids = await run_in_threadpool(serve.queue.enqueue, specs, new_batch_id("sweep"))
+    serve.scheduler.wake()
+    return model_response(Submitted(batch=batch, ids=ids, count=len(ids)), 201)

@@ -19,12 +19,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from partisim.errors import ConfigError
-from partisim.orchestrator.api import create_app
-from partisim.orchestrator.config import Config
-from partisim.orchestrator.inbox import Inbox
-from partisim.orchestrator.queue import Queue
-from partisim.orchestrator.registry import HealthMonitor, token_from_env
-from partisim.orchestrator.scheduler import RetryPolicy, Scheduler
+from partisim.fleet import Config
+from partisim.orchestrator.registry import HealthMonitor, WorkerHealth, token_from_env
+from partisim.orchestrator.serve.app import Hook, create_app
+from partisim.orchestrator.serve.executor import Executor
+from partisim.orchestrator.serve.http_fleet import HttpFleet
+from partisim.orchestrator.serve.inbox import Inbox
+from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
+from partisim.orchestrator.serve.state import ServeState
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
 __all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
@@ -42,16 +45,16 @@ class ServeOptions:
     retry_base: float = 0.5
 
 
-def open_queue(path: str, max_attempts: int) -> Queue:
+def open_queue(path: str, max_attempts: int) -> TaskQueue:
     try:
-        return Queue(path, max_attempts=max_attempts)
+        return TaskQueue(path, max_attempts=max_attempts)
     except sqlite3.Error as exc:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
 
 
-def report_no_workers(monitor: HealthMonitor) -> None:
+def report_no_workers(executor: Executor) -> None:
     """Say so loudly when no worker is answering (the registry logs each change)."""
-    if not any(h.state == "active" for h in monitor.snapshot()):
+    if executor.active_members() == 0:
         log.warning("%s: las tareas esperan en cola hasta que un worker responda "
                     "(revise que los workers estén en marcha y las direcciones de la configuración)",
                     NO_ACTIVE_WORKERS)
@@ -62,39 +65,29 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     settings = config.orchestrator
     # retry_attempts counts the retries: a task gets one first try plus that many more
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
-    monitor = HealthMonitor.from_config(config)
-    scheduler = Scheduler(
-        queue,
-        monitor,
-        max_concurrent_tasks=settings.max_concurrent_tasks,
-        request_timeout=settings.timeout,
-        policy=RetryPolicy(base=options.retry_base),
-        token=token_from_env(),
-    )
+    fleet = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
+    scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
+    state = ServeState(queue=queue, scheduler=scheduler)
 
-    def on_change(_health: Any) -> None:
-        report_no_workers(monitor)
+    def on_change(_health: WorkerHealth) -> None:
+        report_no_workers(fleet)
         scheduler.wake()
 
     async def report_first_round() -> None:
         # the monitor's first round ran before the startup hooks; workers that never
         # answered did not "change" state, so check the fleet once here
-        report_no_workers(monitor)
+        report_no_workers(fleet)
 
-    monitor.on_change = on_change
-    startup: list[Any] = [report_first_round]
-    shutdown: list[Any] = []
+    fleet.watch(on_change)
+    startup: list[Hook] = [report_first_round]
+    shutdown: list[Hook] = []
     if options.inbox:
         inbox = Inbox(options.inbox, queue, on_enqueued=scheduler.wake)
         inbox.prepare()
         startup.append(inbox.start)
         shutdown.append(inbox.stop)
 
-    app = create_app(
-        queue, monitor, scheduler,
-        on_startup=startup, on_shutdown=shutdown,
-        shutdown_grace=options.shutdown_grace,
-    )
+    app = create_app(state, on_startup=startup, on_shutdown=shutdown, shutdown_grace=options.shutdown_grace)
     app.state.options = options
     app.state.config = config
     return app
@@ -123,7 +116,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         log.info("señal %s recibida: parada ordenada", sig)
-        self._app.state.notifier.close()
+        self._app.state.serve.notifier.close()
         super().handle_exit(sig, frame)
 
 

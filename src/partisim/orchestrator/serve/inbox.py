@@ -18,8 +18,8 @@ from pathlib import Path
 
 from partisim.errors import ParamsError
 from partisim.files import write_atomic
-from partisim.orchestrator.queue import Queue
-from partisim.orchestrator.tasks import decode_json, parse_tasks
+from partisim.orchestrator.serve.specs import decode_json, parse_tasks
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 
 __all__ = ["Inbox", "InboxOutcome"]
 
@@ -58,7 +58,7 @@ class Inbox:
     def __init__(
         self,
         folder: str | Path,
-        queue: Queue,
+        queue: TaskQueue,
         *,
         interval: float = 0.5,
         on_enqueued: Callable[[], None] | None = None,

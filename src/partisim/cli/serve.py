@@ -3,210 +3,35 @@
 ``serve`` runs the orchestrator service; the others are clients of its REST API at
 ``--server`` (default ``PARTISIM_SERVER`` or http://127.0.0.1:8000). Exit codes: 0 ok,
 1 a task failed / a verification mismatch / a wait timed out, 2 usage or config error.
+Handlers only parse, call `partisim.orchestrator.serve` and print.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler
-from partisim.errors import PartisimError
-from partisim.orchestrator.config import DEFAULT_CONFIG_PATH, default_server, load_config
+from partisim.fleet import DEFAULT_CONFIG_PATH, default_server, load_config
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from partisim.orchestrator.queue import TaskSpec
-    from partisim.orchestrator.results import Check
-    from partisim.orchestrator.server_client import ServerClient
+    from partisim.orchestrator.serve.client import ServerClient
+    from partisim.orchestrator.serve.results import Check
+    from partisim.protocol import Submitted, Summary
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
 
-__all__ = [
-    "register", "submit_file", "submit_sweep", "wait_batch", "print_status", "verify_batch", "menu_options",
-]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-# -- actions shared with the interactive menu ---------------------------------------
-
-
 def _connect(server: str | None = None) -> ServerClient:
-    from partisim.orchestrator.server_client import ServerClient
+    from partisim.orchestrator.serve.client import ServerClient
 
     return ServerClient(server)
-
-
-def _task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
-    """Validated specs -> the task objects of ``POST /api/tasks``."""
-    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
-            for s in specs]
-
-
-def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> dict[str, Any]:
-    """Validate a task file here (clear errors with the file name), then queue it."""
-    from partisim.orchestrator.tasks import load_task_file
-
-    specs = load_task_file(path)
-    return client.submit(_task_objects(specs), batch=batch)
-
-
-def submit_sweep(
-    client: ServerClient,
-    *,
-    engines: str,
-    particles: str,
-    steps: str,
-    seeds: str,
-    repeat: int = 1,
-    timeout: float | None = None,
-    batch: str | None = None,
-) -> dict[str, Any]:
-    """The cartesian product as one batch."""
-    from partisim.orchestrator.tasks import parse_engine_list, parse_int_list, sweep
-
-    specs = sweep(
-        parse_engine_list(engines),
-        parse_int_list(particles, "--particles"),
-        parse_int_list(steps, "--steps"),
-        parse_int_list(seeds, "--seeds"),
-        repeat=repeat,
-        timeout=timeout,
-    )
-    return client.submit(_task_objects(specs), batch=batch)
-
-
-def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,
-               show: bool = True, out: Console = console) -> dict[str, Any]:
-    """Block (with a progress bar) until the batch has nothing queued or running."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    deadline = None if timeout is None else time.monotonic() + timeout
-    state = client.summary(batch=batch)
-    if state["total"] == 0:
-        raise PartisimError(f"no hay tareas en el lote {batch}" if batch else "la cola está vacía")
-    label = f"lote {batch}" if batch else "cola"
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-        console=out, disable=not show, transient=False,
-    ) as progress:
-        bar = progress.add_task(label, total=state["total"], detail="")
-        while True:
-            finished = state["success"] + state["failed"] + state["cancelled"]
-            detail = (f"éxito {state['success']} · fallidas {state['failed']} · "
-                      f"en curso {state['running']} · en cola {state['queued']}")
-            progress.update(bar, total=state["total"], completed=finished, detail=detail)
-            if state["done"]:
-                return state
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError(label)
-            wait = 2.0 if left is None else max(0.05, min(2.0, left))
-            state = client.summary(batch=batch, wait=wait)
-
-
-def verify_batch(client: ServerClient, batch: str | None, count: int,
-                 *, timeout: float | None = None) -> list[Check]:
-    """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
-    from partisim.orchestrator.results import compare_checksums
-
-    answer = client.verify(count, batch=batch)
-    console.print(f"Verificando {answer['count']} tareas en otro worker (lote {answer['batch']})...")
-    wait_batch(client, answer["batch"], timeout=timeout)
-    reruns = client.tasks(batch=answer["batch"], limit=100_000)
-    originals = {p["original"]: client.task(p["original"]) for p in answer["pairs"]}
-    return compare_checksums(originals, reruns)
-
-
-def print_status(client: ServerClient, out: Console = console) -> None:
-    """Queue counts, workers and the latest batches."""
-    from rich.table import Table
-
-    s = client.summary()
-    out.print(
-        f"[bold]Cola:[/] {s['total']} tareas — en cola {s['queued']}, en curso {s['running']}, "
-        f"éxito {s['success']}, fallidas {s['failed']}, canceladas {s['cancelled']} · "
-        f"{s['finished_last_60s']} terminadas en el último minuto ({s['throughput_per_s']:.2f}/s)"
-    )
-    table = Table(title=f"Workers ({s['workers_active']}/{s['workers_total']} activos)")
-    for header in ("Worker", "Dirección", "Estado", "Capacidad", "En curso", "Completadas"):
-        table.add_column(header)
-    for w in client.workers():
-        state = "[green]activo[/]" if w.get("state") == "active" else "[red]inactivo[/]"
-        table.add_row(str(w.get("id")), str(w.get("url")), state, str(w.get("capacity", "—")),
-                      str(w.get("inflight", "—")), str(w.get("completed", 0)))
-    out.print(table)
-    if s["workers_active"] == 0 and s["workers_total"] > 0:
-        out.print("[bold red]NO HAY MÁQUINAS ACTIVAS[/]")
-    batches = client.batches(limit=10)
-    if batches:
-        bt = Table(title="Últimos lotes")
-        for header in ("Lote", "Total", "Éxito", "Fallidas", "En curso", "En cola", "Canceladas"):
-            bt.add_column(header)
-        for b in batches:
-            bt.add_row(b["batch"], str(b["total"]), str(b["success"]), str(b["failed"]),
-                       str(b["running"]), str(b["queued"]), str(b["cancelled"]))
-        out.print(bt)
-
-
-# -- interactive menu entries -----------------------------------------------------------
-
-
-def menu_options(menu: Any) -> list[tuple[str, Callable[[], None]]]:
-    """Queue entries for `partisim.orchestrator.menu.Menu` (uses its ``ask``/``ask_yes``/
-    ``console``); each reports errors on the menu's console and never raises."""
-    out: Console = menu.console
-
-    def guarded(action: Callable[[ServerClient], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                with _connect() as client:
-                    action(client)
-            except PartisimError as exc:
-                out.print(f"[red]Error:[/red] {exc.message}")
-            except TimeoutError:
-                out.print("[yellow]El lote sigue en curso; consúltelo con «Estado de la cola».[/yellow]")
-        return run
-
-    def finish(client: ServerClient, answer: dict[str, Any]) -> None:
-        out.print(f"{answer['count']} tareas en cola · lote [bold]{answer['batch']}[/]")
-        if menu.ask_yes("¿Esperar a que termine el lote? [S/n]: "):
-            state = wait_batch(client, answer["batch"], out=out)
-            out.print(f"Éxito {state['success']} · fallidas {state['failed']} · canceladas {state['cancelled']}")
-
-    def submit(client: ServerClient) -> None:
-        path = menu.ask("Ruta del archivo JSON de tareas: ")
-        if not path:
-            out.print("[yellow]No se indicó ningún archivo.[/yellow]")
-            return
-        finish(client, submit_file(client, path))
-
-    def sweep_(client: ServerClient) -> None:
-        answers = {}
-        for key, question, default in (
-            ("engines", "Motores", "python,cython"), ("particles", "Partículas", "100,1000"),
-            ("steps", "Pasos", "500"), ("seeds", "Semillas (p. ej. 1-10)", "1-3"),
-        ):
-            answers[key] = menu.ask(f"{question} {escape(f'[{default}]')}: ") or default
-        finish(client, submit_sweep(client, **answers))
-
-    return [
-        ("Cola: enviar un archivo de tareas (partisim serve)", guarded(submit)),
-        ("Cola: barrido de parámetros (partisim serve)", guarded(sweep_)),
-        ("Cola: estado de la cola y de los lotes", guarded(lambda client: print_status(client, out))),
-    ]
-
-
-# -- handlers -------------------------------------------------------------------------
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -217,7 +42,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.server import ServeOptions, serve
+    from partisim.orchestrator.serve.server import ServeOptions, serve
 
     config = load_config(args.config)
     if not config.workers:
@@ -237,38 +62,46 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(answer: dict[str, Any]) -> None:
-    console.print(f"{answer['count']} tareas en cola · lote [bold]{answer['batch']}[/]")
-    console.print(f"Siga el progreso con: partisim wait --batch {answer['batch']}")
+def _wait(client: ServerClient, batch: str | None, timeout: float | None) -> Summary:
+    from partisim.orchestrator.serve.client import wait_batch
+    from partisim.orchestrator.views import BatchProgress
 
-
-def _after_submit(client: ServerClient, args: argparse.Namespace, answer: dict[str, Any]) -> int:
-    _announce(answer)
-    if not args.wait:
-        return 0
-    return _finish_wait(client, answer["batch"], args.timeout_wait)
+    with BatchProgress(console, f"lote {batch}" if batch else "cola") as bar:
+        return wait_batch(client, batch, timeout=timeout, on_progress=bar.update)
 
 
 def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None) -> int:
     try:
-        state = wait_batch(client, batch, timeout=timeout)
+        state = _wait(client, batch, timeout)
     except TimeoutError:
         return fail(f"el lote {batch or '(toda la cola)'} no terminó en {timeout:g} s", 1)
-    if state["failed"]:
-        console.print(f"[red]{state['failed']} tareas fallidas[/]; vea: partisim results"
+    if state.failed:
+        console.print(f"[red]{state.failed} tareas fallidas[/]; vea: partisim results"
                       + (f" --batch {batch}" if batch else ""))
         return 1
-    console.print(f"[green]Terminado:[/] {state['success']} tareas con éxito"
-                  + (f", {state['cancelled']} canceladas" if state["cancelled"] else ""))
+    console.print(f"[green]Terminado:[/] {state.success} tareas con éxito"
+                  + (f", {state.cancelled} canceladas" if state.cancelled else ""))
     return 0
 
 
+def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submitted) -> int:
+    console.print(f"{answer.count} tareas en cola · lote [bold]{answer.batch}[/]")
+    console.print(f"Siga el progreso con: partisim wait --batch {answer.batch}")
+    if not args.wait:
+        return 0
+    return _finish_wait(client, answer.batch, args.timeout_wait)
+
+
 def _submit(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.serve.client import submit_file
+
     with _connect(args.server) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.serve.client import submit_sweep
+
     with _connect(args.server) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
@@ -277,20 +110,24 @@ def _sweep(args: argparse.Namespace) -> int:
         return _after_submit(client, args, answer)
 
 
-def _wait(args: argparse.Namespace) -> int:
+def _wait_command(args: argparse.Namespace) -> int:
     with _connect(args.server) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
-def _print_checks(checks: list[Check]) -> int:
-    from rich.table import Table
+def _verify(client: ServerClient, batch: str | None, count: int, timeout: float | None) -> list[Check]:
+    from partisim.orchestrator.serve.client import verify_batch
+    from partisim.orchestrator.views import BatchProgress
 
-    table = Table(title="Verificación en otro worker")
-    for header in ("Tarea", "Worker", "Repetición", "Worker", "Resultado"):
-        table.add_column(header)
-    for c in checks:
-        table.add_row(c.original_id, str(c.original_worker), c.verify_id, str(c.verify_worker), c.label)
-    console.print(table)
+    console.print(f"Verificando {count} tareas en otro worker...")
+    with BatchProgress(console, "verificación") as bar:
+        return verify_batch(client, batch, count, timeout=timeout, on_progress=bar.update)
+
+
+def _print_checks(checks: list[Check]) -> int:
+    from partisim.orchestrator.views import checks_table
+
+    console.print(checks_table(checks))
     bad = [c for c in checks if c.match is False]
     unverified = [c for c in checks if c.match is None]
     if bad:
@@ -305,15 +142,15 @@ def _print_checks(checks: list[Check]) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     from partisim.files import write_atomic
-    from partisim.orchestrator.results import results_table, to_csv, to_json
+    from partisim.orchestrator.serve.results import results_table, to_csv, to_json
 
     with _connect(args.server) as client:
         tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
         if not tasks:
             return fail(f"no hay tareas en el lote {args.batch}" if args.batch else "la cola está vacía", 1)
-        tasks = [t for t in tasks if not t.get("verify_of")] or tasks
+        tasks = [t for t in tasks if not t.verify_of] or tasks
         try:
-            checks = verify_batch(client, args.batch, args.verify, timeout=args.timeout_wait) if args.verify else None
+            checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     if args.format == "table":
@@ -334,13 +171,13 @@ def _results(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from partisim.orchestrator.report import write_report
-    from partisim.orchestrator.results import speedups
+    from partisim.orchestrator.serve.report import write_report
+    from partisim.orchestrator.serve.results import speedups
 
     with _connect(args.server) as client:
         tasks = client.tasks(batch=args.batch, status="success", limit=100_000)
         try:
-            checks = verify_batch(client, args.batch, args.verify, timeout=args.timeout_wait) if args.verify else None
+            checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     title = f"Informe partisim — lote {args.batch}" if args.batch else None
@@ -442,7 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", default=None, metavar="ID", help="lote a esperar (por defecto toda la cola)")
     _add_server(p)
     _add_wait(p, flag=False)
-    p.set_defaults(func=_wait)
+    p.set_defaults(func=_wait_command)
 
     p = subparsers.add_parser("results", help="resultados de las tareas: tabla, CSV o JSON")
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")

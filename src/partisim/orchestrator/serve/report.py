@@ -8,7 +8,6 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -18,15 +17,16 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from partisim.errors import PartisimError  # noqa: E402
 from partisim.files import write_atomic  # noqa: E402
-from partisim.orchestrator.results import Group, group_times, speedups  # noqa: E402
+from partisim.orchestrator.serve.results import Group, group_times, speedups  # noqa: E402
+from partisim.protocol import TaskView  # noqa: E402
 
 __all__ = ["write_report"]
 
 _COLORS = {"python": "#1f77b4", "numpy": "#2ca02c", "cython": "#d62728"}
 
 
-def write_report(tasks: Iterable[dict[str, Any]], path: str | Path, *, title: str | None = None) -> list[Group]:
-    """Draw the report of the given task dicts into ``path`` (PNG); returns the groups."""
+def write_report(tasks: Iterable[TaskView], path: str | Path, *, title: str | None = None) -> list[Group]:
+    """Draw the report of the given tasks into ``path`` (PNG); returns the groups."""
     groups = group_times(list(tasks))
     if not groups:
         raise PartisimError("no hay tareas terminadas con éxito para el informe")

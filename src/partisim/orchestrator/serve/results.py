@@ -1,5 +1,5 @@
 """Results of queued tasks as rows: a rich table, CSV or JSON, plus per-group statistics
-and checksum comparisons for ``--verify``. Input is the task dicts of ``GET /api/tasks``.
+and checksum comparisons for ``--verify``. Input is the `TaskView`s of ``GET /api/tasks``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
+
+from partisim.protocol import TaskView
 
 __all__ = [
     "COLUMNS",
@@ -45,37 +47,37 @@ STATUS_LABELS = {
 }
 
 
-def flatten(task: dict[str, Any]) -> dict[str, Any]:
+def flatten(task: TaskView) -> dict[str, Any]:
     """One flat row per task (the CSV columns)."""
-    params = task.get("params") or {}
-    result = task.get("result") or {}
+    params = task.params
+    r = task.result
     return {
-        "id": task.get("id"),
-        "batch": task.get("batch"),
-        "status": task.get("status"),
-        "engine": result.get("engine") or task.get("benchmark"),
+        "id": task.id,
+        "batch": task.batch,
+        "status": task.status,
+        "engine": r.engine if r else task.benchmark,
         "particles": params.get("NUM_PARTICULAS"),
         "steps": params.get("NUM_PASOS"),
         "seed": params.get("SEMILLA"),
-        "worker": task.get("worker"),
-        "attempts": task.get("attempts"),
-        "simulation_time": result.get("simulation_time"),
-        "execution_time": result.get("execution_time"),
-        "particle_collisions": result.get("particle_collisions"),
-        "wall_collisions": result.get("wall_collisions"),
-        "kinetic_energy": result.get("kinetic_energy"),
-        "checksum": result.get("checksum"),
-        "error": task.get("error") if task.get("status") != "success" else None,
-        "verify_of": task.get("verify_of"),
+        "worker": task.worker,
+        "attempts": task.attempts,
+        "simulation_time": r.simulation_time if r else None,
+        "execution_time": r.execution_time if r else None,
+        "particle_collisions": r.particle_collisions if r else None,
+        "wall_collisions": r.wall_collisions if r else None,
+        "kinetic_energy": r.kinetic_energy if r else None,
+        "checksum": r.checksum if r else None,
+        "error": task.error if task.status != "success" else None,
+        "verify_of": task.verify_of,
     }
 
 
-def _ordered(tasks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ordered(tasks: Iterable[TaskView]) -> list[TaskView]:
     # the API answers newest first; results read better in submission order
-    return sorted(tasks, key=lambda t: (t.get("seq") or 0, t.get("id") or ""))
+    return sorted(tasks, key=lambda t: (t.seq, t.id))
 
 
-def to_csv(tasks: Iterable[dict[str, Any]]) -> str:
+def to_csv(tasks: Iterable[TaskView]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -84,8 +86,9 @@ def to_csv(tasks: Iterable[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def to_json(tasks: Iterable[dict[str, Any]]) -> str:
-    return json.dumps(_ordered(tasks), indent=2, ensure_ascii=False)
+def to_json(tasks: Iterable[TaskView]) -> str:
+    rows = [t.model_dump(mode="json") for t in _ordered(tasks)]
+    return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -96,7 +99,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def results_table(tasks: Sequence[dict[str, Any]], *, checks: dict[str, Check] | None = None) -> Table:
+def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None) -> Table:
     """A rich table of tasks; with ``checks`` a column says whether a re-run agreed."""
     table = Table(title=f"Resultados ({len(tasks)} tareas)", show_lines=False)
     for header, justify in (
@@ -150,18 +153,14 @@ class Group:
         return statistics.stdev(self.times) if len(self.times) > 1 else 0.0
 
 
-def group_times(tasks: Iterable[dict[str, Any]]) -> list[Group]:
+def group_times(tasks: Iterable[TaskView]) -> list[Group]:
     """Successful, non-verification runs grouped by (engine, particles, steps)."""
     found: dict[tuple[str, int, int], list[float]] = defaultdict(list)
     for task in tasks:
-        if task.get("status") != "success" or task.get("verify_of"):
+        r = task.result
+        if task.status != "success" or task.verify_of or r is None:
             continue
-        row = flatten(task)
-        if row["simulation_time"] is None or row["particles"] is None:
-            continue
-        found[(str(row["engine"]), int(row["particles"]), int(row["steps"]))].append(
-            float(row["simulation_time"])
-        )
+        found[(r.engine, r.particles, r.steps)].append(r.simulation_time)
     return [Group(e, n, s, tuple(ts)) for (e, n, s), ts in sorted(found.items())]
 
 
@@ -218,20 +217,20 @@ class Check:
         return f"coincide ({where})" if self.match else f"¡NO COINCIDE! ({where})"
 
 
-def compare_checksums(originals: dict[str, dict[str, Any]], reruns: Iterable[dict[str, Any]]) -> list[Check]:
+def compare_checksums(originals: dict[str, TaskView], reruns: Iterable[TaskView]) -> list[Check]:
     """Pair each re-run (``verify_of``) with its original task."""
     checks = []
     for rerun in reruns:
-        original = originals.get(rerun.get("verify_of") or "")
+        original = originals.get(rerun.verify_of or "")
         if original is None:
             continue
         checks.append(Check(
-            original_id=original["id"],
-            verify_id=rerun["id"],
-            original_worker=original.get("worker"),
-            verify_worker=rerun.get("worker"),
-            original_checksum=(original.get("result") or {}).get("checksum"),
-            verify_checksum=(rerun.get("result") or {}).get("checksum"),
-            verify_status=str(rerun.get("status")),
+            original_id=original.id,
+            verify_id=rerun.id,
+            original_worker=original.worker,
+            verify_worker=rerun.worker,
+            original_checksum=original.result.checksum if original.result else None,
+            verify_checksum=rerun.result.checksum if rerun.result else None,
+            verify_status=rerun.status,
         ))
     return checks

@@ -37,7 +37,7 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import start_worker
 
-from partisim.orchestrator.server_client import ServerClient
+from partisim.orchestrator.serve.client import ServerClient
 
 HOSTS = ("127.0.0.93", "127.0.0.155")
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1}
@@ -70,11 +70,11 @@ def run_batch(client: ServerClient, tasks: list[dict[str, Any]]) -> float:
     """Submit all at once, long-poll until done; seconds from submit to the last result."""
     start = time.perf_counter()
     answer = client.submit(tasks)
-    state = client.summary(batch=answer["batch"])
-    while not state["done"]:
-        state = client.summary(batch=answer["batch"], wait=5.0)
+    state = client.summary(batch=answer.batch)
+    while not state.done:
+        state = client.summary(batch=answer.batch, wait=5.0)
     elapsed = time.perf_counter() - start
-    if state["success"] != answer["count"]:
+    if state.success != answer.count:
         raise SystemExit(f"lote incompleto: {state}")
     return elapsed
 
@@ -83,10 +83,10 @@ def serve_round_trips(client: ServerClient, count: int) -> list[float]:
     times = []
     for seed in range(count):
         start = time.perf_counter()
-        task_id = client.submit({"benchmark": "python", "params": {**TINY, "SEMILLA": seed}})["ids"][0]
+        task_id = client.submit({"benchmark": "python", "params": {**TINY, "SEMILLA": seed}}).ids[0]
         task = client.task(task_id, wait=30)
         times.append(time.perf_counter() - start)
-        if task["status"] != "success":
+        if task.status != "success":
             raise SystemExit(f"tarea {task_id}: {task['status']}")
     return times
 

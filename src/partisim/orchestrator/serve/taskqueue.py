@@ -18,9 +18,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from partisim.protocol import BatchInfo, ExecuteResult, TaskTimings, TaskView
 
 __all__ = [
     "QUEUED",
@@ -32,7 +34,7 @@ __all__ = [
     "FINAL_STATUSES",
     "TaskSpec",
     "Task",
-    "Queue",
+    "TaskQueue",
     "new_batch_id",
 ]
 
@@ -121,42 +123,36 @@ class Task:
     created_at: float
     started_at: float | None
     finished_at: float | None
-    result: dict[str, Any] | None
+    result: ExecuteResult | None
     error: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def to_dict(self) -> dict[str, Any]:
-        """The shape of one item of ``GET /api/tasks``."""
+    def view(self) -> TaskView:
+        """The task as ``GET /api/tasks`` shows it."""
         queue_s = run_s = None
         if self.started_at is not None:
             queue_s = round(self.started_at - self.created_at, 6)
             if self.finished_at is not None:
                 run_s = round(self.finished_at - self.started_at, 6)
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "batch": self.batch,
-            "status": self.status,
-            "benchmark": self.benchmark,
-            "params": self.params,
-            "worker": self.worker,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "timings": {
-                "created_at": self.created_at,
-                "started_at": self.started_at,
-                "finished_at": self.finished_at,
-                "queue_s": queue_s,
-                "run_s": run_s,
-            },
-            "result": self.result,
-            "error": self.error,
-            "verify_of": self.verify_of,
-        }
+        return TaskView(
+            id=self.id,
+            seq=self.seq,
+            batch=self.batch,
+            status=self.status,  # type: ignore[arg-type]  # the CHECK of the schema: one of STATUSES
+            benchmark=self.benchmark,
+            params=self.params,
+            worker=self.worker,
+            attempts=self.attempts,
+            max_attempts=self.max_attempts,
+            timings=TaskTimings(created_at=self.created_at, started_at=self.started_at,
+                                finished_at=self.finished_at, queue_s=queue_s, run_s=run_s),
+            result=self.result,
+            error=self.error,
+            verify_of=self.verify_of,
+        )
 
 
 def _row_to_task(row: sqlite3.Row) -> Task:
@@ -180,12 +176,12 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
+        result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
         error=row["error"],
     )
 
 
-class Queue:
+class TaskQueue:
     """A task queue in one SQLite file.
 
     Thread-safe (one connection behind a lock); every method is short, so the asyncio
@@ -214,7 +210,7 @@ class Queue:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> Queue:
+    def __enter__(self) -> TaskQueue:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -352,7 +348,7 @@ class Queue:
                 counts[k] += n
         return counts
 
-    def batches(self, limit: int = 100) -> list[dict[str, Any]]:
+    def batches(self, limit: int = 100) -> list[BatchInfo]:
         """Batches, newest first, with their counts per status."""
         with self._lock:
             rows = self._db.execute(
@@ -371,10 +367,7 @@ class Queue:
             if finished is not None:
                 item["finished_at"] = max(item["finished_at"] or 0.0, finished)
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
-        for item in ordered:
-            item.pop("first_seq")
-            item["total"] = sum(item[s] for s in STATUSES)
-        return ordered
+        return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
 
     def batch_exists(self, batch: str) -> bool:
         with self._lock:
@@ -438,12 +431,14 @@ class Queue:
                 raise
         return out
 
-    def complete(self, task_id: str, attempt: int, result: dict[str, Any]) -> bool:
-        """running (this attempt) -> success with ``result``. False if it was not ours."""
+    def complete(self, task_id: str, attempt: int, result: ExecuteResult, worker: str | None = None) -> bool:
+        """running (this attempt) -> success with ``result``. False if it was not ours.
+
+        ``worker``: who really ran it, when the executor placed it itself (Dask)."""
         return self._update(
-            "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?,"
-            " deadline = NULL WHERE id = ? AND status = ? AND attempts = ?",
-            (SUCCESS, json.dumps(result), time.time(), task_id, RUNNING, attempt),
+            "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?, deadline = NULL,"
+            " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?",
+            (SUCCESS, result.model_dump_json(), time.time(), worker, task_id, RUNNING, attempt),
         )
 
     def fail(self, task_id: str, attempt: int, error: str) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.queue import TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
 
 __all__ = [

@@ -1,0 +1,260 @@
+"""The fleet: config_workers.json (the workers and the orchestrator's settings) and
+identity by address, shared by the worker and the orchestrator.
+
+The users' format is validated once here; every command takes the result. Errors are
+`ConfigError`s whose Spanish message names the file and the field.
+
+Identity: a worker's id comes from `--worker-id`/`WORKER_ID`; else from the entry of
+config_workers.json whose ip is an address this worker is bound to (bound to 0.0.0.0:
+any of this machine's interface addresses, loopback last); else it is
+`worker-<ip-with-dashes>`. Addresses are read from the local system only (resolver,
+interface table): finding them sends no packet anywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from partisim.errors import ConfigError, explain_validation
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server",
+    "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config",
+    "Identity", "resolve_identity", "local_addresses", "bound_addresses", "fallback_id",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = "config_workers.json"
+
+#: Where the clients of ``partisim serve`` look for it (here, not in `server_client`,
+#: so the CLI parser can name it without importing httpx).
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def default_server() -> str:
+    """``PARTISIM_SERVER`` if set, else the local default."""
+    return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
+
+
+class WorkerEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    ip: str
+    port: int = Field(8080, ge=1, le=65535, strict=True)
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_ip(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v.strip()))
+        except ValueError:
+            raise ValueError(f"dirección IP inválida: {v!r}") from None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"http://{host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+class OrchestratorSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    timeout: float = Field(5.0, gt=0, le=3600, allow_inf_nan=False)
+    retry_attempts: int = Field(3, ge=0, le=100, strict=True)
+    max_concurrent_tasks: int = Field(4, ge=1, le=10_000, strict=True)
+    ping_interval: float = Field(2.0, gt=0, le=3600, allow_inf_nan=False)
+    failures_before_inactive: int = Field(2, ge=1, le=100, strict=True)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    workers: list[WorkerEntry] = Field(default_factory=list)
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        seen_ids: set[str] = set()
+        seen_addr: set[str] = set()
+        for k, w in enumerate(self.workers):
+            if w.id in seen_ids:
+                raise ValueError(f"workers[{k}].id: id duplicado {w.id!r}")
+            if w.address in seen_addr:
+                raise ValueError(f"workers[{k}]: dirección duplicada {w.address}")
+            seen_ids.add(w.id)
+            seen_addr.add(w.address)
+        return self
+
+    def worker(self, worker_id: str) -> WorkerEntry:
+        for w in self.workers:
+            if w.id == worker_id:
+                return w
+        known = ", ".join(w.id for w in self.workers) or "ninguno"
+        raise ConfigError(f"worker desconocido: {worker_id!r} (configurados: {known})")
+
+
+def parse_config(data: Any, path: str = "<config>") -> Config:
+    """Validate an already-decoded config object."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: el contenido debe ser un objeto JSON con la clave \"workers\"")
+    if "workers" not in data:
+        raise ConfigError(f"{path}: falta la clave \"workers\" (lista de {{\"id\", \"ip\", \"port\"}})")
+    if not isinstance(data["workers"], list):
+        raise ConfigError(f"{path}: \"workers\" debe ser una lista")
+    try:
+        return Config.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {explain_validation(exc.errors())[0]}") from None
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate config_workers.json."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no existe el archivo de configuración {p} (cree uno con la lista de workers, "
+            "o use --config RUTA)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"no se puede leer {p}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}") from None
+    return parse_config(data, str(p))
+
+
+# -- identity by address ---------------------------------------------------------
+
+_ANY = {"0.0.0.0", "", "::", "*"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    worker_id: str
+    address: str                 # the address that names this worker
+    addresses: tuple[str, ...]   # every address it answers on, loopback last
+    source: str                  # "argumento", "config" or "dirección"
+    config_path: str | None = None
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _order(addresses: list[str]) -> list[str]:
+    """Unique, IPv4 before IPv6, loopback last; stable otherwise."""
+    seen: dict[str, None] = {}
+    for a in addresses:
+        if a and a not in seen:
+            seen[a] = None
+    unique = list(seen)
+    return sorted(unique, key=lambda a: (_is_loopback(a), ":" in a))
+
+
+def _interface_addresses_linux() -> list[str]:
+    """IPv4 address of every interface, by ioctl(SIOCGIFADDR): a local query only."""
+    if not sys.platform.startswith("linux"):
+        return []
+    import fcntl
+
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue  # interface without an IPv4 address
+            found.append(socket.inet_ntoa(packed[20:24]))
+    return found
+
+
+def local_addresses() -> list[str]:
+    """This machine's addresses (IPv4 first, loopback last)."""
+    found: list[str] = []
+    try:
+        found += _interface_addresses_linux()
+    except OSError:
+        pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP):
+            found.append(str(info[4][0]).split("%")[0])
+    except OSError:
+        pass
+    found.append("127.0.0.1")
+    return _order(found)
+
+
+def bound_addresses(host: str) -> list[str]:
+    """The addresses a server bound to `host` answers on."""
+    host = host.strip()
+    if host in _ANY:
+        return local_addresses()
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:  # a host name such as "localhost": resolved through the local resolver
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return [host]
+    return _order([str(i[4][0]).split("%")[0] for i in infos])
+
+
+def fallback_id(address: str) -> str:
+    return "worker-" + address.replace(".", "-").replace(":", "-").strip("-")
+
+
+def _load(config_path: str, explicit: bool) -> Config | None:
+    if not explicit and not Path(config_path).exists():
+        return None  # a worker may run without the fleet's file
+    return load_config(config_path)
+
+
+def _from_config(config: Config, addresses: list[str], port: int) -> tuple[str, str] | None:
+    for address in addresses:
+        entries = [w for w in config.workers if w.ip == address]
+        if not entries:
+            continue
+        same_port = [w for w in entries if w.port == port]
+        return (same_port or entries)[0].id, address
+    return None
+
+
+def resolve_identity(host: str, port: int, *, worker_id: str | None = None,
+                     config_path: str = "config_workers.json", config_explicit: bool = False) -> Identity:
+    """Name this worker. Raises `partisim.errors.ConfigError` for an unreadable or invalid config file."""
+    addresses = bound_addresses(host)
+    primary = addresses[0] if addresses else "127.0.0.1"
+    if worker_id:
+        return Identity(worker_id, primary, tuple(addresses), "argumento")
+    config = _load(config_path, config_explicit)
+    if config is not None:
+        match = _from_config(config, addresses, port)
+        if match is not None:
+            return Identity(match[0], match[1], tuple(addresses), "config", config_path)
+    return Identity(fallback_id(primary), primary, tuple(addresses), "dirección",
+                    config_path if config is not None else None)

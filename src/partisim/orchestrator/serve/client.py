@@ -1,0 +1,169 @@
+"""Client for the REST API of ``partisim serve``, used by the CLI commands and the menu.
+
+``ServerClient(base_url)`` has one method per route and answers typed models. When
+``serve`` is not running it raises `ServerUnavailable`, whose Spanish message says so
+and how to start it; any 4xx/5xx answer becomes `ServerError` carrying the server's
+own message. Below it, what the CLI and the menu do with it: submit a file or a
+sweep, wait for a batch, verify a batch on another worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from partisim.errors import PartisimError, ServerError, ServerUnavailable
+from partisim.fleet import DEFAULT_SERVER, default_server
+from partisim.orchestrator.serve.results import Check, compare_checksums
+from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, sweep
+from partisim.orchestrator.serve.taskqueue import TaskSpec
+from partisim.protocol import BatchInfo, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
+
+__all__ = [
+    "ServerClient", "DEFAULT_SERVER", "default_server", "task_objects", "submit_file", "submit_sweep",
+    "wait_batch", "verify_batch",
+]
+
+
+class ServerClient:
+    """``ServerClient("http://127.0.0.1:8000").summary()``."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+        self.base_url = (base_url or default_server()).rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+
+    def __enter__(self) -> ServerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, *, read_timeout: float | None = None, **kw: Any) -> Any:
+        if read_timeout is not None:
+            kw["timeout"] = httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
+        try:
+            response = self._http.request(method, path, **kw)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
+            raise ServerUnavailable(self.base_url) from None
+        except httpx.InvalidURL:
+            raise PartisimError(f"dirección de servidor inválida: {self.base_url}") from None
+        except httpx.HTTPError as exc:
+            raise PartisimError(f"error al hablar con el servidor {self.base_url}: {type(exc).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            message = body.get("error") if isinstance(body, dict) else None
+            raise ServerError(message or f"el servidor respondió HTTP {response.status_code}",
+                              response.status_code)
+        if body is None:
+            raise PartisimError(f"{self.base_url} no parece un servidor partisim (respuesta no JSON)")
+        return body
+
+    # -- routes -------------------------------------------------------------------
+
+    def submit(self, tasks: list[dict[str, Any]] | dict[str, Any], *, batch: str | None = None) -> Submitted:
+        """Queue a list of task objects (or one)."""
+        body: dict[str, Any] = {"tasks": tasks if isinstance(tasks, list) else [tasks]}
+        if batch is not None:
+            body["batch"] = batch
+        return Submitted.model_validate(self._request("POST", "/api/tasks", json=body))
+
+    def tasks(self, *, status: str | None = None, batch: str | None = None,
+              limit: int | None = None) -> list[TaskView]:
+        query = {k: v for k, v in {"status": status, "batch": batch, "limit": limit}.items() if v is not None}
+        return TaskList.model_validate(self._request("GET", "/api/tasks", params=query)).tasks
+
+    def task(self, task_id: str, *, wait: float | None = None) -> TaskView:
+        query = {"wait": wait} if wait else {}
+        body = self._request("GET", f"/api/tasks/{task_id}", params=query, read_timeout=(wait or 0) + 30.0)
+        return TaskView.model_validate(body)
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("DELETE", f"/api/tasks/{task_id}")
+        return answer
+
+    def workers(self) -> list[MemberView]:
+        return WorkerList.model_validate(self._request("GET", "/api/workers")).workers
+
+    def summary(self, *, batch: str | None = None, wait: float | None = None) -> Summary:
+        query: dict[str, Any] = {"batch": batch} if batch else {}
+        if wait:
+            query["wait"] = wait
+        body = self._request("GET", "/api/summary", params=query, read_timeout=(wait or 0) + 30.0)
+        return Summary.model_validate(body)
+
+    def batches(self, limit: int | None = None) -> list[BatchInfo]:
+        query = {"limit": limit} if limit else {}
+        return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
+
+    def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"count": count}
+        if batch:
+            body["batch"] = batch
+        answer: dict[str, Any] = self._request("POST", "/api/verify", json=body)
+        return answer
+
+
+# -- what the CLI and the menu do with it ---------------------------------------------
+
+
+def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
+    """Validated specs -> the task objects of ``POST /api/tasks``."""
+    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
+            for s in specs]
+
+
+def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> Submitted:
+    """Validate a task file here (clear errors with the file name), then queue it."""
+    return client.submit(task_objects(load_task_file(path)), batch=batch)
+
+
+def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: str, seeds: str, repeat: int = 1,
+                 timeout: float | None = None, batch: str | None = None) -> Submitted:
+    """The cartesian product engines x particles x steps x seeds, as one batch."""
+    specs = sweep(
+        parse_engine_list(engines),
+        parse_int_list(particles, "--particles"),
+        parse_int_list(steps, "--steps"),
+        parse_int_list(seeds, "--seeds"),
+        repeat=repeat,
+        timeout=timeout,
+    )
+    return client.submit(task_objects(specs), batch=batch)
+
+
+def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,
+               on_progress: Callable[[Summary], None] = lambda _: None) -> Summary:
+    """Block until the batch has nothing queued or running; ``on_progress`` sees every
+    summary on the way. Raises `TimeoutError` after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    state = client.summary(batch=batch)
+    if state.total == 0:
+        raise PartisimError(f"no hay tareas en el lote {batch}" if batch else "la cola está vacía")
+    while True:
+        on_progress(state)
+        if state.done:
+            return state
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError(batch or "cola")
+        wait = 2.0 if left is None else max(0.05, min(2.0, left))
+        state = client.summary(batch=batch, wait=wait)
+
+
+def verify_batch(client: ServerClient, batch: str | None, count: int, *, timeout: float | None = None,
+                 on_progress: Callable[[Summary], None] = lambda _: None) -> list[Check]:
+    """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
+    answer = client.verify(count, batch=batch)
+    wait_batch(client, answer["batch"], timeout=timeout, on_progress=on_progress)
+    reruns = client.tasks(batch=answer["batch"], limit=100_000)
+    originals = {p["original"]: client.task(p["original"]) for p in answer["pairs"]}
+    return compare_checksums(originals, reruns)

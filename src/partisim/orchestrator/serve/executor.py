@@ -1,0 +1,130 @@
+"""The executor seam: where the scheduler hands over a task attempt.
+
+The scheduler owns the queue side of a task (which task is next, its attempts, the
+retry policy, the final state). An executor owns the computing side: its members and
+their free slots, where an attempt runs, how it is stopped, and how its outcome comes
+back. The queue, the retry policy, results and the dashboard never know which
+executor ran a task.
+
+Life of an attempt:
+
+1. ``place(task)`` reserves a slot and says where (`Placement`); None when nothing is
+   free for this task. An executor that does its own placement (Dask) answers with
+   the cluster as the member and learns the real worker later.
+2. The scheduler claims the task in the queue (attempt number, deadline); if the claim
+   is lost (cancelled meanwhile) it calls ``unplace``.
+3. ``launch(attempt)`` starts it. Exactly one outcome comes back through the callback
+   given to ``bind``: an `ExecuteResult`, or a `PartisimError` whose class says what
+   kind of failure it was (`TaskRejected` 4xx, `WorkerUnavailable`, `TaskTimedOut`,
+   `WorkerFailed`). ``cancel`` stops an attempt; its outcome is then never delivered.
+4. After a restart, ``resume(task)`` follows a task the queue says is running there;
+   False means the executor cannot follow it and the scheduler puts it back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from partisim.errors import PartisimError
+from partisim.orchestrator.serve.taskqueue import Task
+from partisim.protocol import ExecuteResult, MemberView
+
+__all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "Executor"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A reserved slot: the member that will run the attempt and its address."""
+
+    member: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one task on one placement, as the queue numbered it."""
+
+    task: Task
+    number: int
+    placement: Placement
+    deadline: float  # epoch seconds: past it the attempt has timed out
+
+    @property
+    def task_id(self) -> str:
+        return self.task.id
+
+
+#: what comes back from an attempt
+Outcome = ExecuteResult | PartisimError
+#: ``handler(attempt, outcome, worker)``; ``worker`` names who really ran it when the
+#: executor learned it only afterwards (None: the placement's member)
+OutcomeHandler = Callable[[Attempt, Outcome, str | None], None]
+
+
+class Executor(ABC):
+    """Runs task attempts somewhere; see the module docstring for the protocol."""
+
+    #: "http" or "dask": shown by the dashboard and the logs
+    kind: str = "?"
+
+    def __init__(self) -> None:
+        self._on_outcome: OutcomeHandler | None = None
+        self._wake: Callable[[], None] = lambda: None
+
+    def bind(self, on_outcome: OutcomeHandler, wake: Callable[[], None]) -> None:
+        """Where outcomes go, and how to ask the scheduler for a round (a slot freed, a
+        member came back)."""
+        self._on_outcome = on_outcome
+        self._wake = wake
+
+    def deliver(self, attempt: Attempt, outcome: Outcome, worker: str | None = None) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(attempt, outcome, worker)
+
+    async def start(self) -> None:
+        """Connect, start monitoring members."""
+
+    async def stop(self, grace: float) -> None:
+        """Give running attempts ``grace`` seconds to deliver, then abandon them (the
+        next start resumes them) and release resources."""
+
+    @abstractmethod
+    def members(self) -> list[MemberView]:
+        """Every member with its state and slots, for the API and the dashboard."""
+
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more attempts could start now, over all members."""
+
+    @abstractmethod
+    def bound(self, task: Task) -> float:
+        """Longest (seconds) an attempt of ``task`` may take before it counts as timed out."""
+
+    @abstractmethod
+    def place(self, task: Task) -> Placement | None:
+        """Reserve a slot for ``task``, or None if none fits it now."""
+
+    @abstractmethod
+    def unplace(self, placement: Placement) -> None:
+        """Give back a reserved slot that will not be launched."""
+
+    @abstractmethod
+    def launch(self, attempt: Attempt) -> None:
+        """Start the attempt (non-blocking); its outcome comes through `deliver`."""
+
+    @abstractmethod
+    def cancel(self, task_id: str, member: str | None, address: str | None) -> None:
+        """Stop the attempt of ``task_id`` wherever it runs and free its slot now."""
+
+    @abstractmethod
+    def resume(self, task: Task) -> bool:
+        """Follow a task left running by a previous ``serve``; False if it cannot be."""
+
+    def running(self, task_id: str) -> bool:
+        """Whether an attempt of ``task_id`` is being followed here."""
+        return False
+
+    def active_members(self) -> int:
+        return sum(1 for m in self.members() if m.state == "active")

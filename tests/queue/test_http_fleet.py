@@ -1,0 +1,68 @@
+"""Placement of the HTTP fleet executor, in-process: health records set by hand, no
+network (the monitor is never started)."""
+
+from __future__ import annotations
+
+import time
+
+from partisim.fleet import OrchestratorSettings, WorkerEntry
+from partisim.orchestrator.registry import HealthMonitor, Registry
+from partisim.orchestrator.serve.http_fleet import HttpFleet
+from partisim.orchestrator.serve.taskqueue import Task
+from partisim.protocol import WorkerStatus
+
+
+def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8) -> HttpFleet:
+    entries = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080) for k, w in enumerate(capacities)]
+    registry = Registry(entries)
+    for w, capacity in capacities.items():
+        registry.record_success(w, latency_ms=1.0, reported_id=w)
+        if capacity is not None:
+            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity))
+    return HttpFleet(HealthMonitor(registry), OrchestratorSettings(max_concurrent_tasks=max_concurrent))
+
+
+def task(**kw: object) -> Task:
+    fields = dict(id="t-1", seq=1, batch="b", status="queued", benchmark="python", params={}, timeout=None,
+                  verify_of=None, exclude_worker=None, avoid_worker=None, worker=None, worker_url=None, attempts=0,
+                  max_attempts=3, not_before=0.0, deadline=None, created_at=time.time(), started_at=None,
+                  finished_at=None, result=None, error=None)
+    fields.update(kw)
+    return Task(**fields)  # type: ignore[arg-type]
+
+
+def test_the_worker_with_most_free_slots_gets_the_task() -> None:
+    ex = fleet({"a": 2, "b": 4})
+    placed = [ex.place(task()) for _ in range(6)]
+    assert [p.member for p in placed if p] == ["b", "b", "a", "b", "a", "b"]
+    assert ex.place(task()) is None and ex.free_slots() == 0  # 2 + 4 slots, all reserved
+    ex.unplace(placed[0])
+    assert ex.free_slots() == 1
+
+
+def test_slots_are_capped_by_max_concurrent_tasks_and_unknown_capacity_is_one() -> None:
+    ex = fleet({"a": 16, "b": None}, max_concurrent=3)
+    assert {m.id: m.capacity for m in ex.members()} == {"a": 3, "b": 1}
+
+
+def test_a_verification_run_never_goes_to_the_worker_of_its_original() -> None:
+    ex = fleet({"a": 4, "b": 1})
+    p = ex.place(task(exclude_worker="a"))
+    assert p is not None and p.member == "b"
+    assert ex.place(task(exclude_worker="a")) is None  # b is full; a is not an option
+
+
+def test_a_retry_avoids_the_worker_that_failed_it_while_another_is_alive() -> None:
+    ex = fleet({"a": 4, "b": 1})
+    assert ex.place(task(avoid_worker="a")).member == "b"  # type: ignore[union-attr]
+    assert ex.place(task(avoid_worker="a")) is None  # waits for b rather than going back to a
+    lonely = fleet({"a": 4})
+    assert lonely.place(task(avoid_worker="a")).member == "a"  # type: ignore[union-attr]
+
+
+def test_inactive_workers_get_nothing() -> None:
+    ex = fleet({"a": 4, "b": 4})
+    ex.monitor.registry.record_failure("a", "caído")
+    ex.monitor.registry.record_failure("a", "caído")
+    ex._health = None
+    assert {p.member for p in (ex.place(task()) for _ in range(4)) if p} == {"b"}

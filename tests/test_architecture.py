@@ -1,0 +1,158 @@
+"""The import rules of the house, read from the source with `ast` (nothing is imported).
+
+Rooms, from the bottom up: `errors` imports nothing of partisim; `files` and `images`
+only `errors`; `sim` only `errors` and itself; `protocol` and `fleet` only those
+below them; `worker` and `orchestrator` (which holds `serve`) the shared rooms and
+themselves, never each other and never `cli`; `cli` may import anything. And no module
+takes part in an import cycle, counting imports inside functions too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "partisim"
+
+#: room -> rooms it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "files": {"errors"},
+    "images": {"errors"},
+    "sim": {"errors"},
+    "protocol": {"errors", "sim"},
+    "fleet": {"errors", "sim"},
+    "worker": {"errors", "files", "images", "sim", "protocol", "fleet", "version"},
+    "orchestrator": {"errors", "files", "sim", "protocol", "fleet", "version"},
+    "cli": {"errors", "files", "images", "sim", "protocol", "fleet", "worker", "orchestrator", "version"},
+    "main": {"cli"},
+    "version": set(),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "version"  # partisim/__init__.py: only __version__
+    if parts[1] == "__main__":
+        return "main"
+    return parts[1]
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str:
+    """The module an import lands on (a package's __init__ when not a submodule)."""
+    while name not in modules and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            names = [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "partisim" or name.startswith("partisim."):
+                target = _resolve(name, modules)
+                if target != module:
+                    found.add(target)
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: _imports(m, p, modules) for m, p in modules.items()}
+
+
+def test_every_module_belongs_to_a_known_room(graph: dict[str, set[str]]) -> None:
+    unknown = sorted(m for m in graph if _room(m) not in ALLOWED)
+    assert not unknown, f"modules outside the rooms of the house: {unknown}"
+
+
+def test_rooms_import_only_what_the_rules_allow(graph: dict[str, set[str]]) -> None:
+    broken = []
+    for module, targets in graph.items():
+        room = _room(module)
+        for target in targets:
+            other = _room(target)
+            if other != room and other not in ALLOWED[room]:
+                broken.append(f"{module} -> {target}")
+    assert not broken, "imports against the rules:\n" + "\n".join(sorted(broken))
+
+
+def test_nothing_but_the_entry_points_imports_cli(graph: dict[str, set[str]]) -> None:
+    offenders = sorted(m for m, targets in graph.items()
+                       if _room(m) not in ("cli", "main") and any(_room(t) == "cli" for t in targets))
+    assert not offenders
+
+
+def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
+    # Tarjan's strongly connected components: any component with two or more modules is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = 0
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_rules_can_fail(tmp_path: Path) -> None:
+    """The checker itself sees a forbidden import and a cycle when there is one."""
+    fake = {"partisim.worker.a": {"partisim.orchestrator.b"}, "partisim.orchestrator.b": {"partisim.worker.a"}}
+    assert any(_room(t) not in ALLOWED[_room(m)] for m, ts in fake.items() for t in ts)
+    with pytest.raises(AssertionError):
+        test_no_import_cycles(fake)
