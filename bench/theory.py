@@ -32,7 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Teoría cinética frente a medición (tabla de docs/fisica.md).")
     parser.add_argument("--quick", action="store_true", help="una décima parte de los pasos")
     args = parser.parse_args()
-    print("| η | dt | pasos | a | teoría (colisiones/t) | medido | medido/teoría | perdida estimada "
+    print("| η | dt | pasos | a | teoría (colisiones/t) | medido | medido/teoría | pérdida estimada "
           "| pared medido/teoría |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, n, width, height, dt, steps in PLAN:

@@ -23,7 +23,6 @@ __all__ = [
     "dt_for_missed",
     "edge_factor",
     "henderson_g",
-    "initial_temperature",
     "missed_dilute",
     "missed_fraction",
     "predict",
@@ -70,11 +69,6 @@ class Prediction:
     def to_dict(self) -> dict[str, float | None]:
         """Field -> value, with any non-finite value as None (strict JSON)."""
         return {k: (v if v is None or math.isfinite(v) else None) for k, v in asdict(self).items()}
-
-
-def initial_temperature(params: SimParams) -> float:
-    """kT of the initial velocities: uniform in [-vmax, vmax) per axis gives <v^2> = 2*vmax^2/3."""
-    return params.max_speed * params.max_speed / 3.0
 
 
 def henderson_g(eta: float) -> float:
@@ -130,11 +124,14 @@ def missed_fraction(a: float, nu_dt: float) -> float:
 
 
 def _thermal_speed(params: SimParams, temperature: float | None) -> float:
-    """sqrt(kT): from `temperature`, or from the initial velocities without squaring a huge vmax."""
+    """sqrt(kT): from `temperature`, or from the initial velocities without squaring a huge vmax.
+
+    Uniform in [-vmax, vmax) per axis: <vx^2> = vmax^2/3, <v^2> = 2 vmax^2/3, kT = vmax^2/3.
+    """
     if temperature is None:
         return params.max_speed / math.sqrt(3.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature < 0:
+    is_number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    if not (is_number and math.isfinite(temperature) and temperature >= 0):
         raise ParamsError(f"la temperatura kT debe ser un número finito >= 0 (recibido {temperature!r})",
                           field="temperature")
     return math.sqrt(temperature)
@@ -179,16 +176,16 @@ def _predict(params: SimParams, thermal_speed: float) -> Prediction:
 
 def _dt_reaching(params: SimParams, base: Prediction, target: float) -> float | None:
     """Bisection for the dt whose estimated missed share is `target`; None when nothing moves."""
-    if not (base.mean_speed > 0.0 and math.isfinite(base.mean_speed) and 0.0 < target < 1.0):
+    if not (0.0 < base.mean_speed < math.inf and 0.0 < target < 1.0):
         return None
-    # a and nu*dt are both proportional to dt
-    a_per_dt = base.mean_speed / (2.0 * params.radius)
-    nu = base.collision_frequency
+    sigma = 2.0 * params.radius
+    # a and nu*dt both grow with dt: nu*dt = k*a, with k = nu*sigma/<|v|> (temperature-free)
+    k = base.collision_frequency * sigma / base.mean_speed
 
-    def missed(dt: float) -> float:
-        return missed_fraction(a_per_dt * dt, nu * dt)
+    def missed(a: float) -> float:
+        return missed_fraction(a, k * a)
 
-    lo, hi = 0.0, 1.0 / a_per_dt  # a = 1 at hi
+    lo, hi = 0.0, 1.0
     while missed(hi) < target:
         lo, hi = hi, 2.0 * hi
     for _ in range(80):
@@ -197,7 +194,8 @@ def _dt_reaching(params: SimParams, base: Prediction, target: float) -> float | 
             lo = mid
         else:
             hi = mid
-    return lo
+    dt = lo * sigma / base.mean_speed
+    return dt if math.isfinite(dt) else None
 
 
 def dt_for_missed(params: SimParams, target: float, temperature: float | None = None) -> float | None:
