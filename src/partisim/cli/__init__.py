@@ -19,7 +19,7 @@ from partisim.errors import PartisimError
 
 __all__ = ["main", "build_parser"]
 
-COMMAND_MODULES: tuple[str, ...] = ("run", "orchestrator", "serve", "worker", "images")
+COMMAND_MODULES: tuple[str, ...] = ("run", "theory", "orchestrator", "serve", "worker", "images")
 
 
 def build_parser() -> argparse.ArgumentParser:

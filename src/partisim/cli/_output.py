@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from rich.console import Console
+from rich.markup import escape
 
-__all__ = ["console", "err_console", "fail", "install_log_handler"]
+__all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -16,6 +17,11 @@ def fail(message: str, code: int = 2) -> int:
     """Print a Spanish error on stderr and return the exit code to use."""
     err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
     return code
+
+
+def warn(message: str) -> None:
+    """Print a Spanish warning on stderr as "AVISO: ..." (the message is shown verbatim)."""
+    err_console.print(f"[bold yellow]AVISO:[/] {escape(message)}", soft_wrap=True)
 
 
 def install_log_handler() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from partisim.cli._output import console, fail
+from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
-from partisim.sim import ENGINES, SimResult, parse_params, simulate
+from partisim.sim import ENGINES, SimResult, coarse_step_warning, parse_params, simulate
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
@@ -63,9 +63,13 @@ def _run(args: argparse.Namespace) -> int:
         params = params_from_args(args)
     except ParamsError as exc:
         return fail(exc.message)
+    # advice only: it never changes what the engine computes
+    warnings = [text for text in (coarse_step_warning(params),) if text]
+    for text in warnings:
+        warn(text)
     result = simulate(params, args.engine)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "warnings": warnings}))
     else:
         print_summary(result)
     return 0

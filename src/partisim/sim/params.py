@@ -1,4 +1,4 @@
-"""Simulation parameters: names, API aliases, defaults and limits (DESIGN.md §2).
+"""Simulation parameters: names, API aliases, defaults and limits (docs/modelo.md).
 
 One pydantic model serves the CLI, the worker API and the orchestrator, so a
 value refused in one place is refused everywhere with the same message.

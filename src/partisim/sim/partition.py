@@ -1,4 +1,4 @@
-"""Broad phase: which pairs may touch (DESIGN.md §2, step 3).
+"""Broad phase: which pairs may touch (docs/modelo.md, phase 3).
 
 A uniform grid whose cells are at least one diameter wide, so touching
 particles always share a cell or sit in neighbouring cells. The number of cells

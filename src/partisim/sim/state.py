@@ -1,4 +1,4 @@
-"""Initial state and the observables computed from a final state (DESIGN.md §2).
+"""Initial state and the observables computed from a final state (docs/modelo.md).
 
 The state is four float64 arrays x, y, vx, vy; every engine starts from the
 arrays built here and hands back arrays that the functions below digest, so

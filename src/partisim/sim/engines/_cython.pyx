@@ -7,7 +7,7 @@ Broad phase, rebuilt every step on the post-wall positions:
 2. a scan of the cells in memory order over a half shell of neighbours, on
    coordinates copied into cell order, so the scan reads memory sequentially;
 3. the pairs found are bucketed by their lower index (another counting sort)
-   and each bucket sorted, giving the ascending (i, j) order of DESIGN.md §2.
+   and each bucket sorted, giving the ascending (i, j) order of docs/modelo.md.
 No Python object is touched inside the step loop. Built with -ffp-contract=off
 (see setup.py) so no fused multiply-add changes a bit.
 """

@@ -1,7 +1,7 @@
 """NumPy engine: vectorised drift, walls and broad phase; pairs resolved in order.
 
 Pair resolution stays sequential because each collision may move particles that
-a later pair of the same step reads (DESIGN.md §2, step 3).
+a later pair of the same step reads (docs/modelo.md, phase 3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure-Python engine: plain lists and floats, a grid broad phase (O(n) a step).
 
-This is the reference translation of DESIGN.md §2; the NumPy and Cython engines
+This is the reference translation of docs/modelo.md; the NumPy and Cython engines
 repeat these lines with other tools and must agree with them bit for bit.
 """
 
