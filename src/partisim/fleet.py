@@ -87,7 +87,7 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     workers: list[WorkerEntry] = Field(default_factory=list)
-    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    orchestrator: OrchestratorSettings = Field(default_factory=lambda: OrchestratorSettings())
     path: str | None = None
 
     @model_validator(mode="after")

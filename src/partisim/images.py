@@ -130,10 +130,10 @@ def _tail(text: str, lines: int = 12) -> str:
 
 
 def _build_requirements(root: Path) -> list[str]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
+    if sys.version_info < (3, 11):  # no tomllib: the same list, written out
         return ["setuptools>=68", "wheel", "Cython>=3.0,<4", "numpy>=1.26"]
+    import tomllib
+
     with open(root / "pyproject.toml", "rb") as fh:
         return list(tomllib.load(fh).get("build-system", {}).get("requires", []))
 
@@ -292,7 +292,7 @@ def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline
     argv = [_docker_bin(), "build", "-f", str(context / dockerfile), "-t", tag,
             "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"OFFLINE={int(offline)}"]
     if offline or network:
-        argv += ["--network", "none" if offline else network]
+        argv += ["--network", "none" if offline or network is None else network]
     if no_cache:
         argv.append("--no-cache")
     argv.append(str(context))

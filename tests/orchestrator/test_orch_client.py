@@ -22,7 +22,7 @@ ANSWERS = {
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         status, kind, body = ANSWERS.get(self.path.split("?")[0], (404, "text/plain", b"no"))
         self.send_response(status)
         self.send_header("Content-Type", kind)

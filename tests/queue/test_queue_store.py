@@ -83,9 +83,9 @@ def test_fail_and_cancel(queue):
 def test_list_filters_newest_first_and_limit(queue):
     queue.enqueue([SPEC] * 3, batch="old")
     _, new_ids = queue.enqueue([SPEC] * 2, batch="new")
-    assert [t.id for t in queue.list(batch="new")] == list(reversed(new_ids))
-    assert len(queue.list(limit=4)) == 4
-    assert queue.list(status="success") == []
+    assert [t.id for t in queue.tasks(batch="new")] == list(reversed(new_ids))
+    assert len(queue.tasks(limit=4)) == 4
+    assert queue.tasks(status="success") == []
     batches = queue.batches()
     assert [b.batch for b in batches] == ["new", "old"]
     assert batches[1].queued == 3 and batches[1].total == 3

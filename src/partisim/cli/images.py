@@ -86,7 +86,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="muestra cada paso")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "images", help="construye el wheelhouse y las imágenes Docker (también sin conexión)",
         description="Construye el wheelhouse (wheels de partisim y sus dependencias) y las imágenes "
@@ -94,7 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(Dockerfile.worker).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="images_command", metavar="ACCIÓN", title="acciones")
-    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=usage)
 
     wheels = actions.add_parser("wheelhouse", help="solo crea o actualiza el wheelhouse",
                                 description="Crea o actualiza el wheelhouse con pip wheel.")

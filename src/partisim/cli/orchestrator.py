@@ -234,7 +234,7 @@ def _common() -> argparse.ArgumentParser:
     return parent
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = _common()
 
     p = subparsers.add_parser(

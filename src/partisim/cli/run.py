@@ -7,7 +7,7 @@ import json
 
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
-from partisim.sim import ENGINES, SimResult, coarse_step_warning, parse_params, simulate
+from partisim.sim import ENGINES, SimParams, SimResult, coarse_step_warning, parse_params, simulate
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
@@ -37,7 +37,7 @@ def add_param_options(parser: argparse.ArgumentParser) -> None:
                            default=None, metavar="N" if field in INT_FIELDS else "X", help=text)
 
 
-def params_from_args(args: argparse.Namespace):
+def params_from_args(args: argparse.Namespace) -> SimParams:
     """Validated SimParams from the options given; errors name the option."""
     given = {f: getattr(args, f) for f in OPTIONS if getattr(args, f, None) is not None}
     try:
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("run", help="ejecuta una simulación en esta máquina",
                                    description="Ejecuta una simulación de colisiones en esta máquina.")
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",

@@ -239,7 +239,7 @@ def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
                    help="máximo de segundos a esperar (por defecto sin límite)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "serve", help="servicio orquestador: cola SQLite, planificador, bandeja y API REST",
         description="Orquestador de larga duración: vigila los workers, reparte la cola de tareas "

@@ -135,7 +135,7 @@ def _theory(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "theory", help="predicciones de la teoría cinética (y comparación con una ejecución)",
         description="Predice, con la teoría cinética de discos duros en 2D, las tasas de colisión entre "

@@ -40,7 +40,7 @@ def _whoami(s: WorkerSettings) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "worker", help="inicia el servicio worker (API HTTP que ejecuta simulaciones)",
         description="Inicia el servicio worker: una API HTTP/REST que ejecuta simulaciones a pedido.",

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from partisim.errors import ConfigError, MenuExit, ParamsError, PartisimError, WorkerUnavailable
-from partisim.fleet import Config, load_config
+from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
 from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
@@ -169,7 +169,7 @@ class Menu:
 
     def reload_config(self) -> None:
         try:
-            self.config = load_config(self.config.path)
+            self.config = load_config(self.config.path or DEFAULT_CONFIG_PATH)
         except ConfigError as exc:
             self.console.print(f"[red]Error:[/red] {exc}")
             self.console.print("Se mantiene la configuración anterior.")
@@ -254,13 +254,14 @@ class Menu:
     def queue_sweep(self, client: ServerClient) -> None:
         from partisim.orchestrator.serve.client import submit_sweep
 
-        answers = {}
+        answers: dict[str, str] = {}
         for key, question, default in (
             ("engines", "Motores", "python,cython"), ("particles", "Partículas", "100,1000"),
             ("steps", "Pasos", "500"), ("seeds", "Semillas (p. ej. 1-10)", "1-3"),
         ):
             answers[key] = self.ask(f"{question} {escape(f'[{default}]')}: ") or default
-        self._after_submit(client, submit_sweep(client, **answers))
+        self._after_submit(client, submit_sweep(client, engines=answers["engines"], particles=answers["particles"],
+                                                steps=answers["steps"], seeds=answers["seeds"]))
 
     def queue_status(self, client: ServerClient) -> None:
         self.console.print(views.queue_status(client.summary(), client.workers(), client.batches(limit=10)))

@@ -49,10 +49,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from partisim.errors import PartisimError
-from partisim.fleet import Config
+from partisim.fleet import Config, WorkerEntry
 from partisim.orchestrator.client import AsyncWorkerClient
 from partisim.protocol import PingReply, WorkerStatus
 
@@ -68,13 +68,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 State = Literal["active", "inactive"]
-
-
-class _Entry(Protocol):
-    id: str
-
-    @property
-    def url(self) -> str: ...
 
 
 @dataclass
@@ -135,7 +128,7 @@ class Registry:
 
     def __init__(
         self,
-        workers: Iterable[_Entry],
+        workers: Iterable[WorkerEntry],
         *,
         timeout: float = 5.0,
         failures_before_inactive: int = 2,
@@ -163,7 +156,7 @@ class Registry:
 
     # -- records -------------------------------------------------------------
 
-    def set_workers(self, workers: Iterable[_Entry]) -> None:
+    def set_workers(self, workers: Iterable[WorkerEntry]) -> None:
         """Follow the configuration: keep known workers, add new, drop removed."""
         records: dict[str, WorkerHealth] = {}
         for entry in workers:
@@ -279,10 +272,10 @@ class Registry:
         if self._clients is None:
             async with AsyncWorkerClient(url, timeout=self.timeout, token=self.token) as client:
                 return await self._ping(client, with_status)
-        client = self._clients.get(url)
-        if client is None:
-            client = self._clients[url] = AsyncWorkerClient(url, timeout=self.timeout, token=self.token)
-        return await self._ping(client, with_status)
+        kept = self._clients.get(url)
+        if kept is None:
+            kept = self._clients[url] = AsyncWorkerClient(url, timeout=self.timeout, token=self.token)
+        return await self._ping(kept, with_status)
 
     @staticmethod
     async def _ping(

@@ -257,8 +257,8 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
         by_key = {r.key: r for r in report.results}
         cells: list[Text] = []
         for key, _ in names:
-            r = by_key.get(key)
-            if r is None or r.skipped:
+            found = by_key.get(key)
+            if found is None or found.skipped:
                 cells.append(Text("-", style="dim"))
             else:
                 cells.append(Text("OK", style="green") if r.ok else Text("FALLO", style="bold red"))

@@ -99,8 +99,10 @@ def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | No
                     media_type="application/json")
 
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 422)}
-_TASK_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 409, 422, 429, 500, 503, 504)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 422)}
+_TASK_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 409, 422, 429, 500, 503, 504)
+}
 
 
 def create_app(settings: WorkerSettings, *, identity: Identity | None = None, port: int | None = None) -> FastAPI:
@@ -182,7 +184,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
 
     @app.post("/execute", openapi_extra=body_doc, responses={200: {"model": ExecuteResult}, **_TASK_ERRORS},
               summary="Ejecuta una simulación y espera su resultado")
-    async def execute(request: Request) -> JSONResponse:
+    async def execute(request: Request) -> Response:
         rec, _ = await _submit(request)
         await service.tasks().wait(rec)
         if rec.status == "success" and rec.result is not None:
@@ -193,21 +195,21 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     @app.post("/tasks", status_code=202, openapi_extra=body_doc,
               responses={202: {"model": TaskState}, 200: {"model": TaskState}, **_TASK_ERRORS},
               summary="Encola una simulación sin esperar (consulte GET /tasks/{task_id})")
-    async def submit(request: Request) -> JSONResponse:
+    async def submit(request: Request) -> Response:
         rec, created = await _submit(request)
         return _json(_record(rec, service.worker_id), status_code=202 if created else 200,
                      headers={"Location": f"/tasks/{rec.task_id}"})
 
     @app.get("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
              summary="Estado y resultado de una tarea")
-    async def get_task(task_id: str, request: Request) -> JSONResponse:
+    async def get_task(task_id: str, request: Request) -> Response:
         request.state.task_id = task_id[:128]
         return _json(_record(service.tasks().get(task_id), service.worker_id))
 
     @app.delete("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody},
                                                409: {"model": ErrorBody}, **_ERRORS},
                 summary="Cancela una tarea en espera o en curso (detiene su cálculo)")
-    async def cancel_task(task_id: str, request: Request) -> JSONResponse:
+    async def cancel_task(task_id: str, request: Request) -> Response:
         request.state.task_id = task_id[:128]
         rec = await service.tasks().cancel(task_id)
         return _json(_record(rec, service.worker_id))
@@ -216,7 +218,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
              summary="Últimas tareas (las más recientes primero)")
     async def history(limit: int = Query(1000, ge=1, description="cuántas (como máximo 1000)"),
                       status: str | None = Query(None, description="filtra por estado: " + ", ".join(STATES)),
-                      ) -> JSONResponse:
+                      ) -> Response:
         if status is not None and status not in STATES:
             raise ParamsError(f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}",
                               field="status")

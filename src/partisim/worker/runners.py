@@ -31,6 +31,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from partisim.errors import ParamsError, PartisimError, TaskTimedOut, WorkerFailed, WorkerUnavailable
@@ -171,7 +173,7 @@ def _exit_reason(exitcode: int | None) -> str:
 
 @dataclass(eq=False)
 class _Child:
-    proc: Any  # multiprocessing.process.BaseProcess
+    proc: BaseProcess
     conn: Connection
     pid: int = 0
 
@@ -187,9 +189,10 @@ class ProcessRunner(Runner):
     def __init__(self, capacity: int, *, task_memory_mb: int | None = None) -> None:
         self.capacity = capacity
         self.task_memory_mb = task_memory_mb
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        self._ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
+        forkserver = "forkserver" in multiprocessing.get_all_start_methods()
+        self._ctx: ForkServerContext | SpawnContext = (
+            multiprocessing.get_context("forkserver") if forkserver else multiprocessing.get_context("spawn"))
+        if isinstance(self._ctx, ForkServerContext):
             # Imported once in the fork server, so a replacement child is warm at once.
             self._ctx.set_forkserver_preload([
                 "partisim.worker.runners", "partisim.sim",
@@ -281,7 +284,11 @@ class ProcessRunner(Runner):
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
             await ready
         finally:
@@ -317,7 +324,8 @@ class ProcessRunner(Runner):
             raise
         if reply[0] == "ok":
             self._release(child)
-            return reply[1]
+            result: dict[str, Any] = reply[1]
+            return result
         _, kind, message = reply
         if kind == "memory":
             await self._discard(child)

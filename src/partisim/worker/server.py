@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import signal
 import socket
 import sys
@@ -96,7 +97,7 @@ def run_worker(settings: WorkerSettings) -> int:
     configure_logging(identity.worker_id, settings.log_level)
     app = create_app(settings, identity=identity, port=port)
     config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=settings.grace, server_header=False)
+                            timeout_graceful_shutdown=math.ceil(settings.grace), server_header=False)
     server = _Server(config, app.state.service)
     stop_signals = [signal.SIGINT, signal.SIGTERM]
     previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}

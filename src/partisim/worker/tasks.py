@@ -241,25 +241,20 @@ class TaskManager:
     def _result(self, rec: TaskRecord, sim: dict[str, Any], took: float) -> ExecuteResult:
         """The success body; a value that JSON cannot carry (NaN, Infinity) fails the task."""
         try:
-            return ExecuteResult(
-                task_id=rec.task_id,
-                worker_id=self.worker_id,
-                benchmark=rec.benchmark,
-                engine=sim.get("engine", rec.engine),
-                params=sim.get("params", rec.params.to_api()),
-                particles=sim.get("particles", rec.params.particles),
-                steps=sim.get("steps", rec.params.steps),
-                seed=sim.get("seed", rec.params.seed),
-                execution_time=took,
-                simulation_time=sim.get("simulation_time"),
-                particle_collisions=sim.get("particle_collisions"),
-                wall_collisions=sim.get("wall_collisions"),
-                checksum=sim.get("checksum"),
-                kinetic_energy=sim.get("kinetic_energy"),
-                particle_steps_per_s=sim.get("particle_steps_per_s"),
-                runner=self.runner.name,
-                timestamp=iso(),
-            )
+            return ExecuteResult.model_validate({
+                "engine": rec.engine,
+                "params": rec.params.to_api(),
+                "particles": rec.params.particles,
+                "steps": rec.params.steps,
+                "seed": rec.params.seed,
+                **sim,  # what the runner measured: counts, checksum, energy, times
+                "task_id": rec.task_id,
+                "worker_id": self.worker_id,
+                "benchmark": rec.benchmark,
+                "execution_time": took,
+                "runner": self.runner.name,
+                "timestamp": iso(),
+            })
         except ValidationError as exc:
             bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
             raise ParamsError(

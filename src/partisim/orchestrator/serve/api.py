@@ -89,14 +89,14 @@ async def submit_tasks(request: Request) -> Response:
     else:
         batch, ids = await run_in_threadpool(state.queue.enqueue, specs, batch)
     state.scheduler.wake()
-    return model_response(Submitted(batch=batch, ids=ids, count=len(ids)), 201)
+    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids)), 201)
 
 
 @router.get("/api/tasks")
 async def list_tasks(request: Request) -> Response:
     q = request.query_params
     status = _status_filter(q.get("status"))
-    tasks = state_of(request).queue.list(status=status, batch=q.get("batch") or None, limit=_limit(q.get("limit")))
+    tasks = state_of(request).queue.tasks(status=status, batch=q.get("batch") or None, limit=_limit(q.get("limit")))
     return model_response(TaskList(tasks=[t.view() for t in tasks], count=len(tasks)))
 
 
@@ -173,7 +173,7 @@ async def verify(request: Request) -> Any:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         return error_response(422, "count debe ser un entero entre 1 y 1000")
     batch = body.get("batch")
-    done = [t for t in state.queue.list(status=SUCCESS, batch=batch, limit=100_000) if t.verify_of is None]
+    done = [t for t in state.queue.tasks(status=SUCCESS, batch=batch, limit=100_000) if t.verify_of is None]
     if not done:
         where = f"el lote {batch}" if batch else "la cola"
         return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")

@@ -137,7 +137,7 @@ def live_state(serve: ServeState, *, max_age: float = CHECK_INTERVAL_S * 0.75) -
         cache.state, cache.key, cache.at = state, _state_key(state), now
         cache.event = ""
         cache.state_generation = generation
-    return cache.key, cache.state  # type: ignore[return-value]
+    return cache.key, cache.state
 
 
 def _snapshot_event(serve: ServeState) -> str:
@@ -186,10 +186,10 @@ def chart_data(serve: ServeState) -> dict[str, Any]:
     Cached until the number of successful tasks changes."""
     queue = serve.queue
     cache = _cache(serve)
-    newest = queue.list(status=SUCCESS, limit=1)
+    newest = queue.tasks(status=SUCCESS, limit=1)
     key = (queue.counts()[SUCCESS], newest[0].id if newest else "")
     if cache.charts is None or key != cache.charts_key:
-        groups = group_times(t.view() for t in queue.list(status=SUCCESS, limit=100_000))
+        groups = group_times(t.view() for t in queue.tasks(status=SUCCESS, limit=100_000))
         cache.charts = {
             "success": key[0],
             "series": _series(groups),
@@ -260,7 +260,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("partisim.orchestrator.serve").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("partisim.orchestrator.serve").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 @router.get("/", include_in_schema=False)

@@ -12,13 +12,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
-from partisim.errors import PartisimError  # noqa: E402
-from partisim.files import write_atomic  # noqa: E402
-from partisim.orchestrator.serve.results import Group, group_times, speedups  # noqa: E402
-from partisim.protocol import TaskView  # noqa: E402
+from partisim.errors import PartisimError
+from partisim.files import write_atomic
+from partisim.orchestrator.serve.results import Group, group_times, speedups
+from partisim.protocol import TaskView
 
 __all__ = ["write_report"]
 

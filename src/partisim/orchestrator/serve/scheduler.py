@@ -42,7 +42,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         raw = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
-        return raw * random.uniform(0.5, 1.0)
+        return float(raw * random.uniform(0.5, 1.0))
 
 
 def _retryable(exc: PartisimError) -> bool:

@@ -71,5 +71,5 @@ def snapshot(state: ServeState) -> dict[str, Any]:
     return {
         "summary": summary(state).model_dump(mode="json"),
         "workers": [w.model_dump(mode="json") for w in workers(state)],
-        "recent": [t.view().model_dump(mode="json") for t in state.queue.list(limit=20)],
+        "recent": [t.view().model_dump(mode="json") for t in state.queue.tasks(limit=20)],
     }

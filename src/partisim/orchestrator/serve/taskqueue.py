@@ -141,7 +141,7 @@ class Task:
             id=self.id,
             seq=self.seq,
             batch=self.batch,
-            status=self.status,  # type: ignore[arg-type]  # the CHECK of the schema: one of STATUSES
+            status=self.status,
             benchmark=self.benchmark,
             params=self.params,
             worker=self.worker,
@@ -263,7 +263,7 @@ class TaskQueue:
         found = self._select("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
 
-    def list(
+    def tasks(
         self, *, status: str | None = None, batch: str | None = None, limit: int = 1000
     ) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
@@ -290,7 +290,7 @@ class TaskQueue:
                 "SELECT MIN(not_before) FROM tasks WHERE status = ? AND not_before > ?",
                 (QUEUED, float("-inf") if after is None else after),
             ).fetchone()
-        return row[0]
+        return None if row[0] is None else float(row[0])
 
     def running(self) -> list[Task]:
         return self._select("SELECT * FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
@@ -377,10 +377,11 @@ class TaskQueue:
     @staticmethod
     def _filters(
         *, status: str | None = None, batch: str | None = None, also: tuple[Any, ...] = ()
-    ) -> tuple[str, tuple]:
+    ) -> tuple[str, tuple[Any, ...]]:
         """``(WHERE clause, args)`` for the given filters; ``also`` is one more condition
         and its arguments, ``(sql, *args)``."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         if status is not None:
             clauses.append("status = ?")
             args.append(status)

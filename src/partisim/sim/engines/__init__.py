@@ -45,4 +45,5 @@ def get_engine(name: str) -> EngineFn:
     """The `run` function of an engine (imported on first use)."""
     engine = resolve_engine(name)
     module = importlib.import_module(f"partisim.sim.engines.{_MODULES[engine]}")
-    return module.run
+    run: EngineFn = module.run
+    return run
