@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
@@ -11,7 +10,6 @@ from partisim.sim import ENGINES, SimParams, SimResult, coarse_step_warning, par
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
-
 
 
 def _int(text: str) -> int:
@@ -69,7 +67,10 @@ def _run(args: argparse.Namespace) -> int:
         warn(text)
     result = simulate(params, args.engine)
     if args.json:
-        print(json.dumps({**result.to_dict(), "warnings": warnings}))
+        try:
+            print(result.to_json(warnings=warnings))  # strict JSON, or a clear error: never NaN/Infinity
+        except ParamsError as exc:
+            return fail(exc.message)
     else:
         print_summary(result)
     return 0

@@ -27,18 +27,22 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def resolve_engine(name: object) -> str:
-    """Map an engine name or script alias to an engine; refuse anything else."""
+    """Map an engine name or script alias to an engine; refuse anything else.
+
+    Names are exact (no case folding, no stripping): ``Cython`` or ``" cython"`` is a
+    different name, and an unknown one, so two workers never disagree about it."""
     if not isinstance(name, str):
         raise ParamsError("benchmark debe ser un texto (python, numpy, cython, benchmark.py o benchmark_cython.py)",
                           field="benchmark")
-    key = name.strip().lower()
-    if key in _MODULES:
-        return key
-    if key in ALIASES:
-        return ALIASES[key]
+    if name in _MODULES:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
     shown = name if _SAFE_NAME.match(name) else repr(name[:64])
     valid = ", ".join([*ENGINES, *ALIASES])
-    raise ParamsError(f"benchmark desconocido: {shown}. Válidos: {valid}", field="benchmark")
+    near = name.strip().lower()
+    hint = f" (¿quiso decir {near}? los nombres son exactos)" if near in _MODULES or near in ALIASES else ""
+    raise ParamsError(f"benchmark desconocido: {shown}{hint}. Válidos: {valid}", field="benchmark")
 
 
 def get_engine(name: str) -> EngineFn:
