@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -52,7 +53,7 @@ class RunningWorker(Spawned):
     """A `partisim worker` subprocess (`.proc`, `.log()`, `.stop()`, `.kill()` from `Spawned`)."""
 
     def __init__(self, host: str, port: int, cwd: Path, token: str | None = None, scheme: str = "http",
-                 verify: str | bool = True) -> None:
+                 verify: ssl.SSLContext | bool = True) -> None:
         super().__init__("worker", cwd)
         self.host = host
         self.port = port
@@ -96,6 +97,8 @@ def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: 
     argv = [sys.executable, "-m", "partisim", "worker", "--host", host,
             "--port", str(0 if port is None else port), *args]
     tls = "--tls-cert" in args or "PARTISIM_TLS_CERT" in full_env
+    if isinstance(verify, str):  # a CA file: httpx wants an SSL context
+        verify = ssl.create_default_context(cafile=verify)
     worker = RunningWorker(host, port or 0, workdir, token=full_env.get("PARTISIM_TOKEN"),
                            scheme="https" if tls else "http", verify=verify)
     worker.name = f"worker on {host}:{port or '?'}"

@@ -30,7 +30,8 @@ MIN_SIDE = 1e-100
 #: every result is finite (docs/modelo.md §2).
 MAX_SPEED = 1e100
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: a finite number given as a number: "0.1" or true are refused, as StrictInt refuses "5"
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class SimParams(BaseModel):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -108,10 +109,15 @@ def _record(rec: TaskRecord, worker_id: str) -> TaskState:
 
 
 def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None, *,
-          exclude_none: bool = False) -> Response:
-    """A model as strict JSON (its floats are finite by type), serialised by pydantic."""
-    return Response(model.model_dump_json(exclude_none=exclude_none), status_code=status_code, headers=headers,
+          only: set[str] | None = None) -> Response:
+    """A model as strict JSON (its floats are finite by type), serialised by pydantic;
+    `only`: just these fields (what an anonymous caller may see)."""
+    return Response(model.model_dump_json(include=only), status_code=status_code, headers=headers,
                     media_type="application/json")
+
+
+#: what /ping and /health tell a caller without the token, while one is set: liveness
+_LIVENESS = {"status", "timestamp", "message"}
 
 
 def _authorized(request: Request) -> bool:
@@ -143,7 +149,9 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         finally:
             await service.stop()
 
+    # redirect_slashes off: "/execute/" is not a path of the contract (a 404, not a redirect)
     app = FastAPI(title=f"partisim worker {identity.worker_id}", version=__version__, lifespan=lifespan,
+                  redirect_slashes=False,
                   description="Servicio worker de partisim: ejecuta simulaciones de colisiones de partículas.")
     app.state.service = service
 
@@ -179,13 +187,15 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     @app.get("/ping", responses={200: {"model": PingReply}},
              summary="¿Está vivo? (sin autenticación; sin token solo dice que está activo)")
     async def ping(request: Request) -> Response:
-        return _json(service.ping(full=_authorized(request)), exclude_none=True)
+        full = _authorized(request)
+        return _json(service.ping(full=full), only=None if full else _LIVENESS)
 
     @app.get("/health", responses={200: {"model": HealthReport}, 503: {"model": HealthReport}},
              summary="Salud del worker y de su runner (sin autenticación; sin token solo el estado)")
     async def health(request: Request) -> Response:
-        report = await service.health(full=_authorized(request))
-        return _json(report, status_code=200 if report.status == "healthy" else 503, exclude_none=True)
+        full = _authorized(request)
+        report = await service.health(full=full)
+        return _json(report, status_code=200 if report.status == "healthy" else 503, only=None if full else _LIVENESS)
 
     @app.get("/status", responses={200: {"model": WorkerStatus}, **_ERRORS}, summary="Estado detallado")
     async def status() -> Response:
@@ -221,7 +231,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     async def submit(request: Request) -> Response:
         rec, created = await _submit(request)
         return _json(_record(rec, service.worker_id), status_code=202 if created else 200,
-                     headers={"Location": f"/tasks/{rec.task_id}"})
+                     headers={"Location": "/tasks/" + quote(rec.task_id, safe="")})  # ids may be any text
 
     # `:path`: a task_id may hold "/" (sent as %2F or as is); any printable text is an id
     @app.get("/tasks/{task_id:path}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},

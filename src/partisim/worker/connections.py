@@ -13,7 +13,10 @@ uvicorn's httptools protocol:
   already started) and the connection is closed; an app still waiting for the body
   sees a disconnect and writes nothing;
 - above uvicorn's ``limit_concurrency`` open connections (or running requests) the
-  answer is our JSON ``503`` instead of uvicorn's plain-text one.
+  answer is our JSON ``503`` instead of uvicorn's plain-text one;
+- a request the HTTP parser cannot read gets a JSON ``400`` (uvicorn's is plain text),
+  and one whose request line and headers exceed `MAX_HEADER_BYTES` a JSON ``431``
+  (httptools itself sets no limit: a header could grow until memory runs out).
 
 A TLS handshake is bounded by asyncio (60 s), before this protocol sees the connection.
 """
@@ -30,21 +33,46 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-__all__ = ["GuardedHttpProtocol", "guarded_protocol", "timeout_response"]
+__all__ = ["GuardedHttpProtocol", "guarded_protocol", "timeout_response", "MAX_HEADER_BYTES"]
 
 log = logging.getLogger("partisim.worker.requests")
 
 _WARN_EVERY_S = 10.0
+#: request line plus headers, in bytes
+MAX_HEADER_BYTES = 64 * 1024
+#: after refusing an unreadable request, the rest the client still sends is read and
+#: dropped for this long: closing at once with unread data would send a reset, and the
+#: client could lose our answer with it
+LINGER_S = 2.0
+
+
+def _raw_json(status_line: bytes, data: dict[str, str]) -> bytes:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    head = (b"HTTP/1.1 " + status_line + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
+    return head + body
 
 
 def timeout_response(seconds: float) -> bytes:
     """The raw ``408`` written on the socket when a request did not arrive in time."""
-    body = json.dumps({"status": "timeout",
-                       "error": f"la petición no llegó completa en {seconds:g} s (cabeceras y cuerpo); "
-                                "se cierra la conexión"}, ensure_ascii=False).encode()
-    head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
-    return head + body
+    return _raw_json(b"408 Request Timeout", {
+        "status": "timeout",
+        "error": f"la petición no llegó completa en {seconds:g} s (cabeceras y cuerpo); se cierra la conexión"})
+
+
+_MALFORMED = _raw_json(b"400 Bad Request", {
+    "status": "invalid",
+    "error": "petición HTTP mal formada (línea de petición, ruta, cabeceras o codificación del cuerpo); "
+             "se cierra la conexión"})
+
+
+_HEADERS_TOO_LARGE = _raw_json(b"431 Request Header Fields Too Large", {
+    "status": "invalid",
+    "error": f"la línea de petición y las cabeceras superan {MAX_HEADER_BYTES} bytes; se cierra la conexión"})
+
+
+class _HeadersTooLarge(Exception):
+    """Raised inside a parser callback: httptools turns it into a parser error."""
 
 
 def _too_many(limit: int) -> Any:
@@ -78,6 +106,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.limit_concurrency = None
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = False
+        self._header_bytes = 0
+        self._headers_too_large = False
+        self._discarding = False
 
     # -- the deadline --
 
@@ -90,20 +121,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def _take_over(self) -> bool:
+        """Stop the app's answer to the request being received; True if ours may be written.
+
+        Headers late or unreadable: ours, unless an earlier (pipelined) response is still
+        going out. Body late or unreadable: the app waiting for it sees a disconnect and
+        writes nothing; ours is written unless its response already started."""
+        cycle = self.cycle
+        if self._in_headers or cycle is None:
+            return cycle is None or cycle.response_complete
+        answered = cycle.response_started
+        cycle.disconnected = True
+        cycle.message_event.set()
+        return not answered
+
     def _expire(self) -> None:
         self._deadline = None
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if self._in_headers or cycle is None:
-            # a new request's headers are late; answer only if nothing else is being answered
-            may_answer = cycle is None or cycle.response_complete
-        else:
-            may_answer = not cycle.response_started
-            # the app waiting for the rest of the body sees a disconnect and writes nothing
-            cycle.disconnected = True
-            cycle.message_event.set()
-        if may_answer:
+        if self._take_over():
             self.transport.write(timeout_response(self.request_timeout))
         self.transport.close()
         now = time.monotonic()
@@ -115,6 +151,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # -- uvicorn's callbacks --
 
+    def send_400_response(self, msg: str) -> None:
+        """The HTTP parser refused the request: a JSON 400 (431 for huge headers), then close."""
+        self._disarm()
+        self._discarding = True
+        if not self._take_over():
+            self.transport.close()
+            return
+        self.transport.write(_HEADERS_TOO_LARGE if self._headers_too_large else _MALFORMED)
+        if self.transport.can_write_eof():  # answer, end our side, drop what still comes, then close
+            self.transport.write_eof()
+            self._deadline = self.loop.call_later(min(LINGER_S, self.request_timeout), self.transport.close)
+        else:  # TLS: no half-close
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._discarding:
+            super().data_received(data)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._headers_too_large = True
+            raise _HeadersTooLarge
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._in_headers = True
@@ -123,6 +191,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._header_bytes = 0
         self._arm()  # a keep-alive connection's next request: its own deadline
 
     def on_headers_complete(self) -> None:

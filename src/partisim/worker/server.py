@@ -21,7 +21,7 @@ from partisim.fleet import resolve_identity
 from partisim.worker.app import create_app
 from partisim.worker.connections import guarded_protocol
 from partisim.worker.service import WorkerService
-from partisim.worker.settings import WorkerSettings
+from partisim.worker.settings import WorkerSettings, open_listener_warning
 
 __all__ = ["run_worker", "bind_socket", "configure_logging"]
 
@@ -104,13 +104,17 @@ def run_worker(settings: WorkerSettings) -> int:
     """Serve until stopped. Raises `PartisimError` (config, port) before serving."""
     identity = resolve_identity(settings.host, settings.port, worker_id=settings.worker_id,
                                 config_path=settings.config_path, config_explicit=settings.config_explicit)
+    configure_logging(identity.worker_id, settings.log_level)
+    warning = open_listener_warning(settings)
+    if warning:  # first thing said, before the port is even bound
+        logging.getLogger("partisim.worker").warning("AVISO: %s", warning)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     if settings.port == 0 and identity.source != "argumento":
         # the entry's port can only be matched once we know it
         identity = resolve_identity(settings.host, port, config_path=settings.config_path,
                                     config_explicit=settings.config_explicit)
-    configure_logging(identity.worker_id, settings.log_level)
+        configure_logging(identity.worker_id, settings.log_level)
     app = create_app(settings, identity=identity, port=port)
     # Slow or stalled clients: `guarded_protocol` bounds the time to receive each request and
     # answers 503 (JSON) beyond `limit_concurrency` open connections (worker/connections.py).

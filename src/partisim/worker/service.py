@@ -116,9 +116,8 @@ class WorkerService:
         log.info("TLS: %s", f"activado (certificado {s.tls_cert})" if s.tls_cert else "desactivado (http)")
         log.info("Conexiones: como máximo %d abiertas; %g s para recibir cada petición",
                  s.max_connections, s.request_timeout)
-        warning = open_listener_warning(s)
-        if warning:
-            log.warning("AVISO: %s", warning)
+        if open_listener_warning(s):  # said at start by run_worker; repeated where the summary is read
+            log.warning("AVISO: sin token y escuchando en %s: vea el aviso del inicio", s.host)
         log.info("Escuchando en %s", self.url)  # brackets an IPv6 address; helpers/workers.py reads this line
 
     def begin_shutdown(self) -> None:

@@ -96,8 +96,8 @@ def open_listener_warning(settings: WorkerSettings) -> str | None:
     """The Spanish warning for a worker that anyone on the network may use, or None."""
     if settings.token or is_loopback(settings.host):
         return None
-    where = "todas las interfaces" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return (f"este worker escucha en {settings.host} ({where}) SIN token: cualquiera que alcance esta máquina "
+    where = " (todas las interfaces)" if settings.host in ("0.0.0.0", "::", "") else ""
+    return (f"este worker escucha en {settings.host}{where} SIN token: cualquiera que alcance esta máquina "
             "puede ejecutar tareas y ver su estado. Defina PARTISIM_TOKEN (o --token-file) o escuche solo en "
             "127.0.0.1 (--host 127.0.0.1)")
 
