@@ -260,7 +260,8 @@ def test_every_bad_input_is_a_clear_4xx(worker: RunningWorker) -> None:
     distinct = {case.key() for case in CASES}
     with worker.client() as c:
         # two conflicts need a task first: the same id with other parameters, cancelling a finished task
-        assert c.post("/execute", json={"benchmark": "cython", "params": TINY, "task_id": "ya-hecha"}).status_code == 200
+        done = c.post("/execute", json={"benchmark": "cython", "params": TINY, "task_id": "ya-hecha"})
+        assert done.status_code == 200
         conflicts = [
             body(task(benchmark="cython", params={**TINY, "NUM_PASOS": 2}, task_id="ya-hecha"), 409, "task_id"),
             body(task(benchmark="python", params=TINY, task_id="ya-hecha"), 409, "task_id"),

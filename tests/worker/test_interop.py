@@ -40,7 +40,8 @@ def test_etapa6_parameter_names_run_unchanged(client: httpx.Client) -> None:
 
 def test_history_has_task_history_and_statistics(client: httpx.Client) -> None:
     for seed in (1, 2):
-        assert client.post("/execute", json={"benchmark": "cython", "params": {**TINY, "SEMILLA": seed}}).status_code == 200
+        r = client.post("/execute", json={"benchmark": "cython", "params": {**TINY, "SEMILLA": seed}})
+        assert r.status_code == 200
     r = client.get("/history")
     assert r.status_code == 200
     raw = _strict(r.text)
@@ -87,7 +88,8 @@ def test_current_lists_the_running_tasks(fresh_worker) -> None:
         empty = CurrentTasks.model_validate(c.get("/current").json())
         assert (empty.count, empty.tasks, empty.queued) == (0, [], 0)
         running_id = "larga-" + uuid.uuid4().hex[:6]
-        assert c.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "task_id": running_id}).status_code == 202
+        started = c.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "task_id": running_id})
+        assert started.status_code == 202
         wait_for(lambda: c.get(f"/tasks/{running_id}").json()["status"] == "running", 30, "task to start")
         assert c.post("/tasks", json={"benchmark": "cython", "params": TINY, "task_id": "detras"}).status_code == 202
         now = CurrentTasks.model_validate(c.get("/current").json())

@@ -62,8 +62,7 @@ def tls_worker(pki: tuple[Path, Path]) -> RunningWorker:
     w.stop()
 
 
-def test_worker_serves_https_with_its_certificate(tls_worker: RunningWorker, pki: tuple[Path, Path]) -> None:
-    cert, _ = pki
+def test_worker_serves_https_with_its_certificate(tls_worker: RunningWorker) -> None:
     assert tls_worker.url.startswith("https://")
     assert f"Escuchando en {tls_worker.url}" in tls_worker.log() and "TLS: activado" in tls_worker.log()
     with tls_worker.client() as c:  # trusts the test's certificate, sends the token
