@@ -237,27 +237,39 @@ class TaskQueue:
         self._db.execute("PRAGMA busy_timeout=30000")
         if verify:
             self._verify()
+        self._check_table()  # before anything is written to the file
         # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
         # only an OS crash could lose the last transactions.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
-            self._db.executescript(_SCHEMA)
             self._migrate()
+            self._db.executescript(_SCHEMA)
 
     def _verify(self) -> None:
         """A damaged file fails here, not in the middle of serving."""
-        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(5)").fetchall()]
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
         if problems != ["ok"]:
-            raise sqlite3.DatabaseError("; ".join(problems)[:500])
+            lines = [x.strip() for p in problems for x in p.splitlines() if x.strip() and not x.startswith("***")]
+            raise sqlite3.DatabaseError("; ".join(lines)[:300] or "comprobación de integridad fallida")
 
-    def _migrate(self) -> None:
-        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
+    def _columns(self) -> set[str]:
+        return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
+
+    def _check_table(self) -> None:
+        """A `tasks` table of some other program is not ours to change."""
+        columns = self._columns()
         missing = _CORE_COLUMNS - columns
-        if missing:
+        if columns and missing:
             raise sqlite3.DatabaseError(
                 f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
             )
+
+    def _migrate(self) -> None:
+        """Columns added since the first version (a table made by an older partisim)."""
+        columns = self._columns()
+        if not columns:
+            return  # a new database: the schema makes the table whole
         for name, kind in _ADDED_COLUMNS.items():
             if name not in columns:
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
