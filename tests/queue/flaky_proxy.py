@@ -7,7 +7,8 @@ Every request is forwarded to ``--target``; ``POST /execute`` may instead:
 - ``--mode reject``: always answer 422;
 - ``--mode corrupt``: forward, then change the checksum in the answer;
 - ``--mode slow``: forward, then hold the answer ``--delay`` seconds (a worker slow to
-  answer: it ran the task, but its answer comes late);
+  answer: it ran the task, but its answer comes late); only the first ``--times``
+  answers if given;
 - ``--mode pass``: forward only (with ``--tls-cert``/``--tls-key``: an https front).
 
 ``GET /proxy/stats`` reports what it did. Run: ``python flaky_proxy.py --port P --target URL``.
@@ -25,7 +26,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 
-def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0) -> FastAPI:
+def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, times: int = 0) -> FastAPI:
     app = FastAPI()
     rng = random.Random(seed)
     client = httpx.AsyncClient(base_url=target, timeout=None, trust_env=False)
@@ -56,7 +57,7 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0) ->
             if mode == "flaky" and roll < rate:
                 stats["failed_after"] += 1
                 return JSONResponse({"status": "error", "error": "fallo inyectado (después)"}, 500)
-            if mode == "slow":
+            if mode == "slow" and (times == 0 or stats["delayed"] < times):
                 stats["delayed"] += 1
                 await asyncio.sleep(delay)  # the injected fault itself, not a synchronisation
             if mode == "corrupt" and answer.status_code == 200:
@@ -80,10 +81,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--times", type=int, default=0)
     parser.add_argument("--tls-cert", default=None)
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
-    uvicorn.run(build(args.target, args.mode, args.rate, args.seed, args.delay), host=args.host, port=args.port,
+    uvicorn.run(build(args.target, args.mode, args.rate, args.seed, args.delay, args.times), host=args.host, port=args.port,
                 log_level="warning", access_log=False, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
 

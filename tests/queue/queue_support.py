@@ -54,14 +54,15 @@ class Cluster:
         return worker
 
     def proxy(self, target: RunningWorker, *, mode: str, rate: float = 0.3, seed: int = 7,
-              host: str = "127.0.0.1", delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> Proxy:
+              host: str = "127.0.0.1", delay: float = 0.0, times: int = 0,
+              tls: tuple[Path, Path] | None = None) -> Proxy:
         """flaky_proxy.py in front of ``target``; ``tls=(cert, key)`` makes it an https front."""
         port = free_port_on(host)
         proxy = Proxy(f"{'https' if tls else 'http'}://{host}:{port}", self.tmp, mode)
         self.procs.append(proxy)
         argv = [sys.executable, str(HERE / "flaky_proxy.py"), "--host", host, "--port", str(port),
                 "--target", target.url, "--mode", mode, "--rate", str(rate), "--seed", str(seed),
-                "--delay", str(delay)]
+                "--delay", str(delay), "--times", str(times)]
         if tls is not None:
             argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         proxy.launch(argv, cwd=self.tmp)

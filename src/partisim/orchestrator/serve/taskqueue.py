@@ -148,9 +148,14 @@ class Task:
 
     @property
     def duplicates(self) -> int:
-        """Workers that ran this task besides the one whose run is recorded. A worker
-        never runs one task id twice, so each worker counts once."""
-        return sum(1 for w in set(self.extra_runs) if w != self.worker)
+        """Runs of this task beyond one: the workers known to have run it (the recorded
+        one and those in ``extra_runs``) less one. A worker never runs one task id
+        twice, so each worker counts once; a retry answered by the same worker from its
+        record is no second run."""
+        runs = set(self.extra_runs)
+        if self.status == SUCCESS and self.worker is not None:
+            runs.add(self.worker)
+        return max(0, len(runs) - 1)
 
     def view(self) -> TaskView:
         """The task as ``GET /api/tasks`` shows it."""
