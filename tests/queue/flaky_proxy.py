@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--tls-cert", default=None)
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
-    uvicorn.run(build(args.target, args.mode, args.rate, args.seed, args.delay, args.times), host=args.host, port=args.port,
-                log_level="warning", access_log=False, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    app = build(args.target, args.mode, args.rate, args.seed, args.delay, args.times)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
 
 if __name__ == "__main__":

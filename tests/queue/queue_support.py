@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from helpers.config import write_config
-from helpers.processes import Spawned, answers, clean_env, free_port_on
+from helpers.processes import Spawned, clean_env, free_port_on
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 

@@ -19,13 +19,15 @@ def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8, foreign
     extra = entries or {}
     configured = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080, **extra.get(w, {}))
                   for k, w in enumerate(capacities)]
-    registry = Registry(configured)
+    settings = OrchestratorSettings(max_concurrent_tasks=max_concurrent)
+    registry = Registry(configured, timeout=settings.timeout,
+                        failures_before_inactive=settings.failures_before_inactive)
     for w, capacity in capacities.items():
         registry.record_success(w, latency_ms=1.0, reported_id=w)
         if capacity is not None:
             software = "" if w in foreign else "partisim"
             registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity, software=software))
-    return HttpFleet(HealthMonitor(registry), OrchestratorSettings(max_concurrent_tasks=max_concurrent))
+    return HttpFleet(HealthMonitor(registry, interval=settings.ping_interval), settings)
 
 
 def task(**kw: object) -> Task:

@@ -53,6 +53,7 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
+@pytest.mark.slow
 def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(cluster: Cluster, tmp_path: Path):
     _, url = _legacy(cluster)
     config = _host_config(tmp_path, [{"id": "legacy-01", "host": HOST_B, "port": _port(url)}])
@@ -76,6 +77,7 @@ def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(clus
     assert len(_runs(url)) == 2
 
 
+@pytest.mark.slow
 def test_check_reports_partisim_only_checks_as_unsupported_on_a_legacy_worker(cluster: Cluster, tmp_path: Path):
     _, url = _legacy(cluster)
     config = _host_config(tmp_path, [{"id": "legacy-01", "host": HOST_B, "port": _port(url)}])

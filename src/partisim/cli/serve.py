@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler
 from partisim.fleet import DEFAULT_CONFIG_PATH, client_token, default_server, load_config
+from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
+
+DEFAULTS = ServeOptions()
 
 
 def _connect(args: argparse.Namespace) -> ServerClient:
@@ -44,7 +47,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.server import ServeOptions, serve
+    from partisim.orchestrator.serve.server import serve
 
     config = load_config(args.config)
     if not config.workers:
@@ -269,9 +272,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
                    help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default="partisim.db", metavar="RUTA", help="base de datos SQLite (por defecto partisim.db)")
-    p.add_argument("--host", default="127.0.0.1", help="dirección de escucha (por defecto 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
+    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
+    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
     _add_credentials(p, serving=True)

@@ -22,7 +22,7 @@ import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.http_fleet import HttpFleet
 from partisim.orchestrator.serve.inbox import Inbox
+from partisim.orchestrator.serve.options import ServeOptions
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
@@ -45,26 +46,6 @@ __all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "ch
            "is_loopback"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    db: str = "partisim.db"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    inbox: str | None = None
-    shutdown_grace: float = 10.0
-    retry_base: float = 0.5
-    #: the token every client must present (None: serve is open to anyone who reaches it)
-    token: str | None = field(default=None, repr=False)
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    #: CA of the workers' certificates (overrides PARTISIM_CA_FILE and the config)
-    ca_file: str | None = None
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls_cert else "http"
 
 
 @dataclass(frozen=True)
