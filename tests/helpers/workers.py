@@ -7,8 +7,9 @@
     w.stop()      # SIGTERM, graceful; returns the exit code
     w.kill()      # SIGKILL
 
-With `--tls-cert`/`--tls-key` the worker serves https: pass `verify` (the CA file,
-e.g. the self-signed certificate) so the readiness check and `.client()` trust it.
+With `--tls-cert`/`--tls-key` the worker serves https: pass `verify` (a CA file or an
+SSL context, e.g. `helpers.tls.make_certificate(...).context()`) so the readiness check
+and `.client()` trust it.
 
 `port=None` starts with `--port 0` and reads the port the worker reports, so
 there is no race for a free port. Defaults chosen for tests: `--runner process`
@@ -78,7 +79,7 @@ class RunningWorker(Spawned):
 
 def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: str,
                  env: dict[str, str | None] | None = None, cwd: str | Path | None = None,
-                 ready_timeout: float = 60.0, verify: str | bool = True) -> RunningWorker:
+                 ready_timeout: float = 60.0, verify: str | ssl.SSLContext | bool = True) -> RunningWorker:
     """Start `python -m partisim worker --host HOST --port PORT EXTRA...` and wait for /ping.
 
     `cwd` (created if missing) also holds the log; by default a fresh temporary directory.

@@ -3,21 +3,15 @@ tell only liveness while a token is set, and the warning for an open listener.""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
-import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from helpers.processes import clean_env
+from helpers.tls import Certificate, make_certificate
 from helpers.workers import TINY, RunningWorker, start_worker
 
 from partisim.errors import ConfigError
@@ -26,38 +20,15 @@ from partisim.worker.settings import WorkerSettings, build_settings, open_listen
 TOKEN = "tls-token-77c1"
 
 
-def _trust(cert: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(cert))
-
-
-def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """A certificate for `host` (IP SAN) signed by its own key; (cert.pem, key.pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "partisim-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return self_signed(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def tls_worker(pki: tuple[Path, Path]) -> RunningWorker:
-    cert, key = pki
-    w = start_worker("127.0.0.1", None, "--capacity", "1", "--tls-cert", str(cert), "--tls-key", str(key),
-                     env={"PARTISIM_TOKEN": TOKEN}, verify=str(cert))
+def tls_worker(pki: Certificate) -> RunningWorker:
+    w = start_worker("127.0.0.1", None, "--capacity", "1", "--tls-cert", str(pki.cert), "--tls-key", str(pki.key),
+                     env={"PARTISIM_TOKEN": TOKEN}, verify=pki.context())
     yield w
     w.stop()
 
@@ -79,17 +50,29 @@ def test_worker_serves_https_with_its_certificate(tls_worker: RunningWorker) -> 
         r.json()
 
 
-def test_anonymous_probes_tell_only_liveness(tls_worker: RunningWorker, pki: tuple[Path, Path]) -> None:
-    cert, _ = pki
-    ping = httpx.get(tls_worker.url + "/ping", verify=_trust(cert), trust_env=False)
-    health = httpx.get(tls_worker.url + "/health", verify=_trust(cert), trust_env=False)
+def test_partisim_client_reaches_the_https_worker_with_a_ca_file(tls_worker: RunningWorker, pki: Certificate) -> None:
+    from partisim.errors import WorkerUnavailable
+    from partisim.orchestrator.client import WorkerClient
+    from partisim.protocol import ExecuteRequest
+
+    with WorkerClient(tls_worker.url, token=TOKEN, ca_file=str(pki.cert)) as c:
+        assert c.ping().worker_id == "worker-127-0-0-1"
+        assert c.status().tls is True
+        assert c.execute(ExecuteRequest(benchmark="benchmark.py", params=TINY)).engine == "python"
+    with WorkerClient(tls_worker.url, token=TOKEN) as c, pytest.raises(WorkerUnavailable):
+        c.ping()  # the system's CAs do not know the test's certificate
+
+
+def test_anonymous_probes_tell_only_liveness(tls_worker: RunningWorker, pki: Certificate) -> None:
+    ping = httpx.get(tls_worker.url + "/ping", verify=pki.context(), trust_env=False)
+    health = httpx.get(tls_worker.url + "/health", verify=pki.context(), trust_env=False)
     assert ping.status_code == 200 and health.status_code == 200
     assert set(ping.json()) == {"status", "timestamp", "message"} and ping.json()["status"] == "active"
     assert set(health.json()) == {"status", "timestamp"} and health.json()["status"] == "healthy"
     for text in (ping.text, health.text):
         assert "worker-127-0-0-1" not in text and "docker" not in text.lower() and "particle-simulation" not in text
     # a wrong token is anonymous too; the right one sees everything
-    wrong = httpx.get(tls_worker.url + "/health", verify=_trust(cert), trust_env=False,
+    wrong = httpx.get(tls_worker.url + "/health", verify=pki.context(), trust_env=False,
                       headers={"Authorization": "Bearer otro"})
     assert set(wrong.json()) == {"status", "timestamp"}
     with tls_worker.client() as c:
@@ -98,8 +81,8 @@ def test_anonymous_probes_tell_only_liveness(tls_worker: RunningWorker, pki: tup
         assert c.get("/ping").json()["worker_id"] == "worker-127-0-0-1"
 
 
-def test_tls_settings_are_checked_before_start(pki: tuple[Path, Path], tmp_path: Path) -> None:
-    cert, key = pki
+def test_tls_settings_are_checked_before_start(pki: Certificate, tmp_path: Path) -> None:
+    cert, key = pki.cert, pki.key
     by_env = build_settings({}, {"PARTISIM_TLS_CERT": str(cert), "PARTISIM_TLS_KEY": str(key)})
     assert (by_env.tls_cert, by_env.tls_key, by_env.scheme) == (str(cert), str(key), "https")
     with pytest.raises(ConfigError, match="falta --tls-key"):
@@ -112,7 +95,7 @@ def test_tls_settings_are_checked_before_start(pki: tuple[Path, Path], tmp_path:
     garbage.write_text("esto no es un certificado\n")
     with pytest.raises(ConfigError, match="--tls-cert/--tls-key"):
         build_settings({"tls_cert": str(garbage), "tls_key": str(key)}, {})
-    other_cert, _ = self_signed(tmp_path)  # a certificate that does not go with this key
+    other_cert = make_certificate(tmp_path, stem="otro").cert  # a certificate that does not go with this key
     with pytest.raises(ConfigError, match="se corresponden"):
         build_settings({"tls_cert": str(other_cert), "tls_key": str(key)}, {})
     # and the command says so in Spanish, exit code 2, before listening anywhere
