@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import socket
 import struct
 import sys
@@ -26,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from partisim.errors import ConfigError, explain_validation
+from partisim.defaults import DEFAULT_CONFIG_PATH, DEFAULT_SERVER, default_server
+from partisim.errors import ConfigError, explain_json_error, explain_os_error, explain_validation
 
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server",
@@ -35,18 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CONFIG_PATH = "config_workers.json"
-
-#: Where the clients of ``partisim serve`` look for it (here, not in `server_client`,
-#: so the CLI parser can name it without importing httpx).
-DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-def default_server() -> str:
-    """``PARTISIM_SERVER`` if set, else the local default."""
-    return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
-
 
 class WorkerEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -87,7 +75,7 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     workers: list[WorkerEntry] = Field(default_factory=list)
-    orchestrator: OrchestratorSettings = Field(default_factory=lambda: OrchestratorSettings())
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
     path: str | None = None
 
     @model_validator(mode="after")
@@ -136,11 +124,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
             "o use --config RUTA)"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"no se puede leer {p}: {exc.strerror}") from None
+        raise ConfigError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}") from None
+        raise ConfigError(f"{p}: {explain_json_error(exc)}") from None
     return parse_config(data, str(p))
 
 

@@ -14,16 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dash_support import Fleet
+from dash_support import CHROMIUM_FLAGS, Fleet, require_chromium
 from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -75,14 +70,13 @@ _RECORD_COUNTERS = """() => {
 
 
 def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"falta Chromium en {CHROMIUM}: instálelo con `apt-get install chromium` (.ci/run lo hace)")
+    chromium = require_chromium()
     url = fleet.serve.url + "/"
     problems: list[str] = []
     api = httpx.Client(base_url=fleet.serve.url, timeout=10.0, trust_env=False)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport=LAPTOP, locale="es-ES")
             _record_console(page, problems)
@@ -136,7 +130,7 @@ def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
 
             # charts: a line per engine over the three sizes, three speedup bars
             for engine in ("python", "cython"):
-                expect(page.locator(f'#chart-time g.series[data-engine="{engine}"] circle')).to_have_count(3)
+                expect(page.locator(f'#chart-time g.series[data-engine="{engine}"] .marker')).to_have_count(3)
             expect(page.locator("#chart-speedup rect.bar")).to_have_count(3)
             speedups = api.get("/api/charts").json()["speedup"]
             expect(page.locator("#chart-speedup .bar-label")).to_have_text([_ratio(s["value"]) for s in speedups])
@@ -223,7 +217,7 @@ def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
             # the last worker dies too: the users' own alarm, in their words
             expect(page.locator("#no-workers")).to_be_hidden()
             fleet.workers["worker-01"].kill()
-            expect(page.locator("#no-workers")).to_have_text("NO HAY MÁQUINAS ACTIVAS", timeout=20_000)
+            expect(page.locator("#no-workers .alert")).to_have_text("NO HAY MÁQUINAS ACTIVAS", timeout=20_000)
             expect(page.locator("#workers-count")).to_have_text("0 de 2 activos")
             assert [m for m in problems if not dropped.match(m)] == [], "\n".join(problems)
         finally:

@@ -9,26 +9,24 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from partisim.cli._output import console, fail, install_log_handler
 from partisim.cli.run import add_param_options, params_from_args
+from partisim.defaults import DEFAULT_CONFIG_PATH
 from partisim.errors import ConfigError, ParamsError, PartisimError
-from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
-from partisim.sim import SimParams, parse_params, resolve_engine
 
 if TYPE_CHECKING:
+    from partisim.fleet import Config
     from partisim.orchestrator.registry import WorkerHealth
+    from partisim.sim import SimParams
 
 # The orchestrator's modules (httpx, rich tables...) are imported inside the handlers:
 # every `partisim` command builds this parser, and most never talk to a worker.
 
 __all__ = ["register"]
-
-log = logging.getLogger(__name__)
 
 DEMO_DEFAULTS = {"particles": 100, "steps": 500, "seed": 42}
 DEFAULT_LOCAL_WORKERS = 2
@@ -39,6 +37,8 @@ DEFAULT_LOCAL_WORKERS = 2
 
 def _setup_logging(verbose: bool) -> None:
     """Timestamped log lines on stderr; DEBUG with --verbose, warnings otherwise."""
+    import logging
+
     install_log_handler()
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
     # httpx logs every request at INFO/DEBUG; only worth it with --verbose.
@@ -47,6 +47,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _load(path: str | None) -> Config:
+    from partisim.fleet import load_config
+
     return load_config(path or DEFAULT_CONFIG_PATH)
 
 
@@ -117,6 +119,7 @@ def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
     from partisim.orchestrator.dispatch import execute_on, explain_task_error
     from partisim.orchestrator.registry import token_from_env
+    from partisim.sim import resolve_engine
 
     config = _load(args.config)
     entry = config.worker(args.worker)
@@ -147,6 +150,8 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _demo_params(args: argparse.Namespace) -> SimParams:
+    from partisim.sim import parse_params
+
     given = {f: getattr(args, f) for f in DEMO_DEFAULTS if getattr(args, f, None) is not None}
     return parse_params({**DEMO_DEFAULTS, **given})
 
@@ -179,6 +184,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         for w in workers.workers:
             console.print(f"  Worker local {w.id} en {w.url} (pid {w.proc.pid})")
+        from partisim.fleet import load_config
+
         config = load_config(workers.write_config())
         return run_demo(config, console, params=params).exit_code()
     finally:

@@ -172,7 +172,7 @@ class Scheduler:
             log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
 
     def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError) -> None:
-        message = str(exc) or type(exc).__name__
+        message = str(exc) or "error sin descripción"
         if _not_started(exc):
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
             return

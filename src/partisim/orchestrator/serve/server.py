@@ -18,8 +18,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from partisim.errors import ConfigError
+from partisim.errors import ConfigError, explain_os_error
 from partisim.fleet import Config
+from partisim.orchestrator.advice import NO_ACTIVE_WORKERS
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth, token_from_env
 from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
@@ -28,7 +29,6 @@ from partisim.orchestrator.serve.inbox import Inbox
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
-from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
 __all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
 
@@ -52,12 +52,22 @@ def open_queue(path: str, max_attempts: int) -> TaskQueue:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
 
 
-def report_no_workers(executor: Executor) -> None:
-    """Say so loudly when no worker is answering (the registry logs each change)."""
-    if executor.active_members() == 0:
-        log.warning("%s: las tareas esperan en cola hasta que un worker responda "
-                    "(revise que los workers estén en marcha y las direcciones de la configuración)",
-                    NO_ACTIVE_WORKERS)
+class NoWorkersReport:
+    """Say so loudly when no worker is answering: once when the last one goes (however
+    many went in the same health round), and again only after one came back."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.reported = False
+
+    def __call__(self) -> None:
+        if self.executor.active_members() > 0:
+            self.reported = False
+        elif not self.reported:
+            self.reported = True
+            log.warning("%s: las tareas esperan en cola hasta que un worker responda "
+                        "(revise que los workers estén en marcha y las direcciones de la configuración)",
+                        NO_ACTIVE_WORKERS)
 
 
 def build_app(config: Config, options: ServeOptions) -> FastAPI:
@@ -68,15 +78,16 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     fleet = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
     scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
     state = ServeState(queue=queue, scheduler=scheduler)
+    report_no_workers = NoWorkersReport(fleet)
 
     def on_change(_health: WorkerHealth) -> None:
-        report_no_workers(fleet)
+        report_no_workers()
         scheduler.wake()
 
     async def report_first_round() -> None:
         # the monitor's first round ran before the startup hooks; workers that never
         # answered did not "change" state, so check the fleet once here
-        report_no_workers(fleet)
+        report_no_workers()
 
     fleet.watch(on_change)
     startup: list[Hook] = [report_first_round]
@@ -100,7 +111,7 @@ def check_port(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ConfigError(f"no se puede escuchar en {host}:{port}: {exc.strerror}") from None
+            raise ConfigError(f"no se puede escuchar en {host}:{port}: {explain_os_error(exc)}") from None
 
 
 def _absorb(sig: int, frame: Any) -> None:
@@ -131,9 +142,9 @@ def exclusive_database(db: str) -> Iterator[None]:
         return
     path = Path(str(db) + ".lock")
     try:
-        handle = open(path, "a+")
+        handle = open(path, "a+")  # noqa: SIM115 (held while serving; closed below)
     except OSError as exc:
-        raise ConfigError(f"no se puede crear {path}: {exc.strerror}") from None
+        raise ConfigError(f"no se puede crear {path}: {explain_os_error(exc)}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -153,7 +164,7 @@ def serve(config: Config, options: ServeOptions) -> None:
         try:
             Path(options.inbox).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {exc.strerror}") from None
+            raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {explain_os_error(exc)}") from None
     check_port(options.host, options.port)
     with exclusive_database(options.db):
         _run(config, options)
