@@ -149,7 +149,7 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
         ({"engines": ["python"], "particles": "abc", "steps": "5", "seeds": "1"}, "particles",
          "partículas: valor inválido 'abc'"),
         ({"engines": ["python"], "particles": "0", "steps": "5", "seeds": "1"}, "particles",
-         "NUM_PARTICULAS (particles): debe ser >= 1"),
+         "partículas: debe ser >= 1 (recibido 0)"),
         ({"engines": ["python"], "particles": "", "steps": "5", "seeds": "1"}, "particles",
          "partículas: indique al menos un valor"),
         ({"engines": ["python"], "particles": "10", "steps": "0", "seeds": "1"}, "steps", "NUM_PASOS"),

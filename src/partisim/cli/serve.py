@@ -71,6 +71,10 @@ def _wait(client: ServerClient, batch: str | None, timeout: float | None) -> Sum
 
 
 def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None) -> int:
+    from partisim.orchestrator.serve.client import require_batch
+
+    if batch:
+        require_batch(client, batch)  # an unknown batch: its error, before any progress bar
     try:
         state = _wait(client, batch, timeout)
     except TimeoutError:

@@ -114,7 +114,7 @@ def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
         return TaskTimedOut(f"{base_url}: sin respuesta dentro del tiempo límite")
     if isinstance(exc, httpx.TimeoutException):
         return WorkerUnavailable(f"{base_url}: no responde (tiempo de conexión agotado)")
-    return WorkerUnavailable(f"{base_url}: no se puede conectar ({transport_reason(exc)})")
+    return WorkerUnavailable(f"{base_url}: no se puede conectar: {transport_reason(exc)}")
 
 
 class _Base:

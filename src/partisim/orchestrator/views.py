@@ -103,7 +103,7 @@ def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación d
             detail = _detail(h)
         rows.append([h.id, h.address, _state(h), fmt_latency(h.latency_ms if h.active else None), reported, detail])
     columns = [Column("ID"), Column("Dirección"), Column("Estado"), Column("Latencia", justify="right"),
-               Column("ID reportado", "ID rep.", drop=1), Column("Detalle", wrap=24)]
+               Column("ID reportado", "ID rep.", drop=1), Column("Detalle", wrap=12)]
     return FittedTable(columns, rows, title=title)
 
 

@@ -25,7 +25,7 @@ from partisim.errors import PartisimError
 from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 
-__all__ = ["write_report", "MAX_BAR_LABELS"]
+__all__ = ["write_report", "ratio_text", "spaced_ticks", "MAX_BAR_LABELS"]
 
 _MARKERS = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
 #: above this many bars their values are left to the printed table
@@ -87,12 +87,18 @@ def _time_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
     ax.set_xlabel("partículas")
     ax.set_ylabel("tiempo de simulación (s), media ± desv. est.")
     ax.set_title("Tiempo de simulación")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
     columns = 1 if len(series) <= 4 else 2
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=columns, frameon=False)
 
 
-def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup]) -> None:
+def ratio_text(value: float) -> str:
+    """``1300×``, ``56.7×``, ``3.21×``: as many digits as the value needs, no exponent."""
+    return f"{value:.0f}×" if value >= 100 else f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str]) -> None:
     if not bars:
         ax.text(0.5, 0.5, "Sin pares python/cython\ncon el mismo tamaño", ha="center",
                 va="center", transform=ax.transAxes)
@@ -100,7 +106,7 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup]) -> None:
         ax.set_yticks([])
         return
     sizes = sorted({b.particles for b in bars})
-    configs = list(dict.fromkeys(b.config for b in bars))
+    configs = [c for c in configs if any(b.config == c for b in bars)]
     width = 0.8 / len(configs)
     xs = [sizes.index(b.particles) + (configs.index(b.config) - (len(configs) - 1) / 2) * width for b in bars]
     values = [b.value for b in bars]
@@ -109,14 +115,19 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup]) -> None:
                    color=[b.color for b in bars], edgecolor="white", linewidth=0.5)
     ax.set_yscale("log")
     low, high = min(*values, 1.0), max(*values, 1.0)
-    ax.set_ylim(low / 1.6, high * 2.2)
+    labels = [ratio_text(v) for v in values]
+    # a label goes on every bar or on none: upright when it fits the bar's width,
+    # else turned (then a bar must be as wide as a line of text); too narrow: the table
+    bar_px = _AXES_PX * width * 0.9 / len(sizes)
+    widest = max(len(t) for t in labels) * 6.0
+    rotation = 0 if widest <= bar_px else 90 if bar_px >= 13 else None
+    headroom = 0.0 if rotation is None else (widest if rotation else 14.0) / 300.0  # share of the axis height
+    decades = math.log10(high / low) + 0.4
+    ax.set_ylim(low / 1.6, high * 10 ** (decades * headroom + 0.15))
     ax.axhline(1.0, color="grey", linewidth=1)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
-    if len(bars) <= MAX_BAR_LABELS:
-        # upright labels when few bars; rotated ones are as narrow as a bar
-        vertical = len(bars) > 8
-        ax.bar_label(rects, labels=[f"{v:.3g}×" for v in values], fontsize=8, padding=2,
-                     rotation=90 if vertical else 0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×" if v < 1e4 else f"{v:.0f}×"))
+    if rotation is not None and len(bars) <= MAX_BAR_LABELS:
+        ax.bar_label(rects, labels=labels, fontsize=8, padding=2, rotation=rotation)
     step = max(1, math.ceil(len(sizes) / 16))
     ax.set_xticks(range(0, len(sizes), step), [str(sizes[i]) for i in range(0, len(sizes), step)],
                   rotation=45 if len(sizes) > 6 else 0)
@@ -138,7 +149,7 @@ def write_report(chart: ChartData, path: str | Path, *, title: str | None = None
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5 + 0.2 * rows), dpi=100)
     try:
         _time_chart(left, chart.series)
-        _speedup_chart(right, chart.speedup)
+        _speedup_chart(right, chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
         fig.suptitle(title or "Informe de benchmarks partisim")
         fig.tight_layout()
         buffer = io.BytesIO()

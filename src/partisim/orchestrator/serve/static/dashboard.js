@@ -555,7 +555,10 @@
   function drawSpeedupChart() {
     const box = $("chart-speedup");
     const items = (chartData && chartData.speedup) || [];
-    const configs = [...new Map(items.map((it) => [it.config, it.color])).entries()];
+    // configurations in the order of the time chart's series (steps, then parameters)
+    const order0 = [...new Set(((chartData && chartData.series) || []).map((line) => line.config))];
+    const colours = new Map(items.map((it) => [it.config, it.color]));
+    const configs = order0.filter((c) => colours.has(c)).map((c) => [c, colours.get(c)]);
     renderLegend($("legend-speedup"), configs.length > 1
       ? configs.map(([config, color]) => ({ label: config, style: { color } })) : [], "bar");
     renderValues($("values-speedup"), [["Partículas", true], ["Configuración"], ["python", true], ["cython", true], ["Aceleración", true]],
