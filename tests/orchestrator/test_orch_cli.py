@@ -93,7 +93,7 @@ def test_exec_table_output(pair) -> None:
 def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, cli) -> None:
     cases = [
         (["--engine", "../../etc/passwd"], "benchmark"),
-        (["-n", "0"], "NUM_PARTICULAS"),
+        (["-n", "0"], "--particles: debe ser >= 1"),
         (["--timeout", "0"], "--timeout"),
     ]
     for extra, word in cases:

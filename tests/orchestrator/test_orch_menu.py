@@ -38,7 +38,7 @@ def test_menu_ping_and_task_with_two_workers(pair) -> None:
     out = proc.stdout
     assert out.count("Workers activos: 2/2") == 2  # start-up and option 1
     assert "Valor no válido para número de pasos: 'abc'" in out
-    assert "NUM_PASOS" in out  # the range error names the field
+    assert "Número de pasos: debe ser >= 1 (recibido 0)" in out  # the range error names the field as asked
     result = out.split("Resultado de la tarea")[1]
     for label, value in [("Worker", "worker-02"), ("Motor", "cython"), ("Partículas", "40"),
                          ("Pasos", "150"), ("Semilla", "7")]:
