@@ -7,7 +7,6 @@ at the end of its test.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +17,11 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
-#: Debian's Chromium (the `chromium` package), or the one PARTISIM_CHROMIUM names
-CHROMIUM = os.environ.get("PARTISIM_CHROMIUM") or "/usr/bin/chromium"
+#: how the browser tests start Chromium (found by the `chromium` fixture of tests/conftest.py)
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-
-
-def require_chromium() -> str:
-    """The Chromium to drive; skips the test, saying why, when there is none (a failure
-    instead when PARTISIM_REQUIRE names ``browser``, as CI sets it)."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = (f"no hay Chromium en {CHROMIUM}: instálelo con `apt-get install chromium` "
-              "o indique su ruta en PARTISIM_CHROMIUM")
-    import pytest
-
-    if "browser" in os.environ.get("PARTISIM_REQUIRE", "").split(","):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 #: a short request timeout and a quick ping, so the page follows workers that come and go

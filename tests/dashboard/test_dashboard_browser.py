@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dash_support import CHROMIUM_FLAGS, Fleet, require_chromium
+from dash_support import CHROMIUM_FLAGS, Fleet
 from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -69,8 +69,7 @@ _RECORD_COUNTERS = """() => {
 }"""
 
 
-def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
-    chromium = require_chromium()
+def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: Path) -> None:
     url = fleet.serve.url + "/"
     problems: list[str] = []
     api = httpx.Client(base_url=fleet.serve.url, timeout=10.0, trust_env=False)
@@ -151,7 +150,8 @@ def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
                     "data-status", "cancelled")
             expect(page.locator("#count-cancelled")).to_have_text("5", timeout=10_000)
             expect(page.locator('#recent-table tbody tr[data-status="cancelled"]')).to_have_count(5)
-            expect(page.locator('#recent-table tbody tr[data-status="cancelled"] .badge').first).to_have_text("Cancelada")
+            cancelled = page.locator('#recent-table tbody tr[data-status="cancelled"] .badge')
+            expect(cancelled.first).to_have_text("Cancelada")
 
             # a worker dies (SIGKILL): it turns inactive on the page
             fleet.workers["worker-02"].kill()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dash_support import CHROMIUM_FLAGS, Fleet, require_chromium
+from dash_support import CHROMIUM_FLAGS, Fleet
 from helpers.processes import wait_for
 from playwright.sync_api import expect, sync_playwright
 
@@ -57,7 +57,8 @@ _COLLISIONS = """(id) => {
   const out = [];
   for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
     const [ta, a] = boxes[i], [tb, b] = boxes[j];
-    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) out.push(`${ta} / ${tb}`);
+    const overlap = a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    if (overlap) out.push(`${ta} / ${tb}`);
   }
   return { count: labels.length, out };
 }"""
@@ -106,8 +107,7 @@ def _no_overflow(page, where: str) -> None:
     assert found["page"] <= found["view"], f"{where}: the page scrolls sideways ({found['page']} px)"
 
 
-def test_charts_after_three_sweeps_in_real_chromium(fleet: Fleet) -> None:
-    chromium = require_chromium()
+def test_charts_after_three_sweeps_in_real_chromium(chromium: str, fleet: Fleet) -> None:
     api = httpx.Client(base_url=fleet.serve.url, timeout=30.0, trust_env=False)
     batches = []
     for body in SWEEPS:

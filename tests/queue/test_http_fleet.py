@@ -14,12 +14,13 @@ from partisim.protocol import WorkerStatus
 
 def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8) -> HttpFleet:
     entries = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080) for k, w in enumerate(capacities)]
-    registry = Registry(entries)
+    settings = OrchestratorSettings(max_concurrent_tasks=max_concurrent)
+    registry = Registry(entries, timeout=settings.timeout, failures_before_inactive=settings.failures_before_inactive)
     for w, capacity in capacities.items():
         registry.record_success(w, latency_ms=1.0, reported_id=w)
         if capacity is not None:
             registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity))
-    return HttpFleet(HealthMonitor(registry), OrchestratorSettings(max_concurrent_tasks=max_concurrent))
+    return HttpFleet(HealthMonitor(registry, interval=settings.ping_interval), settings)
 
 
 def task(**kw: object) -> Task:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
+from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 # command builds this parser (also `partisim run` in each task's container).
 
 __all__ = ["register"]
+
+DEFAULTS = ServeOptions()
 
 
 def _connect(server: str | None = None) -> ServerClient:
@@ -42,7 +45,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from partisim.fleet import load_config
-    from partisim.orchestrator.serve.server import ServeOptions, serve
+    from partisim.orchestrator.serve.server import serve
 
     config = load_config(args.config)
     if not config.workers:
@@ -276,9 +279,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
                    help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default="partisim.db", metavar="RUTA", help="base de datos SQLite (por defecto partisim.db)")
-    p.add_argument("--host", default="127.0.0.1", help="dirección de escucha (por defecto 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
+    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA",
+                   help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
+    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")

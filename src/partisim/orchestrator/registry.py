@@ -11,7 +11,7 @@ Public API (shared with ``partisim serve``; keep it small):
     ``last_error`` (Spanish text of the last failure), ``last_seen`` and
     ``checked_at`` (epoch seconds). ``to_dict()`` gives a JSON-ready dict.
 
-``Registry(workers, *, timeout=5.0, failures_before_inactive=2, token=None)``
+``Registry(workers, *, timeout, failures_before_inactive, token=None)``
     Holds one ``WorkerHealth`` per configured worker. ``await probe(with_status=...)``
     pings every worker in parallel (one round) and applies the state rules;
     ``snapshot()`` returns copies; ``active()`` the active ones;
@@ -21,7 +21,7 @@ Public API (shared with ``partisim serve``; keep it small):
     of workers whose id and url did not change. ``keep_clients()`` makes probes
     reuse one HTTP client per worker until ``await close()`` (the monitor does both).
 
-``HealthMonitor(registry, *, interval=2.0, with_status=True, on_change=None)``
+``HealthMonitor(registry, *, interval, with_status=True, on_change=None)``
     Periodic loop over ``Registry.probe``: ``await start()``, ``await stop()``,
     ``snapshot()``, ``await run_once()``; also an async context manager.
     ``on_change(health)`` is called (sync) whenever a worker changes state.
@@ -132,8 +132,8 @@ class Registry:
         self,
         workers: Iterable[WorkerEntry],
         *,
-        timeout: float = 5.0,
-        failures_before_inactive: int = 2,
+        timeout: float,
+        failures_before_inactive: int,
         token: str | None = None,
     ) -> None:
         self.timeout = float(timeout)
@@ -325,7 +325,7 @@ class HealthMonitor:
         self,
         registry: Registry,
         *,
-        interval: float = 2.0,
+        interval: float,
         with_status: bool = True,
         on_change: Callable[[WorkerHealth], None] | None = None,
     ) -> None:

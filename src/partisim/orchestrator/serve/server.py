@@ -26,6 +26,7 @@ from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.http_fleet import HttpFleet
 from partisim.orchestrator.serve.inbox import Inbox
+from partisim.orchestrator.serve.options import ServeOptions
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
@@ -33,16 +34,6 @@ from partisim.orchestrator.serve.taskqueue import TaskQueue
 __all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    db: str = "partisim.db"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    inbox: str | None = None
-    shutdown_grace: float = 10.0
-    retry_base: float = 0.5
 
 
 def open_queue(path: str, max_attempts: int) -> TaskQueue:
