@@ -217,7 +217,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             # the last worker dies too: the users' own alarm, in their words
             expect(page.locator("#no-workers")).to_be_hidden()
             fleet.workers["worker-01"].kill()
-            expect(page.locator("#no-workers .alert")).to_have_text("NO HAY MÁQUINAS ACTIVAS", timeout=20_000)
+            expect(page.locator("#no-workers")).to_be_visible(timeout=20_000)
+            expect(page.locator("#no-workers .alert")).to_have_text("NO HAY MÁQUINAS ACTIVAS")
             expect(page.locator("#workers-count")).to_have_text("0 de 2 activos")
             assert [m for m in problems if not dropped.match(m)] == [], "\n".join(problems)
         finally:

@@ -85,7 +85,11 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     png = tmp_path / "informe.png"
     done = run_cli("report", "--batch", batch, "-o", str(png), "--server", serve.url)
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "Aceleración cython/python" in done.stdout
+    assert "Aceleración cython / python" in done.stdout
+    with ServerClient(serve.url) as client:
+        chart = client.charts(batch)
+    for bar in chart.speedup:  # the printed table holds the values the PNG draws
+        assert any(str(bar.particles) in line and f"{bar.value:.1f}×" in line for line in done.stdout.splitlines())
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC)
     import matplotlib.image as mpimg
@@ -220,14 +224,16 @@ def test_serve_says_no_active_workers_and_notices_one_that_comes_back(cluster: C
 
 
 def test_unknown_batch_is_one_error_with_one_code(served):
-    serve, batch, tmp = served
+    serve, _, tmp = served
     answers = [run_cli(command, "--batch", "no-existe", "--server", serve.url, cwd=tmp)
                for command in ("wait", "results", "report")]
     assert [a.returncode for a in answers] == [2, 2, 2]
     messages = {a.stderr.strip() for a in answers}
     assert len(messages) == 1, messages
     message = messages.pop()
-    assert message.startswith("Error: no existe el lote no-existe; lotes recientes:") and batch in message
+    with ServerClient(serve.url) as client:
+        newest = client.batches(limit=1)[0].batch
+    assert message.startswith("Error: no existe el lote no-existe; lotes recientes: ") and newest in message
     assert all(a.stdout == "" for a in answers)  # no progress bar, no table before the error
 
 
