@@ -190,6 +190,7 @@ def test_charts_after_three_sweeps_in_real_chromium(chromium: str, fleet: Fleet)
             expect(message).to_have_class(re.compile(r"\bwarn\b"))
             expect(message).to_contain_text("se quedarán en cola hasta que un worker responda")
 
+            page.click("#chart-speedup + .legend + details summary")  # both tables open
             for size, where in ((LAPTOP, "1366 px"), (PHONE, "390 px"), (SMALL_PHONE, "320 px")):
                 page.set_viewport_size(size)
                 page.wait_for_function(_REDRAWN)

@@ -495,7 +495,7 @@
     const box = $("chart-time");
     const series = (chartData && chartData.series) || [];
     renderLegend($("legend-time"), series.map((line) => ({ label: line.label, style: line })), "line");
-    renderValues($("values-time"), [["Serie"], ["Partículas", true], ["Media", true], ["Desv. est.", true], ["n", true]],
+    renderValues($("values-time"), [["Serie"], ["Part.", true], ["Media", true], ["Desv. est.", true], ["n", true]],
       series.flatMap((line) => line.points.map((p) => [line.label, fmtInt(p.particles), fmtSeconds(p.mean),
         p.n > 1 ? fmtSeconds(p.stdev) : "—", fmtInt(p.n)])));
     if (!series.length) {
@@ -561,7 +561,7 @@
     const configs = order0.filter((c) => colours.has(c)).map((c) => [c, colours.get(c)]);
     renderLegend($("legend-speedup"), configs.length > 1
       ? configs.map(([config, color]) => ({ label: config, style: { color } })) : [], "bar");
-    renderValues($("values-speedup"), [["Partículas", true], ["Configuración"], ["python", true], ["cython", true], ["Aceleración", true]],
+    renderValues($("values-speedup"), [["Part.", true], ["Config."], ["python", true], ["cython", true], ["Acel.", true]],
       items.map((it) => [fmtInt(it.particles), it.config || "—", fmtSeconds(it.python), fmtSeconds(it.cython), fmtRatio(it.value)]));
     if (!items.length) {
       emptyChart(box, "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
