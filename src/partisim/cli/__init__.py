@@ -9,7 +9,6 @@ heavy module (NumPy, pydantic, rich, httpx): each handler imports what it uses.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -47,6 +46,8 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def suggest(word: str, candidates: Sequence[str]) -> str | None:
     """The candidate closest to a mistyped ``word``, if one is close enough."""
+    import difflib
+
     found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return found[0] if found else None
 
