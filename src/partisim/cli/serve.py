@@ -9,6 +9,7 @@ Handlers only parse, call `partisim.orchestrator.serve` and print.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
@@ -18,6 +19,7 @@ from partisim.orchestrator.serve.options import ServeOptions
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
+    from partisim.orchestrator.serve.server import Listening
     from partisim.protocol import Submitted, Summary
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
@@ -28,10 +30,11 @@ __all__ = ["register"]
 DEFAULTS = ServeOptions()
 
 
-def _connect(server: str | None = None) -> ServerClient:
+def _connect(args: argparse.Namespace) -> ServerClient:
+    from partisim.fleet import client_token
     from partisim.orchestrator.serve.client import ServerClient
 
-    return ServerClient(server)
+    return ServerClient(args.server, token=client_token(args.token_file), ca_file=args.ca_file)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -44,23 +47,33 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from partisim.fleet import load_config
+    from partisim.fleet import client_token, load_config
     from partisim.orchestrator.serve.server import serve
 
     config = load_config(args.config)
     if not config.workers:
         return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker")
-    if not 1 <= args.port <= 65535:
-        return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
     _setup_logging(args.verbose)
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox)
-    console.print(
-        f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · "
-        f"{len(config.workers)} workers en {config.path}"
-        + (f" · bandeja {args.inbox}" if args.inbox else "")
-    )
-    console.print("API: /api/tasks, /api/workers, /api/summary · Ctrl-C o SIGTERM para parar")
-    serve(config, options)
+    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox,
+                           token=client_token(args.token_file), ca_file=args.ca_file,
+                           tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
+                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None)
+
+    def banner(where: Listening) -> None:
+        # printed only once the server accepts connections
+        console.print(
+            f"[bold]partisim serve[/] en {where.url} · panel: {where.dashboard} · base de datos {args.db} · "
+            f"{len(config.workers)} workers en {config.path}"
+            + (f" · bandeja {args.inbox}" if args.inbox else ""),
+            soft_wrap=True,
+        )
+        access = "con token" if options.token else "sin token"
+        console.print(f"API: /api/tasks, /api/workers, /api/summary ({access}) · Ctrl-C o SIGTERM para parar",
+                      soft_wrap=True)
+
+    serve(config, options, on_listening=banner)
     console.print("partisim serve detenido.")
     return 0
 
@@ -106,14 +119,14 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_file
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_sweep
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
             seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
@@ -122,7 +135,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait_command(args: argparse.Namespace) -> int:
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
@@ -156,7 +169,7 @@ def _results(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import require_batch
     from partisim.orchestrator.serve.results import STATUS_LABELS, results_table, to_csv, to_json
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
@@ -190,7 +203,7 @@ def _report(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.report import write_report
     from partisim.orchestrator.tables import Column, FittedTable
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         chart = client.charts(args.batch)
@@ -262,6 +275,16 @@ def _port(text: str) -> int:
 def _add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, metavar="URL",
                    help=f"dirección de partisim serve (por defecto PARTISIM_SERVER o {default_server()})")
+    _add_credentials(p, serving=False)
+
+
+def _add_credentials(p: argparse.ArgumentParser, *, serving: bool) -> None:
+    what = "que exige este servidor" if serving else "de partisim serve"
+    p.add_argument("--token-file", default=None, metavar="RUTA",
+                   help=f"archivo con el token {what} (o PARTISIM_TOKEN_FILE / PARTISIM_TOKEN)")
+    target = "los workers https" if serving else "serve por https"
+    p.add_argument("--ca-file", default=None, metavar="RUTA",
+                   help=f"autoridad certificadora para verificar {target} (o PARTISIM_CA_FILE)")
 
 
 def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
@@ -285,6 +308,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
+    _add_credentials(p, serving=True)
+    p.add_argument("--tls-cert", default=None, metavar="RUTA",
+                   help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
+    p.add_argument("--tls-key", default=None, metavar="RUTA",
+                   help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 

@@ -22,7 +22,7 @@ from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
 from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
-from partisim.orchestrator.registry import WorkerHealth, ping_all, token_from_env
+from partisim.orchestrator.registry import WorkerHealth, ping_all, worker_tokens
 from partisim.sim import SimParams, parse_params
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Menu:
     def __init__(self, config: Config, console: Console, *, token: str | None = None) -> None:
         self.config = config
         self.console = console
-        self.token = token if token is not None else token_from_env()
+        self.token = token  # None: each worker's token from the configuration, else PARTISIM_TOKEN
         #: the last sweep's answers: the defaults of the next one
         self.sweep_answers = dict(SWEEP_DEFAULTS)
         self.options: list[tuple[str, Callable[[], None]]] = [
@@ -222,7 +222,8 @@ class Menu:
                     engine,
                     params,
                     connect_timeout=self.config.orchestrator.timeout,
-                    token=self.token,
+                    token=worker_tokens(self.config, self.token)[worker.id],
+                    ca_file=self.config.ca_file(),
                 )
         except Exception as exc:  # a dead or refusing worker is reported, never a crash
             log.debug("tarea fallida", exc_info=True)

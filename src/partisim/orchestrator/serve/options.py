@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ServeOptions"]
 
@@ -17,3 +17,14 @@ class ServeOptions:
     shutdown_grace: float = 10.0
     #: first retry delay (seconds); doubles per attempt, with jitter
     retry_base: float = 0.5
+    #: the token every client must present (None: serve is open to anyone who reaches it)
+    token: str | None = field(default=None, repr=False)
+    #: PEM certificate and key: serve https instead of http
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: CA of the workers' certificates (overrides PARTISIM_CA_FILE and the config's ca_file)
+    ca_file: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
