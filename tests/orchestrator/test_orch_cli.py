@@ -230,3 +230,18 @@ def test_help_is_spanish_and_light() -> None:
     assert re.search(r"--version +muestra la versión y sale", proc.stdout)
     assert "show program" not in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_the_command_table_is_what_the_modules_register() -> None:
+    # `partisim --help` lists the commands from partisim.cli._commands without importing
+    # their modules: the list must be the one the modules really build
+    import argparse
+
+    from partisim.cli import build_parser
+    from partisim.cli._commands import COMMANDS
+
+    for parser in (build_parser(), build_parser(only="")):
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        listed = {choice.dest: choice.help for choice in action._choices_actions}
+        assert sorted(listed) == sorted(COMMANDS)
+        assert listed == {name: text for name, (_, text) in COMMANDS.items()}

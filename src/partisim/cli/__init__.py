@@ -12,18 +12,45 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from partisim import __version__
 from partisim.cli import _spanish
+from partisim.cli._commands import COMMANDS
 from partisim.cli._output import fail
 from partisim.errors import PartisimError
 
 __all__ = ["main", "build_parser", "suggest"]
 
-COMMAND_MODULES: tuple[str, ...] = ("run", "theory", "orchestrator", "serve", "worker", "images")
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Ignored:
+    """Takes any argparse call (add_argument, groups, set_defaults...) and keeps nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlyOne:
+    """Stands for the subparsers action while the parser is built for one command: the
+    others get an empty parser (their name and help line, for the command list and
+    for suggestions) and their arguments go nowhere, so a command pays only for its own."""
+
+    def __init__(self, action: argparse._SubParsersAction[argparse.ArgumentParser], wanted: str) -> None:
+        self.action = action
+        self.wanted = wanted
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self.wanted:
+            return self.action.add_parser(name, **kwargs)
+        self.action.add_parser(name, help=kwargs.get("help"), add_help=False)
+        return _Ignored()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, every command is listed but only that one gets
+    its options (``""``: none, enough for ``partisim --help``)."""
     _spanish.install()
     parser = argparse.ArgumentParser(
         prog="partisim",
@@ -32,8 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"partisim {__version__}",
                         help="muestra la versión y sale")
     subparsers = parser.add_subparsers(dest="command", metavar="COMANDO", title="comandos")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"partisim.cli.{name}").register(subparsers)
+    if only is None:
+        for module in COMMAND_MODULES:
+            importlib.import_module(f"partisim.cli.{module}").register(subparsers)
+        return parser
+    wanted = COMMANDS.get(only, ("", ""))[0]
+    for name, (module, text) in COMMANDS.items():
+        if module != wanted:
+            subparsers.add_parser(name, help=text, add_help=False)  # listed, never parsed
+        elif name == only:  # its module adds it (its siblings stay names only)
+            importlib.import_module(f"partisim.cli.{module}").register(_OnlyOne(subparsers, only))
     return parser
 
 
@@ -80,10 +115,15 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
         print(f"partisim: error: comando desconocido «{command}»{hint}", file=sys.stderr)
         return 2
     sub = commands.get(command or "")
-    if sub is None:
+    if sub is None or command is None:
         return None
+    rest = list(argv[argv.index(command) + 1:])
+    while nested := _subparsers(sub):  # `images build ...`: the options are the inner command's
+        word = next((a for a in rest if not a.startswith("-")), None)
+        if word not in nested:
+            return None  # argparse says what is missing or invalid
+        sub, rest = nested[word], rest[rest.index(word) + 1:]
     options = [o for action in sub._actions for o in action.option_strings]
-    rest = argv[argv.index(command) + 1:] if command else []
     if "--" in rest:
         rest = rest[:rest.index("--")]
     flags = [a.split("=", 1)[0] for a in rest if _looks_like_option(a) and not _known(a, options)]
@@ -100,8 +140,9 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    # only the command asked for gets its options built: the rest are names in a list
+    parser = build_parser(only=next((a for a in argv if not a.startswith("-")), ""))
     # argparse would name an unknown flag under the top-level usage, without a hint
     code = _unknown(parser, argv)
     if code is not None:

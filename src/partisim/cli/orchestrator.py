@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, install_log_handler
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.defaults import DEFAULT_CONFIG_PATH
@@ -249,21 +250,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = _common()
 
     p = subparsers.add_parser(
-        "orchestrator", parents=[common], help="menú interactivo del orquestador",
+        "orchestrator", parents=[common], help=command_help("orchestrator"),
         description="Menú interactivo: verificar workers, ejecutar tareas, demo completa.",
     )
     p.set_defaults(func=_orchestrator)
 
     for name, func, text in [
-        ("ping", _ping, "verifica qué workers responden (tabla de estado)"),
-        ("status", _status, "estado detallado de cada worker (Docker, imagen, capacidad)"),
+        ("ping", _ping, command_help("ping")),
+        ("status", _status, command_help("status")),
     ]:
         p = subparsers.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
         p.add_argument("--json", action="store_true", help="salida JSON para scripts")
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
-        "exec", parents=[common], help="ejecuta una tarea en un worker concreto",
+        "exec", parents=[common], help=command_help("exec"),
         description="Ejecuta un benchmark en un worker de la configuración y muestra sus métricas.",
         epilog="Ejemplo: partisim exec --worker worker-01 --engine cython -n 100 -s 500 --seed 42",
     )
@@ -279,7 +280,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_exec)
 
     p = subparsers.add_parser(
-        "demo", parents=[common], help="demo completa: ping, estado y Python vs Cython",
+        "demo", parents=[common], help=command_help("demo"),
         description=(
             "Demo completa en los workers configurados. Con --local K (o si no existe "
             f"./{DEFAULT_CONFIG_PATH}) inicia K workers en 127.0.0.1, la ejecuta y los detiene."
@@ -297,7 +298,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_demo)
 
     p = subparsers.add_parser(
-        "check", parents=[common], help="suite de pruebas de comunicación (test_communication.py)",
+        "check", parents=[common], help=command_help("check"),
         description=(
             "Por cada worker: ping (< 5 s), estado, benchmark Python, benchmark Cython, petición "
             "inválida rechazada y tiempo límite respetado. Código 0 solo si todos pasan."

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
 from partisim.sim.engines import ENGINES
@@ -141,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("run", help="ejecuta una simulación en esta máquina",
+    parser = subparsers.add_parser("run", help=command_help("run"),
                                    description="Ejecuta una simulación de colisiones en esta máquina.")
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
                         help="motor de simulación (por defecto cython)")

@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.orchestrator.serve.options import ServeOptions
@@ -296,7 +297,7 @@ def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "serve", help="servicio orquestador: cola SQLite, planificador, bandeja y API REST",
+        "serve", help=command_help("serve"),
         description="Orquestador de larga duración: vigila los workers, reparte la cola de tareas "
                     "(SQLite) con reintentos y ofrece la API REST /api/*.",
     )
@@ -316,7 +317,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
-    p = subparsers.add_parser("submit", help="encolar un archivo JSON de tareas en partisim serve")
+    p = subparsers.add_parser("submit", help=command_help("submit"))
     p.add_argument("file", metavar="ARCHIVO.json",
                    help="lista de tareas o {\"tasks\": [...]}; cada tarea: benchmark, params, repeat, timeout")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
@@ -324,7 +325,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
 
-    p = subparsers.add_parser("sweep", help="encolar un barrido de parámetros (producto cartesiano) como un lote")
+    p = subparsers.add_parser("sweep", help=command_help("sweep"))
     p.add_argument("--engines", default="python,cython", metavar="LISTA",
                    help="motores separados por comas (por defecto python,cython)")
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
@@ -337,13 +338,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=True)
     p.set_defaults(func=_sweep)
 
-    p = subparsers.add_parser("wait", help="esperar a que termine un lote (barra de progreso)")
+    p = subparsers.add_parser("wait", help=command_help("wait"))
     p.add_argument("--batch", default=None, metavar="ID", help="lote a esperar (por defecto toda la cola)")
     _add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_wait_command)
 
-    p = subparsers.add_parser("results", help="resultados de las tareas: tabla, CSV o JSON")
+    p = subparsers.add_parser("results", help=command_help("results"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("--status", default=None, choices=("queued", "running", "success", "failed", "cancelled"),
                    help="solo tareas en este estado")
@@ -355,7 +356,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
 
-    p = subparsers.add_parser("report", help="informe PNG: tiempo vs partículas por motor y aceleración cython/python")
+    p = subparsers.add_parser("report", help=command_help("report"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("-o", "--output", default="report.png", metavar="ARCHIVO.png",
                    help="imagen (por defecto report.png)")
