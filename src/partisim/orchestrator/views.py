@@ -85,10 +85,9 @@ def no_active_workers(config_path: str | None = None, workers: Sequence[WorkerEn
     )
 
 
-def _detail(h: WorkerHealth) -> str:
+def _detail(h: WorkerHealth, default: str = "sin respuesta") -> str:
     """The last error without the address the table already shows."""
-    text = h.last_error or "sin respuesta"
-    return text[len(h.url) + 2:] if text.startswith(f"{h.url}: ") else text
+    return (h.last_error or default).replace(f"{h.url}: ", "")
 
 
 def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación de workers") -> FittedTable:
@@ -123,7 +122,7 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
             rows.append([h.id, _state(h), *(["-"] * 8)])
             continue
         if s is None:
-            rows.append([h.id, Text(f"ACTIVO\n{h.last_error or 'sin /status'}", style="yellow"), *(["-"] * 8)])
+            rows.append([h.id, Text(f"ACTIVO\n{_detail(h, 'sin /status')}", style="yellow"), *(["-"] * 8)])
             continue
         if s.docker_image:
             images.add(s.docker_image)
@@ -140,7 +139,7 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
         caption = (f"Imagen Docker que busca cada worker: {', '.join(sorted(images))} "
                    "(«no» en Imagen: esa máquina aún no la tiene; créela con `partisim images build`)")
     columns = [
-        Column("ID"), Column("Estado"), Column("En curso", justify="right"),
+        Column("ID"), Column("Estado", wrap=10), Column("En curso", justify="right"),
         Column("Hechas", justify="right"), Column("Fallidas", "Fall.", justify="right"),
         Column("CPU", justify="right", drop=2), Column("Carga 1 min", "Carga", justify="right", drop=3),
         Column("Runner", drop=4), Column("Docker"), Column("Imagen"),
