@@ -96,13 +96,8 @@ _FIELD_OF: dict[str, str] = {**{name: name for name in ALIASES}, **_FIELD_BY_ALI
 
 
 def _label(loc: tuple[Any, ...]) -> str:
-    """``NUM_PARTICULAS (particles)``: the API alias and the field name, however given."""
-    key = str(loc[0]) if loc else ""
-    if key in ALIASES:
-        return f"{ALIASES[key]} ({key})"
-    if key in _FIELD_BY_ALIAS:
-        return f"{key} ({_FIELD_BY_ALIAS[key]})"
-    return key or "parámetros"
+    """The parameter named as the input named it (``NUM_PARTICULAS`` or ``particles``)."""
+    return str(loc[0]) if loc else "parámetros"
 
 
 def explain(exc: ValidationError) -> tuple[str, str | None]:
@@ -135,10 +130,13 @@ def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> Sim
     try:
         return SimParams.model_validate(renamed)
     except ValidationError as exc:
+        errors = exc.errors()
 
-        def label(loc: tuple[Any, ...]) -> str:
+        def label(loc: tuple[Any, ...]) -> str:  # an ETAPA-6 name is named as it was sent
             key = str(loc[0]) if loc else ""
-            return f"{legacy[key]} ({ALIASES[key]})" if key in legacy else _label(loc)
+            return legacy[key] if key in legacy else _label(loc)
 
-        message, field = explain_validation(exc.errors(), label=label)
-        raise ParamsError(message, field=legacy.get(field or "", field)) from None
+        message, field = explain_validation(errors, label=label)
+        # one field to blame: also the message without its name, for front ends to rename
+        reason = explain_validation(errors, label=lambda _loc: "")[0] if len(errors) == 1 and field else None
+        raise ParamsError(message, field=legacy.get(field or "", field), reason=reason) from None

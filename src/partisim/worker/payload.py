@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from partisim.errors import ParamsError, TaskRejected
+from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.protocol import TASK_ID_MAX, task_id_problem
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
 from partisim.sim.params import LEGACY_NAMES
@@ -62,7 +62,7 @@ def loads_strict(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
-        raise TaskRejected(f"JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}", 400) from None
+        raise TaskRejected(explain_json_error(exc), 400) from None
     except (ValueError, RecursionError):
         raise TaskRejected("JSON inválido: demasiado anidado o con valores fuera de rango", 400) from None
 
@@ -90,7 +90,7 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     data = loads_strict(body)
     if not isinstance(data, dict):
         raise ParamsError(f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; "
-                          f"se recibió {type(data).__name__}")
+                          f"se recibió {json_type_name(data)}")
     unknown = [k for k in data if k not in _FIELDS]
     if unknown:
         raise ParamsError(f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})",

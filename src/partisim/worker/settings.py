@@ -17,9 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from partisim.errors import ConfigError
-from partisim.fleet import DEFAULT_CONFIG_PATH
-from partisim.images import SIM_IMAGE
+from partisim.defaults import DEFAULT_CONFIG_PATH, SIM_IMAGE
+from partisim.errors import ConfigError, explain_os_error
 
 __all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count", "is_loopback",
            "open_listener_warning"]
@@ -245,7 +244,7 @@ def _read_token_file(path: str) -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"--token-file: no se puede leer {path}: {exc.strerror}") from None
+        raise ConfigError(f"--token-file: no se puede leer {path}: {explain_os_error(exc)}") from None
     if not token:
         raise ConfigError(f"--token-file: el archivo {path} está vacío")
     return token
