@@ -47,7 +47,7 @@ LINGER_S = 2.0
 
 
 def _raw_json(status_line: bytes, data: dict[str, str]) -> bytes:
-    body = json.dumps(data, ensure_ascii=False).encode()
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
     head = (b"HTTP/1.1 " + status_line + b"\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
     return head + body
@@ -79,7 +79,7 @@ def _too_many(limit: int) -> Any:
     """An ASGI app answering 503 (JSON) to a request over the connection limit."""
     body = json.dumps({"status": "unavailable",
                        "error": f"demasiadas conexiones simultáneas con este worker (máximo {limit}); "
-                                "reintente en unos segundos"}, ensure_ascii=False).encode()
+                                "reintente en unos segundos"}, ensure_ascii=False, allow_nan=False).encode()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 503,
