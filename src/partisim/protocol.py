@@ -52,6 +52,7 @@ __all__ = [
     "ChartSeries",
     "ChartSpeedup",
     "ChartBatch",
+    "ChartPhysics",
     "ChartData",
 ]
 
@@ -229,6 +230,9 @@ class ExecuteResult(_Wire):
     timeout: Finite | None = None
     #: what the request asked for (None: no timeout given, the worker's maximum applies)
     timeout_requested: Finite | None = None
+    #: Spanish advice on the parameters (a step so coarse it misses collisions); never
+    #: a change to the result
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ForeignResult(_Wire):
@@ -409,12 +413,15 @@ class TaskList(_Wire):
 
 class Submitted(_Wire):
     """``POST /api/tasks`` and ``POST /api/sweeps`` -> 201. ``warning`` says, in Spanish,
-    what the user should know before waiting (e.g. no worker is active)."""
+    what the user should know before waiting (e.g. no worker is active); ``warnings``,
+    what the parameters deserve (a time step so coarse it misses collisions), one per
+    distinct text."""
 
     batch: str
     ids: list[str]
     count: int
     warning: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Summary(_Wire):
@@ -537,9 +544,24 @@ class ChartBatch(_Wire):
     pending: int
 
 
+class ChartPhysics(_Wire):
+    """The "Física" line of the results shown: measured pair collisions over kinetic
+    theory (``ratio``) and what the time step lets through (``expected``), or, with
+    ``shown`` False, ``text`` saying why not (docs/fisica.md)."""
+
+    text: str
+    shown: bool
+    ratio: Finite | None = None
+    expected: Finite | None = None
+    tasks: int = 0
+    collisions: int = 0
+    left_out: int = 0
+
+
 class ChartData(_Wire):
     """``GET /api/charts?batch=``: what is drawn (``batch`` None: every batch), the
-    batches to choose from (newest first), the dimensions that vary, lines and bars."""
+    batches to choose from (newest first), the dimensions that vary, lines and bars;
+    the Física line and the distinct warnings the results carry."""
 
     success: int
     batch: str | None = None
@@ -548,3 +570,5 @@ class ChartData(_Wire):
     varied: list[str] = []
     series: list[ChartSeries] = []
     speedup: list[ChartSpeedup] = []
+    physics: ChartPhysics | None = None
+    warnings: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from partisim.cli._commands import command_help
-from partisim.cli._output import console, fail, install_log_handler
+from partisim.cli._output import console, fail, install_log_handler, warn
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.defaults import DEFAULT_CONFIG_PATH
 from partisim.errors import ConfigError, ParamsError, PartisimError
@@ -121,7 +121,7 @@ def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator.dispatch import execute_any, explain_task_error
     from partisim.orchestrator.registry import worker_tokens
     from partisim.protocol import ExecuteResult
-    from partisim.sim import resolve_engine
+    from partisim.sim import coarse_step_warning, resolve_engine
 
     config = _load(args.config)
     entry = config.worker(args.worker)
@@ -151,6 +151,10 @@ def _exec(args: argparse.Namespace) -> int:
         console.print(views.result_table(result))
     else:
         console.print(views.foreign_result_table(result))
+    # the worker's own warnings; a worker that is not partisim sends none: worked out here
+    local = coarse_step_warning(params)
+    for text in result.warnings if isinstance(result, ExecuteResult) else [local] if local else []:
+        warn(text)  # on stderr: the JSON on stdout stays one object
     return 0
 
 

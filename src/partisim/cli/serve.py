@@ -16,6 +16,7 @@ from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.orchestrator.serve.options import ServeOptions
+from partisim.sim.options import OPTIONS
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
@@ -111,6 +112,8 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
     console.print(f"{count(answer.count, 'tarea', 'tareas')} en cola · lote [bold]{answer.batch}[/]")
     if answer.warning:
         warn(answer.warning)
+    for text in answer.warnings:  # one per distinct text: advice, the tasks run as asked
+        warn(text)
     console.print(f"Siga el progreso con: partisim wait --batch {answer.batch}")
     if not args.wait:
         return 0
@@ -124,13 +127,22 @@ def _submit(args: argparse.Namespace) -> int:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
+#: simulation parameters a sweep keeps fixed for every task (the others are its lists)
+_FIXED = ("width", "height", "radius", "dt", "max_speed", "wall_restitution", "particle_restitution")
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_sweep
+    from partisim.sim.params import ALIASES
 
+    fixed = {ALIASES[f]: getattr(args, f) for f in _FIXED if getattr(args, f) is not None}
+    # an error names the option: under the API name or the field name, as it was raised
+    names = {key: OPTIONS[f][0] for f in _FIXED for key in (ALIASES[f], f)}
     with _connect(args) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
             seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
+            params=fixed, names=names,
         )
         return _after_submit(client, args, answer)
 
@@ -200,6 +212,10 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from rich.markup import escape
+
     from partisim.orchestrator.serve.client import require_batch
     from partisim.orchestrator.serve.report import write_report
     from partisim.orchestrator.tables import Column, FittedTable
@@ -237,6 +253,11 @@ def _report(args: argparse.Namespace) -> int:
             up_columns.pop(1)
             up_rows = [r[:1] + r[2:] for r in up_rows]
         console.print(FittedTable(up_columns, up_rows, title="Aceleración cython / python"))
+    if chart.physics is not None:
+        # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
+        console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
+    for text in chart.warnings:  # what the workers said of these results' parameters: part of the report
+        console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=True)
     console.print(f"Informe guardado en [bold]{args.output}[/]")
     if checks is not None:
         return _print_checks(checks)
@@ -271,6 +292,21 @@ def _port(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"debe ser un número de puerto, se recibió {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
+
+
+def _add_fixed_params(p: argparse.ArgumentParser) -> None:
+    """The simulation parameters every task of a sweep shares (the table of `partisim run`)."""
+    group = p.add_argument_group("parámetros fijos de la simulación (los mismos en todas las tareas)")
+    for field in _FIXED:
+        option, text = OPTIONS[field]
+        group.add_argument(option, dest=field, type=_number, default=None, metavar="X", help=text)
 
 
 def _add_server(p: argparse.ArgumentParser) -> None:
@@ -334,6 +370,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N", help="repeticiones de cada combinación")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="tiempo máximo de cada tarea")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
+    _add_fixed_params(p)
     _add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_sweep)

@@ -255,6 +255,8 @@ class Menu:
         self.console.print(f"{views.count(answer.count, 'tarea', 'tareas')} en cola · lote [bold]{answer.batch}[/]")
         if answer.warning:
             self.console.print(f"[bold yellow]AVISO:[/] {escape(answer.warning)}")
+        for text in answer.warnings:
+            self.console.print(f"[bold yellow]AVISO:[/] {escape(text)}")
         if self.ask_yes("¿Esperar a que termine el lote? [S/n]: "):
             try:
                 with views.BatchProgress(self.console, f"lote {answer.batch}") as bar:

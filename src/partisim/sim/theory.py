@@ -8,7 +8,9 @@ each particle has N - 1 partners, and walls remove partners near the edges.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 
 from partisim.errors import ParamsError
@@ -20,6 +22,7 @@ __all__ = [
     "WARN_MISSED",
     "Prediction",
     "coarse_step_warning",
+    "coarse_step_warnings",
     "dt_for_missed",
     "edge_factor",
     "henderson_g",
@@ -110,8 +113,11 @@ def _missed_at(delta: float) -> float:
     return 1.0 - s - (math.asin(delta) - delta * s) / (2.0 * delta)
 
 
+@functools.lru_cache(maxsize=4096)
 def missed_dilute(a: float) -> float:
-    """Missed share in a dilute gas at equilibrium; about (2/pi)*a^2 for small a."""
+    """Missed share in a dilute gas at equilibrium; about (2/pi)*a^2 for small a.
+
+    Cached: a sweep over sizes keeps the same a = dt*<|v|>/sigma for every size."""
     if a <= 0.0:
         return 0.0
     scale = a * math.sqrt(8.0 / math.pi)  # delta = scale * x
@@ -203,10 +209,12 @@ def dt_for_missed(params: SimParams, target: float, temperature: float | None = 
     return _dt_reaching(params, _predict(params, _thermal_speed(params, temperature)), target)
 
 
-def predict(params: SimParams, temperature: float | None = None) -> Prediction:
-    """Kinetic-theory figures for `params`, at `temperature` (kT) or at the initial one."""
+def predict(params: SimParams, temperature: float | None = None, *, advise_dt: bool = True) -> Prediction:
+    """Kinetic-theory figures for `params`, at `temperature` (kT) or at the initial one.
+
+    ``advise_dt=False`` leaves ``dt_max_2pct`` None and skips its search (the costly part)."""
     base = _predict(params, _thermal_speed(params, temperature))
-    return replace(base, dt_max_2pct=_dt_reaching(params, base, TARGET_MISSED))
+    return replace(base, dt_max_2pct=_dt_reaching(params, base, TARGET_MISSED)) if advise_dt else base
 
 
 def _floor_2_digits(x: float) -> float:
@@ -217,6 +225,29 @@ def _floor_2_digits(x: float) -> float:
     return math.floor(x / quantum) * quantum
 
 
+#: what the missed share depends on: particles, width, height, radius, dt, max_speed
+_StepKey = tuple[int, float, float, float, float, float]
+
+
+def _step_key(params: SimParams) -> _StepKey:
+    return (params.particles, params.width, params.height, params.radius, params.dt, params.max_speed)
+
+
+def _from_key(key: _StepKey) -> SimParams:
+    """Parameters validated before: `key` comes from a `SimParams`."""
+    particles, width, height, radius, dt, max_speed = key
+    return SimParams.model_construct(particles=particles, width=width, height=height, radius=radius, dt=dt,
+                                     max_speed=max_speed)
+
+
+@functools.lru_cache(maxsize=65536)
+def _missed_too_many(key: _StepKey) -> bool:
+    if key[0] < 2:
+        return False
+    params = _from_key(key)
+    return _predict(params, _thermal_speed(params, None)).missed_fraction_estimate > WARN_MISSED
+
+
 def coarse_step_warning(params: SimParams) -> str | None:
     """A Spanish warning when the step is so coarse that over 5 % of the collisions go unseen.
 
@@ -224,19 +255,48 @@ def coarse_step_warning(params: SimParams) -> str | None:
     upper bound). None when the estimate is within 5 % or there are no pairs.
     The text carries no prefix: each surface adds its own ("AVISO: " on a terminal).
     """
-    if params.particles < 2:
+    return _coarse_step_warning(_step_key(params))
+
+
+@functools.lru_cache(maxsize=1024)
+def _coarse_step_warning(key: _StepKey) -> str | None:
+    if not _missed_too_many(key):
         return None
+    params = _from_key(key)
     base = _predict(params, _thermal_speed(params, None))
-    missed = base.missed_fraction_estimate
-    if missed <= WARN_MISSED:
-        return None
     dt_ok = _dt_reaching(params, base, TARGET_MISSED)
     if dt_ok is None:
         return None
-    percent = 100.0 * missed
+    percent = 100.0 * base.missed_fraction_estimate
     shown = f"{percent:.0f}" if percent >= 10 else f"{percent:.1f}"
     return (
         f"paso de tiempo grueso: con DT = {params.dt:g} se estima que se pierde el {shown} % de las "
         "colisiones entre partículas (pares que se cruzan entre dos pasos sin llegar a solaparse). "
         f"Use DT <= {_floor_2_digits(dt_ok):.2g} para perder como mucho el {100 * TARGET_MISSED:.0f} %."
     )
+
+
+def coarse_step_warnings(configurations: Iterable[SimParams], limit: int = 5) -> list[str]:
+    """The distinct `coarse_step_warning`s of several runs, in order: at most `limit`
+    texts, then one line counting the other configurations with a coarse step (their
+    texts are not worked out: a sweep over thousands of sizes stays fast)."""
+    shown: list[str] = []
+    seen: set[_StepKey] = set()
+    more = 0
+    for params in configurations:
+        key = _step_key(params)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not _missed_too_many(key):
+            continue
+        if len(shown) < limit:
+            text = _coarse_step_warning(key)
+            if text is not None and text not in shown:
+                shown.append(text)
+        else:
+            more += 1
+    if more:
+        what = "otra configuración" if more == 1 else f"otras {more} configuraciones"
+        shown.append(f"paso de tiempo grueso también en {what} del envío (vea partisim theory con sus parámetros).")
+    return shown

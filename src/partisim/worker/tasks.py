@@ -29,6 +29,7 @@ from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFai
 from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
 from partisim.sim import SimParams
 from partisim.sim.result import NonFiniteResult
+from partisim.sim.theory import coarse_step_warning
 from partisim.worker.runners import Job, Runner
 
 __all__ = ["TaskRecord", "TaskManager", "STATES", "FINAL_STATES", "iso", "new_task_id"]
@@ -267,7 +268,15 @@ class TaskManager:
                 self._dispatch()
 
     def _result(self, rec: TaskRecord, sim: dict[str, Any], took: float) -> ExecuteResult:
-        """The success body; a value that JSON cannot carry (NaN, Infinity) fails the task."""
+        """The success body; a value that JSON cannot carry (NaN, Infinity) fails the task.
+
+        It carries the coarse-step warning of its parameters (advice, worked out here, so
+        a result run in a container says it too; cached per box and step)."""
+        try:
+            warning = coarse_step_warning(rec.params)
+        except Exception:  # advice must never cost a result
+            log.exception("no se pudo estimar el aviso de paso de tiempo de la tarea %s", rec.task_id)
+            warning = None
         try:
             return ExecuteResult.model_validate({
                 "engine": rec.engine,
@@ -284,6 +293,7 @@ class TaskManager:
                 "timestamp": iso(),
                 "timeout": rec.timeout,
                 "timeout_requested": rec.timeout_requested,
+                "warnings": [warning] if warning else [],
             })
         except ValidationError as exc:
             # the task fails; nothing that is not strict JSON is ever kept

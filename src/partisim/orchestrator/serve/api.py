@@ -21,7 +21,7 @@ from partisim import __version__
 from partisim.errors import ParamsError
 from partisim.orchestrator.advice import queued_without_workers
 from partisim.orchestrator.serve.responses import error_response, model_response
-from partisim.orchestrator.serve.specs import parse_submission
+from partisim.orchestrator.serve.specs import parse_submission, step_warnings
 from partisim.orchestrator.serve.state import state_of, summary, workers
 from partisim.orchestrator.serve.taskqueue import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
 from partisim.protocol import Submitted, TaskList, WorkerList
@@ -86,12 +86,15 @@ async def submit_tasks(request: Request) -> Response:
     else:
         specs, batch = await run_in_threadpool(parse_submission, body)
     if len(specs) <= SMALL_SUBMISSION:
+        advice = step_warnings(specs)
         batch, ids = state.queue.enqueue(specs, batch)
     else:
+        advice = await run_in_threadpool(step_warnings, specs)
         batch, ids = await run_in_threadpool(state.queue.enqueue, specs, batch)
     state.scheduler.wake()
     warning = queued_without_workers(len(ids)) if state.executor.active_members() == 0 else None
-    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids), warning=warning), 201)
+    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids), warning=warning, warnings=advice),
+                          201)
 
 
 @router.get("/api/tasks")

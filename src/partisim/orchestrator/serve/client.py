@@ -21,7 +21,7 @@ from partisim.errors import BatchNotFound, PartisimError, ServerError, ServerUna
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
 from partisim.orchestrator.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.orchestrator.serve.results import Check, compare_checksums
-from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, sweep
+from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
 from partisim.orchestrator.serve.taskqueue import TaskSpec
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 
@@ -141,9 +141,17 @@ def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
             for s in specs]
 
 
+def _with_warnings(answer: Submitted, specs: list[TaskSpec]) -> Submitted:
+    """The answer with the coarse-step warnings of ``specs``, worked out here too: a serve
+    of an older version answers none."""
+    found = list(dict.fromkeys([*answer.warnings, *step_warnings(specs)]))
+    return answer if found == answer.warnings else answer.model_copy(update={"warnings": found})
+
+
 def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> Submitted:
     """Validate a task file here (clear errors with the file name), then queue it."""
-    return client.submit(task_objects(load_task_file(path)), batch=batch)
+    specs = load_task_file(path)
+    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
 
 
 #: how `partisim sweep` names the parameters it sweeps
@@ -151,8 +159,10 @@ SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA
 
 
 def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: str, seeds: str, repeat: int = 1,
-                 timeout: float | None = None, batch: str | None = None) -> Submitted:
-    """The cartesian product engines x particles x steps x seeds, as one batch."""
+                 timeout: float | None = None, batch: str | None = None, params: dict[str, Any] | None = None,
+                 names: dict[str, str] | None = None) -> Submitted:
+    """The cartesian product engines x particles x steps x seeds, as one batch; ``params``
+    (API names) are the same for every task, ``names`` what the user called them."""
     specs = sweep(
         parse_engine_list(engines),
         parse_int_list(particles, "--particles"),
@@ -160,9 +170,10 @@ def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: s
         parse_int_list(seeds, "--seeds"),
         repeat=repeat,
         timeout=timeout,
-        names=SWEEP_FLAGS,
+        params=params,
+        names={**SWEEP_FLAGS, **(names or {})},
     )
-    return client.submit(task_objects(specs), batch=batch)
+    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
 
 
 def require_batch(client: ServerClient, batch: str) -> Summary:

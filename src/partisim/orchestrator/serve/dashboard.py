@@ -27,9 +27,10 @@ from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import BatchNotFound, ParamsError
 from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
+from partisim.orchestrator.serve.physics import physics_line, result_warnings
 from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.results import chart_parts, pool
-from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, sweep
+from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, step_warnings, sweep
 from partisim.orchestrator.serve.state import ServeState, snapshot, state_of
 from partisim.orchestrator.serve.taskqueue import TaskSpec, TimeStats, new_batch_id
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
@@ -66,10 +67,11 @@ _FORM_FIELDS = {
     "steps": ("steps", "NUM_PASOS"),
     "seeds": ("seeds", "seed", "SEMILLA"),
     "repeat": ("repeat",),
+    "dt": ("dt", "DT", "max_speed"),  # max_speed*dt too large: the form's dt is to blame
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "dt")
 #: the form's names of the parameters, for its error messages
-_FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas"}
+_FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas", "DT": "dt"}
 
 router = APIRouter()
 
@@ -209,7 +211,8 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
         stats = store.rows.get(chosen, (0, []))[1]
     parts = chart_parts(pool(stats))
     return ChartData(success=store.success, batch=chosen, latest=latest, batches=store.batches,
-                     varied=parts.varied, series=parts.series, speedup=parts.speedup)
+                     varied=parts.varied, series=parts.series, speedup=parts.speedup,
+                     physics=physics_line(stats), warnings=result_warnings(stats))
 
 
 # -- sweeps ---------------------------------------------------------------------------
@@ -234,6 +237,19 @@ def _form_field(exc: ParamsError, default: str | None) -> str | None:
     return default
 
 
+def _dt(value: Any) -> dict[str, Any]:
+    """The form's optional time step -> fixed parameters of the sweep ("0,05" reads as 0.05)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        text = value.strip().replace(",", ".")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ParamsError(f"dt: debe ser un número, como 0.1 (recibido {value!r})", field="DT") from None
+    return {"DT": value}
+
+
 def parse_sweep_form(body: Any) -> list[TaskSpec]:
     """A sweep request -> task specs, validated by the queue's own expansion."""
     if not isinstance(body, dict):
@@ -255,11 +271,12 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
                 raise ParamsError(f"{what}: indique al menos un valor")
             lists[current] = parse_int_list(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
+        fixed = _dt(body.get("dt"))
         repeat = body.get("repeat", 1)
         if isinstance(repeat, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", repeat):
             repeat = int(repeat)  # "-1" is a number out of range, not "no es un número"
         specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat,
-                      names=_FORM_NAMES)
+                      params=fixed, names=_FORM_NAMES)
     except ParamsError as exc:
         if exc.message.startswith("--repeat"):
             raise ParamsError(exc.message.replace("--repeat", "repeticiones", 1), field="repeat") from None
@@ -354,8 +371,9 @@ async def submit_sweep(request: Request) -> Any:
         specs = await run_in_threadpool(parse_sweep_form, body)
     except ParamsError as exc:
         return error_response(422, exc.message, exc.field)
+    advice = await run_in_threadpool(step_warnings, specs)
     serve = state_of(request)
     batch, ids = await run_in_threadpool(serve.queue.enqueue, specs, new_batch_id("sweep"))
     serve.scheduler.wake()
     warning = queued_without_workers(len(ids)) if serve.executor.active_members() == 0 else None
-    return model_response(Submitted(batch=batch, ids=ids, count=len(ids), warning=warning), 201)
+    return model_response(Submitted(batch=batch, ids=ids, count=len(ids), warning=warning, warnings=advice), 201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from partisim.errors import PartisimError
 from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 
-__all__ = ["write_report", "ratio_text", "spaced_ticks", "MAX_BAR_LABELS"]
+__all__ = ["write_report", "ratio_text", "spaced_ticks", "footnotes", "MAX_BAR_LABELS"]
 
 _MARKERS = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
 #: above this many bars their values are left to the printed table
@@ -141,17 +142,35 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
                   ncol=2, frameon=False)
 
 
+#: footnote characters per line (8 pt on a 13 in wide figure)
+_FOOTNOTE_WIDTH = 190
+_FOOTNOTE_LINE_IN = 0.17
+
+
+def footnotes(chart: ChartData) -> list[str]:
+    """What the PNG prints below its charts: the Física line, then each warning."""
+    notes = [chart.physics.text] if chart.physics else []
+    notes += [f"Aviso: {text}" for text in chart.warnings]
+    return notes
+
+
 def write_report(chart: ChartData, path: str | Path, *, title: str | None = None) -> None:
-    """Draw the chart data into ``path`` (PNG)."""
+    """Draw the chart data into ``path`` (PNG), with `footnotes` under the charts."""
     if not chart.series:
         raise PartisimError("no hay tareas terminadas con éxito para el informe")
     rows = max(math.ceil(len(chart.series) / 2), len({b.config for b in chart.speedup}))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5 + 0.2 * rows), dpi=100)
+    lines = [line for note in footnotes(chart) for line in textwrap.wrap(note, _FOOTNOTE_WIDTH)]
+    foot_in = _FOOTNOTE_LINE_IN * len(lines) + (0.15 if lines else 0.0)
+    height = 5.5 + 0.2 * rows + foot_in
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, height), dpi=100)
     try:
         _time_chart(left, chart.series)
         _speedup_chart(right, chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
         fig.suptitle(title or "Informe de benchmarks partisim")
-        fig.tight_layout()
+        if lines:
+            fig.text(0.01, 0.08 / height, "\n".join(lines), ha="left", va="bottom", fontsize=8,
+                     linespacing=1.35, color="#333333")
+        fig.tight_layout(rect=(0.0, foot_in / height, 1.0, 1.0))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         write_atomic(path, buffer.getvalue())

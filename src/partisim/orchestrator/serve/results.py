@@ -48,8 +48,12 @@ __all__ = [
 COLUMNS = (
     "id", "batch", "status", "engine", "particles", "steps", "seed", "worker", "attempts",
     "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
-    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates",
+    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates", "warnings",
 )
+#: the CSV cell of a task with several warnings joins them with this
+WARNINGS_SEPARATOR = " | "
+#: warnings the results table names in its caption; past that, a count
+MAX_TABLE_WARNINGS = 5
 
 STATUS_LABELS = {
     "queued": "en cola",
@@ -84,6 +88,7 @@ def flatten(task: TaskView) -> dict[str, Any]:
         "verify_of": task.verify_of,
         "verifiable": task.verifiable,
         "duplicates": task.duplicates,
+        "warnings": WARNINGS_SEPARATOR.join(task.result.warnings) if task.result else "",
     }
 
 
@@ -134,13 +139,21 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
     first, rather than cutting a value); with ``checks`` a column says whether a re-run
     agreed."""
     columns = list(_RESULT_COLUMNS)
+    ordered = _ordered(tasks)
+    # each distinct warning gets a number; the column names it, the caption says it
+    numbers: dict[str, int] = {}
+    for task in ordered:
+        for text in task.result.warnings if task.result else []:
+            numbers.setdefault(text, len(numbers) + 1)
+    if numbers:
+        columns.append(Column("Aviso", "Av.", drop=1))
     duplicated = any(t.duplicates for t in tasks)
     if duplicated:
         columns.append(Column("Duplicadas", "Dup.", justify="right", drop=1))
     if checks is not None:
         columns.append(Column("Verificación", wrap=14))
     rows = []
-    for task in _ordered(tasks):
+    for task in ordered:
         row = flatten(task)
         status = STATUS_LABELS.get(row["status"], str(row["status"]))
         if row["status"] == "failed" and row["error"]:
@@ -151,13 +164,20 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
             _fmt(row["simulation_time"]), _fmt(row["particle_collisions"]),
             (row["checksum"] or "—")[:12] if row["verifiable"] else "no verificable",
         ]
+        if numbers:
+            marks = [numbers[t] for t in task.result.warnings] if task.result else []
+            cells.append(",".join(str(n) if n <= MAX_TABLE_WARNINGS else "+" for n in marks) or "—")
         if duplicated:
             cells.append(str(row["duplicates"]) if row["duplicates"] else "—")
         if checks is not None:
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
-    return FittedTable(columns, rows, title=f"Resultados ({len(tasks)} tareas)")
+    notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
+    if len(numbers) > MAX_TABLE_WARNINGS:
+        notes.append(f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de "
+                     "--format csv")
+    return FittedTable(columns, rows, title=f"Resultados ({len(tasks)} tareas)", caption="\n".join(notes) or None)
 
 
 # -- statistics -----------------------------------------------------------------------

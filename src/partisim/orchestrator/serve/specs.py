@@ -19,6 +19,7 @@ from typing import Any
 from partisim.errors import ParamsError, explain_json_error, explain_os_error
 from partisim.orchestrator.serve.taskqueue import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
+from partisim.sim.theory import coarse_step_warnings
 
 __all__ = [
     "MAX_TASKS",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_int_list",
     "parse_engine_list",
     "decode_json",
+    "step_warnings",
 ]
 
 #: Most tasks one submission may create (after ``repeat`` and sweeps are expanded).
@@ -107,6 +109,16 @@ def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
         if len(specs) > MAX_TASKS:
             raise ParamsError(f"{source}: demasiadas tareas (máximo {MAX_TASKS} por envío)")
     return specs
+
+
+def step_warnings(specs: Iterable[TaskSpec]) -> list[str]:
+    """The distinct coarse-step warnings of these tasks (`coarse_step_warnings`), in
+    order. Seeds and step counts change nothing, so each configuration is parsed once."""
+    configurations: dict[str, dict[str, Any]] = {}
+    for spec in {id(spec): spec for spec in specs}.values():  # ``repeat`` copies are one object
+        rest = {k: v for k, v in spec.params.items() if k not in ("NUM_PASOS", "SEMILLA")}
+        configurations.setdefault(json.dumps(rest, sort_keys=True), spec.params)
+    return coarse_step_warnings(parse_params(params) for params in configurations.values())
 
 
 def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:

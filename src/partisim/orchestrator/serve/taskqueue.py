@@ -189,7 +189,9 @@ class Task:
 @dataclass(frozen=True)
 class TimeStats:
     """Simulation times of one batch's successful runs of one configuration, summed in
-    SQL: ``params`` holds every parameter but particles, steps and seed (sorted JSON)."""
+    SQL: ``params`` holds every parameter but particles, steps and seed (sorted JSON).
+    Also summed: pair collisions and final kinetic energies (the Física line), and the
+    distinct warnings the results carry."""
 
     batch: str
     engine: str
@@ -199,6 +201,21 @@ class TimeStats:
     n: int
     total: float
     total_sq: float
+    collisions: int = 0
+    energy: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+
+def _distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
+    """``'["a"],[],["b"]'`` (GROUP_CONCAT of JSON lists) -> ``("a", "b")``."""
+    if not concatenated:
+        return ()
+    try:
+        lists = json.loads(f"[{concatenated}]")
+    except ValueError:
+        return ()
+    found = [w for item in lists if isinstance(item, list) for w in item if isinstance(w, str)]
+    return tuple(dict.fromkeys(found))
 
 
 def _row_to_task(row: sqlite3.Row) -> Task:
@@ -466,13 +483,18 @@ class TaskQueue:
     def time_stats(self, batches: Sequence[str] | None = None) -> list[TimeStats]:
         """Successful, non-verification runs grouped by batch x engine x particles x
         steps x other parameters: count, sum and sum of squares of their simulation
-        times. The grouping happens in SQLite, so the caller never decodes a result."""
+        times, sums of their pair collisions and final kinetic energies, and their
+        distinct warnings. The grouping happens in SQLite, so the caller never decodes
+        a result."""
         sql = (
             "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
             " json_extract(params, '$.NUM_PASOS'),"
             " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'),"
-            " COUNT(*), SUM(t), SUM(t * t)"
-            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t"
+            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
+            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
+            "       json_extract(result, '$.particle_collisions') AS pc,"
+            "       json_extract(result, '$.kinetic_energy') AS ke,"
+            "       json_extract(result, '$.warnings') AS w"
             "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
             " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
         )
@@ -487,8 +509,9 @@ class TaskQueue:
                 args.extend(chunk)
             with self._lock:
                 rows = self._db.execute(sql.format(where=where), args).fetchall()
-            out.extend(TimeStats(b, e, int(n), int(s), rest, int(c), float(t), float(t2))
-                       for b, e, n, s, rest, c, t, t2 in rows)
+            out.extend(TimeStats(b, e, int(n), int(s), rest, int(c), float(t), float(t2), int(pc), float(ke),
+                                 _distinct_warnings(w))
+                       for b, e, n, s, rest, c, t, t2, pc, ke, w in rows)
         return out
 
     def batch_exists(self, batch: str) -> bool:

@@ -380,6 +380,20 @@
     if (shown && shown.pending) parts.push("en curso");
     if (varied.length) parts.push(`varían: ${varied.join(", ")}`);
     setText($("chart-note"), batches.length ? parts.join(" · ") : "");
+    renderPhysics();
+  }
+
+  // The Física line of the results shown (measured collisions / kinetic theory, or why
+  // not), and the distinct warnings those results carry: texts made by the server.
+  function renderPhysics() {
+    const physics = chartData.physics;
+    const warnings = chartData.warnings || [];
+    setText($("physics-line"), physics ? physics.text : "");
+    $("physics-line").hidden = !physics;
+    const list = h("ul", {}, ...warnings.map((w) => h("li", { text: `Aviso: ${w}` })));
+    const node = $("physics-warnings");
+    if (list.innerHTML !== node.innerHTML) node.replaceChildren(...list.childNodes);
+    $("chart-physics").hidden = !physics && warnings.length === 0;
   }
 
   $("chart-batch").addEventListener("change", (ev) => {
@@ -642,7 +656,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat"];
+  const fields = ["particles", "steps", "seeds", "repeat", "dt"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -702,6 +716,7 @@
       steps: $("steps").value,
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
+      dt: $("dt").value.trim(),  // the server reads "0,05" too
     };
     const button = $("sweep-submit");
     button.disabled = true;
@@ -712,9 +727,11 @@
       const data = await res.json().catch(() => ({}));
       if (res.ok) {
         const queued = `${data.count === 1 ? "1 tarea encolada" : `${fmtInt(data.count)} tareas encoladas`} en el lote ${data.batch}.`;
-        // no worker answers: the tasks wait, and the user should know why
-        if (data.warning) showMessage(message, "warn", `${queued} ${data.warning}`);
-        else showMessage(message, "ok", queued);
+        // no worker answers: the tasks wait, and the user should know why; a coarse
+        // time step: the tasks run as asked, but they miss collisions
+        const advice = data.warnings || [];
+        showMessage(message, data.warning || advice.length ? "warn" : "ok", data.warning ? `${queued} ${data.warning}` : queued);
+        if (advice.length) message.append(h("ul", { class: "advice" }, ...advice.map((w) => h("li", { text: `Aviso: ${w}` }))));
       } else {
         showMessage(message, "error", data.error || `El servidor rechazó el barrido (HTTP ${res.status}).`);
         const target = data.field === "engines" ? $("field-engines") : fields.includes(data.field) ? $(data.field) : null;
