@@ -168,6 +168,11 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
          "repeticiones"),
         ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles",
          "partículas"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"}, "dt",
+         "dt: debe ser un número, como 0.1 (recibido 'abc')"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "dt": 0}, "dt", "dt: debe ser > 0"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "dt": "50"}, "dt",
+         "VELOCIDAD_INICIAL_MAX*DT (max_speed*dt) no puede superar el lado menor del mundo"),
         ({"engines": ["python"], "particles": "10", "colour": "red"}, None, "clave desconocida 'colour'"),
         (["python"], None, "objeto JSON"),
     ],
@@ -196,6 +201,36 @@ def test_sweep_and_task_api_share_the_validation(small_fleet: Fleet) -> None:
             assert sweep.status_code == 422
             assert sweep.json()["error"].removeprefix("pasos: ") == api_reason
         assert client.post("/api/sweeps", content=b"{not json").status_code == 422
+
+
+def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        plain = client.post("/api/sweeps", json={"engines": "cython", "particles": "100", "steps": "20", "seeds": "1"})
+        assert plain.status_code == 201 and plain.json()["warnings"] == []
+        # two sizes at dt = 0.8 (the form may write "0,8"): one text each, whatever the seeds
+        coarse = client.post("/api/sweeps", json={"engines": "cython", "particles": "100,200", "steps": "20",
+                                                  "seeds": "1-3", "dt": "0,8"})
+        assert coarse.status_code == 201, coarse.text
+        body = coarse.json()
+        assert body["count"] == 6 and body["warning"] is None
+        assert len(body["warnings"]) == 2 and all("con DT = 0.8" in w for w in body["warnings"])
+        task = client.post("/api/tasks", json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100,
+                                                                                  "DT": 0.8}})
+        assert task.status_code == 201
+        (text,) = task.json()["warnings"]
+        assert text == body["warnings"][0]  # 100 particles at dt 0.8 both times
+        assert client.post("/api/tasks", json={"benchmark": "cython", "params": TINY}).json()["warnings"] == []
+        # the worker's answer carries it, so the stored task does, and the batch's charts
+        _wait_batch_done(client, body["batch"])
+        stored = client.get("/api/tasks", params={"batch": body["batch"]}).json()["tasks"]
+        by_size = {t["params"]["NUM_PARTICULAS"]: t["result"]["warnings"] for t in stored}
+        assert by_size == {100: body["warnings"][:1], 200: body["warnings"][1:]}
+        charts = client.get("/api/charts", params={"batch": body["batch"]}).json()
+        assert sorted(charts["warnings"]) == sorted(body["warnings"])
+        # default restitutions: the Física line says why it is not shown
+        assert charts["physics"]["shown"] is False and charts["physics"]["text"] == (
+            "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
+            "COEF_RESTITUCION_PARED = 0.8)")
 
 
 # -- charts ----------------------------------------------------------------------------
@@ -243,14 +278,14 @@ _json = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat"]), _json)
+@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat", "dt"]), _json)
        | _json)
 def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
     try:
         specs = parse_sweep_form(body)
     except ParamsError as exc:
         assert exc.message and "Traceback" not in exc.message
-        assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat")
+        assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat", "dt")
     else:
         assert specs and all(s.benchmark in ("python", "numpy", "cython") for s in specs)
 

@@ -40,7 +40,8 @@ def _record_console(page, sink: list[str]) -> None:
     page.on("pageerror", lambda exc: sink.append(f"pageerror: {exc}"))
 
 
-def _sweep(page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1") -> None:
+def _sweep(page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1",
+           dt: str = "0.1") -> None:
     for engine in ("python", "numpy", "cython"):
         box = page.locator(f"#sweep-form input[name=engine][value={engine}]")
         box.set_checked(engine in engines)
@@ -48,6 +49,7 @@ def _sweep(page, *, engines: tuple[str, ...], particles: str, steps: str, seeds:
     page.fill("#steps", steps)
     page.fill("#seeds", seeds)
     page.fill("#repeat", repeat)
+    page.fill("#dt", dt)
     page.click("#sweep-submit")
 
 
@@ -97,6 +99,7 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             message = page.locator("#sweep-message")
             expect(message).to_have_class(re.compile(r"\bok\b"))
             expect(message).to_contain_text("12 tareas encoladas en el lote")
+            expect(message.locator(".advice")).to_have_count(0)  # the default dt: no warning
             batch = re.search(r"lote (\S+?)\.?$", message.inner_text()).group(1)
 
             expect(page.locator("#count-success")).to_have_text("12", timeout=60_000)
@@ -134,10 +137,18 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             speedups = api.get("/api/charts").json()["speedup"]
             expect(page.locator("#chart-speedup .bar-label")).to_have_text([_ratio(s["value"]) for s in speedups])
             expect(page.locator("#legend-time")).to_contain_text("python")
+            # the Física line of the batch: default restitutions, so it says why it is not shown
+            expect(page.locator("#physics-line")).to_have_text(
+                "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
+                "COEF_RESTITUCION_PARED = 0.8)")
 
-            # cancel from the table: slow tasks, every one cancelled by its button
-            _sweep(page, engines=("python",), particles="300", steps="4000", seeds="1-5")
+            # cancel from the table: slow tasks, every one cancelled by its button; their step is
+            # coarse, and the answer's warning shows next to the form
+            _sweep(page, engines=("python",), particles="300", steps="4000", seeds="1-5", dt="0,8")
             expect(message).to_contain_text("5 tareas encoladas")
+            expect(message).to_have_class(re.compile(r"\bwarn\b"))
+            expect(message.locator(".advice li")).to_have_count(1)
+            expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0.8")
             pending = page.locator("#recent-table tbody tr[data-status=queued], "
                                    "#recent-table tbody tr[data-status=running]")
             expect(pending).to_have_count(5, timeout=10_000)

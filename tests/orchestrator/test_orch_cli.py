@@ -90,6 +90,21 @@ def test_exec_table_output(pair) -> None:
     assert "worker-01" in proc.stdout
 
 
+def test_exec_says_what_the_worker_warns_about_a_coarse_step(pair) -> None:
+    base = ["exec", "--config", str(pair.config), "--worker", "worker-01", "-n", "100", "-s", "200", "--seed", "3"]
+    coarse, coarse_json, plain = run_many([[*base, "--dt", "0.8"], [*base, "--dt", "0.8", "--json"], base])
+    for proc in (coarse, coarse_json, plain):
+        assert_clean_exit(proc, 0)
+    assert "Resultado de la tarea" in coarse.stdout
+    warning = " ".join(coarse.stderr.split())  # the terminal may wrap it
+    assert warning.count("AVISO: paso de tiempo grueso") == 1 and "con DT = 0.8" in warning
+    result = json.loads(coarse_json.stdout)  # stdout stays one JSON object; the warning is in it
+    (text,) = result["warnings"]
+    assert text.startswith("paso de tiempo grueso: con DT = 0.8") and f"AVISO: {text}" in warning
+    assert "AVISO" in coarse_json.stderr
+    assert "AVISO" not in plain.stderr + plain.stdout
+
+
 def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, cli) -> None:
     cases = [
         (["--engine", "../../etc/passwd"], "benchmark"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def test_results_as_table_csv_and_json(served, tmp_path: Path):
     assert as_csv.returncode == 0, as_csv.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == 12 and all(len(r["checksum"]) == 64 for r in rows)
+    assert all(r["warnings"] == "" for r in rows)  # the default step: nothing to warn about
     assert {r["engine"] for r in rows} == {"python", "cython"}
     as_json = run_cli("results", "--batch", batch, "--format", "json", "--server", serve.url)
     data = json.loads(as_json.stdout)
@@ -86,6 +88,10 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     done = run_cli("report", "--batch", batch, "-o", str(png), "--server", serve.url)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "Aceleración cython / python" in done.stdout
+    # default restitutions (0.9, 0.8): the report says why it has no Física line
+    assert ("Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
+            "COEF_RESTITUCION_PARED = 0.8)") in " ".join(done.stdout.split())
+    assert "AVISO" not in done.stdout + done.stderr
     with ServerClient(serve.url) as client:
         chart = client.charts(batch)
     for bar in chart.speedup:  # the printed table holds the values the PNG draws
@@ -97,6 +103,58 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     pixels = mpimg.imread(png)
     assert pixels.shape[0] >= 400 and pixels.shape[1] >= 1000
     assert pixels.std() > 0.05  # something was drawn
+
+
+def test_a_coarse_step_is_warned_once_per_text_and_kept_in_the_results(served, tmp_path: Path):
+    serve, _, tmp = served
+    done = run_cli("sweep", "--engines", "cython", "--particles", "100,200", "--steps", "20", "--seeds", "1-3",
+                   "--dt", "0.8", "--batch", "grueso", "--server", serve.url, "--wait", cwd=tmp)
+    assert done.returncode == 0, done.stderr + done.stdout
+    err = " ".join(done.stderr.split())
+    assert err.count("AVISO: paso de tiempo grueso: con DT = 0.8") == 2  # one per size, not per task
+    with ServerClient(serve.url) as client:
+        tasks = client.tasks(batch="grueso")
+    assert len(tasks) == 6 and all(t.params["DT"] == 0.8 for t in tasks)
+    texts = {t.params["NUM_PARTICULAS"]: t.result.warnings for t in tasks}
+    assert all(len(w) == 1 and f"AVISO: {w[0]}" in err for w in texts.values())
+    out = tmp_path / "grueso.csv"
+    as_csv = run_cli("results", "--batch", "grueso", "--format", "csv", "-o", str(out), "--server", serve.url)
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert {r["warnings"] for r in rows if r["particles"] == "100"} == {texts[100][0]}
+    table = run_cli("results", "--batch", "grueso", "--server", serve.url, env={"COLUMNS": "100"})
+    lines = " ".join(table.stdout.split())
+    assert f"Aviso 1: {texts[100][0]}" in lines and f"Aviso 2: {texts[200][0]}" in lines
+    report = run_cli("report", "--batch", "grueso", "-o", str(tmp_path / "g.png"), "--server", serve.url)
+    assert report.returncode == 0, report.stderr
+    assert " ".join(report.stdout.split()).count("AVISO: paso de tiempo grueso") == 2
+
+
+def test_fisica_line_of_an_elastic_dilute_batch_matches_kinetic_theory(served, tmp_path: Path):
+    serve, _, tmp = served
+    # 400 disks in 800 x 600 (eta = 0.065), elastic, 2000 steps of 0.1: about 75 collisions per particle
+    done = run_cli("sweep", "--engines", "cython", "--particles", "400", "--steps", "2000", "--seeds", "1-3",
+                   "--particle-restitution", "1", "--wall-restitution", "1", "--batch", "elastico",
+                   "--server", serve.url, "--wait", cwd=tmp)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "AVISO" not in done.stderr
+    report = run_cli("report", "--batch", "elastico", "-o", str(tmp_path / "e.png"), "--server", serve.url)
+    assert report.returncode == 0, report.stderr
+    text = " ".join(report.stdout.split())  # the no-break space of "45 222" becomes a plain one here
+    found = re.search(r"Física: colisiones medidas / teoría cinética = (\d,\d{3}) \(con este dt se espera "
+                      r"≈ (\d,\d{3}); 3 tareas, ([\d ]+) colisiones\)", text)
+    assert found, text
+    ratio, expected = (float(found.group(k).replace(",", ".")) for k in (1, 2))
+    assert 0.96 < expected < 0.99  # dt = 0.1 misses about 3 % at this density
+    assert abs(ratio / expected - 1) < 0.03, (ratio, expected)
+    # the line sums what the workers measured (in SQL), task by task
+    with ServerClient(serve.url) as client:
+        tasks = client.tasks(batch="elastico")
+        physics = client.charts("elastico").physics
+    assert physics is not None and physics.shown and physics.tasks == 3
+    assert physics.collisions == sum(t.result.particle_collisions for t in tasks) == int(
+        found.group(3).replace(" ", ""))
+    assert f"{physics.collisions:,}".replace(",", "\xa0") in report.stdout  # never broken across lines
 
 
 def test_verify_reruns_on_the_other_worker_and_checksums_match(served):

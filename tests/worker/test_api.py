@@ -76,6 +76,26 @@ def test_execute_matches_cli(client: httpx.Client, benchmark: str, engine: str) 
     assert body.execution_time >= body.simulation_time > 0
 
 
+def test_a_coarse_step_is_warned_in_the_answer_and_the_record_never_in_the_result(client: httpx.Client) -> None:
+    from partisim.sim import parse_params, simulate
+
+    coarse = {"NUM_PARTICULAS": 100, "NUM_PASOS": 200, "SEMILLA": 7, "DT": 0.8}
+    r = client.post("/execute", json={"benchmark": "cython", "params": coarse})
+    assert r.status_code == 200, r.text
+    body = ExecuteOut.model_validate(r.json())
+    (text,) = body.warnings
+    assert text.startswith("paso de tiempo grueso: con DT = 0.8") and "57 %" in text and "DT <= 0.1 " in text
+    # advice only: the same numbers as a run here, bit for bit
+    local = simulate(parse_params(coarse), "cython")
+    assert (body.checksum, body.particle_collisions, body.wall_collisions) == \
+        (local.checksum, local.particle_collisions, local.wall_collisions)
+    stored = TaskOut.model_validate(client.get(f"/tasks/{body.task_id}").json())
+    assert stored.result is not None and stored.result.warnings == [text]
+    # the default step misses about 2 %: nothing to say
+    plain = client.post("/execute", json={"benchmark": "cython", "params": {**coarse, "DT": 0.1}})
+    assert plain.status_code == 200 and plain.json()["warnings"] == []
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         try:
