@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler
-from partisim.fleet import DEFAULT_CONFIG_PATH, default_server, load_config
+from partisim.fleet import DEFAULT_CONFIG_PATH, Config, default_server, load_config
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
@@ -41,19 +42,31 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.server import ServeOptions, serve
+def _serve_config(args: argparse.Namespace) -> Config:
+    """The config file; with --dask and no file at the default path, the defaults."""
+    if args.dask and args.config == DEFAULT_CONFIG_PATH and not Path(args.config).exists():
+        return Config()
+    return load_config(args.config)
 
-    config = load_config(args.config)
-    if not config.workers:
-        return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker")
+
+def _serve(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.serve.dask_cluster import require_dask
+    from partisim.orchestrator.serve.server import ServeOptions, dask_target, serve
+
+    config = _serve_config(args)
+    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox, dask=args.dask)
+    target = dask_target(config, options)
+    if target is None and not config.workers:
+        return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker "
+                    "(o use --dask para ejecutar las tareas en un clúster Dask)")
     if not 1 <= args.port <= 65535:
         return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
+    if target is not None:
+        require_dask(target.kind)  # before anything starts: say what to install
     _setup_logging(args.verbose)
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox)
+    where = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
     console.print(
-        f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · "
-        f"{len(config.workers)} workers en {config.path}"
+        f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · {where}"
         + (f" · bandeja {args.inbox}" if args.inbox else "")
     )
     console.print("API: /api/tasks, /api/workers, /api/summary · Ctrl-C o SIGTERM para parar")
@@ -252,6 +265,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
+    p.add_argument("--dask", default=None, metavar="DIRECCIÓN",
+                   help="ejecutar las tareas en un clúster Dask en lugar de los workers de la configuración: "
+                        "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "
+                        "slurm o pbs (trabajos de dask-jobqueue, sección dask.jobqueue de la configuración); "
+                        "necesita pip install 'partisim[dask]'")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 

@@ -163,7 +163,7 @@ class Scheduler:
         if isinstance(outcome, ExecuteResult):
             self._succeeded(attempt, outcome, worker)
         else:
-            self._failed_attempt(attempt.task, attempt.placement.member, attempt.number, outcome)
+            self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
     def _succeeded(self, attempt: Attempt, result: ExecuteResult, worker: str | None) -> None:
         if self.queue.complete(attempt.task_id, attempt.number, result, worker):
@@ -171,7 +171,8 @@ class Scheduler:
         else:
             log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
 
-    def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError) -> None:
+    def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
+                        worker: str | None = None) -> None:
         message = str(exc) or type(exc).__name__
         if _not_started(exc):
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
@@ -181,11 +182,11 @@ class Scheduler:
             delay = self.policy.delay(number)
             log.info("tarea %s: intento %d en %s falló (%s); reintento en %.2f s",
                      task.id, number, member, message, delay)
-            self.queue.retry(task.id, number, message, time.time() + delay)
+            self.queue.retry(task.id, number, message, time.time() + delay, worker)
             return
         if retryable:
             message = f"sin intentos ({number}/{task.max_attempts}); último error: {message}"
-        if self.queue.fail(task.id, number, message):
+        if self.queue.fail(task.id, number, message, worker):
             log.warning("tarea %s fallida: %s", task.id, message)
             self._notify(task.id)
 

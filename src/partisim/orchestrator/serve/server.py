@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from partisim.errors import ConfigError
-from partisim.fleet import Config
+from partisim.fleet import Config, DaskTarget
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth, token_from_env
 from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
@@ -30,7 +30,7 @@ from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
-__all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
+__all__ = ["ServeOptions", "build_app", "serve", "check_port", "check_scheduler", "dask_target", "exclusive_database"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class ServeOptions:
     inbox: str | None = None
     shutdown_grace: float = 10.0
     retry_base: float = 0.5
+    #: ``--dask ADDRESS`` (wins over the config's ``dask.address``); None: as the config says
+    dask: str | None = None
 
 
 def open_queue(path: str, max_attempts: int) -> TaskQueue:
@@ -50,6 +52,14 @@ def open_queue(path: str, max_attempts: int) -> TaskQueue:
         return TaskQueue(path, max_attempts=max_attempts)
     except sqlite3.Error as exc:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
+
+
+def dask_target(config: Config, options: ServeOptions) -> DaskTarget | None:
+    """Where Dask runs the tasks (``--dask``, else the config's ``dask.address``); None: the HTTP fleet."""
+    try:
+        return config.dask.target(options.dask)
+    except ValueError as exc:
+        raise ConfigError(f"--dask: {exc}") from None
 
 
 def report_no_workers(executor: Executor) -> None:
@@ -65,20 +75,33 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     settings = config.orchestrator
     # retry_attempts counts the retries: a task gets one first try plus that many more
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
-    fleet = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
-    scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
-    state = ServeState(queue=queue, scheduler=scheduler)
+    target = dask_target(config, options)
+    executor: Executor
+    if target is not None:
+        from partisim.orchestrator.serve.dask_cluster import DaskCluster, require_dask
 
-    def on_change(_health: WorkerHealth) -> None:
-        report_no_workers(fleet)
-        scheduler.wake()
+        require_dask(target.kind)
+        executor = DaskCluster(target, config.dask)
+    else:
+        executor = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
+    scheduler = Scheduler(queue, executor, policy=RetryPolicy(base=options.retry_base))
+    state = ServeState(queue=queue, scheduler=scheduler)
 
     async def report_first_round() -> None:
         # the monitor's first round ran before the startup hooks; workers that never
-        # answered did not "change" state, so check the fleet once here
-        report_no_workers(fleet)
+        # answered did not "change" state, so check the fleet once here (a SLURM/PBS
+        # cluster starts empty on purpose: its jobs come when there is work)
+        if target is None or target.kind not in ("slurm", "pbs"):
+            report_no_workers(executor)
 
-    fleet.watch(on_change)
+    if isinstance(executor, HttpFleet):
+        fleet = executor
+
+        def on_change(_health: WorkerHealth) -> None:
+            report_no_workers(fleet)
+            scheduler.wake()
+
+        fleet.watch(on_change)
     startup: list[Hook] = [report_first_round]
     shutdown: list[Hook] = []
     if options.inbox:
@@ -101,6 +124,21 @@ def check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise ConfigError(f"no se puede escuchar en {host}:{port}: {exc.strerror}") from None
+
+
+def check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail early, in Spanish, when nothing listens at the Dask scheduler's address."""
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(
+            f"no hay un planificador Dask en {address} ({reason}); inícielo (dask scheduler) "
+            "o use --dask local:N para que partisim serve arranque uno propio"
+        ) from None
 
 
 def _absorb(sig: int, frame: Any) -> None:
@@ -131,7 +169,7 @@ def exclusive_database(db: str) -> Iterator[None]:
         return
     path = Path(str(db) + ".lock")
     try:
-        handle = open(path, "a+")
+        handle = open(path, "a+")  # noqa: SIM115  (held open while serving: it is the lock)
     except OSError as exc:
         raise ConfigError(f"no se puede crear {path}: {exc.strerror}") from None
     try:
@@ -155,6 +193,13 @@ def serve(config: Config, options: ServeOptions) -> None:
         except OSError as exc:
             raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {exc.strerror}") from None
     check_port(options.host, options.port)
+    target = dask_target(config, options)
+    if target is not None:
+        from partisim.orchestrator.serve.dask_cluster import require_dask
+
+        require_dask(target.kind)
+        if target.kind == "scheduler":
+            check_scheduler(target.address)
     with exclusive_database(options.db):
         _run(config, options)
 

@@ -442,24 +442,24 @@ class TaskQueue:
             (SUCCESS, result.model_dump_json(), time.time(), worker, task_id, RUNNING, attempt),
         )
 
-    def fail(self, task_id: str, attempt: int, error: str) -> bool:
-        """running (this attempt) -> failed with its last error."""
+    def fail(self, task_id: str, attempt: int, error: str, worker: str | None = None) -> bool:
+        """running (this attempt) -> failed with its last error (``worker``: as in `complete`)."""
         return self._update(
-            "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL"
-            " WHERE id = ? AND status = ? AND attempts = ?",
-            (FAILED, error, time.time(), task_id, RUNNING, attempt),
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL,"
+            " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?",
+            (FAILED, error, time.time(), worker, task_id, RUNNING, attempt),
         )
 
-    def retry(self, task_id: str, attempt: int, error: str, not_before: float) -> bool:
+    def retry(self, task_id: str, attempt: int, error: str, not_before: float, worker: str | None = None) -> bool:
         """running (this attempt) -> queued again after ``not_before``, avoiding its worker.
 
-        The worker moves to ``avoid_worker``: a queued task shows no worker, and the next
-        claim prefers another one."""
+        The worker (``worker`` when the executor learned who really ran it) moves to
+        ``avoid_worker``: a queued task shows no worker, and the next claim prefers another one."""
         return self._update(
-            "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = worker,"
+            "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = COALESCE(?, worker),"
             " worker = NULL, worker_url = NULL, started_at = NULL, deadline = NULL"
             " WHERE id = ? AND status = ? AND attempts = ?",
-            (QUEUED, error, not_before, task_id, RUNNING, attempt),
+            (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:
