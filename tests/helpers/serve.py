@@ -26,7 +26,7 @@ __all__ = ["Serve"]
 
 class Serve(Spawned):
     def __init__(self, config: Path, db: Path, *, workdir: Path, port: int | None = None,
-                 inbox: Path | None = None, host: str = SERVE_HOST) -> None:
+                 inbox: Path | None = None, host: str = SERVE_HOST, args: tuple[str, ...] = ()) -> None:
         super().__init__("serve", workdir)
         self.config = config
         self.db = db
@@ -34,6 +34,7 @@ class Serve(Spawned):
         self.host = host
         self.port = port or free_port_on(host)
         self.inbox = inbox
+        self.args = args  # more options of `partisim serve` (e.g. ("--dask", "local:2"))
 
     @property
     def url(self) -> str:
@@ -45,6 +46,7 @@ class Serve(Spawned):
                 "--host", self.host, "--port", str(self.port)]
         if self.inbox is not None:
             argv += ["--inbox", str(self.inbox)]
+        argv += self.args
         self.launch(argv, cwd=self.workdir)
         self.wait_ready(lambda: answers(self.url + "/api/summary"), timeout)
         return self

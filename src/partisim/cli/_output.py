@@ -15,7 +15,7 @@ err_console = Console(stderr=True, highlight=False)
 
 def fail(message: str, code: int = 2) -> int:
     """Print a Spanish error on stderr and return the exit code to use."""
-    err_console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)  # text, not markup
     return code
 
 

@@ -63,6 +63,13 @@ def _serve(args: argparse.Namespace) -> int:
         return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
     if target is not None:
         require_dask(target.kind)  # before anything starts: say what to install
+    if args.job_script:
+        if target is None or target.kind not in ("slurm", "pbs"):
+            return fail("--job-script necesita --dask slurm o --dask pbs (o dask.address en la configuración)")
+        from partisim.orchestrator.serve.dask_cluster import job_script
+
+        print(job_script(target.kind, config.dask.jobqueue))
+        return 0
     _setup_logging(args.verbose)
     where = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
     console.print(
@@ -270,6 +277,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "
                         "slurm o pbs (trabajos de dask-jobqueue, sección dask.jobqueue de la configuración); "
                         "necesita pip install 'partisim[dask]'")
+    p.add_argument("--job-script", action="store_true",
+                   help="con --dask slurm|pbs: mostrar el script de trabajo que se enviaría y salir")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
@@ -282,7 +291,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_submit)
 
     p = subparsers.add_parser("sweep", help="encolar un barrido de parámetros (producto cartesiano) como un lote")
-    p.add_argument("--engines", default="python,cython", metavar="LISTA", help="motores separados por comas (por defecto python,cython)")
+    p.add_argument("--engines", default="python,cython", metavar="LISTA",
+                   help="motores separados por comas (por defecto python,cython)")
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
     p.add_argument("--steps", default="500", metavar="LISTA", help="pasos, p. ej. 500 (por defecto 500)")
     p.add_argument("--seeds", default="42", metavar="LISTA", help="semillas, p. ej. 1-10 o 1,2,3 (por defecto 42)")

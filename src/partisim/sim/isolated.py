@@ -35,7 +35,7 @@ from partisim.errors import PartisimError
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
 
-__all__ = ["IsolatedRun", "RunStatus", "run_isolated", "stop", "STOP_CHECK_S"]
+__all__ = ["IsolatedRun", "RunStatus", "run_isolated", "stop", "running_pid", "STOP_CHECK_S"]
 
 #: how often a waiting run looks at its deadline and at ``should_stop``
 STOP_CHECK_S = 0.05
@@ -57,6 +57,7 @@ class IsolatedRun:
     result: SimResult | None = None
     message: str = ""
     elapsed: float = 0.0  # seconds from handing the run over to its answer
+    pid: int | None = None  # the child that ran it (gone if it was killed)
 
 
 # -- framing: a 4-byte length, then a pickle -----------------------------------------
@@ -315,6 +316,13 @@ def stop(key: str) -> bool:
     return True
 
 
+def running_pid(key: str) -> int | None:
+    """The process id of the child running ``key`` (None: no such run, or not started yet)."""
+    with _running_lock:
+        ticket = _running.get(key)
+        return ticket.child.pid if ticket is not None and ticket.child is not None else None
+
+
 def run_isolated(params: SimParams, engine: str, timeout: float, *, key: str | None = None,
                  should_stop: Callable[[], bool] | None = None) -> IsolatedRun:
     """Run one simulation in a warm child process; kill it past ``timeout`` seconds, or
@@ -335,8 +343,8 @@ def run_isolated(params: SimParams, engine: str, timeout: float, *, key: str | N
                     del _running[key]
 
 
-def _cancelled(elapsed: float) -> IsolatedRun:
-    return IsolatedRun("cancelled", message="la tarea se canceló y su proceso se detuvo", elapsed=elapsed)
+def _cancelled(elapsed: float, pid: int) -> IsolatedRun:
+    return IsolatedRun("cancelled", message="la tarea se canceló y su proceso se detuvo", elapsed=elapsed, pid=pid)
 
 
 def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
@@ -350,13 +358,13 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
         child.stopped = ticket.stopped
     if child.stopped or (should_stop is not None and should_stop()):
         _pool.give_back(child)  # stopped before it started: the child is still clean
-        return _cancelled(0.0)
+        return _cancelled(0.0, child.pid)
     start = time.perf_counter()
     try:
         child.send((engine, params))
     except (OSError, ValueError):
         code = _pool.discard(child)
-        return IsolatedRun("failed", message=f"el proceso de la simulación {_exit_reason(code)}")
+        return IsolatedRun("failed", message=f"el proceso de la simulación {_exit_reason(code)}", pid=child.pid)
     deadline = start + timeout
     while True:
         left = deadline - time.perf_counter()
@@ -364,7 +372,7 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
             _pool.discard(child)
             _pool.replace_soon()
             return IsolatedRun("timeout", message=f"la tarea superó su tiempo límite de {timeout:g} s y se detuvo",
-                               elapsed=time.perf_counter() - start)
+                               elapsed=time.perf_counter() - start, pid=child.pid)
         try:
             reply = child.replies.get(timeout=min(STOP_CHECK_S, left))
             break
@@ -373,23 +381,25 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
                 child.stopped = True
                 _pool.discard(child)
                 _pool.replace_soon()
-                return _cancelled(time.perf_counter() - start)
+                return _cancelled(time.perf_counter() - start, child.pid)
     elapsed = time.perf_counter() - start
     if reply is None:  # the child died: killed by stop(), or it crashed
         code = _pool.discard(child)
         _pool.replace_soon()
         if child.stopped:
-            return _cancelled(elapsed)
-        return IsolatedRun("failed", message=f"el proceso de la simulación {_exit_reason(code)}", elapsed=elapsed)
+            return _cancelled(elapsed, child.pid)
+        return IsolatedRun("failed", message=f"el proceso de la simulación {_exit_reason(code)}", elapsed=elapsed,
+                           pid=child.pid)
     status, payload = reply
     if status == "success":
         _pool.give_back(child)
-        return IsolatedRun("success", result=payload, elapsed=elapsed)
+        return IsolatedRun("success", result=payload, elapsed=elapsed, pid=child.pid)
     if status == "memory":
         _pool.discard(child)
     else:
         _pool.give_back(child)
-    return IsolatedRun("invalid" if status == "invalid" else "failed", message=str(payload), elapsed=elapsed)
+    return IsolatedRun("invalid" if status == "invalid" else "failed", message=str(payload), elapsed=elapsed,
+                       pid=child.pid)
 
 
 if __name__ == "__main__":

@@ -66,15 +66,16 @@ from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Pla
 from partisim.orchestrator.serve.taskqueue import Task
 from partisim.protocol import ExecuteResult, MemberView
 
-__all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "MEMBER", "PREFETCH", "POLL_S"]
+__all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]
 
 log = logging.getLogger(__name__)
 
 #: the member an attempt is placed on until its worker is known
 MEMBER = "dask"
 #: attempts handed to Dask per usable worker thread: enough that a worker never waits
-#: for serve between two tasks, few enough that the order stays the queue's
-PREFETCH = 2
+#: for serve between two tasks, few enough that the order stays the queue's. The window
+#: is refilled when half of it is free, so tasks reach Dask in batches
+PREFETCH = 4
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
@@ -101,6 +102,15 @@ def require_dask(kind: DaskKind) -> None:
                 f"--dask {kind} necesita dask-jobqueue, que no está instalado en este entorno de Python: "
                 f"instálelo con  {_INSTALL}  (o  pip install dask-jobqueue)"
             ) from None
+
+
+def job_script(kind: DaskKind, settings: JobqueueSettings) -> str:
+    """The batch script ``--dask slurm|pbs`` would submit (to check it before serving)."""
+    cluster = jobqueue_cluster(kind, settings, scheduler_options={"dashboard_address": None})
+    try:
+        return str(cluster.job_script())
+    finally:
+        cluster.close()
 
 
 def jobqueue_cluster(kind: DaskKind, settings: JobqueueSettings, **extra: Any) -> Any:
@@ -150,8 +160,10 @@ class _Member:
 class _InFlight:
     attempt: Attempt
     key: str
-    future: Any  # distributed.Future
+    future: Any  # distributed.Future; None until sent
     only: frozenset[str] | None  # strict restriction to these workers (None: any)
+    workers: list[str] | None = None  # Dask's workers=
+    loose: bool = False  # Dask's allow_other_workers=
 
 
 def _iso() -> str:
@@ -171,6 +183,7 @@ class DaskCluster(Executor):
         self.settings = settings
         self.poll_interval = poll_interval
         self.session = secrets.token_hex(3)  # keys of this serve never collide with a previous one's
+        self.topic = f"partisim-{self.session}"  # where this serve's tasks send their reports
         self.scheduler_address = target.address if target.kind == "scheduler" else ""
         self.dashboard: str | None = None
         self._cluster: Any = None
@@ -181,6 +194,7 @@ class DaskCluster(Executor):
         self._reserved = 0  # placed, not yet launched
         self._ran: dict[str, int] = {}  # worker -> attempts it answered
         self._done: list[_InFlight] = []
+        self._unsent: list[_InFlight] = []
         self._done_event = asyncio.Event()
         self._settled = asyncio.Event()  # set whenever attempts stop being followed
         self._jobs: list[asyncio.Task[None]] = []
@@ -210,6 +224,7 @@ class DaskCluster(Executor):
             raise ConfigError(f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {exc}"
                               ) from None
         self._client.subscribe_topic("all", self._on_cluster_event)
+        self._client.subscribe_topic(self.topic, self._on_report)
         if self.adaptive:
             jq = self.settings.jobqueue
             self._cluster.adapt(minimum_jobs=jq.minimum_jobs, maximum_jobs=jq.maximum_jobs)
@@ -257,6 +272,7 @@ class DaskCluster(Executor):
             # next start puts them back.
             try:
                 self._client.unsubscribe_topic("all")
+                self._client.unsubscribe_topic(self.topic)
                 await self._client.close()
             except Exception as exc:
                 log.warning("no se pudo cerrar el cliente Dask: %s", exc)
@@ -393,8 +409,17 @@ class DaskCluster(Executor):
             threads = max(threads, jq.maximum_jobs * jq.cores)
         return PREFETCH * threads
 
-    def free_slots(self) -> int:
+    def _free(self) -> int:
         return max(0, self._capacity() - len(self._inflight) - self._reserved)
+
+    def free_slots(self) -> int:
+        # Refill in batches (half the window at a time): one submission to Dask per
+        # batch instead of one per finished task, while the other half keeps the
+        # workers busy.
+        free = self._free()
+        if free < max(1, self._capacity() // 2) and self._inflight:
+            return 0
+        return free
 
     # -- placement ------------------------------------------------------------------
 
@@ -402,7 +427,7 @@ class DaskCluster(Executor):
         return (task.timeout or self.settings.task_timeout) + DEADLINE_MARGIN_S
 
     def place(self, task: Task) -> Placement | None:
-        if self.free_slots() <= 0:
+        if self._free() <= 0:
             return None
         self._reserved += 1
         return Placement(MEMBER, self.scheduler_address)
@@ -429,17 +454,34 @@ class DaskCluster(Executor):
         self._reserved = max(0, self._reserved - 1)
         task = attempt.task
         key = f"partisim-{task.id}-{attempt.number}-{self.session}"
-        spec = AttemptSpec(key=key, benchmark=task.benchmark, params=dict(task.params),
-                           timeout=task.timeout or self.settings.task_timeout, expects=expected())
         workers, loose = self._restrictions(task)
-        future = self._client.submit(run_attempt, spec, key=key, workers=workers, allow_other_workers=loose,
-                                     pure=False, retries=0)
-        entry = _InFlight(attempt, key, future, frozenset(workers) if workers and not loose else None)
+        entry = _InFlight(attempt, key, None, frozenset(workers) if workers and not loose else None,
+                          workers, loose)
         self._inflight[key] = entry
         self._keys[task.id] = key
-        loop = asyncio.get_running_loop()
-        # Dask runs done-callbacks in a thread of its own: hop back to the event loop.
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._finished, key))
+        # The scheduler launches a round's attempts one after another: hand them to Dask
+        # together, once the round is over (one graph update instead of one per task).
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._send)
+        self._unsent.append(entry)
+
+    def _send(self) -> None:
+        batch, self._unsent = self._unsent, []
+        groups: dict[tuple[tuple[str, ...] | None, bool], list[_InFlight]] = {}
+        for entry in batch:
+            if entry.key not in self._inflight:
+                continue  # cancelled before it was sent
+            group = (tuple(entry.workers) if entry.workers is not None else None, entry.loose)
+            groups.setdefault(group, []).append(entry)
+        for (workers, loose), entries in groups.items():
+            specs = [AttemptSpec(key=e.key, benchmark=e.attempt.task.benchmark, params=dict(e.attempt.task.params),
+                                 timeout=e.attempt.task.timeout or self.settings.task_timeout, expects=expected(),
+                                 topic=self.topic) for e in entries]
+            futures = self._client.map(run_attempt, specs, key=[e.key for e in entries],
+                                       workers=list(workers) if workers is not None else None,
+                                       allow_other_workers=loose, pure=False, retries=0)
+            for entry, future in zip(entries, futures, strict=True):
+                entry.future = future
 
     def running(self, task_id: str) -> bool:
         key = self._keys.get(task_id)
@@ -455,15 +497,38 @@ class DaskCluster(Executor):
         self._settled.set()
         return entry
 
-    def _finished(self, key: str) -> None:
-        entry = self._take(key)
-        if entry is None:  # cancelled or lost: its outcome was settled already
+    def _on_report(self, event: Any) -> None:
+        """A task's report, sent as an event: it reaches us before Dask says the task
+        finished (both come in order over the scheduler's one stream to us), so the
+        result needs no gather."""
+        try:
+            _, data = event
+            report = AttemptReport.from_event(data)
+            key = str(data["key"])
+        except (TypeError, ValueError, KeyError) as exc:
+            log.warning("informe de tarea ilegible desde Dask: %s", exc)
             return
-        self._done.append(entry)
-        self._done_event.set()
+        entry = self._take(key)
+        if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
+            return
+        self._settle(entry, report)
+        if entry.future is not None:
+            entry.future.release()
+        if self.free_slots() > 0:  # a scheduling round only when a batch can be sent
+            self._wake()
+
+    def _check_futures(self) -> None:
+        """Attempts that ended without a report (an error of Dask's, a cancel by someone
+        else, a worker without partisim): fetch what happened to them."""
+        for key, entry in list(self._inflight.items()):
+            if entry.future is not None and entry.future.status != "pending":
+                self._take(key)
+                self._done.append(entry)
+        if self._done:
+            self._done_event.set()
 
     async def _collect(self) -> None:
-        """Fetch finished results in batches (one gather for many) and deliver them."""
+        """Deliver the outcomes `_check_futures` found (one gather for many)."""
         while True:
             await self._done_event.wait()
             self._done_event.clear()
@@ -582,8 +647,8 @@ class DaskCluster(Executor):
 
     def _drop(self, entry: _InFlight) -> None:
         """Cancel the Dask task of an attempt we no longer follow (its computation dies)."""
-        if self._client is None:
-            return
+        if self._client is None or entry.future is None:
+            return  # never sent: nothing runs
         asyncio.get_running_loop().create_task(self._cancel_future(entry.future))
 
     async def _cancel_future(self, future: Any) -> None:
@@ -615,6 +680,7 @@ class DaskCluster(Executor):
             await asyncio.sleep(self.poll_interval)
             try:
                 await self._refresh()
+                self._check_futures()
                 if self._connected:
                     self._check_restricted()
             except Exception:  # one bad look must not stop watching the cluster

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from partisim import __version__
@@ -67,6 +67,8 @@ class AttemptSpec:
     params: dict[str, Any]
     timeout: float
     expects: tuple[str, int]
+    #: the event topic serve listens on for reports (None: serve gathers the result)
+    topic: str | None = None
 
 
 AttemptStatus = Literal["success", "timeout", "cancelled", "invalid", "failed", "refused"]
@@ -81,6 +83,18 @@ class AttemptReport:
     result: SimResult | None = None
     message: str = ""
     elapsed: float = 0.0
+
+    def to_event(self, key: str) -> dict[str, Any]:
+        """As plain values (Dask's events carry only msgpack types)."""
+        result = asdict(self.result) if self.result is not None else None
+        return {"key": key, "worker": self.worker, "status": self.status, "result": result,
+                "message": self.message, "elapsed": self.elapsed}
+
+    @classmethod
+    def from_event(cls, data: dict[str, Any]) -> AttemptReport:
+        result = SimResult(**data["result"]) if data.get("result") is not None else None
+        return cls(str(data["worker"]), data["status"], result, str(data.get("message", "")),
+                   float(data.get("elapsed", 0.0)))
 
 
 def _released(worker: Any, key: str) -> Callable[[], bool]:
@@ -97,10 +111,18 @@ def _released(worker: Any, key: str) -> Callable[[], bool]:
 
 
 def run_attempt(spec: AttemptSpec) -> AttemptReport:
-    """The Dask task: check the version, then run the simulation in a killable child."""
+    """The Dask task: check the version, run the simulation in a killable child, and
+    send the report to serve as an event too (cheaper for serve than gathering it)."""
     from distributed import get_worker
 
     worker = get_worker()
+    report = _attempt(spec, worker)
+    if spec.topic is not None:
+        worker.log_event(spec.topic, report.to_event(spec.key))
+    return report
+
+
+def _attempt(spec: AttemptSpec, worker: Any) -> AttemptReport:
     address = str(worker.address)
     if spec.expects != expected():
         version, model = spec.expects

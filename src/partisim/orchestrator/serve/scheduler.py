@@ -68,6 +68,7 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._last_watchdog = 0.0
+        self._results: list[tuple[str, int, ExecuteResult, str | None]] = []
         executor.bind(self._outcome, self.wake)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -96,6 +97,7 @@ class Scheduler:
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
         await self.executor.stop(grace)
+        self._record_results()  # what arrived during the stop
 
     def members(self) -> list[MemberView]:
         return self.executor.members()
@@ -166,10 +168,23 @@ class Scheduler:
             self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
     def _succeeded(self, attempt: Attempt, result: ExecuteResult, worker: str | None) -> None:
-        if self.queue.complete(attempt.task_id, attempt.number, result, worker):
-            self._notify(attempt.task_id)
-        else:
-            log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
+        # Results that arrive together (an executor may hand over many in one tick) are
+        # recorded together, in one transaction, at the end of the tick.
+        self._results.append((attempt.task_id, attempt.number, result, worker))
+        if len(self._results) > 1:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self._record_results)
+        except RuntimeError:  # no event loop (a direct call): record now
+            self._record_results()
+
+    def _record_results(self) -> None:
+        batch, self._results = self._results, []
+        for (task_id, *_), recorded in zip(batch, self.queue.complete_many(batch), strict=True):
+            if recorded:
+                self._notify(task_id)
+            else:
+                log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", task_id)
 
     def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
                         worker: str | None = None) -> None:

@@ -432,15 +432,39 @@ class TaskQueue:
                 raise
         return out
 
+    _COMPLETE = (
+        "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?, deadline = NULL,"
+        " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
+    )
+
     def complete(self, task_id: str, attempt: int, result: ExecuteResult, worker: str | None = None) -> bool:
         """running (this attempt) -> success with ``result``. False if it was not ours.
 
         ``worker``: who really ran it, when the executor placed it itself (Dask)."""
-        return self._update(
-            "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?, deadline = NULL,"
-            " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?",
-            (SUCCESS, result.model_dump_json(), time.time(), worker, task_id, RUNNING, attempt),
-        )
+        return self.complete_many([(task_id, attempt, result, worker)])[0]
+
+    def complete_many(self, items: Sequence[tuple[str, int, ExecuteResult, str | None]]) -> list[bool]:
+        """``complete`` for several ``(task_id, attempt, result, worker)`` in one
+        transaction (one commit instead of one per result); each answer as ``complete``'s."""
+        if not items:
+            return []
+        now = time.time()
+        rows = [(SUCCESS, result.model_dump_json(), now, worker, task_id, RUNNING, attempt)
+                for task_id, attempt, result, worker in items]
+        out: list[bool] = []
+        with self._lock:
+            if len(rows) > 1:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    out.append(self._db.execute(self._COMPLETE, row).rowcount == 1)
+                if len(rows) > 1:
+                    self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return out
 
     def fail(self, task_id: str, attempt: int, error: str, worker: str | None = None) -> bool:
         """running (this attempt) -> failed with its last error (``worker``: as in `complete`)."""
