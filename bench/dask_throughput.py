@@ -18,7 +18,6 @@ Run: ``.venv/bin/python bench/dask_throughput.py [--tiny 400] [--runs 2] [--swee
 (needs ``pip install -e '.[dask]'``).
 """
 
-# ruff: noqa: E402  (the imports must follow the sys.path fix below)
 from __future__ import annotations
 
 import sys
@@ -61,7 +60,7 @@ def serve_on(tmp: Path, args: tuple[str, ...], config: Path | None = None) -> It
     if config is None:
         config = tmp / "dask-config.json"
         config.write_text(json.dumps({"dask": {}}), encoding="utf-8")
-    serve = Serve(config, tmp / f"bench-{time.time_ns()}.db", workdir=tmp, args=args)
+    serve = Serve(config, tmp / f"bench-{time.time_ns()}.db", workdir=tmp, extra=args)
     try:
         serve.start(timeout=120)
         with ServerClient(serve.url) as client:
@@ -195,7 +194,8 @@ def main() -> None:
          f"{took['serve-dask-local1-sweep'] / took['serve-dask-local2-sweep']:.2f}× más rápido que 1 worker "
          "(objetivo ≥ 1.70)"),
         (f"barrido de {args.sweep} tareas de ~1 s, Dask puro 2×1 (s)", f"{took['dask-sweep']:.2f}", ""),
-        (f"barrido de {args.sweep} tareas de ~1 s, serve con 2 workers HTTP (s)", f"{took['serve-http-sweep']:.2f}", ""),
+        (f"barrido de {args.sweep} tareas de ~1 s, serve con 2 workers HTTP (s)",
+         f"{took['serve-http-sweep']:.2f}", ""),
     ]
     print(f"\npartisim bench/dask_throughput.py — {os.cpu_count()} CPU, carga media {load:.2f}")
     width = max(len(r[0]) for r in rows)

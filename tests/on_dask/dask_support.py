@@ -50,7 +50,7 @@ class Cluster:
         self._configs += 1
         config = dask_config(self.tmp / f"config-{self._configs}.json", retry_attempts=retry_attempts, **section)
         serve = Serve(config, self.tmp / f"queue-{self._configs}.db", workdir=self.tmp,
-                      args=("--dask", dask) if dask else ())
+                      extra=("--dask", dask) if dask else ())
         self.procs.append(serve)
         return serve.start(timeout=timeout)
 

@@ -149,6 +149,7 @@ def test_a_killed_worker_s_tasks_run_again_elsewhere_exactly_once(dask_pair, pro
     assert again, "no attempt was lost with the killed worker"
     for t in again:
         assert t.attempts == 2 and t.worker in {w.address for w in workers}
+    assert all(t.duplicates == 0 for t in tasks.values())  # Dask did not quietly run one again
     assert f"se perdió el worker Dask {doomed.address}" in " ".join(serve.log().split())
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler
-from partisim.fleet import DEFAULT_CONFIG_PATH, Config, default_server, load_config
+from partisim.fleet import DEFAULT_CONFIG_PATH, Config, client_token, default_server, load_config
+from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
+    from partisim.orchestrator.serve.server import Listening
     from partisim.protocol import Submitted, Summary
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
@@ -28,11 +31,13 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
+DEFAULTS = ServeOptions()
 
-def _connect(server: str | None = None) -> ServerClient:
+
+def _connect(args: argparse.Namespace) -> ServerClient:
     from partisim.orchestrator.serve.client import ServerClient
 
-    return ServerClient(server)
+    return ServerClient(args.server, token=client_token(args.token_file), ca_file=args.ca_file)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -51,16 +56,20 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 def _serve(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.dask_cluster import require_dask
-    from partisim.orchestrator.serve.server import ServeOptions, dask_target, serve
+    from partisim.orchestrator.serve.server import dask_target, serve
 
     config = _serve_config(args)
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox, dask=args.dask)
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
+    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox,
+                           token=client_token(args.token_file), ca_file=args.ca_file,
+                           tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
+                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
+                           dask=args.dask)
     target = dask_target(config, options)
     if target is None and not config.workers:
         return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker "
                     "(o use --dask para ejecutar las tareas en un clúster Dask)")
-    if not 1 <= args.port <= 65535:
-        return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
     if target is not None:
         require_dask(target.kind)  # before anything starts: say what to install
     if args.job_script:
@@ -71,13 +80,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(job_script(target.kind, config.dask.jobqueue))
         return 0
     _setup_logging(args.verbose)
-    where = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
-    console.print(
-        f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · {where}"
-        + (f" · bandeja {args.inbox}" if args.inbox else "")
-    )
-    console.print("API: /api/tasks, /api/workers, /api/summary · Ctrl-C o SIGTERM para parar")
-    serve(config, options)
+    runs_on = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
+
+    def banner(where: Listening) -> None:
+        # printed only once the server accepts connections
+        console.print(
+            f"[bold]partisim serve[/] en {where.url} · panel: {where.dashboard} · base de datos {args.db} · "
+            f"{runs_on}" + (f" · bandeja {args.inbox}" if args.inbox else ""),
+            soft_wrap=True,
+        )
+        access = "con token" if options.token else "sin token"
+        console.print(f"API: /api/tasks, /api/workers, /api/summary ({access}) · Ctrl-C o SIGTERM para parar",
+                      soft_wrap=True)
+
+    serve(config, options, on_listening=banner)
     console.print("partisim serve detenido.")
     return 0
 
@@ -115,14 +131,14 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_file
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_sweep
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
             seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
@@ -131,7 +147,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait_command(args: argparse.Namespace) -> int:
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
@@ -164,7 +180,7 @@ def _results(args: argparse.Namespace) -> int:
     from partisim.files import write_atomic
     from partisim.orchestrator.serve.results import results_table, to_csv, to_json
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
         if not tasks:
             return fail(f"no hay tareas en el lote {args.batch}" if args.batch else "la cola está vacía", 1)
@@ -194,7 +210,7 @@ def _report(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.report import write_report
     from partisim.orchestrator.serve.results import speedups
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         tasks = client.tasks(batch=args.batch, status="success", limit=100_000)
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
@@ -250,6 +266,16 @@ def _port(text: str) -> int:
 def _add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, metavar="URL",
                    help=f"dirección de partisim serve (por defecto PARTISIM_SERVER o {default_server()})")
+    _add_credentials(p, serving=False)
+
+
+def _add_credentials(p: argparse.ArgumentParser, *, serving: bool) -> None:
+    what = "que exige este servidor" if serving else "de partisim serve"
+    p.add_argument("--token-file", default=None, metavar="RUTA",
+                   help=f"archivo con el token {what} (o PARTISIM_TOKEN_FILE / PARTISIM_TOKEN)")
+    target = "los workers https" if serving else "serve por https"
+    p.add_argument("--ca-file", default=None, metavar="RUTA",
+                   help=f"autoridad certificadora para verificar {target} (o PARTISIM_CA_FILE)")
 
 
 def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
@@ -267,11 +293,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
                    help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default="partisim.db", metavar="RUTA", help="base de datos SQLite (por defecto partisim.db)")
-    p.add_argument("--host", default="127.0.0.1", help="dirección de escucha (por defecto 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
+    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA",
+                   help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
+    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
+    _add_credentials(p, serving=True)
+    p.add_argument("--tls-cert", default=None, metavar="RUTA",
+                   help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
+    p.add_argument("--tls-key", default=None, metavar="RUTA",
+                   help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)")
     p.add_argument("--dask", default=None, metavar="DIRECCIÓN",
                    help="ejecutar las tareas en un clúster Dask en lugar de los workers de la configuración: "
                         "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "

@@ -195,6 +195,7 @@ class DaskCluster(Executor):
         self._ran: dict[str, int] = {}  # worker -> attempts it answered
         self._done: list[_InFlight] = []
         self._unsent: list[_InFlight] = []
+        self._given_up: dict[str, str] = {}  # Dask key -> task id: attempts dropped on a worker's loss
         self._done_event = asyncio.Event()
         self._settled = asyncio.Event()  # set whenever attempts stop being followed
         self._jobs: list[asyncio.Task[None]] = []
@@ -510,6 +511,10 @@ class DaskCluster(Executor):
             return
         entry = self._take(key)
         if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
+            task_id = self._given_up.pop(key, None)
+            if task_id is not None and report.status == "success":
+                # Dask ran it again before our cancel arrived: a second run of the task
+                self.report_run(task_id, report.worker)
             return
         self._settle(entry, report)
         if entry.future is not None:
@@ -640,6 +645,7 @@ class DaskCluster(Executor):
             if entry is None:
                 continue
             self._drop(entry)
+            self._given_up[entry.key] = entry.attempt.task_id
             self.deliver(entry.attempt, WorkerUnavailable(f"se perdió el worker Dask {address} mientras "
                                                           "ejecutaba la tarea"), address or None)
         self._forget(address)

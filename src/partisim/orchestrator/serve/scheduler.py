@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut
 from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.taskqueue import Task, TaskQueue
-from partisim.protocol import ExecuteResult, MemberView
+from partisim.orchestrator.serve.taskqueue import CANCELLED, Task, TaskQueue
+from partisim.protocol import ExecuteResult, ForeignResult, MemberView, TaskResult
 
 __all__ = ["Scheduler", "RetryPolicy", "TICK_S", "WATCHDOG_S"]
 
@@ -68,8 +68,8 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._last_watchdog = 0.0
-        self._results: list[tuple[str, int, ExecuteResult, str | None]] = []
-        executor.bind(self._outcome, self.wake)
+        self._results: list[tuple[str, int, TaskResult, str | None, str]] = []
+        executor.bind(self._outcome, self.wake, self._extra_run)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -162,15 +162,15 @@ class Scheduler:
     # -- outcomes -------------------------------------------------------------------
 
     def _outcome(self, attempt: Attempt, outcome: Outcome, worker: str | None) -> None:
-        if isinstance(outcome, ExecuteResult):
+        if isinstance(outcome, (ExecuteResult, ForeignResult)):
             self._succeeded(attempt, outcome, worker)
         else:
             self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
-    def _succeeded(self, attempt: Attempt, result: ExecuteResult, worker: str | None) -> None:
+    def _succeeded(self, attempt: Attempt, result: TaskResult, worker: str | None) -> None:
         # Results that arrive together (an executor may hand over many in one tick) are
         # recorded together, in one transaction, at the end of the tick.
-        self._results.append((attempt.task_id, attempt.number, result, worker))
+        self._results.append((attempt.task_id, attempt.number, result, worker, attempt.placement.member))
         if len(self._results) > 1:
             return
         try:
@@ -180,11 +180,24 @@ class Scheduler:
 
     def _record_results(self) -> None:
         batch, self._results = self._results, []
-        for (task_id, *_), recorded in zip(batch, self.queue.complete_many(batch), strict=True):
-            if recorded:
+        recorded = self.queue.complete_many([(task_id, number, result, worker)
+                                             for task_id, number, result, worker, _ in batch])
+        for (task_id, _, _, worker, member), ok in zip(batch, recorded, strict=True):
+            if ok:
                 self._notify(task_id)
-            else:
-                log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", task_id)
+                continue
+            log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", task_id)
+            current = self.queue.get(task_id)
+            if current is not None and current.status != CANCELLED:
+                # the task ran there all the same: a second run, if another one is recorded
+                self._extra_run(task_id, worker or member)
+
+    def _extra_run(self, task_id: str, member: str) -> None:
+        """``member`` ran ``task_id`` to the end, but serve no longer waited for that run."""
+        task = self.queue.note_run(task_id, member)
+        if task is not None and task.duplicates:
+            log.warning("tarea %s: %s también la ejecutó (ejecuciones duplicadas: %d)",
+                        task_id, member, task.duplicates)
 
     def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
                         worker: str | None = None) -> None:

@@ -8,6 +8,11 @@ the second finds the row no longer in the state it expects.
 
 States: ``queued -> running (worker, attempt, deadline) -> success | failed | cancelled``;
 a running task may also go back to ``queued`` (retry, or released without counting).
+
+A success holds either a verifiable `ExecuteResult` (column ``result``) or what a worker
+that is not partisim reported (``foreign_result``). ``extra_runs`` lists the workers
+known to have run a task besides the attempt that was recorded (a retry after a read
+timeout may run it on two workers): the task's ``duplicates``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from partisim.protocol import BatchInfo, ExecuteResult, TaskTimings, TaskView
+from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, TaskResult, TaskTimings, TaskView
 
 __all__ = [
     "QUEUED",
@@ -68,7 +73,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at     REAL,
     finished_at    REAL,
     result         TEXT,
-    error          TEXT
+    error          TEXT,
+    foreign_result TEXT,
+    extra_runs     TEXT
 );
 -- replaced by the two below; a database made by an older version still has it
 DROP INDEX IF EXISTS tasks_status;
@@ -78,6 +85,13 @@ CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
 CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at);
 """
+
+
+#: columns added after the first version: a database made by an older one gets them
+_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT"}
+#: what a `tasks` table must have to be ours
+_CORE_COLUMNS = frozenset({"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts",
+                           "created_at", "result", "error"})
 
 
 def new_batch_id(prefix: str = "b") -> str:
@@ -125,10 +139,23 @@ class Task:
     finished_at: float | None
     result: ExecuteResult | None
     error: str | None
+    foreign_result: ForeignResult | None = None
+    extra_runs: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def duplicates(self) -> int:
+        """Runs of this task beyond one: the workers known to have run it (the recorded
+        one and those in ``extra_runs``) less one. A worker never runs one task id
+        twice, so each worker counts once; a retry answered by the same worker from its
+        record is no second run."""
+        runs = set(self.extra_runs)
+        if self.status == SUCCESS and self.worker is not None:
+            runs.add(self.worker)
+        return max(0, len(runs) - 1)
 
     def view(self) -> TaskView:
         """The task as ``GET /api/tasks`` shows it."""
@@ -152,6 +179,9 @@ class Task:
             result=self.result,
             error=self.error,
             verify_of=self.verify_of,
+            verifiable=self.foreign_result is None,
+            foreign_result=self.foreign_result,
+            duplicates=self.duplicates,
         )
 
 
@@ -178,6 +208,9 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         finished_at=row["finished_at"],
         result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
         error=row["error"],
+        foreign_result=(ForeignResult.model_validate_json(row["foreign_result"])
+                        if row["foreign_result"] is not None else None),
+        extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
     )
 
 
@@ -188,21 +221,63 @@ class TaskQueue:
     code of ``serve`` calls it directly.
     """
 
-    def __init__(self, path: str | Path, *, max_attempts: int = 4) -> None:
+    def __init__(self, path: str | Path, *, max_attempts: int = 4, verify: bool = False) -> None:
+        """Open (or create) the queue in ``path``. ``verify``: check the file's integrity
+        first (``PRAGMA quick_check``) and refuse a damaged one with `sqlite3.DatabaseError`
+        before anything is written to it."""
         self.path = Path(path)
         self.max_attempts = max(1, int(max_attempts))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        try:
+            self._open(verify)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, verify: bool) -> None:
         self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout=30000")
+        if verify:
+            self._verify()
+        self._check_table()  # before anything is written to the file
         # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
         # only an OS crash could lose the last transactions.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
+            self._migrate()
             self._db.executescript(_SCHEMA)
+
+    def _verify(self) -> None:
+        """A damaged file fails here, not in the middle of serving."""
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            lines = [x.strip() for p in problems for x in p.splitlines() if x.strip() and not x.startswith("***")]
+            raise sqlite3.DatabaseError("; ".join(lines)[:300] or "comprobación de integridad fallida")
+
+    def _columns(self) -> set[str]:
+        return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
+
+    def _check_table(self) -> None:
+        """A `tasks` table of some other program is not ours to change."""
+        columns = self._columns()
+        missing = _CORE_COLUMNS - columns
+        if columns and missing:
+            raise sqlite3.DatabaseError(
+                f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
+            )
+
+    def _migrate(self) -> None:
+        """Columns added since the first version (a table made by an older partisim)."""
+        columns = self._columns()
+        if not columns:
+            return  # a new database: the schema makes the table whole
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -433,24 +508,28 @@ class TaskQueue:
         return out
 
     _COMPLETE = (
-        "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?, deadline = NULL,"
-        " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
+        "UPDATE tasks SET status = ?, result = ?, foreign_result = ?, error = NULL, finished_at = ?,"
+        " deadline = NULL, worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
     )
 
-    def complete(self, task_id: str, attempt: int, result: ExecuteResult, worker: str | None = None) -> bool:
+    def complete(self, task_id: str, attempt: int, result: TaskResult, worker: str | None = None) -> bool:
         """running (this attempt) -> success with ``result``. False if it was not ours.
 
-        ``worker``: who really ran it, when the executor placed it itself (Dask)."""
+        ``worker``: who really ran it, when the executor placed it itself (Dask). A
+        `ForeignResult` (a worker that is not partisim) is kept apart from verifiable ones."""
         return self.complete_many([(task_id, attempt, result, worker)])[0]
 
-    def complete_many(self, items: Sequence[tuple[str, int, ExecuteResult, str | None]]) -> list[bool]:
+    def complete_many(self, items: Sequence[tuple[str, int, TaskResult, str | None]]) -> list[bool]:
         """``complete`` for several ``(task_id, attempt, result, worker)`` in one
         transaction (one commit instead of one per result); each answer as ``complete``'s."""
         if not items:
             return []
         now = time.time()
-        rows = [(SUCCESS, result.model_dump_json(), now, worker, task_id, RUNNING, attempt)
-                for task_id, attempt, result, worker in items]
+        rows = []
+        for task_id, attempt, result, worker in items:
+            verified = result.model_dump_json() if isinstance(result, ExecuteResult) else None
+            foreign = result.model_dump_json() if isinstance(result, ForeignResult) else None
+            rows.append((SUCCESS, verified, foreign, now, worker, task_id, RUNNING, attempt))
         out: list[bool] = []
         with self._lock:
             if len(rows) > 1:
@@ -465,6 +544,25 @@ class TaskQueue:
                     self._db.execute("ROLLBACK")
                 raise
         return out
+
+    def note_run(self, task_id: str, worker: str) -> Task | None:
+        """``worker`` ran ``task_id`` to the end although its answer was not (or not
+        yet) the recorded one; returns the task as it is now (None if unknown)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT extra_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                if row is not None:
+                    runs = json.loads(row[0]) if row[0] else []
+                    if worker not in runs:
+                        runs.append(worker)
+                        self._db.execute("UPDATE tasks SET extra_runs = ? WHERE id = ?", (json.dumps(runs), task_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return self.get(task_id) if row is not None else None
 
     def fail(self, task_id: str, attempt: int, error: str, worker: str | None = None) -> bool:
         """running (this attempt) -> failed with its last error (``worker``: as in `complete`)."""
