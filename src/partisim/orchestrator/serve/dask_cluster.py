@@ -78,6 +78,8 @@ MEMBER = "dask"
 PREFETCH = 4
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
+#: how often serve tries again to reach a scheduler it could not connect to
+RECONNECT_S = 10.0
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
 #: itself kills its computation at the timeout)
 DEADLINE_MARGIN_S = 60.0
@@ -202,6 +204,7 @@ class DaskCluster(Executor):
         self._connected = False
         self._checked_at: float | None = None
         self._poll_error: str | None = None
+        self._connect_at = 0.0
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -210,29 +213,57 @@ class DaskCluster(Executor):
         return self.target.kind in ("slurm", "pbs")
 
     async def start(self) -> None:
+        """Start the cluster (local:N, slurm, pbs), connect, check the workers. What
+        fails here is logged in Spanish and serve keeps answering, with no worker (its
+        tasks wait in the queue); the connection is tried again every `RECONNECT_S`."""
         require_dask(self.target.kind)
+        try:
+            self._cluster = await self._start_cluster()
+        except ConfigError as exc:
+            log.error("%s", exc)
+        else:
+            if self._cluster is not None:
+                self.scheduler_address = str(self._cluster.scheduler_address)
+            await self._connect()
+        loop = asyncio.get_running_loop()
+        self._jobs = [loop.create_task(self._poll(), name="partisim-dask-poll"),
+                      loop.create_task(self._collect(), name="partisim-dask-collect")]
+
+    async def _connect(self) -> None:
         import distributed
 
         client_class: Any = distributed.Client  # partly untyped: used as Any
-        self._cluster = await self._start_cluster()
-        if self._cluster is not None:
-            self.scheduler_address = str(self._cluster.scheduler_address)
+        wait = self.settings.connect_timeout
+        self._connect_at = time.monotonic()
+        client = client_class(self.scheduler_address, asynchronous=True, set_as_default=False,
+                              name="partisim-serve", timeout=wait)
+
+        async def started() -> None:
+            await client
+
         try:
-            self._client = await client_class(self.scheduler_address, asynchronous=True, set_as_default=False,
-                                        name="partisim-serve", timeout=self.settings.connect_timeout)
-        except (OSError, TimeoutError) as exc:
-            await self._close_cluster()
-            raise ConfigError(f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {exc}"
-                              ) from None
-        self._client.subscribe_topic("all", self._on_cluster_event)
-        self._client.subscribe_topic(self.topic, self._on_report)
+            # wait_for as well: a peer that accepts the connection but never answers
+            # (not a Dask scheduler) would keep the client waiting for ever
+            await asyncio.wait_for(started(), timeout=wait + 5)
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            try:
+                await client.close()
+            except Exception:  # it never connected: nothing to close properly
+                pass
+            reason = str(exc) or f"sin respuesta en {wait:g} s (¿es un planificador Dask?)"
+            message = (f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {reason}; "
+                       f"se reintentará cada {RECONNECT_S:g} s")
+            if message != self._poll_error:
+                log.error("%s", message)
+            self._poll_error = message
+            return
+        self._client = client
+        client.subscribe_topic("all", self._on_cluster_event)
+        client.subscribe_topic(self.topic, self._on_report)
         if self.adaptive:
             jq = self.settings.jobqueue
             self._cluster.adapt(minimum_jobs=jq.minimum_jobs, maximum_jobs=jq.maximum_jobs)
         await self._refresh()
-        loop = asyncio.get_running_loop()
-        self._jobs = [loop.create_task(self._poll(), name="partisim-dask-poll"),
-                      loop.create_task(self._collect(), name="partisim-dask-collect")]
         where = "" if self.target.kind == "scheduler" else f", planificador {self.scheduler_address}"
         log.info("Dask: %s%s%s", self.target.label, where, f", panel {self.dashboard}" if self.dashboard else "")
 
@@ -241,11 +272,20 @@ class DaskCluster(Executor):
             import distributed
 
             local: Any = distributed.LocalCluster
-            return await local(n_workers=self.target.workers, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address="127.0.0.1:0", asynchronous=True,
-                                      silence_logs=logging.ERROR)
+            try:
+                return await local(n_workers=self.target.workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", asynchronous=True,
+                                   silence_logs=logging.ERROR)
+            except Exception as exc:
+                raise ConfigError(f"no se pudo arrancar el clúster Dask local ({self.target.address}): {exc}") from None
         if self.adaptive:
-            return await jobqueue_cluster(self.target.kind, self.settings.jobqueue, asynchronous=True)
+            try:
+                return await jobqueue_cluster(self.target.kind, self.settings.jobqueue, asynchronous=True)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"no se pudo preparar el clúster {self.target.kind.upper()} de dask-jobqueue: "
+                                  f"{exc}") from None
         return None
 
     async def _close_cluster(self) -> None:
@@ -468,6 +508,8 @@ class DaskCluster(Executor):
 
     def _send(self) -> None:
         batch, self._unsent = self._unsent, []
+        if self._client is None:
+            return  # stopped meanwhile: these stay running in the queue and go back at the next start
         groups: dict[tuple[tuple[str, ...] | None, bool], list[_InFlight]] = {}
         for entry in batch:
             if entry.key not in self._inflight:
@@ -684,6 +726,10 @@ class DaskCluster(Executor):
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
+            if self._client is None:
+                if self.scheduler_address and time.monotonic() - self._connect_at >= RECONNECT_S:
+                    await self._connect()
+                continue
             try:
                 await self._refresh()
                 self._check_futures()
