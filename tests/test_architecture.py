@@ -1,6 +1,6 @@
 """The import rules of the house, read from the source with `ast` (nothing is imported).
 
-Rooms, from the bottom up: `errors` imports nothing of partisim; `files` and `images`
+Rooms, from the bottom up: `errors` and `defaults` import nothing of partisim; `files` and `images`
 only `errors`; `sim` only `errors` and itself; `protocol` and `fleet` only those
 below them; `worker` and `orchestrator` (which holds `serve`) the shared rooms and
 themselves, never each other and never `cli`; `cli` may import anything. And no module
@@ -20,14 +20,16 @@ PACKAGE = SRC / "partisim"
 #: room -> rooms it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "defaults": set(),
     "files": {"errors"},
-    "images": {"errors"},
+    "images": {"errors", "defaults"},
     "sim": {"errors"},
     "protocol": {"errors", "sim"},
-    "fleet": {"errors", "sim"},
-    "worker": {"errors", "files", "images", "sim", "protocol", "fleet", "version"},
-    "orchestrator": {"errors", "files", "sim", "protocol", "fleet", "version"},
-    "cli": {"errors", "files", "images", "sim", "protocol", "fleet", "worker", "orchestrator", "version"},
+    "fleet": {"errors", "sim", "defaults"},
+    "worker": {"errors", "files", "images", "sim", "protocol", "fleet", "defaults", "version"},
+    "orchestrator": {"errors", "files", "sim", "protocol", "fleet", "defaults", "version"},
+    "cli": {"errors", "files", "images", "sim", "protocol", "fleet", "defaults", "worker", "orchestrator",
+            "version"},
     "main": {"cli"},
     "version": set(),
 }

@@ -8,7 +8,8 @@ pydantic's validation errors become Spanish sentences in one place, `explain_val
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import errno
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -25,11 +26,15 @@ __all__ = [
     "OutputError",
     "ServerUnavailable",
     "ServerError",
+    "BatchNotFound",
     "LocalWorkersError",
     "ImageError",
     "CheckFailed",
     "MenuExit",
     "explain_validation",
+    "explain_json_error",
+    "explain_os_error",
+    "json_type_name",
 ]
 
 
@@ -48,12 +53,22 @@ class ConfigError(PartisimError):
 class ParamsError(PartisimError):
     """Simulation parameters or the benchmark name are invalid (HTTP 422).
 
-    `field` names the parameter (field name or API alias) when one is to blame, so a
-    form can mark it without parsing the message."""
+    `field` names the parameter (as the input named it: field name or API alias) when
+    one is to blame, so a form can mark it without parsing the message; `reason` is
+    the message without that name, so each front end can name the field the way its
+    user typed it (``--particles: debe ser >= 1``)."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.reason = reason
+
+    def renamed(self, names: Mapping[str, str]) -> ParamsError:
+        """This error with its field called by the name in ``names`` (if there is one)."""
+        name = names.get(self.field or "")
+        if name is None or self.reason is None:
+            return self
+        return ParamsError(f"{name}: {self.reason}", field=self.field, reason=self.reason)
 
 
 class WorkerError(PartisimError):
@@ -109,6 +124,15 @@ class ServerError(PartisimError):
         self.status_code = status_code
 
 
+class BatchNotFound(PartisimError):
+    """No batch of the queue has this id (the same message from wait, results and report)."""
+
+    def __init__(self, batch: str, recent: Sequence[str] = ()) -> None:
+        hint = f"; lotes recientes: {', '.join(recent)}" if recent else ""
+        super().__init__(f"no existe el lote {batch}{hint}")
+        self.batch = batch
+
+
 class LocalWorkersError(PartisimError):
     """The local workers of `partisim demo --local` could not be started."""
 
@@ -142,6 +166,15 @@ _MESSAGES = {
     "greater_than": "debe ser > {gt}",
     "less_than_equal": "debe ser <= {le}",
     "less_than": "debe ser < {lt}",
+    "int_parsing_size": "número demasiado grande",
+    "float_from_int": "debe ser un número",
+    "too_short": "demasiado corto (mínimo {min_length})",
+    "too_long": "demasiado largo (máximo {max_length})",
+    "url_parsing": "dirección inválida",
+    "url_scheme": "la dirección debe empezar por http:// o https://",
+    "none_required": "debe ser null",
+    "union_tag_invalid": "tipo desconocido",
+    "is_instance_of": "tipo inválido",
     "int_type": "debe ser un número entero",
     "int_parsing": "debe ser un número entero",
     "int_from_float": "debe ser un número entero",
@@ -195,7 +228,9 @@ def explain_validation(
             continue
         template = _MESSAGES.get(kind)
         try:
-            text = template.format(**ctx) if template else "valor inválido"
+            # 0.0 -> 0, 1000000 -> 1000000: limits as the user wrote them
+            shown_ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
+            text = template.format(**shown_ctx) if template else "valor inválido"
         except (KeyError, IndexError):
             text = "valor inválido"
         if first is None and loc:
@@ -205,3 +240,69 @@ def explain_validation(
         sentence = f"{where}: {text}" if where else text
         parts.append(sentence + (f" (recibido {shown})" if shown and len(shown) < 60 else ""))
     return "; ".join(parts) or "valor inválido", first
+
+
+# -- other errors whose own text is English ----------------------------------------------
+
+#: the messages of Python's JSON decoder, start -> Spanish
+_JSON_MESSAGES = (
+    ("Expecting property name enclosed in double quotes", "se esperaba un nombre de campo entre comillas dobles"),
+    ("Expecting value", "se esperaba un valor"),
+    ("Expecting ',' delimiter", "falta una coma"),
+    ("Expecting ':' delimiter", "faltan los dos puntos (:) tras el nombre del campo"),
+    ("Extra data", "hay texto de más tras el final del JSON"),
+    ("Unterminated string", "texto sin cerrar (faltan las comillas finales)"),
+    ("Invalid control character", "carácter de control dentro de un texto"),
+    ("Invalid \\escape", "secuencia de escape inválida"),
+    ("Invalid \\uXXXX escape", "secuencia \\u inválida"),
+    ("Illegal trailing comma", "coma sobrante antes del cierre"),
+)
+
+
+def explain_json_error(exc: Any) -> str:
+    """``json.JSONDecodeError`` in Spanish: where, and what was expected there."""
+    msg = str(getattr(exc, "msg", "") or "")
+    text = next((es for en, es in _JSON_MESSAGES if msg.startswith(en)), "formato inválido")
+    line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+    where = f" en la línea {line}, columna {column}" if line is not None else ""
+    return f"JSON inválido{where}: {text}"
+
+
+_OS_MESSAGES = {
+    errno.ENOENT: "no existe",
+    errno.EACCES: "permiso denegado",
+    errno.EPERM: "operación no permitida",
+    errno.EISDIR: "es una carpeta, no un archivo",
+    errno.ENOTDIR: "una parte de la ruta no es una carpeta",
+    errno.EEXIST: "ya existe",
+    errno.ENOSPC: "no queda espacio en el disco",
+    errno.EROFS: "el sistema de archivos es de solo lectura",
+    errno.ENAMETOOLONG: "nombre demasiado largo",
+    errno.EMFILE: "demasiados archivos abiertos",
+    errno.EADDRINUSE: "la dirección ya está en uso (¿otro programa en ese puerto?)",
+    errno.EADDRNOTAVAIL: "esa dirección no pertenece a esta máquina",
+    errno.ECONNREFUSED: "conexión rechazada (nada escucha en ese puerto)",
+    errno.ECONNRESET: "el otro extremo cortó la conexión",
+    errno.ETIMEDOUT: "tiempo de espera agotado",
+    errno.EHOSTUNREACH: "máquina inalcanzable",
+    errno.ENETUNREACH: "red inalcanzable",
+}
+
+
+def explain_os_error(exc: BaseException) -> str:
+    """An ``OSError`` in Spanish (its ``strerror`` is the C library's English)."""
+    code = getattr(exc, "errno", None)
+    if code in _OS_MESSAGES:
+        return _OS_MESSAGES[code]
+    if isinstance(code, int):
+        return f"error del sistema {errno.errorcode.get(code, code)}"
+    return "error del sistema"
+
+
+_JSON_TYPES = {dict: "un objeto", list: "una lista", str: "un texto", bool: "un valor lógico",
+               int: "un número", float: "un número", type(None): "null"}
+
+
+def json_type_name(value: Any) -> str:
+    """What a decoded JSON value is, in Spanish ("una lista", "un texto"...)."""
+    return _JSON_TYPES.get(type(value), "otro tipo de valor")

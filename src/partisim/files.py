@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from partisim.errors import OutputError
+from partisim.errors import OutputError, explain_os_error
 
 __all__ = ["write_atomic"]
 
@@ -28,7 +28,7 @@ def write_atomic(path: str | Path, data: str | bytes, *, encoding: str = "utf-8"
     try:
         _replace_with(target, payload)
     except OSError as exc:
-        raise OutputError(f"no se pudo escribir {target}: {exc.strerror or exc}") from exc
+        raise OutputError(f"no se pudo escribir {target}: {explain_os_error(exc)}") from exc
     return target
 
 

@@ -36,7 +36,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from partisim.errors import ConfigError, explain_validation
+from partisim.defaults import DEFAULT_CONFIG_PATH, DEFAULT_SERVER, default_server
+from partisim.errors import ConfigError, explain_json_error, explain_os_error, explain_validation
 
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server", "read_token_file", "client_token", "env_ca_file",
@@ -47,25 +48,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG_PATH = "config_workers.json"
-
-#: Where the clients of ``partisim serve`` look for it (here, not in `server_client`,
-#: so the CLI parser can name it without importing httpx).
-DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-def default_server() -> str:
-    """``PARTISIM_SERVER`` if set, else the local default."""
-    return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
-
-
 def read_token_file(path: str | Path, what: str = "--token-file") -> str:
     """The token in ``path`` (surrounding whitespace removed); `ConfigError` naming
     ``what`` when it cannot be read or is empty. The token itself is never shown."""
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "no es texto UTF-8"
+        reason = explain_os_error(exc) if isinstance(exc, OSError) else "no es texto UTF-8"
         raise ConfigError(f"{what}: no se puede leer {path}: {reason}") from None
     if not token:
         raise ConfigError(f"{what}: el archivo {path} está vacío")
@@ -425,11 +414,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
             "o use --config RUTA)"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"no se puede leer {p}: {exc.strerror}") from None
+        raise ConfigError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}") from None
+        raise ConfigError(f"{p}: {explain_json_error(exc)}") from None
     return parse_config(data, str(p))
 
 

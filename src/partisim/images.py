@@ -16,7 +16,6 @@ contexts and Docker's layer cache answers the whole build.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from partisim.defaults import SIM_IMAGE
 from partisim.errors import ImageError
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIM_IMAGE = "particle-simulation:latest"
 WORKER_IMAGE = "partisim-worker:latest"
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 #: what `.ci/docker.sh` imports from debootstrap where Docker Hub is not reachable
@@ -54,7 +53,9 @@ _STAMP = ".partisim-source"
 _SOURCE_FILES = ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in", "LICENSE")
 _SKIP_DIRS = {"__pycache__", "build", "dist"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".c")  # .c: generated from the .pyx
-_WHEEL_TAG = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
+_WHEEL_TAG = re.compile(
+    r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$"
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _source_files(root: Path) -> list[Path]:
 
 def source_digest(root: Path) -> str:
     """sha256 over the names and contents of everything a partisim wheel is built from."""
+    import hashlib  # loads OpenSSL: only here, not for every `partisim` command
+
     digest = hashlib.sha256()
     for path in _source_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")

@@ -44,6 +44,11 @@ __all__ = [
     "BatchInfo",
     "MemberView",
     "WorkerList",
+    "ChartPoint",
+    "ChartSeries",
+    "ChartSpeedup",
+    "ChartBatch",
+    "ChartData",
 ]
 
 #: a float that is never NaN nor +-Infinity (JSON has neither)
@@ -336,11 +341,13 @@ class TaskList(_Wire):
 
 
 class Submitted(_Wire):
-    """``POST /api/tasks`` and ``POST /api/sweeps`` -> 201."""
+    """``POST /api/tasks`` and ``POST /api/sweeps`` -> 201. ``warning`` says, in Spanish,
+    what the user should know before waiting (e.g. no worker is active)."""
 
     batch: str
     ids: list[str]
     count: int
+    warning: str | None = None
 
 
 class Summary(_Wire):
@@ -410,3 +417,67 @@ class MemberView(_Wire):
 
 class WorkerList(_Wire):
     workers: list[MemberView]
+
+
+# -- chart data (``GET /api/charts``): aggregates, never raw results ------------------
+
+
+class ChartPoint(_Wire):
+    """Mean simulation time of one configuration at one size (``n`` runs)."""
+
+    particles: int
+    mean: Finite
+    stdev: Finite
+    n: int
+
+
+class ChartSeries(_Wire):
+    """One line of the time chart: an engine at one configuration (steps and every other
+    parameter that varies among the results shown), with its own drawing style."""
+
+    key: str
+    engine: str
+    steps: int
+    params: dict[str, Any] = {}
+    config: str = ""
+    label: str
+    color: str
+    marker: str
+    dash: str
+    filled: bool = True
+    points: list[ChartPoint]
+
+
+class ChartSpeedup(_Wire):
+    """cython vs python at one size and configuration (both engines ran it)."""
+
+    particles: int
+    steps: int
+    params: dict[str, Any] = {}
+    config: str = ""
+    color: str
+    python: Finite
+    cython: Finite
+    value: Finite
+
+
+class ChartBatch(_Wire):
+    """A batch the charts can show: its successful (non-verification) results."""
+
+    batch: str
+    created_at: Finite
+    results: int
+    pending: int
+
+
+class ChartData(_Wire):
+    """``GET /api/charts?batch=``: what is drawn (``batch`` None: every batch), the
+    batches to choose from (newest first), the dimensions that vary, lines and bars."""
+
+    success: int
+    batch: str | None = None
+    latest: str | None = None
+    batches: list[ChartBatch] = []
+    varied: list[str] = []
+    series: list[ChartSeries] = []
+    speedup: list[ChartSpeedup] = []

@@ -17,6 +17,13 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
+#: how the browser tests start Chromium (found by the `chromium` fixture of tests/conftest.py)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
 #: a short request timeout and a quick ping, so the page follows workers that come and go
 DASH_SETTINGS = {"timeout": 2.0, "ping_interval": 0.5, "failures_before_inactive": 2}
 

@@ -68,7 +68,7 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
     url = small_fleet.serve.url
     with EventStream(url + "/api/events") as stream, _client(small_fleet) as client:
         assert stream.response.headers["content-type"].startswith("text/event-stream")
-        event, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
+        _, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
         assert set(first) >= {"summary", "workers", "recent", "activity", "server_time"}
         assert [w["id"] for w in first["workers"]] == ["worker-01"]
         worker = first["workers"][0]
@@ -149,17 +149,21 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
         ({"engines": ["python"], "particles": "abc", "steps": "5", "seeds": "1"}, "particles",
          "partículas: valor inválido 'abc'"),
         ({"engines": ["python"], "particles": "0", "steps": "5", "seeds": "1"}, "particles",
-         "NUM_PARTICULAS (particles): debe ser >= 1"),
+         "partículas: debe ser >= 1 (recibido 0)"),
         ({"engines": ["python"], "particles": "", "steps": "5", "seeds": "1"}, "particles",
          "partículas: indique al menos un valor"),
-        ({"engines": ["python"], "particles": "10", "steps": "0", "seeds": "1"}, "steps", "NUM_PASOS"),
+        ({"engines": ["python"], "particles": "10", "steps": "0", "seeds": "1"}, "steps", "pasos: debe ser >= 1"),
+        ({"engines": ["python"], "particles": "1,,2", "steps": "5", "seeds": "1"}, "particles",
+         "partículas: hay un valor vacío entre comas"),
         ({"engines": ["python"], "particles": "10", "steps": "9-3", "seeds": "1"}, "steps", "rango vacío"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "-1"}, "seeds", "SEMILLA"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "-1"}, "seeds", "semillas: debe ser >= 0"),
         ({"engines": [], "particles": "10", "steps": "5", "seeds": "1"}, "engines", "motores: elija"),
         ({"engines": ["../benchmark.py"], "particles": "10", "steps": "5", "seeds": "1"}, "engines",
          "motores:"),
         ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": 0}, "repeat",
          "repeticiones"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "-1"}, "repeat",
+         "repeticiones debe estar entre 1 y 10000 (recibido -1)"),
         ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "dos"}, "repeat",
          "repeticiones"),
         ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles",
@@ -185,11 +189,12 @@ def test_sweep_and_task_api_share_the_validation(small_fleet: Fleet) -> None:
                              ({"NUM_PASOS": 0}, {"steps": "0"})):
             api = client.post("/api/tasks", json={"benchmark": "python", "params": params})
             assert api.status_code == 422
-            api_message = api.json()["error"].split(": ", 1)[1]  # after "la tarea: "
+            # the same rule and reason; each names the field as its user wrote it
+            api_reason = api.json()["error"].split(": ", 1)[1].removeprefix("NUM_PASOS: ")
             full = {"engines": "python", "particles": "10", "steps": "5", "seeds": "1", **form}
             sweep = client.post("/api/sweeps", json=full)
             assert sweep.status_code == 422
-            assert sweep.json()["error"] == api_message
+            assert sweep.json()["error"].removeprefix("pasos: ") == api_reason
         assert client.post("/api/sweeps", content=b"{not json").status_code == 422
 
 
@@ -248,3 +253,75 @@ def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
         assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat")
     else:
         assert specs and all(s.benchmark in ("python", "numpy", "cython") for s in specs)
+
+
+def test_chart_data_per_batch_pooled_in_sql_with_a_style_per_series(small_fleet: Fleet) -> None:
+    with _client(small_fleet) as client:
+        first = client.post("/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "3",
+                                                 "seeds": "1,2"}).json()["batch"]
+        second = client.post("/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "6",
+                                                  "seeds": "1"}).json()["batch"]
+        # a third batch that varies another parameter than steps
+        third = client.post("/api/tasks", json={"batch": "radios", "tasks": [
+            {"benchmark": "cython", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "RADIO_PARTICULA": r}}
+            for r in (4, 4.5)]}).json()["batch"]
+        for batch in (first, second, third):
+            _wait_batch_done(client, batch)
+        charts = {key: client.get("/api/charts", params={"batch": key}).json()
+                  for key in ("latest", "todos", first, second)}
+        everything = client.get("/api/charts").json()
+        unknown = client.get("/api/charts", params={"batch": "no-existe"})
+        tasks = client.get("/api/tasks", params={"status": "success", "limit": 100000}).json()["tasks"]
+
+    assert unknown.status_code == 404 and unknown.json()["error"] == "no existe el lote no-existe"
+    assert everything == charts["todos"] and everything["batch"] is None
+    latest = charts["latest"]
+    assert latest["batch"] == latest["latest"] == third
+    assert [b["batch"] for b in latest["batches"]][:3] == [third, second, first]  # newest first
+    assert latest["varied"] == ["RADIO_PARTICULA"]
+    assert sorted(line["label"] for line in latest["series"]) == ["cython · radio 4", "cython · radio 4,5"]
+    assert charts[first]["varied"] == [] and {line["label"] for line in charts[first]["series"]} == {"python", "cython"}
+
+    # every batch: the mean and deviation of each group are those of its raw results
+    times: dict[tuple, list[float]] = defaultdict(list)
+    for t in tasks:
+        p = t["params"]
+        if not t["verify_of"]:
+            times[(t["benchmark"], p["NUM_PARTICULAS"], p["NUM_PASOS"], p["RADIO_PARTICULA"])].append(
+                t["result"]["simulation_time"])
+    drawn = {}
+    for line in charts["todos"]["series"]:
+        radius = line["params"].get("RADIO_PARTICULA", 5.0)
+        for point in line["points"]:
+            drawn[(line["engine"], point["particles"], line["steps"], radius)] = point
+    assert set(drawn) == set(times)
+    for key, values in times.items():
+        assert drawn[key]["n"] == len(values)
+        assert drawn[key]["mean"] == pytest.approx(statistics.fmean(values), rel=1e-9)
+        expected = statistics.stdev(values) if len(values) > 1 else 0.0
+        assert drawn[key]["stdev"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    styles = [(s["color"], s["marker"], s["dash"], s["filled"]) for s in charts["todos"]["series"]]
+    assert len(set(styles)) == len(styles), styles
+    assert {s["marker"] for s in charts["todos"]["series"] if s["engine"] == "python"} == {"circle"}
+    assert {s["marker"] for s in charts["todos"]["series"] if s["engine"] == "cython"} == {"triangle"}
+
+
+def test_submissions_warn_when_no_worker_is_active_and_the_page_says_what_to_check(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json", [("worker-01", HOST_A, free_port_on(HOST_A))], **DASH_SETTINGS)
+    serve = Serve(config, tmp_path / "q.db", workdir=tmp_path)
+    try:
+        serve.start()
+        with httpx.Client(base_url=serve.url, timeout=10.0, trust_env=False) as client:
+            sweep = client.post("/api/sweeps", json={"engines": "cython", "particles": "10", "steps": "3",
+                                                     "seeds": "1,2"})
+            assert sweep.status_code == 201
+            assert sweep.json()["warning"] == ("NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola "
+                                               "hasta que un worker responda.")
+            one = client.post("/api/tasks", json={"benchmark": "cython", "params": TINY})
+            assert "la tarea se quedará en cola" in one.json()["warning"]
+            page = client.get("/").text
+        checklist = re.findall(r"<li>(.*?)</li>", page.split('id="no-workers"')[1].split("</ul>")[0])
+        assert len(checklist) == 4 and "start_worker.sh" in checklist[0]
+        assert str(config) in checklist[1]  # the configuration this serve reads
+    finally:
+        serve.stop()

@@ -14,15 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dash_support import Fleet
+from dash_support import CHROMIUM_FLAGS, Fleet
 from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -133,7 +129,7 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
 
             # charts: a line per engine over the three sizes, three speedup bars
             for engine in ("python", "cython"):
-                expect(page.locator(f'#chart-time g.series[data-engine="{engine}"] circle')).to_have_count(3)
+                expect(page.locator(f'#chart-time g.series[data-engine="{engine}"] .marker')).to_have_count(3)
             expect(page.locator("#chart-speedup rect.bar")).to_have_count(3)
             speedups = api.get("/api/charts").json()["speedup"]
             expect(page.locator("#chart-speedup .bar-label")).to_have_text([_ratio(s["value"]) for s in speedups])
@@ -154,7 +150,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
                     "data-status", "cancelled")
             expect(page.locator("#count-cancelled")).to_have_text("5", timeout=10_000)
             expect(page.locator('#recent-table tbody tr[data-status="cancelled"]')).to_have_count(5)
-            expect(page.locator('#recent-table tbody tr[data-status="cancelled"] .badge').first).to_have_text("Cancelada")
+            cancelled = page.locator('#recent-table tbody tr[data-status="cancelled"] .badge')
+            expect(cancelled.first).to_have_text("Cancelada")
 
             # a worker dies (SIGKILL): it turns inactive on the page
             fleet.workers["worker-02"].kill()
@@ -220,7 +217,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             # the last worker dies too: the users' own alarm, in their words
             expect(page.locator("#no-workers")).to_be_hidden()
             fleet.workers["worker-01"].kill()
-            expect(page.locator("#no-workers")).to_have_text("NO HAY MÁQUINAS ACTIVAS", timeout=20_000)
+            expect(page.locator("#no-workers")).to_be_visible(timeout=20_000)
+            expect(page.locator("#no-workers .alert")).to_have_text("NO HAY MÁQUINAS ACTIVAS")
             expect(page.locator("#workers-count")).to_have_text("0 de 2 activos")
             assert [m for m in problems if not dropped.match(m)] == [], "\n".join(problems)
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from helpers.config import write_config
 from helpers.processes import HOST_B, free_port_on
 from orch_support import assert_clean_exit, run
@@ -16,9 +17,23 @@ def _summary_row(out: str, worker_id: str) -> str:
     return next(line for line in table.splitlines() if f" {worker_id} " in line)
 
 
+def _counts(pair) -> dict[str, tuple[int, int]]:
+    """(failed, timeouts) of each worker, from its own /status."""
+    out = {}
+    for worker_id, worker in pair.workers.items():
+        status = httpx.get(worker.url + "/status", timeout=10, trust_env=False).json()
+        out[worker_id] = (status["failed"], status["timeouts"])
+    return out
+
+
 def test_two_workers_up_full_suite_passes(pair) -> None:
+    before = _counts(pair)
     proc = run(["test_communication.py", "--config", str(pair.config)], timeout=120)
     assert_clean_exit(proc, 0)
+    # the timeout check stops a task on purpose: a timeout, not a failure of the worker
+    after = _counts(pair)
+    for worker_id, (failed, timeouts) in before.items():
+        assert after[worker_id] == (failed, timeouts + 1), (worker_id, before, after)
     out = proc.stdout
     header = next(line for line in out.split("Resumen de pruebas")[1].splitlines() if "Worker" in line)
     for column in CHECK_COLUMNS:

@@ -93,7 +93,7 @@ def test_exec_table_output(pair) -> None:
 def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, cli) -> None:
     cases = [
         (["--engine", "../../etc/passwd"], "benchmark"),
-        (["-n", "0"], "NUM_PARTICULAS"),
+        (["-n", "0"], "--particles: debe ser >= 1"),
         (["--timeout", "0"], "--timeout"),
     ]
     for extra, word in cases:
@@ -179,3 +179,69 @@ def test_building_the_parser_stays_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_ping_and_status_fit_80_columns(pair, tmp_path: Path) -> None:
+    # a live pair and a dead worker: an address and an error that must not be cut
+    config = write_config(tmp_path / "config_workers.json", [
+        ("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, pair.port),
+        ("worker-muerto", HOST_B, free_port_on(HOST_B)),
+    ])
+    env = {**CLI_ENV, "COLUMNS": "80"}
+    ping, status = run_many([["ping", "--config", str(config)], ["status", "--config", str(config)]], env=env)
+    for proc in (ping, status):
+        assert_clean_exit(proc, 0)
+        wide = [line for line in proc.stdout.splitlines() if len(line) > 80]
+        assert wide == [], "\n".join(wide)
+        assert f"{HOST_B}:{pair.port}" in _row(proc.stdout, "worker-02")  # never cut
+    # the error of the dead worker, wrapped in its last column: Spanish, whole
+    lines = ping.stdout.split(" worker-muerto ")[1].split("└")[0].splitlines()
+    detail = " ".join(line.split("│")[-2].strip() for line in lines if line.count("│") > 2)
+    assert "no se puede conectar: conexión rechazada (nada escucha en ese puerto)" in detail, detail
+    assert "ConnectError" not in ping.stdout
+    table = status.stdout.split("Estado detallado")[1]
+    row = _row(table, "worker-01")
+    assert "ACTIVO" in row and "ready" not in table and "busy" not in table
+    assert re.search(r"libre|ocupado", table)
+    header = next(line for line in table.splitlines() if "Hechas" in line)
+    assert "Fall" in header and "CPU/carga" not in table and "OK/Fallos" not in table
+    assert "Imagen Docker que busca cada worker: particle-simulation:latest" in " ".join(table.split())
+
+
+def test_mistyped_option_suggests_the_closest(cli) -> None:
+    code, out, err = cli("run", "--partcles", "5")
+    assert code == 2 and out == ""
+    assert "opción desconocida --partcles; ¿quiso decir --particles?" in err
+    assert "uso: partisim run" in err  # the usage of the command, not the top level
+    code, _, err = cli("statu")
+    assert code == 2 and "comando desconocido «statu»; ¿quiso decir «status»?" in err
+    code, out, err = cli("run", "--particles", "2000000")
+    assert code == 2 and "Error: --particles: debe ser <= 1000000 (recibido 2000000)" in err
+    assert "NUM_PARTICULAS" not in err and "(particles)" not in err
+
+
+def test_help_is_spanish_and_light() -> None:
+    code = ("import sys\nfrom partisim.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in ('numpy', 'pydantic', 'rich', 'httpx', 'matplotlib', 'sqlite3')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"--version +muestra la versión y sale", proc.stdout)
+    assert "show program" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_the_command_table_is_what_the_modules_register() -> None:
+    # `partisim --help` lists the commands from partisim.cli._commands without importing
+    # their modules: the list must be the one the modules really build
+    import argparse
+
+    from partisim.cli import build_parser
+    from partisim.cli._commands import COMMANDS
+
+    for parser in (build_parser(), build_parser(only="")):
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        listed = {choice.dest: choice.help for choice in action._choices_actions}
+        assert sorted(listed) == sorted(COMMANDS)
+        assert listed == {name: text for name, (_, text) in COMMANDS.items()}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from orch_support import CLI_ENV, ROOT, PtySession, assert_clean_exit, clean, run
 
-MENU_PROMPT = "Elige una opción [1-"  # the queue helper appends its own options
+MENU_PROMPT = "Elija una opción [1-"  # the queue helper appends its own options
 
 
 def test_menu_without_workers_says_so_for_every_option(dead_config: Path) -> None:
@@ -38,7 +38,7 @@ def test_menu_ping_and_task_with_two_workers(pair) -> None:
     out = proc.stdout
     assert out.count("Workers activos: 2/2") == 2  # start-up and option 1
     assert "Valor no válido para número de pasos: 'abc'" in out
-    assert "NUM_PASOS" in out  # the range error names the field
+    assert "Número de pasos: debe ser >= 1 (recibido 0)" in out  # the range error names the field as asked
     result = out.split("Resultado de la tarea")[1]
     for label, value in [("Worker", "worker-02"), ("Motor", "cython"), ("Partículas", "40"),
                          ("Pasos", "150"), ("Semilla", "7")]:
@@ -98,11 +98,11 @@ def test_pty_worker_dies_between_ping_and_task(fresh_pair) -> None:
         session.expect("o su id (Enter = 1):")
         fresh_pair.b.kill()  # listed as active a moment ago; gone now
         session.send("2\r")
-        session.expect("Elige benchmark")
+        session.expect("Elija benchmark")
         session.send("1\r")
         session.expect("[S/n]:")
         session.send("\r")
-        out = session.expect("Usa la opción 1")
+        out = session.expect("Use la opción 1")
         assert "No se pudo completar la tarea" in out
         assert "worker-02 no responde" in out
         before = len(out)

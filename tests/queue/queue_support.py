@@ -97,7 +97,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
             timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, cwd=cwd, input=input,
-        timeout=timeout, env=clean_env(COLUMNS="200", **(env or {})),
+        timeout=timeout, env=clean_env(**{"COLUMNS": "200", **(env or {})}),
         stdin=subprocess.DEVNULL if input is None else None,
     )
 

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.processes import HOST_A, SERVE_HOST, free_port_on, wait_for
+from helpers.processes import HOST_A, HOST_B, SERVE_HOST, free_port_on, wait_for
+from helpers.terminal import PtySession
 from queue_support import Cluster, run_cli, wait_batch
 
 from partisim.orchestrator.serve.client import ServerClient
@@ -84,7 +85,11 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     png = tmp_path / "informe.png"
     done = run_cli("report", "--batch", batch, "-o", str(png), "--server", serve.url)
     assert done.returncode == 0, done.stderr + done.stdout
-    assert "Aceleración cython/python" in done.stdout
+    assert "Aceleración cython / python" in done.stdout
+    with ServerClient(serve.url) as client:
+        chart = client.charts(batch)
+    for bar in chart.speedup:  # the printed table holds the values the PNG draws
+        assert any(str(bar.particles) in line and f"{bar.value:.1f}×" in line for line in done.stdout.splitlines())
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC)
     import matplotlib.image as mpimg
@@ -140,7 +145,7 @@ def test_submit_file_then_wait_and_bad_file(served, tmp_path: Path):
     assert "malas.json" in refused.stderr and "NUM_PARTICULAS" in refused.stderr
     assert "Traceback" not in refused.stderr
     unknown = run_cli("wait", "--batch", "no-existe", "--server", serve.url)
-    assert unknown.returncode == 2 and "no hay tareas en el lote no-existe" in unknown.stderr
+    assert unknown.returncode == 2 and "no existe el lote no-existe" in unknown.stderr
 
 
 def test_api_errors_are_spanish_json_not_5xx(served):
@@ -216,3 +221,132 @@ def test_serve_says_no_active_workers_and_notices_one_that_comes_back(cluster: C
     wait_for(lambda: "NO HAY MÁQUINAS ACTIVAS" in serve.log(), 15, "serve warns that no worker answers")
     cluster.worker(HOST_A, "worker-a", port=port)
     wait_for(lambda: "worker-a activo" in " ".join(serve.log().split()), 15, "serve reports the worker active")
+
+
+def test_unknown_batch_is_one_error_with_one_code(served):
+    serve, _, tmp = served
+    answers = [run_cli(command, "--batch", "no-existe", "--server", serve.url, cwd=tmp)
+               for command in ("wait", "results", "report")]
+    assert [a.returncode for a in answers] == [2, 2, 2]
+    messages = {a.stderr.strip() for a in answers}
+    assert len(messages) == 1, messages
+    message = messages.pop()
+    with ServerClient(serve.url) as client:
+        newest = client.batches(limit=1)[0].batch
+    assert message.startswith("Error: no existe el lote no-existe; lotes recientes: ") and newest in message
+    assert all(a.stdout == "" for a in answers)  # no progress bar, no table before the error
+
+
+@pytest.mark.parametrize("columns", ["80", None], ids=["COLUMNS=80", "piped"])
+def test_results_table_fits_80_columns_and_never_cuts_a_number(served, columns):
+    serve, batch, tmp = served
+    done = run_cli("results", "--batch", batch, "--server", serve.url, cwd=tmp, env={"COLUMNS": columns})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    with ServerClient(serve.url) as client:
+        tasks = client.tasks(batch=batch)
+    for task in tasks:
+        row = next(line for line in lines if task.id in line)  # the whole id
+        cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+        for value in (task.params["NUM_PARTICULAS"], task.params["NUM_PASOS"], task.params["SEMILLA"],
+                      f"{task.result.simulation_time:.4f}"):
+            assert str(value) in cells, (value, row)
+    assert "…" not in done.stdout
+    assert "Columnas ocultas por el ancho del terminal:" in " ".join(done.stdout.split())
+
+
+def test_wait_progress_keeps_its_bar_and_count_at_80_columns(served):
+    serve, batch, tmp = served
+    session = PtySession(["wait", "--batch", batch, "--server", serve.url], columns=80, cwd=tmp)
+    try:
+        assert session.wait(60) == 0
+        out = session.buffer
+    finally:
+        session.close()
+    lines = [line for line in out.replace("\r", "\n").splitlines() if "━" in line]
+    assert lines, out
+    assert all("12/12" in line and len(line.rstrip()) <= 80 for line in lines[-1:]), lines[-1:]
+
+
+def test_sweep_without_active_workers_says_the_tasks_will_wait(cluster: Cluster, tmp_path: Path):
+    config = cluster.config([("worker-a", f"http://{HOST_A}:{free_port_on(HOST_A)}")])
+    serve = cluster.serve(config, tmp_path / "q.db")
+    done = run_cli("sweep", "--engines", "cython", "--particles", "10", "--steps", "3", "--seeds", "1,2",
+                   "--server", serve.url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 tareas en cola" in done.stdout
+    assert "NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola hasta que un worker responda." in " ".join(
+        done.stderr.split())
+    empty = run_cli("sweep", "--engines", "cython", "--particles", "1,,2", "--server", serve.url, cwd=tmp_path)
+    assert empty.returncode == 2 and "--particles: hay un valor vacío entre comas en '1,,2'" in empty.stderr
+
+
+def test_menu_sweep_checks_each_answer_and_keeps_them(served, tmp_path: Path):
+    serve, _, tmp = served
+    config = next(tmp.glob("config-*.json"))
+    answers = [
+        "8",
+        "fortran", "cython",      # engine: refused at once, asked again
+        "100,x", "0", "12,24",    # particles: a bad list, a value out of range, then good
+        "-3", "4",                # steps
+        "1,,2", "1",              # seeds
+        "n",                      # do not wait
+        "8", "", "", "", "", "n",  # the same sweep again: Enter keeps every previous answer
+        "0",
+    ]
+    done = run_cli("orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url},
+                   input="\n".join(answers) + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "Motores: benchmark desconocido: fortran" in out
+    assert "Partículas: valor inválido 'x'" in out
+    assert "Partículas: debe ser >= 1 (recibido 0)" in out
+    assert "Pasos: debe ser >= 1 (recibido -3)" in out
+    assert "Semillas (p. ej. 1-10): hay un valor vacío entre comas en '1,,2'" in out
+    assert "--" not in out.split("Menú principal", 1)[1].split("Saliendo")[0]  # no CLI flag named
+    assert out.count("2 tareas en cola") == 2
+    assert "Motores [cython]" in out and "Partículas [12,24]" in out and "Pasos [4]" in out
+    assert "Elija una opción" in out and "Elige" not in out and "Escribe" not in out
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_a_batch_returns_to_the_menu(served, tmp_path: Path):
+    serve, _, tmp = served
+    config = next(tmp.glob("config-*.json"))
+    session = PtySession(["orchestrator", "--config", str(config)], cwd=tmp_path,
+                         env={**PtySession.default_env(), "PARTISIM_SERVER": serve.url})
+    batch = None
+    try:
+        session.expect("Elija una opción")
+        for answer in ("8", "python", "300", "20000", "1-2"):  # minutes of work for pure Python
+            session.send(answer + "\r")
+        out = session.expect("¿Esperar a que termine el lote?")
+        batch = out.rsplit("lote ", 1)[1].split()[0]
+        session.send("\r")
+        session.expect("0/2")
+        session.send("\x03")  # Ctrl-C while the bar waits
+        session.expect("Espera interrumpida")
+        session.expect("Elija una opción")  # back in the menu, not out of it
+        session.send("0\r")
+        assert session.wait() == 0
+    finally:
+        session.close()
+        if batch:
+            with ServerClient(serve.url) as client:
+                for task in client.tasks(batch=batch):
+                    if task.status in ("queued", "running"):
+                        client.cancel(task.id)
+
+
+def test_serve_log_says_no_active_workers_once_when_all_go_down(cluster: Cluster, tmp_path: Path):
+    a = cluster.worker(HOST_A, "worker-a")
+    b = cluster.worker(HOST_B, "worker-b")
+    serve = cluster.serve(cluster.config([("worker-a", a.url), ("worker-b", b.url)]), tmp_path / "q.db",
+                          wait_workers=2)
+    a.kill()
+    b.kill()
+    wait_for(lambda: " ".join(serve.log().split()).count("inactivo tras") == 2, 20, "both workers inactive")
+    wait_for(lambda: "NO HAY MÁQUINAS ACTIVAS" in serve.log(), 10, "the warning")
+    assert serve.log().count("NO HAY MÁQUINAS ACTIVAS") == 1, serve.log()

@@ -48,6 +48,7 @@ def test_run_human_summary_is_spanish() -> None:
     for text in ("Colisiones partícula-partícula", "Colisiones con pared", "Tiempo de simulación",
                  "Partículas-paso/s", "Checksum"):
         assert text in out.stdout
+    assert "pasos/s" not in out.stdout  # piped: no progress bar
 
 
 @pytest.mark.parametrize(

@@ -1,31 +1,67 @@
-"""Console helpers shared by every CLI command (colours only on a terminal)."""
+"""Console helpers shared by every CLI command (colours only on a terminal).
+
+The rich consoles are made on first use: building the parser (``partisim --help``)
+never imports rich."""
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING, Any, cast
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _LazyConsole:
+    """Stands for a `rich.console.Console` made at its first attribute access."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    # special methods are looked up on the class, not through __getattr__ (rich's Live
+    # uses the console as a context manager)
+    def __enter__(self) -> Console:
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real().__exit__(*exc)
+
+
+console = cast("Console", _LazyConsole(highlight=False))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False))
 
 
 def fail(message: str, code: int = 2) -> int:
     """Print a Spanish error on stderr and return the exit code to use."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)  # text, not markup
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     return code
 
 
 def warn(message: str) -> None:
     """Print a Spanish warning on stderr as "AVISO: ..." (the message is shown verbatim)."""
+    from rich.markup import escape
+
     err_console.print(f"[bold yellow]AVISO:[/] {escape(message)}", soft_wrap=True)
 
 
 def install_log_handler() -> None:
     """Timestamped log lines on stderr: one rich handler on the root logger (levels are the caller's)."""
+    import logging
+
     from rich.logging import RichHandler
 
     root = logging.getLogger()

@@ -7,7 +7,6 @@ one translation function here localises every parser of the command.
 from __future__ import annotations
 
 import argparse
-import gettext
 
 __all__ = ["install"]
 
@@ -31,7 +30,9 @@ _TRANSLATIONS = {
 
 
 def _translate(message: str) -> str:
-    return _TRANSLATIONS.get(message, gettext.gettext(message))
+    # no gettext look-up for the rest: it searches the disk for catalogues on every
+    # call (tens of ms per `partisim` command), and argparse's own text is the fallback
+    return _TRANSLATIONS.get(message, message)
 
 
 def install() -> None:

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail
 
 __all__ = ["register"]
@@ -88,7 +89,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "images", help="construye el wheelhouse y las imágenes Docker (también sin conexión)",
+        "images", help=command_help("images"),
         description="Construye el wheelhouse (wheels de partisim y sus dependencias) y las imágenes "
                     "Docker particle-simulation:latest (Dockerfile) y partisim-worker:latest "
                     "(Dockerfile.worker).",

@@ -54,8 +54,9 @@ def main(engine: str, argv: Sequence[str] | None = None, prog: str = "benchmark.
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
     if not args.json:
-        print(f"Iniciando simulación ({engine}): {params.particles} partículas, "
-              f"{params.steps} pasos, semilla {params.seed}")
+        print(f"Iniciando simulación ({engine}): {params.particles} "
+              f"{'partícula' if params.particles == 1 else 'partículas'}, "
+              f"{params.steps} {'paso' if params.steps == 1 else 'pasos'}, semilla {params.seed}")
     result = simulate(params, engine)
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -9,26 +9,25 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, install_log_handler
 from partisim.cli.run import add_param_options, params_from_args
+from partisim.defaults import DEFAULT_CONFIG_PATH
 from partisim.errors import ConfigError, ParamsError, PartisimError
-from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
-from partisim.sim import SimParams, parse_params, resolve_engine
 
 if TYPE_CHECKING:
+    from partisim.fleet import Config
     from partisim.orchestrator.registry import WorkerHealth
+    from partisim.sim import SimParams
 
 # The orchestrator's modules (httpx, rich tables...) are imported inside the handlers:
 # every `partisim` command builds this parser, and most never talk to a worker.
 
 __all__ = ["register"]
-
-log = logging.getLogger(__name__)
 
 DEMO_DEFAULTS = {"particles": 100, "steps": 500, "seed": 42}
 DEFAULT_LOCAL_WORKERS = 2
@@ -39,6 +38,8 @@ DEFAULT_LOCAL_WORKERS = 2
 
 def _setup_logging(verbose: bool) -> None:
     """Timestamped log lines on stderr; DEBUG with --verbose, warnings otherwise."""
+    import logging
+
     install_log_handler()
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
     # httpx logs every request at INFO/DEBUG; only worth it with --verbose.
@@ -47,6 +48,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _load(path: str | None) -> Config:
+    from partisim.fleet import load_config
+
     return load_config(path or DEFAULT_CONFIG_PATH)
 
 
@@ -118,6 +121,7 @@ def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator.dispatch import execute_any, explain_task_error
     from partisim.orchestrator.registry import worker_tokens
     from partisim.protocol import ExecuteResult
+    from partisim.sim import resolve_engine
 
     config = _load(args.config)
     entry = config.worker(args.worker)
@@ -151,6 +155,8 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _demo_params(args: argparse.Namespace) -> SimParams:
+    from partisim.sim import parse_params
+
     given = {f: getattr(args, f) for f in DEMO_DEFAULTS if getattr(args, f, None) is not None}
     return parse_params({**DEMO_DEFAULTS, **given})
 
@@ -183,6 +189,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         for w in workers.workers:
             console.print(f"  Worker local {w.id} en {w.url} (pid {w.proc.pid})")
+        from partisim.fleet import load_config
+
         config = load_config(workers.write_config())
         return run_demo(config, console, params=params).exit_code()
     finally:
@@ -242,21 +250,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = _common()
 
     p = subparsers.add_parser(
-        "orchestrator", parents=[common], help="menú interactivo del orquestador",
+        "orchestrator", parents=[common], help=command_help("orchestrator"),
         description="Menú interactivo: verificar workers, ejecutar tareas, demo completa.",
     )
     p.set_defaults(func=_orchestrator)
 
     for name, func, text in [
-        ("ping", _ping, "verifica qué workers responden (tabla de estado)"),
-        ("status", _status, "estado detallado de cada worker (Docker, imagen, capacidad)"),
+        ("ping", _ping, command_help("ping")),
+        ("status", _status, command_help("status")),
     ]:
         p = subparsers.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
         p.add_argument("--json", action="store_true", help="salida JSON para scripts")
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
-        "exec", parents=[common], help="ejecuta una tarea en un worker concreto",
+        "exec", parents=[common], help=command_help("exec"),
         description="Ejecuta un benchmark en un worker de la configuración y muestra sus métricas.",
         epilog="Ejemplo: partisim exec --worker worker-01 --engine cython -n 100 -s 500 --seed 42",
     )
@@ -272,7 +280,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_exec)
 
     p = subparsers.add_parser(
-        "demo", parents=[common], help="demo completa: ping, estado y Python vs Cython",
+        "demo", parents=[common], help=command_help("demo"),
         description=(
             "Demo completa en los workers configurados. Con --local K (o si no existe "
             f"./{DEFAULT_CONFIG_PATH}) inicia K workers en 127.0.0.1, la ejecuta y los detiene."
@@ -290,7 +298,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_demo)
 
     p = subparsers.add_parser(
-        "check", parents=[common], help="suite de pruebas de comunicación (test_communication.py)",
+        "check", parents=[common], help=command_help("check"),
         description=(
             "Por cada worker: ping (< 5 s), estado, benchmark Python, benchmark Cython, petición "
             "inválida rechazada y tiempo límite respetado. Código 0 solo si todos pasan."

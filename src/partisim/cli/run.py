@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
-from partisim.sim import ENGINES, SimParams, SimResult, coarse_step_warning, parse_params, simulate
+from partisim.sim.engines import ENGINES
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from partisim.sim import SimParams, SimResult
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
 
@@ -38,13 +45,15 @@ def add_param_options(parser: argparse.ArgumentParser) -> None:
 
 
 def params_from_args(args: argparse.Namespace) -> SimParams:
-    """Validated SimParams from the options given; errors name the option."""
+    """Validated SimParams from the options given; errors name the option
+    (``--particles: debe ser <= 1000000``)."""
+    from partisim.sim import parse_params
+
     given = {f: getattr(args, f) for f in OPTIONS if getattr(args, f, None) is not None}
     try:
         return parse_params(given)
     except ParamsError as exc:
-        option = OPTIONS.get(exc.field or "", (None,))[0]
-        raise ParamsError(f"{option}: {exc.message}" if option else exc.message, field=exc.field) from None
+        raise exc.renamed({field: option for field, (option, _) in OPTIONS.items()}) from None
 
 
 def print_summary(result: SimResult) -> None:
@@ -58,7 +67,56 @@ def print_summary(result: SimResult) -> None:
     console.print(f"  Checksum: {result.checksum}")
 
 
+def _duration(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class _StepsBar:
+    """A progress bar for a long run on a terminal: steps done, steps per second and
+    time left. It appears only once the run looks longer than `SHOW_AFTER_S`, and
+    leaves the screen when the run ends (the summary follows)."""
+
+    SHOW_AFTER_S = 1.0
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        rate = done / seconds if seconds > 0 else 0.0
+        if self._progress is None:
+            left = (total - done) / rate if rate > 0 else float("inf")
+            if done >= total or seconds + left < self.SHOW_AFTER_S:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("Simulando"), BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("pasos"),
+                TextColumn("{task.fields[rate]}"), console=console, transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("run", total=total, rate="")
+        if self._task is not None:
+            left = (total - done) / rate if rate > 0 else 0.0
+            text = f"· {rate:,.0f} pasos/s · quedan {_duration(left)}".replace(",", ".")
+            self._progress.update(self._task, completed=done, rate=text)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
 def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from partisim.sim import coarse_step_warning, simulate
+
     try:
         params = params_from_args(args)
     except ParamsError as exc:
@@ -67,7 +125,15 @@ def _run(args: argparse.Namespace) -> int:
     warnings = [text for text in (coarse_step_warning(params),) if text]
     for text in warnings:
         warn(text)
-    result = simulate(params, args.engine)
+    if args.json or not sys.stdout.isatty():
+        result = simulate(params, args.engine)
+    else:
+        # on a terminal the run goes in chunks of steps (same result) to show its progress
+        bar = _StepsBar()
+        try:
+            result = simulate(params, args.engine, progress=bar)
+        finally:
+            bar.close()
     if args.json:
         print(json.dumps({**result.to_dict(), "warnings": warnings}))
     else:
@@ -76,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("run", help="ejecuta una simulación en esta máquina",
+    parser = subparsers.add_parser("run", help=command_help("run"),
                                    description="Ejecuta una simulación de colisiones en esta máquina.")
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
                         help="motor de simulación (por defecto cython)")

@@ -9,16 +9,17 @@ Handlers only parse, call `partisim.orchestrator.serve` and print.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from partisim.cli._output import console, err_console, fail, install_log_handler
-from partisim.fleet import DEFAULT_CONFIG_PATH, Config, client_token, default_server, load_config
+from partisim.cli._commands import command_help
+from partisim.cli._output import console, err_console, fail, install_log_handler, warn
+from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
+    from partisim.fleet import Config
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
     from partisim.orchestrator.serve.server import Listening
@@ -29,18 +30,19 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-log = logging.getLogger(__name__)
-
 DEFAULTS = ServeOptions()
 
 
 def _connect(args: argparse.Namespace) -> ServerClient:
+    from partisim.fleet import client_token
     from partisim.orchestrator.serve.client import ServerClient
 
     return ServerClient(args.server, token=client_token(args.token_file), ca_file=args.ca_file)
 
 
 def _setup_logging(verbose: bool) -> None:
+    import logging
+
     install_log_handler()
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("partisim").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -49,12 +51,15 @@ def _setup_logging(verbose: bool) -> None:
 
 def _serve_config(args: argparse.Namespace) -> Config:
     """The config file; with --dask and no file at the default path, the defaults."""
+    from partisim.fleet import Config, load_config
+
     if args.dask and args.config == DEFAULT_CONFIG_PATH and not Path(args.config).exists():
         return Config()
     return load_config(args.config)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from partisim.fleet import client_token
     from partisim.orchestrator.serve.dask_cluster import require_dask
     from partisim.orchestrator.serve.server import dask_target, serve
 
@@ -107,6 +112,10 @@ def _wait(client: ServerClient, batch: str | None, timeout: float | None) -> Sum
 
 
 def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None) -> int:
+    from partisim.orchestrator.serve.client import require_batch
+
+    if batch:
+        require_batch(client, batch)  # an unknown batch: its error, before any progress bar
     try:
         state = _wait(client, batch, timeout)
     except TimeoutError:
@@ -121,7 +130,11 @@ def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None)
 
 
 def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submitted) -> int:
-    console.print(f"{answer.count} tareas en cola · lote [bold]{answer.batch}[/]")
+    from partisim.orchestrator.views import count
+
+    console.print(f"{count(answer.count, 'tarea', 'tareas')} en cola · lote [bold]{answer.batch}[/]")
+    if answer.warning:
+        warn(answer.warning)
     console.print(f"Siga el progreso con: partisim wait --batch {answer.batch}")
     if not args.wait:
         return 0
@@ -178,12 +191,18 @@ def _print_checks(checks: list[Check]) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     from partisim.files import write_atomic
-    from partisim.orchestrator.serve.results import results_table, to_csv, to_json
+    from partisim.orchestrator.serve.client import require_batch
+    from partisim.orchestrator.serve.results import STATUS_LABELS, results_table, to_csv, to_json
 
     with _connect(args) as client:
+        if args.batch:
+            require_batch(client, args.batch)
         tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
         if not tasks:
-            return fail(f"no hay tareas en el lote {args.batch}" if args.batch else "la cola está vacía", 1)
+            where = f"el lote {args.batch}" if args.batch else "la cola"
+            if args.status:
+                return fail(f"{where} no tiene tareas en estado «{STATUS_LABELS[args.status]}»", 1)
+            return fail("la cola está vacía", 1)
         tasks = [t for t in tasks if not t.verify_of] or tasks
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
@@ -205,28 +224,43 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
+    from partisim.orchestrator.serve.client import require_batch
     from partisim.orchestrator.serve.report import write_report
-    from partisim.orchestrator.serve.results import speedups
+    from partisim.orchestrator.tables import Column, FittedTable
 
     with _connect(args) as client:
-        tasks = client.tasks(batch=args.batch, status="success", limit=100_000)
+        if args.batch:
+            require_batch(client, args.batch)
+        chart = client.charts(args.batch)
+        if not chart.series:
+            where = f"el lote {args.batch}" if args.batch else "la cola"
+            return fail(f"{where} no tiene tareas terminadas con éxito: no hay nada que dibujar", 1)
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
-    title = f"Informe partisim — lote {args.batch}" if args.batch else None
-    groups = write_report(tasks, args.output, title=title)
-    table = Table(title="Tiempo de simulación (s)")
-    for header in ("Motor", "Partículas", "Pasos", "Ejecuciones", "Media", "Desv. est."):
-        table.add_column(header)
-    for g in groups:
-        table.add_row(g.engine, str(g.particles), str(g.steps), str(g.n), f"{g.mean:.4f}", f"{g.stdev:.4f}")
-    console.print(table)
-    for up in speedups(groups):
-        console.print(f"Aceleración cython/python con {up.particles} partículas, {up.steps} pasos: "
-                      f"[bold]{up.value:.1f}×[/]")
+    title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
+    write_report(chart, args.output, title=title)
+    several = any(line.config for line in chart.series)
+    columns = [Column("Motor"), Column("Configuración", "Config.", wrap=10),
+               Column("Partículas", "Part.", justify="right"), Column("Ejecuciones", "Ejec.", justify="right"),
+               Column("Media (s)", justify="right"), Column("Desv. est. (s)", "Desv. (s)", justify="right")]
+    rows = [[line.engine, line.config, str(p.particles), str(p.n), f"{p.mean:.4f}", f"{p.stdev:.4f}"]
+            for line in chart.series for p in line.points]
+    if not several:
+        columns.pop(1)
+        rows = [r[:1] + r[2:] for r in rows]
+    console.print(FittedTable(columns, rows, title="Tiempo de simulación"))
+    if chart.speedup:
+        up_columns = [Column("Partículas", "Part.", justify="right"), Column("Configuración", "Config.", wrap=10),
+                      Column("Python (s)", justify="right"), Column("Cython (s)", justify="right"),
+                      Column("Aceleración", "Acel.", justify="right")]
+        up_rows = [[str(u.particles), u.config, f"{u.python:.4f}", f"{u.cython:.4f}", f"{u.value:.1f}×"]
+                   for u in chart.speedup]
+        if not several:
+            up_columns.pop(1)
+            up_rows = [r[:1] + r[2:] for r in up_rows]
+        console.print(FittedTable(up_columns, up_rows, title="Aceleración cython / python"))
     console.print(f"Informe guardado en [bold]{args.output}[/]")
     if checks is not None:
         return _print_checks(checks)
@@ -287,7 +321,7 @@ def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "serve", help="servicio orquestador: cola SQLite, planificador, bandeja y API REST",
+        "serve", help=command_help("serve"),
         description="Orquestador de larga duración: vigila los workers, reparte la cola de tareas "
                     "(SQLite) con reintentos y ofrece la API REST /api/*.",
     )
@@ -314,7 +348,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
-    p = subparsers.add_parser("submit", help="encolar un archivo JSON de tareas en partisim serve")
+    p = subparsers.add_parser("submit", help=command_help("submit"))
     p.add_argument("file", metavar="ARCHIVO.json",
                    help="lista de tareas o {\"tasks\": [...]}; cada tarea: benchmark, params, repeat, timeout")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
@@ -322,7 +356,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
 
-    p = subparsers.add_parser("sweep", help="encolar un barrido de parámetros (producto cartesiano) como un lote")
+    p = subparsers.add_parser("sweep", help=command_help("sweep"))
     p.add_argument("--engines", default="python,cython", metavar="LISTA",
                    help="motores separados por comas (por defecto python,cython)")
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
@@ -335,13 +369,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=True)
     p.set_defaults(func=_sweep)
 
-    p = subparsers.add_parser("wait", help="esperar a que termine un lote (barra de progreso)")
+    p = subparsers.add_parser("wait", help=command_help("wait"))
     p.add_argument("--batch", default=None, metavar="ID", help="lote a esperar (por defecto toda la cola)")
     _add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_wait_command)
 
-    p = subparsers.add_parser("results", help="resultados de las tareas: tabla, CSV o JSON")
+    p = subparsers.add_parser("results", help=command_help("results"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("--status", default=None, choices=("queued", "running", "success", "failed", "cancelled"),
                    help="solo tareas en este estado")
@@ -353,7 +387,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
 
-    p = subparsers.add_parser("report", help="informe PNG: tiempo vs partículas por motor y aceleración cython/python")
+    p = subparsers.add_parser("report", help=command_help("report"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("-o", "--output", default="report.png", metavar="ARCHIVO.png",
                    help="imagen (por defecto report.png)")

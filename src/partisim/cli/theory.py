@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.errors import ParamsError
-from partisim.sim import ENGINES, Measurement, Prediction, SimParams, coarse_step_warning, measure_run, predict
+from partisim.sim.engines import ENGINES
+
+if TYPE_CHECKING:
+    from partisim.sim import Measurement, Prediction, SimParams
 
 __all__ = ["register"]
 
@@ -107,6 +111,8 @@ def _print_human(data: dict[str, Any]) -> None:
 
 
 def _theory(args: argparse.Namespace) -> int:
+    from partisim.sim import coarse_step_warning, measure_run, predict
+
     try:
         params = params_from_args(args)
         if args.run and params.steps < 2:
@@ -137,7 +143,7 @@ def _theory(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "theory", help="predicciones de la teoría cinética (y comparación con una ejecución)",
+        "theory", help=command_help("theory"),
         description="Predice, con la teoría cinética de discos duros en 2D, las tasas de colisión entre "
                     "partículas y con las paredes, el recorrido libre medio y la fracción de colisiones que "
                     "pierde el paso de tiempo fijo. Con --run ejecuta además la simulación y compara lo medido "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from partisim.cli._commands import command_help
 from partisim.worker.settings import OPTIONS, WorkerSettings
 
 __all__ = ["register"]
@@ -42,7 +43,7 @@ def _whoami(s: WorkerSettings) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "worker", help="inicia el servicio worker (API HTTP que ejecuta simulaciones)",
+        "worker", help=command_help("worker"),
         description="Inicia el servicio worker: una API HTTP/REST que ejecuta simulaciones a pedido.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     for opt in OPTIONS:

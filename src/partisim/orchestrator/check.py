@@ -175,7 +175,7 @@ class _Suite:
                 detail, ok = describe_error(exc), False
             except Exception as exc:  # a surprise is a failed check, not a crash
                 log.debug("check %s falló", key, exc_info=True)
-                detail, ok = f"{type(exc).__name__}: {exc}", False
+                detail, ok = describe_error(exc), False
             self.report(self.wc, CheckResult(key, ok, detail, time.perf_counter() - start))
             if key == "ping" and not ok:
                 for skipped, _ in steps[index + 1:]:

@@ -14,13 +14,14 @@ checksum. Every https URL is verified, against ``ca_file`` when given.
 from __future__ import annotations
 
 import functools
+import socket
 import ssl
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable, explain_os_error
 from partisim.protocol import (
     SOFTWARE,
     ExecuteRequest,
@@ -33,7 +34,8 @@ from partisim.protocol import (
     WorkerStatus,
 )
 
-__all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S", "tls_context", "ssl_failure_reason"]
+__all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S", "tls_context", "ssl_failure_reason",
+           "transport_reason"]
 
 #: seconds added to a task's own timeout for the HTTP read, so the worker's 504
 #: (the computation was killed) arrives before our client gives up.
@@ -109,6 +111,28 @@ def _decode_health(response: httpx.Response, base_url: str) -> dict[str, Any]:
     return _decode(response, base_url)
 
 
+def transport_reason(exc: BaseException) -> str:
+    """Why a request never got an answer, in Spanish (never an exception's class name)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return "nombre de máquina desconocido"
+        if isinstance(cause, ssl.SSLError):
+            return "fallo de TLS (revise el certificado y la dirección https://)"
+        if isinstance(cause, OSError) and cause.errno:
+            return explain_os_error(cause)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return "tiempo de espera agotado"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "cerró la conexión sin responder"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+        return "se cortó la conexión"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "protocolo no soportado (use http:// o https://)"
+    return "error de red"
+
+
 def _status(body: dict[str, Any], base_url: str) -> WorkerStatus:
     """A partisim worker's status strictly; any other worker's leniently."""
     if body.get("software") == SOFTWARE:
@@ -145,7 +169,7 @@ def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
         return TaskTimedOut(f"{base_url}: sin respuesta dentro del tiempo límite")
     if isinstance(exc, httpx.TimeoutException):
         return WorkerUnavailable(f"{base_url}: no responde (tiempo de conexión agotado)")
-    return WorkerUnavailable(f"{base_url}: no se puede conectar ({type(exc).__name__})")
+    return WorkerUnavailable(f"{base_url}: no se puede conectar: {transport_reason(exc)}")
 
 
 class _Base:

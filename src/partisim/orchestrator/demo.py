@@ -96,7 +96,8 @@ def run_demo(
 
     console.print(
         f"[bold]2/3[/bold] Ejecutando Python y Cython en {len(report.active)} worker(s) en paralelo "
-        f"({params.particles} partículas, {params.steps} pasos, semilla {params.seed})..."
+        f"({views.count(params.particles, 'partícula', 'partículas')}, "
+        f"{views.count(params.steps, 'paso', 'pasos')}, semilla {params.seed})..."
     )
     report.rows = _run_benchmarks(config, report.active, params, console, worker_tokens(config, token))
 

@@ -83,8 +83,8 @@ def explain_task_error(worker_id: str, exc: BaseException) -> str:
     if isinstance(exc, TaskRejected):
         return f"el worker {worker_id} rechazó la tarea: {detail}"
     if isinstance(exc, PartisimError):
-        return f"fallo en {worker_id}: {detail or type(exc).__name__}"
-    return f"fallo inesperado en {worker_id}: {type(exc).__name__}: {detail}"
+        return f"fallo en {worker_id}: {detail or 'error sin descripción'}"
+    return f"fallo inesperado en {worker_id}: {detail or 'error sin descripción'}"
 
 
 def execute_on(

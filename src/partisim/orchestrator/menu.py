@@ -1,8 +1,10 @@
 """The interactive menu (``python orchestrator.py`` = ``partisim orchestrator``).
 
 Reads answers with ``input()``, so it works on a terminal and with piped stdin.
-End of input or Ctrl-C at any prompt leaves cleanly ("Saliendo...", code 0 or 130).
-Every action is a method; none of them raises for a worker that is down.
+End of input or Ctrl-C at any prompt leaves cleanly ("Saliendo...", code 0 or 130);
+Ctrl-C while an action runs (waiting for a batch, say) stops that action and returns
+to the menu. Every action is a method; none of them raises for a worker that is down.
+Every answer is checked as it is given and asked again when wrong.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ PARAM_QUESTIONS = [
     ("NUM_PASOS", "Número de pasos"),
     ("SEMILLA", "Semilla"),
 ]
+#: the sweep's questions (option 8): answer key, question, parameter of its values
+SWEEP_QUESTIONS: list[tuple[str, str, str | None]] = [
+    ("engines", "Motores", None),
+    ("particles", "Partículas", "NUM_PARTICULAS"),
+    ("steps", "Pasos", "NUM_PASOS"),
+    ("seeds", "Semillas (p. ej. 1-10)", "SEMILLA"),
+]
+SWEEP_DEFAULTS = {"engines": "python,cython", "particles": "100,1000", "steps": "500", "seeds": "1-3"}
 
 
 class Menu:
@@ -48,6 +58,8 @@ class Menu:
         self.config = config
         self.console = console
         self.token = token  # None: each worker's token from the configuration, else PARTISIM_TOKEN
+        #: the last sweep's answers: the defaults of the next one
+        self.sweep_answers = dict(SWEEP_DEFAULTS)
         self.options: list[tuple[str, Callable[[], None]]] = [
             ("Verificar workers (ping)", self.verify_workers),
             ("Ejecutar una tarea específica", self.run_task),
@@ -78,14 +90,17 @@ class Menu:
                 count = len(self.options)
                 exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
                 choice = self.ask_choice(
-                    f"Elige una opción [1-{count}]: ", count,
+                    f"Elija una opción [1-{count}]: ", count,
                     names={"0": exit_index, "q": exit_index, "salir": exit_index},
                 )
-                self.options[choice][1]()
+                try:
+                    self.options[choice][1]()
+                except KeyboardInterrupt:  # Ctrl-C while an action runs: back to the menu
+                    self.console.print("\n[yellow]Acción interrumpida; vuelve al menú.[/yellow]")
         except MenuExit as leave:
             self.console.print("Saliendo...")
             return leave.code
-        except KeyboardInterrupt:  # Ctrl-C while an action was running
+        except KeyboardInterrupt:  # Ctrl-C between prompts (e.g. while printing the menu)
             self.console.print("\nSaliendo...")
             return 130
 
@@ -123,7 +138,7 @@ class Menu:
             if answer.isdigit() and 1 <= int(answer) <= count:
                 return int(answer) - 1
             self.console.print(
-                f"[yellow]Opción no válida: {answer!r}. Escribe un número del 1 al {count}.[/yellow]"
+                f"[yellow]Opción no válida: {escape(repr(answer))}. Escriba un número del 1 al {count}.[/yellow]"
             )
 
     def ask_yes(self, prompt: str, *, default: bool = True) -> bool:
@@ -135,7 +150,7 @@ class Menu:
                 return True
             if answer in {"n", "no"}:
                 return False
-            self.console.print("[yellow]Responde 's' (sí) o 'n' (no).[/yellow]")
+            self.console.print("[yellow]Responda 's' (sí) o 'n' (no).[/yellow]")
 
     # -- actions ---------------------------------------------------------------
 
@@ -214,7 +229,7 @@ class Menu:
             log.debug("tarea fallida", exc_info=True)
             self.console.print(f"[red]No se pudo completar la tarea:[/red] {explain_task_error(worker.id, exc)}")
             if isinstance(exc, WorkerUnavailable):
-                self.console.print("Usa la opción 1 para ver qué workers siguen activos.")
+                self.console.print("Use la opción 1 para ver qué workers siguen activos.")
             return
         self.console.print(views.result_table(result))
 
@@ -237,10 +252,17 @@ class Menu:
     def _after_submit(self, client: ServerClient, answer: Submitted) -> None:
         from partisim.orchestrator.serve.client import wait_batch
 
-        self.console.print(f"{answer.count} tareas en cola · lote [bold]{answer.batch}[/]")
+        self.console.print(f"{views.count(answer.count, 'tarea', 'tareas')} en cola · lote [bold]{answer.batch}[/]")
+        if answer.warning:
+            self.console.print(f"[bold yellow]AVISO:[/] {escape(answer.warning)}")
         if self.ask_yes("¿Esperar a que termine el lote? [S/n]: "):
-            with views.BatchProgress(self.console, f"lote {answer.batch}") as bar:
-                state = wait_batch(client, answer.batch, on_progress=bar.update)
+            try:
+                with views.BatchProgress(self.console, f"lote {answer.batch}") as bar:
+                    state = wait_batch(client, answer.batch, on_progress=bar.update)
+            except KeyboardInterrupt:
+                self.console.print(f"\n[yellow]Espera interrumpida; el lote {answer.batch} sigue en la cola. "
+                                   "Consúltelo con «Cola: estado de la cola y de los lotes».[/yellow]")
+                return
             self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
 
     def queue_submit(self, client: ServerClient) -> None:
@@ -253,16 +275,46 @@ class Menu:
         self._after_submit(client, submit_file(client, path))
 
     def queue_sweep(self, client: ServerClient) -> None:
-        from partisim.orchestrator.serve.client import submit_sweep
+        """Each answer is checked when given, as option 2 does, and asked again when
+        wrong; the answers are kept as the next sweep's defaults."""
+        from partisim.orchestrator.serve.client import task_objects
+        from partisim.orchestrator.serve.specs import sweep
 
-        answers: dict[str, str] = {}
-        for key, question, default in (
-            ("engines", "Motores", "python,cython"), ("particles", "Partículas", "100,1000"),
-            ("steps", "Pasos", "500"), ("seeds", "Semillas (p. ej. 1-10)", "1-3"),
-        ):
-            answers[key] = self.ask(f"{question} {escape(f'[{default}]')}: ") or default
-        self._after_submit(client, submit_sweep(client, engines=answers["engines"], particles=answers["particles"],
-                                                steps=answers["steps"], seeds=answers["seeds"]))
+        answers = self.sweep_answers
+        for key, question, alias in SWEEP_QUESTIONS:
+            answers[key] = self._ask_sweep_list(question, alias, answers[key])
+        lists = {key: self._sweep_list(question, alias, answers[key]) for key, question, alias in SWEEP_QUESTIONS}
+        specs = sweep(
+            [str(e) for e in lists["engines"]], *(list(map(int, lists[k])) for k in ("particles", "steps", "seeds")),
+            names={alias: question for _, question, alias in SWEEP_QUESTIONS if alias},
+        )
+        self._after_submit(client, client.submit(task_objects(specs)))
+
+    @staticmethod
+    def _sweep_list(question: str, alias: str | None, text: str) -> list[str] | list[int]:
+        """One sweep answer as its list (engines, or integers each valid for ``alias``)."""
+        from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list
+
+        if alias is None:
+            return parse_engine_list(text, question)
+        values = parse_int_list(text, question)
+        for value in values:
+            try:
+                parse_params({alias: value})
+            except ParamsError as exc:
+                raise exc.renamed({alias: question}) from None
+        return values
+
+    def _ask_sweep_list(self, question: str, alias: str | None, default: str) -> str:
+        """Ask one sweep list until it is valid (Enter keeps ``default``)."""
+        while True:
+            answer = self.ask(f"{question} {escape(f'[{default}]')}: ") or default
+            try:
+                self._sweep_list(question, alias, answer)
+            except ParamsError as exc:
+                self.console.print(f"[yellow]{escape(exc.message)}[/yellow]")
+                continue
+            return answer
 
     def queue_status(self, client: ServerClient) -> None:
         self.console.print(views.queue_status(client.summary(), client.workers(), client.batches(limit=10)))
@@ -274,7 +326,7 @@ class Menu:
         for number, label in enumerate(labels, start=1):
             self.console.print(f"  {number}. {label}")
         return self.ask_choice(
-            f"Elige {what.format(n=len(labels))} (Enter = 1): ",
+            f"Elija {what.format(n=len(labels))} (Enter = 1): ",
             len(labels),
             default=0,
             names={name.lower(): i for i, name in enumerate(names)},
@@ -282,8 +334,8 @@ class Menu:
 
     def _ask_params(self) -> SimParams:
         defaults = dict(DEFAULT_PARAMS)
-        summary = (f"{defaults['NUM_PARTICULAS']} partículas, {defaults['NUM_PASOS']} pasos, "
-                   f"semilla {defaults['SEMILLA']}")
+        summary = (f"{views.count(defaults['NUM_PARTICULAS'], 'partícula', 'partículas')}, "
+                   f"{views.count(defaults['NUM_PASOS'], 'paso', 'pasos')}, semilla {defaults['SEMILLA']}")
         if self.ask_yes(f"¿Usar parámetros por defecto ({summary})? [S/n]: "):
             return parse_params(defaults)
         values: dict[str, Any] = dict(defaults)
@@ -295,13 +347,13 @@ class Menu:
                 try:
                     candidate = int(answer)
                 except ValueError:
-                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {answer!r}. "
-                                       "Escribe un número entero.[/yellow]")
+                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {escape(repr(answer))}. "
+                                       "Escriba un número entero.[/yellow]")
                     continue
                 try:
                     parse_params({**values, key: candidate})
                 except ParamsError as exc:
-                    self.console.print(f"[yellow]{exc}[/yellow]")
+                    self.console.print(f"[yellow]{escape(exc.renamed({key: label}).message)}[/yellow]")
                     continue
                 values[key] = candidate
                 break

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from partisim.errors import PartisimError
+from partisim.errors import PartisimError, explain_os_error
 from partisim.fleet import Config, WorkerEntry
 from partisim.orchestrator.client import AsyncWorkerClient
 from partisim.protocol import PingReply, WorkerStatus
@@ -128,10 +128,12 @@ def describe_error(exc: BaseException) -> str:
     """Short Spanish description of a failed call, for tables and logs."""
     if isinstance(exc, PartisimError):
         text = str(exc).strip()
-        return text or type(exc).__name__
+        return text or "error sin descripción"
     if isinstance(exc, asyncio.TimeoutError):
         return "sin respuesta dentro del tiempo límite"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        return explain_os_error(exc)
+    return f"error inesperado: {exc}" if str(exc) else "error inesperado"
 
 
 class Registry:

@@ -14,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from partisim.fleet import Config, WorkerEntry
+from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints
 from partisim.orchestrator.check import WorkerChecks
 from partisim.orchestrator.dispatch import DemoRow, EngineRun
 from partisim.orchestrator.registry import WorkerHealth
 from partisim.orchestrator.serve.results import Check
+from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "comparison_table",
     "config_table",
     "check_table",
+    "count",
     "fmt_seconds",
     "fmt_latency",
     "yes_no",
@@ -37,7 +40,11 @@ __all__ = [
     "checks_table",
 ]
 
-NO_ACTIVE_WORKERS = "NO HAY MÁQUINAS ACTIVAS"
+
+
+def count(n: int, one: str, many: str) -> str:
+    """``1 tarea``, ``2 tareas``: the noun agrees with the number."""
+    return f"{n} {one if n == 1 else many}"
 
 
 def fmt_seconds(value: Any) -> str:
@@ -68,17 +75,7 @@ def _state(h: WorkerHealth) -> Text:
 
 def no_active_workers(config_path: str | None = None, workers: Sequence[WorkerEntry] = ()) -> Group:
     """The loud message plus what to check, for when no worker answers."""
-    where = f" ({config_path})" if config_path else ""
-    hints = [
-        "Qué revisar:",
-        "  • Que el servicio worker esté en marcha en cada máquina: ./start_worker.sh "
-        "o `partisim worker --host 0.0.0.0 --port 8080`.",
-        f"  • Que las direcciones y puertos del archivo de configuración{where} sean los de "
-        "sus máquinas.",
-        "  • Que la red y el cortafuegos permitan conexiones a ese puerto "
-        "(prueba: curl http://IP:PUERTO/ping).",
-        "  • Para probar en este equipo sin máquinas: `partisim demo --local 2`.",
-    ]
+    hints = ["Qué revisar:", *(f"  • {hint}" for hint in no_worker_hints(config_path))]
     if workers:
         listed = ", ".join(f"{w.id} → {w.address}" for w in workers)
         hints.insert(1, f"  Workers configurados: {listed}")
@@ -88,14 +85,13 @@ def no_active_workers(config_path: str | None = None, workers: Sequence[WorkerEn
     )
 
 
-def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación de workers") -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("ID")
-    table.add_column("Dirección")
-    table.add_column("Estado")
-    table.add_column("Latencia", justify="right")
-    table.add_column("ID reportado")
-    table.add_column("Detalle", overflow="fold")
+def _detail(h: WorkerHealth, default: str = "sin respuesta") -> str:
+    """The last error without the address the table already shows."""
+    return (h.last_error or default).replace(f"{h.url}: ", "")
+
+
+def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación de workers") -> FittedTable:
+    rows: list[list[str | Text]] = []
     for h in healths:
         reported = Text(h.reported_id or "-")
         detail = ""
@@ -103,55 +99,52 @@ def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación d
             reported.stylize("yellow")
             detail = "el worker se identifica con otro id"
         if not h.active:
-            detail = h.last_error or "sin respuesta"
-        table.add_row(
-            h.id,
-            h.address,
-            _state(h),
-            fmt_latency(h.latency_ms if h.active else None),
-            reported,
-            detail,
-        )
-    return table
+            detail = _detail(h)
+        rows.append([h.id, h.address, _state(h), fmt_latency(h.latency_ms if h.active else None), reported, detail])
+    columns = [Column("ID"), Column("Dirección"), Column("Estado"), Column("Latencia", justify="right"),
+               Column("ID reportado", "ID rep.", drop=1), Column("Detalle", wrap=12)]
+    return FittedTable(columns, rows, title=title)
 
 
-def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detallado") -> Table:
-    healths = list(healths)
-    table = Table(title=title, title_justify="left", caption_justify="left")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("Estado")
-    table.add_column("Runner")
-    table.add_column("Docker")
-    table.add_column("Imagen")
-    table.add_column("Uso", justify="right")
-    table.add_column("OK/Fallos", justify="right")
-    table.add_column("CPU/carga", justify="right")
+#: a worker's own word for its load (``/status``), as the tables say it
+_LOAD_STATES = {"ready": "libre", "busy": "ocupado"}
+
+
+def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detallado") -> FittedTable:
+    """One row per worker: its state (ACTIVO/INACTIVO, and libre/ocupado from /status),
+    tasks running of its capacity, tasks done and failed since it started, CPUs and the
+    1-minute load average, how it runs tasks, and whether Docker and the image are there."""
+    rows: list[list[str | Text]] = []
     images: set[str] = set()
     for h in healths:
         s = h.last_status
         if not h.active:
-            table.add_row(h.id, _state(h), *(["-"] * 6))
+            rows.append([h.id, _state(h), *(["-"] * 8)])
             continue
         if s is None:
-            table.add_row(h.id, Text(h.last_error or "sin /status", style="yellow"), *(["-"] * 6))
+            rows.append([h.id, Text(f"ACTIVO\n{_detail(h, 'sin /status')}", style="yellow"), *(["-"] * 8)])
             continue
         if s.docker_image:
             images.add(s.docker_image)
-        load_text = f"/{s.load_avg[0]:.2f}" if s.load_avg else ""
-        state = Text(s.status, style="green" if s.status == "ready" else "yellow")
-        table.add_row(
-            h.id,
-            state,
-            s.runner or "-",
-            yes_no(s.docker_available),
-            yes_no(s.image_available),
-            f"{s.running}/{s.capacity}",
-            f"{s.completed}/{s.failed}",
-            f"{s.cpu_count if s.cpu_count is not None else '-'}{load_text}",
-        )
+        load = _LOAD_STATES.get(s.status, s.status)
+        state = Text.assemble(("ACTIVO", "bold green"), "\n", (load, "green" if s.status == "ready" else "yellow"))
+        rows.append([
+            h.id, state, f"{s.running}/{s.capacity}", str(s.completed), str(s.failed),
+            str(s.cpu_count) if s.cpu_count is not None else "-",
+            f"{s.load_avg[0]:.2f}".replace(".", ",") if s.load_avg else "-",
+            s.runner or "-", yes_no(s.docker_available), yes_no(s.image_available),
+        ])
+    caption = None
     if images:
-        table.caption = "Imagen Docker: " + ", ".join(sorted(images))
-    return table
+        caption = (f"Imagen Docker que busca cada worker: {', '.join(sorted(images))} "
+                   "(«no» en Imagen: esa máquina aún no la tiene; créela con `partisim images build`)")
+    columns = [
+        Column("ID"), Column("Estado", wrap=10), Column("En curso", justify="right"),
+        Column("Hechas", justify="right"), Column("Fallidas", "Fall.", justify="right"),
+        Column("CPU", justify="right", drop=2), Column("Carga 1 min", "Carga", justify="right", drop=3),
+        Column("Runner", drop=4), Column("Docker"), Column("Imagen"),
+    ]
+    return FittedTable(columns, rows, title=title, caption=caption)
 
 
 def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea") -> Table:
@@ -202,25 +195,19 @@ def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la
     return table
 
 
-def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("Worker")
-    table.add_column("Tiempo Python", justify="right")
-    table.add_column("Tiempo Cython", justify="right")
-    table.add_column("Aceleración", justify="right")
-    table.add_column("Colisiones (Py / Cy)", justify="right")
-    table.add_column("Checksums", justify="center")
+def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> FittedTable:
+    cells: list[list[str | Text]] = []
     for row in rows:
         py, cy = row.python, row.cython
-        table.add_row(
-            row.worker_id,
-            _run_time(py),
-            _run_time(cy),
+        cells.append([
+            row.worker_id, _run_time(py), _run_time(cy),
             f"{row.speedup:.1f}x" if row.speedup is not None else "-",
-            f"{_collisions(py)} / {_collisions(cy)}",
-            _match(row.checksums_match),
-        )
-    return table
+            f"{_collisions(py)} / {_collisions(cy)}", _match(row.checksums_match),
+        ])
+    columns = [Column("Worker"), Column("Tiempo Python", "T. Python", justify="right"),
+               Column("Tiempo Cython", "T. Cython", justify="right"), Column("Aceleración", "Acel.", justify="right"),
+               Column("Colisiones (Py / Cy)", "Colisiones", justify="right"), Column("Checksums", justify="center")]
+    return FittedTable(columns, cells, title=title)
 
 
 def _run_time(run: EngineRun) -> Text:
@@ -262,7 +249,7 @@ def config_table(config: Config) -> Group:
     return Group(workers, settings)
 
 
-def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pruebas") -> Table:
+def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pruebas") -> FittedTable:
     """One row per worker, one column per check."""
     reports = list(reports)
     names: list[tuple[str, str]] = []
@@ -270,14 +257,10 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
         for r in report.results:
             if (r.key, r.short_name) not in names:
                 names.append((r.key, r.short_name))
-    table = Table(title=title, title_justify="left")
-    table.add_column("Worker", no_wrap=True)
-    for _, name in names:
-        table.add_column(name, justify="center")
-    table.add_column("Resultado", justify="center")
+    rows = []
     for report in reports:
         by_key = {r.key: r for r in report.results}
-        cells: list[Text] = []
+        cells: list[str | Text] = [report.id]
         for key, _ in names:
             found = by_key.get(key)
             if found is None or found.skipped:
@@ -286,9 +269,11 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
                 cells.append(Text("N/S", style="yellow"))
             else:
                 cells.append(Text("OK", style="green") if found.ok else Text("FALLO", style="bold red"))
-        verdict = Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red")
-        table.add_row(report.id, *cells, verdict)
-    return table
+        cells.append(Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red"))
+        rows.append(cells)
+    columns = [Column("Worker"), *(Column(name, justify="center") for _, name in names),
+               Column("Resultado", justify="center")]
+    return FittedTable(columns, rows, title=title)
 
 
 # -- partisim serve: the queue ---------------------------------------------------------
@@ -298,40 +283,47 @@ def queue_status(summary: Summary, workers: Sequence[MemberView], batches: Seque
     """Queue counts, the executor's members and the latest batches."""
     s = summary
     parts: list[Any] = [Text.from_markup(
-        f"[bold]Cola:[/] {s.total} tareas — en cola {s.queued}, en curso {s.running}, "
+        f"[bold]Cola:[/] {count(s.total, 'tarea', 'tareas')} — en cola {s.queued}, en curso {s.running}, "
         f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
         f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
     )]
-    table = Table(title=f"Workers ({s.workers_active}/{s.workers_total} activos)")
-    for header in ("Worker", "Dirección", "Estado", "Capacidad", "En curso", "Completadas"):
-        table.add_column(header)
+    rows: list[list[str | Text]] = []
     for w in workers:
-        state = Text("activo", style="green") if w.state == "active" else Text("inactivo", style="red")
-        table.add_row(w.id, w.url, state, str(w.capacity), str(w.inflight), str(w.completed))
-    parts.append(table)
+        state = Text("ACTIVO", style="bold green") if w.state == "active" else Text("INACTIVO", style="bold red")
+        rows.append([w.id, w.address, state, str(w.capacity), str(w.inflight), str(w.completed)])
+    parts.append(FittedTable(
+        [Column("Worker"), Column("Dirección"), Column("Estado"), Column("Capacidad", "Cap.", justify="right"),
+         Column("En curso", justify="right"), Column("Completadas", "Hechas", justify="right")],
+        rows, title=f"Workers ({s.workers_active}/{s.workers_total} activos)"))
     if s.workers_active == 0 and s.workers_total > 0:
         parts.append(Text(NO_ACTIVE_WORKERS, style="bold red"))
     if batches:
-        bt = Table(title="Últimos lotes")
-        for header in ("Lote", "Total", "Éxito", "Fallidas", "En curso", "En cola", "Canceladas"):
-            bt.add_column(header)
-        for b in batches:
-            bt.add_row(b.batch, str(b.total), str(b.success), str(b.failed), str(b.running), str(b.queued),
-                       str(b.cancelled))
-        parts.append(bt)
+        parts.append(FittedTable(
+            [Column("Lote"), Column("Total", justify="right"), Column("Éxito", justify="right"),
+             Column("Fallidas", "Fall.", justify="right"), Column("En curso", "Curso", justify="right"),
+             Column("En cola", "Cola", justify="right"), Column("Canceladas", "Canc.", justify="right")],
+            [[b.batch, str(b.total), str(b.success), str(b.failed), str(b.running), str(b.queued), str(b.cancelled)]
+             for b in batches],
+            title="Últimos lotes"))
     return Group(*parts)
 
 
 class BatchProgress:
     """A progress bar for `serve.client.wait_batch`: ``with BatchProgress(console, label)
-    as bar: wait_batch(..., on_progress=bar.update)``."""
+    as bar: wait_batch(..., on_progress=bar.update)``. Below 100 columns the label, the
+    bar and the details shrink so the bar and the N/M count always fit on one line."""
+
+    NARROW = 100
 
     def __init__(self, console: Console, label: str, *, show: bool = True) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self._narrow = console.width < self.NARROW
+        if self._narrow and len(label) > 14:
+            label = label.split(maxsplit=1)[0].capitalize()  # "lote b-2024...-3f9a" -> "Lote"
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=16 if self._narrow else 40),
+            MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
             console=console, disable=not show, transient=False,
         )
         self._bar = self._progress.add_task(label, total=None, detail="")
@@ -344,15 +336,17 @@ class BatchProgress:
         self._progress.__exit__(None, None, None)
 
     def update(self, s: Summary) -> None:
-        detail = f"éxito {s.success} · fallidas {s.failed} · en curso {s.running} · en cola {s.queued}"
+        if self._narrow:
+            detail = f"curso {s.running} · cola {s.queued}" + (f" · fallidas {s.failed}" if s.failed else "")
+        else:
+            detail = f"éxito {s.success} · fallidas {s.failed} · en curso {s.running} · en cola {s.queued}"
         self._progress.update(self._bar, total=s.total, completed=s.finished, detail=detail)
 
 
-def checks_table(checks: Sequence[Check]) -> Table:
+def checks_table(checks: Sequence[Check]) -> FittedTable:
     """Verification runs next to their originals."""
-    table = Table(title="Verificación en otro worker")
-    for header in ("Tarea", "Worker", "Repetición", "Worker", "Resultado"):
-        table.add_column(header)
-    for c in checks:
-        table.add_row(c.original_id, str(c.original_worker), c.verify_id, str(c.verify_worker), c.label)
-    return table
+    return FittedTable(
+        [Column("Tarea"), Column("Worker", drop=1), Column("Repetición"), Column("Worker", drop=1),
+         Column("Resultado", wrap=14)],
+        [[c.original_id, str(c.original_worker), c.verify_id, str(c.verify_worker), c.label] for c in checks],
+        title="Verificación en otro worker")

@@ -79,13 +79,8 @@ ALIASES: dict[str, str] = {name: f.alias or name for name, f in SimParams.model_
 _FIELD_BY_ALIAS = {alias: name for name, alias in ALIASES.items()}
 
 def _label(loc: tuple[Any, ...]) -> str:
-    """``NUM_PARTICULAS (particles)``: the API alias and the field name, however given."""
-    key = str(loc[0]) if loc else ""
-    if key in ALIASES:
-        return f"{ALIASES[key]} ({key})"
-    if key in _FIELD_BY_ALIAS:
-        return f"{key} ({_FIELD_BY_ALIAS[key]})"
-    return key or "parámetros"
+    """The parameter named as the input named it (``NUM_PARTICULAS`` or ``particles``)."""
+    return str(loc[0]) if loc else "parámetros"
 
 
 def explain(exc: ValidationError) -> tuple[str, str | None]:
@@ -109,4 +104,7 @@ def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> Sim
         return SimParams.model_validate(merged)
     except ValidationError as exc:
         message, field = explain(exc)
-        raise ParamsError(message, field=field) from None
+        errors = exc.errors()
+        # one field to blame: also the message without its name, for front ends to rename
+        reason = explain_validation(errors, label=lambda _loc: "")[0] if len(errors) == 1 and field else None
+        raise ParamsError(message, field=field, reason=reason) from None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from partisim.errors import ParamsError, TaskRejected
+from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
 from partisim.worker.settings import Limits
 
@@ -64,7 +64,7 @@ def loads_strict(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
-        raise TaskRejected(f"JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}", 400) from None
+        raise TaskRejected(explain_json_error(exc), 400) from None
     except (ValueError, RecursionError):
         raise TaskRejected("JSON inválido: demasiado anidado o con valores fuera de rango", 400) from None
 
@@ -92,7 +92,7 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     data = loads_strict(body)
     if not isinstance(data, dict):
         raise ParamsError(f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; "
-                          f"se recibió {type(data).__name__}")
+                          f"se recibió {json_type_name(data)}")
     unknown = [k for k in data if k not in _FIELDS]
     if unknown:
         raise ParamsError(f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})",

@@ -35,7 +35,7 @@ from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from partisim.errors import ParamsError, PartisimError, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.errors import ParamsError, PartisimError, TaskTimedOut, WorkerFailed, WorkerUnavailable, explain_os_error
 from partisim.images import SIM_IMAGE
 from partisim.sim import ENGINES, SimParams
 from partisim.sim.options import OPTIONS as RUN_OPTIONS
@@ -441,7 +441,7 @@ class DockerProbe:
         try:
             code, out, err = await _exec([binary, "version", "--format", "{{.Server.Version}}"], self.timeout)
         except OSError as exc:
-            return DockerStatus(False, False, self.image, error=f"no se pudo ejecutar docker: {exc.strerror}")
+            return DockerStatus(False, False, self.image, error=f"no se pudo ejecutar docker: {explain_os_error(exc)}")
         if code != 0 or not out.strip():
             reason = (err.strip().splitlines() or ["el demonio de Docker no responde"])[-1][:300]
             return DockerStatus(False, False, self.image, error=f"Docker no responde: {reason}")
@@ -518,7 +518,7 @@ class DockerRunner(Runner):
                 *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.DEVNULL)
         except OSError as exc:
-            raise WorkerUnavailable(f"no se pudo ejecutar docker: {exc.strerror}", 503) from None
+            raise WorkerUnavailable(f"no se pudo ejecutar docker: {explain_os_error(exc)}", 503) from None
         self._running[container] = job.task_id
         if on_started:
             on_started({"container": container})

@@ -16,7 +16,7 @@ from types import FrameType
 
 import uvicorn
 
-from partisim.errors import PartisimError
+from partisim.errors import PartisimError, explain_os_error
 from partisim.fleet import resolve_identity
 from partisim.worker.app import create_app
 from partisim.worker.service import WorkerService
@@ -63,7 +63,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         elif exc.errno in (errno.EACCES, errno.EPERM):
             reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
         else:
-            reason = exc.strerror or str(exc)
+            reason = explain_os_error(exc)
         raise PartisimError(f"no se puede escuchar en {host}:{port}: {reason}") from None
     return sock
 

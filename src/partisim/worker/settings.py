@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from partisim.errors import ConfigError
-from partisim.fleet import DEFAULT_CONFIG_PATH
-from partisim.images import SIM_IMAGE
+from partisim.defaults import DEFAULT_CONFIG_PATH, SIM_IMAGE
+from partisim.errors import ConfigError, explain_os_error
 
 __all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count"]
 
@@ -177,7 +176,8 @@ OPTIONS: tuple[Option, ...] = (
            "archivo con el token exigido en Authorization: Bearer (o la variable PARTISIM_TOKEN)"),
     Option("docker_image", "--docker-image", "PARTISIM_DOCKER_IMAGE", _text(255),
            f"imagen de simulación para el runner docker (por defecto {DEFAULT_IMAGE})"),
-    Option("docker_bin", "--docker-bin", "PARTISIM_DOCKER_BIN", _text(4096), "ejecutable de Docker (por defecto docker)"),
+    Option("docker_bin", "--docker-bin", "PARTISIM_DOCKER_BIN", _text(4096),
+           "ejecutable de Docker (por defecto docker)"),
     Option("docker_cpus", "--docker-cpus", "PARTISIM_DOCKER_CPUS", _float_in(1024, zero_ok=False),
            "CPU por contenedor (por defecto 1)"),
     Option("docker_memory", "--docker-memory", "PARTISIM_DOCKER_MEMORY", _memory,
@@ -205,7 +205,7 @@ def _read_token_file(path: str) -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"--token-file: no se puede leer {path}: {exc.strerror}") from None
+        raise ConfigError(f"--token-file: no se puede leer {path}: {explain_os_error(exc)}") from None
     if not token:
         raise ConfigError(f"--token-file: el archivo {path} está vacío")
     return token

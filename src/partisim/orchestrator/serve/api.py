@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from partisim import __version__
 from partisim.errors import ParamsError
+from partisim.orchestrator.advice import queued_without_workers
 from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.specs import parse_submission
 from partisim.orchestrator.serve.state import state_of, summary, workers
@@ -89,7 +90,8 @@ async def submit_tasks(request: Request) -> Response:
     else:
         batch, ids = await run_in_threadpool(state.queue.enqueue, specs, batch)
     state.scheduler.wake()
-    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids)), 201)
+    warning = queued_without_workers(len(ids)) if state.executor.active_members() == 0 else None
+    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids), warning=warning), 201)
 
 
 @router.get("/api/tasks")

@@ -78,6 +78,12 @@ def create_app(
         text = {404: "ruta no encontrada", 405: "método no permitido"}.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, text)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # a bug must not answer starlette's English "Internal Server Error" (uvicorn
+        # still logs the traceback: the middleware raises the exception again)
+        return error_response(500, "error interno de partisim serve; vea su registro")
+
     app.include_router(api.router)
     app.include_router(dashboard.router)
     if token:

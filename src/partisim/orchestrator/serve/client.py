@@ -17,17 +17,17 @@ from typing import Any
 
 import httpx
 
-from partisim.errors import PartisimError, ServerError, ServerUnavailable
+from partisim.errors import BatchNotFound, PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
-from partisim.orchestrator.client import ssl_failure_reason, tls_context
+from partisim.orchestrator.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.orchestrator.serve.results import Check, compare_checksums
 from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, sweep
 from partisim.orchestrator.serve.taskqueue import TaskSpec
-from partisim.protocol import BatchInfo, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
+from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 
 __all__ = [
     "ServerClient", "DEFAULT_SERVER", "default_server", "task_objects", "submit_file", "submit_sweep",
-    "wait_batch", "verify_batch",
+    "require_batch", "wait_batch", "verify_batch",
 ]
 
 
@@ -65,7 +65,7 @@ class ServerClient:
         except httpx.InvalidURL:
             raise PartisimError(f"dirección de servidor inválida: {self.base_url}") from None
         except httpx.HTTPError as exc:
-            raise PartisimError(f"error al hablar con el servidor {self.base_url}: {type(exc).__name__}") from None
+            raise PartisimError(f"error al hablar con el servidor {self.base_url}: {transport_reason(exc)}") from None
         try:
             body = response.json()
         except ValueError:
@@ -119,6 +119,11 @@ class ServerClient:
         query = {"limit": limit} if limit else {}
         return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
 
+    def charts(self, batch: str | None = None) -> ChartData:
+        """Chart data of one batch (``"latest"``) or of every batch (None)."""
+        query = {"batch": batch} if batch else {}
+        return ChartData.model_validate(self._request("GET", "/api/charts", params=query))
+
     def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"count": count}
         if batch:
@@ -141,6 +146,10 @@ def submit_file(client: ServerClient, path: str, *, batch: str | None = None) ->
     return client.submit(task_objects(load_task_file(path)), batch=batch)
 
 
+#: how `partisim sweep` names the parameters it sweeps
+SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA": "--seeds"}
+
+
 def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: str, seeds: str, repeat: int = 1,
                  timeout: float | None = None, batch: str | None = None) -> Submitted:
     """The cartesian product engines x particles x steps x seeds, as one batch."""
@@ -151,18 +160,29 @@ def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: s
         parse_int_list(seeds, "--seeds"),
         repeat=repeat,
         timeout=timeout,
+        names=SWEEP_FLAGS,
     )
     return client.submit(task_objects(specs), batch=batch)
+
+
+def require_batch(client: ServerClient, batch: str) -> Summary:
+    """The batch's summary; `BatchNotFound` (naming the latest batches) when the queue
+    has no batch with that id. wait, results and report all ask this first."""
+    state = client.summary(batch=batch)
+    if state.total == 0:
+        raise BatchNotFound(batch, [b.batch for b in client.batches(limit=3)])
+    return state
 
 
 def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,
                on_progress: Callable[[Summary], None] = lambda _: None) -> Summary:
     """Block until the batch has nothing queued or running; ``on_progress`` sees every
-    summary on the way. Raises `TimeoutError` after ``timeout`` seconds."""
+    summary on the way. Raises `TimeoutError` after ``timeout`` seconds, `BatchNotFound`
+    for an unknown batch."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    state = client.summary(batch=batch)
+    state = require_batch(client, batch) if batch else client.summary()
     if state.total == 0:
-        raise PartisimError(f"no hay tareas en el lote {batch}" if batch else "la cola está vacía")
+        raise PartisimError("la cola está vacía")
     while True:
         on_progress(state)
         if state.done:

@@ -10,12 +10,14 @@ the state of the queue and the workers whenever it changes: the server looks eve
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -23,13 +25,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from partisim.errors import ParamsError
+from partisim.errors import BatchNotFound, ParamsError
+from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
 from partisim.orchestrator.serve.responses import error_response, model_response
-from partisim.orchestrator.serve.results import Group, group_times, speedups
+from partisim.orchestrator.serve.results import chart_parts, pool
 from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, sweep
 from partisim.orchestrator.serve.state import ServeState, snapshot, state_of
-from partisim.orchestrator.serve.taskqueue import SUCCESS, TaskSpec, new_batch_id
-from partisim.protocol import Submitted
+from partisim.orchestrator.serve.taskqueue import TaskSpec, TimeStats, new_batch_id
+from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 
 __all__ = [
     "router",
@@ -65,6 +68,8 @@ _FORM_FIELDS = {
     "repeat": ("repeat",),
 }
 _SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat")
+#: the form's names of the parameters, for its error messages
+_FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas"}
 
 router = APIRouter()
 
@@ -82,8 +87,7 @@ class _Cache:
     state: dict[str, Any] | None = None
     key: str = ""
     event: str = ""  # ``state`` as an SSE ``snapshot`` event; made on first use, shared by every page
-    charts_key: tuple[int, str] = (-1, "")
-    charts: dict[str, Any] | None = None
+    chart_store: _ChartStore = field(default_factory=lambda: _ChartStore())  # noqa: PLW0108 (defined below)
 
 
 def _cache(state: ServeState) -> _Cache:
@@ -152,51 +156,60 @@ def _snapshot_event(serve: ServeState) -> str:
 # -- charts ---------------------------------------------------------------------------
 
 
-def _series(groups: list[Group]) -> list[dict[str, Any]]:
-    several_steps = len({g.steps for g in groups}) > 1
-    by_line: dict[tuple[str, int], list[Group]] = defaultdict(list)
-    for g in groups:
-        by_line[(g.engine, g.steps)].append(g)
-    out = []
-    for (engine, steps), items in sorted(by_line.items()):
-        items.sort(key=lambda g: g.particles)
-        out.append({
-            "engine": engine,
-            "steps": steps,
-            "label": f"{engine} · {steps} pasos" if several_steps else engine,
-            "points": [
-                {"particles": g.particles, "mean": g.mean, "stdev": g.stdev, "n": g.n} for g in items
-            ],
-        })
-    return out
+@dataclass
+class _ChartStore:
+    """Per-batch sums of the successful results, read again only for the batches whose
+    success count changed, and only after a task became final."""
+
+    generation: int = -1
+    success: int = 0
+    infos: list[BatchInfo] = field(default_factory=list)
+    rows: dict[str, tuple[int, list[TimeStats]]] = field(default_factory=dict)
+    batches: list[ChartBatch] = field(default_factory=list)
 
 
-def _speedups(groups: list[Group]) -> list[dict[str, Any]]:
-    return [
-        {"particles": u.particles, "steps": u.steps, "python": u.python_mean,
-         "cython": u.cython_mean, "value": u.value}
-        for u in speedups(groups)
-        if u.cython_mean > 0
-    ]
-
-
-def chart_data(serve: ServeState) -> dict[str, Any]:
-    """Mean simulation time per (engine, particles, steps) over the stored successful
-    results, and the cython/python speedup where both engines ran the same size.
-    Cached until the number of successful tasks changes."""
-    queue = serve.queue
+def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
     cache = _cache(serve)
-    newest = queue.tasks(status=SUCCESS, limit=1)
-    key = (queue.counts()[SUCCESS], newest[0].id if newest else "")
-    if cache.charts is None or key != cache.charts_key:
-        groups = group_times(t.view() for t in queue.tasks(status=SUCCESS, limit=100_000))
-        cache.charts = {
-            "success": key[0],
-            "series": _series(groups),
-            "speedup": _speedups(groups),
-        }
-        cache.charts_key = key
-    return cache.charts
+    store = cache.chart_store
+    if store.generation == cache.generation and not force:
+        return store
+    generation = cache.generation
+    infos = serve.queue.batches(limit=1_000_000)
+    stale = [b.batch for b in infos if store.rows.get(b.batch, (-1, []))[0] != b.success]
+    fresh: dict[str, list[TimeStats]] = defaultdict(list)
+    for st in serve.queue.time_stats(stale) if stale else []:
+        fresh[st.batch].append(st)
+    rows = {b.batch: (b.success, fresh[b.batch] if b.batch in stale else store.rows[b.batch][1]) for b in infos}
+    batches = [
+        ChartBatch(batch=b.batch, created_at=b.created_at, results=sum(st.n for st in rows[b.batch][1]),
+                   pending=b.queued + b.running)
+        for b in infos if rows[b.batch][1]
+    ]
+    new = _ChartStore(generation, sum(b.success for b in infos), infos, rows, batches)
+    cache.chart_store = new
+    return new
+
+
+def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
+    """Chart data of one batch (``"latest"``: the newest with results) or of every batch
+    (None): mean and standard deviation per engine x size x configuration, pooled from
+    per-batch sums that SQLite computes, with the style of each line and bar.
+
+    Raises `BatchNotFound` for a batch the queue never had."""
+    store = _chart_store(serve)
+    if batch not in (None, "latest") and batch not in store.rows:
+        if not serve.queue.batch_exists(batch):
+            raise BatchNotFound(batch)
+        store = _chart_store(serve, force=True)  # queued after the last read
+    latest = store.batches[0].batch if store.batches else None
+    chosen = latest if batch == "latest" else batch
+    if chosen is None:
+        stats = [st for _, found in store.rows.values() for st in found]
+    else:
+        stats = store.rows.get(chosen, (0, []))[1]
+    parts = chart_parts(pool(stats))
+    return ChartData(success=store.success, batch=chosen, latest=latest, batches=store.batches,
+                     varied=parts.varied, series=parts.series, speedup=parts.speedup)
 
 
 # -- sweeps ---------------------------------------------------------------------------
@@ -243,9 +256,10 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             lists[current] = parse_int_list(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
         repeat = body.get("repeat", 1)
-        if isinstance(repeat, str) and repeat.strip().isdigit():
-            repeat = int(repeat)
-        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat)
+        if isinstance(repeat, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", repeat):
+            repeat = int(repeat)  # "-1" is a number out of range, not "no es un número"
+        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat,
+                      names=_FORM_NAMES)
     except ParamsError as exc:
         if exc.message.startswith("--repeat"):
             raise ParamsError(exc.message.replace("--repeat", "repeticiones", 1), field="repeat") from None
@@ -260,10 +274,18 @@ def _asset(name: str) -> str:
     return resources.files("partisim.orchestrator.serve").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
+def _checklist(request: Request) -> str:
+    """The CLI's "Qué revisar" list for when no worker answers, as HTML list items."""
+    config = getattr(request.app.state, "config", None)
+    hints = no_worker_hints(getattr(config, "path", None))
+    return "".join(f"<li>{html.escape(hint)}</li>" for hint in hints)
+
+
 @router.get("/", include_in_schema=False)
-async def page() -> Response:
-    return Response(_asset("dashboard.html"), media_type="text/html; charset=utf-8",
-                    headers={"Cache-Control": "no-cache"})
+async def page(request: Request) -> Response:
+    text = _asset("dashboard.html").replace("<!--no-workers-checklist-->", _checklist(request))
+    return Response(text.replace("<!--no-active-workers-->", NO_ACTIVE_WORKERS),
+                    media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/static/{name}", include_in_schema=False)
@@ -308,8 +330,16 @@ async def events(request: Request) -> StreamingResponse:
 
 
 @router.get("/api/charts")
-async def charts(request: Request) -> Any:
-    return await run_in_threadpool(chart_data, state_of(request))
+async def charts(request: Request) -> Response:
+    """Chart data: ``?batch=latest`` (the newest batch with results), ``?batch=<id>``,
+    or every batch (no ``batch``, or ``batch=todos``)."""
+    raw = request.query_params.get("batch") or None
+    batch = None if raw in (None, "todos", "all") else raw
+    try:
+        data = await run_in_threadpool(chart_data, state_of(request), batch)
+    except BatchNotFound as exc:
+        return error_response(404, exc.message, "batch")
+    return model_response(data)
 
 
 @router.post("/api/sweeps", status_code=201)
@@ -327,4 +357,5 @@ async def submit_sweep(request: Request) -> Any:
     serve = state_of(request)
     batch, ids = await run_in_threadpool(serve.queue.enqueue, specs, new_batch_id("sweep"))
     serve.scheduler.wake()
-    return model_response(Submitted(batch=batch, ids=ids, count=len(ids)), 201)
+    warning = queued_without_workers(len(ids)) if serve.executor.active_members() == 0 else None
+    return model_response(Submitted(batch=batch, ids=ids, count=len(ids), warning=warning), 201)

@@ -1,77 +1,155 @@
-"""The benchmark report: a PNG with simulation time vs particles per engine (mean ± stdev
-over seeds and repeats) and the cython/python speedup, drawn with matplotlib (Agg).
+"""The benchmark report: a PNG with simulation time vs particles (mean ± stdev over seeds
+and repeats) and the cython/python speedup, drawn with matplotlib (Agg).
+
+It draws the chart data of ``GET /api/charts`` (`ChartData`): the same groups, series,
+styles and labels as the dashboard, so the two never disagree.
 """
 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
-from collections.abc import Iterable
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from partisim.errors import PartisimError
 from partisim.files import write_atomic
-from partisim.orchestrator.serve.results import Group, group_times, speedups
-from partisim.protocol import TaskView
+from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "ratio_text", "spaced_ticks", "MAX_BAR_LABELS"]
 
-_COLORS = {"python": "#1f77b4", "numpy": "#2ca02c", "cython": "#d62728"}
+_MARKERS = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
+#: above this many bars their values are left to the printed table
+MAX_BAR_LABELS = 24
+#: width of one axes in pixels (figure 13 in at 100 dpi, two axes side by side)
+_AXES_PX = 500.0
 
 
-def write_report(tasks: Iterable[TaskView], path: str | Path, *, title: str | None = None) -> list[Group]:
-    """Draw the report of the given tasks into ``path`` (PNG); returns the groups."""
-    groups = group_times(list(tasks))
-    if not groups:
+def _linestyle(dash: str) -> Any:
+    if not dash:
+        return "-"
+    return (0, tuple(float(x) for x in dash.split()))
+
+
+def _count(n: float) -> str:
+    return f"{int(n)}" if float(n).is_integer() else f"{n:g}"
+
+
+def spaced_ticks(values: Sequence[int], *, px: float = _AXES_PX) -> list[int]:
+    """The measured sizes that fit under a log axis of ``px`` pixels without their
+    labels touching (about 7 px a character, plus a gap)."""
+    distinct = sorted(set(values))
+    if len(distinct) < 2:
+        return distinct
+    lo, hi = math.log10(distinct[0]), math.log10(distinct[-1])
+    span = (hi - lo) * 1.1 or 1.0
+    kept: list[int] = []
+    for v in distinct:
+        if kept:
+            gap = (math.log10(v) - math.log10(kept[-1])) / span * px
+            room = (len(str(v)) + len(str(kept[-1]))) * 3.5 + 10
+            if gap < room:
+                continue
+        kept.append(v)
+    return kept
+
+
+def _time_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
+    for line in series:
+        xs = [p.particles for p in line.points]
+        ys = [p.mean for p in line.points]
+        # on a log axis a bar below zero is meaningless: clip the lower half
+        lower = [min(p.stdev, 0.9 * p.mean) for p in line.points]
+        ax.errorbar(
+            xs, ys, yerr=[lower, [p.stdev for p in line.points]], capsize=3, color=line.color,
+            marker=_MARKERS.get(line.marker, "D"), markersize=6, linestyle=_linestyle(line.dash),
+            markerfacecolor=line.color if line.filled else "white", label=line.label,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    sizes = [p.particles for line in series for p in line.points]
+    ticks = spaced_ticks(sizes)
+    if 2 <= len(ticks) <= 8:
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _count(v)))
+    ax.set_xlabel("partículas")
+    ax.set_ylabel("tiempo de simulación (s), media ± desv. est.")
+    ax.set_title("Tiempo de simulación")
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+    columns = 1 if len(series) <= 4 else 2
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=columns, frameon=False)
+
+
+def ratio_text(value: float) -> str:
+    """``1300×``, ``56.7×``, ``3.21×``: as many digits as the value needs, no exponent."""
+    return f"{value:.0f}×" if value >= 100 else f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str]) -> None:
+    if not bars:
+        ax.text(0.5, 0.5, "Sin pares python/cython\ncon el mismo tamaño", ha="center",
+                va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    sizes = sorted({b.particles for b in bars})
+    configs = [c for c in configs if any(b.config == c for b in bars)]
+    width = 0.8 / len(configs)
+    xs = [sizes.index(b.particles) + (configs.index(b.config) - (len(configs) - 1) / 2) * width for b in bars]
+    values = [b.value for b in bars]
+    # log axis, bars grow from 1x: up when cython is faster, down when slower
+    rects = ax.bar(xs, [v - 1.0 for v in values], bottom=1.0, width=width * 0.9,
+                   color=[b.color for b in bars], edgecolor="white", linewidth=0.5)
+    ax.set_yscale("log")
+    low, high = min(*values, 1.0), max(*values, 1.0)
+    labels = [ratio_text(v) for v in values]
+    # a label goes on every bar or on none: upright when it fits the bar's width,
+    # else turned (then a bar must be as wide as a line of text); too narrow: the table
+    bar_px = _AXES_PX * width * 0.9 / len(sizes)
+    widest = max(len(t) for t in labels) * 6.0
+    rotation = 0 if widest <= bar_px else 90 if bar_px >= 13 else None
+    headroom = 0.0 if rotation is None else (widest if rotation else 14.0) / 300.0  # share of the axis height
+    decades = math.log10(high / low) + 0.4
+    ax.set_ylim(low / 1.6, high * 10 ** (decades * headroom + 0.15))
+    ax.axhline(1.0, color="grey", linewidth=1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×" if v < 1e4 else f"{v:.0f}×"))
+    if rotation is not None and len(bars) <= MAX_BAR_LABELS:
+        ax.bar_label(rects, labels=labels, fontsize=8, padding=2, rotation=rotation)
+    step = max(1, math.ceil(len(sizes) / 16))
+    ax.set_xticks(range(0, len(sizes), step), [str(sizes[i]) for i in range(0, len(sizes), step)],
+                  rotation=45 if len(sizes) > 6 else 0)
+    ax.set_xlabel("partículas")
+    ax.set_ylabel("aceleración (tiempo python / tiempo cython)")
+    ax.set_title("Aceleración cython / python (escala logarítmica)")
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    if len(configs) > 1:
+        handles = [Patch(color=next(b.color for b in bars if b.config == c), label=c) for c in configs]
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  ncol=2, frameon=False)
+
+
+def write_report(chart: ChartData, path: str | Path, *, title: str | None = None) -> None:
+    """Draw the chart data into ``path`` (PNG)."""
+    if not chart.series:
         raise PartisimError("no hay tareas terminadas con éxito para el informe")
-    ups = speedups(groups)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
+    rows = max(math.ceil(len(chart.series) / 2), len({b.config for b in chart.speedup}))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5 + 0.2 * rows), dpi=100)
     try:
-        series: dict[tuple[str, int], list[Group]] = defaultdict(list)
-        for g in groups:
-            series[(g.engine, g.steps)].append(g)
-        several_steps = len({g.steps for g in groups}) > 1
-        for (engine, steps), items in sorted(series.items()):
-            items.sort(key=lambda g: g.particles)
-            label = f"{engine} ({steps} pasos)" if several_steps else engine
-            # on a log axis a bar below zero is meaningless: clip the lower half
-            lower = [min(g.stdev, 0.9 * g.mean) for g in items]
-            left.errorbar(
-                [g.particles for g in items], [g.mean for g in items],
-                yerr=[lower, [g.stdev for g in items]], marker="o", capsize=4,
-                color=_COLORS.get(engine), label=label,
-            )
-        left.set_xscale("log")
-        left.set_yscale("log")
-        sizes = sorted({g.particles for g in groups})
-        left.set_xticks(sizes, [str(n) for n in sizes])
-        left.xaxis.set_minor_formatter(NullFormatter())
-        left.set_xlabel("partículas")
-        left.set_ylabel("tiempo de simulación (s), media ± desv. est.")
-        left.set_title("Tiempo de simulación por motor")
-        left.grid(True, which="both", alpha=0.3)
-        left.legend()
-
-        if ups:
-            labels = [f"{u.particles}" + (f"\n{u.steps} pasos" if several_steps else "") for u in ups]
-            bars = right.bar(range(len(ups)), [u.value for u in ups], color="#d62728")
-            right.set_xticks(range(len(ups)), labels)
-            right.bar_label(bars, labels=[f"{u.value:.1f}×" for u in ups])
-            right.axhline(1.0, color="grey", linewidth=1)
-            right.set_xlabel("partículas")
-            right.set_ylabel("aceleración (tiempo python / tiempo cython)")
-        else:
-            right.text(0.5, 0.5, "Sin pares python/cython\ncon el mismo tamaño", ha="center",
-                       va="center", transform=right.transAxes)
-            right.set_xticks([])
-            right.set_yticks([])
-        right.set_title("Aceleración cython / python")
+        _time_chart(left, chart.series)
+        _speedup_chart(right, chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
         fig.suptitle(title or "Informe de benchmarks partisim")
         fig.tight_layout()
         buffer = io.BytesIO()
@@ -79,4 +157,3 @@ def write_report(tasks: Iterable[TaskView], path: str | Path, *, title: str | No
         write_atomic(path, buffer.getvalue())
     finally:
         plt.close(fig)
-    return groups

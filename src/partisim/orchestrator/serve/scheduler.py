@@ -201,7 +201,7 @@ class Scheduler:
 
     def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
                         worker: str | None = None) -> None:
-        message = str(exc) or type(exc).__name__
+        message = str(exc) or "error sin descripción"
         if _not_started(exc):
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
             return

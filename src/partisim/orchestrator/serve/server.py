@@ -29,8 +29,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from partisim.errors import ConfigError
+from partisim.errors import ConfigError, explain_os_error
 from partisim.fleet import Config, DaskTarget, local_addresses
+from partisim.orchestrator.advice import NO_ACTIVE_WORKERS
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
@@ -40,7 +41,6 @@ from partisim.orchestrator.serve.options import ServeOptions
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
-from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
 __all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "check_tls", "check_scheduler",
            "dask_target", "exclusive_database", "is_loopback"]
@@ -79,12 +79,22 @@ def dask_target(config: Config, options: ServeOptions) -> DaskTarget | None:
         raise ConfigError(f"--dask: {exc}") from None
 
 
-def report_no_workers(executor: Executor) -> None:
-    """Say so loudly when no worker is answering (the registry logs each change)."""
-    if executor.active_members() == 0:
-        log.warning("%s: las tareas esperan en cola hasta que un worker responda "
-                    "(revise que los workers estén en marcha y las direcciones de la configuración)",
-                    NO_ACTIVE_WORKERS)
+class NoWorkersReport:
+    """Say so loudly when no worker is answering: once when the last one goes (however
+    many went in the same health round), and again only after one came back."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.reported = False
+
+    def __call__(self) -> None:
+        if self.executor.active_members() > 0:
+            self.reported = False
+        elif not self.reported:
+            self.reported = True
+            log.warning("%s: las tareas esperan en cola hasta que un worker responda "
+                        "(revise que los workers estén en marcha y las direcciones de la configuración)",
+                        NO_ACTIVE_WORKERS)
 
 
 def build_app(config: Config, options: ServeOptions) -> FastAPI:
@@ -104,19 +114,20 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
     scheduler = Scheduler(queue, executor, policy=RetryPolicy(base=options.retry_base))
     state = ServeState(queue=queue, scheduler=scheduler)
+    report_no_workers = NoWorkersReport(executor)
 
     async def report_first_round() -> None:
         # the monitor's first round ran before the startup hooks; workers that never
         # answered did not "change" state, so check the fleet once here (a SLURM/PBS
         # cluster starts empty on purpose: its jobs come when there is work)
         if target is None or target.kind not in ("slurm", "pbs"):
-            report_no_workers(executor)
+            report_no_workers()
 
     if isinstance(executor, HttpFleet):
         fleet = executor
 
         def on_change(_health: WorkerHealth) -> None:
-            report_no_workers(fleet)
+            report_no_workers()
             scheduler.wake()
 
         fleet.watch(on_change)
@@ -144,9 +155,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.bind((host, port))
         sock.listen(2048)
-    except socket.gaierror as exc:
+    except socket.gaierror:
         sock.close()
-        raise ConfigError(f"--host: dirección desconocida {host!r} ({exc.strerror})") from None
+        raise ConfigError(f"--host: dirección desconocida {host!r}") from None
     except (OSError, OverflowError) as exc:
         sock.close()
         code = getattr(exc, "errno", None)
@@ -157,7 +168,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         elif code in (errno.EACCES, errno.EPERM):
             reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
         else:
-            reason = getattr(exc, "strerror", None) or str(exc)
+            reason = explain_os_error(exc) if isinstance(exc, OSError) else str(exc)
         raise ConfigError(f"no se puede escuchar en {host}:{port}: {reason}") from None
     return sock
 
@@ -186,9 +197,8 @@ def check_scheduler(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
         raise ConfigError(
-            f"no hay un planificador Dask en {address} ({reason}); inícielo (dask scheduler) "
+            f"no hay un planificador Dask en {address} ({explain_os_error(exc)}); inícielo (dask scheduler) "
             "o use --dask local:N para que partisim serve arranque uno propio"
         ) from None
 
@@ -249,7 +259,7 @@ def exclusive_database(db: str) -> Iterator[None]:
     try:
         handle = open(path, "a+")  # noqa: SIM115 -- held open while serving, closed below
     except OSError as exc:
-        raise ConfigError(f"no se puede crear {path}: {exc.strerror}") from None
+        raise ConfigError(f"no se puede crear {path}: {explain_os_error(exc)}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -270,7 +280,8 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
         try:
             Path(options.inbox).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {exc.strerror}") from None
+            raise ConfigError(
+                f"--inbox: no se puede usar la carpeta {options.inbox}: {explain_os_error(exc)}") from None
     if options.token is None and not is_loopback(options.host):
         log.warning("ATENCIÓN: partisim serve escucha en %s sin token: cualquiera que llegue a esta máquina "
                     "puede encolar y cancelar tareas. Use --token-file o PARTISIM_TOKEN.", options.host)

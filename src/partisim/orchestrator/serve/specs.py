@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from partisim.errors import ParamsError
+from partisim.errors import ParamsError, explain_json_error, explain_os_error
 from partisim.orchestrator.serve.taskqueue import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
 
@@ -141,7 +141,7 @@ def load_task_file(path: str | Path) -> list[TaskSpec]:
     except FileNotFoundError:
         raise ParamsError(f"no existe el archivo de tareas {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ParamsError(f"no se puede leer {p}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ParamsError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
     return parse_tasks(decode_json(text, str(p)), str(p))
 
 
@@ -149,9 +149,7 @@ def decode_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParamsError(
-            f"{source}: JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {exc.msg}"
-        ) from None
+        raise ParamsError(f"{source}: {explain_json_error(exc)}") from None
 
 
 # -- sweeps -------------------------------------------------------------------------
@@ -160,8 +158,10 @@ def decode_json(text: str, source: str) -> Any:
 def parse_int_list(text: str, what: str) -> list[int]:
     """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> integers, in order, without repeats."""
     values: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) > 1 and not all(parts):
+        raise ParamsError(f"{what}: hay un valor vacío entre comas en {str(text).strip()!r}")
+    for part in parts:
         if not part:
             continue
         try:
@@ -204,8 +204,12 @@ def sweep(
     repeat: int = 1,
     timeout: float | None = None,
     params: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[TaskSpec]:
-    """The cartesian product engines x particles x steps x seeds, each ``repeat`` times."""
+    """The cartesian product engines x particles x steps x seeds, each ``repeat`` times.
+
+    ``names``: what the user called each parameter (``{"NUM_PARTICULAS": "--particles"}``),
+    so a value out of range is reported under that name."""
     repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
     timeout = _timeout(timeout, "--timeout")
     engines = [resolve_engine(e) for e in engines]
@@ -217,6 +221,9 @@ def sweep(
     base = dict(params or {})
     specs: list[TaskSpec] = []
     for engine, n, s, seed in combos:
-        checked = parse_params({**base, "NUM_PARTICULAS": n, "NUM_PASOS": s, "SEMILLA": seed})
+        try:
+            checked = parse_params({**base, "NUM_PARTICULAS": n, "NUM_PASOS": s, "SEMILLA": seed})
+        except ParamsError as exc:
+            raise exc.renamed(names or {}) from None
         specs.extend([TaskSpec(benchmark=engine, params=checked.to_api(), timeout=timeout)] * repeat)
     return specs

@@ -39,6 +39,7 @@ __all__ = [
     "FINAL_STATUSES",
     "TaskSpec",
     "Task",
+    "TimeStats",
     "TaskQueue",
     "new_batch_id",
 ]
@@ -183,6 +184,21 @@ class Task:
             foreign_result=self.foreign_result,
             duplicates=self.duplicates,
         )
+
+
+@dataclass(frozen=True)
+class TimeStats:
+    """Simulation times of one batch's successful runs of one configuration, summed in
+    SQL: ``params`` holds every parameter but particles, steps and seed (sorted JSON)."""
+
+    batch: str
+    engine: str
+    particles: int
+    steps: int
+    params: str
+    n: int
+    total: float
+    total_sq: float
 
 
 def _row_to_task(row: sqlite3.Row) -> Task:
@@ -443,6 +459,37 @@ class TaskQueue:
                 item["finished_at"] = max(item["finished_at"] or 0.0, finished)
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
         return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
+
+    #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
+    _IN_CHUNK = 500
+
+    def time_stats(self, batches: Sequence[str] | None = None) -> list[TimeStats]:
+        """Successful, non-verification runs grouped by batch x engine x particles x
+        steps x other parameters: count, sum and sum of squares of their simulation
+        times. The grouping happens in SQLite, so the caller never decodes a result."""
+        sql = (
+            "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
+            " json_extract(params, '$.NUM_PASOS'),"
+            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'),"
+            " COUNT(*), SUM(t), SUM(t * t)"
+            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t"
+            "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
+            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
+        )
+        chunks: list[list[str] | None] = [None] if batches is None else [
+            list(batches[i:i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)
+        ]
+        out: list[TimeStats] = []
+        for chunk in chunks:
+            where, args = "", [SUCCESS]
+            if chunk is not None:
+                where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
+                args.extend(chunk)
+            with self._lock:
+                rows = self._db.execute(sql.format(where=where), args).fetchall()
+            out.extend(TimeStats(b, e, int(n), int(s), rest, int(c), float(t), float(t2))
+                       for b, e, n, s, rest, c, t, t2 in rows)
+        return out
 
     def batch_exists(self, batch: str) -> bool:
         with self._lock:

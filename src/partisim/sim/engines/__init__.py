@@ -9,14 +9,17 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from partisim.errors import ParamsError
-from partisim.sim.params import SimParams
-from partisim.sim.state import State
+
+if TYPE_CHECKING:  # the names alone are light; the engines bring NumPy
+    from partisim.sim.params import SimParams
+    from partisim.sim.state import State
 
 __all__ = ["ENGINES", "ALIASES", "resolve_engine", "get_engine", "EngineFn"]
 
-EngineFn = Callable[[SimParams, State], tuple[int, int]]
+EngineFn = Callable[["SimParams", "State"], tuple[int, int]]
 
 _MODULES = {"python": "python", "numpy": "numpy_", "cython": "_cython"}
 ENGINES: tuple[str, ...] = tuple(_MODULES)

@@ -6,7 +6,6 @@
   // the server sends a heartbeat at least every 5 s; silence this long means a dead link
   const STALE_AFTER_MS = 12000;
   const SVG = "http://www.w3.org/2000/svg";
-  const ENGINE_COLORS = { python: "var(--python)", numpy: "var(--numpy)", cython: "var(--cython)" };
   const STATUS = {
     queued: "En cola", running: "En curso", success: "Completada", failed: "Fallida", cancelled: "Cancelada",
   };
@@ -315,33 +314,102 @@
 
   // ------------------------------------------------------------------ charts
 
+  // The charts draw aggregates (GET /api/charts: one point per engine, size and
+  // configuration), asked again at most every CHART_EVERY_MS while results arrive and at
+  // once when another batch is picked. Each series brings its own style from the server
+  // (colour, marker, dash), the same the PNG report uses.
+  const CHART_EVERY_MS = 3000;
+  const MARKER_R = 4.2;
   let chartData = null;
   let chartLoading = false;
   let chartPending = false;
+  let chartTimer = null;
+  let chartAskedAt = 0;
+  let chartBatch = "latest";
 
-  async function loadCharts() {
+  function loadCharts(now) {
     if (chartLoading) { chartPending = true; return; }
+    const wait = now ? 0 : chartAskedAt + CHART_EVERY_MS - Date.now();
+    if (wait > 0) {
+      if (!chartTimer) chartTimer = setTimeout(() => { chartTimer = null; loadCharts(true); }, wait);
+      return;
+    }
+    fetchCharts();
+  }
+
+  async function fetchCharts() {
     chartLoading = true;
+    chartAskedAt = Date.now();
+    const asked = chartBatch;
     try {
-      const res = await fetch("/api/charts", { cache: "no-store" });
+      const res = await fetch(`/api/charts?batch=${encodeURIComponent(asked)}`, { cache: "no-store" });
       if (res.ok) {
-        chartData = await res.json();
-        drawCharts();
+        const data = await res.json();
+        if (asked === chartBatch) {
+          chartData = data;
+          renderBatchChoice();
+          drawCharts();
+        }
+      } else if (res.status === 404 && asked === chartBatch) {
+        chartBatch = "latest";  // that batch is gone (serve restarted on another database)
+        chartPending = true;
       }
     } catch (err) {
       // the event stream reports the lost connection; charts refresh when it is back
     } finally {
       chartLoading = false;
-      if (chartPending) { chartPending = false; loadCharts(); }
+      if (chartPending) { chartPending = false; loadCharts(true); }
+      // results finished after the server read them: ask again in a while
+      else if (chartData && lastSuccess !== null && chartData.success < lastSuccess) loadCharts();
     }
   }
 
-  function logScale(lo, hi, from, to) {
+  const plural = (n, one, many) => `${fmtInt(n)} ${n === 1 ? one : many}`;
+
+  function renderBatchChoice() {
+    const select = $("chart-batch");
+    const batches = chartData.batches || [];
+    const total = batches.reduce((a, b) => a + b.results, 0);
+    const options = [h("option", { value: "latest", text: chartData.latest ? `Último lote (${chartData.latest})` : "Último lote" })];
+    for (const b of batches) {
+      options.push(h("option", { value: b.batch, text: `${b.batch} · ${plural(b.results, "resultado", "resultados")}${b.pending ? " · en curso" : ""}` }));
+    }
+    if (!["latest", "todos"].includes(chartBatch) && !batches.some((b) => b.batch === chartBatch)) {
+      options.push(h("option", { value: chartBatch, text: chartBatch }));
+    }
+    options.push(h("option", { value: "todos", text: `Todos los lotes (${plural(total, "resultado", "resultados")})` }));
+    const fresh = h("select", {}, ...options);
+    if (fresh.innerHTML !== select.innerHTML) select.replaceChildren(...fresh.childNodes);
+    select.value = chartBatch;
+
+    const shown = chartData.batch ? batches.find((b) => b.batch === chartData.batch) : null;
+    const points = (chartData.series || []).reduce((a, line) => a + line.points.reduce((n, p) => n + p.n, 0), 0);
+    const varied = (chartData.varied || []).map((k) => PARAM_NAMES[k] || k);
+    const parts = [];
+    if (chartData.batch) parts.push(`lote ${chartData.batch}`);
+    else parts.push(plural(batches.length, "lote", "lotes"));
+    parts.push(plural(points, "resultado", "resultados"));
+    if (shown && shown.pending) parts.push("en curso");
+    if (varied.length) parts.push(`varían: ${varied.join(", ")}`);
+    setText($("chart-note"), batches.length ? parts.join(" · ") : "");
+  }
+
+  $("chart-batch").addEventListener("change", (ev) => {
+    chartBatch = ev.target.value;
+    loadCharts(true);
+  });
+
+  const PARAM_NAMES = {
+    NUM_PASOS: "pasos", ANCHO_MUNDO: "ancho", ALTO_MUNDO: "alto", RADIO_PARTICULA: "radio", DT: "dt",
+    VELOCIDAD_INICIAL_MAX: "v. máx.", COEF_RESTITUCION_PARED: "rest. pared", COEF_RESTITUCION_PARTICULA: "rest. partículas",
+  };
+
+  function logScale(lo, hi, from, to, pad = 0.1) {
     let l0 = Math.log10(lo);
     let l1 = Math.log10(hi);
-    if (l1 - l0 < 1e-9) { l0 -= 0.5; l1 += 0.5; } else { const pad = (l1 - l0) * 0.1; l0 -= pad; l1 += pad; }
+    if (l1 - l0 < 1e-9) { l0 -= 0.5; l1 += 0.5; } else { const p = (l1 - l0) * pad; l0 -= p; l1 += p; }
     const scale = (v) => from + ((Math.log10(v) - l0) / (l1 - l0)) * (to - from);
-    scale.ticks = () => {
+    scale.ticks = (most = 7) => {
       const span = l1 - l0;
       const mults = span <= 1.3 ? [1, 1.5, 2, 3, 5, 7] : span <= 2.6 ? [1, 2, 5] : [1];
       const out = [];
@@ -354,27 +422,30 @@
       }
       // a narrow range may hold no round value at all: label its ends instead
       if (!out.length) return [...new Set([lo, hi])];
-      const every = Math.ceil(out.length / 7);
+      const every = Math.ceil(out.length / most);
       return out.filter((_, i) => i % every === 0);
     };
     return scale;
   }
 
-  function niceStep(raw) {
-    const p = 10 ** Math.floor(Math.log10(raw));
-    const f = raw / p;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
-  }
+  // Width of a label at the charts' 11.5 px (about 6.6 px a character).
+  const textWidth = (text) => text.length * 6.6;
+  const labelRoom = (labels) => Math.ceil(Math.max(...labels.map(textWidth))) + 10;
 
-  // Room for the longest tick label (about 6.6 px a character at 11.5 px).
-  const labelRoom = (labels) => Math.ceil(Math.max(...labels.map((l) => l.length)) * 6.6) + 10;
-
-  // The measured sizes themselves when there are few, else round powers.
-  function xTicks(scale, values) {
+  // Tick values whose labels do not touch: the measured sizes when there are few,
+  // else round powers; any that would overlap the previous label is left out.
+  function spacedTicks(scale, values, fmt) {
     const distinct = [...new Set(values)].sort((a, b) => a - b);
-    const ticks = distinct.length <= 8 ? distinct : scale.ticks();
+    const candidates = distinct.length <= 8 ? distinct : scale.ticks(9);
     const out = [];
-    for (const v of ticks) if (!out.length || scale(v) - scale(out[out.length - 1]) >= 34) out.push(v);
+    let right = -Infinity;
+    for (const v of candidates) {
+      const half = textWidth(fmt(v)) / 2;
+      if (scale(v) - half >= right + 8) {
+        out.push(v);
+        right = scale(v) + half;
+      }
+    }
     return out;
   }
 
@@ -383,107 +454,185 @@
   }
 
   function frame(box, height) {
-    const width = Math.max(260, Math.floor(box.clientWidth || 400));
+    const width = Math.max(200, Math.floor(box.clientWidth || 400));
     const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
     box.replaceChildren(svg);
     return { svg, width, height };
   }
 
+  // A marker of the given shape: the shape, not only the colour, tells series apart.
+  function marker(parent, style, cx, cy, r) {
+    const attrs = {
+      class: "marker", fill: style.filled === false ? "#fff" : style.color, stroke: style.color, "stroke-width": 1.8,
+    };
+    const k = style.marker;
+    if (k === "square") return s("rect", { ...attrs, x: cx - r * 0.9, y: cy - r * 0.9, width: r * 1.8, height: r * 1.8 }, parent);
+    if (k === "triangle") {
+      const t = r * 1.25;
+      return s("path", { ...attrs, d: `M${cx},${cy - t}L${cx + t * 0.95},${cy + t * 0.7}L${cx - t * 0.95},${cy + t * 0.7}Z` }, parent);
+    }
+    if (k === "diamond") {
+      const t = r * 1.3;
+      return s("path", { ...attrs, d: `M${cx},${cy - t}L${cx + t},${cy}L${cx},${cy + t}L${cx - t},${cy}Z` }, parent);
+    }
+    return s("circle", { ...attrs, cx, cy, r }, parent);
+  }
+
+  const styleKey = (st) => `${st.color}|${st.marker}|${st.dash || "-"}|${st.filled === false ? "hueco" : "lleno"}`;
+
+  // Legend entries draw the same line and marker as the chart.
+  function renderLegend(node, entries, kind) {
+    const items = entries.map(({ label, style }) => {
+      const swatch = s("svg", { width: 30, height: 14, viewBox: "0 0 30 14", "aria-hidden": "true" });
+      if (kind === "bar") s("rect", { x: 8, y: 1, width: 14, height: 12, rx: 2, fill: style.color }, swatch);
+      else {
+        s("line", { x1: 1, x2: 29, y1: 7, y2: 7, stroke: style.color, "stroke-width": 2, "stroke-dasharray": style.dash || null }, swatch);
+        marker(swatch, style, 15, 7, 3.6);
+      }
+      return h("li", { "data-style": styleKey(style) }, swatch, h("span", { text: label }));
+    });
+    const fresh = h("ul", {}, ...items);
+    if (fresh.innerHTML !== node.innerHTML) node.replaceChildren(...fresh.childNodes);
+    node.hidden = items.length === 0;
+  }
+
+  // The values behind a chart, as a table (for phones, screen readers, and copying).
+  function renderValues(node, head, rows) {
+    if (!rows.length) { node.replaceChildren(h("p", { class: "muted", text: "Sin datos." })); return; }
+    const table = h("table", { class: "grid values-table" },
+      h("thead", {}, h("tr", {}, ...head.map(([text, num]) => h("th", { class: num ? "num" : null, text })))),
+      h("tbody", {}, ...rows.map((cells) => h("tr", {}, ...cells.map((text, i) => td(head[i][0], { class: head[i][1] ? "num" : null, text }))))));
+    node.replaceChildren(table);
+  }
+
+  const pointText = (line, p) => `${line.label} · ${plural(p.particles, "partícula", "partículas")}: ${fmtSeconds(p.mean)}`
+    + (p.n > 1 ? ` ± ${fmtSeconds(p.stdev)} (media de ${fmtInt(p.n)} ejecuciones)` : " (1 ejecución)");
+
   function drawTimeChart() {
     const box = $("chart-time");
-    const legend = $("legend-time");
     const series = (chartData && chartData.series) || [];
-    legend.replaceChildren(...series.map((line) => h("span", { style: `--c:${ENGINE_COLORS[line.engine] || "#555"}` },
-      h("i"), line.label)));
+    renderLegend($("legend-time"), series.map((line) => ({ label: line.label, style: line })), "line");
+    renderValues($("values-time"), [["Serie"], ["Part.", true], ["Media", true], ["Desv. est.", true], ["n", true]],
+      series.flatMap((line) => line.points.map((p) => [line.label, fmtInt(p.particles), fmtSeconds(p.mean),
+        p.n > 1 ? fmtSeconds(p.stdev) : "—", fmtInt(p.n)])));
     if (!series.length) {
-      emptyChart(box, "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
+      emptyChart(box, chartData && chartData.batch
+        ? "Este lote aún no tiene resultados con éxito."
+        : "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
       return;
     }
     const narrow = (box.clientWidth || 400) < 480;
-    const { svg, width, height } = frame(box, narrow ? 230 : 270);
-    svg.setAttribute("aria-label", "Tiempo de simulación frente a número de partículas, por motor");
+    const { svg, width, height } = frame(box, narrow ? 240 : 280);
+    svg.setAttribute("aria-label", "Tiempo de simulación frente a número de partículas, por serie");
     const m = { l: 0, r: 16, t: 12, b: 40 };
     const points = series.flatMap((line) => line.points);
     const xs = points.map((p) => p.particles);
-    const ys = points.map((p) => p.mean).filter((v) => v > 0);
+    const ys = points.flatMap((p) => [p.mean, p.mean + p.stdev]).filter((v) => v > 0);
     if (!ys.length) { emptyChart(box, "Los tiempos medidos son cero."); return; }
     const y = logScale(Math.min(...ys), Math.max(...ys), height - m.b, m.t);
-    const yTicks = y.ticks();
+    const yTicks = y.ticks(narrow ? 5 : 7);
     m.l = labelRoom(yTicks.map(fmtTick)) + 18;  // plus the rotated axis title
-    const x = logScale(Math.min(...xs), Math.max(...xs), m.l, width - m.r);
+    const x = logScale(Math.min(...xs), Math.max(...xs), m.l, width - m.r, 0.06);
     const axis = s("g", { class: "axis" }, svg);
     for (const v of yTicks) {
       s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
-      s("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: fmtTick(v) }, axis);
+      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: fmtTick(v) }, axis);
     }
-    for (const v of xTicks(x, xs)) {
+    for (const v of spacedTicks(x, xs, fmtInt)) {
       s("line", { class: "gridline", x1: x(v), x2: x(v), y1: m.t, y2: height - m.b }, axis);
-      s("text", { x: x(v), y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(v) }, axis);
+      s("text", { class: "tick x-tick", x: x(v), y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(v) }, axis);
     }
     s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
     s("line", { x1: m.l, x2: m.l, y1: m.t, y2: height - m.b }, axis);
     s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
     s("text", { class: "axis-title", transform: `translate(13 ${(m.t + height - m.b) / 2}) rotate(-90)`, "text-anchor": "middle", text: "tiempo" }, axis);
 
-    series.forEach((line) => {
-      const color = ENGINE_COLORS[line.engine] || "#555";
+    for (const line of series) {
       const pts = line.points.filter((p) => p.mean > 0);
-      const g = s("g", { "data-engine": line.engine, class: "series" }, svg);
+      const g = s("g", { class: "series", "data-engine": line.engine, "data-key": line.key, "data-style": styleKey(line) }, svg);
+      s("title", { text: line.label }, g);
       if (pts.length > 1) {
         s("path", {
           d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.particles).toFixed(1)},${y(p.mean).toFixed(1)}`).join(""),
-          fill: "none", stroke: color, "stroke-width": 2.2, "stroke-linejoin": "round",
+          fill: "none", stroke: line.color, "stroke-width": 2, "stroke-linejoin": "round",
+          "stroke-dasharray": line.dash || null, class: "line",
         }, g);
       }
       for (const p of pts) {
         if (p.stdev > 0) {
           const lo = Math.max(p.mean - p.stdev, p.mean / 10);
-          s("line", { x1: x(p.particles), x2: x(p.particles), y1: y(lo), y2: y(p.mean + p.stdev), stroke: color, "stroke-width": 1.2, opacity: 0.6 }, g);
+          s("line", { x1: x(p.particles), x2: x(p.particles), y1: y(lo), y2: y(p.mean + p.stdev), stroke: line.color, "stroke-width": 1.2, opacity: 0.6 }, g);
         }
-        const dot = s("circle", { cx: x(p.particles), cy: y(p.mean), r: 4, fill: "#fff", stroke: color, "stroke-width": 2.2 }, g);
-        s("title", { text: `${line.label} · ${fmtInt(p.particles)} partículas: ${fmtSeconds(p.mean)} (media de ${fmtInt(p.n)})` }, dot);
+        const dot = marker(g, line, x(p.particles), y(p.mean), MARKER_R);
+        s("title", { text: pointText(line, p) }, dot);
       }
-    });
+    }
   }
 
   function drawSpeedupChart() {
     const box = $("chart-speedup");
     const items = (chartData && chartData.speedup) || [];
+    // configurations in the order of the time chart's series (steps, then parameters)
+    const order0 = [...new Set(((chartData && chartData.series) || []).map((line) => line.config))];
+    const colours = new Map(items.map((it) => [it.config, it.color]));
+    const configs = order0.filter((c) => colours.has(c)).map((c) => [c, colours.get(c)]);
+    renderLegend($("legend-speedup"), configs.length > 1
+      ? configs.map(([config, color]) => ({ label: config, style: { color } })) : [], "bar");
+    renderValues($("values-speedup"), [["Part.", true], ["Config."], ["python", true], ["cython", true], ["Acel.", true]],
+      items.map((it) => [fmtInt(it.particles), it.config || "—", fmtSeconds(it.python), fmtSeconds(it.cython), fmtRatio(it.value)]));
     if (!items.length) {
       emptyChart(box, "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
       return;
     }
     const narrow = (box.clientWidth || 400) < 480;
-    const { svg, width, height } = frame(box, narrow ? 230 : 270);
-    svg.setAttribute("aria-label", "Aceleración de cython frente a python por número de partículas");
-    const severalSteps = new Set(items.map((i) => i.steps)).size > 1;
-    const top = Math.max(1.2, ...items.map((i) => i.value)) * 1.15;
-    const step = niceStep(top / 4);
-    const yLabels = [];
-    for (let v = 0; v <= top; v += step) yLabels.push(`${shortFmt.format(v)}×`);
-    const m = { l: labelRoom(yLabels), r: 12, t: 22, b: 40 };
-    const y = (v) => height - m.b - (v / top) * (height - m.b - m.t);
+    const { svg, width, height } = frame(box, narrow ? 240 : 280);
+    svg.setAttribute("aria-label", "Aceleración de cython frente a python por número de partículas (escala logarítmica)");
+    const values = items.map((it) => it.value);
+    // log axis around 1×: a bar grows up when cython is faster, down when slower
+    const lo = Math.min(1, ...values) / (values.some((v) => v < 1) ? 2 : 1.25);  // room for labels below 1×
+    const hi = Math.max(1, ...values) * 1.25;
+    const m = { l: 0, r: 12, t: 24, b: 40 };
+    const ys = logScale(lo, hi, height - m.b, m.t, 0);
+    const ticks = ys.ticks(narrow ? 4 : 6).filter((v) => v >= lo && v <= hi);
+    const tickText = (v) => `${shortFmt.format(v)}×`;
+    m.l = labelRoom(ticks.map(tickText));
     const axis = s("g", { class: "axis" }, svg);
-    for (let v = 0; v <= top; v += step) {
-      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
-      s("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: `${shortFmt.format(v)}×` }, axis);
+    for (const v of ticks) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: ys(v), y2: ys(v) }, axis);
+      s("text", { class: "tick", x: m.l - 6, y: ys(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
     }
     s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
     s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
-    const band = (width - m.l - m.r) / items.length;
-    const barW = Math.min(64, band * 0.62);
-    const bars = s("g", { class: "bars" }, svg);
-    items.forEach((it, i) => {
-      const cx = m.l + band * (i + 0.5);
-      const rect = s("rect", {
-        x: cx - barW / 2, y: y(it.value), width: barW, height: Math.max(1, y(0) - y(it.value)),
-        rx: 3, fill: "var(--cython)", class: "bar",
-      }, bars);
-      s("title", { text: `${fmtInt(it.particles)} partículas, ${fmtInt(it.steps)} pasos: python ${fmtSeconds(it.python)}, cython ${fmtSeconds(it.cython)}` }, rect);
-      s("text", { class: "bar-label", x: cx, y: y(it.value) - 6, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
-      s("text", { x: cx, y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(it.particles) + (severalSteps ? ` · ${fmtInt(it.steps)} p.` : "") }, axis);
+
+    const sizes = [...new Set(items.map((it) => it.particles))].sort((a, b) => a - b);
+    const order = configs.map(([c]) => c);
+    const band = (width - m.l - m.r) / sizes.length;
+    const slot = Math.min(56, (band * 0.84) / order.length);
+    // x labels: every k-th size when they would touch
+    const every = Math.max(1, Math.ceil((Math.max(...sizes.map((n) => textWidth(fmtInt(n)))) + 10) / band));
+    sizes.forEach((n, i) => {
+      if (i % every) return;
+      s("text", { class: "tick x-tick", x: m.l + band * (i + 0.5), y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(n) }, axis);
     });
-    s("line", { class: "ref", x1: m.l, x2: width - m.r, y1: y(1), y2: y(1) }, axis);
+    const bars = s("g", { class: "bars" }, svg);
+    // values above the bars only when every one fits its bar's width; else on hover and in the table
+    const labelled = items.every((it) => textWidth(fmtRatio(it.value)) <= slot - 2);
+    items.forEach((it) => {
+      const cx = m.l + band * (sizes.indexOf(it.particles) + 0.5) + (order.indexOf(it.config) - (order.length - 1) / 2) * slot;
+      const top = ys(Math.max(1, it.value));
+      const bottom = ys(Math.min(1, it.value));
+      const barW = slot * 0.86;
+      const rect = s("rect", {
+        x: cx - barW / 2, y: top, width: barW, height: Math.max(1, bottom - top), rx: 2, fill: it.color, class: "bar",
+        "data-value": it.value,
+      }, bars);
+      s("title", { text: `${plural(it.particles, "partícula", "partículas")}${it.config ? `, ${it.config}` : ""}: python ${fmtSeconds(it.python)}, cython ${fmtSeconds(it.cython)} → ${fmtRatio(it.value)}` }, rect);
+      if (labelled) {
+        const up = it.value >= 1;
+        s("text", { class: "bar-label", x: cx, y: up ? top - 5 : bottom + 13, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
+      }
+    });
+    s("line", { class: "ref", x1: m.l, x2: width - m.r, y1: ys(1), y2: ys(1) }, axis);
   }
 
   function drawCharts() {
@@ -509,7 +658,9 @@
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
-    for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const parts = text.split(",").map((p) => p.trim());
+    if (parts.length > 1 && parts.some((p) => !p)) return null;  // "1,,2": an empty value
+    for (const part of parts.filter(Boolean)) {
       const range = /^(\d+)\s*-\s*(\d+)$/.exec(part);
       if (range) {
         const a = Number(range[1]);
@@ -572,7 +723,10 @@
       });
       const data = await res.json().catch(() => ({}));
       if (res.ok) {
-        showMessage(message, "ok", `${fmtInt(data.count)} tareas encoladas en el lote ${data.batch}.`);
+        const queued = `${data.count === 1 ? "1 tarea encolada" : `${fmtInt(data.count)} tareas encoladas`} en el lote ${data.batch}.`;
+        // no worker answers: the tasks wait, and the user should know why
+        if (data.warning) showMessage(message, "warn", `${queued} ${data.warning}`);
+        else showMessage(message, "ok", queued);
       } else {
         showMessage(message, "error", data.error || `El servidor rechazó el barrido (HTTP ${res.status}).`);
         const target = data.field === "engines" ? $("field-engines") : fields.includes(data.field) ? $(data.field) : null;

@@ -1,0 +1,110 @@
+"""Rich tables that fit the terminal (80 columns, or a pipe, included).
+
+A table is described by its columns: numbers never wrap and are never cut (the column
+keeps the width of its widest value), free text may wrap, and optional columns go, the
+least useful first, until the table fits. Headers take their short form before any
+column is dropped, and a caption names what was left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["Column", "FittedTable", "fitted_table", "table_width"]
+
+Cell = str | Text
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    #: header when space is short ("Partículas" -> "Part.")
+    short: str | None = None
+    justify: Literal["left", "right", "center"] = "left"
+    #: free text that may wrap down to this width (0: never wrapped, never cut)
+    wrap: int = 0
+    #: 0: always shown; otherwise dropped when the table is too wide, higher first
+    drop: int = 0
+
+
+def _width(cell: Cell) -> int:
+    text = cell.plain if isinstance(cell, Text) else cell
+    return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """Width of a rich table with the default box: padding of 1 on each side of a cell
+    and a rule between and around the columns."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _narrowest(column: Column, header: str, cells: Sequence[Cell]) -> int:
+    widest = max([_width(c) for c in cells] + [0])
+    head = min(cell_len(word) for word in header.split()) if column.wrap else cell_len(header)
+    if column.wrap:
+        return max(min(widest, column.wrap), head)
+    return max(widest, head)
+
+
+class FittedTable:
+    """A table that takes its columns when printed, from the width it is given (so the
+    same object prints right on an 80-column terminal, a wide one, or a pipe)."""
+
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], *, title: str | None = None,
+                 caption: str | None = None) -> None:
+        self.columns = list(columns)
+        self.rows = [list(r) for r in rows]
+        self.title = title
+        self.caption = caption
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(options.max_width)
+
+    def build(self, width: int) -> Table:
+        return fitted_table(self.columns, self.rows, width, title=self.title, caption=self.caption)
+
+
+def fitted_table(
+    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int, *, title: str | None = None,
+    caption: str | None = None,
+) -> Table:
+    """A table of ``rows`` (one cell per column) no wider than ``width`` when possible."""
+    shown = list(range(len(columns)))
+    use_short = False
+
+    def header(column: Column, short: bool) -> str:
+        return column.short if short and column.short else column.header
+
+    def need(short: bool) -> int:
+        return table_width([_narrowest(columns[i], header(columns[i], short), [r[i] for r in rows]) for i in shown])
+
+    while need(use_short) > width:
+        if not use_short and any(columns[i].short for i in shown):
+            use_short = True
+            continue
+        optional = [i for i in shown if columns[i].drop]
+        if not optional:
+            break
+        shown.remove(max(optional, key=lambda i: (columns[i].drop, i)))
+    notes = [caption] if caption else []
+    hidden = [columns[i].header for i in range(len(columns)) if i not in shown]
+    if hidden:
+        notes.append(f"Columnas ocultas por el ancho del terminal: {', '.join(hidden)}")
+    table = Table(title=title, title_justify="left", caption="\n".join(notes) or None, caption_justify="left")
+    for i in shown:
+        column = columns[i]
+        title_text = header(column, use_short)
+        narrowest = _narrowest(column, title_text, [r[i] for r in rows])
+        # a column never gets narrower than `narrowest`; should the terminal be narrower
+        # still, a value folds onto a second line rather than lose its last digits
+        table.add_column(title_text, justify=column.justify, overflow="fold", min_width=narrowest)
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table
