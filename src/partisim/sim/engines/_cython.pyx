@@ -1,77 +1,333 @@
 # cython: language_level=3
-"""Cython engine: the Python engine's lines on typed memoryviews.
+"""Cython engine: the Python engine's lines in C, on particles kept in cell order, on N threads.
 
-Broad phase, rebuilt every step on the post-wall positions:
-1. counting sort of the particles by grid cell (cells capped at a few per
-   particle by `grid_shape`, so memory stays O(n) whatever the box size);
-2. a scan of the cells in memory order over a half shell of neighbours, on
-   coordinates copied into cell order, so the scan reads memory sequentially;
-3. the pairs found are bucketed by their lower index (another counting sort)
-   and each bucket sorted, giving the ascending (i, j) order of DESIGN.md §2.
-No Python object is touched inside the step loop. Built with -ffp-contract=off
-(see setup.py) so no fused multiply-add changes a bit.
+Layout. The engine works on its own copy of the state, permuted every step into
+cell order (a stable counting sort by grid cell, out of place between two
+buffers), with `ident[slot]` the original index of the particle in each slot.
+Every pass then reads memory almost sequentially, whatever n. The caller's
+arrays get the final state back in the original order.
+
+Threads. The cells are cut into `parts` strips of whole rows (along the axis
+with more cells), balanced by particle count; part t works on strip t in every
+phase of a step, one OpenMP thread per part:
+  A. drift, walls and the new cell of each particle        (per particle)
+  B. group the particles by destination strip               (per chunk of slots)
+  C. counting sort of each strip by cell into the other buffer  (per strip)
+  D. candidate pairs: half-shell scan of the strip's cells; pairs inside the
+     strip are joined in a union-find over slots; pairs reaching into the next
+     strip ("cross" pairs) are kept apart                   (per strip)
+  J. cross pairs are joined and the roots of their components marked
+     "boundary"                                              (one thread)
+  E. each strip resolves its own, unmarked components        (per strip)
+  K. the boundary components are resolved                   (one thread)
+
+Why the pair phase is exact (DESIGN.md §2, step 3). The candidate set is fixed
+before any pair is resolved: phase D tests the exact predicate dx*dx + dy*dy <
+d2 on the post-wall positions (fl(a - b) = -fl(b - a), so it does not matter
+which particle is scanned first), on a grid whose cells are at least one
+diameter wide, so it finds every such pair. Call two particles linked when they
+form a candidate pair; the components of that graph partition the particles.
+The sequential rule processes the list L of candidates in ascending
+(i, j) order, and processing a pair reads and writes only its own two
+particles (plus an integer counter). So the operations of two different
+components touch disjoint memory and commute: running L equals running, for
+each component C, the subsequence of L restricted to C, one component after
+another in any order, or at the same time on different threads. Inside a
+component we keep the subsequence itself: its pairs sorted by (i, j) of the
+original indices. Which thread runs a component: a component with no cross
+pair has all its particles in one strip (its links never leave the strip), so
+that strip's thread runs it (phase E); a component with a cross pair may span
+strips and runs on one thread after phase E (phase K). Every component runs
+exactly once, on exactly one thread, in its canonical order, with the same
+floating-point operations on the same values as the sequential rule; only the
+integer collision counts are summed across threads. Drift and walls are per
+particle, so their order is free as well. Hence the result is bit-identical for
+every number of threads, and equal to the Python engine's.
+
+Built with -ffp-contract=off and never -ffast-math (see setup.py), so no fused
+multiply-add changes a bit. Without OpenMP (see setup.py) the same code runs
+with one part on one thread. No Python object is touched inside the step loop.
 """
 
 import numpy as np
 cimport numpy as cnp
+from cython.parallel cimport prange
 from libc.math cimport sqrt
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int partisim_openmp(void) { return 1; }
+    static int partisim_num_procs(void) { return omp_get_num_procs(); }
+    #else
+    static int partisim_openmp(void) { return 0; }
+    static int partisim_num_procs(void) { return 1; }
+    #endif
+    """
+    int partisim_openmp() noexcept nogil
+    int partisim_num_procs() noexcept nogil
+
 ctypedef cnp.int32_t idx_t
 
+# union-find marks, stored in place of a parent slot
+cdef enum:
+    ROOT = -1          # root of a component that stays inside one strip (so far)
+    BOUNDARY = -2      # root of a component with a cross pair
+    MAX_PARTS = 256    # the part x part histogram stays small
+    SMALL_SORT = 48    # below this, insertion sort beats radix sort
 
-cdef struct Workspace:
-    idx_t n, ncx, ncy
-    double cw, ch, d2
-    idx_t* cell       # n: cell of each particle
-    idx_t* start      # ncells + 1: first member of each cell
-    idx_t* members    # n: particle indices in cell order (ascending inside a cell)
-    double* sx        # n: snapshot x in cell order
-    double* sy        # n: snapshot y in cell order
-    idx_t* first      # n + 1: first pair of each lower index
-    idx_t* pi         # capacity: lower index of each candidate pair
-    idx_t* pj         # capacity: higher index
-    idx_t* sorted_j   # capacity: higher indices grouped by lower index, ascending
-    Py_ssize_t capacity
-    Py_ssize_t npairs
+# keys are (root * n + lo) * n + hi < n**3, which must fit in 64 bits
+MAX_PARTICLES = 1 << 21
 
 
-cdef int _ws_init(Workspace* ws, idx_t n, tuple grid, double d2) except -1:
-    ws.n = n
-    ws.ncx = grid[0]
-    ws.ncy = grid[1]
-    ws.cw = grid[2]
-    ws.ch = grid[3]
-    ws.d2 = d2
-    ws.capacity = max(64, 2 * n)
-    ws.npairs = 0
-    ws.cell = <idx_t*> malloc(max(n, 1) * sizeof(idx_t))
-    ws.start = <idx_t*> malloc((ws.ncx * ws.ncy + 1) * sizeof(idx_t))
-    ws.members = <idx_t*> malloc(max(n, 1) * sizeof(idx_t))
-    ws.sx = <double*> malloc(max(n, 1) * sizeof(double))
-    ws.sy = <double*> malloc(max(n, 1) * sizeof(double))
-    ws.first = <idx_t*> malloc((n + 1) * sizeof(idx_t))
-    ws.pi = <idx_t*> malloc(ws.capacity * sizeof(idx_t))
-    ws.pj = <idx_t*> malloc(ws.capacity * sizeof(idx_t))
-    ws.sorted_j = <idx_t*> malloc(ws.capacity * sizeof(idx_t))
-    if not (ws.cell and ws.start and ws.members and ws.sx and ws.sy and ws.first
-            and ws.pi and ws.pj and ws.sorted_j):
-        _ws_free(ws)
-        raise MemoryError("sin memoria para el motor cython")
+cdef struct Pair:
+    idx_t a, b         # slots
+    idx_t r            # union-find root of a within its strip, after phase D
+
+
+cdef struct Rec:
+    uint64_t key       # sort key: canonical order within (and between) components
+    idx_t i, j         # slots of the lower and of the higher original index
+
+
+cdef struct Pairs:
+    Pair* data
+    Py_ssize_t size, cap
+
+
+cdef struct Recs:
+    Rec* data
+    Rec* spare         # radix sort scratch, same capacity
+    Py_ssize_t size, cap
+
+
+cdef struct Part:
+    idx_t* hist        # parts counters: particles of this chunk going to each strip
+    Pairs inner, cross
+    Recs recs, boundary
+    long long walls, collisions
+    int failed
+
+
+cdef struct Engine:
+    idx_t n, nf, ns    # particles; cells along the fast and the slow axis
+    bint transposed    # the slow (strip) axis is x
+    double inv_w, inv_h
+    double dt, r, w, h, ew, ep, d, d2
+    bint moving        # False: phase A only computes cells (candidate_pairs)
+    int parts
+    int cur            # which buffer holds the current state
+    double* x[2]
+    double* y[2]
+    double* vx[2]
+    double* vy[2]
+    idx_t* ident[2]    # original index of the particle in each slot
+    idx_t* cell        # n: cell of each slot of the current buffer, after phase A
+    idx_t* order       # n: current slots grouped by destination strip
+    idx_t* start       # ncells + 1: first slot of each cell
+    idx_t* parent      # n: union-find over slots; ROOT / BOUNDARY at roots
+    idx_t* row_lo      # parts + 1: first row of each strip
+    idx_t* cell_lo     # parts + 1: first cell of each strip
+    idx_t* chunk_lo    # parts + 1: slots of the current buffer handled by each part in A, B
+    idx_t* base        # parts + 1: first slot of each strip in the new buffer
+    idx_t* offs        # parts * parts: scatter cursors of phase B
+    Part* part
+
+
+def openmp_available():
+    """True when the engine was compiled with OpenMP (several threads possible)."""
+    return bool(partisim_openmp())
+
+
+def max_threads():
+    """Threads worth using here: this machine's processors, 1 without OpenMP."""
+    return max(1, partisim_num_procs()) if partisim_openmp() else 1
+
+
+# ---------------------------------------------------------------------------
+# growable buffers
+
+cdef int _pairs_push(Pairs* p, idx_t a, idx_t b, idx_t r) noexcept nogil:
+    cdef Py_ssize_t cap
+    cdef Pair* q
+    if p.size == p.cap:
+        cap = max(64, 2 * p.cap)
+        q = <Pair*> realloc(p.data, cap * sizeof(Pair))
+        if q == NULL:
+            return -1
+        p.data = q
+        p.cap = cap
+    p.data[p.size].a = a
+    p.data[p.size].b = b
+    p.data[p.size].r = r
+    p.size += 1
     return 0
 
 
-cdef void _ws_free(Workspace* ws) noexcept nogil:
-    free(ws.cell); free(ws.start); free(ws.members); free(ws.sx); free(ws.sy)
-    free(ws.first); free(ws.pi); free(ws.pj); free(ws.sorted_j)
-    ws.cell = NULL; ws.start = NULL; ws.members = NULL; ws.sx = NULL; ws.sy = NULL
-    ws.first = NULL; ws.pi = NULL; ws.pj = NULL; ws.sorted_j = NULL
+cdef int _recs_reserve(Recs* p, Py_ssize_t need) noexcept nogil:
+    cdef Py_ssize_t cap
+    cdef Rec* q
+    if need <= p.cap:
+        return 0
+    cap = max(64, max(need, 2 * p.cap))
+    q = <Rec*> realloc(p.data, cap * sizeof(Rec))
+    if q == NULL:
+        return -1
+    p.data = q
+    q = <Rec*> realloc(p.spare, cap * sizeof(Rec))
+    if q == NULL:
+        return -1
+    p.spare = q
+    p.cap = cap
+    return 0
 
 
-cdef inline idx_t _cell(double v, double size, idx_t count) noexcept nogil:
-    cdef idx_t c = <idx_t>(v / size)
+cdef inline int _recs_push(Recs* p, uint64_t key, idx_t i, idx_t j) noexcept nogil:
+    if p.size == p.cap and _recs_reserve(p, p.size + 1) < 0:
+        return -1
+    p.data[p.size].key = key
+    p.data[p.size].i = i
+    p.data[p.size].j = j
+    p.size += 1
+    return 0
+
+
+cdef void _recs_sort(Recs* p) noexcept nogil:
+    """Sort by key: insertion sort when short, else LSD radix sort on the varying bytes."""
+    cdef Py_ssize_t m = p.size, k, t
+    cdef Rec v
+    cdef Rec* src = p.data
+    cdef Rec* dst = p.spare
+    cdef Rec* tmp
+    cdef Py_ssize_t count[8][256]
+    cdef Py_ssize_t run, c
+    cdef int byte, shift
+    if m <= SMALL_SORT:
+        for k in range(1, m):
+            v = src[k]
+            t = k
+            while t > 0 and src[t - 1].key > v.key:
+                src[t] = src[t - 1]
+                t -= 1
+            src[t] = v
+        return
+    for byte in range(8):
+        for c in range(256):
+            count[byte][c] = 0
+    for k in range(m):
+        for byte in range(8):
+            count[byte][(src[k].key >> (8 * byte)) & 255] += 1
+    for byte in range(8):
+        shift = 8 * byte
+        if count[byte][(src[0].key >> shift) & 255] == m:
+            continue  # every key has the same byte here: nothing to reorder
+        run = 0
+        for c in range(256):
+            t = count[byte][c]
+            count[byte][c] = run
+            run += t
+        for k in range(m):
+            c = (src[k].key >> shift) & 255
+            dst[count[byte][c]] = src[k]
+            count[byte][c] += 1
+        tmp = src
+        src = dst
+        dst = tmp
+    if src != p.data:  # the sorted run ended in the scratch buffer: swap the roles
+        p.spare = p.data
+        p.data = src
+
+
+# ---------------------------------------------------------------------------
+# setup and teardown
+
+cdef void _engine_free(Engine* e) noexcept:
+    cdef int t, b
+    for b in range(2):
+        free(e.x[b]); free(e.y[b]); free(e.vx[b]); free(e.vy[b]); free(e.ident[b])
+        e.x[b] = NULL; e.y[b] = NULL; e.vx[b] = NULL; e.vy[b] = NULL; e.ident[b] = NULL
+    free(e.cell); free(e.order); free(e.start); free(e.parent)
+    free(e.row_lo); free(e.cell_lo); free(e.chunk_lo); free(e.base); free(e.offs)
+    e.cell = NULL; e.order = NULL; e.start = NULL; e.parent = NULL
+    e.row_lo = NULL; e.cell_lo = NULL; e.chunk_lo = NULL; e.base = NULL; e.offs = NULL
+    if e.part != NULL:
+        for t in range(e.parts):
+            free(e.part[t].hist)
+            free(e.part[t].inner.data)
+            free(e.part[t].cross.data)
+            free(e.part[t].recs.data)
+            free(e.part[t].recs.spare)
+            free(e.part[t].boundary.data)
+            free(e.part[t].boundary.spare)
+        free(e.part)
+        e.part = NULL
+
+
+cdef int _engine_init(Engine* e, idx_t n, tuple grid, int parts) except -1:
+    """Allocate everything; the caller fills buffer 0 and `ident[0]`."""
+    cdef int t, b
+    cdef bint ok
+    cdef idx_t ncx = grid[0], ncy = grid[1]
+    cdef size_t m = max(n, 1)
+    if n > MAX_PARTICLES:
+        raise ValueError(f"el motor cython admite hasta {MAX_PARTICLES} partículas")
+    e.n = n
+    e.transposed = ncx > ncy
+    e.nf = ncy if e.transposed else ncx
+    e.ns = ncx if e.transposed else ncy
+    e.inv_w = 1.0 / <double> grid[2]
+    e.inv_h = 1.0 / <double> grid[3]
+    e.parts = max(1, min(parts, MAX_PARTS))
+    e.cur = 0
+    e.part = NULL
+    for b in range(2):
+        e.x[b] = <double*> malloc(m * sizeof(double))
+        e.y[b] = <double*> malloc(m * sizeof(double))
+        e.vx[b] = <double*> malloc(m * sizeof(double))
+        e.vy[b] = <double*> malloc(m * sizeof(double))
+        e.ident[b] = <idx_t*> malloc(m * sizeof(idx_t))
+    e.cell = <idx_t*> malloc(m * sizeof(idx_t))
+    e.order = <idx_t*> malloc(m * sizeof(idx_t))
+    e.start = <idx_t*> malloc((<size_t> e.nf * e.ns + 1) * sizeof(idx_t))
+    e.parent = <idx_t*> malloc(m * sizeof(idx_t))
+    e.row_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
+    e.cell_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
+    e.chunk_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
+    e.base = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
+    e.offs = <idx_t*> malloc(e.parts * e.parts * sizeof(idx_t))
+    e.part = <Part*> calloc(e.parts, sizeof(Part))
+    ok = (e.cell != NULL and e.order != NULL and e.start != NULL and e.parent != NULL
+          and e.row_lo != NULL and e.cell_lo != NULL and e.chunk_lo != NULL and e.base != NULL
+          and e.offs != NULL and e.part != NULL)
+    for b in range(2):
+        ok = (ok and e.x[b] != NULL and e.y[b] != NULL and e.vx[b] != NULL and e.vy[b] != NULL
+              and e.ident[b] != NULL)
+    if ok:
+        for t in range(e.parts):
+            e.part[t].hist = <idx_t*> malloc(e.parts * sizeof(idx_t))
+            ok = ok and e.part[t].hist != NULL
+    if not ok:
+        _engine_free(e)
+        raise MemoryError("sin memoria para el motor cython")
+    # first step: strips of equal rows, chunks of equal slots
+    for t in range(e.parts + 1):
+        e.row_lo[t] = <idx_t> ((<long long> e.ns * t) // e.parts)
+        e.cell_lo[t] = e.row_lo[t] * e.nf
+        e.chunk_lo[t] = <idx_t> ((<long long> n * t) // e.parts)
+    e.start[<size_t> e.nf * e.ns] = n
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# the phases of a step
+
+cdef inline idx_t _clamp_cell(double u, idx_t count) noexcept nogil:
+    cdef idx_t c = <idx_t> u
     if c < 0:
         return 0
     if c >= count:
@@ -79,231 +335,521 @@ cdef inline idx_t _cell(double v, double size, idx_t count) noexcept nogil:
     return c
 
 
-cdef int _add_pair(Workspace* ws, idx_t a, idx_t b) noexcept nogil:
-    """Record pair (min, max); returns -1 when memory runs out."""
-    cdef Py_ssize_t cap
-    cdef idx_t* p
-    if ws.npairs == ws.capacity:
-        cap = ws.capacity * 2
-        p = <idx_t*> realloc(ws.pi, cap * sizeof(idx_t))
-        if p == NULL:
-            return -1
-        ws.pi = p
-        p = <idx_t*> realloc(ws.pj, cap * sizeof(idx_t))
-        if p == NULL:
-            return -1
-        ws.pj = p
-        p = <idx_t*> realloc(ws.sorted_j, cap * sizeof(idx_t))
-        if p == NULL:
-            return -1
-        ws.sorted_j = p
-        ws.capacity = cap
+cdef inline int _strip_of(Engine* e, idx_t c) noexcept nogil:
+    """The strip holding cell c: the last part whose first cell is <= c."""
+    cdef int lo = 0, hi = e.parts - 1, mid
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if e.cell_lo[mid] <= c:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+cdef void _phase_advance(Engine* e, int t) noexcept nogil:
+    """A: drift and walls of one chunk of slots (DESIGN.md §2 steps 1-2), then each new cell."""
+    cdef double* x = e.x[e.cur]
+    cdef double* y = e.y[e.cur]
+    cdef double* vx = e.vx[e.cur]
+    cdef double* vy = e.vy[e.cur]
+    cdef double dt = e.dt, r = e.r, w = e.w, h = e.h, ew = e.ew
+    cdef idx_t k, gx, gy, c
+    cdef idx_t ncx = e.ns if e.transposed else e.nf
+    cdef idx_t ncy = e.nf if e.transposed else e.ns
+    cdef idx_t* hist = e.part[t].hist
+    cdef long long walls = 0
+    cdef bint hit
+    cdef int u
+    for u in range(e.parts):
+        hist[u] = 0
+    for k in range(e.chunk_lo[t], e.chunk_lo[t + 1]):
+        if e.moving:
+            x[k] = x[k] + vx[k] * dt
+            y[k] = y[k] + vy[k] * dt
+            hit = False
+            if x[k] - r < 0:
+                x[k] = r
+                vx[k] = -(ew * vx[k])
+                hit = True
+            elif x[k] + r > w:
+                x[k] = w - r
+                vx[k] = -(ew * vx[k])
+                hit = True
+            if y[k] - r < 0:
+                y[k] = r
+                vy[k] = -(ew * vy[k])
+                hit = True
+            elif y[k] + r > h:
+                y[k] = h - r
+                vy[k] = -(ew * vy[k])
+                hit = True
+            if hit:
+                walls += 1
+        # any rounding of x / cell_w keeps touching particles in the same or
+        # adjacent cells: cells are a hair wider than a diameter
+        gx = _clamp_cell(x[k] * e.inv_w, ncx)
+        gy = _clamp_cell(y[k] * e.inv_h, ncy)
+        c = gx * e.nf + gy if e.transposed else gy * e.nf + gx
+        e.cell[k] = c
+        if e.parts > 1:
+            hist[_strip_of(e, c)] += 1
+    e.part[t].walls = walls
+
+
+cdef void _plan_scatter(Engine* e) noexcept nogil:
+    """Between A and B: where each (chunk, strip) group starts in `order`."""
+    cdef int t, u
+    cdef idx_t run = 0
+    for u in range(e.parts):
+        e.base[u] = run
+        for t in range(e.parts):
+            e.offs[t * e.parts + u] = run
+            run += e.part[t].hist[u] if e.parts > 1 else e.n
+    e.base[e.parts] = run
+
+
+cdef void _phase_group(Engine* e, int t) noexcept nogil:
+    """B: the chunk's slots, stably grouped by destination strip."""
+    cdef idx_t k
+    cdef idx_t* cursor = &e.offs[t * e.parts]
+    cdef int u
+    for k in range(e.chunk_lo[t], e.chunk_lo[t + 1]):
+        u = _strip_of(e, e.cell[k])
+        e.order[cursor[u]] = k
+        cursor[u] += 1
+
+
+cdef void _phase_place(Engine* e, int u) noexcept nogil:
+    """C: stable counting sort of strip u by cell, copying its particles into the other buffer."""
+    cdef int src = e.cur, dst = 1 - e.cur
+    cdef idx_t c0 = e.cell_lo[u], c1 = e.cell_lo[u + 1]
+    cdef idx_t k, s, c, pos, cnt, run
+    cdef idx_t* start = e.start
+    cdef bint grouped = e.parts > 1
+    for c in range(c0, c1):
+        start[c] = 0
+    for k in range(e.base[u], e.base[u + 1]):
+        s = e.order[k] if grouped else k
+        start[e.cell[s]] += 1
+    run = e.base[u]
+    for c in range(c0, c1):
+        cnt = start[c]
+        start[c] = run
+        run += cnt
+    for k in range(e.base[u], e.base[u + 1]):
+        s = e.order[k] if grouped else k
+        c = e.cell[s]
+        pos = start[c]
+        start[c] = pos + 1
+        e.x[dst][pos] = e.x[src][s]
+        e.y[dst][pos] = e.y[src][s]
+        e.vx[dst][pos] = e.vx[src][s]
+        e.vy[dst][pos] = e.vy[src][s]
+        e.ident[dst][pos] = e.ident[src][s]
+        e.parent[pos] = ROOT
+    # start[c] now holds the end of cell c: shift back to the beginnings
+    c = c1 - 1
+    while c > c0:
+        start[c] = start[c - 1]
+        c -= 1
+    if c1 > c0:
+        start[c0] = e.base[u]
+
+
+cdef inline idx_t _find(idx_t* parent, idx_t v) noexcept nogil:
+    """Root of v, halving the path (writes: only one thread may own these slots)."""
+    cdef idx_t p, g
+    while parent[v] >= 0:
+        p = parent[v]
+        g = parent[p]
+        if g < 0:
+            return p
+        parent[v] = g
+        v = g
+    return v
+
+
+cdef inline idx_t _root(idx_t* parent, idx_t v) noexcept nogil:
+    """Root of v without writing (threads may share these slots)."""
+    while parent[v] >= 0:
+        v = parent[v]
+    return v
+
+
+cdef inline void _union(idx_t* parent, idx_t a, idx_t b) noexcept nogil:
+    a = _find(parent, a)
+    b = _find(parent, b)
     if a < b:
-        ws.pi[ws.npairs] = a
-        ws.pj[ws.npairs] = b
-    else:
-        ws.pi[ws.npairs] = b
-        ws.pj[ws.npairs] = a
-    ws.npairs += 1
-    return 0
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
 
 
-cdef int _scan(Workspace* ws, idx_t a, idx_t b, idx_t a2, idx_t b2) noexcept nogil:
-    """Pairs between cell runs [a, b) and [a2, b2) (the same run when a == a2)."""
+cdef int _scan_cells(Engine* e, Part* p, idx_t a, idx_t b, idx_t a2, idx_t b2, bint cross) noexcept nogil:
+    """Candidate pairs between slot runs [a, b) and [a2, b2) (the same run when a == a2)."""
+    cdef double* x = e.x[e.cur]
+    cdef double* y = e.y[e.cur]
+    cdef double x0, y0, dx, dy, d2 = e.d2
     cdef idx_t m, m2, lo
-    cdef double x0, y0, dx, dy
     for m in range(a, b):
-        x0 = ws.sx[m]
-        y0 = ws.sy[m]
+        x0 = x[m]
+        y0 = y[m]
         lo = m + 1 if a == a2 else a2
         for m2 in range(lo, b2):
-            dx = x0 - ws.sx[m2]
-            dy = y0 - ws.sy[m2]
-            if dx * dx + dy * dy < ws.d2:
-                if _add_pair(ws, ws.members[m], ws.members[m2]) < 0:
-                    return -1
+            dx = x0 - x[m2]
+            dy = y0 - y[m2]
+            if dx * dx + dy * dy < d2:
+                if cross:
+                    if _pairs_push(&p.cross, m, m2, 0) < 0:
+                        return -1
+                else:
+                    _union(e.parent, m, m2)
+                    if _pairs_push(&p.inner, m, m2, 0) < 0:
+                        return -1
     return 0
 
 
-cdef int _broad_phase(Workspace* ws, double* x, double* y) noexcept nogil:
-    """Fill ws.first / ws.sorted_j with every candidate pair, ascending by (i, j)."""
-    cdef idx_t n = ws.n, ncx = ws.ncx, ncy = ws.ncy, ncells = ws.ncx * ws.ncy
-    cdef idx_t k, c, m, gx, gy, a, b, t, j, lo, hi
+cdef void _phase_scan(Engine* e, int u) noexcept nogil:
+    """D: half-shell scan of strip u (each cell with itself, its next cell along the
+    fast axis and the three nearest cells of the next row), on post-wall positions."""
+    cdef Part* p = &e.part[u]
+    cdef idx_t* start = e.start
+    cdef idx_t nf = e.nf, ns = e.ns, row_hi = e.row_lo[u + 1]
+    cdef idx_t gs, gf, c, a, b, lo, hi
     cdef Py_ssize_t q
-    # 1. counting sort by cell; filling back to front keeps each cell ascending
-    for c in range(ncells + 1):
-        ws.start[c] = 0
-    for k in range(n):
-        c = _cell(y[k], ws.ch, ncy) * ncx + _cell(x[k], ws.cw, ncx)
-        ws.cell[k] = c
-        ws.start[c + 1] += 1
-    for c in range(ncells):
-        ws.start[c + 1] += ws.start[c]
-    for k in range(n - 1, -1, -1):
-        c = ws.cell[k]
-        ws.start[c + 1] -= 1
-        ws.members[ws.start[c + 1]] = k
-    for c in range(ncells):
-        ws.start[c] = ws.start[c + 1]
-    ws.start[ncells] = n
-    for m in range(n):
-        k = ws.members[m]
-        ws.sx[m] = x[k]
-        ws.sy[m] = y[k]
-    # 2. half-shell scan: each cell with itself, its right neighbour and the
-    # three cells of the next row, so every pair of nearby cells is seen once
-    ws.npairs = 0
-    for gy in range(ncy):
-        for gx in range(ncx):
-            c = gy * ncx + gx
-            a = ws.start[c]
-            b = ws.start[c + 1]
+    cdef bint cross
+    p.inner.size = 0
+    p.cross.size = 0
+    for gs in range(e.row_lo[u], row_hi):
+        cross = gs + 1 >= row_hi
+        for gf in range(nf):
+            c = gs * nf + gf
+            a = start[c]
+            b = start[c + 1]
             if a == b:
                 continue
-            if _scan(ws, a, b, a, b) < 0:
-                return -1
-            if gx + 1 < ncx:
-                if _scan(ws, a, b, ws.start[c + 1], ws.start[c + 2]) < 0:
-                    return -1
-            if gy + 1 < ncy:
-                lo = c + ncx - 1 if gx > 0 else c + ncx
-                hi = c + ncx + 2 if gx + 1 < ncx else c + ncx + 1
+            if _scan_cells(e, p, a, b, a, b, False) < 0:
+                p.failed = 1
+                return
+            if gf + 1 < nf:
+                if _scan_cells(e, p, a, b, b, start[c + 2], False) < 0:
+                    p.failed = 1
+                    return
+            if gs + 1 < ns:
+                lo = c + nf - 1 if gf > 0 else c + nf
+                hi = c + nf + 2 if gf + 1 < nf else c + nf + 1
                 # cells lo..hi-1 of the next row are contiguous in memory
-                if _scan(ws, a, b, ws.start[lo], ws.start[hi]) < 0:
-                    return -1
-    # 3. bucket by lower index, then sort each bucket (they are short)
-    for k in range(n + 1):
-        ws.first[k] = 0
-    for q in range(ws.npairs):
-        ws.first[ws.pi[q] + 1] += 1
-    for k in range(n):
-        ws.first[k + 1] += ws.first[k]
-    for q in range(ws.npairs - 1, -1, -1):
-        k = ws.pi[q]
-        ws.first[k + 1] -= 1
-        ws.sorted_j[ws.first[k + 1]] = ws.pj[q]
-    for k in range(n):
-        ws.first[k] = ws.first[k + 1]
-    ws.first[n] = <idx_t> ws.npairs
-    for k in range(n):
-        a = ws.first[k]
-        b = ws.first[k + 1]
-        for m in range(a + 1, b):
-            j = ws.sorted_j[m]
-            t = m
-            while t > a and ws.sorted_j[t - 1] > j:
-                ws.sorted_j[t] = ws.sorted_j[t - 1]
-                t -= 1
-            ws.sorted_j[t] = j
+                if _scan_cells(e, p, a, b, start[lo], start[hi], cross) < 0:
+                    p.failed = 1
+                    return
+    # the strip's own components are final now: remember each pair's root
+    for q in range(p.inner.size):
+        p.inner.data[q].r = _find(e.parent, p.inner.data[q].a)
+
+
+cdef void _phase_join(Engine* e) noexcept nogil:
+    """J (one thread): join the components linked by cross pairs, then mark their roots."""
+    cdef int u
+    cdef Py_ssize_t q
+    cdef Pairs* c
+    for u in range(e.parts):
+        c = &e.part[u].cross
+        for q in range(c.size):
+            _union(e.parent, c.data[q].a, c.data[q].b)
+    for u in range(e.parts):
+        c = &e.part[u].cross
+        for q in range(c.size):
+            e.parent[_find(e.parent, c.data[q].a)] = BOUNDARY
+
+
+cdef inline bint _collide(double* x, double* y, double* vx, double* vy, idx_t i, idx_t j,
+                          double d, double d2, double ep) noexcept nogil:
+    """DESIGN.md §2 step 3 for one candidate pair, with the current values."""
+    cdef double dx, dy, dist2, dist, nx, ny, vn, jn, c
+    dx = x[i] - x[j]
+    dy = y[i] - y[j]
+    dist2 = dx * dx + dy * dy
+    if dist2 >= d2 or dist2 == 0:
+        return False
+    dist = sqrt(dist2)
+    nx = dx / dist
+    ny = dy / dist
+    vn = (vx[i] - vx[j]) * nx + (vy[i] - vy[j]) * ny
+    if vn >= 0:
+        return False
+    jn = -(1.0 + ep) * vn * 0.5
+    vx[i] += jn * nx
+    vy[i] += jn * ny
+    vx[j] -= jn * nx
+    vy[j] -= jn * ny
+    c = 0.5 * (d - dist)
+    x[i] += c * nx
+    y[i] += c * ny
+    x[j] -= c * nx
+    y[j] -= c * ny
+    return True
+
+
+cdef long long _resolve(Engine* e, Recs* recs) noexcept nogil:
+    """Sort the records and resolve them in that order; return the collisions."""
+    cdef double* x = e.x[e.cur]
+    cdef double* y = e.y[e.cur]
+    cdef double* vx = e.vx[e.cur]
+    cdef double* vy = e.vy[e.cur]
+    cdef long long hits = 0
+    cdef Py_ssize_t q
+    _recs_sort(recs)
+    for q in range(recs.size):
+        if _collide(x, y, vx, vy, recs.data[q].i, recs.data[q].j, e.d, e.d2, e.ep):
+            hits += 1
+    return hits
+
+
+cdef inline int _push_canonical(Engine* e, Recs* recs, uint64_t root, idx_t a, idx_t b) noexcept nogil:
+    """Record pair (a, b) of slots as (lower original index, higher), keyed (root, i, j)."""
+    cdef idx_t* ident = e.ident[e.cur]
+    cdef uint64_t n = <uint64_t> e.n
+    cdef idx_t ia = ident[a], ib = ident[b]
+    if ia < ib:
+        return _recs_push(recs, (root * n + <uint64_t> ia) * n + <uint64_t> ib, a, b)
+    return _recs_push(recs, (root * n + <uint64_t> ib) * n + <uint64_t> ia, b, a)
+
+
+cdef void _phase_resolve(Engine* e, int u) noexcept nogil:
+    """E: strip u resolves its unmarked components, each in ascending (i, j) order;
+    pairs of marked components are passed on to phase K."""
+    cdef Part* p = &e.part[u]
+    cdef Py_ssize_t q
+    cdef idx_t r
+    p.recs.size = 0
+    p.boundary.size = 0
+    p.collisions = 0
+    if _recs_reserve(&p.recs, p.inner.size) < 0:
+        p.failed = 1
+        return
+    for q in range(p.inner.size):
+        r = _root(e.parent, p.inner.data[q].r)
+        if e.parent[r] == BOUNDARY:
+            if _push_canonical(e, &p.boundary, 0, p.inner.data[q].a, p.inner.data[q].b) < 0:
+                p.failed = 1
+                return
+        elif _push_canonical(e, &p.recs, <uint64_t> r, p.inner.data[q].a, p.inner.data[q].b) < 0:
+            p.failed = 1
+            return
+    p.collisions = _resolve(e, &p.recs)
+
+
+cdef int _phase_boundary(Engine* e, long long* hits) noexcept nogil:
+    """K (one thread): every pair of the marked components, in ascending (i, j) order."""
+    cdef Recs* all_ = &e.part[0].recs
+    cdef Part* p
+    cdef Py_ssize_t q, total = 0
+    cdef int u
+    for u in range(e.parts):
+        total += e.part[u].boundary.size + e.part[u].cross.size
+    if total == 0:
+        return 0
+    all_.size = 0
+    if _recs_reserve(all_, total) < 0:
+        return -1
+    for u in range(e.parts):
+        p = &e.part[u]
+        for q in range(p.boundary.size):
+            all_.data[all_.size] = p.boundary.data[q]
+            all_.size += 1
+        for q in range(p.cross.size):
+            _push_canonical(e, all_, 0, p.cross.data[q].a, p.cross.data[q].b)
+    hits[0] += _resolve(e, all_)
     return 0
 
 
-def candidate_pairs(double[::1] x, double[::1] y, tuple grid, double d2):
+cdef void _rebalance(Engine* e) noexcept nogil:
+    """After a step: strips of about n / parts particles each, for the next step."""
+    cdef int u
+    cdef idx_t lo, hi, mid, target
+    cdef idx_t nf = e.nf
+    for u in range(1, e.parts):
+        target = <idx_t> ((<long long> e.n * u) // e.parts)
+        # first row whose first slot is >= target, not before the previous strip
+        lo = e.row_lo[u - 1]
+        hi = e.ns
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if e.start[mid * nf] >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        e.row_lo[u] = lo
+    for u in range(e.parts + 1):
+        e.cell_lo[u] = e.row_lo[u] * nf
+        e.chunk_lo[u] = e.start[e.cell_lo[u]]
+
+
+cdef int _broad_phase(Engine* e) noexcept nogil:
+    """Phases A to D, then J: the state sits in cell order in buffer `cur`, its candidate
+    pairs are in the parts' lists and the union-find is complete. Returns -1 on no memory."""
+    cdef int t, nt = e.parts, u
+    for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        _phase_advance(e, t)
+    _plan_scatter(e)
+    if nt > 1:
+        for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _phase_group(e, t)
+    for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        _phase_place(e, t)
+    e.cur = 1 - e.cur
+    for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        _phase_scan(e, t)
+    for u in range(nt):
+        if e.part[u].failed:
+            return -1
+    if nt > 1:
+        _phase_join(e)
+    return 0
+
+
+cdef int _step(Engine* e, long long* pc, long long* wc) noexcept nogil:
+    cdef int t, nt = e.parts, u
+    if _broad_phase(e) < 0:
+        return -1
+    for u in range(nt):
+        wc[0] += e.part[u].walls
+    for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+        _phase_resolve(e, t)
+    for u in range(nt):
+        if e.part[u].failed:
+            return -1
+        pc[0] += e.part[u].collisions
+    if nt > 1 and _phase_boundary(e, pc) < 0:
+        return -1
+    _rebalance(e)
+    return 0
+
+
+cdef void _load(Engine* e, double* x, double* y, double* vx, double* vy) noexcept nogil:
+    cdef idx_t k
+    for k in range(e.n):
+        e.x[0][k] = x[k]
+        e.y[0][k] = y[k]
+        e.vx[0][k] = vx[k]
+        e.vy[0][k] = vy[k]
+        e.ident[0][k] = k
+
+
+cdef void _store(Engine* e, double* x, double* y, double* vx, double* vy) noexcept nogil:
+    """The final state back in the original order."""
+    cdef idx_t s, k
+    cdef int b = e.cur
+    for s in range(e.n):
+        k = e.ident[b][s]
+        x[k] = e.x[b][s]
+        y[k] = e.y[b][s]
+        vx[k] = e.vx[b][s]
+        vy[k] = e.vy[b][s]
+
+
+def _parts_for(threads):
+    """Parts (= threads) a run uses: `threads` with OpenMP, else 1."""
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError("threads debe ser >= 1")
+    return min(threads, MAX_PARTS) if partisim_openmp() else 1
+
+
+def threads_used(threads):
+    """Threads a run with `threads` requested actually uses (1 without OpenMP)."""
+    return _parts_for(threads)
+
+
+def candidate_pairs(double[::1] x, double[::1] y, tuple grid, double d2, threads=1):
     """Arrays (i, j), i < j, of every pair closer than sqrt(d2), ascending (for tests)."""
-    cdef Workspace ws
-    cdef idx_t n = x.shape[0], i
-    cdef Py_ssize_t m
-    cdef int rc
-    _ws_init(&ws, n, grid, d2)
+    cdef Engine e
+    cdef idx_t n = x.shape[0]
+    cdef Py_ssize_t q, m = 0
+    cdef int rc = 0, u
+    cdef Recs* all_
+    cdef Pairs* lists[2]
+    cdef idx_t* ident
+    cdef cnp.int64_t[::1] pv, qv
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    _engine_init(&e, n, grid, _parts_for(threads))
+    e.moving = False
+    e.d2 = d2
     try:
         with nogil:
-            rc = _broad_phase(&ws, &x[0], &y[0]) if n > 0 else 0
+            _load(&e, &x[0], &y[0], &x[0], &y[0])
+            rc = _broad_phase(&e)
+            all_ = &e.part[0].recs
+            all_.size = 0
+            ident = e.ident[e.cur]
+            for u in range(e.parts):
+                lists[0] = &e.part[u].inner
+                lists[1] = &e.part[u].cross
+                for q in range(lists[0].size + lists[1].size):
+                    if rc == 0:
+                        if q < lists[0].size:
+                            rc = _push_canonical(&e, all_, 0, lists[0].data[q].a, lists[0].data[q].b)
+                        else:
+                            rc = _push_canonical(&e, all_, 0, lists[1].data[q - lists[0].size].a,
+                                                 lists[1].data[q - lists[0].size].b)
+            if rc == 0:
+                _recs_sort(all_)
         if rc < 0:
             raise MemoryError("sin memoria para el motor cython")
-        pi = np.empty(ws.npairs, dtype=np.int64)
-        pj = np.empty(ws.npairs, dtype=np.int64)
-        for i in range(n):
-            for m in range(ws.first[i], ws.first[i + 1]):
-                pi[m] = i
-                pj[m] = ws.sorted_j[m]
+        pi = np.empty(all_.size, dtype=np.int64)
+        pj = np.empty(all_.size, dtype=np.int64)
+        pv = pi
+        qv = pj
+        for q in range(all_.size):
+            pv[q] = ident[all_.data[q].i]
+            qv[q] = ident[all_.data[q].j]
         return pi, pj
     finally:
-        _ws_free(&ws)
+        _engine_free(&e)
 
 
 def run_steps(double[::1] x, double[::1] y, double[::1] vx, double[::1] vy,
               long long steps, double dt, double r, double w, double h,
-              double ew, double ep, tuple grid):
-    """Advance the state in place; return (particle, wall) collisions."""
-    cdef idx_t n = x.shape[0], k, i, j
-    cdef long long s
-    cdef Py_ssize_t q
-    cdef double d = 2.0 * r, d2 = d * d
-    cdef double dx, dy, dist2, dist, nx, ny, vn, jn, c
-    cdef long long particle_collisions = 0, wall_collisions = 0
-    cdef bint hit
+              double ew, double ep, tuple grid, threads=1):
+    """Advance the state in place on `threads` threads; return (particle, wall) collisions."""
+    cdef Engine e
+    cdef idx_t n = x.shape[0]
+    cdef long long s, pc = 0, wc = 0
     cdef int rc = 0
-    cdef Workspace ws
-    _ws_init(&ws, n, grid, d2)
+    if n == 0:
+        return 0, 0
+    _engine_init(&e, n, grid, _parts_for(threads))
+    e.moving = True
+    e.dt = dt
+    e.r = r
+    e.w = w
+    e.h = h
+    e.ew = ew
+    e.ep = ep
+    e.d = 2.0 * r
+    e.d2 = e.d * e.d
     try:
         with nogil:
+            _load(&e, &x[0], &y[0], &vx[0], &vy[0])
             for s in range(steps):
-                # 1. drift
-                for k in range(n):
-                    x[k] = x[k] + vx[k] * dt
-                    y[k] = y[k] + vy[k] * dt
-                # 2. walls
-                for k in range(n):
-                    hit = False
-                    if x[k] - r < 0:
-                        x[k] = r
-                        vx[k] = -(ew * vx[k])
-                        hit = True
-                    elif x[k] + r > w:
-                        x[k] = w - r
-                        vx[k] = -(ew * vx[k])
-                        hit = True
-                    if y[k] - r < 0:
-                        y[k] = r
-                        vy[k] = -(ew * vy[k])
-                        hit = True
-                    elif y[k] + r > h:
-                        y[k] = h - r
-                        vy[k] = -(ew * vy[k])
-                        hit = True
-                    if hit:
-                        wall_collisions += 1
-                # 3. pairs: candidates from the post-wall positions, resolved in
-                # ascending (i, j) order, each with the current values
-                rc = _broad_phase(&ws, &x[0], &y[0])
+                rc = _step(&e, &pc, &wc)
                 if rc < 0:
                     break
-                for i in range(n):
-                    for q in range(ws.first[i], ws.first[i + 1]):
-                        j = ws.sorted_j[q]
-                        dx = x[i] - x[j]
-                        dy = y[i] - y[j]
-                        dist2 = dx * dx + dy * dy
-                        if dist2 >= d2 or dist2 == 0:
-                            continue
-                        dist = sqrt(dist2)
-                        nx = dx / dist
-                        ny = dy / dist
-                        vn = (vx[i] - vx[j]) * nx + (vy[i] - vy[j]) * ny
-                        if vn >= 0:
-                            continue
-                        particle_collisions += 1
-                        jn = -(1.0 + ep) * vn * 0.5
-                        vx[i] += jn * nx
-                        vy[i] += jn * ny
-                        vx[j] -= jn * nx
-                        vy[j] -= jn * ny
-                        c = 0.5 * (d - dist)
-                        x[i] += c * nx
-                        y[i] += c * ny
-                        x[j] -= c * nx
-                        y[j] -= c * ny
+            if rc == 0:
+                _store(&e, &x[0], &y[0], &vx[0], &vy[0])
         if rc < 0:
             raise MemoryError("sin memoria para el motor cython")
     finally:
-        _ws_free(&ws)
-    return particle_collisions, wall_collisions
+        _engine_free(&e)
+    return pc, wc
 
 
-def run(p, state):
+def run(p, state, threads=1):
     """Advance `state` in place by p.steps steps; return (particle, wall) collisions."""
     from partisim.sim.partition import grid_shape
     x, y, vx, vy = state
     grid = tuple(grid_shape(p.width, p.height, p.radius, p.particles))
     return run_steps(x, y, vx, vy, p.steps, p.dt, p.radius, p.width, p.height,
-                     p.wall_restitution, p.particle_restitution, grid)
+                     p.wall_restitution, p.particle_restitution, grid, threads)
