@@ -72,6 +72,31 @@ cdef extern from *:
     int partisim_openmp() noexcept nogil
     int partisim_num_procs() noexcept nogil
 
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    /* Big arrays on transparent huge pages where the system offers them (Linux, madvise
+       mode): far fewer page faults and TLB misses on the scattered passes. */
+    static void* partisim_alloc_big(size_t nbytes) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        const size_t huge = (size_t)2 << 20;
+        if (nbytes >= 2 * huge) {
+            void* p = NULL;
+            size_t rounded = (nbytes + huge - 1) / huge * huge;
+            if (posix_memalign(&p, huge, rounded) != 0)
+                return NULL;
+            madvise(p, rounded, MADV_HUGEPAGE);
+            return p;
+        }
+    #endif
+        return malloc(nbytes);
+    }
+    """
+    void* partisim_alloc_big(size_t nbytes) noexcept nogil
+
 ctypedef cnp.int32_t idx_t
 
 # union-find marks, stored in place of a parent slot
@@ -80,6 +105,7 @@ cdef enum:
     BOUNDARY = -2      # root of a component with a cross pair
     MAX_PARTS = 256    # the part x part histogram stays small
     SMALL_SORT = 48    # below this, insertion sort beats radix sort
+    COARSE = 16384     # particles per bucket of _load and _store (their working set fits L2)
 
 # keys are (root * n + lo) * n + hi < n**3, which must fit in 64 bits
 MAX_PARTICLES = 1 << 21
@@ -100,6 +126,11 @@ cdef struct Pairs:
     Py_ssize_t size, cap
 
 
+cdef struct Slots:
+    idx_t* data
+    Py_ssize_t size, cap
+
+
 cdef struct Recs:
     Rec* data
     Rec* spare         # radix sort scratch, same capacity
@@ -107,7 +138,8 @@ cdef struct Recs:
 
 
 cdef struct Part:
-    idx_t* hist        # parts counters: particles of this chunk going to each strip
+    idx_t* hist        # parts counters: particles of this chunk bound for each other strip
+    Slots emigrants    # slots of this chunk bound for other strips
     Pairs inner, cross
     Recs recs, boundary
     long long walls, collisions
@@ -116,6 +148,7 @@ cdef struct Part:
 
 cdef struct Engine:
     idx_t n, nf, ns    # particles; cells along the fast and the slow axis
+    idx_t stride       # nf + 1: each row starts with an empty padding cell
     bint transposed    # the slow (strip) axis is x
     double inv_w, inv_h
     double dt, r, w, h, ew, ep, d, d2
@@ -127,15 +160,14 @@ cdef struct Engine:
     double* vx[2]
     double* vy[2]
     idx_t* ident[2]    # original index of the particle in each slot
-    idx_t* cell        # n: cell of each slot of the current buffer, after phase A
-    idx_t* order       # n: current slots grouped by destination strip
-    idx_t* start       # ncells + 1: first slot of each cell
+    idx_t* cell[2]     # n: cell of each slot (after phase A for the current buffer)
+    idx_t* start       # (ns + 1) * stride + 2: first slot of each (padded) cell
     idx_t* parent      # n: union-find over slots; ROOT / BOUNDARY at roots
     idx_t* row_lo      # parts + 1: first row of each strip
     idx_t* cell_lo     # parts + 1: first cell of each strip
-    idx_t* chunk_lo    # parts + 1: slots of the current buffer handled by each part in A, B
+    idx_t* chunk_lo    # parts + 1: slots of the current buffer handled by each part in A, C
     idx_t* base        # parts + 1: first slot of each strip in the new buffer
-    idx_t* offs        # parts * parts: scatter cursors of phase B
+    idx_t* scratch     # n / COARSE + 2: counters of _load and _store
     Part* part
 
 
@@ -165,6 +197,21 @@ cdef int _pairs_push(Pairs* p, idx_t a, idx_t b, idx_t r) noexcept nogil:
     p.data[p.size].a = a
     p.data[p.size].b = b
     p.data[p.size].r = r
+    p.size += 1
+    return 0
+
+
+cdef int _slots_push(Slots* p, idx_t v) noexcept nogil:
+    cdef Py_ssize_t cap
+    cdef idx_t* q
+    if p.size == p.cap:
+        cap = max(64, 2 * p.cap)
+        q = <idx_t*> realloc(p.data, cap * sizeof(idx_t))
+        if q == NULL:
+            return -1
+        p.data = q
+        p.cap = cap
+    p.data[p.size] = v
     p.size += 1
     return 0
 
@@ -249,15 +296,16 @@ cdef void _recs_sort(Recs* p) noexcept nogil:
 cdef void _engine_free(Engine* e) noexcept:
     cdef int t, b
     for b in range(2):
-        free(e.x[b]); free(e.y[b]); free(e.vx[b]); free(e.vy[b]); free(e.ident[b])
-        e.x[b] = NULL; e.y[b] = NULL; e.vx[b] = NULL; e.vy[b] = NULL; e.ident[b] = NULL
-    free(e.cell); free(e.order); free(e.start); free(e.parent)
-    free(e.row_lo); free(e.cell_lo); free(e.chunk_lo); free(e.base); free(e.offs)
-    e.cell = NULL; e.order = NULL; e.start = NULL; e.parent = NULL
-    e.row_lo = NULL; e.cell_lo = NULL; e.chunk_lo = NULL; e.base = NULL; e.offs = NULL
+        free(e.x[b]); free(e.y[b]); free(e.vx[b]); free(e.vy[b]); free(e.ident[b]); free(e.cell[b])
+        e.x[b] = NULL; e.y[b] = NULL; e.vx[b] = NULL; e.vy[b] = NULL; e.ident[b] = NULL; e.cell[b] = NULL
+    free(e.start); free(e.parent)
+    free(e.row_lo); free(e.cell_lo); free(e.chunk_lo); free(e.base); free(e.scratch)
+    e.start = NULL; e.parent = NULL; e.scratch = NULL
+    e.row_lo = NULL; e.cell_lo = NULL; e.chunk_lo = NULL; e.base = NULL
     if e.part != NULL:
         for t in range(e.parts):
             free(e.part[t].hist)
+            free(e.part[t].emigrants.data)
             free(e.part[t].inner.data)
             free(e.part[t].cross.data)
             free(e.part[t].recs.data)
@@ -271,6 +319,7 @@ cdef void _engine_free(Engine* e) noexcept:
 cdef int _engine_init(Engine* e, idx_t n, tuple grid, int parts) except -1:
     """Allocate everything; the caller fills buffer 0 and `ident[0]`."""
     cdef int t, b
+    cdef idx_t k
     cdef bint ok
     cdef idx_t ncx = grid[0], ncy = grid[1]
     cdef size_t m = max(n, 1)
@@ -280,33 +329,35 @@ cdef int _engine_init(Engine* e, idx_t n, tuple grid, int parts) except -1:
     e.transposed = ncx > ncy
     e.nf = ncy if e.transposed else ncx
     e.ns = ncx if e.transposed else ncy
+    e.stride = e.nf + 1
     e.inv_w = 1.0 / <double> grid[2]
     e.inv_h = 1.0 / <double> grid[3]
     e.parts = max(1, min(parts, MAX_PARTS))
     e.cur = 0
     e.part = NULL
     for b in range(2):
-        e.x[b] = <double*> malloc(m * sizeof(double))
-        e.y[b] = <double*> malloc(m * sizeof(double))
-        e.vx[b] = <double*> malloc(m * sizeof(double))
-        e.vy[b] = <double*> malloc(m * sizeof(double))
-        e.ident[b] = <idx_t*> malloc(m * sizeof(idx_t))
-    e.cell = <idx_t*> malloc(m * sizeof(idx_t))
-    e.order = <idx_t*> malloc(m * sizeof(idx_t))
-    e.start = <idx_t*> malloc((<size_t> e.nf * e.ns + 1) * sizeof(idx_t))
-    e.parent = <idx_t*> malloc(m * sizeof(idx_t))
+        e.x[b] = <double*> partisim_alloc_big(m * sizeof(double))
+        e.y[b] = <double*> partisim_alloc_big(m * sizeof(double))
+        e.vx[b] = <double*> partisim_alloc_big(m * sizeof(double))
+        e.vy[b] = <double*> partisim_alloc_big(m * sizeof(double))
+        e.ident[b] = <idx_t*> partisim_alloc_big(m * sizeof(idx_t))
+        e.cell[b] = <idx_t*> partisim_alloc_big(m * sizeof(idx_t))
+    # padding: an empty cell before each row and an empty row at the end, so the
+    # half shell of every cell exists and the scan needs no edge tests
+    e.start = <idx_t*> partisim_alloc_big(((<size_t> e.ns + 1) * e.stride + 2) * sizeof(idx_t))
+    e.parent = <idx_t*> partisim_alloc_big(m * sizeof(idx_t))
     e.row_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
     e.cell_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
     e.chunk_lo = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
     e.base = <idx_t*> malloc((e.parts + 1) * sizeof(idx_t))
-    e.offs = <idx_t*> malloc(e.parts * e.parts * sizeof(idx_t))
+    e.scratch = <idx_t*> malloc((n // COARSE + 2) * sizeof(idx_t))
     e.part = <Part*> calloc(e.parts, sizeof(Part))
-    ok = (e.cell != NULL and e.order != NULL and e.start != NULL and e.parent != NULL
-          and e.row_lo != NULL and e.cell_lo != NULL and e.chunk_lo != NULL and e.base != NULL
-          and e.offs != NULL and e.part != NULL)
+    ok = (e.start != NULL and e.parent != NULL and e.row_lo != NULL
+          and e.cell_lo != NULL and e.chunk_lo != NULL and e.base != NULL and e.scratch != NULL
+          and e.part != NULL)
     for b in range(2):
         ok = (ok and e.x[b] != NULL and e.y[b] != NULL and e.vx[b] != NULL and e.vy[b] != NULL
-              and e.ident[b] != NULL)
+              and e.ident[b] != NULL and e.cell[b] != NULL)
     if ok:
         for t in range(e.parts):
             e.part[t].hist = <idx_t*> malloc(e.parts * sizeof(idx_t))
@@ -314,12 +365,16 @@ cdef int _engine_init(Engine* e, idx_t n, tuple grid, int parts) except -1:
     if not ok:
         _engine_free(e)
         raise MemoryError("sin memoria para el motor cython")
-    # first step: strips of equal rows, chunks of equal slots
+    # ends of the strips and chunks (_load cuts the ones in between)
     for t in range(e.parts + 1):
         e.row_lo[t] = <idx_t> ((<long long> e.ns * t) // e.parts)
-        e.cell_lo[t] = e.row_lo[t] * e.nf
+        e.cell_lo[t] = e.row_lo[t] * e.stride
         e.chunk_lo[t] = <idx_t> ((<long long> n * t) // e.parts)
-    e.start[<size_t> e.nf * e.ns] = n
+    e.cell_lo[e.parts] = (e.ns + 1) * e.stride  # the last strip owns the padding row
+    e.start[0] = 0
+    e.start[(e.ns + 1) * e.stride + 1] = n
+    for k in range(n):
+        e.parent[k] = ROOT
     return 0
 
 
@@ -347,114 +402,167 @@ cdef inline int _strip_of(Engine* e, idx_t c) noexcept nogil:
     return lo
 
 
+cdef inline bint _move(Engine* e, double* x, double* y, double* vx, double* vy) noexcept nogil:
+    """DESIGN.md §2 steps 1-2 for one particle, on its values: drift, then walls.
+    Returns True when it touched a wall."""
+    cdef bint hit = False
+    x[0] = x[0] + vx[0] * e.dt
+    y[0] = y[0] + vy[0] * e.dt
+    if x[0] - e.r < 0:
+        x[0] = e.r
+        vx[0] = -(e.ew * vx[0])
+        hit = True
+    elif x[0] + e.r > e.w:
+        x[0] = e.w - e.r
+        vx[0] = -(e.ew * vx[0])
+        hit = True
+    if y[0] - e.r < 0:
+        y[0] = e.r
+        vy[0] = -(e.ew * vy[0])
+        hit = True
+    elif y[0] + e.r > e.h:
+        y[0] = e.h - e.r
+        vy[0] = -(e.ew * vy[0])
+        hit = True
+    return hit
+
+
+cdef inline idx_t _cell_of(Engine* e, double x, double y) noexcept nogil:
+    """Padded cell index, slow axis major. Any rounding of x / cell_w keeps touching
+    particles in the same or adjacent cells: cells are a hair wider than a diameter."""
+    if e.transposed:
+        return _clamp_cell(x * e.inv_w, e.ns) * e.stride + _clamp_cell(y * e.inv_h, e.nf) + 1
+    return _clamp_cell(y * e.inv_h, e.ns) * e.stride + _clamp_cell(x * e.inv_w, e.nf) + 1
+
+
 cdef void _phase_advance(Engine* e, int t) noexcept nogil:
-    """A: drift and walls of one chunk of slots (DESIGN.md §2 steps 1-2), then each new cell."""
+    """A: for chunk t of the current buffer, where each particle lands after drift and walls.
+    Only the cell is stored (phase C moves the particle, repeating the same arithmetic);
+    cells of strip t are counted here, particles bound for other strips listed."""
     cdef double* x = e.x[e.cur]
     cdef double* y = e.y[e.cur]
     cdef double* vx = e.vx[e.cur]
     cdef double* vy = e.vy[e.cur]
-    cdef double dt = e.dt, r = e.r, w = e.w, h = e.h, ew = e.ew
-    cdef idx_t k, gx, gy, c
-    cdef idx_t ncx = e.ns if e.transposed else e.nf
-    cdef idx_t ncy = e.nf if e.transposed else e.ns
+    cdef double px, py, pvx, pvy
+    cdef idx_t k, c
+    cdef idx_t c0 = e.cell_lo[t], span = e.cell_lo[t + 1] - e.cell_lo[t]
+    cdef idx_t* first = e.start + 1
     cdef idx_t* hist = e.part[t].hist
+    cdef Slots* out = &e.part[t].emigrants
     cdef long long walls = 0
-    cdef bint hit
     cdef int u
+    cdef Py_ssize_t q
+    cdef Pairs* inner = &e.part[t].inner
+    # the union-find back to all roots: only last step's pair ends were touched
+    # (_reset_cross did the cross pairs)
+    for q in range(inner.size):
+        e.parent[inner.data[q].a] = ROOT
+        e.parent[inner.data[q].b] = ROOT
+    inner.size = 0
+    out.size = 0
     for u in range(e.parts):
         hist[u] = 0
+    for c in range(c0, c0 + span):
+        first[c] = 0
     for k in range(e.chunk_lo[t], e.chunk_lo[t + 1]):
+        px = x[k]
+        py = y[k]
         if e.moving:
-            x[k] = x[k] + vx[k] * dt
-            y[k] = y[k] + vy[k] * dt
-            hit = False
-            if x[k] - r < 0:
-                x[k] = r
-                vx[k] = -(ew * vx[k])
-                hit = True
-            elif x[k] + r > w:
-                x[k] = w - r
-                vx[k] = -(ew * vx[k])
-                hit = True
-            if y[k] - r < 0:
-                y[k] = r
-                vy[k] = -(ew * vy[k])
-                hit = True
-            elif y[k] + r > h:
-                y[k] = h - r
-                vy[k] = -(ew * vy[k])
-                hit = True
-            if hit:
+            pvx = vx[k]
+            pvy = vy[k]
+            if _move(e, &px, &py, &pvx, &pvy):
                 walls += 1
-        # any rounding of x / cell_w keeps touching particles in the same or
-        # adjacent cells: cells are a hair wider than a diameter
-        gx = _clamp_cell(x[k] * e.inv_w, ncx)
-        gy = _clamp_cell(y[k] * e.inv_h, ncy)
-        c = gx * e.nf + gy if e.transposed else gy * e.nf + gx
-        e.cell[k] = c
-        if e.parts > 1:
+        c = _cell_of(e, px, py)
+        e.cell[e.cur][k] = c
+        if <size_t> (c - c0) < <size_t> span:
+            first[c] += 1
+        else:
             hist[_strip_of(e, c)] += 1
+            if _slots_push(out, k) < 0:
+                e.part[t].failed = 1
+                return
     e.part[t].walls = walls
 
 
-cdef void _plan_scatter(Engine* e) noexcept nogil:
-    """Between A and B: where each (chunk, strip) group starts in `order`."""
+cdef void _plan_strips(Engine* e) noexcept nogil:
+    """Between A and C (one thread): the first slot of each strip in the new buffer."""
     cdef int t, u
-    cdef idx_t run = 0
+    cdef idx_t run = 0, size
     for u in range(e.parts):
         e.base[u] = run
+        size = e.chunk_lo[u + 1] - e.chunk_lo[u] - <idx_t> e.part[u].emigrants.size
         for t in range(e.parts):
-            e.offs[t * e.parts + u] = run
-            run += e.part[t].hist[u] if e.parts > 1 else e.n
+            size += e.part[t].hist[u]
+        run += size
     e.base[e.parts] = run
 
 
-cdef void _phase_group(Engine* e, int t) noexcept nogil:
-    """B: the chunk's slots, stably grouped by destination strip."""
-    cdef idx_t k
-    cdef idx_t* cursor = &e.offs[t * e.parts]
-    cdef int u
-    for k in range(e.chunk_lo[t], e.chunk_lo[t + 1]):
-        u = _strip_of(e, e.cell[k])
-        e.order[cursor[u]] = k
-        cursor[u] += 1
+cdef void _place_run(Engine* e, idx_t* first, idx_t* slots, Py_ssize_t lo, Py_ssize_t hi,
+                    idx_t c0, idx_t span) noexcept nogil:
+    """Move the particles of slots[lo:hi] (of lo..hi-1 when slots is NULL) whose cell lies in
+    [c0, c0 + span) to the next free slot of their cell in the other buffer, applying drift
+    and walls on the way (the same arithmetic as phase A)."""
+    cdef double* sx = e.x[e.cur]
+    cdef double* sy = e.y[e.cur]
+    cdef double* svx = e.vx[e.cur]
+    cdef double* svy = e.vy[e.cur]
+    cdef idx_t* sid = e.ident[e.cur]
+    cdef idx_t* scell = e.cell[e.cur]
+    cdef double* dx = e.x[1 - e.cur]
+    cdef double* dy = e.y[1 - e.cur]
+    cdef double* dvx = e.vx[1 - e.cur]
+    cdef double* dvy = e.vy[1 - e.cur]
+    cdef idx_t* did = e.ident[1 - e.cur]
+    cdef idx_t* dcell = e.cell[1 - e.cur]
+    cdef double px, py, pvx, pvy
+    cdef Py_ssize_t k
+    cdef idx_t s, c, pos
+    for k in range(lo, hi):
+        s = slots[k] if slots != NULL else <idx_t> k
+        c = scell[s]
+        if <size_t> (c - c0) >= <size_t> span:
+            continue
+        pos = first[c]
+        first[c] = pos + 1
+        px = sx[s]
+        py = sy[s]
+        pvx = svx[s]
+        pvy = svy[s]
+        if e.moving:
+            _move(e, &px, &py, &pvx, &pvy)
+        dx[pos] = px
+        dy[pos] = py
+        dvx[pos] = pvx
+        dvy[pos] = pvy
+        did[pos] = sid[s]
+        dcell[pos] = c
 
 
 cdef void _phase_place(Engine* e, int u) noexcept nogil:
-    """C: stable counting sort of strip u by cell, copying its particles into the other buffer."""
-    cdef int src = e.cur, dst = 1 - e.cur
-    cdef idx_t c0 = e.cell_lo[u], c1 = e.cell_lo[u + 1]
-    cdef idx_t k, s, c, pos, cnt, run
-    cdef idx_t* start = e.start
-    cdef bint grouped = e.parts > 1
-    for c in range(c0, c1):
-        start[c] = 0
-    for k in range(e.base[u], e.base[u + 1]):
-        s = e.order[k] if grouped else k
-        start[e.cell[s]] += 1
+    """C: counting sort of strip u by cell into the other buffer: its particles from chunk u,
+    then those listed by the other parts. Afterwards cell c holds slots [start[c], start[c+1])."""
+    cdef idx_t c0 = e.cell_lo[u], span = e.cell_lo[u + 1] - e.cell_lo[u]
+    cdef idx_t c, cnt, run
+    cdef idx_t* first = e.start + 1  # first[c]: count of cell c, then its cursor, then its end
+    cdef Slots* inbox
+    cdef int t
+    cdef Py_ssize_t q
+    for t in range(e.parts):
+        if t != u:
+            inbox = &e.part[t].emigrants
+            for q in range(inbox.size):
+                c = e.cell[e.cur][inbox.data[q]]
+                if <size_t> (c - c0) < <size_t> span:
+                    first[c] += 1
     run = e.base[u]
-    for c in range(c0, c1):
-        cnt = start[c]
-        start[c] = run
+    for c in range(c0, c0 + span):
+        cnt = first[c]
+        first[c] = run
         run += cnt
-    for k in range(e.base[u], e.base[u + 1]):
-        s = e.order[k] if grouped else k
-        c = e.cell[s]
-        pos = start[c]
-        start[c] = pos + 1
-        e.x[dst][pos] = e.x[src][s]
-        e.y[dst][pos] = e.y[src][s]
-        e.vx[dst][pos] = e.vx[src][s]
-        e.vy[dst][pos] = e.vy[src][s]
-        e.ident[dst][pos] = e.ident[src][s]
-        e.parent[pos] = ROOT
-    # start[c] now holds the end of cell c: shift back to the beginnings
-    c = c1 - 1
-    while c > c0:
-        start[c] = start[c - 1]
-        c -= 1
-    if c1 > c0:
-        start[c0] = e.base[u]
+    _place_run(e, first, NULL, e.chunk_lo[u], e.chunk_lo[u + 1], c0, span)
+    for t in range(e.parts):
+        if t != u:
+            _place_run(e, first, e.part[t].emigrants.data, 0, e.part[t].emigrants.size, c0, span)
 
 
 cdef inline idx_t _find(idx_t* parent, idx_t v) noexcept nogil:
@@ -486,66 +594,52 @@ cdef inline void _union(idx_t* parent, idx_t a, idx_t b) noexcept nogil:
         parent[a] = b
 
 
-cdef int _scan_cells(Engine* e, Part* p, idx_t a, idx_t b, idx_t a2, idx_t b2, bint cross) noexcept nogil:
-    """Candidate pairs between slot runs [a, b) and [a2, b2) (the same run when a == a2)."""
-    cdef double* x = e.x[e.cur]
-    cdef double* y = e.y[e.cur]
-    cdef double x0, y0, dx, dy, d2 = e.d2
-    cdef idx_t m, m2, lo
-    for m in range(a, b):
-        x0 = x[m]
-        y0 = y[m]
-        lo = m + 1 if a == a2 else a2
-        for m2 in range(lo, b2):
-            dx = x0 - x[m2]
-            dy = y0 - y[m2]
-            if dx * dx + dy * dy < d2:
-                if cross:
-                    if _pairs_push(&p.cross, m, m2, 0) < 0:
-                        return -1
-                else:
-                    _union(e.parent, m, m2)
-                    if _pairs_push(&p.inner, m, m2, 0) < 0:
-                        return -1
-    return 0
+cdef int _record_pair(Engine* e, Part* p, idx_t m, idx_t m2, bint cross) noexcept nogil:
+    """A candidate pair found by the scan: joined in the strip's union-find, or kept apart."""
+    if cross:
+        return _pairs_push(&p.cross, m, m2, 0)
+    _union(e.parent, m, m2)
+    return _pairs_push(&p.inner, m, m2, 0)
 
 
 cdef void _phase_scan(Engine* e, int u) noexcept nogil:
-    """D: half-shell scan of strip u (each cell with itself, its next cell along the
-    fast axis and the three nearest cells of the next row), on post-wall positions."""
+    """D: candidate pairs of strip u on the post-wall positions. Each particle is tested
+    against the particles after it in its own cell and in the next cell along the fast
+    axis (one run of slots), then the three nearest cells of the next row (another run):
+    a half shell, so every nearby pair is tested once. Padding cells make both runs exist
+    for every cell, and one loop covers both, so the branches are few."""
     cdef Part* p = &e.part[u]
+    cdef double* x = e.x[e.cur]
+    cdef double* y = e.y[e.cur]
+    cdef idx_t* cell = e.cell[e.cur]
     cdef idx_t* start = e.start
-    cdef idx_t nf = e.nf, ns = e.ns, row_hi = e.row_lo[u + 1]
-    cdef idx_t gs, gf, c, a, b, lo, hi
-    cdef Py_ssize_t q
-    cdef bint cross
+    cdef idx_t stride = e.stride, cross_from = e.cell_lo[u + 1] - stride
+    cdef idx_t m, m2, c, len1, total, q, jump
+    cdef double x0, y0, dx, dy, d2 = e.d2
+    cdef Py_ssize_t t
     p.inner.size = 0
     p.cross.size = 0
-    for gs in range(e.row_lo[u], row_hi):
-        cross = gs + 1 >= row_hi
-        for gf in range(nf):
-            c = gs * nf + gf
-            a = start[c]
-            b = start[c + 1]
-            if a == b:
-                continue
-            if _scan_cells(e, p, a, b, a, b, False) < 0:
-                p.failed = 1
-                return
-            if gf + 1 < nf:
-                if _scan_cells(e, p, a, b, b, start[c + 2], False) < 0:
-                    p.failed = 1
-                    return
-            if gs + 1 < ns:
-                lo = c + nf - 1 if gf > 0 else c + nf
-                hi = c + nf + 2 if gf + 1 < nf else c + nf + 1
-                # cells lo..hi-1 of the next row are contiguous in memory
-                if _scan_cells(e, p, a, b, start[lo], start[hi], cross) < 0:
+    for m in range(e.base[u], e.base[u + 1]):
+        x0 = x[m]
+        y0 = y[m]
+        c = cell[m]
+        len1 = start[c + 2] - (m + 1)
+        # slots of cells c+stride-1 .. c+stride+1 (contiguous), numbered on after the first run
+        jump = start[c + stride - 1] - len1
+        total = start[c + stride + 2] - jump
+        for q in range(total):
+            # m + 1 + q in the first run, jump + q in the second, without a branch
+            m2 = m + 1 + q + (((len1 - 1 - q) >> 31) & (jump - m - 1))
+            dx = x0 - x[m2]
+            dy = y0 - y[m2]
+            if dx * dx + dy * dy < d2:
+                # a pair with the next row is a cross pair when that row is the next strip's
+                if _record_pair(e, p, m, m2, q >= len1 and c >= cross_from) < 0:
                     p.failed = 1
                     return
     # the strip's own components are final now: remember each pair's root
-    for q in range(p.inner.size):
-        p.inner.data[q].r = _find(e.parent, p.inner.data[q].a)
+    for t in range(p.inner.size):
+        p.inner.data[t].r = _find(e.parent, p.inner.data[t].a)
 
 
 cdef void _phase_join(Engine* e) noexcept nogil:
@@ -664,11 +758,24 @@ cdef int _phase_boundary(Engine* e, long long* hits) noexcept nogil:
     return 0
 
 
+cdef void _reset_cross(Engine* e) noexcept nogil:
+    """End of a step (one thread): the ends of cross pairs back to roots."""
+    cdef int u
+    cdef Py_ssize_t q
+    cdef Pairs* c
+    for u in range(e.parts):
+        c = &e.part[u].cross
+        for q in range(c.size):
+            e.parent[c.data[q].a] = ROOT
+            e.parent[c.data[q].b] = ROOT
+        c.size = 0
+
+
 cdef void _rebalance(Engine* e) noexcept nogil:
     """After a step: strips of about n / parts particles each, for the next step."""
     cdef int u
     cdef idx_t lo, hi, mid, target
-    cdef idx_t nf = e.nf
+    cdef idx_t stride = e.stride
     for u in range(1, e.parts):
         target = <idx_t> ((<long long> e.n * u) // e.parts)
         # first row whose first slot is >= target, not before the previous strip
@@ -676,13 +783,14 @@ cdef void _rebalance(Engine* e) noexcept nogil:
         hi = e.ns
         while lo < hi:
             mid = (lo + hi) // 2
-            if e.start[mid * nf] >= target:
+            if e.start[mid * stride] >= target:
                 hi = mid
             else:
                 lo = mid + 1
         e.row_lo[u] = lo
+    for u in range(1, e.parts):
+        e.cell_lo[u] = e.row_lo[u] * stride
     for u in range(e.parts + 1):
-        e.cell_lo[u] = e.row_lo[u] * nf
         e.chunk_lo[u] = e.start[e.cell_lo[u]]
 
 
@@ -692,10 +800,10 @@ cdef int _broad_phase(Engine* e) noexcept nogil:
     cdef int t, nt = e.parts, u
     for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         _phase_advance(e, t)
-    _plan_scatter(e)
-    if nt > 1:
-        for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _phase_group(e, t)
+    for u in range(nt):
+        if e.part[u].failed:
+            return -1
+    _plan_strips(e)
     for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         _phase_place(e, t)
     e.cur = 1 - e.cur
@@ -723,30 +831,74 @@ cdef int _step(Engine* e, long long* pc, long long* wc) noexcept nogil:
         pc[0] += e.part[u].collisions
     if nt > 1 and _phase_boundary(e, pc) < 0:
         return -1
+    _reset_cross(e)
     _rebalance(e)
     return 0
 
 
 cdef void _load(Engine* e, double* x, double* y, double* vx, double* vy) noexcept nogil:
-    cdef idx_t k
+    """Copy the state into buffer 0 grouped by bands of rows of about COARSE particles (a
+    counting sort with few buckets, so it stays in cache; the first step then only reorders
+    inside bands), and start each chunk at the band of its strip's first row."""
+    cdef idx_t* band_start = e.scratch
+    cdef double* slow = x if e.transposed else y
+    cdef double inv = e.inv_w if e.transposed else e.inv_h
+    cdef long long bands = e.n // COARSE + 1
+    cdef idx_t k, band, pos, run, cnt
+    cdef int u
+    for band in range(bands + 1):
+        band_start[band] = 0
     for k in range(e.n):
-        e.x[0][k] = x[k]
-        e.y[0][k] = y[k]
-        e.vx[0][k] = vx[k]
-        e.vy[0][k] = vy[k]
-        e.ident[0][k] = k
+        band_start[_clamp_cell(slow[k] * inv, e.ns) * bands // e.ns] += 1
+    run = 0
+    for band in range(bands + 1):
+        cnt = band_start[band]
+        band_start[band] = run
+        run += cnt
+    for u in range(1, e.parts):
+        e.chunk_lo[u] = band_start[e.row_lo[u] * bands // e.ns]
+    for k in range(e.n):
+        band = _clamp_cell(slow[k] * inv, e.ns) * bands // e.ns
+        pos = band_start[band]
+        band_start[band] = pos + 1
+        e.x[0][pos] = x[k]
+        e.y[0][pos] = y[k]
+        e.vx[0][pos] = vx[k]
+        e.vy[0][pos] = vy[k]
+        e.ident[0][pos] = k
 
 
 cdef void _store(Engine* e, double* x, double* y, double* vx, double* vy) noexcept nogil:
-    """The final state back in the original order."""
-    cdef idx_t s, k
-    cdef int b = e.cur
+    """The final state back in the original order, in two passes that stay in cache: group
+    by blocks of COARSE original indices into the free buffer, then write each block."""
+    cdef int b = e.cur, t = 1 - e.cur
+    cdef idx_t* block_start = e.scratch
+    cdef idx_t blocks = e.n // COARSE + 1
+    cdef idx_t s, k, block, pos, run, cnt
+    for block in range(blocks):
+        block_start[block] = 0
     for s in range(e.n):
-        k = e.ident[b][s]
-        x[k] = e.x[b][s]
-        y[k] = e.y[b][s]
-        vx[k] = e.vx[b][s]
-        vy[k] = e.vy[b][s]
+        block_start[e.ident[b][s] // COARSE] += 1
+    run = 0
+    for block in range(blocks):
+        cnt = block_start[block]
+        block_start[block] = run
+        run += cnt
+    for s in range(e.n):
+        block = e.ident[b][s] // COARSE
+        pos = block_start[block]
+        block_start[block] = pos + 1
+        e.x[t][pos] = e.x[b][s]
+        e.y[t][pos] = e.y[b][s]
+        e.vx[t][pos] = e.vx[b][s]
+        e.vy[t][pos] = e.vy[b][s]
+        e.ident[t][pos] = e.ident[b][s]
+    for s in range(e.n):
+        k = e.ident[t][s]
+        x[k] = e.x[t][s]
+        y[k] = e.y[t][s]
+        vx[k] = e.vx[t][s]
+        vy[k] = e.vy[t][s]
 
 
 def _parts_for(threads):
