@@ -12,6 +12,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError, LinkError
 
 _OPENMP_PROBE = """
 #include <omp.h>
@@ -39,7 +40,7 @@ def _compiler_has_openmp(compiler) -> bool:
         objects = compiler.compile([source], output_dir=tmp, extra_postargs=flags)
         compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=flags)
         return True
-    except Exception:  # CompileError, LinkError or a missing tool: build without OpenMP
+    except (CompileError, LinkError, OSError):  # no OpenMP here (or no linker): build without it
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from partisim.cli._output import console, fail
+from partisim.cli._output import console, err_console, fail
 from partisim.errors import ParamsError
-from partisim.sim import ENGINES, SimResult, parse_params, simulate
+from partisim.sim import ENGINES, SimResult, engine_threads, parse_params, simulate
 
 __all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
 
@@ -40,6 +40,15 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
+
+
+def _threads(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero >= 1, se recibió {value}")
+    return value
+
+
 _SHORT = {"particles": "-n", "steps": "-s"}
 
 
@@ -65,6 +74,7 @@ def params_from_args(args: argparse.Namespace):
 def print_summary(result: SimResult) -> None:
     console.print(f"[bold]Simulación completada[/] con el motor [cyan]{result.engine}[/]")
     console.print(f"  Partículas: {result.particles}   Pasos: {result.steps}   Semilla: {result.seed}")
+    console.print(f"  Hilos: {result.threads}")
     console.print(f"  Colisiones partícula-partícula: {result.particle_collisions}")
     console.print(f"  Colisiones con pared: {result.wall_collisions}")
     console.print(f"  Tiempo de simulación: {result.simulation_time:.4f} s")
@@ -78,7 +88,11 @@ def _run(args: argparse.Namespace) -> int:
         params = params_from_args(args)
     except ParamsError as exc:
         return fail(exc.message)
-    result = simulate(params, args.engine)
+    used = engine_threads(args.engine, args.threads)
+    if used < args.threads:
+        err_console.print(f"Aviso: se pidieron {args.threads} hilos; se usan {used}, el máximo del motor "
+                          f"{args.engine} en esta máquina.", soft_wrap=True)
+    result = simulate(params, args.engine, threads=args.threads)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -92,5 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
                         help="motor de simulación (por defecto cython)")
     add_param_options(parser)
+    parser.add_argument("--threads", "-t", type=_threads, default=1, metavar="N",
+                        help="hilos de cálculo (solo el motor cython los aprovecha; por defecto 1; "
+                             "se limita a los núcleos de esta máquina; el resultado es idéntico con cualquier número)")
     parser.add_argument("--json", action="store_true", help="imprime un único objeto JSON con el resultado")
     parser.set_defaults(func=_run)

@@ -82,27 +82,56 @@ cdef extern from *:
 cdef extern from *:
     """
     #include <stdlib.h>
+    #include <string.h>
     #if defined(__linux__)
     #include <sys/mman.h>
     #endif
-    /* Big arrays on transparent huge pages where the system offers them (Linux, madvise
-       mode): far fewer page faults and TLB misses on the scattered passes. */
+    /* Big arrays: their own mapping on Linux, with transparent huge pages where the
+       system offers them (madvise mode): far fewer page faults and TLB misses on the
+       scattered passes, and the memory goes back to the system when freed (a big
+       malloc block may stay in the heap). A 64-byte header keeps the mapping size,
+       0 for a plain malloc block. */
+    #define PARTISIM_HEADER 64
     static void* partisim_alloc_big(size_t nbytes) {
-    #if defined(__linux__) && defined(MADV_HUGEPAGE)
-        const size_t huge = (size_t)2 << 20;
-        if (nbytes >= 2 * huge) {
-            void* p = NULL;
-            size_t rounded = (nbytes + huge - 1) / huge * huge;
-            if (posix_memalign(&p, huge, rounded) != 0)
+        char* p;
+        size_t total = nbytes + PARTISIM_HEADER;
+    #if defined(__linux__) && defined(MAP_ANONYMOUS)
+        if (total >= ((size_t)1 << 20)) {
+            void* m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
                 return NULL;
-            madvise(p, rounded, MADV_HUGEPAGE);
-            return p;
+    #if defined(MADV_HUGEPAGE)
+            madvise(m, total, MADV_HUGEPAGE);
+    #endif
+            memcpy(m, &total, sizeof total);
+            return (char*)m + PARTISIM_HEADER;
         }
     #endif
-        return malloc(nbytes);
+        p = (char*)malloc(total);
+        if (p == NULL)
+            return NULL;
+        total = 0;
+        memcpy(p, &total, sizeof total);
+        return p + PARTISIM_HEADER;
+    }
+    static void partisim_free_big(void* ptr) {
+        char* p;
+        size_t total;
+        if (ptr == NULL)
+            return;
+        p = (char*)ptr - PARTISIM_HEADER;
+        memcpy(&total, p, sizeof total);
+    #if defined(__linux__) && defined(MAP_ANONYMOUS)
+        if (total != 0) {
+            munmap(p, total);
+            return;
+        }
+    #endif
+        free(p);
     }
     """
     void* partisim_alloc_big(size_t nbytes) noexcept nogil
+    void partisim_free_big(void* ptr) noexcept nogil
 
 ctypedef cnp.int32_t idx_t
 
@@ -324,9 +353,11 @@ cdef void _recs_sort(Recs* p) noexcept nogil:
 cdef void _engine_free(Engine* e) noexcept:
     cdef int t, b
     for b in range(2):
-        free(e.x[b]); free(e.y[b]); free(e.vx[b]); free(e.vy[b]); free(e.ident[b])
+        partisim_free_big(e.x[b]); partisim_free_big(e.y[b]); partisim_free_big(e.vx[b])
+        partisim_free_big(e.vy[b]); partisim_free_big(e.ident[b])
         e.x[b] = NULL; e.y[b] = NULL; e.vx[b] = NULL; e.vy[b] = NULL; e.ident[b] = NULL
-    free(e.xr); free(e.yr); free(e.cell); free(e.start); free(e.parent)
+    partisim_free_big(e.xr); partisim_free_big(e.yr); partisim_free_big(e.cell)
+    partisim_free_big(e.start); partisim_free_big(e.parent)
     free(e.row_lo); free(e.cell_lo); free(e.chunk_lo); free(e.base); free(e.bucket)
     e.xr = NULL; e.yr = NULL; e.cell = NULL; e.start = NULL; e.parent = NULL
     e.row_lo = NULL; e.cell_lo = NULL; e.chunk_lo = NULL; e.base = NULL; e.bucket = NULL
