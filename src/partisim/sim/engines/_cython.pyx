@@ -141,6 +141,7 @@ cdef enum:
     MAX_PARTS = 256    # the part x part histogram stays small
     SMALL_SORT = 48    # below this, insertion sort beats radix sort
     COARSE = 16384     # particles per bucket of _load and _store (their working set fits L2)
+    LIST_BUDGET = 8    # listed pairs per particle before the skin narrows
 
 # keys are (root * n + lo) * n + hi < n**3, which must fit in 64 bits
 MAX_PARTICLES = 1 << 21
@@ -187,6 +188,7 @@ cdef struct Part:
     Recs recs, boundary
     long long walls, collisions, far
     int failed
+    int over           # the list outgrew its budget (phase R4)
 
 
 cdef struct Engine:
@@ -195,6 +197,8 @@ cdef struct Engine:
     bint transposed    # the slow (strip) axis is x
     double inv_w, inv_h
     double dt, r, w, h, ew, ep, d, d2
+    double skin_max    # the widest skin the cells allow
+    double skin        # the skin of the current list (narrower where the list grew too long)
     double reach2      # pairs closer than sqrt(reach2) at a rebuild are listed
     double slack2      # squared distance a particle may move before a rebuild; < 0: every step
     bint moving        # False: no drift or walls (candidate_pairs)
@@ -675,9 +679,16 @@ cdef void _phase_list(Engine* e, int u) noexcept nogil:
     cdef idx_t m, m2, c, len1, total, q, jump
     cdef double x0, y0, dx, dy, reach2 = e.reach2
     cdef int rc
+    # clustered particles would list far too many pairs with a wide skin: stop, and
+    # _rebuild narrows the skin (with no skin the list is just the candidates)
+    cdef Py_ssize_t budget = LIST_BUDGET * (e.base[u + 1] - e.base[u]) + 4096 if e.skin > 0 else -1
     p.near.size = 0
     p.near_cross.size = 0
+    p.over = 0
     for m in range(e.base[u], e.base[u + 1]):
+        if budget >= 0 and p.near.size + p.near_cross.size > budget:
+            p.over = 1
+            return
         x0 = x[m]
         y0 = y[m]
         c = _cell_of(e, x0, y0)
@@ -700,10 +711,24 @@ cdef void _phase_list(Engine* e, int u) noexcept nogil:
                     return
 
 
+cdef void _set_skin(Engine* e, double skin) noexcept nogil:
+    """The list's reach, and how far a particle may move before the next rebuild.
+    A pair closer than d now (computed) was closer than d + 2 * slack at the rebuild
+    (triangle inequality); each computed squared distance is within a factor
+    (1 + 2**-53)**4 of the true one, and d2, reach2 and slack2 are rounded once, so
+    slack = skin / 2 - 1e-12 * (d + skin) keeps every such pair under reach2 with a
+    margin far above those roundings."""
+    cdef double slack = 0.5 * skin - 1e-12 * (e.d + skin)
+    e.skin = skin
+    e.reach2 = (e.d + skin) * (e.d + skin) if skin > 0 else e.d2
+    e.slack2 = slack * slack if slack > 0 else -1.0
+
+
 cdef int _rebuild(Engine* e) noexcept nogil:
     """Phase R: sort the (moved) particles by cell into the other buffer and list the pairs
     within reach. Returns -1 when memory runs out."""
     cdef int t, nt = e.parts, u
+    cdef bint over
     if e.listed:
         _rebalance(e)
     for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
@@ -715,11 +740,19 @@ cdef int _rebuild(Engine* e) noexcept nogil:
     for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
         _phase_place(e, t)
     e.cur = 1 - e.cur
-    for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-        _phase_list(e, t)
-    for u in range(nt):
-        if e.part[u].failed:
-            return -1
+    # the skin widens again after a narrowing, one step at a time
+    _set_skin(e, min(e.skin_max, 2 * e.skin))
+    while True:
+        for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _phase_list(e, t)
+        over = False
+        for u in range(nt):
+            if e.part[u].failed:
+                return -1
+            over = over or e.part[u].over
+        if not over:
+            break
+        _set_skin(e, 0.25 * e.skin if e.skin > 0.05 * e.d else 0.0)
     e.listed = True
     return 0
 
@@ -1117,7 +1150,10 @@ def candidate_pairs(double[::1] x, double[::1] y, tuple grid, double d2, threads
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     _engine_init(&e, n, grid[0], grid[1], grid[2], grid[3], threads_used(threads))
     e.moving = False
-    e.reach2 = d2
+    e.d = sqrt(d2)
+    e.d2 = d2
+    e.skin_max = 0.0
+    e.skin = 0.0
     try:
         with nogil:
             _load(&e, &x[0], &y[0], &x[0], &y[0])
@@ -1155,7 +1191,7 @@ def run_steps(double[::1] x, double[::1] y, double[::1] vx, double[::1] vy,
     cdef idx_t n = x.shape[0]
     cdef long long s, pc = 0, wc = 0
     cdef int rc = 0
-    cdef double d = 2.0 * r, slack
+    cdef double d = 2.0 * r
     if n == 0:
         return 0, 0
     ncx, ncy, cw, ch, skin = _engine_grid(w, h, d, n)
@@ -1169,14 +1205,8 @@ def run_steps(double[::1] x, double[::1] y, double[::1] vx, double[::1] vy,
     e.ep = ep
     e.d = d
     e.d2 = d * d
-    e.reach2 = (d + skin) * (d + skin)
-    # A pair closer than d now (computed) was closer than d + 2 * slack at the rebuild
-    # (triangle inequality); each computed squared distance is within a factor
-    # (1 + 2**-53)**4 of the true one, and d2, reach2, slack2 are rounded once, so
-    # slack = skin / 2 - 1e-12 * (d + skin) keeps every such pair under reach2 with a
-    # margin far above those roundings.
-    slack = 0.5 * skin - 1e-12 * (d + skin)
-    e.slack2 = slack * slack if slack > 0 else -1.0
+    e.skin_max = skin
+    e.skin = skin
     try:
         with nogil:
             _load(&e, &x[0], &y[0], &vx[0], &vy[0])
