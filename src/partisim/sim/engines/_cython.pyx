@@ -9,26 +9,33 @@ original order.
 
 Neighbour list with a skin. A rebuild sorts the particles by cell and lists
 every pair closer than `reach` = diameter + skin (cells are at least `reach`
-wide). Each step then tests only the listed pairs with the exact predicate of
-DESIGN.md §2, as long as no particle has moved more than `slack` (just under
-skin / 2) from where it stood at the rebuild; otherwise the step rebuilds
-first. A pair closer than a diameter now was closer than diameter + 2 * slack
-at the rebuild, so it is listed (the rounding margin is worked out at
-`_engine_init`): the list holds every candidate, and the predicate decides.
+wide, so the half-shell scan of neighbouring cells finds them all). Each step
+then tests only the listed pairs with the exact predicate of DESIGN.md §2, as
+long as no particle has moved more than `slack` (just under skin / 2) from
+where it stood at the rebuild; otherwise the step rebuilds first. A pair closer
+than a diameter now was closer than diameter + 2 * slack at the rebuild
+(triangle inequality; the rounding margin is worked out at `_set_skin`), so it
+is listed: the list holds every candidate, and the predicate decides. Should
+clustered particles make the list too long, that rebuild narrows the skin
+(down to none: then the list is exactly the candidates and every step
+rebuilds), and later rebuilds widen it again.
 
 Threads. The cells are cut into `parts` strips of whole rows (along the axis
-with more cells), balanced by particle count at each rebuild; part t works on
-strip t in every phase, one OpenMP thread per part:
+with more cells), balanced by particle count at each rebuild; in cell order a
+strip's particles are a run of slots, fixed until the next rebuild. Part t
+works on strip t in every phase, one OpenMP thread per part:
   A. drift and walls of the strip's particles, and how far each has moved
   R. (rebuild only) cells, counting sort into the other buffer, scan for the
      list: pairs inside the strip, and pairs reaching into the next strip
      ("cross" pairs), kept apart
   T. the candidates: listed pairs passing the exact predicate on the
      post-wall positions; inner ones are joined in a union-find over slots
+     (both ends are the strip's own slots, so no other thread touches them)
   J. (one thread) cross candidates are joined, and the roots of their
      components marked "boundary"
   E. each strip resolves its own unmarked components
-  K. (one thread) the boundary components are resolved
+  K. (one thread) the boundary components are resolved, together, in
+     ascending (i, j) order
 
 Why the pair phase is exact (DESIGN.md §2, step 3). The candidate set is fixed
 before any pair is resolved (phase T, on the post-wall positions, with
@@ -58,6 +65,9 @@ with one part on one thread. No Python object is touched inside the step loop.
 
 import numpy as np
 cimport numpy as cnp
+
+from partisim.sim.partition import CELLS_PER_PARTICLE
+
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdint cimport uint64_t
@@ -138,7 +148,7 @@ ctypedef cnp.int32_t idx_t
 cdef enum:
     ROOT = -1          # union-find: root of a component that stays inside one strip (so far)
     BOUNDARY = -2      # union-find: root of a component with a cross candidate
-    MAX_PARTS = 256    # the part x part histogram stays small
+    MAX_PARTS = 256    # the per-part histograms stay small
     SMALL_SORT = 48    # below this, insertion sort beats radix sort
     COARSE = 16384     # particles per bucket of _load and _store (their working set fits L2)
     LIST_BUDGET = 8    # listed pairs per particle before the skin narrows
@@ -151,7 +161,6 @@ SKIN = 0.5
 # cells a hair wider than the reach, so rounding in x / cell_w never puts two
 # particles within reach two cells apart (as in partition.grid_shape)
 CELL_MARGIN = 1e-6
-CELLS_PER_PARTICLE = 2
 
 
 cdef struct Pair:
