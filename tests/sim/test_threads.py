@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import queue
 
 import numpy as np
 import pytest
@@ -212,6 +214,33 @@ def test_simulate_refuses_bad_thread_counts(bad) -> None:
     with pytest.raises(ParamsError) as info:
         simulate(SimParams(particles=10, steps=2), "cython", threads=bad)
     assert info.value.field == "threads" and "hilos" in info.value.message
+
+
+def _simulate_in_child(params: SimParams, results) -> None:
+    result = simulate(params, "cython", threads=2)
+    results.put((result.threads, result.checksum))
+
+
+def test_forked_child_after_threads_does_not_hang() -> None:
+    # GNU OpenMP's thread pool does not survive a fork: a child of a process that ran several
+    # threads must run on one (same results) instead of waiting forever
+    params = SimParams(particles=500, steps=30, width=1500.0, height=1200.0, seed=9)
+    parent = simulate(params, "cython", threads=2)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_simulate_in_child, args=(params, results))
+    child.start()
+    try:
+        threads, digest = results.get(timeout=60)
+    except queue.Empty:
+        pytest.fail("the forked child hung in the cython engine")
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0 and digest == parent.checksum
+    if parent.threads > 1:
+        assert threads == 1
 
 
 def test_openmp_reporting_is_consistent() -> None:

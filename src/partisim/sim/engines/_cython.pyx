@@ -72,6 +72,8 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
+from posix.types cimport pid_t
+from posix.unistd cimport getpid
 
 cnp.import_array()
 
@@ -234,22 +236,42 @@ cdef struct Engine:
     Part* part
 
 
+# GNU OpenMP keeps its worker threads in a pool that a fork does not copy: a child
+# process that starts a parallel region after its parent ran one waits forever. The
+# process that first ran several threads is remembered; in any other process that
+# inherited the mark (a forked child) the engine runs on one thread, with the same results.
+cdef pid_t _threads_pid = 0
+
+
+cdef bint _threads_allowed() noexcept nogil:
+    return partisim_openmp() and (_threads_pid == 0 or _threads_pid == getpid())
+
+
 def openmp_available():
     """True when the engine was compiled with OpenMP (several threads possible)."""
     return bool(partisim_openmp())
 
 
 def max_threads():
-    """Threads worth using here: this machine's processors, 1 without OpenMP."""
-    return max(1, partisim_num_procs()) if partisim_openmp() else 1
+    """Threads worth using here: this machine's processors; 1 without OpenMP, or in a process
+    forked from one that already ran several threads."""
+    return max(1, partisim_num_procs()) if _threads_allowed() else 1
 
 
 def threads_used(threads):
-    """Threads a run with `threads` requested actually uses (1 without OpenMP)."""
+    """Threads a run with `threads` requested actually uses (1 where max_threads() is 1)."""
     threads = int(threads)
     if threads < 1:
         raise ValueError("threads debe ser >= 1")
-    return min(threads, MAX_PARTS) if partisim_openmp() else 1
+    return min(threads, MAX_PARTS) if _threads_allowed() else 1
+
+
+cdef int _claim_threads(int parts) noexcept:
+    """Called before a run on `parts` threads: remember this process as the pool's owner."""
+    global _threads_pid
+    if parts > 1 and _threads_pid == 0:
+        _threads_pid = getpid()
+    return parts
 
 
 # ---------------------------------------------------------------------------
@@ -1157,7 +1179,7 @@ def candidate_pairs(double[::1] x, double[::1] y, tuple grid, double d2, threads
     cdef idx_t* ident
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    _engine_init(&e, n, grid[0], grid[1], grid[2], grid[3], threads_used(threads))
+    _engine_init(&e, n, grid[0], grid[1], grid[2], grid[3], _claim_threads(threads_used(threads)))
     e.moving = False
     e.d = sqrt(d2)
     e.d2 = d2
@@ -1204,7 +1226,7 @@ def run_steps(double[::1] x, double[::1] y, double[::1] vx, double[::1] vy,
     if n == 0:
         return 0, 0
     ncx, ncy, cw, ch, skin = _engine_grid(w, h, d, n)
-    _engine_init(&e, n, ncx, ncy, cw, ch, threads_used(threads))
+    _engine_init(&e, n, ncx, ncy, cw, ch, _claim_threads(threads_used(threads)))
     e.moving = True
     e.dt = dt
     e.r = r
