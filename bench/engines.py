@@ -145,7 +145,7 @@ def main() -> int:
     print(f"{'n':>8}  {'hilos':>5} {'pasos':>6} {'segundos':>10} {'partículas-paso/s':>20} {'aceleración':>12}")
     single, two = {}, {}
     for n, steps in sizes:
-        times = thread_times(params_for(n, steps), counts, repeats=3)
+        times = thread_times(params_for(n, steps), counts, repeats=5)
         for t in counts:
             speedup = times[1] / times[t]
             print(f"{n:>8}  {t:>5} {steps:>6} {times[t]:>10.4f} {rate(n, steps, times[t]):>20} {speedup:>11.2f}x")
