@@ -35,7 +35,11 @@ __all__ = [
     "SOFTWARE",
     "TaskState",
     "History",
+    "HistoryStatistics",
+    "CurrentTasks",
     "ErrorBody",
+    "TASK_ID_MAX",
+    "task_id_problem",
     "TaskTimings",
     "TaskView",
     "TaskList",
@@ -60,6 +64,26 @@ PENDING_STATES: frozenset[str] = frozenset({"queued", "running"})
 FINAL_STATES: frozenset[str] = frozenset({"success", "failed", "timeout", "cancelled"})
 
 
+#: longest task_id, in characters (ids are any printable text; see `task_id_problem`)
+TASK_ID_MAX = 128
+
+
+def task_id_problem(task_id: object) -> str | None:
+    """Why `task_id` cannot be a task id (Spanish), or None when it can.
+
+    Any printable text of 1 to TASK_ID_MAX characters (spaces, "ñ", "/" included);
+    control characters, line separators and lone surrogates are refused."""
+    if not isinstance(task_id, str):
+        return "debe ser un texto"
+    if not task_id:
+        return "no puede estar vacío"
+    if len(task_id) > TASK_ID_MAX:
+        return f"demasiado largo ({len(task_id)} caracteres; máximo {TASK_ID_MAX})"
+    if not task_id.isprintable():
+        return "contiene caracteres de control o no imprimibles"
+    return None
+
+
 #: what a partisim worker says in ``/status`` "software"; a worker without it is foreign
 SOFTWARE = "partisim"
 
@@ -81,16 +105,22 @@ class _Wire(BaseModel):
 
 
 class PingReply(_Wire):
+    """``GET /ping``. With a token set, an anonymous caller gets only ``status``,
+    ``timestamp`` and ``message`` (liveness): ``worker_id`` is then None."""
+
     status: Literal["active"]
-    worker_id: str
-    timestamp: str = ""
+    worker_id: str | None = None
+    timestamp: str = ""  # "" from a worker that does not say
     message: str = ""
 
 
 class HealthReport(_Wire):
+    """``GET /health``. With a token set, an anonymous caller gets only ``status`` and
+    ``timestamp``: no ``worker_id``, no ``checks`` (Docker version, image...)."""
+
     status: Literal["healthy", "unhealthy"]
-    worker_id: str
-    checks: dict[str, Any]
+    worker_id: str | None = None
+    checks: dict[str, Any] = Field(default_factory=dict)
     timestamp: str
 
 
@@ -128,6 +158,9 @@ class WorkerStatus(_Wire):
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)
     auth_required: bool = False
+    tls: bool = False
+    request_timeout: Finite | None = None
+    max_connections: int | None = None
     timestamp: str = ""
 
     @property
@@ -191,6 +224,11 @@ class ExecuteResult(_Wire):
     particle_steps_per_s: Finite
     runner: str
     timestamp: str
+    #: the deadline this worker applied, in seconds: the one asked for, brought into
+    #: [0.5, --max-timeout]; None from a worker that does not say
+    timeout: Finite | None = None
+    #: what the request asked for (None: no timeout given, the worker's maximum applies)
+    timeout_requested: Finite | None = None
 
 
 class ForeignResult(_Wire):
@@ -269,6 +307,7 @@ class TaskState(_Wire):
     engine: str
     params: dict[str, Any]
     timeout: Finite
+    timeout_requested: Finite | None = None
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -283,12 +322,40 @@ class TaskState(_Wire):
         return self.status in PENDING_STATES
 
 
+class HistoryStatistics(_Wire):
+    """``GET /history`` → ``statistics``: over every task this worker remembers (up to
+    ``--retain``), whatever the ``limit`` and ``status`` of the request."""
+
+    total_tasks: int = 0
+    #: tasks per status (queued, running, success, failed, timeout, cancelled)
+    by_status: dict[str, int] = Field(default_factory=dict)
+    completed_tasks: int = 0  # success
+    failed_tasks: int = 0  # failed + timeout
+    success_rate: Finite | None = None  # success / finished (0..1); None before any finished
+    average_execution_time: Finite | None = None  # seconds, over the successful tasks
+    min_execution_time: Finite | None = None
+    max_execution_time: Finite | None = None
+    average_simulation_time: Finite | None = None
+
+
 class History(_Wire):
-    """``GET /history``: the newest task records first."""
+    """``GET /history``: the newest task records first. ``task_history`` repeats ``tasks``
+    and ``statistics`` summarises them, as the users' ETAPA-6 scripts read them."""
 
     worker_id: str
     count: int
     tasks: list[TaskState]
+    task_history: list[TaskState] = Field(default_factory=list)
+    statistics: HistoryStatistics = Field(default_factory=HistoryStatistics)
+
+
+class CurrentTasks(_Wire):
+    """``GET /current``: the tasks running now, and how many wait in the queue."""
+
+    worker_id: str
+    count: int
+    tasks: list[TaskState]
+    queued: int = 0
 
 
 class ErrorBody(_Wire):

@@ -7,6 +7,10 @@
     w.stop()      # SIGTERM, graceful; returns the exit code
     w.kill()      # SIGKILL
 
+With `--tls-cert`/`--tls-key` the worker serves https: pass `verify` (a CA file or an
+SSL context, e.g. `helpers.tls.make_certificate(...).context()`) so the readiness check
+and `.client()` trust it.
+
 `port=None` starts with `--port 0` and reads the port the worker reports, so
 there is no race for a free port. Defaults chosen for tests: `--runner process`
 (unless a `--runner` is given), a fresh temporary working directory (so no
@@ -20,13 +24,14 @@ from __future__ import annotations
 import atexit
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 from pathlib import Path
 
 import httpx
 
-from helpers.processes import Spawned, answers, clean_env
+from helpers.processes import Spawned, clean_env
 
 __all__ = ["RunningWorker", "start_worker", "TINY", "ENDLESS"]
 
@@ -35,7 +40,7 @@ TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1}
 #: a task that would run for many minutes with the python engine
 ENDLESS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 5_000_000, "SEMILLA": 3}
 
-_LISTENING = re.compile(r"Escuchando en http://(\S+):(\d+)")
+_LISTENING = re.compile(r"Escuchando en (https?)://(\S+):(\d+)")
 _OWNED_DIRS: list[Path] = []
 
 
@@ -48,12 +53,15 @@ def _remove_owned_dirs() -> None:
 class RunningWorker(Spawned):
     """A `partisim worker` subprocess (`.proc`, `.log()`, `.stop()`, `.kill()` from `Spawned`)."""
 
-    def __init__(self, host: str, port: int, cwd: Path, token: str | None = None) -> None:
+    def __init__(self, host: str, port: int, cwd: Path, token: str | None = None, scheme: str = "http",
+                 verify: ssl.SSLContext | bool = True) -> None:
         super().__init__("worker", cwd)
         self.host = host
         self.port = port
         self.cwd = cwd
         self.token = token
+        self.scheme = scheme
+        self.verify = verify
 
     def __repr__(self) -> str:
         return f"RunningWorker(host={self.host!r}, port={self.port}, pid={self.proc.pid if self.proc else None})"
@@ -61,16 +69,17 @@ class RunningWorker(Spawned):
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def client(self, **kw) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.Client(base_url=self.url, trust_env=False, headers=headers, timeout=kw.pop("timeout", 30), **kw)
+        return httpx.Client(base_url=self.url, trust_env=False, headers=headers, timeout=kw.pop("timeout", 30),
+                            verify=kw.pop("verify", self.verify), **kw)
 
 
 def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: str,
                  env: dict[str, str | None] | None = None, cwd: str | Path | None = None,
-                 ready_timeout: float = 60.0) -> RunningWorker:
+                 ready_timeout: float = 60.0, verify: str | ssl.SSLContext | bool = True) -> RunningWorker:
     """Start `python -m partisim worker --host HOST --port PORT EXTRA...` and wait for /ping.
 
     `cwd` (created if missing) also holds the log; by default a fresh temporary directory.
@@ -88,7 +97,11 @@ def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: 
         args += ["--runner", "process"]
     argv = [sys.executable, "-m", "partisim", "worker", "--host", host,
             "--port", str(0 if port is None else port), *args]
-    worker = RunningWorker(host, port or 0, workdir, token=full_env.get("PARTISIM_TOKEN"))
+    tls = "--tls-cert" in args or "PARTISIM_TLS_CERT" in full_env
+    if isinstance(verify, str):  # a CA file: httpx wants an SSL context
+        verify = ssl.create_default_context(cafile=verify)
+    worker = RunningWorker(host, port or 0, workdir, token=full_env.get("PARTISIM_TOKEN"),
+                           scheme="https" if tls else "http", verify=verify)
     worker.name = f"worker on {host}:{port or '?'}"
     worker.launch(argv, cwd=workdir, env=full_env)
 
@@ -97,8 +110,8 @@ def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: 
             match = _LISTENING.search(worker.log())
             if not match:
                 return False
-            worker.port = int(match.group(2))
-        return answers(worker.url + "/ping")
+            worker.port = int(match.group(3))
+        return httpx.get(worker.url + "/ping", timeout=2.0, trust_env=False, verify=verify).status_code == 200
 
     worker.wait_ready(ready, ready_timeout)
     return worker

@@ -81,13 +81,13 @@ def test_params_are_immutable() -> None:
 
 
 @pytest.mark.parametrize("name,engine", [("python", "python"), ("numpy", "numpy"), ("cython", "cython"),
-                                         ("benchmark.py", "python"), ("benchmark_cython.py", "cython"),
-                                         ("Cython", "cython")])
+                                         ("benchmark.py", "python"), ("benchmark_cython.py", "cython")])
 def test_engine_registry(name: str, engine: str) -> None:
     assert resolve_engine(name) == engine
 
 
-@pytest.mark.parametrize("name", ["../x", "/bin/sh", "benchmark.py; rm -rf /", "java", "", None, 3])
+@pytest.mark.parametrize("name", ["../x", "/bin/sh", "benchmark.py; rm -rf /", "java", "", None, 3,
+                                  "Cython", "CYTHON", " cython", "cython ", "Benchmark.py", "benchmark_cython.py\n"])
 def test_engine_registry_refuses_everything_else(name) -> None:
     with pytest.raises(ParamsError, match="benchmark"):
         resolve_engine(name)

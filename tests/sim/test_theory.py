@@ -153,7 +153,8 @@ def test_temperature_argument() -> None:
     SimParams(max_speed=0.0),
     SimParams(particles=1),
     SimParams(particle_restitution=1.0),
-    SimParams(width=1e9, height=1e9, max_speed=1e300, dt=1e-292),
+    SimParams(width=1e9, height=1e9, max_speed=1e100, dt=1e-91),  # the largest accepted speed
+    SimParams(width=1e-100, height=1e-100, radius=5e-324, max_speed=1e-300, dt=1.0, particles=2),
 ])
 def test_edge_cases_give_strict_json(params: SimParams) -> None:
     data = predict(params).to_dict()

@@ -51,6 +51,23 @@ def test_command_isolates_and_limits() -> None:
     assert not any(";" in a or "|" in a or "&" in a for a in argv)  # an argv, never a shell line
 
 
+@pytest.mark.parametrize("task_id", ["tarea ñ 1", "a/b/../c", "x?y#z&w=1 $(id)", "日本語", "-guion", ".punto",
+                                     "ñ" * 128, "emoji 🚀"])
+def test_container_name_is_safe_for_any_printable_task_id(task_id: str) -> None:
+    """Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: other characters become '_'; the
+    label keeps the exact id, as one argv element (no shell ever sees it)."""
+    import re
+
+    runner = DockerRunner(DockerProbe("docker", "img:1"))
+    job = Job(task_id, "cython", parse_params(TINY), 5.0)
+    names = {runner.container_name(job) for _ in range(5)}
+    assert len(names) == 5  # unique even for ids that sanitise alike
+    for name in names:
+        assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) and len(name) <= 100, name
+    argv = runner.command(job, names.pop())
+    assert f"partisim.task_id={task_id}" in argv
+
+
 def test_command_carries_every_parameter_exactly() -> None:
     """The container's `partisim run` arguments parse back to the very same parameters."""
     params = parse_params(ODD)

@@ -7,7 +7,6 @@ existing tooling reads; exit code 1 with a Spanish message on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -59,7 +58,11 @@ def main(engine: str, argv: Sequence[str] | None = None, prog: str = "benchmark.
               f"{params.steps} {'paso' if params.steps == 1 else 'pasos'}, semilla {params.seed}")
     result = simulate(params, engine)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        try:
+            print(result.to_json())  # strict JSON: never NaN/Infinity
+        except ParamsError as exc:
+            print(f"Error: {exc.message}", file=sys.stderr)
+            return 1
         return 0
     print(f"Simulación completada en {result.simulation_time:.4f} segundos")
     print(f"Total colisiones Partícula-Partícula: {result.particle_collisions}")

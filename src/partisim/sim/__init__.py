@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from partisim.sim.engines import ALIASES as ENGINE_ALIASES
-    from partisim.sim.engines import ENGINES, get_engine, resolve_engine
+    from partisim.sim.engines import ENGINES, engine_threads, get_engine, resolve_engine
     from partisim.sim.measure import Measurement, measure_run
     from partisim.sim.params import SimParams, parse_params
     from partisim.sim.result import SimResult
@@ -31,6 +31,7 @@ __all__ = [
     "SimParams",
     "SimResult",
     "coarse_step_warning",
+    "engine_threads",
     "get_engine",
     "measure_run",
     "parse_params",
@@ -44,6 +45,7 @@ _WHERE = {
     "ENGINES": ("engines", "ENGINES"),
     "ENGINE_ALIASES": ("engines", "ALIASES"),
     "get_engine": ("engines", "get_engine"),
+    "engine_threads": ("engines", "engine_threads"),
     "resolve_engine": ("engines", "resolve_engine"),
     "Measurement": ("measure", "Measurement"),
     "measure_run": ("measure", "measure_run"),

@@ -14,12 +14,24 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from partisim.errors import ParamsError, explain_validation
 
-__all__ = ["SimParams", "parse_params", "explain", "ALIASES", "MAX_PACKING"]
+__all__ = ["SimParams", "parse_params", "explain", "ALIASES", "LEGACY_NAMES", "MAX_PACKING", "MAX_SPEED",
+           "MIN_SIDE", "MAX_SIDE"]
 
 #: Densest packing of equal disks in the plane (hexagonal): pi / (2*sqrt(3)).
 MAX_PACKING = 0.9069
+#: Largest box side: positions, their differences and squares stay far from overflow.
+MAX_SIDE = 1e9
+#: Smallest box side: width*height (packing fraction, neighbour grid) and the free
+#: area (W - 2r)(H - 2r) of the kinetic theory never underflow to 0.
+MIN_SIDE = 1e-100
+#: Largest VELOCIDAD_INICIAL_MAX. The kinetic energy never grows in model v1 (restitutions
+#: <= 1, separations move positions only), so it stays <= N*vmax^2 <= 1e206, no speed
+#: exceeds sqrt(2N)*vmax and no step moves a particle farther than ~1414 box sides:
+#: every result is finite (docs/modelo.md §2).
+MAX_SPEED = 1e100
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: a finite number given as a number: "0.1" or true are refused, as StrictInt refuses "5"
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class SimParams(BaseModel):
@@ -32,11 +44,11 @@ class SimParams(BaseModel):
     particles: StrictInt = Field(100, ge=1, le=1_000_000, alias="NUM_PARTICULAS")
     steps: StrictInt = Field(1000, ge=1, le=10_000_000, alias="NUM_PASOS")
     seed: StrictInt = Field(42, ge=0, le=2**63 - 1, alias="SEMILLA")
-    width: FiniteFloat = Field(800.0, gt=0, le=1e9, alias="ANCHO_MUNDO")
-    height: FiniteFloat = Field(600.0, gt=0, le=1e9, alias="ALTO_MUNDO")
+    width: FiniteFloat = Field(800.0, ge=MIN_SIDE, le=MAX_SIDE, alias="ANCHO_MUNDO")
+    height: FiniteFloat = Field(600.0, ge=MIN_SIDE, le=MAX_SIDE, alias="ALTO_MUNDO")
     radius: FiniteFloat = Field(5.0, gt=0, alias="RADIO_PARTICULA")
     dt: FiniteFloat = Field(0.1, gt=0, alias="DT")
-    max_speed: FiniteFloat = Field(20.0, ge=0, alias="VELOCIDAD_INICIAL_MAX")
+    max_speed: FiniteFloat = Field(20.0, ge=0, le=MAX_SPEED, alias="VELOCIDAD_INICIAL_MAX")
     wall_restitution: FiniteFloat = Field(0.8, ge=0, le=1, alias="COEF_RESTITUCION_PARED")
     particle_restitution: FiniteFloat = Field(0.9, ge=0, le=1, alias="COEF_RESTITUCION_PARTICULA")
 
@@ -77,6 +89,11 @@ class SimParams(BaseModel):
 #: field name -> API alias
 ALIASES: dict[str, str] = {name: f.alias or name for name, f in SimParams.model_fields.items()}
 _FIELD_BY_ALIAS = {alias: name for name, alias in ALIASES.items()}
+#: names of the users' ETAPA-6 task files -> field name ("seed" is the field's own name)
+LEGACY_NAMES: dict[str, str] = {"num_particles": "particles", "num_steps": "steps"}
+#: every accepted spelling of a parameter -> its field name
+_FIELD_OF: dict[str, str] = {**{name: name for name in ALIASES}, **_FIELD_BY_ALIAS, **LEGACY_NAMES}
+
 
 def _label(loc: tuple[Any, ...]) -> str:
     """The parameter named as the input named it (``NUM_PARTICULAS`` or ``particles``)."""
@@ -89,22 +106,37 @@ def explain(exc: ValidationError) -> tuple[str, str | None]:
 
 
 def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> SimParams:
-    """Validate parameters given by field names and/or API aliases.
+    """Validate parameters given by field names, API aliases and/or the ETAPA-6 names
+    (``num_particles``, ``num_steps``, ``seed``).
 
-    Raises `ParamsError` with a Spanish message naming the offending field.
+    Raises `ParamsError` with a Spanish message naming the offending field as it was given.
     """
     if data is not None and not isinstance(data, Mapping):
         raise ParamsError("params debe ser un objeto JSON (clave: valor)", field="params")
     merged: dict[str, Any] = dict(data or {})
     merged.update(overrides)
-    clashes = [k for k in merged if k in _FIELD_BY_ALIAS and _FIELD_BY_ALIAS[k] in merged]
-    if clashes:
-        raise ParamsError(f"{clashes[0]} aparece dos veces (con su nombre y con su alias)", field=clashes[0])
+    given: dict[str, str] = {}  # field name -> the key that set it
+    for key in merged:
+        name = _FIELD_OF.get(key) if isinstance(key, str) else None
+        if name is None:
+            continue  # unknown: pydantic names it below
+        if name in given:
+            raise ParamsError(f"{key} aparece dos veces (también como {given[name]}): "
+                              f"es el mismo parámetro, {ALIASES[name]}", field=str(key))
+        given[name] = key
+    # ETAPA-6 names become field names; every other key goes to the model as given
+    renamed = {LEGACY_NAMES.get(k, k) if isinstance(k, str) else k: v for k, v in merged.items()}
+    legacy = {LEGACY_NAMES[k]: k for k in merged if isinstance(k, str) and k in LEGACY_NAMES}
     try:
-        return SimParams.model_validate(merged)
+        return SimParams.model_validate(renamed)
     except ValidationError as exc:
-        message, field = explain(exc)
         errors = exc.errors()
+
+        def label(loc: tuple[Any, ...]) -> str:  # an ETAPA-6 name is named as it was sent
+            key = str(loc[0]) if loc else ""
+            return legacy[key] if key in legacy else _label(loc)
+
+        message, field = explain_validation(errors, label=label)
         # one field to blame: also the message without its name, for front ends to rename
         reason = explain_validation(errors, label=lambda _loc: "")[0] if len(errors) == 1 and field else None
-        raise ParamsError(message, field=field, reason=reason) from None
+        raise ParamsError(message, field=legacy.get(field or "", field), reason=reason) from None

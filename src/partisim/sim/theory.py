@@ -195,7 +195,7 @@ def _dt_reaching(params: SimParams, base: Prediction, target: float) -> float | 
         else:
             hi = mid
     dt = lo * sigma / base.mean_speed
-    return dt if math.isfinite(dt) else None
+    return dt if 0.0 < dt < math.inf else None  # 0: it underflowed (no dt to advise)
 
 
 def dt_for_missed(params: SimParams, target: float, temperature: float | None = None) -> float | None:
@@ -212,6 +212,8 @@ def predict(params: SimParams, temperature: float | None = None) -> Prediction:
 def _floor_2_digits(x: float) -> float:
     """x rounded down to two significant digits, so the advice stays on the safe side."""
     quantum = 10.0 ** (math.floor(math.log10(x)) - 1)
+    if quantum == 0.0:  # x near the smallest floats: nothing to round
+        return x
     return math.floor(x / quantum) * quantum
 
 

@@ -1,4 +1,4 @@
-"""The worker's HTTP API (DESIGN.md §3) on FastAPI.
+"""The worker's HTTP API (the worker API of docs/arquitectura.md and the README) on FastAPI.
 
 `create_app(settings)` builds the app; the routes only parse, call
 `WorkerService` and serialise. Errors are `partisim.errors` exceptions inside
@@ -12,10 +12,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,8 +32,17 @@ from partisim.errors import (
     explain_validation,
 )
 from partisim.fleet import Identity, resolve_identity
-from partisim.protocol import ErrorBody, ExecuteResult, HealthReport, History, PingReply, TaskState, WorkerStatus
-from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog
+from partisim.protocol import (
+    CurrentTasks,
+    ErrorBody,
+    ExecuteResult,
+    HealthReport,
+    History,
+    PingReply,
+    TaskState,
+    WorkerStatus,
+)
+from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog, json_bytes
 from partisim.worker.payload import parse_task_request, request_schema
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings
@@ -71,8 +81,13 @@ def _record_code(rec: TaskRecord) -> int | None:
     return http_error(rec.error)[0] if rec.error else None
 
 
+def _json_body(body: dict[str, Any], status_code: int, headers: dict[str, str] | None = None) -> Response:
+    """An error body as strict JSON (what a client sent is echoed safely, even a lone surrogate)."""
+    return Response(json_bytes(body), status_code=status_code, headers=headers, media_type="application/json")
+
+
 def _error_response(exc: PartisimError, service: WorkerService | None, task_id: str | None = None, *,
-                    refused: bool = True, status: str | None = None) -> JSONResponse:
+                    refused: bool = True, status: str | None = None) -> Response:
     """The answer for an error; `refused`: the request itself was turned down (counted in /metrics)."""
     code, word = http_error(exc)
     word = status or word
@@ -86,17 +101,28 @@ def _error_response(exc: PartisimError, service: WorkerService | None, task_id: 
         headers["WWW-Authenticate"] = "Bearer"
     if refused and service is not None and code in (400, 401, 409, 422, 429, 503):
         service.metrics.request_refused(code)
-    return JSONResponse(body, status_code=code, headers=headers)
+    return _json_body(body, code, headers)
 
 
 def _record(rec: TaskRecord, worker_id: str) -> TaskState:
     return rec.state(worker_id, _record_code(rec))
 
 
-def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A model as strict JSON (its floats are finite by type), serialised by pydantic."""
-    return Response(model.model_dump_json(), status_code=status_code, headers=headers,
+def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None, *,
+          only: set[str] | None = None) -> Response:
+    """A model as strict JSON (its floats are finite by type), serialised by pydantic;
+    `only`: just these fields (what an anonymous caller may see)."""
+    return Response(model.model_dump_json(include=only), status_code=status_code, headers=headers,
                     media_type="application/json")
+
+
+#: what /ping and /health tell a caller without the token, while one is set: liveness
+_LIVENESS = {"status", "timestamp", "message"}
+
+
+def _authorized(request: Request) -> bool:
+    """The caller showed the token, or none is needed (set by `BearerAuth`)."""
+    return bool(getattr(request.state, "authorized", False))
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 422)}
@@ -123,48 +149,53 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         finally:
             await service.stop()
 
+    # redirect_slashes off: "/execute/" is not a path of the contract (a 404, not a redirect)
     app = FastAPI(title=f"partisim worker {identity.worker_id}", version=__version__, lifespan=lifespan,
+                  redirect_slashes=False,
                   description="Servicio worker de partisim: ejecuta simulaciones de colisiones de partículas.")
     app.state.service = service
 
     # -- errors: one place --
 
     @app.exception_handler(PartisimError)
-    async def _partisim_error(request: Request, exc: PartisimError) -> JSONResponse:
+    async def _partisim_error(request: Request, exc: PartisimError) -> Response:
         return _error_response(exc, service, getattr(request.state, "task_id", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return _error_response(ParamsError(explain_validation(exc.errors())[0]), service)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             message = f"ruta no encontrada: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"método {request.method} no permitido en {request.url.path}"
         else:
             message = str(exc.detail)
-        return JSONResponse({"status": _REJECTED_WORDS.get(exc.status_code, "error"), "error": message},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return _json_body({"status": _REJECTED_WORDS.get(exc.status_code, "error"), "error": message},
+                          exc.status_code, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("error interno en %s %s", request.method, request.url.path)
-        return JSONResponse({"status": "error", "error": "error interno del worker; vea su registro"},
-                            status_code=500)
+        return _json_body({"status": "error", "error": "error interno del worker; vea su registro"}, 500)
 
     # -- routes --
 
-    @app.get("/ping", responses={200: {"model": PingReply}}, summary="¿Está vivo? (sin autenticación)")
-    async def ping() -> Response:
-        return _json(service.ping())
+    # With a token set, an anonymous caller learns only that the worker is alive.
+    @app.get("/ping", responses={200: {"model": PingReply}},
+             summary="¿Está vivo? (sin autenticación; sin token solo dice que está activo)")
+    async def ping(request: Request) -> Response:
+        full = _authorized(request)
+        return _json(service.ping(full=full), only=None if full else _LIVENESS)
 
     @app.get("/health", responses={200: {"model": HealthReport}, 503: {"model": HealthReport}},
-             summary="Salud del worker y de su runner (sin autenticación)")
-    async def health() -> Response:
-        report = await service.health()
-        return _json(report, status_code=200 if report.status == "healthy" else 503)
+             summary="Salud del worker y de su runner (sin autenticación; sin token solo el estado)")
+    async def health(request: Request) -> Response:
+        full = _authorized(request)
+        report = await service.health(full=full)
+        return _json(report, status_code=200 if report.status == "healthy" else 503, only=None if full else _LIVENESS)
 
     @app.get("/status", responses={200: {"model": WorkerStatus}, **_ERRORS}, summary="Estado detallado")
     async def status() -> Response:
@@ -174,11 +205,13 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         req = parse_task_request(await request.body(), settings.limits)
         if req.task_id:
             request.state.task_id = req.task_id
-        # The deadline is brought into [MIN_TIMEOUT_S, --max-timeout]: below that no task can even start.
+        # The deadline is brought into [MIN_TIMEOUT_S, --max-timeout] (below that no task can even
+        # start) and reported back: `timeout` (applied) and `timeout_requested` in every answer.
         timeout = settings.max_timeout if req.timeout is None else \
             min(max(req.timeout, MIN_TIMEOUT_S), settings.max_timeout)
         rec, created = await service.tasks().submit(benchmark=req.benchmark, engine=req.engine, params=req.params,
-                                                    timeout=timeout, task_id=req.task_id)
+                                                    timeout=timeout, task_id=req.task_id,
+                                                    timeout_requested=req.timeout)
         request.state.task_id = rec.task_id
         return rec, created
 
@@ -198,15 +231,16 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     async def submit(request: Request) -> Response:
         rec, created = await _submit(request)
         return _json(_record(rec, service.worker_id), status_code=202 if created else 200,
-                     headers={"Location": f"/tasks/{rec.task_id}"})
+                     headers={"Location": "/tasks/" + quote(rec.task_id, safe="")})  # ids may be any text
 
-    @app.get("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
+    # `:path`: a task_id may hold "/" (sent as %2F or as is); any printable text is an id
+    @app.get("/tasks/{task_id:path}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
              summary="Estado y resultado de una tarea")
     async def get_task(task_id: str, request: Request) -> Response:
         request.state.task_id = task_id[:128]
         return _json(_record(service.tasks().get(task_id), service.worker_id))
 
-    @app.delete("/tasks/{task_id}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody},
+    @app.delete("/tasks/{task_id:path}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody},
                                                409: {"model": ErrorBody}, **_ERRORS},
                 summary="Cancela una tarea en espera o en curso (detiene su cálculo)")
     async def cancel_task(task_id: str, request: Request) -> Response:
@@ -222,9 +256,19 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         if status is not None and status not in STATES:
             raise ParamsError(f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}",
                               field="status")
-        records = service.tasks().history(min(limit, 1000), status)
-        return _json(History(worker_id=service.worker_id, count=len(records),
-                             tasks=[_record(r, service.worker_id) for r in records]))
+        manager = service.tasks()
+        records = manager.history(min(limit, 1000), status)
+        tasks = [_record(r, service.worker_id) for r in records]
+        return _json(History(worker_id=service.worker_id, count=len(records), tasks=tasks, task_history=tasks,
+                             statistics=manager.statistics()))
+
+    @app.get("/current", responses={200: {"model": CurrentTasks}, **_ERRORS},
+             summary="Tareas en curso ahora (y cuántas esperan en la cola)")
+    async def current() -> Response:
+        manager = service.tasks()
+        running = manager.current()
+        return _json(CurrentTasks(worker_id=service.worker_id, count=len(running),
+                                  tasks=[_record(r, service.worker_id) for r in running], queued=manager.queued))
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS,
              summary="Métricas en formato Prometheus")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["RequestLog", "BearerAuth", "BodyLimit", "json_error"]
+__all__ = ["RequestLog", "BearerAuth", "BodyLimit", "json_error", "json_bytes", "printable"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,9 +23,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("partisim.worker.requests")
 
 
+def json_bytes(data: Any) -> bytes:
+    """Strict JSON (no NaN/Infinity) as UTF-8; a lone surrogate a client sent becomes '?'."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8", errors="replace")
+
+
+def printable(text: str) -> str:
+    """`text` safe for one log line: control characters escaped."""
+    return text if text.isprintable() else text.encode("unicode_escape", errors="replace").decode("ascii")
+
+
 async def json_error(send: Send, code: int, status: str, message: str,
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"status": status, "error": message}, ensure_ascii=False).encode()
+    body = json_bytes({"status": status, "error": message})
     await send({"type": "http.response.start", "status": code,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()), *(headers or [])]})
@@ -56,12 +66,15 @@ class RequestLog:
         finally:
             task_id = scope.get("state", {}).get("task_id")
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %s %.1f ms%s", scope["method"], scope["path"], status or "-", ms,
-                     f" tarea={task_id}" if task_id else "")
+            log.info("%s %s %s %.1f ms%s", scope["method"], printable(scope["path"]), status or "-", ms,
+                     f" tarea={printable(task_id)}" if task_id else "")
 
 
 class BearerAuth:
-    """When a token is set, every path but the open ones needs `Authorization: Bearer <token>`."""
+    """When a token is set, every path but the open ones needs `Authorization: Bearer <token>`.
+
+    Every request's ``state["authorized"]`` tells the routes whether the caller showed the
+    token (always true without one): the open paths answer an anonymous caller less."""
 
     def __init__(self, app: ASGIApp, token: str | None, open_paths: frozenset[str],
                  on_refused: Callable[[int], None] | None = None) -> None:
@@ -71,7 +84,12 @@ class BearerAuth:
         self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if self.token is None:
+            state["authorized"] = True
             await self.app(scope, receive, send)
             return
         given = b""
@@ -82,7 +100,8 @@ class BearerAuth:
                     given = rest.strip()
                 break
         # compare_digest: the time taken does not tell how much of the token matched
-        if given and hmac.compare_digest(given, self.token):
+        state["authorized"] = bool(given) and hmac.compare_digest(given, self.token)
+        if state["authorized"] or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         if self.on_refused:

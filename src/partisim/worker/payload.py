@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
+from partisim.protocol import TASK_ID_MAX, task_id_problem
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
+from partisim.sim.params import LEGACY_NAMES
 from partisim.worker.settings import Limits
 
-__all__ = ["TaskRequest", "loads_strict", "parse_task_request", "check_limits", "TASK_ID_PATTERN",
-           "BENCHMARKS", "request_schema"]
+__all__ = ["TaskRequest", "loads_strict", "parse_task_request", "check_limits", "BENCHMARKS", "request_schema"]
 
-TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_TASK_ID = re.compile(TASK_ID_PATTERN)
 BENCHMARKS: tuple[str, ...] = (*ENGINE_ALIASES, *ENGINES)
 _FIELDS = ("benchmark", "params", "task_id", "timeout")
 _MAX_DIGITS = 30  # integers longer than this are refused before Python builds them
@@ -112,9 +110,10 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
         raise ParamsError(f"params: {exc.message}", field=exc.field) from None
     check_limits(params, limits)
     task_id = data.get("task_id")
-    if task_id is not None and (not isinstance(task_id, str) or not _TASK_ID.match(task_id)):
-        raise ParamsError("task_id debe ser un texto de 1 a 128 caracteres: letras, números, '_', '.' o '-', "
-                          f"empezando por letra o número; se recibió {_shown(task_id)}", field="task_id")
+    problem = None if task_id is None else task_id_problem(task_id)
+    if problem:
+        raise ParamsError(f"task_id {problem}: use un texto imprimible de 1 a {TASK_ID_MAX} caracteres; "
+                          f"se recibió {_shown(task_id)}", field="task_id")
     timeout = data.get("timeout")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -129,13 +128,18 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
     params = SimParams.model_json_schema(by_alias=True, mode="validation")
     params.pop("title", None)
     params["additionalProperties"] = False
+    props = params.get("properties", {})
     if limits is not None:
-        props = params.get("properties", {})
         for alias, limit in (("NUM_PARTICULAS", limits.max_particles), ("NUM_PASOS", limits.max_steps)):
             if alias in props:
                 props[alias]["maximum"] = min(props[alias].get("maximum", limit), limit)
         params["description"] = (f"Límites de este worker: NUM_PARTICULAS <= {limits.max_particles}, NUM_PASOS <= "
                                  f"{limits.max_steps}, NUM_PARTICULAS x NUM_PASOS <= {limits.max_work}")
+    # the ETAPA-6 names, aliases of the API ones (one spelling per parameter in a request)
+    for legacy, name in {**LEGACY_NAMES, "seed": "seed"}.items():
+        alias = SimParams.model_fields[name].alias or name
+        if alias in props:
+            props[legacy] = {**props[alias], "description": f"alias de {alias} (tareas de ETAPA 6)"}
     return {
         "type": "object",
         "required": ["benchmark"],
@@ -144,10 +148,13 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
             "benchmark": {"type": "string", "enum": list(BENCHMARKS),
                           "description": "benchmark.py = python, benchmark_cython.py = cython"},
             "params": params,
-            "task_id": {"type": "string", "pattern": TASK_ID_PATTERN,
-                        "description": "identificador para idempotencia: nunca se ejecuta dos veces"},
+            "task_id": {"type": "string", "minLength": 1, "maxLength": TASK_ID_MAX,
+                        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+                        "description": "identificador para idempotencia (texto imprimible): nunca se ejecuta "
+                                       "dos veces"},
             "timeout": {"type": "number", "exclusiveMinimum": 0,
-                        "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker]"},
+                        "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker] y la "
+                                       "respuesta dice el aplicado (timeout) y el pedido (timeout_requested)"},
         },
         "example": {"benchmark": "benchmark.py",
                     "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}},

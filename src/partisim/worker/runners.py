@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -453,6 +454,13 @@ class DockerProbe:
         return DockerStatus(True, True, self.image, version)
 
 
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
 class DockerRunner(Runner):
     """Each job in its own container: no network, limited CPU, memory and processes."""
 
@@ -472,7 +480,11 @@ class DockerRunner(Runner):
         return self.probe.image
 
     def container_name(self, job: Job) -> str:
-        return f"partisim-{job.task_id}-{secrets.token_hex(3)}"[:120]
+        """A name Docker accepts ([a-zA-Z0-9][a-zA-Z0-9_.-]*) whatever the task_id holds (any
+        printable text): other characters become '_'; the random suffix keeps names unique.
+        The exact id is in the label `partisim.task_id`."""
+        safe = _UNSAFE_NAME.sub("_", job.task_id)[:80]
+        return f"partisim-{safe}-{secrets.token_hex(3)}"
 
     def command(self, job: Job, container: str) -> list[str]:
         """The `docker run` argv for a job (also what the tests inspect)."""
@@ -556,7 +568,7 @@ class DockerRunner(Runner):
         for line in reversed(out.strip().splitlines()):
             if line.startswith("{"):
                 try:
-                    data = json.loads(line)
+                    data = json.loads(line, parse_constant=_no_constant)  # strict: no NaN/Infinity
                 except ValueError:
                     break
                 if isinstance(data, dict) and "checksum" in data:

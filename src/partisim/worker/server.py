@@ -19,8 +19,9 @@ import uvicorn
 from partisim.errors import PartisimError, explain_os_error
 from partisim.fleet import resolve_identity
 from partisim.worker.app import create_app
+from partisim.worker.connections import guarded_protocol
 from partisim.worker.service import WorkerService
-from partisim.worker.settings import WorkerSettings
+from partisim.worker.settings import WorkerSettings, open_listener_warning
 
 __all__ = ["run_worker", "bind_socket", "configure_logging"]
 
@@ -80,6 +81,21 @@ class _Server(uvicorn.Server):
         self.service.signal_shutdown()
 
 
+def _raise_file_limit(wanted: int) -> None:
+    """Let the process hold `wanted` descriptors (connections) if the hard limit allows."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _absorb(sig: int, frame: FrameType | None) -> None:
     """uvicorn re-raises the stop signal after a graceful stop; we exit 0 instead."""
 
@@ -88,16 +104,26 @@ def run_worker(settings: WorkerSettings) -> int:
     """Serve until stopped. Raises `PartisimError` (config, port) before serving."""
     identity = resolve_identity(settings.host, settings.port, worker_id=settings.worker_id,
                                 config_path=settings.config_path, config_explicit=settings.config_explicit)
+    configure_logging(identity.worker_id, settings.log_level)
+    warning = open_listener_warning(settings)
+    if warning:  # first thing said, before the port is even bound
+        logging.getLogger("partisim.worker").warning("AVISO: %s", warning)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
     if settings.port == 0 and identity.source != "argumento":
         # the entry's port can only be matched once we know it
         identity = resolve_identity(settings.host, port, config_path=settings.config_path,
                                     config_explicit=settings.config_explicit)
-    configure_logging(identity.worker_id, settings.log_level)
+        configure_logging(identity.worker_id, settings.log_level)
     app = create_app(settings, identity=identity, port=port)
+    # Slow or stalled clients: `guarded_protocol` bounds the time to receive each request and
+    # answers 503 (JSON) beyond `limit_concurrency` open connections (worker/connections.py).
+    _raise_file_limit(settings.max_connections + 256)
     config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=math.ceil(settings.grace), server_header=False)
+                            timeout_graceful_shutdown=math.ceil(settings.grace), server_header=False,
+                            http=guarded_protocol(settings.request_timeout), ws="none",
+                            limit_concurrency=settings.max_connections,
+                            ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     server = _Server(config, app.state.service)
     stop_signals = [signal.SIGINT, signal.SIGTERM]
     previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}

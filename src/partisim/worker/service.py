@@ -21,7 +21,7 @@ from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, get_engine
 from partisim.worker.metrics import Metrics
 from partisim.worker.runners import DockerProbe, Runner, select_runner
-from partisim.worker.settings import WorkerSettings
+from partisim.worker.settings import WorkerSettings, open_listener_warning
 from partisim.worker.tasks import FINAL_STATES, TaskManager, TaskRecord, iso
 
 __all__ = ["WorkerService", "available_engines"]
@@ -68,7 +68,7 @@ class WorkerService:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.settings.scheme}://{self.address}"
 
     @property
     def uptime_s(self) -> float:
@@ -102,7 +102,7 @@ class WorkerService:
                   "dirección": "su dirección IP"}[self.identity.source]
         log.info("Worker %s (partisim %s) iniciado; pid %d", self.worker_id, __version__, os.getpid())
         log.info("Identidad: %s (según %s)", self.worker_id, source)
-        log.info("Direcciones: %s", ", ".join(f"http://{a}:{self.port}" for a in self.identity.addresses))
+        log.info("Direcciones: %s", ", ".join(f"{s.scheme}://{a}:{self.port}" for a in self.identity.addresses))
         log.info("Runner: %s%s", self.runner.name, f" ({self.runner_note})" if self.runner_note else "")
         log.info("Docker: %s; imagen %s: %s",
                  f"disponible (versión {docker.version})" if docker.available else f"no disponible ({docker.error})",
@@ -113,6 +113,11 @@ class WorkerService:
         log.info("Límites por tarea: max_particles=%d, max_steps=%d, max_work=%d, max_body_bytes=%d",
                  s.limits.max_particles, s.limits.max_steps, s.limits.max_work, s.limits.max_body_bytes)
         log.info("Autenticación: %s", "token Bearer requerido (salvo /ping y /health)" if s.token else "desactivada")
+        log.info("TLS: %s", f"activado (certificado {s.tls_cert})" if s.tls_cert else "desactivado (http)")
+        log.info("Conexiones: como máximo %d abiertas; %g s para recibir cada petición",
+                 s.max_connections, s.request_timeout)
+        if open_listener_warning(s):  # said at start by run_worker; repeated where the summary is read
+            log.warning("AVISO: sin token y escuchando en %s: vea el aviso del inicio", s.host)
         log.info("Escuchando en %s", self.url)  # brackets an IPv6 address; helpers/workers.py reads this line
 
     def begin_shutdown(self) -> None:
@@ -143,7 +148,10 @@ class WorkerService:
 
     # -- views for the HTTP layer --
 
-    def ping(self) -> PingReply:
+    def ping(self, *, full: bool = True) -> PingReply:
+        """`full=False` (an anonymous caller while a token is set): liveness only."""
+        if not full:
+            return PingReply(status="active", timestamp=iso(), message="Worker activo")
         return PingReply(status="active", worker_id=self.worker_id, timestamp=iso(),
                          message=f"Worker {self.worker_id} activo")
 
@@ -185,10 +193,14 @@ class WorkerService:
             max_timeout=s.max_timeout,
             limits=dataclasses.asdict(s.limits),
             auth_required=bool(s.token),
+            tls=bool(s.tls_cert),
+            request_timeout=s.request_timeout,
+            max_connections=s.max_connections,
             timestamp=iso(),
         )
 
-    async def health(self) -> HealthReport:
+    async def health(self, *, full: bool = True) -> HealthReport:
+        """`full=False` (an anonymous caller while a token is set): the status only."""
         m = self.tasks()
         checks: dict[str, Any] = {}
         runner_ok, detail = True, f"runner {self.runner.name if self.runner else '?'} listo"
@@ -207,6 +219,8 @@ class WorkerService:
                             **docker.as_dict()}
         checks["capacity"] = {"ok": True, "running": m.running, "queued": m.queued, "capacity": m.capacity}
         healthy = runner_ok and not m.stopping
+        if not full:
+            return HealthReport(status="healthy" if healthy else "unhealthy", timestamp=iso())
         return HealthReport(status="healthy" if healthy else "unhealthy", worker_id=self.worker_id,
                             checks=checks, timestamp=iso())
 

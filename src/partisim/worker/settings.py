@@ -7,9 +7,11 @@ binds a port, with a Spanish message naming the option and its variable.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,7 +20,8 @@ from typing import Any
 from partisim.defaults import DEFAULT_CONFIG_PATH, SIM_IMAGE
 from partisim.errors import ConfigError, explain_os_error
 
-__all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count"]
+__all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count", "is_loopback",
+           "open_listener_warning"]
 
 RUNNERS = ("auto", "process", "docker")
 DEFAULT_IMAGE = SIM_IMAGE
@@ -64,10 +67,38 @@ class WorkerSettings:
     task_memory_mb: int | None = None
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
+    request_timeout: float = 10.0  # seconds to receive a request's headers and body
+    max_connections: int = 1000  # open connections; beyond, 503
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def effective_queue_size(self) -> int:
         return 4 * self.capacity if self.queue_size is None else self.queue_size
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach `host` (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
+
+
+def open_listener_warning(settings: WorkerSettings) -> str | None:
+    """The Spanish warning for a worker that anyone on the network may use, or None."""
+    if settings.token or is_loopback(settings.host):
+        return None
+    where = " (todas las interfaces)" if settings.host in ("0.0.0.0", "::", "") else ""
+    return (f"este worker escucha en {settings.host}{where} SIN token: cualquiera que alcance esta máquina "
+            "puede ejecutar tareas y ver su estado. Defina PARTISIM_TOKEN (o --token-file) o escuche solo en "
+            "127.0.0.1 (--host 127.0.0.1)")
 
 
 # -- value parsers: each raises ValueError with a Spanish reason ---------------
@@ -194,6 +225,14 @@ OPTIONS: tuple[Option, ...] = (
            "presupuesto de trabajo por tarea: NUM_PARTICULAS x NUM_PASOS máximo (por defecto 1e10)"),
     Option("max_body_bytes", "--max-body", "PARTISIM_MAX_BODY", _bounded_int(256, 64 * 1024 * 1024),
            "tamaño máximo del cuerpo de una petición en bytes (por defecto 65536)"),
+    Option("request_timeout", "--request-timeout", "PARTISIM_REQUEST_TIMEOUT", _float_in(3600, zero_ok=False),
+           "segundos para recibir las cabeceras y el cuerpo de una petición; después, 408 y se cierra la "
+           "conexión (por defecto 10)"),
+    Option("max_connections", "--max-connections", "PARTISIM_MAX_CONNECTIONS", _bounded_int(2, 100_000),
+           "conexiones abiertas como máximo; más allá, 503 (por defecto 1000)"),
+    Option("tls_cert", "--tls-cert", "PARTISIM_TLS_CERT", _text(4096),
+           "certificado TLS (PEM): el worker atiende por https (requiere --tls-key)"),
+    Option("tls_key", "--tls-key", "PARTISIM_TLS_KEY", _text(4096), "clave privada TLS (PEM) del certificado"),
     Option("log_level", "--log-level", "PARTISIM_LOG_LEVEL", _choice(("debug", "info", "warning", "error")),
            "nivel de detalle del registro (por defecto info)"),
 )
@@ -209,6 +248,25 @@ def _read_token_file(path: str) -> str:
     if not token:
         raise ConfigError(f"--token-file: el archivo {path} está vacío")
     return token
+
+
+def _check_tls(cert: str | None, key: str | None) -> None:
+    """Both files or neither, and they load: a clear error now rather than a traceback at bind."""
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        missing = "--tls-cert / PARTISIM_TLS_CERT" if cert is None else "--tls-key / PARTISIM_TLS_KEY"
+        raise ConfigError(f"TLS necesita el certificado y la clave: falta {missing}")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{flag}: no existe el archivo {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"--tls-cert/--tls-key: no se pudo cargar el certificado {cert} con la clave {key} "
+                          f"({exc.reason or exc}); ¿son PEM y se corresponden?") from None
+    except OSError as exc:
+        raise ConfigError(f"--tls-cert/--tls-key: no se pudo leer {exc.filename or cert}: {exc.strerror}") from None
 
 
 def build_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -237,6 +295,7 @@ def build_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, s
         token = _read_token_file(token_file)
     elif env.get("PARTISIM_TOKEN", "").strip():
         token = env["PARTISIM_TOKEN"].strip()
+    _check_tls(values.get("tls_cert"), values.get("tls_key"))
     limits = Limits(**{k: values.pop(k) for k in list(values) if k in _LIMIT_FIELDS})
     # --config or PARTISIM_CONFIG given (not the default): a missing file is then an error
     return WorkerSettings(**values, token=token, limits=limits, config_explicit="config_path" in values)

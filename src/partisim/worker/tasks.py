@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import math
-import re
+import statistics
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -25,17 +25,15 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from partisim.errors import ParamsError, PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
-from partisim.protocol import FINAL_STATES, ExecuteResult, TaskState, TaskStatus
+from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
 from partisim.sim import SimParams
-from partisim.worker.payload import TASK_ID_PATTERN
+from partisim.sim.result import NonFiniteResult
 from partisim.worker.runners import Job, Runner
 
 __all__ = ["TaskRecord", "TaskManager", "STATES", "FINAL_STATES", "iso", "new_task_id"]
 
 log = logging.getLogger(__name__)
-
-_TASK_ID = re.compile(TASK_ID_PATTERN)
 
 STATES: tuple[str, ...] = get_args(TaskStatus)
 
@@ -55,7 +53,8 @@ class TaskRecord:
     benchmark: str
     engine: str
     params: SimParams
-    timeout: float
+    timeout: float  # the deadline applied, seconds
+    timeout_requested: float | None = None  # what the request asked for
     created_at: float = field(default_factory=time.time)
     status: TaskStatus = "queued"
     started_at: float | None = None
@@ -85,6 +84,7 @@ class TaskRecord:
             engine=self.engine,
             params=self.params.to_api(),
             timeout=self.timeout,
+            timeout_requested=self.timeout_requested,
             created_at=iso(self.created_at),
             started_at=iso(self.started_at) if self.started_at else None,
             finished_at=iso(self.finished_at) if self.finished_at else None,
@@ -143,6 +143,31 @@ class TaskManager:
                     break
         return out
 
+    def current(self) -> list[TaskRecord]:
+        """The running tasks, the oldest first."""
+        return sorted(self._running, key=lambda r: (r.started_at or 0.0, r.created_at))
+
+    def statistics(self) -> HistoryStatistics:
+        """Counts per status and execution times over every remembered task."""
+        records = list(self._records.values())
+        by_status = dict.fromkeys(STATES, 0)
+        for rec in records:
+            by_status[rec.status] += 1
+        finished = sum(by_status[s] for s in FINAL_STATES)
+        times = [r.execution_time for r in records if r.status == "success" and r.execution_time is not None]
+        sims = [r.result.simulation_time for r in records if r.result is not None]
+        return HistoryStatistics(
+            total_tasks=len(records),
+            by_status=by_status,
+            completed_tasks=by_status["success"],
+            failed_tasks=by_status["failed"] + by_status["timeout"],
+            success_rate=by_status["success"] / finished if finished else None,
+            average_execution_time=statistics.fmean(times) if times else None,
+            min_execution_time=min(times) if times else None,
+            max_execution_time=max(times) if times else None,
+            average_simulation_time=statistics.fmean(sims) if sims else None,
+        )
+
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the queue ahead of it over the slots."""
         mean = sum(self._durations) / len(self._durations) if self._durations else 1.0
@@ -163,7 +188,7 @@ class TaskManager:
         return rec
 
     async def submit(self, *, benchmark: str, engine: str, params: SimParams, timeout: float,
-                     task_id: str | None = None) -> tuple[TaskRecord, bool]:
+                     task_id: str | None = None, timeout_requested: float | None = None) -> tuple[TaskRecord, bool]:
         """Admit a task, or return the known one with this id. (record, created)."""
         known = self._known(task_id, engine, params)
         if known is not None:
@@ -180,7 +205,7 @@ class TaskManager:
             raise TaskRejected(
                 f"worker ocupado: {self.running} tareas en curso (capacidad {self.capacity}) y "
                 f"{self.queued} en espera (cola máxima {self.queue_size}); reintente más tarde", 429)
-        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout)
+        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout, timeout_requested)
         self._records[rec.task_id] = rec
         self._queue.append(rec)
         self._forget_old()
@@ -218,6 +243,9 @@ class TaskManager:
                          error=WorkerUnavailable("el worker se detuvo antes de terminar la tarea", 503)
                          if self.stopping else TaskRejected("la tarea fue cancelada", 409))
         except TaskTimedOut as exc:
+            if rec.timeout_requested is not None and rec.timeout_requested != rec.timeout:
+                exc = TaskTimedOut(f"{exc.message} (se pidieron {rec.timeout_requested:g} s; este worker aplica "
+                                   "entre 0.5 s y su --max-timeout)", exc.status_code)
             self._finish(rec, "timeout", elapsed(), error=exc)
         except PartisimError as exc:
             self._finish(rec, "failed", elapsed(), error=exc)
@@ -254,12 +282,17 @@ class TaskManager:
                 "execution_time": took,
                 "runner": self.runner.name,
                 "timestamp": iso(),
+                "timeout": rec.timeout,
+                "timeout_requested": rec.timeout_requested,
             })
         except ValidationError as exc:
-            bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
-            raise ParamsError(
-                f"la simulación dio valores no finitos o incompletos ({bad}); "
-                "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo", field=bad or None) from None
+            # the task fails; nothing that is not strict JSON is ever kept
+            errors = exc.errors()
+            missing = [str(e["loc"][0]) for e in errors if e.get("loc") and e["type"] == "missing"]
+            if missing:
+                raise WorkerFailed(f"el runner devolvió un resultado incompleto (falta {', '.join(missing)})",
+                                   500) from None
+            raise NonFiniteResult([str(e["loc"][0]) for e in errors if e.get("loc")]) from None
 
     def _finish(self, rec: TaskRecord, status: TaskStatus, execution_time: float | None, *,
                 error: PartisimError | None = None) -> None:
@@ -285,7 +318,7 @@ class TaskManager:
         return rec
 
     async def cancel(self, task_id: str) -> TaskRecord:
-        if task_id not in self._records and _TASK_ID.match(task_id):  # only ids a task could have
+        if task_id not in self._records and task_id_problem(task_id) is None:  # only ids a task could have
             self._cancelled_early[task_id] = None
             while len(self._cancelled_early) > self.retain:
                 self._cancelled_early.popitem(last=False)
