@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from partisim.sim import SimParams, simulate
+from partisim.sim import SimParams, engine_threads, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,3 +103,28 @@ def test_legacy_bad_input_exit_1_spanish(args: list[str]) -> None:
         out = run(*args, script=script)
         assert out.returncode == 1
         assert "debe ser" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_threads_option() -> None:
+    args = ("run", "-n", "400", "-s", "60", "--width", "1000", "--height", "800", "--json")
+    expected = simulate(SimParams(particles=400, steps=60, width=1000, height=800), "python")
+    out = run(*args, "--threads", "2")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["threads"] == engine_threads("cython", 2)
+    assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
+        expected.particle_collisions, expected.wall_collisions, expected.checksum)
+    # more threads than cores: capped, said on stderr, reported in the summary
+    out = run("run", "-n", "50", "-s", "5", "-t", "100000")
+    assert out.returncode == 0, out.stderr
+    used = engine_threads("cython", 100000)
+    assert used <= (os.cpu_count() or 1) and f"Hilos: {used}" in out.stdout
+    assert "AVISO" in out.stderr and "hilos" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "dos"])
+def test_run_threads_errors_are_spanish(value: str) -> None:
+    out = run("run", "-n", "10", "-s", "2", "--threads", value)
+    assert out.returncode == 2
+    assert "--threads" in out.stderr and "debe ser un número entero" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""

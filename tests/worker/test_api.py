@@ -1,4 +1,4 @@
-"""Every endpoint of DESIGN.md §3 answers with its documented fields, against a real worker."""
+"""Every endpoint of the worker API answers with its documented fields, against a real worker."""
 
 from __future__ import annotations
 

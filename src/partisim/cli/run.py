@@ -33,6 +33,13 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 
 
+def _threads(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero >= 1, se recibió {value}")
+    return value
+
+
 def add_param_options(parser: argparse.ArgumentParser) -> None:
     """The simulation parameters as options (shared with `partisim exec`)."""
     group = parser.add_argument_group("parámetros de la simulación")
@@ -57,6 +64,7 @@ def params_from_args(args: argparse.Namespace) -> SimParams:
 def print_summary(result: SimResult) -> None:
     console.print(f"[bold]Simulación completada[/] con el motor [cyan]{result.engine}[/]")
     console.print(f"  Partículas: {result.particles}   Pasos: {result.steps}   Semilla: {result.seed}")
+    console.print(f"  Hilos: {result.threads}")
     console.print(f"  Colisiones partícula-partícula: {result.particle_collisions}")
     console.print(f"  Colisiones con pared: {result.wall_collisions}")
     console.print(f"  Tiempo de simulación: {result.simulation_time:.4f} s")
@@ -119,17 +127,22 @@ def _run(args: argparse.Namespace) -> int:
         params = params_from_args(args)
     except ParamsError as exc:
         return fail(exc.message)
+    from partisim.sim import engine_threads
+
+    used = engine_threads(args.engine, args.threads)
+    if used < args.threads:
+        warn(f"se pidieron {args.threads} hilos; se usan {used}, el máximo del motor {args.engine} en esta máquina")
     # advice only: it never changes what the engine computes
     warnings = [text for text in (coarse_step_warning(params),) if text]
     for text in warnings:
         warn(text)
     if args.json or not sys.stdout.isatty():
-        result = simulate(params, args.engine)
+        result = simulate(params, args.engine, threads=used)
     else:
         # on a terminal the run goes in chunks of steps (same result) to show its progress
         bar = _StepsBar()
         try:
-            result = simulate(params, args.engine, progress=bar)
+            result = simulate(params, args.engine, threads=used, progress=bar)
         finally:
             bar.close()
     if args.json:
@@ -148,5 +161,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
                         help="motor de simulación (por defecto cython)")
     add_param_options(parser)
+    parser.add_argument("--threads", "-t", type=_threads, default=1, metavar="N",
+                        help="hilos de cálculo (solo el motor cython los aprovecha; por defecto 1; "
+                             "se limita a los núcleos de esta máquina; el resultado es idéntico con cualquier número)")
     parser.add_argument("--json", action="store_true", help="imprime un único objeto JSON con el resultado")
     parser.set_defaults(func=_run)

@@ -11,21 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from partisim.sim.engines import ALIASES as ENGINE_ALIASES
-    from partisim.sim.engines import ENGINES, get_engine, resolve_engine
+    from partisim.sim.engines import ENGINES, engine_threads, get_engine, resolve_engine
     from partisim.sim.measure import Measurement, measure_run
     from partisim.sim.params import SimParams, parse_params
     from partisim.sim.result import SimResult
     from partisim.sim.simulate import simulate
     from partisim.sim.theory import Prediction, coarse_step_warning, predict
 
+#: version of the canonical model (docs/modelo.md, "El modelo canónico (v1)"): two
+#: installations give the same checksums only when it is the same
+MODEL_VERSION = 1
+
 __all__ = [
     "ENGINES",
     "ENGINE_ALIASES",
+    "MODEL_VERSION",
     "Measurement",
     "Prediction",
     "SimParams",
     "SimResult",
     "coarse_step_warning",
+    "engine_threads",
     "get_engine",
     "measure_run",
     "parse_params",
@@ -39,6 +45,7 @@ _WHERE = {
     "ENGINES": ("engines", "ENGINES"),
     "ENGINE_ALIASES": ("engines", "ALIASES"),
     "get_engine": ("engines", "get_engine"),
+    "engine_threads": ("engines", "engine_threads"),
     "resolve_engine": ("engines", "resolve_engine"),
     "Measurement": ("measure", "Measurement"),
     "measure_run": ("measure", "measure_run"),

@@ -41,6 +41,7 @@ class SimResult:
     checksum: str
     kinetic_energy: float
     simulation_time: float
+    threads: int = 1  # threads the engine really used
 
     @property
     def particle_steps_per_s(self) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from partisim.sim.engines import get_engine, resolve_engine
+from partisim.errors import ParamsError
+from partisim.sim.engines import engine_threads, get_engine, resolve_engine
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
 from partisim.sim.state import checksum, initial_state, kinetic_energy
@@ -18,19 +19,26 @@ Progress = Callable[[int, int, float], None]
 CHUNK_SECONDS = 0.25
 
 
-def simulate(params: SimParams, engine: str = "cython", *, progress: Progress | None = None) -> SimResult:
-    """Run ``params.steps`` steps of ``engine`` from the initial state.
+def simulate(params: SimParams, engine: str = "cython", threads: int = 1, *,
+             progress: Progress | None = None) -> SimResult:
+    """Run ``params.steps`` steps of ``engine`` from the initial state, with up to ``threads``
+    threads (capped at this machine's cores; the single-threaded engines use one). Every
+    thread count gives the same result.
 
     With ``progress``, the engine runs in chunks of steps on the same state arrays
     (each chunk continues exactly where the last stopped, as `measure_run` does), so
     the counts and the checksum are those of one uninterrupted run; only the time
     spent in the engine counts as ``simulation_time``, never the callback's."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParamsError(f"threads (hilos) debe ser un número entero >= 1, se recibió {threads!r}",
+                          field="threads")
     name = resolve_engine(engine)
     run = get_engine(name)
+    used = engine_threads(name, threads)
     state = initial_state(params)
     if progress is None:
         start = time.perf_counter()
-        particle_collisions, wall_collisions = run(params, state)
+        particle_collisions, wall_collisions = run(params, state, threads=used)
         elapsed = time.perf_counter() - start
     else:
         particle_collisions = wall_collisions = 0
@@ -40,7 +48,7 @@ def simulate(params: SimParams, engine: str = "cython", *, progress: Progress | 
             size = min(chunk, params.steps - done)
             part = params.model_copy(update={"steps": size})
             start = time.perf_counter()
-            pc, wc = run(part, state)
+            pc, wc = run(part, state, threads=used)
             elapsed += time.perf_counter() - start
             particle_collisions += pc
             wall_collisions += wc
@@ -59,4 +67,5 @@ def simulate(params: SimParams, engine: str = "cython", *, progress: Progress | 
         checksum=checksum(state),
         kinetic_energy=kinetic_energy(state),
         simulation_time=elapsed,
+        threads=used,
     )

@@ -1,4 +1,4 @@
-"""The worker service: runs simulations on request over HTTP (DESIGN.md §3).
+"""The worker service: runs simulations on request over HTTP (the worker API of docs/arquitectura.md and the README).
 
 `create_app(settings)` builds the FastAPI app; `run_worker(settings)` serves it
 (what `partisim worker` and `python worker_service.py` call). Both are loaded

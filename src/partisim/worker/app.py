@@ -1,4 +1,4 @@
-"""The worker's HTTP API (DESIGN.md §3) on FastAPI.
+"""The worker's HTTP API (the worker API of docs/arquitectura.md and the README) on FastAPI.
 
 `create_app(settings)` builds the app; the routes only parse, call
 `WorkerService` and serialise. Errors are `partisim.errors` exceptions inside

@@ -1,15 +1,17 @@
 """Engine registry: one name per engine, plus the names users already know.
 
-Every engine is a function `run(params, state) -> (particle_collisions,
-wall_collisions)` that advances the state arrays in place.
+Every engine module has `run(params, state, threads=1) -> (particle_collisions,
+wall_collisions)`, which advances the state arrays in place, `max_threads()`,
+the threads worth using on this machine, and `threads_used(threads)`, the
+threads a run asked for `threads` really uses (1 for the single-threaded
+engines). Results are the same for every thread count.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from partisim.errors import ParamsError
 
@@ -17,9 +19,12 @@ if TYPE_CHECKING:  # the names alone are light; the engines bring NumPy
     from partisim.sim.params import SimParams
     from partisim.sim.state import State
 
-__all__ = ["ENGINES", "ALIASES", "resolve_engine", "get_engine", "EngineFn"]
+__all__ = ["ENGINES", "ALIASES", "resolve_engine", "get_engine", "engine_threads", "EngineFn"]
 
-EngineFn = Callable[["SimParams", "State"], tuple[int, int]]
+
+class EngineFn(Protocol):
+    def __call__(self, params: SimParams, state: State, threads: int = 1) -> tuple[int, int]: ...
+
 
 _MODULES = {"python": "python", "numpy": "numpy_", "cython": "_cython"}
 ENGINES: tuple[str, ...] = tuple(_MODULES)
@@ -48,9 +53,18 @@ def resolve_engine(name: object) -> str:
     raise ParamsError(f"benchmark desconocido: {shown}{hint}. Válidos: {valid}", field="benchmark")
 
 
+def _module(name: str) -> Any:
+    return importlib.import_module(f"partisim.sim.engines.{_MODULES[resolve_engine(name)]}")
+
+
 def get_engine(name: str) -> EngineFn:
     """The `run` function of an engine (imported on first use)."""
-    engine = resolve_engine(name)
-    module = importlib.import_module(f"partisim.sim.engines.{_MODULES[engine]}")
-    run: EngineFn = module.run
+    run: EngineFn = _module(name).run
     return run
+
+
+def engine_threads(name: str, requested: int) -> int:
+    """Threads an engine uses when asked for `requested` (>= 1), capped at this machine's cores."""
+    module = _module(name)
+    used: int = module.threads_used(min(requested, module.max_threads()))
+    return used

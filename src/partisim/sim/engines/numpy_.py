@@ -14,7 +14,7 @@ from partisim.sim.params import SimParams
 from partisim.sim.partition import Grid, grid_shape
 from partisim.sim.state import State
 
-__all__ = ["run", "candidate_pairs"]
+__all__ = ["run", "candidate_pairs", "max_threads", "threads_used"]
 
 _OFFSETS = [(ox, oy) for oy in (-1, 0, 1) for ox in (-1, 0, 1)]
 
@@ -61,8 +61,20 @@ def candidate_pairs(x: np.ndarray, y: np.ndarray, grid: Grid, d2: float) -> tupl
     return i[sort], j[sort]
 
 
-def run(p: SimParams, state: State) -> tuple[int, int]:
-    """Advance `state` in place by p.steps steps; return (particle, wall) collisions."""
+def max_threads() -> int:
+    return 1
+
+
+def threads_used(threads: int) -> int:
+    """Always one thread, whatever was asked."""
+    return 1
+
+
+def run(p: SimParams, state: State, threads: int = 1) -> tuple[int, int]:
+    """Advance `state` in place by p.steps steps; return (particle, wall) collisions.
+
+    Single-threaded: `threads` is accepted for the common interface and ignored.
+    """
     x, y, vx, vy = state
     dt, r, w, h = p.dt, p.radius, p.width, p.height
     ew, ep = p.wall_restitution, p.particle_restitution

@@ -12,7 +12,7 @@ from partisim.sim.params import SimParams
 from partisim.sim.partition import candidate_pairs, grid_shape
 from partisim.sim.state import State
 
-__all__ = ["run", "walls"]
+__all__ = ["run", "walls", "max_threads", "threads_used"]
 
 
 def walls(x: list[float], y: list[float], vx: list[float], vy: list[float],
@@ -42,8 +42,20 @@ def walls(x: list[float], y: list[float], vx: list[float], vy: list[float],
     return touched
 
 
-def run(p: SimParams, state: State) -> tuple[int, int]:
-    """Advance `state` in place by p.steps steps; return (particle, wall) collisions."""
+def max_threads() -> int:
+    return 1
+
+
+def threads_used(threads: int) -> int:
+    """Always one thread, whatever was asked."""
+    return 1
+
+
+def run(p: SimParams, state: State, threads: int = 1) -> tuple[int, int]:
+    """Advance `state` in place by p.steps steps; return (particle, wall) collisions.
+
+    Single-threaded: `threads` is accepted for the common interface and ignored.
+    """
     xa, ya, vxa, vya = state
     x, y, vx, vy = xa.tolist(), ya.tolist(), vxa.tolist(), vya.tolist()
     n, dt, r = p.particles, p.dt, p.radius
