@@ -63,7 +63,8 @@ from partisim.orchestrator.serve.dask_task import (
     run_attempt,
 )
 from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.taskqueue import Task
+from partisim.orchestrator.serve.specs import step_warnings
+from partisim.orchestrator.serve.taskqueue import Task, TaskSpec
 from partisim.protocol import ExecuteResult, MemberView
 
 __all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]
@@ -638,6 +639,8 @@ class DaskCluster(Executor):
                     "execution_time": report.elapsed,
                     "runner": "dask",
                     "timestamp": _iso(),
+                    # what an HTTP worker says of these parameters, said here (cached per box and step)
+                    "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),
                 })
             except ValidationError as exc:
                 bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
