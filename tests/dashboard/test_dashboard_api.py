@@ -205,7 +205,8 @@ def test_sweep_and_task_api_share_the_validation(small_fleet: Fleet) -> None:
 
 def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_fleet: Fleet) -> None:
     with _client(small_fleet) as client:
-        plain = client.post("/api/sweeps", json={"engines": "cython", "particles": "100", "steps": "20", "seeds": "1"})
+        # sizes and steps of their own: the chart tests of this module pool the shared queue by them
+        plain = client.post("/api/sweeps", json={"engines": "cython", "particles": "100", "steps": "21", "seeds": "1"})
         assert plain.status_code == 201 and plain.json()["warnings"] == []
         # two sizes at dt = 0.8 (the form may write "0,8"): one text each, whatever the seeds
         coarse = client.post("/api/sweeps", json={"engines": "cython", "particles": "100,200", "steps": "20",
@@ -215,7 +216,7 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         assert body["count"] == 6 and body["warning"] is None
         assert len(body["warnings"]) == 2 and all("con DT = 0.8" in w for w in body["warnings"])
         task = client.post("/api/tasks", json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100,
-                                                                                  "DT": 0.8}})
+                                                                                  "NUM_PASOS": 19, "DT": 0.8}})
         assert task.status_code == 201
         (text,) = task.json()["warnings"]
         assert text == body["warnings"][0]  # 100 particles at dt 0.8 both times
