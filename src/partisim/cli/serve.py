@@ -18,10 +18,13 @@ from partisim.fleet import DEFAULT_CONFIG_PATH, default_server, load_config
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
-    from partisim.protocol import Submitted, Summary
+    from partisim.protocol import Submitted, Summary, TaskView
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
+
+#: ``serve --page-size`` default (`serve.state.DEFAULT_PAGE_SIZE`, not imported: see above)
+DEFAULT_PAGE_SIZE = 5000
 
 __all__ = ["register"]
 
@@ -50,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
     _setup_logging(args.verbose)
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox)
+    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox, page_size=args.page_size)
     console.print(
         f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · "
         f"{len(config.workers)} workers en {config.path}"
@@ -141,31 +144,56 @@ def _print_checks(checks: list[Check]) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from partisim.files import write_atomic
-    from partisim.orchestrator.serve.results import results_table, to_csv, to_json
+    from partisim.orchestrator.serve.client import save_export
+    from partisim.orchestrator.views import RowsProgress
 
     with _connect(args.server) as client:
-        tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
-        if not tasks:
+        # verification re-runs are left out, unless the selection holds nothing else
+        originals = bool(client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0,
+                                           originals=True).tasks)
+        if not originals and not client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0).tasks:
             return fail(f"no hay tareas en el lote {args.batch}" if args.batch else "la cola está vacía", 1)
-        tasks = [t for t in tasks if not t.verify_of] or tasks
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
-    if args.format == "table":
-        by_original = {c.original_id: c for c in checks} if checks is not None else None
-        console.print(results_table(tasks, checks=by_original))
-    else:
-        text = to_csv(tasks) if args.format == "csv" else to_json(tasks)
-        if args.output:
-            write_atomic(args.output, text)
-            err_console.print(f"{len(tasks)} tareas escritas en {args.output}")
+        if args.format == "table":
+            by_original = {c.original_id: c for c in checks} if checks is not None else None
+            _print_results(client, args.batch, args.status, originals, by_original)
+        elif args.output:
+            with RowsProgress(err_console, "exportando") as bar:
+                rows = save_export(client, args.output, args.format, status=args.status, batch=args.batch,
+                                   originals=originals, on_progress=bar.update)
+            err_console.print(f"{rows} tareas escritas en {args.output}")
         else:
-            print(text, end="" if text.endswith("\n") else "\n")
+            save_export(client, None, args.format, status=args.status, batch=args.batch, originals=originals)
     if checks is not None:
         return _print_checks(checks)
     return 0
+
+
+#: rows per printed table: a long listing comes as several tables, printed as it is read
+TABLE_ROWS = 500
+
+
+def _print_results(client: ServerClient, batch: str | None, status: str | None, originals: bool,
+                   checks: dict[str, Check] | None) -> None:
+    from partisim.orchestrator.serve.results import results_table
+
+    pending: list[TaskView] = []
+    first = shown = 0
+    for task in client.iter_tasks(batch=batch, status=status, originals=originals):
+        pending.append(task)
+        if len(pending) > TABLE_ROWS:  # more to come: this part gets its range as a title
+            part, pending = pending[:TABLE_ROWS], pending[TABLE_ROWS:]
+            first, shown = shown + 1, shown + len(part)
+            console.print(results_table(part, checks=checks, title=f"Resultados (tareas {first}–{shown})"))
+    if shown == 0:
+        console.print(results_table(pending, checks=checks))
+        return
+    console.print(results_table(pending, checks=checks,
+                                title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})"))
+    console.print(f"{shown + len(pending)} tareas en total")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -173,9 +201,18 @@ def _report(args: argparse.Namespace) -> int:
 
     from partisim.orchestrator.serve.report import write_report
     from partisim.orchestrator.serve.results import speedups
+    from partisim.orchestrator.views import RowsProgress
 
     with _connect(args.server) as client:
-        tasks = client.tasks(batch=args.batch, status="success", limit=100_000)
+        expected = client.summary(batch=args.batch).success
+        tasks: list[TaskView] = []
+        with RowsProgress(err_console, "leyendo resultados") as bar:
+            # verification re-runs do not enter the report: the server leaves them out
+            for task in client.iter_tasks(batch=args.batch, status="success", originals=True):
+                tasks.append(task)
+                if len(tasks) % 1000 == 0:
+                    bar.update(len(tasks), expected)
+            bar.update(len(tasks), len(tasks))
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
@@ -252,6 +289,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
+    p.add_argument("--page-size", type=_positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
+                   help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
+                        f"(por defecto {DEFAULT_PAGE_SIZE})")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
@@ -285,8 +325,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("--status", default=None, choices=("queued", "running", "success", "failed", "cancelled"),
                    help="solo tareas en este estado")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="formato (por defecto table)")
-    p.add_argument("-o", "--output", default=None, metavar="ARCHIVO", help="escribir CSV/JSON en este archivo")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json", "ndjson"),
+                   help="formato (por defecto table; ndjson: una tarea JSON por línea)")
+    p.add_argument("-o", "--output", default=None, metavar="ARCHIVO",
+                   help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)")
     p.add_argument("--verify", type=_positive_int, default=None, metavar="K",
                    help="repetir K tareas al azar en otro worker y comparar checksums")
     _add_server(p)

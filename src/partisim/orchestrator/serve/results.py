@@ -99,9 +99,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None) -> Table:
+def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None,
+                  title: str | None = None) -> Table:
     """A rich table of tasks; with ``checks`` a column says whether a re-run agreed."""
-    table = Table(title=f"Resultados ({len(tasks)} tareas)", show_lines=False)
+    table = Table(title=title or f"Resultados ({len(tasks)} tareas)", show_lines=False)
     for header, justify in (
         ("Tarea", "left"), ("Estado", "left"), ("Motor", "left"), ("Partículas", "right"),
         ("Pasos", "right"), ("Semilla", "right"), ("Worker", "left"), ("Intentos", "right"),

@@ -26,7 +26,7 @@ from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.http_fleet import HttpFleet
 from partisim.orchestrator.serve.inbox import Inbox
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
-from partisim.orchestrator.serve.state import ServeState
+from partisim.orchestrator.serve.state import DEFAULT_PAGE_SIZE, ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
@@ -43,6 +43,7 @@ class ServeOptions:
     inbox: str | None = None
     shutdown_grace: float = 10.0
     retry_base: float = 0.5
+    page_size: int = DEFAULT_PAGE_SIZE
 
 
 def open_queue(path: str, max_attempts: int) -> TaskQueue:
@@ -67,7 +68,7 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
     fleet = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
     scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
-    state = ServeState(queue=queue, scheduler=scheduler)
+    state = ServeState(queue=queue, scheduler=scheduler, page_size=options.page_size)
 
     def on_change(_health: WorkerHealth) -> None:
         report_no_workers(fleet)
