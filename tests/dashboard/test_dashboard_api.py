@@ -69,7 +69,7 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
     url = small_fleet.serve.url
     with EventStream(url + "/api/events") as stream, _client(small_fleet) as client:
         assert stream.response.headers["content-type"].startswith("text/event-stream")
-        event, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
+        _, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
         assert set(first) >= {"summary", "workers", "recent", "activity", "server_time"}
         assert [w["id"] for w in first["workers"]] == ["worker-01"]
         worker = first["workers"][0]

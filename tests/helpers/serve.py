@@ -15,6 +15,7 @@ also the working directory. The port is picked free when not given.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,7 @@ __all__ = ["Serve"]
 
 class Serve(Spawned):
     def __init__(self, config: Path, db: Path, *, workdir: Path, port: int | None = None,
-                 inbox: Path | None = None, host: str = SERVE_HOST) -> None:
+                 inbox: Path | None = None, host: str = SERVE_HOST, args: Sequence[str] = ()) -> None:
         super().__init__("serve", workdir)
         self.config = config
         self.db = db
@@ -34,6 +35,7 @@ class Serve(Spawned):
         self.host = host
         self.port = port or free_port_on(host)
         self.inbox = inbox
+        self.args = list(args)  # more options of `partisim serve`
 
     @property
     def url(self) -> str:
@@ -45,6 +47,7 @@ class Serve(Spawned):
                 "--host", self.host, "--port", str(self.port)]
         if self.inbox is not None:
             argv += ["--inbox", str(self.inbox)]
+        argv += self.args
         self.launch(argv, cwd=self.workdir)
         self.wait_ready(lambda: answers(self.url + "/api/summary"), timeout)
         return self

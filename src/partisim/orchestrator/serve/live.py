@@ -202,7 +202,10 @@ class LiveFeed:
         head = summary(state, members=members, now=now)
         texts["summary"] = head.model_dump_json()
         keys["summary"] = head.model_copy(update={"timestamp": 0.0}).model_dump_json()
-        texts["workers"] = _dumps([w.model_dump(mode="json") for w in workers(state, members=members)])
+        listed = workers(state, members=members)
+        texts["workers"] = _dumps([w.model_dump(mode="json") for w in listed])
+        # sent again for a change of state, slots or counts; new latencies ride along then
+        keys["workers"] = repr((members_key, [(w.completed, w.failed) for w in listed]))
         if revision != self._revision or "recent" not in self._texts:
             texts["recent"] = _dumps([recent_row(t) for t in queue.recent(RECENT_LIMIT)])
         activity = self._activity(now)
