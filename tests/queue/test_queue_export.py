@@ -106,3 +106,10 @@ def test_results_writes_every_row_in_each_format(stocked, tmp_path: Path) -> Non
 
     empty = run_cli("results", "--batch", "nada", "--format", "csv", "--server", serve.url)
     assert empty.returncode == 1 and "no hay tareas en el lote nada" in empty.stderr
+
+
+def test_the_cli_default_page_size_is_the_service_one() -> None:
+    from partisim.cli import serve as cli_serve
+    from partisim.orchestrator.serve.state import DEFAULT_PAGE_SIZE
+
+    assert cli_serve.DEFAULT_PAGE_SIZE == DEFAULT_PAGE_SIZE

@@ -54,7 +54,7 @@ class Export:
         except httpx.HTTPError as exc:
             raise PartisimError(
                 f"la exportación desde {self._base_url} se cortó antes de terminar ({type(exc).__name__}); "
-                "no se escribió nada, vuelva a intentarlo"
+                "vuelva a intentarlo"
             ) from None
 
     def lines(self) -> Iterator[str]:

@@ -24,7 +24,7 @@ __all__ = ["EXPORT_FORMATS", "export_chunks"]
 #: format -> media type
 EXPORT_FORMATS = {
     "csv": "text/csv; charset=utf-8",
-    "ndjson": "application/x-ndjson",
+    "ndjson": "application/x-ndjson; charset=utf-8",
 }
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "LiveFeed",
     "live_feed",
     "recent_row",
+    "worker_row",
     "PUSH_INTERVAL_S",
     "POLL_S",
     "SLIDE_S",
@@ -61,9 +62,11 @@ ACTIVITY_BUCKET_S = 10
 ACTIVITY_BUCKETS = 30
 
 _SECTIONS = ("summary", "workers", "recent", "activity")
-#: what the page shows of a result (the rest is in /api/tasks/{id})
+#: what the page shows of a result and of a worker's own status (the rest is in
+#: /api/tasks/{id} and /api/workers): the messages stay small
 _RESULT_FIELDS = {"engine", "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
                   "kinetic_energy", "checksum"}
+_STATUS_FIELDS = {"runner", "cpu_count", "load_avg", "version", "capacity", "running"}
 
 
 def _dumps(value: Any) -> str:
@@ -71,10 +74,20 @@ def _dumps(value: Any) -> str:
 
 
 def recent_row(task: Task) -> dict[str, Any]:
-    """A task as the page lists it: its view, with only the result fields it shows."""
-    row = task.view().model_dump(mode="json")
+    """A task as the page lists it: its view without the timings, and only the result
+    fields the page shows."""
+    row = task.view().model_dump(mode="json", exclude={"timings"})
     if row["result"] is not None:
         row["result"] = {k: v for k, v in row["result"].items() if k in _RESULT_FIELDS}
+    return row
+
+
+def worker_row(member: MemberView) -> dict[str, Any]:
+    """A worker as the page lists it: the member, with only the fields of its own status
+    that the page shows."""
+    row = member.model_dump(mode="json")
+    if row["last_status"] is not None:
+        row["last_status"] = {k: v for k, v in row["last_status"].items() if k in _STATUS_FIELDS}
     return row
 
 
@@ -203,7 +216,7 @@ class LiveFeed:
         texts["summary"] = head.model_dump_json()
         keys["summary"] = head.model_copy(update={"timestamp": 0.0}).model_dump_json()
         listed = workers(state, members=members)
-        texts["workers"] = _dumps([w.model_dump(mode="json") for w in listed])
+        texts["workers"] = _dumps([worker_row(w) for w in listed])
         # sent again for a change of state, slots or counts; new latencies ride along then
         keys["workers"] = repr((members_key, [(w.completed, w.failed) for w in listed]))
         if revision != self._revision or "recent" not in self._texts:

@@ -593,12 +593,12 @@ class TaskQueue:
         return [_row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:
-        """Batches, newest first, with their counts per status."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
-                " FROM tasks GROUP BY batch, status"
-            ).fetchall()
+        """Batches, newest first, with their counts per status. Reads every row: on the
+        second connection, so a thread calling it never holds up a change."""
+        rows = self._read(
+            "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
+            " FROM tasks GROUP BY batch, status"
+        )
         found: dict[str, dict[str, Any]] = {}
         for batch, status, n, first_seq, created, finished in rows:
             item = found.setdefault(batch, {
