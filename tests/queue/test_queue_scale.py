@@ -237,7 +237,7 @@ def test_pages_return_every_row_once_in_both_directions(filled: TaskQueue) -> No
         assert newest == [v.id for v in reversed(expected)]
 
 
-def test_view_json_is_the_view_of_the_model(filled: TaskQueue) -> None:
+def test_task_json_made_by_sqlite_is_the_view_of_the_model(filled: TaskQueue) -> None:
     lines, _ = filled.page(Selection(), limit=100, after_seq=0)
     for line, view in zip(lines, all_views(filled), strict=True):
         assert json.loads(line) == json.loads(view.model_dump_json())

@@ -139,7 +139,7 @@ async def list_tasks(request: Request) -> Response:
     lines, following = await run_in_threadpool(
         state.queue.page, selection, limit=limit, after_seq=after, before_seq=before
     )
-    # the rows are JSON already (`taskqueue.view_json`): a page decodes nothing
+    # the rows come as JSON out of SQLite (`TaskQueue.page`): a page decodes nothing
     body = f'{{"tasks":[{",".join(lines)}],"count":{len(lines)},"next":{json.dumps(following)}}}'
     return Response(body, media_type="application/json")
 

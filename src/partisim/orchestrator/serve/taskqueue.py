@@ -190,27 +190,6 @@ def _row_to_task(row: sqlite3.Row) -> Task:
     )
 
 
-def view_json(row: sqlite3.Row) -> str:
-    """``Task.view()`` as JSON text, made from the stored columns: the params and the
-    result are spliced in as stored (they were strict JSON when written), so a page or an
-    export of many rows decodes and validates nothing."""
-    created, started, finished = row["created_at"], row["started_at"], row["finished_at"]
-    queue_s = run_s = None
-    if started is not None:
-        queue_s = round(started - created, 6)
-        if finished is not None:
-            run_s = round(finished - started, 6)
-    head = json.dumps({
-        "id": row["id"], "seq": row["seq"], "batch": row["batch"], "status": row["status"],
-        "benchmark": row["benchmark"], "worker": row["worker"], "attempts": row["attempts"],
-        "max_attempts": row["max_attempts"],
-        "timings": {"created_at": created, "started_at": started, "finished_at": finished,
-                    "queue_s": queue_s, "run_s": run_s},
-        "error": row["error"], "verify_of": row["verify_of"],
-    }, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return f'{head[:-1]},"params":{row["params"]},"result":{row["result"] or "null"}}}'
-
-
 @dataclass(frozen=True)
 class Selection:
     """Which tasks a page or an export reads: filters, and ``originals`` to leave out the
@@ -256,9 +235,23 @@ _FLAT_SQL = {
     "error": "CASE WHEN status != 'success' THEN error END",
     "verify_of": "verify_of",
 }
-#: what `view_json` reads
-_VIEW_COLUMNS = ("id, seq, batch, status, benchmark, params, worker, attempts, max_attempts,"
-                 " created_at, started_at, finished_at, result, error, verify_of")
+def _real(expr: str) -> str:
+    """A REAL as a JSON number that reads back as the same double (17 digits: SQLite's
+    own rendering keeps 15), or null."""
+    return f"CASE WHEN ({expr}) IS NULL THEN NULL ELSE json(printf('%!.17g', {expr})) END"
+
+
+#: ``Task.view()`` as one JSON text, made by SQLite from the stored columns: the params
+#: and the result go in as stored (json() keeps their numbers' text), so a page or an
+#: export of many rows decodes and validates nothing in Python
+_VIEW_JSON = (
+    "json_object('id', id, 'seq', seq, 'batch', batch, 'status', status, 'benchmark', benchmark,"
+    " 'params', json(params), 'worker', worker, 'attempts', attempts, 'max_attempts', max_attempts,"
+    f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
+    f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
+    f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
+    " 'result', json(result), 'error', error, 'verify_of', verify_of)"
+)
 
 
 class TaskQueue:
@@ -533,7 +526,7 @@ class TaskQueue:
 
     def page(self, selection: Selection, *, limit: int, after_seq: int | None = None,
              before_seq: int | None = None) -> tuple[list[str], int | None]:
-        """One page of tasks as `view_json` texts, and the cursor of the next page (None
+        """One page of tasks as JSON texts (`Task.view`), and the cursor of the next page (None
         when this is the last). With ``after_seq``: oldest first from there; otherwise
         newest first, below ``before_seq`` if given. Each page is a range of an index."""
         if after_seq is not None:
@@ -545,11 +538,11 @@ class TaskQueue:
         else:
             (where, args), order = selection.where(), "DESC"
         rows = self._read(
-            f"SELECT {_VIEW_COLUMNS} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
+            f"SELECT seq, {_VIEW_JSON} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        return [view_json(r) for r in rows], (rows[-1]["seq"] if more else None)
+        return [r[1] for r in rows], (rows[-1][0] if more else None)
 
     def extent(self, selection: Selection) -> tuple[int, int]:
         """``(last seq, count)`` of the selection now: an export reads up to that seq, so
@@ -565,12 +558,12 @@ class TaskQueue:
         return int(upto), int(count)
 
     def view_rows(self, selection: Selection, *, after_seq: int, upto: int, limit: int) -> list[tuple[int, str]]:
-        """``(seq, view_json)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
+        """``(seq, view JSON)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
         where, args = selection.where("seq > ?", "seq <= ?")
         rows = self._read(
-            f"SELECT {_VIEW_COLUMNS} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+            f"SELECT seq, {_VIEW_JSON} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
         )
-        return [(r["seq"], view_json(r)) for r in rows]
+        return [(r[0], r[1]) for r in rows]
 
     def flat_rows(self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int,
                   limit: int) -> list[tuple[Any, ...]]:
