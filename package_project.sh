@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Empaqueta lo que necesita una máquina worker o el orquestador en
 # particle-simulation-ETAPA4-YYYYMMDD-HHMMSS.tar.gz (código del paquete, scripts
-# de la raíz, Dockerfiles, requirements, configuración y README) y nada más, todo
+# de la raíz, Dockerfiles, requirements, configuración, README y docs/) y nada más, todo
 # dentro de la carpeta TAREA/ como en las instrucciones de la ETAPA 4.
 #
 # Uso: ./package_project.sh [-o DIRECTORIO]     (o PACKAGE_OUTPUT_DIR=DIRECTORIO)
@@ -69,6 +69,11 @@ for pattern in '*.py' '*.sh' '*.bat' 'pyproject.toml' 'MANIFEST.in' 'Dockerfile'
         if [ -f "$f" ]; then printf '%s\n' "$f"; fi
     done
 done >> "$LIST"
+
+# The model and architecture documents the README links to (Markdown only).
+if [ -d docs ]; then
+    find docs -type f -name '*.md' -print >> "$LIST"
+fi
 
 # The package source, without build outputs, caches, databases or logs.
 if [ -d src ]; then

@@ -7,22 +7,19 @@ One run, printed as a table (no timed assertions anywhere):
 2. sequential submit -> result round trip, both;
 3. a sweep of 16 tasks of ~1 s each on 1 worker vs 2 workers (capacity 1 each).
 
-Run: ``.venv/bin/python bench/queue.py [--tiny 400] [--round-trips 50] [--runs 2]``.
+Run: ``.venv/bin/python bench/queue_throughput.py [--tiny 400] [--round-trips 50] [--runs 2]``.
 Needs the ``bench`` extra for dask (``pip install -e '.[bench]'``).
 """
 
-# ruff: noqa: E402  (the imports must follow the sys.path fix below)
+# ruff: noqa: E402  (the imports must follow the sys.path line below)
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# This script is named like the standard library's ``queue`` module, which dask (and
-# concurrent.futures) import: keep the script's own folder off the import path. The
-# process starters are the test suite's (tests/helpers), as in bench/worker.py.
+# The process starters are the test suite's (tests/helpers), as in bench/worker.py.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.append(str(_HERE.parent / "tests"))  # after the standard library: tests/queue/ must not shadow it
+sys.path.insert(0, str(_HERE.parent / "tests"))
 
 import argparse
 import os
@@ -175,7 +172,7 @@ def main() -> None:
                      f"{times[1]:.2f}", f"{times[2]:.2f}", f"2 workers = {times[2] / times[1]:.2f}× de 1"))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\npartisim bench/queue.py — {os.cpu_count()} CPU, carga media {load:.2f}")
+    print(f"\npartisim bench/queue_throughput.py — {os.cpu_count()} CPU, carga media {load:.2f}")
     width = max(len(r[0]) for r in rows)
     print(f"{'medida':<{width}}  {'serve':>8}  {'dask':>8}  razón")
     for name, ours, theirs, ratio in rows:

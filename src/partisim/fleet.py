@@ -4,6 +4,15 @@ identity by address, shared by the worker and the orchestrator.
 The users' format is validated once here; every command takes the result. Errors are
 `ConfigError`s whose Spanish message names the file and the field.
 
+A worker entry is ``{"id", "ip", "port"}`` (``"host"`` is accepted for ``"ip"``, as the
+users' later orchestrators wrote it), plus optional fields that only the orchestrator
+reads: ``capacity`` (its slot limit in serve), ``algorithms`` (the engines serve may send
+there), ``tls`` (speak https to it), ``token``/``token_file`` (its bearer token). The
+``orchestrator`` object may give one shared ``worker_token``/``worker_token_file`` and a
+``ca_file`` to verify the workers' certificates. Token files are read only when a client
+needs them (`Config.token_for`), so a worker reading the file to find its own identity
+never needs the orchestrator's secrets.
+
 Identity: a worker's id comes from `--worker-id`/`WORKER_ID`; else from the entry of
 config_workers.json whose ip is an address this worker is bound to (bound to 0.0.0.0:
 any of this machine's interface addresses, loopback last); else it is
@@ -29,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from partisim.errors import ConfigError, explain_validation
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server",
+    "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server", "read_token_file", "client_token", "env_ca_file",
     "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config",
     "Identity", "resolve_identity", "local_addresses", "bound_addresses", "fallback_id",
 ]
@@ -48,12 +57,69 @@ def default_server() -> str:
     return os.environ.get("PARTISIM_SERVER") or DEFAULT_SERVER
 
 
+def read_token_file(path: str | Path, what: str = "--token-file") -> str:
+    """The token in ``path`` (surrounding whitespace removed); `ConfigError` naming
+    ``what`` when it cannot be read or is empty. The token itself is never shown."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "no es texto UTF-8"
+        raise ConfigError(f"{what}: no se puede leer {path}: {reason}") from None
+    if not token:
+        raise ConfigError(f"{what}: el archivo {path} está vacío")
+    if any(c.isspace() for c in token) or not token.isprintable():
+        raise ConfigError(f"{what}: el token de {path} no puede tener espacios ni caracteres de control")
+    return token
+
+
+def client_token(token_file: str | None = None) -> str | None:
+    """The token a client presents to ``partisim serve``: ``--token-file``, else
+    ``PARTISIM_TOKEN_FILE``, else ``PARTISIM_TOKEN``, else none."""
+    if token_file:
+        return read_token_file(token_file, "--token-file")
+    from_env = os.environ.get("PARTISIM_TOKEN_FILE", "").strip()
+    if from_env:
+        return read_token_file(from_env, "PARTISIM_TOKEN_FILE")
+    return os.environ.get("PARTISIM_TOKEN", "").strip() or None
+
+
+def env_ca_file() -> str | None:
+    """``PARTISIM_CA_FILE``: the certificate authority that signed the servers' certificates."""
+    return os.environ.get("PARTISIM_CA_FILE", "").strip() or None
+
+
+#: engine names a worker entry's "algorithms" may hold (the users' script names too)
+_ALGORITHMS = {"python": "python", "numpy": "numpy", "cython": "cython",
+               "benchmark.py": "python", "benchmark_cython.py": "cython"}
+
+
 class WorkerEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     ip: str
     port: int = Field(8080, ge=1, le=65535, strict=True)
+    #: https instead of http (the worker runs with --tls-cert/--tls-key)
+    tls: bool = Field(False, strict=True)
+    #: this worker's bearer token, written in the file or kept in a file of its own
+    token: str | None = Field(None, min_length=1, max_length=4096, repr=False)
+    token_file: str | None = Field(None, min_length=1, max_length=4096)
+    #: slots serve uses on it (else what its /status reports)
+    capacity: int | None = Field(None, ge=1, le=10_000, strict=True)
+    #: engines serve may send to it (else every engine it can run)
+    algorithms: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_alias(cls, data: Any) -> Any:
+        # the users' ETAPA-6 files say "host" where ETAPA-4 said "ip"
+        if isinstance(data, dict) and "host" in data:
+            data = dict(data)
+            host = data.pop("host")
+            if "ip" in data and data["ip"] != host:
+                raise ValueError(f"\"ip\" ({data['ip']!r}) y \"host\" ({host!r}) no coinciden; use solo uno")
+            data["ip"] = host
+        return data
 
     @field_validator("ip")
     @classmethod
@@ -63,10 +129,49 @@ class WorkerEntry(BaseModel):
         except ValueError:
             raise ValueError(f"dirección IP inválida: {v!r}") from None
 
+    @field_validator("token")
+    @classmethod
+    def _valid_token(cls, v: str | None) -> str | None:
+        if v is not None and (any(c.isspace() for c in v) or not v.isprintable()):
+            raise ValueError("el token no puede tener espacios ni caracteres de control")
+        return v
+
+    @field_validator("algorithms", mode="before")
+    @classmethod
+    def _valid_algorithms(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError("debe ser una lista de motores, p. ej. [\"python\", \"cython\"]")
+        engines: list[str] = []
+        for name in v:
+            engine = _ALGORITHMS.get(name) if isinstance(name, str) else None
+            if engine is None:
+                raise ValueError(f"motor desconocido {name!r}; válidos: {', '.join(_ALGORITHMS)}")
+            if engine not in engines:
+                engines.append(engine)
+        return tuple(engines)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> WorkerEntry:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("use token o token_file, no ambos")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
     @property
     def url(self) -> str:
         host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def runs(self, engine: str) -> bool:
+        """Whether serve may send ``engine`` here (its ``algorithms``, if given)."""
+        return self.algorithms is None or engine in self.algorithms
 
     @property
     def address(self) -> str:
@@ -81,13 +186,26 @@ class OrchestratorSettings(BaseModel):
     max_concurrent_tasks: int = Field(4, ge=1, le=10_000, strict=True)
     ping_interval: float = Field(2.0, gt=0, le=3600, allow_inf_nan=False)
     failures_before_inactive: int = Field(2, ge=1, le=100, strict=True)
+    #: seconds serve waits for an answer beyond a task's own timeout and ``timeout``
+    answer_margin: float = Field(10.0, ge=0, le=3600, allow_inf_nan=False)
+    #: one token for every worker without its own
+    worker_token: str | None = Field(None, min_length=1, max_length=4096, repr=False)
+    worker_token_file: str | None = Field(None, min_length=1, max_length=4096)
+    #: certificate authority of the workers' (and serve's) certificates, for https
+    ca_file: str | None = Field(None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> OrchestratorSettings:
+        if self.worker_token is not None and self.worker_token_file is not None:
+            raise ValueError("use worker_token o worker_token_file, no ambos")
+        return self
 
 
 class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     workers: list[WorkerEntry] = Field(default_factory=list)
-    orchestrator: OrchestratorSettings = Field(default_factory=lambda: OrchestratorSettings())
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
     path: str | None = None
 
     @model_validator(mode="after")
@@ -102,6 +220,43 @@ class Config(BaseModel):
             seen_ids.add(w.id)
             seen_addr.add(w.address)
         return self
+
+    def _relative(self, path: str) -> Path:
+        """A path written in the file: relative ones are read from the file's folder."""
+        p = Path(path).expanduser()
+        if p.is_absolute() or self.path is None:
+            return p
+        return Path(self.path).parent / p
+
+    def token_for(self, entry: WorkerEntry) -> str | None:
+        """The bearer token for ``entry``: its own, else the shared one, else None
+        (callers may then fall back to ``PARTISIM_TOKEN``). Reads token files now;
+        `ConfigError` naming the file when one cannot be read."""
+        if entry.token is not None:
+            return entry.token
+        if entry.token_file is not None:
+            return read_token_file(self._relative(entry.token_file), f"{self.path}: {entry.id}.token_file")
+        settings = self.orchestrator
+        if settings.worker_token is not None:
+            return settings.worker_token
+        if settings.worker_token_file is not None:
+            return read_token_file(self._relative(settings.worker_token_file),
+                                   f"{self.path}: orchestrator.worker_token_file")
+        return None
+
+    def ca_file(self, override: str | None = None) -> str | None:
+        """The CA file for https: ``override`` (``--ca-file``), else ``PARTISIM_CA_FILE``,
+        else the config's ``orchestrator.ca_file``; `ConfigError` if it does not exist."""
+        chosen, where = override, "--ca-file"
+        if not chosen:
+            chosen, where = env_ca_file(), "PARTISIM_CA_FILE"
+        if not chosen and self.orchestrator.ca_file:
+            chosen, where = str(self._relative(self.orchestrator.ca_file)), f"{self.path}: orchestrator.ca_file"
+        if not chosen:
+            return None
+        if not Path(chosen).is_file():
+            raise ConfigError(f"{where}: no existe el archivo de la autoridad certificadora {chosen}")
+        return chosen
 
     def worker(self, worker_id: str) -> WorkerEntry:
         for w in self.workers:

@@ -13,9 +13,10 @@ made from one is strict JSON.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "Finite",
@@ -27,6 +28,11 @@ __all__ = [
     "WorkerStatus",
     "ExecuteRequest",
     "ExecuteResult",
+    "ForeignResult",
+    "TaskResult",
+    "WIRE_NAMES",
+    "wire_name",
+    "SOFTWARE",
     "TaskState",
     "History",
     "ErrorBody",
@@ -49,6 +55,19 @@ PENDING_STATES: frozenset[str] = frozenset({"queued", "running"})
 FINAL_STATES: frozenset[str] = frozenset({"success", "failed", "timeout", "cancelled"})
 
 
+#: what a partisim worker says in ``/status`` "software"; a worker without it is foreign
+SOFTWARE = "partisim"
+
+#: the names clients put on the wire: every worker of this family understands the
+#: original scripts' names; numpy has no such name and goes by its own
+WIRE_NAMES: dict[str, str] = {"python": "benchmark.py", "cython": "benchmark_cython.py"}
+
+
+def wire_name(engine: str) -> str:
+    """The ``benchmark`` a client sends for an engine (``cython`` -> ``benchmark_cython.py``)."""
+    return WIRE_NAMES.get(engine, engine)
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -59,8 +78,8 @@ class _Wire(BaseModel):
 class PingReply(_Wire):
     status: Literal["active"]
     worker_id: str
-    timestamp: str
-    message: str
+    timestamp: str = ""
+    message: str = ""
 
 
 class HealthReport(_Wire):
@@ -71,9 +90,11 @@ class HealthReport(_Wire):
 
 
 class WorkerStatus(_Wire):
-    """``GET /status``. Defaults let the status of a worker of another make decode too."""
+    """``GET /status``. Defaults let the status of a worker of another make decode too
+    (see `lenient`); ``software`` says whether it is a partisim worker."""
 
     worker_id: str
+    software: str = ""
     address: str = ""
     addresses: list[str] = Field(default_factory=list)
     version: str = ""
@@ -104,6 +125,28 @@ class WorkerStatus(_Wire):
     auth_required: bool = False
     timestamp: str = ""
 
+    @property
+    def is_partisim(self) -> bool:
+        return self.software == SOFTWARE
+
+    @classmethod
+    def lenient(cls, body: dict[str, Any]) -> WorkerStatus:
+        """The status of a worker that is not partisim: every field that fits is kept,
+        the others fall back to their defaults (such a worker may say ``"status":
+        "online"`` or report numbers as text)."""
+        data = dict(body)
+        data["worker_id"] = str(data.get("worker_id") or "")
+        for _ in range(len(data) + 1):
+            try:
+                return cls.model_validate(data)
+            except ValidationError as exc:
+                bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+                if not bad or not bad & set(data):
+                    break
+                for key in bad:
+                    data.pop(key, None)
+        return cls(worker_id=data["worker_id"])
+
 
 class ExecuteRequest(_Wire):
     """The body of ``POST /execute`` and ``POST /tasks`` as a client sends it. The
@@ -116,7 +159,10 @@ class ExecuteRequest(_Wire):
     timeout: Finite | None = None
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+        """The JSON body, with the engine under its wire name (`wire_name`)."""
+        data = self.model_dump(exclude_none=True)
+        data["benchmark"] = wire_name(self.benchmark)
+        return data
 
 
 class ExecuteResult(_Wire):
@@ -140,6 +186,70 @@ class ExecuteResult(_Wire):
     particle_steps_per_s: Finite
     runner: str
     timestamp: str
+
+
+class ForeignResult(_Wire):
+    """A success answer from a worker that is not partisim (say, the users' original
+    ETAPA-4 worker): what it reported, kept as reported, and marked not verifiable.
+
+    Such a worker sends no engine and no checksum, and its collision counts may be null,
+    so nothing here can be cross-checked: ``verifiable`` is always False. ``engine`` is
+    the engine partisim asked for (the answer does not say which one ran);
+    ``reported`` is the answer itself (made strict JSON: non-finite numbers dropped)."""
+
+    verifiable: Literal[False] = False
+    status: Literal["success"] = "success"
+    task_id: str
+    worker_id: str
+    engine: str
+    benchmark: str | None = None
+    execution_time: Finite | None = None
+    simulation_time: Finite | None = None
+    particle_collisions: int | None = None
+    wall_collisions: int | None = None
+    kinetic_energy: Finite | None = None
+    timestamp: str | None = None
+    reported: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_answer(cls, body: dict[str, Any], *, task_id: str, engine: str, worker_id: str) -> ForeignResult:
+        """Decode a foreign answer field by field: what does not fit is left out."""
+        found: dict[str, Any] = {}
+        for name in ("benchmark", "execution_time", "simulation_time", "particle_collisions", "wall_collisions",
+                     "kinetic_energy", "timestamp"):
+            value = body.get(name)
+            if value is None:
+                continue
+            try:
+                cls.model_validate({"task_id": task_id, "worker_id": worker_id, "engine": engine, name: value})
+            except ValidationError:
+                continue
+            found[name] = value
+        reported_id = body.get("worker_id")
+        return cls(task_id=task_id, engine=engine,
+                   worker_id=reported_id if isinstance(reported_id, str) and reported_id else worker_id,
+                   reported=_strict_json(body), **found)
+
+
+#: a successful attempt's outcome: verifiable (a partisim worker) or not (another's)
+TaskResult = ExecuteResult | ForeignResult
+
+
+def _strict_json(value: Any, depth: int = 0) -> Any:
+    """``value`` without NaN/Infinity (dropped) and cut at a sane depth and size."""
+    if depth > 8:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v, depth + 1) for k, v in list(value.items())[:200]}
+    if isinstance(value, list):
+        return [_strict_json(v, depth + 1) for v in value[:200]]
+    if isinstance(value, str):
+        return value[:20_000]
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return str(value)[:200]
 
 
 class TaskState(_Wire):
@@ -212,6 +322,12 @@ class TaskView(_Wire):
     result: ExecuteResult | None = None
     error: str | None = None
     verify_of: str | None = None
+    #: False when a worker that is not partisim ran it: its answer is in ``foreign_result``
+    verifiable: bool = True
+    foreign_result: ForeignResult | None = None
+    #: runs of this task that finished on some worker besides the recorded one (a retry
+    #: after a lost answer, say); 0 when it ran exactly once
+    duplicates: int = 0
 
 
 class TaskList(_Wire):

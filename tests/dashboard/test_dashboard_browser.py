@@ -19,7 +19,6 @@ from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -74,15 +73,13 @@ _RECORD_COUNTERS = """() => {
 }"""
 
 
-def test_dashboard_live_in_real_chromium(fleet: Fleet, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"falta Chromium en {CHROMIUM}: instálelo con `apt-get install chromium` (.ci/run lo hace)")
+def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: Path) -> None:
     url = fleet.serve.url + "/"
     problems: list[str] = []
     api = httpx.Client(base_url=fleet.serve.url, timeout=10.0, trust_env=False)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport=LAPTOP, locale="es-ES")
             _record_console(page, problems)

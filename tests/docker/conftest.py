@@ -1,8 +1,10 @@
 """The `docker` suite runs against a real Docker engine: no fake CLI, no mocks.
 
-`.ci/run` starts the engine with `.ci/docker.sh`; when the engine does not answer
-here, this conftest runs that script itself (as root). Only when no engine can be
-started at all is the suite skipped, and the terminal summary then says so loudly.
+`.ci/run` starts the engine with `.ci/docker.sh` and requires the suite
+(`PARTISIM_REQUIRE=docker`); then, if the engine does not answer, this conftest runs that
+script itself (as root), and an engine that cannot start fails the suite. Without the
+requirement (a plain `pytest` on a fresh machine) a missing engine skips the suite with
+the reason, and the terminal summary says so loudly.
 
 The images are built once per session with the real `partisim images build
 --offline` from the debootstrap base image `partisim-base:bookworm`: the wheelhouse
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dockertools import BASE_IMAGE, SIM_IMAGE, WORKER_IMAGE, docker, partisim_cli  # noqa: E402
+from helpers.requirements import required, unavailable  # noqa: E402
 
 DOCKER_SH = REPO / ".ci" / "docker.sh"
 
@@ -42,9 +45,13 @@ def _engine_answers() -> bool:
 
 
 def _start_engine() -> str | None:
-    """None when an engine answers (started here if needed), else why none could be."""
+    """None when an engine answers (started here only when the suite is required), else why not."""
     if _engine_answers() and docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
         return None
+    if not required("docker"):
+        # a plain `pytest` on a fresh machine: say what is missing, do not install anything
+        return ("no responde un motor Docker con la imagen base " + BASE_IMAGE
+                + "; arránquelo con `sudo bash .ci/docker.sh` (o use PARTISIM_REQUIRE=docker)")
     if os.geteuid() != 0:
         return "docker no responde y no somos root para arrancar dockerd con .ci/docker.sh"
     try:
@@ -58,7 +65,18 @@ def _start_engine() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> str:
+def docker_suite_lock() -> Iterator[None]:
+    """One docker suite at a time on this machine: the suite restarts dockerd (the outage
+    test), builds images under fixed tags and counts containers by label, so a second
+    test run waits here instead of breaking the first one."""
+    path = Path(tempfile.gettempdir()) / "partisim-docker-suite.lock"
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def docker_engine(docker_suite_lock: None) -> str:
     """The engine's version and storage driver; skips the suite only when no engine can start."""
     if _state["engine"] is None and _state["skip_reason"] is None:
         reason = _start_engine()
@@ -67,7 +85,7 @@ def docker_engine() -> str:
         else:
             _state["engine"] = docker("info", "--format", "{{.ServerVersion}} ({{.Driver}})").stdout.strip()
     if _state["skip_reason"]:
-        pytest.skip(f"NO DOCKER ENGINE COULD BE STARTED: {_state['skip_reason']}")
+        unavailable("docker", f"no hay motor Docker: {_state['skip_reason']}")
     return _state["engine"] or "?"
 
 

@@ -6,8 +6,9 @@
                  [("worker-01", "127.0.0.93", 8080), ("worker-02", "http://127.0.0.155:8080")],
                  ping_interval=0.3)
 
-Each worker is `(id, host, port)` or `(id, url)`. The orchestrator settings are
-DEFAULTS (the program's own defaults, written out) updated with `settings`.
+Each worker is `(id, host, port)`, `(id, url)` (an https url adds `"tls": true`) or a
+dict written as it is. The orchestrator settings are DEFAULTS (the program's own
+defaults, written out) updated with `settings`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ __all__ = ["DEFAULTS", "write_config"]
 DEFAULTS: dict[str, Any] = {"timeout": 5.0, "retry_attempts": 3, "max_concurrent_tasks": 4}
 
 
-def _entry(worker: tuple) -> dict[str, Any]:
+def _entry(worker: tuple | dict) -> dict[str, Any]:
+    if isinstance(worker, dict):
+        return worker
     if len(worker) == 3:
         worker_id, host, port = worker
-    else:
-        worker_id, url = worker
-        host, port = url.split("://", 1)[1].rsplit(":", 1)
-    return {"id": worker_id, "ip": host, "port": int(port)}
+        return {"id": worker_id, "ip": host, "port": int(port)}
+    worker_id, url = worker
+    scheme, rest = url.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    return {"id": worker_id, "ip": host, "port": int(port), **({"tls": True} if scheme == "https" else {})}
 
 
 def write_config(path: Path, workers: Iterable[tuple], **settings: Any) -> Path:

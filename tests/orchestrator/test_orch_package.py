@@ -22,10 +22,10 @@ WANTED = [
     "benchmark.py", "benchmark_cython.py", "setup.py", "pyproject.toml", "start_worker.sh",
     "start_worker.bat", "package_project.sh",
     "src/partisim/__init__.py", "src/partisim/py.typed", "src/partisim/sim/engines/_cython.pyx",
-    "src/partisim/orchestrator/static/app.js", "src/partisim/worker/app.py",
+    "src/partisim/orchestrator/serve/static/app.js", "src/partisim/worker/app.py", "docs/modelo.md",
 ]
 UNWANTED = [
-    ".git/HEAD", ".venv/bin/python", "tests/test_x.py", "bench/x.py", "docs/notes.md",
+    ".git/HEAD", ".venv/bin/python", "tests/test_x.py", "bench/x.py", "docs/notes.txt",
     "build/lib/x.py", "dist/partisim-0.1.0.whl", ".pytest_cache/v/x", "notes.txt",
     "partisim.db", "partisim.db-wal", "particle-simulation-ETAPA4-20200101-000000.tar.gz",
     "src/partisim/__pycache__/x.cpython-311.pyc", "src/partisim/sim/engines/_cython.c",

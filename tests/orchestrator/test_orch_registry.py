@@ -98,7 +98,7 @@ def test_monitor_loop_runs_in_the_background_until_stopped(dead_config: Path) ->
 def test_registry_rules_and_config_reload() -> None:
     config = parse_config({"workers": [{"id": "a", "ip": "127.0.0.1", "port": 1},
                                        {"id": "b", "ip": "127.0.0.1", "port": 2}]})
-    registry = Registry(config.workers, failures_before_inactive=3)
+    registry = Registry(config.workers, timeout=5.0, failures_before_inactive=3)
     assert registry.record_success("a", latency_ms=1.5, reported_id="a") is True
     assert registry.record_failure("a", "x") is False
     assert registry.record_failure("a", "x") is False

@@ -5,7 +5,11 @@ Every request is forwarded to ``--target``; ``POST /execute`` may instead:
 - ``--mode flaky``: answer 500 with probability ``--rate``; half of those before
   forwarding (the worker never sees the task), half after (the answer is lost);
 - ``--mode reject``: always answer 422;
-- ``--mode corrupt``: forward, then change the checksum in the answer.
+- ``--mode corrupt``: forward, then change the checksum in the answer;
+- ``--mode slow``: forward, then hold the answer ``--delay`` seconds (a worker slow to
+  answer: it ran the task, but its answer comes late); only the first ``--times``
+  answers if given;
+- ``--mode pass``: forward only (with ``--tls-cert``/``--tls-key``: an https front).
 
 ``GET /proxy/stats`` reports what it did. Run: ``python flaky_proxy.py --port P --target URL``.
 """
@@ -13,6 +17,7 @@ Every request is forwarded to ``--target``; ``POST /execute`` may instead:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 
 import httpx
@@ -21,11 +26,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 
-def build(target: str, mode: str, rate: float, seed: int) -> FastAPI:
+def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, times: int = 0) -> FastAPI:
     app = FastAPI()
     rng = random.Random(seed)
     client = httpx.AsyncClient(base_url=target, timeout=None, trust_env=False)
-    stats = {"execute": 0, "failed_before": 0, "failed_after": 0, "rejected": 0, "corrupted": 0}
+    stats = {"execute": 0, "failed_before": 0, "failed_after": 0, "rejected": 0, "corrupted": 0, "delayed": 0}
 
     async def forward(request: Request, path: str) -> httpx.Response:
         return await client.request(
@@ -52,6 +57,9 @@ def build(target: str, mode: str, rate: float, seed: int) -> FastAPI:
             if mode == "flaky" and roll < rate:
                 stats["failed_after"] += 1
                 return JSONResponse({"status": "error", "error": "fallo inyectado (después)"}, 500)
+            if mode == "slow" and (times == 0 or stats["delayed"] < times):
+                stats["delayed"] += 1
+                await asyncio.sleep(delay)  # the injected fault itself, not a synchronisation
             if mode == "corrupt" and answer.status_code == 200:
                 body = answer.json()
                 body["checksum"] = "0" * 64
@@ -69,12 +77,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--target", required=True)
-    parser.add_argument("--mode", choices=("flaky", "reject", "corrupt"), default="flaky")
+    parser.add_argument("--mode", choices=("flaky", "reject", "corrupt", "slow", "pass"), default="flaky")
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--times", type=int, default=0)
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
-    uvicorn.run(build(args.target, args.mode, args.rate, args.seed), host=args.host, port=args.port,
-                log_level="warning", access_log=False)
+    app = build(args.target, args.mode, args.rate, args.seed, args.delay, args.times)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
 
 
 if __name__ == "__main__":

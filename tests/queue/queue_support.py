@@ -7,6 +7,7 @@ ones of a test and guarantees they are gone at its end. Everything listens on
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 from helpers.config import write_config
-from helpers.processes import Spawned, answers, clean_env, free_port_on
+from helpers.processes import Spawned, clean_env, free_port_on
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
@@ -45,22 +46,29 @@ class Cluster:
         self._configs = 0
 
     def worker(self, host: str, worker_id: str, *, capacity: int = 2, extra: tuple[str, ...] = (),
-               port: int | None = None) -> RunningWorker:
+               port: int | None = None, env: dict[str, str | None] | None = None) -> RunningWorker:
         workdir = self.tmp / f"{worker_id}-{len(self.procs)}"
         worker = start_worker(host, port, "--capacity", str(capacity), "--worker-id", worker_id,
-                              "--runner", "process", *extra, cwd=workdir, ready_timeout=30)
+                              "--runner", "process", *extra, cwd=workdir, ready_timeout=30, env=env)
         self.procs.append(worker)
         return worker
 
     def proxy(self, target: RunningWorker, *, mode: str, rate: float = 0.3, seed: int = 7,
-              host: str = "127.0.0.1") -> Proxy:
+              host: str = "127.0.0.1", delay: float = 0.0, times: int = 0,
+              tls: tuple[Path, Path] | None = None) -> Proxy:
+        """flaky_proxy.py in front of ``target``; ``tls=(cert, key)`` makes it an https front."""
         port = free_port_on(host)
-        proxy = Proxy(f"http://{host}:{port}", self.tmp, mode)
+        proxy = Proxy(f"{'https' if tls else 'http'}://{host}:{port}", self.tmp, mode)
         self.procs.append(proxy)
-        proxy.launch([sys.executable, str(HERE / "flaky_proxy.py"), "--host", host, "--port", str(port),
-                      "--target", target.url, "--mode", mode, "--rate", str(rate), "--seed", str(seed)],
-                     cwd=self.tmp)
-        proxy.wait_ready(lambda: answers(proxy.url + "/proxy/stats"), 30)
+        argv = [sys.executable, str(HERE / "flaky_proxy.py"), "--host", host, "--port", str(port),
+                "--target", target.url, "--mode", mode, "--rate", str(rate), "--seed", str(seed),
+                "--delay", str(delay), "--times", str(times)]
+        if tls is not None:
+            argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        proxy.launch(argv, cwd=self.tmp)
+        verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        proxy.wait_ready(lambda: httpx.get(proxy.url + "/proxy/stats", timeout=2.0, trust_env=False,
+                                           verify=verify).status_code == 200, 30)
         return proxy
 
     def config(self, workers: list[tuple[str, str]], **settings: Any) -> Path:
@@ -68,8 +76,10 @@ class Cluster:
         self._configs += 1
         return write_config(self.tmp / f"config-{self._configs}.json", workers, **{**QUEUE_SETTINGS, **settings})
 
-    def serve(self, config: Path, db: Path, *, inbox: Path | None = None, wait_workers: int | None = None) -> Serve:
-        serve = Serve(config, db, workdir=self.tmp, inbox=inbox)
+    def serve(self, config: Path, db: Path, *, inbox: Path | None = None, wait_workers: int | None = None,
+              **kw: Any) -> Serve:
+        """``kw``: token, tls, extra, env (see `helpers.serve.Serve`)."""
+        serve = Serve(config, db, workdir=self.tmp, inbox=inbox, **kw)
         self.procs.append(serve)
         serve.start()
         if wait_workers:

@@ -12,14 +12,22 @@ from partisim.orchestrator.serve.taskqueue import Task
 from partisim.protocol import WorkerStatus
 
 
-def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8) -> HttpFleet:
-    entries = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080) for k, w in enumerate(capacities)]
-    registry = Registry(entries)
+def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8, foreign: frozenset[str] = frozenset(),
+          entries: dict[str, dict] | None = None) -> HttpFleet:
+    """Workers with the capacity their /status reports (None: no status yet); ``foreign``
+    ones are not partisim; ``entries`` adds configuration fields per worker."""
+    extra = entries or {}
+    configured = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080, **extra.get(w, {}))
+                  for k, w in enumerate(capacities)]
+    settings = OrchestratorSettings(max_concurrent_tasks=max_concurrent)
+    registry = Registry(configured, timeout=settings.timeout,
+                        failures_before_inactive=settings.failures_before_inactive)
     for w, capacity in capacities.items():
         registry.record_success(w, latency_ms=1.0, reported_id=w)
         if capacity is not None:
-            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity))
-    return HttpFleet(HealthMonitor(registry), OrchestratorSettings(max_concurrent_tasks=max_concurrent))
+            software = "" if w in foreign else "partisim"
+            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity, software=software))
+    return HttpFleet(HealthMonitor(registry, interval=settings.ping_interval), settings)
 
 
 def task(**kw: object) -> Task:
@@ -66,3 +74,26 @@ def test_inactive_workers_get_nothing() -> None:
     ex.monitor.registry.record_failure("a", "caído")
     ex._health = None
     assert {p.member for p in (ex.place(task()) for _ in range(4)) if p} == {"b"}
+
+
+def test_the_configured_capacity_is_the_slot_limit() -> None:
+    ex = fleet({"a": 16, "b": None}, max_concurrent=3, entries={"a": {"capacity": 5}, "b": {"capacity": 2}})
+    assert {m.id: m.capacity for m in ex.members()} == {"a": 5, "b": 2}
+    placed = [ex.place(task()) for _ in range(8)]
+    assert sum(1 for p in placed if p) == 7
+
+
+def test_algorithms_restrict_the_engines_a_worker_gets() -> None:
+    ex = fleet({"a": 4, "b": 4}, entries={"a": {"algorithms": ["python", "numpy"]},
+                                          "b": {"algorithms": ["benchmark_cython.py"]}})
+    assert {ex.place(task(benchmark="cython")).member for _ in range(3)} == {"b"}  # type: ignore[union-attr]
+    assert {ex.place(task(benchmark="numpy")).member for _ in range(4)} == {"a"}  # type: ignore[union-attr]
+    assert ex.place(task(benchmark="numpy")) is None  # a is full; b may not run numpy
+    assert ex.place(task(benchmark="python")) is None  # b does not run python either
+
+
+def test_a_worker_that_is_not_partisim_gets_only_engines_with_a_script_name() -> None:
+    ex = fleet({"legacy": 4}, foreign=frozenset({"legacy"}))
+    assert ex.place(task(benchmark="numpy")) is None  # it would run benchmark.py instead
+    assert ex.place(task(benchmark="cython")).member == "legacy"  # type: ignore[union-attr]
+    assert ex.place(task(benchmark="python")).member == "legacy"  # type: ignore[union-attr]

@@ -49,7 +49,7 @@ def stocked(tmp_path_factory: pytest.TempPathFactory):
     c = Cluster(tmp)
     try:
         config = c.config([("worker-01", f"http://{HOST_A}:{free_port_on(HOST_A)}")])
-        serve = Serve(config, tmp / "q.db", workdir=tmp, args=["--page-size", str(PAGE)])
+        serve = Serve(config, tmp / "q.db", workdir=tmp, extra=("--page-size", str(PAGE)))
         c.procs.append(serve)
         serve.start()
         yield serve, views
@@ -107,9 +107,3 @@ def test_results_writes_every_row_in_each_format(stocked, tmp_path: Path) -> Non
     empty = run_cli("results", "--batch", "nada", "--format", "csv", "--server", serve.url)
     assert empty.returncode == 1 and "no hay tareas en el lote nada" in empty.stderr
 
-
-def test_the_cli_default_page_size_is_the_service_one() -> None:
-    from partisim.cli import serve as cli_serve
-    from partisim.orchestrator.serve.state import DEFAULT_PAGE_SIZE
-
-    assert cli_serve.DEFAULT_PAGE_SIZE == DEFAULT_PAGE_SIZE

@@ -157,3 +157,37 @@ def test_finished_histogram_counts_success_and_failed_per_window(queue):
     assert queue.finished_histogram(now - 30, 10.0, 3) == [0, 0, 2]
     assert queue.finished_histogram(now - 300, 10.0, 3) == [0, 0, 0]
     assert queue.assigned_per_worker("failed") == {"w1": 1}
+
+
+def test_duplicates_count_runs_beyond_one_per_worker(queue):
+    (task_id,) = queue.enqueue([SPEC])[1]
+    queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+    queue.retry(task_id, 1, "sin respuesta", time.time())  # given up on w1...
+    assert queue.note_run(task_id, "w1").duplicates == 0  # ...which ran it: still the only run
+    queue.claim(task_id, "w2", "http://127.0.0.1:2", time.time() + 60)
+    assert queue.get(task_id).duplicates == 0  # w2 is running it: nothing recorded yet
+    assert queue.complete(task_id, 2, execute_result("abc", worker_id="w2"))
+    assert queue.get(task_id).duplicates == 1  # w1's run and w2's recorded one
+    assert queue.note_run(task_id, "w1").duplicates == 1  # told twice: one worker, one run
+    assert queue.note_run(task_id, "w2").duplicates == 1  # the recorded run itself is no extra one
+    view = queue.get(task_id).view()
+    assert view.duplicates == 1 and view.verifiable
+    assert queue.note_run("t-unknown", "w1") is None
+
+
+def test_a_foreign_result_is_kept_apart_and_marked_unverifiable(queue):
+    from partisim.protocol import ForeignResult
+
+    (task_id,) = queue.enqueue([SPEC])[1]
+    queue.claim(task_id, "legacy", "http://127.0.0.1:1", time.time() + 60)
+    answer = {"status": "success", "worker_id": "legacy", "benchmark": "benchmark_cython.py", "execution_time": 0.2,
+              "particle_collisions": None, "wall_collisions": "n/a", "output": "texto", "extra": float("nan")}
+    foreign = ForeignResult.from_answer(answer, task_id=task_id, engine="cython", worker_id="legacy")
+    assert foreign.particle_collisions is None and foreign.wall_collisions is None
+    assert foreign.reported["extra"] is None and foreign.reported["output"] == "texto"  # strict JSON
+    assert queue.complete(task_id, 1, foreign)
+    task = queue.get(task_id)
+    assert task.status == "success" and task.result is None and task.foreign_result == foreign
+    view = task.view()
+    assert not view.verifiable and view.foreign_result.engine == "cython"
+    assert "NaN" not in view.model_dump_json()

@@ -115,8 +115,9 @@ def _status(args: argparse.Namespace) -> int:
 @_command
 def _exec(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
-    from partisim.orchestrator.dispatch import execute_on, explain_task_error
-    from partisim.orchestrator.registry import token_from_env
+    from partisim.orchestrator.dispatch import execute_any, explain_task_error
+    from partisim.orchestrator.registry import worker_tokens
+    from partisim.protocol import ExecuteResult
 
     config = _load(args.config)
     entry = config.worker(args.worker)
@@ -126,13 +127,14 @@ def _exec(args: argparse.Namespace) -> int:
         return fail("--timeout: debe ser un número de segundos mayor que 0")
     try:
         with console.status(f"Ejecutando {engine} en {entry.id}..."):
-            result = execute_on(
+            result = execute_any(
                 entry.url,
                 engine,
                 params,
                 timeout=args.timeout,
                 connect_timeout=config.orchestrator.timeout,
-                token=token_from_env(),
+                token=worker_tokens(config)[entry.id],
+                ca_file=config.ca_file(),
             )
     except PartisimError as exc:
         message = explain_task_error(entry.id, exc)
@@ -141,8 +143,10 @@ def _exec(args: argparse.Namespace) -> int:
         return fail(message, 1)
     if args.json:
         print(result.model_dump_json())
-    else:
+    elif isinstance(result, ExecuteResult):
         console.print(views.result_table(result))
+    else:
+        console.print(views.foreign_result_table(result))
     return 0
 
 
@@ -199,7 +203,7 @@ def _check(args: argparse.Namespace) -> int:
     def show(wc: Any, result: Any) -> None:
         if result.skipped:
             return
-        mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+        mark = "[yellow]–[/yellow]" if result.unsupported else "[green]✓[/green]" if result.ok else "[red]✗[/red]"
         note = " (resto de pruebas omitidas)" if result.key == "ping" and not result.ok else ""
         console.print(f"  {mark} {wc.id} · {result.name}: {result.detail}{note}", soft_wrap=True)
 

@@ -10,31 +10,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, err_console, fail, install_log_handler
-from partisim.fleet import DEFAULT_CONFIG_PATH, default_server, load_config
+from partisim.fleet import DEFAULT_CONFIG_PATH, client_token, default_server, load_config
+from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
+    from partisim.orchestrator.serve.server import Listening
     from partisim.protocol import Submitted, Summary, TaskView
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
 
-#: ``serve --page-size`` default (`serve.state.DEFAULT_PAGE_SIZE`, not imported: see above)
-DEFAULT_PAGE_SIZE = 5000
-
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
+DEFAULTS = ServeOptions()
 
-def _connect(server: str | None = None) -> ServerClient:
+
+def _connect(args: argparse.Namespace) -> ServerClient:
     from partisim.orchestrator.serve.client import ServerClient
 
-    return ServerClient(server)
+    return ServerClient(args.server, token=client_token(args.token_file), ca_file=args.ca_file)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -45,22 +47,33 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.server import ServeOptions, serve
+    from partisim.orchestrator.serve.server import serve
 
     config = load_config(args.config)
     if not config.workers:
         return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker")
-    if not 1 <= args.port <= 65535:
-        return fail(f"--port debe estar entre 1 y 65535 (recibido {args.port})")
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
     _setup_logging(args.verbose)
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox, page_size=args.page_size)
-    console.print(
-        f"[bold]partisim serve[/] en http://{args.host}:{args.port} · base de datos {args.db} · "
-        f"{len(config.workers)} workers en {config.path}"
-        + (f" · bandeja {args.inbox}" if args.inbox else "")
-    )
-    console.print("API: /api/tasks, /api/workers, /api/summary · Ctrl-C o SIGTERM para parar")
-    serve(config, options)
+    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox,
+                           token=client_token(args.token_file), ca_file=args.ca_file,
+                           tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
+                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
+                           page_size=args.page_size)
+
+    def banner(where: Listening) -> None:
+        # printed only once the server accepts connections
+        console.print(
+            f"[bold]partisim serve[/] en {where.url} · panel: {where.dashboard} · base de datos {args.db} · "
+            f"{len(config.workers)} workers en {config.path}"
+            + (f" · bandeja {args.inbox}" if args.inbox else ""),
+            soft_wrap=True,
+        )
+        access = "con token" if options.token else "sin token"
+        console.print(f"API: /api/tasks, /api/workers, /api/summary ({access}) · Ctrl-C o SIGTERM para parar",
+                      soft_wrap=True)
+
+    serve(config, options, on_listening=banner)
     console.print("partisim serve detenido.")
     return 0
 
@@ -98,14 +111,14 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_file
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import submit_sweep
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
             seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
@@ -114,7 +127,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait_command(args: argparse.Namespace) -> int:
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
@@ -147,7 +160,7 @@ def _results(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.client import save_export
     from partisim.orchestrator.views import RowsProgress
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         # verification re-runs are left out, unless the selection holds nothing else
         originals = bool(client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0,
                                            originals=True).tasks)
@@ -203,7 +216,7 @@ def _report(args: argparse.Namespace) -> int:
     from partisim.orchestrator.serve.results import speedups
     from partisim.orchestrator.views import RowsProgress
 
-    with _connect(args.server) as client:
+    with _connect(args) as client:
         expected = client.summary(batch=args.batch).success
         tasks: list[TaskView] = []
         with RowsProgress(err_console, "leyendo resultados") as bar:
@@ -267,6 +280,16 @@ def _port(text: str) -> int:
 def _add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, metavar="URL",
                    help=f"dirección de partisim serve (por defecto PARTISIM_SERVER o {default_server()})")
+    _add_credentials(p, serving=False)
+
+
+def _add_credentials(p: argparse.ArgumentParser, *, serving: bool) -> None:
+    what = "que exige este servidor" if serving else "de partisim serve"
+    p.add_argument("--token-file", default=None, metavar="RUTA",
+                   help=f"archivo con el token {what} (o PARTISIM_TOKEN_FILE / PARTISIM_TOKEN)")
+    target = "los workers https" if serving else "serve por https"
+    p.add_argument("--ca-file", default=None, metavar="RUTA",
+                   help=f"autoridad certificadora para verificar {target} (o PARTISIM_CA_FILE)")
 
 
 def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
@@ -284,14 +307,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
                    help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default="partisim.db", metavar="RUTA", help="base de datos SQLite (por defecto partisim.db)")
-    p.add_argument("--host", default="127.0.0.1", help="dirección de escucha (por defecto 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="puerto de escucha (por defecto 8000)")
+    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
+    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
-    p.add_argument("--page-size", type=_positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
+    p.add_argument("--page-size", type=_positive_int, default=DEFAULTS.page_size, metavar="N",
                    help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
-                        f"(por defecto {DEFAULT_PAGE_SIZE})")
+                        f"(por defecto {DEFAULTS.page_size})")
+    _add_credentials(p, serving=True)
+    p.add_argument("--tls-cert", default=None, metavar="RUTA",
+                   help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
+    p.add_argument("--tls-key", default=None, metavar="RUTA",
+                   help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
@@ -304,7 +332,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_submit)
 
     p = subparsers.add_parser("sweep", help="encolar un barrido de parámetros (producto cartesiano) como un lote")
-    p.add_argument("--engines", default="python,cython", metavar="LISTA", help="motores separados por comas (por defecto python,cython)")
+    p.add_argument("--engines", default="python,cython", metavar="LISTA",
+                   help="motores separados por comas (por defecto python,cython)")
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
     p.add_argument("--steps", default="500", metavar="LISTA", help="pasos, p. ej. 500 (por defecto 500)")
     p.add_argument("--seeds", default="42", metavar="LISTA", help="semillas, p. ej. 1-10 o 1,2,3 (por defecto 42)")

@@ -5,6 +5,12 @@ a Python benchmark, a Cython benchmark (same checksum as Python), an invalid
 request that must be refused with 422, and a short task timeout that must be
 honoured (the worker answers 504 in time, stays up and frees the slot). Workers
 are checked in parallel; a worker passes when all its checks pass.
+
+A worker that is not partisim (its /status lacks ``"software": "partisim"``, e.g. the
+users' original ETAPA-4 worker) is checked too: its benchmarks pass when it answers
+with success, shown as "no verificable" (it sends no engine nor checksum), and the
+checks only a partisim worker can pass (422 on bad input, the timeout) are reported as
+"no soportado por este worker", not as failures.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from partisim.errors import CheckFailed, PartisimError, TaskRejected, TaskTimedO
 from partisim.fleet import Config, WorkerEntry
 from partisim.orchestrator.client import WorkerClient
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, run_parallel
-from partisim.orchestrator.registry import describe_error, token_from_env
+from partisim.orchestrator.registry import describe_error, worker_tokens
 from partisim.protocol import ExecuteRequest, ExecuteResult
 
 __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]
@@ -35,6 +41,8 @@ SLOW_PARAMS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 1_000_000, "SEMILLA": 7}
 SHORT_TIMEOUT_S = 1.0
 TIMEOUT_GRACE_S = 4.0
 _CHECKSUM = re.compile(r"^[0-9a-f]{64}$")
+
+UNSUPPORTED = "no soportado por este worker (no es un worker partisim)"
 
 CHECK_NAMES = {
     "ping": "Ping (< 5 s)",
@@ -63,6 +71,8 @@ class CheckResult:
     detail: str
     duration: float = 0.0
     skipped: bool = False
+    #: only a partisim worker could pass it: not a failure of this one
+    unsupported: bool = False
 
     @property
     def name(self) -> str:
@@ -96,7 +106,8 @@ def run_checks(
     on_result: Callable[[WorkerChecks, CheckResult], None] | None = None,
 ) -> list[WorkerChecks]:
     """Run the suite on every configured worker (in parallel); reports in config order."""
-    token = token if token is not None else token_from_env()
+    tokens = worker_tokens(config, token)
+    ca_file = config.ca_file()
     timeout = config.orchestrator.timeout
     lock = threading.Lock()
 
@@ -108,7 +119,7 @@ def run_checks(
 
     def one(entry: WorkerEntry) -> WorkerChecks:
         wc = WorkerChecks(entry.id, entry.url)
-        _Suite(wc, timeout=timeout, token=token, quick=quick, report=report).run()
+        _Suite(wc, timeout=timeout, token=tokens[entry.id], ca_file=ca_file, quick=quick, report=report).run()
         return wc
 
     workers = list(config.workers)
@@ -124,16 +135,20 @@ class _Suite:
         token: str | None,
         quick: bool,
         report: Callable[[WorkerChecks, CheckResult], None],
+        ca_file: str | None = None,
     ) -> None:
         self.wc = wc
         self.timeout = timeout
         self.token = token
+        self.ca_file = ca_file
         self.quick = quick
         self.report = report
         self.python_result: ExecuteResult | None = None
+        #: its /status says it is not partisim
+        self.foreign = False
 
     def client(self, timeout: float | None = None) -> WorkerClient:
-        return WorkerClient(self.wc.url, timeout=timeout or self.timeout, token=self.token)
+        return WorkerClient(self.wc.url, timeout=timeout or self.timeout, token=self.token, ca_file=self.ca_file)
 
     def run(self) -> None:
         steps: list[tuple[str, Callable[[], str]]] = [
@@ -145,7 +160,11 @@ class _Suite:
         ]
         if not self.quick:
             steps.append(("timeout", self.short_timeout))
+        partisim_only = {"invalid", "timeout"}
         for index, (key, check) in enumerate(steps):
+            if self.foreign and key in partisim_only:
+                self.report(self.wc, CheckResult(key, True, UNSUPPORTED, unsupported=True))
+                continue
             start = time.perf_counter()
             try:
                 detail = check()
@@ -179,12 +198,22 @@ class _Suite:
 
     def status(self) -> str:
         with self.client() as c:
-            s = c.status()
+            try:
+                s = c.status()
+            except TaskRejected as exc:
+                if exc.status_code == 401:
+                    raise
+                self.foreign = True  # no /status of ours at all
+                raise CheckFailed(f"/status no responde como un worker partisim ({exc})") from None
+        if not s.is_partisim:
+            self.foreign = True
         missing = [k for k in ("docker_available", "image_available") if k not in s.model_fields_set]
         if missing:
             raise CheckFailed(f"/status no informa {', '.join(missing)}")
         docker = "sí" if s.docker_available else "no"
         image = "sí" if s.image_available else "no"
+        if self.foreign:
+            return f"worker que no es partisim (Docker: {docker}, imagen: {image}); resultados no verificables"
         return (
             f"Docker: {docker}, imagen {s.docker_image or '?'}: {image}, "
             f"runner: {s.runner or '?'}, capacidad: {s.capacity}"
@@ -193,6 +222,11 @@ class _Suite:
     def benchmark(self, engine: str) -> str:
         benchmark = "benchmark.py" if engine == "python" else "benchmark_cython.py"
         params = QUICK_PARAMS if self.quick else FULL_PARAMS
+        if self.foreign:
+            with self.client() as c:
+                answer = c.execute_foreign(ExecuteRequest(benchmark=benchmark, params=params))
+            took = f"{answer.execution_time:.3f} s" if answer.execution_time is not None else "tiempo no informado"
+            return f"{took}; no verificable (el worker no informa motor ni checksum)"
         with self.client() as c:
             r = c.execute(ExecuteRequest(benchmark=benchmark, params=params))
         if r.engine != engine:

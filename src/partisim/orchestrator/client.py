@@ -3,6 +3,12 @@
 `WorkerClient` (sync) and `AsyncWorkerClient` share the request building, the one
 mapping from HTTP outcomes to partisim exceptions (`_decode`) and the decoding of
 answers into the typed models of `partisim.protocol`.
+
+Workers that are not partisim (the users' original ETAPA-4 worker, say) are spoken to
+with the same calls: ``status()`` decodes their status leniently (``is_partisim`` is
+then False) and ``execute_foreign()`` keeps what their /execute reported as a
+`ForeignResult` ("no verificable") instead of refusing an answer without engine or
+checksum. Every https URL is verified, against ``ca_file`` when given.
 """
 
 from __future__ import annotations
@@ -15,20 +21,37 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
-from partisim.protocol import ExecuteRequest, ExecuteResult, HealthReport, History, PingReply, TaskState, WorkerStatus
+from partisim.protocol import (
+    SOFTWARE,
+    ExecuteRequest,
+    ExecuteResult,
+    ForeignResult,
+    HealthReport,
+    History,
+    PingReply,
+    TaskState,
+    WorkerStatus,
+)
 
-__all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S"]
+__all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S", "tls_context", "ssl_failure_reason"]
 
 #: seconds added to a task's own timeout for the HTTP read, so the worker's 504
 #: (the computation was killed) arrives before our client gives up.
 EXECUTE_MARGIN_S = 10.0
 
 
-@functools.lru_cache(maxsize=1)
-def _tls() -> ssl.SSLContext:
-    # One verifying context for every client: building one loads the CA bundle (tens of
-    # ms of CPU), which the health loop would otherwise pay on each ping.
-    return ssl.create_default_context()
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """A verifying TLS context: the system's CAs, or only ``ca_file`` when given (a
+    self-signed certificate, or the fleet's own CA). One per file for every client:
+    building one loads the CA bundle (tens of ms of CPU), which the health loop would
+    otherwise pay on each ping."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise WorkerFailed(f"no se puede usar la autoridad certificadora {ca_file}: {exc}") from None
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -86,7 +109,38 @@ def _decode_health(response: httpx.Response, base_url: str) -> dict[str, Any]:
     return _decode(response, base_url)
 
 
+def _status(body: dict[str, Any], base_url: str) -> WorkerStatus:
+    """A partisim worker's status strictly; any other worker's leniently."""
+    if body.get("software") == SOFTWARE:
+        return _model(WorkerStatus, body, base_url)
+    return WorkerStatus.lenient(body)
+
+
+def _foreign(body: dict[str, Any], request: ExecuteRequest, base_url: str) -> ForeignResult:
+    status = body.get("status")
+    if status not in (None, "success", "completed", "ok"):
+        message = body.get("error") or body.get("message") or f"estado {status!r}"
+        raise WorkerFailed(f"{base_url}: {message}")
+    return ForeignResult.from_answer(body, task_id=request.task_id or "", engine=request.benchmark,
+                                     worker_id=base_url)
+
+
+def ssl_failure_reason(exc: BaseException) -> str | None:
+    """Why TLS failed, if an `ssl.SSLError` is somewhere in the chain of ``exc``."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return str(seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
+    reason = ssl_failure_reason(exc)
+    if reason is not None:
+        return WorkerUnavailable(f"{base_url}: fallo de TLS ({reason}); revise el certificado y --ca-file")
     if isinstance(exc, httpx.ReadTimeout):
         return TaskTimedOut(f"{base_url}: sin respuesta dentro del tiempo límite")
     if isinstance(exc, httpx.TimeoutException):
@@ -95,19 +149,22 @@ def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
 
 
 class _Base:
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
+                 ca_file: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token = token
+        self.ca_file = ca_file
 
 
 class WorkerClient(_Base):
     """Blocking client: `WorkerClient("http://127.0.0.93:8080").ping()`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
-        super().__init__(base_url, timeout=timeout, token=token)
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
+                 ca_file: str | None = None) -> None:
+        super().__init__(base_url, timeout=timeout, token=token, ca_file=ca_file)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=_headers(token), trust_env=False,
-                                  verify=_tls())
+                                  verify=tls_context(ca_file))
 
     def __enter__(self) -> WorkerClient:
         return self
@@ -136,12 +193,18 @@ class WorkerClient(_Base):
         return _model(HealthReport, _decode_health(response, self.base_url), self.base_url)
 
     def status(self) -> WorkerStatus:
-        return _model(WorkerStatus, self._request("GET", "/status"), self.base_url)
+        return _status(self._request("GET", "/status"), self.base_url)
+
+    def _execute(self, request: ExecuteRequest) -> dict[str, Any]:
+        read = _read_timeout(self.timeout, request.timeout)
+        return self._request("POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read))
 
     def execute(self, request: ExecuteRequest) -> ExecuteResult:
-        read = _read_timeout(self.timeout, request.timeout)
-        body = self._request("POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read))
-        return _model(ExecuteResult, body, self.base_url)
+        return _model(ExecuteResult, self._execute(request), self.base_url)
+
+    def execute_foreign(self, request: ExecuteRequest) -> ForeignResult:
+        """``execute`` on a worker that is not partisim: its answer as reported."""
+        return _foreign(self._execute(request), request, self.base_url)
 
     def submit(self, request: ExecuteRequest) -> TaskState:
         return _model(TaskState, self._request("POST", "/tasks", json=request.body()), self.base_url)
@@ -160,10 +223,11 @@ class WorkerClient(_Base):
 class AsyncWorkerClient(_Base):
     """The same API for asyncio code: `await client.execute(...)`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
-        super().__init__(base_url, timeout=timeout, token=token)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=_headers(token), verify=_tls(),
-                                       trust_env=False)
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
+                 ca_file: str | None = None) -> None:
+        super().__init__(base_url, timeout=timeout, token=token, ca_file=ca_file)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=_headers(token),
+                                       verify=tls_context(ca_file), trust_env=False)
 
     async def __aenter__(self) -> AsyncWorkerClient:
         return self
@@ -192,13 +256,19 @@ class AsyncWorkerClient(_Base):
         return _model(HealthReport, _decode_health(response, self.base_url), self.base_url)
 
     async def status(self) -> WorkerStatus:
-        return _model(WorkerStatus, await self._request("GET", "/status"), self.base_url)
+        return _status(await self._request("GET", "/status"), self.base_url)
+
+    async def _execute(self, request: ExecuteRequest) -> dict[str, Any]:
+        read = _read_timeout(self.timeout, request.timeout)
+        return await self._request("POST", "/execute", json=request.body(),
+                                   timeout=httpx.Timeout(self.timeout, read=read))
 
     async def execute(self, request: ExecuteRequest) -> ExecuteResult:
-        read = _read_timeout(self.timeout, request.timeout)
-        body = await self._request("POST", "/execute", json=request.body(),
-                                   timeout=httpx.Timeout(self.timeout, read=read))
-        return _model(ExecuteResult, body, self.base_url)
+        return _model(ExecuteResult, await self._execute(request), self.base_url)
+
+    async def execute_foreign(self, request: ExecuteRequest) -> ForeignResult:
+        """``execute`` on a worker that is not partisim: its answer as reported."""
+        return _foreign(await self._execute(request), request, self.base_url)
 
     async def submit(self, request: ExecuteRequest) -> TaskState:
         return _model(TaskState, await self._request("POST", "/tasks", json=request.body()), self.base_url)

@@ -25,7 +25,7 @@ from partisim.orchestrator.dispatch import (
     explain_task_error,
     run_parallel,
 )
-from partisim.orchestrator.registry import WorkerHealth, ping_all, token_from_env
+from partisim.orchestrator.registry import WorkerHealth, ping_all, worker_tokens
 from partisim.sim import SimParams, parse_params
 
 __all__ = ["DEMO_ENGINES", "ENGINE_LABELS", "DemoReport", "run_demo"]
@@ -77,7 +77,6 @@ def run_demo(
     healths: list[WorkerHealth] | None = None,
 ) -> DemoReport:
     """Run the whole demo against ``config``'s workers, printing as it goes."""
-    token = token if token is not None else token_from_env()
     params = params or parse_params(DEFAULT_PARAMS)
     report = DemoReport(params=params)
     started = time.perf_counter()
@@ -99,7 +98,7 @@ def run_demo(
         f"[bold]2/3[/bold] Ejecutando Python y Cython en {len(report.active)} worker(s) en paralelo "
         f"({params.particles} partículas, {params.steps} pasos, semilla {params.seed})..."
     )
-    report.rows = _run_benchmarks(config, report.active, params, console, token)
+    report.rows = _run_benchmarks(config, report.active, params, console, worker_tokens(config, token))
 
     console.print("[bold]3/3[/bold] Resultados")
     console.print(views.comparison_table(report.rows))
@@ -114,10 +113,11 @@ def _run_benchmarks(
     active: list[WorkerHealth],
     params: SimParams,
     console: Console,
-    token: str | None,
+    tokens: dict[str, str | None],
 ) -> list[DemoRow]:
     limit = config.orchestrator.max_concurrent_tasks
     connect_timeout = config.orchestrator.timeout
+    ca_file = config.ca_file()
     pending = {(h.id, e) for h in active for e in DEMO_ENGINES}
     lock = threading.Lock()
 
@@ -138,7 +138,7 @@ def _run_benchmarks(
         def one_worker(h: WorkerHealth) -> DemoRow:
             # Engines run one after the other on a worker so their times compare fairly.
             runs = {
-                engine: _run_one(h, engine, params, connect_timeout, token, progress)
+                engine: _run_one(h, engine, params, connect_timeout, tokens.get(h.id), ca_file, progress)
                 for engine in DEMO_ENGINES
             }
             return DemoRow(h.id, runs["python"], runs["cython"])
@@ -152,11 +152,12 @@ def _run_one(
     params: SimParams,
     connect_timeout: float,
     token: str | None,
+    ca_file: str | None,
     progress: Callable[[EngineRun], None],
 ) -> EngineRun:
     run = EngineRun(h.id, engine)
     try:
-        run.result = execute_on(h.url, engine, params, connect_timeout=connect_timeout, token=token)
+        run.result = execute_on(h.url, engine, params, connect_timeout=connect_timeout, token=token, ca_file=ca_file)
     except Exception as exc:  # reported in the table; the demo goes on with the others
         log.debug("demo: %s/%s falló", h.id, engine, exc_info=True)
         run.error = explain_task_error(h.id, exc)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerUnavailable
 from partisim.orchestrator.client import WorkerClient
-from partisim.protocol import ExecuteRequest, ExecuteResult
+from partisim.protocol import WIRE_NAMES, ExecuteRequest, ExecuteResult, TaskResult
 from partisim.sim import SimParams
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "EngineRun",
     "DemoRow",
     "execute_on",
+    "execute_any",
     "explain_task_error",
     "run_parallel",
 ]
@@ -94,10 +95,41 @@ def execute_on(
     timeout: float | None = None,
     connect_timeout: float,
     token: str | None = None,
+    ca_file: str | None = None,
 ) -> ExecuteResult:
     """Run one benchmark on one worker (one attempt) and return the worker's answer."""
-    with WorkerClient(url, timeout=connect_timeout, token=token) as client:
+    with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
         return client.execute(ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout))
+
+
+def execute_any(
+    url: str,
+    engine: str,
+    params: SimParams,
+    *,
+    timeout: float | None = None,
+    connect_timeout: float,
+    token: str | None = None,
+    ca_file: str | None = None,
+) -> TaskResult:
+    """`execute_on` for any worker of the family: its /status says first whether it is
+    partisim; one that is not gets the same request (engines by their scripts' names,
+    so it runs the engine asked for) and its answer comes back as reported, not
+    verifiable. numpy is refused for it: it would silently run Python there."""
+    request = ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout)
+    with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
+        try:
+            partisim = client.status().is_partisim
+        except TaskRejected as exc:
+            if exc.status_code == 401:
+                raise
+            partisim = False  # no /status of ours: a worker of another design
+        if partisim:
+            return client.execute(request)
+        if engine not in WIRE_NAMES:
+            raise TaskRejected(f"{url}: este worker no es partisim y no conoce el motor {engine} "
+                               f"(solo {', '.join(WIRE_NAMES.values())})", 422)
+        return client.execute_foreign(request)
 
 
 @dataclass

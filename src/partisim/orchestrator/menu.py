@@ -20,7 +20,7 @@ from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
 from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
-from partisim.orchestrator.registry import WorkerHealth, ping_all, token_from_env
+from partisim.orchestrator.registry import WorkerHealth, ping_all, worker_tokens
 from partisim.sim import SimParams, parse_params
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Menu:
     def __init__(self, config: Config, console: Console, *, token: str | None = None) -> None:
         self.config = config
         self.console = console
-        self.token = token if token is not None else token_from_env()
+        self.token = token  # None: each worker's token from the configuration, else PARTISIM_TOKEN
         self.options: list[tuple[str, Callable[[], None]]] = [
             ("Verificar workers (ping)", self.verify_workers),
             ("Ejecutar una tarea específica", self.run_task),
@@ -207,7 +207,8 @@ class Menu:
                     engine,
                     params,
                     connect_timeout=self.config.orchestrator.timeout,
-                    token=self.token,
+                    token=worker_tokens(self.config, self.token)[worker.id],
+                    ca_file=self.config.ca_file(),
                 )
         except Exception as exc:  # a dead or refusing worker is reported, never a crash
             log.debug("tarea fallida", exc_info=True)
@@ -281,7 +282,8 @@ class Menu:
 
     def _ask_params(self) -> SimParams:
         defaults = dict(DEFAULT_PARAMS)
-        summary = f"{defaults['NUM_PARTICULAS']} partículas, {defaults['NUM_PASOS']} pasos, semilla {defaults['SEMILLA']}"
+        summary = (f"{defaults['NUM_PARTICULAS']} partículas, {defaults['NUM_PASOS']} pasos, "
+                   f"semilla {defaults['SEMILLA']}")
         if self.ask_yes(f"¿Usar parámetros por defecto ({summary})? [S/n]: "):
             return parse_params(defaults)
         values: dict[str, Any] = dict(defaults)
@@ -293,7 +295,8 @@ class Menu:
                 try:
                     candidate = int(answer)
                 except ValueError:
-                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {answer!r}. Escribe un número entero.[/yellow]")
+                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {answer!r}. "
+                                       "Escribe un número entero.[/yellow]")
                     continue
                 try:
                     parse_params({**values, key: candidate})

@@ -11,7 +11,7 @@ Public API (shared with ``partisim serve``; keep it small):
     ``last_error`` (Spanish text of the last failure), ``last_seen`` and
     ``checked_at`` (epoch seconds). ``to_dict()`` gives a JSON-ready dict.
 
-``Registry(workers, *, timeout=5.0, failures_before_inactive=2, token=None)``
+``Registry(workers, *, timeout, failures_before_inactive, token=None)``
     Holds one ``WorkerHealth`` per configured worker. ``await probe(with_status=...)``
     pings every worker in parallel (one round) and applies the state rules;
     ``snapshot()`` returns copies; ``active()`` the active ones;
@@ -21,7 +21,7 @@ Public API (shared with ``partisim serve``; keep it small):
     of workers whose id and url did not change. ``keep_clients()`` makes probes
     reuse one HTTP client per worker until ``await close()`` (the monitor does both).
 
-``HealthMonitor(registry, *, interval=2.0, with_status=True, on_change=None)``
+``HealthMonitor(registry, *, interval, with_status=True, on_change=None)``
     Periodic loop over ``Registry.probe``: ``await start()``, ``await stop()``,
     ``snapshot()``, ``await run_once()``; also an async context manager.
     ``on_change(health)`` is called (sync) whenever a worker changes state.
@@ -30,8 +30,10 @@ Public API (shared with ``partisim serve``; keep it small):
     One-shot, synchronous round for the menu and the CLI (it runs its own event
     loop: from async code, use ``await Registry.from_config(config).probe()``).
 
-The token for protected endpoints (``/status``) comes from ``PARTISIM_TOKEN``
-unless one is passed explicitly.
+The token for protected endpoints (``/status``) of each worker comes from the
+configuration (its own ``token``/``token_file``, or the shared ``worker_token``), else
+from ``PARTISIM_TOKEN``, unless one is passed explicitly; https workers are verified
+against the configuration's CA file (``--ca-file``/``PARTISIM_CA_FILE`` override it).
 
 State rules: a worker becomes active as soon as a ping succeeds. A worker that was
 active becomes inactive after ``failures_before_inactive`` consecutive failures; a
@@ -63,6 +65,7 @@ __all__ = [
     "ping_all",
     "describe_error",
     "token_from_env",
+    "worker_tokens",
 ]
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,14 @@ def token_from_env() -> str | None:
     return os.environ.get("PARTISIM_TOKEN") or None
 
 
+def worker_tokens(config: Config, token: str | None = None) -> dict[str, str | None]:
+    """The bearer token of each configured worker: ``token`` if given, else the one the
+    configuration names for it, else ``PARTISIM_TOKEN``. `ConfigError` for a token file
+    that cannot be read."""
+    fallback = token_from_env()
+    return {w.id: token if token is not None else (config.token_for(w) or fallback) for w in config.workers}
+
+
 def describe_error(exc: BaseException) -> str:
     """Short Spanish description of a failed call, for tables and logs."""
     if isinstance(exc, PartisimError):
@@ -130,14 +141,20 @@ class Registry:
         self,
         workers: Iterable[WorkerEntry],
         *,
-        timeout: float = 5.0,
-        failures_before_inactive: int = 2,
+        timeout: float,
+        failures_before_inactive: int,
         token: str | None = None,
+        tokens: dict[str, str | None] | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.timeout = float(timeout)
         self.failures_before_inactive = max(1, int(failures_before_inactive))
         self.token = token
+        #: per worker id, overriding ``token``
+        self.tokens = dict(tokens or {})
+        self.ca_file = ca_file
         self._records: dict[str, WorkerHealth] = {}
+        self._entries: dict[str, WorkerEntry] = {}
         # One client per worker url while a monitor runs (see keep_clients); None means
         # a fresh client per call, for one-shot rounds that may run in a throwaway loop.
         self._clients: dict[str, AsyncWorkerClient] | None = None
@@ -145,20 +162,27 @@ class Registry:
         self.set_workers(workers)
 
     @classmethod
-    def from_config(cls, config: Config, *, token: str | None = None) -> Registry:
+    def from_config(cls, config: Config, *, token: str | None = None, ca_file: str | None = None) -> Registry:
         settings = config.orchestrator
         return cls(
             config.workers,
             timeout=settings.timeout,
             failures_before_inactive=settings.failures_before_inactive,
             token=token if token is not None else token_from_env(),
+            tokens=worker_tokens(config, token),
+            ca_file=config.ca_file(ca_file),
         )
+
+    def token_of(self, worker_id: str) -> str | None:
+        return self.tokens.get(worker_id, self.token)
 
     # -- records -------------------------------------------------------------
 
     def set_workers(self, workers: Iterable[WorkerEntry]) -> None:
         """Follow the configuration: keep known workers, add new, drop removed."""
         records: dict[str, WorkerHealth] = {}
+        workers = list(workers)
+        self._entries = {entry.id: entry for entry in workers}
         for entry in workers:
             old = self._records.get(entry.id)
             if old is not None and old.url == entry.url:
@@ -171,6 +195,10 @@ class Registry:
             for url in [u for u in self._clients if u not in urls]:
                 # closed by the next probe or close(): this method is sync
                 self._stale.append(self._clients.pop(url))
+
+    def entry(self, worker_id: str) -> WorkerEntry | None:
+        """The configuration entry of a worker (its capacity, algorithms, tls...)."""
+        return self._entries.get(worker_id)
 
     def snapshot(self) -> list[WorkerHealth]:
         """Copies of every record, in configuration order."""
@@ -241,14 +269,14 @@ class Registry:
         await self._close_stale()
         ids = list(self._records)
         outcomes = await asyncio.gather(*(self._probe_one(i, with_status) for i in ids))
-        return [self.get(i) for i, changed in zip(ids, outcomes) if changed]  # type: ignore[misc]
+        return [self.get(i) for i, changed in zip(ids, outcomes, strict=True) if changed]  # type: ignore[misc]
 
     async def _probe_one(self, worker_id: str, with_status: bool) -> bool:
         url = self._records[worker_id].url
         try:
             # The whole round trip is bounded, not only each socket operation.
             answer, latency, status, status_error = await asyncio.wait_for(
-                self._call(url, with_status), timeout=self.timeout
+                self._call(url, self.token_of(worker_id), with_status), timeout=self.timeout
             )
         except (PartisimError, asyncio.TimeoutError, OSError) as exc:
             if self._moved(worker_id, url):
@@ -267,14 +295,14 @@ class Registry:
         return h is None or h.url != url
 
     async def _call(
-        self, url: str, with_status: bool
+        self, url: str, token: str | None, with_status: bool
     ) -> tuple[PingReply, float, WorkerStatus | None, str | None]:
         if self._clients is None:
-            async with AsyncWorkerClient(url, timeout=self.timeout, token=self.token) as client:
+            async with AsyncWorkerClient(url, timeout=self.timeout, token=token, ca_file=self.ca_file) as client:
                 return await self._ping(client, with_status)
         kept = self._clients.get(url)
         if kept is None:
-            kept = self._clients[url] = AsyncWorkerClient(url, timeout=self.timeout, token=self.token)
+            kept = self._clients[url] = AsyncWorkerClient(url, timeout=self.timeout, token=token, ca_file=self.ca_file)
         return await self._ping(kept, with_status)
 
     @staticmethod
@@ -323,7 +351,7 @@ class HealthMonitor:
         self,
         registry: Registry,
         *,
-        interval: float = 2.0,
+        interval: float,
         with_status: bool = True,
         on_change: Callable[[WorkerHealth], None] | None = None,
     ) -> None:
@@ -336,9 +364,9 @@ class HealthMonitor:
         self._stopping = asyncio.Event()
 
     @classmethod
-    def from_config(cls, config: Config, *, with_status: bool = True,
+    def from_config(cls, config: Config, *, with_status: bool = True, ca_file: str | None = None,
                     on_change: Callable[[WorkerHealth], None] | None = None) -> HealthMonitor:
-        return cls(Registry.from_config(config), interval=config.orchestrator.ping_interval,
+        return cls(Registry.from_config(config, ca_file=ca_file), interval=config.orchestrator.ping_interval,
                    with_status=with_status, on_change=on_change)
 
     @property
@@ -404,8 +432,9 @@ def ping_all(
     *,
     with_status: bool = False,
     token: str | None = None,
+    ca_file: str | None = None,
 ) -> list[WorkerHealth]:
     """Ping every configured worker once, in parallel; records in config order."""
-    registry = Registry.from_config(config, token=token)
+    registry = Registry.from_config(config, token=token, ca_file=ca_file)
     asyncio.run(registry.probe(with_status=with_status))
     return registry.snapshot()

@@ -18,7 +18,7 @@ from partisim.orchestrator.check import WorkerChecks
 from partisim.orchestrator.dispatch import DemoRow, EngineRun
 from partisim.orchestrator.registry import WorkerHealth
 from partisim.orchestrator.serve.results import Check
-from partisim.protocol import BatchInfo, ExecuteResult, MemberView, Summary
+from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -180,6 +180,28 @@ def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea")
     return table
 
 
+def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la tarea (no verificable)") -> Table:
+    """What a worker that is not partisim reported: no engine, no checksum to check."""
+    table = Table(title=title, title_justify="left", show_header=False,
+                  caption="El worker no es partisim: su respuesta no trae motor ni checksum, no se puede verificar.",
+                  caption_justify="left")
+    table.add_column("Campo", style="bold")
+    table.add_column("Valor", overflow="fold")
+    sim, run = result.simulation_time, result.execution_time
+    shown = {"Worker": result.worker_id, "Benchmark": result.benchmark, "Motor pedido": result.engine,
+             "Tiempo de simulación": fmt_seconds(sim) if sim is not None else None,
+             "Tiempo de ejecución": fmt_seconds(run) if run is not None else None,
+             "Colisiones entre partículas": result.particle_collisions,
+             "Colisiones con paredes": result.wall_collisions}
+    for label, value in shown.items():
+        table.add_row(label, "—" if value is None else str(value))
+    for key, value in result.reported.items():
+        if key not in ("worker_id", "benchmark", "execution_time", "simulation_time", "particle_collisions",
+                       "wall_collisions"):
+            table.add_row(f"[dim]{key}[/]", str(value)[:300])
+    return table
+
+
 def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("Worker")
@@ -260,8 +282,10 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
             found = by_key.get(key)
             if found is None or found.skipped:
                 cells.append(Text("-", style="dim"))
+            elif found.unsupported:
+                cells.append(Text("N/S", style="yellow"))
             else:
-                cells.append(Text("OK", style="green") if r.ok else Text("FALLO", style="bold red"))
+                cells.append(Text("OK", style="green") if found.ok else Text("FALLO", style="bold red"))
         verdict = Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red")
         table.add_row(report.id, *cells, verdict)
     return table

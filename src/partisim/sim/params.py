@@ -42,23 +42,26 @@ class SimParams(BaseModel):
 
     @model_validator(mode="after")
     def _check_geometry(self) -> SimParams:
+        # Raised as ParamsError (pydantic lets it through): these checks involve several
+        # fields, and `field` names the one a form should mark.
         d = 2.0 * self.radius
         if self.width <= d:
-            raise ValueError(f"ANCHO_MUNDO (width) = {self.width} debe ser mayor que 2*radio = {d}")
+            raise ParamsError(f"ANCHO_MUNDO (width) = {self.width} debe ser mayor que 2*radio = {d}", field="width")
         if self.height <= d:
-            raise ValueError(f"ALTO_MUNDO (height) = {self.height} debe ser mayor que 2*radio = {d}")
+            raise ParamsError(f"ALTO_MUNDO (height) = {self.height} debe ser mayor que 2*radio = {d}",
+                              field="height")
         if self.packing_fraction > MAX_PACKING:
-            raise ValueError(
+            raise ParamsError(
                 f"NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento "
                 f"{self.packing_fraction:.4f} supera {MAX_PACKING} (empaquetamiento más denso posible); "
-                "use menos partículas, un radio menor o un mundo más grande"
+                "use menos partículas, un radio menor o un mundo más grande", field="particles"
             )
         # Our addition to the design: a particle must not cross the box in one
         # step; beyond that the model is meaningless and speeds could overflow.
         if self.max_speed * self.dt > min(self.width, self.height):
-            raise ValueError(
+            raise ParamsError(
                 "VELOCIDAD_INICIAL_MAX*DT (max_speed*dt) no puede superar el lado menor del mundo: "
-                "una partícula cruzaría el mundo en un solo paso"
+                "una partícula cruzaría el mundo en un solo paso", field="max_speed"
             )
         return self
 

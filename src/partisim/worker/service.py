@@ -17,7 +17,7 @@ from typing import Any
 
 from partisim import __version__
 from partisim.fleet import Identity
-from partisim.protocol import HealthReport, PingReply, WorkerStatus
+from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, get_engine
 from partisim.worker.metrics import Metrics
 from partisim.worker.runners import DockerProbe, Runner, select_runner
@@ -158,6 +158,7 @@ class WorkerService:
             load = None
         return WorkerStatus(
             worker_id=self.worker_id,
+            software=SOFTWARE,
             address=self.address,
             addresses=[f"{a}:{self.port}" for a in self.identity.addresses],
             version=__version__,

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from partisim import __version__
 from partisim.errors import ParamsError, explain_validation
 from partisim.orchestrator.serve import api, dashboard
+from partisim.orchestrator.serve.auth import ServeAuth
 from partisim.orchestrator.serve.responses import error_response
 from partisim.orchestrator.serve.state import ServeState
 
@@ -30,10 +31,13 @@ def create_app(
     on_shutdown: Iterable[Hook] = (),
     shutdown_grace: float = 10.0,
     close_queue: bool = True,
+    token: str | None = None,
+    secure_cookie: bool = False,
 ) -> FastAPI:
     """The serve app. Its lifespan starts the scheduler (which starts the executor) and
     the ``on_startup`` hooks, and stops them in reverse order; the queue is closed last
-    (in-flight tasks record their outcome while the scheduler stops)."""
+    (in-flight tasks record their outcome while the scheduler stops). With a ``token``,
+    every route needs it (`auth.ServeAuth`); ``secure_cookie`` when served over TLS."""
     state.scheduler.add_listener(state.notifier.task_finished)
     startup, shutdown = list(on_startup), list(on_shutdown)
 
@@ -76,4 +80,6 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    if token:
+        app.add_middleware(ServeAuth, token=token, secure_cookie=secure_cookie)
     return app

@@ -3,7 +3,9 @@
 ``ServerClient(base_url)`` has one method per route and answers typed models. When
 ``serve`` is not running it raises `ServerUnavailable`, whose Spanish message says so
 and how to start it; any 4xx/5xx answer becomes `ServerError` carrying the server's
-own message. Below it, what the CLI and the menu do with it: submit a file or a
+own message. It presents serve's token (``token``, else ``PARTISIM_TOKEN_FILE`` /
+``PARTISIM_TOKEN``) and verifies an https serve against ``ca_file`` (else
+``PARTISIM_CA_FILE``, else the system's CAs). Below it, what the CLI and the menu do with it: submit a file or a
 sweep, wait for a batch, verify a batch on another worker, save an export.
 """
 
@@ -21,7 +23,8 @@ import httpx
 
 from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.files import atomic_writer
-from partisim.fleet import DEFAULT_SERVER, default_server
+from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
+from partisim.orchestrator.client import ssl_failure_reason, tls_context
 from partisim.orchestrator.serve.results import Check, compare_checksums
 from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, sweep
 from partisim.orchestrator.serve.taskqueue import TaskSpec
@@ -71,9 +74,13 @@ class Export:
 class ServerClient:
     """``ServerClient("http://127.0.0.1:8000").summary()``."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0, token: str | None = None,
+                 ca_file: str | None = None) -> None:
         self.base_url = (base_url or default_server()).rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        token = token if token is not None else client_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False, headers=headers,
+                                  verify=tls_context(ca_file or env_ca_file()))
 
     def __enter__(self) -> ServerClient:
         return self
@@ -89,25 +96,36 @@ class ServerClient:
             kw["timeout"] = httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
         try:
             response = self._http.request(method, path, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
-            raise ServerUnavailable(self.base_url) from None
-        except httpx.InvalidURL:
-            raise PartisimError(f"dirección de servidor inválida: {self.base_url}") from None
-        except httpx.HTTPError as exc:
-            raise PartisimError(f"error al hablar con el servidor {self.base_url}: {type(exc).__name__}") from None
+        except (httpx.InvalidURL, httpx.HTTPError) as exc:
+            raise self._failure(exc) from None
         body = self._check(response)
         if body is None:
             raise PartisimError(f"{self.base_url} no parece un servidor partisim (respuesta no JSON)")
         return body
 
-    @staticmethod
-    def _check(response: httpx.Response) -> Any:
+    def _failure(self, exc: Exception) -> PartisimError:
+        """The Spanish error for a request that got no answer."""
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)):
+            reason = ssl_failure_reason(exc)
+            if reason is not None:
+                return PartisimError(f"{self.base_url}: fallo de TLS ({reason}); si serve usa un certificado "
+                                     "propio, indique su autoridad con --ca-file o PARTISIM_CA_FILE")
+            return ServerUnavailable(self.base_url)
+        if isinstance(exc, httpx.InvalidURL):
+            return PartisimError(f"dirección de servidor inválida: {self.base_url}")
+        return PartisimError(f"error al hablar con el servidor {self.base_url}: {type(exc).__name__}")
+
+    def _check(self, response: httpx.Response) -> Any:
         """The decoded body (None if not JSON); `ServerError` with the server's message
         for a 4xx/5xx."""
         try:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 401:
+            message = body.get("error") if isinstance(body, dict) else None
+            raise ServerError(f"{self.base_url} exige un token: {message or 'no autorizado'}. Indíquelo con "
+                              "--token-file o PARTISIM_TOKEN", 401)
         if response.status_code >= 400:
             message = body.get("error") if isinstance(body, dict) else None
             raise ServerError(message or f"el servidor respondió HTTP {response.status_code}",
@@ -159,10 +177,8 @@ class ServerClient:
         try:
             context = self._http.stream("GET", "/api/export", params=query, timeout=timeout)
             response = context.__enter__()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
-            raise ServerUnavailable(self.base_url) from None
-        except httpx.HTTPError as exc:
-            raise PartisimError(f"error al hablar con el servidor {self.base_url}: {type(exc).__name__}") from None
+        except (httpx.InvalidURL, httpx.HTTPError) as exc:
+            raise self._failure(exc) from None
         try:
             if response.status_code >= 400:
                 response.read()

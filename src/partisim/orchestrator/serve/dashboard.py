@@ -142,13 +142,10 @@ def _text(value: Any, what: str) -> str:
 
 
 def _form_field(exc: ParamsError, default: str | None) -> str | None:
-    names = [exc.field] if exc.field else []
-    # parameter errors that name no field (e.g. the packing fraction) start with it
-    names.append(exc.message.split(" ", 1)[0].split("/", 1)[0].rstrip(":"))
-    for name in names:
-        for form_field, keys in _FORM_FIELDS.items():
-            if name in keys:
-                return form_field
+    """The form field of the parameter the error names (`ParamsError.field`)."""
+    for form_field, keys in _FORM_FIELDS.items():
+        if exc.field in keys:
+            return form_field
     return default
 
 

@@ -17,7 +17,11 @@ Life of an attempt:
    given to ``bind``: an `ExecuteResult`, or a `PartisimError` whose class says what
    kind of failure it was (`TaskRejected` 4xx, `WorkerUnavailable`, `TaskTimedOut`,
    `WorkerFailed`). ``cancel`` stops an attempt; its outcome is then never delivered.
-4. After a restart, ``resume(task)`` follows a task the queue says is running there;
+   A success from a worker that is not partisim comes back as a `ForeignResult`.
+4. When an executor learns that a member ran a task to the end although that run's
+   answer was given up on (a read timeout, then a retry elsewhere), it calls
+   ``report_run(task_id, member)``: the queue counts it among the task's duplicates.
+5. After a restart, ``resume(task)`` follows a task the queue says is running there;
    False means the executor cannot follow it and the scheduler puts it back.
 """
 
@@ -29,9 +33,9 @@ from dataclasses import dataclass
 
 from partisim.errors import PartisimError
 from partisim.orchestrator.serve.taskqueue import Task
-from partisim.protocol import ExecuteResult, MemberView
+from partisim.protocol import MemberView, TaskResult
 
-__all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "Executor"]
+__all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "RunHandler", "Executor"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,12 @@ class Attempt:
 
 
 #: what comes back from an attempt
-Outcome = ExecuteResult | PartisimError
+Outcome = TaskResult | PartisimError
 #: ``handler(attempt, outcome, worker)``; ``worker`` names who really ran it when the
 #: executor learned it only afterwards (None: the placement's member)
 OutcomeHandler = Callable[[Attempt, Outcome, str | None], None]
+#: ``handler(task_id, member)``: ``member`` ran the task although its answer was not used
+RunHandler = Callable[[str, str], None]
 
 
 class Executor(ABC):
@@ -71,13 +77,19 @@ class Executor(ABC):
 
     def __init__(self) -> None:
         self._on_outcome: OutcomeHandler | None = None
+        self._on_run: RunHandler | None = None
         self._wake: Callable[[], None] = lambda: None
 
-    def bind(self, on_outcome: OutcomeHandler, wake: Callable[[], None]) -> None:
-        """Where outcomes go, and how to ask the scheduler for a round (a slot freed, a
-        member came back)."""
+    def bind(self, on_outcome: OutcomeHandler, wake: Callable[[], None], on_run: RunHandler | None = None) -> None:
+        """Where outcomes go, how to ask the scheduler for a round (a slot freed, a
+        member came back), and where runs nobody waited for are reported."""
         self._on_outcome = on_outcome
         self._wake = wake
+        self._on_run = on_run
+
+    def report_run(self, task_id: str, member: str) -> None:
+        if self._on_run is not None:
+            self._on_run(task_id, member)
 
     def deliver(self, attempt: Attempt, outcome: Outcome, worker: str | None = None) -> None:
         if self._on_outcome is not None:

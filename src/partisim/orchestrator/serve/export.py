@@ -15,9 +15,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from typing import Any
 
 from partisim.orchestrator.serve.results import COLUMNS
-from partisim.orchestrator.serve.taskqueue import Selection, TaskQueue
+from partisim.orchestrator.serve.taskqueue import FLAT_BOOLEANS, Selection, TaskQueue
 
 __all__ = ["EXPORT_FORMATS", "export_chunks"]
 
@@ -41,12 +42,14 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
+    # SQLite has no booleans: 1/0 become the True/False that `results.to_csv` writes
+    booleans = [k for k, name in enumerate(COLUMNS, start=1) if name in FLAT_BOOLEANS]
     after = 0
     while True:
         rows = queue.flat_rows(COLUMNS, selection, after_seq=after, upto=upto, limit=page_size)
         if rows:
-            writer.writerows(row[1:] for row in rows)
             after = rows[-1][0]
+            writer.writerows(_cells(row, booleans) for row in rows)
         chunk = out.getvalue()
         if chunk:
             yield chunk
@@ -54,6 +57,13 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
             out.truncate()
         if len(rows) < page_size:
             return
+
+
+def _cells(row: tuple[Any, ...], booleans: list[int]) -> list[Any]:
+    cells = list(row)
+    for k in booleans:
+        cells[k] = bool(cells[k])
+    return cells[1:]  # without the seq
 
 
 def _ndjson(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> Iterator[str]:

@@ -1,15 +1,24 @@
 """The HTTP worker fleet as an executor: the workers of config_workers.json.
 
 Members are the configured workers, watched by a `HealthMonitor`. A worker's slots are
-``min(capacity reported by its /status, max_concurrent_tasks)``, and the used ones are
-the attempts in flight there. Placement: among the active workers, the one with the
-most free slots (ties go to the worker given the fewest tasks, so equal workers share
-the work evenly); a verification run never goes to the worker of its original, and a
-retry avoids the worker that failed it while another one is alive.
+its ``capacity`` in the configuration if given, else ``min(capacity reported by its
+/status, max_concurrent_tasks)``, and the used ones are the attempts in flight there.
+Placement: among the active workers that may run the task's engine (the entry's
+``algorithms``; a worker that is not partisim only gets the engines with a legacy name),
+the one with the most free slots (ties go to the worker given the fewest tasks, so equal
+workers share the work evenly); a verification run never goes to the worker of its
+original, and a retry avoids the worker that failed it while another one is alive.
 
 An attempt is one ``POST /execute`` carrying the task id, so a retry after a lost
 answer is recognised by the worker and never counted twice. A worker that refuses a
-connection is suspended until it answers a ping again.
+connection is suspended until it answers a ping again. A worker that is not partisim
+(its /status has no ``"software": "partisim"``) is asked the same way; its answer is kept
+as reported, not verifiable.
+
+When serve gives up on an answer (no answer in time, or a 5xx) the worker may still
+run the task to the end while the retry runs it elsewhere. The fleet keeps asking that
+worker about the task (``GET /tasks/{id}``) for a while; if it reports a success, the
+run is reported to the scheduler, which counts it as a duplicate run of the task.
 """
 
 from __future__ import annotations
@@ -26,16 +35,21 @@ from partisim.orchestrator.client import AsyncWorkerClient
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
 from partisim.orchestrator.serve.taskqueue import Task
-from partisim.protocol import ExecuteRequest, MemberView, TaskState
+from partisim.protocol import WIRE_NAMES, ExecuteRequest, MemberView, TaskResult, TaskState
 
-__all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S"]
+__all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES"]
 
 log = logging.getLogger(__name__)
 
 #: how often a task left running by a previous serve is asked about
 FOLLOW_INTERVAL_S = 0.25
-#: waited for an answer beyond a task's own timeout and the request timeout
+#: waited for an answer beyond a task's own timeout and the request timeout (the
+#: default of the configuration's ``answer_margin``)
 ANSWER_MARGIN_S = 10.0
+#: how often a worker whose answer was given up on is asked whether it ran the task
+WATCH_INTERVAL_S = 1.0
+#: at most this many such watches at once (each is one small GET per interval)
+MAX_WATCHES = 1000
 
 
 class HttpFleet(Executor):
@@ -54,6 +68,7 @@ class HttpFleet(Executor):
         self._dispatched: dict[str, int] = defaultdict(int)
         self._suspended: dict[str, float] = {}  # worker id -> when it last failed to connect
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._health: list[WorkerHealth] | None = None
         self._health_rounds = -1
 
@@ -63,6 +78,10 @@ class HttpFleet(Executor):
         await self.monitor.start()
 
     async def stop(self, grace: float) -> None:
+        watches = list(self._watches.values())
+        for watch in watches:
+            watch.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
         pending = list(self._jobs.values())
         if pending:
             log.info("esperando %d tareas en curso (hasta %.0f s)", len(pending), grace)
@@ -85,9 +104,26 @@ class HttpFleet(Executor):
         return self._health
 
     def _limit(self, h: WorkerHealth) -> int:
+        entry = self.monitor.registry.entry(h.id)
+        if entry is not None and entry.capacity is not None:
+            return entry.capacity  # the user said so in the configuration
         # unknown capacity: be careful (one slot) until /status answers
         capacity = h.last_status.capacity if h.last_status is not None else 1
         return max(1, min(capacity, self.settings.max_concurrent_tasks))
+
+    @staticmethod
+    def _foreign(h: WorkerHealth) -> bool:
+        """A worker whose /status says it is not partisim (unknown status: assume it is)."""
+        return h.last_status is not None and not h.last_status.is_partisim
+
+    def _runs(self, h: WorkerHealth, engine: str) -> bool:
+        """Whether ``engine`` may be sent to this worker."""
+        entry = self.monitor.registry.entry(h.id)
+        if entry is not None and not entry.runs(engine):
+            return False
+        # a worker of the original design knows only the scripts' names: numpy would
+        # silently run as Python there
+        return not self._foreign(h) or engine in WIRE_NAMES
 
     def _suspended_now(self, h: WorkerHealth) -> bool:
         at = self._suspended.get(h.id)
@@ -121,10 +157,10 @@ class HttpFleet(Executor):
     def bound(self, task: Task) -> float:
         # Without its own timeout a task gets the worker's default; our own bound then
         # only guards against a worker that never answers.
-        return (task.timeout or self.default_task_timeout) + self.settings.timeout + ANSWER_MARGIN_S
+        return (task.timeout or self.default_task_timeout) + self.settings.timeout + self.settings.answer_margin
 
     def place(self, task: Task) -> Placement | None:
-        healths = self.health()
+        healths = [h for h in self.health() if self._runs(h, task.benchmark)]
         free = [h for h in healths if self._free(h) > 0]
         if task.exclude_worker is not None and len(healths) > 1:
             # a verification run must come from a different machine
@@ -147,12 +183,17 @@ class HttpFleet(Executor):
 
     # -- attempts -------------------------------------------------------------------
 
-    def _client(self, url: str) -> AsyncWorkerClient:
+    def _client(self, url: str, member: str | None = None) -> AsyncWorkerClient:
         client = self._clients.get(url)
         if client is None:
-            client = AsyncWorkerClient(url, timeout=self.settings.timeout, token=self.token)
+            registry = self.monitor.registry
+            token = (registry.token_of(member) if member is not None else registry.token) or self.token
+            client = AsyncWorkerClient(url, timeout=self.settings.timeout, token=token, ca_file=registry.ca_file)
             self._clients[url] = client
         return client
+
+    def _is_foreign(self, member: str) -> bool:
+        return any(h.id == member and self._foreign(h) for h in self.health())
 
     def _track(self, attempt: Attempt, job: asyncio.Task[None]) -> None:
         """Free the slot when the job ends, however it ends."""
@@ -179,14 +220,27 @@ class HttpFleet(Executor):
             self._suspended[attempt.placement.member] = time.time()
             self.monitor.registry.record_failure(attempt.placement.member, str(exc))
             self._health = None  # the record changed: copy it again
+        elif self._answer_lost(exc):
+            self._watch(attempt)
         self.deliver(attempt, exc)
+
+    @staticmethod
+    def _answer_lost(exc: PartisimError) -> bool:
+        """The worker may have run the task although serve has no answer: no answer in
+        time (not the worker's own 504: it killed the task), or a 5xx."""
+        if isinstance(exc, TaskTimedOut):
+            return exc.status_code is None
+        return isinstance(exc, WorkerFailed) and exc.status_code is not None and exc.status_code >= 500
 
     async def _execute(self, attempt: Attempt) -> None:
         task, url = attempt.task, attempt.placement.address
         request = ExecuteRequest(benchmark=task.benchmark, params=task.params, task_id=task.id, timeout=task.timeout)
         bound = max(0.0, attempt.deadline - time.time())
+        client = self._client(url, attempt.placement.member)
+        call = (client.execute_foreign(request) if self._is_foreign(attempt.placement.member)
+                else client.execute(request))
         try:
-            result = await asyncio.wait_for(self._client(url).execute(request), timeout=bound)
+            result: TaskResult = await asyncio.wait_for(call, timeout=bound)
         except asyncio.TimeoutError:
             self._failed(attempt, TaskTimedOut(f"{url}: sin respuesta en {bound:.0f} s"))
         except PartisimError as exc:
@@ -201,16 +255,16 @@ class HttpFleet(Executor):
 
     def cancel(self, task_id: str, member: str | None, address: str | None) -> None:
         if address:
-            asyncio.get_running_loop().create_task(self._cancel_remote(address, task_id))
+            asyncio.get_running_loop().create_task(self._cancel_remote(address, task_id, member))
         # Stop waiting for its answer now: the slot is free at once, even when the
         # worker hangs and never answers the DELETE (its answer would be dropped anyway).
         job = self._jobs.get(task_id)
         if job is not None:
             job.cancel()
 
-    async def _cancel_remote(self, url: str, task_id: str) -> None:
+    async def _cancel_remote(self, url: str, task_id: str, member: str | None = None) -> None:
         try:
-            await self._client(url).cancel_task(task_id)
+            await self._client(url, member).cancel_task(task_id)
         except PartisimError as exc:
             log.info("no se pudo cancelar %s en %s: %s", task_id, url, exc)
 
@@ -231,7 +285,7 @@ class HttpFleet(Executor):
     async def _follow(self, attempt: Attempt) -> None:
         """Ask the worker about the task by id until it is final, then deliver its outcome."""
         task, url = attempt.task, attempt.placement.address
-        client = self._client(url)
+        client = self._client(url, attempt.placement.member)
         while True:
             try:
                 state = await client.get_task(task.id)
@@ -265,6 +319,39 @@ class HttpFleet(Executor):
             self._failed(attempt, TaskTimedOut(error, code))
         else:
             self._failed(attempt, WorkerFailed(error, code))
+
+    # -- runs given up on -----------------------------------------------------------
+
+    def _watch(self, attempt: Attempt) -> None:
+        """Ask the worker whose answer was given up on whether it runs the task anyway."""
+        member = attempt.placement.member
+        key = (attempt.task_id, member)
+        if key in self._watches or len(self._watches) >= MAX_WATCHES or self._is_foreign(member):
+            return  # a worker that is not partisim keeps no record by task id
+        watch = asyncio.get_running_loop().create_task(self._watch_run(attempt), name=f"partisim-watch-{key}")
+        self._watches[key] = watch
+        watch.add_done_callback(lambda _: self._watches.pop(key, None))
+
+    async def _watch_run(self, attempt: Attempt) -> None:
+        task, url, member = attempt.task, attempt.placement.address, attempt.placement.member
+        client = self._client(url, member)
+        # as long as the worker could let the task run, plus the time to hear about it
+        until = time.time() + (task.timeout or self.default_task_timeout) + self.settings.timeout
+        failures = 0
+        while time.time() < until and failures < 5:
+            try:
+                state = await client.get_task(task.id)
+            except TaskRejected:
+                return  # 404: it never got the task; 401...: we cannot know
+            except PartisimError:
+                failures += 1  # down for now: the record may come back with it
+            else:
+                failures = 0
+                if not state.pending:
+                    if state.status == "success":
+                        self.report_run(task.id, member)
+                    return
+            await asyncio.sleep(WATCH_INTERVAL_S)
 
     # -- for serve's log ------------------------------------------------------------
 

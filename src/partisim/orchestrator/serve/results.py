@@ -1,5 +1,9 @@
 """Results of queued tasks as rows: a rich table, CSV or JSON, plus per-group statistics
 and checksum comparisons for ``--verify``. Input is the `TaskView`s of ``GET /api/tasks``.
+
+Two columns come from the hardening of the queue: ``verifiable`` (False when a worker
+that is not partisim ran the task: its row shows what it reported, without checksum)
+and ``duplicates`` (runs of the task on other workers besides the recorded one).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ __all__ = [
 COLUMNS = (
     "id", "batch", "status", "engine", "particles", "steps", "seed", "worker", "attempts",
     "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
-    "kinetic_energy", "checksum", "error", "verify_of",
+    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates",
 )
 
 STATUS_LABELS = {
@@ -50,7 +54,7 @@ STATUS_LABELS = {
 def flatten(task: TaskView) -> dict[str, Any]:
     """One flat row per task (the CSV columns)."""
     params = task.params
-    r = task.result
+    r = task.result or task.foreign_result  # a foreign one has no checksum, and may lack the rest
     return {
         "id": task.id,
         "batch": task.batch,
@@ -66,9 +70,11 @@ def flatten(task: TaskView) -> dict[str, Any]:
         "particle_collisions": r.particle_collisions if r else None,
         "wall_collisions": r.wall_collisions if r else None,
         "kinetic_energy": r.kinetic_energy if r else None,
-        "checksum": r.checksum if r else None,
+        "checksum": task.result.checksum if task.result else None,
         "error": task.error if task.status != "success" else None,
         "verify_of": task.verify_of,
+        "verifiable": task.verifiable,
+        "duplicates": task.duplicates,
     }
 
 
@@ -109,6 +115,9 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
         ("T. simulación (s)", "right"), ("Colisiones", "right"), ("Checksum", "left"),
     ):
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    duplicated = any(t.duplicates for t in tasks)
+    if duplicated:
+        table.add_column("Duplicadas", justify="right")
     if checks is not None:
         table.add_column("Verificación", justify="left")
     for task in _ordered(tasks):
@@ -120,8 +129,10 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
             row["id"], status, row["engine"], _fmt(row["particles"]), _fmt(row["steps"]),
             _fmt(row["seed"]), _fmt(row["worker"]), _fmt(row["attempts"]),
             _fmt(row["simulation_time"]), _fmt(row["particle_collisions"]),
-            (row["checksum"] or "—")[:12],
+            (row["checksum"] or "—")[:12] if row["verifiable"] else "no verificable",
         ]
+        if duplicated:
+            cells.append(str(row["duplicates"]) if row["duplicates"] else "—")
         if checks is not None:
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut
 from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.taskqueue import Task, TaskQueue
-from partisim.protocol import ExecuteResult, MemberView
+from partisim.orchestrator.serve.taskqueue import CANCELLED, Task, TaskQueue
+from partisim.protocol import ExecuteResult, ForeignResult, MemberView, TaskResult
 
 __all__ = ["Scheduler", "RetryPolicy", "TICK_S", "WATCHDOG_S"]
 
@@ -68,7 +68,7 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._last_watchdog = 0.0
-        executor.bind(self._outcome, self.wake)
+        executor.bind(self._outcome, self.wake, self._extra_run)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -160,16 +160,27 @@ class Scheduler:
     # -- outcomes -------------------------------------------------------------------
 
     def _outcome(self, attempt: Attempt, outcome: Outcome, worker: str | None) -> None:
-        if isinstance(outcome, ExecuteResult):
+        if isinstance(outcome, (ExecuteResult, ForeignResult)):
             self._succeeded(attempt, outcome, worker)
         else:
             self._failed_attempt(attempt.task, attempt.placement.member, attempt.number, outcome)
 
-    def _succeeded(self, attempt: Attempt, result: ExecuteResult, worker: str | None) -> None:
+    def _succeeded(self, attempt: Attempt, result: TaskResult, worker: str | None) -> None:
         if self.queue.complete(attempt.task_id, attempt.number, result, worker):
             self._notify(attempt.task_id)
-        else:
-            log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
+            return
+        log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
+        current = self.queue.get(attempt.task_id)
+        if current is not None and current.status != CANCELLED:
+            # the task ran there all the same: a second run, if another one is recorded
+            self._extra_run(attempt.task_id, worker or attempt.placement.member)
+
+    def _extra_run(self, task_id: str, member: str) -> None:
+        """``member`` ran ``task_id`` to the end, but serve no longer waited for that run."""
+        task = self.queue.note_run(task_id, member)
+        if task is not None and task.duplicates:
+            log.warning("tarea %s: %s también la ejecutó (ejecuciones duplicadas: %d)",
+                        task_id, member, task.duplicates)
 
     def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError) -> None:
         message = str(exc) or type(exc).__name__

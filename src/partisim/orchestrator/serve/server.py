@@ -1,15 +1,26 @@
 """``partisim serve``: configuration, queue, health monitor, scheduler, inbox and the
 REST API under one uvicorn server. SIGTERM (or Ctrl-C) stops it gracefully: no new
 dispatches, in-flight tasks get a grace period, the rest are reconciled at next start.
+
+Start-up checks everything that can be checked before serving, each failure a
+`ConfigError` with a Spanish message (exit code 2, no traceback): the TLS files, the
+listening address (bound here, before anything else starts), the database's integrity
+(``PRAGMA quick_check``: a damaged, truncated or foreign file is refused) and the
+workers' token files. The caller hears ``on_listening`` only once the server accepts
+connections, so a banner is never printed for a server that did not start.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import signal
 import socket
 import sqlite3
-from collections.abc import Iterator
+import ssl
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,36 +30,43 @@ import uvicorn
 from fastapi import FastAPI
 
 from partisim.errors import ConfigError
-from partisim.fleet import Config
-from partisim.orchestrator.registry import HealthMonitor, WorkerHealth, token_from_env
+from partisim.fleet import Config, local_addresses
+from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.app import Hook, create_app
 from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.http_fleet import HttpFleet
 from partisim.orchestrator.serve.inbox import Inbox
+from partisim.orchestrator.serve.options import ServeOptions
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
-from partisim.orchestrator.serve.state import DEFAULT_PAGE_SIZE, ServeState
+from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.orchestrator.views import NO_ACTIVE_WORKERS
 
-__all__ = ["ServeOptions", "build_app", "serve", "check_port", "exclusive_database"]
+__all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "check_tls", "exclusive_database",
+           "is_loopback"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ServeOptions:
-    db: str = "partisim.db"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    inbox: str | None = None
-    shutdown_grace: float = 10.0
-    retry_base: float = 0.5
-    page_size: int = DEFAULT_PAGE_SIZE
+class Listening:
+    """Where serve answers, once it does."""
+
+    url: str
+    dashboard: str
 
 
 def open_queue(path: str, max_attempts: int) -> TaskQueue:
+    """The queue, checked: a damaged database is a clear error before anything runs."""
+    if Path(path).is_dir():
+        raise ConfigError(f"--db: {path} es una carpeta; indique un archivo de base de datos")
     try:
-        return TaskQueue(path, max_attempts=max_attempts)
+        return TaskQueue(path, max_attempts=max_attempts, verify=True)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(
+            f"la base de datos {path} está dañada o no es de partisim ({exc}); restaure una copia "
+            "o use otra con --db"
+        ) from None
     except sqlite3.Error as exc:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
 
@@ -65,8 +83,9 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     """Wire every part of serve into one FastAPI app (started by its lifespan)."""
     settings = config.orchestrator
     # retry_attempts counts the retries: a task gets one first try plus that many more
+    monitor = HealthMonitor.from_config(config, ca_file=options.ca_file)  # reads token files: fails early
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
-    fleet = HttpFleet(HealthMonitor.from_config(config), settings, token=token_from_env())
+    fleet = HttpFleet(monitor, settings)
     scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
     state = ServeState(queue=queue, scheduler=scheduler, page_size=options.page_size)
 
@@ -88,20 +107,74 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
         startup.append(inbox.start)
         shutdown.append(inbox.stop)
 
-    app = create_app(state, on_startup=startup, on_shutdown=shutdown, shutdown_grace=options.shutdown_grace)
+    app = create_app(state, on_startup=startup, on_shutdown=shutdown, shutdown_grace=options.shutdown_grace,
+                     token=options.token, secure_cookie=options.tls_cert is not None)
     app.state.options = options
     app.state.config = config
     return app
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail early, in Spanish, when the address cannot be used."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"no se puede escuchar en {host}:{port}: {exc.strerror}") from None
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen on host:port now: a busy port is a clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if sys.platform != "win32":  # on Windows SO_REUSEADDR would let two servers share a port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except socket.gaierror as exc:
+        sock.close()
+        raise ConfigError(f"--host: dirección desconocida {host!r} ({exc.strerror})") from None
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        code = getattr(exc, "errno", None)
+        if code == errno.EADDRINUSE:
+            reason = "el puerto ya está en uso (¿otra instancia de partisim serve?)"
+        elif code == errno.EADDRNOTAVAIL:
+            reason = "esa dirección no pertenece a esta máquina"
+        elif code in (errno.EACCES, errno.EPERM):
+            reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
+        else:
+            reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"no se puede escuchar en {host}:{port}: {reason}") from None
+    return sock
+
+
+def check_tls(cert: str | None, key: str | None) -> None:
+    """Both files or neither, and they must form a usable pair."""
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise ConfigError("--tls-cert y --tls-key van juntos: indique el certificado y su clave privada")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{flag}: no existe el archivo {path}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"--tls-cert/--tls-key: no se pueden usar {cert} y {key} "
+                          f"(¿certificado y clave PEM que se corresponden?): {exc}") from None
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def _listening(options: ServeOptions, port: int) -> Listening:
+    host = options.host
+    shown = host
+    if host in ("0.0.0.0", "::", ""):
+        # the address other machines use: this machine's own, not the wildcard
+        shown = next((a for a in local_addresses() if not is_loopback(a)), "127.0.0.1")
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = f"{options.scheme}://{shown}:{port}"
+    return Listening(url=url, dashboard=url + "/")
 
 
 def _absorb(sig: int, frame: Any) -> None:
@@ -111,9 +184,15 @@ def _absorb(sig: int, frame: Any) -> None:
 class _Server(uvicorn.Server):
     """uvicorn, plus: on SIGTERM/SIGINT release long-poll requests at once."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, on_started: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self._app = app
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         log.info("señal %s recibida: parada ordenada", sig)
@@ -132,7 +211,7 @@ def exclusive_database(db: str) -> Iterator[None]:
         return
     path = Path(str(db) + ".lock")
     try:
-        handle = open(path, "a+")
+        handle = open(path, "a+")  # noqa: SIM115 -- held open while serving, closed below
     except OSError as exc:
         raise ConfigError(f"no se puede crear {path}: {exc.strerror}") from None
     try:
@@ -148,38 +227,49 @@ def exclusive_database(db: str) -> Iterator[None]:
         handle.close()
 
 
-def serve(config: Config, options: ServeOptions) -> None:
-    """Run until SIGTERM/SIGINT."""
+def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listening], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; ``on_listening`` once connections are accepted."""
+    check_tls(options.tls_cert, options.tls_key)
     if options.inbox:
         try:
             Path(options.inbox).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--inbox: no se puede usar la carpeta {options.inbox}: {exc.strerror}") from None
-    check_port(options.host, options.port)
-    with exclusive_database(options.db):
-        _run(config, options)
+    if options.token is None and not is_loopback(options.host):
+        log.warning("ATENCIÓN: partisim serve escucha en %s sin token: cualquiera que llegue a esta máquina "
+                    "puede encolar y cancelar tareas. Use --token-file o PARTISIM_TOKEN.", options.host)
+    sock = bind_socket(options.host, options.port)
+    try:
+        with exclusive_database(options.db):
+            _run(config, options, sock, on_listening)
+    finally:
+        sock.close()
 
 
-def _run(config: Config, options: ServeOptions) -> None:
+def _run(config: Config, options: ServeOptions, sock: socket.socket,
+         on_listening: Callable[[Listening], None] | None) -> None:
     app = build_app(config, options)
+    listening = _listening(options, sock.getsockname()[1])
     server = _Server(
         uvicorn.Config(
             app,
-            host=options.host,
-            port=options.port,
             log_level="warning",
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=max(1, int(options.shutdown_grace)),
+            ssl_certfile=options.tls_cert,
+            ssl_keyfile=options.tls_key,
+            server_header=False,
         ),
         app,
+        on_started=(lambda: on_listening(listening)) if on_listening is not None else None,
     )
     # uvicorn re-raises the stop signal once it has stopped gracefully; absorb it so a
     # SIGTERM ends serve with exit code 0 after the orderly stop.
     stop_signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

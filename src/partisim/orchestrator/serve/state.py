@@ -11,6 +11,7 @@ from fastapi import Request
 
 from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.notifier import Notifier
+from partisim.orchestrator.serve.options import DEFAULT_PAGE_SIZE
 from partisim.orchestrator.serve.scheduler import Scheduler
 from partisim.orchestrator.serve.taskqueue import FAILED, SUCCESS, TaskQueue
 from partisim.protocol import MemberView, Summary
@@ -18,8 +19,6 @@ from partisim.protocol import MemberView, Summary
 __all__ = ["ServeState", "state_of", "summary", "workers", "THROUGHPUT_WINDOW_S", "DEFAULT_PAGE_SIZE"]
 
 THROUGHPUT_WINDOW_S = 60
-#: most tasks in one page of ``GET /api/tasks`` (and per read of an export)
-DEFAULT_PAGE_SIZE = 5000
 
 
 @dataclass

@@ -8,6 +8,11 @@ the second finds the row no longer in the state it expects.
 
 States: ``queued -> running (worker, attempt, deadline) -> success | failed | cancelled``;
 a running task may also go back to ``queued`` (retry, or released without counting).
+
+A success holds either a verifiable `ExecuteResult` (column ``result``) or what a worker
+that is not partisim reported (``foreign_result``). ``extra_runs`` lists the workers
+known to have run a task besides the attempt that was recorded (a retry after a read
+timeout may run it on two workers): the task's ``duplicates``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from partisim.orchestrator.serve.tally import KEEP_SECONDS, Tally
-from partisim.protocol import BatchInfo, ExecuteResult, TaskTimings, TaskView
+from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, TaskResult, TaskTimings, TaskView
 
 __all__ = [
     "QUEUED",
@@ -36,6 +41,7 @@ __all__ = [
     "TaskSpec",
     "Task",
     "Selection",
+    "FLAT_BOOLEANS",
     "TaskQueue",
     "new_batch_id",
 ]
@@ -70,7 +76,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at     REAL,
     finished_at    REAL,
     result         TEXT,
-    error          TEXT
+    error          TEXT,
+    foreign_result TEXT,
+    extra_runs     TEXT
 );
 -- replaced by the indexes below; a database made by an older version still has them
 DROP INDEX IF EXISTS tasks_status;
@@ -87,6 +95,13 @@ CREATE INDEX IF NOT EXISTS tasks_batch_finished ON tasks (batch, finished_at, st
 
 #: the statuses whose tasks count as activity (throughput, per-worker counts)
 _ACTIVITY = (SUCCESS, FAILED)
+
+
+#: columns added after the first version: a database made by an older one gets them
+_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT"}
+#: what a `tasks` table must have to be ours
+_CORE_COLUMNS = frozenset({"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts",
+                           "created_at", "result", "error"})
 
 
 def new_batch_id(prefix: str = "b") -> str:
@@ -134,10 +149,23 @@ class Task:
     finished_at: float | None
     result: ExecuteResult | None
     error: str | None
+    foreign_result: ForeignResult | None = None
+    extra_runs: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def duplicates(self) -> int:
+        """Runs of this task beyond one: the workers known to have run it (the recorded
+        one and those in ``extra_runs``) less one. A worker never runs one task id
+        twice, so each worker counts once; a retry answered by the same worker from its
+        record is no second run."""
+        runs = set(self.extra_runs)
+        if self.status == SUCCESS and self.worker is not None:
+            runs.add(self.worker)
+        return max(0, len(runs) - 1)
 
     def view(self) -> TaskView:
         """The task as ``GET /api/tasks`` shows it."""
@@ -161,6 +189,9 @@ class Task:
             result=self.result,
             error=self.error,
             verify_of=self.verify_of,
+            verifiable=self.foreign_result is None,
+            foreign_result=self.foreign_result,
+            duplicates=self.duplicates,
         )
 
 
@@ -187,6 +218,9 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         finished_at=row["finished_at"],
         result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
         error=row["error"],
+        foreign_result=(ForeignResult.model_validate_json(row["foreign_result"])
+                        if row["foreign_result"] is not None else None),
+        extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
     )
 
 
@@ -215,26 +249,46 @@ class Selection:
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
 
+#: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
+#: success), less one
+_DUPLICATES = (
+    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(extra_runs))"
+    " + (status = 'success' AND worker IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM json_each(extra_runs) WHERE value = worker)) - 1)"
+)
+
+
+def _outcome(field: str) -> str:
+    """A field of the result, verifiable or else foreign (`results.flatten` reads either)."""
+    return f"COALESCE(json_extract(result, '$.{field}'), json_extract(foreign_result, '$.{field}'))"
+
+
 #: the flat columns of a result row (see `results.flatten`) as SQL over the stored row
 _FLAT_SQL = {
     "id": "id",
     "batch": "batch",
     "status": "status",
-    "engine": "COALESCE(json_extract(result, '$.engine'), benchmark)",
+    "engine": f"COALESCE({_outcome('engine')}, benchmark)",
     "particles": "json_extract(params, '$.NUM_PARTICULAS')",
     "steps": "json_extract(params, '$.NUM_PASOS')",
     "seed": "json_extract(params, '$.SEMILLA')",
     "worker": "worker",
     "attempts": "attempts",
-    "simulation_time": "json_extract(result, '$.simulation_time')",
-    "execution_time": "json_extract(result, '$.execution_time')",
-    "particle_collisions": "json_extract(result, '$.particle_collisions')",
-    "wall_collisions": "json_extract(result, '$.wall_collisions')",
-    "kinetic_energy": "json_extract(result, '$.kinetic_energy')",
+    "simulation_time": _outcome("simulation_time"),
+    "execution_time": _outcome("execution_time"),
+    "particle_collisions": _outcome("particle_collisions"),
+    "wall_collisions": _outcome("wall_collisions"),
+    "kinetic_energy": _outcome("kinetic_energy"),
     "checksum": "json_extract(result, '$.checksum')",
     "error": "CASE WHEN status != 'success' THEN error END",
     "verify_of": "verify_of",
+    "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
+    "duplicates": _DUPLICATES,
 }
+#: the flat columns that are booleans
+FLAT_BOOLEANS = frozenset({"verifiable"})
+
+
 def _real(expr: str) -> str:
     """A REAL as a JSON number that reads back as the same double (17 digits: SQLite's
     own rendering keeps 15), or null."""
@@ -250,7 +304,9 @@ _VIEW_JSON = (
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
     f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
-    " 'result', json(result), 'error', error, 'verify_of', verify_of)"
+    " 'result', json(result), 'error', error, 'verify_of', verify_of,"
+    " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES})"
 )
 
 
@@ -266,20 +322,34 @@ class TaskQueue:
     step with every transition this object makes, and read from the table when it opens.
     """
 
-    def __init__(self, path: str | Path, *, max_attempts: int = 4) -> None:
+    def __init__(self, path: str | Path, *, max_attempts: int = 4, verify: bool = False) -> None:
+        """Open (or create) the queue in ``path``. ``verify``: check the file's integrity
+        first (``PRAGMA quick_check``) and refuse a damaged one with `sqlite3.DatabaseError`
+        before anything is written to it."""
         self.path = Path(path)
         self.max_attempts = max(1, int(max_attempts))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        try:
+            self._open(verify)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, verify: bool) -> None:
         self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout=30000")
+        if verify:
+            self._verify()
+        self._check_table()  # before anything is written to the file
         # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
         # only an OS crash could lose the last transactions.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
+            self._migrate()
             self._db.executescript(_SCHEMA)
             self.tally = self._read_tally()
         self._read_lock = threading.Lock()
@@ -308,6 +378,34 @@ class TaskQueue:
         ):
             tally.count_finished(int(second), n)
         return tally
+
+    def _verify(self) -> None:
+        """A damaged file fails here, not in the middle of serving."""
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            lines = [x.strip() for p in problems for x in p.splitlines() if x.strip() and not x.startswith("***")]
+            raise sqlite3.DatabaseError("; ".join(lines)[:300] or "comprobación de integridad fallida")
+
+    def _columns(self) -> set[str]:
+        return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
+
+    def _check_table(self) -> None:
+        """A `tasks` table of some other program is not ours to change."""
+        columns = self._columns()
+        missing = _CORE_COLUMNS - columns
+        if columns and missing:
+            raise sqlite3.DatabaseError(
+                f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
+            )
+
+    def _migrate(self) -> None:
+        """Columns added since the first version (a table made by an older partisim)."""
+        columns = self._columns()
+        if not columns:
+            return  # a new database: the schema makes the table whole
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -674,18 +772,42 @@ class TaskQueue:
                 self.tally.move(batch, QUEUED, RUNNING)
         return out
 
-    def complete(self, task_id: str, attempt: int, result: ExecuteResult, worker: str | None = None) -> bool:
+    def complete(self, task_id: str, attempt: int, result: TaskResult, worker: str | None = None) -> bool:
         """running (this attempt) -> success with ``result``. False if it was not ours.
 
-        ``worker``: who really ran it, when the executor placed it itself (Dask)."""
+        ``worker``: who really ran it, when the executor placed it itself (Dask). A
+        `ForeignResult` (a worker that is not partisim) is kept apart from verifiable ones."""
+        verified = result if isinstance(result, ExecuteResult) else None
+        foreign = result if isinstance(result, ForeignResult) else None
         now = time.time()
         return self._transition(
-            "UPDATE tasks SET status = ?, result = ?, error = NULL, finished_at = ?, deadline = NULL,"
-            " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
+            "UPDATE tasks SET status = ?, result = ?, foreign_result = ?, error = NULL, finished_at = ?,"
+            " deadline = NULL, worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
             " RETURNING batch, worker",
-            (SUCCESS, result.model_dump_json(), now, worker, task_id, RUNNING, attempt),
+            (SUCCESS, verified.model_dump_json() if verified else None,
+             foreign.model_dump_json() if foreign else None, now, worker, task_id, RUNNING, attempt),
             RUNNING, SUCCESS, now,
         )
+
+    def note_run(self, task_id: str, worker: str) -> Task | None:
+        """``worker`` ran ``task_id`` to the end although its answer was not (or not
+        yet) the recorded one; returns the task as it is now (None if unknown)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT extra_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                if row is not None:
+                    runs = json.loads(row[0]) if row[0] else []
+                    if worker not in runs:
+                        runs.append(worker)
+                        self._db.execute("UPDATE tasks SET extra_runs = ? WHERE id = ?", (json.dumps(runs), task_id))
+                        self.tally.revision += 1  # a live view shows duplicates
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return self.get(task_id) if row is not None else None
 
     def fail(self, task_id: str, attempt: int, error: str) -> bool:
         """running (this attempt) -> failed with its last error."""

@@ -222,16 +222,21 @@
 
   function taskCells(t) {
     const p = t.params || {};
-    const r = t.result || {};
+    const r = t.result || t.foreign_result || {};  // a foreign worker's answer: what it reported
     const notes = [];
     if (t.status === "failed" && t.error) notes.push(h("span", { class: "err", text: t.error }));
     if (t.attempts > 1) notes.push(h("span", { class: "sub", text: `intento ${t.attempts} de ${t.max_attempts}` }));
+    if (t.duplicates > 0) {
+      notes.push(h("span", { class: "sub dup", title: "la tarea también se ejecutó en otro worker (reintento tras una respuesta perdida)",
+        text: t.duplicates === 1 ? "1 ejecución duplicada" : `${t.duplicates} ejecuciones duplicadas` }));
+    }
     if (t.verify_of) notes.push(h("span", { class: "sub", text: `verificación de ${t.verify_of}` }));
     const time = t.status === "success" ? fmtSeconds(r.simulation_time) : t.status === "running" ? "…" : "—";
     const collisions = t.status === "success"
       ? `${fmtInt(r.particle_collisions)} · ${fmtInt(r.wall_collisions)}` : "—";
-    const checksum = r.checksum
-      ? h("span", { class: "mono", title: r.checksum, text: `${r.checksum.slice(0, 12)}…` }) : "—";
+    const checksum = t.verifiable === false
+      ? h("span", { class: "sub", title: "el worker no es partisim: no informa motor ni checksum", text: "no verificable" })
+      : r.checksum ? h("span", { class: "mono", title: r.checksum, text: `${r.checksum.slice(0, 12)}…` }) : "—";
     const actions = td("", { class: "actions" },
       h("a", { href: `/api/tasks/${encodeURIComponent(t.id)}`, target: "_blank", rel: "noopener", title: t.id, text: "JSON" }));
     if (t.status === "queued" || t.status === "running") {
@@ -633,6 +638,9 @@
     });
     source.addEventListener("heartbeat", () => alive());
     source.addEventListener("error", () => {
+      // a serve protected by a token refuses an expired session: back to its login page
+      fetch("/api/summary", { cache: "no-store" }).then((res) => { if (res.status === 401) location.reload(); },
+        () => {});
       setConnection("down", "Sin conexión · reintentando…");
       // a CLOSED source will not retry by itself (e.g. the server answered an error)
       if (source.readyState === EventSource.CLOSED) scheduleReconnect();
