@@ -307,7 +307,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
                    help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA",
+                   help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
     p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
     p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
