@@ -134,7 +134,8 @@ _RESULT_COLUMNS = (
 )
 
 
-def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None) -> FittedTable:
+def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None,
+                  title: str | None = None) -> FittedTable:
     """A table of tasks that fits the console it is printed on (columns go, least useful
     first, rather than cutting a value); with ``checks`` a column says whether a re-run
     agreed."""
@@ -177,7 +178,8 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
     if len(numbers) > MAX_TABLE_WARNINGS:
         notes.append(f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de "
                      "--format csv")
-    return FittedTable(columns, rows, title=f"Resultados ({len(tasks)} tareas)", caption="\n".join(notes) or None)
+    return FittedTable(columns, rows, title=title or f"Resultados ({len(tasks)} tareas)",
+                       caption="\n".join(notes) or None)
 
 
 # -- statistics -----------------------------------------------------------------------
