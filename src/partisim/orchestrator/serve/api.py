@@ -181,7 +181,8 @@ async def verify(request: Request) -> Any:
         return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")
     chosen = random.sample(done, min(count, len(done)))
     specs = [
-        TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker)
+        TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker,
+                 threads=t.threads)
         for t in chosen
     ]
     vbatch, ids = state.queue.enqueue(specs, new_batch_id("verify"))

@@ -66,8 +66,9 @@ _FORM_FIELDS = {
     "steps": ("steps", "NUM_PASOS"),
     "seeds": ("seeds", "seed", "SEMILLA"),
     "repeat": ("repeat",),
+    "threads": ("threads",),
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads")
 #: the form's names of the parameters, for its error messages
 _FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas"}
 
@@ -234,6 +235,14 @@ def _form_field(exc: ParamsError, default: str | None) -> str | None:
     return default
 
 
+def _count(value: Any) -> Any:
+    """A whole number typed as text is that number ("-1" is then out of range, not
+    "no es un número"); anything else is left for `sweep` to judge."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+        return int(value)
+    return value
+
+
 def parse_sweep_form(body: Any) -> list[TaskSpec]:
     """A sweep request -> task specs, validated by the queue's own expansion."""
     if not isinstance(body, dict):
@@ -255,14 +264,13 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
                 raise ParamsError(f"{what}: indique al menos un valor")
             lists[current] = parse_int_list(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
-        repeat = body.get("repeat", 1)
-        if isinstance(repeat, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", repeat):
-            repeat = int(repeat)  # "-1" is a number out of range, not "no es un número"
-        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat,
+        repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
+        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat, threads=threads,
                       names=_FORM_NAMES)
     except ParamsError as exc:
-        if exc.message.startswith("--repeat"):
-            raise ParamsError(exc.message.replace("--repeat", "repeticiones", 1), field="repeat") from None
+        for flag, form_field, label in (("--repeat", "repeat", "repeticiones"), ("--threads", "threads", "hilos")):
+            if exc.message.startswith(flag):
+                raise ParamsError(exc.message.replace(flag, label, 1), field=form_field) from None
         raise ParamsError(exc.message, field=_form_field(exc, current)) from None
     return specs
 

@@ -103,23 +103,25 @@ class Scheduler:
     # -- dispatch -------------------------------------------------------------------
 
     def _schedule_round(self) -> None:
-        free = self.executor.free_slots()
+        self.executor.round_start()
         # Read only as many queued tasks as there are free slots; read further pages only
-        # when some could not be placed (a verification run waiting for another worker).
+        # when some could not be placed (a verification run waiting for another worker, a
+        # task of several threads waiting for enough free slots). The executor counts the
+        # slots: a task takes its threads' worth, and slots held back for a waiting task
+        # are not free, so the round ends when only those are left.
         offset = 0
-        while free > 0:
+        while (free := self.executor.free_slots()) > 0:
             size = free + 2
             page = self.queue.ready(limit=size, offset=offset)
             placed: list[tuple[Task, Placement]] = []
             skipped = 0
             for task in page:
-                if free == 0:
+                if self.executor.free_slots() <= 0:
                     break
                 placement = self.executor.place(task)
                 if placement is None:
                     skipped += 1
                     continue
-                free -= 1
                 placed.append((task, placement))
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
@@ -128,9 +130,8 @@ class Scheduler:
                 (task.id, p.member, p.address, deadline) for (task, p), deadline in zip(placed, deadlines, strict=True)
             ])
             for (task, placement), deadline, number in zip(placed, deadlines, numbers, strict=True):
-                if number is None:  # cancelled meanwhile: no longer queued; give the slot back
+                if number is None:  # cancelled meanwhile: no longer queued; give the slots back
                     self.executor.unplace(placement)
-                    free += 1
                     continue
                 self.executor.launch(Attempt(task, number, placement, deadline))
             if len(page) < size:

@@ -642,7 +642,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -696,12 +696,14 @@
     clearInvalid();
     const message = $("sweep-message");
     const rawRepeat = $("repeat").value.trim();
+    const rawThreads = $("threads").value.trim();
     const body = {
       engines: engines(),
       particles: $("particles").value,
       steps: $("steps").value,
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
+      threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
     };
     const button = $("sweep-submit");
     button.disabled = true;
