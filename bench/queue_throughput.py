@@ -8,7 +8,7 @@ One run, printed as a table (no timed assertions anywhere):
 3. a sweep of 16 tasks of ~1 s each on 1 worker vs 2 workers (capacity 1 each).
 
 Run: ``.venv/bin/python bench/queue_throughput.py [--tiny 400] [--round-trips 50] [--runs 2]``.
-Needs the ``bench`` extra for dask (``pip install -e '.[bench]'``).
+Needs the ``dask`` extra (``pip install -e '.[dask]'``).
 """
 
 # ruff: noqa: E402  (the imports must follow the sys.path line below)

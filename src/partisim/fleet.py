@@ -26,12 +26,13 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -41,6 +42,7 @@ from partisim.errors import ConfigError, explain_json_error, explain_os_error, e
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server", "read_token_file", "client_token", "env_ca_file",
     "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config",
+    "DaskSettings", "JobqueueSettings", "DaskTarget", "DaskKind", "parse_dask_target",
     "Identity", "resolve_identity", "local_addresses", "bound_addresses", "fallback_id",
 ]
 
@@ -190,11 +192,143 @@ class OrchestratorSettings(BaseModel):
         return self
 
 
+# -- the Dask section (``partisim serve --dask``) ------------------------------------------
+
+DaskKind = Literal["scheduler", "local", "slurm", "pbs"]
+
+
+@dataclass(frozen=True)
+class DaskTarget:
+    """Where ``serve --dask`` runs its tasks: an existing scheduler (``tcp://host:port``),
+    a LocalCluster of ``workers`` single-threaded processes (``local:N``), or batch jobs
+    of dask-jobqueue (``slurm``, ``pbs``)."""
+
+    kind: DaskKind
+    address: str  # the scheduler's address, or the text given (local:N, slurm, pbs)
+    workers: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.kind == "local":
+            return f"LocalCluster de {self.workers} procesos"
+        if self.kind in ("slurm", "pbs"):
+            return f"trabajos {self.kind.upper()} (dask-jobqueue)"
+        return f"planificador Dask {self.address}"
+
+
+_SCHEDULER = re.compile(r"^(?:(tcp|tls|ws|wss)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+MAX_LOCAL_WORKERS = 256
+DASK_FORMS = "tcp://HOST:PUERTO, local:N, slurm o pbs"
+
+
+def parse_dask_target(text: str) -> DaskTarget:
+    """Read ``--dask ADDRESS``; ValueError with a Spanish message naming what is wrong."""
+    given = text.strip()
+    low = given.lower()
+    if low == "slurm":
+        return DaskTarget("slurm", low)
+    if low == "pbs":
+        return DaskTarget("pbs", low)
+    if low.startswith("local:"):
+        count = low.split(":", 1)[1]
+        if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+            raise ValueError(f"local:N necesita un número de workers entre 1 y {MAX_LOCAL_WORKERS} "
+                             f"(recibido {given!r})")
+        return DaskTarget("local", low, int(count))
+    match = _SCHEDULER.match(given)
+    if match is None:
+        raise ValueError(f"dirección de Dask inválida {given!r}; use {DASK_FORMS}")
+    scheme, host, port = match.group(1) or "tcp", match.group(2), int(match.group(3))
+    if not 1 <= port <= 65535:
+        raise ValueError(f"puerto inválido en {given!r}: debe estar entre 1 y 65535")
+    return DaskTarget("scheduler", f"{scheme}://{host}:{port}")
+
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kKMGTP]i?B|B)$")
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,4}:\d{2}(:\d{2})?$")
+
+
+class JobqueueSettings(BaseModel):
+    """``dask.jobqueue``: the batch jobs that ``--dask slurm|pbs`` submits; each job runs
+    ``processes`` Dask workers sharing ``cores`` cores and ``memory``. Adaptive: between
+    ``minimum_jobs`` and ``maximum_jobs`` jobs, as the queue asks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str | None = Field(None, min_length=1, max_length=128)
+    account: str | None = Field(None, min_length=1, max_length=128)
+    cores: int = Field(1, ge=1, le=4096, strict=True)
+    processes: int = Field(1, ge=1, le=4096, strict=True)
+    memory: str = "2GB"
+    walltime: str = "01:00:00"
+    minimum_jobs: int = Field(0, ge=0, le=10_000, strict=True)
+    maximum_jobs: int = Field(1, ge=1, le=10_000, strict=True)
+    #: network interface of the scheduler and the workers (e.g. ib0); default: jobqueue's
+    interface: str | None = Field(None, min_length=1, max_length=64)
+    #: the Python of the compute nodes; default: the one running serve (same environment)
+    python: str | None = Field(None, min_length=1)
+    #: shell lines run before the worker starts (module load ..., source .../activate)
+    prologue: list[str] = Field(default_factory=list)
+    #: extra #SBATCH / #PBS lines, without the prefix (e.g. "--qos=normal")
+    directives: list[str] = Field(default_factory=list)
+    #: where the compute nodes reach serve's scheduler; default: jobqueue's choice
+    scheduler_host: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        if not _MEMORY.match(v.strip()):
+            raise ValueError(f"tamaño de memoria inválido {v!r}; use por ejemplo 4GB, 512MB o 16GiB")
+        return v.strip()
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, v: str) -> str:
+        if not _WALLTIME.match(v.strip()):
+            raise ValueError(f"tiempo máximo inválido {v!r}; use HH:MM:SS (por ejemplo 02:00:00) o D-HH:MM:SS")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobqueueSettings:
+        if self.minimum_jobs > self.maximum_jobs:
+            raise ValueError(f"minimum_jobs ({self.minimum_jobs}) no puede superar maximum_jobs ({self.maximum_jobs})")
+        if self.cores % self.processes:
+            raise ValueError(f"cores ({self.cores}) debe ser múltiplo de processes ({self.processes}): "
+                             "cada worker de Dask recibe cores/processes hilos")
+        return self
+
+
+class DaskSettings(BaseModel):
+    """The ``dask`` section of the config file (``--dask`` on the command line wins)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str | None = None
+    jobqueue: JobqueueSettings = Field(default_factory=JobqueueSettings)
+    #: longest a task without a timeout of its own may run on a Dask worker
+    task_timeout: float = Field(600.0, gt=0, le=7 * 86400, allow_inf_nan=False)
+    #: longest wait for the scheduler when serve starts
+    connect_timeout: float = Field(20.0, gt=0, le=600, allow_inf_nan=False)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_dask_target(v)
+        return v
+
+    def target(self, override: str | None = None) -> DaskTarget | None:
+        """``--dask`` if given, else this section's address; None: no Dask."""
+        text = override if override is not None else self.address
+        return parse_dask_target(text) if text else None
+
+
 class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     workers: list[WorkerEntry] = Field(default_factory=list)
     orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    dask: DaskSettings = Field(default_factory=DaskSettings)
     path: str | None = None
 
     @model_validator(mode="after")
@@ -259,9 +393,9 @@ def parse_config(data: Any, path: str = "<config>") -> Config:
     """Validate an already-decoded config object."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: el contenido debe ser un objeto JSON con la clave \"workers\"")
-    if "workers" not in data:
+    if "workers" not in data and "dask" not in data:  # with Dask, the workers are the cluster's
         raise ConfigError(f"{path}: falta la clave \"workers\" (lista de {{\"id\", \"ip\", \"port\"}})")
-    if not isinstance(data["workers"], list):
+    if not isinstance(data.get("workers", []), list):
         raise ConfigError(f"{path}: \"workers\" debe ser una lista")
     try:
         return Config.model_validate({**data, "path": path})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from partisim.cli._commands import command_help
@@ -18,6 +19,7 @@ from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.orchestrator.serve.options import ServeOptions
 
 if TYPE_CHECKING:
+    from partisim.fleet import Config
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
     from partisim.orchestrator.serve.server import Listening
@@ -47,27 +49,49 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from partisim.fleet import client_token, load_config
-    from partisim.orchestrator.serve.server import serve
+def _serve_config(args: argparse.Namespace) -> Config:
+    """The config file; with --dask and no file at the default path, the defaults."""
+    from partisim.fleet import Config, load_config
 
-    config = load_config(args.config)
-    if not config.workers:
-        return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker")
+    if args.dask and args.config == DEFAULT_CONFIG_PATH and not Path(args.config).exists():
+        return Config()
+    return load_config(args.config)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from partisim.fleet import client_token
+    from partisim.orchestrator.serve.dask_cluster import require_dask
+    from partisim.orchestrator.serve.server import dask_target, serve
+
+    config = _serve_config(args)
     if not 0 <= args.port <= 65535:
         return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
-    _setup_logging(args.verbose)
     options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox,
                            token=client_token(args.token_file), ca_file=args.ca_file,
                            tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
-                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None)
+                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
+                           dask=args.dask)
+    target = dask_target(config, options)
+    if target is None and not config.workers:
+        return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker "
+                    "(o use --dask para ejecutar las tareas en un clúster Dask)")
+    if target is not None:
+        require_dask(target.kind)  # before anything starts: say what to install
+    if args.job_script:
+        if target is None or target.kind not in ("slurm", "pbs"):
+            return fail("--job-script necesita --dask slurm o --dask pbs (o dask.address en la configuración)")
+        from partisim.orchestrator.serve.dask_cluster import job_script
+
+        print(job_script(target.kind, config.dask.jobqueue))
+        return 0
+    _setup_logging(args.verbose)
+    runs_on = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
 
     def banner(where: Listening) -> None:
         # printed only once the server accepts connections
         console.print(
             f"[bold]partisim serve[/] en {where.url} · panel: {where.dashboard} · base de datos {args.db} · "
-            f"{len(config.workers)} workers en {config.path}"
-            + (f" · bandeja {args.inbox}" if args.inbox else ""),
+            f"{runs_on}" + (f" · bandeja {args.inbox}" if args.inbox else ""),
             soft_wrap=True,
         )
         access = "con token" if options.token else "sin token"
@@ -314,6 +338,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
     p.add_argument("--tls-key", default=None, metavar="RUTA",
                    help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)")
+    p.add_argument("--dask", default=None, metavar="DIRECCIÓN",
+                   help="ejecutar las tareas en un clúster Dask en lugar de los workers de la configuración: "
+                        "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "
+                        "slurm o pbs (trabajos de dask-jobqueue, sección dask.jobqueue de la configuración); "
+                        "necesita pip install 'partisim[dask]'")
+    p.add_argument("--job-script", action="store_true",
+                   help="con --dask slurm|pbs: mostrar el script de trabajo que se enviaría y salir")
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 

@@ -18,9 +18,14 @@ if TYPE_CHECKING:
     from partisim.sim.simulate import simulate
     from partisim.sim.theory import Prediction, coarse_step_warning, predict
 
+#: version of the canonical model (docs/modelo.md, "El modelo canónico (v1)"): two
+#: installations give the same checksums only when it is the same
+MODEL_VERSION = 1
+
 __all__ = [
     "ENGINES",
     "ENGINE_ALIASES",
+    "MODEL_VERSION",
     "Measurement",
     "Prediction",
     "SimParams",

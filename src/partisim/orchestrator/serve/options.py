@@ -24,6 +24,8 @@ class ServeOptions:
     tls_key: str | None = None
     #: CA of the workers' certificates (overrides PARTISIM_CA_FILE and the config's ca_file)
     ca_file: str | None = None
+    #: ``--dask ADDRESS`` (wins over the config's ``dask.address``); None: as the config says
+    dask: str | None = None
 
     @property
     def scheme(self) -> str:

@@ -68,6 +68,7 @@ class Scheduler:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._last_watchdog = 0.0
+        self._results: list[tuple[str, int, TaskResult, str | None, str]] = []
         executor.bind(self._outcome, self.wake, self._extra_run)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -96,6 +97,7 @@ class Scheduler:
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
         await self.executor.stop(grace)
+        self._record_results()  # what arrived during the stop
 
     def members(self) -> list[MemberView]:
         return self.executor.members()
@@ -104,24 +106,27 @@ class Scheduler:
 
     def _schedule_round(self) -> None:
         self.executor.round_start()
+        free = self.executor.free_slots()
         # Read only as many queued tasks as there are free slots; read further pages only
         # when some could not be placed (a verification run waiting for another worker, a
-        # task of several threads waiting for enough free slots). The executor counts the
-        # slots: a task takes its threads' worth, and slots held back for a waiting task
-        # are not free, so the round ends when only those are left.
+        # task of several threads waiting for enough free slots). A task takes its
+        # placement's slots (its threads); when one cannot be placed the executor may have
+        # held slots back for it, which are then no longer free for the tasks behind it.
         offset = 0
-        while (free := self.executor.free_slots()) > 0:
+        while free > 0:
             size = free + 2
             page = self.queue.ready(limit=size, offset=offset)
             placed: list[tuple[Task, Placement]] = []
             skipped = 0
             for task in page:
-                if self.executor.free_slots() <= 0:
+                if free <= 0:
                     break
                 placement = self.executor.place(task)
                 if placement is None:
                     skipped += 1
+                    free = min(free, self.executor.free_slots())
                     continue
+                free -= placement.slots
                 placed.append((task, placement))
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
@@ -132,6 +137,7 @@ class Scheduler:
             for (task, placement), deadline, number in zip(placed, deadlines, numbers, strict=True):
                 if number is None:  # cancelled meanwhile: no longer queued; give the slots back
                     self.executor.unplace(placement)
+                    free += placement.slots
                     continue
                 self.executor.launch(Attempt(task, number, placement, deadline))
             if len(page) < size:
@@ -164,17 +170,32 @@ class Scheduler:
         if isinstance(outcome, (ExecuteResult, ForeignResult)):
             self._succeeded(attempt, outcome, worker)
         else:
-            self._failed_attempt(attempt.task, attempt.placement.member, attempt.number, outcome)
+            self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
     def _succeeded(self, attempt: Attempt, result: TaskResult, worker: str | None) -> None:
-        if self.queue.complete(attempt.task_id, attempt.number, result, worker):
-            self._notify(attempt.task_id)
+        # Results that arrive together (an executor may hand over many in one tick) are
+        # recorded together, in one transaction, at the end of the tick.
+        self._results.append((attempt.task_id, attempt.number, result, worker, attempt.placement.member))
+        if len(self._results) > 1:
             return
-        log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", attempt.task_id)
-        current = self.queue.get(attempt.task_id)
-        if current is not None and current.status != CANCELLED:
-            # the task ran there all the same: a second run, if another one is recorded
-            self._extra_run(attempt.task_id, worker or attempt.placement.member)
+        try:
+            asyncio.get_running_loop().call_soon(self._record_results)
+        except RuntimeError:  # no event loop (a direct call): record now
+            self._record_results()
+
+    def _record_results(self) -> None:
+        batch, self._results = self._results, []
+        recorded = self.queue.complete_many([(task_id, number, result, worker)
+                                             for task_id, number, result, worker, _ in batch])
+        for (task_id, _, _, worker, member), ok in zip(batch, recorded, strict=True):
+            if ok:
+                self._notify(task_id)
+                continue
+            log.info("resultado de %s ignorado (la tarea ya no esperaba este intento)", task_id)
+            current = self.queue.get(task_id)
+            if current is not None and current.status != CANCELLED:
+                # the task ran there all the same: a second run, if another one is recorded
+                self._extra_run(task_id, worker or member)
 
     def _extra_run(self, task_id: str, member: str) -> None:
         """``member`` ran ``task_id`` to the end, but serve no longer waited for that run."""
@@ -183,7 +204,8 @@ class Scheduler:
             log.warning("tarea %s: %s también la ejecutó (ejecuciones duplicadas: %d)",
                         task_id, member, task.duplicates)
 
-    def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError) -> None:
+    def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
+                        worker: str | None = None) -> None:
         message = str(exc) or "error sin descripción"
         if _not_started(exc):
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
@@ -193,11 +215,11 @@ class Scheduler:
             delay = self.policy.delay(number)
             log.info("tarea %s: intento %d en %s falló (%s); reintento en %.2f s",
                      task.id, number, member, message, delay)
-            self.queue.retry(task.id, number, message, time.time() + delay)
+            self.queue.retry(task.id, number, message, time.time() + delay, worker)
             return
         if retryable:
             message = f"sin intentos ({number}/{task.max_attempts}); último error: {message}"
-        if self.queue.fail(task.id, number, message):
+        if self.queue.fail(task.id, number, message, worker):
             log.warning("tarea %s fallida: %s", task.id, message)
             self._notify(task.id)
 

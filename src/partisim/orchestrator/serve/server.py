@@ -30,7 +30,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from partisim.errors import ConfigError, explain_os_error
-from partisim.fleet import Config, local_addresses
+from partisim.fleet import Config, DaskTarget, local_addresses
 from partisim.orchestrator.advice import NO_ACTIVE_WORKERS
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.app import Hook, create_app
@@ -42,8 +42,8 @@ from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 
-__all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "check_tls", "exclusive_database",
-           "is_loopback"]
+__all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "check_tls", "check_scheduler",
+           "dask_target", "exclusive_database", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,14 @@ def open_queue(path: str, max_attempts: int) -> TaskQueue:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
 
 
+def dask_target(config: Config, options: ServeOptions) -> DaskTarget | None:
+    """Where Dask runs the tasks (``--dask``, else the config's ``dask.address``); None: the HTTP fleet."""
+    try:
+        return config.dask.target(options.dask)
+    except ValueError as exc:
+        raise ConfigError(f"--dask: {exc}") from None
+
+
 class NoWorkersReport:
     """Say so loudly when no worker is answering: once when the last one goes (however
     many went in the same health round), and again only after one came back."""
@@ -93,23 +101,36 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     """Wire every part of serve into one FastAPI app (started by its lifespan)."""
     settings = config.orchestrator
     # retry_attempts counts the retries: a task gets one first try plus that many more
-    monitor = HealthMonitor.from_config(config, ca_file=options.ca_file)  # reads token files: fails early
-    queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
-    fleet = HttpFleet(monitor, settings)
-    scheduler = Scheduler(queue, fleet, policy=RetryPolicy(base=options.retry_base))
-    state = ServeState(queue=queue, scheduler=scheduler)
-    report_no_workers = NoWorkersReport(fleet)
+    target = dask_target(config, options)
+    executor: Executor
+    if target is not None:
+        from partisim.orchestrator.serve.dask_cluster import DaskCluster, require_dask
 
-    def on_change(_health: WorkerHealth) -> None:
-        report_no_workers()
-        scheduler.wake()
+        require_dask(target.kind)
+        executor = DaskCluster(target, config.dask)
+    else:
+        monitor = HealthMonitor.from_config(config, ca_file=options.ca_file)  # reads token files: fails early
+        executor = HttpFleet(monitor, settings)
+    queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
+    scheduler = Scheduler(queue, executor, policy=RetryPolicy(base=options.retry_base))
+    state = ServeState(queue=queue, scheduler=scheduler)
+    report_no_workers = NoWorkersReport(executor)
 
     async def report_first_round() -> None:
         # the monitor's first round ran before the startup hooks; workers that never
-        # answered did not "change" state, so check the fleet once here
-        report_no_workers()
+        # answered did not "change" state, so check the fleet once here (a SLURM/PBS
+        # cluster starts empty on purpose: its jobs come when there is work)
+        if target is None or target.kind not in ("slurm", "pbs"):
+            report_no_workers()
 
-    fleet.watch(on_change)
+    if isinstance(executor, HttpFleet):
+        fleet = executor
+
+        def on_change(_health: WorkerHealth) -> None:
+            report_no_workers()
+            scheduler.wake()
+
+        fleet.watch(on_change)
     startup: list[Hook] = [report_first_round]
     shutdown: list[Hook] = []
     if options.inbox:
@@ -166,6 +187,20 @@ def check_tls(cert: str | None, key: str | None) -> None:
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"--tls-cert/--tls-key: no se pueden usar {cert} y {key} "
                           f"(¿certificado y clave PEM que se corresponden?): {exc}") from None
+
+
+def check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail early, in Spanish, when nothing listens at the Dask scheduler's address."""
+    rest = address.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"no hay un planificador Dask en {address} ({explain_os_error(exc)}); inícielo (dask scheduler) "
+            "o use --dask local:N para que partisim serve arranque uno propio"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -250,6 +285,13 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
     if options.token is None and not is_loopback(options.host):
         log.warning("ATENCIÓN: partisim serve escucha en %s sin token: cualquiera que llegue a esta máquina "
                     "puede encolar y cancelar tareas. Use --token-file o PARTISIM_TOKEN.", options.host)
+    target = dask_target(config, options)
+    if target is not None:
+        from partisim.orchestrator.serve.dask_cluster import require_dask
+
+        require_dask(target.kind)
+        if target.kind == "scheduler":
+            check_scheduler(target.address)
     sock = bind_socket(options.host, options.port)
     try:
         with exclusive_database(options.db):

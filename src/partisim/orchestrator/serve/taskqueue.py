@@ -565,19 +565,43 @@ class TaskQueue:
                 raise
         return out
 
+    _COMPLETE = (
+        "UPDATE tasks SET status = ?, result = ?, foreign_result = ?, error = NULL, finished_at = ?,"
+        " deadline = NULL, worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?"
+    )
+
     def complete(self, task_id: str, attempt: int, result: TaskResult, worker: str | None = None) -> bool:
         """running (this attempt) -> success with ``result``. False if it was not ours.
 
         ``worker``: who really ran it, when the executor placed it itself (Dask). A
         `ForeignResult` (a worker that is not partisim) is kept apart from verifiable ones."""
-        verified = result if isinstance(result, ExecuteResult) else None
-        foreign = result if isinstance(result, ForeignResult) else None
-        return self._update(
-            "UPDATE tasks SET status = ?, result = ?, foreign_result = ?, error = NULL, finished_at = ?,"
-            " deadline = NULL, worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?",
-            (SUCCESS, verified.model_dump_json() if verified else None,
-             foreign.model_dump_json() if foreign else None, time.time(), worker, task_id, RUNNING, attempt),
-        )
+        return self.complete_many([(task_id, attempt, result, worker)])[0]
+
+    def complete_many(self, items: Sequence[tuple[str, int, TaskResult, str | None]]) -> list[bool]:
+        """``complete`` for several ``(task_id, attempt, result, worker)`` in one
+        transaction (one commit instead of one per result); each answer as ``complete``'s."""
+        if not items:
+            return []
+        now = time.time()
+        rows = []
+        for task_id, attempt, result, worker in items:
+            verified = result.model_dump_json() if isinstance(result, ExecuteResult) else None
+            foreign = result.model_dump_json() if isinstance(result, ForeignResult) else None
+            rows.append((SUCCESS, verified, foreign, now, worker, task_id, RUNNING, attempt))
+        out: list[bool] = []
+        with self._lock:
+            if len(rows) > 1:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    out.append(self._db.execute(self._COMPLETE, row).rowcount == 1)
+                if len(rows) > 1:
+                    self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return out
 
     def note_run(self, task_id: str, worker: str) -> Task | None:
         """``worker`` ran ``task_id`` to the end although its answer was not (or not
@@ -598,24 +622,24 @@ class TaskQueue:
                 raise
         return self.get(task_id) if row is not None else None
 
-    def fail(self, task_id: str, attempt: int, error: str) -> bool:
-        """running (this attempt) -> failed with its last error."""
+    def fail(self, task_id: str, attempt: int, error: str, worker: str | None = None) -> bool:
+        """running (this attempt) -> failed with its last error (``worker``: as in `complete`)."""
         return self._update(
-            "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL"
-            " WHERE id = ? AND status = ? AND attempts = ?",
-            (FAILED, error, time.time(), task_id, RUNNING, attempt),
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL,"
+            " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ?",
+            (FAILED, error, time.time(), worker, task_id, RUNNING, attempt),
         )
 
-    def retry(self, task_id: str, attempt: int, error: str, not_before: float) -> bool:
+    def retry(self, task_id: str, attempt: int, error: str, not_before: float, worker: str | None = None) -> bool:
         """running (this attempt) -> queued again after ``not_before``, avoiding its worker.
 
-        The worker moves to ``avoid_worker``: a queued task shows no worker, and the next
-        claim prefers another one."""
+        The worker (``worker`` when the executor learned who really ran it) moves to
+        ``avoid_worker``: a queued task shows no worker, and the next claim prefers another one."""
         return self._update(
-            "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = worker,"
+            "UPDATE tasks SET status = ?, error = ?, not_before = ?, avoid_worker = COALESCE(?, worker),"
             " worker = NULL, worker_url = NULL, started_at = NULL, deadline = NULL"
             " WHERE id = ? AND status = ? AND attempts = ?",
-            (QUEUED, error, not_before, task_id, RUNNING, attempt),
+            (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:

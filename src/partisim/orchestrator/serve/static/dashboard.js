@@ -173,6 +173,15 @@
     return text.startsWith(`${w.url}: `) ? text.slice(w.url.length + 2) : text;
   }
 
+  // a Dask worker: its threads and memory (the rest comes from Dask's own dashboard)
+  function daskDetails(w) {
+    if (w.kind !== "dask") return [];
+    const out = ["Dask"];
+    if (w.threads != null) out.push(`${fmtInt(w.threads)} ${w.threads === 1 ? "hilo" : "hilos"}`);
+    if (w.memory_bytes) out.push(`${dec[1].format(w.memory_bytes / 2 ** 30)} GiB`);
+    return out;
+  }
+
   function workerCells(w) {
     const active = w.state === "active";
     const status = w.last_status || {};
@@ -193,10 +202,13 @@
     if (status.cpu_count) details.push(`${fmtInt(status.cpu_count)} CPU`);
     if (Array.isArray(status.load_avg) && status.load_avg.length) details.push(`carga ${dec[1].format(status.load_avg[0])}`);
     if (status.version) details.push(`v${status.version}`);
+    details.push(...daskDetails(w));
     return [
       td("Worker", { class: "lead" }, h("strong", { text: w.id }), reported),
       td("Dirección", {}, h("span", { class: "mono", text: w.address || w.url }),
-        details.length ? h("span", { class: "sub", text: details.join(" · ") }) : null),
+        details.length ? h("span", { class: "sub", text: details.join(" · ") }) : null,
+        w.dashboard_url ? h("a", { class: "sub", href: w.dashboard_url, target: "_blank", rel: "noopener",
+          text: "panel de Dask" }) : null),
       stateCell,
       td("En curso", { class: "num" }, h("span", {}, `${fmtInt(running)} / ${capacity ? fmtInt(capacity) : "—"}`, meter)),
       td("Latencia", { class: "num", text: active && w.latency_ms != null ? `${dec[1].format(w.latency_ms)} ms` : "—" }),
