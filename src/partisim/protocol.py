@@ -423,8 +423,12 @@ class TaskView(_Wire):
 
 
 class TaskList(_Wire):
+    """A page of ``GET /api/tasks``; ``next`` is the cursor of the following page (None
+    on the last): pass it as ``after_seq`` (oldest first) or ``before_seq`` (newest first)."""
+
     tasks: list[TaskView]
     count: int
+    next: int | None = None
 
 
 class Submitted(_Wire):

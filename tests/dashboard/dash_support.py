@@ -72,6 +72,8 @@ class EventStream:
         self._context = self._client.stream("GET", url, headers={"Accept": "text/event-stream"})
         self.response = self._context.__enter__()
         self._lines = self.response.iter_lines()
+        #: the live state as the events seen by `until` built it
+        self.state: dict[str, Any] = {}
 
     def next(self) -> tuple[str, str] | None:
         """The next event (comments and ``retry:`` skipped); None when the stream ended."""
@@ -103,9 +105,20 @@ class EventStream:
             event, raw = item
             data = json.loads(raw)
             seen.append(event)
+            if event == "snapshot":
+                self.state = dict(data)
+            elif event == "update":
+                assert self.state, "an update came before any snapshot"
+                self.state.update(data)
             if predicate(event, data):
                 return event, data
         raise AssertionError(f"timed out after {timeout} s waiting for {what}; saw {seen[-5:]}")
+
+    def until_state(self, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
+        """Follow the live state (a ``snapshot``, then ``update`` events carrying only the
+        sections that changed) until ``predicate(state)`` holds; returns that state."""
+        self.until(lambda e, d: e in ("snapshot", "update") and predicate(self.state), timeout, what)
+        return dict(self.state)
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from dash_support import DASH_SETTINGS, EventStream, Fleet
 from helpers.config import write_config
-from helpers.processes import HOST_A, free_port_on, wait_for
+from helpers.processes import HOST_A, HOST_B, free_port_on, wait_for
 from helpers.serve import Serve
+from helpers.workers import start_worker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,10 +82,8 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
         assert answer.status_code == 201, answer.text
         task_id = answer.json()["ids"][0]
 
-        _, done = stream.until(
-            lambda e, d: e == "snapshot" and d["summary"]["success"] == before + 1,
-            30, "a snapshot with the finished task",
-        )
+        done = stream.until_state(lambda d: d["summary"]["success"] == before + 1, 30,
+                                  "a state with the finished task")
         recent = {t["id"]: t for t in done["recent"]}
         assert recent[task_id]["status"] == "success"
         assert re.fullmatch(r"[0-9a-f]{64}", recent[task_id]["result"]["checksum"])
@@ -92,32 +91,40 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
         assert sum(a["per_s"] for a in done["activity"]) > 0
 
 
-def test_heartbeat_when_idle_and_stream_ends_on_shutdown(tmp_path: Path) -> None:
-    # a worker nobody runs and a slow ping: nothing changes, so only heartbeats flow
-    dead_port = free_port_on(HOST_A)
-    config = write_config(tmp_path / "config.json", [("worker-01", HOST_A, dead_port)],
-                          **{**DASH_SETTINGS, "ping_interval": 60.0})
+def test_idle_stream_sends_only_heartbeats_and_ends_on_shutdown(tmp_path: Path) -> None:
+    # one live worker pinged every 0.3 s (its latency changes on every ping) and one that
+    # nobody runs: once both states have settled, nothing changes, so only heartbeats flow
+    worker = start_worker(HOST_A, None, env={"WORKER_ID": "worker-01"}, cwd=tmp_path / "worker")
+    config = write_config(tmp_path / "config.json",
+                          [("worker-01", worker.host, worker.port), ("worker-02", HOST_B, free_port_on(HOST_B))],
+                          **{**DASH_SETTINGS, "ping_interval": 0.3})
     serve = Serve(config, tmp_path / "q.db", workdir=tmp_path)
     try:
         serve.start()
         with EventStream(serve.url + "/api/events") as stream:
-            _, first = stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
-            assert first["workers"][0]["state"] == "inactive"
-            assert first["summary"]["workers_active"] == 0
-            _, beat = stream.until(lambda e, d: e == "heartbeat", 15, "a heartbeat")
-            assert beat["server_time"] > 0
+            settled = stream.until_state(
+                lambda d: [w["state"] for w in d["workers"]] == ["active", "inactive"], 15, "settled workers")
+            assert settled["summary"]["workers_active"] == 1
+            checked = httpx.get(serve.url + "/api/workers", timeout=5, trust_env=False).json()["workers"][0]
+            event, beat = stream.until(lambda e, d: True, 15, "the next event")
+            assert event == "heartbeat", f"a change was pushed while idle: {event} {beat}"
+            assert beat["v"] == settled["v"] and beat["server_time"] > 0
+            # the worker was really pinged meanwhile: its health changed, the page was not told
+            again = httpx.get(serve.url + "/api/workers", timeout=5, trust_env=False).json()["workers"][0]
+            assert again["checked_at"] > checked["checked_at"]
             # SIGTERM with the stream open: the stream ends and serve exits cleanly
             serve.terminate()
             rest = []
             while (item := stream.next()) is not None:
                 rest.append(item[0])
-            assert all(e in ("snapshot", "heartbeat") for e in rest)
+            assert all(e in ("update", "heartbeat") for e in rest)
         # uvicorn re-raises the signal once it has shut down cleanly
         assert serve.proc.wait(timeout=30) in (0, -signal.SIGTERM), serve.log()
         log = serve.log()
         assert "graceful shutdown exceeded" not in log and "Traceback" not in log, log
     finally:
         serve.stop()
+        worker.stop(timeout=10)
 
 
 # -- sweeps ----------------------------------------------------------------------------

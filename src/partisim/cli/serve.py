@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from partisim.orchestrator.serve.client import ServerClient
     from partisim.orchestrator.serve.results import Check
     from partisim.orchestrator.serve.server import Listening
-    from partisim.protocol import Submitted, Summary
+    from partisim.protocol import Submitted, Summary, TaskView
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
                            token=client_token(args.token_file), ca_file=args.ca_file,
                            tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
                            tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
-                           dask=args.dask)
+                           page_size=args.page_size, dask=args.dask)
     target = dask_target(config, options)
     if target is None and not config.workers:
         return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker "
@@ -190,37 +190,62 @@ def _print_checks(checks: list[Check]) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from partisim.files import write_atomic
-    from partisim.orchestrator.serve.client import require_batch
-    from partisim.orchestrator.serve.results import STATUS_LABELS, results_table, to_csv, to_json
+    from partisim.orchestrator.serve.client import require_batch, save_export
+    from partisim.orchestrator.serve.results import STATUS_LABELS
+    from partisim.orchestrator.views import RowsProgress
 
     with _connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
-        tasks = client.tasks(batch=args.batch, status=args.status, limit=100_000)
-        if not tasks:
+        # verification re-runs are left out, unless the selection holds nothing else
+        originals = bool(client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0,
+                                           originals=True).tasks)
+        if not originals and not client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0).tasks:
             where = f"el lote {args.batch}" if args.batch else "la cola"
             if args.status:
                 return fail(f"{where} no tiene tareas en estado «{STATUS_LABELS[args.status]}»", 1)
             return fail("la cola está vacía", 1)
-        tasks = [t for t in tasks if not t.verify_of] or tasks
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
-    if args.format == "table":
-        by_original = {c.original_id: c for c in checks} if checks is not None else None
-        console.print(results_table(tasks, checks=by_original))
-    else:
-        text = to_csv(tasks) if args.format == "csv" else to_json(tasks)
-        if args.output:
-            write_atomic(args.output, text)
-            err_console.print(f"{len(tasks)} tareas escritas en {args.output}")
+        if args.format == "table":
+            by_original = {c.original_id: c for c in checks} if checks is not None else None
+            _print_results(client, args.batch, args.status, originals, by_original)
+        elif args.output:
+            with RowsProgress(err_console, "exportando") as bar:
+                rows = save_export(client, args.output, args.format, status=args.status, batch=args.batch,
+                                   originals=originals, on_progress=bar.update)
+            err_console.print(f"{rows} tareas escritas en {args.output}")
         else:
-            print(text, end="" if text.endswith("\n") else "\n")
+            save_export(client, None, args.format, status=args.status, batch=args.batch, originals=originals)
     if checks is not None:
         return _print_checks(checks)
     return 0
+
+
+#: rows per printed table: a long listing comes as several tables, printed as it is read
+TABLE_ROWS = 500
+
+
+def _print_results(client: ServerClient, batch: str | None, status: str | None, originals: bool,
+                   checks: dict[str, Check] | None) -> None:
+    from partisim.orchestrator.serve.results import results_table
+
+    pending: list[TaskView] = []
+    first = shown = 0
+    for task in client.iter_tasks(batch=batch, status=status, originals=originals):
+        pending.append(task)
+        if len(pending) > TABLE_ROWS:  # more to come: this part gets its range as a title
+            part, pending = pending[:TABLE_ROWS], pending[TABLE_ROWS:]
+            first, shown = shown + 1, shown + len(part)
+            console.print(results_table(part, checks=checks, title=f"Resultados (tareas {first}–{shown})"))
+    if shown == 0:
+        console.print(results_table(pending, checks=checks))
+        return
+    console.print(results_table(pending, checks=checks,
+                                title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})"))
+    console.print(f"{shown + len(pending)} tareas en total")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -333,6 +358,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
     p.add_argument("--inbox", default=None, metavar="CARPETA",
                    help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
+    p.add_argument("--page-size", type=_positive_int, default=DEFAULTS.page_size, metavar="N",
+                   help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
+                        f"(por defecto {DEFAULTS.page_size})")
     _add_credentials(p, serving=True)
     p.add_argument("--tls-cert", default=None, metavar="RUTA",
                    help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
@@ -382,8 +410,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
     p.add_argument("--status", default=None, choices=("queued", "running", "success", "failed", "cancelled"),
                    help="solo tareas en este estado")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"), help="formato (por defecto table)")
-    p.add_argument("-o", "--output", default=None, metavar="ARCHIVO", help="escribir CSV/JSON en este archivo")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json", "ndjson"),
+                   help="formato (por defecto table; ndjson: una tarea JSON por línea)")
+    p.add_argument("-o", "--output", default=None, metavar="ARCHIVO",
+                   help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)")
     p.add_argument("--verify", type=_positive_int, default=None, metavar="K",
                    help="repetir K tareas al azar en otro worker y comparar checksums")
     _add_server(p)

@@ -354,6 +354,30 @@ class BatchProgress:
         self._progress.update(self._bar, total=s.total, completed=s.finished, detail=detail)
 
 
+class RowsProgress:
+    """A progress bar for rows read from serve (an export, the data of a report):
+    ``with RowsProgress(console, label) as bar: save_export(..., on_progress=bar.update)``."""
+
+    def __init__(self, console: Console, label: str, *, show: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not show, transient=False,
+        )
+        self._bar = self._progress.add_task(label, total=None)
+
+    def __enter__(self) -> RowsProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._bar, total=max(total, done), completed=done)
+
+
 def checks_table(checks: Sequence[Check]) -> FittedTable:
     """Verification runs next to their originals."""
     return FittedTable(

@@ -1,5 +1,9 @@
-"""The REST API of ``partisim serve``: ``/api/tasks``, ``/api/workers``, ``/api/summary``,
-``/api/batches``, ``/api/verify``, ``/api/health``.
+"""The REST API of ``partisim serve``: ``/api/tasks``, ``/api/export``, ``/api/workers``,
+``/api/summary``, ``/api/batches``, ``/api/verify``, ``/api/health``.
+
+Reads never cut silently: ``/api/tasks`` answers pages of at most ``page_size`` tasks
+with a ``next`` cursor while more remain, and ``/api/export`` streams a whole selection
+(CSV or NDJSON), reading it page by page in a thread.
 
 Routes parse, call the queue and the scheduler, and answer models of
 `partisim.protocol`; errors are ``{"status": "error", "error": "<mensaje>"}`` (client
@@ -10,23 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from partisim import __version__
 from partisim.errors import ParamsError
 from partisim.orchestrator.advice import queued_without_workers
+from partisim.orchestrator.serve.export import EXPORT_FORMATS, export_chunks
 from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.specs import parse_submission
 from partisim.orchestrator.serve.state import state_of, summary, workers
-from partisim.orchestrator.serve.taskqueue import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
-from partisim.protocol import Submitted, TaskList, WorkerList
+from partisim.orchestrator.serve.taskqueue import FINAL_STATUSES, STATUSES, SUCCESS, Selection, TaskSpec, new_batch_id
+from partisim.protocol import Submitted, WorkerList
 
-__all__ = ["router", "MAX_WAIT_S"]
+__all__ = ["router", "MAX_WAIT_S", "TOTAL_HEADER"]
 
 #: longest a long-poll request (``?wait=``) is held open
 MAX_WAIT_S = 60.0
@@ -35,6 +39,8 @@ SMALL_BODY_BYTES = 4096
 SMALL_SUBMISSION = 64
 #: a long-polled summary answers at most this often while tasks keep finishing
 SUMMARY_MIN_INTERVAL_S = 0.25
+#: the number of rows an export will hold (sent before the rows, for a progress bar)
+TOTAL_HEADER = "X-Total-Count"
 
 router = APIRouter()
 
@@ -61,6 +67,32 @@ def _limit(raw: str | None, default: int = 1000) -> int:
     if not 1 <= value <= 100_000:
         raise ParamsError("limit debe estar entre 1 y 100000", field="limit")
     return value
+
+
+def _cursor(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParamsError(f"{name} debe ser un número entero (recibido {raw!r})", field=name) from None
+    if value < 0:
+        raise ParamsError(f"{name} no puede ser negativo", field=name)
+    return value
+
+
+def _flag(raw: str | None, name: str) -> bool:
+    if raw is None or raw.lower() in ("", "0", "false", "no"):
+        return False
+    if raw.lower() in ("1", "true", "yes", "si", "sí"):
+        return True
+    raise ParamsError(f"{name} debe ser true o false (recibido {raw!r})", field=name)
+
+
+def _selection(request: Request) -> Selection:
+    q = request.query_params
+    return Selection(status=_status_filter(q.get("status")), batch=q.get("batch") or None,
+                     originals=_flag(q.get("originals"), "originals"))
 
 
 def _status_filter(raw: str | None) -> str | None:
@@ -96,10 +128,40 @@ async def submit_tasks(request: Request) -> Response:
 
 @router.get("/api/tasks")
 async def list_tasks(request: Request) -> Response:
+    """A page of tasks: newest first, or oldest first from ``after_seq``. At most
+    ``page_size`` tasks whatever ``limit`` asks; ``next`` is the cursor of the following
+    page (pass it as ``after_seq``, or as ``before_seq`` newest first), null on the last."""
+    state = state_of(request)
     q = request.query_params
-    status = _status_filter(q.get("status"))
-    tasks = state_of(request).queue.tasks(status=status, batch=q.get("batch") or None, limit=_limit(q.get("limit")))
-    return model_response(TaskList(tasks=[t.view() for t in tasks], count=len(tasks)))
+    selection = _selection(request)
+    limit = min(_limit(q.get("limit")), state.page_size)
+    after, before = _cursor(q.get("after_seq"), "after_seq"), _cursor(q.get("before_seq"), "before_seq")
+    if after is not None and before is not None:
+        raise ParamsError("use after_seq o before_seq, no ambos", field="before_seq")
+    lines, following = await run_in_threadpool(
+        state.queue.page, selection, limit=limit, after_seq=after, before_seq=before
+    )
+    # the rows come as JSON out of SQLite (`TaskQueue.page`): a page decodes nothing
+    body = f'{{"tasks":[{",".join(lines)}],"count":{len(lines)},"next":{json.dumps(following)}}}'
+    return Response(body, media_type="application/json")
+
+
+@router.get("/api/export")
+async def export(request: Request) -> Response:
+    """Every task of the selection, oldest first, as CSV (the columns of ``partisim
+    results``) or NDJSON (one task per line, as ``/api/tasks`` shows it). The rows are the
+    ones present when the export starts; their number is in the ``X-Total-Count`` header."""
+    state = state_of(request)
+    fmt = request.query_params.get("format") or "csv"
+    if fmt not in EXPORT_FORMATS:
+        raise ParamsError(f"format desconocido {fmt!r}; válidos: {', '.join(EXPORT_FORMATS)}", field="format")
+    selection = _selection(request)
+    upto, total = await run_in_threadpool(state.queue.extent, selection)
+    return StreamingResponse(
+        export_chunks(state.queue, fmt, selection, upto=upto, page_size=state.page_size),
+        media_type=EXPORT_FORMATS[fmt],
+        headers={TOTAL_HEADER: str(total), "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/api/tasks/{task_id}")
@@ -158,8 +220,10 @@ async def get_summary(request: Request) -> Response:
 
 @router.get("/api/batches")
 async def list_batches(request: Request) -> Any:
-    batches = state_of(request).queue.batches(limit=_limit(request.query_params.get("limit"), 100))
-    return {"batches": [b.model_dump(mode="json") for b in batches]}
+    """The newest batches; ``more`` says whether older ones were left out by ``limit``."""
+    limit = _limit(request.query_params.get("limit"), 100)
+    batches = await run_in_threadpool(state_of(request).queue.batches, limit + 1)
+    return {"batches": [b.model_dump(mode="json") for b in batches[:limit]], "more": len(batches) > limit}
 
 
 @router.post("/api/verify", status_code=201)
@@ -175,11 +239,15 @@ async def verify(request: Request) -> Any:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         return error_response(422, "count debe ser un entero entre 1 y 1000")
     batch = body.get("batch")
-    done = [t for t in state.queue.tasks(status=SUCCESS, batch=batch, limit=100_000) if t.verify_of is None]
-    if not done:
+    if batch is not None and not isinstance(batch, str):
+        return error_response(422, "batch debe ser el id de un lote (texto)")
+    # drawn by SQLite among every successful original of the selection: none left out
+    chosen = await run_in_threadpool(
+        state.queue.sample, Selection(status=SUCCESS, batch=batch or None, originals=True), count
+    )
+    if not chosen:
         where = f"el lote {batch}" if batch else "la cola"
         return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")
-    chosen = random.sample(done, min(count, len(done)))
     specs = [
         TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker,
                  threads=t.threads)

@@ -4,8 +4,8 @@ Server-Sent Events stream ``/api/events``, chart data ``/api/charts`` and sweeps
 
 The page is plain HTML, CSS and JavaScript shipped in ``orchestrator/serve/static`` (no
 framework, no CDN), so it works on machines without internet. The event stream pushes
-the state of the queue and the workers whenever it changes: the server looks every
-`CHECK_INTERVAL_S` seconds and wakes at once when a task finishes.
+the state of the queue and the workers when it changes, coalesced to a few messages a
+second and only the parts that changed (see `serve.live`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import html
 import json
 import logging
 import re
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,33 +26,24 @@ from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import BatchNotFound, ParamsError
 from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
+from partisim.orchestrator.serve.live import HEARTBEAT_S, live_feed
 from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.results import chart_parts, pool
 from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, sweep
-from partisim.orchestrator.serve.state import ServeState, snapshot, state_of
+from partisim.orchestrator.serve.state import ServeState, state_of
 from partisim.orchestrator.serve.taskqueue import TaskSpec, TimeStats, new_batch_id
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 
 __all__ = [
     "router",
-    "live_state",
     "chart_data",
     "parse_sweep_form",
-    "CHECK_INTERVAL_S",
-    "HEARTBEAT_S",
 ]
 
 log = logging.getLogger(__name__)
 
-#: how often the event stream looks for changes
-CHECK_INTERVAL_S = 0.4
-#: a heartbeat event at least this often, so the page notices a dead connection
-HEARTBEAT_S = 5.0
 #: what the browser waits before reconnecting by itself (sent as ``retry:``)
 RECONNECT_MS = 1000
-#: task activity histogram: ACTIVITY_BUCKETS buckets of ACTIVITY_BUCKET_S seconds
-ACTIVITY_BUCKET_S = 10.0
-ACTIVITY_BUCKETS = 30
 
 _ASSETS = {
     "dashboard.css": "text/css; charset=utf-8",
@@ -80,14 +70,9 @@ router = APIRouter()
 
 @dataclass
 class _Cache:
-    """Last computed live state, so several open pages cost one set of queries."""
+    """Last computed chart data, so several open pages cost one set of queries."""
 
-    at: float = 0.0
-    generation: int = 0
-    state_generation: int = -1
-    state: dict[str, Any] | None = None
-    key: str = ""
-    event: str = ""  # ``state`` as an SSE ``snapshot`` event; made on first use, shared by every page
+    generation: int = 0  # bumped when a task becomes final: the chart data may be old
     chart_store: _ChartStore = field(default_factory=lambda: _ChartStore())  # noqa: PLW0108 (defined below)
 
 
@@ -102,56 +87,6 @@ def _cache(state: ServeState) -> _Cache:
 
 def _invalidate(cache: _Cache) -> None:
     cache.generation += 1
-
-
-def _activity(state: ServeState, now: float) -> list[dict[str, float]]:
-    """Finished tasks per second in each of the last ACTIVITY_BUCKETS windows, oldest first."""
-    start = now - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_S
-    counts = state.queue.finished_histogram(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
-    return [
-        {"t": round(start + k * ACTIVITY_BUCKET_S, 3), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
-        for k, n in enumerate(counts)
-    ]
-
-
-def _compute_state(serve: ServeState) -> dict[str, Any]:
-    state = snapshot(serve)
-    now = state["summary"].get("timestamp") or time.time()
-    state["activity"] = _activity(serve, now)
-    state["server_time"] = now
-    return state
-
-
-def _state_key(state: dict[str, Any]) -> str:
-    """What must differ for a push: everything but the clock."""
-    summary = {k: v for k, v in state["summary"].items() if k != "timestamp"}
-    rest = {k: v for k, v in state.items() if k not in ("summary", "server_time", "activity")}
-    # the activity histogram slides with time; only its counts matter
-    activity = [a["per_s"] for a in state["activity"]]
-    return json.dumps([summary, rest, activity], sort_keys=True, default=str)
-
-
-def live_state(serve: ServeState, *, max_age: float = CHECK_INTERVAL_S * 0.75) -> tuple[str, dict[str, Any]]:
-    """``(key, state)``: the snapshot of `state.snapshot` plus the activity histogram.
-    Recomputed at most every ``max_age`` seconds."""
-    cache = _cache(serve)
-    now = time.monotonic()
-    if cache.state is None or now - cache.at >= max_age or cache.state_generation != cache.generation:
-        generation = cache.generation
-        state = _compute_state(serve)
-        cache.state, cache.key, cache.at = state, _state_key(state), now
-        cache.event = ""
-        cache.state_generation = generation
-    return cache.key, cache.state
-
-
-def _snapshot_event(serve: ServeState) -> str:
-    """The state `live_state` just returned, as an SSE ``snapshot`` event: serialised
-    once however many pages receive it (call it with no ``await`` in between)."""
-    cache = _cache(serve)
-    if not cache.event:
-        cache.event = f"event: snapshot\ndata: {json.dumps(cache.state, default=str)}\n\n"
-    return cache.event
 
 
 # -- charts ---------------------------------------------------------------------------
@@ -306,30 +241,23 @@ async def asset(name: str) -> Response:
 
 async def _events(request: Request) -> AsyncIterator[str]:
     serve = state_of(request)
-    last_key = None
-    last_sent = 0.0
+    feed = live_feed(serve)
     yield f"retry: {RECONNECT_MS}\n\n"
-    while not serve.notifier.closed and not await request.is_disconnected():
-        try:
-            # in the event loop: the monitor and the scheduler are not thread-safe
-            key, _ = live_state(serve)
-        except Exception:  # end this stream; the page reconnects and tries again
-            log.exception("no se pudo preparar el estado del panel")
-            return
-        now = time.monotonic()
-        if key != last_key:
-            last_key, last_sent = key, now
-            yield _snapshot_event(serve)
-        elif now - last_sent >= HEARTBEAT_S:
-            last_sent = now
-            yield f"event: heartbeat\ndata: {json.dumps({'server_time': time.time()})}\n\n"
-        # returns early when a task finishes (or at shutdown)
-        await serve.notifier.wait_change(CHECK_INTERVAL_S)
+    async with feed.subscribe():
+        seen = feed.version
+        yield feed.snapshot_event()
+        while not serve.notifier.closed and not await request.is_disconnected():
+            if not await feed.wait(seen, HEARTBEAT_S):
+                yield feed.heartbeat_event()
+            elif feed.version > seen:
+                event, seen = feed.update_event(seen), feed.version
+                yield event
 
 
 @router.get("/api/events", include_in_schema=False)
 async def events(request: Request) -> StreamingResponse:
-    """Server-Sent Events: ``snapshot`` when the state changes, ``heartbeat`` otherwise."""
+    """Server-Sent Events: one ``snapshot``, then an ``update`` with the sections that
+    changed (at most every `live.PUSH_INTERVAL_S`), ``heartbeat`` when nothing did."""
     return StreamingResponse(
         _events(request),
         media_type="text/event-stream",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ServeOptions"]
+__all__ = ["ServeOptions", "DEFAULT_PAGE_SIZE"]
+
+#: most tasks in one page of ``GET /api/tasks`` (and per read of an export)
+DEFAULT_PAGE_SIZE = 5000
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,8 @@ class ServeOptions:
     shutdown_grace: float = 10.0
     #: first retry delay (seconds); doubles per attempt, with jitter
     retry_base: float = 0.5
+    #: most tasks per page of /api/tasks; a larger ``limit`` gets this many and a ``next`` cursor
+    page_size: int = DEFAULT_PAGE_SIZE
     #: the token every client must present (None: serve is open to anyone who reaches it)
     token: str | None = field(default=None, repr=False)
     #: PEM certificate and key: serve https instead of http

@@ -132,7 +132,8 @@ _RESULT_COLUMNS = (
 )
 
 
-def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None) -> FittedTable:
+def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None,
+                  title: str | None = None) -> FittedTable:
     """A table of tasks that fits the console it is printed on (columns go, least useful
     first, rather than cutting a value); with ``checks`` a column says whether a re-run
     agreed."""
@@ -165,7 +166,7 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
-    return FittedTable(columns, rows, title=f"Resultados ({len(tasks)} tareas)")
+    return FittedTable(columns, rows, title=title or f"Resultados ({len(tasks)} tareas)")
 
 
 # -- statistics -----------------------------------------------------------------------

@@ -113,7 +113,7 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
         executor = HttpFleet(monitor, settings)
     queue = open_queue(options.db, max_attempts=1 + settings.retry_attempts)
     scheduler = Scheduler(queue, executor, policy=RetryPolicy(base=options.retry_base))
-    state = ServeState(queue=queue, scheduler=scheduler)
+    state = ServeState(queue=queue, scheduler=scheduler, page_size=options.page_size)
     report_no_workers = NoWorkersReport(executor)
 
     async def report_first_round() -> None:

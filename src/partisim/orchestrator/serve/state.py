@@ -1,5 +1,5 @@
 """What the routers of ``partisim serve`` share: the parts of the service (`ServeState`)
-and the read models built from them (summary, workers, live snapshot)."""
+and the read models built from them (summary, workers)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from fastapi import Request
 
 from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.notifier import Notifier
+from partisim.orchestrator.serve.options import DEFAULT_PAGE_SIZE
 from partisim.orchestrator.serve.scheduler import Scheduler
 from partisim.orchestrator.serve.taskqueue import FAILED, SUCCESS, TaskQueue
 from partisim.protocol import MemberView, Summary
 
-__all__ = ["ServeState", "state_of", "summary", "workers", "snapshot", "THROUGHPUT_WINDOW_S"]
+__all__ = ["ServeState", "state_of", "summary", "workers", "THROUGHPUT_WINDOW_S", "DEFAULT_PAGE_SIZE"]
 
-THROUGHPUT_WINDOW_S = 60.0
+THROUGHPUT_WINDOW_S = 60
 
 
 @dataclass
@@ -27,8 +28,10 @@ class ServeState:
     queue: TaskQueue
     scheduler: Scheduler
     notifier: Notifier = field(default_factory=Notifier)
-    #: per-router caches (the dashboard keeps its live state here)
+    #: per-router caches (the dashboard keeps its live feed here)
     caches: dict[str, Any] = field(default_factory=dict)
+    #: most tasks per page; a larger ``limit`` gets this many and a ``next`` cursor
+    page_size: int = DEFAULT_PAGE_SIZE
 
     @property
     def executor(self) -> Executor:
@@ -40,12 +43,17 @@ def state_of(request: Request) -> ServeState:
     return serve
 
 
-def summary(state: ServeState, batch: str | None = None) -> Summary:
-    """Counts per status, throughput of the last minute, active workers."""
-    now = time.time()
-    counts = state.queue.counts(batch)
-    finished = state.queue.finished_since(now - THROUGHPUT_WINDOW_S, batch)
-    members = state.executor.members()
+def summary(state: ServeState, batch: str | None = None, *, members: list[MemberView] | None = None,
+            now: float | None = None) -> Summary:
+    """Counts per status, throughput of the last minute, active workers. O(1) in the
+    size of the queue: counts from memory, the window from a range of an index."""
+    now = time.time() if now is None else now
+    counts = state.queue.live_counts(batch)
+    if batch is None:
+        finished = state.queue.finished_recently(THROUGHPUT_WINDOW_S, now)
+    else:
+        finished = state.queue.finished_since(now - THROUGHPUT_WINDOW_S, batch)
+    members = state.executor.members() if members is None else members
     return Summary(
         **counts,
         batch=batch,
@@ -58,18 +66,10 @@ def summary(state: ServeState, batch: str | None = None) -> Summary:
     )
 
 
-def workers(state: ServeState) -> list[MemberView]:
-    """Each member with the tasks it completed and failed (from the queue)."""
+def workers(state: ServeState, *, members: list[MemberView] | None = None) -> list[MemberView]:
+    """Each member with the tasks it completed and failed (counted in memory)."""
     done = state.queue.assigned_per_worker(SUCCESS)
     failed = state.queue.assigned_per_worker(FAILED)
+    members = state.executor.members() if members is None else members
     return [m.model_copy(update={"completed": done.get(m.id, 0), "failed": failed.get(m.id, 0)})
-            for m in state.executor.members()]
-
-
-def snapshot(state: ServeState) -> dict[str, Any]:
-    """Everything a live view needs in one JSON-ready dict: summary, workers, recent tasks."""
-    return {
-        "summary": summary(state).model_dump(mode="json"),
-        "workers": [w.model_dump(mode="json") for w in workers(state)],
-        "recent": [t.view().model_dump(mode="json") for t in state.queue.tasks(limit=20)],
-    }
+            for m in members]

@@ -795,9 +795,14 @@
     if ($("conn").dataset.state !== "down") setConnection("connecting", "Conectando…");
     source = new EventSource("/api/events");
     source.addEventListener("open", () => { lastMessageAt = Date.now(); });
+    // the whole state on (re)connection, then only the sections that changed
     source.addEventListener("snapshot", (ev) => {
       alive();
       render(JSON.parse(ev.data));
+    });
+    source.addEventListener("update", (ev) => {
+      alive();
+      if (lastState) render({ ...lastState, ...JSON.parse(ev.data) });
     });
     source.addEventListener("heartbeat", () => alive());
     source.addEventListener("error", () => {
