@@ -307,6 +307,7 @@ _FLAT_SQL = {
     "verify_of": "verify_of",
     "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
+    "threads": "json_extract(result, '$.threads')",  # used (a verifiable result's)
 }
 #: the flat columns that are booleans
 FLAT_BOOLEANS = frozenset({"verifiable"})
@@ -329,7 +330,7 @@ _VIEW_JSON = (
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
     " 'result', json(result), 'error', error, 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES})"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads)"
 )
 
 
