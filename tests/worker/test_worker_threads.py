@@ -11,6 +11,7 @@ import pytest
 from helpers.processes import wait_for
 from helpers.workers import ENDLESS, TINY
 
+from partisim.errors import WorkerFailed
 from partisim.sim import engine_threads
 from partisim.sim.params import parse_params
 from partisim.worker.runners import DockerProbe, DockerRunner, Job
@@ -116,3 +117,11 @@ def test_the_docker_runner_passes_threads_and_cpus() -> None:
     two = runner.command(Job("t2", "cython", params, 10.0, threads=2), "c2")
     assert two[two.index("--threads") + 1] == "2" and two.index("--threads") > two.index("run")
     assert float(two[two.index("--cpus") + 1]) == min(2.0, float(os.cpu_count() or 1))
+
+
+def test_an_image_older_than_threads_is_named_with_the_fix() -> None:
+    runner = DockerRunner(DockerProbe("docker", "partisim-sim:vieja"))
+    with pytest.raises(WorkerFailed) as err:
+        runner._parse(2, "", "uso: partisim ...\npartisim: error: argumentos no reconocidos: --threads 2\n")
+    assert "partisim-sim:vieja no conoce --threads" in err.value.message
+    assert "partisim images build" in err.value.message

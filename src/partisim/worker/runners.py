@@ -577,6 +577,10 @@ class DockerRunner(Runner):
             raise WorkerUnavailable(f"Docker no pudo iniciar el contenedor: {reason}", 503)
         if code == 137:
             raise WorkerFailed(f"el contenedor se detuvo (SIGKILL; ¿sin memoria? límite {self.memory})", 500)
+        if code == 2 and "--threads" in err:  # argparse: an image older than threads
+            raise WorkerFailed(f"la imagen {self.image} no conoce --threads (es de una versión anterior de "
+                               "partisim): reconstrúyala con 'partisim images build' para ejecutar tareas de "
+                               "varios hilos", 500)
         if code != 0:
             raise WorkerFailed(f"la simulación en el contenedor terminó con código {code}: {reason}", 500)
         for line in reversed(out.strip().splitlines()):
