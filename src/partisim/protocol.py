@@ -147,6 +147,8 @@ class WorkerStatus(_Wire):
     docker_error: str | None = None
     capacity: int = 1
     running: int = 0
+    #: slots the running tasks occupy (a task of k threads takes k of ``capacity``)
+    slots_used: int = 0
     queued: int = 0
     queue_size: int = 0
     completed: int = 0
@@ -155,6 +157,12 @@ class WorkerStatus(_Wire):
     cancelled: int = 0
     uptime_s: Finite = 0.0
     cpu_count: int | None = None
+    #: most threads one task can use on this worker (min(capacity, cores); 1 without OpenMP)
+    max_threads: int = 1
+    #: threads a task of each engine can use here (python and numpy: 1)
+    engine_threads: dict[str, int] = Field(default_factory=dict)
+    #: whether the cython engine was built with OpenMP (several threads possible)
+    openmp: bool = False
     load_avg: list[Finite] | None = None
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)
@@ -196,6 +204,8 @@ class ExecuteRequest(_Wire):
     params: dict[str, Any] = Field(default_factory=dict)
     task_id: str | None = None
     timeout: Finite | None = None
+    #: threads for this one simulation (the worker caps them; None: one)
+    threads: int | None = Field(default=None, ge=1)
 
     def body(self) -> dict[str, Any]:
         """The JSON body, with the engine under its wire name (`wire_name`)."""
@@ -230,6 +240,10 @@ class ExecuteResult(_Wire):
     timeout: Finite | None = None
     #: what the request asked for (None: no timeout given, the worker's maximum applies)
     timeout_requested: Finite | None = None
+    #: threads the simulation really used (None from a worker that does not say)
+    threads: int | None = None
+    #: threads the request asked for (None: not given, one)
+    threads_requested: int | None = None
     #: Spanish advice on the parameters (a step so coarse it misses collisions); never
     #: a change to the result
     warnings: list[str] = Field(default_factory=list)
@@ -312,6 +326,10 @@ class TaskState(_Wire):
     params: dict[str, Any]
     timeout: Finite
     timeout_requested: Finite | None = None
+    #: threads given to the task: the slots of ``capacity`` it occupies (the request's
+    #: ``threads`` capped at this worker's ``max_threads`` for its engine)
+    threads: int = 1
+    threads_requested: int | None = None
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -404,6 +422,8 @@ class TaskView(_Wire):
     #: runs of this task that finished on some worker besides the recorded one (a retry
     #: after a lost answer, say); 0 when it ran exactly once
     duplicates: int = 0
+    #: threads asked for (the worker may use fewer: ``result.threads`` says how many)
+    threads: int = 1
 
 
 class TaskList(_Wire):

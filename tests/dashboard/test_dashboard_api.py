@@ -173,6 +173,10 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
          "repeticiones debe estar entre 1 y 10000 (recibido -1)"),
         ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "dos"}, "repeat",
          "repeticiones"),
+        ({"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "0"}, "threads",
+         "hilos debe estar entre 1 y 1024 (recibido 0)"),
+        ({"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "cuatro"}, "threads",
+         "hilos debe ser un número entero"),
         ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles",
          "partículas"),
         ({"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"}, "dt",
@@ -275,6 +279,12 @@ def test_chart_data_aggregates_the_stored_successes(small_fleet: Fleet) -> None:
     assert all("pasos" in line["label"] for line in charts["series"]) == (len({k[2] for k in times}) > 1)
 
 
+def test_the_sweep_form_sets_the_threads_of_every_task() -> None:
+    specs = parse_sweep_form({"engines": ["python", "cython"], "particles": "10,20", "steps": "5", "threads": "2"})
+    assert len(specs) == 4 and {s.threads for s in specs} == {2}
+    assert {s.threads for s in parse_sweep_form({"engines": "cython", "particles": "10", "steps": "5"})} == {1}
+
+
 # -- the sweep parser on any input -------------------------------------------------------
 
 _json = st.recursive(
@@ -286,14 +296,15 @@ _json = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat", "dt"]), _json)
+@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat", "threads", "dt"]),
+                            _json)
        | _json)
 def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
     try:
         specs = parse_sweep_form(body)
     except ParamsError as exc:
         assert exc.message and "Traceback" not in exc.message
-        assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat", "dt")
+        assert exc.field in (None, "engines", "particles", "steps", "seeds", "repeat", "threads", "dt")
     else:
         assert specs and all(s.benchmark in ("python", "numpy", "cython") for s in specs)
 

@@ -61,7 +61,9 @@ def test_a_sweep_runs_once_per_task_with_the_process_runners_checksums(dask_pair
     serve = procs.serve(scheduler.address)
     addresses = {w.address for w in workers}
     with ServerClient(serve.url) as client:
-        answer = submit_sweep(client, engines="python,numpy,cython", particles="10,30", steps="20", seeds="1-10")
+        # asked for 2 threads: on Dask each simulation runs on one, and says so
+        answer = submit_sweep(client, engines="python,numpy,cython", particles="10,30", steps="20", seeds="1-10",
+                              threads=2)
         assert answer.count == 60
         state = wait_done(client, answer.batch, timeout=240)
         assert state.success == 60 and state.failed == 0
@@ -72,6 +74,7 @@ def test_a_sweep_runs_once_per_task_with_the_process_runners_checksums(dask_pair
     assert all(t.status == "success" and t.attempts == 1 for t in tasks)
     assert {t.worker for t in tasks} == addresses  # both Dask workers, recorded by address
     assert all(t.result is not None and t.result.runner == "dask" for t in tasks)
+    assert all(t.threads == 2 and t.result.threads == 1 and t.result.threads_requested == 2 for t in tasks)
     reference = asyncio.run(_process_runner_checksums(tasks))
     for t in tasks:
         assert t.result is not None

@@ -79,6 +79,12 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
     assert again["engine"] == "python"
     assert again["checksum"] == result["checksum"]
     assert again["particle_collisions"] == result["particle_collisions"]
+    # on two threads (as many as that worker gives it): the same result again
+    threaded = run([*args[:-1], "--threads", "2", "--json"])
+    assert_clean_exit(threaded, 0)
+    two = json.loads(threaded.stdout)
+    assert two["threads_requested"] == 2 and 1 <= two["threads"] <= 2
+    assert two["checksum"] == result["checksum"]
 
 
 def test_exec_table_output(pair) -> None:

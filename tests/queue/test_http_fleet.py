@@ -13,9 +13,10 @@ from partisim.protocol import WorkerStatus
 
 
 def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8, foreign: frozenset[str] = frozenset(),
-          entries: dict[str, dict] | None = None) -> HttpFleet:
+          entries: dict[str, dict] | None = None, threads: dict[str, dict[str, int]] | None = None) -> HttpFleet:
     """Workers with the capacity their /status reports (None: no status yet); ``foreign``
-    ones are not partisim; ``entries`` adds configuration fields per worker."""
+    ones are not partisim; ``entries`` adds configuration fields per worker; ``threads``
+    the threads per engine a worker's /status reports (none: it does not say)."""
     extra = entries or {}
     configured = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080, **extra.get(w, {}))
                   for k, w in enumerate(capacities)]
@@ -26,7 +27,10 @@ def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8, foreign
         registry.record_success(w, latency_ms=1.0, reported_id=w)
         if capacity is not None:
             software = "" if w in foreign else "partisim"
-            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity, software=software))
+            per_engine = (threads or {}).get(w, {})
+            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity, software=software,
+                                                   engine_threads=per_engine,
+                                                   max_threads=max(per_engine.values(), default=1)))
     return HttpFleet(HealthMonitor(registry, interval=settings.ping_interval), settings)
 
 
@@ -97,3 +101,64 @@ def test_a_worker_that_is_not_partisim_gets_only_engines_with_a_script_name() ->
     assert ex.place(task(benchmark="numpy")) is None  # it would run benchmark.py instead
     assert ex.place(task(benchmark="cython")).member == "legacy"  # type: ignore[union-attr]
     assert ex.place(task(benchmark="python")).member == "legacy"  # type: ignore[union-attr]
+
+
+# -- tasks of several threads --------------------------------------------------------
+
+TWO_CORES = {"python": 1, "numpy": 1, "cython": 2}
+
+
+def test_a_task_takes_its_threads_in_slots_capped_by_what_the_worker_can_use() -> None:
+    ex = fleet({"a": 4, "old": 4, "legacy": 4}, foreign=frozenset({"legacy"}),
+               threads={"a": TWO_CORES})
+    health = {h.id: h for h in ex.health()}
+    assert ex.slots_for(health["a"], task(benchmark="cython", threads=8)) == 2  # two cores there
+    assert ex.slots_for(health["a"], task(benchmark="python", threads=8)) == 1  # python: one thread
+    assert ex.slots_for(health["a"], task(benchmark="cython")) == 1
+    assert ex.slots_for(health["old"], task(benchmark="cython", threads=8)) == 1  # says nothing of threads
+    assert ex.slots_for(health["legacy"], task(benchmark="cython", threads=8)) == 1  # not partisim
+    wide = fleet({"a": 3}, threads={"a": {"cython": 16}})
+    assert wide.slots_for(wide.health()[0], task(benchmark="cython", threads=8)) == 3  # its slots here
+
+
+def test_slots_of_a_placed_task_count_until_it_is_given_back() -> None:
+    ex = fleet({"a": 2}, threads={"a": TWO_CORES})
+    big = ex.place(task(id="big", benchmark="cython", threads=2))
+    assert big is not None and (big.member, big.slots) == ("a", 2)
+    assert ex.free_slots() == 0 and ex.members()[0].inflight == 2
+    assert ex.place(task(id="small", benchmark="cython")) is None
+    ex.unplace(big)
+    assert ex.free_slots() == 2
+
+
+def test_a_waiting_big_task_holds_its_worker_until_the_next_round() -> None:
+    """With one of two slots busy, a 2-thread task cannot start; the 1-thread tasks behind
+    it must not take the free slot (each round the big task is offered first)."""
+    ex = fleet({"a": 2}, threads={"a": TWO_CORES})
+    ex.round_start()
+    first = ex.place(task(id="first", benchmark="cython"))
+    assert first is not None and first.member == "a"
+    ex.round_start()
+    assert ex.free_slots() == 1
+    assert ex.place(task(id="big", benchmark="cython", threads=2)) is None
+    assert ex.free_slots() == 0  # a's free slot is held for the big task
+    assert ex.place(task(id="later", benchmark="python")) is None
+    assert ex.members()[0].free == 1  # held, not used
+    ex.round_start()  # nothing freed yet: the next round holds it again
+    assert ex.place(task(id="big", benchmark="cython", threads=2)) is None
+    assert ex.place(task(id="later", benchmark="python")) is None
+    ex.unplace(first)
+    ex.round_start()
+    placed = ex.place(task(id="big", benchmark="cython", threads=2))
+    assert placed is not None and (placed.member, placed.slots) == ("a", 2)
+
+
+def test_a_held_worker_does_not_stop_small_tasks_elsewhere() -> None:
+    ex = fleet({"a": 2, "b": 2}, threads={"a": TWO_CORES, "b": {"python": 1, "cython": 1}})
+    ex.round_start()
+    assert ex.place(task(id="x", benchmark="cython")).member == "a"  # type: ignore[union-attr]
+    assert ex.place(task(id="y", benchmark="cython")).member == "b"  # type: ignore[union-attr]
+    ex.round_start()
+    assert ex.place(task(id="big", benchmark="cython", threads=2)).member == "b"  # type: ignore[union-attr]
+    # b can give only one thread: the big task ran there on one; a keeps taking small tasks
+    assert ex.place(task(id="z", benchmark="cython")).member == "a"  # type: ignore[union-attr]

@@ -331,9 +331,11 @@ def test_sweep_without_active_workers_says_the_tasks_will_wait(cluster: Cluster,
     config = cluster.config([("worker-a", f"http://{HOST_A}:{free_port_on(HOST_A)}")])
     serve = cluster.serve(config, tmp_path / "q.db")
     done = run_cli("sweep", "--engines", "cython", "--particles", "10", "--steps", "3", "--seeds", "1,2",
-                   "--server", serve.url, cwd=tmp_path)
+                   "--threads", "2", "--server", serve.url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 tareas en cola" in done.stdout
+    with ServerClient(serve.url) as client:
+        assert [t.threads for t in client.tasks()] == [2, 2]
     assert "NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola hasta que un worker responda." in " ".join(
         done.stderr.split())
     empty = run_cli("sweep", "--engines", "cython", "--particles", "1,,2", "--server", serve.url, cwd=tmp_path)

@@ -193,11 +193,11 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
 
 @pytest.fixture
 def filled(tmp_path: Path):
-    """43 tasks in two batches: successes, failures with awkward errors, queued, cancelled,
-    and verification re-runs."""
+    """43 tasks in two batches: successes (some on 2 threads, some with warnings),
+    failures with awkward errors, queued, cancelled, and verification re-runs."""
     queue = TaskQueue(tmp_path / "q.db", max_attempts=2)
     _, first = queue.enqueue([spec(k) for k in range(30)], batch="uno")
-    _, second = queue.enqueue([spec(k) for k in range(10)], batch="dos")
+    _, second = queue.enqueue([spec(k, threads=1 + k % 2) for k in range(10)], batch="dos")  # some on 2 threads
     _, verify = queue.enqueue([spec(1, verify_of=first[0]), spec(2, verify_of=first[1]), spec(3)], batch="v")
     claimed = first[:25] + second[:5] + verify[:2]
     queue.claim_many([(t, f"w{k % 2}", "u", time.time() + 60) for k, t in enumerate(claimed)])
@@ -208,7 +208,12 @@ def filled(tmp_path: Path):
             queue.complete(t, 1, ForeignResult(task_id=t, worker_id="legacy", engine="python", simulation_time=0.25,
                                                reported={"status": "success", "simulation_time": 0.25}))
         else:
-            queue.complete(t, 1, execute_result(f"{k:064x}", simulation_time=0.1 + k / 7))
+            result = execute_result(f"{k:064x}", simulation_time=0.1 + k / 7)
+            threads = queue.get(t).threads  # type: ignore[union-attr]
+            update: dict[str, object] = {"threads": threads} if threads > 1 else {}
+            if k % 3 == 1:  # coarse-step advice, with a comma and quotes; one text or two
+                update["warnings"] = ['paso "grueso", con DT = 0.8', *(["otro aviso; y 2"] if k % 2 else [])]
+            queue.complete(t, 1, result.model_copy(update=update) if update else result)
     queue.note_run(first[0], "w9")  # ran on another worker too: one duplicate
     queue.note_run(first[1], "w1")  # the recorded worker itself: no duplicate
     queue.note_run(first[2], "w8")
@@ -221,6 +226,9 @@ def filled(tmp_path: Path):
 def all_views(queue: TaskQueue) -> list[TaskView]:
     views = sorted((t.view() for t in queue.tasks(limit=1000)), key=lambda v: v.seq)
     assert [v.duplicates for v in views[:3]] == [1, 0, 2] and not views[5].verifiable  # the cases are there
+    assert any(v.threads == 2 and v.result is not None and v.result.threads == 2 for v in views)
+    assert any(v.result is not None and len(v.result.warnings) == 2 for v in views)
+    assert any(v.result is not None and v.result.threads == 2 and v.result.warnings for v in views)
     return views
 
 

@@ -191,3 +191,47 @@ def test_a_foreign_result_is_kept_apart_and_marked_unverifiable(queue):
     view = task.view()
     assert not view.verifiable and view.foreign_result.engine == "cython"
     assert "NaN" not in view.model_dump_json()
+
+
+def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
+    """The chart means never mix one-thread and two-thread times of one configuration."""
+    from partisim.orchestrator.serve.results import group_times, pool
+
+    specs = [TaskSpec("cython", {"NUM_PARTICULAS": 10, "NUM_PASOS": 5, "SEMILLA": s}, threads=t)
+             for s, t in ((1, 1), (2, 1), (3, 2))]
+    _, ids = queue.enqueue(specs, batch="b")
+    for task_id, (used, seconds) in zip(ids, ((1, 1.0), (1, 3.0), (2, 10.0)), strict=True):
+        queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+        result = execute_result(task_id=task_id, engine="cython", simulation_time=seconds)
+        assert queue.complete(task_id, 1, result.model_copy(update={"threads": used, "threads_requested": used}))
+    for groups in (pool(queue.time_stats(["b"])), group_times(t.view() for t in queue.tasks(batch="b"))):
+        by_params = {g.params: (g.n, g.mean) for g in groups}
+        assert by_params == {(): (2, 2.0), (("threads", 2),): (1, 10.0)}
+    assert [t.threads for t in sorted(queue.tasks(batch="b"), key=lambda t: t.seq)] == [1, 1, 2]
+
+
+def test_the_fisica_line_pools_runs_on_several_threads_with_their_single_thread_ones(queue):
+    """Threads change the time, not the physics: `time_stats` puts ``"threads"`` among a
+    two-thread group's parameters, and the Física line must still count that group."""
+    from partisim.orchestrator.serve.physics import physics_line
+    from partisim.sim import SimParams
+    from partisim.sim.rate_check import RunTotals, check_rate
+
+    elastic = {"NUM_PARTICULAS": 100, "NUM_PASOS": 1000, "COEF_RESTITUCION_PARED": 1.0,
+               "COEF_RESTITUCION_PARTICULA": 1.0}
+    energy = 40_000 / 3  # 100 disks at kT = vmax^2/3 (tests/sim/test_rate_check.py)
+    specs = [TaskSpec("cython", {**elastic, "SEMILLA": s}, threads=t) for s, t in ((1, 1), (2, 1), (3, 2))]
+    _, ids = queue.enqueue(specs, batch="b")
+    for task_id, used in zip(ids, (1, 1, 2), strict=True):
+        queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+        result = execute_result(task_id=task_id, engine="cython", particles=100, steps=1000)
+        assert queue.complete(task_id, 1, result.model_copy(update={
+            "threads": used, "particle_collisions": 430, "kinetic_energy": energy}))
+    stats = queue.time_stats(["b"])
+    assert sorted(st.n for st in stats) == [1, 2]  # the times stay apart ...
+    line = physics_line(stats)  # ... the collisions do not
+    assert line is not None and line.shown
+    assert (line.tasks, line.collisions, line.left_out) == (3, 1290, 0)
+    params = SimParams(particles=100, steps=1000, wall_restitution=1.0, particle_restitution=1.0)
+    alone = check_rate([RunTotals(params, 3, 1290, 3 * energy)])
+    assert alone is not None and line.ratio == pytest.approx(alone.ratio, rel=1e-12)

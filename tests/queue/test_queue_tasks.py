@@ -31,6 +31,9 @@ def test_repeat_and_aliases_give_full_api_params():
         ([{"benchmark": "python", "colour": 1}], "clave desconocida 'colour'"),
         ([{"benchmark": "python", "repeat": 0}], "repeat"),
         ([{"benchmark": "python", "timeout": -1}], "timeout"),
+        ([{"benchmark": "cython", "threads": 0}], "threads debe estar entre 1 y 1024"),
+        ([{"benchmark": "cython", "threads": 2.5}], "threads debe ser un número entero"),
+        ([{"benchmark": "cython", "threads": "4"}], "threads debe ser un número entero"),
         ([], "vacía"),
         ({"jobs": []}, "se esperaba una lista"),
         ("hola", "se esperaba una lista"),
@@ -85,3 +88,15 @@ def test_int_lists_and_ranges():
             parse_int_list(bad, "--seeds")
     with pytest.raises(ParamsError, match="NUM_PARTICULAS"):
         sweep(["python"], [0], [1], [1])
+
+
+def test_threads_of_a_task_file_and_of_a_sweep(tmp_path):
+    path = tmp_path / "hilos.json"
+    path.write_text(json.dumps([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 50}, "threads": 4, "repeat": 2},
+                                {"benchmark": "python"}]), encoding="utf-8")
+    specs = load_task_file(path)
+    assert [s.threads for s in specs] == [4, 4, 1]
+    assert {s.threads for s in sweep(["cython"], [10, 20], [1], [1], threads=2)} == {2}
+    assert {s.threads for s in sweep(["cython"], [10], [1], [1])} == {1}
+    with pytest.raises(ParamsError, match="--threads"):
+        sweep(["cython"], [10], [1], [1], threads=0)

@@ -112,6 +112,9 @@ def test_an_old_database_gets_the_new_columns(tmp_path: Path) -> None:
         task = q.get("t-1")
         assert task is not None and task.duplicates == 0 and task.foreign_result is None
         assert task.view().verifiable is True
+        assert task.threads == 1  # the column came with its default
+        _, (new,) = q.enqueue([TaskSpec("cython", {}, threads=2)])
+        assert q.get(new).threads == 2  # type: ignore[union-attr]
 
 
 def test_a_busy_port_is_refused_without_a_banner(tmp_path: Path) -> None:

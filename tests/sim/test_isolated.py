@@ -53,10 +53,16 @@ def test_stop_from_another_thread_kills_the_child() -> None:
 
 def test_should_stop_is_obeyed() -> None:
     asked = threading.Event()
-    threading.Timer(0.3, asked.set).start()
-    run = run_isolated(ENDLESS, "python", 600, should_stop=asked.is_set)
-    assert run.status == "cancelled"
-    assert run.pid is not None and pid_gone(run.pid)
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(
+        run_isolated(ENDLESS, "python", 600, key="k-stop", should_stop=asked.is_set)))
+    worker.start()
+    # asked to stop once the computation is running (a stop before it starts keeps the child clean)
+    wait_for(lambda: running_pid("k-stop"), 60, "the run to start")
+    asked.set()
+    worker.join(30)
+    assert out and out[0].status == "cancelled"
+    assert out[0].pid is not None and pid_gone(out[0].pid)
 
 
 def test_a_crashed_child_is_a_failed_run_and_is_replaced() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, install_log_handler, warn
-from partisim.cli.run import add_param_options, params_from_args
+from partisim.cli.run import add_param_options, params_from_args, positive_threads
 from partisim.defaults import DEFAULT_CONFIG_PATH
 from partisim.errors import ConfigError, ParamsError, PartisimError
 
@@ -136,6 +136,7 @@ def _exec(args: argparse.Namespace) -> int:
                 engine,
                 params,
                 timeout=args.timeout,
+                threads=args.threads,
                 connect_timeout=config.orchestrator.timeout,
                 token=worker_tokens(config)[entry.id],
                 ca_file=config.ca_file(),
@@ -279,6 +280,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--timeout", type=float, default=None, metavar="SEG",
                    help="tiempo límite de la tarea en segundos")
+    p.add_argument("--threads", "-t", type=positive_threads, default=None, metavar="N",
+                   help="hilos de la simulación (solo cython los aprovecha); el worker los limita a su max_threads "
+                        "y cuenta cada uno como una plaza de su capacidad; la respuesta dice los usados")
     p.add_argument("--json", action="store_true", help="imprime la respuesta del worker como JSON")
     add_param_options(p)
     p.set_defaults(func=_exec)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from partisim.sim import SimParams, SimResult
 
-__all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "print_summary"]
+__all__ = ["register", "OPTIONS", "add_param_options", "params_from_args", "positive_threads", "print_summary"]
 
 
 def _int(text: str) -> int:
@@ -33,7 +33,8 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 
 
-def _threads(text: str) -> int:
+def positive_threads(text: str) -> int:
+    """``--threads``: a whole number >= 1 (shared with `partisim exec`)."""
     value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"debe ser un número entero >= 1, se recibió {value}")
@@ -161,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
                         help="motor de simulación (por defecto cython)")
     add_param_options(parser)
-    parser.add_argument("--threads", "-t", type=_threads, default=1, metavar="N",
+    parser.add_argument("--threads", "-t", type=positive_threads, default=1, metavar="N",
                         help="hilos de cálculo (solo el motor cython los aprovecha; por defecto 1; "
                              "se limita a los núcleos de esta máquina; el resultado es idéntico con cualquier número)")
     parser.add_argument("--json", action="store_true", help="imprime un único objeto JSON con el resultado")

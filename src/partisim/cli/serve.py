@@ -165,7 +165,7 @@ def _sweep(args: argparse.Namespace) -> int:
     with _connect(args) as client:
         answer = submit_sweep(
             client, engines=args.engines, particles=args.particles, steps=args.steps,
-            seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, batch=args.batch,
+            seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, threads=args.threads, batch=args.batch,
             params=fixed, names=names,
         )
         return _after_submit(client, args, answer)
@@ -414,7 +414,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser("submit", help=command_help("submit"))
     p.add_argument("file", metavar="ARCHIVO.json",
-                   help="lista de tareas o {\"tasks\": [...]}; cada tarea: benchmark, params, repeat, timeout")
+                   help="lista de tareas o {\"tasks\": [...]}; cada tarea: benchmark, params, repeat, timeout, threads")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_server(p)
     _add_wait(p, flag=True)
@@ -428,6 +428,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seeds", default="42", metavar="LISTA", help="semillas, p. ej. 1-10 o 1,2,3 (por defecto 42)")
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N", help="repeticiones de cada combinación")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="tiempo máximo de cada tarea")
+    p.add_argument("--threads", "-t", type=_positive_int, default=1, metavar="N",
+                   help="hilos de cada simulación (solo cython los aprovecha; por defecto 1); cada hilo ocupa una "
+                        "plaza del worker, que los limita a su max_threads")
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_fixed_params(p)
     _add_server(p)

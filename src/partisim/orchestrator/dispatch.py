@@ -93,13 +93,15 @@ def execute_on(
     params: SimParams,
     *,
     timeout: float | None = None,
+    threads: int | None = None,
     connect_timeout: float,
     token: str | None = None,
     ca_file: str | None = None,
 ) -> ExecuteResult:
     """Run one benchmark on one worker (one attempt) and return the worker's answer."""
     with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
-        return client.execute(ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout))
+        return client.execute(ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout,
+                                             threads=threads))
 
 
 def execute_any(
@@ -108,15 +110,17 @@ def execute_any(
     params: SimParams,
     *,
     timeout: float | None = None,
+    threads: int | None = None,
     connect_timeout: float,
     token: str | None = None,
     ca_file: str | None = None,
 ) -> TaskResult:
     """`execute_on` for any worker of the family: its /status says first whether it is
     partisim; one that is not gets the same request (engines by their scripts' names,
-    so it runs the engine asked for) and its answer comes back as reported, not
-    verifiable. numpy is refused for it: it would silently run Python there."""
-    request = ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout)
+    so it runs the engine asked for; no ``threads``, which it would not know) and its
+    answer comes back as reported, not verifiable. numpy is refused for it: it would
+    silently run Python there."""
+    request = ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout, threads=threads)
     with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
         try:
             partisim = client.status().is_partisim
@@ -129,7 +133,7 @@ def execute_any(
         if engine not in WIRE_NAMES:
             raise TaskRejected(f"{url}: este worker no es partisim y no conoce el motor {engine} "
                                f"(solo {', '.join(WIRE_NAMES.values())})", 422)
-        return client.execute_foreign(request)
+        return client.execute_foreign(request.model_copy(update={"threads": None}))
 
 
 @dataclass

@@ -112,7 +112,7 @@ _LOAD_STATES = {"ready": "libre", "busy": "ocupado"}
 
 def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detallado") -> FittedTable:
     """One row per worker: its state (ACTIVO/INACTIVO, and libre/ocupado from /status),
-    tasks running of its capacity, tasks done and failed since it started, CPUs and the
+    slots in use of its capacity, tasks done and failed since it started, CPUs and the
     1-minute load average, how it runs tasks, and whether Docker and the image are there."""
     rows: list[list[str | Text]] = []
     images: set[str] = set()
@@ -129,7 +129,8 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
         load = _LOAD_STATES.get(s.status, s.status)
         state = Text.assemble(("ACTIVO", "bold green"), "\n", (load, "green" if s.status == "ready" else "yellow"))
         rows.append([
-            h.id, state, f"{s.running}/{s.capacity}", str(s.completed), str(s.failed),
+            # slots in use (a task of k threads takes k); a worker that does not say: its tasks
+            h.id, state, f"{max(s.slots_used, s.running)}/{s.capacity}", str(s.completed), str(s.failed),
             str(s.cpu_count) if s.cpu_count is not None else "-",
             f"{s.load_avg[0]:.2f}".replace(".", ",") if s.load_avg else "-",
             s.runner or "-", yes_no(s.docker_available), yes_no(s.image_available),
@@ -145,6 +146,15 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
         Column("Runner", drop=4), Column("Docker"), Column("Imagen"),
     ]
     return FittedTable(columns, rows, title=title, caption=caption)
+
+
+def _threads(result: ExecuteResult) -> str:
+    """Threads used, and those asked for when the worker gave fewer."""
+    used = "—" if result.threads is None else str(result.threads)
+    asked = result.threads_requested
+    if asked is not None and result.threads is not None and asked > result.threads:
+        return f"{used} (se pidieron {asked}; el máximo de este worker para el motor {result.engine})"
+    return used
 
 
 def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea") -> Table:
@@ -164,6 +174,7 @@ def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea")
         ("Colisiones con paredes", result.wall_collisions),
         ("Energía cinética", f"{result.kinetic_energy:.4f}"),
         ("Partículas·paso/s", f"{result.particle_steps_per_s:.0f}"),
+        ("Hilos", _threads(result)),
         ("Checksum", result.checksum),
         ("Runner", result.runner),
         ("Tarea", result.task_id),

@@ -211,7 +211,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
             min(max(req.timeout, MIN_TIMEOUT_S), settings.max_timeout)
         rec, created = await service.tasks().submit(benchmark=req.benchmark, engine=req.engine, params=req.params,
                                                     timeout=timeout, task_id=req.task_id,
-                                                    timeout_requested=req.timeout)
+                                                    timeout_requested=req.timeout, threads=req.threads)
         request.state.task_id = rec.task_id
         return rec, created
 

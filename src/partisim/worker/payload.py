@@ -1,4 +1,4 @@
-"""Reading a task request: strict JSON, the four fields, the worker's limits.
+"""Reading a task request: strict JSON, its fields, the worker's limits.
 
 Everything a client can get wrong is a `ParamsError` (422) or a
 `TaskRejected` with 400 (not JSON at all), with a Spanish message naming the
@@ -21,7 +21,7 @@ from partisim.worker.settings import Limits
 __all__ = ["TaskRequest", "loads_strict", "parse_task_request", "check_limits", "BENCHMARKS", "request_schema"]
 
 BENCHMARKS: tuple[str, ...] = (*ENGINE_ALIASES, *ENGINES)
-_FIELDS = ("benchmark", "params", "task_id", "timeout")
+_FIELDS = ("benchmark", "params", "task_id", "timeout", "threads")
 _MAX_DIGITS = 30  # integers longer than this are refused before Python builds them
 
 
@@ -32,6 +32,7 @@ class TaskRequest:
     params: SimParams
     task_id: str | None
     timeout: float | None
+    threads: int | None = None  # as asked; the worker caps it (TaskManager)
 
 
 def _no_constant(name: str) -> Any:
@@ -120,7 +121,11 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
             raise ParamsError(f"timeout debe ser un número de segundos mayor que 0; se recibió {_shown(timeout)}",
                               field="timeout")
         timeout = float(timeout)
-    return TaskRequest(str(benchmark), engine, params, task_id, timeout)
+    threads = data.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ParamsError(f"threads (hilos) debe ser un número entero >= 1; se recibió {_shown(threads)}",
+                          field="threads")
+    return TaskRequest(str(benchmark), engine, params, task_id, timeout, threads)
 
 
 def request_schema(limits: Limits | None = None) -> dict[str, Any]:
@@ -155,6 +160,10 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
             "timeout": {"type": "number", "exclusiveMinimum": 0,
                         "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker] y la "
                                        "respuesta dice el aplicado (timeout) y el pedido (timeout_requested)"},
+            "threads": {"type": "integer", "minimum": 1,
+                        "description": "hilos para esta simulación (solo cython los aprovecha); el worker los "
+                                       "limita a su max_threads de /status y cuenta cada hilo como una plaza de su "
+                                       "capacidad; la respuesta dice los usados (threads)"},
         },
         "example": {"benchmark": "benchmark.py",
                     "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}},

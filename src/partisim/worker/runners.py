@@ -11,7 +11,8 @@ anything now). Cancelling the awaiting asyncio task kills the computation too.
 - `DockerRunner`: `docker run --rm --network none` with CPU, memory and pids
   limits, reading the JSON that `partisim run --json` prints in the container.
 
-The caller (`tasks.TaskManager`) guarantees at most `capacity` jobs at once.
+The caller (`tasks.TaskManager`) guarantees at most `capacity` slots in use at once
+(a job of k threads takes k of them).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Job:
     engine: str
     params: SimParams
     timeout: float
+    threads: int = 1  # already capped by the caller
 
 
 class Runner(ABC):
@@ -140,12 +142,15 @@ def _child_main(conn: Connection, memory_mb: int | None, worker_pid: int) -> Non
     conn.send(("ready", os.getpid()))
     while True:
         try:
-            engine, params = conn.recv()
+            engine, params, threads = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
         recycle = False
         try:
-            reply: tuple[Any, ...] = ("ok", simulate(params, engine).to_dict())
+            # Several threads are safe here: this process was forked from the fork server,
+            # which never ran a parallel region (the engine itself falls back to one thread
+            # in a child forked after one, see its `max_threads`).
+            reply: tuple[Any, ...] = ("ok", simulate(params, engine, threads).to_dict())
         except MemoryError:
             reply, recycle = ("error", "memory", "memoria insuficiente para esta tarea"), True
         except PartisimError as exc:
@@ -208,7 +213,8 @@ class ProcessRunner(Runner):
     # -- pool management (blocking parts run in the spawner thread) --
 
     def _spawn_sync(self) -> _Child:
-        # One BLAS thread per child: `capacity` children already fill the CPUs.
+        # One BLAS thread per child: `capacity` children already fill the CPUs. A task's
+        # own threads are asked for explicitly (the engine's num_threads), not by these.
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         parent, child = self._ctx.Pipe(duplex=True)
@@ -311,7 +317,7 @@ class ProcessRunner(Runner):
         if on_started:
             on_started({"pid": child.pid})
         try:
-            child.conn.send((job.engine, job.params))
+            child.conn.send((job.engine, job.params, job.threads))
             reply = await asyncio.wait_for(self._reply(child.conn), timeout=job.timeout)
         except (TimeoutError, asyncio.TimeoutError):
             await self._discard(child)
@@ -486,19 +492,27 @@ class DockerRunner(Runner):
         safe = _UNSAFE_NAME.sub("_", job.task_id)[:80]
         return f"partisim-{safe}-{secrets.token_hex(3)}"
 
+    def cpus_for(self, job: Job) -> float:
+        """``--cpus`` of a job: one slot's CPUs per thread, at most this machine's
+        processors (Docker refuses more), never less than one slot's."""
+        return max(self.cpus, min(self.cpus * job.threads, float(os.cpu_count() or 1)))
+
     def command(self, job: Job, container: str) -> list[str]:
-        """The `docker run` argv for a job (also what the tests inspect)."""
+        """The `docker run` argv for a job (also what the tests inspect). A job of k
+        threads gets k times the CPUs of one slot (``--cpus``)."""
         argv = [
             self.probe.docker_bin, "run", "--rm", "--network", "none",
             "--name", container,
             "--label", f"partisim.task_id={job.task_id}",
             "--label", f"partisim.worker_id={self.worker_id}",
-            "--cpus", f"{self.cpus:g}", "--memory", self.memory, "--memory-swap", self.memory,
+            "--cpus", f"{self.cpus_for(job):g}", "--memory", self.memory, "--memory-swap", self.memory,
             "--pids-limit", str(self.pids),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--entrypoint", "partisim", self.image,
             "run", "--engine", job.engine, "--json",
         ]
+        if job.threads > 1:  # only then: an image of an older partisim knows no --threads
+            argv += ["--threads", str(job.threads)]
         values = job.params.model_dump()
         for name, (option, _) in RUN_OPTIONS.items():  # the run command's own option names
             argv += [option, repr(values[name])]
@@ -563,6 +577,10 @@ class DockerRunner(Runner):
             raise WorkerUnavailable(f"Docker no pudo iniciar el contenedor: {reason}", 503)
         if code == 137:
             raise WorkerFailed(f"el contenedor se detuvo (SIGKILL; ¿sin memoria? límite {self.memory})", 500)
+        if code == 2 and "--threads" in err:  # argparse: an image older than threads
+            raise WorkerFailed(f"la imagen {self.image} no conoce --threads (es de una versión anterior de "
+                               "partisim): reconstrúyala con 'partisim images build' para ejecutar tareas de "
+                               "varios hilos", 500)
         if code != 0:
             raise WorkerFailed(f"la simulación en el contenedor terminó con código {code}: {reason}", 500)
         for line in reversed(out.strip().splitlines()):

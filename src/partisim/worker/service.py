@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import logging
 import os
 import time
@@ -18,13 +19,13 @@ from typing import Any
 from partisim import __version__
 from partisim.fleet import Identity
 from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
-from partisim.sim import ENGINES, get_engine
+from partisim.sim import ENGINES, engine_threads, get_engine
 from partisim.worker.metrics import Metrics
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings, open_listener_warning
 from partisim.worker.tasks import FINAL_STATES, TaskManager, TaskRecord, iso
 
-__all__ = ["WorkerService", "available_engines"]
+__all__ = ["WorkerService", "available_engines", "threads_per_engine"]
 
 log = logging.getLogger("partisim.worker")
 
@@ -41,6 +42,22 @@ def available_engines() -> list[str]:
     return found
 
 
+def threads_per_engine(engines: list[str], capacity: int) -> dict[str, int]:
+    """The most threads one task of each engine can use here: its threads on this
+    machine's cores (1 for python and numpy, and for cython built without OpenMP),
+    at most `capacity` (a thread takes a slot)."""
+    return {name: max(1, min(capacity, engine_threads(name, capacity))) for name in engines}
+
+
+def openmp_available() -> bool:
+    """Whether the cython engine here was built with OpenMP."""
+    try:
+        cython = importlib.import_module("partisim.sim.engines._cython")
+    except ImportError:
+        return False
+    return bool(cython.openmp_available())
+
+
 class WorkerService:
     def __init__(self, settings: WorkerSettings, identity: Identity, port: int) -> None:
         self.settings = settings
@@ -52,6 +69,8 @@ class WorkerService:
         self.runner_note: str | None = None
         self.manager: TaskManager | None = None
         self.engines: list[str] = []
+        self.engine_threads: dict[str, int] = {}
+        self.openmp = False
         self.started_at = time.time()
         self._started_mono = time.monotonic()
         self.shutdown_deadline: float | None = None
@@ -71,6 +90,11 @@ class WorkerService:
         return f"{self.settings.scheme}://{self.address}"
 
     @property
+    def max_threads(self) -> int:
+        """Most threads one task can use here (any engine)."""
+        return max(self.engine_threads.values(), default=1)
+
+    @property
     def uptime_s(self) -> float:
         return time.monotonic() - self._started_mono
 
@@ -88,6 +112,8 @@ class WorkerService:
         s = self.settings
         self.loop = asyncio.get_running_loop()
         self.engines = available_engines()
+        self.engine_threads = threads_per_engine(self.engines, s.capacity)
+        self.openmp = openmp_available()
         self.runner, self.runner_note = await select_runner(
             s.runner, self.probe, capacity=s.capacity, task_memory_mb=s.task_memory_mb,
             docker_cpus=s.docker_cpus, docker_memory=s.docker_memory, docker_pids=s.docker_pids,
@@ -96,7 +122,7 @@ class WorkerService:
         await asyncio.gather(self.runner.start(), self.probe.check())
         self.manager = TaskManager(self.runner, worker_id=self.worker_id, capacity=s.capacity,
                                    queue_size=s.effective_queue_size, retain=s.retain,
-                                   on_finished=self._on_finished)
+                                   engine_threads=self.engine_threads, on_finished=self._on_finished)
         docker = await self.probe.check()
         source = {"argumento": "--worker-id/WORKER_ID", "config": f"{self.identity.config_path}",
                   "dirección": "su dirección IP"}[self.identity.source]
@@ -110,6 +136,8 @@ class WorkerService:
         log.info("Capacidad: %d tareas simultáneas, cola de %d; tiempo límite máximo %g s",
                  s.capacity, s.effective_queue_size, s.max_timeout)
         log.info("Motores: %s", ", ".join(self.engines) or "ninguno")
+        log.info("Hilos por tarea: hasta %d (%s); cada hilo ocupa una plaza de la capacidad",
+                 self.max_threads, "OpenMP disponible" if self.openmp else "sin OpenMP: un hilo")
         log.info("Límites por tarea: max_particles=%d, max_steps=%d, max_work=%d, max_body_bytes=%d",
                  s.limits.max_particles, s.limits.max_steps, s.limits.max_work, s.limits.max_body_bytes)
         log.info("Autenticación: %s", "token Bearer requerido (salvo /ping y /health)" if s.token else "desactivada")
@@ -170,7 +198,7 @@ class WorkerService:
             address=self.address,
             addresses=[f"{a}:{self.port}" for a in self.identity.addresses],
             version=__version__,
-            status="busy" if m.running >= m.capacity else "ready",
+            status="busy" if m.slots_used >= m.capacity else "ready",
             accepting=not m.stopping,
             engines=list(self.engines),
             runner=self.runner.name if self.runner else None,
@@ -179,6 +207,7 @@ class WorkerService:
             **docker.as_dict(),
             capacity=m.capacity,
             running=m.running,
+            slots_used=m.slots_used,
             queued=m.queued,
             queue_size=m.queue_size,
             completed=done["success"],
@@ -189,6 +218,9 @@ class WorkerService:
             cancelled=done["cancelled"],
             uptime_s=round(self.uptime_s, 3),
             cpu_count=os.cpu_count(),
+            max_threads=self.max_threads,
+            engine_threads=dict(self.engine_threads),
+            openmp=self.openmp,
             load_avg=load,
             max_timeout=s.max_timeout,
             limits=dataclasses.asdict(s.limits),
@@ -217,7 +249,8 @@ class WorkerService:
         needs_docker = self.runner is not None and self.runner.name == "docker"
         checks["docker"] = {"ok": docker.available and docker.image_available, "required": needs_docker,
                             **docker.as_dict()}
-        checks["capacity"] = {"ok": True, "running": m.running, "queued": m.queued, "capacity": m.capacity}
+        checks["capacity"] = {"ok": True, "running": m.running, "slots_used": m.slots_used, "queued": m.queued,
+                              "capacity": m.capacity}
         healthy = runner_ok and not m.stopping
         if not full:
             return HealthReport(status="healthy" if healthy else "unhealthy", timestamp=iso())

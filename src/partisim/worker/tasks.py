@@ -1,5 +1,10 @@
 """Task records, admission (capacity and a bounded queue), idempotency and history.
 
+Slots: a task of k threads occupies k of the worker's `capacity` slots while it runs
+(k is the request's ``threads`` capped at what its engine can use here, see
+`TaskManager.threads_for`). The queue is first in, first out: a task waiting for k
+slots is not overtaken by smaller ones that came after it, so it never starves.
+
 `TaskManager` owns every state change of a task on this worker:
 queued -> running -> success | failed | timeout, or cancelled from queued or
 running. A `task_id` seen before is never run twice: the same id with the same
@@ -56,6 +61,8 @@ class TaskRecord:
     params: SimParams
     timeout: float  # the deadline applied, seconds
     timeout_requested: float | None = None  # what the request asked for
+    threads: int = 1  # threads it runs on: the slots it occupies
+    threads_requested: int | None = None  # what the request asked for
     created_at: float = field(default_factory=time.time)
     status: TaskStatus = "queued"
     started_at: float | None = None
@@ -86,6 +93,8 @@ class TaskRecord:
             params=self.params.to_api(),
             timeout=self.timeout,
             timeout_requested=self.timeout_requested,
+            threads=self.threads,
+            threads_requested=self.threads_requested,
             created_at=iso(self.created_at),
             started_at=iso(self.started_at) if self.started_at else None,
             finished_at=iso(self.finished_at) if self.finished_at else None,
@@ -101,12 +110,15 @@ class TaskManager:
     """Admits, runs, remembers and cancels the tasks of one worker."""
 
     def __init__(self, runner: Runner, *, worker_id: str, capacity: int, queue_size: int,
-                 retain: int = 10_000,
+                 retain: int = 10_000, engine_threads: dict[str, int] | None = None,
                  on_finished: Callable[[TaskRecord], None] | None = None) -> None:
+        """`engine_threads`: the most threads a task of each engine can use on this
+        machine (absent: one)."""
         self.runner = runner
         self.worker_id = worker_id
         self.capacity = capacity
         self.queue_size = queue_size
+        self.engine_threads = dict(engine_threads or {})
         self.retain = retain
         self.on_finished = on_finished
         self._records: OrderedDict[str, TaskRecord] = OrderedDict()
@@ -123,6 +135,17 @@ class TaskManager:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def slots_used(self) -> int:
+        """Slots the running tasks occupy (each its threads)."""
+        return sum(r.threads for r in self._running)
+
+    def threads_for(self, engine: str, requested: int | None) -> int:
+        """Threads (and slots) a task asking for `requested` gets here: at most this
+        worker's capacity and what its engine can use on this machine."""
+        usable = self.engine_threads.get(engine, 1)
+        return max(1, min(requested or 1, usable, self.capacity))
 
     @property
     def queued(self) -> int:
@@ -189,8 +212,10 @@ class TaskManager:
         return rec
 
     async def submit(self, *, benchmark: str, engine: str, params: SimParams, timeout: float,
-                     task_id: str | None = None, timeout_requested: float | None = None) -> tuple[TaskRecord, bool]:
-        """Admit a task, or return the known one with this id. (record, created)."""
+                     task_id: str | None = None, timeout_requested: float | None = None,
+                     threads: int | None = None) -> tuple[TaskRecord, bool]:
+        """Admit a task, or return the known one with this id. (record, created).
+        `threads`: as the request asked (capped here, see `threads_for`)."""
         known = self._known(task_id, engine, params)
         if known is not None:
             return known, False
@@ -202,11 +227,16 @@ class TaskManager:
             return known, False
         if self.stopping:
             raise WorkerUnavailable("el worker se está deteniendo y no acepta tareas nuevas", 503)
-        if len(self._running) >= self.capacity and len(self._queue) >= self.queue_size:
+        slots = self.threads_for(engine, threads)
+        starts_now = not self._queue and self.slots_used + slots <= self.capacity
+        if not starts_now and len(self._queue) >= self.queue_size:
+            need = f"; esta tarea necesita {slots} plazas (una por hilo)" if slots > 1 else ""
             raise TaskRejected(
-                f"worker ocupado: {self.running} tareas en curso (capacidad {self.capacity}) y "
-                f"{self.queued} en espera (cola máxima {self.queue_size}); reintente más tarde", 429)
-        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout, timeout_requested)
+                f"worker ocupado: {self.running} tareas en curso ocupan {self.slots_used} plazas (capacidad "
+                f"{self.capacity}) y {self.queued} en espera (cola máxima {self.queue_size}){need}; "
+                "reintente más tarde", 429)
+        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout, timeout_requested,
+                         threads=slots, threads_requested=threads)
         self._records[rec.task_id] = rec
         self._queue.append(rec)
         self._forget_old()
@@ -223,7 +253,8 @@ class TaskManager:
             del self._records[task_id]
 
     def _dispatch(self) -> None:
-        while self._queue and len(self._running) < self.capacity:
+        # first in, first out: the oldest task waits for its slots; none overtakes it
+        while self._queue and self.slots_used + self._queue[0].threads <= self.capacity:
             rec = self._queue.popleft()
             self._running.add(rec)
             rec.status = "running"
@@ -236,7 +267,7 @@ class TaskManager:
         def elapsed() -> float:
             return time.perf_counter() - start
 
-        job = Job(rec.task_id, rec.engine, rec.params, rec.timeout)
+        job = Job(rec.task_id, rec.engine, rec.params, rec.timeout, rec.threads)
         try:
             result = await self.runner.run(job, on_started=rec.handle.update)
         except asyncio.CancelledError:
@@ -293,6 +324,7 @@ class TaskManager:
                 "timestamp": iso(),
                 "timeout": rec.timeout,
                 "timeout_requested": rec.timeout_requested,
+                "threads_requested": rec.threads_requested,
                 "warnings": [warning] if warning else [],
             })
         except ValidationError as exc:

@@ -252,7 +252,8 @@ async def verify(request: Request) -> Any:
         where = f"el lote {batch}" if batch else "la cola"
         return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")
     specs = [
-        TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker)
+        TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker,
+                 threads=t.threads)
         for t in chosen
     ]
     vbatch, ids = state.queue.enqueue(specs, new_batch_id("verify"))

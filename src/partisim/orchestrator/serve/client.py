@@ -231,7 +231,8 @@ class ServerClient:
 
 def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
     """Validated specs -> the task objects of ``POST /api/tasks``."""
-    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {})}
+    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {}),
+             **({"threads": s.threads} if s.threads > 1 else {})}
             for s in specs]
 
 
@@ -253,10 +254,11 @@ SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA
 
 
 def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: str, seeds: str, repeat: int = 1,
-                 timeout: float | None = None, batch: str | None = None, params: dict[str, Any] | None = None,
-                 names: dict[str, str] | None = None) -> Submitted:
-    """The cartesian product engines x particles x steps x seeds, as one batch; ``params``
-    (API names) are the same for every task, ``names`` what the user called them."""
+                 timeout: float | None = None, threads: int = 1, batch: str | None = None,
+                 params: dict[str, Any] | None = None, names: dict[str, str] | None = None) -> Submitted:
+    """The cartesian product engines x particles x steps x seeds, as one batch (each
+    simulation on ``threads`` threads); ``params`` (API names) are the same for every
+    task, ``names`` what the user called them."""
     specs = sweep(
         parse_engine_list(engines),
         parse_int_list(particles, "--particles"),
@@ -264,6 +266,7 @@ def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: s
         parse_int_list(seeds, "--seeds"),
         repeat=repeat,
         timeout=timeout,
+        threads=threads,
         params=params,
         names={**SWEEP_FLAGS, **(names or {})},
     )

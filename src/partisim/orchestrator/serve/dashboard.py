@@ -57,9 +57,10 @@ _FORM_FIELDS = {
     "steps": ("steps", "NUM_PASOS"),
     "seeds": ("seeds", "seed", "SEMILLA"),
     "repeat": ("repeat",),
+    "threads": ("threads",),
     "dt": ("dt", "DT", "max_speed"),  # max_speed*dt too large: the form's dt is to blame
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "dt")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "dt")
 #: the form's names of the parameters, for its error messages
 _FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas", "DT": "dt"}
 
@@ -172,6 +173,14 @@ def _form_field(exc: ParamsError, default: str | None) -> str | None:
     return default
 
 
+def _count(value: Any) -> Any:
+    """A whole number typed as text is that number ("-1" is then out of range, not
+    "no es un número"); anything else is left for `sweep` to judge."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+        return int(value)
+    return value
+
+
 def _dt(value: Any) -> dict[str, Any]:
     """The form's optional time step -> fixed parameters of the sweep ("0,05" reads as 0.05)."""
     if value is None or value == "":
@@ -207,14 +216,13 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             lists[current] = parse_int_list(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
         fixed = _dt(body.get("dt"))
-        repeat = body.get("repeat", 1)
-        if isinstance(repeat, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", repeat):
-            repeat = int(repeat)  # "-1" is a number out of range, not "no es un número"
-        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat,
+        repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
+        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat, threads=threads,
                       params=fixed, names=_FORM_NAMES)
     except ParamsError as exc:
-        if exc.message.startswith("--repeat"):
-            raise ParamsError(exc.message.replace("--repeat", "repeticiones", 1), field="repeat") from None
+        for flag, form_field, label in (("--repeat", "repeat", "repeticiones"), ("--threads", "threads", "hilos")):
+            if exc.message.startswith(flag):
+                raise ParamsError(exc.message.replace(flag, label, 1), field=form_field) from None
         raise ParamsError(exc.message, field=_form_field(exc, current)) from None
     return specs
 

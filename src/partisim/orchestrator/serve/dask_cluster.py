@@ -25,6 +25,11 @@ the rest waits in SQLite.
   tasks killed their children), so `resume` answers False and the scheduler puts those
   tasks back in the queue without counting the attempt.
 
+Threads: an attempt holds one thread of a Dask worker, and Dask places it knowing
+nothing more, so a task's ``threads`` are not used here: each simulation runs on one
+thread (its result says ``threads`` 1 and ``threads_requested`` what the task asked
+for). Several threads would oversubscribe the worker's other task threads.
+
 ``local:N`` starts (and stops) a LocalCluster of N single-threaded worker processes on
 127.0.0.1; ``slurm`` / ``pbs`` start a dask-jobqueue cluster with adaptive scaling
 between the configured minimum and maximum of jobs.
@@ -638,6 +643,7 @@ class DaskCluster(Executor):
                     "benchmark": attempt.task.benchmark,
                     "execution_time": report.elapsed,
                     "runner": "dask",
+                    "threads_requested": attempt.task.threads if attempt.task.threads > 1 else None,
                     "timestamp": _iso(),
                     # what an HTTP worker says of these parameters, said here (cached per box and step)
                     "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),

@@ -8,9 +8,13 @@ executor ran a task.
 
 Life of an attempt:
 
-1. ``place(task)`` reserves a slot and says where (`Placement`); None when nothing is
-   free for this task. An executor that does its own placement (Dask) answers with
-   the cluster as the member and learns the real worker later.
+1. ``place(task)`` reserves slots and says where (`Placement`); None when nothing is
+   free for this task. A task of k threads takes k slots of its member (fewer where the
+   member cannot use that many: ``Placement.slots``). An executor that does its own
+   placement (Dask) answers with the cluster as the member and learns the real worker
+   later. Each scheduling round starts with ``round_start()``; within a round an
+   executor may hold back a member for a task that waits for enough free slots there,
+   so that the tasks behind it do not take each slot as it frees (no starvation).
 2. The scheduler claims the task in the queue (attempt number, deadline); if the claim
    is lost (cancelled meanwhile) it calls ``unplace``.
 3. ``launch(attempt)`` starts it. Exactly one outcome comes back through the callback
@@ -40,10 +44,12 @@ __all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "RunHandler", "E
 
 @dataclass(frozen=True)
 class Placement:
-    """A reserved slot: the member that will run the attempt and its address."""
+    """Reserved slots: the member that will run the attempt, its address, and how many
+    of its slots the attempt takes (the threads it will run on there)."""
 
     member: str
     address: str
+    slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,13 @@ class Executor(ABC):
     def members(self) -> list[MemberView]:
         """Every member with its state and slots, for the API and the dashboard."""
 
+    def round_start(self) -> None:
+        """A scheduling round begins (members held back in the last one are free again)."""
+
     @abstractmethod
     def free_slots(self) -> int:
-        """How many more attempts could start now, over all members."""
+        """How many more slots are free now, over all members (a task of k threads
+        takes k); slots held back for a waiting task are not free."""
 
     @abstractmethod
     def bound(self, task: Task) -> float:
@@ -116,11 +126,11 @@ class Executor(ABC):
 
     @abstractmethod
     def place(self, task: Task) -> Placement | None:
-        """Reserve a slot for ``task``, or None if none fits it now."""
+        """Reserve slots for ``task`` (its threads), or None if no member has them now."""
 
     @abstractmethod
     def unplace(self, placement: Placement) -> None:
-        """Give back a reserved slot that will not be launched."""
+        """Give back reserved slots that will not be launched."""
 
     @abstractmethod
     def launch(self, attempt: Attempt) -> None:

@@ -2,12 +2,22 @@
 
 Members are the configured workers, watched by a `HealthMonitor`. A worker's slots are
 its ``capacity`` in the configuration if given, else ``min(capacity reported by its
-/status, max_concurrent_tasks)``, and the used ones are the attempts in flight there.
+/status, max_concurrent_tasks)``, and the used ones are those of the attempts in flight
+there. A task of k threads takes k slots: k capped at the worker's slots and at the
+threads its engine can use there (``engine_threads`` of its /status; one for a worker
+that does not say, or that is not partisim), and it is sent with that many threads.
 Placement: among the active workers that may run the task's engine (the entry's
 ``algorithms``; a worker that is not partisim only gets the engines with a legacy name),
-the one with the most free slots (ties go to the worker given the fewest tasks, so equal
-workers share the work evenly); a verification run never goes to the worker of its
-original, and a retry avoids the worker that failed it while another one is alive.
+the one with the most free slots among those with enough of them (ties go to the worker
+given the fewest tasks, so equal workers share the work evenly); a verification run
+never goes to the worker of its original, and a retry avoids the worker that failed it
+while another one is alive.
+
+A task of several threads that fits nowhere yet holds back, for the rest of the
+scheduling round, the worker with the most free slots among those it could run on: the
+tasks queued behind it do not take that worker's slots as they free, so they add up
+until the big task fits there (the scheduler takes tasks oldest first, so it is always
+offered them first). Other workers go on taking small tasks meanwhile.
 
 An attempt is one ``POST /execute`` carrying the task id, so a retry after a lost
 answer is recognised by the worker and never counted twice. A worker that refuses a
@@ -67,6 +77,7 @@ class HttpFleet(Executor):
         self._inflight: dict[str, int] = defaultdict(int)
         self._dispatched: dict[str, int] = defaultdict(int)
         self._suspended: dict[str, float] = {}  # worker id -> when it last failed to connect
+        self._held: dict[str, str] = {}  # worker id -> the waiting task it is held for (this round)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._health: list[WorkerHealth] | None = None
@@ -132,10 +143,28 @@ class HttpFleet(Executor):
             return False
         return at is not None
 
+    def _usable(self, h: WorkerHealth) -> bool:
+        return h.state == "active" and not self._suspended_now(h)
+
     def _free(self, h: WorkerHealth) -> int:
-        if h.state != "active" or self._suspended_now(h):
+        if not self._usable(h):
             return 0
         return max(0, self._limit(h) - self._inflight[h.id])
+
+    def _open(self, h: WorkerHealth, task_id: str | None = None) -> int:
+        """Free slots others may take: none on a worker held for another task."""
+        held = self._held.get(h.id)
+        return 0 if held is not None and held != task_id else self._free(h)
+
+    def slots_for(self, h: WorkerHealth, task: Task) -> int:
+        """Slots (= threads) ``task`` takes on this worker: its threads, at most the
+        worker's slots here and what its engine can use there. A worker that does not
+        say (older partisim, not partisim) runs it on one thread."""
+        status = h.last_status
+        if task.threads <= 1 or status is None or not status.is_partisim:
+            return 1
+        usable = status.engine_threads.get(task.benchmark, 1) if status.engine_threads else status.max_threads
+        return max(1, min(task.threads, usable, self._limit(h)))
 
     def members(self) -> list[MemberView]:
         out = []
@@ -150,7 +179,10 @@ class HttpFleet(Executor):
         return out
 
     def free_slots(self) -> int:
-        return sum(self._free(h) for h in self.health())
+        return sum(self._open(h) for h in self.health())
+
+    def round_start(self) -> None:
+        self._held.clear()
 
     # -- placement ------------------------------------------------------------------
 
@@ -161,24 +193,34 @@ class HttpFleet(Executor):
 
     def place(self, task: Task) -> Placement | None:
         healths = [h for h in self.health() if self._runs(h, task.benchmark)]
-        free = [h for h in healths if self._free(h) > 0]
+        usable = [h for h in healths if self._usable(h) and self._held.get(h.id, task.id) == task.id]
         if task.exclude_worker is not None and len(healths) > 1:
             # a verification run must come from a different machine
-            free = [h for h in free if h.id != task.exclude_worker]
+            usable = [h for h in usable if h.id != task.exclude_worker]
         if task.avoid_worker is not None:
-            others_alive = any(h.id != task.avoid_worker and h.state == "active" and not self._suspended_now(h)
-                               for h in healths)
+            others_alive = any(h.id != task.avoid_worker and self._usable(h) for h in healths)
             if others_alive:
-                free = [h for h in free if h.id != task.avoid_worker]
-        if not free:
+                usable = [h for h in usable if h.id != task.avoid_worker]
+        fits = [h for h in usable if self._free(h) >= self.slots_for(h, task)]
+        if not fits:
+            self._hold(task, usable)
             return None
-        best = max(free, key=lambda h: (self._free(h), -self._dispatched[h.id]))
-        self._inflight[best.id] += 1
+        best = max(fits, key=lambda h: (self._free(h), -self._dispatched[h.id]))
+        slots = self.slots_for(best, task)
+        self._inflight[best.id] += slots
         self._dispatched[best.id] += 1
-        return Placement(best.id, best.url)
+        return Placement(best.id, best.url, slots)
+
+    def _hold(self, task: Task, usable: list[WorkerHealth]) -> None:
+        """``task`` needs more free slots than any worker has now: hold back, until the
+        next round, the worker closest to having them, so later tasks leave it alone."""
+        waiting = [h for h in usable if self.slots_for(h, task) > 1 and h.id not in self._held]
+        if waiting:
+            best = max(waiting, key=lambda h: (self._free(h), self._limit(h), -self._dispatched[h.id]))
+            self._held[best.id] = task.id
 
     def unplace(self, placement: Placement) -> None:
-        self._inflight[placement.member] -= 1
+        self._inflight[placement.member] -= placement.slots
         self._dispatched[placement.member] -= 1
 
     # -- attempts -------------------------------------------------------------------
@@ -201,7 +243,7 @@ class HttpFleet(Executor):
         self._jobs[task_id] = job
 
         def done(_: asyncio.Task[None]) -> None:
-            self._inflight[member] -= 1
+            self._inflight[member] -= attempt.placement.slots
             if self._jobs.get(task_id) is job:
                 del self._jobs[task_id]
             self._wake()
@@ -234,7 +276,9 @@ class HttpFleet(Executor):
 
     async def _execute(self, attempt: Attempt) -> None:
         task, url = attempt.task, attempt.placement.address
-        request = ExecuteRequest(benchmark=task.benchmark, params=task.params, task_id=task.id, timeout=task.timeout)
+        slots = attempt.placement.slots
+        request = ExecuteRequest(benchmark=task.benchmark, params=task.params, task_id=task.id, timeout=task.timeout,
+                                 threads=slots if slots > 1 else None)  # a worker of an older partisim knows no threads
         bound = max(0.0, attempt.deadline - time.time())
         client = self._client(url, attempt.placement.member)
         call = (client.execute_foreign(request) if self._is_foreign(attempt.placement.member)
@@ -273,10 +317,11 @@ class HttpFleet(Executor):
     def resume(self, task: Task) -> bool:
         if task.worker is None or task.worker_url is None:
             return False
-        placement = Placement(task.worker, task.worker_url)
+        member = next((h for h in self.health() if h.id == task.worker), None)
+        placement = Placement(task.worker, task.worker_url, self.slots_for(member, task) if member is not None else 1)
         deadline = task.deadline or (time.time() + self.default_task_timeout)
         attempt = Attempt(task, task.attempts, placement, deadline)
-        self._inflight[placement.member] += 1
+        self._inflight[placement.member] += placement.slots
         self._dispatched[placement.member] += 1
         job = asyncio.get_running_loop().create_task(self._follow(attempt), name=f"partisim-follow-{task.id}")
         self._track(attempt, job)

@@ -4,6 +4,8 @@ and checksum comparisons for ``--verify``. Input is the `TaskView`s of ``GET /ap
 Two columns come from the hardening of the queue: ``verifiable`` (False when a worker
 that is not partisim ran the task: its row shows what it reported, without checksum)
 and ``duplicates`` (runs of the task on other workers besides the recorded one).
+``threads`` is how many threads the run used; runs on more than one are grouped apart
+(a configuration of their own, ``"threads"`` among its parameters).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ __all__ = [
 COLUMNS = (
     "id", "batch", "status", "engine", "particles", "steps", "seed", "worker", "attempts",
     "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
-    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates", "warnings",
+    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates", "threads",
+    "warnings",
 )
 #: the CSV cell of a task with several warnings joins them with this
 WARNINGS_SEPARATOR = " | "
@@ -88,6 +91,7 @@ def flatten(task: TaskView) -> dict[str, Any]:
         "verify_of": task.verify_of,
         "verifiable": task.verifiable,
         "duplicates": task.duplicates,
+        "threads": task.result.threads if task.result else None,
         "warnings": WARNINGS_SEPARATOR.join(task.result.warnings) if task.result else "",
     }
 
@@ -151,6 +155,9 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
     duplicated = any(t.duplicates for t in tasks)
     if duplicated:
         columns.append(Column("Duplicadas", "Dup.", justify="right", drop=1))
+    threaded = any(t.threads > 1 or (t.result is not None and (t.result.threads or 1) > 1) for t in tasks)
+    if threaded:
+        columns.append(Column("Hilos", justify="right", drop=1))
     if checks is not None:
         columns.append(Column("Verificación", wrap=14))
     rows = []
@@ -170,6 +177,8 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
             cells.append(",".join(str(n) if n <= MAX_TABLE_WARNINGS else "+" for n in marks) or "—")
         if duplicated:
             cells.append(str(row["duplicates"]) if row["duplicates"] else "—")
+        if threaded:  # the threads used once it ran; those asked for until then
+            cells.append(_fmt(row["threads"]) if task.result else str(task.threads))
         if checks is not None:
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
@@ -195,6 +204,7 @@ PARAM_LABELS = {
     "VELOCIDAD_INICIAL_MAX": "v. máx.",
     "COEF_RESTITUCION_PARED": "rest. pared",
     "COEF_RESTITUCION_PARTICULA": "rest. partículas",
+    "threads": "hilos",
 }
 _NOT_CONFIG = ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")
 
@@ -225,8 +235,11 @@ def _stats(n: int, total: float, total_sq: float) -> tuple[float, float]:
     return mean, math.sqrt(var) if var > mean * mean * 1e-12 else 0.0
 
 
-def _other_params(params: dict[str, Any]) -> Params:
-    return tuple(sorted((k, v) for k, v in params.items() if k not in _NOT_CONFIG))
+def _other_params(params: dict[str, Any], threads: int | None = None) -> Params:
+    """The configuration: every parameter but particles, steps and seed, plus the
+    threads of a run on several (as `TaskQueue.time_stats` groups them)."""
+    extra = {"threads": threads} if threads is not None and threads > 1 else {}
+    return tuple(sorted((k, v) for k, v in {**params, **extra}.items() if k not in _NOT_CONFIG))
 
 
 def group_times(tasks: Iterable[TaskView]) -> list[Group]:
@@ -237,7 +250,7 @@ def group_times(tasks: Iterable[TaskView]) -> list[Group]:
         r = task.result
         if task.status != "success" or task.verify_of or r is None:
             continue
-        found[(r.engine, r.particles, r.steps, _other_params(task.params))].append(r.simulation_time)
+        found[(r.engine, r.particles, r.steps, _other_params(task.params, r.threads))].append(r.simulation_time)
     return [Group(e, n, s, len(ts), statistics.fmean(ts), statistics.stdev(ts) if len(ts) > 1 else 0.0, p)
             for (e, n, s, p), ts in sorted(found.items())]
 

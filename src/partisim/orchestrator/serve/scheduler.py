@@ -105,9 +105,13 @@ class Scheduler:
     # -- dispatch -------------------------------------------------------------------
 
     def _schedule_round(self) -> None:
+        self.executor.round_start()
         free = self.executor.free_slots()
         # Read only as many queued tasks as there are free slots; read further pages only
-        # when some could not be placed (a verification run waiting for another worker).
+        # when some could not be placed (a verification run waiting for another worker, a
+        # task of several threads waiting for enough free slots). A task takes its
+        # placement's slots (its threads); when one cannot be placed the executor may have
+        # held slots back for it, which are then no longer free for the tasks behind it.
         offset = 0
         while free > 0:
             size = free + 2
@@ -115,13 +119,14 @@ class Scheduler:
             placed: list[tuple[Task, Placement]] = []
             skipped = 0
             for task in page:
-                if free == 0:
+                if free <= 0:
                     break
                 placement = self.executor.place(task)
                 if placement is None:
                     skipped += 1
+                    free = min(free, self.executor.free_slots())
                     continue
-                free -= 1
+                free -= placement.slots
                 placed.append((task, placement))
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
@@ -130,9 +135,9 @@ class Scheduler:
                 (task.id, p.member, p.address, deadline) for (task, p), deadline in zip(placed, deadlines, strict=True)
             ])
             for (task, placement), deadline, number in zip(placed, deadlines, numbers, strict=True):
-                if number is None:  # cancelled meanwhile: no longer queued; give the slot back
+                if number is None:  # cancelled meanwhile: no longer queued; give the slots back
                     self.executor.unplace(placement)
-                    free += 1
+                    free += placement.slots
                     continue
                 self.executor.launch(Attempt(task, number, placement, deadline))
             if len(page) < size:

@@ -1,7 +1,8 @@
 """Task specifications: task files, ``repeat``, sweeps -> lists of `TaskSpec`.
 
 A task object is ``{"benchmark": "python", "params": {"NUM_PARTICULAS": 100, ...},
-"repeat": 3, "timeout": 60}`` (``engine`` is accepted for ``benchmark``). A file or an
+"repeat": 3, "timeout": 60, "threads": 2}`` (``engine`` is accepted for ``benchmark``;
+``threads``, the threads of the one simulation, is 1 when absent). A file or an
 API body holds a list of them, or ``{"tasks": [...]}``. Everything is validated here,
 with `partisim.sim.parse_params` and `resolve_engine`, so a bad value is refused before
 it reaches the queue, with a Spanish message naming the task and the field.
@@ -23,6 +24,7 @@ from partisim.sim.theory import coarse_step_warnings
 
 __all__ = [
     "MAX_TASKS",
+    "MAX_THREADS",
     "parse_task",
     "parse_tasks",
     "parse_submission",
@@ -38,7 +40,9 @@ __all__ = [
 MAX_TASKS = 100_000
 MAX_REPEAT = 10_000
 MAX_TIMEOUT = 7 * 24 * 3600.0
-_TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout")
+#: most threads a task may ask for (a worker gives it at most its own max_threads)
+MAX_THREADS = 1024
+_TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout", "threads")
 
 
 def _positive_int(value: Any, what: str, *, high: int) -> int:
@@ -67,7 +71,7 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
     if unknown:
         raise ParamsError(
             f"{where}: clave desconocida {unknown[0]!r}; claves válidas: benchmark (o engine), "
-            "params, repeat, timeout",
+            "params, repeat, timeout, threads",
             field=str(unknown[0]),
         )
     if "benchmark" in obj and "engine" in obj:
@@ -85,7 +89,8 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
     repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
     timeout = _timeout(obj.get("timeout"), where)
-    spec = TaskSpec(benchmark=engine, params=params, timeout=timeout)
+    threads = _positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
+    spec = TaskSpec(benchmark=engine, params=params, timeout=timeout, threads=threads)
     return [spec] * repeat
 
 
@@ -215,14 +220,17 @@ def sweep(
     *,
     repeat: int = 1,
     timeout: float | None = None,
+    threads: int = 1,
     params: Mapping[str, Any] | None = None,
     names: Mapping[str, str] | None = None,
 ) -> list[TaskSpec]:
-    """The cartesian product engines x particles x steps x seeds, each ``repeat`` times.
+    """The cartesian product engines x particles x steps x seeds, each ``repeat`` times,
+    each simulation on ``threads`` threads.
 
     ``names``: what the user called each parameter (``{"NUM_PARTICULAS": "--particles"}``),
     so a value out of range is reported under that name."""
     repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
+    threads = _positive_int(threads, "--threads", high=MAX_THREADS)
     timeout = _timeout(timeout, "--timeout")
     engines = [resolve_engine(e) for e in engines]
     combos = list(itertools.product(engines, list(particles), list(steps), list(seeds)))
@@ -237,5 +245,5 @@ def sweep(
             checked = parse_params({**base, "NUM_PARTICULAS": n, "NUM_PASOS": s, "SEMILLA": seed})
         except ParamsError as exc:
             raise exc.renamed(names or {}) from None
-        specs.extend([TaskSpec(benchmark=engine, params=checked.to_api(), timeout=timeout)] * repeat)
+        specs.extend([TaskSpec(benchmark=engine, params=checked.to_api(), timeout=timeout, threads=threads)] * repeat)
     return specs

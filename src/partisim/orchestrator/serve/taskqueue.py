@@ -12,7 +12,9 @@ a running task may also go back to ``queued`` (retry, or released without counti
 A success holds either a verifiable `ExecuteResult` (column ``result``) or what a worker
 that is not partisim reported (``foreign_result``). ``extra_runs`` lists the workers
 known to have run a task besides the attempt that was recorded (a retry after a read
-timeout may run it on two workers): the task's ``duplicates``.
+timeout may run it on two workers): the task's ``duplicates``. ``threads`` is what the
+task asked for: the executor gives it that many slots where it runs (capped at what the
+worker can use).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     result         TEXT,
     error          TEXT,
     foreign_result TEXT,
-    extra_runs     TEXT
+    extra_runs     TEXT,
+    threads        INTEGER NOT NULL DEFAULT 1
 );
 -- replaced by the indexes below; a database made by an older version still has them
 DROP INDEX IF EXISTS tasks_status;
@@ -99,7 +102,7 @@ _ACTIVITY = (SUCCESS, FAILED)
 
 
 #: columns added after the first version: a database made by an older one gets them
-_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT"}
+_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT", "threads": "INTEGER NOT NULL DEFAULT 1"}
 #: what a `tasks` table must have to be ours
 _CORE_COLUMNS = frozenset({"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts",
                            "created_at", "result", "error"})
@@ -123,6 +126,7 @@ class TaskSpec:
     timeout: float | None = None
     verify_of: str | None = None
     exclude_worker: str | None = None
+    threads: int = 1  # threads asked for the one simulation (slots where it runs)
 
 
 @dataclass
@@ -152,6 +156,7 @@ class Task:
     error: str | None
     foreign_result: ForeignResult | None = None
     extra_runs: tuple[str, ...] = ()
+    threads: int = 1
 
     @property
     def is_final(self) -> bool:
@@ -193,6 +198,7 @@ class Task:
             verifiable=self.foreign_result is None,
             foreign_result=self.foreign_result,
             duplicates=self.duplicates,
+            threads=self.threads,
         )
 
 
@@ -254,6 +260,7 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         foreign_result=(ForeignResult.model_validate_json(row["foreign_result"])
                         if row["foreign_result"] is not None else None),
         extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
+        threads=row["threads"],
     )
 
 
@@ -317,6 +324,7 @@ _FLAT_SQL = {
     "verify_of": "verify_of",
     "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
+    "threads": "json_extract(result, '$.threads')",  # used (a verifiable result's)
     # joined as `results.WARNINGS_SEPARATOR` joins them
     "warnings": "(SELECT group_concat(value, ' | ') FROM json_each(result, '$.warnings'))",
 }
@@ -341,7 +349,7 @@ _VIEW_JSON = (
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
     " 'result', json(result), 'error', error, 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES})"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads)"
 )
 
 
@@ -491,15 +499,15 @@ class TaskQueue:
             rows.append((
                 task_id, batch, QUEUED, spec.benchmark,
                 json.dumps(spec.params, sort_keys=True), spec.timeout, spec.verify_of,
-                spec.exclude_worker, self.max_attempts, now,
+                spec.exclude_worker, self.max_attempts, now, spec.threads,
             ))
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
-                    " verify_of, exclude_worker, max_attempts, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " verify_of, exclude_worker, max_attempts, created_at, threads)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._db.execute("COMMIT")
@@ -747,13 +755,17 @@ class TaskQueue:
         steps x other parameters: count, sum and sum of squares of their simulation
         times, sums of their pair collisions and final kinetic energies, and their
         distinct warnings. The grouping happens in SQLite, so the caller never decodes
-        a result."""
+        a result. A run on several threads has them among its other parameters
+        (``"threads"``)."""
         sql = (
             "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
             " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'),"
+            " CASE WHEN used > 1"
+            "  THEN json_set(json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), '$.threads', used)"
+            "  ELSE json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA') END,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
             " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
+            "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
             "       json_extract(result, '$.particle_collisions') AS pc,"
             "       json_extract(result, '$.kinetic_energy') AS ke,"
             "       json_extract(result, '$.warnings') AS w"

@@ -668,7 +668,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "dt"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -722,12 +722,14 @@
     clearInvalid();
     const message = $("sweep-message");
     const rawRepeat = $("repeat").value.trim();
+    const rawThreads = $("threads").value.trim();
     const body = {
       engines: engines(),
       particles: $("particles").value,
       steps: $("steps").value,
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
+      threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
     };
     const button = $("sweep-submit");

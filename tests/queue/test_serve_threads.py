@@ -1,0 +1,78 @@
+"""Tasks of several threads through ``partisim serve``: a real serve and a real worker.
+
+The worker has 2 slots and no queue (``--queue-size 0``), so anything serve sends
+beyond its free slots is refused with a 429 and counted in its /metrics: serve must
+never do that, whatever mix of 1- and 2-thread tasks it has."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers.processes import HOST_A
+from queue_support import Cluster
+
+from partisim.orchestrator.serve.client import ServerClient
+from partisim.sim import engine_threads
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(engine_threads("cython", 2) < 2,
+                       reason="the cython engine cannot use two threads here (one core, or no OpenMP)"),
+]
+
+BASE = {"NUM_PARTICULAS": 3000, "RADIO_PARTICULA": 3.0}
+
+
+def _task(steps: int, seed: int, threads: int = 1) -> dict:
+    task = {"benchmark": "cython", "params": {**BASE, "NUM_PASOS": steps, "SEMILLA": seed}}
+    return {**task, "threads": threads} if threads > 1 else task
+
+
+def _refused_429(worker_url: str) -> int:
+    text = httpx.get(worker_url + "/metrics", timeout=10, trust_env=False).text
+    found = re.search(r'partisim_worker_requests_refused_total\{[^}]*code="429"\} (\d+)', text)
+    return int(found.group(1)) if found else 0
+
+
+def test_serve_never_oversubscribes_a_worker_and_a_big_task_is_not_overtaken(cluster: Cluster, tmp_path: Path):
+    worker = cluster.worker(HOST_A, "worker-a", capacity=2, extra=("--queue-size", "0"))
+    config = cluster.config([("worker-a", worker.url)], max_concurrent_tasks=2)
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    tasks = [
+        _task(1500, 1),              # takes one slot first
+        _task(300, 2, threads=2),    # then needs both: the tasks behind it must not take the freed one
+        _task(100, 3), _task(100, 4), _task(100, 5),
+        _task(300, 6, threads=2),
+        _task(100, 7), _task(300, 2),  # the same simulation as the first big task, on one thread
+    ]
+    with ServerClient(serve.url) as client, httpx.Client(base_url=worker.url, trust_env=False, timeout=10) as w:
+        wait_for_threads = time.monotonic() + 20  # the fleet learns the worker's threads from its /status
+        while not {m.id: m for m in client.workers()}["worker-a"].last_status.engine_threads:
+            assert time.monotonic() < wait_for_threads, "serve never saw the worker's /status"
+            client.summary(wait=0.2)
+        answer = client.submit(tasks)
+        deadline = time.monotonic() + 120
+        state = client.summary(batch=answer.batch)
+        while not state.done:
+            assert time.monotonic() < deadline, f"batch not done: {state}"
+            status = w.get("/status").json()
+            assert status["slots_used"] <= status["capacity"] == 2
+            state = client.summary(batch=answer.batch, wait=0.1)
+        views = {t.id: t for t in client.tasks(batch=answer.batch)}
+
+    done = [views[i] for i in answer.ids]
+    assert all(t.status == "success" for t in done), [(t.id, t.status, t.error) for t in done]
+    assert _refused_429(worker.url) == 0  # serve never sent a task that did not fit
+    assert all(t.attempts == 1 for t in done)
+    big, twin = done[1], done[7]
+    assert [t.threads for t in done] == [1, 2, 1, 1, 1, 2, 1, 1]
+    assert (big.result.threads, done[5].result.threads, twin.result.threads) == (2, 2, 1)
+    assert big.result.checksum == twin.result.checksum
+    assert big.result.particle_collisions == twin.result.particle_collisions
+    # the 2-thread task was not overtaken by the 1-thread tasks queued behind it
+    for later in done[2:5]:
+        assert later.timings.started_at >= big.timings.started_at
