@@ -51,6 +51,30 @@ RUN set -eu; \
     fi; \
     /opt/partisim/bin/partisim --version
 
+# The compiled engine may link libraries the base image lacks (OpenMP's libgomp on a
+# slim Debian): gather every one it needs beyond glibc into /opt/partisim-libs, from
+# this stage's system, from wheelhouse/lib (`partisim images` puts the build
+# machine's there) or, online only, from Debian's package.
+RUN set -eu; \
+    mkdir -p /opt/partisim-libs; \
+    for so in $(find /opt/partisim -name '_cython*.so'); do \
+        ldd "$so" | while read -r name arrow path rest; do \
+            case "$name" in linux-vdso*|/*|ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*) continue;; esac; \
+            if [ "$path" = "not" ]; then \
+                if [ -e "/src/wheelhouse/lib/$name" ]; then path="/src/wheelhouse/lib/$name"; \
+                elif [ "$OFFLINE" != 1 ] && [ "$name" = libgomp.so.1 ]; then \
+                    apt-get update && apt-get install -y --no-install-recommends libgomp1; \
+                    path=$(ldconfig -p | awk -v n="$name" '$1 == n {print $NF; exit}'); \
+                else \
+                    echo "ERROR: el motor cython necesita $name y no está en la imagen base ni en wheelhouse/lib" >&2; \
+                    exit 1; \
+                fi; \
+            fi; \
+            cp -L "$path" "/opt/partisim-libs/$name"; \
+            echo "partisim: $name incluida desde $path"; \
+        done; \
+    done
+
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="particle-simulation" \
       org.opencontainers.image.description="Simulación de colisiones de partículas (partisim run --json)"
@@ -58,6 +82,9 @@ ENV PATH=/opt/partisim/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LANG=C.UTF-8 \
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MPLCONFIGDIR=/tmp
 COPY --from=build /opt/partisim /opt/partisim
+COPY --from=build /opt/partisim-libs/ /usr/local/lib/
+# The engine must load here, not only in the build stage.
+RUN ldconfig && /opt/partisim/bin/python -c 'import partisim.sim.engines._cython'
 # A simulation needs no privileges: run as nobody.
 USER 65534:65534
 WORKDIR /tmp

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +288,38 @@ def _stage_context(root: Path, wheelhouse: Path, dest: Path) -> None:
     if not client.exists():  # the worker image talks to the host's engine with this client
         client.parent.mkdir(exist_ok=True)
         shutil.copy2(os.path.realpath(_docker_bin()), client)
+    for wheel in wheelhouse.glob("partisim-*.whl"):
+        for library in _engine_libraries(wheel):  # e.g. libgomp, which slim bases lack
+            (wheels / "lib").mkdir(exist_ok=True)
+            shutil.copy2(library, wheels / "lib" / library.name)
+
+
+# The C library's own parts: every base image has them, in its own version.
+_GLIBC = re.compile(r"^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt)\b")
+
+
+def _engine_libraries(wheel: Path) -> list[Path]:
+    """The shared libraries (beyond glibc) that the wheel's compiled engine loads here.
+
+    The Dockerfiles copy them into the image when its base lacks them, so a wheel
+    built with OpenMP runs in a base image without libgomp, offline too.
+    """
+    ldd = shutil.which("ldd")
+    if ldd is None:  # not Linux: the images are built on the engine's machine anyway
+        return []
+    found: list[Path] = []
+    with zipfile.ZipFile(wheel) as archive, tempfile.TemporaryDirectory(prefix="partisim-ldd-") as tmp:
+        for member in archive.namelist():
+            if not re.search(r"/_cython[^/]*\.so$", member):
+                continue
+            extension = Path(archive.extract(member, tmp))
+            done = subprocess.run([ldd, str(extension)], capture_output=True, text=True, check=False)
+            for line in done.stdout.splitlines():
+                name, arrow, rest = line.strip().partition(" => ")
+                path = rest.split(" (")[0]
+                if arrow and not _GLIBC.match(name) and path.startswith("/"):
+                    found.append(Path(path))  # named as the engine asks for it; copy2 follows links
+    return found
 
 
 def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline: bool,
