@@ -443,8 +443,27 @@
   }
 
   // Width of a label at the charts' 11.5 px (about 6.6 px a character).
-  const textWidth = (text) => text.length * 6.6;
-  const labelRoom = (labels) => Math.ceil(Math.max(...labels.map(textWidth))) + 10;
+  // The rendered width of a chart label in its class's font, measured once per text:
+  // a per-character guess under-counts bold digits, and value labels then collided.
+  const widths = new Map();
+  let probe = null;
+  function textWidth(text, cls = "tick") {
+    const key = `${cls}\u0000${text}`;
+    let width = widths.get(key);
+    if (width === undefined) {
+      if (!probe) {
+        const holder = s("svg", { class: "chart", width: 0, height: 0, "aria-hidden": "true",
+          style: "position:absolute;left:-9999px;top:0;visibility:hidden" }, document.body);
+        probe = s("text", {}, holder);
+      }
+      probe.setAttribute("class", cls);
+      probe.textContent = text;
+      width = probe.getComputedTextLength() || text.length * 7.5;  // 0 before layout: a safe guess
+      widths.set(key, width);
+    }
+    return width;
+  }
+  const labelRoom = (labels) => Math.ceil(Math.max(...labels.map((text) => textWidth(text)))) + 10;
 
   // Tick values whose labels do not touch: the measured sizes when there are few,
   // else round powers; any that would overlap the previous label is left out.
@@ -630,7 +649,7 @@
     });
     const bars = s("g", { class: "bars" }, svg);
     // values above the bars only when every one fits its bar's width; else on hover and in the table
-    const labelled = items.every((it) => textWidth(fmtRatio(it.value)) <= slot - 2);
+    const labelled = items.every((it) => textWidth(fmtRatio(it.value), "bar-label") + 3 <= slot);
     items.forEach((it) => {
       const cx = m.l + band * (sizes.indexOf(it.particles) + 0.5) + (order.indexOf(it.config) - (order.length - 1) / 2) * slot;
       const top = ys(Math.max(1, it.value));
