@@ -35,8 +35,8 @@ def main() -> int:
     print("| η | dt | pasos | a | teoría (colisiones/t) | medido | medido/teoría | pérdida estimada "
           "| pared medido/teoría |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, n, width, height, dt, steps in PLAN:
-        steps = max(2, steps // 10) if args.quick else steps
+    for label, n, width, height, dt, planned in PLAN:
+        steps = max(2, planned // 10) if args.quick else planned
         params = SimParams(particles=n, width=width, height=height, dt=dt, steps=steps,
                            wall_restitution=1.0, particle_restitution=1.0)
         m = measure_run(params, "cython")

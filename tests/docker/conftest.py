@@ -141,4 +141,5 @@ def images(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         built = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
                              "--project", str(project), "--wheelhouse", str(wheelhouse))
         assert built.returncode == 0, f"partisim images build --offline failed:\n{built.stdout}\n{built.stderr}"
-        yield Built(built.stdout, project, wheelhouse, {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})
+        yield Built(built.stdout, project, wheelhouse,
+                {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})

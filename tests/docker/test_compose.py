@@ -24,7 +24,8 @@ def _compose_cmd() -> list[str]:
         return ["docker-compose"]
     if docker("compose", "version", check=False).returncode == 0:
         return ["docker", "compose"]
-    raise AssertionError("neither docker-compose nor the docker compose plugin is installed (.ci/docker.sh installs it)")
+    raise AssertionError("neither docker-compose nor the docker compose plugin is installed "
+                         "(.ci/docker.sh installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def stack(images, tmp_path_factory) -> Iterator[dict[str, str]]:
 
 def test_compose_stack_runs_tasks_in_sibling_containers(stack) -> None:
     for worker in ("worker-01", "worker-02"):
-        status = wait_for(lambda: httpx.get(stack[worker] + "/status", timeout=5, trust_env=False).json(), 90,
+        url = stack[worker] + "/status"
+        status = wait_for(lambda url=url: httpx.get(url, timeout=5, trust_env=False).json(), 90,
                           f"{worker} to answer /status", interval=0.3)
         assert (status["worker_id"], status["runner"], status["docker_available"]) == (worker, "docker", True)
     with httpx.Client(base_url=stack["orchestrator"], timeout=60, trust_env=False) as c:
@@ -75,7 +77,8 @@ def test_compose_stack_runs_tasks_in_sibling_containers(stack) -> None:
         assert created.status_code == 201, created.text
         results = []
         for task_id in created.json()["ids"]:
-            task = wait_for(lambda: (t := c.get(f"/api/tasks/{task_id}", params={"wait": 5}).json())["status"]
+            path = f"/api/tasks/{task_id}"
+            task = wait_for(lambda path=path: (t := c.get(path, params={"wait": 5}).json())["status"]
                             in ("success", "failed", "cancelled") and t, 120, f"task {task_id}", interval=0.2)
             assert task["status"] == "success", task
             results.append(task)

@@ -35,9 +35,8 @@ def _engine_up() -> bool:
 
 
 def _restart(argv: list[str]) -> None:
-    log = open("/var/log/partisim-dockerd.log", "ab")
-    subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
+    with open("/var/log/partisim-dockerd.log", "ab") as log:
+        subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     wait_for(_engine_up, 60, "dockerd to answer again", interval=0.2)
 
 

@@ -42,7 +42,8 @@ def worker_container(images) -> Iterator[str]:
 
 
 def test_image_healthcheck_passes(worker_container) -> None:
-    name = next(n for n in docker("ps", "--format", "{{.Names}}").stdout.split() if n.startswith("partisim-test-worker-"))
+    names = docker("ps", "--format", "{{.Names}}").stdout.split()
+    name = next(n for n in names if n.startswith("partisim-test-worker-"))
     check = inspect(WORKER_IMAGE)["Config"]["Healthcheck"]["Test"]
     assert "/health" in " ".join(check)
     status = wait_for(lambda: inspect(name)["State"]["Health"]["Status"] in ("healthy", "unhealthy")

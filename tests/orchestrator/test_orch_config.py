@@ -76,7 +76,7 @@ def test_config_error_is_one_clear_message(tmp_path: Path, case: str, cli) -> No
 )
 def test_every_command_takes_config_and_refuses_a_bad_one(tmp_path: Path, command: list[str], cli) -> None:
     path = _bad(tmp_path, _cfg([GOOD_WORKER, GOOD_WORKER]))
-    code, out, err = cli(*command, "--config", str(path))
+    code, _, err = cli(*command, "--config", str(path))
     assert code == 2
     assert "config_roto.json" in err and "duplicad" in err
 

@@ -120,8 +120,12 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
         batch = answer.batch
-        wait_for(lambda: (lambda s: s.success >= 3 and s.running >= 2)(client.summary(batch=batch)),
-                   30, "a batch half done")
+
+        def half_done() -> bool:
+            s = client.summary(batch=batch)
+            return s.success >= 3 and s.running >= 2
+
+        wait_for(half_done, 30, "a batch half done")
     serve.kill()
     rows = _db_rows(db)
     assert any(r[1] == "running" for r in rows), "the kill should leave tasks running in the database"

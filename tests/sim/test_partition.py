@@ -35,7 +35,7 @@ def all_broad_phases(x: np.ndarray, y: np.ndarray, width: float, height: float, 
     py = candidate_pairs(x.tolist(), y.tolist(), grid, d2)
     ni, nj = numpy_.candidate_pairs(x, y, grid, d2)
     ci, cj = _cython.candidate_pairs(x, y, tuple(grid), d2)
-    return py, list(zip(ni.tolist(), nj.tolist())), list(zip(ci.tolist(), cj.tolist()))
+    return py, list(zip(ni.tolist(), nj.tolist(), strict=True)), list(zip(ci.tolist(), cj.tolist(), strict=True))
 
 
 @settings(max_examples=60, deadline=None)

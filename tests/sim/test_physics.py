@@ -63,13 +63,13 @@ def test_wall_phase_puts_a_crowd_back_inside_the_box() -> None:
     y = (rng.random(2000) * 800 - 100).tolist()
     vx = (rng.random(2000) - 0.5).tolist()
     vy = (rng.random(2000) - 0.5).tolist()
-    outside = [(xi - r < 0 or xi + r > w or yi - r < 0 or yi + r > h) for xi, yi in zip(x, y)]
+    outside = [(xi - r < 0 or xi + r > w or yi - r < 0 or yi + r > h) for xi, yi in zip(x, y, strict=True)]
     before_vx = list(vx)
     touched = walls(x, y, vx, vy, r, w, h, ew)
     assert touched == sum(outside) > 500
     assert all(r <= xi <= w - r for xi in x) and all(r <= yi <= h - r for yi in y)
     # a particle sent back from a side wall moves away from it, slower by ew
-    for xi, v0, v1 in zip(x, before_vx, vx):
+    for xi, v0, v1 in zip(x, before_vx, vx, strict=True):
         if xi == r or xi == w - r:
             assert v1 == -(ew * v0)
 

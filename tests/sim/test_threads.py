@@ -142,7 +142,7 @@ def test_chain_of_separations_across_strips(along_x: bool) -> None:
     x, y = state[0], state[1]
     pi, pj = _cython.candidate_pairs(x, y, tuple(grid_shape(params.width, params.height, params.radius, 60)),
                                      (2 * params.radius) ** 2, threads=4)
-    assert {(i, i + 1) for i in range(59)} <= set(zip(pi.tolist(), pj.tolist()))
+    assert {(i, i + 1) for i in range(59)} <= set(zip(pi.tolist(), pj.tolist(), strict=True))
     pc, _, _ = assert_threads_match_python(params, state)
     assert pc > 60  # many collisions, most of them in the chain
 

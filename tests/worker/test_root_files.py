@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -67,7 +68,7 @@ def test_start_worker_sh_detects_id_and_starts(tmp_path: Path) -> None:
         shutil.copy2(ROOT / name, copy / name)
     port = free_port_on("127.0.0.93")
     (copy / "config_workers.json").write_text(
-        '{"workers": [{"id": "worker-01", "ip": "127.0.0.93", "port": %d}]}' % port, encoding="utf-8")
+        json.dumps({"workers": [{"id": "worker-01", "ip": "127.0.0.93", "port": port}]}), encoding="utf-8")
     venv = Path(sys.executable).parent.parent
     argv = ["bash", "start_worker.sh", "--venv", str(venv), "--no-install", "--host", "127.0.0.93", "--port",
             str(port), "--runner", "process", "--", "--capacity", "1"]

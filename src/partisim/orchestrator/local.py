@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from partisim.errors import LocalWorkersError, PartisimError
 from partisim.orchestrator.client import WorkerClient
@@ -44,14 +44,21 @@ def free_port(host: str = LOCAL_HOST) -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child, between fork and exec
+def _load_libc() -> Any:
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc: workers then outlive a killed parent, as on other systems
+        return None
+
+
+# Loaded in the parent: the child, between fork and exec, only makes the one call.
+_LIBC: Any = _load_libc() if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec
+    _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -186,7 +193,7 @@ class LocalWorkers:
     def _spawn(self, worker_id: str, port: int | None = None) -> LocalWorker:
         port = port or free_port(self.host)
         log_path = self.workdir / f"{worker_id}.log"
-        log_file = open(log_path, "ab")
+        log_file = open(log_path, "ab")  # noqa: SIM115 -- LocalWorker owns it and closes it on stop
         env = dict(os.environ, WORKER_ID=worker_id, PYTHONUNBUFFERED="1")
         cmd = [
             self.python, "-m", "partisim", "worker",
@@ -201,7 +208,8 @@ class LocalWorkers:
             env=env,
             cwd=self.workdir,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # one prctl call through a libc loaded beforehand: nothing that a parent thread could hold
+            preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
         )
         return LocalWorker(worker_id, self.host, port, proc, log_path, log_file)
 

@@ -57,7 +57,7 @@ class Metrics:
             "# TYPE partisim_worker_task_duration_seconds histogram",
         ]
         cumulative = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self._bucket_counts):
+        for bound, n in zip((*BUCKETS, float("inf")), self._bucket_counts, strict=True):
             cumulative += n
             le = "+Inf" if bound == float("inf") else f"{bound:g}"
             lines.append(f'partisim_worker_task_duration_seconds_bucket{{{w},le="{le}"}} {cumulative}')

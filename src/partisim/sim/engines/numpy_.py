@@ -110,7 +110,7 @@ def run(p: SimParams, state: State, threads: int = 1) -> tuple[int, int]:
         slot = {int(k): s for s, k in enumerate(touched.tolist())}
         xs, ys = x[touched].tolist(), y[touched].tolist()
         vxs, vys = vx[touched].tolist(), vy[touched].tolist()
-        for gi, gj in zip(pi.tolist(), pj.tolist()):
+        for gi, gj in zip(pi.tolist(), pj.tolist(), strict=True):
             a, b = slot[gi], slot[gj]
             dx = xs[a] - xs[b]
             dy = ys[a] - ys[b]
