@@ -20,7 +20,8 @@ from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
 from partisim.orchestrator.serve.live import PUSH_INTERVAL_S, RECENT_LIMIT, LiveFeed
 from partisim.orchestrator.serve.scheduler import Scheduler
 from partisim.orchestrator.serve.state import ServeState
-from partisim.orchestrator.serve.taskqueue import Task, TaskQueue, TaskSpec
+from partisim.orchestrator.serve.task import Task, TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView
 
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1}

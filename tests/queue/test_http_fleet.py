@@ -8,7 +8,7 @@ import time
 from partisim.fleet import OrchestratorSettings, WorkerEntry
 from partisim.orchestrator.registry import HealthMonitor, Registry
 from partisim.orchestrator.serve.http_fleet import HttpFleet
-from partisim.orchestrator.serve.taskqueue import Task
+from partisim.orchestrator.serve.task import Task
 from partisim.protocol import WorkerStatus
 
 

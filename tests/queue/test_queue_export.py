@@ -19,7 +19,8 @@ from queue_support import Cluster, run_cli
 
 from partisim.orchestrator.serve.client import ServerClient
 from partisim.orchestrator.serve.results import to_csv
-from partisim.orchestrator.serve.taskqueue import TaskQueue, TaskSpec
+from partisim.orchestrator.serve.task import TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import TaskView
 
 PAGE = 7

@@ -18,7 +18,8 @@ from helpers.results import execute_result
 
 from partisim.orchestrator.serve.export import export_chunks
 from partisim.orchestrator.serve.results import to_csv
-from partisim.orchestrator.serve.taskqueue import STATUSES, Selection, TaskQueue, TaskSpec
+from partisim.orchestrator.serve.task import STATUSES, TaskSpec
+from partisim.orchestrator.serve.taskqueue import Selection, TaskQueue
 from partisim.protocol import ForeignResult, TaskView
 
 

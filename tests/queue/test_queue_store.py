@@ -9,7 +9,8 @@ import time
 import pytest
 from helpers.results import execute_result
 
-from partisim.orchestrator.serve.taskqueue import TaskQueue, TaskSpec
+from partisim.orchestrator.serve.task import TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 
 SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})
 

@@ -16,7 +16,8 @@ from helpers.results import execute_result
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
 from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
-from partisim.orchestrator.serve.taskqueue import Task, TaskQueue, TaskSpec
+from partisim.orchestrator.serve.task import Task, TaskSpec
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView
 
 SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})

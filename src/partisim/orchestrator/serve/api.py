@@ -27,7 +27,8 @@ from partisim.orchestrator.serve.export import EXPORT_FORMATS, export_chunks
 from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.specs import parse_submission, step_warnings
 from partisim.orchestrator.serve.state import state_of, summary, workers
-from partisim.orchestrator.serve.taskqueue import FINAL_STATUSES, STATUSES, SUCCESS, Selection, TaskSpec, new_batch_id
+from partisim.orchestrator.serve.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
+from partisim.orchestrator.serve.taskqueue import Selection
 from partisim.protocol import Submitted, WorkerList
 
 __all__ = ["router", "MAX_WAIT_S", "TOTAL_HEADER"]

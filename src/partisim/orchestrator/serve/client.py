@@ -27,7 +27,7 @@ from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_
 from partisim.orchestrator.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.orchestrator.serve.results import Check, compare_checksums
 from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
-from partisim.orchestrator.serve.taskqueue import TaskSpec
+from partisim.orchestrator.serve.task import TaskSpec
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 
 __all__ = [

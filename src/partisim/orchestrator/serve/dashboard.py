@@ -32,7 +32,7 @@ from partisim.orchestrator.serve.responses import error_response, model_response
 from partisim.orchestrator.serve.results import chart_parts, pool
 from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, step_warnings, sweep
 from partisim.orchestrator.serve.state import ServeState, state_of
-from partisim.orchestrator.serve.taskqueue import TaskSpec, TimeStats, new_batch_id
+from partisim.orchestrator.serve.task import TaskSpec, TimeStats, new_batch_id
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 
 __all__ = [

@@ -69,7 +69,7 @@ from partisim.orchestrator.serve.dask_task import (
 )
 from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
 from partisim.orchestrator.serve.specs import step_warnings
-from partisim.orchestrator.serve.taskqueue import Task, TaskSpec
+from partisim.orchestrator.serve.task import Task, TaskSpec
 from partisim.protocol import ExecuteResult, MemberView
 
 __all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from partisim.errors import PartisimError
-from partisim.orchestrator.serve.taskqueue import Task
+from partisim.orchestrator.serve.task import Task
 from partisim.protocol import MemberView, TaskResult
 
 __all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "RunHandler", "Executor"]

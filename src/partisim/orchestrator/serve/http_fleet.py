@@ -44,7 +44,7 @@ from partisim.fleet import OrchestratorSettings
 from partisim.orchestrator.client import AsyncWorkerClient
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
-from partisim.orchestrator.serve.taskqueue import Task
+from partisim.orchestrator.serve.task import Task
 from partisim.protocol import WIRE_NAMES, ExecuteRequest, MemberView, TaskResult, TaskState
 
 __all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES"]

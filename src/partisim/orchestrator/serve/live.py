@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from partisim.orchestrator.serve.state import ServeState, summary, workers
-from partisim.orchestrator.serve.taskqueue import Task
+from partisim.orchestrator.serve.task import Task
 from partisim.protocol import MemberView
 
 __all__ = [

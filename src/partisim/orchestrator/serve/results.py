@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from partisim.orchestrator.serve.taskqueue import TimeStats
+from partisim.orchestrator.serve.task import TimeStats
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import ChartPoint, ChartSeries, ChartSpeedup, TaskView
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut
 from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.taskqueue import CANCELLED, Task, TaskQueue
+from partisim.orchestrator.serve.task import CANCELLED, Task
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import ExecuteResult, ForeignResult, MemberView, TaskResult
 
 __all__ = ["Scheduler", "RetryPolicy", "TICK_S", "WATCHDOG_S"]

@@ -13,7 +13,8 @@ from partisim.orchestrator.serve.executor import Executor
 from partisim.orchestrator.serve.notifier import Notifier
 from partisim.orchestrator.serve.options import DEFAULT_PAGE_SIZE
 from partisim.orchestrator.serve.scheduler import Scheduler
-from partisim.orchestrator.serve.taskqueue import FAILED, SUCCESS, TaskQueue
+from partisim.orchestrator.serve.task import FAILED, SUCCESS
+from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView, Summary
 
 __all__ = ["ServeState", "state_of", "summary", "workers", "THROUGHPUT_WINDOW_S", "DEFAULT_PAGE_SIZE"]

@@ -1,0 +1,148 @@
+"""A task of the queue, as the rest of serve sees it: its states, what to run
+(`TaskSpec`), one decoded row (`Task`) and the per-configuration time sums that the
+charts, the report and the Física line read (`TimeStats`). `taskqueue` stores them.
+
+States: ``queued -> running (worker, attempt, deadline) -> success | failed | cancelled``;
+a running task may also go back to ``queued`` (retry, or released without counting).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from partisim.protocol import ExecuteResult, ForeignResult, TaskTimings, TaskView
+
+__all__ = [
+    "QUEUED",
+    "RUNNING",
+    "SUCCESS",
+    "FAILED",
+    "CANCELLED",
+    "STATUSES",
+    "FINAL_STATUSES",
+    "TaskSpec",
+    "Task",
+    "TimeStats",
+    "new_batch_id",
+]
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCESS = "success"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELLED)
+FINAL_STATUSES = (SUCCESS, FAILED, CANCELLED)
+
+
+def new_batch_id(prefix: str = "b") -> str:
+    """A short, sortable, unique batch id such as ``b-20240521-134501-3f9a``."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to run: an engine name and the full API parameter dict (alias keys)."""
+
+    benchmark: str
+    params: dict[str, Any]
+    timeout: float | None = None
+    verify_of: str | None = None
+    exclude_worker: str | None = None
+    threads: int = 1  # threads asked for the one simulation (slots where it runs)
+
+
+@dataclass
+class Task:
+    """One row of the queue, decoded."""
+
+    id: str
+    seq: int
+    batch: str
+    status: str
+    benchmark: str
+    params: dict[str, Any]
+    timeout: float | None
+    verify_of: str | None
+    exclude_worker: str | None
+    avoid_worker: str | None
+    worker: str | None
+    worker_url: str | None
+    attempts: int
+    max_attempts: int
+    not_before: float
+    deadline: float | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    result: ExecuteResult | None
+    error: str | None
+    foreign_result: ForeignResult | None = None
+    extra_runs: tuple[str, ...] = ()
+    threads: int = 1
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duplicates(self) -> int:
+        """Runs of this task beyond one: the workers known to have run it (the recorded
+        one and those in ``extra_runs``) less one. A worker never runs one task id
+        twice, so each worker counts once; a retry answered by the same worker from its
+        record is no second run."""
+        runs = set(self.extra_runs)
+        if self.status == SUCCESS and self.worker is not None:
+            runs.add(self.worker)
+        return max(0, len(runs) - 1)
+
+    def view(self) -> TaskView:
+        """The task as ``GET /api/tasks`` shows it."""
+        queue_s = run_s = None
+        if self.started_at is not None:
+            queue_s = round(self.started_at - self.created_at, 6)
+            if self.finished_at is not None:
+                run_s = round(self.finished_at - self.started_at, 6)
+        return TaskView(
+            id=self.id,
+            seq=self.seq,
+            batch=self.batch,
+            status=self.status,
+            benchmark=self.benchmark,
+            params=self.params,
+            worker=self.worker,
+            attempts=self.attempts,
+            max_attempts=self.max_attempts,
+            timings=TaskTimings(created_at=self.created_at, started_at=self.started_at,
+                                finished_at=self.finished_at, queue_s=queue_s, run_s=run_s),
+            result=self.result,
+            error=self.error,
+            verify_of=self.verify_of,
+            verifiable=self.foreign_result is None,
+            foreign_result=self.foreign_result,
+            duplicates=self.duplicates,
+            threads=self.threads,
+        )
+
+
+@dataclass(frozen=True)
+class TimeStats:
+    """Simulation times of one batch's successful runs of one configuration, summed in
+    SQL: ``params`` holds every parameter but particles, steps and seed (sorted JSON).
+    Also summed: pair collisions and final kinetic energies (the Física line), and the
+    distinct warnings the results carry."""
+
+    batch: str
+    engine: str
+    particles: int
+    steps: int
+    params: str
+    n: int
+    total: float
+    total_sq: float
+    collisions: int = 0
+    energy: float = 0.0
+    warnings: tuple[str, ...] = ()
