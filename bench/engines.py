@@ -140,7 +140,8 @@ def main() -> int:
     # threads: the same simulation on 1, 2, ... cores, at n = 1e5 and 1e6
     cores = engine_threads("cython", os.cpu_count() or 1)
     counts = list(range(1, cores + 1)) if cores > 1 else [1, 2]
-    sizes = [(100_000, max(5, int(50 * q))), (1_000_000, max(5, int(20 * q)))]
+    # runs of half a second or more: shorter ones measure the start of the threads, not the steps
+    sizes = [(100_000, max(5, int(200 * q))), (1_000_000, max(5, int(40 * q)))]
     print(f"\nHilos (motor cython; esta máquina: {os.cpu_count()} núcleos, OpenMP hasta {cores} hilos)")
     print(f"{'n':>8}  {'hilos':>5} {'pasos':>6} {'segundos':>10} {'partículas-paso/s':>20} {'aceleración':>12}")
     single, two = {}, {}
