@@ -93,6 +93,13 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(page.locator("#chart-time .empty-chart")).to_contain_text("Aún no hay resultados")
             page.evaluate(_RECORD_COUNTERS)
 
+            # the preview counts as it is typed, in the singular for one task
+            for engine in ("python", "numpy", "cython"):
+                page.locator(f"#sweep-form input[name=engine][value={engine}]").set_checked(engine == "cython")
+            for field, value in (("#particles", "40"), ("#steps", "120"), ("#seeds", "1"), ("#repeat", "1")):
+                page.fill(field, value)
+            expect(page.locator("#sweep-preview")).to_contain_text("Se creará 1 tarea (")
+
             # a sweep from the form: 2 engines x 3 sizes x 1 x 2 seeds = 12 tasks
             _sweep(page, engines=("python", "cython"), particles="40,80,160", steps="120", seeds="1,2")
             expect(page.locator("#sweep-preview")).to_contain_text("12 tareas")

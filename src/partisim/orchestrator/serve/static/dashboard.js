@@ -722,7 +722,7 @@
       return;
     }
     const total = counts.reduce((a, b) => a * b, 1) * repeat;
-    node.replaceChildren("Se crearán ", h("strong", { text: `${fmtInt(total)} tareas` }),
+    node.replaceChildren(total === 1 ? "Se creará " : "Se crearán ", h("strong", { text: plural(total, "tarea", "tareas") }),
       ` (${counts.map(fmtInt).join(" × ")}${repeat > 1 ? ` × ${fmtInt(repeat)}` : ""})`);
   }
 
