@@ -34,7 +34,7 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import start_worker
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.orchestrator.serve.client import ServerClient, wait_batch
 
 HOSTS = ("127.0.0.93", "127.0.0.155")
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1}
@@ -67,9 +67,7 @@ def run_batch(client: ServerClient, tasks: list[dict[str, Any]]) -> float:
     """Submit all at once, long-poll until done; seconds from submit to the last result."""
     start = time.perf_counter()
     answer = client.submit(tasks)
-    state = client.summary(batch=answer.batch)
-    while not state.done:
-        state = client.summary(batch=answer.batch, wait=5.0)
+    state = wait_batch(client, answer.batch)
     elapsed = time.perf_counter() - start
     if state.success != answer.count:
         raise SystemExit(f"lote incompleto: {state}")

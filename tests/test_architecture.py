@@ -1,7 +1,7 @@
 """The import rules of the house, read from the source with `ast` (nothing is imported).
 
-Rooms, from the bottom up: `errors` and `defaults` import nothing of partisim; `files` and `images`
-only `errors`; `sim` only `errors` and itself; `protocol` and `fleet` only those
+Rooms, from the bottom up: `errors` and `defaults` import nothing of partisim; `files`, `listen`
+and `images` only `errors`; `sim` only `errors` and itself; `protocol` and `fleet` only those
 below them; `worker` and `orchestrator` (which holds `serve`) the shared rooms and
 themselves, never each other and never `cli`; `cli` may import anything. And no module
 takes part in an import cycle, counting imports inside functions too.
@@ -22,13 +22,14 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "defaults": set(),
     "files": {"errors"},
+    "listen": {"errors"},
     "images": {"errors", "defaults"},
     "sim": {"errors"},
     "protocol": {"errors", "sim"},
     "fleet": {"errors", "sim", "defaults"},
-    "worker": {"errors", "files", "images", "sim", "protocol", "fleet", "defaults", "version"},
-    "orchestrator": {"errors", "files", "sim", "protocol", "fleet", "defaults", "version"},
-    "cli": {"errors", "files", "images", "sim", "protocol", "fleet", "defaults", "worker", "orchestrator",
+    "worker": {"errors", "files", "listen", "images", "sim", "protocol", "fleet", "defaults", "version"},
+    "orchestrator": {"errors", "files", "listen", "sim", "protocol", "fleet", "defaults", "version"},
+    "cli": {"errors", "files", "listen", "images", "sim", "protocol", "fleet", "defaults", "worker", "orchestrator",
             "version"},
     "main": {"cli"},
     "version": set(),

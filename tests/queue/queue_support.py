@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
 from partisim.orchestrator.serve.client import ServerClient
+from partisim.orchestrator.serve.client import wait_batch as client_wait_batch
 from partisim.protocol import Summary
 
 HERE = Path(__file__).parent
@@ -103,21 +104,22 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 
 def wait_batch(client: ServerClient, batch: str | None, timeout: float) -> Summary:
-    """Long-poll the summary until the batch has nothing queued or running (a long poll
-    with its own deadline rather than wait_for: each request waits server-side)."""
-    deadline = time.monotonic() + timeout
-    state = client.summary(batch=batch)
-    while not state.done:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"batch {batch} not done in {timeout}s: {state}")
-        state = client.summary(batch=batch, wait=min(2.0, left))
-    return state
+    """The client's own long-poll wait, failing the test when the batch takes too long."""
+    try:
+        return client_wait_batch(client, batch, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"batch {batch} not done in {timeout}s: {client.summary(batch=batch)}") from None
 
 
 def worker_history(proc: RunningWorker) -> list[dict[str, Any]]:
     answer = httpx.get(proc.url + "/history", params={"limit": 1000}, timeout=10, trust_env=False).json()
     return answer.get("tasks", answer.get("history", [])) if isinstance(answer, dict) else answer
+
+
+def successes_per_task(*workers: RunningWorker) -> Counter[str]:
+    """How many successful executions of each task id the workers' own histories report."""
+    return Counter(item["task_id"] for proc in workers for item in worker_history(proc)
+                   if item.get("status") == "success")
 
 
 def worker_task_status(proc: RunningWorker, task_id: str) -> str | None:

@@ -10,22 +10,13 @@ from pathlib import Path
 
 import pytest
 from helpers.processes import HOST_A, HOST_B, wait_for
-from queue_support import Cluster, wait_batch, worker_history
+from queue_support import Cluster, successes_per_task, wait_batch, worker_history
 
 from partisim.orchestrator.serve.client import ServerClient
 
 BATCH = 150
 #: ~0.1 s of the python engine: the batch lasts long enough for two kills
 SIZE = {"NUM_PARTICULAS": 150, "NUM_PASOS": 150}
-
-
-def _successes(*workers) -> Counter:
-    seen: Counter = Counter()
-    for proc in workers:
-        for item in worker_history(proc):
-            if item.get("status") == "success":
-                seen[item["task_id"]] += 1
-    return seen
 
 
 @pytest.mark.slow
@@ -62,7 +53,7 @@ def test_150_tasks_through_kill_9_of_a_worker_and_of_serve_end_exactly_once(clus
         rows = conn.execute("SELECT id, status, result FROM tasks WHERE batch = ?", (batch,)).fetchall()
     assert len(rows) == BATCH and all(s == "success" and json.loads(r)["task_id"] == i for i, s, r in rows)
     # the workers alive at the end ran no task twice, neither each nor between them
-    runs = _successes(a_again, b)
+    runs = successes_per_task(a_again, b)
     assert max(runs.values()) == 1
     ran_on_b = {x["task_id"] for x in worker_history(b) if x["status"] == "success"}
     assert {t.id for t in tasks if t.worker == "worker-b"} <= ran_on_b

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from helpers.processes import HOST_A, HOST_B, wait_for
 from helpers.workers import TINY
-from queue_support import Cluster, wait_batch, worker_history, worker_task_status
+from queue_support import Cluster, successes_per_task, wait_batch, worker_history, worker_task_status
 
 from partisim.errors import ServerError
 from partisim.orchestrator.serve.client import ServerClient
@@ -24,16 +24,6 @@ MEDIUM = {"NUM_PARTICULAS": 200, "NUM_PASOS": 200}
 
 def _tasks(params: dict, count: int, engine: str = "python") -> list[dict]:
     return [{"benchmark": engine, "params": {**params, "SEMILLA": seed}} for seed in range(count)]
-
-
-def _executions(*workers) -> Counter:
-    """How many successful executions of each task_id the workers report."""
-    seen: Counter = Counter()
-    for proc in workers:
-        for item in worker_history(proc):
-            if item.get("status") == "success":
-                seen[item["task_id"]] += 1
-    return seen
 
 
 def _db_rows(db: Path) -> list[tuple]:
@@ -60,7 +50,7 @@ def test_200_tiny_tasks_over_two_workers_all_succeed_balanced(cluster: Cluster, 
         assert workers["worker-a"].capacity == 2 and workers["worker-a"].state == "active"
         summary = client.summary()
         assert summary.finished_last_60s == 200 and summary.throughput_per_s > 0
-    executions = _executions(a, b)
+    executions = successes_per_task(a, b)
     assert all(executions[i] == 1 for i in answer.ids)
 
 
@@ -88,7 +78,7 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     rows = _db_rows(tmp_path / "q.db")
     assert len(rows) == 16 and all(r[1] == "success" and r[4] for r in rows)
     # worker-b never ran a task twice (worker-a's memory died with it)
-    assert max(_executions(b).values()) == 1
+    assert max(successes_per_task(b).values()) == 1
     # worker-a comes back on its address: active again, and it gets work again
     port = int(a.url.rsplit(":", 1)[1])
     cluster.worker(HOST_A, "worker-a", capacity=2, port=port)
@@ -135,7 +125,7 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
         assert state.success == 16 and state.failed == 0, state
         tasks = client.tasks(batch=batch)
     assert sorted(t.id for t in tasks) == sorted(answer.ids)
-    executions = _executions(a, b)
+    executions = successes_per_task(a, b)
     duplicated = {i: n for i, n in executions.items() if i in answer.ids and n != 1}
     assert not duplicated, f"tasks executed more than once: {duplicated}"
     assert all(executions[i] == 1 for i in answer.ids)
@@ -158,7 +148,7 @@ def test_worker_answering_500_at_random_is_retried_to_success(cluster: Cluster, 
     assert sum(t.attempts for t in tasks) == stats["execute"]
     assert any(t.attempts > 1 for t in tasks)
     # a lost answer was retried with the same task_id: the worker ran nothing twice
-    executions = _executions(real)
+    executions = successes_per_task(real)
     assert all(executions[i] == 1 for i in answer.ids)
 
 

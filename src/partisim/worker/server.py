@@ -6,24 +6,22 @@ running tasks finish for `--grace` seconds, kills what is left and exits 0.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import signal
-import socket
 import sys
 from types import FrameType
 
 import uvicorn
 
-from partisim.errors import PartisimError, explain_os_error
 from partisim.fleet import resolve_identity
+from partisim.listen import bind_socket
 from partisim.worker.app import create_app
 from partisim.worker.connections import guarded_protocol
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings, open_listener_warning
 
-__all__ = ["run_worker", "bind_socket", "configure_logging"]
+__all__ = ["run_worker", "configure_logging"]
 
 
 def configure_logging(worker_id: str, level: str = "info") -> None:
@@ -42,31 +40,6 @@ def configure_logging(worker_id: str, level: str = "info") -> None:
         lg.setLevel(logging.WARNING)
         lg.propagate = False
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Listen on host:port now, so a busy port is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
-    # TCP; with proto 0 every small response waited ~40 ms on Nagle + delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    if sys.platform != "win32":  # on Windows SO_REUSEADDR would let two servers share a port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            reason = "el puerto ya está en uso (¿otro worker en marcha?)"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            reason = "esa dirección no pertenece a esta máquina"
-        elif exc.errno in (errno.EACCES, errno.EPERM):
-            reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
-        else:
-            reason = explain_os_error(exc)
-        raise PartisimError(f"no se puede escuchar en {host}:{port}: {reason}") from None
-    return sock
 
 
 class _Server(uvicorn.Server):
@@ -108,7 +81,7 @@ def run_worker(settings: WorkerSettings) -> int:
     warning = open_listener_warning(settings)
     if warning:  # first thing said, before the port is even bound
         logging.getLogger("partisim.worker").warning("AVISO: %s", warning)
-    sock = bind_socket(settings.host, settings.port)
+    sock = bind_socket(settings.host, settings.port, busy="¿otro worker en marcha?")
     port = sock.getsockname()[1]
     if settings.port == 0 and identity.source != "argumento":
         # the entry's port can only be matched once we know it

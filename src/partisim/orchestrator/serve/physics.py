@@ -25,7 +25,7 @@ def physics_line(stats: Iterable[TimeStats]) -> ChartPhysics | None:
     """The Física line of these results (pooled over engines and batches); None without results."""
     sums: dict[tuple[int, int, str], list[Any]] = {}
     for st in stats:
-        acc = sums.setdefault((st.particles, st.steps, _physical(st.params)), [0, 0, 0.0])
+        acc = sums.setdefault((st.particles, st.steps, st.params), [0, 0, 0.0])
         acc[0] += st.n
         acc[1] += st.collisions
         acc[2] += st.energy
@@ -41,21 +41,6 @@ def physics_line(stats: Iterable[TimeStats]) -> ChartPhysics | None:
         return None
     return ChartPhysics(text=check.text(), shown=check.shown, ratio=check.ratio, expected=check.expected,
                         tasks=check.runs, collisions=check.collisions, left_out=check.left_out)
-
-
-def _physical(rest: str) -> str:
-    """The parameters of a `TimeStats` group without ``"threads"`` (`time_stats` adds it
-    for runs on several threads), written the one way for every group: threads change
-    the time, not the physics, so those runs pool with their single-thread ones and
-    parse as simulation parameters."""
-    try:
-        found = json.loads(rest)
-    except ValueError:
-        return rest  # left for the parse below to refuse
-    if not isinstance(found, dict):
-        return rest
-    found.pop("threads", None)
-    return json.dumps(found, sort_keys=True, separators=(",", ":"))
 
 
 def result_warnings(stats: Iterable[TimeStats]) -> list[str]:

@@ -237,7 +237,8 @@ def _stats(n: int, total: float, total_sq: float) -> tuple[float, float]:
 
 def _other_params(params: dict[str, Any], threads: int | None = None) -> Params:
     """The configuration: every parameter but particles, steps and seed, plus the
-    threads of a run on several (as `TaskQueue.time_stats` groups them)."""
+    threads of a run on several (a configuration of its own, as `TaskQueue.time_stats`
+    groups them)."""
     extra = {"threads": threads} if threads is not None and threads > 1 else {}
     return tuple(sorted((k, v) for k, v in {**params, **extra}.items() if k not in _NOT_CONFIG))
 
@@ -258,16 +259,16 @@ def group_times(tasks: Iterable[TaskView]) -> list[Group]:
 def pool(stats: Iterable[TimeStats]) -> list[Group]:
     """Per-batch sums from `TaskQueue.time_stats` pooled into one group per engine x
     particles x steps x other parameters (over every batch given)."""
-    sums: dict[tuple[str, int, int, str], list[float]] = {}
+    sums: dict[tuple[str, int, int, str, int], list[float]] = {}
     for st in stats:
-        acc = sums.setdefault((st.engine, st.particles, st.steps, st.params), [0, 0.0, 0.0])
+        acc = sums.setdefault((st.engine, st.particles, st.steps, st.params, st.threads), [0, 0.0, 0.0])
         acc[0] += st.n
         acc[1] += st.total
         acc[2] += st.total_sq
     groups = []
-    for (engine, particles, steps, rest), (n, total, total_sq) in sums.items():
+    for (engine, particles, steps, rest, threads), (n, total, total_sq) in sums.items():
         mean, stdev = _stats(int(n), total, total_sq)
-        groups.append(Group(engine, particles, steps, int(n), mean, stdev, _other_params(json.loads(rest))))
+        groups.append(Group(engine, particles, steps, int(n), mean, stdev, _other_params(json.loads(rest), threads)))
     return sorted(groups, key=lambda g: (g.engine, g.particles, g.steps, g.params))
 
 

@@ -12,14 +12,12 @@ connections, so a banner is never printed for a server that did not start.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import logging
 import signal
 import socket
 import sqlite3
 import ssl
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from fastapi import FastAPI
 
 from partisim.errors import ConfigError, explain_os_error
 from partisim.fleet import Config, DaskTarget, local_addresses
+from partisim.listen import bind_socket
 from partisim.orchestrator.advice import NO_ACTIVE_WORKERS
 from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
 from partisim.orchestrator.serve.app import Hook, create_app
@@ -42,7 +41,7 @@ from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 
-__all__ = ["ServeOptions", "Listening", "build_app", "serve", "bind_socket", "check_tls", "check_scheduler",
+__all__ = ["ServeOptions", "Listening", "build_app", "serve", "check_tls", "check_scheduler",
            "dask_target", "exclusive_database", "is_loopback"]
 
 log = logging.getLogger(__name__)
@@ -146,31 +145,7 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     return app
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Listen on host:port now: a busy port is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    if sys.platform != "win32":  # on Windows SO_REUSEADDR would let two servers share a port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except socket.gaierror:
-        sock.close()
-        raise ConfigError(f"--host: dirección desconocida {host!r}") from None
-    except (OSError, OverflowError) as exc:
-        sock.close()
-        code = getattr(exc, "errno", None)
-        if code == errno.EADDRINUSE:
-            reason = "el puerto ya está en uso (¿otra instancia de partisim serve?)"
-        elif code == errno.EADDRNOTAVAIL:
-            reason = "esa dirección no pertenece a esta máquina"
-        elif code in (errno.EACCES, errno.EPERM):
-            reason = "permiso denegado (los puertos < 1024 requieren privilegios)"
-        else:
-            reason = explain_os_error(exc) if isinstance(exc, OSError) else str(exc)
-        raise ConfigError(f"no se puede escuchar en {host}:{port}: {reason}") from None
-    return sock
+
 
 
 def check_tls(cert: str | None, key: str | None) -> None:
@@ -292,7 +267,7 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
         require_dask(target.kind)
         if target.kind == "scheduler":
             check_scheduler(target.address)
-    sock = bind_socket(options.host, options.port)
+    sock = bind_socket(options.host, options.port, busy="¿otra instancia de partisim serve?")
     try:
         with exclusive_database(options.db):
             _run(config, options, sock, on_listening)

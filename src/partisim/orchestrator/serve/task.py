@@ -146,3 +146,4 @@ class TimeStats:
     collisions: int = 0
     energy: float = 0.0
     warnings: tuple[str, ...] = ()
+    threads: int = 1  # the threads the runs used: runs on several are grouped apart

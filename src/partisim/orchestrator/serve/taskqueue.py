@@ -633,14 +633,11 @@ class TaskQueue:
         steps x other parameters: count, sum and sum of squares of their simulation
         times, sums of their pair collisions and final kinetic energies, and their
         distinct warnings. The grouping happens in SQLite, so the caller never decodes
-        a result. A run on several threads has them among its other parameters
-        (``"threads"``)."""
+        a result. Runs on several threads form groups of their own (``threads``)."""
         sql = (
             "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
             " json_extract(params, '$.NUM_PASOS'),"
-            " CASE WHEN used > 1"
-            "  THEN json_set(json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), '$.threads', used)"
-            "  ELSE json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA') END,"
+            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
             " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
             "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
@@ -648,7 +645,7 @@ class TaskQueue:
             "       json_extract(result, '$.kinetic_energy') AS ke,"
             "       json_extract(result, '$.warnings') AS w"
             "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
-            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5"
+            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
         )
         chunks: list[list[str] | None] = [None] if batches is None else [
             list(batches[i:i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)
@@ -662,8 +659,8 @@ class TaskQueue:
             with self._lock:
                 rows = self._db.execute(sql.format(where=where), args).fetchall()
             out.extend(TimeStats(b, e, int(n), int(s), rest, int(c), float(t), float(t2), int(pc), float(ke),
-                                 _distinct_warnings(w))
-                       for b, e, n, s, rest, c, t, t2, pc, ke, w in rows)
+                                 _distinct_warnings(w), int(used))
+                       for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows)
         return out
 
     def batch_exists(self, batch: str) -> bool:
