@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark de la simulación en Cython: python benchmark_cython.py [N PASOS SEMILLA]."""
+
 import sys
 
 from partisim.cli.legacy import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Orquestador interactivo: python orchestrator.py [--config RUTA] (= partisim orchestrator)."""
+
 import sys
 from pathlib import Path
 

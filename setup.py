@@ -4,6 +4,7 @@ OpenMP: used when the compiler can build and link a small OpenMP program;
 otherwise (or with PARTISIM_OPENMP=0 in the environment) the engine is built
 without it and runs on one thread, with the same results.
 """
+
 import os
 import shutil
 import tempfile
@@ -72,8 +73,15 @@ extensions = [
 ]
 
 setup(
-    ext_modules=cythonize(extensions, language_level=3, compiler_directives={
-        "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False,
-    }),
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    ),
     cmdclass={"build_ext": BuildExt},
 )

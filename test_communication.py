@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Suite de pruebas de comunicación: python test_communication.py [--config RUTA] [--quick]
 (= partisim check). Código de salida 0 solo si todos los workers configurados pasan."""
+
 import sys
 from pathlib import Path
 

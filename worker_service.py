@@ -4,6 +4,7 @@
 Mismas opciones y variables de entorno (WORKER_ID, PARTISIM_PORT, PARTISIM_TOKEN, ...)
 que `partisim worker --help`.
 """
+
 import sys
 from pathlib import Path
 

@@ -75,11 +75,24 @@ def http_fleet(tmp: Path, capacity: int) -> Iterator[ServerClient]:
     workers: list[Any] = []
     try:
         for k in range(2):
-            workers.append(start_worker(HOSTS[k], None, "--capacity", str(capacity), "--worker-id", f"bench-{k}",
-                                        cwd=tmp / f"worker-{k}-{time.time_ns()}"))
-        config = write_config(tmp / f"config-http-{time.time_ns()}.json",
-                              [(f"bench-{k}", w.url) for k, w in enumerate(workers)],
-                              timeout=10.0, max_concurrent_tasks=4, ping_interval=1.0)
+            workers.append(
+                start_worker(
+                    HOSTS[k],
+                    None,
+                    "--capacity",
+                    str(capacity),
+                    "--worker-id",
+                    f"bench-{k}",
+                    cwd=tmp / f"worker-{k}-{time.time_ns()}",
+                )
+            )
+        config = write_config(
+            tmp / f"config-http-{time.time_ns()}.json",
+            [(f"bench-{k}", w.url) for k, w in enumerate(workers)],
+            timeout=10.0,
+            max_concurrent_tasks=4,
+            ping_interval=1.0,
+        )
         with serve_on(tmp, (), config) as client:
             deadline = time.monotonic() + 30
             while client.summary().workers_active < 2 and time.monotonic() < deadline:
@@ -146,8 +159,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="partisim-bench-dask-") as tmpdir:
         tmp = Path(tmpdir)
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as dask:
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            ) as cluster,
+            Client(cluster) as dask,
+        ):
             plain_dask_batch(dask, tiny_tasks(20))  # warm up imports
             with serve_on(tmp, ("--dask", cluster.scheduler_address)) as client:
                 wait_dask_members(client, 2)
@@ -180,20 +197,38 @@ def main() -> None:
     base = rate["dask"]
     rows = [
         (f"tareas diminutas/s, Dask puro (LocalCluster 2×1), mejor de {args.runs}", f"{base:.0f}", "1.00× de Dask"),
-        ("tareas diminutas/s, serve --dask en ese mismo LocalCluster", f"{rate['serve-dask-same']:.0f}",
-         f"{rate['serve-dask-same'] / base:.2f}× de Dask (objetivo ≥ 0.80)"),
-        ("tareas diminutas/s, serve --dask local:2", f"{rate['serve-dask-local2']:.0f}",
-         f"{rate['serve-dask-local2'] / base:.2f}× de Dask"),
-        ("tareas diminutas/s, serve con 2 workers HTTP (capacidad 1)", f"{rate['serve-http']:.0f}",
-         f"{rate['serve-http'] / base:.2f}× de Dask"),
-        (f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:1 (s)", f"{took['serve-dask-local1-sweep']:.2f}",
-         ""),
-        (f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:2 (s)", f"{took['serve-dask-local2-sweep']:.2f}",
-         f"{took['serve-dask-local1-sweep'] / took['serve-dask-local2-sweep']:.2f}× más rápido que 1 worker "
-         "(objetivo ≥ 1.70)"),
+        (
+            "tareas diminutas/s, serve --dask en ese mismo LocalCluster",
+            f"{rate['serve-dask-same']:.0f}",
+            f"{rate['serve-dask-same'] / base:.2f}× de Dask (objetivo ≥ 0.80)",
+        ),
+        (
+            "tareas diminutas/s, serve --dask local:2",
+            f"{rate['serve-dask-local2']:.0f}",
+            f"{rate['serve-dask-local2'] / base:.2f}× de Dask",
+        ),
+        (
+            "tareas diminutas/s, serve con 2 workers HTTP (capacidad 1)",
+            f"{rate['serve-http']:.0f}",
+            f"{rate['serve-http'] / base:.2f}× de Dask",
+        ),
+        (
+            f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:1 (s)",
+            f"{took['serve-dask-local1-sweep']:.2f}",
+            "",
+        ),
+        (
+            f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:2 (s)",
+            f"{took['serve-dask-local2-sweep']:.2f}",
+            f"{took['serve-dask-local1-sweep'] / took['serve-dask-local2-sweep']:.2f}× más rápido que 1 worker "
+            "(objetivo ≥ 1.70)",
+        ),
         (f"barrido de {args.sweep} tareas de ~1 s, Dask puro 2×1 (s)", f"{took['dask-sweep']:.2f}", ""),
-        (f"barrido de {args.sweep} tareas de ~1 s, serve con 2 workers HTTP (s)",
-         f"{took['serve-http-sweep']:.2f}", ""),
+        (
+            f"barrido de {args.sweep} tareas de ~1 s, serve con 2 workers HTTP (s)",
+            f"{took['serve-http-sweep']:.2f}",
+            "",
+        ),
     ]
     print(f"\npartisim bench/dask_throughput.py — {os.cpu_count()} CPU, carga media {load:.2f}")
     width = max(len(r[0]) for r in rows)

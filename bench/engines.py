@@ -22,9 +22,9 @@ import numpy as np
 from partisim.sim import SimParams, engine_threads, simulate
 
 # targets of issue 15
-SINGLE_1E5 = 3e7       # particle-steps/s, one thread, n = 100 000
-SINGLE_1E6 = 2e7       # particle-steps/s, one thread, n = 1 000 000
-TWO_THREADS = 1.7      # speed-up of 2 threads over 1 at n >= 100 000
+SINGLE_1E5 = 3e7  # particle-steps/s, one thread, n = 100 000
+SINGLE_1E6 = 2e7  # particle-steps/s, one thread, n = 1 000 000
+TWO_THREADS = 1.7  # speed-up of 2 threads over 1 at n >= 100 000
 BYTES_PER_PARTICLE = 200
 
 # Peak RSS in KiB: VmHWM where /proc has it (ru_maxrss survives exec on Linux, so a
@@ -158,14 +158,20 @@ def main() -> int:
 
     print("\nObjetivos del issue 15:")
     for n, target in ((100_000, SINGLE_1E5), (1_000_000, SINGLE_1E6)):
-        print(f"  1 hilo a n={n:,}: {single[n]:,.0f} partículas-paso/s (objetivo >= {target:.0e}): "
-              f"{verdict(single[n] >= target)}".replace(",", " "))
+        print(
+            f"  1 hilo a n={n:,}: {single[n]:,.0f} partículas-paso/s (objetivo >= {target:.0e}): "
+            f"{verdict(single[n] >= target)}".replace(",", " ")
+        )
     for n, ratio in two.items():
         text = f"x{ratio:.2f}" if cores > 1 else "no medible (OpenMP con 1 hilo)"
-        print(f"  2 hilos frente a 1 a n={n:,}: {text} (objetivo >= {TWO_THREADS}): "
-              f"{verdict(cores > 1 and ratio >= TWO_THREADS)}".replace(",", " "))
-    print(f"  memoria a n=1 000 000: {per_particle:.0f} bytes por partícula (pico de RSS; objetivo <= "
-          f"{BYTES_PER_PARTICLE}): {verdict(per_particle <= BYTES_PER_PARTICLE)}")
+        print(
+            f"  2 hilos frente a 1 a n={n:,}: {text} (objetivo >= {TWO_THREADS}): "
+            f"{verdict(cores > 1 and ratio >= TWO_THREADS)}".replace(",", " ")
+        )
+    print(
+        f"  memoria a n=1 000 000: {per_particle:.0f} bytes por partícula (pico de RSS; objetivo <= "
+        f"{BYTES_PER_PARTICLE}): {verdict(per_particle <= BYTES_PER_PARTICLE)}"
+    )
     return 0
 
 

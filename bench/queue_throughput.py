@@ -48,11 +48,18 @@ def fleet(tmp: Path, workers: int, capacity: int, max_concurrent: int) -> Iterat
     started: list[Any] = []
     try:
         for k in range(workers):
-            started.append(start_worker(HOSTS[k], None, "--capacity", str(capacity), "--worker-id", f"bench-{k}",
-                                        cwd=tmp / f"worker-{k}"))
-        config = write_config(tmp / f"config-{workers}.json",
-                              [(f"bench-{k}", w.url) for k, w in enumerate(started)],
-                              timeout=10.0, max_concurrent_tasks=max_concurrent, ping_interval=1.0)
+            started.append(
+                start_worker(
+                    HOSTS[k], None, "--capacity", str(capacity), "--worker-id", f"bench-{k}", cwd=tmp / f"worker-{k}"
+                )
+            )
+        config = write_config(
+            tmp / f"config-{workers}.json",
+            [(f"bench-{k}", w.url) for k, w in enumerate(started)],
+            timeout=10.0,
+            max_concurrent_tasks=max_concurrent,
+            ping_interval=1.0,
+        )
         serve = Serve(config, tmp / f"bench-{workers}-{time.time_ns()}.db", workdir=tmp)
         started.append(serve)
         serve.start()
@@ -97,8 +104,12 @@ def dask_client() -> Iterator[Any]:
     """A LocalCluster with 2 single-threaded worker processes, warmed up."""
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.gather(client.map(tiny_simulation, range(20), pure=False))  # warm up imports
         yield client
 
@@ -151,11 +162,23 @@ def main() -> None:
                             serve_rt += serve_round_trips(client, args.round_trips // 5)
                             dask_rt += dask_round_trips(dask, args.round_trips // 5)
         for capacity, rate in rates.items():
-            rows.append((f"tareas diminutas por segundo, workers de capacidad {capacity}, mejor de {args.runs}",
-                         f"{rate:.0f}", f"{dask_rate:.0f}", f"{rate / dask_rate:.2f}× de dask"))
+            rows.append(
+                (
+                    f"tareas diminutas por segundo, workers de capacidad {capacity}, mejor de {args.runs}",
+                    f"{rate:.0f}",
+                    f"{dask_rate:.0f}",
+                    f"{rate / dask_rate:.2f}× de dask",
+                )
+            )
         s_med, d_med = statistics.median(serve_rt) * 1e3, statistics.median(dask_rt) * 1e3
-        rows.append(("ida y vuelta secuencial, mediana en ms (menos es mejor)", f"{s_med:.1f}", f"{d_med:.1f}",
-                     f"{s_med / d_med:.2f}× de dask"))
+        rows.append(
+            (
+                "ida y vuelta secuencial, mediana en ms (menos es mejor)",
+                f"{s_med:.1f}",
+                f"{d_med:.1f}",
+                f"{s_med / d_med:.2f}× de dask",
+            )
+        )
 
         sweep = [{"benchmark": "python", "params": {**SECOND, "SEMILLA": seed}} for seed in range(args.sweep)]
         # alternate 1 and 2 workers and keep each one's best run: other load on the
@@ -166,8 +189,14 @@ def main() -> None:
                 with fleet(tmp, workers=workers, capacity=1, max_concurrent=1) as url, ServerClient(url) as client:
                     elapsed = run_batch(client, sweep)
                 times[workers] = min(elapsed, times.get(workers, elapsed))
-        rows.append((f"barrido de {args.sweep} tareas de ~1 s, mejor de {args.sweep_runs}: 1 worker / 2 workers (s)",
-                     f"{times[1]:.2f}", f"{times[2]:.2f}", f"2 workers = {times[2] / times[1]:.2f}× de 1"))
+        rows.append(
+            (
+                f"barrido de {args.sweep} tareas de ~1 s, mejor de {args.sweep_runs}: 1 worker / 2 workers (s)",
+                f"{times[1]:.2f}",
+                f"{times[2]:.2f}",
+                f"2 workers = {times[2] / times[1]:.2f}× de 1",
+            )
+        )
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\npartisim bench/queue_throughput.py — {os.cpu_count()} CPU, carga media {load:.2f}")

@@ -126,8 +126,12 @@ def run_batch(url: str, serve_pid: int, size: int, observed: bool) -> Batch:
             cpu0 = cpu_seconds(serve_pid)
             start = time.perf_counter()
             # one submission (repeat is at most 10 000 per task object)
-            answer = client.submit([{"benchmark": "python", "params": TINY, "repeat": min(10_000, size - k)}
-                                    for k in range(0, size, 10_000)])
+            answer = client.submit(
+                [
+                    {"benchmark": "python", "params": TINY, "repeat": min(10_000, size - k)}
+                    for k in range(0, size, 10_000)
+                ]
+            )
             state = client.summary(batch=answer.batch)
             while not state.done:
                 state = client.summary(batch=answer.batch, wait=5.0)
@@ -150,8 +154,9 @@ def workers(tmp: Path) -> Iterator[list[RunningWorker]]:
     started = []
     try:
         for k, host in enumerate(HOSTS):
-            started.append(start_worker(host, None, "--capacity", "2", "--worker-id", f"bench-{k}",
-                                        cwd=tmp / f"worker-{k}"))
+            started.append(
+                start_worker(host, None, "--capacity", "2", "--worker-id", f"bench-{k}", cwd=tmp / f"worker-{k}")
+            )
         yield started
     finally:
         for w in started:
@@ -160,8 +165,13 @@ def workers(tmp: Path) -> Iterator[list[RunningWorker]]:
 
 @contextmanager
 def serving(tmp: Path, fleet: list[RunningWorker], db: Path) -> Iterator[Serve]:
-    config = write_config(tmp / "config.json", [(f"bench-{k}", w.url) for k, w in enumerate(fleet)],
-                          timeout=10.0, max_concurrent_tasks=4, ping_interval=1.0)
+    config = write_config(
+        tmp / "config.json",
+        [(f"bench-{k}", w.url) for k, w in enumerate(fleet)],
+        timeout=10.0,
+        max_concurrent_tasks=4,
+        ping_interval=1.0,
+    )
     serve = Serve(config, db, workdir=tmp)
     try:
         serve.start(timeout=120)
@@ -176,10 +186,22 @@ def make_history(db: Path, count: int) -> None:
     leaves), spread over the last few days."""
     TaskQueue(db).close()  # the schema
     result = ExecuteResult(
-        task_id="t-0", worker_id="bench-0", benchmark="cython", engine="cython",
-        params={"NUM_PARTICULAS": 100, "NUM_PASOS": 50, "SEMILLA": 1}, particles=100, steps=50, seed=1,
-        execution_time=0.0123, simulation_time=0.0101, particle_collisions=120, wall_collisions=80,
-        checksum="0" * 64, kinetic_energy=1.5, particle_steps_per_s=495049.5, runner="process",
+        task_id="t-0",
+        worker_id="bench-0",
+        benchmark="cython",
+        engine="cython",
+        params={"NUM_PARTICULAS": 100, "NUM_PASOS": 50, "SEMILLA": 1},
+        particles=100,
+        steps=50,
+        seed=1,
+        execution_time=0.0123,
+        simulation_time=0.0101,
+        particle_collisions=120,
+        wall_collisions=80,
+        checksum="0" * 64,
+        kinetic_energy=1.5,
+        particle_steps_per_s=495049.5,
+        runner="process",
         timestamp="2026-12-01T00:00:00+00:00",
     ).model_dump_json()
     start = time.time() - 3 * 86400
@@ -188,13 +210,28 @@ def make_history(db: Path, count: int) -> None:
         t = start + k * (2 * 86400 / count)
         seed = k % 1000
         params = json.dumps({"NUM_PARTICULAS": 100 * (1 + k % 4), "NUM_PASOS": 50, "SEMILLA": seed}, sort_keys=True)
-        rows.append((f"t-{secrets.token_hex(8)}", f"hist-{k // 10000:02d}", "success", "cython", params,
-                     f"bench-{k % 2}", 1, 4, t, t + 0.001, t + 0.02,
-                     result.replace('"SEMILLA":1', f'"SEMILLA":{seed}').replace('"seed":1', f'"seed":{seed}')))
+        rows.append(
+            (
+                f"t-{secrets.token_hex(8)}",
+                f"hist-{k // 10000:02d}",
+                "success",
+                "cython",
+                params,
+                f"bench-{k % 2}",
+                1,
+                4,
+                t,
+                t + 0.001,
+                t + 0.02,
+                result.replace('"SEMILLA":1', f'"SEMILLA":{seed}').replace('"seed":1', f'"seed":{seed}'),
+            )
+        )
     with sqlite3.connect(db) as conn:
         conn.executemany(
             "INSERT INTO tasks (id, batch, status, benchmark, params, worker, attempts, max_attempts,"
-            " created_at, started_at, finished_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            " created_at, started_at, finished_at, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def latency_ms(url: str, path: str, count: int) -> tuple[float, float]:
@@ -273,13 +310,15 @@ def idle_cpu_percent(url: str, serve_pid: int, seconds: float) -> tuple[float, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,5000,20000",
-                        help="tamaños de lote, separados por comas (vacío: solo la base grande)")
+    parser.add_argument(
+        "--sizes", default="1000,5000,20000", help="tamaños de lote, separados por comas (vacío: solo la base grande)"
+    )
     parser.add_argument("--runs", type=int, default=1, help="turnos sin/con flujo por tamaño (se toma el mejor)")
     parser.add_argument("--big", type=int, default=100_000, help="tareas de la base grande")
     parser.add_argument("--idle", type=float, default=10.0, help="segundos de reposo medidos con un flujo abierto")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+
     def out(text: str = "") -> None:
         print(text, flush=True)
 
@@ -293,7 +332,7 @@ def main() -> None:
                     run_batch(serve.url, serve.proc.pid, 200, False)  # warm up
                     for size in sizes:
                         # which goes first alternates from run to run
-                        for observed in ((False, True) if run % 2 == 0 else (True, False)):
+                        for observed in (False, True) if run % 2 == 0 else (True, False):
                             b = run_batch(serve.url, serve.proc.pid, size, observed)
                             key = (size, observed)
                             if key not in best or b.rate > best[key].rate:
@@ -324,8 +363,10 @@ def main() -> None:
     out(f"partisim bench/serve_scale.py — {os.cpu_count()} CPU, carga media al terminar {load:.2f}")
     out("2 workers locales de capacidad 2, tareas diminutas (python, n = 10, 1 paso)")
     out()
-    out(f"{'lote':>8}  {'flujo':>6}  {'tareas/s':>9}  {'CPU serve/tarea':>15}  {'mensajes':>8}  "
-        f"{'bytes/mensaje':>13}  {'con/sin':>7}")
+    out(
+        f"{'lote':>8}  {'flujo':>6}  {'tareas/s':>9}  {'CPU serve/tarea':>15}  {'mensajes':>8}  "
+        f"{'bytes/mensaje':>13}  {'con/sin':>7}"
+    )
     rows = [(str(size), best[(size, False)], best[(size, True)]) for size in sizes]
     rows.append(("1000*", on_big[False], on_big[True]))
     for size, off, on in rows:
@@ -333,8 +374,10 @@ def main() -> None:
             ratio = f"{on.rate / off.rate:.2f}" if b is on else ""
             msgs = f"{b.messages}" if b.observed else "—"
             per = f"{b.bytes_per_message:,.0f}".replace(",", " ") if b.observed else "—"
-            out(f"{size:>8}  {'sí' if b.observed else 'no':>6}  {b.rate:>9.0f}  {b.cpu_ms_per_task:>12.3f} ms  "
-                f"{msgs:>8}  {per:>13}  {ratio:>7}")
+            out(
+                f"{size:>8}  {'sí' if b.observed else 'no':>6}  {b.rate:>9.0f}  {b.cpu_ms_per_task:>12.3f} ms  "
+                f"{msgs:>8}  {per:>13}  {ratio:>7}"
+            )
     out(f"(* sobre una historia de {args.big} tareas; objetivo: con/sin >= 0,90 en cada tamaño)")
     out()
     out(f"base de {args.big} tareas generada en {made_in:.1f} s")
@@ -342,15 +385,22 @@ def main() -> None:
     out(f"{'/api/summary p50 / p99':<52}  {summary[0]:>5.2f}/{summary[1]:<5.2f}ms  objetivo < 10 ms")
     out(f"{'/api/workers p50 / p99':<52}  {workers_lat[0]:>5.2f}/{workers_lat[1]:<5.2f}ms  objetivo < 10 ms")
     out(f"{'/api/summary?batch= (lote de 10 000) p50 / p99':<52}  {batch_lat[0]:>5.2f}/{batch_lat[1]:<5.2f}ms")
-    out(f"{f'CPU de serve en reposo con un flujo abierto ({args.idle:.0f} s)':<52}  {idle_cpu:>10.1f} %  "
-        f"{idle_msgs} mensajes (solo latidos)")
+    out(
+        f"{f'CPU de serve en reposo con un flujo abierto ({args.idle:.0f} s)':<52}  {idle_cpu:>10.1f} %  "
+        f"{idle_msgs} mensajes (solo latidos)"
+    )
     for name, (run, idle), rows_out in (("csv", csv_run, csv_rows), ("json", json_run, json_rows)):
-        out(f"{f'results --format {name} -o: {rows_out} de {rows_total} filas':<52}  {run.seconds:>10.2f} s  "
-            f"objetivo < 5 s, todas las filas")
+        out(
+            f"{f'results --format {name} -o: {rows_out} de {rows_total} filas':<52}  {run.seconds:>10.2f} s  "
+            f"objetivo < 5 s, todas las filas"
+        )
         out(f"{'  CPU del comando + CPU de serve':<52}  {run.cpu_s:>10.2f} s")
-        out(f"{'  memoria pico del comando (extra sobre uno vacío)':<52}  {run.peak_mb:>9.0f} MB  "
-            f"(+{run.peak_mb - idle:.0f} MB; objetivo < 200 MB extra)")
+        out(
+            f"{'  memoria pico del comando (extra sobre uno vacío)':<52}  {run.peak_mb:>9.0f} MB  "
+            f"(+{run.peak_mb - idle:.0f} MB; objetivo < 200 MB extra)"
+        )
         out(f"{'  crecimiento de la memoria de serve':<52}  {run.serve_growth_mb:>9.0f} MB")
+
 
 if __name__ == "__main__":
     main()

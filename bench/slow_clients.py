@@ -36,8 +36,10 @@ from helpers.workers import start_worker
 KINDS = {
     "nada": b"",
     "media cabecera": b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Lento: ",
-    "medio cuerpo": (b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 200\r\n\r\n{\"benchmark\": \"cython\", \"params\": {"),
+    "medio cuerpo": (
+        b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 200\r\n\r\n{"benchmark": "cython", "params": {'
+    ),
     "keep-alive": b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Lento: ",
 }
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -51,8 +53,9 @@ def _open(host: str, port: int, kind: str) -> tuple[socket.socket, float]:
         while b"\r\n\r\n" not in answer:
             answer += sock.recv(65536)
         head, _, body = answer.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length"))
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
         while len(body) < length:
             body += sock.recv(65536)
     opened = time.monotonic()
@@ -102,17 +105,23 @@ def main() -> int:
                         selector.unregister(sock)
                         sock.close()
                         pending -= 1
-        print(f"Worker con --request-timeout {args.request_timeout:g} s; {args.per_kind} conexiones detenidas "
-              "de cada tipo\n")
+        print(
+            f"Worker con --request-timeout {args.request_timeout:g} s; {args.per_kind} conexiones detenidas "
+            "de cada tipo\n"
+        )
         print(f"{'tipo':>16} {'cerradas':>9} {'con 408':>8} {'mín (s)':>9} {'mediana (s)':>12} {'máx (s)':>9}")
         for kind, times in closed.items():
             if times:
-                print(f"{kind:>16} {len(times):>9} {answered[kind]:>8} {min(times):>9.3f} "
-                      f"{statistics.median(times):>12.3f} {max(times):>9.3f}")
+                print(
+                    f"{kind:>16} {len(times):>9} {answered[kind]:>8} {min(times):>9.3f} "
+                    f"{statistics.median(times):>12.3f} {max(times):>9.3f}"
+                )
             else:
                 print(f"{kind:>16} {0:>9} {answered[kind]:>8}")
-        print(f"\n/ping mientras tanto: {len(pings)} respuestas, códigos {sorted(ping_codes)}, latencia mediana "
-              f"{statistics.median(pings) * 1000:.1f} ms, máxima {max(pings) * 1000:.1f} ms")
+        print(
+            f"\n/ping mientras tanto: {len(pings)} respuestas, códigos {sorted(ping_codes)}, latencia mediana "
+            f"{statistics.median(pings) * 1000:.1f} ms, máxima {max(pings) * 1000:.1f} ms"
+        )
         if pending:
             print(f"¡{pending} conexiones seguían abiertas al final!")
         return 1 if pending else 0

@@ -49,9 +49,11 @@ def timed(cmd: list[str], runs: int) -> tuple[list[float], list[float]]:
 
 
 def heavy_imports() -> list[str]:
-    code = ("import sys, runpy; sys.argv = ['partisim', '--help']\n"
-            "try:\n    runpy.run_module('partisim', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            f"print('HEAVY:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))")
+    code = (
+        "import sys, runpy; sys.argv = ['partisim', '--help']\n"
+        "try:\n    runpy.run_module('partisim', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("HEAVY:"))
     return line.removeprefix("HEAVY:").split()
@@ -64,8 +66,10 @@ def main() -> int:
     times = {name: timed(cmd, args.runs) for name, cmd in COMMANDS.items()}
     print(f"{'comando':<24} {'mínimo':>9} {'mediana':>9} {'CPU (mediana)':>14}")
     for name, (wall, cpu) in times.items():
-        print(f"{name:<24} {min(wall) * 1000:>6.0f} ms {statistics.median(wall) * 1000:>6.0f} ms"
-              f" {statistics.median(cpu) * 1000:>11.0f} ms")
+        print(
+            f"{name:<24} {min(wall) * 1000:>6.0f} ms {statistics.median(wall) * 1000:>6.0f} ms"
+            f" {statistics.median(cpu) * 1000:>11.0f} ms"
+        )
     base = min(times["python -c pass"][0])
     print(f"partisim --help sobre el intérprete: +{(min(times['partisim --help'][0]) - base) * 1000:.0f} ms")
     heavy = heavy_imports()

@@ -32,19 +32,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Teoría cinética frente a medición (tabla de docs/fisica.md).")
     parser.add_argument("--quick", action="store_true", help="una décima parte de los pasos")
     args = parser.parse_args()
-    print("| η | dt | pasos | a | teoría (colisiones/t) | medido | medido/teoría | pérdida estimada "
-          "| pared medido/teoría |")
+    print(
+        "| η | dt | pasos | a | teoría (colisiones/t) | medido | medido/teoría | pérdida estimada "
+        "| pared medido/teoría |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, n, width, height, dt, planned in PLAN:
         steps = max(2, planned // 10) if args.quick else planned
-        params = SimParams(particles=n, width=width, height=height, dt=dt, steps=steps,
-                           wall_restitution=1.0, particle_restitution=1.0)
+        params = SimParams(
+            particles=n, width=width, height=height, dt=dt, steps=steps, wall_restitution=1.0, particle_restitution=1.0
+        )
         m = measure_run(params, "cython")
         p = predict(params, m.temperature)
-        print(f"| {label} | {dt:g} | {steps} | {p.step_ratio:.3g} | {p.collision_rate_theory:.4g} "
-              f"| {m.collision_rate_measured:.4g} | {m.collision_rate_measured / p.collision_rate_theory:.3f} "
-              f"| {100 * p.missed_fraction_estimate:.2g} % | {m.wall_rate_measured / p.wall_rate_theory:.3f} |",
-              flush=True)
+        print(
+            f"| {label} | {dt:g} | {steps} | {p.step_ratio:.3g} | {p.collision_rate_theory:.4g} "
+            f"| {m.collision_rate_measured:.4g} | {m.collision_rate_measured / p.collision_rate_theory:.3f} "
+            f"| {100 * p.missed_fraction_estimate:.2g} % | {m.wall_rate_measured / p.wall_rate_theory:.3f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -67,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
             pings = timed(lambda: c.get("/ping").raise_for_status(), args.pings)
             rows.append((f"/ping p50 ({args.pings} peticiones)", f"{percentile(pings, 50) * 1e3:.2f} ms", ""))
-            rows.append((f"/ping p99 ({args.pings} peticiones)", f"{percentile(pings, 99) * 1e3:.2f} ms",
-                         "objetivo <= 10 ms (usuarios: < 5 s)"))
+            rows.append(
+                (
+                    f"/ping p99 ({args.pings} peticiones)",
+                    f"{percentile(pings, 99) * 1e3:.2f} ms",
+                    "objetivo <= 10 ms (usuarios: < 5 s)",
+                )
+            )
 
             def one() -> None:
                 r = c.post("/execute", json=body)
@@ -80,12 +85,18 @@ def main(argv: list[str] | None = None) -> int:
             simulate(params, args.engine)
             local = timed(lambda: simulate(params, args.engine), args.tiny)
             e50, l50 = percentile(execs, 50), percentile(local, 50)
-            rows.append((f"/execute tarea mínima p50 (n=10, 1 paso, {args.engine})", f"{e50 * 1e3:.2f} ms",
-                         "objetivo <= 5 ms"))
+            rows.append(
+                (f"/execute tarea mínima p50 (n=10, 1 paso, {args.engine})", f"{e50 * 1e3:.2f} ms", "objetivo <= 5 ms")
+            )
             rows.append(("/execute tarea mínima p99", f"{percentile(execs, 99) * 1e3:.2f} ms", ""))
             rows.append(("simulate() en el mismo proceso p50", f"{l50 * 1e3:.3f} ms", ""))
-            rows.append(("sobrecoste del worker (p50 /execute - p50 local)", f"{(e50 - l50) * 1e3:.2f} ms",
-                         f"{e50 / l50:.0f}x el cálculo local"))
+            rows.append(
+                (
+                    "sobrecoste del worker (p50 /execute - p50 local)",
+                    f"{(e50 - l50) * 1e3:.2f} ms",
+                    f"{e50 / l50:.0f}x el cálculo local",
+                )
+            )
 
         done = [0, 0]
         errors: list[str] = []
@@ -107,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
-        rows.append((f"tareas mínimas por segundo, 2 clientes ({sum(done)} tareas)",
-                     f"{sum(done) / elapsed:.0f} /s", f"{len(errors)} errores"))
+        rows.append(
+            (
+                f"tareas mínimas por segundo, 2 clientes ({sum(done)} tareas)",
+                f"{sum(done) / elapsed:.0f} /s",
+                f"{len(errors)} errores",
+            )
+        )
     finally:
         worker.stop()
 

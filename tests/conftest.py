@@ -20,22 +20,24 @@ if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
 #: modules (paths under tests/) whose every test is slow
-SLOW_MODULES = frozenset({
-    "dashboard/test_dashboard_api.py",
-    "dashboard/test_dashboard_browser.py",
-    "orchestrator/test_orch_check.py",
-    "orchestrator/test_orch_demo.py",
-    "orchestrator/test_orch_menu.py",
-    "orchestrator/test_orch_package.py",
-    "queue/test_queue_cli.py",
-    "queue/test_queue_service.py",
-    "worker/test_docker_runner.py",
-    "worker/test_identity.py",
-    "worker/test_isolation.py",
-    "worker/test_root_files.py",
-    "worker/test_schemathesis.py",
-    "worker/test_shutdown.py",
-})
+SLOW_MODULES = frozenset(
+    {
+        "dashboard/test_dashboard_api.py",
+        "dashboard/test_dashboard_browser.py",
+        "orchestrator/test_orch_check.py",
+        "orchestrator/test_orch_demo.py",
+        "orchestrator/test_orch_menu.py",
+        "orchestrator/test_orch_package.py",
+        "queue/test_queue_cli.py",
+        "queue/test_queue_service.py",
+        "worker/test_docker_runner.py",
+        "worker/test_identity.py",
+        "worker/test_isolation.py",
+        "worker/test_root_files.py",
+        "worker/test_schemathesis.py",
+        "worker/test_shutdown.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

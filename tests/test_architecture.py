@@ -29,8 +29,19 @@ ALLOWED: dict[str, set[str]] = {
     "fleet": {"errors", "sim", "defaults"},
     "worker": {"errors", "files", "listen", "images", "sim", "protocol", "fleet", "defaults", "version"},
     "orchestrator": {"errors", "files", "listen", "sim", "protocol", "fleet", "defaults", "version"},
-    "cli": {"errors", "files", "listen", "images", "sim", "protocol", "fleet", "defaults", "worker", "orchestrator",
-            "version"},
+    "cli": {
+        "errors",
+        "files",
+        "listen",
+        "images",
+        "sim",
+        "protocol",
+        "fleet",
+        "defaults",
+        "worker",
+        "orchestrator",
+        "version",
+    },
     "main": {"cli"},
     "version": set(),
 }
@@ -110,8 +121,9 @@ def test_rooms_import_only_what_the_rules_allow(graph: dict[str, set[str]]) -> N
 
 
 def test_nothing_but_the_entry_points_imports_cli(graph: dict[str, set[str]]) -> None:
-    offenders = sorted(m for m, targets in graph.items()
-                       if _room(m) not in ("cli", "main") and any(_room(t) == "cli" for t in targets))
+    offenders = sorted(
+        m for m, targets in graph.items() if _room(m) not in ("cli", "main") and any(_room(t) == "cli" for t in targets)
+    )
     assert not offenders
 
 

@@ -1,4 +1,5 @@
 """`python -m partisim` is the `partisim` command."""
+
 import sys
 
 from partisim.cli import main

@@ -299,8 +299,15 @@ def explain_os_error(exc: BaseException) -> str:
     return "error del sistema"
 
 
-_JSON_TYPES = {dict: "un objeto", list: "una lista", str: "un texto", bool: "un valor lógico",
-               int: "un número", float: "un número", type(None): "null"}
+_JSON_TYPES = {
+    dict: "un objeto",
+    list: "una lista",
+    str: "un texto",
+    bool: "un valor lógico",
+    int: "un número",
+    float: "un número",
+    type(None): "null",
+}
 
 
 def json_type_name(value: Any) -> str:

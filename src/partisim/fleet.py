@@ -40,13 +40,31 @@ from partisim.defaults import DEFAULT_CONFIG_PATH, DEFAULT_SERVER, default_serve
 from partisim.errors import ConfigError, explain_json_error, explain_os_error, explain_validation
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH", "DEFAULT_SERVER", "default_server", "read_token_file", "client_token", "env_ca_file",
-    "Config", "WorkerEntry", "OrchestratorSettings", "load_config", "parse_config",
-    "DaskSettings", "JobqueueSettings", "DaskTarget", "DaskKind", "parse_dask_target",
-    "Identity", "resolve_identity", "local_addresses", "bound_addresses", "fallback_id",
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_SERVER",
+    "default_server",
+    "read_token_file",
+    "client_token",
+    "env_ca_file",
+    "Config",
+    "WorkerEntry",
+    "OrchestratorSettings",
+    "load_config",
+    "parse_config",
+    "DaskSettings",
+    "JobqueueSettings",
+    "DaskTarget",
+    "DaskKind",
+    "parse_dask_target",
+    "Identity",
+    "resolve_identity",
+    "local_addresses",
+    "bound_addresses",
+    "fallback_id",
 ]
 
 log = logging.getLogger(__name__)
+
 
 def read_token_file(path: str | Path, what: str = "--token-file") -> str:
     """The token in ``path`` (surrounding whitespace removed); `ConfigError` naming
@@ -80,8 +98,13 @@ def env_ca_file() -> str | None:
 
 
 #: engine names a worker entry's "algorithms" may hold (the users' script names too)
-_ALGORITHMS = {"python": "python", "numpy": "numpy", "cython": "cython",
-               "benchmark.py": "python", "benchmark_cython.py": "cython"}
+_ALGORITHMS = {
+    "python": "python",
+    "numpy": "numpy",
+    "cython": "cython",
+    "benchmark.py": "python",
+    "benchmark_cython.py": "cython",
+}
 
 
 class WorkerEntry(BaseModel):
@@ -108,7 +131,7 @@ class WorkerEntry(BaseModel):
             data = dict(data)
             host = data.pop("host")
             if "ip" in data and data["ip"] != host:
-                raise ValueError(f"\"ip\" ({data['ip']!r}) y \"host\" ({host!r}) no coinciden; use solo uno")
+                raise ValueError(f'"ip" ({data["ip"]!r}) y "host" ({host!r}) no coinciden; use solo uno')
             data["ip"] = host
         return data
 
@@ -135,7 +158,7 @@ class WorkerEntry(BaseModel):
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, (list, tuple)) or not v:
-            raise ValueError("debe ser una lista de motores, p. ej. [\"python\", \"cython\"]")
+            raise ValueError('debe ser una lista de motores, p. ej. ["python", "cython"]')
         engines: list[str] = []
         for name in v:
             engine = _ALGORITHMS.get(name) if isinstance(name, str) else None
@@ -232,8 +255,9 @@ def parse_dask_target(text: str) -> DaskTarget:
     if low.startswith("local:"):
         count = low.split(":", 1)[1]
         if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
-            raise ValueError(f"local:N necesita un número de workers entre 1 y {MAX_LOCAL_WORKERS} "
-                             f"(recibido {given!r})")
+            raise ValueError(
+                f"local:N necesita un número de workers entre 1 y {MAX_LOCAL_WORKERS} (recibido {given!r})"
+            )
         return DaskTarget("local", low, int(count))
     match = _SCHEDULER.match(given)
     if match is None:
@@ -293,8 +317,10 @@ class JobqueueSettings(BaseModel):
         if self.minimum_jobs > self.maximum_jobs:
             raise ValueError(f"minimum_jobs ({self.minimum_jobs}) no puede superar maximum_jobs ({self.maximum_jobs})")
         if self.cores % self.processes:
-            raise ValueError(f"cores ({self.cores}) debe ser múltiplo de processes ({self.processes}): "
-                             "cada worker de Dask recibe cores/processes hilos")
+            raise ValueError(
+                f"cores ({self.cores}) debe ser múltiplo de processes ({self.processes}): "
+                "cada worker de Dask recibe cores/processes hilos"
+            )
         return self
 
 
@@ -363,8 +389,9 @@ class Config(BaseModel):
         if settings.worker_token is not None:
             return settings.worker_token
         if settings.worker_token_file is not None:
-            return read_token_file(self._relative(settings.worker_token_file),
-                                   f"{self.path}: orchestrator.worker_token_file")
+            return read_token_file(
+                self._relative(settings.worker_token_file), f"{self.path}: orchestrator.worker_token_file"
+            )
         return None
 
     def ca_file(self, override: str | None = None) -> str | None:
@@ -392,11 +419,11 @@ class Config(BaseModel):
 def parse_config(data: Any, path: str = "<config>") -> Config:
     """Validate an already-decoded config object."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: el contenido debe ser un objeto JSON con la clave \"workers\"")
+        raise ConfigError(f'{path}: el contenido debe ser un objeto JSON con la clave "workers"')
     if "workers" not in data and "dask" not in data:  # with Dask, the workers are the cluster's
-        raise ConfigError(f"{path}: falta la clave \"workers\" (lista de {{\"id\", \"ip\", \"port\"}})")
+        raise ConfigError(f'{path}: falta la clave "workers" (lista de {{"id", "ip", "port"}})')
     if not isinstance(data.get("workers", []), list):
-        raise ConfigError(f"{path}: \"workers\" debe ser una lista")
+        raise ConfigError(f'{path}: "workers" debe ser una lista')
     try:
         return Config.model_validate({**data, "path": path})
     except ValidationError as exc:
@@ -410,8 +437,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"no existe el archivo de configuración {p} (cree uno con la lista de workers, "
-            "o use --config RUTA)"
+            f"no existe el archivo de configuración {p} (cree uno con la lista de workers, o use --config RUTA)"
         ) from None
     except OSError as exc:
         raise ConfigError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
@@ -430,9 +456,9 @@ _ANY = {"0.0.0.0", "", "::", "*"}
 @dataclass(frozen=True)
 class Identity:
     worker_id: str
-    address: str                 # the address that names this worker
-    addresses: tuple[str, ...]   # every address it answers on, loopback last
-    source: str                  # "argumento", "config" or "dirección"
+    address: str  # the address that names this worker
+    addresses: tuple[str, ...]  # every address it answers on, loopback last
+    source: str  # "argumento", "config" or "dirección"
     config_path: str | None = None
 
 
@@ -522,8 +548,14 @@ def _from_config(config: Config, addresses: list[str], port: int) -> tuple[str, 
     return None
 
 
-def resolve_identity(host: str, port: int, *, worker_id: str | None = None,
-                     config_path: str = "config_workers.json", config_explicit: bool = False) -> Identity:
+def resolve_identity(
+    host: str,
+    port: int,
+    *,
+    worker_id: str | None = None,
+    config_path: str = "config_workers.json",
+    config_explicit: bool = False,
+) -> Identity:
     """Name this worker. Raises `partisim.errors.ConfigError` for an unreadable or invalid config file."""
     addresses = bound_addresses(host)
     primary = addresses[0] if addresses else "127.0.0.1"
@@ -534,5 +566,6 @@ def resolve_identity(host: str, port: int, *, worker_id: str | None = None,
         match = _from_config(config, addresses, port)
         if match is not None:
             return Identity(match[0], match[1], tuple(addresses), "config", config_path)
-    return Identity(fallback_id(primary), primary, tuple(addresses), "dirección",
-                    config_path if config is not None else None)
+    return Identity(
+        fallback_id(primary), primary, tuple(addresses), "dirección", config_path if config is not None else None
+    )

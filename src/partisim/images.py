@@ -33,9 +33,18 @@ from partisim.defaults import SIM_IMAGE
 from partisim.errors import ImageError
 
 __all__ = [
-    "SIM_IMAGE", "WORKER_IMAGE", "DEFAULT_BASE_IMAGE", "LOCAL_BASE_IMAGE", "TARGETS",
-    "Wheelhouse", "ImageBuild",
-    "find_project", "source_digest", "build_wheelhouse", "choose_base_image", "build_images",
+    "SIM_IMAGE",
+    "WORKER_IMAGE",
+    "DEFAULT_BASE_IMAGE",
+    "LOCAL_BASE_IMAGE",
+    "TARGETS",
+    "Wheelhouse",
+    "ImageBuild",
+    "find_project",
+    "source_digest",
+    "build_wheelhouse",
+    "choose_base_image",
+    "build_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,9 +72,9 @@ _WHEEL_TAG = re.compile(
 class Wheelhouse:
     path: Path
     partisim_wheel: Path
-    python_tag: str       # e.g. "cp311": the interpreter its compiled wheels fit
+    python_tag: str  # e.g. "cp311": the interpreter its compiled wheels fit
     wheels: int
-    rebuilt: bool         # the partisim wheel was built now (source changed)
+    rebuilt: bool  # the partisim wheel was built now (source changed)
 
 
 @dataclass(frozen=True)
@@ -95,16 +104,23 @@ def find_project(start: Path | None = None) -> Path:
         if all((folder / name).exists() for name in ("pyproject.toml", "Dockerfile", "src/partisim")):
             return folder
     where = start or Path.cwd()
-    raise ImageError(f"no se encontró el proyecto partisim (pyproject.toml, Dockerfile y src/partisim) "
-                     f"en {where} ni en sus carpetas superiores; use --project CARPETA", 2)
+    raise ImageError(
+        f"no se encontró el proyecto partisim (pyproject.toml, Dockerfile y src/partisim) "
+        f"en {where} ni en sus carpetas superiores; use --project CARPETA",
+        2,
+    )
 
 
 def _source_files(root: Path) -> list[Path]:
     files = [root / name for name in _SOURCE_FILES if (root / name).is_file()]
     for path in sorted((root / "src").rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and not _SKIP_DIRS.intersection(rel.parts[:-1]) \
-                and not path.name.endswith(_SKIP_SUFFIXES) and ".egg-info" not in str(rel):
+        if (
+            path.is_file()
+            and not _SKIP_DIRS.intersection(rel.parts[:-1])
+            and not path.name.endswith(_SKIP_SUFFIXES)
+            and ".egg-info" not in str(rel)
+        ):
             files.append(path)
     return files
 
@@ -150,8 +166,10 @@ def _fill(wheelhouse: Path, requirements: Iterable[str], *, offline: bool, pytho
     if done.returncode == 0:
         return  # everything already there: no index asked, nothing changes
     if offline:
-        raise ImageError(f"--offline: faltan wheels de {what} en {wheelhouse}; créelos antes con conexión "
-                         f"('partisim images wheelhouse').\n{_tail(done.stderr or done.stdout, 6)}")
+        raise ImageError(
+            f"--offline: faltan wheels de {what} en {wheelhouse}; créelos antes con conexión "
+            f"('partisim images wheelhouse').\n{_tail(done.stderr or done.stdout, 6)}"
+        )
     log.info("descargando wheels de %s", what)
     done = _pip(["wheel", "--find-links", str(wheelhouse), "-w", str(wheelhouse), *reqs], python)
     if done.returncode != 0:
@@ -163,8 +181,9 @@ def _wheel_python_tag(wheel: Path) -> str:
     return match.group("py") if match else "?"
 
 
-def build_wheelhouse(root: Path, wheelhouse: Path, *, offline: bool = False,
-                     python: str = sys.executable) -> Wheelhouse:
+def build_wheelhouse(
+    root: Path, wheelhouse: Path, *, offline: bool = False, python: str = sys.executable
+) -> Wheelhouse:
     """Wheels for partisim and everything it needs, built for `python`.
 
     Offline, only what the wheelhouse already holds is used (the partisim wheel is
@@ -181,12 +200,19 @@ def build_wheelhouse(root: Path, wheelhouse: Path, *, offline: bool = False,
         for old in current:
             old.unlink()
         stamp.unlink(missing_ok=True)
-        _fill(wheelhouse, _build_requirements(root), offline=offline, python=python,
-              what="las herramientas de compilación")
+        _fill(
+            wheelhouse,
+            _build_requirements(root),
+            offline=offline,
+            python=python,
+            what="las herramientas de compilación",
+        )
         log.info("compilando el wheel de partisim desde %s", root)
         # Build isolation installs the build requirements from the wheelhouse only.
-        done = _pip(["wheel", "--no-deps", "--no-index", "--find-links", str(wheelhouse),
-                     "-w", str(wheelhouse), str(root)], python)
+        done = _pip(
+            ["wheel", "--no-deps", "--no-index", "--find-links", str(wheelhouse), "-w", str(wheelhouse), str(root)],
+            python,
+        )
         if done.returncode != 0:
             raise ImageError(f"no se pudo compilar el wheel de partisim:\n{_tail(done.stderr or done.stdout)}")
         current = sorted(wheelhouse.glob("partisim-*.whl"))
@@ -262,8 +288,20 @@ def choose_base_image(requested: str | None) -> str:
 
 
 def _base_python_tag(image: str) -> str | None:
-    done = _docker(["run", "--rm", "--network", "none", "--entrypoint", "python3", image,
-                    "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], timeout=120)
+    done = _docker(
+        [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            image,
+            "-c",
+            "import sys; print('cp%d%d' % sys.version_info[:2])",
+        ],
+        timeout=120,
+    )
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -322,11 +360,30 @@ def _engine_libraries(wheel: Path) -> list[Path]:
     return found
 
 
-def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline: bool,
-               network: str | None, no_cache: bool, log_file: Path | None) -> ImageBuild:
+def _run_build(
+    target: str,
+    tag: str,
+    context: Path,
+    *,
+    base_image: str,
+    offline: bool,
+    network: str | None,
+    no_cache: bool,
+    log_file: Path | None,
+) -> ImageBuild:
     dockerfile = TARGETS[target][0]
-    argv = [_docker_bin(), "build", "-f", str(context / dockerfile), "-t", tag,
-            "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"OFFLINE={int(offline)}"]
+    argv = [
+        _docker_bin(),
+        "build",
+        "-f",
+        str(context / dockerfile),
+        "-t",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        f"OFFLINE={int(offline)}",
+    ]
     if offline or network:
         argv += ["--network", "none" if offline or network is None else network]
     if no_cache:
@@ -351,10 +408,18 @@ def _run_build(target: str, tag: str, context: Path, *, base_image: str, offline
     return ImageBuild(target, tag, image_id, seconds, steps, cached, _remove_replaced(previous, image_id))
 
 
-def build_images(root: Path, *, wheelhouse: Path, base_image: str | None = None, offline: bool = False,
-                 targets: Sequence[str] = ("simulation", "worker"), tags: dict[str, str] | None = None,
-                 network: str | None = None, no_cache: bool = False,
-                 log_file: Path | None = None) -> tuple[str, Wheelhouse, list[ImageBuild]]:
+def build_images(
+    root: Path,
+    *,
+    wheelhouse: Path,
+    base_image: str | None = None,
+    offline: bool = False,
+    targets: Sequence[str] = ("simulation", "worker"),
+    tags: dict[str, str] | None = None,
+    network: str | None = None,
+    no_cache: bool = False,
+    log_file: Path | None = None,
+) -> tuple[str, Wheelhouse, list[ImageBuild]]:
     """Build the wheelhouse, then the images named in `targets`, in order.
 
     Returns the base image used, the wheelhouse and one `ImageBuild` per target.
@@ -369,7 +434,8 @@ def build_images(root: Path, *, wheelhouse: Path, base_image: str | None = None,
         raise ImageError(
             f"--offline: la imagen base {base} no está en este Docker y no se puede descargar. "
             f"Cárguela con 'docker load' desde otra máquina, indique otra con --base-image "
-            f"o cree {LOCAL_BASE_IMAGE} con debootstrap (.ci/docker.sh)")
+            f"o cree {LOCAL_BASE_IMAGE} con debootstrap (.ci/docker.sh)"
+        )
     house = build_wheelhouse(root, wheelhouse, offline=offline)
     if have_base:
         base_tag = _base_python_tag(base)
@@ -378,15 +444,30 @@ def build_images(root: Path, *, wheelhouse: Path, base_image: str | None = None,
                 raise ImageError(
                     f"--offline: la imagen base {base} trae Python {base_tag} y el wheelhouse es para "
                     f"{house.python_tag} ({house.partisim_wheel.name}); use una base con el mismo Python "
-                    f"o cree el wheelhouse con ese Python")
-            log.warning("la base %s trae %s y el wheelhouse es %s: partisim se compilará dentro de la imagen",
-                        base, base_tag, house.python_tag)
+                    f"o cree el wheelhouse con ese Python"
+                )
+            log.warning(
+                "la base %s trae %s y el wheelhouse es %s: partisim se compilará dentro de la imagen",
+                base,
+                base_tag,
+                house.python_tag,
+            )
     builds = []
     with tempfile.TemporaryDirectory(prefix="partisim-context-") as tmp:
         context = Path(tmp)
         _stage_context(root, house.path, context)
         for target in targets:
             tag = (tags or {}).get(target) or TARGETS[target][1]
-            builds.append(_run_build(target, tag, context, base_image=base, offline=offline,
-                                     network=network, no_cache=no_cache, log_file=log_file))
+            builds.append(
+                _run_build(
+                    target,
+                    tag,
+                    context,
+                    base_image=base,
+                    offline=offline,
+                    network=network,
+                    no_cache=no_cache,
+                    log_file=log_file,
+                )
+            )
     return base, house, builds

@@ -276,8 +276,15 @@ class ForeignResult(_Wire):
     def from_answer(cls, body: dict[str, Any], *, task_id: str, engine: str, worker_id: str) -> ForeignResult:
         """Decode a foreign answer field by field: what does not fit is left out."""
         found: dict[str, Any] = {}
-        for name in ("benchmark", "execution_time", "simulation_time", "particle_collisions", "wall_collisions",
-                     "kinetic_energy", "timestamp"):
+        for name in (
+            "benchmark",
+            "execution_time",
+            "simulation_time",
+            "particle_collisions",
+            "wall_collisions",
+            "kinetic_energy",
+            "timestamp",
+        ):
             value = body.get(name)
             if value is None:
                 continue
@@ -287,9 +294,13 @@ class ForeignResult(_Wire):
                 continue
             found[name] = value
         reported_id = body.get("worker_id")
-        return cls(task_id=task_id, engine=engine,
-                   worker_id=reported_id if isinstance(reported_id, str) and reported_id else worker_id,
-                   reported=_strict_json(body), **found)
+        return cls(
+            task_id=task_id,
+            engine=engine,
+            worker_id=reported_id if isinstance(reported_id, str) and reported_id else worker_id,
+            reported=_strict_json(body),
+            **found,
+        )
 
 
 #: a successful attempt's outcome: verifiable (a partisim worker) or not (another's)

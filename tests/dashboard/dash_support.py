@@ -19,8 +19,13 @@ from helpers.workers import RunningWorker, start_worker
 
 #: how the browser tests start Chromium (found by the `chromium` fixture of tests/conftest.py)
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -40,10 +45,14 @@ def start_fleet(tmp: Path, hosts: dict[str, str], **settings: Any) -> Fleet:
     serve: Serve | None = None
     try:
         for worker_id, host in hosts.items():
-            workers[worker_id] = start_worker(host, None, "--capacity", "2", env={"WORKER_ID": worker_id},
-                                              cwd=tmp / worker_id)
-        config = write_config(tmp / "config_workers.json", [(i, w.host, w.port) for i, w in workers.items()],
-                              **{**DASH_SETTINGS, **settings})
+            workers[worker_id] = start_worker(
+                host, None, "--capacity", "2", env={"WORKER_ID": worker_id}, cwd=tmp / worker_id
+            )
+        config = write_config(
+            tmp / "config_workers.json",
+            [(i, w.host, w.port) for i, w in workers.items()],
+            **{**DASH_SETTINGS, **settings},
+        )
         serve = Serve(config, tmp / "partisim.db", workdir=tmp)
         serve.start()
         serve.wait_workers(len(workers))

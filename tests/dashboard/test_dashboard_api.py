@@ -32,7 +32,8 @@ def _client(fleet: Fleet) -> httpx.Client:
 def _wait_batch_done(client: httpx.Client, batch: str, timeout: float = 60.0) -> dict:
     return wait_for(
         lambda: (s := client.get("/api/summary", params={"batch": batch}).json())["done"] and s,
-        timeout, f"batch {batch} to finish",
+        timeout,
+        f"batch {batch} to finish",
     )
 
 
@@ -82,8 +83,7 @@ def test_event_stream_pushes_a_snapshot_and_then_each_change(small_fleet: Fleet)
         assert answer.status_code == 201, answer.text
         task_id = answer.json()["ids"][0]
 
-        done = stream.until_state(lambda d: d["summary"]["success"] == before + 1, 30,
-                                  "a state with the finished task")
+        done = stream.until_state(lambda d: d["summary"]["success"] == before + 1, 30, "a state with the finished task")
         recent = {t["id"]: t for t in done["recent"]}
         assert recent[task_id]["status"] == "success"
         assert re.fullmatch(r"[0-9a-f]{64}", recent[task_id]["result"]["checksum"])
@@ -95,15 +95,18 @@ def test_idle_stream_sends_only_heartbeats_and_ends_on_shutdown(tmp_path: Path) 
     # one live worker pinged every 0.3 s (its latency changes on every ping) and one that
     # nobody runs: once both states have settled, nothing changes, so only heartbeats flow
     worker = start_worker(HOST_A, None, env={"WORKER_ID": "worker-01"}, cwd=tmp_path / "worker")
-    config = write_config(tmp_path / "config.json",
-                          [("worker-01", worker.host, worker.port), ("worker-02", HOST_B, free_port_on(HOST_B))],
-                          **{**DASH_SETTINGS, "ping_interval": 0.3})
+    config = write_config(
+        tmp_path / "config.json",
+        [("worker-01", worker.host, worker.port), ("worker-02", HOST_B, free_port_on(HOST_B))],
+        **{**DASH_SETTINGS, "ping_interval": 0.3},
+    )
     serve = Serve(config, tmp_path / "q.db", workdir=tmp_path)
     try:
         serve.start()
         with EventStream(serve.url + "/api/events") as stream:
             settled = stream.until_state(
-                lambda d: [w["state"] for w in d["workers"]] == ["active", "inactive"], 15, "settled workers")
+                lambda d: [w["state"] for w in d["workers"]] == ["active", "inactive"], 15, "settled workers"
+            )
             assert settled["summary"]["workers_active"] == 1
             checked = httpx.get(serve.url + "/api/workers", timeout=5, trust_env=False).json()["workers"][0]
             event, beat = stream.until(lambda e, d: True, 15, "the next event")
@@ -132,18 +135,27 @@ def test_idle_stream_sends_only_heartbeats_and_ends_on_shutdown(tmp_path: Path) 
 
 def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
     with _client(small_fleet) as client:
-        answer = client.post("/api/sweeps", json={
-            "engines": ["python", "benchmark_cython.py"], "particles": "10,20", "steps": [3],
-            "seeds": "1-2", "repeat": 2,
-        })
+        answer = client.post(
+            "/api/sweeps",
+            json={
+                "engines": ["python", "benchmark_cython.py"],
+                "particles": "10,20",
+                "steps": [3],
+                "seeds": "1-2",
+                "repeat": 2,
+            },
+        )
         assert answer.status_code == 201, answer.text
         body = answer.json()
         assert body["count"] == 2 * 2 * 1 * 2 * 2 and len(body["ids"]) == 16
         tasks = client.get("/api/tasks", params={"batch": body["batch"]}).json()["tasks"]
-        combos = sorted((t["benchmark"], t["params"]["NUM_PARTICULAS"], t["params"]["NUM_PASOS"],
-                         t["params"]["SEMILLA"]) for t in tasks)
-        expected = sorted((e, n, 3, s) for e in ("python", "cython") for n in (10, 20)
-                          for s in (1, 2) for _ in range(2))
+        combos = sorted(
+            (t["benchmark"], t["params"]["NUM_PARTICULAS"], t["params"]["NUM_PASOS"], t["params"]["SEMILLA"])
+            for t in tasks
+        )
+        expected = sorted(
+            (e, n, 3, s) for e in ("python", "cython") for n in (10, 20) for s in (1, 2) for _ in range(2)
+        )
         assert combos == expected
         _wait_batch_done(client, body["batch"])
 
@@ -151,39 +163,69 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "needle"),
     [
-        ({"engines": ["python"], "particles": "10000", "steps": "5", "seeds": "1"}, "particles",
-         "NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento"),
-        ({"engines": ["python"], "particles": "abc", "steps": "5", "seeds": "1"}, "particles",
-         "partículas: valor inválido 'abc'"),
-        ({"engines": ["python"], "particles": "0", "steps": "5", "seeds": "1"}, "particles",
-         "partículas: debe ser >= 1 (recibido 0)"),
-        ({"engines": ["python"], "particles": "", "steps": "5", "seeds": "1"}, "particles",
-         "partículas: indique al menos un valor"),
+        (
+            {"engines": ["python"], "particles": "10000", "steps": "5", "seeds": "1"},
+            "particles",
+            "NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento",
+        ),
+        (
+            {"engines": ["python"], "particles": "abc", "steps": "5", "seeds": "1"},
+            "particles",
+            "partículas: valor inválido 'abc'",
+        ),
+        (
+            {"engines": ["python"], "particles": "0", "steps": "5", "seeds": "1"},
+            "particles",
+            "partículas: debe ser >= 1 (recibido 0)",
+        ),
+        (
+            {"engines": ["python"], "particles": "", "steps": "5", "seeds": "1"},
+            "particles",
+            "partículas: indique al menos un valor",
+        ),
         ({"engines": ["python"], "particles": "10", "steps": "0", "seeds": "1"}, "steps", "pasos: debe ser >= 1"),
-        ({"engines": ["python"], "particles": "1,,2", "steps": "5", "seeds": "1"}, "particles",
-         "partículas: hay un valor vacío entre comas"),
+        (
+            {"engines": ["python"], "particles": "1,,2", "steps": "5", "seeds": "1"},
+            "particles",
+            "partículas: hay un valor vacío entre comas",
+        ),
         ({"engines": ["python"], "particles": "10", "steps": "9-3", "seeds": "1"}, "steps", "rango vacío"),
         ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "-1"}, "seeds", "semillas: debe ser >= 0"),
         ({"engines": [], "particles": "10", "steps": "5", "seeds": "1"}, "engines", "motores: elija"),
-        ({"engines": ["../benchmark.py"], "particles": "10", "steps": "5", "seeds": "1"}, "engines",
-         "motores:"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": 0}, "repeat",
-         "repeticiones"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "-1"}, "repeat",
-         "repeticiones debe estar entre 1 y 10000 (recibido -1)"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "dos"}, "repeat",
-         "repeticiones"),
-        ({"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "0"}, "threads",
-         "hilos debe estar entre 1 y 1024 (recibido 0)"),
-        ({"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "cuatro"}, "threads",
-         "hilos debe ser un número entero"),
-        ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles",
-         "partículas"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"}, "dt",
-         "dt: debe ser un número, como 0.1 (recibido 'abc')"),
+        ({"engines": ["../benchmark.py"], "particles": "10", "steps": "5", "seeds": "1"}, "engines", "motores:"),
+        ({"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": 0}, "repeat", "repeticiones"),
+        (
+            {"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "-1"},
+            "repeat",
+            "repeticiones debe estar entre 1 y 10000 (recibido -1)",
+        ),
+        (
+            {"engines": ["python"], "particles": "10", "steps": "5", "seeds": "1", "repeat": "dos"},
+            "repeat",
+            "repeticiones",
+        ),
+        (
+            {"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "0"},
+            "threads",
+            "hilos debe estar entre 1 y 1024 (recibido 0)",
+        ),
+        (
+            {"engines": ["cython"], "particles": "10", "steps": "5", "seeds": "1", "threads": "cuatro"},
+            "threads",
+            "hilos debe ser un número entero",
+        ),
+        ({"engines": ["python"], "particles": [True], "steps": "5", "seeds": "1"}, "particles", "partículas"),
+        (
+            {"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"},
+            "dt",
+            "dt: debe ser un número, como 0.1 (recibido 'abc')",
+        ),
         ({"engines": ["python"], "particles": "10", "steps": "5", "dt": 0}, "dt", "dt: debe ser > 0"),
-        ({"engines": ["python"], "particles": "10", "steps": "5", "dt": "50"}, "dt",
-         "VELOCIDAD_INICIAL_MAX*DT (max_speed*dt) no puede superar el lado menor del mundo"),
+        (
+            {"engines": ["python"], "particles": "10", "steps": "5", "dt": "50"},
+            "dt",
+            "VELOCIDAD_INICIAL_MAX*DT (max_speed*dt) no puede superar el lado menor del mundo",
+        ),
         ({"engines": ["python"], "particles": "10", "colour": "red"}, None, "clave desconocida 'colour'"),
         (["python"], None, "objeto JSON"),
     ],
@@ -201,8 +243,7 @@ def test_bad_sweep_gets_a_spanish_422_naming_the_field(small_fleet: Fleet, body,
 
 def test_sweep_and_task_api_share_the_validation(small_fleet: Fleet) -> None:
     with _client(small_fleet) as client:
-        for params, form in (({"NUM_PARTICULAS": 10000}, {"particles": "10000"}),
-                             ({"NUM_PASOS": 0}, {"steps": "0"})):
+        for params, form in (({"NUM_PARTICULAS": 10000}, {"particles": "10000"}), ({"NUM_PASOS": 0}, {"steps": "0"})):
             api = client.post("/api/tasks", json={"benchmark": "python", "params": params})
             assert api.status_code == 422
             # the same rule and reason; each names the field as its user wrote it
@@ -220,14 +261,18 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         plain = client.post("/api/sweeps", json={"engines": "cython", "particles": "100", "steps": "21", "seeds": "1"})
         assert plain.status_code == 201 and plain.json()["warnings"] == []
         # two sizes at dt = 0.8 (the form may write "0,8"): one text each, whatever the seeds
-        coarse = client.post("/api/sweeps", json={"engines": "cython", "particles": "100,200", "steps": "20",
-                                                  "seeds": "1-3", "dt": "0,8"})
+        coarse = client.post(
+            "/api/sweeps",
+            json={"engines": "cython", "particles": "100,200", "steps": "20", "seeds": "1-3", "dt": "0,8"},
+        )
         assert coarse.status_code == 201, coarse.text
         body = coarse.json()
         assert body["count"] == 6 and body["warning"] is None
         assert len(body["warnings"]) == 2 and all("con DT = 0.8" in w for w in body["warnings"])
-        task = client.post("/api/tasks", json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100,
-                                                                                  "NUM_PASOS": 19, "DT": 0.8}})
+        task = client.post(
+            "/api/tasks",
+            json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100, "NUM_PASOS": 19, "DT": 0.8}},
+        )
         assert task.status_code == 201
         (text,) = task.json()["warnings"]
         assert text == body["warnings"][0]  # 100 particles at dt 0.8 both times
@@ -242,7 +287,8 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         # default restitutions: the Física line says why it is not shown
         assert charts["physics"]["shown"] is False and charts["physics"]["text"] == (
             "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-            "COEF_RESTITUCION_PARED = 0.8)")
+            "COEF_RESTITUCION_PARED = 0.8)"
+        )
 
 
 # -- charts ----------------------------------------------------------------------------
@@ -250,9 +296,15 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
 
 def test_chart_data_aggregates_the_stored_successes(small_fleet: Fleet) -> None:
     with _client(small_fleet) as client:
-        answer = client.post("/api/sweeps", json={
-            "engines": "python,cython", "particles": "16,32", "steps": "4", "seeds": "1,2",
-        })
+        answer = client.post(
+            "/api/sweeps",
+            json={
+                "engines": "python,cython",
+                "particles": "16,32",
+                "steps": "4",
+                "seeds": "1,2",
+            },
+        )
         assert answer.status_code == 201, answer.text
         _wait_batch_done(client, answer.json()["batch"])
         charts = client.get("/api/charts").json()
@@ -264,8 +316,7 @@ def test_chart_data_aggregates_the_stored_successes(small_fleet: Fleet) -> None:
             key = (t["result"]["engine"], t["params"]["NUM_PARTICULAS"], t["params"]["NUM_PASOS"])
             times[key].append(t["result"]["simulation_time"])
     assert charts["success"] == len(tasks)
-    drawn = {(line["engine"], p["particles"], line["steps"]): p for line in charts["series"]
-             for p in line["points"]}
+    drawn = {(line["engine"], p["particles"], line["steps"]): p for line in charts["series"] for p in line["points"]}
     assert set(drawn) == set(times)
     for key, values in times.items():
         assert drawn[key]["n"] == len(values)
@@ -288,17 +339,22 @@ def test_the_sweep_form_sets_the_threads_of_every_task() -> None:
 # -- the sweep parser on any input -------------------------------------------------------
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True)
-    | st.text(max_size=12) | st.sampled_from(["python", "cython", "1-3", "10,20", "0", "-5", "9-1"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["python", "cython", "1-3", "10,20", "0", "-5", "9-1"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=8,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat", "threads", "dt"]),
-                            _json)
-       | _json)
+@given(
+    body=st.dictionaries(st.sampled_from(["engines", "particles", "steps", "seeds", "repeat", "threads", "dt"]), _json)
+    | _json
+)
 def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
     try:
         specs = parse_sweep_form(body)
@@ -311,18 +367,28 @@ def test_sweep_parser_accepts_or_explains_any_json(body) -> None:
 
 def test_chart_data_per_batch_pooled_in_sql_with_a_style_per_series(small_fleet: Fleet) -> None:
     with _client(small_fleet) as client:
-        first = client.post("/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "3",
-                                                 "seeds": "1,2"}).json()["batch"]
-        second = client.post("/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "6",
-                                                  "seeds": "1"}).json()["batch"]
+        first = client.post(
+            "/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "3", "seeds": "1,2"}
+        ).json()["batch"]
+        second = client.post(
+            "/api/sweeps", json={"engines": "python,cython", "particles": "12,24", "steps": "6", "seeds": "1"}
+        ).json()["batch"]
         # a third batch that varies another parameter than steps
-        third = client.post("/api/tasks", json={"batch": "radios", "tasks": [
-            {"benchmark": "cython", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "RADIO_PARTICULA": r}}
-            for r in (4, 4.5)]}).json()["batch"]
+        third = client.post(
+            "/api/tasks",
+            json={
+                "batch": "radios",
+                "tasks": [
+                    {"benchmark": "cython", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "RADIO_PARTICULA": r}}
+                    for r in (4, 4.5)
+                ],
+            },
+        ).json()["batch"]
         for batch in (first, second, third):
             _wait_batch_done(client, batch)
-        charts = {key: client.get("/api/charts", params={"batch": key}).json()
-                  for key in ("latest", "todos", first, second)}
+        charts = {
+            key: client.get("/api/charts", params={"batch": key}).json() for key in ("latest", "todos", first, second)
+        }
         everything = client.get("/api/charts").json()
         unknown = client.get("/api/charts", params={"batch": "no-existe"})
         tasks = client.get("/api/tasks", params={"status": "success", "limit": 100000}).json()["tasks"]
@@ -342,7 +408,8 @@ def test_chart_data_per_batch_pooled_in_sql_with_a_style_per_series(small_fleet:
         p = t["params"]
         if not t["verify_of"]:
             times[(t["benchmark"], p["NUM_PARTICULAS"], p["NUM_PASOS"], p["RADIO_PARTICULA"])].append(
-                t["result"]["simulation_time"])
+                t["result"]["simulation_time"]
+            )
     drawn = {}
     for line in charts["todos"]["series"]:
         radius = line["params"].get("RADIO_PARTICULA", 5.0)
@@ -366,11 +433,13 @@ def test_submissions_warn_when_no_worker_is_active_and_the_page_says_what_to_che
     try:
         serve.start()
         with httpx.Client(base_url=serve.url, timeout=10.0, trust_env=False) as client:
-            sweep = client.post("/api/sweeps", json={"engines": "cython", "particles": "10", "steps": "3",
-                                                     "seeds": "1,2"})
+            sweep = client.post(
+                "/api/sweeps", json={"engines": "cython", "particles": "10", "steps": "3", "seeds": "1,2"}
+            )
             assert sweep.status_code == 201
-            assert sweep.json()["warning"] == ("NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola "
-                                               "hasta que un worker responda.")
+            assert sweep.json()["warning"] == (
+                "NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola hasta que un worker responda."
+            )
             one = client.post("/api/tasks", json={"benchmark": "cython", "params": TINY})
             assert "la tarea se quedará en cola" in one.json()["warning"]
             page = client.get("/").text

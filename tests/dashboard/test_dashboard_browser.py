@@ -40,8 +40,9 @@ def _record_console(page, sink: list[str]) -> None:
     page.on("pageerror", lambda exc: sink.append(f"pageerror: {exc}"))
 
 
-def _sweep(page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1",
-           dt: str = "0.1") -> None:
+def _sweep(
+    page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1", dt: str = "0.1"
+) -> None:
     for engine in ("python", "numpy", "cython"):
         box = page.locator(f"#sweep-form input[name=engine][value={engine}]")
         box.set_checked(engine in engines)
@@ -115,7 +116,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             seen = page.evaluate("window.__seen")
             successes = [int(v) for v in dict.fromkeys(seen["success"]) if v.isdigit()]
             assert successes[0] == 0 and successes[-1] == 12 and len(successes) >= 3, (
-                f"the completed counter should climb step by step, saw {seen['success']}")
+                f"the completed counter should climb step by step, saw {seen['success']}"
+            )
             assert any(v not in ("0", "—") for v in seen["running"]), f"never saw a running task: {seen}"
             assert page.evaluate("window.__noReload") == "same page"
 
@@ -147,7 +149,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             # the Física line of the batch: default restitutions, so it says why it is not shown
             expect(page.locator("#physics-line")).to_have_text(
                 "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-                "COEF_RESTITUCION_PARED = 0.8)")
+                "COEF_RESTITUCION_PARED = 0.8)"
+            )
 
             # cancel from the table: slow tasks, every one cancelled by its button; their step is
             # coarse, and the answer's warning shows next to the form
@@ -156,8 +159,9 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(message).to_have_class(re.compile(r"\bwarn\b"))
             expect(message.locator(".advice li")).to_have_count(1)
             expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0.8")
-            pending = page.locator("#recent-table tbody tr[data-status=queued], "
-                                   "#recent-table tbody tr[data-status=running]")
+            pending = page.locator(
+                "#recent-table tbody tr[data-status=queued], #recent-table tbody tr[data-status=running]"
+            )
             expect(pending).to_have_count(5, timeout=10_000)
             for _ in range(5):
                 target = pending.first.get_attribute("data-key")
@@ -165,7 +169,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
                 expect(page.locator("#recent-message")).to_have_text(f"Tarea {target} cancelada.")
                 expect(page.locator("#recent-message")).to_have_class(re.compile(r"\bok\b"))
                 expect(page.locator(f'#recent-table tr[data-key="{target}"]')).to_have_attribute(
-                    "data-status", "cancelled")
+                    "data-status", "cancelled"
+                )
             expect(page.locator("#count-cancelled")).to_have_text("5", timeout=10_000)
             expect(page.locator('#recent-table tbody tr[data-status="cancelled"]')).to_have_count(5)
             cancelled = page.locator('#recent-table tbody tr[data-status="cancelled"] .badge')
@@ -196,8 +201,9 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             # screenshots: laptop, then a phone
             laptop_png = tmp_path / "dashboard-laptop.png"
             page.screenshot(path=str(laptop_png), full_page=True)
-            phone = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True,
-                                     has_touch=True, locale="es-ES")
+            phone = browser.new_page(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="es-ES"
+            )
             _record_console(phone, problems)
             phone.goto(url)
             expect(phone.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)

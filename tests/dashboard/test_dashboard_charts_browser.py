@@ -74,7 +74,8 @@ _REDRAWN = """() => ['chart-time', 'chart-speedup'].every((id) => {
 
 def _drawn(page) -> list[dict[str, str]]:
     return page.eval_on_selector_all(
-        "#chart-time g.series", "gs => gs.map(g => ({key: g.dataset.key, style: g.dataset.style}))")
+        "#chart-time g.series", "gs => gs.map(g => ({key: g.dataset.key, style: g.dataset.style}))"
+    )
 
 
 def _legend_styles(page) -> list[str]:
@@ -159,8 +160,9 @@ def test_charts_after_three_sweeps_in_real_chromium(chromium: str, fleet: Fleet)
             expect(rows).to_have_count(sum(len(s["points"]) for s in charts[batches[0]]["series"]))
 
             # a phone: the same choice of batch, nothing spills out of its box
-            phone = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                     locale="es-ES")
+            phone = browser.new_page(
+                viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="es-ES"
+            )
             phone.on("pageerror", lambda exc: problems.append(str(exc)))
             phone.goto(fleet.serve.url + "/")
             expect(phone.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)

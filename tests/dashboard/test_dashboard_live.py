@@ -46,8 +46,10 @@ def test_a_fast_batch_is_coalesced_into_a_few_messages_a_second(fleet: Fleet) ->
             assert all(t["status"] != "queued" for t in state["recent"]), state["recent"]
         return head["success"] == count
 
-    with EventStream(fleet.serve.url + "/api/events", read_timeout=30) as stream, \
-            httpx.Client(base_url=fleet.serve.url, timeout=30, trust_env=False) as client:
+    with (
+        EventStream(fleet.serve.url + "/api/events", read_timeout=30) as stream,
+        httpx.Client(base_url=fleet.serve.url, timeout=30, trust_env=False) as client,
+    ):
         stream.until(lambda e, d: e == "snapshot", 10, "the first snapshot")
         start = time.monotonic()
         answer = client.post("/api/tasks", json={"benchmark": "python", "params": TINY, "repeat": count})
@@ -81,11 +83,29 @@ class Members(Executor):
     def members(self) -> list[MemberView]:
         self.looks += 1
         return [
-            MemberView(id="w1", url="http://127.0.0.93:1", address="127.0.0.93:1", state="active", capacity=2,
-                       inflight=0, free=2, latency_ms=1.0 + self.looks, checked_at=time.time()),
-            MemberView(id="w2", url="http://127.0.0.155:1", address="127.0.0.155:1", state=self.second_state,
-                       capacity=2, inflight=0, free=2, latency_ms=2.0 + self.looks, checked_at=time.time(),
-                       consecutive_failures=self.looks),
+            MemberView(
+                id="w1",
+                url="http://127.0.0.93:1",
+                address="127.0.0.93:1",
+                state="active",
+                capacity=2,
+                inflight=0,
+                free=2,
+                latency_ms=1.0 + self.looks,
+                checked_at=time.time(),
+            ),
+            MemberView(
+                id="w2",
+                url="http://127.0.0.155:1",
+                address="127.0.0.155:1",
+                state=self.second_state,
+                capacity=2,
+                inflight=0,
+                free=2,
+                latency_ms=2.0 + self.looks,
+                checked_at=time.time(),
+                consecutive_failures=self.looks,
+            ),
         ]
 
     def free_slots(self) -> int:
@@ -154,9 +174,15 @@ def test_feed_rebuilds_only_on_change_and_sends_only_what_changed(tmp_path: Path
             update = sections(feed.update_event(version))
             assert update["summary"]["success"] == 3 and sum(a["per_s"] for a in update["activity"]) > 0
             assert {t["status"] for t in update["recent"]} == {"success"}
-            assert set(update["recent"][0]["result"]) <= {"engine", "simulation_time", "execution_time",
-                                                          "particle_collisions", "wall_collisions",
-                                                          "kinetic_energy", "checksum"}
+            assert set(update["recent"][0]["result"]) <= {
+                "engine",
+                "simulation_time",
+                "execution_time",
+                "particle_collisions",
+                "wall_collisions",
+                "kinetic_energy",
+                "checksum",
+            }
             assert [w["completed"] for w in update["workers"]] == [3, 0]  # who did the work changed too
             # a page two versions behind gets what it missed in one message
             behind = sections(feed.update_event(version - 1))

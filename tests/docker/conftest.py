@@ -50,8 +50,11 @@ def _start_engine() -> str | None:
         return None
     if not required("docker"):
         # a plain `pytest` on a fresh machine: say what is missing, do not install anything
-        return ("no responde un motor Docker con la imagen base " + BASE_IMAGE
-                + "; arránquelo con `sudo bash .ci/docker.sh` (o use PARTISIM_REQUIRE=docker)")
+        return (
+            "no responde un motor Docker con la imagen base "
+            + BASE_IMAGE
+            + "; arránquelo con `sudo bash .ci/docker.sh` (o use PARTISIM_REQUIRE=docker)"
+        )
     if os.geteuid() != 0:
         return "docker no responde y no somos root para arrancar dockerd con .ci/docker.sh"
     try:
@@ -110,8 +113,9 @@ def _snapshot(dest: Path) -> Path:
     for name in ("pyproject.toml", "setup.py", "README.md", "Dockerfile", "Dockerfile.worker"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, dest / name)
-    shutil.copytree(REPO / "src", dest / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.egg-info", "*.pyc"))
+    shutil.copytree(
+        REPO / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.egg-info", "*.pyc")
+    )
     return dest
 
 
@@ -138,8 +142,18 @@ def images(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building the same images
         made = partisim_cli("images", "wheelhouse", "--project", str(project), "--wheelhouse", str(wheelhouse))
         assert made.returncode == 0, f"partisim images wheelhouse failed:\n{made.stdout}\n{made.stderr}"
-        built = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
-                             "--project", str(project), "--wheelhouse", str(wheelhouse))
+        built = partisim_cli(
+            "images",
+            "build",
+            "--offline",
+            "--base-image",
+            BASE_IMAGE,
+            "--project",
+            str(project),
+            "--wheelhouse",
+            str(wheelhouse),
+        )
         assert built.returncode == 0, f"partisim images build --offline failed:\n{built.stdout}\n{built.stderr}"
-        yield Built(built.stdout, project, wheelhouse,
-                {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)})
+        yield Built(
+            built.stdout, project, wheelhouse, {SIM_IMAGE: _image_id(SIM_IMAGE), WORKER_IMAGE: _image_id(WORKER_IMAGE)}
+        )

@@ -9,8 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["docker", "inspect", "labelled", "partisim_cli", "steps_from_cache",
-           "BASE_IMAGE", "SIM_IMAGE", "WORKER_IMAGE", "REPO"]
+__all__ = [
+    "docker",
+    "inspect",
+    "labelled",
+    "partisim_cli",
+    "steps_from_cache",
+    "BASE_IMAGE",
+    "SIM_IMAGE",
+    "WORKER_IMAGE",
+    "REPO",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "partisim-base:bookworm"
@@ -40,8 +49,15 @@ def labelled(label: str, *, all_states: bool = True) -> list[str]:
 
 def partisim_cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTISIM_")}
-    return subprocess.run([sys.executable, "-m", "partisim", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
 
 
 def steps_from_cache(output: str) -> list[tuple[int, int]]:

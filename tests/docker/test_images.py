@@ -22,27 +22,62 @@ def test_both_images_build_offline_from_the_local_base(images) -> None:
     assert len(steps_from_cache(images.output)) == 2
     # Debian bookworm's own Python runs partisim in both images.
     for image in (SIM_IMAGE, WORKER_IMAGE):
-        done = docker("run", "--rm", "--network", "none", "--entrypoint", "python3", image,
-                      "-c", "import sys, partisim; print(sys.executable, sys.version_info[:2], partisim.__version__)")
+        done = docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            image,
+            "-c",
+            "import sys, partisim; print(sys.executable, sys.version_info[:2], partisim.__version__)",
+        )
         assert "/opt/partisim/bin/python3 (3, 11) 0.1.0" in done.stdout
 
 
 def test_simulation_image_gives_the_host_checksum_without_network(images) -> None:
-    done = docker("run", "--rm", "--network", "none", SIM_IMAGE,
-                  "run", "--engine", "cython", "--particles", "150", "--steps", "300", "--seed", "7", "--json")
+    done = docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        SIM_IMAGE,
+        "run",
+        "--engine",
+        "cython",
+        "--particles",
+        "150",
+        "--steps",
+        "300",
+        "--seed",
+        "7",
+        "--json",
+    )
     result = json.loads(done.stdout)
     host = simulate(parse_params({"particles": 150, "steps": 300, "seed": 7}), "python").to_dict()
     assert result["engine"] == "cython"
     assert result["checksum"] == host["checksum"]
-    assert (result["particle_collisions"], result["wall_collisions"]) == (host["particle_collisions"],
-                                                                         host["wall_collisions"])
+    assert (result["particle_collisions"], result["wall_collisions"]) == (
+        host["particle_collisions"],
+        host["wall_collisions"],
+    )
     # Simulations need no privileges: the image runs them as nobody.
     assert docker("run", "--rm", "--network", "none", "--entrypoint", "id", SIM_IMAGE, "-u").stdout.strip() == "65534"
 
 
 def test_rebuild_with_nothing_changed_comes_from_the_cache(images) -> None:
-    again = partisim_cli("images", "build", "--offline", "--base-image", BASE_IMAGE,
-                         "--project", str(images.project), "--wheelhouse", str(images.wheelhouse))
+    again = partisim_cli(
+        "images",
+        "build",
+        "--offline",
+        "--base-image",
+        BASE_IMAGE,
+        "--project",
+        str(images.project),
+        "--wheelhouse",
+        str(images.wheelhouse),
+    )
     assert again.returncode == 0, again.stderr
     assert "partisim sin cambios" in again.stdout
     for image, image_id in images.ids.items():
@@ -54,8 +89,21 @@ def test_rebuild_with_nothing_changed_comes_from_the_cache(images) -> None:
 
 def test_rebuild_deletes_the_image_it_replaced_unless_still_tagged(images, tmp_path) -> None:
     tag = "partisim-test-prune:latest"
-    build = ("images", "build", "--offline", "--base-image", BASE_IMAGE, "--only", "simulation",
-             "--sim-tag", tag, "--project", str(images.project), "--wheelhouse", str(images.wheelhouse))
+    build = (
+        "images",
+        "build",
+        "--offline",
+        "--base-image",
+        BASE_IMAGE,
+        "--only",
+        "simulation",
+        "--sim-tag",
+        tag,
+        "--project",
+        str(images.project),
+        "--wheelhouse",
+        str(images.wheelhouse),
+    )
     try:
         # the tag names an image another tag also names: the build takes the tag, the image stays
         docker("tag", BASE_IMAGE, tag)

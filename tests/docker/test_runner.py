@@ -19,9 +19,23 @@ ENDLESS = {"NUM_PARTICULAS": 2000, "NUM_PASOS": 5_000_000, "SEMILLA": 3}
 
 @pytest.fixture(scope="module")
 def docker_worker(images) -> Iterator[RunningWorker]:
-    w = start_worker("127.0.0.1", None, "--runner", "docker", "--capacity", "2", "--max-timeout", "120",
-                     "--docker-cpus", "1", "--docker-memory", "256m", "--docker-pids", "64",
-                     env={"WORKER_ID": WORKER_ID})
+    w = start_worker(
+        "127.0.0.1",
+        None,
+        "--runner",
+        "docker",
+        "--capacity",
+        "2",
+        "--max-timeout",
+        "120",
+        "--docker-cpus",
+        "1",
+        "--docker-memory",
+        "256m",
+        "--docker-pids",
+        "64",
+        env={"WORKER_ID": WORKER_ID},
+    )
     yield w
     w.stop()
     assert labelled(f"partisim.worker_id={WORKER_ID}") == [], "the worker left containers behind"
@@ -57,15 +71,20 @@ def test_status_reports_the_docker_runner(docker_worker) -> None:
 
 
 def _wait_running(task_id: str) -> str:
-    names = wait_for(lambda: labelled(f"partisim.task_id={task_id}", all_states=False), 60,
-                     f"a running container for task {task_id}", interval=0.1)
+    names = wait_for(
+        lambda: labelled(f"partisim.task_id={task_id}", all_states=False),
+        60,
+        f"a running container for task {task_id}",
+        interval=0.1,
+    )
     return names[0]
 
 
 def test_container_runs_isolated_and_limited_and_a_cancel_removes_it(docker_worker) -> None:
     with docker_worker.client() as c:
-        created = c.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "timeout": 110,
-                                         "task_id": "limits-1"})
+        created = c.post(
+            "/tasks", json={"benchmark": "python", "params": ENDLESS, "timeout": 110, "task_id": "limits-1"}
+        )
         assert created.status_code == 202, created.text
         name = _wait_running("limits-1")
         info = inspect(name)
@@ -80,8 +99,9 @@ def test_container_runs_isolated_and_limited_and_a_cancel_removes_it(docker_work
         assert info["Config"]["Image"] == SIM_IMAGE
         assert info["Config"]["Labels"]["partisim.worker_id"] == WORKER_ID
         # Nothing but loopback inside: no route out.
-        links = docker("exec", name, "python3", "-c",
-                       "import socket; print(sorted(n for _, n in socket.if_nameindex()))").stdout
+        links = docker(
+            "exec", name, "python3", "-c", "import socket; print(sorted(n for _, n in socket.if_nameindex()))"
+        ).stdout
         assert links.strip() == "['lo']"
         cancelled = c.delete("/tasks/limits-1")
         assert cancelled.status_code == 200, cancelled.text
@@ -93,8 +113,9 @@ def test_timed_out_container_is_killed_and_removed(docker_worker) -> None:
 
     def execute() -> None:
         with docker_worker.client(timeout=60) as c:
-            r = c.post("/execute", json={"benchmark": "python", "params": ENDLESS, "timeout": 4,
-                                         "task_id": "timeout-1"})
+            r = c.post(
+                "/execute", json={"benchmark": "python", "params": ENDLESS, "timeout": 4, "task_id": "timeout-1"}
+            )
             answer.update(code=r.status_code, body=r.json())
 
     thread = threading.Thread(target=execute)
@@ -109,5 +130,10 @@ def test_timed_out_container_is_killed_and_removed(docker_worker) -> None:
     assert docker("ps", "-a", "--filter", "name=partisim-timeout-1", "-q").stdout.strip() == ""
     with docker_worker.client() as c:
         # The worker serves on after the kill.
-        assert c.post("/execute", json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 5},
-                                        "timeout": 60}).status_code == 200
+        assert (
+            c.post(
+                "/execute",
+                json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 5}, "timeout": 60},
+            ).status_code
+            == 200
+        )

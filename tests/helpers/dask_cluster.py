@@ -41,8 +41,10 @@ class DaskScheduler(Spawned):
         self.address = ""
 
     def start(self, timeout: float = 60.0) -> DaskScheduler:
-        self.launch([DASK_BIN, "scheduler", "--host", SERVE_HOST, "--port", "0",
-                     "--dashboard-address", f"{SERVE_HOST}:0"], cwd=self.log_dir)
+        self.launch(
+            [DASK_BIN, "scheduler", "--host", SERVE_HOST, "--port", "0", "--dashboard-address", f"{SERVE_HOST}:0"],
+            cwd=self.log_dir,
+        )
         self.address = self.wait_ready(lambda: _found(self, _SCHEDULER_AT), timeout)
         return self
 
@@ -56,14 +58,23 @@ class DaskWorker(Spawned):
         self.address = ""
 
     def start(self, timeout: float = 60.0) -> DaskWorker:
-        options = [self.scheduler, "--nthreads", "1", "--no-nanny", "--host", SERVE_HOST, "--no-dashboard",
-                   "--name", self.worker_name]
+        options = [
+            self.scheduler,
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--host",
+            SERVE_HOST,
+            "--no-dashboard",
+            "--name",
+            self.worker_name,
+        ]
         if self.with_partisim:
             self.launch([DASK_BIN, "worker", *options], cwd=self.log_dir)
         else:
             env = clean_env(PYTHONUNBUFFERED="1", PYTHONPATH=sysconfig.get_paths()["purelib"])
-            self.launch([sys.executable, "-S", "-m", "distributed.cli.dask_worker", *options],
-                        cwd=self.log_dir, env=env)
-        self.address = self.wait_ready(lambda: "Registered to" in self.log() and _found(self, _WORKER_AT),
-                                       timeout)
+            self.launch(
+                [sys.executable, "-S", "-m", "distributed.cli.dask_worker", *options], cwd=self.log_dir, env=env
+            )
+        self.address = self.wait_ready(lambda: "Registered to" in self.log() and _found(self, _WORKER_AT), timeout)
         return self

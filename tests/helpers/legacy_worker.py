@@ -57,11 +57,20 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         wid = self.server.worker_id
         if self.path == "/ping":
-            self._send(200, {"status": "active", "worker_id": wid, "timestamp": _now(),
-                             "message": f"Worker {wid} activo"})
+            self._send(
+                200, {"status": "active", "worker_id": wid, "timestamp": _now(), "message": f"Worker {wid} activo"}
+            )
         elif self.path == "/status":
-            self._send(200, {"worker_id": wid, "status": "online", "docker_available": False,
-                             "image_available": False, "timestamp": _now()})
+            self._send(
+                200,
+                {
+                    "worker_id": wid,
+                    "status": "online",
+                    "docker_available": False,
+                    "image_available": False,
+                    "timestamp": _now(),
+                },
+            )
         elif self.path == "/health":
             self._send(200, {"status": "healthy", "worker_id": wid, "checks": {}, "timestamp": _now()})
         elif self.path == "/legacy/runs":
@@ -78,8 +87,9 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             asked = body.get("benchmark", "benchmark.py")
             script = asked if asked in SCRIPTS else "benchmark.py"  # the original design's silent fallback
-            params = parse_params({k: v for k, v in (body.get("params") or {}).items()
-                                   if k in ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")})
+            params = parse_params(
+                {k: v for k, v in (body.get("params") or {}).items() if k in ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")}
+            )
         except Exception as exc:  # the original answered 500 with its error text
             self._send(500, {"status": "error", "error": str(exc)})
             return
@@ -88,12 +98,24 @@ class Handler(BaseHTTPRequestHandler):
         took = time.perf_counter() - start
         with self.server.lock:
             self.server.runs.append({"asked": asked, "ran": script, "engine": result.engine})
-        output = (f"Simulación completada: {params.particles} partículas, {params.steps} pasos\n"
-                  f"Tiempo de simulación: {result.simulation_time:.4f} segundos\n"
-                  f"Colisiones: {result.particle_collisions + result.wall_collisions}\n")
-        self._send(200, {"status": "success", "worker_id": self.server.worker_id, "benchmark": script,
-                         "execution_time": round(took, 4), "particle_collisions": None, "wall_collisions": None,
-                         "output": output, "timestamp": _now()})
+        output = (
+            f"Simulación completada: {params.particles} partículas, {params.steps} pasos\n"
+            f"Tiempo de simulación: {result.simulation_time:.4f} segundos\n"
+            f"Colisiones: {result.particle_collisions + result.wall_collisions}\n"
+        )
+        self._send(
+            200,
+            {
+                "status": "success",
+                "worker_id": self.server.worker_id,
+                "benchmark": script,
+                "execution_time": round(took, 4),
+                "particle_collisions": None,
+                "wall_collisions": None,
+                "output": output,
+                "timestamp": _now(),
+            },
+        )
 
 
 def main() -> None:

@@ -27,8 +27,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HOST_A", "HOST_B", "SERVE_HOST", "clean_env", "pid_gone", "wait_for", "free_port_on", "answers",
-           "Spawned"]
+__all__ = ["HOST_A", "HOST_B", "SERVE_HOST", "clean_env", "pid_gone", "wait_for", "free_port_on", "answers", "Spawned"]
 
 HOST_A = "127.0.0.93"
 HOST_B = "127.0.0.155"
@@ -127,8 +126,14 @@ class Spawned:
         os.close(fd)
         self.log_paths.append(Path(log_name))
         with open(log_name, "wb") as log:
-            self.proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=cwd, env=clean_env(PYTHONUNBUFFERED="1") if env is None else env)
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=clean_env(PYTHONUNBUFFERED="1") if env is None else env,
+            )
 
     @property
     def log_path(self) -> Path:
@@ -155,10 +160,12 @@ class Spawned:
     def wait_ready(self, predicate: Callable[[], Any], timeout: float) -> Any:
         """`wait_for(predicate)` while the process runs. RuntimeError with the log if it
         exits first or is not ready in time (the process is then killed)."""
+
         def check() -> Any:
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} before answering:\n"
-                                   f"{self.log()}")
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.proc.returncode} before answering:\n{self.log()}"
+                )
             return predicate()
 
         try:

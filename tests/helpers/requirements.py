@@ -29,6 +29,9 @@ def chromium_path() -> str:
     wanted = os.environ.get("PARTISIM_CHROMIUM") or "chromium"
     found = shutil.which(wanted)
     if found is None:
-        unavailable("browser", f"no hay Chromium ({wanted!r} no está en el PATH): instálelo con "
-                               "`apt-get install chromium` o indique su ruta en PARTISIM_CHROMIUM")
+        unavailable(
+            "browser",
+            f"no hay Chromium ({wanted!r} no está en el PATH): instálelo con "
+            "`apt-get install chromium` o indique su ruta en PARTISIM_CHROMIUM",
+        )
     return str(found)

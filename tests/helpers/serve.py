@@ -29,10 +29,20 @@ __all__ = ["Serve"]
 
 
 class Serve(Spawned):
-    def __init__(self, config: Path, db: Path, *, workdir: Path, port: int | None = None,
-                 inbox: Path | None = None, host: str = SERVE_HOST, token: str | None = None,
-                 tls: tuple[Path, Path] | None = None, extra: tuple[str, ...] = (),
-                 env: dict[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        db: Path,
+        *,
+        workdir: Path,
+        port: int | None = None,
+        inbox: Path | None = None,
+        host: str = SERVE_HOST,
+        token: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str | None] | None = None,
+    ) -> None:
         super().__init__("serve", workdir)
         self.config = config
         self.db = db
@@ -56,13 +66,32 @@ class Serve(Spawned):
     def http(self, **kw: Any) -> httpx.Client:
         """A client of this serve, with its token and its certificate trusted."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.Client(base_url=self.url, headers=headers, verify=self.verify, trust_env=False,
-                            timeout=kw.pop("timeout", 10.0), **kw)
+        return httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            verify=self.verify,
+            trust_env=False,
+            timeout=kw.pop("timeout", 10.0),
+            **kw,
+        )
 
     def start(self, timeout: float = 30.0) -> Serve:
         """(Re)start and wait until /api/summary answers; RuntimeError with the log otherwise."""
-        argv = [sys.executable, "-m", "partisim", "serve", "--config", str(self.config), "--db", str(self.db),
-                "--host", self.host, "--port", str(self.port), *self.extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "partisim",
+            "serve",
+            "--config",
+            str(self.config),
+            "--db",
+            str(self.db),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            *self.extra,
+        ]
         if self.inbox is not None:
             argv += ["--inbox", str(self.inbox)]
         if self.tls is not None:

@@ -44,8 +44,9 @@ class PtySession:
     def default_env() -> dict[str, str]:
         return dict(TERMINAL_ENV)
 
-    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, columns: int = 200,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], *, env: dict[str, str] | None = None, columns: int = 200, cwd: Path | None = None
+    ) -> None:
         import fcntl
         import pty
         import termios
@@ -57,10 +58,17 @@ class PtySession:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-        cmd = [sys.executable, str(ROOT / args[0]), *args[1:]] if args[0].endswith(".py") \
+        cmd = (
+            [sys.executable, str(ROOT / args[0]), *args[1:]]
+            if args[0].endswith(".py")
             else [sys.executable, "-m", "partisim", *args]
+        )
         self.proc = subprocess.Popen(
-            cmd, stdin=slave, stdout=slave, stderr=slave, cwd=cwd or ROOT,
+            cmd,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd or ROOT,
             env={**(env or TERMINAL_ENV), "COLUMNS": str(columns), "TERM": "xterm"},
             preexec_fn=claim_terminal,  # noqa: PLW1509 (the child must own the terminal before exec)
             close_fds=True,

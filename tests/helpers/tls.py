@@ -1,10 +1,10 @@
 """A self-signed certificate made by the test itself, for https on loopback.
 
-    from helpers.tls import make_certificate
+from helpers.tls import make_certificate
 
-    cert = make_certificate(tmp_path)           # for 127.0.0.1, 127.0.0.93, 127.0.0.155, localhost
-    cert.cert, cert.key                         # PEM files (the certificate is its own CA)
-    httpx.get(url, verify=cert.context())
+cert = make_certificate(tmp_path)           # for 127.0.0.1, 127.0.0.93, 127.0.0.155, localhost
+cert.cert, cert.key                         # PEM files (the certificate is its own CA)
+httpx.get(url, verify=cert.context())
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def make_certificate(folder: Path, names: tuple[str, ...] = LOOPBACK_NAMES, *, s
     folder.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = folder / f"{stem}.crt", folder / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return Certificate(cert_path, key_path)

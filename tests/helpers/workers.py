@@ -53,8 +53,15 @@ def _remove_owned_dirs() -> None:
 class RunningWorker(Spawned):
     """A `partisim worker` subprocess (`.proc`, `.log()`, `.stop()`, `.kill()` from `Spawned`)."""
 
-    def __init__(self, host: str, port: int, cwd: Path, token: str | None = None, scheme: str = "http",
-                 verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        cwd: Path,
+        token: str | None = None,
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         super().__init__("worker", cwd)
         self.host = host
         self.port = port
@@ -73,13 +80,25 @@ class RunningWorker(Spawned):
 
     def client(self, **kw) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.Client(base_url=self.url, trust_env=False, headers=headers, timeout=kw.pop("timeout", 30),
-                            verify=kw.pop("verify", self.verify), **kw)
+        return httpx.Client(
+            base_url=self.url,
+            trust_env=False,
+            headers=headers,
+            timeout=kw.pop("timeout", 30),
+            verify=kw.pop("verify", self.verify),
+            **kw,
+        )
 
 
-def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: str,
-                 env: dict[str, str | None] | None = None, cwd: str | Path | None = None,
-                 ready_timeout: float = 60.0, verify: str | ssl.SSLContext | bool = True) -> RunningWorker:
+def start_worker(
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *extra_args: str,
+    env: dict[str, str | None] | None = None,
+    cwd: str | Path | None = None,
+    ready_timeout: float = 60.0,
+    verify: str | ssl.SSLContext | bool = True,
+) -> RunningWorker:
     """Start `python -m partisim worker --host HOST --port PORT EXTRA...` and wait for /ping.
 
     `cwd` (created if missing) also holds the log; by default a fresh temporary directory.
@@ -95,13 +114,23 @@ def start_worker(host: str = "127.0.0.1", port: int | None = None, *extra_args: 
     args = list(extra_args)
     if "--runner" not in args and "PARTISIM_RUNNER" not in full_env:
         args += ["--runner", "process"]
-    argv = [sys.executable, "-m", "partisim", "worker", "--host", host,
-            "--port", str(0 if port is None else port), *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "partisim",
+        "worker",
+        "--host",
+        host,
+        "--port",
+        str(0 if port is None else port),
+        *args,
+    ]
     tls = "--tls-cert" in args or "PARTISIM_TLS_CERT" in full_env
     if isinstance(verify, str):  # a CA file: httpx wants an SSL context
         verify = ssl.create_default_context(cafile=verify)
-    worker = RunningWorker(host, port or 0, workdir, token=full_env.get("PARTISIM_TOKEN"),
-                           scheme="https" if tls else "http", verify=verify)
+    worker = RunningWorker(
+        host, port or 0, workdir, token=full_env.get("PARTISIM_TOKEN"), scheme="https" if tls else "http", verify=verify
+    )
     worker.name = f"worker on {host}:{port or '?'}"
     worker.launch(argv, cwd=workdir, env=full_env)
 

@@ -49,8 +49,9 @@ class Cluster:
         """`partisim serve` with ``--dask dask`` (None: the config's ``dask.address``)."""
         self._configs += 1
         config = dask_config(self.tmp / f"config-{self._configs}.json", retry_attempts=retry_attempts, **section)
-        serve = Serve(config, self.tmp / f"queue-{self._configs}.db", workdir=self.tmp,
-                      extra=("--dask", dask) if dask else ())
+        serve = Serve(
+            config, self.tmp / f"queue-{self._configs}.db", workdir=self.tmp, extra=("--dask", dask) if dask else ()
+        )
         self.procs.append(serve)
         return serve.start(timeout=timeout)
 

@@ -62,8 +62,9 @@ def test_a_sweep_runs_once_per_task_with_the_process_runners_checksums(dask_pair
     addresses = {w.address for w in workers}
     with ServerClient(serve.url) as client:
         # asked for 2 threads: on Dask each simulation runs on one, and says so
-        answer = submit_sweep(client, engines="python,numpy,cython", particles="10,30", steps="20", seeds="1-10",
-                              threads=2)
+        answer = submit_sweep(
+            client, engines="python,numpy,cython", particles="10,30", steps="20", seeds="1-10", threads=2
+        )
         assert answer.count == 60
         state = wait_done(client, answer.batch, timeout=240)
         assert state.success == 60 and state.failed == 0
@@ -141,8 +142,11 @@ def test_a_killed_worker_s_tasks_run_again_elsewhere_exactly_once(dask_pair, pro
         wait_for(lambda: len([m for m in client.workers() if m.state == "active"]) == 3, 30, "3 Dask workers")
         answer = client.submit([{"benchmark": "python", "params": {**HALF_SECOND, "SEMILLA": s}} for s in range(24)])
         # once w3 has finished one, the next ones are already on it
-        wait_for(lambda: any(t.worker == doomed.address for t in client.tasks(batch=answer.batch, status="success")),
-                 120, "a result from w3")
+        wait_for(
+            lambda: any(t.worker == doomed.address for t in client.tasks(batch=answer.batch, status="success")),
+            120,
+            "a result from w3",
+        )
         doomed.kill()
         state = wait_done(client, answer.batch, timeout=240)
         tasks = by_id(client, answer.batch)
@@ -166,8 +170,9 @@ def test_local_cluster_timeout_and_cancel_free_the_workers(procs, tmp_path: Path
         members = client.workers()
         assert len(members) == 2 and all(m.kind == "dask" and m.state == "active" for m in members)
 
-        timed = client.submit([{"benchmark": "python", "params": {**ENDLESS, "SEMILLA": s}, "timeout": 2}
-                               for s in range(2)])
+        timed = client.submit(
+            [{"benchmark": "python", "params": {**ENDLESS, "SEMILLA": s}, "timeout": 2} for s in range(2)]
+        )
         wait_done(client, timed.batch, timeout=120)
         for t in client.tasks(batch=timed.batch):
             assert t.status == "failed" and "tiempo límite de 2 s" in (t.error or ""), t

@@ -27,8 +27,9 @@ def fresh_pair(pair: Pair, tmp_path: Path) -> Iterator[Pair]:
     """worker-01 is the shared pair's; worker-02 is a worker of its own on HOST_B, so a
     test may kill it."""
     victim = launch_worker(HOST_B, None, "worker-02")  # --port 0: no race for a free port
-    config = write_config(tmp_path / "config_workers.json",
-                          [("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, victim.port)])
+    config = write_config(
+        tmp_path / "config_workers.json", [("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, victim.port)]
+    )
     yield Pair(pair.port, pair.a, victim, config)
     victim.kill()
 
@@ -37,8 +38,7 @@ def fresh_pair(pair: Pair, tmp_path: Path) -> Iterator[Pair]:
 def dead_config(tmp_path: Path) -> Path:
     """A configuration whose two workers are not running."""
     port = free_port_on(HOST_A, HOST_B)
-    return write_config(tmp_path / "config_workers.json",
-                        [("worker-01", HOST_A, port), ("worker-02", HOST_B, port)])
+    return write_config(tmp_path / "config_workers.json", [("worker-01", HOST_A, port), ("worker-02", HOST_B, port)])
 
 
 @pytest.fixture

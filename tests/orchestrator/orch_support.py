@@ -16,8 +16,20 @@ from helpers.processes import HOST_A, HOST_B, clean_env, free_port_on
 from helpers.terminal import ANSI, PtySession, clean
 from helpers.workers import RunningWorker, start_worker
 
-__all__ = ["ANSI", "CLI_ENV", "ROOT", "Pair", "PtySession", "assert_clean_exit", "clean", "launch_worker", "run",
-           "run_many", "start_pair", "stop_pair"]
+__all__ = [
+    "ANSI",
+    "CLI_ENV",
+    "ROOT",
+    "Pair",
+    "PtySession",
+    "assert_clean_exit",
+    "clean",
+    "launch_worker",
+    "run",
+    "run_many",
+    "start_pair",
+    "stop_pair",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +42,27 @@ def launch_worker(host: str, port: int | None, worker_id: str, cwd: Path | None 
     return start_worker(host, port, "--runner", "process", env={"WORKER_ID": worker_id}, cwd=cwd)
 
 
-def run(args: list[str], *, input: str | None = None, cwd: Path | None = None,
-        timeout: float = 90, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str],
+    *,
+    input: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command (``partisim ...`` via the current interpreter, or a script)."""
     if args and args[0].endswith(".py"):
         cmd = [sys.executable, str(ROOT / args[0]), *args[1:]]
     else:
         cmd = [sys.executable, "-m", "partisim", *args]
     return subprocess.run(
-        cmd, input=input if input is not None else "", capture_output=True, text=True,
-        cwd=cwd or ROOT, timeout=timeout, env=env or CLI_ENV,
+        cmd,
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        env=env or CLI_ENV,
     )
 
 
@@ -77,12 +100,15 @@ def start_pair(tmp: Path) -> Pair:
     for _ in range(5):
         port = free_port_on(HOST_A, HOST_B)
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(launch_worker, host, port, wid, tmp / wid)
-                       for host, wid in ((HOST_A, "worker-01"), (HOST_B, "worker-02"))]
+            futures = [
+                pool.submit(launch_worker, host, port, wid, tmp / wid)
+                for host, wid in ((HOST_A, "worker-01"), (HOST_B, "worker-02"))
+            ]
         started = [f.result() for f in futures if f.exception() is None]
         if len(started) == 2:
-            config = write_config(tmp / "config_workers.json",
-                                  [("worker-01", HOST_A, port), ("worker-02", HOST_B, port)])
+            config = write_config(
+                tmp / "config_workers.json", [("worker-01", HOST_A, port), ("worker-02", HOST_B, port)]
+            )
             return Pair(port, started[0], started[1], config)
         for w in started:  # someone took the port in between: try another
             w.kill()

@@ -50,10 +50,13 @@ def test_two_workers_up_full_suite_passes(pair) -> None:
 
 def test_one_worker_up_fails(pair, tmp_path: Path) -> None:
     dead_port = free_port_on(HOST_B)
-    config = write_config(tmp_path / "config_workers.json", [
-        ("worker-01", "127.0.0.93", pair.port),
-        ("worker-02", HOST_B, dead_port),
-    ])
+    config = write_config(
+        tmp_path / "config_workers.json",
+        [
+            ("worker-01", "127.0.0.93", pair.port),
+            ("worker-02", HOST_B, dead_port),
+        ],
+    )
     proc = run(["check", "--config", str(config), "--quick"])
     assert_clean_exit(proc, 1)
     out = proc.stdout

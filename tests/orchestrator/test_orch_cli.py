@@ -46,8 +46,9 @@ def test_ping_json_reports_the_documented_fields(pair) -> None:
 
 
 def test_status_shows_docker_image_and_capacity(pair) -> None:
-    as_json, table = run_many([["status", "--config", str(pair.config), "--json"],
-                               ["status", "--config", str(pair.config)]])
+    as_json, table = run_many(
+        [["status", "--config", str(pair.config), "--json"], ["status", "--config", str(pair.config)]]
+    )
     assert_clean_exit(as_json, 0)
     for record in json.loads(as_json.stdout):
         status = record["last_status"]
@@ -61,8 +62,22 @@ def test_status_shows_docker_image_and_capacity(pair) -> None:
 
 
 def test_exec_json_returns_the_worker_result(pair) -> None:
-    args = ["exec", "--config", str(pair.config), "--worker", "worker-02", "--engine", "cython",
-            "-n", "100", "-s", "500", "--seed", "42", "--json"]
+    args = [
+        "exec",
+        "--config",
+        str(pair.config),
+        "--worker",
+        "worker-02",
+        "--engine",
+        "cython",
+        "-n",
+        "100",
+        "-s",
+        "500",
+        "--seed",
+        "42",
+        "--json",
+    ]
     proc = run(args)
     assert_clean_exit(proc, 0)
     result = json.loads(proc.stdout)
@@ -72,8 +87,22 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
     assert result["params"]["NUM_PARTICULAS"] == 100 and result["params"]["NUM_PASOS"] == 500
     assert re.fullmatch(r"[0-9a-f]{64}", result["checksum"])
     # Same task through the users' benchmark name, on the other machine: same physics.
-    other = run([*args[:3], "--worker", "worker-01", "--engine", "benchmark.py",
-                 "-n", "100", "-s", "500", "--seed", "42", "--json"])
+    other = run(
+        [
+            *args[:3],
+            "--worker",
+            "worker-01",
+            "--engine",
+            "benchmark.py",
+            "-n",
+            "100",
+            "-s",
+            "500",
+            "--seed",
+            "42",
+            "--json",
+        ]
+    )
     assert_clean_exit(other, 0)
     again = json.loads(other.stdout)
     assert again["engine"] == "python"
@@ -88,8 +117,9 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
 
 
 def test_exec_table_output(pair) -> None:
-    proc = run(["exec", "--config", str(pair.config), "--worker", "worker-01", "--engine", "numpy",
-                "-n", "50", "-s", "100"])
+    proc = run(
+        ["exec", "--config", str(pair.config), "--worker", "worker-01", "--engine", "numpy", "-n", "50", "-s", "100"]
+    )
     assert_clean_exit(proc, 0)
     assert "Resultado de la tarea" in proc.stdout
     assert "Colisiones entre partículas" in proc.stdout
@@ -125,8 +155,24 @@ def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, c
 
 
 def test_exec_short_timeout_is_a_failed_task(pair) -> None:
-    proc = run(["exec", "--config", str(pair.config), "--worker", "worker-01", "--engine", "python",
-                "-n", "2000", "-s", "1000000", "--timeout", "1", "--json"])
+    proc = run(
+        [
+            "exec",
+            "--config",
+            str(pair.config),
+            "--worker",
+            "worker-01",
+            "--engine",
+            "python",
+            "-n",
+            "2000",
+            "-s",
+            "1000000",
+            "--timeout",
+            "1",
+            "--json",
+        ]
+    )
     assert_clean_exit(proc, 1)
     body = json.loads(proc.stdout)
     assert body["status"] == "error" and "tiempo límite" in body["error"]
@@ -151,11 +197,15 @@ def test_demo_on_two_workers(pair) -> None:
 
 def test_no_active_workers(dead_config: Path) -> None:
     config = ["--config", str(dead_config)]
-    ping, status, demo, exec_, as_json = run_many([
-        ["ping", *config], ["status", *config], ["demo", *config],
-        ["exec", *config, "--worker", "worker-02", "-n", "10", "-s", "10"],
-        ["ping", *config, "--json"],
-    ])
+    ping, status, demo, exec_, as_json = run_many(
+        [
+            ["ping", *config],
+            ["status", *config],
+            ["demo", *config],
+            ["exec", *config, "--worker", "worker-02", "-n", "10", "-s", "10"],
+            ["ping", *config, "--json"],
+        ]
+    )
     for proc in (ping, status, demo):
         assert_clean_exit(proc, 1)
         assert "NO HAY MÁQUINAS ACTIVAS" in proc.stdout
@@ -174,13 +224,15 @@ def test_verbose_logs_carry_timestamps(dead_config: Path) -> None:
 
 def test_token_from_the_environment_reaches_protected_endpoints(tmp_path: Path) -> None:
     port = free_port_on(HOST_A)
-    worker = start_worker(HOST_A, port, "--runner", "process",
-                          env={"WORKER_ID": "worker-01", "PARTISIM_TOKEN": "secreto-de-prueba"})
+    worker = start_worker(
+        HOST_A, port, "--runner", "process", env={"WORKER_ID": "worker-01", "PARTISIM_TOKEN": "secreto-de-prueba"}
+    )
     try:
         config = write_config(tmp_path / "c.json", [("worker-01", HOST_A, port)])
         without = run(["status", "--config", str(config), "--json"])
-        with_token = run(["status", "--config", str(config), "--json"],
-                         env={**CLI_ENV, "PARTISIM_TOKEN": "secreto-de-prueba"})
+        with_token = run(
+            ["status", "--config", str(config), "--json"], env={**CLI_ENV, "PARTISIM_TOKEN": "secreto-de-prueba"}
+        )
         # /ping is open, so the worker is active either way; /status needs the token.
         (record,) = json.loads(without.stdout)
         assert record["state"] == "active" and record["last_status"] is None
@@ -195,8 +247,10 @@ def test_token_from_the_environment_reaches_protected_endpoints(tmp_path: Path) 
 def test_building_the_parser_stays_light() -> None:
     # Every `partisim` command (also `partisim run` in each task's container) builds the
     # whole parser: the HTTP client and the queue's database are imported only when used.
-    code = ("import sys; from partisim.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('httpx', 'sqlite3', 'rich.progress') if m in sys.modules))")
+    code = (
+        "import sys; from partisim.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('httpx', 'sqlite3', 'rich.progress') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -204,10 +258,14 @@ def test_building_the_parser_stays_light() -> None:
 
 def test_ping_and_status_fit_80_columns(pair, tmp_path: Path) -> None:
     # a live pair and a dead worker: an address and an error that must not be cut
-    config = write_config(tmp_path / "config_workers.json", [
-        ("worker-01", HOST_A, pair.port), ("worker-02", HOST_B, pair.port),
-        ("worker-muerto", HOST_B, free_port_on(HOST_B)),
-    ])
+    config = write_config(
+        tmp_path / "config_workers.json",
+        [
+            ("worker-01", HOST_A, pair.port),
+            ("worker-02", HOST_B, pair.port),
+            ("worker-muerto", HOST_B, free_port_on(HOST_B)),
+        ],
+    )
     env = {**CLI_ENV, "COLUMNS": "80"}
     ping, status = run_many([["ping", "--config", str(config)], ["status", "--config", str(config)]], env=env)
     for proc in (ping, status):
@@ -242,10 +300,12 @@ def test_mistyped_option_suggests_the_closest(cli) -> None:
 
 
 def test_help_is_spanish_and_light() -> None:
-    code = ("import sys\nfrom partisim.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in ('numpy', 'pydantic', 'rich', 'httpx', 'matplotlib', 'sqlite3')"
-            " if m in sys.modules))")
+    code = (
+        "import sys\nfrom partisim.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in ('numpy', 'pydantic', 'rich', 'httpx', 'matplotlib', 'sqlite3')"
+        " if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CLI_ENV, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"--version +muestra la versión y sale", proc.stdout)

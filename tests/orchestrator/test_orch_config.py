@@ -27,30 +27,37 @@ CASES = {
     "bad_json": ('{"workers": [', ["JSON inválido", "línea"]),
     "not_object": ("[1, 2]", ["workers"]),
     "no_workers_key": (json.dumps({"orchestrator": {}}), ["workers"]),
-    "duplicate_id": (_cfg([GOOD_WORKER, {**GOOD_WORKER, "ip": "127.0.0.155"}]),
-                     ["workers[1].id", "duplicado", "worker-01"]),
+    "duplicate_id": (
+        _cfg([GOOD_WORKER, {**GOOD_WORKER, "ip": "127.0.0.155"}]),
+        ["workers[1].id", "duplicado", "worker-01"],
+    ),
     "bad_address": (_cfg([{**GOOD_WORKER, "ip": "999.1.2.3"}]), ["workers[0].ip", "999.1.2.3"]),
     "bad_address_text": (_cfg([{**GOOD_WORKER, "ip": "mi-maquina"}]), ["workers[0].ip"]),
     "port_zero": (_cfg([{**GOOD_WORKER, "port": 0}]), ["workers[0].port"]),
     "port_too_big": (_cfg([{**GOOD_WORKER, "port": 70000}]), ["workers[0].port"]),
     "port_not_number": (_cfg([{**GOOD_WORKER, "port": "ochenta"}]), ["workers[0].port"]),
     "missing_ip": (_cfg([{"id": "worker-01", "port": 8080}]), ["workers[0].ip"]),
-    "bad_timeout": (json.dumps({"workers": [GOOD_WORKER], "orchestrator": {"timeout": -1}}),
-                    ["orchestrator.timeout"]),
+    "bad_timeout": (json.dumps({"workers": [GOOD_WORKER], "orchestrator": {"timeout": -1}}), ["orchestrator.timeout"]),
     # the ETAPA-6 fields and the credentials
     "host_and_ip_differ": (_cfg([{**GOOD_WORKER, "host": "127.0.0.155"}]), ["workers[0]", "host", "no coinciden"]),
     "bad_host": (_cfg([{"id": "w", "host": "999.0.0.1", "port": 8080}]), ["workers[0].ip", "999.0.0.1"]),
-    "unknown_algorithm": (_cfg([{**GOOD_WORKER, "algorithms": ["python", "fortran"]}]),
-                          ["workers[0].algorithms", "fortran"]),
+    "unknown_algorithm": (
+        _cfg([{**GOOD_WORKER, "algorithms": ["python", "fortran"]}]),
+        ["workers[0].algorithms", "fortran"],
+    ),
     "empty_algorithms": (_cfg([{**GOOD_WORKER, "algorithms": []}]), ["workers[0].algorithms"]),
     "capacity_zero": (_cfg([{**GOOD_WORKER, "capacity": 0}]), ["workers[0].capacity"]),
     "tls_not_bool": (_cfg([{**GOOD_WORKER, "tls": "sí"}]), ["workers[0].tls"]),
     "token_and_file": (_cfg([{**GOOD_WORKER, "token": "abc", "token_file": "t.txt"}]), ["token", "no ambos"]),
     "token_with_space": (_cfg([{**GOOD_WORKER, "token": "a b"}]), ["workers[0].token", "espacios"]),
-    "missing_token_file": (_cfg([{**GOOD_WORKER, "token_file": "no-existe.token"}]),
-                           ["worker-01.token_file", "no-existe.token"]),
-    "missing_ca_file": (json.dumps({"workers": [GOOD_WORKER], "orchestrator": {"ca_file": "no-existe.pem"}}),
-                        ["orchestrator.ca_file", "no-existe.pem"]),
+    "missing_token_file": (
+        _cfg([{**GOOD_WORKER, "token_file": "no-existe.token"}]),
+        ["worker-01.token_file", "no-existe.token"],
+    ),
+    "missing_ca_file": (
+        json.dumps({"workers": [GOOD_WORKER], "orchestrator": {"ca_file": "no-existe.pem"}}),
+        ["orchestrator.ca_file", "no-existe.pem"],
+    ),
 }
 
 
@@ -114,10 +121,30 @@ def test_unknown_worker_in_exec_is_a_usage_error(tmp_path: Path, cli) -> None:
 
 def test_an_etapa6_style_config_is_accepted(tmp_path: Path, cli) -> None:
     path = tmp_path / "config_workers.json"
-    path.write_text(json.dumps({"workers": [
-        {"id": "worker-01", "host": "127.0.0.93", "port": 8080, "capacity": 4, "algorithms": ["python", "cython"]},
-        {"id": "worker-02", "host": "127.0.0.155", "port": 8080, "capacity": 2, "algorithms": ["benchmark.py"]},
-    ], "orchestrator": {"timeout": 1, "retry_attempts": 3, "max_concurrent_tasks": 4}}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "workers": [
+                    {
+                        "id": "worker-01",
+                        "host": "127.0.0.93",
+                        "port": 8080,
+                        "capacity": 4,
+                        "algorithms": ["python", "cython"],
+                    },
+                    {
+                        "id": "worker-02",
+                        "host": "127.0.0.155",
+                        "port": 8080,
+                        "capacity": 2,
+                        "algorithms": ["benchmark.py"],
+                    },
+                ],
+                "orchestrator": {"timeout": 1, "retry_attempts": 3, "max_concurrent_tasks": 4},
+            }
+        ),
+        encoding="utf-8",
+    )
     code, out, err = cli("ping", "--config", str(path), "--json")
     assert code == 1 and "Error" not in err  # valid; nobody answers on those addresses here
     assert {w["id"] for w in json.loads(out)} == {"worker-01", "worker-02"}

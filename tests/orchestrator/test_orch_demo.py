@@ -31,8 +31,9 @@ def test_worker_dying_between_ping_and_tasks_is_reported(fresh_pair) -> None:
     assert [h.state for h in healths] == ["active", "active"]
     fresh_pair.b.kill()
     buffer = io.StringIO()
-    report = run_demo(config, Console(file=buffer, width=200), healths=healths,
-                      params=parse_params({"particles": 50, "steps": 100}))
+    report = run_demo(
+        config, Console(file=buffer, width=200), healths=healths, params=parse_params({"particles": 50, "steps": 100})
+    )
     rows = {row.worker_id: row for row in report.rows}
     assert rows["worker-01"].python.ok and rows["worker-01"].cython.ok
     assert rows["worker-01"].checksums_match is True

@@ -25,13 +25,17 @@ def test_menu_without_workers_says_so_for_every_option(dead_config: Path) -> Non
 
 def test_menu_ping_and_task_with_two_workers(pair) -> None:
     answers = [
-        "1",                  # verify workers
-        "2", "worker-02",     # run a task on worker-02 (by id)
-        "2",                  # Cython
-        "n", "40",            # own parameters: 40 particles
-        "abc", "0", "150",    # steps: two bad answers, explained, then 150
-        "7",                  # seed
-        "0",                  # exit
+        "1",  # verify workers
+        "2",
+        "worker-02",  # run a task on worker-02 (by id)
+        "2",  # Cython
+        "n",
+        "40",  # own parameters: 40 particles
+        "abc",
+        "0",
+        "150",  # steps: two bad answers, explained, then 150
+        "7",  # seed
+        "0",  # exit
     ]
     proc = run(["orchestrator", "--config", str(pair.config)], input="\n".join(answers) + "\n")
     assert_clean_exit(proc, 0)
@@ -40,8 +44,13 @@ def test_menu_ping_and_task_with_two_workers(pair) -> None:
     assert "Valor no válido para número de pasos: 'abc'" in out
     assert "Número de pasos: debe ser >= 1 (recibido 0)" in out  # the range error names the field as asked
     result = out.split("Resultado de la tarea")[1]
-    for label, value in [("Worker", "worker-02"), ("Motor", "cython"), ("Partículas", "40"),
-                         ("Pasos", "150"), ("Semilla", "7")]:
+    for label, value in [
+        ("Worker", "worker-02"),
+        ("Motor", "cython"),
+        ("Partículas", "40"),
+        ("Pasos", "150"),
+        ("Semilla", "7"),
+    ]:
         assert any(label in line and f" {value} " in line for line in result.splitlines()), (label, result)
 
 
@@ -65,8 +74,9 @@ def test_end_of_input_at_every_prompt(pair) -> None:
     }
     cmd = [sys.executable, "-m", "partisim", "orchestrator", "--config", str(pair.config)]
     procs = {
-        name: subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=CLI_ENV, cwd=ROOT)
+        name: subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV, cwd=ROOT
+        )
         for name in prefixes
     }
     for name, proc in procs.items():

@@ -25,15 +25,24 @@ def test_ping_all_reports_each_configured_worker(pair) -> None:
         assert h.consecutive_failures == 0 and h.last_error is None
         assert h.last_status is not None and h.last_status.worker_id == h.id
         data = h.to_dict()
-        assert set(data) >= {"id", "url", "state", "since", "latency_ms", "reported_id",
-                             "consecutive_failures", "last_status"}
+        assert set(data) >= {
+            "id",
+            "url",
+            "state",
+            "since",
+            "latency_ms",
+            "reported_id",
+            "consecutive_failures",
+            "last_status",
+        }
 
 
 def test_monitor_counts_failures_then_recovers(tmp_path: Path) -> None:
     port = free_port_on("127.0.0.1")
     worker = launch_worker("127.0.0.1", port, "mon-01")
-    config = load_config(write_config(tmp_path / "c.json", [("mon-01", "127.0.0.1", port)],
-                                      timeout=3, failures_before_inactive=2))
+    config = load_config(
+        write_config(tmp_path / "c.json", [("mon-01", "127.0.0.1", port)], timeout=3, failures_before_inactive=2)
+    )
     changes: list[WorkerHealth] = []
     # A long interval: the rounds below are driven by hand, one at a time.
     monitor = HealthMonitor(Registry.from_config(config), interval=3600, on_change=changes.append)
@@ -96,8 +105,9 @@ def test_monitor_loop_runs_in_the_background_until_stopped(dead_config: Path) ->
 
 
 def test_registry_rules_and_config_reload() -> None:
-    config = parse_config({"workers": [{"id": "a", "ip": "127.0.0.1", "port": 1},
-                                       {"id": "b", "ip": "127.0.0.1", "port": 2}]})
+    config = parse_config(
+        {"workers": [{"id": "a", "ip": "127.0.0.1", "port": 1}, {"id": "b", "ip": "127.0.0.1", "port": 2}]}
+    )
     registry = Registry(config.workers, timeout=5.0, failures_before_inactive=3)
     assert registry.record_success("a", latency_ms=1.5, reported_id="a") is True
     assert registry.record_failure("a", "x") is False
@@ -108,8 +118,9 @@ def test_registry_rules_and_config_reload() -> None:
     assert registry.get("b").state == "inactive"
     registry.record_success("b")
     # Reload: "b" keeps its history, "a" moved to another port and starts afresh.
-    moved = parse_config({"workers": [{"id": "a", "ip": "127.0.0.1", "port": 3},
-                                      {"id": "b", "ip": "127.0.0.1", "port": 2}]})
+    moved = parse_config(
+        {"workers": [{"id": "a", "ip": "127.0.0.1", "port": 3}, {"id": "b", "ip": "127.0.0.1", "port": 2}]}
+    )
     registry.set_workers(moved.workers)
     assert registry.get("b").state == "active"
     assert registry.get("a").state == "inactive" and registry.get("a").consecutive_failures == 0

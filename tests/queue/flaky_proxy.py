@@ -34,7 +34,10 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, ti
 
     async def forward(request: Request, path: str) -> httpx.Response:
         return await client.request(
-            request.method, "/" + path, params=request.query_params, content=await request.body(),
+            request.method,
+            "/" + path,
+            params=request.query_params,
+            content=await request.body(),
             headers={k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")},
         )
 
@@ -86,8 +89,15 @@ def main() -> None:
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
     app = build(args.target, args.mode, args.rate, args.seed, args.delay, args.times)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+    )
 
 
 if __name__ == "__main__":

@@ -46,30 +46,80 @@ class Cluster:
         self.procs: list[Spawned] = []
         self._configs = 0
 
-    def worker(self, host: str, worker_id: str, *, capacity: int = 2, extra: tuple[str, ...] = (),
-               port: int | None = None, env: dict[str, str | None] | None = None) -> RunningWorker:
+    def worker(
+        self,
+        host: str,
+        worker_id: str,
+        *,
+        capacity: int = 2,
+        extra: tuple[str, ...] = (),
+        port: int | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> RunningWorker:
         workdir = self.tmp / f"{worker_id}-{len(self.procs)}"
-        worker = start_worker(host, port, "--capacity", str(capacity), "--worker-id", worker_id,
-                              "--runner", "process", *extra, cwd=workdir, ready_timeout=30, env=env)
+        worker = start_worker(
+            host,
+            port,
+            "--capacity",
+            str(capacity),
+            "--worker-id",
+            worker_id,
+            "--runner",
+            "process",
+            *extra,
+            cwd=workdir,
+            ready_timeout=30,
+            env=env,
+        )
         self.procs.append(worker)
         return worker
 
-    def proxy(self, target: RunningWorker, *, mode: str, rate: float = 0.3, seed: int = 7,
-              host: str = "127.0.0.1", delay: float = 0.0, times: int = 0,
-              tls: tuple[Path, Path] | None = None) -> Proxy:
+    def proxy(
+        self,
+        target: RunningWorker,
+        *,
+        mode: str,
+        rate: float = 0.3,
+        seed: int = 7,
+        host: str = "127.0.0.1",
+        delay: float = 0.0,
+        times: int = 0,
+        tls: tuple[Path, Path] | None = None,
+    ) -> Proxy:
         """flaky_proxy.py in front of ``target``; ``tls=(cert, key)`` makes it an https front."""
         port = free_port_on(host)
         proxy = Proxy(f"{'https' if tls else 'http'}://{host}:{port}", self.tmp, mode)
         self.procs.append(proxy)
-        argv = [sys.executable, str(HERE / "flaky_proxy.py"), "--host", host, "--port", str(port),
-                "--target", target.url, "--mode", mode, "--rate", str(rate), "--seed", str(seed),
-                "--delay", str(delay), "--times", str(times)]
+        argv = [
+            sys.executable,
+            str(HERE / "flaky_proxy.py"),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--target",
+            target.url,
+            "--mode",
+            mode,
+            "--rate",
+            str(rate),
+            "--seed",
+            str(seed),
+            "--delay",
+            str(delay),
+            "--times",
+            str(times),
+        ]
         if tls is not None:
             argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         proxy.launch(argv, cwd=self.tmp)
         verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
-        proxy.wait_ready(lambda: httpx.get(proxy.url + "/proxy/stats", timeout=2.0, trust_env=False,
-                                           verify=verify).status_code == 200, 30)
+        proxy.wait_ready(
+            lambda: (
+                httpx.get(proxy.url + "/proxy/stats", timeout=2.0, trust_env=False, verify=verify).status_code == 200
+            ),
+            30,
+        )
         return proxy
 
     def config(self, workers: list[tuple[str, str]], **settings: Any) -> Path:
@@ -77,8 +127,9 @@ class Cluster:
         self._configs += 1
         return write_config(self.tmp / f"config-{self._configs}.json", workers, **{**QUEUE_SETTINGS, **settings})
 
-    def serve(self, config: Path, db: Path, *, inbox: Path | None = None, wait_workers: int | None = None,
-              **kw: Any) -> Serve:
+    def serve(
+        self, config: Path, db: Path, *, inbox: Path | None = None, wait_workers: int | None = None, **kw: Any
+    ) -> Serve:
         """``kw``: token, tls, extra, env (see `helpers.serve.Serve`)."""
         serve = Serve(config, db, workdir=self.tmp, inbox=inbox, **kw)
         self.procs.append(serve)
@@ -94,11 +145,21 @@ class Cluster:
             proc.stop(timeout=15)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, cwd=cwd, input=input,
-        timeout=timeout, env=clean_env(**{"COLUMNS": "200", **(env or {})}),
+        [sys.executable, "-m", "partisim", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=input,
+        timeout=timeout,
+        env=clean_env(**{"COLUMNS": "200", **(env or {})}),
         stdin=subprocess.DEVNULL if input is None else None,
     )
 
@@ -118,8 +179,9 @@ def worker_history(proc: RunningWorker) -> list[dict[str, Any]]:
 
 def successes_per_task(*workers: RunningWorker) -> Counter[str]:
     """How many successful executions of each task id the workers' own histories report."""
-    return Counter(item["task_id"] for proc in workers for item in worker_history(proc)
-                   if item.get("status") == "success")
+    return Counter(
+        item["task_id"] for proc in workers for item in worker_history(proc) if item.get("status") == "success"
+    )
 
 
 def worker_task_status(proc: RunningWorker, task_id: str) -> str | None:

@@ -42,8 +42,11 @@ def test_a_task_run_on_two_workers_counts_one_duplicate(cluster: Cluster, tmp_pa
         task = wait_for(lambda: (t := client.task(task_id)).duplicates == 1 and t, 15, "the duplicate run noted")
         assert task.result is not None and task.result.worker_id == "worker-b"
     # the workers' own records agree: two runs, one recorded plus one duplicate
-    ran_on = [name for name, proc in (("worker-a", a), ("worker-b", b))
-              if any(i["task_id"] == task_id and i["status"] == "success" for i in worker_history(proc))]
+    ran_on = [
+        name
+        for name, proc in (("worker-a", a), ("worker-b", b))
+        if any(i["task_id"] == task_id and i["status"] == "success" for i in worker_history(proc))
+    ]
     assert ran_on == ["worker-a", "worker-b"]
     assert httpx.get(slow_a.url + "/proxy/stats", trust_env=False).json()["delayed"] == 1
 
@@ -54,8 +57,10 @@ def test_a_task_run_on_two_workers_counts_one_duplicate(cluster: Cluster, tmp_pa
     shown = run_cli("results", "--server", serve.url, cwd=tmp_path).stdout
     assert "Duplicadas" in shown
     # the dashboard's task list is fed by the live snapshot
-    with httpx.Client(base_url=serve.url, trust_env=False, timeout=10) as web, \
-            web.stream("GET", "/api/events") as events:
+    with (
+        httpx.Client(base_url=serve.url, trust_env=False, timeout=10) as web,
+        web.stream("GET", "/api/events") as events,
+    ):
         for line in events.iter_lines():
             if line.startswith("data:") and "recent" in line:
                 recent = {t["id"]: t for t in json.loads(line[5:])["recent"]}

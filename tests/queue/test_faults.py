@@ -30,9 +30,14 @@ def test_150_tasks_through_kill_9_of_a_worker_and_of_serve_end_exactly_once(clus
         answer = client.submit([{"benchmark": "python", "params": {**SIZE, "SEMILLA": k}} for k in range(BATCH)])
         assert answer.count == BATCH
         batch = answer.batch
-        wait_for(lambda: client.summary(batch=batch).success >= 20
-                 and any(t.worker == "worker-a" for t in client.tasks(batch=batch, status="running")),
-                 60, "tasks running on worker-a")
+        wait_for(
+            lambda: (
+                client.summary(batch=batch).success >= 20
+                and any(t.worker == "worker-a" for t in client.tasks(batch=batch, status="running"))
+            ),
+            60,
+            "tasks running on worker-a",
+        )
         a.kill()  # kill -9 of a worker, tasks in flight on it
         a_again = cluster.worker(HOST_A, "worker-a", capacity=2, port=int(a.url.rsplit(":", 1)[1]))
         wait_for(lambda: client.summary(batch=batch).success >= 60, 90, "the batch past its first third")

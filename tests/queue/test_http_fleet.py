@@ -12,33 +12,67 @@ from partisim.orchestrator.serve.task import Task
 from partisim.protocol import WorkerStatus
 
 
-def fleet(capacities: dict[str, int | None], *, max_concurrent: int = 8, foreign: frozenset[str] = frozenset(),
-          entries: dict[str, dict] | None = None, threads: dict[str, dict[str, int]] | None = None) -> HttpFleet:
+def fleet(
+    capacities: dict[str, int | None],
+    *,
+    max_concurrent: int = 8,
+    foreign: frozenset[str] = frozenset(),
+    entries: dict[str, dict] | None = None,
+    threads: dict[str, dict[str, int]] | None = None,
+) -> HttpFleet:
     """Workers with the capacity their /status reports (None: no status yet); ``foreign``
     ones are not partisim; ``entries`` adds configuration fields per worker; ``threads``
     the threads per engine a worker's /status reports (none: it does not say)."""
     extra = entries or {}
-    configured = [WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080, **extra.get(w, {}))
-                  for k, w in enumerate(capacities)]
+    configured = [
+        WorkerEntry(id=w, ip=f"127.0.0.{k + 10}", port=8080, **extra.get(w, {})) for k, w in enumerate(capacities)
+    ]
     settings = OrchestratorSettings(max_concurrent_tasks=max_concurrent)
-    registry = Registry(configured, timeout=settings.timeout,
-                        failures_before_inactive=settings.failures_before_inactive)
+    registry = Registry(
+        configured, timeout=settings.timeout, failures_before_inactive=settings.failures_before_inactive
+    )
     for w, capacity in capacities.items():
         registry.record_success(w, latency_ms=1.0, reported_id=w)
         if capacity is not None:
             software = "" if w in foreign else "partisim"
             per_engine = (threads or {}).get(w, {})
-            registry.record_status(w, WorkerStatus(worker_id=w, capacity=capacity, software=software,
-                                                   engine_threads=per_engine,
-                                                   max_threads=max(per_engine.values(), default=1)))
+            registry.record_status(
+                w,
+                WorkerStatus(
+                    worker_id=w,
+                    capacity=capacity,
+                    software=software,
+                    engine_threads=per_engine,
+                    max_threads=max(per_engine.values(), default=1),
+                ),
+            )
     return HttpFleet(HealthMonitor(registry, interval=settings.ping_interval), settings)
 
 
 def task(**kw: object) -> Task:
-    fields = dict(id="t-1", seq=1, batch="b", status="queued", benchmark="python", params={}, timeout=None,
-                  verify_of=None, exclude_worker=None, avoid_worker=None, worker=None, worker_url=None, attempts=0,
-                  max_attempts=3, not_before=0.0, deadline=None, created_at=time.time(), started_at=None,
-                  finished_at=None, result=None, error=None)
+    fields = dict(
+        id="t-1",
+        seq=1,
+        batch="b",
+        status="queued",
+        benchmark="python",
+        params={},
+        timeout=None,
+        verify_of=None,
+        exclude_worker=None,
+        avoid_worker=None,
+        worker=None,
+        worker_url=None,
+        attempts=0,
+        max_attempts=3,
+        not_before=0.0,
+        deadline=None,
+        created_at=time.time(),
+        started_at=None,
+        finished_at=None,
+        result=None,
+        error=None,
+    )
     fields.update(kw)
     return Task(**fields)  # type: ignore[arg-type]
 
@@ -88,8 +122,10 @@ def test_the_configured_capacity_is_the_slot_limit() -> None:
 
 
 def test_algorithms_restrict_the_engines_a_worker_gets() -> None:
-    ex = fleet({"a": 4, "b": 4}, entries={"a": {"algorithms": ["python", "numpy"]},
-                                          "b": {"algorithms": ["benchmark_cython.py"]}})
+    ex = fleet(
+        {"a": 4, "b": 4},
+        entries={"a": {"algorithms": ["python", "numpy"]}, "b": {"algorithms": ["benchmark_cython.py"]}},
+    )
     assert {ex.place(task(benchmark="cython")).member for _ in range(3)} == {"b"}  # type: ignore[union-attr]
     assert {ex.place(task(benchmark="numpy")).member for _ in range(4)} == {"a"}  # type: ignore[union-attr]
     assert ex.place(task(benchmark="numpy")) is None  # a is full; b may not run numpy
@@ -109,8 +145,7 @@ TWO_CORES = {"python": 1, "numpy": 1, "cython": 2}
 
 
 def test_a_task_takes_its_threads_in_slots_capped_by_what_the_worker_can_use() -> None:
-    ex = fleet({"a": 4, "old": 4, "legacy": 4}, foreign=frozenset({"legacy"}),
-               threads={"a": TWO_CORES})
+    ex = fleet({"a": 4, "old": 4, "legacy": 4}, foreign=frozenset({"legacy"}), threads={"a": TWO_CORES})
     health = {h.id: h for h in ex.health()}
     assert ex.slots_for(health["a"], task(benchmark="cython", threads=8)) == 2  # two cores there
     assert ex.slots_for(health["a"], task(benchmark="python", threads=8)) == 1  # python: one thread

@@ -27,8 +27,7 @@ LEGACY = Path(__file__).resolve().parents[1] / "helpers" / "legacy_worker.py"
 def _legacy(cluster: Cluster, host: str = HOST_B, worker_id: str = "legacy-01") -> tuple[Spawned, str]:
     proc = Spawned(f"legacy-{worker_id}", cluster.tmp)
     cluster.procs.append(proc)
-    proc.launch([sys.executable, str(LEGACY), "--host", host, "--port", "0", "--worker-id", worker_id],
-                cwd=cluster.tmp)
+    proc.launch([sys.executable, str(LEGACY), "--host", host, "--port", "0", "--worker-id", worker_id], cwd=cluster.tmp)
     port = proc.wait_ready(lambda: (m := re.search(r"LISTENING (\d+)", proc.log())) and int(m.group(1)), 30)
     return proc, f"http://{host}:{port}"
 
@@ -44,9 +43,19 @@ def _write(path: Path, data: object) -> Path:
 
 def _host_config(tmp: Path, workers: list[dict], **settings: object) -> Path:
     """The ETAPA-6 style: "host" instead of "ip", plus "capacity" and "algorithms"."""
-    return _write(tmp / "config_workers.json",
-                  {"workers": workers, "orchestrator": {"timeout": 5, "retry_attempts": 3,
-                                                        "max_concurrent_tasks": 4, **QUEUE_SETTINGS, **settings}})
+    return _write(
+        tmp / "config_workers.json",
+        {
+            "workers": workers,
+            "orchestrator": {
+                "timeout": 5,
+                "retry_attempts": 3,
+                "max_concurrent_tasks": 4,
+                **QUEUE_SETTINGS,
+                **settings,
+            },
+        },
+    )
 
 
 def _port(url: str) -> int:
@@ -57,8 +66,21 @@ def _port(url: str) -> int:
 def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(cluster: Cluster, tmp_path: Path):
     _, url = _legacy(cluster)
     config = _host_config(tmp_path, [{"id": "legacy-01", "host": HOST_B, "port": _port(url)}])
-    proc = run_cli("exec", "--worker", "legacy-01", "--engine", "cython", "-n", "40", "-s", "20", "--json",
-                   "--config", str(config), cwd=tmp_path)
+    proc = run_cli(
+        "exec",
+        "--worker",
+        "legacy-01",
+        "--engine",
+        "cython",
+        "-n",
+        "40",
+        "-s",
+        "20",
+        "--json",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["verifiable"] is False and answer["engine"] == "cython"
@@ -66,13 +88,37 @@ def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(clus
     assert answer["particle_collisions"] is None and "output" in answer["reported"]
     assert _runs(url) == [{"asked": "benchmark_cython.py", "ran": "benchmark_cython.py", "engine": "cython"}]
     # the table says so in words; python goes by its script's name too
-    shown = run_cli("exec", "--worker", "legacy-01", "--engine", "python", "-n", "40", "-s", "20",
-                    "--config", str(config), cwd=tmp_path)
+    shown = run_cli(
+        "exec",
+        "--worker",
+        "legacy-01",
+        "--engine",
+        "python",
+        "-n",
+        "40",
+        "-s",
+        "20",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
     assert shown.returncode == 0 and "no verificable" in shown.stdout
     assert _runs(url)[-1] == {"asked": "benchmark.py", "ran": "benchmark.py", "engine": "python"}
     # numpy has no script name: it would silently run Python there, so it is refused
-    numpy = run_cli("exec", "--worker", "legacy-01", "--engine", "numpy", "-n", "40", "-s", "20",
-                    "--config", str(config), cwd=tmp_path)
+    numpy = run_cli(
+        "exec",
+        "--worker",
+        "legacy-01",
+        "--engine",
+        "numpy",
+        "-n",
+        "40",
+        "-s",
+        "20",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
     assert numpy.returncode == 1 and "numpy" in numpy.stderr and "Traceback" not in numpy.stderr
     assert len(_runs(url)) == 2
 
@@ -90,15 +136,22 @@ def test_check_reports_partisim_only_checks_as_unsupported_on_a_legacy_worker(cl
 
 
 @pytest.mark.slow
-def test_serve_sends_each_engine_where_it_may_run_and_keeps_legacy_answers_unverified(cluster: Cluster,
-                                                                                      tmp_path: Path):
+def test_serve_sends_each_engine_where_it_may_run_and_keeps_legacy_answers_unverified(cluster: Cluster, tmp_path: Path):
     worker = cluster.worker(HOST_A, "worker-01", capacity=2)
     _, legacy_url = _legacy(cluster)
-    config = _host_config(tmp_path, [
-        {"id": "worker-01", "host": HOST_A, "port": worker.port, "capacity": 1, "algorithms": ["python", "numpy"]},
-        {"id": "legacy-01", "host": HOST_B, "port": _port(legacy_url), "capacity": 2,
-         "algorithms": ["benchmark.py", "benchmark_cython.py"]},
-    ])
+    config = _host_config(
+        tmp_path,
+        [
+            {"id": "worker-01", "host": HOST_A, "port": worker.port, "capacity": 1, "algorithms": ["python", "numpy"]},
+            {
+                "id": "legacy-01",
+                "host": HOST_B,
+                "port": _port(legacy_url),
+                "capacity": 2,
+                "algorithms": ["benchmark.py", "benchmark_cython.py"],
+            },
+        ],
+    )
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
     with ServerClient(serve.url) as client:
         members = {m.id: m for m in client.workers()}
@@ -136,10 +189,13 @@ def test_serve_sends_each_engine_where_it_may_run_and_keeps_legacy_answers_unver
 
 def test_a_worker_finds_its_identity_in_a_host_style_config(tmp_path: Path):
     port = free_port_on(HOST_A)
-    _host_config(tmp_path, [
-        {"id": "maquina-a", "host": HOST_A, "port": port, "capacity": 4, "algorithms": ["python", "cython"]},
-        {"id": "maquina-b", "host": HOST_B, "port": port, "capacity": 2, "algorithms": ["benchmark.py"]},
-    ])
+    _host_config(
+        tmp_path,
+        [
+            {"id": "maquina-a", "host": HOST_A, "port": port, "capacity": 4, "algorithms": ["python", "cython"]},
+            {"id": "maquina-b", "host": HOST_B, "port": port, "capacity": 2, "algorithms": ["benchmark.py"]},
+        ],
+    )
     worker = start_worker(HOST_A, port, cwd=tmp_path)  # no --worker-id: the config names it
     try:
         ping = httpx.get(worker.url + "/ping", timeout=10, trust_env=False).json()
@@ -160,12 +216,19 @@ def _etapa6_aliases() -> bool:
 @pytest.mark.skipif(not _etapa6_aliases(), reason="los alias num_particles/num_steps/seed aún no están en sim.params")
 def test_an_etapa6_task_file_with_a_host_config_runs_unchanged(cluster: Cluster, tmp_path: Path):
     worker = cluster.worker(HOST_A, "worker-01", capacity=2)
-    config = _host_config(tmp_path, [{"id": "worker-01", "host": HOST_A, "port": worker.port, "capacity": 2,
-                                      "algorithms": ["python", "cython"]}])
-    tasks = _write(tmp_path / "tareas.json", {"tasks": [
-        {"benchmark": "python", "params": {"num_particles": 50, "num_steps": 20, "seed": 7}},
-        {"benchmark": "cython", "params": {"num_particles": 50, "num_steps": 20, "seed": 7}},
-    ]})
+    config = _host_config(
+        tmp_path,
+        [{"id": "worker-01", "host": HOST_A, "port": worker.port, "capacity": 2, "algorithms": ["python", "cython"]}],
+    )
+    tasks = _write(
+        tmp_path / "tareas.json",
+        {
+            "tasks": [
+                {"benchmark": "python", "params": {"num_particles": 50, "num_steps": 20, "seed": 7}},
+                {"benchmark": "cython", "params": {"num_particles": 50, "num_steps": 20, "seed": 7}},
+            ]
+        },
+    )
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     proc = run_cli("submit", str(tasks), "--server", serve.url, "--wait", "--timeout-wait", "60", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -26,8 +26,21 @@ def served(pair, tmp_path_factory):
     try:
         config = c.config([("worker-a", pair[0].url), ("worker-b", pair[1].url)])
         serve = c.serve(config, tmp / "q.db", wait_workers=2)
-        done = run_cli("sweep", "--engines", "python,cython", "--particles", "10,40", "--steps", "5",
-                       "--seeds", "1-3", "--server", serve.url, "--wait", cwd=tmp)
+        done = run_cli(
+            "sweep",
+            "--engines",
+            "python,cython",
+            "--particles",
+            "10,40",
+            "--steps",
+            "5",
+            "--seeds",
+            "1-3",
+            "--server",
+            serve.url,
+            "--wait",
+            cwd=tmp,
+        )
         assert done.returncode == 0, done.stderr + done.stdout
         with ServerClient(serve.url) as client:
             (batch,) = [b.batch for b in client.batches()]
@@ -63,8 +76,7 @@ def test_results_as_table_csv_and_json(served, tmp_path: Path):
     # same seed and size give the same checksum on any engine and worker
     by_case: dict[tuple, set] = {}
     for t in data:
-        by_case.setdefault((t["params"]["NUM_PARTICULAS"], t["params"]["SEMILLA"]), set()).add(
-            t["result"]["checksum"])
+        by_case.setdefault((t["params"]["NUM_PARTICULAS"], t["params"]["SEMILLA"]), set()).add(t["result"]["checksum"])
     assert all(len(sums) == 1 for sums in by_case.values())
 
 
@@ -89,8 +101,9 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     assert done.returncode == 0, done.stderr + done.stdout
     assert "Aceleración cython / python" in done.stdout
     # default restitutions (0.9, 0.8): the report says why it has no Física line
-    assert ("Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-            "COEF_RESTITUCION_PARED = 0.8)") in " ".join(done.stdout.split())
+    assert (
+        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, COEF_RESTITUCION_PARED = 0.8)"
+    ) in " ".join(done.stdout.split())
     assert "AVISO" not in done.stdout + done.stderr
     with ServerClient(serve.url) as client:
         chart = client.charts(batch)
@@ -107,8 +120,25 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
 
 def test_a_coarse_step_is_warned_once_per_text_and_kept_in_the_results(served, tmp_path: Path):
     serve, _, tmp = served
-    done = run_cli("sweep", "--engines", "cython", "--particles", "100,200", "--steps", "20", "--seeds", "1-3",
-                   "--dt", "0.8", "--batch", "grueso", "--server", serve.url, "--wait", cwd=tmp)
+    done = run_cli(
+        "sweep",
+        "--engines",
+        "cython",
+        "--particles",
+        "100,200",
+        "--steps",
+        "20",
+        "--seeds",
+        "1-3",
+        "--dt",
+        "0.8",
+        "--batch",
+        "grueso",
+        "--server",
+        serve.url,
+        "--wait",
+        cwd=tmp,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     err = " ".join(done.stderr.split())
     assert err.count("AVISO: paso de tiempo grueso: con DT = 0.8") == 2  # one per size, not per task
@@ -133,16 +163,37 @@ def test_a_coarse_step_is_warned_once_per_text_and_kept_in_the_results(served, t
 def test_fisica_line_of_an_elastic_dilute_batch_matches_kinetic_theory(served, tmp_path: Path):
     serve, _, tmp = served
     # 400 disks in 800 x 600 (eta = 0.065), elastic, 2000 steps of 0.1: about 75 collisions per particle
-    done = run_cli("sweep", "--engines", "cython", "--particles", "400", "--steps", "2000", "--seeds", "1-3",
-                   "--particle-restitution", "1", "--wall-restitution", "1", "--batch", "elastico",
-                   "--server", serve.url, "--wait", cwd=tmp)
+    done = run_cli(
+        "sweep",
+        "--engines",
+        "cython",
+        "--particles",
+        "400",
+        "--steps",
+        "2000",
+        "--seeds",
+        "1-3",
+        "--particle-restitution",
+        "1",
+        "--wall-restitution",
+        "1",
+        "--batch",
+        "elastico",
+        "--server",
+        serve.url,
+        "--wait",
+        cwd=tmp,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "AVISO" not in done.stderr
     report = run_cli("report", "--batch", "elastico", "-o", str(tmp_path / "e.png"), "--server", serve.url)
     assert report.returncode == 0, report.stderr
     text = " ".join(report.stdout.split())  # the no-break space of "45 222" becomes a plain one here
-    found = re.search(r"Física: colisiones medidas / teoría cinética = (\d,\d{3}) \(con este dt se espera "
-                      r"≈ (\d,\d{3}); 3 tareas, ([\d ]+) colisiones\)", text)
+    found = re.search(
+        r"Física: colisiones medidas / teoría cinética = (\d,\d{3}) \(con este dt se espera "
+        r"≈ (\d,\d{3}); 3 tareas, ([\d ]+) colisiones\)",
+        text,
+    )
     assert found, text
     ratio, expected = (float(found.group(k).replace(",", ".")) for k in (1, 2))
     assert 0.96 < expected < 0.99  # dt = 0.1 misses about 3 % at this density
@@ -152,8 +203,9 @@ def test_fisica_line_of_an_elastic_dilute_batch_matches_kinetic_theory(served, t
         tasks = client.tasks(batch="elastico")
         physics = client.charts("elastico").physics
     assert physics is not None and physics.shown and physics.tasks == 3
-    assert physics.collisions == sum(t.result.particle_collisions for t in tasks) == int(
-        found.group(3).replace(" ", ""))
+    assert (
+        physics.collisions == sum(t.result.particle_collisions for t in tasks) == int(found.group(3).replace(" ", ""))
+    )
     assert f"{physics.collisions:,}".replace(",", "\xa0") in report.stdout  # never broken across lines
 
 
@@ -177,8 +229,7 @@ def test_verify_flags_a_checksum_mismatch(cluster: Cluster, pair, tmp_path: Path
     config = cluster.config([("worker-a", pair[0].url), ("worker-liar", liar.url)])
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=2)
     with ServerClient(serve.url) as client:
-        answer = client.submit([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 2},
-                                 "repeat": 4}])
+        answer = client.submit([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 2}, "repeat": 4}])
         wait_batch(client, answer.batch, timeout=30)
     done = run_cli("results", "--batch", answer.batch, "--verify", "2", "--server", serve.url)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -188,8 +239,10 @@ def test_verify_flags_a_checksum_mismatch(cluster: Cluster, pair, tmp_path: Path
 def test_submit_file_then_wait_and_bad_file(served, tmp_path: Path):
     serve, _, _ = served
     good = tmp_path / "tareas.json"
-    good.write_text(json.dumps([{"benchmark": "numpy", "params": {"NUM_PARTICULAS": 20, "NUM_PASOS": 3},
-                                 "repeat": 2}]), encoding="utf-8")
+    good.write_text(
+        json.dumps([{"benchmark": "numpy", "params": {"NUM_PARTICULAS": 20, "NUM_PASOS": 3}, "repeat": 2}]),
+        encoding="utf-8",
+    )
     done = run_cli("submit", str(good), "--batch", "mi-lote", "--server", serve.url)
     assert done.returncode == 0, done.stderr
     assert "2 tareas en cola" in done.stdout and "mi-lote" in done.stdout
@@ -251,12 +304,21 @@ def test_serve_usage_errors_are_clear(cluster: Cluster, tmp_path: Path):
     assert done.returncode == 2 and "ip" in done.stderr
     nobody = cluster.config([("w", f"http://{SERVE_HOST}:{free_port_on(SERVE_HOST)}")])
     first = cluster.serve(nobody, tmp_path / "q.db")
-    second = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "q.db"),
-                     "--port", str(free_port_on(SERVE_HOST)), cwd=tmp_path)
+    second = run_cli(
+        "serve",
+        "--config",
+        str(nobody),
+        "--db",
+        str(tmp_path / "q.db"),
+        "--port",
+        str(free_port_on(SERVE_HOST)),
+        cwd=tmp_path,
+    )
     assert second.returncode == 2 and "otra instancia de partisim serve" in second.stderr
     busy_port = first.url.rsplit(":", 1)[1]
-    third = run_cli("serve", "--config", str(nobody), "--db", str(tmp_path / "otra.db"), "--port", busy_port,
-                    cwd=tmp_path)
+    third = run_cli(
+        "serve", "--config", str(nobody), "--db", str(tmp_path / "otra.db"), "--port", busy_port, cwd=tmp_path
+    )
     assert third.returncode == 2 and f"no se puede escuchar en {SERVE_HOST}:{busy_port}" in third.stderr
 
 
@@ -264,8 +326,9 @@ def test_menu_queue_options_sweep_and_status(served, tmp_path: Path):
     serve, _, tmp = served
     config = next(tmp.glob("config-*.json"))
     answers = "8\ncython\n15\n2\n1-2\n\n9\n0\n"  # sweep with our values, wait, status, exit
-    done = run_cli("orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url},
-                   input=answers)
+    done = run_cli(
+        "orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url}, input=answers
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Motores [python,cython]" in done.stdout
     assert "2 tareas en cola" in done.stdout and "Éxito 2 · fallidas 0" in done.stdout
@@ -283,8 +346,10 @@ def test_serve_says_no_active_workers_and_notices_one_that_comes_back(cluster: C
 
 def test_unknown_batch_is_one_error_with_one_code(served):
     serve, _, tmp = served
-    answers = [run_cli(command, "--batch", "no-existe", "--server", serve.url, cwd=tmp)
-               for command in ("wait", "results", "report")]
+    answers = [
+        run_cli(command, "--batch", "no-existe", "--server", serve.url, cwd=tmp)
+        for command in ("wait", "results", "report")
+    ]
     assert [a.returncode for a in answers] == [2, 2, 2]
     messages = {a.stderr.strip() for a in answers}
     assert len(messages) == 1, messages
@@ -307,8 +372,12 @@ def test_results_table_fits_80_columns_and_never_cuts_a_number(served, columns):
     for task in tasks:
         row = next(line for line in lines if task.id in line)  # the whole id
         cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-        for value in (task.params["NUM_PARTICULAS"], task.params["NUM_PASOS"], task.params["SEMILLA"],
-                      f"{task.result.simulation_time:.4f}"):
+        for value in (
+            task.params["NUM_PARTICULAS"],
+            task.params["NUM_PASOS"],
+            task.params["SEMILLA"],
+            f"{task.result.simulation_time:.4f}",
+        ):
             assert str(value) in cells, (value, row)
     assert "…" not in done.stdout
     assert "Columnas ocultas por el ancho del terminal:" in " ".join(done.stdout.split())
@@ -330,14 +399,29 @@ def test_wait_progress_keeps_its_bar_and_count_at_80_columns(served):
 def test_sweep_without_active_workers_says_the_tasks_will_wait(cluster: Cluster, tmp_path: Path):
     config = cluster.config([("worker-a", f"http://{HOST_A}:{free_port_on(HOST_A)}")])
     serve = cluster.serve(config, tmp_path / "q.db")
-    done = run_cli("sweep", "--engines", "cython", "--particles", "10", "--steps", "3", "--seeds", "1,2",
-                   "--threads", "2", "--server", serve.url, cwd=tmp_path)
+    done = run_cli(
+        "sweep",
+        "--engines",
+        "cython",
+        "--particles",
+        "10",
+        "--steps",
+        "3",
+        "--seeds",
+        "1,2",
+        "--threads",
+        "2",
+        "--server",
+        serve.url,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "2 tareas en cola" in done.stdout
     with ServerClient(serve.url) as client:
         assert [t.threads for t in client.tasks()] == [2, 2]
     assert "NO HAY MÁQUINAS ACTIVAS: las tareas se quedarán en cola hasta que un worker responda." in " ".join(
-        done.stderr.split())
+        done.stderr.split()
+    )
     empty = run_cli("sweep", "--engines", "cython", "--particles", "1,,2", "--server", serve.url, cwd=tmp_path)
     assert empty.returncode == 2 and "--particles: hay un valor vacío entre comas en '1,,2'" in empty.stderr
 
@@ -347,16 +431,32 @@ def test_menu_sweep_checks_each_answer_and_keeps_them(served, tmp_path: Path):
     config = next(tmp.glob("config-*.json"))
     answers = [
         "8",
-        "fortran", "cython",      # engine: refused at once, asked again
-        "100,x", "0", "12,24",    # particles: a bad list, a value out of range, then good
-        "-3", "4",                # steps
-        "1,,2", "1",              # seeds
-        "n",                      # do not wait
-        "8", "", "", "", "", "n",  # the same sweep again: Enter keeps every previous answer
+        "fortran",
+        "cython",  # engine: refused at once, asked again
+        "100,x",
+        "0",
+        "12,24",  # particles: a bad list, a value out of range, then good
+        "-3",
+        "4",  # steps
+        "1,,2",
+        "1",  # seeds
+        "n",  # do not wait
+        "8",
+        "",
+        "",
+        "",
+        "",
+        "n",  # the same sweep again: Enter keeps every previous answer
         "0",
     ]
-    done = run_cli("orchestrator", "--config", str(config), cwd=tmp_path, env={"PARTISIM_SERVER": serve.url},
-                   input="\n".join(answers) + "\n")
+    done = run_cli(
+        "orchestrator",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+        env={"PARTISIM_SERVER": serve.url},
+        input="\n".join(answers) + "\n",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
     assert "Motores: benchmark desconocido: fortran" in out
@@ -375,8 +475,11 @@ def test_menu_sweep_checks_each_answer_and_keeps_them(served, tmp_path: Path):
 def test_ctrl_c_while_waiting_for_a_batch_returns_to_the_menu(served, tmp_path: Path):
     serve, _, tmp = served
     config = next(tmp.glob("config-*.json"))
-    session = PtySession(["orchestrator", "--config", str(config)], cwd=tmp_path,
-                         env={**PtySession.default_env(), "PARTISIM_SERVER": serve.url})
+    session = PtySession(
+        ["orchestrator", "--config", str(config)],
+        cwd=tmp_path,
+        env={**PtySession.default_env(), "PARTISIM_SERVER": serve.url},
+    )
     batch = None
     try:
         session.expect("Elija una opción")
@@ -403,8 +506,7 @@ def test_ctrl_c_while_waiting_for_a_batch_returns_to_the_menu(served, tmp_path: 
 def test_serve_log_says_no_active_workers_once_when_all_go_down(cluster: Cluster, tmp_path: Path):
     a = cluster.worker(HOST_A, "worker-a")
     b = cluster.worker(HOST_B, "worker-b")
-    serve = cluster.serve(cluster.config([("worker-a", a.url), ("worker-b", b.url)]), tmp_path / "q.db",
-                          wait_workers=2)
+    serve = cluster.serve(cluster.config([("worker-a", a.url), ("worker-b", b.url)]), tmp_path / "q.db", wait_workers=2)
     a.kill()
     b.kill()
     wait_for(lambda: " ".join(serve.log().split()).count("inactivo tras") == 2, 20, "both workers inactive")

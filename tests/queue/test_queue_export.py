@@ -27,8 +27,9 @@ PAGE = 7
 
 
 def spec(seed: int, verify_of: str | None = None) -> TaskSpec:
-    return TaskSpec(benchmark="cython", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": seed},
-                    verify_of=verify_of)
+    return TaskSpec(
+        benchmark="cython", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": seed}, verify_of=verify_of
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def test_results_writes_every_row_in_each_format(stocked, tmp_path: Path) -> Non
     done = run_cli("results", "--format", "ndjson", "--status", "failed", "--server", serve.url)
     assert done.returncode == 0, done.stderr
     assert [TaskView.model_validate_json(line) for line in done.stdout.splitlines()] == [
-        v for v in originals if v.status == "failed"]
+        v for v in originals if v.status == "failed"
+    ]
 
     # a batch of verification re-runs only: shown rather than filtered out
     done = run_cli("results", "--batch", "verify-x", "--format", "csv", "--server", serve.url)
@@ -107,4 +109,3 @@ def test_results_writes_every_row_in_each_format(stocked, tmp_path: Path) -> Non
 
     empty = run_cli("results", "--batch", "nada", "--format", "csv", "--server", serve.url)
     assert empty.returncode == 2 and "no existe el lote nada" in empty.stderr  # one error for an unknown batch
-

@@ -30,7 +30,8 @@ def assert_counts_agree(client: ServerClient, db: Path) -> None:
     statuses, per_worker = table_counts(db)
     summary = client.summary()
     assert {s: getattr(summary, s) for s in ("queued", "running", "success", "failed", "cancelled")} == {
-        s: statuses.get(s, 0) for s in ("queued", "running", "success", "failed", "cancelled")}
+        s: statuses.get(s, 0) for s in ("queued", "running", "success", "failed", "cancelled")
+    }
     assert summary.total == sum(statuses.values())
     shown = {w.id: (w.completed, w.failed) for w in client.workers()}
     assert {w: c for w, c in shown.items() if c != (0, 0)} == per_worker

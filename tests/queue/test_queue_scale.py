@@ -126,11 +126,15 @@ def test_activity_from_memory_matches_the_table(tmp_path: Path) -> None:
         start = now - 299
         assert sum(queue.activity(start, 10, 30)) == 20
         with sqlite3.connect(queue.path) as db:
-            per_second = dict(db.execute(
-                "SELECT CAST(finished_at AS INTEGER), COUNT(*) FROM tasks"
-                " WHERE status IN ('success', 'failed') GROUP BY 1").fetchall())
-        expected = [sum(n for s, n in per_second.items() if start + 10 * k <= s < start + 10 * (k + 1))
-                    for k in range(30)]
+            per_second = dict(
+                db.execute(
+                    "SELECT CAST(finished_at AS INTEGER), COUNT(*) FROM tasks"
+                    " WHERE status IN ('success', 'failed') GROUP BY 1"
+                ).fetchall()
+            )
+        expected = [
+            sum(n for s, n in per_second.items() if start + 10 * k <= s < start + 10 * (k + 1)) for k in range(30)
+        ]
         assert queue.activity(start, 10, 30) == expected
     finally:
         queue.close()
@@ -160,8 +164,14 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
             "histogram": (lambda: queue.finished_histogram(now - 300, 10.0, 30), "tasks_finished_status"),
             "recent": (lambda: queue.recent(20), None),
         }
-        for k, selection in enumerate((Selection(), Selection(status="success"), Selection(batch="b"),
-                                       Selection(batch="b", status="success", originals=True))):
+        for k, selection in enumerate(
+            (
+                Selection(),
+                Selection(status="success"),
+                Selection(batch="b"),
+                Selection(batch="b", status="success", originals=True),
+            )
+        ):
             calls[f"page {k} up"] = (lambda sel=selection: queue.page(sel, limit=10, after_seq=0), None)
             calls[f"page {k} down"] = (lambda sel=selection: queue.page(sel, limit=10, before_seq=3), None)
         statements: dict[str, list[str]] = {}
@@ -206,8 +216,17 @@ def filled(tmp_path: Path):
         if k % 4 == 3:
             queue.fail(t, 1, 'HTTP 422: "NUM_PARTICULAS", línea 1\nlínea 2, con comas')
         elif k == 5:  # a worker that is not partisim answered: not verifiable
-            queue.complete(t, 1, ForeignResult(task_id=t, worker_id="legacy", engine="python", simulation_time=0.25,
-                                               reported={"status": "success", "simulation_time": 0.25}))
+            queue.complete(
+                t,
+                1,
+                ForeignResult(
+                    task_id=t,
+                    worker_id="legacy",
+                    engine="python",
+                    simulation_time=0.25,
+                    reported={"status": "success", "simulation_time": 0.25},
+                ),
+            )
         else:
             result = execute_result(f"{k:064x}", simulation_time=0.1 + k / 7)
             threads = queue.get(t).threads  # type: ignore[union-attr]
@@ -236,10 +255,14 @@ def all_views(queue: TaskQueue) -> list[TaskView]:
 def test_pages_return_every_row_once_in_both_directions(filled: TaskQueue) -> None:
     views = all_views(filled)
     assert len(views) == 43
-    for selection in (Selection(), Selection(batch="uno"), Selection(status="success"),
-                      Selection(originals=True)):
-        expected = [v for v in views if (selection.batch in (None, v.batch)) and (selection.status in (None, v.status))
-                    and not (selection.originals and v.verify_of)]
+    for selection in (Selection(), Selection(batch="uno"), Selection(status="success"), Selection(originals=True)):
+        expected = [
+            v
+            for v in views
+            if (selection.batch in (None, v.batch))
+            and (selection.status in (None, v.status))
+            and not (selection.originals and v.verify_of)
+        ]
         seen, after = [], 0
         while True:
             lines, following = filled.page(selection, limit=4, after_seq=after)

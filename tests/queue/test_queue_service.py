@@ -62,8 +62,14 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     with ServerClient(serve.url) as client:
         answer = client.submit(_tasks(MEDIUM, 16))
         batch = answer.batch
-        wait_for(lambda: any(t.worker == "worker-a" for t in client.tasks(batch=batch, status="running"))
-                   and client.summary(batch=batch).success >= 2, 30, "tasks running on worker-a")
+        wait_for(
+            lambda: (
+                any(t.worker == "worker-a" for t in client.tasks(batch=batch, status="running"))
+                and client.summary(batch=batch).success >= 2
+            ),
+            30,
+            "tasks running on worker-a",
+        )
         a.kill()
         state = wait_batch(client, batch, timeout=90)
         assert state.success == 16 and state.failed == 0, state
@@ -72,8 +78,9 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
         assert retried, "the tasks lost with worker-a should have been retried"
         assert all(t.worker == "worker-b" for t in retried)
         health = {w.id: w for w in client.workers()}
-        wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].state == "inactive",
-                   10, "worker-a marked inactive")
+        wait_for(
+            lambda: {w.id: w for w in client.workers()}["worker-a"].state == "inactive", 10, "worker-a marked inactive"
+        )
         assert health["worker-b"].state == "active"
     rows = _db_rows(tmp_path / "q.db")
     assert len(rows) == 16 and all(r[1] == "success" and r[4] for r in rows)
@@ -83,8 +90,7 @@ def test_worker_killed_mid_batch_every_task_succeeds_once(cluster: Cluster, tmp_
     port = int(a.url.rsplit(":", 1)[1])
     cluster.worker(HOST_A, "worker-a", capacity=2, port=port)
     with ServerClient(serve.url) as client:
-        wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].state == "active",
-                   15, "worker-a active again")
+        wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].state == "active", 15, "worker-a active again")
         again = client.submit([{"benchmark": "python", "params": TINY, "repeat": 20}])
         wait_batch(client, again.batch, timeout=30)
         assert {t.worker for t in client.tasks(batch=again.batch)} == {"worker-a", "worker-b"}
@@ -157,10 +163,12 @@ def test_422_fails_at_once_without_retry(cluster: Cluster, tmp_path: Path):
     config = cluster.config([("worker-a", worker.url)], retry_attempts=5)
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     with ServerClient(serve.url) as client:
-        answer = client.submit([
-            {"benchmark": "python", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 1}},
-            {"benchmark": "python", "params": TINY},
-        ])
+        answer = client.submit(
+            [
+                {"benchmark": "python", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 1}},
+                {"benchmark": "python", "params": TINY},
+            ]
+        )
         wait_batch(client, answer.batch, timeout=30)
         bad, good = (client.task(i) for i in answer.ids)
     assert bad.status == "failed" and bad.attempts == 1
@@ -188,8 +196,11 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
                 client.cancel(task_id)
             assert err.value.status_code == code
         # the worker was told: the running one was stopped there too, the queued one never ran
-        wait_for(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(first) == "cancelled",
-                   15, "worker-side cancel")
+        wait_for(
+            lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(first) == "cancelled",
+            15,
+            "worker-side cancel",
+        )
         assert second not in {i["task_id"] for i in worker_history(worker)}
         # the slot is free again: a new task runs
         nxt = client.submit({"benchmark": "python", "params": TINY})
@@ -209,13 +220,19 @@ def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp
         try:
             assert client.cancel(task_id)["previous"] == "running"
             # serve stops waiting for the frozen worker's answer (well inside the 5 s request timeout)
-            wait_for(lambda: {w.id: w for w in client.workers()}["worker-a"].inflight == 0,
-                       3, "slot freed while the worker hangs")
+            wait_for(
+                lambda: {w.id: w for w in client.workers()}["worker-a"].inflight == 0,
+                3,
+                "slot freed while the worker hangs",
+            )
         finally:
             os.kill(worker.pid, signal.SIGCONT)
         # once it thaws, the worker gets the cancel too and stops the computation
-        wait_for(lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
-                   15, "worker-side cancel")
+        wait_for(
+            lambda: {i["task_id"]: i["status"] for i in worker_history(worker)}.get(task_id) == "cancelled",
+            15,
+            "worker-side cancel",
+        )
         assert client.task(task_id).status == "cancelled"
 
 
@@ -225,11 +242,13 @@ def test_inbox_queues_good_file_and_rejects_malformed(cluster: Cluster, pair, tm
     serve = cluster.serve(config, tmp_path / "q.db", inbox=inbox, wait_workers=1)
     staging = tmp_path / "staging"
     staging.mkdir()
-    (staging / "buenas.json").write_text(json.dumps({"tasks": [{"benchmark": "cython", "params": TINY,
-                                                                 "repeat": 3}]}), encoding="utf-8")
+    (staging / "buenas.json").write_text(
+        json.dumps({"tasks": [{"benchmark": "cython", "params": TINY, "repeat": 3}]}), encoding="utf-8"
+    )
     (staging / "rotas.json").write_text('[{"benchmark": "python", ', encoding="utf-8")
-    (staging / "invalidas.json").write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": -1}}]),
-                                            encoding="utf-8")
+    (staging / "invalidas.json").write_text(
+        json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": -1}}]), encoding="utf-8"
+    )
     for name in ("buenas.json", "rotas.json", "invalidas.json"):
         (staging / name).replace(inbox / name)  # atomic appearance, as users should drop files
     wait_for(lambda: (inbox / "processed" / "buenas.json").exists(), 20, "good file processed")

@@ -181,8 +181,16 @@ def test_a_foreign_result_is_kept_apart_and_marked_unverifiable(queue):
 
     (task_id,) = queue.enqueue([SPEC])[1]
     queue.claim(task_id, "legacy", "http://127.0.0.1:1", time.time() + 60)
-    answer = {"status": "success", "worker_id": "legacy", "benchmark": "benchmark_cython.py", "execution_time": 0.2,
-              "particle_collisions": None, "wall_collisions": "n/a", "output": "texto", "extra": float("nan")}
+    answer = {
+        "status": "success",
+        "worker_id": "legacy",
+        "benchmark": "benchmark_cython.py",
+        "execution_time": 0.2,
+        "particle_collisions": None,
+        "wall_collisions": "n/a",
+        "output": "texto",
+        "extra": float("nan"),
+    }
     foreign = ForeignResult.from_answer(answer, task_id=task_id, engine="cython", worker_id="legacy")
     assert foreign.particle_collisions is None and foreign.wall_collisions is None
     assert foreign.reported["extra"] is None and foreign.reported["output"] == "texto"  # strict JSON
@@ -198,8 +206,10 @@ def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
     """The chart means never mix one-thread and two-thread times of one configuration."""
     from partisim.orchestrator.serve.results import group_times, pool
 
-    specs = [TaskSpec("cython", {"NUM_PARTICULAS": 10, "NUM_PASOS": 5, "SEMILLA": s}, threads=t)
-             for s, t in ((1, 1), (2, 1), (3, 2))]
+    specs = [
+        TaskSpec("cython", {"NUM_PARTICULAS": 10, "NUM_PASOS": 5, "SEMILLA": s}, threads=t)
+        for s, t in ((1, 1), (2, 1), (3, 2))
+    ]
     _, ids = queue.enqueue(specs, batch="b")
     for task_id, (used, seconds) in zip(ids, ((1, 1.0), (1, 3.0), (2, 10.0)), strict=True):
         queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
@@ -218,16 +228,23 @@ def test_the_fisica_line_pools_runs_on_several_threads_with_their_single_thread_
     from partisim.sim import SimParams
     from partisim.sim.rate_check import RunTotals, check_rate
 
-    elastic = {"NUM_PARTICULAS": 100, "NUM_PASOS": 1000, "COEF_RESTITUCION_PARED": 1.0,
-               "COEF_RESTITUCION_PARTICULA": 1.0}
+    elastic = {
+        "NUM_PARTICULAS": 100,
+        "NUM_PASOS": 1000,
+        "COEF_RESTITUCION_PARED": 1.0,
+        "COEF_RESTITUCION_PARTICULA": 1.0,
+    }
     energy = 40_000 / 3  # 100 disks at kT = vmax^2/3 (tests/sim/test_rate_check.py)
     specs = [TaskSpec("cython", {**elastic, "SEMILLA": s}, threads=t) for s, t in ((1, 1), (2, 1), (3, 2))]
     _, ids = queue.enqueue(specs, batch="b")
     for task_id, used in zip(ids, (1, 1, 2), strict=True):
         queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
         result = execute_result(task_id=task_id, engine="cython", particles=100, steps=1000)
-        assert queue.complete(task_id, 1, result.model_copy(update={
-            "threads": used, "particle_collisions": 430, "kinetic_energy": energy}))
+        assert queue.complete(
+            task_id,
+            1,
+            result.model_copy(update={"threads": used, "particle_collisions": 430, "kinetic_energy": energy}),
+        )
     stats = queue.time_stats(["b"])
     assert sorted(st.n for st in stats) == [1, 2]  # the times stay apart ...
     line = physics_line(stats)  # ... the collisions do not

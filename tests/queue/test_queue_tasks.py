@@ -11,10 +11,12 @@ from partisim.orchestrator.serve.specs import load_task_file, parse_int_list, pa
 
 
 def test_repeat_and_aliases_give_full_api_params():
-    specs = parse_tasks([
-        {"benchmark": "benchmark_cython.py", "params": {"NUM_PARTICULAS": 50, "steps": 3}, "repeat": 3},
-        {"engine": "numpy", "params": {"SEMILLA": 9}, "timeout": 12},
-    ])
+    specs = parse_tasks(
+        [
+            {"benchmark": "benchmark_cython.py", "params": {"NUM_PARTICULAS": 50, "steps": 3}, "repeat": 3},
+            {"engine": "numpy", "params": {"SEMILLA": 9}, "timeout": 12},
+        ]
+    )
     assert len(specs) == 4
     assert [s.benchmark for s in specs] == ["cython"] * 3 + ["numpy"]
     assert specs[0].params["NUM_PARTICULAS"] == 50 and specs[0].params["NUM_PASOS"] == 3
@@ -92,8 +94,15 @@ def test_int_lists_and_ranges():
 
 def test_threads_of_a_task_file_and_of_a_sweep(tmp_path):
     path = tmp_path / "hilos.json"
-    path.write_text(json.dumps([{"benchmark": "cython", "params": {"NUM_PARTICULAS": 50}, "threads": 4, "repeat": 2},
-                                {"benchmark": "python"}]), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            [
+                {"benchmark": "cython", "params": {"NUM_PARTICULAS": 50}, "threads": 4, "repeat": 2},
+                {"benchmark": "python"},
+            ]
+        ),
+        encoding="utf-8",
+    )
     specs = load_task_file(path)
     assert [s.threads for s in specs] == [4, 4, 1]
     assert {s.threads for s in sweep(["cython"], [10, 20], [1], [1], threads=2)} == {2}

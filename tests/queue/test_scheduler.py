@@ -41,8 +41,17 @@ class FakeExecutor(Executor):
         self.reserved = 0
 
     def members(self) -> list[MemberView]:
-        return [MemberView(id="fake", url="fake://", address="fake", state="active", capacity=self.slots,
-                           inflight=len(self.inflight) + self.reserved, free=self.free_slots())]
+        return [
+            MemberView(
+                id="fake",
+                url="fake://",
+                address="fake",
+                state="active",
+                capacity=self.slots,
+                inflight=len(self.inflight) + self.reserved,
+                free=self.free_slots(),
+            )
+        ]
 
     def free_slots(self) -> int:
         return max(0, self.slots - len(self.inflight) - self.reserved)
@@ -93,8 +102,15 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def run(test: Callable[[TaskQueue, FakeExecutor, Scheduler], Awaitable[None]], tmp_path: Path, *,
-        slots: int = 2, max_attempts: int = 3, resumable: bool = True, queue: TaskQueue | None = None) -> TaskQueue:
+def run(
+    test: Callable[[TaskQueue, FakeExecutor, Scheduler], Awaitable[None]],
+    tmp_path: Path,
+    *,
+    slots: int = 2,
+    max_attempts: int = 3,
+    resumable: bool = True,
+    queue: TaskQueue | None = None,
+) -> TaskQueue:
     queue = queue or TaskQueue(tmp_path / "q.db", max_attempts=max_attempts)
     executor = FakeExecutor(slots, resumable=resumable)
 
@@ -141,8 +157,9 @@ def test_a_busy_worker_puts_the_task_back_without_counting_the_attempt(tmp_path:
     run(test, tmp_path)
 
 
-@pytest.mark.parametrize("error", [WorkerFailed("HTTP 500", 500), WorkerUnavailable("rechazada"),
-                                   TaskTimedOut("sin respuesta")])
+@pytest.mark.parametrize(
+    "error", [WorkerFailed("HTTP 500", 500), WorkerUnavailable("rechazada"), TaskTimedOut("sin respuesta")]
+)
 def test_faults_are_retried_then_fail_with_the_last_error(tmp_path: Path, error: PartisimError) -> None:
     async def test(queue: TaskQueue, ex: FakeExecutor, scheduler: Scheduler) -> None:
         _, (tid,) = queue.enqueue([SPEC])

@@ -42,10 +42,16 @@ async def _health(request: Request) -> JSONResponse:
 
 
 def _app(token: str | None = TOKEN, *, secure: bool = False) -> ServeAuth:
-    inner = Starlette(routes=[
-        Route("/", _ok), Route("/api/summary", _ok), Route("/api/tasks", _ok, methods=["POST"]),
-        Route("/api/health", _health), Route("/static/dashboard.js", _ok), Route("/docs", _ok),
-    ])
+    inner = Starlette(
+        routes=[
+            Route("/", _ok),
+            Route("/api/summary", _ok),
+            Route("/api/tasks", _ok, methods=["POST"]),
+            Route("/api/health", _health),
+            Route("/static/dashboard.js", _ok),
+            Route("/docs", _ok),
+        ]
+    )
     return ServeAuth(inner, token, secure_cookie=secure)
 
 
@@ -54,6 +60,7 @@ def _call(app: ServeAuth, method: str, path: str, **kw) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serve.test") as client:
             return await client.request(method, path, **kw)
+
     return asyncio.run(go())
 
 
@@ -172,12 +179,31 @@ def test_serve_refuses_without_token_and_accepts_with_it(cluster: Cluster, tmp_p
     ca = ["--ca-file", str(cert.cert)] if scheme == "https" else []
     refused = run_cli("submit", str(tasks), "--server", serve.url, *ca, cwd=tmp_path)
     assert refused.returncode != 0 and "token" in refused.stderr and "Traceback" not in refused.stderr
-    done = run_cli("submit", str(tasks), "--server", serve.url, *ca, "--wait", "--timeout-wait", "60",
-                   cwd=tmp_path, env={"PARTISIM_TOKEN": TOKEN})
+    done = run_cli(
+        "submit",
+        str(tasks),
+        "--server",
+        serve.url,
+        *ca,
+        "--wait",
+        "--timeout-wait",
+        "60",
+        cwd=tmp_path,
+        env={"PARTISIM_TOKEN": TOKEN},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (tmp_path / "serve.token").write_text(TOKEN, encoding="utf-8")
-    results = run_cli("results", "--server", serve.url, *ca, "--token-file", str(tmp_path / "serve.token"),
-                      "--format", "json", cwd=tmp_path)
+    results = run_cli(
+        "results",
+        "--server",
+        serve.url,
+        *ca,
+        "--token-file",
+        str(tmp_path / "serve.token"),
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
     assert results.returncode == 0, results.stderr
     rows = json.loads(results.stdout)
     assert len(rows) == 2 and all(r["status"] == "success" and r["result"]["checksum"] for r in rows)

@@ -28,8 +28,7 @@ def _config(tmp: Path) -> Path:
 def _good_database(path: Path, tasks: int = 3000) -> Path:
     """A real queue with enough rows to fill many pages, closed (WAL checkpointed)."""
     with TaskQueue(path) as q:
-        q.enqueue([TaskSpec("python", {"NUM_PARTICULAS": 10, "NUM_PASOS": k + 1, "SEMILLA": k})
-                   for k in range(tasks)])
+        q.enqueue([TaskSpec("python", {"NUM_PARTICULAS": 10, "NUM_PASOS": k + 1, "SEMILLA": k}) for k in range(tasks)])
     assert not Path(str(path) + "-wal").exists() or Path(str(path) + "-wal").stat().st_size == 0
     return path
 
@@ -77,8 +76,19 @@ def test_a_damaged_database_is_refused_with_one_clear_line(tmp_path: Path, kind:
     damage(db)
     before = db.read_bytes()
     port = free_port_on(SERVE_HOST)
-    proc = run_cli("serve", "--config", str(_config(tmp_path)), "--db", str(db), "--host", SERVE_HOST,
-                   "--port", str(port), cwd=tmp_path, timeout=60)
+    proc = run_cli(
+        "serve",
+        "--config",
+        str(_config(tmp_path)),
+        "--db",
+        str(db),
+        "--host",
+        SERVE_HOST,
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        timeout=60,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2, text
     assert "Traceback" not in text
@@ -106,9 +116,12 @@ def test_an_old_database_gets_the_new_columns(tmp_path: Path) -> None:
             " status TEXT NOT NULL, benchmark TEXT NOT NULL, params TEXT NOT NULL, timeout REAL, verify_of TEXT,"
             " exclude_worker TEXT, avoid_worker TEXT, worker TEXT, worker_url TEXT, attempts INTEGER NOT NULL"
             " DEFAULT 0, max_attempts INTEGER NOT NULL, not_before REAL NOT NULL DEFAULT 0, deadline REAL,"
-            " created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT)")
-        conn.execute("INSERT INTO tasks (id, batch, status, benchmark, params, max_attempts, created_at)"
-                     " VALUES ('t-1', 'b', 'queued', 'python', '{}', 3, 1.0)")
+            " created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO tasks (id, batch, status, benchmark, params, max_attempts, created_at)"
+            " VALUES ('t-1', 'b', 'queued', 'python', '{}', 3, 1.0)"
+        )
     with TaskQueue(db, verify=True) as q:
         task = q.get("t-1")
         assert task is not None and task.duplicates == 0 and task.foreign_result is None
@@ -123,8 +136,19 @@ def test_a_busy_port_is_refused_without_a_banner(tmp_path: Path) -> None:
         busy.bind((SERVE_HOST, 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        proc = run_cli("serve", "--config", str(_config(tmp_path)), "--db", str(tmp_path / "q.db"),
-                       "--host", SERVE_HOST, "--port", str(port), cwd=tmp_path, timeout=60)
+        proc = run_cli(
+            "serve",
+            "--config",
+            str(_config(tmp_path)),
+            "--db",
+            str(tmp_path / "q.db"),
+            "--host",
+            SERVE_HOST,
+            "--port",
+            str(port),
+            cwd=tmp_path,
+            timeout=60,
+        )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2, text
     assert "Traceback" not in text and "partisim serve en" not in text
@@ -137,17 +161,30 @@ def _start(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Sp
     from helpers.processes import clean_env
 
     proc = Spawned("serve", tmp_path)
-    proc.launch([sys.executable, "-m", "partisim", "serve", "--config", str(_config(tmp_path)),
-                 "--db", str(tmp_path / "q.db"), *extra], cwd=tmp_path,
-                env=clean_env(PYTHONUNBUFFERED="1", COLUMNS="250", **(env or {})))
+    proc.launch(
+        [
+            sys.executable,
+            "-m",
+            "partisim",
+            "serve",
+            "--config",
+            str(_config(tmp_path)),
+            "--db",
+            str(tmp_path / "q.db"),
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=clean_env(PYTHONUNBUFFERED="1", COLUMNS="250", **(env or {})),
+    )
     return proc
 
 
 def test_the_banner_comes_once_serve_listens_and_names_the_dashboard(tmp_path: Path) -> None:
     port = free_port_on(SERVE_HOST)
     with _start(tmp_path, "--host", SERVE_HOST, "--port", str(port)) as proc:
-        line = wait_for(lambda: next((x for x in proc.log().splitlines() if "partisim serve en" in x), None),
-                        30, "the banner")
+        line = wait_for(
+            lambda: next((x for x in proc.log().splitlines() if "partisim serve en" in x), None), 30, "the banner"
+        )
         # when the banner is out, the server answers
         with socket.create_connection((SERVE_HOST, port), timeout=5):
             pass

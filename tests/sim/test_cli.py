@@ -29,15 +29,54 @@ def test_help() -> None:
 
 @pytest.mark.parametrize("engine", ["python", "numpy", "cython"])
 def test_run_json_matches_library(engine: str) -> None:
-    out = run("run", "--engine", engine, "--particles", "80", "--steps", "120", "--seed", "5", "--json",
-              "--width", "400", "--height", "300", "--radius", "4", "--dt", "0.2", "--max-speed", "15",
-              "--wall-restitution", "0.7", "--particle-restitution", "1")
+    out = run(
+        "run",
+        "--engine",
+        engine,
+        "--particles",
+        "80",
+        "--steps",
+        "120",
+        "--seed",
+        "5",
+        "--json",
+        "--width",
+        "400",
+        "--height",
+        "300",
+        "--radius",
+        "4",
+        "--dt",
+        "0.2",
+        "--max-speed",
+        "15",
+        "--wall-restitution",
+        "0.7",
+        "--particle-restitution",
+        "1",
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)  # exactly one JSON object
-    expected = simulate(SimParams(particles=80, steps=120, seed=5, width=400, height=300, radius=4, dt=0.2,
-                                  max_speed=15, wall_restitution=0.7, particle_restitution=1.0), "python")
+    expected = simulate(
+        SimParams(
+            particles=80,
+            steps=120,
+            seed=5,
+            width=400,
+            height=300,
+            radius=4,
+            dt=0.2,
+            max_speed=15,
+            wall_restitution=0.7,
+            particle_restitution=1.0,
+        ),
+        "python",
+    )
     assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
-        expected.particle_collisions, expected.wall_collisions, expected.checksum)
+        expected.particle_collisions,
+        expected.wall_collisions,
+        expected.checksum,
+    )
     for key in ("engine", "particles", "steps", "seed", "kinetic_energy", "simulation_time", "particle_steps_per_s"):
         assert key in data
     assert data["engine"] == engine
@@ -46,8 +85,13 @@ def test_run_json_matches_library(engine: str) -> None:
 def test_run_human_summary_is_spanish() -> None:
     out = run("run", "-n", "50", "-s", "30")
     assert out.returncode == 0
-    for text in ("Colisiones partícula-partícula", "Colisiones con pared", "Tiempo de simulación",
-                 "Partículas-paso/s", "Checksum"):
+    for text in (
+        "Colisiones partícula-partícula",
+        "Colisiones con pared",
+        "Tiempo de simulación",
+        "Partículas-paso/s",
+        "Checksum",
+    ):
         assert text in out.stdout
     assert "pasos/s" not in out.stdout  # piped: no progress bar
 
@@ -113,7 +157,10 @@ def test_run_threads_option() -> None:
     data = json.loads(out.stdout)
     assert data["threads"] == engine_threads("cython", 2)
     assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
-        expected.particle_collisions, expected.wall_collisions, expected.checksum)
+        expected.particle_collisions,
+        expected.wall_collisions,
+        expected.checksum,
+    )
     # more threads than cores: capped, said on stderr, reported in the summary
     out = run("run", "-n", "50", "-s", "5", "-t", "100000")
     assert out.returncode == 0, out.stderr

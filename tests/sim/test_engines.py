@@ -67,8 +67,13 @@ def dense_params(draw):
     height = area / width
     dt = draw(st.sampled_from([0.05, 0.1, 0.5]))
     return SimParams(
-        particles=particles, steps=draw(st.integers(1, 60)), seed=draw(st.integers(0, 2**63 - 1)),
-        width=width, height=height, radius=radius, dt=dt,
+        particles=particles,
+        steps=draw(st.integers(1, 60)),
+        seed=draw(st.integers(0, 2**63 - 1)),
+        width=width,
+        height=height,
+        radius=radius,
+        dt=dt,
         max_speed=draw(st.floats(0.0, min(40.0, min(width, height) / dt))),
         wall_restitution=draw(st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))),
         particle_restitution=draw(st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))),

@@ -25,7 +25,10 @@ def test_the_child_gives_the_same_result_as_the_engine_here(engine: str) -> None
     here = simulate(params, engine)
     assert run.result is not None
     assert (run.result.checksum, run.result.particle_collisions, run.result.wall_collisions) == (
-        here.checksum, here.particle_collisions, here.wall_collisions)
+        here.checksum,
+        here.particle_collisions,
+        here.wall_collisions,
+    )
 
 
 def test_the_deadline_kills_the_child() -> None:
@@ -54,8 +57,9 @@ def test_stop_from_another_thread_kills_the_child() -> None:
 def test_should_stop_is_obeyed() -> None:
     asked = threading.Event()
     out: list = []
-    worker = threading.Thread(target=lambda: out.append(
-        run_isolated(ENDLESS, "python", 600, key="k-stop", should_stop=asked.is_set)))
+    worker = threading.Thread(
+        target=lambda: out.append(run_isolated(ENDLESS, "python", 600, key="k-stop", should_stop=asked.is_set))
+    )
     worker.start()
     # asked to stop once the computation is running (a stop before it starts keeps the child clean)
     wait_for(lambda: running_pid("k-stop"), 60, "the run to start")

@@ -21,15 +21,18 @@ from partisim.sim.result import NonFiniteResult
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("data", "needle"), [
-    ({"VELOCIDAD_INICIAL_MAX": MAX_SPEED * (1 + 2**-52)}, "VELOCIDAD_INICIAL_MAX: debe ser <= 1e+100"),
-    ({"VELOCIDAD_INICIAL_MAX": 1e200, "DT": 1e-200}, "VELOCIDAD_INICIAL_MAX"),  # the issue's input
-    ({"ANCHO_MUNDO": MIN_SIDE * 0.999, "RADIO_PARTICULA": 1e-101}, "ANCHO_MUNDO: debe ser >= 1e-100"),
-    ({"ALTO_MUNDO": 1e-300, "RADIO_PARTICULA": 1e-301}, "ALTO_MUNDO"),
-    ({"ANCHO_MUNDO": MAX_SIDE * 1.001}, "ANCHO_MUNDO"),
-    ({"DT": "0.1"}, "DT: debe ser un número"),  # numbers as numbers, as for the integers
-    ({"RADIO_PARTICULA": True}, "RADIO_PARTICULA"),
-])
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"VELOCIDAD_INICIAL_MAX": MAX_SPEED * (1 + 2**-52)}, "VELOCIDAD_INICIAL_MAX: debe ser <= 1e+100"),
+        ({"VELOCIDAD_INICIAL_MAX": 1e200, "DT": 1e-200}, "VELOCIDAD_INICIAL_MAX"),  # the issue's input
+        ({"ANCHO_MUNDO": MIN_SIDE * 0.999, "RADIO_PARTICULA": 1e-101}, "ANCHO_MUNDO: debe ser >= 1e-100"),
+        ({"ALTO_MUNDO": 1e-300, "RADIO_PARTICULA": 1e-301}, "ALTO_MUNDO"),
+        ({"ANCHO_MUNDO": MAX_SIDE * 1.001}, "ANCHO_MUNDO"),
+        ({"DT": "0.1"}, "DT: debe ser un número"),  # numbers as numbers, as for the integers
+        ({"RADIO_PARTICULA": True}, "RADIO_PARTICULA"),
+    ],
+)
 def test_limits_are_named(data: dict, needle: str) -> None:
     with pytest.raises(ParamsError) as info:
         parse_params(data)
@@ -37,10 +40,28 @@ def test_limits_are_named(data: dict, needle: str) -> None:
 
 
 def test_the_corners_of_the_accepted_space() -> None:
-    fast = parse_params({"VELOCIDAD_INICIAL_MAX": MAX_SPEED, "DT": 1e-91, "ANCHO_MUNDO": MAX_SIDE,
-                         "ALTO_MUNDO": MAX_SIDE, "RADIO_PARTICULA": 1e-300, "NUM_PARTICULAS": 50, "NUM_PASOS": 20})
-    tiny = parse_params({"ANCHO_MUNDO": MIN_SIDE, "ALTO_MUNDO": MIN_SIDE, "RADIO_PARTICULA": 1e-101,
-                         "VELOCIDAD_INICIAL_MAX": 1e-300, "DT": 1e199, "NUM_PARTICULAS": 5, "NUM_PASOS": 20})
+    fast = parse_params(
+        {
+            "VELOCIDAD_INICIAL_MAX": MAX_SPEED,
+            "DT": 1e-91,
+            "ANCHO_MUNDO": MAX_SIDE,
+            "ALTO_MUNDO": MAX_SIDE,
+            "RADIO_PARTICULA": 1e-300,
+            "NUM_PARTICULAS": 50,
+            "NUM_PASOS": 20,
+        }
+    )
+    tiny = parse_params(
+        {
+            "ANCHO_MUNDO": MIN_SIDE,
+            "ALTO_MUNDO": MIN_SIDE,
+            "RADIO_PARTICULA": 1e-101,
+            "VELOCIDAD_INICIAL_MAX": 1e-300,
+            "DT": 1e199,
+            "NUM_PARTICULAS": 5,
+            "NUM_PASOS": 20,
+        }
+    )
     for params in (fast, tiny):
         results = [simulate(params, engine) for engine in ("python", "numpy", "cython")]
         assert len({(r.particle_collisions, r.wall_collisions, r.checksum) for r in results}) == 1
@@ -57,8 +78,7 @@ def test_etapa6_names_are_aliases() -> None:
         parse_params({"num_particles": "treinta"})
     assert info.value.message.startswith("num_particles: debe ser un número entero")
     assert info.value.field == "num_particles" and info.value.reason == "debe ser un número entero (recibido 'treinta')"
-    for clash in ({"num_particles": 3, "NUM_PARTICULAS": 3}, {"seed": 1, "SEMILLA": 1},
-                  {"num_steps": 3, "steps": 3}):
+    for clash in ({"num_particles": 3, "NUM_PARTICULAS": 3}, {"seed": 1, "SEMILLA": 1}, {"num_steps": 3, "steps": 3}):
         with pytest.raises(ParamsError, match="dos veces"):
             parse_params(clash)
     for unknown in ("Num_Particles", "num_particle", "NUM_PARTICLES", "nums_steps"):
@@ -82,8 +102,13 @@ def test_a_non_finite_result_is_never_written_as_json() -> None:
 
 def test_run_json_refuses_the_issues_input_and_prints_strict_json(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "partisim", "run", "--json", *args], capture_output=True,
-                              text=True, timeout=120, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "partisim", "run", "--json", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
 
     refused = run("-n", "10", "-s", "1", "--max-speed", "1e200", "--dt", "1e-200")
     assert refused.returncode == 2 and refused.stdout == ""
@@ -103,12 +128,16 @@ def _accepted(draw: st.DrawFn) -> dict:
     width, height = draw(_logs(-100, 9)), draw(_logs(-100, 9))
     short = min(width, height)
     vmax = draw(st.one_of(st.just(0.0), _logs(-300, 100)))
-    return {"NUM_PARTICULAS": draw(st.integers(1, 1_000_000)), "NUM_PASOS": 1, "ANCHO_MUNDO": width,
-            "ALTO_MUNDO": height,
-            "RADIO_PARTICULA": draw(st.one_of(st.just(5e-324), st.floats(0, 0.49).map(lambda f: f * short + 5e-324))),
-            "VELOCIDAD_INICIAL_MAX": vmax,
-            "DT": draw(st.one_of(_logs(-300, 300), st.floats(1e-6, 1).map(lambda f: f * short / vmax if vmax else 1))),
-            "COEF_RESTITUCION_PARTICULA": draw(st.sampled_from([0.0, 0.5, 1.0]))}
+    return {
+        "NUM_PARTICULAS": draw(st.integers(1, 1_000_000)),
+        "NUM_PASOS": 1,
+        "ANCHO_MUNDO": width,
+        "ALTO_MUNDO": height,
+        "RADIO_PARTICULA": draw(st.one_of(st.just(5e-324), st.floats(0, 0.49).map(lambda f: f * short + 5e-324))),
+        "VELOCIDAD_INICIAL_MAX": vmax,
+        "DT": draw(st.one_of(_logs(-300, 300), st.floats(1e-6, 1).map(lambda f: f * short / vmax if vmax else 1))),
+        "COEF_RESTITUCION_PARTICULA": draw(st.sampled_from([0.0, 0.5, 1.0])),
+    }
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -15,9 +15,20 @@ def test_defaults_and_aliases() -> None:
     assert (p.particles, p.steps, p.seed) == (100, 1000, 42)
     assert (p.width, p.height, p.radius, p.dt, p.max_speed) == (800.0, 600.0, 5.0, 0.1, 20.0)
     assert (p.wall_restitution, p.particle_restitution) == (0.8, 0.9)
-    q = parse_params({"NUM_PARTICULAS": 10, "NUM_PASOS": 5, "SEMILLA": 1, "ANCHO_MUNDO": 100.0,
-                      "ALTO_MUNDO": 90, "RADIO_PARTICULA": 2, "DT": 0.2, "VELOCIDAD_INICIAL_MAX": 3,
-                      "COEF_RESTITUCION_PARED": 1, "COEF_RESTITUCION_PARTICULA": 0})
+    q = parse_params(
+        {
+            "NUM_PARTICULAS": 10,
+            "NUM_PASOS": 5,
+            "SEMILLA": 1,
+            "ANCHO_MUNDO": 100.0,
+            "ALTO_MUNDO": 90,
+            "RADIO_PARTICULA": 2,
+            "DT": 0.2,
+            "VELOCIDAD_INICIAL_MAX": 3,
+            "COEF_RESTITUCION_PARED": 1,
+            "COEF_RESTITUCION_PARTICULA": 0,
+        }
+    )
     assert q.particles == 10 and q.height == 90.0 and q.particle_restitution == 0.0
     assert parse_params(particles=7).particles == 7
     assert q.to_api()["NUM_PARTICULAS"] == 10
@@ -80,14 +91,38 @@ def test_params_are_immutable() -> None:
         p.particles = 5  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("name,engine", [("python", "python"), ("numpy", "numpy"), ("cython", "cython"),
-                                         ("benchmark.py", "python"), ("benchmark_cython.py", "cython")])
+@pytest.mark.parametrize(
+    "name,engine",
+    [
+        ("python", "python"),
+        ("numpy", "numpy"),
+        ("cython", "cython"),
+        ("benchmark.py", "python"),
+        ("benchmark_cython.py", "cython"),
+    ],
+)
 def test_engine_registry(name: str, engine: str) -> None:
     assert resolve_engine(name) == engine
 
 
-@pytest.mark.parametrize("name", ["../x", "/bin/sh", "benchmark.py; rm -rf /", "java", "", None, 3,
-                                  "Cython", "CYTHON", " cython", "cython ", "Benchmark.py", "benchmark_cython.py\n"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "/bin/sh",
+        "benchmark.py; rm -rf /",
+        "java",
+        "",
+        None,
+        3,
+        "Cython",
+        "CYTHON",
+        " cython",
+        "cython ",
+        "Benchmark.py",
+        "benchmark_cython.py\n",
+    ],
+)
 def test_engine_registry_refuses_everything_else(name) -> None:
     with pytest.raises(ParamsError, match="benchmark"):
         resolve_engine(name)

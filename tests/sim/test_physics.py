@@ -76,8 +76,18 @@ def test_wall_phase_puts_a_crowd_back_inside_the_box() -> None:
 
 def test_result_fields() -> None:
     r = simulate(SimParams(particles=50, steps=20), "numpy").to_dict()
-    for key in ("engine", "particles", "steps", "seed", "particle_collisions", "wall_collisions",
-                "checksum", "kinetic_energy", "simulation_time", "particle_steps_per_s"):
+    for key in (
+        "engine",
+        "particles",
+        "steps",
+        "seed",
+        "particle_collisions",
+        "wall_collisions",
+        "checksum",
+        "kinetic_energy",
+        "simulation_time",
+        "particle_steps_per_s",
+    ):
         assert key in r
     assert r["params"]["NUM_PARTICULAS"] == 50
     assert r["particle_steps_per_s"] > 0

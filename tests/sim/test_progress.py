@@ -15,7 +15,10 @@ def test_chunked_run_gives_the_same_result(engine: str) -> None:
     seen: list[tuple[int, int]] = []
     chunked = simulate(params, engine, progress=lambda done, total, seconds: seen.append((done, total)))
     assert (chunked.particle_collisions, chunked.wall_collisions, chunked.checksum) == (
-        whole.particle_collisions, whole.wall_collisions, whole.checksum)
+        whole.particle_collisions,
+        whole.wall_collisions,
+        whole.checksum,
+    )
     assert chunked.kinetic_energy == whole.kinetic_energy
     assert seen[0] == (1, 240) and seen[-1] == (240, 240)  # a first step alone times the engine
     assert [d for d, _ in seen] == sorted({d for d, _ in seen})  # never twice, never back

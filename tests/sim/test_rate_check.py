@@ -29,7 +29,8 @@ def test_ratio_by_hand_in_the_default_box() -> None:
     assert check.text() == (
         "Física: colisiones medidas / teoría cinética = 0,982 (con este dt se espera ≈ "
         f"{1 - missed:.3f}; 2 tareas, 860 colisiones; ejecuciones cortas (8,6 colisiones por partícula): "
-        "el arranque añade del orden de un 1–5 %)".replace("0.9", "0,9"))
+        "el arranque añade del orden de un 1–5 %)".replace("0.9", "0,9")
+    )
 
 
 def test_temperature_comes_from_the_energy() -> None:
@@ -57,18 +58,21 @@ def test_groups_are_weighted_by_the_collisions_theory_expects() -> None:
 def test_why_not_shown() -> None:
     inelastic = check_rate([RunTotals(SimParams(), 12, 5000, 12 * ENERGY)])
     assert inelastic is not None and not inelastic.shown and inelastic.ratio is None
-    assert inelastic.text() == ("Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-                                "COEF_RESTITUCION_PARED = 0.8)")
+    assert inelastic.text() == (
+        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, COEF_RESTITUCION_PARED = 0.8)"
+    )
     wall_only = check_rate([RunTotals(SimParams(particle_restitution=1.0), 1, 5000, ENERGY)])
     assert wall_only is not None and wall_only.reason == "el lote no es elástico (COEF_RESTITUCION_PARED = 0.8)"
     # 2000 disks of radius 5 in 800 x 600: eta = 2000*pi*25/480000 = 0.327
     dense = ELASTIC.model_copy(update={"particles": 2000})
     check = check_rate([RunTotals(dense, 1, 10**6, 2000 * 400 / 3)])
     assert check is not None and check.reason == (
-        "el lote es demasiado denso para la teoría (fracción de empaquetamiento 0,33; se valida hasta 0,2)")
+        "el lote es demasiado denso para la teoría (fracción de empaquetamiento 0,33; se valida hasta 0,2)"
+    )
     few = check_rate([RunTotals(ELASTIC, 1, MIN_COLLISIONS - 1, ENERGY)])
     assert few is not None and few.text() == (
-        "Física: no se muestra: hay pocas colisiones para una estadística (199; hacen falta al menos 200)")
+        "Física: no se muestra: hay pocas colisiones para una estadística (199; hacen falta al menos 200)"
+    )
     still = check_rate([RunTotals(ELASTIC, 1, 0, 0.0)])
     assert still is not None and still.reason == "las partículas no se mueven (energía cinética 0)"
     assert check_rate([]) is None
@@ -95,5 +99,7 @@ def test_warnings_of_many_configurations() -> None:
     assert shown[:3] == distinct[:3] and len(shown) == 4
     # the rest are counted by configuration (their texts are not worked out)
     rest = len(sizes) - texts.index(distinct[3])
-    assert shown[3] == (f"paso de tiempo grueso también en otras {rest} configuraciones del envío "
-                        "(vea partisim theory con sus parámetros).")
+    assert shown[3] == (
+        f"paso de tiempo grueso también en otras {rest} configuraciones del envío "
+        "(vea partisim theory con sus parámetros)."
+    )

@@ -149,15 +149,24 @@ def test_temperature_argument() -> None:
             predict(SimParams(), temperature=bad)
 
 
-@pytest.mark.parametrize("params", [
-    SimParams(max_speed=0.0),
-    SimParams(particles=1),
-    SimParams(particle_restitution=1.0),
-    SimParams(width=1e9, height=1e9, max_speed=1e100, dt=1e-91),  # the largest accepted speed
-    SimParams(width=1e-100, height=1e-100, radius=5e-324, max_speed=1e-300, dt=1.0, particles=2),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SimParams(max_speed=0.0),
+        SimParams(particles=1),
+        SimParams(particle_restitution=1.0),
+        SimParams(width=1e9, height=1e9, max_speed=1e100, dt=1e-91),  # the largest accepted speed
+        SimParams(width=1e-100, height=1e-100, radius=5e-324, max_speed=1e-300, dt=1.0, particles=2),
+    ],
+)
 def test_edge_cases_give_strict_json(params: SimParams) -> None:
     data = predict(params).to_dict()
     json.dumps(data, allow_nan=False)
-    assert set(data) >= {"packing_fraction", "collision_rate_theory", "wall_rate_theory",
-                         "missed_fraction_estimate", "dt_max_2pct", "haff_tau"}
+    assert set(data) >= {
+        "packing_fraction",
+        "collision_rate_theory",
+        "wall_rate_theory",
+        "missed_fraction_estimate",
+        "dt_max_2pct",
+        "haff_tau",
+    }

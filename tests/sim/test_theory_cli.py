@@ -17,8 +17,9 @@ ELASTIC = ["--particle-restitution", "1", "--wall-restitution", "1"]
 
 
 def partisim(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "partisim", *args], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
 
 
 def _refuse(constant: str) -> Any:
@@ -61,11 +62,15 @@ def test_theory_run_json_measures_the_second_half() -> None:
     # the theory is taken at the run's own temperature
     params = SimParams(particles=150, steps=600, seed=4, wall_restitution=1.0, particle_restitution=1.0)
     assert data["collision_rate_theory"] == pytest.approx(
-        predict(params, data["temperature"]).collision_rate_theory, rel=1e-12)
+        predict(params, data["temperature"]).collision_rate_theory, rel=1e-12
+    )
     # the split run is the plain run: same counts, same checksum as `partisim run`
     plain = simulate(params, "cython")
     assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
-        plain.particle_collisions, plain.wall_collisions, plain.checksum)
+        plain.particle_collisions,
+        plain.wall_collisions,
+        plain.checksum,
+    )
 
 
 def test_theory_run_with_nothing_moving_is_still_strict_json() -> None:
@@ -79,8 +84,14 @@ def test_theory_run_with_nothing_moving_is_still_strict_json() -> None:
 def test_theory_human_output_is_spanish() -> None:
     out = partisim("theory", "--run", "--steps", "200", *ELASTIC)
     assert out.returncode == 0, out.stderr
-    for text in ("Predicción de la teoría cinética", "Colisiones entre partículas", "Choques con las paredes",
-                 "Recorrido libre medio", "medido/teoría", "Checksum"):
+    for text in (
+        "Predicción de la teoría cinética",
+        "Colisiones entre partículas",
+        "Choques con las paredes",
+        "Recorrido libre medio",
+        "medido/teoría",
+        "Checksum",
+    ):
         assert text in out.stdout
 
 
@@ -92,14 +103,17 @@ def test_theory_warns_when_the_gas_cools_during_the_measure() -> None:
     assert "AVISO:" in out.stderr
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--run", "--steps", "1"], "--steps"),
-    (["--temperature", "-1"], "--temperature"),
-    (["--temperature", "nan"], "--temperature"),
-    (["--particles", "0"], "--particles"),
-    (["--engine", "java"], "--engine"),
-    (["--dt", "700"], "VELOCIDAD_INICIAL_MAX*DT"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--run", "--steps", "1"], "--steps"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--temperature", "nan"], "--temperature"),
+        (["--particles", "0"], "--particles"),
+        (["--engine", "java"], "--engine"),
+        (["--dt", "700"], "VELOCIDAD_INICIAL_MAX*DT"),
+    ],
+)
 def test_theory_errors_exit_2_in_spanish(args: list[str], needle: str) -> None:
     out = partisim("theory", *args)
     assert out.returncode == 2
@@ -115,7 +129,10 @@ def test_run_warns_about_a_coarse_step_without_changing_the_result() -> None:
     assert "AVISO:" in out.stderr and "DT = 0.8" in out.stderr
     plain = simulate(SimParams(dt=0.8, steps=200), "cython")
     assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
-        plain.particle_collisions, plain.wall_collisions, plain.checksum)
+        plain.particle_collisions,
+        plain.wall_collisions,
+        plain.checksum,
+    )
 
 
 def test_run_is_quiet_at_the_defaults() -> None:

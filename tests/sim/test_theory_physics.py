@@ -18,14 +18,25 @@ def box(particles: int, packing: float, radius: float = 5.0) -> tuple[float, flo
     return area / height, height
 
 
-@pytest.mark.parametrize(("particles", "packing", "dt", "steps", "seed"), [
-    (500, 0.02, 0.015, 150_000, 1),  # a = 0.021, about 30 000 collisions measured
-    (800, 0.05, 0.01, 80_000, 2),  # a = 0.015, about 45 000 collisions measured
-])
+@pytest.mark.parametrize(
+    ("particles", "packing", "dt", "steps", "seed"),
+    [
+        (500, 0.02, 0.015, 150_000, 1),  # a = 0.021, about 30 000 collisions measured
+        (800, 0.05, 0.01, 80_000, 2),  # a = 0.015, about 45 000 collisions measured
+    ],
+)
 def test_dilute_elastic_rates_match_theory(particles: int, packing: float, dt: float, steps: int, seed: int) -> None:
     width, height = box(particles, packing)
-    params = SimParams(particles=particles, width=width, height=height, dt=dt, steps=steps, seed=seed,
-                       wall_restitution=1.0, particle_restitution=1.0)
+    params = SimParams(
+        particles=particles,
+        width=width,
+        height=height,
+        dt=dt,
+        steps=steps,
+        seed=seed,
+        wall_restitution=1.0,
+        particle_restitution=1.0,
+    )
     m = measure_run(params, "cython")
     p = predict(params, m.temperature)
     assert p.step_ratio <= 0.03
@@ -37,8 +48,9 @@ def test_dilute_elastic_rates_match_theory(particles: int, packing: float, dt: f
 def test_dilute_inelastic_gas_cools_by_haffs_law() -> None:
     # 1000 disks at eta = 0.05, e = 0.9, elastic walls (an inelastic wall would cool the gas too)
     width, height = box(1000, 0.05)
-    params = SimParams(particles=1000, width=width, height=height, dt=0.01, seed=3,
-                       wall_restitution=1.0, particle_restitution=0.9)
+    params = SimParams(
+        particles=1000, width=width, height=height, dt=0.01, seed=3, wall_restitution=1.0, particle_restitution=0.9
+    )
     state = initial_state(params)
     t0 = temperature_of(state)
     tau = predict(params, t0).haff_tau
@@ -62,5 +74,8 @@ def test_measured_run_is_the_plain_run(engine: str, steps: int) -> None:
     m = measure_run(params, engine)
     plain = simulate(params, engine)
     assert (m.particle_collisions, m.wall_collisions, m.checksum) == (
-        plain.particle_collisions, plain.wall_collisions, plain.checksum)
+        plain.particle_collisions,
+        plain.wall_collisions,
+        plain.checksum,
+    )
     assert m.measured_steps == steps - steps // 2

@@ -48,10 +48,16 @@ def any_params(draw):
     cap = int(0.8 * width * height / (math.pi * radius**2))
     dt = draw(st.sampled_from([0.05, 0.1, 0.5, 1.0]))
     return SimParams(
-        particles=draw(st.integers(1, max(1, min(120, cap)))), steps=draw(st.integers(1, 60)),
-        seed=draw(st.integers(0, 2**63 - 1)), width=width, height=height, radius=radius, dt=dt,
+        particles=draw(st.integers(1, max(1, min(120, cap)))),
+        steps=draw(st.integers(1, 60)),
+        seed=draw(st.integers(0, 2**63 - 1)),
+        width=width,
+        height=height,
+        radius=radius,
+        dt=dt,
         max_speed=draw(st.floats(0.0, min(80.0, min(width, height) / dt))),
-        wall_restitution=draw(restitution()), particle_restitution=draw(restitution()),
+        wall_restitution=draw(restitution()),
+        particle_restitution=draw(restitution()),
     )
 
 
@@ -66,10 +72,16 @@ def dense_params(draw):
     height = area / width
     dt = draw(st.sampled_from([0.05, 0.1, 0.5]))
     return SimParams(
-        particles=particles, steps=draw(st.integers(1, 40)), seed=draw(st.integers(0, 2**63 - 1)),
-        width=width, height=height, radius=radius, dt=dt,
+        particles=particles,
+        steps=draw(st.integers(1, 40)),
+        seed=draw(st.integers(0, 2**63 - 1)),
+        width=width,
+        height=height,
+        radius=radius,
+        dt=dt,
         max_speed=draw(st.floats(0.0, min(40.0, min(width, height) / dt))),
-        wall_restitution=draw(restitution()), particle_restitution=draw(restitution()),
+        wall_restitution=draw(restitution()),
+        particle_restitution=draw(restitution()),
     )
 
 
@@ -82,10 +94,16 @@ def tiny_params(draw):
     cap = int(0.8 * width * height / (math.pi * radius**2))
     dt = draw(st.sampled_from([0.1, 0.5]))
     return SimParams(
-        particles=draw(st.integers(1, max(1, min(12, cap)))), steps=draw(st.integers(1, 30)),
-        seed=draw(st.integers(0, 2**63 - 1)), width=width, height=height, radius=radius, dt=dt,
+        particles=draw(st.integers(1, max(1, min(12, cap)))),
+        steps=draw(st.integers(1, 30)),
+        seed=draw(st.integers(0, 2**63 - 1)),
+        width=width,
+        height=height,
+        radius=radius,
+        dt=dt,
         max_speed=draw(st.floats(0.0, min(width, height) / dt)),
-        wall_restitution=draw(restitution()), particle_restitution=draw(restitution()),
+        wall_restitution=draw(restitution()),
+        particle_restitution=draw(restitution()),
     )
 
 
@@ -122,12 +140,30 @@ def chain(n: int, along_x: bool, radius: float = 5.0) -> tuple[SimParams, tuple[
     speed = np.where(k % 2 == 0, 3.0, -3.0) * (1 + 0.01 * k)
     still = 0.1 * np.cos(k)
     if along_x:
-        params = SimParams(particles=n, steps=8, width=length, height=across, radius=radius, dt=0.1,
-                           max_speed=5.0, wall_restitution=0.9, particle_restitution=0.7)
+        params = SimParams(
+            particles=n,
+            steps=8,
+            width=length,
+            height=across,
+            radius=radius,
+            dt=0.1,
+            max_speed=5.0,
+            wall_restitution=0.9,
+            particle_restitution=0.7,
+        )
         state = (along, side, speed, still)
     else:
-        params = SimParams(particles=n, steps=8, width=across, height=length, radius=radius, dt=0.1,
-                           max_speed=5.0, wall_restitution=0.9, particle_restitution=0.7)
+        params = SimParams(
+            particles=n,
+            steps=8,
+            width=across,
+            height=length,
+            radius=radius,
+            dt=0.1,
+            max_speed=5.0,
+            wall_restitution=0.9,
+            particle_restitution=0.7,
+        )
         state = (side, along, still, speed)
     return params, tuple(np.ascontiguousarray(a) for a in state)
 
@@ -140,8 +176,9 @@ def test_chain_of_separations_across_strips(along_x: bool) -> None:
     assert (ncx > ncy) == along_x  # strips cut the chain, whichever way it runs
     # in the first step every neighbour pair is a candidate: one component spanning the box
     x, y = state[0], state[1]
-    pi, pj = _cython.candidate_pairs(x, y, tuple(grid_shape(params.width, params.height, params.radius, 60)),
-                                     (2 * params.radius) ** 2, threads=4)
+    pi, pj = _cython.candidate_pairs(
+        x, y, tuple(grid_shape(params.width, params.height, params.radius, 60)), (2 * params.radius) ** 2, threads=4
+    )
     assert {(i, i + 1) for i in range(59)} <= set(zip(pi.tolist(), pj.tolist(), strict=True))
     pc, _, _ = assert_threads_match_python(params, state)
     assert pc > 60  # many collisions, most of them in the chain
@@ -158,8 +195,14 @@ def test_chain_one_step_every_split() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 300), width=st.floats(30.0, 2000.0), height=st.floats(30.0, 2000.0),
-       radius=st.floats(0.5, 14.0), seed=st.integers(0, 2**32), threads=st.sampled_from(THREADS))
+@given(
+    n=st.integers(1, 300),
+    width=st.floats(30.0, 2000.0),
+    height=st.floats(30.0, 2000.0),
+    radius=st.floats(0.5, 14.0),
+    seed=st.integers(0, 2**32),
+    threads=st.sampled_from(THREADS),
+)
 def test_parallel_broad_phase_matches_numpy(n, width, height, radius, seed, threads) -> None:
     rng = np.random.default_rng(seed)
     x = radius + rng.random(n) * (width - 2 * radius)
@@ -173,8 +216,18 @@ def test_parallel_broad_phase_matches_numpy(n, width, height, radius, seed, thre
 
 def test_fast_particles_force_rebuilds() -> None:
     # speeds close to the box size per step: the list is rebuilt nearly every step
-    params = SimParams(particles=120, steps=60, width=300.0, height=200.0, radius=3.0, dt=1.0,
-                       max_speed=150.0, wall_restitution=1.0, particle_restitution=1.0, seed=11)
+    params = SimParams(
+        particles=120,
+        steps=60,
+        width=300.0,
+        height=200.0,
+        radius=3.0,
+        dt=1.0,
+        max_speed=150.0,
+        wall_restitution=1.0,
+        particle_restitution=1.0,
+        seed=11,
+    )
     pc, wc, _ = assert_threads_match_python(params)
     assert pc > 0 and wc > 0
 
@@ -189,8 +242,17 @@ def test_cluster_in_a_huge_box() -> None:
     y = radius + rng.random(n) * 300.0
     vx = (rng.random(n) - 0.5) * 10.0
     vy = (rng.random(n) - 0.5) * 10.0
-    params = SimParams(particles=n, steps=8, width=1e5, height=1e5, radius=radius, dt=0.5, max_speed=5.0,
-                       wall_restitution=0.0, particle_restitution=0.5)
+    params = SimParams(
+        particles=n,
+        steps=8,
+        width=1e5,
+        height=1e5,
+        radius=radius,
+        dt=0.5,
+        max_speed=5.0,
+        wall_restitution=0.0,
+        particle_restitution=0.5,
+    )
     pc, wc, _ = assert_threads_match_python(params, (x, y, vx, vy))
     assert pc > 0 and wc > 0
 
@@ -206,7 +268,10 @@ def test_simulate_reports_threads_used() -> None:
         assert result.threads == engine_threads("cython", threads) == min(threads, cores)
         assert result.to_dict()["threads"] == result.threads
         assert (result.particle_collisions, result.wall_collisions, result.checksum) == (
-            reference.particle_collisions, reference.wall_collisions, reference.checksum)
+            reference.particle_collisions,
+            reference.wall_collisions,
+            reference.checksum,
+        )
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])

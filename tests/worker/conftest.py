@@ -29,8 +29,24 @@ def client(worker: RunningWorker) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def limited_worker() -> Iterator[RunningWorker]:
     """Small limits, short max timeout: for limit refusals and the schemathesis run."""
-    w = start_worker("127.0.0.1", None, "--capacity", "2", "--max-timeout", "2", "--max-particles", "5000",
-                     "--max-steps", "200000", "--max-work", "1e6", "--max-body", "2048", "--queue-size", "4")
+    w = start_worker(
+        "127.0.0.1",
+        None,
+        "--capacity",
+        "2",
+        "--max-timeout",
+        "2",
+        "--max-particles",
+        "5000",
+        "--max-steps",
+        "200000",
+        "--max-work",
+        "1e6",
+        "--max-body",
+        "2048",
+        "--queue-size",
+        "4",
+    )
     yield w
     w.stop()
 

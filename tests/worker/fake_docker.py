@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["run"]:
         i = argv.index("--entrypoint")
-        entrypoint, image, rest = argv[i + 1], argv[i + 2], argv[i + 3:]
+        entrypoint, image, rest = argv[i + 1], argv[i + 2], argv[i + 3 :]
         assert entrypoint == "partisim" and image == IMAGE, argv
         os.execv(sys.executable, [sys.executable, "-m", "partisim", *rest])
     print(f"fake docker: unsupported {argv}", file=sys.stderr)

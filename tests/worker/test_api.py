@@ -26,9 +26,27 @@ USERS_BODY = {"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NU
 
 
 def cli_run(engine: str, particles: int, steps: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, "-m", "partisim", "run", "--engine", engine, "--particles", str(particles),
-                          "--steps", str(steps), "--seed", str(seed), "--json"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "partisim",
+            "run",
+            "--engine",
+            engine,
+            "--particles",
+            str(particles),
+            "--steps",
+            str(steps),
+            "--seed",
+            str(seed),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -62,16 +80,20 @@ def test_health(client: httpx.Client) -> None:
     assert h.status == "healthy" and h.checks["runner"]["ok"] is True
 
 
-@pytest.mark.parametrize("benchmark,engine", [("benchmark.py", "python"), ("benchmark_cython.py", "cython"),
-                                              ("numpy", "numpy")])
+@pytest.mark.parametrize(
+    "benchmark,engine", [("benchmark.py", "python"), ("benchmark_cython.py", "cython"), ("numpy", "numpy")]
+)
 def test_execute_matches_cli(client: httpx.Client, benchmark: str, engine: str) -> None:
     r = client.post("/execute", json={**USERS_BODY, "benchmark": benchmark})
     assert r.status_code == 200, r.text
     body = ExecuteOut.model_validate(r.json())
     cli = cli_run(engine, 100, 500, 42)
     assert body.engine == engine and body.benchmark == benchmark and body.runner == "process"
-    assert (body.particle_collisions, body.wall_collisions, body.checksum) == \
-        (cli["particle_collisions"], cli["wall_collisions"], cli["checksum"])
+    assert (body.particle_collisions, body.wall_collisions, body.checksum) == (
+        cli["particle_collisions"],
+        cli["wall_collisions"],
+        cli["checksum"],
+    )
     assert body.params == cli["params"]
     assert body.execution_time >= body.simulation_time > 0
 
@@ -87,8 +109,11 @@ def test_a_coarse_step_is_warned_in_the_answer_and_the_record_never_in_the_resul
     assert text.startswith("paso de tiempo grueso: con DT = 0.8") and "57 %" in text and "DT <= 0.1 " in text
     # advice only: the same numbers as a run here, bit for bit
     local = simulate(parse_params(coarse), "cython")
-    assert (body.checksum, body.particle_collisions, body.wall_collisions) == \
-        (local.checksum, local.particle_collisions, local.wall_collisions)
+    assert (body.checksum, body.particle_collisions, body.wall_collisions) == (
+        local.checksum,
+        local.particle_collisions,
+        local.wall_collisions,
+    )
     stored = TaskOut.model_validate(client.get(f"/tasks/{body.task_id}").json())
     assert stored.result is not None and stored.result.warnings == [text]
     # the default step misses about 2 %: nothing to say
@@ -118,13 +143,18 @@ def test_users_curl_commands_verbatim(worker: RunningWorker, fresh_worker) -> No
     status = subprocess.run([curl, "-s", f"{base}/status"], capture_output=True, text=True, timeout=30)
     assert json.loads(status.stdout)["worker_id"] == "worker-127-0-0-1"
     data = '{"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}}'
-    run = subprocess.run([curl, "-s", "-X", "POST", f"{base}/execute", "-H", "Content-Type: application/json",
-                          "-d", data], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [curl, "-s", "-X", "POST", f"{base}/execute", "-H", "Content-Type: application/json", "-d", data],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     result = json.loads(run.stdout)
     cli = cli_run("python", 100, 500, 42)
     assert result["status"] == "success"
-    assert [result[k] for k in ("particle_collisions", "wall_collisions", "checksum")] == \
-        [cli[k] for k in ("particle_collisions", "wall_collisions", "checksum")]
+    assert [result[k] for k in ("particle_collisions", "wall_collisions", "checksum")] == [
+        cli[k] for k in ("particle_collisions", "wall_collisions", "checksum")
+    ]
 
 
 def test_metrics_prometheus(client: httpx.Client) -> None:
@@ -136,7 +166,7 @@ def test_metrics_prometheus(client: httpx.Client) -> None:
     assert success and int(success.group(1)) >= 1
     assert re.search(r'partisim_worker_capacity\{worker_id="worker-127-0-0-1"\} 2', text)
     assert re.search(r'partisim_worker_running\{worker_id="worker-127-0-0-1"\} \d+', text)
-    buckets = [int(m) for m in re.findall(r'partisim_worker_task_duration_seconds_bucket\{[^}]*\} (\d+)', text)]
+    buckets = [int(m) for m in re.findall(r"partisim_worker_task_duration_seconds_bucket\{[^}]*\} (\d+)", text)]
     assert buckets == sorted(buckets) and buckets[-1] >= 1  # cumulative histogram
     count = re.search(r"partisim_worker_task_duration_seconds_count\{[^}]*\} (\d+)", text)
     assert int(count.group(1)) == buckets[-1]
@@ -171,8 +201,9 @@ def test_docs_and_openapi(client: httpx.Client) -> None:
 def test_every_request_logged_with_task_id(client: httpx.Client, worker: RunningWorker) -> None:
     client.post("/execute", json={"benchmark": "cython", "params": TINY, "task_id": "logged-task-1"})
     # the line is written after the response is sent: wait for it rather than race it
-    lines = wait_for(lambda: [ln for ln in worker.log().splitlines() if "tarea=logged-task-1" in ln], 10,
-                     "the request's log line")
+    lines = wait_for(
+        lambda: [ln for ln in worker.log().splitlines() if "tarea=logged-task-1" in ln], 10, "the request's log line"
+    )
     line = lines[-1]
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
     assert re.match(stamp + r" INFO \[worker-127-0-0-1\] POST /execute 200 [\d.]+ ms", line)

@@ -19,18 +19,29 @@ def secured():
     w.stop()
 
 
-PROTECTED = [("GET", "/status"), ("POST", "/execute"), ("POST", "/tasks"), ("GET", "/tasks/x"),
-             ("DELETE", "/tasks/x"), ("GET", "/history"), ("GET", "/metrics"), ("GET", "/docs"),
-             ("GET", "/openapi.json"), ("GET", "/no-such-route")]
+PROTECTED = [
+    ("GET", "/status"),
+    ("POST", "/execute"),
+    ("POST", "/tasks"),
+    ("GET", "/tasks/x"),
+    ("DELETE", "/tasks/x"),
+    ("GET", "/history"),
+    ("GET", "/metrics"),
+    ("GET", "/docs"),
+    ("GET", "/openapi.json"),
+    ("GET", "/no-such-route"),
+]
 
 
 @pytest.mark.parametrize("method,path", PROTECTED)
-@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer",
-                                    f"Bearer {TOKEN[:-1]}"])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer", f"Bearer {TOKEN[:-1]}"]
+)
 def test_protected_paths_need_the_token(secured: RunningWorker, method: str, path: str, header: str | None) -> None:
     headers = {"Authorization": header} if header is not None else {}
-    r = httpx.request(method, secured.url + path, headers=headers, json={"benchmark": "cython", "params": TINY},
-                      trust_env=False)
+    r = httpx.request(
+        method, secured.url + path, headers=headers, json={"benchmark": "cython", "params": TINY}, trust_env=False
+    )
     assert r.status_code == 401
     assert r.json()["status"] == "unauthorized" and r.headers["www-authenticate"] == "Bearer"
     assert TOKEN not in r.text
@@ -41,8 +52,9 @@ def test_open_paths_and_right_token(secured: RunningWorker) -> None:
     assert httpx.get(secured.url + "/health", trust_env=False).status_code == 200
     good = {"Authorization": f"Bearer {TOKEN}"}
     assert httpx.get(secured.url + "/status", headers=good, trust_env=False).json()["auth_required"] is True
-    r = httpx.post(secured.url + "/execute", headers=good, json={"benchmark": "cython", "params": TINY},
-                   trust_env=False)
+    r = httpx.post(
+        secured.url + "/execute", headers=good, json={"benchmark": "cython", "params": TINY}, trust_env=False
+    )
     assert r.status_code == 200 and TOKEN not in r.text
     lower = {"Authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive
     assert httpx.get(secured.url + "/history", headers=lower, trust_env=False).status_code == 200
@@ -64,8 +76,11 @@ def test_token_never_logged(secured: RunningWorker) -> None:
     httpx.get(secured.url + "/status", headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False)
     httpx.get(secured.url + "/status", headers={"Authorization": "Bearer otro-token-visible"}, trust_env=False)
     # the lines are written after the responses are sent: wait for them rather than race them
-    log = wait_for(lambda: (text := secured.log()) and "GET /status 401" in text and "GET /status 200" in text
-                   and text, 10, "both requests' log lines")
+    log = wait_for(
+        lambda: (text := secured.log()) and "GET /status 401" in text and "GET /status 200" in text and text,
+        10,
+        "both requests' log lines",
+    )
     assert TOKEN not in log and "otro-token-visible" not in log
 
 

@@ -25,7 +25,7 @@ def test_task_cancelled_before_it_arrives_is_refused_when_it_arrives(client: htt
     assert _status(client)["completed"] == done_before  # it never ran
     assert client.get(f"/tasks/{task_id}").status_code == 404
     # any other id runs as usual
-    other = client.post("/execute", json={"benchmark": "cython", "params": TINY,
-                                          "task_id": f"late-{uuid.uuid4().hex[:12]}"})
+    other = client.post(
+        "/execute", json={"benchmark": "cython", "params": TINY, "task_id": f"late-{uuid.uuid4().hex[:12]}"}
+    )
     assert other.status_code == 200 and other.json()["status"] == "success"
-

@@ -21,38 +21,60 @@ from partisim.cli.run import params_from_args
 from partisim.sim import parse_params, simulate
 from partisim.worker.runners import DockerProbe, DockerRunner, Job
 
-ODD = {"NUM_PARTICULAS": 37, "NUM_PASOS": 25, "SEMILLA": 2**62 + 5, "ANCHO_MUNDO": 123.456789012345,
-       "ALTO_MUNDO": 98.7654321, "RADIO_PARTICULA": 0.3, "DT": 0.01 / 3, "VELOCIDAD_INICIAL_MAX": 7.25,
-       "COEF_RESTITUCION_PARED": 0.1 + 0.2, "COEF_RESTITUCION_PARTICULA": 1.0}
+ODD = {
+    "NUM_PARTICULAS": 37,
+    "NUM_PASOS": 25,
+    "SEMILLA": 2**62 + 5,
+    "ANCHO_MUNDO": 123.456789012345,
+    "ALTO_MUNDO": 98.7654321,
+    "RADIO_PARTICULA": 0.3,
+    "DT": 0.01 / 3,
+    "VELOCIDAD_INICIAL_MAX": 7.25,
+    "COEF_RESTITUCION_PARED": 0.1 + 0.2,
+    "COEF_RESTITUCION_PARTICULA": 1.0,
+}
 
 
 @pytest.fixture
 def fake_docker(tmp_path: Path) -> Path:
     wrapper = tmp_path / "docker"
-    wrapper.write_text(f"#!/bin/sh\nFAKE_DOCKER_DIR='{tmp_path}' exec '{sys.executable}' "
-                       f"'{Path(__file__).with_name('fake_docker.py')}' \"$@\"\n", encoding="utf-8")
+    wrapper.write_text(
+        f"#!/bin/sh\nFAKE_DOCKER_DIR='{tmp_path}' exec '{sys.executable}' "
+        f"'{Path(__file__).with_name('fake_docker.py')}' \"$@\"\n",
+        encoding="utf-8",
+    )
     wrapper.chmod(0o755)
     return wrapper
 
 
 def test_command_isolates_and_limits() -> None:
-    runner = DockerRunner(DockerProbe("docker", "particle-simulation:latest"), cpus=1.5, memory="512m", pids=64,
-                          worker_id="worker-01")
+    runner = DockerRunner(
+        DockerProbe("docker", "particle-simulation:latest"), cpus=1.5, memory="512m", pids=64, worker_id="worker-01"
+    )
     job = Job("t-1", "cython", parse_params(TINY), 30.0)
     name = runner.container_name(job)
     argv = runner.command(job, name)
     assert argv[:4] == ["docker", "run", "--rm", "--network"] and argv[4] == "none"
     joined = " ".join(argv)
-    for piece in ("--cpus 1.5", "--memory 512m", "--memory-swap 512m", "--pids-limit 64", f"--name {name}",
-                  "--label partisim.task_id=t-1", "--label partisim.worker_id=worker-01", "--cap-drop ALL",
-                  "--entrypoint partisim particle-simulation:latest run --engine cython --json"):
+    for piece in (
+        "--cpus 1.5",
+        "--memory 512m",
+        "--memory-swap 512m",
+        "--pids-limit 64",
+        f"--name {name}",
+        "--label partisim.task_id=t-1",
+        "--label partisim.worker_id=worker-01",
+        "--cap-drop ALL",
+        "--entrypoint partisim particle-simulation:latest run --engine cython --json",
+    ):
         assert piece in joined, piece
     assert name.startswith("partisim-t-1-")
     assert not any(";" in a or "|" in a or "&" in a for a in argv)  # an argv, never a shell line
 
 
-@pytest.mark.parametrize("task_id", ["tarea ñ 1", "a/b/../c", "x?y#z&w=1 $(id)", "日本語", "-guion", ".punto",
-                                     "ñ" * 128, "emoji 🚀"])
+@pytest.mark.parametrize(
+    "task_id", ["tarea ñ 1", "a/b/../c", "x?y#z&w=1 $(id)", "日本語", "-guion", ".punto", "ñ" * 128, "emoji 🚀"]
+)
 def test_container_name_is_safe_for_any_printable_task_id(task_id: str) -> None:
     """Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: other characters become '_'; the
     label keeps the exact id, as one argv element (no shell ever sees it)."""
@@ -73,12 +95,13 @@ def test_command_carries_every_parameter_exactly() -> None:
     params = parse_params(ODD)
     runner = DockerRunner(DockerProbe("docker", "img:1"))
     argv = runner.command(Job("t-2", "numpy", params, 5.0), "c")
-    inside = argv[argv.index("img:1") + 1:]
+    inside = argv[argv.index("img:1") + 1 :]
     args = build_parser().parse_args(inside)
     assert args.engine == "numpy" and args.json
     assert params_from_args(args) == params
-    out = subprocess.run([sys.executable, "-m", "partisim", *inside], capture_output=True, text=True, timeout=60,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "partisim", *inside], capture_output=True, text=True, timeout=60, check=True
+    )
     assert json.loads(out.stdout)["checksum"] == simulate(params, "numpy").checksum
 
 
@@ -162,8 +185,12 @@ def test_docker_going_down_is_noticed(fresh_worker, fake_docker: Path) -> None:
         assert r.status_code == 503, r.text
         assert c.get("/health").status_code == 503
         assert c.get("/status").json()["docker_available"] is False or wait_for(
-            lambda: c.get("/status").json()["docker_available"] is False, 15, "status to show Docker down")
+            lambda: c.get("/status").json()["docker_available"] is False, 15, "status to show Docker down"
+        )
         (fake_docker.parent / "down").unlink()
-        wait_for(lambda: c.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200,
-                 15, "Docker back")
+        wait_for(
+            lambda: c.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200,
+            15,
+            "Docker back",
+        )
         assert c.get("/health").status_code == 200

@@ -22,9 +22,24 @@ def _error(r: httpx.Response, code: int, *needles: str) -> dict:
     return body
 
 
-UNSAFE_BENCHMARKS = ["../x", "/bin/sh", "benchmark.py; rm -rf /", "benchmark.py && echo hi", "$(id)",
-                     "`id`", "..\\..\\windows", "python|sh", "C:\\python.exe", "", " ", "x" * 500,
-                     "benchmark", "benchmark_numpy.py", "_crash", "cython.pyx"]
+UNSAFE_BENCHMARKS = [
+    "../x",
+    "/bin/sh",
+    "benchmark.py; rm -rf /",
+    "benchmark.py && echo hi",
+    "$(id)",
+    "`id`",
+    "..\\..\\windows",
+    "python|sh",
+    "C:\\python.exe",
+    "",
+    " ",
+    "x" * 500,
+    "benchmark",
+    "benchmark_numpy.py",
+    "_crash",
+    "cython.pyx",
+]
 
 
 @pytest.mark.parametrize("name", UNSAFE_BENCHMARKS)
@@ -36,42 +51,45 @@ def test_unknown_or_path_like_benchmark_is_422_and_not_run(client: httpx.Client,
     assert _executed(client) == before
 
 
-@pytest.mark.parametrize("raw,code,needle", [
-    (b"{bad json", 400, "JSON inválido"),
-    (b"", 400, "vacío"),
-    (b"\xff\xfe", 400, "UTF-8"),
-    (b"[1, 2]", 422, "objeto JSON"),
-    (b'"texto"', 422, "objeto JSON"),
-    (b"null", 422, "objeto JSON"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": NaN}}', 422, "NaN"),
-    (b'{"benchmark": "python", "params": {"DT": Infinity}}', 422, "Infinity"),
-    (b'{"benchmark": "python", "params": {"DT": -Infinity}}', 422, "Infinity"),
-    (b'{"benchmark": "python", "params": {"DT": 1e999}}', 422, "fuera de rango"),
-    (b'{"benchmark": "python", "params": {"NUM_PASOS": 1' + b"0" * 200 + b"}}", 422, "demasiado grande"),
-    (b'{"benchmark": "python", "params": {"NUM_PASOS": 1' + b"0" * 5000 + b"}}", 422, "demasiado grande"),
-    (b"[" * 5000 + b"]" * 5000, 400, "JSON inválido"),
-    (b'{"params": {}}', 422, "benchmark"),
-    (b'{"benchmark": 7}', 422, "benchmark"),
-    (b'{"benchmark": "python", "params": [1]}', 422, "params"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": "cien"}}', 422, "NUM_PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 0}}', 422, "NUM_PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 2.5}}', 422, "NUM_PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": true}}', 422, "NUM_PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 1000001}}', 422, "NUM_PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"SEMILLA": -1}}', 422, "SEMILLA"),
-    (b'{"benchmark": "python", "params": {"COEF_RESTITUCION_PARED": 2}}', 422, "COEF_RESTITUCION_PARED"),
-    (b'{"benchmark": "python", "params": {"PARTICULAS": 5}}', 422, "PARTICULAS"),
-    (b'{"benchmark": "python", "params": {"RADIO_PARTICULA": 500}}', 422, "ANCHO_MUNDO"),
-    (b'{"benchmark": "python", "parms": {}}', 422, "parms"),
-    (b'{"benchmark": "python", "task_id": "tarea\\n2"}', 422, "task_id"),
-    (b'{"benchmark": "python", "task_id": "' + b"x" * 129 + b'"}', 422, "task_id"),
-    (b'{"benchmark": "python", "task_id": 5}', 422, "task_id"),
-    (b'{"benchmark": "python", "task_id": ""}', 422, "task_id"),
-    (b'{"benchmark": "python", "timeout": 0}', 422, "timeout"),
-    (b'{"benchmark": "python", "timeout": -3}', 422, "timeout"),
-    (b'{"benchmark": "python", "timeout": "5"}', 422, "timeout"),
-    (b'{"benchmark": "python", "timeout": true}', 422, "timeout"),
-])
+@pytest.mark.parametrize(
+    "raw,code,needle",
+    [
+        (b"{bad json", 400, "JSON inválido"),
+        (b"", 400, "vacío"),
+        (b"\xff\xfe", 400, "UTF-8"),
+        (b"[1, 2]", 422, "objeto JSON"),
+        (b'"texto"', 422, "objeto JSON"),
+        (b"null", 422, "objeto JSON"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": NaN}}', 422, "NaN"),
+        (b'{"benchmark": "python", "params": {"DT": Infinity}}', 422, "Infinity"),
+        (b'{"benchmark": "python", "params": {"DT": -Infinity}}', 422, "Infinity"),
+        (b'{"benchmark": "python", "params": {"DT": 1e999}}', 422, "fuera de rango"),
+        (b'{"benchmark": "python", "params": {"NUM_PASOS": 1' + b"0" * 200 + b"}}", 422, "demasiado grande"),
+        (b'{"benchmark": "python", "params": {"NUM_PASOS": 1' + b"0" * 5000 + b"}}", 422, "demasiado grande"),
+        (b"[" * 5000 + b"]" * 5000, 400, "JSON inválido"),
+        (b'{"params": {}}', 422, "benchmark"),
+        (b'{"benchmark": 7}', 422, "benchmark"),
+        (b'{"benchmark": "python", "params": [1]}', 422, "params"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": "cien"}}', 422, "NUM_PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 0}}', 422, "NUM_PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 2.5}}', 422, "NUM_PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": true}}', 422, "NUM_PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"NUM_PARTICULAS": 1000001}}', 422, "NUM_PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"SEMILLA": -1}}', 422, "SEMILLA"),
+        (b'{"benchmark": "python", "params": {"COEF_RESTITUCION_PARED": 2}}', 422, "COEF_RESTITUCION_PARED"),
+        (b'{"benchmark": "python", "params": {"PARTICULAS": 5}}', 422, "PARTICULAS"),
+        (b'{"benchmark": "python", "params": {"RADIO_PARTICULA": 500}}', 422, "ANCHO_MUNDO"),
+        (b'{"benchmark": "python", "parms": {}}', 422, "parms"),
+        (b'{"benchmark": "python", "task_id": "tarea\\n2"}', 422, "task_id"),
+        (b'{"benchmark": "python", "task_id": "' + b"x" * 129 + b'"}', 422, "task_id"),
+        (b'{"benchmark": "python", "task_id": 5}', 422, "task_id"),
+        (b'{"benchmark": "python", "task_id": ""}', 422, "task_id"),
+        (b'{"benchmark": "python", "timeout": 0}', 422, "timeout"),
+        (b'{"benchmark": "python", "timeout": -3}', 422, "timeout"),
+        (b'{"benchmark": "python", "timeout": "5"}', 422, "timeout"),
+        (b'{"benchmark": "python", "timeout": true}', 422, "timeout"),
+    ],
+)
 def test_malformed_bodies_are_4xx_json(client: httpx.Client, raw: bytes, code: int, needle: str) -> None:
     before = _executed(client)
     for path in ("/execute", "/tasks"):
@@ -89,18 +107,25 @@ def test_limits_each_named(limited_worker: RunningWorker) -> None:
         for params, needle in cases:
             _error(c.post("/execute", json={"benchmark": "cython", "params": params}), 422, needle)
         # exactly at the budget is fine
-        ok = c.post("/execute", json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000,
-                                                                         "RADIO_PARTICULA": 1.0}})
+        ok = c.post(
+            "/execute",
+            json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000, "RADIO_PARTICULA": 1.0}},
+        )
         assert ok.status_code == 200, ok.text
         big = b'{"benchmark": "cython", "params": {}, "task_id": "' + b"a" * 3000 + b'"}'
         _error(c.post("/execute", content=big), 422, "max_body_bytes = 2048")
         status = c.get("/status").json()
-        assert status["limits"] == {"max_particles": 5000, "max_steps": 200000, "max_work": 1_000_000,
-                                    "max_body_bytes": 2048}
+        assert status["limits"] == {
+            "max_particles": 5000,
+            "max_steps": 200000,
+            "max_work": 1_000_000,
+            "max_body_bytes": 2048,
+        }
 
 
 def test_body_limit_without_content_length(limited_worker: RunningWorker) -> None:
     """A chunked body (no Content-Length) is cut at the limit too."""
+
     def chunks():
         yield b'{"benchmark": "cython", "params": {}, "task_id": "'
         for _ in range(10):

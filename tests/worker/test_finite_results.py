@@ -31,6 +31,7 @@ LARGEST = 1.7976931348623157e308
 
 def strict_loads(text: str) -> Any:
     """json.loads that refuses NaN, Infinity and -Infinity (Python's accepts them)."""
+
     def refuse(name: str) -> Any:
         raise ValueError(f"not strict JSON: {name}")
 
@@ -69,7 +70,10 @@ def tasks(draw: st.DrawFn) -> dict[str, Any]:
         "NUM_PARTICULAS": particles,
         "NUM_PASOS": draw(st.integers(1, 4)),
         "SEMILLA": pick([0, 2**63 - 1], [2**63], st.integers(0, 2**63 - 1)),
-        "ANCHO_MUNDO": width, "ALTO_MUNDO": height, "RADIO_PARTICULA": radius, "DT": dt,
+        "ANCHO_MUNDO": width,
+        "ALTO_MUNDO": height,
+        "RADIO_PARTICULA": radius,
+        "DT": dt,
         "VELOCIDAD_INICIAL_MAX": vmax,
         "COEF_RESTITUCION_PARED": pick([0.0, 0.5, 1.0], [1.0000001]),
         "COEF_RESTITUCION_PARTICULA": pick([0.0, 0.9, 1.0], [-1e-300]),
@@ -103,22 +107,63 @@ def _check_history(http: httpx.Client) -> None:
 def test_every_accepted_input_gives_finite_strict_json(worker: RunningWorker, http: httpx.Client) -> None:
     seen = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     @given(tasks())
     # the issue's input: once a 500 that poisoned /history, now a 422 naming the field
-    @example({"benchmark": "cython", "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 1,
-                                                 "VELOCIDAD_INICIAL_MAX": 1e200, "DT": 1e-200}})
+    @example(
+        {
+            "benchmark": "cython",
+            "params": {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "VELOCIDAD_INICIAL_MAX": 1e200, "DT": 1e-200},
+        }
+    )
     # the largest accepted speed, the tiniest radius, the biggest box
-    @example({"benchmark": "cython", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 4, "VELOCIDAD_INICIAL_MAX": 1e100,
-                                                 "DT": 1e-91, "ANCHO_MUNDO": 1e9, "ALTO_MUNDO": 1e9,
-                                                 "RADIO_PARTICULA": 1e-300}})
-    @example({"benchmark": "python", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 4, "VELOCIDAD_INICIAL_MAX": 1e-300,
-                                                 "DT": 1e199, "ANCHO_MUNDO": 1e-100, "ALTO_MUNDO": 1e-100,
-                                                 "RADIO_PARTICULA": 1e-101}})
-    @example({"benchmark": "numpy", "params": {"NUM_PARTICULAS": 12, "NUM_PASOS": 4, "VELOCIDAD_INICIAL_MAX": 0.0,
-                                                "DT": LARGEST, "RADIO_PARTICULA": 1e-300,
-                                                "COEF_RESTITUCION_PARTICULA": 1.0}})
+    @example(
+        {
+            "benchmark": "cython",
+            "params": {
+                "NUM_PARTICULAS": 12,
+                "NUM_PASOS": 4,
+                "VELOCIDAD_INICIAL_MAX": 1e100,
+                "DT": 1e-91,
+                "ANCHO_MUNDO": 1e9,
+                "ALTO_MUNDO": 1e9,
+                "RADIO_PARTICULA": 1e-300,
+            },
+        }
+    )
+    @example(
+        {
+            "benchmark": "python",
+            "params": {
+                "NUM_PARTICULAS": 12,
+                "NUM_PASOS": 4,
+                "VELOCIDAD_INICIAL_MAX": 1e-300,
+                "DT": 1e199,
+                "ANCHO_MUNDO": 1e-100,
+                "ALTO_MUNDO": 1e-100,
+                "RADIO_PARTICULA": 1e-101,
+            },
+        }
+    )
+    @example(
+        {
+            "benchmark": "numpy",
+            "params": {
+                "NUM_PARTICULAS": 12,
+                "NUM_PASOS": 4,
+                "VELOCIDAD_INICIAL_MAX": 0.0,
+                "DT": LARGEST,
+                "RADIO_PARTICULA": 1e-300,
+                "COEF_RESTITUCION_PARTICULA": 1.0,
+            },
+        }
+    )
     def check(task: dict[str, Any]) -> None:
         body = json.dumps(task, allow_nan=False)
         try:
@@ -146,7 +191,9 @@ def test_every_accepted_input_gives_finite_strict_json(worker: RunningWorker, ht
 
     check()
     _check_history(http)
-    print(f"\n{seen['accepted']} aceptadas (200, resultados finitos) y {seen['refused']} rechazadas (422); "
-          "ningún 5xx; /history 200")
+    print(
+        f"\n{seen['accepted']} aceptadas (200, resultados finitos) y {seen['refused']} rechazadas (422); "
+        "ningún 5xx; /history 200"
+    )
     assert seen["accepted"] >= EXAMPLES // 2 and seen["refused"] >= 1
     assert " 500 " not in worker.log() and "Traceback" not in worker.log()

@@ -16,11 +16,18 @@ from partisim.fleet import bound_addresses, fallback_id, local_addresses, resolv
 
 
 def _config(path: Path, port: int) -> Path:
-    path.write_text(json.dumps({
-        "workers": [{"id": "worker-01", "ip": "127.0.0.93", "port": port},
-                    {"id": "worker-02", "ip": "127.0.0.155", "port": port}],
-        "orchestrator": {"timeout": 5, "retry_attempts": 3, "max_concurrent_tasks": 4},
-    }), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "workers": [
+                    {"id": "worker-01", "ip": "127.0.0.93", "port": port},
+                    {"id": "worker-02", "ip": "127.0.0.155", "port": port},
+                ],
+                "orchestrator": {"timeout": 5, "retry_attempts": 3, "max_concurrent_tasks": 4},
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -54,8 +61,14 @@ def test_explicit_id_wins(fresh_worker, tmp_path: Path) -> None:
 
 
 def _whoami(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "partisim", "worker", "--whoami", *args], capture_output=True,
-                          text=True, timeout=60, env=clean_env(**(env or {})), cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", "worker", "--whoami", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(**(env or {})),
+        cwd=cwd,
+    )
 
 
 def test_whoami_precedence(tmp_path: Path) -> None:
@@ -66,12 +79,17 @@ def test_whoami_precedence(tmp_path: Path) -> None:
     assert flag.stdout.split()[0] == "flag-id"
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("{not json", "JSON inválido"),
-    ('{"workers": [{"id": "a", "ip": "999.1.1.1", "port": 1}]}', "workers[0].ip"),
-    ('{"workers": [{"id": "a", "ip": "127.0.0.1", "port": 1}, {"id": "a", "ip": "127.0.0.2", "port": 1}]}',
-     "duplicado"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("{not json", "JSON inválido"),
+        ('{"workers": [{"id": "a", "ip": "999.1.1.1", "port": 1}]}', "workers[0].ip"),
+        (
+            '{"workers": [{"id": "a", "ip": "127.0.0.1", "port": 1}, {"id": "a", "ip": "127.0.0.2", "port": 1}]}',
+            "duplicado",
+        ),
+    ],
+)
 def test_invalid_config_stops_with_clear_message(tmp_path: Path, content: str, needle: str) -> None:
     (tmp_path / "config_workers.json").write_text(content, encoding="utf-8")
     r = _whoami("--host", "127.0.0.93", cwd=tmp_path)
@@ -101,8 +119,12 @@ def test_any_address_uses_interfaces_loopback_last(tmp_path: Path) -> None:
 
 def test_port_breaks_ties_between_entries_on_one_address(tmp_path: Path) -> None:
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"workers": [{"id": "a", "ip": "127.0.0.93", "port": 8080},
-                                           {"id": "b", "ip": "127.0.0.93", "port": 8081}]}), encoding="utf-8")
+    cfg.write_text(
+        json.dumps(
+            {"workers": [{"id": "a", "ip": "127.0.0.93", "port": 8080}, {"id": "b", "ip": "127.0.0.93", "port": 8081}]}
+        ),
+        encoding="utf-8",
+    )
     assert resolve_identity("127.0.0.93", 8081, config_path=str(cfg)).worker_id == "b"
     assert resolve_identity("127.0.0.93", 9999, config_path=str(cfg)).worker_id == "a"
     with pytest.raises(ConfigError):

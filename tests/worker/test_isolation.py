@@ -17,18 +17,25 @@ def _start_endless(client: httpx.Client, **extra) -> tuple[str, int]:
     task_id = f"endless-{uuid.uuid4().hex[:10]}"
     r = client.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id, **extra})
     assert r.status_code == 202, r.text
-    rec = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running" and t["pid"] and t,
-                   30, "task to start")
+    rec = wait_for(
+        lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running" and t["pid"] and t,
+        30,
+        "task to start",
+    )
     return task_id, rec["pid"]
 
 
 def test_timeout_kills_computation_while_others_are_served(client: httpx.Client) -> None:
     task_id = f"deadline-{uuid.uuid4().hex[:10]}"
     with cf.ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(client.post, "/execute",
-                          json={"benchmark": "python", "params": ENDLESS, "task_id": task_id, "timeout": 2})
-        rec = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running"
-                       and t["pid"] and t, 30, "task to start")
+        fut = pool.submit(
+            client.post, "/execute", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id, "timeout": 2}
+        )
+        rec = wait_for(
+            lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running" and t["pid"] and t,
+            30,
+            "task to start",
+        )
         # served while the long task computes
         assert client.get("/ping").status_code == 200
         tiny = client.post("/execute", json={"benchmark": "cython", "params": TINY})
@@ -66,8 +73,11 @@ def test_crash_of_a_task_is_500_and_worker_goes_on(client: httpx.Client, sig: si
     task_id = f"crash-{uuid.uuid4().hex[:10]}"
     with cf.ThreadPoolExecutor(1) as pool:
         fut = pool.submit(client.post, "/execute", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id})
-        rec = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running"
-                       and t["pid"] and t, 30, "task to start")
+        rec = wait_for(
+            lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running" and t["pid"] and t,
+            30,
+            "task to start",
+        )
         os.kill(rec["pid"], sig)
         r = fut.result(timeout=60)
     assert r.status_code == 500

@@ -34,8 +34,15 @@ class _Returns(Runner):
         return {**simulate(job.params, job.engine).to_dict(), **self.spoil}
 
 
-@pytest.mark.parametrize("spoil", [{"kinetic_energy": math.inf}, {"kinetic_energy": math.nan},
-                                   {"simulation_time": -math.inf}, {"particle_steps_per_s": math.inf}])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        {"kinetic_energy": math.inf},
+        {"kinetic_energy": math.nan},
+        {"simulation_time": -math.inf},
+        {"particle_steps_per_s": math.inf},
+    ],
+)
 def test_non_finite_result_is_a_failed_task_and_never_json(spoil: dict[str, Any]) -> None:
     async def scenario() -> None:
         manager = TaskManager(_Returns(spoil), worker_id="w", capacity=1, queue_size=1)
@@ -45,8 +52,7 @@ def test_non_finite_result_is_a_failed_task_and_never_json(spoil: dict[str, Any]
         assert rec.status == "failed" and rec.result is None
         assert rec.error is not None and field in rec.error.message and "no finitos" in rec.error.message
         state = rec.state("w", 422)
-        history = History(worker_id="w", count=1, tasks=[state], task_history=[state],
-                          statistics=manager.statistics())
+        history = History(worker_id="w", count=1, tasks=[state], task_history=[state], statistics=manager.statistics())
         text = history.model_dump_json()
         json.loads(text, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
         assert history.statistics.failed_tasks == 1 and history.statistics.average_execution_time is None

@@ -22,11 +22,23 @@ def test_defaults() -> None:
 
 
 def test_option_beats_environment_beats_default() -> None:
-    env = {"PARTISIM_PORT": "9000", "WORKER_ID": "env-id", "PARTISIM_CAPACITY": "3", "PARTISIM_MAX_WORK": "1e8",
-           "PARTISIM_TOKEN": "tok", "PARTISIM_RUNNER": "Docker"}
+    env = {
+        "PARTISIM_PORT": "9000",
+        "WORKER_ID": "env-id",
+        "PARTISIM_CAPACITY": "3",
+        "PARTISIM_MAX_WORK": "1e8",
+        "PARTISIM_TOKEN": "tok",
+        "PARTISIM_RUNNER": "Docker",
+    }
     s = build_settings({"port": "9100"}, env)
-    assert (s.port, s.worker_id, s.capacity, s.limits.max_work, s.token, s.runner) == \
-        (9100, "env-id", 3, 100_000_000, "tok", "docker")
+    assert (s.port, s.worker_id, s.capacity, s.limits.max_work, s.token, s.runner) == (
+        9100,
+        "env-id",
+        3,
+        100_000_000,
+        "tok",
+        "docker",
+    )
     assert "tok" not in repr(s)  # the token never shows up in a repr or a log line
     assert build_settings({"worker_id": "cli-id"}, env).worker_id == "cli-id"
 
@@ -42,17 +54,20 @@ def test_token_file_beats_token_variable(tmp_path: Path) -> None:
         build_settings({"token_file": str(tmp_path / "none")}, {})
 
 
-@pytest.mark.parametrize("values,needle", [
-    ({"port": "ochenta"}, "--port"),
-    ({"port": "70000"}, "--port"),
-    ({"capacity": "0"}, "--capacity"),
-    ({"runner": "kubernetes"}, "--runner"),
-    ({"max_timeout": "nan"}, "--max-timeout"),
-    ({"max_timeout": "-1"}, "--max-timeout"),
-    ({"worker_id": "../etc"}, "--worker-id"),
-    ({"max_work": "1.5"}, "--max-work"),
-    ({"docker_memory": "mucha"}, "--docker-memory"),
-])
+@pytest.mark.parametrize(
+    "values,needle",
+    [
+        ({"port": "ochenta"}, "--port"),
+        ({"port": "70000"}, "--port"),
+        ({"capacity": "0"}, "--capacity"),
+        ({"runner": "kubernetes"}, "--runner"),
+        ({"max_timeout": "nan"}, "--max-timeout"),
+        ({"max_timeout": "-1"}, "--max-timeout"),
+        ({"worker_id": "../etc"}, "--worker-id"),
+        ({"max_work": "1.5"}, "--max-work"),
+        ({"docker_memory": "mucha"}, "--docker-memory"),
+    ],
+)
 def test_bad_values_name_the_option(values: dict, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace("-", r"\-")):
         build_settings(values, {})
@@ -64,8 +79,14 @@ def test_bad_environment_value_names_the_variable() -> None:
 
 
 def _worker(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "partisim", "worker", *args], capture_output=True, text=True,
-                          timeout=60, env=clean_env(**(env or {})), cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", "worker", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(**(env or {})),
+        cwd=cwd,
+    )
 
 
 def test_cli_usage_errors_exit_2_in_spanish(tmp_path: Path) -> None:

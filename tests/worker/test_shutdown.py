@@ -76,8 +76,11 @@ def test_sigkill_of_worker_leaves_no_process_behind(fresh_worker) -> None:
     helpers = subprocess.run(["pgrep", "-P", str(w.pid)], capture_output=True, text=True).stdout.split()
     assert helpers  # the fork server (and resource tracker) run beside the worker
     w.kill()
-    wait_for(lambda: pid_gone(pid) and all(pid_gone(int(p)) for p in helpers), 20,
-             "the task process and the worker's helper processes to exit")
+    wait_for(
+        lambda: pid_gone(pid) and all(pid_gone(int(p)) for p in helpers),
+        20,
+        "the task process and the worker's helper processes to exit",
+    )
 
 
 def test_second_signal_stops_without_waiting_for_grace(fresh_worker) -> None:

@@ -20,8 +20,10 @@ BOUND_S = 1.0
 SLACK_S = 2.5
 
 HALF_HEADER = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Lento: "
-HALF_BODY = (b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-             b"Content-Length: 200\r\n\r\n" + b'{"benchmark": "cython", "params": {')
+HALF_BODY = (
+    b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 200\r\n\r\n" + b'{"benchmark": "cython", "params": {'
+)
 FULL_PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
@@ -40,8 +42,9 @@ def _read_response(sock: socket.socket) -> bytes:
         assert chunk, "connection closed before a response"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
     while len(body) < length:
         body += sock.recv(65536)
     return head
@@ -109,9 +112,11 @@ def test_stalled_connections_are_cut_within_the_bound_while_ping_answers(guarded
     open_ones = [s.kind for s in stalled if s.closed_after is None]
     assert not open_ones, f"still open after {BOUND_S + SLACK_S + 5} s: {open_ones}"
     times = sorted(s.closed_after for s in stalled if s.closed_after is not None)
-    print(f"\n{len(stalled)} conexiones detenidas, límite {BOUND_S:g} s: cerradas entre {times[0]:.3f} s y "
-          f"{times[-1]:.3f} s (mediana {statistics.median(times):.3f} s); /ping respondió {len(pings)} veces "
-          f"mientras tanto, códigos {sorted(set(pings))}")
+    print(
+        f"\n{len(stalled)} conexiones detenidas, límite {BOUND_S:g} s: cerradas entre {times[0]:.3f} s y "
+        f"{times[-1]:.3f} s (mediana {statistics.median(times):.3f} s); /ping respondió {len(pings)} veces "
+        f"mientras tanto, códigos {sorted(set(pings))}"
+    )
     assert pings and set(pings) == {200}, pings
     assert len(pings) >= 3  # answered repeatedly during the stall, not once by luck
     for s in stalled:
@@ -135,8 +140,10 @@ def test_a_slow_but_complete_request_within_the_bound_is_served(guarded: Running
     """The bound is on the whole request, not on each byte: a body that arrives in pieces
     within the bound is answered normally."""
     body = b'{"benchmark": "cython", "params": {"NUM_PARTICULAS": 5, "NUM_PASOS": 2}}'
-    head = (b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    head = (
+        b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
     with socket.create_connection((guarded.host, guarded.port), timeout=10) as sock:
         sock.sendall(head + body[:10])
         time.sleep(0.2)  # a slow client's pause (not synchronisation): well inside the bound

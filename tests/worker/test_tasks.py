@@ -26,8 +26,9 @@ def test_same_task_id_is_never_run_twice(client: httpx.Client) -> None:
     again = client.post("/execute", json=body)
     assert again.status_code == 200 and again.json() == first.json()  # the stored answer, same timestamp
     # the same work named differently (alias and engine name) is still the same task
-    same = client.post("/execute", json={**body, "benchmark": "cython",
-                                         "params": {"particles": 50, "steps": 20, "SEMILLA": 42}})
+    same = client.post(
+        "/execute", json={**body, "benchmark": "cython", "params": {"particles": 50, "steps": 20, "SEMILLA": 42}}
+    )
     assert same.status_code == 200 and same.json()["timestamp"] == first.json()["timestamp"]
     via_tasks = client.post("/tasks", json=body)
     assert via_tasks.status_code == 200 and via_tasks.json()["result"] == first.json()
@@ -47,15 +48,18 @@ def test_same_task_id_other_params_is_409(client: httpx.Client) -> None:
 
 def test_async_task_lifecycle(client: httpx.Client) -> None:
     task_id = _uid("async")
-    r = client.post("/tasks", json={"benchmark": "numpy", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 50},
-                                    "task_id": task_id})
+    r = client.post(
+        "/tasks", json={"benchmark": "numpy", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 50}, "task_id": task_id}
+    )
     assert r.status_code == 202 and r.headers["location"] == f"/tasks/{task_id}"
     assert r.json()["status"] in ("queued", "running", "success")
-    final = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "success" and t,
-                     30, "async task to finish")
+    final = wait_for(
+        lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "success" and t, 30, "async task to finish"
+    )
     assert final["code"] == 200 and final["result"]["checksum"] and final["result"]["task_id"] == task_id
-    direct = client.post("/execute", json={"benchmark": "numpy", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 50},
-                                           "task_id": task_id})
+    direct = client.post(
+        "/execute", json={"benchmark": "numpy", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 50}, "task_id": task_id}
+    )
     assert direct.json() == final["result"]
     r = client.delete(f"/tasks/{task_id}")
     assert r.status_code == 409 and "success" in r.json()["error"]
@@ -73,8 +77,11 @@ def test_cancel_running_task_kills_its_process(client: httpx.Client) -> None:
     task_id = _uid("cancel")
     r = client.post("/tasks", json={"benchmark": "python", "params": ENDLESS, "task_id": task_id})
     assert r.status_code == 202
-    running = wait_for(lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running"
-                       and t["pid"] and t, 30, "task to run")
+    running = wait_for(
+        lambda: (t := client.get(f"/tasks/{task_id}").json())["status"] == "running" and t["pid"] and t,
+        30,
+        "task to run",
+    )
     pid = running["pid"]
     assert not pid_gone(pid)
     r = client.delete(f"/tasks/{task_id}")

@@ -27,8 +27,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 @pytest.fixture(scope="module")
 def tls_worker(pki: Certificate) -> RunningWorker:
-    w = start_worker("127.0.0.1", None, "--capacity", "1", "--tls-cert", str(pki.cert), "--tls-key", str(pki.key),
-                     env={"PARTISIM_TOKEN": TOKEN}, verify=pki.context())
+    w = start_worker(
+        "127.0.0.1",
+        None,
+        "--capacity",
+        "1",
+        "--tls-cert",
+        str(pki.cert),
+        "--tls-key",
+        str(pki.key),
+        env={"PARTISIM_TOKEN": TOKEN},
+        verify=pki.context(),
+    )
     yield w
     w.stop()
 
@@ -72,8 +82,9 @@ def test_anonymous_probes_tell_only_liveness(tls_worker: RunningWorker, pki: Cer
     for text in (ping.text, health.text):
         assert "worker-127-0-0-1" not in text and "docker" not in text.lower() and "particle-simulation" not in text
     # a wrong token is anonymous too; the right one sees everything
-    wrong = httpx.get(tls_worker.url + "/health", verify=pki.context(), trust_env=False,
-                      headers={"Authorization": "Bearer otro"})
+    wrong = httpx.get(
+        tls_worker.url + "/health", verify=pki.context(), trust_env=False, headers={"Authorization": "Bearer otro"}
+    )
     assert set(wrong.json()) == {"status", "timestamp"}
     with tls_worker.client() as c:
         full = c.get("/health").json()
@@ -99,9 +110,14 @@ def test_tls_settings_are_checked_before_start(pki: Certificate, tmp_path: Path)
     with pytest.raises(ConfigError, match="se corresponden"):
         build_settings({"tls_cert": str(other_cert), "tls_key": str(key)}, {})
     # and the command says so in Spanish, exit code 2, before listening anywhere
-    out = subprocess.run([sys.executable, "-m", "partisim", "worker", "--host", "127.0.0.1", "--port", "0",
-                          "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60,
-                         env=clean_env(), cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "partisim", "worker", "--host", "127.0.0.1", "--port", "0", "--tls-cert", str(cert)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "falta --tls-key" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -109,8 +125,12 @@ def test_open_listener_without_token_is_warned_in_spanish(tmp_path: Path) -> Non
     assert open_listener_warning(WorkerSettings(host="0.0.0.0"))
     assert "todas las interfaces" in (open_listener_warning(WorkerSettings(host="::")) or "")
     assert open_listener_warning(WorkerSettings(host="worker-01.example"))
-    for quiet in (WorkerSettings(host="127.0.0.93"), WorkerSettings(host="::1"), WorkerSettings(host="localhost"),
-                  WorkerSettings(host="0.0.0.0", token="t")):
+    for quiet in (
+        WorkerSettings(host="127.0.0.93"),
+        WorkerSettings(host="::1"),
+        WorkerSettings(host="localhost"),
+        WorkerSettings(host="0.0.0.0", token="t"),
+    ):
         assert open_listener_warning(quiet) is None
     # the real command: 192.0.2.1 (TEST-NET, not this machine) is warned about first, then cannot be bound
     argv = [sys.executable, "-m", "partisim", "worker", "--host", "192.0.2.1", "--port", "0", "--runner", "process"]
@@ -118,13 +138,18 @@ def test_open_listener_without_token_is_warned_in_spanish(tmp_path: Path) -> Non
     assert out.returncode == 2, out.stderr
     assert "WARNING" in out.stderr and "SIN token" in out.stderr and "PARTISIM_TOKEN" in out.stderr
     assert out.stderr.index("SIN token") < out.stderr.index("no se puede escuchar")
-    with_token = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                env=clean_env(PARTISIM_TOKEN=TOKEN), cwd=tmp_path)
+    with_token = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env=clean_env(PARTISIM_TOKEN=TOKEN), cwd=tmp_path
+    )
     assert with_token.returncode == 2 and "SIN token" not in with_token.stderr
 
 
 def test_loopback_worker_says_nothing_alarming(tls_worker: RunningWorker) -> None:
     assert "SIN token" not in tls_worker.log()
-    status = httpx.get(tls_worker.url + "/status", verify=tls_worker.verify, trust_env=False,
-                       headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    status = httpx.get(
+        tls_worker.url + "/status",
+        verify=tls_worker.verify,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).json()
     assert json.dumps(status, allow_nan=False)  # strict JSON through TLS too

@@ -37,8 +37,15 @@ class Case:
 
     def key(self) -> tuple[Any, ...]:
         """What makes two cases the same input."""
-        return (self.method, self.path, tuple(sorted(self.params.items())),
-                tuple(sorted(self.headers.items())), self.body, self.raw, self.token)
+        return (
+            self.method,
+            self.path,
+            tuple(sorted(self.params.items())),
+            tuple(sorted(self.headers.items())),
+            self.body,
+            self.raw,
+            self.token,
+        )
 
 
 def task(**fields: Any) -> bytes:
@@ -81,10 +88,30 @@ FIELDS = [
     body(task(benchmark=None), 422, "benchmark"),
     body(task(benchmark=["cython"]), 422, "benchmark"),
     body(task(benchmark={"name": "cython"}), 422, "benchmark"),
-    *[body(task(benchmark=name), 422, "benchmark") for name in [
-        "Cython", "CYTHON", " cython", "cython ", "Benchmark.py", "BENCHMARK_CYTHON.PY", "cython\n", "benchmark",
-        "benchmark_numpy.py", "../x", "/bin/sh", "benchmark.py; rm -rf /", "$(id)", "`id`", "", "x" * 300,
-        "python3", "cython.pyx", "ñandú"]],
+    *[
+        body(task(benchmark=name), 422, "benchmark")
+        for name in [
+            "Cython",
+            "CYTHON",
+            " cython",
+            "cython ",
+            "Benchmark.py",
+            "BENCHMARK_CYTHON.PY",
+            "cython\n",
+            "benchmark",
+            "benchmark_numpy.py",
+            "../x",
+            "/bin/sh",
+            "benchmark.py; rm -rf /",
+            "$(id)",
+            "`id`",
+            "",
+            "x" * 300,
+            "python3",
+            "cython.pyx",
+            "ñandú",
+        ]
+    ],
     body(task(benchmark="cython", parms={}), 422, "parms"),
     body(task(benchmark="cython", callback="http://127.0.0.1:1/"), 422, "callback"),
     body(task(benchmark="cython", params=[1]), 422, "params"),
@@ -182,9 +209,15 @@ ROUTES = [
 HEADERS = [
     Case(400, "JSON", body=b"benchmark=cython", headers={"content-type": "application/x-www-form-urlencoded"}),
     Case(400, "JSON", body=b"benchmark: cython", headers={"content-type": "text/plain"}),
-    Case(422, "max_body_bytes", body=b"{}", headers={"content-length": "999999999"},
-         raw=b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode() +
-         b"\r\nContent-Length: 999999999\r\n\r\n{}"),
+    Case(
+        422,
+        "max_body_bytes",
+        body=b"{}",
+        headers={"content-length": "999999999"},
+        raw=b"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + TOKEN.encode()
+        + b"\r\nContent-Length: 999999999\r\n\r\n{}",
+    ),
     Case(401, "Authorization", method="GET", path="/status", token=False),
     Case(401, "Authorization", body=task(benchmark="cython", params=TINY), token=False),
     Case(401, "Authorization", method="GET", path="/status", token=False, headers={"Authorization": f"Basic {TOKEN}"}),
@@ -202,10 +235,14 @@ RAW_HTTP = [
     raw(b"HELLO WORLD\r\n\r\n", 400, "petición HTTP"),
     raw(b"GET /ping HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n", 400, "cabeceras"),
     raw(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", 400, "cabeceras"),
-    raw(b"POST /execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n", 400,
-        "cuerpo"),
-    raw(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        400, "cabeceras"),
+    raw(
+        b"POST /execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n", 400, "cuerpo"
+    ),
+    raw(
+        b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "cabeceras",
+    ),
     raw("GET /tasks/ñ HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 400, "ruta"),
     raw(b"GET /tasks/a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "ruta"),
     raw(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400, "cabeceras"),
@@ -245,8 +282,7 @@ def _strict(text: str) -> Any:
 
 @pytest.fixture(scope="module")
 def worker() -> RunningWorker:
-    w = start_worker("127.0.0.1", None, "--capacity", "1", "--max-body", str(MAX_BODY),
-                     env={"PARTISIM_TOKEN": TOKEN})
+    w = start_worker("127.0.0.1", None, "--capacity", "1", "--max-body", str(MAX_BODY), env={"PARTISIM_TOKEN": TOKEN})
     yield w
     w.stop()
 
@@ -278,25 +314,37 @@ def test_every_bad_input_is_a_clear_4xx(worker: RunningWorker) -> None:
                 ctype = headers.get("content-type", "")
             else:
                 headers = {**(AUTH if case.token else {}), **case.headers}
-                r = anonymous.request(case.method, worker.url + case.path, content=case.body, params=case.params,
-                                      headers={"content-type": "application/json", **headers} if case.body else headers)
+                r = anonymous.request(
+                    case.method,
+                    worker.url + case.path,
+                    content=case.body,
+                    params=case.params,
+                    headers={"content-type": "application/json", **headers} if case.body else headers,
+                )
                 code, text, ctype = r.status_code, r.text, r.headers.get("content-type", "")
             codes.append(code)
             try:
                 answer = _strict(text)
-                ok = (code == case.code and ctype.startswith("application/json")
-                      and isinstance(answer.get("error"), str) and case.needle in answer["error"]
-                      and isinstance(answer.get("status"), str))
+                ok = (
+                    code == case.code
+                    and ctype.startswith("application/json")
+                    and isinstance(answer.get("error"), str)
+                    and case.needle in answer["error"]
+                    and isinstance(answer.get("status"), str)
+                )
             except ValueError:
                 ok = False
             if not ok:
-                failures.append(f"{case.method} {case.path} {(case.raw or case.body or b'')[:80]!r}: "
-                                f"{code} {text[:200]}")
+                failures.append(
+                    f"{case.method} {case.path} {(case.raw or case.body or b'')[:80]!r}: {code} {text[:200]}"
+                )
         executed = _executed(c) - before
         assert c.get("/ping").status_code == 200
     server_errors = [code for code in codes if code >= 500]
-    print(f"\nsuite de fallos: {len(distinct)} entradas inválidas distintas; {len(server_errors)} respuestas 5xx; "
-          f"códigos: {dict(sorted((k, codes.count(k)) for k in set(codes)))}")
+    print(
+        f"\nsuite de fallos: {len(distinct)} entradas inválidas distintas; {len(server_errors)} respuestas 5xx; "
+        f"códigos: {dict(sorted((k, codes.count(k)) for k in set(codes)))}"
+    )
     assert not failures, "\n".join(failures)
     assert not server_errors
     assert executed == 0, f"{executed} bad input(s) executed"

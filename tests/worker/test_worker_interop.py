@@ -24,14 +24,21 @@ def _strict(text: str) -> object:
 
 
 def test_etapa6_parameter_names_run_unchanged(client: httpx.Client) -> None:
-    theirs = client.post("/execute", json={"benchmark": "benchmark_cython.py",
-                                           "params": {"num_particles": 60, "num_steps": 30, "seed": 7}})
-    ours = client.post("/execute", json={"benchmark": "benchmark_cython.py",
-                                         "params": {"NUM_PARTICULAS": 60, "NUM_PASOS": 30, "SEMILLA": 7}})
+    theirs = client.post(
+        "/execute",
+        json={"benchmark": "benchmark_cython.py", "params": {"num_particles": 60, "num_steps": 30, "seed": 7}},
+    )
+    ours = client.post(
+        "/execute",
+        json={"benchmark": "benchmark_cython.py", "params": {"NUM_PARTICULAS": 60, "NUM_PASOS": 30, "SEMILLA": 7}},
+    )
     assert theirs.status_code == ours.status_code == 200, theirs.text
     a, b = ExecuteResult.model_validate(theirs.json()), ExecuteResult.model_validate(ours.json())
-    assert (a.checksum, a.particle_collisions, a.wall_collisions) == (b.checksum, b.particle_collisions,
-                                                                      b.wall_collisions)
+    assert (a.checksum, a.particle_collisions, a.wall_collisions) == (
+        b.checksum,
+        b.particle_collisions,
+        b.wall_collisions,
+    )
     # echoed back under the API names, one spelling per parameter
     assert a.params == b.params and a.params["NUM_PARTICULAS"] == 60 and "num_particles" not in a.params
     queued = client.post("/tasks", json={"benchmark": "cython", "params": {"num_particles": 5, "num_steps": 2}})
@@ -59,8 +66,19 @@ def test_history_has_task_history_and_statistics(client: httpx.Client) -> None:
     assert one.count == len(one.task_history) == 1 and one.statistics.total_tasks >= stats.total_tasks
 
 
-IDS = ["tarea ñ 1", "con espacios", "a/b/c", "x?y#z&w=1", "100%", "日本語", "emoji 🚀", " espacio inicial",
-       "ñ" * 128, "..", "-"]
+IDS = [
+    "tarea ñ 1",
+    "con espacios",
+    "a/b/c",
+    "x?y#z&w=1",
+    "100%",
+    "日本語",
+    "emoji 🚀",
+    " espacio inicial",
+    "ñ" * 128,
+    "..",
+    "-",
+]
 
 
 def test_any_printable_task_id_works_in_bodies_and_paths(client: httpx.Client) -> None:
@@ -71,11 +89,15 @@ def test_any_printable_task_id_works_in_bodies_and_paths(client: httpx.Client) -
         assert created.status_code == 202, (task_id, created.text)
         path = "/tasks/" + quote(task_id, safe="")
         assert created.headers["location"] == path
-        done = wait_for(lambda p=path: (t := client.get(p)).status_code == 200 and t.json()["status"] == "success"
-                        and t.json(), 30, f"task {task_id!r}")
+        done = wait_for(
+            lambda p=path: (t := client.get(p)).status_code == 200 and t.json()["status"] == "success" and t.json(),
+            30,
+            f"task {task_id!r}",
+        )
         assert done["task_id"] == task_id
-        assert client.post("/tasks", json={"benchmark": "cython", "params": TINY,
-                                           "task_id": task_id}).status_code == 200  # known: never run twice
+        assert (
+            client.post("/tasks", json={"benchmark": "cython", "params": TINY, "task_id": task_id}).status_code == 200
+        )  # known: never run twice
         gone = client.delete(path)
         assert gone.status_code == 409 and task_id in gone.json()["error"]
     # "/" may also travel unescaped: the whole rest of the path is the id
@@ -97,8 +119,11 @@ def test_current_lists_the_running_tasks(fresh_worker) -> None:
         assert [t.task_id for t in now.tasks] == [running_id] and now.tasks[0].status == "running"
         assert now.tasks[0].pid
         c.delete(f"/tasks/{running_id}")
-        wait_for(lambda: c.get("/current").json()["count"] == 0 and c.get("/tasks/detras").json()["status"] ==
-                 "success", 30, "queue to drain")
+        wait_for(
+            lambda: c.get("/current").json()["count"] == 0 and c.get("/tasks/detras").json()["status"] == "success",
+            30,
+            "queue to drain",
+        )
     anonymous = httpx.get(w.url + "/current", trust_env=False)
     assert anonymous.status_code == 200  # no token set: open like the rest
 
@@ -116,8 +141,14 @@ def test_timeout_applied_is_reported(limited_worker: RunningWorker) -> None:
         default = ExecuteResult.model_validate(c.post("/execute", json={"benchmark": "cython", "params": TINY}).json())
         assert (default.timeout, default.timeout_requested) == (2.0, None)
         # killed at the applied deadline, and the 504 says why it was shorter than asked
-        slow = c.post("/execute", json={"benchmark": "python", "timeout": 3600,
-                                        "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000, "RADIO_PARTICULA": 1.0}})
+        slow = c.post(
+            "/execute",
+            json={
+                "benchmark": "python",
+                "timeout": 3600,
+                "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000, "RADIO_PARTICULA": 1.0},
+            },
+        )
         assert slow.status_code == 504
         assert "2 s" in slow.json()["error"] and "se pidieron 3600 s" in slow.json()["error"]
 

@@ -19,8 +19,9 @@ from partisim.worker.runners import DockerProbe, DockerRunner, Job
 #: a few hundred milliseconds of the cython engine: enough work for every thread
 SMALL = {"NUM_PARTICULAS": 3000, "NUM_PASOS": 200, "SEMILLA": 5, "RADIO_PARTICULA": 3.0}
 
-needs_two = pytest.mark.skipif(engine_threads("cython", 2) < 2,
-                               reason="the cython engine cannot use two threads here (one core, or no OpenMP)")
+needs_two = pytest.mark.skipif(
+    engine_threads("cython", 2) < 2, reason="the cython engine cannot use two threads here (one core, or no OpenMP)"
+)
 
 
 def _state(client: httpx.Client, task_id: str) -> dict:

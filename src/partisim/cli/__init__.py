@@ -56,8 +56,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="partisim",
         description="Simulaciones de colisiones de partículas distribuidas en una flota de máquinas.",
     )
-    parser.add_argument("--version", action="version", version=f"partisim {__version__}",
-                        help="muestra la versión y sale")
+    parser.add_argument(
+        "--version", action="version", version=f"partisim {__version__}", help="muestra la versión y sale"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMANDO", title="comandos")
     if only is None:
         for module in COMMAND_MODULES:
@@ -117,15 +118,15 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
     sub = commands.get(command or "")
     if sub is None or command is None:
         return None
-    rest = list(argv[argv.index(command) + 1:])
+    rest = list(argv[argv.index(command) + 1 :])
     while nested := _subparsers(sub):  # `images build ...`: the options are the inner command's
         word = next((a for a in rest if not a.startswith("-")), None)
         if word not in nested:
             return None  # argparse says what is missing or invalid
-        sub, rest = nested[word], rest[rest.index(word) + 1:]
+        sub, rest = nested[word], rest[rest.index(word) + 1 :]
     options = [o for action in sub._actions for o in action.option_strings]
     if "--" in rest:
-        rest = rest[:rest.index("--")]
+        rest = rest[: rest.index("--")]
     flags = [a.split("=", 1)[0] for a in rest if _looks_like_option(a) and not _known(a, options)]
     if not flags:
         return None

@@ -27,8 +27,9 @@ def _parser(prog: str, engine: str) -> argparse.ArgumentParser:
         epilog=f"Ejemplo: python {prog} 500 2000 7",
     )
     for field, alias, default in _POSITIONALS:
-        parser.add_argument(field, nargs="?", default=str(default), metavar=alias,
-                            help=f"entero > 0 (por defecto {default})")
+        parser.add_argument(
+            field, nargs="?", default=str(default), metavar=alias, help=f"entero > 0 (por defecto {default})"
+        )
     parser.add_argument("--json", action="store_true", help="imprime el resultado como un objeto JSON")
     return parser
 
@@ -53,9 +54,11 @@ def main(engine: str, argv: Sequence[str] | None = None, prog: str = "benchmark.
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
     if not args.json:
-        print(f"Iniciando simulación ({engine}): {params.particles} "
-              f"{'partícula' if params.particles == 1 else 'partículas'}, "
-              f"{params.steps} {'paso' if params.steps == 1 else 'pasos'}, semilla {params.seed}")
+        print(
+            f"Iniciando simulación ({engine}): {params.particles} "
+            f"{'partícula' if params.particles == 1 else 'partículas'}, "
+            f"{params.steps} {'paso' if params.steps == 1 else 'pasos'}, semilla {params.seed}"
+        )
     result = simulate(params, engine)
     if args.json:
         try:

@@ -255,7 +255,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = _common()
 
     p = subparsers.add_parser(
-        "orchestrator", parents=[common], help=command_help("orchestrator"),
+        "orchestrator",
+        parents=[common],
+        help=command_help("orchestrator"),
         description="Menú interactivo: verificar workers, ejecutar tareas, demo completa.",
     )
     p.set_defaults(func=_orchestrator)
@@ -269,49 +271,84 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
-        "exec", parents=[common], help=command_help("exec"),
+        "exec",
+        parents=[common],
+        help=command_help("exec"),
         description="Ejecuta un benchmark en un worker de la configuración y muestra sus métricas.",
         epilog="Ejemplo: partisim exec --worker worker-01 --engine cython -n 100 -s 500 --seed 42",
     )
     p.add_argument("--worker", "-w", required=True, metavar="ID", help="id del worker (de la configuración)")
     p.add_argument(
-        "--engine", "-e", default="cython", metavar="MOTOR",
+        "--engine",
+        "-e",
+        default="cython",
+        metavar="MOTOR",
         help="python, numpy, cython, benchmark.py o benchmark_cython.py (por defecto cython)",
     )
-    p.add_argument("--timeout", type=float, default=None, metavar="SEG",
-                   help="tiempo límite de la tarea en segundos")
-    p.add_argument("--threads", "-t", type=positive_threads, default=None, metavar="N",
-                   help="hilos de la simulación (solo cython los aprovecha); el worker los limita a su max_threads "
-                        "y cuenta cada uno como una plaza de su capacidad; la respuesta dice los usados")
+    p.add_argument("--timeout", type=float, default=None, metavar="SEG", help="tiempo límite de la tarea en segundos")
+    p.add_argument(
+        "--threads",
+        "-t",
+        type=positive_threads,
+        default=None,
+        metavar="N",
+        help="hilos de la simulación (solo cython los aprovecha); el worker los limita a su max_threads "
+        "y cuenta cada uno como una plaza de su capacidad; la respuesta dice los usados",
+    )
     p.add_argument("--json", action="store_true", help="imprime la respuesta del worker como JSON")
     add_param_options(p)
     p.set_defaults(func=_exec)
 
     p = subparsers.add_parser(
-        "demo", parents=[common], help=command_help("demo"),
+        "demo",
+        parents=[common],
+        help=command_help("demo"),
         description=(
             "Demo completa en los workers configurados. Con --local K (o si no existe "
             f"./{DEFAULT_CONFIG_PATH}) inicia K workers en 127.0.0.1, la ejecuta y los detiene."
         ),
     )
-    p.add_argument("--local", type=int, nargs="?", const=DEFAULT_LOCAL_WORKERS, default=None, metavar="K",
-                   help=f"usa K workers locales temporales (por defecto {DEFAULT_LOCAL_WORKERS})")
+    p.add_argument(
+        "--local",
+        type=int,
+        nargs="?",
+        const=DEFAULT_LOCAL_WORKERS,
+        default=None,
+        metavar="K",
+        help=f"usa K workers locales temporales (por defecto {DEFAULT_LOCAL_WORKERS})",
+    )
     group = p.add_argument_group("parámetros de la simulación")
-    group.add_argument("-n", "--particles", type=int, default=None, metavar="N",
-                       help=f"número de partículas (por defecto {DEMO_DEFAULTS['particles']})")
-    group.add_argument("-s", "--steps", type=int, default=None, metavar="N",
-                       help=f"número de pasos (por defecto {DEMO_DEFAULTS['steps']})")
-    group.add_argument("--seed", type=int, default=None, metavar="N",
-                       help=f"semilla (por defecto {DEMO_DEFAULTS['seed']})")
+    group.add_argument(
+        "-n",
+        "--particles",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"número de partículas (por defecto {DEMO_DEFAULTS['particles']})",
+    )
+    group.add_argument(
+        "-s",
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"número de pasos (por defecto {DEMO_DEFAULTS['steps']})",
+    )
+    group.add_argument(
+        "--seed", type=int, default=None, metavar="N", help=f"semilla (por defecto {DEMO_DEFAULTS['seed']})"
+    )
     p.set_defaults(func=_demo)
 
     p = subparsers.add_parser(
-        "check", parents=[common], help=command_help("check"),
+        "check",
+        parents=[common],
+        help=command_help("check"),
         description=(
             "Por cada worker: ping (< 5 s), estado, benchmark Python, benchmark Cython, petición "
             "inválida rechazada y tiempo límite respetado. Código 0 solo si todos pasan."
         ),
     )
-    p.add_argument("--quick", action="store_true",
-                   help="prueba rápida: parámetros pequeños y sin la prueba de tiempo límite")
+    p.add_argument(
+        "--quick", action="store_true", help="prueba rápida: parámetros pequeños y sin la prueba de tiempo límite"
+    )
     p.set_defaults(func=_check)

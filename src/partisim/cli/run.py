@@ -46,8 +46,14 @@ def add_param_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parámetros de la simulación")
     for field, (option, text) in OPTIONS.items():
         flags = [SHORT_FLAGS[field], option] if field in SHORT_FLAGS else [option]
-        group.add_argument(*flags, dest=field, type=_int if field in INT_FIELDS else _float,
-                           default=None, metavar="N" if field in INT_FIELDS else "X", help=text)
+        group.add_argument(
+            *flags,
+            dest=field,
+            type=_int if field in INT_FIELDS else _float,
+            default=None,
+            metavar="N" if field in INT_FIELDS else "X",
+            help=text,
+        )
 
 
 def params_from_args(args: argparse.Namespace) -> SimParams:
@@ -104,8 +110,13 @@ class _StepsBar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._progress = Progress(
-                TextColumn("Simulando"), BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("pasos"),
-                TextColumn("{task.fields[rate]}"), console=console, transient=True,
+                TextColumn("Simulando"),
+                BarColumn(bar_width=None),
+                MofNCompleteColumn(),
+                TextColumn("pasos"),
+                TextColumn("{task.fields[rate]}"),
+                console=console,
+                transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task("run", total=total, rate="")
@@ -157,13 +168,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("run", help=command_help("run"),
-                                   description="Ejecuta una simulación de colisiones en esta máquina.")
-    parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
-                        help="motor de simulación (por defecto cython)")
+    parser = subparsers.add_parser(
+        "run", help=command_help("run"), description="Ejecuta una simulación de colisiones en esta máquina."
+    )
+    parser.add_argument(
+        "--engine", "-e", choices=ENGINES, default="cython", help="motor de simulación (por defecto cython)"
+    )
     add_param_options(parser)
-    parser.add_argument("--threads", "-t", type=positive_threads, default=1, metavar="N",
-                        help="hilos de cálculo (solo el motor cython los aprovecha; por defecto 1; "
-                             "se limita a los núcleos de esta máquina; el resultado es idéntico con cualquier número)")
+    parser.add_argument(
+        "--threads",
+        "-t",
+        type=positive_threads,
+        default=1,
+        metavar="N",
+        help="hilos de cálculo (solo el motor cython los aprovecha; por defecto 1; "
+        "se limita a los núcleos de esta máquina; el resultado es idéntico con cualquier número)",
+    )
     parser.add_argument("--json", action="store_true", help="imprime un único objeto JSON con el resultado")
     parser.set_defaults(func=_run)

@@ -67,15 +67,24 @@ def _serve(args: argparse.Namespace) -> int:
     config = _serve_config(args)
     if not 0 <= args.port <= 65535:
         return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
-    options = ServeOptions(db=args.db, host=args.host, port=args.port, inbox=args.inbox,
-                           token=client_token(args.token_file), ca_file=args.ca_file,
-                           tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
-                           tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
-                           page_size=args.page_size, dask=args.dask)
+    options = ServeOptions(
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        inbox=args.inbox,
+        token=client_token(args.token_file),
+        ca_file=args.ca_file,
+        tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
+        tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
+        page_size=args.page_size,
+        dask=args.dask,
+    )
     target = dask_target(config, options)
     if target is None and not config.workers:
-        return fail(f"{args.config}: la lista \"workers\" está vacía; añada al menos un worker "
-                    "(o use --dask para ejecutar las tareas en un clúster Dask)")
+        return fail(
+            f'{args.config}: la lista "workers" está vacía; añada al menos un worker '
+            "(o use --dask para ejecutar las tareas en un clúster Dask)"
+        )
     if target is not None:
         require_dask(target.kind)  # before anything starts: say what to install
     if args.job_script:
@@ -96,8 +105,9 @@ def _serve(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         access = "con token" if options.token else "sin token"
-        console.print(f"API: /api/tasks, /api/workers, /api/summary ({access}) · Ctrl-C o SIGTERM para parar",
-                      soft_wrap=True)
+        console.print(
+            f"API: /api/tasks, /api/workers, /api/summary ({access}) · Ctrl-C o SIGTERM para parar", soft_wrap=True
+        )
 
     serve(config, options, on_listening=banner)
     console.print("partisim serve detenido.")
@@ -122,11 +132,14 @@ def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None)
     except TimeoutError:
         return fail(f"el lote {batch or '(toda la cola)'} no terminó en {timeout:g} s", 1)
     if state.failed:
-        console.print(f"[red]{state.failed} tareas fallidas[/]; vea: partisim results"
-                      + (f" --batch {batch}" if batch else ""))
+        console.print(
+            f"[red]{state.failed} tareas fallidas[/]; vea: partisim results" + (f" --batch {batch}" if batch else "")
+        )
         return 1
-    console.print(f"[green]Terminado:[/] {state.success} tareas con éxito"
-                  + (f", {state.cancelled} canceladas" if state.cancelled else ""))
+    console.print(
+        f"[green]Terminado:[/] {state.success} tareas con éxito"
+        + (f", {state.cancelled} canceladas" if state.cancelled else "")
+    )
     return 0
 
 
@@ -164,9 +177,17 @@ def _sweep(args: argparse.Namespace) -> int:
     names = {key: OPTIONS[f][0] for f in _FIXED for key in (ALIASES[f], f)}
     with _connect(args) as client:
         answer = submit_sweep(
-            client, engines=args.engines, particles=args.particles, steps=args.steps,
-            seeds=args.seeds, repeat=args.repeat, timeout=args.timeout, threads=args.threads, batch=args.batch,
-            params=fixed, names=names,
+            client,
+            engines=args.engines,
+            particles=args.particles,
+            steps=args.steps,
+            seeds=args.seeds,
+            repeat=args.repeat,
+            timeout=args.timeout,
+            threads=args.threads,
+            batch=args.batch,
+            params=fixed,
+            names=names,
         )
         return _after_submit(client, args, answer)
 
@@ -210,8 +231,9 @@ def _results(args: argparse.Namespace) -> int:
         if args.batch:
             require_batch(client, args.batch)
         # verification re-runs are left out, unless the selection holds nothing else
-        originals = bool(client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0,
-                                           originals=True).tasks)
+        originals = bool(
+            client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0, originals=True).tasks
+        )
         if not originals and not client.tasks_page(batch=args.batch, status=args.status, limit=1, after_seq=0).tasks:
             where = f"el lote {args.batch}" if args.batch else "la cola"
             if args.status:
@@ -226,8 +248,15 @@ def _results(args: argparse.Namespace) -> int:
             _print_results(client, args.batch, args.status, originals, by_original)
         elif args.output:
             with RowsProgress(err_console, "exportando") as bar:
-                rows = save_export(client, args.output, args.format, status=args.status, batch=args.batch,
-                                   originals=originals, on_progress=bar.update)
+                rows = save_export(
+                    client,
+                    args.output,
+                    args.format,
+                    status=args.status,
+                    batch=args.batch,
+                    originals=originals,
+                    on_progress=bar.update,
+                )
             err_console.print(f"{rows} tareas escritas en {args.output}")
         else:
             save_export(client, None, args.format, status=args.status, batch=args.batch, originals=originals)
@@ -240,8 +269,9 @@ def _results(args: argparse.Namespace) -> int:
 TABLE_ROWS = 500
 
 
-def _print_results(client: ServerClient, batch: str | None, status: str | None, originals: bool,
-                   checks: dict[str, Check] | None) -> None:
+def _print_results(
+    client: ServerClient, batch: str | None, status: str | None, originals: bool, checks: dict[str, Check] | None
+) -> None:
     from partisim.orchestrator.serve.results import results_table
 
     pending: list[TaskView] = []
@@ -255,8 +285,9 @@ def _print_results(client: ServerClient, batch: str | None, status: str | None, 
     if shown == 0:
         console.print(results_table(pending, checks=checks))
         return
-    console.print(results_table(pending, checks=checks,
-                                title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})"))
+    console.print(
+        results_table(pending, checks=checks, title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})")
+    )
     console.print(f"{shown + len(pending)} tareas en total")
 
 
@@ -283,21 +314,34 @@ def _report(args: argparse.Namespace) -> int:
     title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
     write_report(chart, args.output, title=title)
     several = any(line.config for line in chart.series)
-    columns = [Column("Motor"), Column("Configuración", "Config.", wrap=10),
-               Column("Partículas", "Part.", justify="right"), Column("Ejecuciones", "Ejec.", justify="right"),
-               Column("Media (s)", justify="right"), Column("Desv. est. (s)", "Desv. (s)", justify="right")]
-    rows = [[line.engine, line.config, str(p.particles), str(p.n), f"{p.mean:.4f}", f"{p.stdev:.4f}"]
-            for line in chart.series for p in line.points]
+    columns = [
+        Column("Motor"),
+        Column("Configuración", "Config.", wrap=10),
+        Column("Partículas", "Part.", justify="right"),
+        Column("Ejecuciones", "Ejec.", justify="right"),
+        Column("Media (s)", justify="right"),
+        Column("Desv. est. (s)", "Desv. (s)", justify="right"),
+    ]
+    rows = [
+        [line.engine, line.config, str(p.particles), str(p.n), f"{p.mean:.4f}", f"{p.stdev:.4f}"]
+        for line in chart.series
+        for p in line.points
+    ]
     if not several:
         columns.pop(1)
         rows = [r[:1] + r[2:] for r in rows]
     console.print(FittedTable(columns, rows, title="Tiempo de simulación"))
     if chart.speedup:
-        up_columns = [Column("Partículas", "Part.", justify="right"), Column("Configuración", "Config.", wrap=10),
-                      Column("Python (s)", justify="right"), Column("Cython (s)", justify="right"),
-                      Column("Aceleración", "Acel.", justify="right")]
-        up_rows = [[str(u.particles), u.config, f"{u.python:.4f}", f"{u.cython:.4f}", f"{u.value:.1f}×"]
-                   for u in chart.speedup]
+        up_columns = [
+            Column("Partículas", "Part.", justify="right"),
+            Column("Configuración", "Config.", wrap=10),
+            Column("Python (s)", justify="right"),
+            Column("Cython (s)", justify="right"),
+            Column("Aceleración", "Acel.", justify="right"),
+        ]
+        up_rows = [
+            [str(u.particles), u.config, f"{u.python:.4f}", f"{u.cython:.4f}", f"{u.value:.1f}×"] for u in chart.speedup
+        ]
         if not several:
             up_columns.pop(1)
             up_rows = [r[:1] + r[2:] for r in up_rows]
@@ -359,78 +403,135 @@ def _add_fixed_params(p: argparse.ArgumentParser) -> None:
 
 
 def _add_server(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default=None, metavar="URL",
-                   help=f"dirección de partisim serve (por defecto PARTISIM_SERVER o {default_server()})")
+    p.add_argument(
+        "--server",
+        default=None,
+        metavar="URL",
+        help=f"dirección de partisim serve (por defecto PARTISIM_SERVER o {default_server()})",
+    )
     _add_credentials(p, serving=False)
 
 
 def _add_credentials(p: argparse.ArgumentParser, *, serving: bool) -> None:
     what = "que exige este servidor" if serving else "de partisim serve"
-    p.add_argument("--token-file", default=None, metavar="RUTA",
-                   help=f"archivo con el token {what} (o PARTISIM_TOKEN_FILE / PARTISIM_TOKEN)")
+    p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="RUTA",
+        help=f"archivo con el token {what} (o PARTISIM_TOKEN_FILE / PARTISIM_TOKEN)",
+    )
     target = "los workers https" if serving else "serve por https"
-    p.add_argument("--ca-file", default=None, metavar="RUTA",
-                   help=f"autoridad certificadora para verificar {target} (o PARTISIM_CA_FILE)")
+    p.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="RUTA",
+        help=f"autoridad certificadora para verificar {target} (o PARTISIM_CA_FILE)",
+    )
 
 
 def _add_wait(p: argparse.ArgumentParser, *, flag: bool) -> None:
     if flag:
         p.add_argument("--wait", action="store_true", help="esperar a que termine el lote, con barra de progreso")
-    p.add_argument("--timeout-wait", type=_seconds, default=None, metavar="S",
-                   help="máximo de segundos a esperar (por defecto sin límite)")
+    p.add_argument(
+        "--timeout-wait",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="máximo de segundos a esperar (por defecto sin límite)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "serve", help=command_help("serve"),
+        "serve",
+        help=command_help("serve"),
         description="Orquestador de larga duración: vigila los workers, reparte la cola de tareas "
-                    "(SQLite) con reintentos y ofrece la API REST /api/*.",
+        "(SQLite) con reintentos y ofrece la API REST /api/*.",
     )
-    p.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="RUTA",
-                   help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--db", default=DEFAULTS.db, metavar="RUTA",
-                   help=f"base de datos SQLite (por defecto {DEFAULTS.db})")
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG_PATH,
+        metavar="RUTA",
+        help=f"configuración de workers (por defecto {DEFAULT_CONFIG_PATH})",
+    )
+    p.add_argument(
+        "--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})"
+    )
     p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
     p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
-    p.add_argument("--inbox", default=None, metavar="CARPETA",
-                   help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola")
-    p.add_argument("--page-size", type=_positive_int, default=DEFAULTS.page_size, metavar="N",
-                   help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
-                        f"(por defecto {DEFAULTS.page_size})")
+    p.add_argument(
+        "--inbox",
+        default=None,
+        metavar="CARPETA",
+        help="carpeta vigilada: cada archivo JSON de tareas que aparezca se encola",
+    )
+    p.add_argument(
+        "--page-size",
+        type=_positive_int,
+        default=DEFAULTS.page_size,
+        metavar="N",
+        help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
+        f"(por defecto {DEFAULTS.page_size})",
+    )
     _add_credentials(p, serving=True)
-    p.add_argument("--tls-cert", default=None, metavar="RUTA",
-                   help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)")
-    p.add_argument("--tls-key", default=None, metavar="RUTA",
-                   help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)")
-    p.add_argument("--dask", default=None, metavar="DIRECCIÓN",
-                   help="ejecutar las tareas en un clúster Dask en lugar de los workers de la configuración: "
-                        "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "
-                        "slurm o pbs (trabajos de dask-jobqueue, sección dask.jobqueue de la configuración); "
-                        "necesita pip install 'partisim[dask]'")
-    p.add_argument("--job-script", action="store_true",
-                   help="con --dask slurm|pbs: mostrar el script de trabajo que se enviaría y salir")
+    p.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="RUTA",
+        help="certificado PEM para servir por https (con --tls-key; o PARTISIM_TLS_CERT)",
+    )
+    p.add_argument(
+        "--tls-key", default=None, metavar="RUTA", help="clave privada PEM del certificado (o PARTISIM_TLS_KEY)"
+    )
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="DIRECCIÓN",
+        help="ejecutar las tareas en un clúster Dask en lugar de los workers de la configuración: "
+        "tcp://HOST:PUERTO (un planificador existente), local:N (N procesos en esta máquina), "
+        "slurm o pbs (trabajos de dask-jobqueue, sección dask.jobqueue de la configuración); "
+        "necesita pip install 'partisim[dask]'",
+    )
+    p.add_argument(
+        "--job-script",
+        action="store_true",
+        help="con --dask slurm|pbs: mostrar el script de trabajo que se enviaría y salir",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="registro detallado")
     p.set_defaults(func=_serve)
 
     p = subparsers.add_parser("submit", help=command_help("submit"))
-    p.add_argument("file", metavar="ARCHIVO.json",
-                   help="lista de tareas o {\"tasks\": [...]}; cada tarea: benchmark, params, repeat, timeout, threads")
+    p.add_argument(
+        "file",
+        metavar="ARCHIVO.json",
+        help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads',
+    )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
 
     p = subparsers.add_parser("sweep", help=command_help("sweep"))
-    p.add_argument("--engines", default="python,cython", metavar="LISTA",
-                   help="motores separados por comas (por defecto python,cython)")
+    p.add_argument(
+        "--engines",
+        default="python,cython",
+        metavar="LISTA",
+        help="motores separados por comas (por defecto python,cython)",
+    )
     p.add_argument("--particles", required=True, metavar="LISTA", help="partículas, p. ej. 100,1000")
     p.add_argument("--steps", default="500", metavar="LISTA", help="pasos, p. ej. 500 (por defecto 500)")
     p.add_argument("--seeds", default="42", metavar="LISTA", help="semillas, p. ej. 1-10 o 1,2,3 (por defecto 42)")
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N", help="repeticiones de cada combinación")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="tiempo máximo de cada tarea")
-    p.add_argument("--threads", "-t", type=_positive_int, default=1, metavar="N",
-                   help="hilos de cada simulación (solo cython los aprovecha; por defecto 1); cada hilo ocupa una "
-                        "plaza del worker, que los limita a su max_threads")
+    p.add_argument(
+        "--threads",
+        "-t",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="hilos de cada simulación (solo cython los aprovecha; por defecto 1); cada hilo ocupa una "
+        "plaza del worker, que los limita a su max_threads",
+    )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_fixed_params(p)
     _add_server(p)
@@ -445,24 +546,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser("results", help=command_help("results"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
-    p.add_argument("--status", default=None, choices=("queued", "running", "success", "failed", "cancelled"),
-                   help="solo tareas en este estado")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json", "ndjson"),
-                   help="formato (por defecto table; ndjson: una tarea JSON por línea)")
-    p.add_argument("-o", "--output", default=None, metavar="ARCHIVO",
-                   help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)")
-    p.add_argument("--verify", type=_positive_int, default=None, metavar="K",
-                   help="repetir K tareas al azar en otro worker y comparar checksums")
+    p.add_argument(
+        "--status",
+        default=None,
+        choices=("queued", "running", "success", "failed", "cancelled"),
+        help="solo tareas en este estado",
+    )
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "csv", "json", "ndjson"),
+        help="formato (por defecto table; ndjson: una tarea JSON por línea)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="ARCHIVO",
+        help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)",
+    )
+    p.add_argument(
+        "--verify",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="repetir K tareas al azar en otro worker y comparar checksums",
+    )
     _add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
 
     p = subparsers.add_parser("report", help=command_help("report"))
     p.add_argument("--batch", default=None, metavar="ID", help="solo este lote")
-    p.add_argument("-o", "--output", default="report.png", metavar="ARCHIVO.png",
-                   help="imagen (por defecto report.png)")
-    p.add_argument("--verify", type=_positive_int, default=None, metavar="K",
-                   help="repetir K tareas al azar en otro worker y comparar checksums")
+    p.add_argument(
+        "-o", "--output", default="report.png", metavar="ARCHIVO.png", help="imagen (por defecto report.png)"
+    )
+    p.add_argument(
+        "--verify",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="repetir K tareas al azar en otro worker y comparar checksums",
+    )
     _add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_report)

@@ -45,18 +45,31 @@ def _cooling_warning(m: Measurement) -> str | None:
     start, end = m.temperature_start, m.temperature_end
     if start <= 0 or abs(end - start) <= _COOLING_TOLERANCE * start:
         return None
-    return (f"la temperatura kT cambió un {100 * abs(end - start) / start:.0f} % durante la mitad medida "
-            "(restitución < 1): la comparación es aproximada. Para una comparación limpia use "
-            "--particle-restitution 1 --wall-restitution 1.")
+    return (
+        f"la temperatura kT cambió un {100 * abs(end - start) / start:.0f} % durante la mitad medida "
+        "(restitución < 1): la comparación es aproximada. Para una comparación limpia use "
+        "--particle-restitution 1 --wall-restitution 1."
+    )
 
 
-def _report(params: SimParams, prediction: Prediction, source: str, m: Measurement | None,
-            warnings: list[str]) -> dict[str, Any]:
+def _report(
+    params: SimParams, prediction: Prediction, source: str, m: Measurement | None, warnings: list[str]
+) -> dict[str, Any]:
     data: dict[str, Any] = {**prediction.to_dict(), "temperature_source": source}
     data["expected_ratio"] = 1.0 - prediction.missed_fraction_estimate
-    run_fields = ("engine", "steps", "measured_steps", "measured_time", "collision_rate_measured",
-                  "wall_rate_measured", "temperature_start", "temperature_end", "particle_collisions",
-                  "wall_collisions", "checksum")
+    run_fields = (
+        "engine",
+        "steps",
+        "measured_steps",
+        "measured_time",
+        "collision_rate_measured",
+        "wall_rate_measured",
+        "temperature_start",
+        "temperature_end",
+        "particle_collisions",
+        "wall_collisions",
+        "checksum",
+    )
     for name in run_fields:
         data[name] = getattr(m, name) if m else None
     data["ratio"] = _ratio(m.collision_rate_measured, prediction.collision_rate_theory) if m else None
@@ -71,8 +84,11 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _print_human(data: dict[str, Any]) -> None:
-    source = {"initial": "inicial: VELOCIDAD_INICIAL_MAX²/3", "measured": "medida en la segunda mitad",
-              "given": "indicada con --temperature"}[data["temperature_source"]]
+    source = {
+        "initial": "inicial: VELOCIDAD_INICIAL_MAX²/3",
+        "measured": "medida en la segunda mitad",
+        "given": "indicada con --temperature",
+    }[data["temperature_source"]]
     missed = data["missed_fraction_estimate"]
     tau = data["haff_tau"]
     rows = [
@@ -87,8 +103,11 @@ def _print_human(data: dict[str, Any]) -> None:
         ("Paso relativo a = dt·⟨|v|⟩/σ", _num(data["step_ratio"]), ""),
         ("Colisiones perdidas por el paso (estimación)", f"{100 * missed:.2g} %" if missed is not None else "—", ""),
         ("DT máximo para perder como mucho el 2 %", _num(data["dt_max_2pct"], 3), ""),
-        ("Tiempo de enfriamiento de Haff τ", _num(tau), "unidades de tiempo" if tau is not None else
-         "(no aplica: sin choques inelásticos)"),
+        (
+            "Tiempo de enfriamiento de Haff τ",
+            _num(tau),
+            "unidades de tiempo" if tau is not None else "(no aplica: sin choques inelásticos)",
+        ),
     ]
     console.print("[bold]Predicción de la teoría cinética[/] (discos duros en 2D, masa unidad)")
     width = max(len(label) for label, _, _ in rows)
@@ -96,13 +115,15 @@ def _print_human(data: dict[str, Any]) -> None:
         console.print(f"  {label:<{width}}  {value:>10}  {unit}".rstrip(), soft_wrap=True)
     if data["engine"] is None:
         return
-    console.print(f"\n[bold]Medición[/] con el motor [cyan]{data['engine']}[/]: pasos "
-                  f"{data['steps'] - data['measured_steps'] + 1}–{data['steps']} de {data['steps']} "
-                  f"({_num(data['measured_time'])} unidades de tiempo)", soft_wrap=True)
+    console.print(
+        f"\n[bold]Medición[/] con el motor [cyan]{data['engine']}[/]: pasos "
+        f"{data['steps'] - data['measured_steps'] + 1}–{data['steps']} de {data['steps']} "
+        f"({_num(data['measured_time'])} unidades de tiempo)",
+        soft_wrap=True,
+    )
     console.print(f"  {'':<32}{'teoría':>12}{'medido':>12}{'medido/teoría':>16}")
     for label, theory, measured, ratio in (
-        ("Colisiones entre partículas", data["collision_rate_theory"], data["collision_rate_measured"],
-         data["ratio"]),
+        ("Colisiones entre partículas", data["collision_rate_theory"], data["collision_rate_measured"], data["ratio"]),
         ("Choques con las paredes", data["wall_rate_theory"], data["wall_rate_measured"], data["wall_ratio"]),
     ):
         console.print(f"  {label:<32}{_num(theory):>12}{_num(measured):>12}{_num(ratio):>16}")
@@ -143,17 +164,26 @@ def _theory(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "theory", help=command_help("theory"),
+        "theory",
+        help=command_help("theory"),
         description="Predice, con la teoría cinética de discos duros en 2D, las tasas de colisión entre "
-                    "partículas y con las paredes, el recorrido libre medio y la fracción de colisiones que "
-                    "pierde el paso de tiempo fijo. Con --run ejecuta además la simulación y compara lo medido "
-                    "en la segunda mitad con lo predicho.")
+        "partículas y con las paredes, el recorrido libre medio y la fracción de colisiones que "
+        "pierde el paso de tiempo fijo. Con --run ejecuta además la simulación y compara lo medido "
+        "en la segunda mitad con lo predicho.",
+    )
     add_param_options(parser)
-    parser.add_argument("--run", action="store_true",
-                        help="ejecuta la simulación (--steps pasos) y mide sobre la segunda mitad")
-    parser.add_argument("--engine", "-e", choices=ENGINES, default="cython",
-                        help="motor para --run (por defecto cython)")
-    parser.add_argument("--temperature", type=_temperature, default=None, metavar="KT",
-                        help="temperatura kT para la predicción (por defecto la inicial, o la medida con --run)")
+    parser.add_argument(
+        "--run", action="store_true", help="ejecuta la simulación (--steps pasos) y mide sobre la segunda mitad"
+    )
+    parser.add_argument(
+        "--engine", "-e", choices=ENGINES, default="cython", help="motor para --run (por defecto cython)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=None,
+        metavar="KT",
+        help="temperatura kT para la predicción (por defecto la inicial, o la medida con --run)",
+    )
     parser.add_argument("--json", action="store_true", help="imprime un único objeto JSON")
     parser.set_defaults(func=_theory)

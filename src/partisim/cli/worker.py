@@ -35,21 +35,27 @@ def _whoami(s: WorkerSettings) -> int:
     """Print the id and addresses this worker would take, and exit (start_worker.sh uses it)."""
     from partisim.fleet import resolve_identity
 
-    ident = resolve_identity(s.host, s.port, worker_id=s.worker_id, config_path=s.config_path,
-                             config_explicit=s.config_explicit)
+    ident = resolve_identity(
+        s.host, s.port, worker_id=s.worker_id, config_path=s.config_path, config_explicit=s.config_explicit
+    )
     print(f"{ident.worker_id} {ident.address}")  # plain: start_worker.sh reads it
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "worker", help=command_help("worker"),
+        "worker",
+        help=command_help("worker"),
         description="Inicia el servicio worker: una API HTTP/REST que ejecuta simulaciones a pedido.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for opt in OPTIONS:
         env = f" [{opt.env}]" if opt.env else ""
-        parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=opt.name.split("_")[-1].upper(),
-                            help=opt.help + env)
-    parser.add_argument("--whoami", action="store_true",
-                        help="muestra el id y la dirección que tomaría el worker, y termina")
+        parser.add_argument(
+            opt.flag, dest=opt.name, default=None, metavar=opt.name.split("_")[-1].upper(), help=opt.help + env
+        )
+    parser.add_argument(
+        "--whoami", action="store_true", help="muestra el id y la dirección que tomaría el worker, y termina"
+    )
     parser.set_defaults(func=_run)

@@ -178,7 +178,7 @@ class _Suite:
                 detail, ok = describe_error(exc), False
             self.report(self.wc, CheckResult(key, ok, detail, time.perf_counter() - start))
             if key == "ping" and not ok:
-                for skipped, _ in steps[index + 1:]:
+                for skipped, _ in steps[index + 1 :]:
                     self.report(
                         self.wc,
                         CheckResult(skipped, False, "omitida: el worker no responde", skipped=True),
@@ -272,8 +272,7 @@ class _Suite:
             raise CheckFailed(f"la tarea terminó pese al límite de {SHORT_TIMEOUT_S:.0f} s")
         if elapsed > SHORT_TIMEOUT_S + TIMEOUT_GRACE_S:
             raise CheckFailed(
-                f"cortada tras {elapsed:.1f} s (límite {SHORT_TIMEOUT_S:.0f} s + "
-                f"{TIMEOUT_GRACE_S:.0f} s de margen)"
+                f"cortada tras {elapsed:.1f} s (límite {SHORT_TIMEOUT_S:.0f} s + {TIMEOUT_GRACE_S:.0f} s de margen)"
             )
         freed = self._wait_idle(deadline_s=10.0)
         if not freed:

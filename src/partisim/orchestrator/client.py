@@ -34,8 +34,14 @@ from partisim.protocol import (
     WorkerStatus,
 )
 
-__all__ = ["WorkerClient", "AsyncWorkerClient", "EXECUTE_MARGIN_S", "tls_context", "ssl_failure_reason",
-           "transport_reason"]
+__all__ = [
+    "WorkerClient",
+    "AsyncWorkerClient",
+    "EXECUTE_MARGIN_S",
+    "tls_context",
+    "ssl_failure_reason",
+    "transport_reason",
+]
 
 #: seconds added to a task's own timeout for the HTTP read, so the worker's 504
 #: (the computation was killed) arrives before our client gives up.
@@ -145,8 +151,7 @@ def _foreign(body: dict[str, Any], request: ExecuteRequest, base_url: str) -> Fo
     if status not in (None, "success", "completed", "ok"):
         message = body.get("error") or body.get("message") or f"estado {status!r}"
         raise WorkerFailed(f"{base_url}: {message}")
-    return ForeignResult.from_answer(body, task_id=request.task_id or "", engine=request.benchmark,
-                                     worker_id=base_url)
+    return ForeignResult.from_answer(body, task_id=request.task_id or "", engine=request.benchmark, worker_id=base_url)
 
 
 def ssl_failure_reason(exc: BaseException) -> str | None:
@@ -173,8 +178,9 @@ def _transport_error(exc: httpx.HTTPError, base_url: str) -> Exception:
 
 
 class _Base:
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, token: str | None = None, ca_file: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token = token
@@ -184,11 +190,17 @@ class _Base:
 class WorkerClient(_Base):
     """Blocking client: `WorkerClient("http://127.0.0.93:8080").ping()`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, token: str | None = None, ca_file: str | None = None
+    ) -> None:
         super().__init__(base_url, timeout=timeout, token=token, ca_file=ca_file)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=_headers(token), trust_env=False,
-                                  verify=tls_context(ca_file))
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers=_headers(token),
+            trust_env=False,
+            verify=tls_context(ca_file),
+        )
 
     def __enter__(self) -> WorkerClient:
         return self
@@ -247,11 +259,17 @@ class WorkerClient(_Base):
 class AsyncWorkerClient(_Base):
     """The same API for asyncio code: `await client.execute(...)`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, token: str | None = None, ca_file: str | None = None
+    ) -> None:
         super().__init__(base_url, timeout=timeout, token=token, ca_file=ca_file)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=_headers(token),
-                                       verify=tls_context(ca_file), trust_env=False)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers=_headers(token),
+            verify=tls_context(ca_file),
+            trust_env=False,
+        )
 
     async def __aenter__(self) -> AsyncWorkerClient:
         return self
@@ -284,8 +302,9 @@ class AsyncWorkerClient(_Base):
 
     async def _execute(self, request: ExecuteRequest) -> dict[str, Any]:
         read = _read_timeout(self.timeout, request.timeout)
-        return await self._request("POST", "/execute", json=request.body(),
-                                   timeout=httpx.Timeout(self.timeout, read=read))
+        return await self._request(
+            "POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read)
+        )
 
     async def execute(self, request: ExecuteRequest) -> ExecuteResult:
         return _model(ExecuteResult, await self._execute(request), self.base_url)

@@ -170,10 +170,7 @@ def _print_verdict(console: Console, report: DemoReport) -> None:
     for run in report.failures:
         console.print(f"[red]Tarea fallida[/red] ({run.worker_id}, {run.engine}): {run.error}")
     if report.checksums and report.consistent:
-        console.print(
-            "[green]Todos los resultados coinciden[/green] (mismo checksum en todos los workers "
-            "y motores)."
-        )
+        console.print("[green]Todos los resultados coinciden[/green] (mismo checksum en todos los workers y motores).")
     elif not report.consistent:
         console.print("[bold red]Los checksums NO coinciden entre ejecuciones.[/bold red]")
     speedups = [r.speedup for r in report.rows if r.speedup is not None]

@@ -100,8 +100,9 @@ def execute_on(
 ) -> ExecuteResult:
     """Run one benchmark on one worker (one attempt) and return the worker's answer."""
     with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
-        return client.execute(ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout,
-                                             threads=threads))
+        return client.execute(
+            ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout, threads=threads)
+        )
 
 
 def execute_any(
@@ -131,8 +132,11 @@ def execute_any(
         if partisim:
             return client.execute(request)
         if engine not in WIRE_NAMES:
-            raise TaskRejected(f"{url}: este worker no es partisim y no conoce el motor {engine} "
-                               f"(solo {', '.join(WIRE_NAMES.values())})", 422)
+            raise TaskRejected(
+                f"{url}: este worker no es partisim y no conoce el motor {engine} "
+                f"(solo {', '.join(WIRE_NAMES.values())})",
+                422,
+            )
         return client.execute_foreign(request.model_copy(update={"threads": None}))
 
 

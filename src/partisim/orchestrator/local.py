@@ -196,8 +196,15 @@ class LocalWorkers:
         log_file = open(log_path, "ab")  # noqa: SIM115 -- LocalWorker owns it and closes it on stop
         env = dict(os.environ, WORKER_ID=worker_id, PYTHONUNBUFFERED="1")
         cmd = [
-            self.python, "-m", "partisim", "worker",
-            "--host", self.host, "--port", str(port), *self.extra_args,
+            self.python,
+            "-m",
+            "partisim",
+            "worker",
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            *self.extra_args,
         ]
         log.debug("iniciando %s: %s", worker_id, " ".join(cmd))
         proc = subprocess.Popen(

@@ -81,16 +81,15 @@ class Menu:
     def run(self) -> int:
         try:
             self.console.rule("[bold]ORQUESTADOR DE SIMULACIONES DE PARTÍCULAS")
-            self.console.print(
-                f"Configuración: {self.config.path} ({len(self.config.workers)} worker(s))"
-            )
+            self.console.print(f"Configuración: {self.config.path} ({len(self.config.workers)} worker(s))")
             self.verify_workers()
             while True:
                 self._show_options()
                 count = len(self.options)
                 exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
                 choice = self.ask_choice(
-                    f"Elija una opción [1-{count}]: ", count,
+                    f"Elija una opción [1-{count}]: ",
+                    count,
                     names={"0": exit_index, "q": exit_index, "salir": exit_index},
                 )
                 try:
@@ -189,9 +188,7 @@ class Menu:
             self.console.print(f"[red]Error:[/red] {exc}")
             self.console.print("Se mantiene la configuración anterior.")
             return
-        self.console.print(
-            f"Configuración recargada: {len(self.config.workers)} worker(s) en {self.config.path}"
-        )
+        self.console.print(f"Configuración recargada: {len(self.config.workers)} worker(s) en {self.config.path}")
 
     def quit(self) -> None:
         raise MenuExit(0)
@@ -209,8 +206,9 @@ class Menu:
             )
         ]
         engine = BENCHMARKS[
-            self._pick("Benchmarks", [label for _, label in BENCHMARKS], "benchmark [1-{n}]",
-                       [name for name, _ in BENCHMARKS])
+            self._pick(
+                "Benchmarks", [label for _, label in BENCHMARKS], "benchmark [1-{n}]", [name for name, _ in BENCHMARKS]
+            )
         ][0]
 
         params = self._ask_params()
@@ -237,6 +235,7 @@ class Menu:
 
     def _with_server(self, action: Callable[[ServerClient], None]) -> Callable[[], None]:
         """Run ``action`` with a client of serve; its errors are printed, never raised."""
+
         def run() -> None:
             from partisim.orchestrator.serve.client import ServerClient
 
@@ -247,6 +246,7 @@ class Menu:
                 self.console.print(f"[red]Error:[/red] {exc.message}")
             except TimeoutError:
                 self.console.print("[yellow]El lote sigue en curso; consúltelo con «Estado de la cola».[/yellow]")
+
         return run
 
     def _after_submit(self, client: ServerClient, answer: Submitted) -> None:
@@ -262,8 +262,10 @@ class Menu:
                 with views.BatchProgress(self.console, f"lote {answer.batch}") as bar:
                     state = wait_batch(client, answer.batch, on_progress=bar.update)
             except KeyboardInterrupt:
-                self.console.print(f"\n[yellow]Espera interrumpida; el lote {answer.batch} sigue en la cola. "
-                                   "Consúltelo con «Cola: estado de la cola y de los lotes».[/yellow]")
+                self.console.print(
+                    f"\n[yellow]Espera interrumpida; el lote {answer.batch} sigue en la cola. "
+                    "Consúltelo con «Cola: estado de la cola y de los lotes».[/yellow]"
+                )
                 return
             self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
 
@@ -287,7 +289,8 @@ class Menu:
             answers[key] = self._ask_sweep_list(question, alias, answers[key])
         lists = {key: self._sweep_list(question, alias, answers[key]) for key, question, alias in SWEEP_QUESTIONS}
         specs = sweep(
-            [str(e) for e in lists["engines"]], *(list(map(int, lists[k])) for k in ("particles", "steps", "seeds")),
+            [str(e) for e in lists["engines"]],
+            *(list(map(int, lists[k])) for k in ("particles", "steps", "seeds")),
             names={alias: question for _, question, alias in SWEEP_QUESTIONS if alias},
         )
         self._after_submit(client, client.submit(task_objects(specs)))
@@ -336,8 +339,10 @@ class Menu:
 
     def _ask_params(self) -> SimParams:
         defaults = dict(DEFAULT_PARAMS)
-        summary = (f"{views.count(defaults['NUM_PARTICULAS'], 'partícula', 'partículas')}, "
-                   f"{views.count(defaults['NUM_PASOS'], 'paso', 'pasos')}, semilla {defaults['SEMILLA']}")
+        summary = (
+            f"{views.count(defaults['NUM_PARTICULAS'], 'partícula', 'partículas')}, "
+            f"{views.count(defaults['NUM_PASOS'], 'paso', 'pasos')}, semilla {defaults['SEMILLA']}"
+        )
         if self.ask_yes(f"¿Usar parámetros por defecto ({summary})? [S/n]: "):
             return parse_params(defaults)
         values: dict[str, Any] = dict(defaults)
@@ -349,8 +354,10 @@ class Menu:
                 try:
                     candidate = int(answer)
                 except ValueError:
-                    self.console.print(f"[yellow]Valor no válido para {label.lower()}: {escape(repr(answer))}. "
-                                       "Escriba un número entero.[/yellow]")
+                    self.console.print(
+                        f"[yellow]Valor no válido para {label.lower()}: {escape(repr(answer))}. "
+                        "Escriba un número entero.[/yellow]"
+                    )
                     continue
                 try:
                     parse_params({**values, key: candidate})

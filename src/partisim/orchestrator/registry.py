@@ -366,10 +366,20 @@ class HealthMonitor:
         self._stopping = asyncio.Event()
 
     @classmethod
-    def from_config(cls, config: Config, *, with_status: bool = True, ca_file: str | None = None,
-                    on_change: Callable[[WorkerHealth], None] | None = None) -> HealthMonitor:
-        return cls(Registry.from_config(config, ca_file=ca_file), interval=config.orchestrator.ping_interval,
-                   with_status=with_status, on_change=on_change)
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        with_status: bool = True,
+        ca_file: str | None = None,
+        on_change: Callable[[WorkerHealth], None] | None = None,
+    ) -> HealthMonitor:
+        return cls(
+            Registry.from_config(config, ca_file=ca_file),
+            interval=config.orchestrator.ping_interval,
+            with_status=with_status,
+            on_change=on_change,
+        )
 
     @property
     def running(self) -> bool:

@@ -57,8 +57,14 @@ class FittedTable:
     """A table that takes its columns when printed, from the width it is given (so the
     same object prints right on an 80-column terminal, a wide one, or a pipe)."""
 
-    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], *, title: str | None = None,
-                 caption: str | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        rows: Sequence[Sequence[Cell]],
+        *,
+        title: str | None = None,
+        caption: str | None = None,
+    ) -> None:
         self.columns = list(columns)
         self.rows = [list(r) for r in rows]
         self.title = title
@@ -72,7 +78,11 @@ class FittedTable:
 
 
 def fitted_table(
-    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int, *, title: str | None = None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    width: int,
+    *,
+    title: str | None = None,
     caption: str | None = None,
 ) -> Table:
     """A table of ``rows`` (one cell per column) no wider than ``width`` when possible."""

@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 def count(n: int, one: str, many: str) -> str:
     """``1 tarea``, ``2 tareas``: the noun agrees with the number."""
     return f"{n} {one if n == 1 else many}"
@@ -101,8 +100,14 @@ def ping_table(healths: Iterable[WorkerHealth], *, title: str = "Verificación d
         if not h.active:
             detail = _detail(h)
         rows.append([h.id, h.address, _state(h), fmt_latency(h.latency_ms if h.active else None), reported, detail])
-    columns = [Column("ID"), Column("Dirección"), Column("Estado"), Column("Latencia", justify="right"),
-               Column("ID reportado", "ID rep.", drop=1), Column("Detalle", wrap=12)]
+    columns = [
+        Column("ID"),
+        Column("Dirección"),
+        Column("Estado"),
+        Column("Latencia", justify="right"),
+        Column("ID reportado", "ID rep.", drop=1),
+        Column("Detalle", wrap=12),
+    ]
     return FittedTable(columns, rows, title=title)
 
 
@@ -128,22 +133,38 @@ def status_table(healths: Iterable[WorkerHealth], *, title: str = "Estado detall
             images.add(s.docker_image)
         load = _LOAD_STATES.get(s.status, s.status)
         state = Text.assemble(("ACTIVO", "bold green"), "\n", (load, "green" if s.status == "ready" else "yellow"))
-        rows.append([
-            # slots in use (a task of k threads takes k); a worker that does not say: its tasks
-            h.id, state, f"{max(s.slots_used, s.running)}/{s.capacity}", str(s.completed), str(s.failed),
-            str(s.cpu_count) if s.cpu_count is not None else "-",
-            f"{s.load_avg[0]:.2f}".replace(".", ",") if s.load_avg else "-",
-            s.runner or "-", yes_no(s.docker_available), yes_no(s.image_available),
-        ])
+        rows.append(
+            [
+                # slots in use (a task of k threads takes k); a worker that does not say: its tasks
+                h.id,
+                state,
+                f"{max(s.slots_used, s.running)}/{s.capacity}",
+                str(s.completed),
+                str(s.failed),
+                str(s.cpu_count) if s.cpu_count is not None else "-",
+                f"{s.load_avg[0]:.2f}".replace(".", ",") if s.load_avg else "-",
+                s.runner or "-",
+                yes_no(s.docker_available),
+                yes_no(s.image_available),
+            ]
+        )
     caption = None
     if images:
-        caption = (f"Imagen Docker que busca cada worker: {', '.join(sorted(images))} "
-                   "(«no» en Imagen: esa máquina aún no la tiene; créela con `partisim images build`)")
+        caption = (
+            f"Imagen Docker que busca cada worker: {', '.join(sorted(images))} "
+            "(«no» en Imagen: esa máquina aún no la tiene; créela con `partisim images build`)"
+        )
     columns = [
-        Column("ID"), Column("Estado", wrap=10), Column("En curso", justify="right"),
-        Column("Hechas", justify="right"), Column("Fallidas", "Fall.", justify="right"),
-        Column("CPU", justify="right", drop=2), Column("Carga 1 min", "Carga", justify="right", drop=3),
-        Column("Runner", drop=4), Column("Docker"), Column("Imagen"),
+        Column("ID"),
+        Column("Estado", wrap=10),
+        Column("En curso", justify="right"),
+        Column("Hechas", justify="right"),
+        Column("Fallidas", "Fall.", justify="right"),
+        Column("CPU", justify="right", drop=2),
+        Column("Carga 1 min", "Carga", justify="right", drop=3),
+        Column("Runner", drop=4),
+        Column("Docker"),
+        Column("Imagen"),
     ]
     return FittedTable(columns, rows, title=title, caption=caption)
 
@@ -186,22 +207,36 @@ def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea")
 
 def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la tarea (no verificable)") -> Table:
     """What a worker that is not partisim reported: no engine, no checksum to check."""
-    table = Table(title=title, title_justify="left", show_header=False,
-                  caption="El worker no es partisim: su respuesta no trae motor ni checksum, no se puede verificar.",
-                  caption_justify="left")
+    table = Table(
+        title=title,
+        title_justify="left",
+        show_header=False,
+        caption="El worker no es partisim: su respuesta no trae motor ni checksum, no se puede verificar.",
+        caption_justify="left",
+    )
     table.add_column("Campo", style="bold")
     table.add_column("Valor", overflow="fold")
     sim, run = result.simulation_time, result.execution_time
-    shown = {"Worker": result.worker_id, "Benchmark": result.benchmark, "Motor pedido": result.engine,
-             "Tiempo de simulación": fmt_seconds(sim) if sim is not None else None,
-             "Tiempo de ejecución": fmt_seconds(run) if run is not None else None,
-             "Colisiones entre partículas": result.particle_collisions,
-             "Colisiones con paredes": result.wall_collisions}
+    shown = {
+        "Worker": result.worker_id,
+        "Benchmark": result.benchmark,
+        "Motor pedido": result.engine,
+        "Tiempo de simulación": fmt_seconds(sim) if sim is not None else None,
+        "Tiempo de ejecución": fmt_seconds(run) if run is not None else None,
+        "Colisiones entre partículas": result.particle_collisions,
+        "Colisiones con paredes": result.wall_collisions,
+    }
     for label, value in shown.items():
         table.add_row(label, "—" if value is None else str(value))
     for key, value in result.reported.items():
-        if key not in ("worker_id", "benchmark", "execution_time", "simulation_time", "particle_collisions",
-                       "wall_collisions"):
+        if key not in (
+            "worker_id",
+            "benchmark",
+            "execution_time",
+            "simulation_time",
+            "particle_collisions",
+            "wall_collisions",
+        ):
             table.add_row(f"[dim]{key}[/]", str(value)[:300])
     return table
 
@@ -210,14 +245,24 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
     cells: list[list[str | Text]] = []
     for row in rows:
         py, cy = row.python, row.cython
-        cells.append([
-            row.worker_id, _run_time(py), _run_time(cy),
-            f"{row.speedup:.1f}x" if row.speedup is not None else "-",
-            f"{_collisions(py)} / {_collisions(cy)}", _match(row.checksums_match),
-        ])
-    columns = [Column("Worker"), Column("Tiempo Python", "T. Python", justify="right"),
-               Column("Tiempo Cython", "T. Cython", justify="right"), Column("Aceleración", "Acel.", justify="right"),
-               Column("Colisiones (Py / Cy)", "Colisiones", justify="right"), Column("Checksums", justify="center")]
+        cells.append(
+            [
+                row.worker_id,
+                _run_time(py),
+                _run_time(cy),
+                f"{row.speedup:.1f}x" if row.speedup is not None else "-",
+                f"{_collisions(py)} / {_collisions(cy)}",
+                _match(row.checksums_match),
+            ]
+        )
+    columns = [
+        Column("Worker"),
+        Column("Tiempo Python", "T. Python", justify="right"),
+        Column("Tiempo Cython", "T. Cython", justify="right"),
+        Column("Aceleración", "Acel.", justify="right"),
+        Column("Colisiones (Py / Cy)", "Colisiones", justify="right"),
+        Column("Checksums", justify="center"),
+    ]
     return FittedTable(columns, cells, title=title)
 
 
@@ -282,8 +327,11 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
                 cells.append(Text("OK", style="green") if found.ok else Text("FALLO", style="bold red"))
         cells.append(Text("SUPERADO", style="bold green") if report.passed else Text("FALLIDO", style="bold red"))
         rows.append(cells)
-    columns = [Column("Worker"), *(Column(name, justify="center") for _, name in names),
-               Column("Resultado", justify="center")]
+    columns = [
+        Column("Worker"),
+        *(Column(name, justify="center") for _, name in names),
+        Column("Resultado", justify="center"),
+    ]
     return FittedTable(columns, rows, title=title)
 
 
@@ -293,29 +341,60 @@ def check_table(reports: Iterable[WorkerChecks], *, title: str = "Resumen de pru
 def queue_status(summary: Summary, workers: Sequence[MemberView], batches: Sequence[BatchInfo]) -> Group:
     """Queue counts, the executor's members and the latest batches."""
     s = summary
-    parts: list[Any] = [Text.from_markup(
-        f"[bold]Cola:[/] {count(s.total, 'tarea', 'tareas')} — en cola {s.queued}, en curso {s.running}, "
-        f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
-        f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
-    )]
+    parts: list[Any] = [
+        Text.from_markup(
+            f"[bold]Cola:[/] {count(s.total, 'tarea', 'tareas')} — en cola {s.queued}, en curso {s.running}, "
+            f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
+            f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
+        )
+    ]
     rows: list[list[str | Text]] = []
     for w in workers:
         state = Text("ACTIVO", style="bold green") if w.state == "active" else Text("INACTIVO", style="bold red")
         rows.append([w.id, w.address, state, str(w.capacity), str(w.inflight), str(w.completed)])
-    parts.append(FittedTable(
-        [Column("Worker"), Column("Dirección"), Column("Estado"), Column("Capacidad", "Cap.", justify="right"),
-         Column("En curso", justify="right"), Column("Completadas", "Hechas", justify="right")],
-        rows, title=f"Workers ({s.workers_active}/{s.workers_total} activos)"))
+    parts.append(
+        FittedTable(
+            [
+                Column("Worker"),
+                Column("Dirección"),
+                Column("Estado"),
+                Column("Capacidad", "Cap.", justify="right"),
+                Column("En curso", justify="right"),
+                Column("Completadas", "Hechas", justify="right"),
+            ],
+            rows,
+            title=f"Workers ({s.workers_active}/{s.workers_total} activos)",
+        )
+    )
     if s.workers_active == 0 and s.workers_total > 0:
         parts.append(Text(NO_ACTIVE_WORKERS, style="bold red"))
     if batches:
-        parts.append(FittedTable(
-            [Column("Lote"), Column("Total", justify="right"), Column("Éxito", justify="right"),
-             Column("Fallidas", "Fall.", justify="right"), Column("En curso", "Curso", justify="right"),
-             Column("En cola", "Cola", justify="right"), Column("Canceladas", "Canc.", justify="right")],
-            [[b.batch, str(b.total), str(b.success), str(b.failed), str(b.running), str(b.queued), str(b.cancelled)]
-             for b in batches],
-            title="Últimos lotes"))
+        parts.append(
+            FittedTable(
+                [
+                    Column("Lote"),
+                    Column("Total", justify="right"),
+                    Column("Éxito", justify="right"),
+                    Column("Fallidas", "Fall.", justify="right"),
+                    Column("En curso", "Curso", justify="right"),
+                    Column("En cola", "Cola", justify="right"),
+                    Column("Canceladas", "Canc.", justify="right"),
+                ],
+                [
+                    [
+                        b.batch,
+                        str(b.total),
+                        str(b.success),
+                        str(b.failed),
+                        str(b.running),
+                        str(b.queued),
+                        str(b.cancelled),
+                    ]
+                    for b in batches
+                ],
+                title="Últimos lotes",
+            )
+        )
     return Group(*parts)
 
 
@@ -333,9 +412,14 @@ class BatchProgress:
         if self._narrow and len(label) > 14:
             label = label.split(maxsplit=1)[0].capitalize()  # "lote b-2024...-3f9a" -> "Lote"
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=16 if self._narrow else 40),
-            MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-            console=console, disable=not show, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=16 if self._narrow else 40),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show,
+            transient=False,
         )
         self._bar = self._progress.add_task(label, total=None, detail="")
 
@@ -362,8 +446,13 @@ class RowsProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=not show, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show,
+            transient=False,
         )
         self._bar = self._progress.add_task(label, total=None)
 
@@ -381,7 +470,13 @@ class RowsProgress:
 def checks_table(checks: Sequence[Check]) -> FittedTable:
     """Verification runs next to their originals."""
     return FittedTable(
-        [Column("Tarea"), Column("Worker", drop=1), Column("Repetición"), Column("Worker", drop=1),
-         Column("Resultado", wrap=14)],
+        [
+            Column("Tarea"),
+            Column("Worker", drop=1),
+            Column("Repetición"),
+            Column("Worker", drop=1),
+            Column("Resultado", wrap=14),
+        ],
         [[c.original_id, str(c.original_worker), c.verify_id, str(c.verify_worker), c.label] for c in checks],
-        title="Verificación en otro worker")
+        title="Verificación en otro worker",
+    )

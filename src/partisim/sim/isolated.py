@@ -171,7 +171,10 @@ class _Child:
             env.setdefault(var, "1")  # one child per slot already fills the CPUs
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "partisim.sim.isolated"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
         )
         self.replies: queue.Queue[Any] = queue.Queue()
         self.stopped = False
@@ -323,8 +326,14 @@ def running_pid(key: str) -> int | None:
         return ticket.child.pid if ticket is not None and ticket.child is not None else None
 
 
-def run_isolated(params: SimParams, engine: str, timeout: float, *, key: str | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> IsolatedRun:
+def run_isolated(
+    params: SimParams,
+    engine: str,
+    timeout: float,
+    *,
+    key: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> IsolatedRun:
     """Run one simulation in a warm child process; kill it past ``timeout`` seconds, or
     as soon as ``should_stop()`` is true or `stop(key)` is called.
 
@@ -347,8 +356,9 @@ def _cancelled(elapsed: float, pid: int) -> IsolatedRun:
     return IsolatedRun("cancelled", message="la tarea se canceló y su proceso se detuvo", elapsed=elapsed, pid=pid)
 
 
-def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
-         should_stop: Callable[[], bool] | None) -> IsolatedRun:
+def _run(
+    ticket: _Ticket, params: SimParams, engine: str, timeout: float, should_stop: Callable[[], bool] | None
+) -> IsolatedRun:
     try:
         child = _pool.take()
     except OSError as exc:
@@ -371,8 +381,12 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
         if left <= 0:
             _pool.discard(child)
             _pool.replace_soon()
-            return IsolatedRun("timeout", message=f"la tarea superó su tiempo límite de {timeout:g} s y se detuvo",
-                               elapsed=time.perf_counter() - start, pid=child.pid)
+            return IsolatedRun(
+                "timeout",
+                message=f"la tarea superó su tiempo límite de {timeout:g} s y se detuvo",
+                elapsed=time.perf_counter() - start,
+                pid=child.pid,
+            )
         try:
             reply = child.replies.get(timeout=min(STOP_CHECK_S, left))
             break
@@ -388,8 +402,9 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
         _pool.replace_soon()
         if child.stopped:
             return _cancelled(elapsed, child.pid)
-        return IsolatedRun("failed", message=f"el proceso de la simulación {_exit_reason(code)}", elapsed=elapsed,
-                           pid=child.pid)
+        return IsolatedRun(
+            "failed", message=f"el proceso de la simulación {_exit_reason(code)}", elapsed=elapsed, pid=child.pid
+        )
     status, payload = reply
     if status == "success":
         _pool.give_back(child)
@@ -398,8 +413,9 @@ def _run(ticket: _Ticket, params: SimParams, engine: str, timeout: float,
         _pool.discard(child)
     else:
         _pool.give_back(child)
-    return IsolatedRun("invalid" if status == "invalid" else "failed", message=str(payload), elapsed=elapsed,
-                       pid=child.pid)
+    return IsolatedRun(
+        "invalid" if status == "invalid" else "failed", message=str(payload), elapsed=elapsed, pid=child.pid
+    )
 
 
 if __name__ == "__main__":

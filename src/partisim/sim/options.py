@@ -17,8 +17,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "dt": ("--dt", "paso de tiempo (DT; por defecto 0.1)"),
     "max_speed": ("--max-speed", "velocidad inicial máxima (VELOCIDAD_INICIAL_MAX; por defecto 20)"),
     "wall_restitution": ("--wall-restitution", "coeficiente de restitución con la pared (0..1; por defecto 0.8)"),
-    "particle_restitution": ("--particle-restitution",
-                             "coeficiente de restitución entre partículas (0..1; por defecto 0.9)"),
+    "particle_restitution": (
+        "--particle-restitution",
+        "coeficiente de restitución entre partículas (0..1; por defecto 0.9)",
+    ),
 }
 INT_FIELDS = frozenset({"particles", "steps", "seed"})
 SHORT_FLAGS = {"particles": "-n", "steps": "-s"}

@@ -14,8 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from partisim.errors import ParamsError, explain_validation
 
-__all__ = ["SimParams", "parse_params", "explain", "ALIASES", "LEGACY_NAMES", "MAX_PACKING", "MAX_SPEED",
-           "MIN_SIDE", "MAX_SIDE"]
+__all__ = [
+    "SimParams",
+    "parse_params",
+    "explain",
+    "ALIASES",
+    "LEGACY_NAMES",
+    "MAX_PACKING",
+    "MAX_SPEED",
+    "MIN_SIDE",
+    "MAX_SIDE",
+]
 
 #: Densest packing of equal disks in the plane (hexagonal): pi / (2*sqrt(3)).
 MAX_PACKING = 0.9069
@@ -37,9 +46,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 class SimParams(BaseModel):
     """A validated, immutable set of simulation parameters."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     particles: StrictInt = Field(100, ge=1, le=1_000_000, alias="NUM_PARTICULAS")
     steps: StrictInt = Field(1000, ge=1, le=10_000_000, alias="NUM_PASOS")
@@ -60,20 +67,21 @@ class SimParams(BaseModel):
         if self.width <= d:
             raise ParamsError(f"ANCHO_MUNDO (width) = {self.width} debe ser mayor que 2*radio = {d}", field="width")
         if self.height <= d:
-            raise ParamsError(f"ALTO_MUNDO (height) = {self.height} debe ser mayor que 2*radio = {d}",
-                              field="height")
+            raise ParamsError(f"ALTO_MUNDO (height) = {self.height} debe ser mayor que 2*radio = {d}", field="height")
         if self.packing_fraction > MAX_PACKING:
             raise ParamsError(
                 f"NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento "
                 f"{self.packing_fraction:.4f} supera {MAX_PACKING} (empaquetamiento más denso posible); "
-                "use menos partículas, un radio menor o un mundo más grande", field="particles"
+                "use menos partículas, un radio menor o un mundo más grande",
+                field="particles",
             )
         # Our addition to the design: a particle must not cross the box in one
         # step; beyond that the model is meaningless and speeds could overflow.
         if self.max_speed * self.dt > min(self.width, self.height):
             raise ParamsError(
                 "VELOCIDAD_INICIAL_MAX*DT (max_speed*dt) no puede superar el lado menor del mundo: "
-                "una partícula cruzaría el mundo en un solo paso", field="max_speed"
+                "una partícula cruzaría el mundo en un solo paso",
+                field="max_speed",
             )
         return self
 
@@ -121,8 +129,10 @@ def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> Sim
         if name is None:
             continue  # unknown: pydantic names it below
         if name in given:
-            raise ParamsError(f"{key} aparece dos veces (también como {given[name]}): "
-                              f"es el mismo parámetro, {ALIASES[name]}", field=str(key))
+            raise ParamsError(
+                f"{key} aparece dos veces (también como {given[name]}): es el mismo parámetro, {ALIASES[name]}",
+                field=str(key),
+            )
         given[name] = key
     # ETAPA-6 names become field names; every other key goes to the model as given
     renamed = {LEGACY_NAMES.get(k, k) if isinstance(k, str) else k: v for k, v in merged.items()}

@@ -62,13 +62,19 @@ class RateCheck:
         runs = "1 tarea" if self.runs == 1 else f"{_count(self.runs)} tareas"
         extra = ""
         if self.per_particle is not None and self.per_particle < SHORT_RUN_COLLISIONS:
-            extra += (f"; ejecuciones cortas ({_decimal(self.per_particle, 1)} colisiones por partícula): "
-                      "el arranque añade del orden de un 1–5 %")
+            extra += (
+                f"; ejecuciones cortas ({_decimal(self.per_particle, 1)} colisiones por partícula): "
+                "el arranque añade del orden de un 1–5 %"
+            )
         if self.left_out:
-            extra += (f"; sin contar {'1 tarea' if self.left_out == 1 else f'{_count(self.left_out)} tareas'} "
-                     "fuera del alcance de la teoría")
-        return (f"Física: colisiones medidas / teoría cinética = {_decimal(self.ratio)} ({steps} se espera "
-                f"≈ {_decimal(self.expected)}; {runs}, {_count(self.collisions)} colisiones{extra})")
+            extra += (
+                f"; sin contar {'1 tarea' if self.left_out == 1 else f'{_count(self.left_out)} tareas'} "
+                "fuera del alcance de la teoría"
+            )
+        return (
+            f"Física: colisiones medidas / teoría cinética = {_decimal(self.ratio)} ({steps} se espera "
+            f"≈ {_decimal(self.expected)}; {runs}, {_count(self.collisions)} colisiones{extra})"
+        )
 
 
 def _decimal(x: float, digits: int = 3) -> str:
@@ -81,13 +87,18 @@ def _count(n: int) -> str:
 
 def _outside(params: SimParams, temperature: float) -> str | None:
     """Why the theory does not apply to these runs, or None when it does."""
-    inelastic = [f"{ALIASES[f]} = {getattr(params, f):g}" for f in ("particle_restitution", "wall_restitution")
-                 if getattr(params, f) != 1.0]
+    inelastic = [
+        f"{ALIASES[f]} = {getattr(params, f):g}"
+        for f in ("particle_restitution", "wall_restitution")
+        if getattr(params, f) != 1.0
+    ]
     if inelastic:
         return f"el lote no es elástico ({', '.join(inelastic)})"
     if params.packing_fraction > THEORY_MAX_PACKING:
-        return (f"el lote es demasiado denso para la teoría (fracción de empaquetamiento "
-                f"{params.packing_fraction:.2f}; se valida hasta {THEORY_MAX_PACKING:g})").replace(".", ",")
+        return (
+            f"el lote es demasiado denso para la teoría (fracción de empaquetamiento "
+            f"{params.packing_fraction:.2f}; se valida hasta {THEORY_MAX_PACKING:g})"
+        ).replace(".", ",")
     if params.particles < 2:
         return "con una sola partícula no hay colisiones entre partículas"
     if not temperature > 0:
@@ -128,8 +139,14 @@ def check_rate(totals: Sequence[RunTotals]) -> RateCheck | None:
         largest = max(reasons, key=lambda r: r[0])  # the first of the largest
         return RateCheck(runs=0, collisions=0, ratio=None, expected=None, reason=largest[1], left_out=left_out)
     if measured < MIN_COLLISIONS or not theory > 0:
-        why = (f"hay pocas colisiones para una estadística ({_count(measured)}; hacen falta al menos "
-               f"{MIN_COLLISIONS})")
+        why = f"hay pocas colisiones para una estadística ({_count(measured)}; hacen falta al menos {MIN_COLLISIONS})"
         return RateCheck(runs=runs, collisions=measured, ratio=None, expected=None, reason=why, left_out=left_out)
-    return RateCheck(runs=runs, collisions=measured, ratio=measured / theory, expected=expected / theory,
-                     left_out=left_out, several_dt=len(dts) > 1, per_particle=2.0 * measured / particles)
+    return RateCheck(
+        runs=runs,
+        collisions=measured,
+        ratio=measured / theory,
+        expected=expected / theory,
+        left_out=left_out,
+        several_dt=len(dts) > 1,
+        per_particle=2.0 * measured / particles,
+    )

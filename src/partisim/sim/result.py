@@ -14,8 +14,10 @@ __all__ = ["SimResult", "NonFiniteResult", "non_finite_message"]
 
 def non_finite_message(fields: list[str]) -> str:
     """The one Spanish sentence for a result that JSON cannot carry (NaN or Infinity)."""
-    return (f"la simulación dio valores no finitos ({', '.join(fields)}); reduzca VELOCIDAD_INICIAL_MAX o DT. "
-            "Los límites de docs/modelo.md deberían impedirlo: comuníquelo como un error de partisim")
+    return (
+        f"la simulación dio valores no finitos ({', '.join(fields)}); reduzca VELOCIDAD_INICIAL_MAX o DT. "
+        "Los límites de docs/modelo.md deberían impedirlo: comuníquelo como un error de partisim"
+    )
 
 
 class NonFiniteResult(ParamsError):

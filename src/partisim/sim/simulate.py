@@ -19,8 +19,9 @@ Progress = Callable[[int, int, float], None]
 CHUNK_SECONDS = 0.25
 
 
-def simulate(params: SimParams, engine: str = "cython", threads: int = 1, *,
-             progress: Progress | None = None) -> SimResult:
+def simulate(
+    params: SimParams, engine: str = "cython", threads: int = 1, *, progress: Progress | None = None
+) -> SimResult:
     """Run ``params.steps`` steps of ``engine`` from the initial state, with up to ``threads``
     threads (capped at this machine's cores; the single-threaded engines use one). Every
     thread count gives the same result.
@@ -30,8 +31,7 @@ def simulate(params: SimParams, engine: str = "cython", threads: int = 1, *,
     the counts and the checksum are those of one uninterrupted run; only the time
     spent in the engine counts as ``simulation_time``, never the callback's."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ParamsError(f"threads (hilos) debe ser un número entero >= 1, se recibió {threads!r}",
-                          field="threads")
+        raise ParamsError(f"threads (hilos) debe ser un número entero >= 1, se recibió {threads!r}", field="threads")
     name = resolve_engine(engine)
     run = get_engine(name)
     used = engine_threads(name, threads)

@@ -28,8 +28,7 @@ def initial_state(p: SimParams) -> State:
     w = rng.random((n, 2))
     vx = (w[:, 0] - 0.5) * (2 * p.max_speed)
     vy = (w[:, 1] - 0.5) * (2 * p.max_speed)
-    return (np.ascontiguousarray(x), np.ascontiguousarray(y),
-            np.ascontiguousarray(vx), np.ascontiguousarray(vy))
+    return (np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(vx), np.ascontiguousarray(vy))
 
 
 def checksum(state: State) -> str:

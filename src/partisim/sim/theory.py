@@ -138,8 +138,9 @@ def _thermal_speed(params: SimParams, temperature: float | None) -> float:
         return params.max_speed / math.sqrt(3.0)
     is_number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
     if not (is_number and math.isfinite(temperature) and temperature >= 0):
-        raise ParamsError(f"la temperatura kT debe ser un número finito >= 0 (recibido {temperature!r})",
-                          field="temperature")
+        raise ParamsError(
+            f"la temperatura kT debe ser un número finito >= 0 (recibido {temperature!r})", field="temperature"
+        )
     return math.sqrt(temperature)
 
 
@@ -236,8 +237,9 @@ def _step_key(params: SimParams) -> _StepKey:
 def _from_key(key: _StepKey) -> SimParams:
     """Parameters validated before: `key` comes from a `SimParams`."""
     particles, width, height, radius, dt, max_speed = key
-    return SimParams.model_construct(particles=particles, width=width, height=height, radius=radius, dt=dt,
-                                     max_speed=max_speed)
+    return SimParams.model_construct(
+        particles=particles, width=width, height=height, radius=radius, dt=dt, max_speed=max_speed
+    )
 
 
 @functools.lru_cache(maxsize=65536)

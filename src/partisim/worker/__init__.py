@@ -17,8 +17,10 @@ __all__ = ["WorkerSettings", "build_settings", "create_app", "run_worker"]
 def __getattr__(name: str) -> Any:
     if name == "create_app":
         from partisim.worker.app import create_app
+
         return create_app
     if name == "run_worker":
         from partisim.worker.server import run_worker
+
         return run_worker
     raise AttributeError(name)

@@ -55,8 +55,15 @@ log = logging.getLogger("partisim.worker")
 OPEN_PATHS = frozenset({"/ping", "/health"})
 MIN_TIMEOUT_S = 0.5
 
-_REJECTED_WORDS = {400: "invalid", 404: "not_found", 405: "not_allowed", 409: "conflict", 413: "invalid",
-                   422: "invalid", 429: "busy"}
+_REJECTED_WORDS = {
+    400: "invalid",
+    404: "not_found",
+    405: "not_allowed",
+    409: "conflict",
+    413: "invalid",
+    422: "invalid",
+    429: "busy",
+}
 
 
 def http_error(exc: PartisimError) -> tuple[int, str]:
@@ -86,8 +93,14 @@ def _json_body(body: dict[str, Any], status_code: int, headers: dict[str, str] |
     return Response(json_bytes(body), status_code=status_code, headers=headers, media_type="application/json")
 
 
-def _error_response(exc: PartisimError, service: WorkerService | None, task_id: str | None = None, *,
-                    refused: bool = True, status: str | None = None) -> Response:
+def _error_response(
+    exc: PartisimError,
+    service: WorkerService | None,
+    task_id: str | None = None,
+    *,
+    refused: bool = True,
+    status: str | None = None,
+) -> Response:
     """The answer for an error; `refused`: the request itself was turned down (counted in /metrics)."""
     code, word = http_error(exc)
     word = status or word
@@ -108,12 +121,14 @@ def _record(rec: TaskRecord, worker_id: str) -> TaskState:
     return rec.state(worker_id, _record_code(rec))
 
 
-def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None, *,
-          only: set[str] | None = None) -> Response:
+def _json(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None, *, only: set[str] | None = None
+) -> Response:
     """A model as strict JSON (its floats are finite by type), serialised by pydantic;
     `only`: just these fields (what an anonymous caller may see)."""
-    return Response(model.model_dump_json(include=only), status_code=status_code, headers=headers,
-                    media_type="application/json")
+    return Response(
+        model.model_dump_json(include=only), status_code=status_code, headers=headers, media_type="application/json"
+    )
 
 
 #: what /ping and /health tell a caller without the token, while one is set: liveness
@@ -135,11 +150,17 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     """The worker app. `port` is the one actually bound (for `--port 0`)."""
     port = settings.port if port is None else port
     if identity is None:
-        identity = resolve_identity(settings.host, port, worker_id=settings.worker_id,
-                                    config_path=settings.config_path, config_explicit=settings.config_explicit)
+        identity = resolve_identity(
+            settings.host,
+            port,
+            worker_id=settings.worker_id,
+            config_path=settings.config_path,
+            config_explicit=settings.config_explicit,
+        )
     service = WorkerService(settings, identity, port)
-    body_doc = {"requestBody": {"required": True,
-                                "content": {"application/json": {"schema": request_schema(settings.limits)}}}}
+    body_doc = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request_schema(settings.limits)}}}
+    }
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -150,9 +171,13 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
             await service.stop()
 
     # redirect_slashes off: "/execute/" is not a path of the contract (a 404, not a redirect)
-    app = FastAPI(title=f"partisim worker {identity.worker_id}", version=__version__, lifespan=lifespan,
-                  redirect_slashes=False,
-                  description="Servicio worker de partisim: ejecuta simulaciones de colisiones de partículas.")
+    app = FastAPI(
+        title=f"partisim worker {identity.worker_id}",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        description="Servicio worker de partisim: ejecuta simulaciones de colisiones de partículas.",
+    )
     app.state.service = service
 
     # -- errors: one place --
@@ -173,8 +198,11 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
             message = f"método {request.method} no permitido en {request.url.path}"
         else:
             message = str(exc.detail)
-        return _json_body({"status": _REJECTED_WORDS.get(exc.status_code, "error"), "error": message},
-                          exc.status_code, getattr(exc, "headers", None))
+        return _json_body(
+            {"status": _REJECTED_WORDS.get(exc.status_code, "error"), "error": message},
+            exc.status_code,
+            getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -184,14 +212,20 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     # -- routes --
 
     # With a token set, an anonymous caller learns only that the worker is alive.
-    @app.get("/ping", responses={200: {"model": PingReply}},
-             summary="¿Está vivo? (sin autenticación; sin token solo dice que está activo)")
+    @app.get(
+        "/ping",
+        responses={200: {"model": PingReply}},
+        summary="¿Está vivo? (sin autenticación; sin token solo dice que está activo)",
+    )
     async def ping(request: Request) -> Response:
         full = _authorized(request)
         return _json(service.ping(full=full), only=None if full else _LIVENESS)
 
-    @app.get("/health", responses={200: {"model": HealthReport}, 503: {"model": HealthReport}},
-             summary="Salud del worker y de su runner (sin autenticación; sin token solo el estado)")
+    @app.get(
+        "/health",
+        responses={200: {"model": HealthReport}, 503: {"model": HealthReport}},
+        summary="Salud del worker y de su runner (sin autenticación; sin token solo el estado)",
+    )
     async def health(request: Request) -> Response:
         full = _authorized(request)
         report = await service.health(full=full)
@@ -207,78 +241,125 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
             request.state.task_id = req.task_id
         # The deadline is brought into [MIN_TIMEOUT_S, --max-timeout] (below that no task can even
         # start) and reported back: `timeout` (applied) and `timeout_requested` in every answer.
-        timeout = settings.max_timeout if req.timeout is None else \
-            min(max(req.timeout, MIN_TIMEOUT_S), settings.max_timeout)
-        rec, created = await service.tasks().submit(benchmark=req.benchmark, engine=req.engine, params=req.params,
-                                                    timeout=timeout, task_id=req.task_id,
-                                                    timeout_requested=req.timeout, threads=req.threads)
+        timeout = (
+            settings.max_timeout if req.timeout is None else min(max(req.timeout, MIN_TIMEOUT_S), settings.max_timeout)
+        )
+        rec, created = await service.tasks().submit(
+            benchmark=req.benchmark,
+            engine=req.engine,
+            params=req.params,
+            timeout=timeout,
+            task_id=req.task_id,
+            timeout_requested=req.timeout,
+            threads=req.threads,
+        )
         request.state.task_id = rec.task_id
         return rec, created
 
-    @app.post("/execute", openapi_extra=body_doc, responses={200: {"model": ExecuteResult}, **_TASK_ERRORS},
-              summary="Ejecuta una simulación y espera su resultado")
+    @app.post(
+        "/execute",
+        openapi_extra=body_doc,
+        responses={200: {"model": ExecuteResult}, **_TASK_ERRORS},
+        summary="Ejecuta una simulación y espera su resultado",
+    )
     async def execute(request: Request) -> Response:
         rec, _ = await _submit(request)
         await service.tasks().wait(rec)
         if rec.status == "success" and rec.result is not None:
             return _json(rec.result)
-        return _error_response(rec.error or WorkerFailed("la tarea no terminó", 500), service, rec.task_id,
-                               refused=False, status="cancelled" if rec.status == "cancelled" else None)
+        return _error_response(
+            rec.error or WorkerFailed("la tarea no terminó", 500),
+            service,
+            rec.task_id,
+            refused=False,
+            status="cancelled" if rec.status == "cancelled" else None,
+        )
 
-    @app.post("/tasks", status_code=202, openapi_extra=body_doc,
-              responses={202: {"model": TaskState}, 200: {"model": TaskState}, **_TASK_ERRORS},
-              summary="Encola una simulación sin esperar (consulte GET /tasks/{task_id})")
+    @app.post(
+        "/tasks",
+        status_code=202,
+        openapi_extra=body_doc,
+        responses={202: {"model": TaskState}, 200: {"model": TaskState}, **_TASK_ERRORS},
+        summary="Encola una simulación sin esperar (consulte GET /tasks/{task_id})",
+    )
     async def submit(request: Request) -> Response:
         rec, created = await _submit(request)
-        return _json(_record(rec, service.worker_id), status_code=202 if created else 200,
-                     headers={"Location": "/tasks/" + quote(rec.task_id, safe="")})  # ids may be any text
+        return _json(
+            _record(rec, service.worker_id),
+            status_code=202 if created else 200,
+            headers={"Location": "/tasks/" + quote(rec.task_id, safe="")},
+        )  # ids may be any text
 
     # `:path`: a task_id may hold "/" (sent as %2F or as is); any printable text is an id
-    @app.get("/tasks/{task_id:path}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
-             summary="Estado y resultado de una tarea")
+    @app.get(
+        "/tasks/{task_id:path}",
+        responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, **_ERRORS},
+        summary="Estado y resultado de una tarea",
+    )
     async def get_task(task_id: str, request: Request) -> Response:
         request.state.task_id = task_id[:128]
         return _json(_record(service.tasks().get(task_id), service.worker_id))
 
-    @app.delete("/tasks/{task_id:path}", responses={200: {"model": TaskState}, 404: {"model": ErrorBody},
-                                               409: {"model": ErrorBody}, **_ERRORS},
-                summary="Cancela una tarea en espera o en curso (detiene su cálculo)")
+    @app.delete(
+        "/tasks/{task_id:path}",
+        responses={200: {"model": TaskState}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}, **_ERRORS},
+        summary="Cancela una tarea en espera o en curso (detiene su cálculo)",
+    )
     async def cancel_task(task_id: str, request: Request) -> Response:
         request.state.task_id = task_id[:128]
         rec = await service.tasks().cancel(task_id)
         return _json(_record(rec, service.worker_id))
 
-    @app.get("/history", responses={200: {"model": History}, **_ERRORS},
-             summary="Últimas tareas (las más recientes primero)")
-    async def history(limit: int = Query(1000, ge=1, description="cuántas (como máximo 1000)"),
-                      status: str | None = Query(None, description="filtra por estado: " + ", ".join(STATES)),
-                      ) -> Response:
+    @app.get(
+        "/history", responses={200: {"model": History}, **_ERRORS}, summary="Últimas tareas (las más recientes primero)"
+    )
+    async def history(
+        limit: int = Query(1000, ge=1, description="cuántas (como máximo 1000)"),
+        status: str | None = Query(None, description="filtra por estado: " + ", ".join(STATES)),
+    ) -> Response:
         if status is not None and status not in STATES:
-            raise ParamsError(f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}",
-                              field="status")
+            raise ParamsError(
+                f"status: estado desconocido {status[:40]!r}; válidos: {', '.join(STATES)}", field="status"
+            )
         manager = service.tasks()
         records = manager.history(min(limit, 1000), status)
         tasks = [_record(r, service.worker_id) for r in records]
-        return _json(History(worker_id=service.worker_id, count=len(records), tasks=tasks, task_history=tasks,
-                             statistics=manager.statistics()))
+        return _json(
+            History(
+                worker_id=service.worker_id,
+                count=len(records),
+                tasks=tasks,
+                task_history=tasks,
+                statistics=manager.statistics(),
+            )
+        )
 
-    @app.get("/current", responses={200: {"model": CurrentTasks}, **_ERRORS},
-             summary="Tareas en curso ahora (y cuántas esperan en la cola)")
+    @app.get(
+        "/current",
+        responses={200: {"model": CurrentTasks}, **_ERRORS},
+        summary="Tareas en curso ahora (y cuántas esperan en la cola)",
+    )
     async def current() -> Response:
         manager = service.tasks()
         running = manager.current()
-        return _json(CurrentTasks(worker_id=service.worker_id, count=len(running),
-                                  tasks=[_record(r, service.worker_id) for r in running], queued=manager.queued))
+        return _json(
+            CurrentTasks(
+                worker_id=service.worker_id,
+                count=len(running),
+                tasks=[_record(r, service.worker_id) for r in running],
+                queued=manager.queued,
+            )
+        )
 
-    @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS,
-             summary="Métricas en formato Prometheus")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS, summary="Métricas en formato Prometheus")
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(service.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # Each add_middleware wraps what is already there, so the last one added runs first:
     # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused)
-    app.add_middleware(BearerAuth, token=settings.token, open_paths=OPEN_PATHS,
-                       on_refused=service.metrics.request_refused)
+    app.add_middleware(
+        BearerAuth, token=settings.token, open_paths=OPEN_PATHS, on_refused=service.metrics.request_refused
+    )
     app.add_middleware(RequestLog)
     return app

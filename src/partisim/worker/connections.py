@@ -48,27 +48,41 @@ LINGER_S = 2.0
 
 def _raw_json(status_line: bytes, data: dict[str, str]) -> bytes:
     body = json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
-    head = (b"HTTP/1.1 " + status_line + b"\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
+    head = (
+        b"HTTP/1.1 " + status_line + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+    )
     return head + body
 
 
 def timeout_response(seconds: float) -> bytes:
     """The raw ``408`` written on the socket when a request did not arrive in time."""
-    return _raw_json(b"408 Request Timeout", {
-        "status": "timeout",
-        "error": f"la petición no llegó completa en {seconds:g} s (cabeceras y cuerpo); se cierra la conexión"})
+    return _raw_json(
+        b"408 Request Timeout",
+        {
+            "status": "timeout",
+            "error": f"la petición no llegó completa en {seconds:g} s (cabeceras y cuerpo); se cierra la conexión",
+        },
+    )
 
 
-_MALFORMED = _raw_json(b"400 Bad Request", {
-    "status": "invalid",
-    "error": "petición HTTP mal formada (línea de petición, ruta, cabeceras o codificación del cuerpo); "
-             "se cierra la conexión"})
+_MALFORMED = _raw_json(
+    b"400 Bad Request",
+    {
+        "status": "invalid",
+        "error": "petición HTTP mal formada (línea de petición, ruta, cabeceras o codificación del cuerpo); "
+        "se cierra la conexión",
+    },
+)
 
 
-_HEADERS_TOO_LARGE = _raw_json(b"431 Request Header Fields Too Large", {
-    "status": "invalid",
-    "error": f"la línea de petición y las cabeceras superan {MAX_HEADER_BYTES} bytes; se cierra la conexión"})
+_HEADERS_TOO_LARGE = _raw_json(
+    b"431 Request Header Fields Too Large",
+    {
+        "status": "invalid",
+        "error": f"la línea de petición y las cabeceras superan {MAX_HEADER_BYTES} bytes; se cierra la conexión",
+    },
+)
 
 
 class _HeadersTooLarge(Exception):
@@ -77,15 +91,28 @@ class _HeadersTooLarge(Exception):
 
 def _too_many(limit: int) -> Any:
     """An ASGI app answering 503 (JSON) to a request over the connection limit."""
-    body = json.dumps({"status": "unavailable",
-                       "error": f"demasiadas conexiones simultáneas con este worker (máximo {limit}); "
-                                "reintente en unos segundos"}, ensure_ascii=False, allow_nan=False).encode()
+    body = json.dumps(
+        {
+            "status": "unavailable",
+            "error": f"demasiadas conexiones simultáneas con este worker (máximo {limit}); reintente en unos segundos",
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", b"1"), (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -98,8 +125,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     request_timeout: float = 10.0
     _last_warning: float = 0.0  # shared by all connections: one log line per burst
 
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         # uvicorn's own check would answer text/plain: take it over (same rule, JSON answer)
         self.max_connections = self.limit_concurrency
@@ -146,8 +178,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if now - GuardedHttpProtocol._last_warning >= _WARN_EVERY_S:
             GuardedHttpProtocol._last_warning = now
             peer = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
-            log.warning("conexión de %s cerrada: la petición no llegó completa en %g s "
-                        "(se avisa como mucho una vez cada %g s)", peer, self.request_timeout, _WARN_EVERY_S)
+            log.warning(
+                "conexión de %s cerrada: la petición no llegó completa en %g s (se avisa como mucho una vez cada %g s)",
+                peer,
+                self.request_timeout,
+                _WARN_EVERY_S,
+            )
 
     # -- uvicorn's callbacks --
 

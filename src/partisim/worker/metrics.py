@@ -8,8 +8,24 @@ from collections.abc import Iterable
 __all__ = ["Metrics", "BUCKETS"]
 
 #: upper bounds (s) of the task duration histogram
-BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                              120.0, 300.0, 600.0)
+BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
 
 
 def _label(value: str) -> str:
@@ -34,8 +50,9 @@ class Metrics:
     def request_refused(self, code: int) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
 
-    def render(self, *, worker_id: str, version: str, runner: str, running: int, queued: int,
-               capacity: int, uptime_s: float) -> str:
+    def render(
+        self, *, worker_id: str, version: str, runner: str, running: int, queued: int, capacity: int, uptime_s: float
+    ) -> str:
         w = f'worker_id="{_label(worker_id)}"'
         lines = [
             "# HELP partisim_worker_info Worker identity.",
@@ -71,6 +88,9 @@ class Metrics:
             ("capacity", "Tasks that may run at once.", capacity),
             ("uptime_seconds", "Seconds since the worker started.", round(uptime_s, 3)),
         ):
-            lines += [f"# HELP partisim_worker_{name} {help_text}", f"# TYPE partisim_worker_{name} gauge",
-                      f"partisim_worker_{name}{{{w}}} {value}"]
+            lines += [
+                f"# HELP partisim_worker_{name} {help_text}",
+                f"# TYPE partisim_worker_{name} gauge",
+                f"partisim_worker_{name}{{{w}}} {value}",
+            ]
         return "\n".join(lines) + "\n"

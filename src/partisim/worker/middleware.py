@@ -33,12 +33,21 @@ def printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape", errors="replace").decode("ascii")
 
 
-async def json_error(send: Send, code: int, status: str, message: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def json_error(
+    send: Send, code: int, status: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json_bytes({"status": status, "error": message})
-    await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -66,8 +75,14 @@ class RequestLog:
         finally:
             task_id = scope.get("state", {}).get("task_id")
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %s %.1f ms%s", scope["method"], printable(scope["path"]), status or "-", ms,
-                     f" tarea={printable(task_id)}" if task_id else "")
+            log.info(
+                "%s %s %s %.1f ms%s",
+                scope["method"],
+                printable(scope["path"]),
+                status or "-",
+                ms,
+                f" tarea={printable(task_id)}" if task_id else "",
+            )
 
 
 class BearerAuth:
@@ -76,8 +91,13 @@ class BearerAuth:
     Every request's ``state["authorized"]`` tells the routes whether the caller showed the
     token (always true without one): the open paths answer an anonymous caller less."""
 
-    def __init__(self, app: ASGIApp, token: str | None, open_paths: frozenset[str],
-                 on_refused: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        open_paths: frozenset[str],
+        on_refused: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.open_paths = open_paths
@@ -106,8 +126,11 @@ class BearerAuth:
             return
         if self.on_refused:
             self.on_refused(401)
-        message = ("falta la cabecera Authorization: Bearer <token>" if not given
-                   else "token incorrecto en Authorization: Bearer")
+        message = (
+            "falta la cabecera Authorization: Bearer <token>"
+            if not given
+            else "token incorrecto en Authorization: Bearer"
+        )
         await json_error(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
 
 
@@ -122,9 +145,13 @@ class BodyLimit:
     async def _refuse(self, send: Send) -> None:
         if self.on_refused:
             self.on_refused(422)
-        await json_error(send, 422, "invalid",
-                         f"el cuerpo de la petición supera el límite de este worker "
-                         f"(max_body_bytes = {self.max_bytes} bytes)", [(b"connection", b"close")])
+        await json_error(
+            send,
+            422,
+            "invalid",
+            f"el cuerpo de la petición supera el límite de este worker (max_body_bytes = {self.max_bytes} bytes)",
+            [(b"connection", b"close")],
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):

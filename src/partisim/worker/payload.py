@@ -71,15 +71,23 @@ def loads_strict(body: bytes) -> Any:
 def check_limits(params: SimParams, limits: Limits) -> None:
     """Refuse what this worker was configured not to run."""
     if params.particles > limits.max_particles:
-        raise ParamsError(f"NUM_PARTICULAS = {params.particles} supera el límite de este worker "
-                          f"(max_particles = {limits.max_particles})", field="particles")
+        raise ParamsError(
+            f"NUM_PARTICULAS = {params.particles} supera el límite de este worker "
+            f"(max_particles = {limits.max_particles})",
+            field="particles",
+        )
     if params.steps > limits.max_steps:
-        raise ParamsError(f"NUM_PASOS = {params.steps} supera el límite de este worker "
-                          f"(max_steps = {limits.max_steps})", field="steps")
+        raise ParamsError(
+            f"NUM_PASOS = {params.steps} supera el límite de este worker (max_steps = {limits.max_steps})",
+            field="steps",
+        )
     work = params.particles * params.steps
     if work > limits.max_work:
-        raise ParamsError(f"NUM_PARTICULAS x NUM_PASOS = {work} supera el presupuesto de trabajo de este "
-                          f"worker (max_work = {limits.max_work})", field="particles")
+        raise ParamsError(
+            f"NUM_PARTICULAS x NUM_PASOS = {work} supera el presupuesto de trabajo de este "
+            f"worker (max_work = {limits.max_work})",
+            field="particles",
+        )
 
 
 def _shown(value: Any) -> str:
@@ -90,12 +98,14 @@ def _shown(value: Any) -> str:
 def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     data = loads_strict(body)
     if not isinstance(data, dict):
-        raise ParamsError(f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; "
-                          f"se recibió {json_type_name(data)}")
+        raise ParamsError(
+            f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; se recibió {json_type_name(data)}"
+        )
     unknown = [k for k in data if k not in _FIELDS]
     if unknown:
-        raise ParamsError(f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})",
-                          field=str(unknown[0])[:60])
+        raise ParamsError(
+            f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})", field=str(unknown[0])[:60]
+        )
     if "benchmark" not in data:
         raise ParamsError(f"falta el campo benchmark (uno de: {', '.join(BENCHMARKS)})", field="benchmark")
     benchmark = data["benchmark"]
@@ -113,18 +123,22 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     task_id = data.get("task_id")
     problem = None if task_id is None else task_id_problem(task_id)
     if problem:
-        raise ParamsError(f"task_id {problem}: use un texto imprimible de 1 a {TASK_ID_MAX} caracteres; "
-                          f"se recibió {_shown(task_id)}", field="task_id")
+        raise ParamsError(
+            f"task_id {problem}: use un texto imprimible de 1 a {TASK_ID_MAX} caracteres; se recibió {_shown(task_id)}",
+            field="task_id",
+        )
     timeout = data.get("timeout")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ParamsError(f"timeout debe ser un número de segundos mayor que 0; se recibió {_shown(timeout)}",
-                              field="timeout")
+            raise ParamsError(
+                f"timeout debe ser un número de segundos mayor que 0; se recibió {_shown(timeout)}", field="timeout"
+            )
         timeout = float(timeout)
     threads = data.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ParamsError(f"threads (hilos) debe ser un número entero >= 1; se recibió {_shown(threads)}",
-                          field="threads")
+        raise ParamsError(
+            f"threads (hilos) debe ser un número entero >= 1; se recibió {_shown(threads)}", field="threads"
+        )
     return TaskRequest(str(benchmark), engine, params, task_id, timeout, threads)
 
 
@@ -138,8 +152,10 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
         for alias, limit in (("NUM_PARTICULAS", limits.max_particles), ("NUM_PASOS", limits.max_steps)):
             if alias in props:
                 props[alias]["maximum"] = min(props[alias].get("maximum", limit), limit)
-        params["description"] = (f"Límites de este worker: NUM_PARTICULAS <= {limits.max_particles}, NUM_PASOS <= "
-                                 f"{limits.max_steps}, NUM_PARTICULAS x NUM_PASOS <= {limits.max_work}")
+        params["description"] = (
+            f"Límites de este worker: NUM_PARTICULAS <= {limits.max_particles}, NUM_PASOS <= "
+            f"{limits.max_steps}, NUM_PARTICULAS x NUM_PASOS <= {limits.max_work}"
+        )
     # the ETAPA-6 names, aliases of the API ones (one spelling per parameter in a request)
     for legacy, name in {**LEGACY_NAMES, "seed": "seed"}.items():
         alias = SimParams.model_fields[name].alias or name
@@ -150,21 +166,32 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
         "required": ["benchmark"],
         "additionalProperties": False,
         "properties": {
-            "benchmark": {"type": "string", "enum": list(BENCHMARKS),
-                          "description": "benchmark.py = python, benchmark_cython.py = cython"},
+            "benchmark": {
+                "type": "string",
+                "enum": list(BENCHMARKS),
+                "description": "benchmark.py = python, benchmark_cython.py = cython",
+            },
             "params": params,
-            "task_id": {"type": "string", "minLength": 1, "maxLength": TASK_ID_MAX,
-                        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
-                        "description": "identificador para idempotencia (texto imprimible): nunca se ejecuta "
-                                       "dos veces"},
-            "timeout": {"type": "number", "exclusiveMinimum": 0,
-                        "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker] y la "
-                                       "respuesta dice el aplicado (timeout) y el pedido (timeout_requested)"},
-            "threads": {"type": "integer", "minimum": 1,
-                        "description": "hilos para esta simulación (solo cython los aprovecha); el worker los "
-                                       "limita a su max_threads de /status y cuenta cada hilo como una plaza de su "
-                                       "capacidad; la respuesta dice los usados (threads)"},
+            "task_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": TASK_ID_MAX,
+                "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+                "description": "identificador para idempotencia (texto imprimible): nunca se ejecuta dos veces",
+            },
+            "timeout": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "segundos; se ajusta al rango [0.5, --max-timeout del worker] y la "
+                "respuesta dice el aplicado (timeout) y el pedido (timeout_requested)",
+            },
+            "threads": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "hilos para esta simulación (solo cython los aprovecha); el worker los "
+                "limita a su max_threads de /status y cuenta cada hilo como una plaza de su "
+                "capacidad; la respuesta dice los usados (threads)",
+            },
         },
-        "example": {"benchmark": "benchmark.py",
-                    "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}},
+        "example": {"benchmark": "benchmark.py", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 500, "SEMILLA": 42}},
     }

@@ -43,7 +43,13 @@ from partisim.sim import ENGINES, SimParams
 from partisim.sim.options import OPTIONS as RUN_OPTIONS
 
 __all__ = [
-    "Job", "Runner", "ProcessRunner", "DockerRunner", "DockerProbe", "DockerStatus", "select_runner",
+    "Job",
+    "Runner",
+    "ProcessRunner",
+    "DockerRunner",
+    "DockerProbe",
+    "DockerStatus",
+    "select_runner",
 ]
 
 log = logging.getLogger(__name__)
@@ -197,13 +203,19 @@ class ProcessRunner(Runner):
         self.task_memory_mb = task_memory_mb
         forkserver = "forkserver" in multiprocessing.get_all_start_methods()
         self._ctx: ForkServerContext | SpawnContext = (
-            multiprocessing.get_context("forkserver") if forkserver else multiprocessing.get_context("spawn"))
+            multiprocessing.get_context("forkserver") if forkserver else multiprocessing.get_context("spawn")
+        )
         if isinstance(self._ctx, ForkServerContext):
             # Imported once in the fork server, so a replacement child is warm at once.
-            self._ctx.set_forkserver_preload([
-                "partisim.worker.runners", "partisim.sim",
-                "partisim.sim.engines.python", "partisim.sim.engines.numpy_", "partisim.sim.engines._cython",
-            ])
+            self._ctx.set_forkserver_preload(
+                [
+                    "partisim.worker.runners",
+                    "partisim.sim",
+                    "partisim.sim.engines.python",
+                    "partisim.sim.engines.numpy_",
+                    "partisim.sim.engines._cython",
+                ]
+            )
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partisim-spawn")
@@ -218,8 +230,9 @@ class ProcessRunner(Runner):
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child_main, args=(child, self.task_memory_mb, os.getpid()),
-                                 name="partisim-task", daemon=True)
+        proc = self._ctx.Process(
+            target=_child_main, args=(child, self.task_memory_mb, os.getpid()), name="partisim-task", daemon=True
+        )
         proc.start()
         child.close()  # only the child holds its end: its death reads as EOF here
         if not parent.poll(60):
@@ -291,6 +304,7 @@ class ProcessRunner(Runner):
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = conn.fileno()
+
         def wake() -> None:
             if not ready.done():
                 ready.set_result(None)
@@ -324,8 +338,9 @@ class ProcessRunner(Runner):
             raise TaskTimedOut(f"la tarea superó su tiempo límite de {job.timeout:g} s y se detuvo") from None
         except (EOFError, OSError):
             exitcode = await self._discard(child)
-            raise WorkerFailed(f"el proceso de la tarea {_exit_reason(exitcode)}; el worker sigue activo",
-                               500) from None
+            raise WorkerFailed(
+                f"el proceso de la tarea {_exit_reason(exitcode)}; el worker sigue activo", 500
+            ) from None
         except BaseException:  # cancelled (or anything else): the child may be mid-task
             await asyncio.shield(self._discard(child))
             raise
@@ -374,15 +389,20 @@ class DockerStatus:
     checked_at: float = field(default_factory=time.monotonic)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"docker_available": self.available, "image_available": self.image_available,
-                "docker_image": self.image, "docker_version": self.version, "docker_error": self.error}
+        return {
+            "docker_available": self.available,
+            "image_available": self.image_available,
+            "docker_image": self.image,
+            "docker_version": self.version,
+            "docker_error": self.error,
+        }
 
 
 async def _exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
     """Run a short command; (returncode, stdout, stderr). Raises OSError if it cannot start."""
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE,
-                                                stdin=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except (TimeoutError, asyncio.TimeoutError):
@@ -395,8 +415,9 @@ async def _exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
 class DockerProbe:
     """Is Docker usable, and is the image there? Cached, one probe in flight at a time."""
 
-    def __init__(self, docker_bin: str = "docker", image: str = SIM_IMAGE,
-                 *, ttl: float = 5.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self, docker_bin: str = "docker", image: str = SIM_IMAGE, *, ttl: float = 5.0, timeout: float = 5.0
+    ) -> None:
         self.docker_bin = docker_bin
         self.image = image
         self.ttl = ttl
@@ -455,8 +476,13 @@ class DockerProbe:
         version = out.strip()
         code, _, err = await _exec([binary, "image", "inspect", "--format", "{{.Id}}", self.image], self.timeout)
         if code != 0:
-            return DockerStatus(True, False, self.image, version,
-                                error=f"la imagen {self.image} no existe (docker build -t {self.image} .)")
+            return DockerStatus(
+                True,
+                False,
+                self.image,
+                version,
+                error=f"la imagen {self.image} no existe (docker build -t {self.image} .)",
+            )
         return DockerStatus(True, True, self.image, version)
 
 
@@ -472,8 +498,9 @@ class DockerRunner(Runner):
 
     name = "docker"
 
-    def __init__(self, probe: DockerProbe, *, cpus: float = 1.0, memory: str = "1g", pids: int = 256,
-                 worker_id: str = "worker") -> None:
+    def __init__(
+        self, probe: DockerProbe, *, cpus: float = 1.0, memory: str = "1g", pids: int = 256, worker_id: str = "worker"
+    ) -> None:
         self.probe = probe
         self.cpus = cpus
         self.memory = memory
@@ -501,15 +528,36 @@ class DockerRunner(Runner):
         """The `docker run` argv for a job (also what the tests inspect). A job of k
         threads gets k times the CPUs of one slot (``--cpus``)."""
         argv = [
-            self.probe.docker_bin, "run", "--rm", "--network", "none",
-            "--name", container,
-            "--label", f"partisim.task_id={job.task_id}",
-            "--label", f"partisim.worker_id={self.worker_id}",
-            "--cpus", f"{self.cpus_for(job):g}", "--memory", self.memory, "--memory-swap", self.memory,
-            "--pids-limit", str(self.pids),
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--entrypoint", "partisim", self.image,
-            "run", "--engine", job.engine, "--json",
+            self.probe.docker_bin,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--name",
+            container,
+            "--label",
+            f"partisim.task_id={job.task_id}",
+            "--label",
+            f"partisim.worker_id={self.worker_id}",
+            "--cpus",
+            f"{self.cpus_for(job):g}",
+            "--memory",
+            self.memory,
+            "--memory-swap",
+            self.memory,
+            "--pids-limit",
+            str(self.pids),
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--entrypoint",
+            "partisim",
+            self.image,
+            "run",
+            "--engine",
+            job.engine,
+            "--json",
         ]
         if job.threads > 1:  # only then: an image of an older partisim knows no --threads
             argv += ["--threads", str(job.threads)]
@@ -526,8 +574,8 @@ class DockerRunner(Runner):
             raise WorkerUnavailable(f"Docker no está disponible en este worker: {status.error}", 503)
         if not status.image_available:
             raise WorkerUnavailable(
-                f"la imagen {self.image} no está en este worker; constrúyala con "
-                f"'docker build -t {self.image} .'", 503)
+                f"la imagen {self.image} no está en este worker; constrúyala con 'docker build -t {self.image} .'", 503
+            )
 
     async def _remove(self, container: str) -> None:
         try:
@@ -541,8 +589,8 @@ class DockerRunner(Runner):
         argv = self.command(job, container)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL)
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+            )
         except OSError as exc:
             raise WorkerUnavailable(f"no se pudo ejecutar docker: {explain_os_error(exc)}", 503) from None
         self._running[container] = job.task_id
@@ -552,8 +600,9 @@ class DockerRunner(Runner):
             out, err = await asyncio.wait_for(proc.communicate(), timeout=job.timeout)
         except (TimeoutError, asyncio.TimeoutError):
             await self._stop(proc, container)
-            raise TaskTimedOut(f"la tarea superó su tiempo límite de {job.timeout:g} s; "
-                               f"el contenedor {container} se eliminó") from None
+            raise TaskTimedOut(
+                f"la tarea superó su tiempo límite de {job.timeout:g} s; el contenedor {container} se eliminó"
+            ) from None
         except asyncio.CancelledError:
             await asyncio.shield(self._stop(proc, container))
             raise
@@ -578,9 +627,12 @@ class DockerRunner(Runner):
         if code == 137:
             raise WorkerFailed(f"el contenedor se detuvo (SIGKILL; ¿sin memoria? límite {self.memory})", 500)
         if code == 2 and "--threads" in err:  # argparse: an image older than threads
-            raise WorkerFailed(f"la imagen {self.image} no conoce --threads (es de una versión anterior de "
-                               "partisim): reconstrúyala con 'partisim images build' para ejecutar tareas de "
-                               "varios hilos", 500)
+            raise WorkerFailed(
+                f"la imagen {self.image} no conoce --threads (es de una versión anterior de "
+                "partisim): reconstrúyala con 'partisim images build' para ejecutar tareas de "
+                "varios hilos",
+                500,
+            )
         if code != 0:
             raise WorkerFailed(f"la simulación en el contenedor terminó con código {code}: {reason}", 500)
         for line in reversed(out.strip().splitlines()):
@@ -600,10 +652,19 @@ class DockerRunner(Runner):
 # --------------------------------------------------------------------------- selection
 
 
-async def select_runner(kind: str, probe: DockerProbe, *, capacity: int, task_memory_mb: int | None = None,
-                        docker_cpus: float = 1.0, docker_memory: str = "1g", docker_pids: int = 256,
-                        worker_id: str = "worker") -> tuple[Runner, str | None]:
+async def select_runner(
+    kind: str,
+    probe: DockerProbe,
+    *,
+    capacity: int,
+    task_memory_mb: int | None = None,
+    docker_cpus: float = 1.0,
+    docker_memory: str = "1g",
+    docker_pids: int = 256,
+    worker_id: str = "worker",
+) -> tuple[Runner, str | None]:
     """The runner for `--runner auto|process|docker`, and a note when auto fell back."""
+
     def docker() -> DockerRunner:
         return DockerRunner(probe, cpus=docker_cpus, memory=docker_memory, pids=docker_pids, worker_id=worker_id)
 

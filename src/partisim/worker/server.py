@@ -27,8 +27,11 @@ __all__ = ["run_worker", "configure_logging"]
 def configure_logging(worker_id: str, level: str = "info") -> None:
     """Timestamped lines on stderr, each naming the worker."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s.%(msecs)03d %(levelname)s [{worker_id}] %(message)s",
-                                           datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter(
+            f"%(asctime)s.%(msecs)03d %(levelname)s [{worker_id}] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+        )
+    )
     ours = logging.getLogger("partisim")
     ours.handlers[:] = [handler]
     ours.setLevel(level.upper())
@@ -75,8 +78,13 @@ def _absorb(sig: int, frame: FrameType | None) -> None:
 
 def run_worker(settings: WorkerSettings) -> int:
     """Serve until stopped. Raises `PartisimError` (config, port) before serving."""
-    identity = resolve_identity(settings.host, settings.port, worker_id=settings.worker_id,
-                                config_path=settings.config_path, config_explicit=settings.config_explicit)
+    identity = resolve_identity(
+        settings.host,
+        settings.port,
+        worker_id=settings.worker_id,
+        config_path=settings.config_path,
+        config_explicit=settings.config_explicit,
+    )
     configure_logging(identity.worker_id, settings.log_level)
     warning = open_listener_warning(settings)
     if warning:  # first thing said, before the port is even bound
@@ -85,18 +93,27 @@ def run_worker(settings: WorkerSettings) -> int:
     port = sock.getsockname()[1]
     if settings.port == 0 and identity.source != "argumento":
         # the entry's port can only be matched once we know it
-        identity = resolve_identity(settings.host, port, config_path=settings.config_path,
-                                    config_explicit=settings.config_explicit)
+        identity = resolve_identity(
+            settings.host, port, config_path=settings.config_path, config_explicit=settings.config_explicit
+        )
         configure_logging(identity.worker_id, settings.log_level)
     app = create_app(settings, identity=identity, port=port)
     # Slow or stalled clients: `guarded_protocol` bounds the time to receive each request and
     # answers 503 (JSON) beyond `limit_concurrency` open connections (worker/connections.py).
     _raise_file_limit(settings.max_connections + 256)
-    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=math.ceil(settings.grace), server_header=False,
-                            http=guarded_protocol(settings.request_timeout), ws="none",
-                            limit_concurrency=settings.max_connections,
-                            ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(settings.grace),
+        server_header=False,
+        http=guarded_protocol(settings.request_timeout),
+        ws="none",
+        limit_concurrency=settings.max_connections,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+    )
     server = _Server(config, app.state.service)
     stop_signals = [signal.SIGINT, signal.SIGTERM]
     previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}

@@ -115,35 +115,66 @@ class WorkerService:
         self.engine_threads = threads_per_engine(self.engines, s.capacity)
         self.openmp = openmp_available()
         self.runner, self.runner_note = await select_runner(
-            s.runner, self.probe, capacity=s.capacity, task_memory_mb=s.task_memory_mb,
-            docker_cpus=s.docker_cpus, docker_memory=s.docker_memory, docker_pids=s.docker_pids,
-            worker_id=self.worker_id)
+            s.runner,
+            self.probe,
+            capacity=s.capacity,
+            task_memory_mb=s.task_memory_mb,
+            docker_cpus=s.docker_cpus,
+            docker_memory=s.docker_memory,
+            docker_pids=s.docker_pids,
+            worker_id=self.worker_id,
+        )
         # Docker's answer is needed now only for `auto`; otherwise probe while the pool warms up.
         await asyncio.gather(self.runner.start(), self.probe.check())
-        self.manager = TaskManager(self.runner, worker_id=self.worker_id, capacity=s.capacity,
-                                   queue_size=s.effective_queue_size, retain=s.retain,
-                                   engine_threads=self.engine_threads, on_finished=self._on_finished)
+        self.manager = TaskManager(
+            self.runner,
+            worker_id=self.worker_id,
+            capacity=s.capacity,
+            queue_size=s.effective_queue_size,
+            retain=s.retain,
+            engine_threads=self.engine_threads,
+            on_finished=self._on_finished,
+        )
         docker = await self.probe.check()
-        source = {"argumento": "--worker-id/WORKER_ID", "config": f"{self.identity.config_path}",
-                  "dirección": "su dirección IP"}[self.identity.source]
+        source = {
+            "argumento": "--worker-id/WORKER_ID",
+            "config": f"{self.identity.config_path}",
+            "dirección": "su dirección IP",
+        }[self.identity.source]
         log.info("Worker %s (partisim %s) iniciado; pid %d", self.worker_id, __version__, os.getpid())
         log.info("Identidad: %s (según %s)", self.worker_id, source)
         log.info("Direcciones: %s", ", ".join(f"{s.scheme}://{a}:{self.port}" for a in self.identity.addresses))
         log.info("Runner: %s%s", self.runner.name, f" ({self.runner_note})" if self.runner_note else "")
-        log.info("Docker: %s; imagen %s: %s",
-                 f"disponible (versión {docker.version})" if docker.available else f"no disponible ({docker.error})",
-                 docker.image, "presente" if docker.image_available else "no encontrada")
-        log.info("Capacidad: %d tareas simultáneas, cola de %d; tiempo límite máximo %g s",
-                 s.capacity, s.effective_queue_size, s.max_timeout)
+        log.info(
+            "Docker: %s; imagen %s: %s",
+            f"disponible (versión {docker.version})" if docker.available else f"no disponible ({docker.error})",
+            docker.image,
+            "presente" if docker.image_available else "no encontrada",
+        )
+        log.info(
+            "Capacidad: %d tareas simultáneas, cola de %d; tiempo límite máximo %g s",
+            s.capacity,
+            s.effective_queue_size,
+            s.max_timeout,
+        )
         log.info("Motores: %s", ", ".join(self.engines) or "ninguno")
-        log.info("Hilos por tarea: hasta %d (%s); cada hilo ocupa una plaza de la capacidad",
-                 self.max_threads, "OpenMP disponible" if self.openmp else "sin OpenMP: un hilo")
-        log.info("Límites por tarea: max_particles=%d, max_steps=%d, max_work=%d, max_body_bytes=%d",
-                 s.limits.max_particles, s.limits.max_steps, s.limits.max_work, s.limits.max_body_bytes)
+        log.info(
+            "Hilos por tarea: hasta %d (%s); cada hilo ocupa una plaza de la capacidad",
+            self.max_threads,
+            "OpenMP disponible" if self.openmp else "sin OpenMP: un hilo",
+        )
+        log.info(
+            "Límites por tarea: max_particles=%d, max_steps=%d, max_work=%d, max_body_bytes=%d",
+            s.limits.max_particles,
+            s.limits.max_steps,
+            s.limits.max_work,
+            s.limits.max_body_bytes,
+        )
         log.info("Autenticación: %s", "token Bearer requerido (salvo /ping y /health)" if s.token else "desactivada")
         log.info("TLS: %s", f"activado (certificado {s.tls_cert})" if s.tls_cert else "desactivado (http)")
-        log.info("Conexiones: como máximo %d abiertas; %g s para recibir cada petición",
-                 s.max_connections, s.request_timeout)
+        log.info(
+            "Conexiones: como máximo %d abiertas; %g s para recibir cada petición", s.max_connections, s.request_timeout
+        )
         if open_listener_warning(s):  # said at start by run_worker; repeated where the summary is read
             log.warning("AVISO: sin token y escuchando en %s: vea el aviso del inicio", s.host)
         log.info("Escuchando en %s", self.url)  # brackets an IPv6 address; helpers/workers.py reads this line
@@ -152,8 +183,10 @@ class WorkerService:
         """SIGTERM: refuse new tasks from now on; running ones get the grace period."""
         if self.shutdown_deadline is None:
             self.shutdown_deadline = time.monotonic() + self.settings.grace
-            log.info("Señal de parada recibida: no se aceptan tareas nuevas; las tareas en curso tienen %g s",
-                     self.settings.grace)
+            log.info(
+                "Señal de parada recibida: no se aceptan tareas nuevas; las tareas en curso tienen %g s",
+                self.settings.grace,
+            )
         elif self.shutdown_deadline > time.monotonic():  # a second signal: do not wait any longer
             self.shutdown_deadline = time.monotonic()
             log.info("Segunda señal de parada: se detienen ya las tareas en curso")
@@ -180,8 +213,9 @@ class WorkerService:
         """`full=False` (an anonymous caller while a token is set): liveness only."""
         if not full:
             return PingReply(status="active", timestamp=iso(), message="Worker activo")
-        return PingReply(status="active", worker_id=self.worker_id, timestamp=iso(),
-                         message=f"Worker {self.worker_id} activo")
+        return PingReply(
+            status="active", worker_id=self.worker_id, timestamp=iso(), message=f"Worker {self.worker_id} activo"
+        )
 
     async def status(self) -> WorkerStatus:
         s = self.settings
@@ -243,22 +277,36 @@ class WorkerService:
         except Exception as exc:  # any reason the runner cannot take work is "unhealthy"
             runner_ok, detail = False, str(exc)
         checks["runner"] = {"ok": runner_ok, "detail": detail}
-        checks["accepting"] = {"ok": not m.stopping,
-                               "detail": "se está deteniendo" if m.stopping else "acepta tareas"}
+        checks["accepting"] = {"ok": not m.stopping, "detail": "se está deteniendo" if m.stopping else "acepta tareas"}
         docker = await self.probe.current()
         needs_docker = self.runner is not None and self.runner.name == "docker"
-        checks["docker"] = {"ok": docker.available and docker.image_available, "required": needs_docker,
-                            **docker.as_dict()}
-        checks["capacity"] = {"ok": True, "running": m.running, "slots_used": m.slots_used, "queued": m.queued,
-                              "capacity": m.capacity}
+        checks["docker"] = {
+            "ok": docker.available and docker.image_available,
+            "required": needs_docker,
+            **docker.as_dict(),
+        }
+        checks["capacity"] = {
+            "ok": True,
+            "running": m.running,
+            "slots_used": m.slots_used,
+            "queued": m.queued,
+            "capacity": m.capacity,
+        }
         healthy = runner_ok and not m.stopping
         if not full:
             return HealthReport(status="healthy" if healthy else "unhealthy", timestamp=iso())
-        return HealthReport(status="healthy" if healthy else "unhealthy", worker_id=self.worker_id,
-                            checks=checks, timestamp=iso())
+        return HealthReport(
+            status="healthy" if healthy else "unhealthy", worker_id=self.worker_id, checks=checks, timestamp=iso()
+        )
 
     def render_metrics(self) -> str:
         m = self.tasks()
-        return self.metrics.render(worker_id=self.worker_id, version=__version__,
-                                   runner=self.runner.name if self.runner else "?", running=m.running,
-                                   queued=m.queued, capacity=m.capacity, uptime_s=self.uptime_s)
+        return self.metrics.render(
+            worker_id=self.worker_id,
+            version=__version__,
+            runner=self.runner.name if self.runner else "?",
+            running=m.running,
+            queued=m.queued,
+            capacity=m.capacity,
+            uptime_s=self.uptime_s,
+        )

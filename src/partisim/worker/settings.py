@@ -20,8 +20,16 @@ from typing import Any
 from partisim.defaults import DEFAULT_CONFIG_PATH, SIM_IMAGE
 from partisim.errors import ConfigError, explain_os_error
 
-__all__ = ["WorkerSettings", "Limits", "RUNNERS", "OPTIONS", "build_settings", "cpu_count", "is_loopback",
-           "open_listener_warning"]
+__all__ = [
+    "WorkerSettings",
+    "Limits",
+    "RUNNERS",
+    "OPTIONS",
+    "build_settings",
+    "cpu_count",
+    "is_loopback",
+    "open_listener_warning",
+]
 
 RUNNERS = ("auto", "process", "docker")
 DEFAULT_IMAGE = SIM_IMAGE
@@ -96,12 +104,15 @@ def open_listener_warning(settings: WorkerSettings) -> str | None:
     if settings.token or is_loopback(settings.host):
         return None
     where = " (todas las interfaces)" if settings.host in ("0.0.0.0", "::", "") else ""
-    return (f"este worker escucha en {settings.host}{where} SIN token: cualquiera que alcance esta máquina "
-            "puede ejecutar tareas y ver su estado. Defina PARTISIM_TOKEN (o --token-file) o escuche solo en "
-            "127.0.0.1 (--host 127.0.0.1)")
+    return (
+        f"este worker escucha en {settings.host}{where} SIN token: cualquiera que alcance esta máquina "
+        "puede ejecutar tareas y ver su estado. Defina PARTISIM_TOKEN (o --token-file) o escuche solo en "
+        "127.0.0.1 (--host 127.0.0.1)"
+    )
 
 
 # -- value parsers: each raises ValueError with a Spanish reason ---------------
+
 
 def _int(text: str) -> int:
     raw = text.strip().replace("_", "")
@@ -124,6 +135,7 @@ def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
         if not lo <= value <= hi:
             raise ValueError(f"debe estar entre {lo} y {hi} (recibido {value})")
         return value
+
     return parse
 
 
@@ -139,6 +151,7 @@ def _float_in(hi: float, *, zero_ok: bool) -> Callable[[str], float]:
         if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0) and value <= hi):
             raise ValueError(f"debe {allowed} (recibido {text!r})")
         return value
+
     return parse
 
 
@@ -148,6 +161,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
         if value not in options:
             raise ValueError(f"debe ser uno de: {', '.join(options)} (recibido {text!r})")
         return value
+
     return parse
 
 
@@ -157,6 +171,7 @@ def _text(max_len: int) -> Callable[[str], str]:
         if not value or len(value) > max_len:
             raise ValueError(f"no puede estar vacío ni tener más de {max_len} caracteres")
         return value
+
     return parse
 
 
@@ -176,9 +191,9 @@ def _memory(text: str) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    name: str          # WorkerSettings / Limits attribute
-    flag: str          # command-line option
-    env: str | None    # environment variable
+    name: str  # WorkerSettings / Limits attribute
+    flag: str  # command-line option
+    env: str | None  # environment variable
     parse: Callable[[str], Any]
     help: str
 
@@ -187,54 +202,161 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("host", "--host", "PARTISIM_HOST", _text(255), "dirección en la que escuchar (por defecto 0.0.0.0)"),
     Option("port", "--port", "PARTISIM_PORT", _bounded_int(0, 65535), "puerto (por defecto 8080; 0 = uno libre)"),
-    Option("worker_id", "--worker-id", "WORKER_ID", _worker_id,
-           "identificador del worker (por defecto: según la IP y config_workers.json)"),
-    Option("config_path", "--config", "PARTISIM_CONFIG", _text(4096),
-           "archivo de configuración de workers (por defecto config_workers.json)"),
-    Option("runner", "--runner", "PARTISIM_RUNNER", _choice(RUNNERS),
-           "cómo ejecutar las tareas: auto (Docker si está disponible), process o docker"),
-    Option("capacity", "--capacity", "PARTISIM_CAPACITY", _bounded_int(1, 1024),
-           "tareas simultáneas como máximo (por defecto: número de CPU)"),
-    Option("queue_size", "--queue-size", "PARTISIM_QUEUE_SIZE", _bounded_int(0, 100_000),
-           "tareas en espera como máximo antes de responder 429 (por defecto 4 x capacidad)"),
-    Option("max_timeout", "--max-timeout", "PARTISIM_MAX_TIMEOUT", _float_in(7 * 86400, zero_ok=False),
-           "tiempo límite máximo de una tarea en segundos (por defecto 600)"),
-    Option("grace", "--grace", "PARTISIM_GRACE", _float_in(86400, zero_ok=True),
-           "segundos que se espera a las tareas en curso al recibir SIGTERM (por defecto 30)"),
-    Option("retain", "--retain", "PARTISIM_RETAIN", _bounded_int(1, 1_000_000),
-           "tareas terminadas que se recuerdan para /tasks e idempotencia (por defecto 10000)"),
-    Option("token_file", "--token-file", "PARTISIM_TOKEN_FILE", _text(4096),
-           "archivo con el token exigido en Authorization: Bearer (o la variable PARTISIM_TOKEN)"),
-    Option("docker_image", "--docker-image", "PARTISIM_DOCKER_IMAGE", _text(255),
-           f"imagen de simulación para el runner docker (por defecto {DEFAULT_IMAGE})"),
-    Option("docker_bin", "--docker-bin", "PARTISIM_DOCKER_BIN", _text(4096),
-           "ejecutable de Docker (por defecto docker)"),
-    Option("docker_cpus", "--docker-cpus", "PARTISIM_DOCKER_CPUS", _float_in(1024, zero_ok=False),
-           "CPU por contenedor (por defecto 1)"),
-    Option("docker_memory", "--docker-memory", "PARTISIM_DOCKER_MEMORY", _memory,
-           "memoria por contenedor (por defecto 1g)"),
-    Option("docker_pids", "--docker-pids", "PARTISIM_DOCKER_PIDS", _bounded_int(16, 1_000_000),
-           "procesos por contenedor como máximo (por defecto 256)"),
-    Option("task_memory_mb", "--task-memory-mb", "PARTISIM_TASK_MEMORY_MB", _bounded_int(16, 1 << 24),
-           "memoria adicional por tarea en MiB con el runner process (por defecto sin límite)"),
-    Option("max_particles", "--max-particles", "PARTISIM_MAX_PARTICLES", _bounded_int(1, 1_000_000),
-           "NUM_PARTICULAS máximo por tarea (por defecto 1000000)"),
-    Option("max_steps", "--max-steps", "PARTISIM_MAX_STEPS", _bounded_int(1, 10_000_000),
-           "NUM_PASOS máximo por tarea (por defecto 10000000)"),
-    Option("max_work", "--max-work", "PARTISIM_MAX_WORK", _bounded_int(1, 10**13),
-           "presupuesto de trabajo por tarea: NUM_PARTICULAS x NUM_PASOS máximo (por defecto 1e10)"),
-    Option("max_body_bytes", "--max-body", "PARTISIM_MAX_BODY", _bounded_int(256, 64 * 1024 * 1024),
-           "tamaño máximo del cuerpo de una petición en bytes (por defecto 65536)"),
-    Option("request_timeout", "--request-timeout", "PARTISIM_REQUEST_TIMEOUT", _float_in(3600, zero_ok=False),
-           "segundos para recibir las cabeceras y el cuerpo de una petición; después, 408 y se cierra la "
-           "conexión (por defecto 10)"),
-    Option("max_connections", "--max-connections", "PARTISIM_MAX_CONNECTIONS", _bounded_int(2, 100_000),
-           "conexiones abiertas como máximo; más allá, 503 (por defecto 1000)"),
-    Option("tls_cert", "--tls-cert", "PARTISIM_TLS_CERT", _text(4096),
-           "certificado TLS (PEM): el worker atiende por https (requiere --tls-key)"),
+    Option(
+        "worker_id",
+        "--worker-id",
+        "WORKER_ID",
+        _worker_id,
+        "identificador del worker (por defecto: según la IP y config_workers.json)",
+    ),
+    Option(
+        "config_path",
+        "--config",
+        "PARTISIM_CONFIG",
+        _text(4096),
+        "archivo de configuración de workers (por defecto config_workers.json)",
+    ),
+    Option(
+        "runner",
+        "--runner",
+        "PARTISIM_RUNNER",
+        _choice(RUNNERS),
+        "cómo ejecutar las tareas: auto (Docker si está disponible), process o docker",
+    ),
+    Option(
+        "capacity",
+        "--capacity",
+        "PARTISIM_CAPACITY",
+        _bounded_int(1, 1024),
+        "tareas simultáneas como máximo (por defecto: número de CPU)",
+    ),
+    Option(
+        "queue_size",
+        "--queue-size",
+        "PARTISIM_QUEUE_SIZE",
+        _bounded_int(0, 100_000),
+        "tareas en espera como máximo antes de responder 429 (por defecto 4 x capacidad)",
+    ),
+    Option(
+        "max_timeout",
+        "--max-timeout",
+        "PARTISIM_MAX_TIMEOUT",
+        _float_in(7 * 86400, zero_ok=False),
+        "tiempo límite máximo de una tarea en segundos (por defecto 600)",
+    ),
+    Option(
+        "grace",
+        "--grace",
+        "PARTISIM_GRACE",
+        _float_in(86400, zero_ok=True),
+        "segundos que se espera a las tareas en curso al recibir SIGTERM (por defecto 30)",
+    ),
+    Option(
+        "retain",
+        "--retain",
+        "PARTISIM_RETAIN",
+        _bounded_int(1, 1_000_000),
+        "tareas terminadas que se recuerdan para /tasks e idempotencia (por defecto 10000)",
+    ),
+    Option(
+        "token_file",
+        "--token-file",
+        "PARTISIM_TOKEN_FILE",
+        _text(4096),
+        "archivo con el token exigido en Authorization: Bearer (o la variable PARTISIM_TOKEN)",
+    ),
+    Option(
+        "docker_image",
+        "--docker-image",
+        "PARTISIM_DOCKER_IMAGE",
+        _text(255),
+        f"imagen de simulación para el runner docker (por defecto {DEFAULT_IMAGE})",
+    ),
+    Option(
+        "docker_bin", "--docker-bin", "PARTISIM_DOCKER_BIN", _text(4096), "ejecutable de Docker (por defecto docker)"
+    ),
+    Option(
+        "docker_cpus",
+        "--docker-cpus",
+        "PARTISIM_DOCKER_CPUS",
+        _float_in(1024, zero_ok=False),
+        "CPU por contenedor (por defecto 1)",
+    ),
+    Option(
+        "docker_memory", "--docker-memory", "PARTISIM_DOCKER_MEMORY", _memory, "memoria por contenedor (por defecto 1g)"
+    ),
+    Option(
+        "docker_pids",
+        "--docker-pids",
+        "PARTISIM_DOCKER_PIDS",
+        _bounded_int(16, 1_000_000),
+        "procesos por contenedor como máximo (por defecto 256)",
+    ),
+    Option(
+        "task_memory_mb",
+        "--task-memory-mb",
+        "PARTISIM_TASK_MEMORY_MB",
+        _bounded_int(16, 1 << 24),
+        "memoria adicional por tarea en MiB con el runner process (por defecto sin límite)",
+    ),
+    Option(
+        "max_particles",
+        "--max-particles",
+        "PARTISIM_MAX_PARTICLES",
+        _bounded_int(1, 1_000_000),
+        "NUM_PARTICULAS máximo por tarea (por defecto 1000000)",
+    ),
+    Option(
+        "max_steps",
+        "--max-steps",
+        "PARTISIM_MAX_STEPS",
+        _bounded_int(1, 10_000_000),
+        "NUM_PASOS máximo por tarea (por defecto 10000000)",
+    ),
+    Option(
+        "max_work",
+        "--max-work",
+        "PARTISIM_MAX_WORK",
+        _bounded_int(1, 10**13),
+        "presupuesto de trabajo por tarea: NUM_PARTICULAS x NUM_PASOS máximo (por defecto 1e10)",
+    ),
+    Option(
+        "max_body_bytes",
+        "--max-body",
+        "PARTISIM_MAX_BODY",
+        _bounded_int(256, 64 * 1024 * 1024),
+        "tamaño máximo del cuerpo de una petición en bytes (por defecto 65536)",
+    ),
+    Option(
+        "request_timeout",
+        "--request-timeout",
+        "PARTISIM_REQUEST_TIMEOUT",
+        _float_in(3600, zero_ok=False),
+        "segundos para recibir las cabeceras y el cuerpo de una petición; después, 408 y se cierra la "
+        "conexión (por defecto 10)",
+    ),
+    Option(
+        "max_connections",
+        "--max-connections",
+        "PARTISIM_MAX_CONNECTIONS",
+        _bounded_int(2, 100_000),
+        "conexiones abiertas como máximo; más allá, 503 (por defecto 1000)",
+    ),
+    Option(
+        "tls_cert",
+        "--tls-cert",
+        "PARTISIM_TLS_CERT",
+        _text(4096),
+        "certificado TLS (PEM): el worker atiende por https (requiere --tls-key)",
+    ),
     Option("tls_key", "--tls-key", "PARTISIM_TLS_KEY", _text(4096), "clave privada TLS (PEM) del certificado"),
-    Option("log_level", "--log-level", "PARTISIM_LOG_LEVEL", _choice(("debug", "info", "warning", "error")),
-           "nivel de detalle del registro (por defecto info)"),
+    Option(
+        "log_level",
+        "--log-level",
+        "PARTISIM_LOG_LEVEL",
+        _choice(("debug", "info", "warning", "error")),
+        "nivel de detalle del registro (por defecto info)",
+    ),
 )
 
 _LIMIT_FIELDS = frozenset(f.name for f in fields(Limits))
@@ -263,8 +385,10 @@ def _check_tls(cert: str | None, key: str | None) -> None:
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except ssl.SSLError as exc:
-        raise ConfigError(f"--tls-cert/--tls-key: no se pudo cargar el certificado {cert} con la clave {key} "
-                          f"({exc.reason or exc}); ¿son PEM y se corresponden?") from None
+        raise ConfigError(
+            f"--tls-cert/--tls-key: no se pudo cargar el certificado {cert} con la clave {key} "
+            f"({exc.reason or exc}); ¿son PEM y se corresponden?"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"--tls-cert/--tls-key: no se pudo leer {exc.filename or cert}: {exc.strerror}") from None
 

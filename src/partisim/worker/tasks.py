@@ -68,7 +68,7 @@ class TaskRecord:
     started_at: float | None = None
     finished_at: float | None = None
     execution_time: float | None = None
-    result: ExecuteResult | None = None     # the /execute success body
+    result: ExecuteResult | None = None  # the /execute success body
     error: PartisimError | None = None
     handle: dict[str, Any] = field(default_factory=dict)  # pid or container while running
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -109,9 +109,17 @@ class TaskRecord:
 class TaskManager:
     """Admits, runs, remembers and cancels the tasks of one worker."""
 
-    def __init__(self, runner: Runner, *, worker_id: str, capacity: int, queue_size: int,
-                 retain: int = 10_000, engine_threads: dict[str, int] | None = None,
-                 on_finished: Callable[[TaskRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        worker_id: str,
+        capacity: int,
+        queue_size: int,
+        retain: int = 10_000,
+        engine_threads: dict[str, int] | None = None,
+        on_finished: Callable[[TaskRecord], None] | None = None,
+    ) -> None:
         """`engine_threads`: the most threads a task of each engine can use on this
         machine (absent: one)."""
         self.runner = runner
@@ -207,13 +215,21 @@ class TaskManager:
         rec = self._records[task_id]
         if not rec.same_work(engine, params):
             raise TaskRejected(
-                f"task_id {task_id} ya se usó en este worker con otro benchmark o parámetros; "
-                "use un task_id nuevo", 409)
+                f"task_id {task_id} ya se usó en este worker con otro benchmark o parámetros; use un task_id nuevo", 409
+            )
         return rec
 
-    async def submit(self, *, benchmark: str, engine: str, params: SimParams, timeout: float,
-                     task_id: str | None = None, timeout_requested: float | None = None,
-                     threads: int | None = None) -> tuple[TaskRecord, bool]:
+    async def submit(
+        self,
+        *,
+        benchmark: str,
+        engine: str,
+        params: SimParams,
+        timeout: float,
+        task_id: str | None = None,
+        timeout_requested: float | None = None,
+        threads: int | None = None,
+    ) -> tuple[TaskRecord, bool]:
         """Admit a task, or return the known one with this id. (record, created).
         `threads`: as the request asked (capped here, see `threads_for`)."""
         known = self._known(task_id, engine, params)
@@ -234,9 +250,19 @@ class TaskManager:
             raise TaskRejected(
                 f"worker ocupado: {self.running} tareas en curso ocupan {self.slots_used} plazas (capacidad "
                 f"{self.capacity}) y {self.queued} en espera (cola máxima {self.queue_size}){need}; "
-                "reintente más tarde", 429)
-        rec = TaskRecord(task_id or new_task_id(), benchmark, engine, params, timeout, timeout_requested,
-                         threads=slots, threads_requested=threads)
+                "reintente más tarde",
+                429,
+            )
+        rec = TaskRecord(
+            task_id or new_task_id(),
+            benchmark,
+            engine,
+            params,
+            timeout,
+            timeout_requested,
+            threads=slots,
+            threads_requested=threads,
+        )
         self._records[rec.task_id] = rec
         self._queue.append(rec)
         self._forget_old()
@@ -271,20 +297,29 @@ class TaskManager:
         try:
             result = await self.runner.run(job, on_started=rec.handle.update)
         except asyncio.CancelledError:
-            self._finish(rec, "cancelled", elapsed(),
-                         error=WorkerUnavailable("el worker se detuvo antes de terminar la tarea", 503)
-                         if self.stopping else TaskRejected("la tarea fue cancelada", 409))
+            self._finish(
+                rec,
+                "cancelled",
+                elapsed(),
+                error=WorkerUnavailable("el worker se detuvo antes de terminar la tarea", 503)
+                if self.stopping
+                else TaskRejected("la tarea fue cancelada", 409),
+            )
         except TaskTimedOut as exc:
             if rec.timeout_requested is not None and rec.timeout_requested != rec.timeout:
-                exc = TaskTimedOut(f"{exc.message} (se pidieron {rec.timeout_requested:g} s; este worker aplica "
-                                   "entre 0.5 s y su --max-timeout)", exc.status_code)
+                exc = TaskTimedOut(
+                    f"{exc.message} (se pidieron {rec.timeout_requested:g} s; este worker aplica "
+                    "entre 0.5 s y su --max-timeout)",
+                    exc.status_code,
+                )
             self._finish(rec, "timeout", elapsed(), error=exc)
         except PartisimError as exc:
             self._finish(rec, "failed", elapsed(), error=exc)
         except Exception as exc:  # a bug here must not take the worker down
             log.exception("error inesperado al ejecutar la tarea %s", rec.task_id)
-            self._finish(rec, "failed", elapsed(),
-                         error=WorkerFailed(f"error interno del worker: {type(exc).__name__}", 500))
+            self._finish(
+                rec, "failed", elapsed(), error=WorkerFailed(f"error interno del worker: {type(exc).__name__}", 500)
+            )
         else:
             took = elapsed()  # one measurement: the record and its result say the same
             try:
@@ -309,35 +344,39 @@ class TaskManager:
             log.exception("no se pudo estimar el aviso de paso de tiempo de la tarea %s", rec.task_id)
             warning = None
         try:
-            return ExecuteResult.model_validate({
-                "engine": rec.engine,
-                "params": rec.params.to_api(),
-                "particles": rec.params.particles,
-                "steps": rec.params.steps,
-                "seed": rec.params.seed,
-                **sim,  # what the runner measured: counts, checksum, energy, times
-                "task_id": rec.task_id,
-                "worker_id": self.worker_id,
-                "benchmark": rec.benchmark,
-                "execution_time": took,
-                "runner": self.runner.name,
-                "timestamp": iso(),
-                "timeout": rec.timeout,
-                "timeout_requested": rec.timeout_requested,
-                "threads_requested": rec.threads_requested,
-                "warnings": [warning] if warning else [],
-            })
+            return ExecuteResult.model_validate(
+                {
+                    "engine": rec.engine,
+                    "params": rec.params.to_api(),
+                    "particles": rec.params.particles,
+                    "steps": rec.params.steps,
+                    "seed": rec.params.seed,
+                    **sim,  # what the runner measured: counts, checksum, energy, times
+                    "task_id": rec.task_id,
+                    "worker_id": self.worker_id,
+                    "benchmark": rec.benchmark,
+                    "execution_time": took,
+                    "runner": self.runner.name,
+                    "timestamp": iso(),
+                    "timeout": rec.timeout,
+                    "timeout_requested": rec.timeout_requested,
+                    "threads_requested": rec.threads_requested,
+                    "warnings": [warning] if warning else [],
+                }
+            )
         except ValidationError as exc:
             # the task fails; nothing that is not strict JSON is ever kept
             errors = exc.errors()
             missing = [str(e["loc"][0]) for e in errors if e.get("loc") and e["type"] == "missing"]
             if missing:
-                raise WorkerFailed(f"el runner devolvió un resultado incompleto (falta {', '.join(missing)})",
-                                   500) from None
+                raise WorkerFailed(
+                    f"el runner devolvió un resultado incompleto (falta {', '.join(missing)})", 500
+                ) from None
             raise NonFiniteResult([str(e["loc"][0]) for e in errors if e.get("loc")]) from None
 
-    def _finish(self, rec: TaskRecord, status: TaskStatus, execution_time: float | None, *,
-                error: PartisimError | None = None) -> None:
+    def _finish(
+        self, rec: TaskRecord, status: TaskStatus, execution_time: float | None, *, error: PartisimError | None = None
+    ) -> None:
         """`execution_time` is None for a task that never started."""
         rec.status = status
         rec.error = error
@@ -384,16 +423,18 @@ class TaskManager:
         self.stopping = True
         while self._queue:
             rec = self._queue.popleft()
-            self._finish(rec, "cancelled", None,
-                         error=WorkerUnavailable("el worker se detuvo antes de ejecutar la tarea", 503))
+            self._finish(
+                rec, "cancelled", None, error=WorkerUnavailable("el worker se detuvo antes de ejecutar la tarea", 503)
+            )
 
     async def shutdown(self, deadline: Callable[[], float]) -> None:
         """Let running tasks finish until `deadline()` (time.monotonic; it may move closer), then kill them."""
         self.begin_shutdown()
         pending = {r.task for r in self._running if r.task is not None}
         if pending:
-            log.info("esperando a %d tarea(s) en curso (hasta %.0f s)", len(pending),
-                     max(0.0, deadline() - time.monotonic()))
+            log.info(
+                "esperando a %d tarea(s) en curso (hasta %.0f s)", len(pending), max(0.0, deadline() - time.monotonic())
+            )
         while pending:
             remaining = deadline() - time.monotonic()
             if remaining <= 0:

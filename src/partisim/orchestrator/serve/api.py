@@ -92,8 +92,11 @@ def _flag(raw: str | None, name: str) -> bool:
 
 def _selection(request: Request) -> Selection:
     q = request.query_params
-    return Selection(status=_status_filter(q.get("status")), batch=q.get("batch") or None,
-                     originals=_flag(q.get("originals"), "originals"))
+    return Selection(
+        status=_status_filter(q.get("status")),
+        batch=q.get("batch") or None,
+        originals=_flag(q.get("originals"), "originals"),
+    )
 
 
 def _status_filter(raw: str | None) -> str | None:
@@ -111,7 +114,7 @@ async def submit_tasks(request: Request) -> Response:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return error_response(422, "el cuerpo debe ser JSON: una tarea, una lista o {\"tasks\": [...]}")
+        return error_response(422, 'el cuerpo debe ser JSON: una tarea, una lista o {"tasks": [...]}')
     # A few tasks are cheaper to handle here than through a thread hop; thousands are
     # validated and inserted in a thread so the event loop keeps dispatching.
     if len(raw) <= SMALL_BODY_BYTES:
@@ -126,8 +129,7 @@ async def submit_tasks(request: Request) -> Response:
         batch, ids = await run_in_threadpool(state.queue.enqueue, specs, batch)
     state.scheduler.wake()
     warning = queued_without_workers(len(ids)) if state.executor.active_members() == 0 else None
-    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids), warning=warning, warnings=advice),
-                          201)
+    return model_response(Submitted(batch=str(batch), ids=ids, count=len(ids), warning=warning, warnings=advice), 201)
 
 
 @router.get("/api/tasks")
@@ -236,9 +238,9 @@ async def verify(request: Request) -> Any:
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
-        return error_response(422, "el cuerpo debe ser JSON: {\"batch\": ..., \"count\": K}")
+        return error_response(422, 'el cuerpo debe ser JSON: {"batch": ..., "count": K}')
     if not isinstance(body, dict):
-        return error_response(422, "el cuerpo debe ser un objeto JSON: {\"batch\": ..., \"count\": K}")
+        return error_response(422, 'el cuerpo debe ser un objeto JSON: {"batch": ..., "count": K}')
     count = body.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         return error_response(422, "count debe ser un entero entre 1 y 1000")
@@ -253,15 +255,24 @@ async def verify(request: Request) -> Any:
         where = f"el lote {batch}" if batch else "la cola"
         return error_response(409, f"no hay tareas terminadas con éxito en {where} para verificar")
     specs = [
-        TaskSpec(benchmark=t.benchmark, params=t.params, timeout=t.timeout, verify_of=t.id, exclude_worker=t.worker,
-                 threads=t.threads)
+        TaskSpec(
+            benchmark=t.benchmark,
+            params=t.params,
+            timeout=t.timeout,
+            verify_of=t.id,
+            exclude_worker=t.worker,
+            threads=t.threads,
+        )
         for t in chosen
     ]
     vbatch, ids = state.queue.enqueue(specs, new_batch_id("verify"))
     state.scheduler.wake()
     pairs = [{"original": t.id, "verify": i} for t, i in zip(chosen, ids, strict=True)]
-    return Response(json.dumps({"batch": vbatch, "pairs": pairs, "count": len(pairs)}), status_code=201,
-                    media_type="application/json")
+    return Response(
+        json.dumps({"batch": vbatch, "pairs": pairs, "count": len(pairs)}),
+        status_code=201,
+        media_type="application/json",
+    )
 
 
 @router.get("/api/health")

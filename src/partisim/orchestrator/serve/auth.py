@@ -84,22 +84,37 @@ def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
 
 
 def _login_page(error: str | None = None) -> bytes:
-    text = (resources.files("partisim.orchestrator.serve").joinpath("static").joinpath("login.html")
-            .read_text(encoding="utf-8"))
+    text = (
+        resources.files("partisim.orchestrator.serve")
+        .joinpath("static")
+        .joinpath("login.html")
+        .read_text(encoding="utf-8")
+    )
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     return text.replace("<!--error-->", message).encode()
 
 
-async def _answer(send: Send, code: int, body: bytes, content_type: bytes,
-                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store"), *(headers or [])]})
+async def _answer(
+    send: Send, code: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json(send: Send, code: int, payload: dict[str, Any],
-                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _json(
+    send: Send, code: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await _answer(send, code, json.dumps(payload, ensure_ascii=False).encode(), b"application/json", headers)
 
 
@@ -174,9 +189,12 @@ class ServeAuth:
         elif path == "/" and method in _SAFE_METHODS:
             await _answer(send, 200, _login_page(), b"text/html; charset=utf-8")
         elif path.startswith("/api/") or path == "/openapi.json" or method not in _SAFE_METHODS:
-            message = ("token incorrecto en Authorization: Bearer" if given else
-                       "se necesita el token de partisim serve: cabecera Authorization: Bearer <token> "
-                       "(partisim lo toma de PARTISIM_TOKEN o --token-file)")
+            message = (
+                "token incorrecto en Authorization: Bearer"
+                if given
+                else "se necesita el token de partisim serve: cabecera Authorization: Bearer <token> "
+                "(partisim lo toma de PARTISIM_TOKEN o --token-file)"
+            )
             await _json(send, 401, {"status": "unauthorized", "error": message}, [(b"www-authenticate", b"Bearer")])
         else:
             await _redirect(send, b"/")

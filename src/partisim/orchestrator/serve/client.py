@@ -31,8 +31,18 @@ from partisim.orchestrator.serve.task import TaskSpec
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 
 __all__ = [
-    "ServerClient", "Export", "DEFAULT_SERVER", "default_server", "task_objects", "submit_file", "submit_sweep",
-    "require_batch", "wait_batch", "verify_batch", "save_export", "EXPORT_FORMATS",
+    "ServerClient",
+    "Export",
+    "DEFAULT_SERVER",
+    "default_server",
+    "task_objects",
+    "submit_file",
+    "submit_sweep",
+    "require_batch",
+    "wait_batch",
+    "verify_batch",
+    "save_export",
+    "EXPORT_FORMATS",
 ]
 
 #: what ``partisim results`` can write, and the server format each is made from
@@ -74,13 +84,24 @@ class Export:
 class ServerClient:
     """``ServerClient("http://127.0.0.1:8000").summary()``."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0, token: str | None = None,
-                 ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         self.base_url = (base_url or default_server()).rstrip("/")
         token = token if token is not None else client_token()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False, headers=headers,
-                                  verify=tls_context(ca_file or env_ca_file()))
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            trust_env=False,
+            headers=headers,
+            verify=tls_context(ca_file or env_ca_file()),
+        )
 
     def __enter__(self) -> ServerClient:
         return self
@@ -108,8 +129,10 @@ class ServerClient:
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)):
             reason = ssl_failure_reason(exc)
             if reason is not None:
-                return PartisimError(f"{self.base_url}: fallo de TLS ({reason}); si serve usa un certificado "
-                                     "propio, indique su autoridad con --ca-file o PARTISIM_CA_FILE")
+                return PartisimError(
+                    f"{self.base_url}: fallo de TLS ({reason}); si serve usa un certificado "
+                    "propio, indique su autoridad con --ca-file o PARTISIM_CA_FILE"
+                )
             return ServerUnavailable(self.base_url)
         if isinstance(exc, httpx.InvalidURL):
             return PartisimError(f"dirección de servidor inválida: {self.base_url}")
@@ -124,12 +147,14 @@ class ServerClient:
             body = None
         if response.status_code == 401:
             message = body.get("error") if isinstance(body, dict) else None
-            raise ServerError(f"{self.base_url} exige un token: {message or 'no autorizado'}. Indíquelo con "
-                              "--token-file o PARTISIM_TOKEN", 401)
+            raise ServerError(
+                f"{self.base_url} exige un token: {message or 'no autorizado'}. Indíquelo con "
+                "--token-file o PARTISIM_TOKEN",
+                401,
+            )
         if response.status_code >= 400:
             message = body.get("error") if isinstance(body, dict) else None
-            raise ServerError(message or f"el servidor respondió HTTP {response.status_code}",
-                              response.status_code)
+            raise ServerError(message or f"el servidor respondió HTTP {response.status_code}", response.status_code)
         return body
 
     # -- routes -------------------------------------------------------------------
@@ -141,23 +166,36 @@ class ServerClient:
             body["batch"] = batch
         return Submitted.model_validate(self._request("POST", "/api/tasks", json=body))
 
-    def tasks(self, *, status: str | None = None, batch: str | None = None,
-              limit: int | None = None) -> list[TaskView]:
+    def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int | None = None) -> list[TaskView]:
         """The newest tasks (one page: at most ``limit`` and the server's page size);
         `iter_tasks` reads them all."""
         return self.tasks_page(status=status, batch=batch, limit=limit).tasks
 
-    def tasks_page(self, *, status: str | None = None, batch: str | None = None, limit: int | None = None,
-                   after_seq: int | None = None, before_seq: int | None = None,
-                   originals: bool = False) -> TaskList:
+    def tasks_page(
+        self,
+        *,
+        status: str | None = None,
+        batch: str | None = None,
+        limit: int | None = None,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        originals: bool = False,
+    ) -> TaskList:
         """One page of ``GET /api/tasks``, with the ``next`` cursor."""
-        query: dict[str, Any] = {"status": status, "batch": batch, "limit": limit, "after_seq": after_seq,
-                                 "before_seq": before_seq, "originals": "true" if originals else None}
+        query: dict[str, Any] = {
+            "status": status,
+            "batch": batch,
+            "limit": limit,
+            "after_seq": after_seq,
+            "before_seq": before_seq,
+            "originals": "true" if originals else None,
+        }
         query = {k: v for k, v in query.items() if v is not None}
         return TaskList.model_validate(self._request("GET", "/api/tasks", params=query))
 
-    def iter_tasks(self, *, status: str | None = None, batch: str | None = None, originals: bool = False,
-                   page: int = 1000) -> Iterator[TaskView]:
+    def iter_tasks(
+        self, *, status: str | None = None, batch: str | None = None, originals: bool = False, page: int = 1000
+    ) -> Iterator[TaskView]:
         """Every task of the selection, oldest first, page by page (following ``next``)."""
         after = 0
         while True:
@@ -168,11 +206,20 @@ class ServerClient:
             after = answer.next
 
     @contextmanager
-    def export(self, fmt: str, *, status: str | None = None, batch: str | None = None,
-               originals: bool = False) -> Iterator[Export]:
+    def export(
+        self, fmt: str, *, status: str | None = None, batch: str | None = None, originals: bool = False
+    ) -> Iterator[Export]:
         """``GET /api/export`` as a stream: ``with client.export("csv") as e: e.chunks()``."""
-        query = {k: v for k, v in {"format": fmt, "status": status, "batch": batch,
-                                   "originals": "true" if originals else None}.items() if v is not None}
+        query = {
+            k: v
+            for k, v in {
+                "format": fmt,
+                "status": status,
+                "batch": batch,
+                "originals": "true" if originals else None,
+            }.items()
+            if v is not None
+        }
         timeout = httpx.Timeout(self._http.timeout.connect or 30.0, read=EXPORT_READ_TIMEOUT_S)
         try:
             context = self._http.stream("GET", "/api/export", params=query, timeout=timeout)
@@ -231,9 +278,15 @@ class ServerClient:
 
 def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
     """Validated specs -> the task objects of ``POST /api/tasks``."""
-    return [{"benchmark": s.benchmark, "params": s.params, **({"timeout": s.timeout} if s.timeout else {}),
-             **({"threads": s.threads} if s.threads > 1 else {})}
-            for s in specs]
+    return [
+        {
+            "benchmark": s.benchmark,
+            "params": s.params,
+            **({"timeout": s.timeout} if s.timeout else {}),
+            **({"threads": s.threads} if s.threads > 1 else {}),
+        }
+        for s in specs
+    ]
 
 
 def _with_warnings(answer: Submitted, specs: list[TaskSpec]) -> Submitted:
@@ -253,9 +306,20 @@ def submit_file(client: ServerClient, path: str, *, batch: str | None = None) ->
 SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA": "--seeds"}
 
 
-def submit_sweep(client: ServerClient, *, engines: str, particles: str, steps: str, seeds: str, repeat: int = 1,
-                 timeout: float | None = None, threads: int = 1, batch: str | None = None,
-                 params: dict[str, Any] | None = None, names: dict[str, str] | None = None) -> Submitted:
+def submit_sweep(
+    client: ServerClient,
+    *,
+    engines: str,
+    particles: str,
+    steps: str,
+    seeds: str,
+    repeat: int = 1,
+    timeout: float | None = None,
+    threads: int = 1,
+    batch: str | None = None,
+    params: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
+) -> Submitted:
     """The cartesian product engines x particles x steps x seeds, as one batch (each
     simulation on ``threads`` threads); ``params`` (API names) are the same for every
     task, ``names`` what the user called them."""
@@ -282,8 +346,13 @@ def require_batch(client: ServerClient, batch: str) -> Summary:
     return state
 
 
-def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None = None,
-               on_progress: Callable[[Summary], None] = lambda _: None) -> Summary:
+def wait_batch(
+    client: ServerClient,
+    batch: str | None,
+    *,
+    timeout: float | None = None,
+    on_progress: Callable[[Summary], None] = lambda _: None,
+) -> Summary:
     """Block until the batch has nothing queued or running; ``on_progress`` sees every
     summary on the way. Raises `TimeoutError` after ``timeout`` seconds, `BatchNotFound`
     for an unknown batch."""
@@ -302,8 +371,14 @@ def wait_batch(client: ServerClient, batch: str | None, *, timeout: float | None
         state = client.summary(batch=batch, wait=wait)
 
 
-def verify_batch(client: ServerClient, batch: str | None, count: int, *, timeout: float | None = None,
-                 on_progress: Callable[[Summary], None] = lambda _: None) -> list[Check]:
+def verify_batch(
+    client: ServerClient,
+    batch: str | None,
+    count: int,
+    *,
+    timeout: float | None = None,
+    on_progress: Callable[[Summary], None] = lambda _: None,
+) -> list[Check]:
     """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
     answer = client.verify(count, batch=batch)
     wait_batch(client, answer["batch"], timeout=timeout, on_progress=on_progress)
@@ -328,9 +403,16 @@ class _CsvRecords:
                 self.records += part.count("\n")
 
 
-def save_export(client: ServerClient, output: str | Path | None, fmt: str, *, status: str | None = None,
-                batch: str | None = None, originals: bool = True,
-                on_progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+def save_export(
+    client: ServerClient,
+    output: str | Path | None,
+    fmt: str,
+    *,
+    status: str | None = None,
+    batch: str | None = None,
+    originals: bool = True,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> int:
     """Write the export of a selection as it arrives: to ``output`` atomically (a hidden
     file renamed at the end; on any error the target is left as it was) or to stdout
     (None). ``fmt`` is csv, json (an array, one task per line) or ndjson. ``originals``
@@ -350,8 +432,9 @@ def save_export(client: ServerClient, output: str | Path | None, fmt: str, *, st
         return _save(export, output, fmt, status, on_progress)
 
 
-def _save(export: Export, output: str | Path | None, fmt: str, status: str | None,
-          on_progress: Callable[[int, int], None]) -> int:
+def _save(
+    export: Export, output: str | Path | None, fmt: str, status: str | None, on_progress: Callable[[int, int], None]
+) -> int:
     on_progress(0, export.total)
     if output is None:
         rows = _copy_export(export, fmt, sys.stdout, on_progress)

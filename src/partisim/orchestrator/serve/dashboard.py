@@ -119,9 +119,14 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
         fresh[st.batch].append(st)
     rows = {b.batch: (b.success, fresh[b.batch] if b.batch in stale else store.rows[b.batch][1]) for b in infos}
     batches = [
-        ChartBatch(batch=b.batch, created_at=b.created_at, results=sum(st.n for st in rows[b.batch][1]),
-                   pending=b.queued + b.running)
-        for b in infos if rows[b.batch][1]
+        ChartBatch(
+            batch=b.batch,
+            created_at=b.created_at,
+            results=sum(st.n for st in rows[b.batch][1]),
+            pending=b.queued + b.running,
+        )
+        for b in infos
+        if rows[b.batch][1]
     ]
     new = _ChartStore(generation, sum(b.success for b in infos), infos, rows, batches)
     cache.chart_store = new
@@ -146,9 +151,17 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
     else:
         stats = store.rows.get(chosen, (0, []))[1]
     parts = chart_parts(pool(stats))
-    return ChartData(success=store.success, batch=chosen, latest=latest, batches=store.batches,
-                     varied=parts.varied, series=parts.series, speedup=parts.speedup,
-                     physics=physics_line(stats), warnings=result_warnings(stats))
+    return ChartData(
+        success=store.success,
+        batch=chosen,
+        latest=latest,
+        batches=store.batches,
+        varied=parts.varied,
+        series=parts.series,
+        speedup=parts.speedup,
+        physics=physics_line(stats),
+        warnings=result_warnings(stats),
+    )
 
 
 # -- sweeps ---------------------------------------------------------------------------
@@ -217,8 +230,16 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
         current = None  # from here on: the sweep as a whole, or one parameter
         fixed = _dt(body.get("dt"))
         repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
-        specs = sweep(engines, lists["particles"], lists["steps"], lists["seeds"], repeat=repeat, threads=threads,
-                      params=fixed, names=_FORM_NAMES)
+        specs = sweep(
+            engines,
+            lists["particles"],
+            lists["steps"],
+            lists["seeds"],
+            repeat=repeat,
+            threads=threads,
+            params=fixed,
+            names=_FORM_NAMES,
+        )
     except ParamsError as exc:
         for flag, form_field, label in (("--repeat", "repeat", "repeticiones"), ("--threads", "threads", "hilos")):
             if exc.message.startswith(flag):
@@ -244,8 +265,11 @@ def _checklist(request: Request) -> str:
 @router.get("/", include_in_schema=False)
 async def page(request: Request) -> Response:
     text = _asset("dashboard.html").replace("<!--no-workers-checklist-->", _checklist(request))
-    return Response(text.replace("<!--no-active-workers-->", NO_ACTIVE_WORKERS),
-                    media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    return Response(
+        text.replace("<!--no-active-workers-->", NO_ACTIVE_WORKERS),
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/static/{name}", include_in_schema=False)
@@ -301,7 +325,7 @@ async def submit_sweep(request: Request) -> Any:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
-        return error_response(422, "el cuerpo debe ser JSON: {\"engines\", \"particles\", \"steps\", \"seeds\"}")
+        return error_response(422, 'el cuerpo debe ser JSON: {"engines", "particles", "steps", "seeds"}')
     try:
         # a large sweep takes a while to validate: keep the event loop free
         specs = await run_in_threadpool(parse_sweep_form, body)

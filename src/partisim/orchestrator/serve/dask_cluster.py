@@ -232,8 +232,10 @@ class DaskCluster(Executor):
                 self.scheduler_address = str(self._cluster.scheduler_address)
             await self._connect()
         loop = asyncio.get_running_loop()
-        self._jobs = [loop.create_task(self._poll(), name="partisim-dask-poll"),
-                      loop.create_task(self._collect(), name="partisim-dask-collect")]
+        self._jobs = [
+            loop.create_task(self._poll(), name="partisim-dask-poll"),
+            loop.create_task(self._collect(), name="partisim-dask-collect"),
+        ]
 
     async def _connect(self) -> None:
         import distributed
@@ -241,8 +243,9 @@ class DaskCluster(Executor):
         client_class: Any = distributed.Client  # partly untyped: used as Any
         wait = self.settings.connect_timeout
         self._connect_at = time.monotonic()
-        client = client_class(self.scheduler_address, asynchronous=True, set_as_default=False,
-                              name="partisim-serve", timeout=wait)
+        client = client_class(
+            self.scheduler_address, asynchronous=True, set_as_default=False, name="partisim-serve", timeout=wait
+        )
 
         async def started() -> None:
             await client
@@ -257,8 +260,10 @@ class DaskCluster(Executor):
             except Exception:  # it never connected: nothing to close properly
                 pass
             reason = str(exc) or f"sin respuesta en {wait:g} s (¿es un planificador Dask?)"
-            message = (f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {reason}; "
-                       f"se reintentará cada {RECONNECT_S:g} s")
+            message = (
+                f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {reason}; "
+                f"se reintentará cada {RECONNECT_S:g} s"
+            )
             if message != self._poll_error:
                 log.error("%s", message)
             self._poll_error = message
@@ -279,9 +284,15 @@ class DaskCluster(Executor):
 
             local: Any = distributed.LocalCluster
             try:
-                return await local(n_workers=self.target.workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", asynchronous=True,
-                                   silence_logs=logging.ERROR)
+                return await local(
+                    n_workers=self.target.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    asynchronous=True,
+                    silence_logs=logging.ERROR,
+                )
             except Exception as exc:
                 raise ConfigError(f"no se pudo arrancar el clúster Dask local ({self.target.address}): {exc}") from None
         if self.adaptive:
@@ -290,8 +301,9 @@ class DaskCluster(Executor):
             except ConfigError:
                 raise
             except Exception as exc:
-                raise ConfigError(f"no se pudo preparar el clúster {self.target.kind.upper()} de dask-jobqueue: "
-                                  f"{exc}") from None
+                raise ConfigError(
+                    f"no se pudo preparar el clúster {self.target.kind.upper()} de dask-jobqueue: {exc}"
+                ) from None
         return None
 
     async def _close_cluster(self) -> None:
@@ -403,12 +415,19 @@ class DaskCluster(Executor):
             got = answers[address]
             if isinstance(got, WorkerEnvironment) and (got.version, got.model) == (want_version, want_model):
                 member.usable, member.error = True, None
-                log.info("worker Dask %s listo: %d hilos, partisim %s, motores %s",
-                         address, member.threads, got.version, ", ".join(got.engines) or "ninguno")
+                log.info(
+                    "worker Dask %s listo: %d hilos, partisim %s, motores %s",
+                    address,
+                    member.threads,
+                    got.version,
+                    ", ".join(got.engines) or "ninguno",
+                )
                 continue
             if isinstance(got, WorkerEnvironment):
-                reason = (f"tiene partisim {got.version} (modelo v{got.model}) y este serve usa partisim "
-                          f"{want_version} (modelo v{want_model})")
+                reason = (
+                    f"tiene partisim {got.version} (modelo v{got.model}) y este serve usa partisim "
+                    f"{want_version} (modelo v{want_model})"
+                )
                 fix = f"instale partisim {want_version} en el entorno de ese worker"
             else:
                 detail = str(got) if type(got) is Exception else f"{type(got).__name__}: {got}"
@@ -435,16 +454,27 @@ class DaskCluster(Executor):
         for m in self._members.values():
             active = bool(m.usable) and self._connected
             link = f"{self.dashboard}/info/worker/{quote(m.address, safe='')}.html" if self.dashboard else None
-            out.append(MemberView(
-                id=m.address, kind="dask", url=m.address, address=_host_port(m.address),
-                state="active" if active else "inactive", since=m.since,
-                reported_id=m.name if m.name and m.name != m.address else None,
-                last_error=m.error or (self._poll_error if not self._connected else None),
-                last_seen=m.last_seen, checked_at=self._checked_at,
-                capacity=m.threads, inflight=m.executing, free=max(0, m.threads - m.executing) if active else 0,
-                dispatched=self._ran.get(m.address, 0), threads=m.threads, memory_bytes=m.memory,
-                dashboard_url=link,
-            ))
+            out.append(
+                MemberView(
+                    id=m.address,
+                    kind="dask",
+                    url=m.address,
+                    address=_host_port(m.address),
+                    state="active" if active else "inactive",
+                    since=m.since,
+                    reported_id=m.name if m.name and m.name != m.address else None,
+                    last_error=m.error or (self._poll_error if not self._connected else None),
+                    last_seen=m.last_seen,
+                    checked_at=self._checked_at,
+                    capacity=m.threads,
+                    inflight=m.executing,
+                    free=max(0, m.threads - m.executing) if active else 0,
+                    dispatched=self._ran.get(m.address, 0),
+                    threads=m.threads,
+                    memory_bytes=m.memory,
+                    dashboard_url=link,
+                )
+            )
         return out
 
     def _capacity(self) -> int:
@@ -502,8 +532,7 @@ class DaskCluster(Executor):
         task = attempt.task
         key = f"partisim-{task.id}-{attempt.number}-{self.session}"
         workers, loose = self._restrictions(task)
-        entry = _InFlight(attempt, key, None, frozenset(workers) if workers and not loose else None,
-                          workers, loose)
+        entry = _InFlight(attempt, key, None, frozenset(workers) if workers and not loose else None, workers, loose)
         self._inflight[key] = entry
         self._keys[task.id] = key
         # The scheduler launches a round's attempts one after another: hand them to Dask
@@ -523,12 +552,26 @@ class DaskCluster(Executor):
             group = (tuple(entry.workers) if entry.workers is not None else None, entry.loose)
             groups.setdefault(group, []).append(entry)
         for (workers, loose), entries in groups.items():
-            specs = [AttemptSpec(key=e.key, benchmark=e.attempt.task.benchmark, params=dict(e.attempt.task.params),
-                                 timeout=e.attempt.task.timeout or self.settings.task_timeout, expects=expected(),
-                                 topic=self.topic) for e in entries]
-            futures = self._client.map(run_attempt, specs, key=[e.key for e in entries],
-                                       workers=list(workers) if workers is not None else None,
-                                       allow_other_workers=loose, pure=False, retries=0)
+            specs = [
+                AttemptSpec(
+                    key=e.key,
+                    benchmark=e.attempt.task.benchmark,
+                    params=dict(e.attempt.task.params),
+                    timeout=e.attempt.task.timeout or self.settings.task_timeout,
+                    expects=expected(),
+                    topic=self.topic,
+                )
+                for e in entries
+            ]
+            futures = self._client.map(
+                run_attempt,
+                specs,
+                key=[e.key for e in entries],
+                workers=list(workers) if workers is not None else None,
+                allow_other_workers=loose,
+                pure=False,
+                retries=0,
+            )
             for entry, future in zip(entries, futures, strict=True):
                 entry.future = future
 
@@ -619,8 +662,9 @@ class DaskCluster(Executor):
                 return exc
             except Exception as exc:
                 return exc
-        return WorkerUnavailable(f"Dask abandonó la tarea (estado {future.status}; "
-                                 "¿se perdió la conexión con el planificador?)")
+        return WorkerUnavailable(
+            f"Dask abandonó la tarea (estado {future.status}; ¿se perdió la conexión con el planificador?)"
+        )
 
     def _settle(self, entry: _InFlight, value: Any) -> None:
         attempt = entry.attempt
@@ -636,22 +680,27 @@ class DaskCluster(Executor):
         where = report.worker
         if report.status == "success" and report.result is not None:
             try:
-                return ExecuteResult.model_validate({
-                    **report.result.to_dict(),
-                    "task_id": attempt.task_id,
-                    "worker_id": where,
-                    "benchmark": attempt.task.benchmark,
-                    "execution_time": report.elapsed,
-                    "runner": "dask",
-                    "threads_requested": attempt.task.threads if attempt.task.threads > 1 else None,
-                    "timestamp": _iso(),
-                    # what an HTTP worker says of these parameters, said here (cached per box and step)
-                    "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),
-                })
+                return ExecuteResult.model_validate(
+                    {
+                        **report.result.to_dict(),
+                        "task_id": attempt.task_id,
+                        "worker_id": where,
+                        "benchmark": attempt.task.benchmark,
+                        "execution_time": report.elapsed,
+                        "runner": "dask",
+                        "threads_requested": attempt.task.threads if attempt.task.threads > 1 else None,
+                        "timestamp": _iso(),
+                        # what an HTTP worker says of these parameters, said here (cached per box and step)
+                        "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),
+                    }
+                )
             except ValidationError as exc:
                 bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
-                return TaskRejected(f"la simulación dio valores no finitos o incompletos ({bad}); "
-                                    "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo", 422)
+                return TaskRejected(
+                    f"la simulación dio valores no finitos o incompletos ({bad}); "
+                    "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo",
+                    422,
+                )
         if report.status == "refused":
             member = self._members.get(where)
             if member is not None:
@@ -697,8 +746,11 @@ class DaskCluster(Executor):
                 continue
             self._drop(entry)
             self._given_up[entry.key] = entry.attempt.task_id
-            self.deliver(entry.attempt, WorkerUnavailable(f"se perdió el worker Dask {address} mientras "
-                                                          "ejecutaba la tarea"), address or None)
+            self.deliver(
+                entry.attempt,
+                WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
+                address or None,
+            )
         self._forget(address)
         self._wake()
 
@@ -729,8 +781,10 @@ class DaskCluster(Executor):
             if entry.only is not None and not entry.only & live:
                 self._take(key)
                 self._drop(entry)
-                self.deliver(entry.attempt, TaskNotStarted("ninguno de los workers Dask permitidos para la tarea "
-                                                           "sigue en el clúster"))
+                self.deliver(
+                    entry.attempt,
+                    TaskNotStarted("ninguno de los workers Dask permitidos para la tarea sigue en el clúster"),
+                )
 
     async def _poll(self) -> None:
         while True:
@@ -755,4 +809,3 @@ class DaskCluster(Executor):
 
     def active_members(self) -> int:
         return len(self._usable()) if self._connected else 0
-

@@ -87,14 +87,21 @@ class AttemptReport:
     def to_event(self, key: str) -> dict[str, Any]:
         """As plain values (Dask's events carry only msgpack types)."""
         result = asdict(self.result) if self.result is not None else None
-        return {"key": key, "worker": self.worker, "status": self.status, "result": result,
-                "message": self.message, "elapsed": self.elapsed}
+        return {
+            "key": key,
+            "worker": self.worker,
+            "status": self.status,
+            "result": result,
+            "message": self.message,
+            "elapsed": self.elapsed,
+        }
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> AttemptReport:
         result = SimResult(**data["result"]) if data.get("result") is not None else None
-        return cls(str(data["worker"]), data["status"], result, str(data.get("message", "")),
-                   float(data.get("elapsed", 0.0)))
+        return cls(
+            str(data["worker"]), data["status"], result, str(data.get("message", "")), float(data.get("elapsed", 0.0))
+        )
 
 
 def _released(worker: Any, key: str) -> Callable[[], bool]:
@@ -127,8 +134,11 @@ def _attempt(spec: AttemptSpec, worker: Any) -> AttemptReport:
     if spec.expects != expected():
         version, model = spec.expects
         mine = f"partisim {__version__} (modelo v{MODEL_VERSION})"
-        return AttemptReport(address, "refused", message=f"el worker Dask {address} tiene {mine}; "
-                                                         f"serve usa partisim {version} (modelo v{model})")
+        return AttemptReport(
+            address,
+            "refused",
+            message=f"el worker Dask {address} tiene {mine}; serve usa partisim {version} (modelo v{model})",
+        )
     try:
         params = parse_params(spec.params)
     except ParamsError as exc:

@@ -65,8 +65,15 @@ MAX_WATCHES = 1000
 class HttpFleet(Executor):
     kind = "http"
 
-    def __init__(self, monitor: HealthMonitor, settings: OrchestratorSettings, *, token: str | None = None,
-                 default_task_timeout: float = 600.0, follow_interval: float = FOLLOW_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        monitor: HealthMonitor,
+        settings: OrchestratorSettings,
+        *,
+        token: str | None = None,
+        default_task_timeout: float = 600.0,
+        follow_interval: float = FOLLOW_INTERVAL_S,
+    ) -> None:
         super().__init__()
         self.monitor = monitor
         self.settings = settings
@@ -169,13 +176,28 @@ class HttpFleet(Executor):
     def members(self) -> list[MemberView]:
         out = []
         for h in self.health():
-            out.append(MemberView(
-                id=h.id, kind="http", url=h.url, address=h.address, state=h.state, since=h.since,
-                latency_ms=h.latency_ms, reported_id=h.reported_id, consecutive_failures=h.consecutive_failures,
-                last_status=h.last_status, last_error=h.last_error, last_seen=h.last_seen, checked_at=h.checked_at,
-                capacity=self._limit(h), inflight=self._inflight[h.id], free=self._free(h),
-                dispatched=self._dispatched[h.id], suspended=self._suspended_now(h),
-            ))
+            out.append(
+                MemberView(
+                    id=h.id,
+                    kind="http",
+                    url=h.url,
+                    address=h.address,
+                    state=h.state,
+                    since=h.since,
+                    latency_ms=h.latency_ms,
+                    reported_id=h.reported_id,
+                    consecutive_failures=h.consecutive_failures,
+                    last_status=h.last_status,
+                    last_error=h.last_error,
+                    last_seen=h.last_seen,
+                    checked_at=h.checked_at,
+                    capacity=self._limit(h),
+                    inflight=self._inflight[h.id],
+                    free=self._free(h),
+                    dispatched=self._dispatched[h.id],
+                    suspended=self._suspended_now(h),
+                )
+            )
         return out
 
     def free_slots(self) -> int:
@@ -277,12 +299,18 @@ class HttpFleet(Executor):
     async def _execute(self, attempt: Attempt) -> None:
         task, url = attempt.task, attempt.placement.address
         slots = attempt.placement.slots
-        request = ExecuteRequest(benchmark=task.benchmark, params=task.params, task_id=task.id, timeout=task.timeout,
-                                 threads=slots if slots > 1 else None)  # a worker of an older partisim knows no threads
+        request = ExecuteRequest(
+            benchmark=task.benchmark,
+            params=task.params,
+            task_id=task.id,
+            timeout=task.timeout,
+            threads=slots if slots > 1 else None,
+        )  # a worker of an older partisim knows no threads
         bound = max(0.0, attempt.deadline - time.time())
         client = self._client(url, attempt.placement.member)
-        call = (client.execute_foreign(request) if self._is_foreign(attempt.placement.member)
-                else client.execute(request))
+        call = (
+            client.execute_foreign(request) if self._is_foreign(attempt.placement.member) else client.execute(request)
+        )
         try:
             result: TaskResult = await asyncio.wait_for(call, timeout=bound)
         except asyncio.TimeoutError:

@@ -64,8 +64,15 @@ ACTIVITY_BUCKETS = 30
 _SECTIONS = ("summary", "workers", "recent", "activity")
 #: what the page shows of a result and of a worker's own status (the rest is in
 #: /api/tasks/{id} and /api/workers): the messages stay small
-_RESULT_FIELDS = {"engine", "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
-                  "kinetic_energy", "checksum"}
+_RESULT_FIELDS = {
+    "engine",
+    "simulation_time",
+    "execution_time",
+    "particle_collisions",
+    "wall_collisions",
+    "kinetic_energy",
+    "checksum",
+}
 _STATUS_FIELDS = {"runner", "cpu_count", "load_avg", "version", "capacity", "running"}
 
 
@@ -243,8 +250,10 @@ class LiveFeed:
         first; the last window ends with the current second."""
         start = int(now) - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_S + 1
         counts = self._state.queue.activity(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
-        return [{"t": float(start + k * ACTIVITY_BUCKET_S), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
-                for k, n in enumerate(counts)]
+        return [
+            {"t": float(start + k * ACTIVITY_BUCKET_S), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
+            for k, n in enumerate(counts)
+        ]
 
 
 def live_feed(state: ServeState) -> LiveFeed:

@@ -39,8 +39,15 @@ def physics_line(stats: Iterable[TimeStats]) -> ChartPhysics | None:
     check = check_rate(totals)
     if check is None:
         return None
-    return ChartPhysics(text=check.text(), shown=check.shown, ratio=check.ratio, expected=check.expected,
-                        tasks=check.runs, collisions=check.collisions, left_out=check.left_out)
+    return ChartPhysics(
+        text=check.text(),
+        shown=check.shown,
+        ratio=check.ratio,
+        expected=check.expected,
+        tasks=check.runs,
+        collisions=check.collisions,
+        left_out=check.left_out,
+    )
 
 
 def result_warnings(stats: Iterable[TimeStats]) -> list[str]:
@@ -49,5 +56,7 @@ def result_warnings(stats: Iterable[TimeStats]) -> list[str]:
     if len(found) <= MAX_WARNINGS:
         return found
     more = len(found) - MAX_WARNINGS
-    return [*found[:MAX_WARNINGS], f"y {more} aviso{'s' if more > 1 else ''} más en estos resultados "
-                                   "(vea partisim results)"]
+    return [
+        *found[:MAX_WARNINGS],
+        f"y {more} aviso{'s' if more > 1 else ''} más en estos resultados (vea partisim results)",
+    ]

@@ -71,9 +71,16 @@ def _time_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
         # on a log axis a bar below zero is meaningless: clip the lower half
         lower = [min(p.stdev, 0.9 * p.mean) for p in line.points]
         ax.errorbar(
-            xs, ys, yerr=[lower, [p.stdev for p in line.points]], capsize=3, color=line.color,
-            marker=_MARKERS.get(line.marker, "D"), markersize=6, linestyle=_linestyle(line.dash),
-            markerfacecolor=line.color if line.filled else "white", label=line.label,
+            xs,
+            ys,
+            yerr=[lower, [p.stdev for p in line.points]],
+            capsize=3,
+            color=line.color,
+            marker=_MARKERS.get(line.marker, "D"),
+            markersize=6,
+            linestyle=_linestyle(line.dash),
+            markerfacecolor=line.color if line.filled else "white",
+            label=line.label,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -101,8 +108,9 @@ def ratio_text(value: float) -> str:
 
 def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str]) -> None:
     if not bars:
-        ax.text(0.5, 0.5, "Sin pares python/cython\ncon el mismo tamaño", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "Sin pares python/cython\ncon el mismo tamaño", ha="center", va="center", transform=ax.transAxes
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         return
@@ -112,8 +120,15 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
     xs = [sizes.index(b.particles) + (configs.index(b.config) - (len(configs) - 1) / 2) * width for b in bars]
     values = [b.value for b in bars]
     # log axis, bars grow from 1x: up when cython is faster, down when slower
-    rects = ax.bar(xs, [v - 1.0 for v in values], bottom=1.0, width=width * 0.9,
-                   color=[b.color for b in bars], edgecolor="white", linewidth=0.5)
+    rects = ax.bar(
+        xs,
+        [v - 1.0 for v in values],
+        bottom=1.0,
+        width=width * 0.9,
+        color=[b.color for b in bars],
+        edgecolor="white",
+        linewidth=0.5,
+    )
     ax.set_yscale("log")
     low, high = min(*values, 1.0), max(*values, 1.0)
     labels = [ratio_text(v) for v in values]
@@ -130,16 +145,18 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
     if rotation is not None and len(bars) <= MAX_BAR_LABELS:
         ax.bar_label(rects, labels=labels, fontsize=8, padding=2, rotation=rotation)
     step = max(1, math.ceil(len(sizes) / 16))
-    ax.set_xticks(range(0, len(sizes), step), [str(sizes[i]) for i in range(0, len(sizes), step)],
-                  rotation=45 if len(sizes) > 6 else 0)
+    ax.set_xticks(
+        range(0, len(sizes), step),
+        [str(sizes[i]) for i in range(0, len(sizes), step)],
+        rotation=45 if len(sizes) > 6 else 0,
+    )
     ax.set_xlabel("partículas")
     ax.set_ylabel("aceleración (tiempo python / tiempo cython)")
     ax.set_title("Aceleración cython / python (escala logarítmica)")
     ax.grid(True, axis="y", which="major", alpha=0.3)
     if len(configs) > 1:
         handles = [Patch(color=next(b.color for b in bars if b.config == c), label=c) for c in configs]
-        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-                  ncol=2, frameon=False)
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
 
 
 #: footnote characters per line (8 pt on a 13 in wide figure)
@@ -168,8 +185,16 @@ def write_report(chart: ChartData, path: str | Path, *, title: str | None = None
         _speedup_chart(right, chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
         fig.suptitle(title or "Informe de benchmarks partisim")
         if lines:
-            fig.text(0.01, 0.08 / height, "\n".join(lines), ha="left", va="bottom", fontsize=8,
-                     linespacing=1.35, color="#333333")
+            fig.text(
+                0.01,
+                0.08 / height,
+                "\n".join(lines),
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                linespacing=1.35,
+                color="#333333",
+            )
         fig.tight_layout(rect=(0.0, foot_in / height, 1.0, 1.0))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")

@@ -18,5 +18,4 @@ def model_response(model: BaseModel, status_code: int = 200) -> Response:
 def error_response(status_code: int, message: str, field_name: str | None = None) -> Response:
     """``field`` names the form field to mark (the dashboard's sweep form)."""
     body = ErrorBody(status="error", error=message, field=field_name)
-    return Response(body.model_dump_json(exclude_none=True), status_code=status_code,
-                    media_type="application/json")
+    return Response(body.model_dump_json(exclude_none=True), status_code=status_code, media_type="application/json")

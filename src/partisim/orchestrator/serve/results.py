@@ -48,9 +48,26 @@ __all__ = [
 ]
 
 COLUMNS = (
-    "id", "batch", "status", "engine", "particles", "steps", "seed", "worker", "attempts",
-    "simulation_time", "execution_time", "particle_collisions", "wall_collisions",
-    "kinetic_energy", "checksum", "error", "verify_of", "verifiable", "duplicates", "threads",
+    "id",
+    "batch",
+    "status",
+    "engine",
+    "particles",
+    "steps",
+    "seed",
+    "worker",
+    "attempts",
+    "simulation_time",
+    "execution_time",
+    "particle_collisions",
+    "wall_collisions",
+    "kinetic_energy",
+    "checksum",
+    "error",
+    "verify_of",
+    "verifiable",
+    "duplicates",
+    "threads",
     "warnings",
 )
 #: the CSV cell of a task with several warnings joins them with this
@@ -138,8 +155,9 @@ _RESULT_COLUMNS = (
 )
 
 
-def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None,
-                  title: str | None = None) -> FittedTable:
+def results_table(
+    tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None, title: str | None = None
+) -> FittedTable:
     """A table of tasks that fits the console it is printed on (columns go, least useful
     first, rather than cutting a value); with ``checks`` a column says whether a re-run
     agreed."""
@@ -167,9 +185,16 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
         if row["status"] == "failed" and row["error"]:
             status += f": {row['error']}"
         cells = [
-            row["id"], status, row["engine"], _fmt(row["particles"]), _fmt(row["steps"]),
-            _fmt(row["seed"]), _fmt(row["worker"]), _fmt(row["attempts"]),
-            _fmt(row["simulation_time"]), _fmt(row["particle_collisions"]),
+            row["id"],
+            status,
+            row["engine"],
+            _fmt(row["particles"]),
+            _fmt(row["steps"]),
+            _fmt(row["seed"]),
+            _fmt(row["worker"]),
+            _fmt(row["attempts"]),
+            _fmt(row["simulation_time"]),
+            _fmt(row["particle_collisions"]),
             (row["checksum"] or "—")[:12] if row["verifiable"] else "no verificable",
         ]
         if numbers:
@@ -185,10 +210,12 @@ def results_table(tasks: Sequence[TaskView], *, checks: dict[str, Check] | None 
         rows.append(cells)
     notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
     if len(numbers) > MAX_TABLE_WARNINGS:
-        notes.append(f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de "
-                     "--format csv")
-    return FittedTable(columns, rows, title=title or f"Resultados ({len(tasks)} tareas)",
-                       caption="\n".join(notes) or None)
+        notes.append(
+            f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de --format csv"
+        )
+    return FittedTable(
+        columns, rows, title=title or f"Resultados ({len(tasks)} tareas)", caption="\n".join(notes) or None
+    )
 
 
 # -- statistics -----------------------------------------------------------------------
@@ -252,8 +279,10 @@ def group_times(tasks: Iterable[TaskView]) -> list[Group]:
         if task.status != "success" or task.verify_of or r is None:
             continue
         found[(r.engine, r.particles, r.steps, _other_params(task.params, r.threads))].append(r.simulation_time)
-    return [Group(e, n, s, len(ts), statistics.fmean(ts), statistics.stdev(ts) if len(ts) > 1 else 0.0, p)
-            for (e, n, s, p), ts in sorted(found.items())]
+    return [
+        Group(e, n, s, len(ts), statistics.fmean(ts), statistics.stdev(ts) if len(ts) > 1 else 0.0, p)
+        for (e, n, s, p), ts in sorted(found.items())
+    ]
 
 
 def pool(stats: Iterable[TimeStats]) -> list[Group]:
@@ -377,28 +406,45 @@ def chart_parts(groups: Sequence[Group]) -> ChartParts:
     for g in groups:
         lines[(Config(g.steps, g.params), g.engine)].append(g)
     series = []
-    for (config, engine), items in sorted(lines.items(), key=lambda kv: (index[kv[0][0]], _ENGINE_ORDER.get(
-            kv[0][1], 99), kv[0][1])):
+    for (config, engine), items in sorted(
+        lines.items(), key=lambda kv: (index[kv[0][0]], _ENGINE_ORDER.get(kv[0][1], 99), kv[0][1])
+    ):
         items.sort(key=lambda g: g.particles)
         label = config.label(varied)
         color, filled = colour(config, engine)
         _, marker, dash = ENGINE_STYLES.get(engine, ("", "diamond", "1 3"))
-        series.append(ChartSeries(
-            key=json.dumps([engine, config.steps, config.shown(varied)]),
-            engine=engine, steps=config.steps, params=config.shown(varied), config=label,
-            label=f"{engine} · {label}" if label else engine,
-            color=color, marker=marker, dash=dash, filled=filled,
-            points=[ChartPoint(particles=g.particles, mean=g.mean, stdev=g.stdev, n=g.n) for g in items],
-        ))
+        series.append(
+            ChartSeries(
+                key=json.dumps([engine, config.steps, config.shown(varied)]),
+                engine=engine,
+                steps=config.steps,
+                params=config.shown(varied),
+                config=label,
+                label=f"{engine} · {label}" if label else engine,
+                color=color,
+                marker=marker,
+                dash=dash,
+                filled=filled,
+                points=[ChartPoint(particles=g.particles, mean=g.mean, stdev=g.stdev, n=g.n) for g in items],
+            )
+        )
     bars = []
     for up in sorted(speedups(groups), key=lambda u: (u.particles, index[Config(u.steps, u.params)])):
         if not (up.cython_mean > 0 and math.isfinite(up.value)):
             continue
         config = Config(up.steps, up.params)
-        bars.append(ChartSpeedup(
-            particles=up.particles, steps=up.steps, params=config.shown(varied), config=config.label(varied),
-            color=colour(config, "cython")[0], python=up.python_mean, cython=up.cython_mean, value=up.value,
-        ))
+        bars.append(
+            ChartSpeedup(
+                particles=up.particles,
+                steps=up.steps,
+                params=config.shown(varied),
+                config=config.label(varied),
+                color=colour(config, "cython")[0],
+                python=up.python_mean,
+                cython=up.cython_mean,
+                value=up.value,
+            )
+        )
     return ChartParts(varied, series, bars)
 
 
@@ -438,13 +484,15 @@ def compare_checksums(originals: dict[str, TaskView], reruns: Iterable[TaskView]
         original = originals.get(rerun.verify_of or "")
         if original is None:
             continue
-        checks.append(Check(
-            original_id=original.id,
-            verify_id=rerun.id,
-            original_worker=original.worker,
-            verify_worker=rerun.worker,
-            original_checksum=original.result.checksum if original.result else None,
-            verify_checksum=rerun.result.checksum if rerun.result else None,
-            verify_status=rerun.status,
-        ))
+        checks.append(
+            Check(
+                original_id=original.id,
+                verify_id=rerun.id,
+                original_worker=original.worker,
+                verify_worker=rerun.worker,
+                original_checksum=original.result.checksum if original.result else None,
+                verify_checksum=rerun.result.checksum if rerun.result else None,
+                verify_status=rerun.status,
+            )
+        )
     return checks

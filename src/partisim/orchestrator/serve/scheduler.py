@@ -58,8 +58,9 @@ def _not_started(exc: PartisimError) -> bool:
 class Scheduler:
     """Dispatches queued tasks to an executor and records their outcomes."""
 
-    def __init__(self, queue: TaskQueue, executor: Executor, *, policy: RetryPolicy | None = None,
-                 tick: float = TICK_S) -> None:
+    def __init__(
+        self, queue: TaskQueue, executor: Executor, *, policy: RetryPolicy | None = None, tick: float = TICK_S
+    ) -> None:
         self.queue = queue
         self.executor = executor
         self.policy = policy or RetryPolicy()
@@ -132,9 +133,12 @@ class Scheduler:
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
             deadlines = [now + self.executor.bound(task) for task, _ in placed]
-            numbers = self.queue.claim_many([
-                (task.id, p.member, p.address, deadline) for (task, p), deadline in zip(placed, deadlines, strict=True)
-            ])
+            numbers = self.queue.claim_many(
+                [
+                    (task.id, p.member, p.address, deadline)
+                    for (task, p), deadline in zip(placed, deadlines, strict=True)
+                ]
+            )
             for (task, placement), deadline, number in zip(placed, deadlines, numbers, strict=True):
                 if number is None:  # cancelled meanwhile: no longer queued; give the slots back
                     self.executor.unplace(placement)
@@ -186,8 +190,9 @@ class Scheduler:
 
     def _record_results(self) -> None:
         batch, self._results = self._results, []
-        recorded = self.queue.complete_many([(task_id, number, result, worker)
-                                             for task_id, number, result, worker, _ in batch])
+        recorded = self.queue.complete_many(
+            [(task_id, number, result, worker) for task_id, number, result, worker, _ in batch]
+        )
         for (task_id, _, _, worker, member), ok in zip(batch, recorded, strict=True):
             if ok:
                 self._notify(task_id)
@@ -202,11 +207,13 @@ class Scheduler:
         """``member`` ran ``task_id`` to the end, but serve no longer waited for that run."""
         task = self.queue.note_run(task_id, member)
         if task is not None and task.duplicates:
-            log.warning("tarea %s: %s también la ejecutó (ejecuciones duplicadas: %d)",
-                        task_id, member, task.duplicates)
+            log.warning(
+                "tarea %s: %s también la ejecutó (ejecuciones duplicadas: %d)", task_id, member, task.duplicates
+            )
 
-    def _failed_attempt(self, task: Task, member: str, number: int, exc: PartisimError,
-                        worker: str | None = None) -> None:
+    def _failed_attempt(
+        self, task: Task, member: str, number: int, exc: PartisimError, worker: str | None = None
+    ) -> None:
         message = str(exc) or "error sin descripción"
         if _not_started(exc):
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
@@ -214,8 +221,9 @@ class Scheduler:
         retryable = _retryable(exc)
         if retryable and number < task.max_attempts:
             delay = self.policy.delay(number)
-            log.info("tarea %s: intento %d en %s falló (%s); reintento en %.2f s",
-                     task.id, number, member, message, delay)
+            log.info(
+                "tarea %s: intento %d en %s falló (%s); reintento en %.2f s", task.id, number, member, message, delay
+            )
             self.queue.retry(task.id, number, message, time.time() + delay, worker)
             return
         if retryable:
@@ -271,6 +279,9 @@ class Scheduler:
         self._last_watchdog = now
         for task in self.queue.running():
             if not self.executor.running(task.id) and task.deadline is not None and task.deadline < now:
-                self._failed_attempt(task, task.worker or "?", task.attempts,
-                                     TaskTimedOut(f"la tarea {task.id} superó su plazo sin respuesta"))
-
+                self._failed_attempt(
+                    task,
+                    task.worker or "?",
+                    task.attempts,
+                    TaskTimedOut(f"la tarea {task.id} superó su plazo sin respuesta"),
+                )

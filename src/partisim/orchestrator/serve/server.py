@@ -41,8 +41,17 @@ from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
 from partisim.orchestrator.serve.state import ServeState
 from partisim.orchestrator.serve.taskqueue import TaskQueue
 
-__all__ = ["ServeOptions", "Listening", "build_app", "serve", "check_tls", "check_scheduler",
-           "dask_target", "exclusive_database", "is_loopback"]
+__all__ = [
+    "ServeOptions",
+    "Listening",
+    "build_app",
+    "serve",
+    "check_tls",
+    "check_scheduler",
+    "dask_target",
+    "exclusive_database",
+    "is_loopback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +72,7 @@ def open_queue(path: str, max_attempts: int) -> TaskQueue:
         return TaskQueue(path, max_attempts=max_attempts, verify=True)
     except sqlite3.DatabaseError as exc:
         raise ConfigError(
-            f"la base de datos {path} está dañada o no es de partisim ({exc}); restaure una copia "
-            "o use otra con --db"
+            f"la base de datos {path} está dañada o no es de partisim ({exc}); restaure una copia o use otra con --db"
         ) from None
     except sqlite3.Error as exc:
         raise ConfigError(f"no se puede abrir la base de datos {path}: {exc}") from None
@@ -91,9 +99,11 @@ class NoWorkersReport:
             self.reported = False
         elif not self.reported:
             self.reported = True
-            log.warning("%s: las tareas esperan en cola hasta que un worker responda "
-                        "(revise que los workers estén en marcha y las direcciones de la configuración)",
-                        NO_ACTIVE_WORKERS)
+            log.warning(
+                "%s: las tareas esperan en cola hasta que un worker responda "
+                "(revise que los workers estén en marcha y las direcciones de la configuración)",
+                NO_ACTIVE_WORKERS,
+            )
 
 
 def build_app(config: Config, options: ServeOptions) -> FastAPI:
@@ -138,14 +148,17 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
         startup.append(inbox.start)
         shutdown.append(inbox.stop)
 
-    app = create_app(state, on_startup=startup, on_shutdown=shutdown, shutdown_grace=options.shutdown_grace,
-                     token=options.token, secure_cookie=options.tls_cert is not None)
+    app = create_app(
+        state,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        shutdown_grace=options.shutdown_grace,
+        token=options.token,
+        secure_cookie=options.tls_cert is not None,
+    )
     app.state.options = options
     app.state.config = config
     return app
-
-
-
 
 
 def check_tls(cert: str | None, key: str | None) -> None:
@@ -160,8 +173,10 @@ def check_tls(cert: str | None, key: str | None) -> None:
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"--tls-cert/--tls-key: no se pueden usar {cert} y {key} "
-                          f"(¿certificado y clave PEM que se corresponden?): {exc}") from None
+        raise ConfigError(
+            f"--tls-cert/--tls-key: no se pueden usar {cert} y {key} "
+            f"(¿certificado y clave PEM que se corresponden?): {exc}"
+        ) from None
 
 
 def check_scheduler(address: str, timeout: float = 5.0) -> None:
@@ -240,8 +255,7 @@ def exclusive_database(db: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise ConfigError(
-                f"otra instancia de partisim serve ya usa la base de datos {db}; "
-                "deténgala o use otra con --db"
+                f"otra instancia de partisim serve ya usa la base de datos {db}; deténgala o use otra con --db"
             ) from None
         yield
     finally:
@@ -256,10 +270,14 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
             Path(options.inbox).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"--inbox: no se puede usar la carpeta {options.inbox}: {explain_os_error(exc)}") from None
+                f"--inbox: no se puede usar la carpeta {options.inbox}: {explain_os_error(exc)}"
+            ) from None
     if options.token is None and not is_loopback(options.host):
-        log.warning("ATENCIÓN: partisim serve escucha en %s sin token: cualquiera que llegue a esta máquina "
-                    "puede encolar y cancelar tareas. Use --token-file o PARTISIM_TOKEN.", options.host)
+        log.warning(
+            "ATENCIÓN: partisim serve escucha en %s sin token: cualquiera que llegue a esta máquina "
+            "puede encolar y cancelar tareas. Use --token-file o PARTISIM_TOKEN.",
+            options.host,
+        )
     target = dask_target(config, options)
     if target is not None:
         from partisim.orchestrator.serve.dask_cluster import require_dask
@@ -275,8 +293,9 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
         sock.close()
 
 
-def _run(config: Config, options: ServeOptions, sock: socket.socket,
-         on_listening: Callable[[Listening], None] | None) -> None:
+def _run(
+    config: Config, options: ServeOptions, sock: socket.socket, on_listening: Callable[[Listening], None] | None
+) -> None:
     app = build_app(config, options)
     listening = _listening(options, sock.getsockname()[1])
     server = _Server(

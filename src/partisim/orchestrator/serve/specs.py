@@ -100,12 +100,12 @@ def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
         extra = [k for k in data if k not in ("tasks", "batch")]
         if "tasks" not in data or extra:
             raise ParamsError(
-                f"{source}: se esperaba una lista de tareas o un objeto {{\"tasks\": [...]}}"
+                f'{source}: se esperaba una lista de tareas o un objeto {{"tasks": [...]}}'
                 + (f" (clave desconocida {extra[0]!r})" if extra else "")
             )
         data = data["tasks"]
     if not isinstance(data, list):
-        raise ParamsError(f"{source}: se esperaba una lista de tareas o un objeto {{\"tasks\": [...]}}")
+        raise ParamsError(f'{source}: se esperaba una lista de tareas o un objeto {{"tasks": [...]}}')
     if not data:
         raise ParamsError(f"{source}: la lista de tareas está vacía")
     specs: list[TaskSpec] = []
@@ -143,11 +143,7 @@ def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:
 
 
 def _valid_batch(batch: Any) -> bool:
-    return (
-        isinstance(batch, str)
-        and 1 <= len(batch) <= 64
-        and all(c.isalnum() or c in "-_." for c in batch)
-    )
+    return isinstance(batch, str) and 1 <= len(batch) <= 64 and all(c.isalnum() or c in "-_." for c in batch)
 
 
 def load_task_file(path: str | Path) -> list[TaskSpec]:

@@ -44,8 +44,9 @@ def state_of(request: Request) -> ServeState:
     return serve
 
 
-def summary(state: ServeState, batch: str | None = None, *, members: list[MemberView] | None = None,
-            now: float | None = None) -> Summary:
+def summary(
+    state: ServeState, batch: str | None = None, *, members: list[MemberView] | None = None, now: float | None = None
+) -> Summary:
     """Counts per status, throughput of the last minute, active workers. O(1) in the
     size of the queue: counts from memory, the window from a range of an index."""
     now = time.time() if now is None else now
@@ -72,5 +73,4 @@ def workers(state: ServeState, *, members: list[MemberView] | None = None) -> li
     done = state.queue.assigned_per_worker(SUCCESS)
     failed = state.queue.assigned_per_worker(FAILED)
     members = state.executor.members() if members is None else members
-    return [m.model_copy(update={"completed": done.get(m.id, 0), "failed": failed.get(m.id, 0)})
-            for m in members]
+    return [m.model_copy(update={"completed": done.get(m.id, 0), "failed": failed.get(m.id, 0)}) for m in members]

@@ -49,8 +49,9 @@ class Tally:
         per[status] += n
         self.revision += 1
 
-    def move(self, batch: str, before: str, after: str, *, worker: str | None = None,
-             finished_at: float | None = None) -> None:
+    def move(
+        self, batch: str, before: str, after: str, *, worker: str | None = None, finished_at: float | None = None
+    ) -> None:
         """One task of ``batch`` went from ``before`` to ``after``; when ``after`` is an
         activity status, ``worker`` did it at ``finished_at``."""
         self.overall[before] -= 1

@@ -92,8 +92,9 @@ _ACTIVITY = (SUCCESS, FAILED)
 #: columns added after the first version: a database made by an older one gets them
 _ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT", "threads": "INTEGER NOT NULL DEFAULT 1"}
 #: what a `tasks` table must have to be ours
-_CORE_COLUMNS = frozenset({"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts",
-                           "created_at", "result", "error"})
+_CORE_COLUMNS = frozenset(
+    {"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts", "created_at", "result", "error"}
+)
 
 
 def _new_task_id() -> str:
@@ -135,8 +136,9 @@ def _row_to_task(row: sqlite3.Row) -> Task:
         finished_at=row["finished_at"],
         result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
         error=row["error"],
-        foreign_result=(ForeignResult.model_validate_json(row["foreign_result"])
-                        if row["foreign_result"] is not None else None),
+        foreign_result=(
+            ForeignResult.model_validate_json(row["foreign_result"]) if row["foreign_result"] is not None else None
+        ),
         extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
         threads=row["threads"],
     )
@@ -250,9 +252,7 @@ class TaskQueue:
         self.path = Path(path)
         self.max_attempts = max(1, int(max_attempts))
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
         try:
             self._open(verify)
         except BaseException:
@@ -274,28 +274,26 @@ class TaskQueue:
             self._db.executescript(_SCHEMA)
             self.tally = self._read_tally()
         self._read_lock = threading.Lock()
-        self._reader = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        self._reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
         self._reader.row_factory = sqlite3.Row
         self._reader.execute("PRAGMA busy_timeout=30000")
 
     def _read_tally(self) -> Tally:
         """The in-memory counts, from the table (each query walks one index)."""
         tally = Tally(STATUSES, _ACTIVITY)
-        for batch, status, n in self._db.execute(
-            "SELECT batch, status, COUNT(*) FROM tasks GROUP BY batch, status"
-        ):
+        for batch, status, n in self._db.execute("SELECT batch, status, COUNT(*) FROM tasks GROUP BY batch, status"):
             tally.add(batch, status, n)
         for worker, status, n in self._db.execute(
             "SELECT worker, status, COUNT(*) FROM tasks WHERE status IN (?, ?) AND worker IS NOT NULL"
-            " GROUP BY worker, status", _ACTIVITY,
+            " GROUP BY worker, status",
+            _ACTIVITY,
         ):
             tally.count_worker(worker, status, n)
         since = int(time.time()) - KEEP_SECONDS
         for second, n in self._db.execute(
             "SELECT CAST(finished_at AS INTEGER), COUNT(*) FROM tasks INDEXED BY tasks_finished_status"
-            " WHERE finished_at >= ? AND status IN (?, ?) GROUP BY 1 ORDER BY 1", (since, *_ACTIVITY),
+            " WHERE finished_at >= ? AND status IN (?, ?) GROUP BY 1 ORDER BY 1",
+            (since, *_ACTIVITY),
         ):
             tally.count_finished(int(second), n)
         return tally
@@ -342,8 +340,9 @@ class TaskQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transition(self, sql: str, args: Sequence[Any], before: str, after: str,
-                    finished_at: float | None = None) -> bool:
+    def _transition(
+        self, sql: str, args: Sequence[Any], before: str, after: str, finished_at: float | None = None
+    ) -> bool:
         """Run one conditional ``UPDATE ... RETURNING batch, worker``; when it moved the
         row, move it in the tally too (same lock: the two never disagree)."""
         with self._lock:
@@ -374,11 +373,21 @@ class TaskQueue:
         for spec in specs:
             task_id = _new_task_id()
             ids.append(task_id)
-            rows.append((
-                task_id, batch, QUEUED, spec.benchmark,
-                json.dumps(spec.params, sort_keys=True), spec.timeout, spec.verify_of,
-                spec.exclude_worker, self.max_attempts, now, spec.threads,
-            ))
+            rows.append(
+                (
+                    task_id,
+                    batch,
+                    QUEUED,
+                    spec.benchmark,
+                    json.dumps(spec.params, sort_keys=True),
+                    spec.timeout,
+                    spec.verify_of,
+                    spec.exclude_worker,
+                    self.max_attempts,
+                    now,
+                    spec.threads,
+                )
+            )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -402,14 +411,10 @@ class TaskQueue:
         found = self._select("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
 
-    def tasks(
-        self, *, status: str | None = None, batch: str | None = None, limit: int = 1000
-    ) -> list[Task]:
+    def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
         where, args = self._filters(status=status, batch=batch)
-        return self._select(
-            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit))
-        )
+        return self._select(f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
         """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
@@ -439,9 +444,7 @@ class TaskQueue:
         the table (`live_counts` answers the same from memory)."""
         where, args = self._filters(batch=batch)
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status", args
-            ).fetchall()
+            rows = self._db.execute(f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status", args).fetchall()
         counts = {s: 0 for s in STATUSES}
         for status, n in rows:
             counts[status] = n
@@ -481,12 +484,16 @@ class TaskQueue:
         """Tasks finished (success or failed) at or after ``since``: a range of the
         finished-time index, whatever the number of older rows."""
         if batch is None:
-            sql = ("SELECT COUNT(*) FROM tasks INDEXED BY tasks_finished_status"
-                   " WHERE finished_at >= ? AND status IN (?, ?)")
+            sql = (
+                "SELECT COUNT(*) FROM tasks INDEXED BY tasks_finished_status"
+                " WHERE finished_at >= ? AND status IN (?, ?)"
+            )
             args: tuple[Any, ...] = (since, *_ACTIVITY)
         else:
-            sql = ("SELECT COUNT(*) FROM tasks INDEXED BY tasks_batch_finished"
-                   " WHERE batch = ? AND finished_at >= ? AND status IN (?, ?)")
+            sql = (
+                "SELECT COUNT(*) FROM tasks INDEXED BY tasks_batch_finished"
+                " WHERE batch = ? AND finished_at >= ? AND status IN (?, ?)"
+            )
             args = (batch, since, *_ACTIVITY)
         with self._lock:
             row = self._db.execute(sql, args).fetchone()
@@ -532,7 +539,8 @@ class TaskQueue:
         if len(found) < limit:
             found += self._select(
                 "SELECT * FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
-                " ORDER BY finished_at DESC LIMIT ?", (limit - len(found),),
+                " ORDER BY finished_at DESC LIMIT ?",
+                (limit - len(found),),
             )
         if len(found) < limit:
             found += self._select(
@@ -543,8 +551,9 @@ class TaskQueue:
 
     # -- long reads: pages and exports (second connection; call them from a thread) --
 
-    def page(self, selection: Selection, *, limit: int, after_seq: int | None = None,
-             before_seq: int | None = None) -> tuple[list[str], int | None]:
+    def page(
+        self, selection: Selection, *, limit: int, after_seq: int | None = None, before_seq: int | None = None
+    ) -> tuple[list[str], int | None]:
         """One page of tasks as JSON texts (`Task.view`), and the cursor of the next page (None
         when this is the last). With ``after_seq``: oldest first from there; otherwise
         newest first, below ``before_seq`` if given. Each page is a range of an index."""
@@ -584,8 +593,9 @@ class TaskQueue:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def flat_rows(self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int,
-                  limit: int) -> list[tuple[Any, ...]]:
+    def flat_rows(
+        self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int, limit: int
+    ) -> list[tuple[Any, ...]]:
         """``(seq, *columns)`` rows of the selection (the flat result columns, extracted by
         SQLite from the stored JSON), ``after_seq < seq <= upto``, oldest first."""
         select = ", ".join(_FLAT_SQL[c] for c in columns)
@@ -613,10 +623,16 @@ class TaskQueue:
         )
         found: dict[str, dict[str, Any]] = {}
         for batch, status, n, first_seq, created, finished in rows:
-            item = found.setdefault(batch, {
-                "batch": batch, "first_seq": first_seq, "created_at": created,
-                "finished_at": finished, **{s: 0 for s in STATUSES},
-            })
+            item = found.setdefault(
+                batch,
+                {
+                    "batch": batch,
+                    "first_seq": first_seq,
+                    "created_at": created,
+                    "finished_at": finished,
+                    **{s: 0 for s in STATUSES},
+                },
+            )
             item[status] = n
             item["first_seq"] = min(item["first_seq"], first_seq)
             item["created_at"] = min(item["created_at"], created)
@@ -647,9 +663,11 @@ class TaskQueue:
             "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
             " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
         )
-        chunks: list[list[str] | None] = [None] if batches is None else [
-            list(batches[i:i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)
-        ]
+        chunks: list[list[str] | None] = (
+            [None]
+            if batches is None
+            else [list(batches[i : i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)]
+        )
         out: list[TimeStats] = []
         for chunk in chunks:
             where, args = "", [SUCCESS]
@@ -658,9 +676,23 @@ class TaskQueue:
                 args.extend(chunk)
             with self._lock:
                 rows = self._db.execute(sql.format(where=where), args).fetchall()
-            out.extend(TimeStats(b, e, int(n), int(s), rest, int(c), float(t), float(t2), int(pc), float(ke),
-                                 _distinct_warnings(w), int(used))
-                       for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows)
+            out.extend(
+                TimeStats(
+                    b,
+                    e,
+                    int(n),
+                    int(s),
+                    rest,
+                    int(c),
+                    float(t),
+                    float(t2),
+                    int(pc),
+                    float(ke),
+                    _distinct_warnings(w),
+                    int(used),
+                )
+                for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows
+            )
         return out
 
     def batch_exists(self, batch: str) -> bool:
@@ -699,9 +731,7 @@ class TaskQueue:
         """queued -> running on ``worker``; returns the attempt number, or None if lost."""
         return self.claim_many([(task_id, worker, worker_url, deadline)])[0]
 
-    def claim_many(
-        self, claims: Sequence[tuple[str, str, str, float]]
-    ) -> list[int | None]:
+    def claim_many(self, claims: Sequence[tuple[str, str, str, float]]) -> list[int | None]:
         """``claim`` for several ``(task_id, worker, worker_url, deadline)`` in one
         transaction (one commit instead of one per task); the same conditional UPDATE
         per task, so each result is its attempt number or None if that one was lost."""
@@ -804,7 +834,9 @@ class TaskQueue:
             "UPDATE tasks SET status = ?, error = ?, finished_at = ?, deadline = NULL,"
             " worker = COALESCE(?, worker) WHERE id = ? AND status = ? AND attempts = ? RETURNING batch, worker",
             (FAILED, error, now, worker, task_id, RUNNING, attempt),
-            RUNNING, FAILED, now,
+            RUNNING,
+            FAILED,
+            now,
         )
 
     def retry(self, task_id: str, attempt: int, error: str, not_before: float, worker: str | None = None) -> bool:
@@ -817,7 +849,8 @@ class TaskQueue:
             " worker = NULL, worker_url = NULL, started_at = NULL, deadline = NULL"
             " WHERE id = ? AND status = ? AND attempts = ? RETURNING batch, avoid_worker",
             (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
-            RUNNING, QUEUED,
+            RUNNING,
+            QUEUED,
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:
@@ -827,7 +860,8 @@ class TaskQueue:
             " deadline = NULL, worker = NULL, worker_url = NULL, started_at = NULL"
             " WHERE id = ? AND status = ? AND attempts = ? RETURNING batch, worker",
             (QUEUED, not_before, task_id, RUNNING, attempt),
-            RUNNING, QUEUED,
+            RUNNING,
+            QUEUED,
         )
 
     def cancel(self, task_id: str) -> Task | None:
@@ -839,6 +873,7 @@ class TaskQueue:
             "UPDATE tasks SET status = ?, finished_at = ?, deadline = NULL"
             " WHERE id = ? AND status = ? AND attempts = ? RETURNING batch, worker",
             (CANCELLED, time.time(), task_id, before.status, before.attempts),
-            before.status, CANCELLED,
+            before.status,
+            CANCELLED,
         )
         return before if ok else None

@@ -40,8 +40,9 @@ def resolve_engine(name: object) -> str:
     Names are exact (no case folding, no stripping): ``Cython`` or ``" cython"`` is a
     different name, and an unknown one, so two workers never disagree about it."""
     if not isinstance(name, str):
-        raise ParamsError("benchmark debe ser un texto (python, numpy, cython, benchmark.py o benchmark_cython.py)",
-                          field="benchmark")
+        raise ParamsError(
+            "benchmark debe ser un texto (python, numpy, cython, benchmark.py o benchmark_cython.py)", field="benchmark"
+        )
     if name in _MODULES:
         return name
     if name in ALIASES:

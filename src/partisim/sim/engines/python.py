@@ -15,8 +15,9 @@ from partisim.sim.state import State
 __all__ = ["run", "walls", "max_threads", "threads_used"]
 
 
-def walls(x: list[float], y: list[float], vx: list[float], vy: list[float],
-          r: float, w: float, h: float, ew: float) -> int:
+def walls(
+    x: list[float], y: list[float], vx: list[float], vy: list[float], r: float, w: float, h: float, ew: float
+) -> int:
     """Step 2: put every particle back inside the box; return how many touched a wall."""
     touched = 0
     for k in range(len(x)):
