@@ -34,7 +34,8 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import start_worker
 
-from partisim.orchestrator.serve.client import ServerClient, wait_batch
+from partisim.orchestrator.batches import wait_batch
+from partisim.serve.client import ServerClient
 
 HOSTS = ("127.0.0.93", "127.0.0.155")
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1}

@@ -47,9 +47,9 @@ from helpers.processes import clean_env  # noqa: E402
 from helpers.serve import Serve  # noqa: E402
 from helpers.workers import RunningWorker, start_worker  # noqa: E402
 
-from partisim.orchestrator.serve.client import ServerClient  # noqa: E402
-from partisim.orchestrator.serve.taskqueue import TaskQueue  # noqa: E402
 from partisim.protocol import ExecuteResult  # noqa: E402
+from partisim.serve.client import ServerClient  # noqa: E402
+from partisim.serve.queue.store import TaskQueue  # noqa: E402
 
 HOSTS = ("127.0.0.93", "127.0.0.155")
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1}

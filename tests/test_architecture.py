@@ -2,9 +2,11 @@
 
 Rooms, from the bottom up: `errors` and `defaults` import nothing of partisim; `files`, `listen`
 and `images` only `errors`; `sim` only `errors` and itself; `protocol` and `fleet` only those
-below them; `worker` and `orchestrator` (which holds `serve`) the shared rooms and
-themselves, never each other and never `cli`; `cli` may import anything. And no module
-takes part in an import cycle, counting imports inside functions too.
+below them; `worker`, `serve` and `orchestrator` the shared rooms and themselves, never
+`cli`; `worker` and `serve` never import each other or `orchestrator`; `orchestrator`
+reaches serve only through `serve.client`; `serve` (a server) never imports rich, which
+belongs to the terminal side; `cli` may import anything. And no module takes part in an
+import cycle, counting imports inside functions too.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ ALLOWED: dict[str, set[str]] = {
     "images": {"errors", "defaults"},
     "sim": {"errors"},
     "protocol": {"errors", "sim"},
-    "fleet": {"errors", "sim", "defaults"},
+    "fleet": {"errors", "sim", "protocol", "defaults", "version"},
     "worker": {"errors", "files", "listen", "images", "sim", "protocol", "fleet", "defaults", "version"},
-    "orchestrator": {"errors", "files", "listen", "sim", "protocol", "fleet", "defaults", "version"},
+    "serve": {"errors", "files", "listen", "sim", "protocol", "fleet", "defaults", "version"},
+    "orchestrator": {"errors", "files", "listen", "sim", "protocol", "fleet", "defaults", "version", "serve"},
     "cli": {
         "errors",
         "files",
@@ -39,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "fleet",
         "defaults",
         "worker",
+        "serve",
         "orchestrator",
         "version",
     },
@@ -120,6 +124,43 @@ def test_rooms_import_only_what_the_rules_allow(graph: dict[str, set[str]]) -> N
     assert not broken, "imports against the rules:\n" + "\n".join(sorted(broken))
 
 
+#: the one module of serve that the orchestrator may import (serve's client and the types it answers)
+SERVE_DOOR = "partisim.serve.client"
+#: third-party packages a room must not import: serve is a server, terminal rendering is not its job
+FORBIDDEN_THIRD_PARTY = {"serve": {"rich"}}
+
+
+def _third_party(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_orchestrator_reaches_serve_only_through_its_client(graph: dict[str, set[str]]) -> None:
+    broken = sorted(
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        if _room(m) == "orchestrator"
+        for t in targets
+        if _room(t) == "serve" and t != SERVE_DOOR
+    )
+    assert not broken, "the orchestrator imports serve past serve.client:\n" + "\n".join(broken)
+
+
+def test_rooms_keep_off_forbidden_libraries() -> None:
+    broken = sorted(
+        f"{module} imports {lib}"
+        for module, path in _modules().items()
+        for lib in _third_party(path) & FORBIDDEN_THIRD_PARTY.get(_room(module), set())
+    )
+    assert not broken, "\n".join(broken)
+
+
 def test_nothing_but_the_entry_points_imports_cli(graph: dict[str, set[str]]) -> None:
     offenders = sorted(
         m for m, targets in graph.items() if _room(m) not in ("cli", "main") and any(_room(t) == "cli" for t in targets)
@@ -171,3 +212,12 @@ def test_the_rules_can_fail(tmp_path: Path) -> None:
     assert any(_room(t) not in ALLOWED[_room(m)] for m, ts in fake.items() for t in ts)
     with pytest.raises(AssertionError):
         test_no_import_cycles(fake)
+    # the orchestrator past serve's door, and serve drawing with rich
+    with pytest.raises(AssertionError):
+        test_the_orchestrator_reaches_serve_only_through_its_client(
+            {"partisim.orchestrator.x": {"partisim.serve.queue.store"}}
+        )
+    assert _room("partisim.serve.queue.store") == "serve"
+    rich_user = tmp_path / "table.py"
+    rich_user.write_text("from rich.table import Table\nimport os\n")
+    assert _third_party(rich_user) == {"rich", "os"}

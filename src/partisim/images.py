@@ -150,12 +150,13 @@ def _tail(text: str, lines: int = 12) -> str:
 
 
 def _build_requirements(root: Path) -> list[str]:
-    if sys.version_info < (3, 11):  # no tomllib: the same list, written out
-        return ["setuptools>=68", "wheel", "Cython>=3.0,<4", "numpy>=1.26"]
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
 
-    with open(root / "pyproject.toml", "rb") as fh:
-        return list(tomllib.load(fh).get("build-system", {}).get("requires", []))
+        with open(root / "pyproject.toml", "rb") as fh:
+            return list(tomllib.load(fh).get("build-system", {}).get("requires", []))
+    # Python 3.10 has no tomllib: the same list as pyproject.toml's [build-system], written out
+    return ["setuptools>=68", "wheel", "Cython>=3.0,<4", "numpy>=1.26,<3"]
 
 
 def _fill(wheelhouse: Path, requirements: Iterable[str], *, offline: bool, python: str, what: str) -> None:

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.serve.dashboard import parse_sweep_form
+from partisim.serve.web.dashboard import parse_sweep_form
 
 TINY = {"NUM_PARTICULAS": 12, "NUM_PASOS": 3, "SEMILLA": 5}
 

@@ -16,13 +16,13 @@ import pytest
 from dash_support import EventStream, Fleet
 from helpers.results import execute_result
 
-from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
-from partisim.orchestrator.serve.live import PUSH_INTERVAL_S, RECENT_LIMIT, LiveFeed
-from partisim.orchestrator.serve.scheduler import Scheduler
-from partisim.orchestrator.serve.state import ServeState
-from partisim.orchestrator.serve.task import Task, TaskSpec
-from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView
+from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import Task, TaskSpec
+from partisim.serve.scheduler import Scheduler
+from partisim.serve.web.context import ServeState
+from partisim.serve.web.live import PUSH_INTERVAL_S, RECENT_LIMIT, LiveFeed
 
 TINY = {"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1}
 _RANK = {"running": 0, "success": 1, "failed": 1, "cancelled": 1, "queued": 2}

@@ -13,8 +13,8 @@ from helpers.dask_cluster import DaskScheduler, DaskWorker
 from helpers.processes import Spawned
 from helpers.serve import Serve
 
-from partisim.orchestrator.serve.client import ServerClient
 from partisim.protocol import Summary, TaskView
+from partisim.serve.client import ServerClient
 
 #: python engine, ~0.5 s on one core of a quiet machine
 HALF_SECOND = {"NUM_PARTICULAS": 150, "NUM_PASOS": 600}

@@ -13,7 +13,7 @@ from helpers.processes import clean_env, free_port_on
 
 from partisim.errors import ConfigError
 from partisim.fleet import JobqueueSettings, load_config, parse_dask_target
-from partisim.orchestrator.serve.dask_cluster import jobqueue_cluster
+from partisim.serve.executors.dask.cluster import jobqueue_cluster
 
 
 def run_partisim(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess:
@@ -177,7 +177,7 @@ def test_serve_refuses_a_bad_address_or_an_absent_scheduler(tmp_path: Path) -> N
 
 def test_what_a_dask_worker_imports_holds_nothing_of_serve(tmp_path: Path) -> None:
     code = (
-        "import sys, partisim.orchestrator.serve.dask_task\n"
+        "import sys, partisim.serve.executors.dask.remote\n"
         "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('partisim') or m in "
         "('fastapi', 'httpx', 'sqlite3', 'uvicorn', 'rich'))))"
     )
@@ -185,10 +185,10 @@ def test_what_a_dask_worker_imports_holds_nothing_of_serve(tmp_path: Path) -> No
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=60
     ).stdout.split()
     allowed_roots = ("partisim.sim", "partisim.errors")
-    packages = {"partisim", "partisim.orchestrator", "partisim.orchestrator.serve"}
+    packages = {"partisim", "partisim.serve", "partisim.serve.executors", "partisim.serve.executors.dask"}
     extra = [
         m
         for m in loaded
-        if not (m.startswith(allowed_roots) or m in packages or m == "partisim.orchestrator.serve.dask_task")
+        if not (m.startswith(allowed_roots) or m in packages or m == "partisim.serve.executors.dask.remote")
     ]
     assert extra == []

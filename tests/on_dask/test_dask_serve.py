@@ -12,8 +12,9 @@ import pytest
 from dask_support import ENDLESS, HALF_SECOND, by_id, wait_done
 from helpers.processes import pid_gone, wait_for
 
-from partisim.orchestrator.serve.client import ServerClient, submit_sweep
+from partisim.orchestrator.batches import submit_sweep
 from partisim.protocol import TaskView
+from partisim.serve.client import ServerClient
 from partisim.sim import parse_params
 from partisim.worker.runners import Job, ProcessRunner
 

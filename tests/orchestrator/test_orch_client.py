@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
-from partisim.orchestrator.client import WorkerClient
+from partisim.fleet.client import WorkerClient
 
 # path -> (status, content type, body)
 ANSWERS = {

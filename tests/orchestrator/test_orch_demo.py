@@ -11,8 +11,8 @@ from orch_support import PtySession, assert_clean_exit, clean, run
 from rich.console import Console
 
 from partisim.fleet import load_config
+from partisim.fleet.health import ping_all
 from partisim.orchestrator.demo import run_demo
-from partisim.orchestrator.registry import ping_all
 from partisim.sim import parse_params
 
 

@@ -36,7 +36,7 @@ WANTED = [
     "src/partisim/__init__.py",
     "src/partisim/py.typed",
     "src/partisim/sim/engines/_cython.pyx",
-    "src/partisim/orchestrator/serve/static/app.js",
+    "src/partisim/serve/web/static/app.js",
     "src/partisim/worker/app.py",
     "docs/modelo.md",
 ]

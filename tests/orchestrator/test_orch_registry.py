@@ -11,7 +11,7 @@ from helpers.processes import HOST_A, HOST_B, free_port_on
 from orch_support import launch_worker
 
 from partisim.fleet import load_config, parse_config
-from partisim.orchestrator.registry import HealthMonitor, Registry, WorkerHealth, ping_all
+from partisim.fleet.health import HealthMonitor, Registry, WorkerHealth, ping_all
 
 
 def test_ping_all_reports_each_configured_worker(pair) -> None:

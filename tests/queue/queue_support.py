@@ -20,9 +20,9 @@ from helpers.processes import Spawned, clean_env, free_port_on
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
-from partisim.orchestrator.serve.client import ServerClient
-from partisim.orchestrator.serve.client import wait_batch as client_wait_batch
+from partisim.orchestrator.batches import wait_batch as client_wait_batch
 from partisim.protocol import Summary
+from partisim.serve.client import ServerClient
 
 HERE = Path(__file__).parent
 

@@ -20,7 +20,7 @@ from helpers.processes import HOST_A, HOST_B, wait_for
 from helpers.workers import TINY
 from queue_support import Cluster, run_cli, worker_history
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 
 HELD_S = 6.0  # how long the proxy holds worker A's answers
 TASK_TIMEOUT_S = 1.5  # serve's bound: 1.5 + timeout 1 + answer_margin 0.5 = 3 s < HELD_S
@@ -66,7 +66,7 @@ def test_a_task_run_on_two_workers_counts_one_duplicate(cluster: Cluster, tmp_pa
                 recent = {t["id"]: t for t in json.loads(line[5:])["recent"]}
                 assert recent[task_id]["duplicates"] == 1
                 break
-    assert "dup" in (Path(__file__).parents[2] / "src/partisim/orchestrator/serve/static/dashboard.js").read_text()
+    assert "dup" in (Path(__file__).parents[2] / "src/partisim/serve/web/static/dashboard.js").read_text()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from helpers.processes import HOST_A, HOST_B, wait_for
 from queue_support import Cluster, successes_per_task, wait_batch, worker_history
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 
 BATCH = 150
 #: ~0.1 s of the python engine: the batch lasts long enough for two kills

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 from partisim.fleet import OrchestratorSettings, WorkerEntry
-from partisim.orchestrator.registry import HealthMonitor, Registry
-from partisim.orchestrator.serve.http_fleet import HttpFleet
-from partisim.orchestrator.serve.task import Task
+from partisim.fleet.health import HealthMonitor, Registry
 from partisim.protocol import WorkerStatus
+from partisim.serve.executors.http import HttpFleet
+from partisim.serve.queue.task import Task
 
 
 def fleet(

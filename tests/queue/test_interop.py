@@ -18,7 +18,7 @@ from helpers.workers import TINY, start_worker
 from queue_support import QUEUE_SETTINGS, Cluster, run_cli, wait_batch
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 from partisim.sim import parse_params
 
 LEGACY = Path(__file__).resolve().parents[1] / "helpers" / "legacy_worker.py"

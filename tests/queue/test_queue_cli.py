@@ -13,7 +13,7 @@ from helpers.processes import HOST_A, HOST_B, SERVE_HOST, free_port_on, wait_for
 from helpers.terminal import PtySession
 from queue_support import Cluster, run_cli, wait_batch
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -17,11 +17,11 @@ from helpers.results import execute_result
 from helpers.serve import Serve
 from queue_support import Cluster, run_cli
 
-from partisim.orchestrator.serve.client import ServerClient
-from partisim.orchestrator.serve.results import to_csv
-from partisim.orchestrator.serve.task import TaskSpec
-from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import TaskView
+from partisim.serve.client import ServerClient
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import TaskSpec
+from partisim.serve.results.rows import to_csv
 
 PAGE = 7
 

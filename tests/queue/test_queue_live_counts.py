@@ -12,7 +12,7 @@ from helpers.processes import HOST_A, HOST_B, wait_for
 from helpers.workers import ENDLESS, TINY
 from queue_support import Cluster, wait_batch
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 
 
 def table_counts(db: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:

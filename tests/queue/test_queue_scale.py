@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from helpers.results import execute_result
 
-from partisim.orchestrator.serve.export import export_chunks
-from partisim.orchestrator.serve.results import to_csv
-from partisim.orchestrator.serve.task import STATUSES, TaskSpec
-from partisim.orchestrator.serve.taskqueue import Selection, TaskQueue
 from partisim.protocol import ForeignResult, TaskView
+from partisim.serve.queue.rows import Selection
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import STATUSES, TaskSpec
+from partisim.serve.results.rows import to_csv
+from partisim.serve.web.export import export_chunks
 
 
 def spec(seed: int, **extra: object) -> TaskSpec:
@@ -154,7 +155,7 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
         queue.complete(ids[0], 1, execute_result("x"))
         ran: list[str] = []
         queue._db.set_trace_callback(ran.append)
-        queue._reader.set_trace_callback(ran.append)
+        queue.reads._db.set_trace_callback(ran.append)
         now = time.time()
         # each call, and the index its statements must search (a time window must use a
         # finished-time index: the status index would visit every success row)
@@ -172,15 +173,15 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
                 Selection(batch="b", status="success", originals=True),
             )
         ):
-            calls[f"page {k} up"] = (lambda sel=selection: queue.page(sel, limit=10, after_seq=0), None)
-            calls[f"page {k} down"] = (lambda sel=selection: queue.page(sel, limit=10, before_seq=3), None)
+            calls[f"page {k} up"] = (lambda sel=selection: queue.reads.page(sel, limit=10, after_seq=0), None)
+            calls[f"page {k} down"] = (lambda sel=selection: queue.reads.page(sel, limit=10, before_seq=3), None)
         statements: dict[str, list[str]] = {}
         for name, (call, _) in calls.items():
             before = len(ran)
             call()
             statements[name] = ran[before:]
         queue._db.set_trace_callback(None)
-        queue._reader.set_trace_callback(None)
+        queue.reads._db.set_trace_callback(None)
         assert len(statements["recent"]) == 3 and all(len(v) == 1 for k, v in statements.items() if k != "recent")
         with sqlite3.connect(queue.path) as db:
             for name, sqls in statements.items():
@@ -265,7 +266,7 @@ def test_pages_return_every_row_once_in_both_directions(filled: TaskQueue) -> No
         ]
         seen, after = [], 0
         while True:
-            lines, following = filled.page(selection, limit=4, after_seq=after)
+            lines, following = filled.reads.page(selection, limit=4, after_seq=after)
             seen += [TaskView.model_validate_json(line) for line in lines]
             if following is None:
                 break
@@ -273,7 +274,7 @@ def test_pages_return_every_row_once_in_both_directions(filled: TaskQueue) -> No
         assert seen == expected
         newest, before = [], None
         while True:
-            lines, following = filled.page(selection, limit=5, before_seq=before)
+            lines, following = filled.reads.page(selection, limit=5, before_seq=before)
             newest += [TaskView.model_validate_json(line).id for line in lines]
             if following is None:
                 break
@@ -282,7 +283,7 @@ def test_pages_return_every_row_once_in_both_directions(filled: TaskQueue) -> No
 
 
 def test_task_json_made_by_sqlite_is_the_view_of_the_model(filled: TaskQueue) -> None:
-    lines, _ = filled.page(Selection(), limit=100, after_seq=0)
+    lines, _ = filled.reads.page(Selection(), limit=100, after_seq=0)
     for line, view in zip(lines, all_views(filled), strict=True):
         assert json.loads(line) == json.loads(view.model_dump_json())
 
@@ -290,7 +291,7 @@ def test_task_json_made_by_sqlite_is_the_view_of_the_model(filled: TaskQueue) ->
 def test_csv_export_is_to_csv_and_ndjson_has_every_task(filled: TaskQueue) -> None:
     views = all_views(filled)
     for page_size in (3, 43, 1000):
-        upto, total = filled.extent(Selection())
+        upto, total = filled.reads.extent(Selection())
         assert total == 43
         text = "".join(export_chunks(filled, "csv", Selection(), upto=upto, page_size=page_size))
         assert text == to_csv(views)
@@ -298,7 +299,7 @@ def test_csv_export_is_to_csv_and_ndjson_has_every_task(filled: TaskQueue) -> No
         lines = "".join(export_chunks(filled, "ndjson", Selection(), upto=upto, page_size=page_size)).splitlines()
         assert [TaskView.model_validate_json(line) for line in lines] == views
     # rows added after the export started are not in it (a fixed set, whatever its length)
-    upto, total = filled.extent(Selection(batch="dos"))
+    upto, total = filled.reads.extent(Selection(batch="dos"))
     filled.enqueue([spec(99)], batch="dos")
     text = "".join(export_chunks(filled, "csv", Selection(batch="dos"), upto=upto, page_size=2))
     assert total == 10 and len(list(csv.reader(io.StringIO(text)))) == 11
@@ -308,9 +309,9 @@ def test_sample_draws_among_all_successful_originals(filled: TaskQueue) -> None:
     selection = Selection(status="success", originals=True)
     seen: set[str] = set()
     for _ in range(150):
-        picked = filled.sample(selection, 3)
+        picked = filled.reads.sample(selection, 3)
         assert len(picked) == 3 and all(t.status == "success" and t.verify_of is None for t in picked)
         seen |= {t.id for t in picked}
     originals = {v.id for v in all_views(filled) if v.status == "success" and not v.verify_of}
     assert seen == originals  # 150 draws of 3 among 23: every one of them comes up
-    assert filled.sample(Selection(status="success", batch="nada"), 3) == []
+    assert filled.reads.sample(Selection(status="success", batch="nada"), 3) == []

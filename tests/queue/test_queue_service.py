@@ -16,7 +16,7 @@ from helpers.workers import TINY
 from queue_support import Cluster, successes_per_task, wait_batch, worker_history, worker_task_status
 
 from partisim.errors import ServerError
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 
 #: ~0.2 s of the python engine: long enough to be caught mid-flight
 MEDIUM = {"NUM_PARTICULAS": 200, "NUM_PASOS": 200}

@@ -9,8 +9,8 @@ import time
 import pytest
 from helpers.results import execute_result
 
-from partisim.orchestrator.serve.task import TaskSpec
-from partisim.orchestrator.serve.taskqueue import TaskQueue
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import TaskSpec
 
 SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})
 
@@ -87,7 +87,7 @@ def test_list_filters_newest_first_and_limit(queue):
     assert [t.id for t in queue.tasks(batch="new")] == list(reversed(new_ids))
     assert len(queue.tasks(limit=4)) == 4
     assert queue.tasks(status="success") == []
-    batches = queue.batches()
+    batches = queue.reads.batches()
     assert [b.batch for b in batches] == ["new", "old"]
     assert batches[1].queued == 3 and batches[1].total == 3
 
@@ -204,7 +204,7 @@ def test_a_foreign_result_is_kept_apart_and_marked_unverifiable(queue):
 
 def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
     """The chart means never mix one-thread and two-thread times of one configuration."""
-    from partisim.orchestrator.serve.results import group_times, pool
+    from partisim.serve.results.statistics import group_times, pool
 
     specs = [
         TaskSpec("cython", {"NUM_PARTICULAS": 10, "NUM_PASOS": 5, "SEMILLA": s}, threads=t)
@@ -215,7 +215,7 @@ def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
         queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
         result = execute_result(task_id=task_id, engine="cython", simulation_time=seconds)
         assert queue.complete(task_id, 1, result.model_copy(update={"threads": used, "threads_requested": used}))
-    for groups in (pool(queue.time_stats(["b"])), group_times(t.view() for t in queue.tasks(batch="b"))):
+    for groups in (pool(queue.reads.time_stats(["b"])), group_times(t.view() for t in queue.tasks(batch="b"))):
         by_params = {g.params: (g.n, g.mean) for g in groups}
         assert by_params == {(): (2, 2.0), (("threads", 2),): (1, 10.0)}
     assert [t.threads for t in sorted(queue.tasks(batch="b"), key=lambda t: t.seq)] == [1, 1, 2]
@@ -224,7 +224,7 @@ def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
 def test_the_fisica_line_pools_runs_on_several_threads_with_their_single_thread_ones(queue):
     """Threads change the time, not the physics: `time_stats` puts ``"threads"`` among a
     two-thread group's parameters, and the Física line must still count that group."""
-    from partisim.orchestrator.serve.physics import physics_line
+    from partisim.serve.results.physics import physics_line
     from partisim.sim import SimParams
     from partisim.sim.rate_check import RunTotals, check_rate
 
@@ -245,7 +245,7 @@ def test_the_fisica_line_pools_runs_on_several_threads_with_their_single_thread_
             1,
             result.model_copy(update={"threads": used, "particle_collisions": 430, "kinetic_energy": energy}),
         )
-    stats = queue.time_stats(["b"])
+    stats = queue.reads.time_stats(["b"])
     assert sorted(st.n for st in stats) == [1, 2]  # the times stay apart ...
     line = physics_line(stats)  # ... the collisions do not
     assert line is not None and line.shown

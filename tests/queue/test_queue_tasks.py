@@ -7,7 +7,7 @@ import json
 import pytest
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.serve.specs import load_task_file, parse_int_list, parse_submission, parse_tasks, sweep
+from partisim.serve.queue.specs import load_task_file, parse_int_list, parse_submission, parse_tasks, sweep
 
 
 def test_repeat_and_aliases_give_full_api_params():

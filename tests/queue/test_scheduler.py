@@ -14,11 +14,11 @@ import pytest
 from helpers.results import execute_result
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
-from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
-from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
-from partisim.orchestrator.serve.task import Task, TaskSpec
-from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView
+from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import Task, TaskSpec
+from partisim.serve.scheduler import RetryPolicy, Scheduler
 
 SPEC = TaskSpec(benchmark="python", params={"NUM_PARTICULAS": 10, "NUM_PASOS": 1, "SEMILLA": 1})
 #: retries are immediate in these tests (backoff times U(0.5, 1) of this)

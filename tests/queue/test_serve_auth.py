@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from partisim.orchestrator.serve.auth import SESSION_COOKIE, SESSION_S, ServeAuth, session_cookie, valid_session
+from partisim.serve.web.auth import SESSION_COOKIE, SESSION_S, ServeAuth, session_cookie, valid_session
 
 TOKEN = "tok-serve-6f1d2c9a"
 WORKER_TOKEN = "tok-worker-91ab77e0"

@@ -14,8 +14,8 @@ from helpers.config import write_config
 from helpers.processes import SERVE_HOST, Spawned, free_port_on, wait_for
 from queue_support import run_cli
 
-from partisim.orchestrator.serve.task import TaskSpec
-from partisim.orchestrator.serve.taskqueue import TaskQueue
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import TaskSpec
 
 PAGE = 4096
 

@@ -15,7 +15,7 @@ import pytest
 from helpers.processes import HOST_A
 from queue_support import Cluster
 
-from partisim.orchestrator.serve.client import ServerClient
+from partisim.serve.client import ServerClient
 from partisim.sim import engine_threads
 
 pytestmark = [

@@ -62,7 +62,7 @@ def test_open_paths_and_right_token(secured: RunningWorker) -> None:
 
 def test_client_with_token(secured: RunningWorker) -> None:
     from partisim.errors import AuthError
-    from partisim.orchestrator.client import WorkerClient
+    from partisim.fleet.client import WorkerClient
     from partisim.protocol import ExecuteRequest
 
     with WorkerClient(secured.url, token=TOKEN) as c:

@@ -62,7 +62,7 @@ def test_worker_serves_https_with_its_certificate(tls_worker: RunningWorker) -> 
 
 def test_partisim_client_reaches_the_https_worker_with_a_ca_file(tls_worker: RunningWorker, pki: Certificate) -> None:
     from partisim.errors import WorkerUnavailable
-    from partisim.orchestrator.client import WorkerClient
+    from partisim.fleet.client import WorkerClient
     from partisim.protocol import ExecuteRequest
 
     with WorkerClient(tls_worker.url, token=TOKEN, ca_file=str(pki.cert)) as c:

@@ -21,7 +21,7 @@ from partisim.errors import ConfigError, ParamsError, PartisimError
 
 if TYPE_CHECKING:
     from partisim.fleet import Config
-    from partisim.orchestrator.registry import WorkerHealth
+    from partisim.fleet.health import WorkerHealth
     from partisim.sim import SimParams
 
 # The orchestrator's modules (httpx, rich tables...) are imported inside the handlers:
@@ -83,7 +83,7 @@ def _print_health(healths: list[WorkerHealth], config: Config, *, detailed: bool
 
 
 def _health_command(args: argparse.Namespace, *, detailed: bool) -> int:
-    from partisim.orchestrator.registry import ping_all
+    from partisim.fleet.health import ping_all
 
     config = _load(args.config)
     if args.json:
@@ -117,9 +117,9 @@ def _status(args: argparse.Namespace) -> int:
 
 @_command
 def _exec(args: argparse.Namespace) -> int:
+    from partisim.fleet.health import worker_tokens
     from partisim.orchestrator import views
     from partisim.orchestrator.dispatch import execute_any, explain_task_error
-    from partisim.orchestrator.registry import worker_tokens
     from partisim.protocol import ExecuteResult
     from partisim.sim import coarse_step_warning, resolve_engine
 

@@ -3,7 +3,7 @@
 ``serve`` runs the orchestrator service; the others are clients of its REST API at
 ``--server`` (default ``PARTISIM_SERVER`` or http://127.0.0.1:8000). Exit codes: 0 ok,
 1 a task failed / a verification mismatch / a wait timed out, 2 usage or config error.
-Handlers only parse, call `partisim.orchestrator.serve` and print.
+Handlers only parse, call `partisim.serve` and print.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
-from partisim.orchestrator.serve.options import ServeOptions
+from partisim.serve.options import ServeOptions
 from partisim.sim.options import OPTIONS
 
 if TYPE_CHECKING:
     from partisim.fleet import Config
-    from partisim.orchestrator.serve.client import ServerClient
-    from partisim.orchestrator.serve.results import Check
-    from partisim.orchestrator.serve.server import Listening
     from partisim.protocol import Submitted, Summary, TaskView
+    from partisim.serve.client import Check, ServerClient
+    from partisim.serve.server import Listening
 
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
@@ -36,7 +35,7 @@ DEFAULTS = ServeOptions()
 
 def _connect(args: argparse.Namespace) -> ServerClient:
     from partisim.fleet import client_token
-    from partisim.orchestrator.serve.client import ServerClient
+    from partisim.serve.client import ServerClient
 
     return ServerClient(args.server, token=client_token(args.token_file), ca_file=args.ca_file)
 
@@ -61,8 +60,8 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 def _serve(args: argparse.Namespace) -> int:
     from partisim.fleet import client_token
-    from partisim.orchestrator.serve.dask_cluster import require_dask
-    from partisim.orchestrator.serve.server import dask_target, serve
+    from partisim.serve.executors.dask.cluster import require_dask
+    from partisim.serve.server import dask_target, serve
 
     config = _serve_config(args)
     if not 0 <= args.port <= 65535:
@@ -90,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.job_script:
         if target is None or target.kind not in ("slurm", "pbs"):
             return fail("--job-script necesita --dask slurm o --dask pbs (o dask.address en la configuración)")
-        from partisim.orchestrator.serve.dask_cluster import job_script
+        from partisim.serve.executors.dask.cluster import job_script
 
         print(job_script(target.kind, config.dask.jobqueue))
         return 0
@@ -115,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _wait(client: ServerClient, batch: str | None, timeout: float | None) -> Summary:
-    from partisim.orchestrator.serve.client import wait_batch
+    from partisim.orchestrator.batches import wait_batch
     from partisim.orchestrator.views import BatchProgress
 
     with BatchProgress(console, f"lote {batch}" if batch else "cola") as bar:
@@ -123,7 +122,7 @@ def _wait(client: ServerClient, batch: str | None, timeout: float | None) -> Sum
 
 
 def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None) -> int:
-    from partisim.orchestrator.serve.client import require_batch
+    from partisim.orchestrator.batches import require_batch
 
     if batch:
         require_batch(client, batch)  # an unknown batch: its error, before any progress bar
@@ -158,7 +157,7 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.client import submit_file
+    from partisim.orchestrator.batches import submit_file
 
     with _connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
@@ -169,7 +168,7 @@ _FIXED = ("width", "height", "radius", "dt", "max_speed", "wall_restitution", "p
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.client import submit_sweep
+    from partisim.orchestrator.batches import submit_sweep
     from partisim.sim.params import ALIASES
 
     fixed = {ALIASES[f]: getattr(args, f) for f in _FIXED if getattr(args, f) is not None}
@@ -198,7 +197,7 @@ def _wait_command(args: argparse.Namespace) -> int:
 
 
 def _verify(client: ServerClient, batch: str | None, count: int, timeout: float | None) -> list[Check]:
-    from partisim.orchestrator.serve.client import verify_batch
+    from partisim.orchestrator.batches import verify_batch
     from partisim.orchestrator.views import BatchProgress
 
     console.print(f"Verificando {count} tareas en otro worker...")
@@ -223,9 +222,9 @@ def _print_checks(checks: list[Check]) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from partisim.orchestrator.serve.client import require_batch, save_export
-    from partisim.orchestrator.serve.results import STATUS_LABELS
+    from partisim.orchestrator.batches import require_batch, save_export
     from partisim.orchestrator.views import RowsProgress
+    from partisim.serve.client import STATUS_LABELS
 
     with _connect(args) as client:
         if args.batch:
@@ -272,7 +271,7 @@ TABLE_ROWS = 500
 def _print_results(
     client: ServerClient, batch: str | None, status: str | None, originals: bool, checks: dict[str, Check] | None
 ) -> None:
-    from partisim.orchestrator.serve.results import results_table
+    from partisim.orchestrator.results_table import results_table
 
     pending: list[TaskView] = []
     first = shown = 0
@@ -296,9 +295,9 @@ def _report(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
-    from partisim.orchestrator.serve.client import require_batch
-    from partisim.orchestrator.serve.report import write_report
+    from partisim.orchestrator.batches import require_batch
     from partisim.orchestrator.tables import Column, FittedTable
+    from partisim.serve.results.report import write_report
 
     with _connect(args) as client:
         if args.batch:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 from partisim.errors import CheckFailed, PartisimError, TaskRejected, TaskTimedOut
 from partisim.fleet import Config, WorkerEntry
-from partisim.orchestrator.client import WorkerClient
+from partisim.fleet.client import WorkerClient
+from partisim.fleet.health import describe_error, worker_tokens
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, run_parallel
-from partisim.orchestrator.registry import describe_error, worker_tokens
 from partisim.protocol import ExecuteRequest, ExecuteResult
 
 __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 from partisim.fleet import Config
+from partisim.fleet.health import WorkerHealth, ping_all, worker_tokens
 from partisim.orchestrator import views
 from partisim.orchestrator.dispatch import (
     DEFAULT_PARAMS,
@@ -25,7 +26,6 @@ from partisim.orchestrator.dispatch import (
     explain_task_error,
     run_parallel,
 )
-from partisim.orchestrator.registry import WorkerHealth, ping_all, worker_tokens
 from partisim.sim import SimParams, parse_params
 
 __all__ = ["DEMO_ENGINES", "ENGINE_LABELS", "DemoReport", "run_demo"]

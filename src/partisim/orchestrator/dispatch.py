@@ -7,7 +7,7 @@ do?" -- the user picked the worker, so a failure is shown as it happened, with o
 attempt and no retry elsewhere (a retry would hide what was asked for). The queue of
 `partisim serve` answers "get this work done": it places each task on the worker with
 the most free slots, retries connection errors, 5xx and timeouts on another worker
-with backoff, and fails a 4xx at once (see `orchestrator.serve.scheduler`).
+with backoff, and fails a 4xx at once (see `serve.scheduler`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerUnavailable
-from partisim.orchestrator.client import WorkerClient
+from partisim.fleet.client import WorkerClient
 from partisim.protocol import WIRE_NAMES, ExecuteRequest, ExecuteResult, TaskResult
 from partisim.sim import SimParams
 

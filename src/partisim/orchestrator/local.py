@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from partisim.errors import LocalWorkersError, PartisimError
-from partisim.orchestrator.client import WorkerClient
+from partisim.fleet.client import WorkerClient
 
 __all__ = ["LocalWorker", "LocalWorkers", "free_port"]
 

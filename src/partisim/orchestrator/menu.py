@@ -19,15 +19,15 @@ from rich.markup import escape
 
 from partisim.errors import ConfigError, MenuExit, ParamsError, PartisimError, WorkerUnavailable
 from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
+from partisim.fleet.health import WorkerHealth, ping_all, worker_tokens
 from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
-from partisim.orchestrator.registry import WorkerHealth, ping_all, worker_tokens
 from partisim.sim import SimParams, parse_params
 
 if TYPE_CHECKING:
-    from partisim.orchestrator.serve.client import ServerClient
     from partisim.protocol import Submitted
+    from partisim.serve.client import ServerClient
 
 __all__ = ["Menu"]
 
@@ -237,7 +237,7 @@ class Menu:
         """Run ``action`` with a client of serve; its errors are printed, never raised."""
 
         def run() -> None:
-            from partisim.orchestrator.serve.client import ServerClient
+            from partisim.serve.client import ServerClient
 
             try:
                 with ServerClient() as client:
@@ -250,7 +250,7 @@ class Menu:
         return run
 
     def _after_submit(self, client: ServerClient, answer: Submitted) -> None:
-        from partisim.orchestrator.serve.client import wait_batch
+        from partisim.orchestrator.batches import wait_batch
 
         self.console.print(f"{views.count(answer.count, 'tarea', 'tareas')} en cola · lote [bold]{answer.batch}[/]")
         if answer.warning:
@@ -270,7 +270,7 @@ class Menu:
             self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
 
     def queue_submit(self, client: ServerClient) -> None:
-        from partisim.orchestrator.serve.client import submit_file
+        from partisim.orchestrator.batches import submit_file
 
         path = self.ask("Ruta del archivo JSON de tareas: ")
         if not path:
@@ -281,8 +281,8 @@ class Menu:
     def queue_sweep(self, client: ServerClient) -> None:
         """Each answer is checked when given, as option 2 does, and asked again when
         wrong; the answers are kept as the next sweep's defaults."""
-        from partisim.orchestrator.serve.client import task_objects
-        from partisim.orchestrator.serve.specs import sweep
+        from partisim.orchestrator.batches import task_objects
+        from partisim.serve.client import sweep
 
         answers = self.sweep_answers
         for key, question, alias in SWEEP_QUESTIONS:
@@ -298,7 +298,7 @@ class Menu:
     @staticmethod
     def _sweep_list(question: str, alias: str | None, text: str) -> list[str] | list[int]:
         """One sweep answer as its list (engines, or integers each valid for ``alias``)."""
-        from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list
+        from partisim.serve.client import parse_engine_list, parse_int_list
 
         if alias is None:
             return parse_engine_list(text, question)

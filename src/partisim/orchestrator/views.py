@@ -14,13 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from partisim.fleet import Config, WorkerEntry
-from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints
+from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints
+from partisim.fleet.health import WorkerHealth
 from partisim.orchestrator.check import WorkerChecks
 from partisim.orchestrator.dispatch import DemoRow, EngineRun
-from partisim.orchestrator.registry import WorkerHealth
-from partisim.orchestrator.serve.results import Check
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
+from partisim.serve.client import Check
 
 __all__ = [
     "NO_ACTIVE_WORKERS",

@@ -14,10 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
 from partisim.errors import ParamsError, explain_validation
-from partisim.orchestrator.serve import api, dashboard
-from partisim.orchestrator.serve.auth import ServeAuth
-from partisim.orchestrator.serve.responses import error_response
-from partisim.orchestrator.serve.state import ServeState
+from partisim.serve.web import api, dashboard
+from partisim.serve.web.auth import ServeAuth
+from partisim.serve.web.context import ServeState
+from partisim.serve.web.responses import error_response
 
 __all__ = ["create_app"]
 

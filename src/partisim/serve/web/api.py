@@ -22,14 +22,14 @@ from starlette.concurrency import run_in_threadpool
 
 from partisim import __version__
 from partisim.errors import ParamsError
-from partisim.orchestrator.advice import queued_without_workers
-from partisim.orchestrator.serve.export import EXPORT_FORMATS, export_chunks
-from partisim.orchestrator.serve.responses import error_response, model_response
-from partisim.orchestrator.serve.specs import parse_submission, step_warnings
-from partisim.orchestrator.serve.state import state_of, summary, workers
-from partisim.orchestrator.serve.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
-from partisim.orchestrator.serve.taskqueue import Selection
+from partisim.fleet.advice import queued_without_workers
 from partisim.protocol import Submitted, WorkerList
+from partisim.serve.queue.rows import Selection
+from partisim.serve.queue.specs import parse_submission, step_warnings
+from partisim.serve.queue.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
+from partisim.serve.web.context import state_of, summary, workers
+from partisim.serve.web.export import EXPORT_FORMATS, export_chunks
+from partisim.serve.web.responses import error_response, model_response
 
 __all__ = ["router", "MAX_WAIT_S", "TOTAL_HEADER"]
 
@@ -145,7 +145,7 @@ async def list_tasks(request: Request) -> Response:
     if after is not None and before is not None:
         raise ParamsError("use after_seq o before_seq, no ambos", field="before_seq")
     lines, following = await run_in_threadpool(
-        state.queue.page, selection, limit=limit, after_seq=after, before_seq=before
+        state.queue.reads.page, selection, limit=limit, after_seq=after, before_seq=before
     )
     # the rows come as JSON out of SQLite (`TaskQueue.page`): a page decodes nothing
     body = f'{{"tasks":[{",".join(lines)}],"count":{len(lines)},"next":{json.dumps(following)}}}'
@@ -162,7 +162,7 @@ async def export(request: Request) -> Response:
     if fmt not in EXPORT_FORMATS:
         raise ParamsError(f"format desconocido {fmt!r}; válidos: {', '.join(EXPORT_FORMATS)}", field="format")
     selection = _selection(request)
-    upto, total = await run_in_threadpool(state.queue.extent, selection)
+    upto, total = await run_in_threadpool(state.queue.reads.extent, selection)
     return StreamingResponse(
         export_chunks(state.queue, fmt, selection, upto=upto, page_size=state.page_size),
         media_type=EXPORT_FORMATS[fmt],
@@ -228,7 +228,7 @@ async def get_summary(request: Request) -> Response:
 async def list_batches(request: Request) -> Any:
     """The newest batches; ``more`` says whether older ones were left out by ``limit``."""
     limit = _limit(request.query_params.get("limit"), 100)
-    batches = await run_in_threadpool(state_of(request).queue.batches, limit + 1)
+    batches = await run_in_threadpool(state_of(request).queue.reads.batches, limit + 1)
     return {"batches": [b.model_dump(mode="json") for b in batches[:limit]], "more": len(batches) > limit}
 
 
@@ -249,7 +249,7 @@ async def verify(request: Request) -> Any:
         return error_response(422, "batch debe ser el id de un lote (texto)")
     # drawn by SQLite among every successful original of the selection: none left out
     chosen = await run_in_threadpool(
-        state.queue.sample, Selection(status=SUCCESS, batch=batch or None, originals=True), count
+        state.queue.reads.sample, Selection(status=SUCCESS, batch=batch or None, originals=True), count
     )
     if not chosen:
         where = f"el lote {batch}" if batch else "la cola"

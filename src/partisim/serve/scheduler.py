@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut
-from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.task import CANCELLED, Task
-from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import ExecuteResult, ForeignResult, MemberView, TaskResult
+from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import CANCELLED, Task
 
 __all__ = ["Scheduler", "RetryPolicy", "TICK_S", "WATCHDOG_S"]
 

@@ -5,44 +5,49 @@
 and how to start it; any 4xx/5xx answer becomes `ServerError` carrying the server's
 own message. It presents serve's token (``token``, else ``PARTISIM_TOKEN_FILE`` /
 ``PARTISIM_TOKEN``) and verifies an https serve against ``ca_file`` (else
-``PARTISIM_CA_FILE``, else the system's CAs). Below it, what the CLI and the menu do with it: submit a file or a
-sweep, wait for a batch, verify a batch on another worker, save an export.
+``PARTISIM_CA_FILE``, else the system's CAs).
+
+This module is the orchestrator's only door into serve: besides the client it names the
+few of serve's types and pure helpers that a client needs to read the answers and to
+check a task file before sending it (specs, rows, checksum comparisons).
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
-from partisim.errors import BatchNotFound, PartisimError, ServerError, ServerUnavailable
-from partisim.files import atomic_writer
+from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
-from partisim.orchestrator.client import ssl_failure_reason, tls_context, transport_reason
-from partisim.orchestrator.serve.results import Check, compare_checksums
-from partisim.orchestrator.serve.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
-from partisim.orchestrator.serve.task import TaskSpec
+from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
+from partisim.serve.queue.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
+from partisim.serve.queue.task import TaskSpec
+from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
+from partisim.serve.results.verify import Check, compare_checksums
 
 __all__ = [
     "ServerClient",
     "Export",
     "DEFAULT_SERVER",
     "default_server",
-    "task_objects",
-    "submit_file",
-    "submit_sweep",
-    "require_batch",
-    "wait_batch",
-    "verify_batch",
-    "save_export",
     "EXPORT_FORMATS",
+    # what a client needs of serve's own types and pure helpers
+    "TaskSpec",
+    "load_task_file",
+    "parse_engine_list",
+    "parse_int_list",
+    "step_warnings",
+    "sweep",
+    "Check",
+    "compare_checksums",
+    "STATUS_LABELS",
+    "flatten",
+    "ordered",
 ]
 
 #: what ``partisim results`` can write, and the server format each is made from
@@ -271,208 +276,3 @@ class ServerClient:
             body["batch"] = batch
         answer: dict[str, Any] = self._request("POST", "/api/verify", json=body)
         return answer
-
-
-# -- what the CLI and the menu do with it ---------------------------------------------
-
-
-def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
-    """Validated specs -> the task objects of ``POST /api/tasks``."""
-    return [
-        {
-            "benchmark": s.benchmark,
-            "params": s.params,
-            **({"timeout": s.timeout} if s.timeout else {}),
-            **({"threads": s.threads} if s.threads > 1 else {}),
-        }
-        for s in specs
-    ]
-
-
-def _with_warnings(answer: Submitted, specs: list[TaskSpec]) -> Submitted:
-    """The answer with the coarse-step warnings of ``specs``, worked out here too: a serve
-    of an older version answers none."""
-    found = list(dict.fromkeys([*answer.warnings, *step_warnings(specs)]))
-    return answer if found == answer.warnings else answer.model_copy(update={"warnings": found})
-
-
-def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> Submitted:
-    """Validate a task file here (clear errors with the file name), then queue it."""
-    specs = load_task_file(path)
-    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
-
-
-#: how `partisim sweep` names the parameters it sweeps
-SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA": "--seeds"}
-
-
-def submit_sweep(
-    client: ServerClient,
-    *,
-    engines: str,
-    particles: str,
-    steps: str,
-    seeds: str,
-    repeat: int = 1,
-    timeout: float | None = None,
-    threads: int = 1,
-    batch: str | None = None,
-    params: dict[str, Any] | None = None,
-    names: dict[str, str] | None = None,
-) -> Submitted:
-    """The cartesian product engines x particles x steps x seeds, as one batch (each
-    simulation on ``threads`` threads); ``params`` (API names) are the same for every
-    task, ``names`` what the user called them."""
-    specs = sweep(
-        parse_engine_list(engines),
-        parse_int_list(particles, "--particles"),
-        parse_int_list(steps, "--steps"),
-        parse_int_list(seeds, "--seeds"),
-        repeat=repeat,
-        timeout=timeout,
-        threads=threads,
-        params=params,
-        names={**SWEEP_FLAGS, **(names or {})},
-    )
-    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
-
-
-def require_batch(client: ServerClient, batch: str) -> Summary:
-    """The batch's summary; `BatchNotFound` (naming the latest batches) when the queue
-    has no batch with that id. wait, results and report all ask this first."""
-    state = client.summary(batch=batch)
-    if state.total == 0:
-        raise BatchNotFound(batch, [b.batch for b in client.batches(limit=3)])
-    return state
-
-
-def wait_batch(
-    client: ServerClient,
-    batch: str | None,
-    *,
-    timeout: float | None = None,
-    on_progress: Callable[[Summary], None] = lambda _: None,
-) -> Summary:
-    """Block until the batch has nothing queued or running; ``on_progress`` sees every
-    summary on the way. Raises `TimeoutError` after ``timeout`` seconds, `BatchNotFound`
-    for an unknown batch."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    state = require_batch(client, batch) if batch else client.summary()
-    if state.total == 0:
-        raise PartisimError("la cola está vacía")
-    while True:
-        on_progress(state)
-        if state.done:
-            return state
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            raise TimeoutError(batch or "cola")
-        wait = 2.0 if left is None else max(0.05, min(2.0, left))
-        state = client.summary(batch=batch, wait=wait)
-
-
-def verify_batch(
-    client: ServerClient,
-    batch: str | None,
-    count: int,
-    *,
-    timeout: float | None = None,
-    on_progress: Callable[[Summary], None] = lambda _: None,
-) -> list[Check]:
-    """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
-    answer = client.verify(count, batch=batch)
-    wait_batch(client, answer["batch"], timeout=timeout, on_progress=on_progress)
-    reruns = list(client.iter_tasks(batch=answer["batch"]))
-    originals = {p["original"]: client.task(p["original"]) for p in answer["pairs"]}
-    return compare_checksums(originals, reruns)
-
-
-class _CsvRecords:
-    """Counts the records of a CSV text fed in pieces: line ends outside quotes (a quoted
-    field may hold line ends; an escaped quote is two quotes, so the state is right)."""
-
-    def __init__(self) -> None:
-        self.quoted = False
-        self.records = 0
-
-    def feed(self, text: str) -> None:
-        for k, part in enumerate(text.split('"')):
-            if k:
-                self.quoted = not self.quoted
-            if not self.quoted:
-                self.records += part.count("\n")
-
-
-def save_export(
-    client: ServerClient,
-    output: str | Path | None,
-    fmt: str,
-    *,
-    status: str | None = None,
-    batch: str | None = None,
-    originals: bool = True,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-) -> int:
-    """Write the export of a selection as it arrives: to ``output`` atomically (a hidden
-    file renamed at the end; on any error the target is left as it was) or to stdout
-    (None). ``fmt`` is csv, json (an array, one task per line) or ndjson. ``originals``
-    leaves out verification re-runs, unless the selection holds nothing else.
-    ``on_progress(rows, total)`` follows it. Returns the number of rows written.
-
-    Raises `PartisimError` when the selection is empty, and when fewer rows arrived
-    than the server announced (never a short file that looks complete)."""
-    wire = EXPORT_FORMATS[fmt]
-    if originals:
-        with client.export(wire, status=status, batch=batch, originals=True) as export:
-            if export.total:
-                return _save(export, output, fmt, status, on_progress)
-    with client.export(wire, status=status, batch=batch) as export:
-        if export.total == 0:
-            raise PartisimError(f"no hay tareas en el lote {batch}" if batch else "la cola está vacía")
-        return _save(export, output, fmt, status, on_progress)
-
-
-def _save(
-    export: Export, output: str | Path | None, fmt: str, status: str | None, on_progress: Callable[[int, int], None]
-) -> int:
-    on_progress(0, export.total)
-    if output is None:
-        rows = _copy_export(export, fmt, sys.stdout, on_progress)
-        _check_complete(rows, export.total, status)
-        return rows
-    with atomic_writer(output) as handle:
-        rows = _copy_export(export, fmt, handle, on_progress)
-        _check_complete(rows, export.total, status)  # inside: a short export is never renamed in
-    return rows
-
-
-def _check_complete(rows: int, total: int, status: str | None) -> None:
-    # without a status filter the set of rows is fixed when the export starts
-    if status is None and rows != total:
-        raise PartisimError(f"la exportación trajo {rows} de {total} tareas; no se escribió el archivo")
-
-
-def _copy_export(export: Export, fmt: str, out: IO[str], on_progress: Callable[[int, int], None]) -> int:
-    rows = 0
-    if fmt == "json":  # NDJSON lines -> one JSON array, one task per line
-        out.write("[")
-        for line in export.lines():
-            out.write(("\n" if rows == 0 else ",\n") + line)
-            rows += 1
-            if rows % 1000 == 0:
-                on_progress(rows, export.total)
-        out.write("\n]\n")
-    elif fmt == "csv":
-        counter = _CsvRecords()
-        for chunk in export.chunks():
-            out.write(chunk)
-            counter.feed(chunk)
-            on_progress(max(0, counter.records - 1), export.total)  # minus the header
-        rows = max(0, counter.records - 1)
-    else:
-        for chunk in export.chunks():
-            out.write(chunk)
-            rows += chunk.count("\n")
-            on_progress(rows, export.total)
-    on_progress(rows, export.total)
-    return rows

@@ -59,7 +59,9 @@ from partisim.errors import (
     WorkerUnavailable,
 )
 from partisim.fleet import DaskKind, DaskSettings, DaskTarget, JobqueueSettings
-from partisim.orchestrator.serve.dask_task import (
+from partisim.protocol import ExecuteResult, MemberView
+from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
+from partisim.serve.executors.dask.remote import (
     AttemptReport,
     AttemptSpec,
     WorkerEnvironment,
@@ -67,10 +69,8 @@ from partisim.orchestrator.serve.dask_task import (
     expected,
     run_attempt,
 )
-from partisim.orchestrator.serve.executor import Attempt, Executor, Outcome, Placement
-from partisim.orchestrator.serve.specs import step_warnings
-from partisim.orchestrator.serve.task import Task, TaskSpec
-from partisim.protocol import ExecuteResult, MemberView
+from partisim.serve.queue.specs import step_warnings
+from partisim.serve.queue.task import Task, TaskSpec
 
 __all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]
 

@@ -2,7 +2,7 @@
 Server-Sent Events stream ``/api/events``, chart data ``/api/charts`` and sweeps
 ``POST /api/sweeps``.
 
-The page is plain HTML, CSS and JavaScript shipped in ``orchestrator/serve/static`` (no
+The page is plain HTML, CSS and JavaScript shipped in ``serve/web/static`` (no
 framework, no CDN), so it works on machines without internet. The event stream pushes
 the state of the queue and the workers when it changes, coalesced to a few messages a
 second and only the parts that changed (see `serve.live`).
@@ -25,15 +25,16 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import BatchNotFound, ParamsError
-from partisim.orchestrator.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
-from partisim.orchestrator.serve.live import HEARTBEAT_S, live_feed
-from partisim.orchestrator.serve.physics import physics_line, result_warnings
-from partisim.orchestrator.serve.responses import error_response, model_response
-from partisim.orchestrator.serve.results import chart_parts, pool
-from partisim.orchestrator.serve.specs import parse_engine_list, parse_int_list, step_warnings, sweep
-from partisim.orchestrator.serve.state import ServeState, state_of
-from partisim.orchestrator.serve.task import TaskSpec, TimeStats, new_batch_id
+from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
+from partisim.serve.queue.specs import parse_engine_list, parse_int_list, step_warnings, sweep
+from partisim.serve.queue.task import TaskSpec, TimeStats, new_batch_id
+from partisim.serve.results.charts import chart_parts
+from partisim.serve.results.physics import physics_line, result_warnings
+from partisim.serve.results.statistics import pool
+from partisim.serve.web.context import ServeState, state_of
+from partisim.serve.web.live import HEARTBEAT_S, live_feed
+from partisim.serve.web.responses import error_response, model_response
 
 __all__ = [
     "router",
@@ -112,10 +113,10 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
     if store.generation == cache.generation and not force:
         return store
     generation = cache.generation
-    infos = serve.queue.batches(limit=1_000_000)
+    infos = serve.queue.reads.batches(limit=1_000_000)
     stale = [b.batch for b in infos if store.rows.get(b.batch, (-1, []))[0] != b.success]
     fresh: dict[str, list[TimeStats]] = defaultdict(list)
-    for st in serve.queue.time_stats(stale) if stale else []:
+    for st in serve.queue.reads.time_stats(stale) if stale else []:
         fresh[st.batch].append(st)
     rows = {b.batch: (b.success, fresh[b.batch] if b.batch in stale else store.rows[b.batch][1]) for b in infos}
     batches = [
@@ -252,7 +253,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("partisim.orchestrator.serve").joinpath("static").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("partisim.serve.web").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 def _checklist(request: Request) -> str:

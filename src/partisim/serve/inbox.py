@@ -18,8 +18,8 @@ from pathlib import Path
 
 from partisim.errors import ParamsError
 from partisim.files import write_atomic
-from partisim.orchestrator.serve.specs import decode_json, parse_tasks
-from partisim.orchestrator.serve.taskqueue import TaskQueue
+from partisim.serve.queue.specs import decode_json, parse_tasks
+from partisim.serve.queue.store import TaskQueue
 
 __all__ = ["Inbox", "InboxOutcome"]
 

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from partisim.errors import PartisimError
-from partisim.orchestrator.serve.task import Task
 from partisim.protocol import MemberView, TaskResult
+from partisim.serve.queue.task import Task
 
 __all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "RunHandler", "Executor"]
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from partisim.errors import ParamsError
-from partisim.orchestrator.serve.task import TimeStats
 from partisim.protocol import ChartPhysics
+from partisim.serve.queue.task import TimeStats
 from partisim.sim import parse_params
 from partisim.sim.rate_check import RunTotals, check_rate
 

@@ -84,12 +84,7 @@ def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
 
 
 def _login_page(error: str | None = None) -> bytes:
-    text = (
-        resources.files("partisim.orchestrator.serve")
-        .joinpath("static")
-        .joinpath("login.html")
-        .read_text(encoding="utf-8")
-    )
+    text = resources.files("partisim.serve.web").joinpath("static").joinpath("login.html").read_text(encoding="utf-8")
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     return text.replace("<!--error-->", message).encode()
 

@@ -17,8 +17,9 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from partisim.orchestrator.serve.results import COLUMNS
-from partisim.orchestrator.serve.taskqueue import FLAT_BOOLEANS, Selection, TaskQueue
+from partisim.serve.queue.rows import FLAT_BOOLEANS, Selection
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.results.rows import COLUMNS
 
 __all__ = ["EXPORT_FORMATS", "export_chunks"]
 
@@ -46,7 +47,7 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
     booleans = [k for k, name in enumerate(COLUMNS, start=1) if name in FLAT_BOOLEANS]
     after = 0
     while True:
-        rows = queue.flat_rows(COLUMNS, selection, after_seq=after, upto=upto, limit=page_size)
+        rows = queue.reads.flat_rows(COLUMNS, selection, after_seq=after, upto=upto, limit=page_size)
         if rows:
             after = rows[-1][0]
             writer.writerows(_cells(row, booleans) for row in rows)
@@ -69,7 +70,7 @@ def _cells(row: tuple[Any, ...], booleans: list[int]) -> list[Any]:
 def _ndjson(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> Iterator[str]:
     after = 0
     while True:
-        rows = queue.view_rows(selection, after_seq=after, upto=upto, limit=page_size)
+        rows = queue.reads.view_rows(selection, after_seq=after, upto=upto, limit=page_size)
         if rows:
             after = rows[-1][0]
             yield "".join(line + "\n" for _, line in rows)

@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi import Request
 
-from partisim.orchestrator.serve.executor import Executor
-from partisim.orchestrator.serve.notifier import Notifier
-from partisim.orchestrator.serve.options import DEFAULT_PAGE_SIZE
-from partisim.orchestrator.serve.scheduler import Scheduler
-from partisim.orchestrator.serve.task import FAILED, SUCCESS
-from partisim.orchestrator.serve.taskqueue import TaskQueue
 from partisim.protocol import MemberView, Summary
+from partisim.serve.executors.base import Executor
+from partisim.serve.notifier import Notifier
+from partisim.serve.options import DEFAULT_PAGE_SIZE
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import FAILED, SUCCESS
+from partisim.serve.scheduler import Scheduler
 
 __all__ = ["ServeState", "state_of", "summary", "workers", "THROUGHPUT_WINDOW_S", "DEFAULT_PAGE_SIZE"]
 

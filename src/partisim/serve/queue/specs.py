@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from partisim.errors import ParamsError, explain_json_error, explain_os_error
-from partisim.orchestrator.serve.task import TaskSpec
+from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
 from partisim.sim.theory import coarse_step_warnings
 

@@ -41,11 +41,11 @@ from collections.abc import Callable
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.fleet import OrchestratorSettings
-from partisim.orchestrator.client import AsyncWorkerClient
-from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
-from partisim.orchestrator.serve.executor import Attempt, Executor, Placement
-from partisim.orchestrator.serve.task import Task
+from partisim.fleet.client import AsyncWorkerClient
+from partisim.fleet.health import HealthMonitor, WorkerHealth
 from partisim.protocol import WIRE_NAMES, ExecuteRequest, MemberView, TaskResult, TaskState
+from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.queue.task import Task
 
 __all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES"]
 

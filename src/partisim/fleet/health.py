@@ -54,8 +54,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from partisim.errors import PartisimError, explain_os_error
-from partisim.fleet import Config, WorkerEntry
-from partisim.orchestrator.client import AsyncWorkerClient
+from partisim.fleet.client import AsyncWorkerClient
+from partisim.fleet.config import Config, WorkerEntry
 from partisim.protocol import PingReply, WorkerStatus
 
 __all__ = [

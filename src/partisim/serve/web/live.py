@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from partisim.orchestrator.serve.state import ServeState, summary, workers
-from partisim.orchestrator.serve.task import Task
 from partisim.protocol import MemberView
+from partisim.serve.queue.task import Task
+from partisim.serve.web.context import ServeState, summary, workers
 
 __all__ = [
     "LiveFeed",

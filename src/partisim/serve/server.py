@@ -29,17 +29,17 @@ from fastapi import FastAPI
 
 from partisim.errors import ConfigError, explain_os_error
 from partisim.fleet import Config, DaskTarget, local_addresses
+from partisim.fleet.advice import NO_ACTIVE_WORKERS
+from partisim.fleet.health import HealthMonitor, WorkerHealth
 from partisim.listen import bind_socket
-from partisim.orchestrator.advice import NO_ACTIVE_WORKERS
-from partisim.orchestrator.registry import HealthMonitor, WorkerHealth
-from partisim.orchestrator.serve.app import Hook, create_app
-from partisim.orchestrator.serve.executor import Executor
-from partisim.orchestrator.serve.http_fleet import HttpFleet
-from partisim.orchestrator.serve.inbox import Inbox
-from partisim.orchestrator.serve.options import ServeOptions
-from partisim.orchestrator.serve.scheduler import RetryPolicy, Scheduler
-from partisim.orchestrator.serve.state import ServeState
-from partisim.orchestrator.serve.taskqueue import TaskQueue
+from partisim.serve.executors.base import Executor
+from partisim.serve.executors.http import HttpFleet
+from partisim.serve.inbox import Inbox
+from partisim.serve.options import ServeOptions
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.scheduler import RetryPolicy, Scheduler
+from partisim.serve.web.app import Hook, create_app
+from partisim.serve.web.context import ServeState
 
 __all__ = [
     "ServeOptions",
@@ -113,7 +113,7 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     target = dask_target(config, options)
     executor: Executor
     if target is not None:
-        from partisim.orchestrator.serve.dask_cluster import DaskCluster, require_dask
+        from partisim.serve.executors.dask.cluster import DaskCluster, require_dask
 
         require_dask(target.kind)
         executor = DaskCluster(target, config.dask)
@@ -280,7 +280,7 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
         )
     target = dask_target(config, options)
     if target is not None:
-        from partisim.orchestrator.serve.dask_cluster import require_dask
+        from partisim.serve.executors.dask.cluster import require_dask
 
         require_dask(target.kind)
         if target.kind == "scheduler":

@@ -23,13 +23,16 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from partisim.orchestrator.serve.tally import KEEP_SECONDS, Tally
-from partisim.orchestrator.serve.task import (
+from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
+from partisim.serve.queue.reads import TaskReads
+from partisim.serve.queue.rows import Selection, row_to_task
+from partisim.serve.queue.tally import KEEP_SECONDS, Tally
+from partisim.serve.queue.task import (
     CANCELLED,
     FAILED,
     QUEUED,
@@ -38,12 +41,10 @@ from partisim.orchestrator.serve.task import (
     SUCCESS,
     Task,
     TaskSpec,
-    TimeStats,
     new_batch_id,
 )
-from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, TaskResult
 
-__all__ = ["Selection", "FLAT_BOOLEANS", "TaskQueue"]
+__all__ = ["TaskQueue"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -101,138 +102,6 @@ def _new_task_id() -> str:
     return "t-" + secrets.token_hex(8)
 
 
-def _distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
-    """``'["a"],[],["b"]'`` (GROUP_CONCAT of JSON lists) -> ``("a", "b")``."""
-    if not concatenated:
-        return ()
-    try:
-        lists = json.loads(f"[{concatenated}]")
-    except ValueError:
-        return ()
-    found = [w for item in lists if isinstance(item, list) for w in item if isinstance(w, str)]
-    return tuple(dict.fromkeys(found))
-
-
-def _row_to_task(row: sqlite3.Row) -> Task:
-    return Task(
-        id=row["id"],
-        seq=row["seq"],
-        batch=row["batch"],
-        status=row["status"],
-        benchmark=row["benchmark"],
-        params=json.loads(row["params"]),
-        timeout=row["timeout"],
-        verify_of=row["verify_of"],
-        exclude_worker=row["exclude_worker"],
-        avoid_worker=row["avoid_worker"],
-        worker=row["worker"],
-        worker_url=row["worker_url"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        not_before=row["not_before"],
-        deadline=row["deadline"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        foreign_result=(
-            ForeignResult.model_validate_json(row["foreign_result"]) if row["foreign_result"] is not None else None
-        ),
-        extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
-        threads=row["threads"],
-    )
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which tasks a page or an export reads: filters, and ``originals`` to leave out the
-    verification re-runs."""
-
-    status: str | None = None
-    batch: str | None = None
-    originals: bool = False
-
-    def where(self, *also: str) -> tuple[str, tuple[Any, ...]]:
-        """``(WHERE clause, args)``; ``also`` are more conditions without arguments."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        if self.status is not None:
-            clauses.append("status = ?")
-            args.append(self.status)
-        if self.batch is not None:
-            clauses.append("batch = ?")
-            args.append(self.batch)
-        if self.originals:
-            clauses.append("verify_of IS NULL")
-        clauses.extend(also)
-        return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
-
-
-#: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
-#: success), less one
-_DUPLICATES = (
-    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(extra_runs))"
-    " + (status = 'success' AND worker IS NOT NULL"
-    " AND NOT EXISTS (SELECT 1 FROM json_each(extra_runs) WHERE value = worker)) - 1)"
-)
-
-
-def _outcome(field: str) -> str:
-    """A field of the result, verifiable or else foreign (`results.flatten` reads either)."""
-    return f"COALESCE(json_extract(result, '$.{field}'), json_extract(foreign_result, '$.{field}'))"
-
-
-#: the flat columns of a result row (see `results.flatten`) as SQL over the stored row
-_FLAT_SQL = {
-    "id": "id",
-    "batch": "batch",
-    "status": "status",
-    "engine": f"COALESCE({_outcome('engine')}, benchmark)",
-    "particles": "json_extract(params, '$.NUM_PARTICULAS')",
-    "steps": "json_extract(params, '$.NUM_PASOS')",
-    "seed": "json_extract(params, '$.SEMILLA')",
-    "worker": "worker",
-    "attempts": "attempts",
-    "simulation_time": _outcome("simulation_time"),
-    "execution_time": _outcome("execution_time"),
-    "particle_collisions": _outcome("particle_collisions"),
-    "wall_collisions": _outcome("wall_collisions"),
-    "kinetic_energy": _outcome("kinetic_energy"),
-    "checksum": "json_extract(result, '$.checksum')",
-    "error": "CASE WHEN status != 'success' THEN error END",
-    "verify_of": "verify_of",
-    "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
-    "duplicates": _DUPLICATES,
-    "threads": "json_extract(result, '$.threads')",  # used (a verifiable result's)
-    # joined as `results.WARNINGS_SEPARATOR` joins them
-    "warnings": "(SELECT group_concat(value, ' | ') FROM json_each(result, '$.warnings'))",
-}
-#: the flat columns that are booleans
-FLAT_BOOLEANS = frozenset({"verifiable"})
-
-
-def _real(expr: str) -> str:
-    """A REAL as a JSON number that reads back as the same double (17 digits: SQLite's
-    own rendering keeps 15), or null."""
-    return f"CASE WHEN ({expr}) IS NULL THEN NULL ELSE json(printf('%!.17g', {expr})) END"
-
-
-#: ``Task.view()`` as one JSON text, made by SQLite from the stored columns: the params
-#: and the result go in as stored (json() keeps their numbers' text), so a page or an
-#: export of many rows decodes and validates nothing in Python
-_VIEW_JSON = (
-    "json_object('id', id, 'seq', seq, 'batch', batch, 'status', status, 'benchmark', benchmark,"
-    " 'params', json(params), 'worker', worker, 'attempts', attempts, 'max_attempts', max_attempts,"
-    f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
-    f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
-    f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
-    " 'result', json(result), 'error', error, 'verify_of', verify_of,"
-    " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads)"
-)
-
-
 class TaskQueue:
     """A task queue in one SQLite file.
 
@@ -273,10 +142,8 @@ class TaskQueue:
             self._migrate()
             self._db.executescript(_SCHEMA)
             self.tally = self._read_tally()
-        self._read_lock = threading.Lock()
-        self._reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._reader.row_factory = sqlite3.Row
-        self._reader.execute("PRAGMA busy_timeout=30000")
+        #: the read model: pages, exports, batches, statistics (a connection of its own)
+        self.reads = TaskReads(self.path)
 
     def _read_tally(self) -> Tally:
         """The in-memory counts, from the table (each query walks one index)."""
@@ -329,8 +196,7 @@ class TaskQueue:
     # -- plumbing -------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._read_lock:
-            self._reader.close()
+        self.reads.close()
         with self._lock:
             self._db.close()
 
@@ -339,6 +205,22 @@ class TaskQueue:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def _transaction(self, *, when: bool = True) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; hold ``self._lock``.
+        ``when=False`` runs the body as it is (one statement is its own transaction)."""
+        if not when:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def _transition(
         self, sql: str, args: Sequence[Any], before: str, after: str, finished_at: float | None = None
@@ -355,12 +237,7 @@ class TaskQueue:
     def _select(self, sql: str, args: Sequence[Any] = ()) -> list[Task]:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [_row_to_task(r) for r in rows]
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """A long read on the second connection (call it from a thread)."""
-        with self._read_lock:
-            return self._reader.execute(sql, args).fetchall()
+        return [row_to_task(r) for r in rows]
 
     # -- adding work ------------------------------------------------------------------
 
@@ -389,18 +266,13 @@ class TaskQueue:
                 )
             )
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
                     " verify_of, exclude_worker, max_attempts, created_at, threads)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             if rows:
                 self.tally.add(batch, QUEUED, len(rows))
         return batch, ids
@@ -413,7 +285,7 @@ class TaskQueue:
 
     def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
-        where, args = self._filters(status=status, batch=batch)
+        where, args = Selection(status=status, batch=batch).where()
         return self._select(f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
@@ -442,7 +314,7 @@ class TaskQueue:
     def counts(self, batch: str | None = None) -> dict[str, int]:
         """Number of tasks per status (every status present), plus ``total``, counted in
         the table (`live_counts` answers the same from memory)."""
-        where, args = self._filters(batch=batch)
+        where, args = Selection(batch=batch).where()
         with self._lock:
             rows = self._db.execute(f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status", args).fetchall()
         counts = {s: 0 for s in STATUSES}
@@ -549,175 +421,10 @@ class TaskQueue:
             )
         return found
 
-    # -- long reads: pages and exports (second connection; call them from a thread) --
-
-    def page(
-        self, selection: Selection, *, limit: int, after_seq: int | None = None, before_seq: int | None = None
-    ) -> tuple[list[str], int | None]:
-        """One page of tasks as JSON texts (`Task.view`), and the cursor of the next page (None
-        when this is the last). With ``after_seq``: oldest first from there; otherwise
-        newest first, below ``before_seq`` if given. Each page is a range of an index."""
-        if after_seq is not None:
-            where, args = selection.where("seq > ?")
-            args, order = (*args, after_seq), "ASC"
-        elif before_seq is not None:
-            where, args = selection.where("seq < ?")
-            args, order = (*args, before_seq), "DESC"
-        else:
-            (where, args), order = selection.where(), "DESC"
-        rows = self._read(
-            f"SELECT seq, {_VIEW_JSON} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [r[1] for r in rows], (rows[-1][0] if more else None)
-
-    def extent(self, selection: Selection) -> tuple[int, int]:
-        """``(last seq, count)`` of the selection now: an export reads up to that seq, so
-        it is a fixed set of rows however long it takes."""
-        with self._read_lock:
-            self._reader.execute("BEGIN")  # both numbers from one snapshot
-            try:
-                (upto,) = self._reader.execute("SELECT COALESCE(MAX(seq), 0) FROM tasks").fetchone()
-                where, args = selection.where("seq <= ?")
-                (count,) = self._reader.execute(f"SELECT COUNT(*) FROM tasks {where}", (*args, upto)).fetchone()
-            finally:
-                self._reader.execute("COMMIT")
-        return int(upto), int(count)
-
-    def view_rows(self, selection: Selection, *, after_seq: int, upto: int, limit: int) -> list[tuple[int, str]]:
-        """``(seq, view JSON)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
-        where, args = selection.where("seq > ?", "seq <= ?")
-        rows = self._read(
-            f"SELECT seq, {_VIEW_JSON} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
-        )
-        return [(r[0], r[1]) for r in rows]
-
-    def flat_rows(
-        self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int, limit: int
-    ) -> list[tuple[Any, ...]]:
-        """``(seq, *columns)`` rows of the selection (the flat result columns, extracted by
-        SQLite from the stored JSON), ``after_seq < seq <= upto``, oldest first."""
-        select = ", ".join(_FLAT_SQL[c] for c in columns)
-        where, args = selection.where("seq > ?", "seq <= ?")
-        with self._read_lock:
-            cursor = self._reader.cursor()
-            cursor.row_factory = None  # plain tuples
-            rows: list[tuple[Any, ...]] = cursor.execute(
-                f"SELECT seq, {select} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
-            ).fetchall()
-            return rows
-
-    def sample(self, selection: Selection, count: int) -> list[Task]:
-        """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
-        where, args = selection.where()
-        rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
-        return [_row_to_task(r) for r in rows]
-
-    def batches(self, limit: int = 100) -> list[BatchInfo]:
-        """Batches, newest first, with their counts per status. Reads every row: on the
-        second connection, so a thread calling it never holds up a change."""
-        rows = self._read(
-            "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
-            " FROM tasks GROUP BY batch, status"
-        )
-        found: dict[str, dict[str, Any]] = {}
-        for batch, status, n, first_seq, created, finished in rows:
-            item = found.setdefault(
-                batch,
-                {
-                    "batch": batch,
-                    "first_seq": first_seq,
-                    "created_at": created,
-                    "finished_at": finished,
-                    **{s: 0 for s in STATUSES},
-                },
-            )
-            item[status] = n
-            item["first_seq"] = min(item["first_seq"], first_seq)
-            item["created_at"] = min(item["created_at"], created)
-            if finished is not None:
-                item["finished_at"] = max(item["finished_at"] or 0.0, finished)
-        ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
-        return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
-
-    #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
-    _IN_CHUNK = 500
-
-    def time_stats(self, batches: Sequence[str] | None = None) -> list[TimeStats]:
-        """Successful, non-verification runs grouped by batch x engine x particles x
-        steps x other parameters: count, sum and sum of squares of their simulation
-        times, sums of their pair collisions and final kinetic energies, and their
-        distinct warnings. The grouping happens in SQLite, so the caller never decodes
-        a result. Runs on several threads form groups of their own (``threads``)."""
-        sql = (
-            "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
-            " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
-            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
-            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
-            "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
-            "       json_extract(result, '$.particle_collisions') AS pc,"
-            "       json_extract(result, '$.kinetic_energy') AS ke,"
-            "       json_extract(result, '$.warnings') AS w"
-            "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
-            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
-        )
-        chunks: list[list[str] | None] = (
-            [None]
-            if batches is None
-            else [list(batches[i : i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)]
-        )
-        out: list[TimeStats] = []
-        for chunk in chunks:
-            where, args = "", [SUCCESS]
-            if chunk is not None:
-                where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
-                args.extend(chunk)
-            with self._lock:
-                rows = self._db.execute(sql.format(where=where), args).fetchall()
-            out.extend(
-                TimeStats(
-                    b,
-                    e,
-                    int(n),
-                    int(s),
-                    rest,
-                    int(c),
-                    float(t),
-                    float(t2),
-                    int(pc),
-                    float(ke),
-                    _distinct_warnings(w),
-                    int(used),
-                )
-                for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows
-            )
-        return out
-
     def batch_exists(self, batch: str) -> bool:
         with self._lock:
             row = self._db.execute("SELECT 1 FROM tasks WHERE batch = ? LIMIT 1", (batch,)).fetchone()
         return row is not None
-
-    @staticmethod
-    def _filters(
-        *, status: str | None = None, batch: str | None = None, also: tuple[Any, ...] = ()
-    ) -> tuple[str, tuple[Any, ...]]:
-        """``(WHERE clause, args)`` for the given filters; ``also`` is one more condition
-        and its arguments, ``(sql, *args)``."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        if status is not None:
-            clauses.append("status = ?")
-            args.append(status)
-        if batch is not None:
-            clauses.append("batch = ?")
-            args.append(batch)
-        if also:
-            clauses.append(also[0])
-            args.extend(also[1:])
-        return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
     # -- transitions ------------------------------------------------------------------
 
@@ -741,9 +448,7 @@ class TaskQueue:
         out: list[int | None] = []
         moved: list[str] = []
         with self._lock:
-            if len(claims) > 1:
-                self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(when=len(claims) > 1):
                 for task_id, worker, worker_url, deadline in claims:
                     row = self._db.execute(
                         self._CLAIM, (RUNNING, worker, worker_url, deadline, now, task_id, QUEUED)
@@ -751,12 +456,6 @@ class TaskQueue:
                     out.append(int(row[0][0]) if row else None)
                     if row:
                         moved.append(row[0][1])
-                if len(claims) > 1:
-                    self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
             for batch in moved:  # committed: now the tally
                 self.tally.move(batch, QUEUED, RUNNING)
         return out
@@ -789,20 +488,12 @@ class TaskQueue:
         out: list[bool] = []
         moved: list[tuple[str, str | None]] = []
         with self._lock:
-            if len(rows) > 1:
-                self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(when=len(rows) > 1):
                 for row in rows:
                     found = self._db.execute(self._COMPLETE, row).fetchall()  # fetchall: steps to the end
                     out.append(bool(found))
                     if found:
                         moved.append((found[0][0], found[0][1]))
-                if len(rows) > 1:
-                    self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
             for batch, worker_name in moved:  # committed: now the tally
                 self.tally.move(batch, RUNNING, SUCCESS, worker=worker_name, finished_at=now)
         return out
@@ -810,21 +501,14 @@ class TaskQueue:
     def note_run(self, task_id: str, worker: str) -> Task | None:
         """``worker`` ran ``task_id`` to the end although its answer was not (or not
         yet) the recorded one; returns the task as it is now (None if unknown)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT extra_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
-                if row is not None:
-                    runs = json.loads(row[0]) if row[0] else []
-                    if worker not in runs:
-                        runs.append(worker)
-                        self._db.execute("UPDATE tasks SET extra_runs = ? WHERE id = ?", (json.dumps(runs), task_id))
-                        self.tally.revision += 1  # a live view shows duplicates
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            row = self._db.execute("SELECT extra_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is not None:
+                runs = json.loads(row[0]) if row[0] else []
+                if worker not in runs:
+                    runs.append(worker)
+                    self._db.execute("UPDATE tasks SET extra_runs = ? WHERE id = ?", (json.dumps(runs), task_id))
+                    self.tally.revision += 1  # a live view shows duplicates
         return self.get(task_id) if row is not None else None
 
     def fail(self, task_id: str, attempt: int, error: str, worker: str | None = None) -> bool:

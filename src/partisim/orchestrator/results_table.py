@@ -1,0 +1,102 @@
+"""The results table of ``partisim results`` and the menu: tasks as rows that fit the
+terminal, with the warnings numbered in the caption."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from partisim.orchestrator.tables import Column, FittedTable
+from partisim.protocol import TaskView
+from partisim.serve.client import STATUS_LABELS, Check, flatten, ordered
+
+__all__ = ["results_table"]
+
+#: warnings the results table names in its caption; past that, a count
+MAX_TABLE_WARNINGS = 5
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+_RESULT_COLUMNS = (
+    Column("Tarea"),
+    Column("Estado", wrap=12),
+    Column("Motor"),
+    Column("Partículas", "Part.", justify="right"),
+    Column("Pasos", justify="right"),
+    Column("Semilla", "Sem.", justify="right", drop=2),
+    Column("Worker", drop=3),
+    Column("Intentos", "Int.", justify="right", drop=5),
+    Column("T. simulación (s)", "T. sim. (s)", justify="right"),
+    Column("Colisiones", "Colis.", justify="right", drop=4),
+    Column("Checksum", drop=6),
+)
+
+
+def results_table(
+    tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None, title: str | None = None
+) -> FittedTable:
+    """A table of tasks that fits the console it is printed on (columns go, least useful
+    first, rather than cutting a value); with ``checks`` a column says whether a re-run
+    agreed."""
+    columns = list(_RESULT_COLUMNS)
+    in_order = ordered(tasks)
+    # each distinct warning gets a number; the column names it, the caption says it
+    numbers: dict[str, int] = {}
+    for task in in_order:
+        for text in task.result.warnings if task.result else []:
+            numbers.setdefault(text, len(numbers) + 1)
+    if numbers:
+        columns.append(Column("Aviso", "Av.", drop=1))
+    duplicated = any(t.duplicates for t in tasks)
+    if duplicated:
+        columns.append(Column("Duplicadas", "Dup.", justify="right", drop=1))
+    threaded = any(t.threads > 1 or (t.result is not None and (t.result.threads or 1) > 1) for t in tasks)
+    if threaded:
+        columns.append(Column("Hilos", justify="right", drop=1))
+    if checks is not None:
+        columns.append(Column("Verificación", wrap=14))
+    rows = []
+    for task in in_order:
+        row = flatten(task)
+        status = STATUS_LABELS.get(row["status"], str(row["status"]))
+        if row["status"] == "failed" and row["error"]:
+            status += f": {row['error']}"
+        cells = [
+            row["id"],
+            status,
+            row["engine"],
+            _fmt(row["particles"]),
+            _fmt(row["steps"]),
+            _fmt(row["seed"]),
+            _fmt(row["worker"]),
+            _fmt(row["attempts"]),
+            _fmt(row["simulation_time"]),
+            _fmt(row["particle_collisions"]),
+            (row["checksum"] or "—")[:12] if row["verifiable"] else "no verificable",
+        ]
+        if numbers:
+            marks = [numbers[t] for t in task.result.warnings] if task.result else []
+            cells.append(",".join(str(n) if n <= MAX_TABLE_WARNINGS else "+" for n in marks) or "—")
+        if duplicated:
+            cells.append(str(row["duplicates"]) if row["duplicates"] else "—")
+        if threaded:  # the threads used once it ran; those asked for until then
+            cells.append(_fmt(row["threads"]) if task.result else str(task.threads))
+        if checks is not None:
+            check = checks.get(row["id"])
+            cells.append("—" if check is None else check.label)
+        rows.append(cells)
+    notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
+    if len(numbers) > MAX_TABLE_WARNINGS:
+        notes.append(
+            f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de --format csv"
+        )
+    return FittedTable(
+        columns, rows, title=title or f"Resultados ({len(tasks)} tareas)", caption="\n".join(notes) or None
+    )

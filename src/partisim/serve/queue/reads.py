@@ -1,0 +1,182 @@
+"""The queue's read model: pages of tasks, exports, samples, batches and time statistics,
+each a query over the ``tasks`` table on a connection of its own.
+
+The read model never changes a row. Its reads may be long (an export of a 100 000-task
+history), so they run in threads on this second connection: the file being in WAL mode,
+they never hold up a change made through `TaskQueue`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from partisim.protocol import BatchInfo
+from partisim.serve.queue.rows import FLAT_SQL, VIEW_JSON, Selection, distinct_warnings, row_to_task
+from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
+
+__all__ = ["TaskReads"]
+
+
+class TaskReads:
+    """Long reads of one queue file (`TaskQueue.reads`); call them from a thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout=30000")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def page(
+        self, selection: Selection, *, limit: int, after_seq: int | None = None, before_seq: int | None = None
+    ) -> tuple[list[str], int | None]:
+        """One page of tasks as JSON texts (`Task.view`), and the cursor of the next page (None
+        when this is the last). With ``after_seq``: oldest first from there; otherwise
+        newest first, below ``before_seq`` if given. Each page is a range of an index."""
+        if after_seq is not None:
+            where, args = selection.where("seq > ?")
+            args, order = (*args, after_seq), "ASC"
+        elif before_seq is not None:
+            where, args = selection.where("seq < ?")
+            args, order = (*args, before_seq), "DESC"
+        else:
+            (where, args), order = selection.where(), "DESC"
+        rows = self._read(
+            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [r[1] for r in rows], (rows[-1][0] if more else None)
+
+    def extent(self, selection: Selection) -> tuple[int, int]:
+        """``(last seq, count)`` of the selection now: an export reads up to that seq, so
+        it is a fixed set of rows however long it takes."""
+        with self._lock:
+            self._db.execute("BEGIN")  # both numbers from one snapshot
+            try:
+                (upto,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM tasks").fetchone()
+                where, args = selection.where("seq <= ?")
+                (count,) = self._db.execute(f"SELECT COUNT(*) FROM tasks {where}", (*args, upto)).fetchone()
+            finally:
+                self._db.execute("COMMIT")
+        return int(upto), int(count)
+
+    def view_rows(self, selection: Selection, *, after_seq: int, upto: int, limit: int) -> list[tuple[int, str]]:
+        """``(seq, view JSON)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
+        where, args = selection.where("seq > ?", "seq <= ?")
+        rows = self._read(
+            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def flat_rows(
+        self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """``(seq, *columns)`` rows of the selection (the flat result columns, extracted by
+        SQLite from the stored JSON), ``after_seq < seq <= upto``, oldest first."""
+        select = ", ".join(FLAT_SQL[c] for c in columns)
+        where, args = selection.where("seq > ?", "seq <= ?")
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples
+            rows: list[tuple[Any, ...]] = cursor.execute(
+                f"SELECT seq, {select} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+            ).fetchall()
+            return rows
+
+    def sample(self, selection: Selection, count: int) -> list[Task]:
+        """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
+        where, args = selection.where()
+        rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        return [row_to_task(r) for r in rows]
+
+    def batches(self, limit: int = 100) -> list[BatchInfo]:
+        """Batches, newest first, with their counts per status. Reads every row: on the
+        second connection, so a thread calling it never holds up a change."""
+        rows = self._read(
+            "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
+            " FROM tasks GROUP BY batch, status"
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for batch, status, n, first_seq, created, finished in rows:
+            item = found.setdefault(
+                batch,
+                {
+                    "batch": batch,
+                    "first_seq": first_seq,
+                    "created_at": created,
+                    "finished_at": finished,
+                    **{s: 0 for s in STATUSES},
+                },
+            )
+            item[status] = n
+            item["first_seq"] = min(item["first_seq"], first_seq)
+            item["created_at"] = min(item["created_at"], created)
+            if finished is not None:
+                item["finished_at"] = max(item["finished_at"] or 0.0, finished)
+        ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
+        return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
+
+    #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
+    _IN_CHUNK = 500
+
+    def time_stats(self, batches: Sequence[str] | None = None) -> list[TimeStats]:
+        """Successful, non-verification runs grouped by batch x engine x particles x
+        steps x other parameters: count, sum and sum of squares of their simulation
+        times, sums of their pair collisions and final kinetic energies, and their
+        distinct warnings. The grouping happens in SQLite, so the caller never decodes
+        a result. Runs on several threads form groups of their own (``threads``)."""
+        sql = (
+            "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
+            " json_extract(params, '$.NUM_PASOS'),"
+            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
+            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
+            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
+            "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
+            "       json_extract(result, '$.particle_collisions') AS pc,"
+            "       json_extract(result, '$.kinetic_energy') AS ke,"
+            "       json_extract(result, '$.warnings') AS w"
+            "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
+            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+        )
+        chunks: list[list[str] | None] = (
+            [None]
+            if batches is None
+            else [list(batches[i : i + self._IN_CHUNK]) for i in range(0, len(batches), self._IN_CHUNK)]
+        )
+        out: list[TimeStats] = []
+        for chunk in chunks:
+            where, args = "", [SUCCESS]
+            if chunk is not None:
+                where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
+                args.extend(chunk)
+            rows = self._read(sql.format(where=where), args)
+            out.extend(
+                TimeStats(
+                    b,
+                    e,
+                    int(n),
+                    int(s),
+                    rest,
+                    int(c),
+                    float(t),
+                    float(t2),
+                    int(pc),
+                    float(ke),
+                    distinct_warnings(w),
+                    int(used),
+                )
+                for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows
+            )
+        return out

@@ -1,0 +1,102 @@
+"""Results of queued tasks as flat rows: the CSV columns and the JSON export. Input is
+the `TaskView`s of ``GET /api/tasks``.
+
+Two columns come from the hardening of the queue: ``verifiable`` (False when a worker
+that is not partisim ran the task: its row shows what it reported, without checksum)
+and ``duplicates`` (runs of the task on other workers besides the recorded one).
+``threads`` is how many threads the run used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from partisim.protocol import TaskView
+
+__all__ = ["COLUMNS", "STATUS_LABELS", "WARNINGS_SEPARATOR", "flatten", "ordered", "to_csv", "to_json"]
+
+COLUMNS = (
+    "id",
+    "batch",
+    "status",
+    "engine",
+    "particles",
+    "steps",
+    "seed",
+    "worker",
+    "attempts",
+    "simulation_time",
+    "execution_time",
+    "particle_collisions",
+    "wall_collisions",
+    "kinetic_energy",
+    "checksum",
+    "error",
+    "verify_of",
+    "verifiable",
+    "duplicates",
+    "threads",
+    "warnings",
+)
+#: the CSV cell of a task with several warnings joins them with this
+WARNINGS_SEPARATOR = " | "
+
+STATUS_LABELS = {
+    "queued": "en cola",
+    "running": "en curso",
+    "success": "éxito",
+    "failed": "fallida",
+    "cancelled": "cancelada",
+}
+
+
+def flatten(task: TaskView) -> dict[str, Any]:
+    """One flat row per task (the CSV columns)."""
+    params = task.params
+    r = task.result or task.foreign_result  # a foreign one has no checksum, and may lack the rest
+    return {
+        "id": task.id,
+        "batch": task.batch,
+        "status": task.status,
+        "engine": r.engine if r else task.benchmark,
+        "particles": params.get("NUM_PARTICULAS"),
+        "steps": params.get("NUM_PASOS"),
+        "seed": params.get("SEMILLA"),
+        "worker": task.worker,
+        "attempts": task.attempts,
+        "simulation_time": r.simulation_time if r else None,
+        "execution_time": r.execution_time if r else None,
+        "particle_collisions": r.particle_collisions if r else None,
+        "wall_collisions": r.wall_collisions if r else None,
+        "kinetic_energy": r.kinetic_energy if r else None,
+        "checksum": task.result.checksum if task.result else None,
+        "error": task.error if task.status != "success" else None,
+        "verify_of": task.verify_of,
+        "verifiable": task.verifiable,
+        "duplicates": task.duplicates,
+        "threads": task.result.threads if task.result else None,
+        "warnings": WARNINGS_SEPARATOR.join(task.result.warnings) if task.result else "",
+    }
+
+
+def ordered(tasks: Iterable[TaskView]) -> list[TaskView]:
+    # the API answers newest first; results read better in submission order
+    return sorted(tasks, key=lambda t: (t.seq, t.id))
+
+
+def to_csv(tasks: Iterable[TaskView]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for task in ordered(tasks):
+        writer.writerow({k: ("" if v is None else v) for k, v in flatten(task).items()})
+    return out.getvalue()
+
+
+def to_json(tasks: Iterable[TaskView]) -> str:
+    rows = [t.model_dump(mode="json") for t in ordered(tasks)]
+    return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False)
