@@ -25,6 +25,7 @@ from partisim.serve.client import (
     step_warnings,
     sweep,
 )
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["task_objects", "submit_file", "submit_sweep", "require_batch", "wait_batch", "verify_batch", "save_export"]
 
@@ -56,7 +57,7 @@ def submit_file(client: ServerClient, path: str, *, batch: str | None = None) ->
 
 
 #: how `partisim sweep` names the parameters it sweeps
-SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA": "--seeds"}
+SWEEP_FLAGS = {PARTICLES_KEY: "--particles", STEPS_KEY: "--steps", SEED_KEY: "--seeds"}
 
 
 def submit_sweep(

@@ -68,7 +68,7 @@ class Menu:
             ("Mostrar configuración", self.show_config),
             ("Recargar configuración", self.reload_config),
         ]
-        # Queue options (partisim serve); "Salir" stays last, also reachable as 0/q/salir.
+        # Queue options (partisim serve); the exit stays last, also reachable as 0/q/salir.
         self.options += [
             ("Cola: enviar un archivo de tareas (partisim serve)", self._with_server(self.queue_submit)),
             ("Cola: barrido de parámetros (partisim serve)", self._with_server(self.queue_sweep)),
@@ -86,11 +86,9 @@ class Menu:
             while True:
                 self._show_options()
                 count = len(self.options)
-                exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
+                leave = next(i for i, (_, action) in enumerate(self.options) if action == self.quit)
                 choice = self.ask_choice(
-                    f"Elija una opción [1-{count}]: ",
-                    count,
-                    names={"0": exit_index, "q": exit_index, "salir": exit_index},
+                    f"Elija una opción [1-{count}]: ", count, names={"0": leave, "q": leave, "salir": leave}
                 )
                 try:
                     self.options[choice][1]()

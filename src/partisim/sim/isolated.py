@@ -288,7 +288,12 @@ class ChildPool:
             raise OSError("el grupo de procesos de simulación está cerrado")
         child = _Child(self.memory_mb)
         with self._lock:
-            self._all.add(child)
+            closed = self._closed
+            if not closed:
+                self._all.add(child)
+        if closed:  # closed while this one started: it must not outlive the pool
+            child.kill()
+            raise OSError("el grupo de procesos de simulación está cerrado")
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         while True:
             try:
@@ -543,4 +548,7 @@ def running_pid(key: str) -> int | None:
 
 
 if __name__ == "__main__":
-    _child_main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    try:
+        _child_main(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    except (BrokenPipeError, EOFError):  # the parent went away mid-message: nothing to tell
+        os._exit(1)

@@ -19,6 +19,9 @@ __all__ = [
     "parse_params",
     "explain",
     "ALIASES",
+    "PARTICLES_KEY",
+    "STEPS_KEY",
+    "SEED_KEY",
     "LEGACY_NAMES",
     "MAX_PACKING",
     "MAX_SPEED",
@@ -97,6 +100,8 @@ class SimParams(BaseModel):
 #: field name -> API alias
 ALIASES: dict[str, str] = {name: f.alias or name for name, f in SimParams.model_fields.items()}
 _FIELD_BY_ALIAS = {alias: name for name, alias in ALIASES.items()}
+#: the API keys of the three parameters a sweep varies (NUM_PARTICULAS, NUM_PASOS, SEMILLA)
+PARTICLES_KEY, STEPS_KEY, SEED_KEY = ALIASES["particles"], ALIASES["steps"], ALIASES["seed"]
 #: names of the users' ETAPA-6 task files -> field name ("seed" is the field's own name)
 LEGACY_NAMES: dict[str, str] = {"num_particles": "particles", "num_steps": "steps"}
 #: every accepted spelling of a parameter -> its field name

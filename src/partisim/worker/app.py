@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
@@ -70,6 +71,22 @@ def _handle_errors(app: FastAPI, service: WorkerService) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
+def _document_task_body(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The task routes read their body themselves: its schema (with this worker's
+    limits) goes into the app's OpenAPI document (FastAPI's documented way to extend it)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            body = {"required": True, "content": {"application/json": {"schema": schema}}}
+            for path in routes.TASK_ROUTES:
+                document["paths"][path]["post"]["requestBody"] = body
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: WorkerSettings, *, identity: Identity | None = None, port: int | None = None) -> FastAPI:
     """The worker app. `port` is the one actually bound (for `--port 0`)."""
     port = settings.port if port is None else port
@@ -102,13 +119,7 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     app.state.service = service
     _handle_errors(app, service)
     app.include_router(routes.router)
-    # the task routes read their body themselves: its schema (with this worker's limits) is documented here
-    body_doc = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": request_schema(settings.limits)}}}
-    }
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path in routes.TASK_ROUTES and "POST" in (route.methods or ()):
-            route.openapi_extra = body_doc
+    _document_task_body(app, request_schema(settings.limits))
 
     # Each add_middleware wraps what is already there, so the last one added runs first:
     # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.

@@ -8,16 +8,10 @@ threads its engine can use there (``engine_threads`` of its /status; one for a w
 that does not say, or that is not partisim), and it is sent with that many threads.
 Placement: among the active workers that may run the task's engine (the entry's
 ``algorithms``; a worker that is not partisim only gets the engines with a legacy name),
-the one with the most free slots among those with enough of them (ties go to the worker
-given the fewest tasks, so equal workers share the work evenly); a verification run
-never goes to the worker of its original, and a retry avoids the worker that failed it
-while another one is alive.
-
-A task of several threads that fits nowhere yet holds back, for the rest of the
-scheduling round, the worker with the most free slots among those it could run on: the
-tasks queued behind it do not take that worker's slots as they free, so they add up
-until the big task fits there (the scheduler takes tasks oldest first, so it is always
-offered them first). Other workers go on taking small tasks meanwhile.
+the `SlotBook` of ``slots.py`` (no I/O) chooses and keeps the counts: the most free
+slots wins, a verification run never goes to the worker of its original, a retry avoids
+the worker that failed it while another one is alive, and a task of several threads
+that fits nowhere yet holds back its best worker for the rest of the scheduling round.
 
 An attempt is one ``POST /execute`` carrying the task id, so a retry after a lost
 answer is recognised by the worker and never counted twice. A worker that refuses a

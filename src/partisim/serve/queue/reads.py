@@ -17,6 +17,7 @@ from typing import Any
 from partisim.protocol import BatchInfo
 from partisim.serve.queue.rows import FLAT_SQL, VIEW_JSON, Selection, distinct_warnings, row_to_task
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["TaskReads"]
 
@@ -138,9 +139,9 @@ class TaskReads:
         distinct warnings. The grouping happens in SQLite, so the caller never decodes
         a result. Runs on several threads form groups of their own (``threads``)."""
         sql = (
-            "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
-            " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
+            f"SELECT batch, benchmark, json_extract(params, '$.{PARTICLES_KEY}'),"
+            f" json_extract(params, '$.{STEPS_KEY}'),"
+            f" json_remove(params, '$.{PARTICLES_KEY}', '$.{STEPS_KEY}', '$.{SEED_KEY}'), used,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
             " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
             "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"

@@ -9,8 +9,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from partisim.protocol import ExecuteResult, ForeignResult
-from partisim.serve.queue.task import Task
+from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus
+from partisim.serve.queue.task import Task, queue_status
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["Selection", "row_to_task", "distinct_warnings", "FLAT_SQL", "FLAT_BOOLEANS", "VIEW_JSON"]
 
@@ -32,7 +33,7 @@ def row_to_task(row: sqlite3.Row) -> Task:
         id=row["id"],
         seq=row["seq"],
         batch=row["batch"],
-        status=row["status"],
+        status=queue_status(row["status"]),
         benchmark=row["benchmark"],
         params=json.loads(row["params"]),
         timeout=row["timeout"],
@@ -63,7 +64,7 @@ class Selection:
     """Which tasks a page or an export reads: filters, and ``originals`` to leave out the
     verification re-runs."""
 
-    status: str | None = None
+    status: QueueStatus | None = None
     batch: str | None = None
     originals: bool = False
 
@@ -103,9 +104,9 @@ FLAT_SQL = {
     "batch": "batch",
     "status": "status",
     "engine": f"COALESCE({_outcome('engine')}, benchmark)",
-    "particles": "json_extract(params, '$.NUM_PARTICULAS')",
-    "steps": "json_extract(params, '$.NUM_PASOS')",
-    "seed": "json_extract(params, '$.SEMILLA')",
+    "particles": f"json_extract(params, '$.{PARTICLES_KEY}')",
+    "steps": f"json_extract(params, '$.{STEPS_KEY}')",
+    "seed": f"json_extract(params, '$.{SEED_KEY}')",
     "worker": "worker",
     "attempts": "attempts",
     "simulation_time": _outcome("simulation_time"),

@@ -14,6 +14,7 @@ from typing import Any
 
 from partisim.protocol import TaskView
 from partisim.serve.queue.task import TimeStats
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["PARAM_LABELS", "Params", "Group", "group_times", "pool", "Speedup", "speedups"]
 
@@ -30,7 +31,7 @@ PARAM_LABELS = {
     "COEF_RESTITUCION_PARTICULA": "rest. partículas",
     "threads": "hilos",
 }
-_NOT_CONFIG = ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")
+_NOT_CONFIG = (PARTICLES_KEY, STEPS_KEY, SEED_KEY)
 
 Params = tuple[tuple[str, Any], ...]
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 __all__ = [
     "Finite",
     "TaskStatus",
+    "QueueStatus",
     "PENDING_STATES",
     "FINAL_STATES",
     "PingReply",
@@ -61,6 +62,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 #: states of a task on a worker (``GET /tasks/{id}``)
 TaskStatus = Literal["queued", "running", "success", "failed", "timeout", "cancelled"]
+#: states of a task in the queue of ``partisim serve`` (``GET /api/tasks``)
+QueueStatus = Literal["queued", "running", "success", "failed", "cancelled"]
 PENDING_STATES: frozenset[str] = frozenset({"queued", "running"})
 FINAL_STATES: frozenset[str] = frozenset({"success", "failed", "timeout", "cancelled"})
 
@@ -417,7 +420,7 @@ class TaskView(_Wire):
     id: str
     seq: int
     batch: str
-    status: Literal["queued", "running", "success", "failed", "cancelled"]
+    status: QueueStatus
     benchmark: str
     params: dict[str, Any]
     worker: str | None = None
