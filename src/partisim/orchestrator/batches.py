@@ -135,9 +135,9 @@ def verify_batch(
 ) -> list[Check]:
     """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
     answer = client.verify(count, batch=batch)
-    wait_batch(client, answer["batch"], timeout=timeout, on_progress=on_progress)
-    reruns = list(client.iter_tasks(batch=answer["batch"]))
-    originals = {p["original"]: client.task(p["original"]) for p in answer["pairs"]}
+    wait_batch(client, answer.batch, timeout=timeout, on_progress=on_progress)
+    reruns = list(client.iter_tasks(batch=answer.batch))
+    originals = {p.original: client.task(p.original) for p in answer.pairs}
     return compare_checksums(originals, reruns)
 
 

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from partisim.sim.params import ApiParams
+
 __all__ = [
     "Finite",
     "TaskStatus",
@@ -225,7 +227,7 @@ class ExecuteResult(_Wire):
     worker_id: str
     benchmark: str
     engine: str
-    params: dict[str, Any]
+    params: ApiParams
     particles: int
     steps: int
     seed: int
@@ -337,7 +339,7 @@ class TaskState(_Wire):
     worker_id: str
     benchmark: str
     engine: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: Finite
     timeout_requested: Finite | None = None
     #: threads given to the task: the slots of ``capacity`` it occupies (the request's
@@ -422,7 +424,7 @@ class TaskView(_Wire):
     batch: str
     status: QueueStatus
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     worker: str | None = None
     attempts: int
     max_attempts: int

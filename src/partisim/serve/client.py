@@ -25,6 +25,7 @@ from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
 from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
+from partisim.protocol.serve_api import BatchList, Cancelled, VerifyRequest, VerifyStarted
 from partisim.serve.queue.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
 from partisim.serve.queue.task import TaskSpec
 from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
@@ -247,9 +248,8 @@ class ServerClient:
         body = self._request("GET", f"/api/tasks/{task_id}", params=query, read_timeout=(wait or 0) + 30.0)
         return TaskView.model_validate(body)
 
-    def cancel(self, task_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("DELETE", f"/api/tasks/{task_id}")
-        return answer
+    def cancel(self, task_id: str) -> Cancelled:
+        return Cancelled.model_validate(self._request("DELETE", f"/api/tasks/{task_id}"))
 
     def workers(self) -> list[MemberView]:
         return WorkerList.model_validate(self._request("GET", "/api/workers")).workers
@@ -263,16 +263,13 @@ class ServerClient:
 
     def batches(self, limit: int | None = None) -> list[BatchInfo]:
         query = {"limit": limit} if limit else {}
-        return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
+        return BatchList.model_validate(self._request("GET", "/api/batches", params=query)).batches
 
     def charts(self, batch: str | None = None) -> ChartData:
         """Chart data of one batch (``"latest"``) or of every batch (None)."""
         query = {"batch": batch} if batch else {}
         return ChartData.model_validate(self._request("GET", "/api/charts", params=query))
 
-    def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"count": count}
-        if batch:
-            body["batch"] = batch
-        answer: dict[str, Any] = self._request("POST", "/api/verify", json=body)
-        return answer
+    def verify(self, count: int, *, batch: str | None = None) -> VerifyStarted:
+        body = VerifyRequest(count=count, batch=batch or None).model_dump(exclude_none=True)
+        return VerifyStarted.model_validate(self._request("POST", "/api/verify", json=body))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
@@ -19,6 +19,7 @@ __all__ = [
     "parse_params",
     "explain",
     "ALIASES",
+    "ApiParams",
     "PARTICLES_KEY",
     "STEPS_KEY",
     "SEED_KEY",
@@ -44,6 +45,11 @@ MAX_SPEED = 1e100
 
 #: a finite number given as a number: "0.1" or true are refused, as StrictInt refuses "5"
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+#: validated parameters keyed by their API aliases (``{"NUM_PARTICULAS": 100, "DT": 0.1, ...}``),
+#: as they travel in tasks, results and the queue
+ApiParams: TypeAlias = dict[str, int | float]
 
 
 class SimParams(BaseModel):
@@ -92,7 +98,7 @@ class SimParams(BaseModel):
     def packing_fraction(self) -> float:
         return self.particles * math.pi * self.radius**2 / (self.width * self.height)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self) -> ApiParams:
         """The parameters keyed by their API aliases (NUM_PARTICULAS...)."""
         return self.model_dump(by_alias=True)
 

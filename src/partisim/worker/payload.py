@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.protocol import TASK_ID_MAX, task_id_problem
@@ -35,7 +35,7 @@ class TaskRequest:
     threads: int | None = None  # as asked; the worker caps it (TaskManager)
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ParamsError(f"{name} no es un valor JSON válido: use números finitos")
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Final, get_args
 
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskTimings, TaskView
+from partisim.sim.params import ApiParams
 
 __all__ = [
     "QUEUED",
@@ -57,7 +58,7 @@ class TaskSpec:
     """What to run: an engine name and the full API parameter dict (alias keys)."""
 
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: float | None = None
     verify_of: str | None = None
     exclude_worker: str | None = None
@@ -73,7 +74,7 @@ class Task:
     batch: str
     status: QueueStatus
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: float | None
     verify_of: str | None
     exclude_worker: str | None

@@ -14,7 +14,7 @@ from typing import Any
 
 from partisim.protocol import TaskView
 from partisim.serve.queue.task import TimeStats
-from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams
 
 __all__ = ["PARAM_LABELS", "Params", "Group", "group_times", "pool", "Speedup", "speedups"]
 
@@ -60,7 +60,7 @@ def _stats(n: int, total: float, total_sq: float) -> tuple[float, float]:
     return mean, math.sqrt(var) if var > mean * mean * 1e-12 else 0.0
 
 
-def _other_params(params: dict[str, Any], threads: int | None = None) -> Params:
+def _other_params(params: ApiParams, threads: int | None = None) -> Params:
     """The configuration: every parameter but particles, steps and seed, plus the
     threads of a run on several (a configuration of its own, as `TaskQueue.time_stats`
     groups them)."""
