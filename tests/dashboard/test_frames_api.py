@@ -61,7 +61,13 @@ def test_frames_from_parameters_and_sampling(small_fleet: Fleet) -> None:
         view = answer.json()
         assert view["source"] == "params" and view["task_id"] is None and view["matches"] is None
         assert view["step"] == [0, 3, 5]
-        big = client.post("/api/frames", json={"params": {"NUM_PARTICULAS": 20_000, "NUM_PASOS": 4}, "frames": 3})
+        big = client.post(
+            "/api/frames",
+            json={
+                "params": {"NUM_PARTICULAS": 20_000, "NUM_PASOS": 4, "ANCHO_MUNDO": 4000, "ALTO_MUNDO": 3000},
+                "frames": 3,
+            },
+        )
         assert big.status_code == 200, big.text
         view = big.json()
         assert view["mode"] == "sample" and view["drawn"] <= DRAW_LIMIT and view["stride"] == 4

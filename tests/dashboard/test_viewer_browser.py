@@ -112,6 +112,16 @@ def test_viewer_plays_a_task_to_its_counters(chromium: str, small_fleet: Fleet, 
             page.click("#sweep-view")
             expect(page.locator("#viewer-status")).to_contain_text("demasiado grande para el visor")
             expect(viewer).to_have_attribute("data-state", "error")
+
+            # on a phone: the viewer fits the screen, nothing scrolls sideways
+            page.keyboard.press("Escape")
+            page.set_viewport_size({"width": 390, "height": 844})
+            row.get_by_role("button", name="Ver simulación").click()
+            expect(viewer).to_have_attribute("data-state", re.compile("playing|end"), timeout=30_000)
+            page.screenshot(path=str(tmp_path / "viewer-phone.png"))
+            canvas = page.locator("#viewer-canvas").bounding_box()
+            assert canvas is not None and canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 390
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
         finally:
             browser.close()
     unexpected = [m for m in problems if "status of 422" not in m]

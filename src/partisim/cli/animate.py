@@ -53,8 +53,13 @@ def _animate(args: argparse.Namespace) -> int:
         warn(f"se dibuja una muestra: {rec.drawn} de {params.particles} partículas (una de cada {rec.stride})")
     written = write_animation(rec, path, fps=args.fps)
     r = rec.result
-    console.print(f"[bold]Animación escrita[/] en {written.path}: {written.frames} fotogramas a {written.fps} por segundo")
-    console.print(f"  Un fotograma cada {rec.interval} pasos; motor {r.engine}; {r.particles} partículas, {r.steps} pasos")
+    console.print(
+        f"[bold]Animación escrita[/] en {written.path}: {written.frames} fotogramas a {written.fps} por segundo",
+        soft_wrap=True,  # a long path must not split the number from its word
+    )
+    console.print(
+        f"  Un fotograma cada {rec.interval} pasos; motor {r.engine}; {r.particles} partículas, {r.steps} pasos"
+    )
     console.print(f"  Colisiones partícula-partícula: {r.particle_collisions}   con pared: {r.wall_collisions}")
     console.print(f"  Checksum: {r.checksum}")
     return 0

@@ -90,11 +90,10 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
         )
         ax.add_collection(disks)
         title = ax.set_title(_title(rec, 0), fontsize=10)
-        what = rec.engine + " · " + (
-            f"muestra: {rec.drawn} de {p.particles} partículas (una de cada {rec.stride})"
-            if rec.sampled
-            else f"{p.particles} partículas"
-        )
+        drawn = f"{p.particles} partículas"
+        if rec.sampled:
+            drawn = f"muestra: {rec.drawn} de {p.particles} partículas (una de cada {rec.stride})"
+        what = f"{rec.engine} · {drawn}"
         ax.set_xlabel(f"{what} · caja {p.width:g} × {p.height:g}", fontsize=8)
         fig.tight_layout()
 

@@ -37,7 +37,7 @@ from partisim.sim.params import SimParams, parse_params
 
 __all__ = ["router", "FramesView", "VIEW_MAX_WORK", "VIEW_ENGINE", "BUSY_WAIT_S", "frames_view"]
 
-#: most particle-steps serve recomputes for the viewer (about a second of the cython engine)
+#: most particle-steps serve recomputes for the viewer (1-2 s of the cython engine on one core; bench/frames.py)
 VIEW_MAX_WORK = 20_000_000
 #: the engine that recomputes (every engine gives the same frames)
 VIEW_ENGINE = "cython"
@@ -175,7 +175,7 @@ async def _answer(
         return Response(recorder.cache[key], media_type="application/json")
     try:
         await asyncio.wait_for(recorder.lock.acquire(), BUSY_WAIT_S)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
         response = error_response(429, "el visor está calculando otra simulación; inténtelo de nuevo en unos segundos")
         response.headers["Retry-After"] = "5"
         return response

@@ -206,8 +206,8 @@
     ui.subtitle.textContent = `${fmtInt(body.particles)} partículas · ${fmtInt(body.steps)} pasos · semilla ${p.SEMILLA} · `
       + `caja ${fmtInt(body.width)} × ${fmtInt(body.height)} · radio ${String(body.radius).replace(".", ",")} · `
       + `${fmtInt(body.frames)} fotogramas, uno cada ${fmtInt(body.interval)} pasos`;
-    ui.note.textContent = `${body.mode === "sample" ? "Muestra" : "Todas las partículas"}: ${body.note} `
-      + `Recalculado por el servidor con el motor ${body.engine}.`;
+    ui.note.textContent = `${body.note} Recalculado por el servidor con el motor ${body.engine}.`;
+    ui.note.dataset.mode = body.mode;
     if (body.matches === true) {
       ui.check.textContent = `El checksum final coincide con el de la tarea (${body.checksum.slice(0, 12)}…).`;
       ui.check.className = "viewer-check ok";
