@@ -57,10 +57,11 @@ def test_viewer_plays_a_task_to_its_counters(chromium: str, small_fleet: Fleet, 
             viewer = page.locator("#viewer")
             expect(viewer).to_be_visible()
             expect(page.locator("#viewer-title")).to_have_text(f"Simulación de la tarea {task_id}")
-            expect(viewer).to_have_attribute("data-state", "playing", timeout=30_000)
+            # slow from the start (the controls exist while the frames load), a picture
+            # mid-run, then faster to the end
             page.evaluate(_WATCH_FRAMES)
-            # slow it down, take a picture mid-run, then let it play to the end
             page.select_option("#viewer-speed", "0.25")
+            expect(viewer).to_have_attribute("data-state", "playing", timeout=30_000)
             wait_for(lambda: int(page.get_attribute("#viewer-canvas", "data-frame") or 0) >= 40, 30, "frame 40")
             page.screenshot(path=str(tmp_path / "viewer-mid-run.png"))
             mid_step = page.inner_text("#viewer-step")
