@@ -8,6 +8,7 @@
   const SPEEDS = [0.25, 0.5, 1, 2, 4];
   const intFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 0, useGrouping: "always" });
   const fmtInt = (n) => intFmt.format(n);
+  const numFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 3, useGrouping: "always" });
 
   let dialog = null;
   let ui = null;
@@ -204,7 +205,7 @@
     setStatus("", "");
     const p = body.params;
     ui.subtitle.textContent = `${fmtInt(body.particles)} partículas · ${fmtInt(body.steps)} pasos · semilla ${p.SEMILLA} · `
-      + `caja ${fmtInt(body.width)} × ${fmtInt(body.height)} · radio ${String(body.radius).replace(".", ",")} · `
+      + `caja ${numFmt.format(body.width)} × ${numFmt.format(body.height)} · radio ${numFmt.format(body.radius)} · `
       + `${fmtInt(body.frames)} fotogramas, uno cada ${fmtInt(body.interval)} pasos`;
     ui.note.textContent = `${body.note} Recalculado por el servidor con el motor ${body.engine}.`;
     ui.note.dataset.mode = body.mode;
