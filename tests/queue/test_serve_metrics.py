@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import prometheus_client
 import pytest
+from helpers.metrics import metric as value
+from helpers.metrics import samples
 from helpers.processes import HOST_A
 from helpers.results import execute_result
 from helpers.workers import ENDLESS, TINY
-from prometheus_client.parser import text_string_to_metric_families
 from queue_support import Cluster, wait_batch
 from test_scheduler import FAST, SPEC, FakeExecutor, until
 
@@ -37,19 +38,6 @@ from partisim.serve.web.context import ServeState
 from partisim.worker.metrics import Metrics
 
 TOKEN = "metricas-" + "x" * 24
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of an exposition: (name, sorted labels) -> value."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return found
-
-
-def value(found: dict, name: str, **labels: str) -> float | None:
-    return found.get((name, tuple(sorted(labels.items()))))
 
 
 @pytest.mark.parametrize(
