@@ -14,7 +14,7 @@ import prometheus_client
 import pytest
 from helpers.metrics import metric as value
 from helpers.metrics import samples
-from helpers.processes import HOST_A
+from helpers.processes import HOST_A, wait_for
 from helpers.results import execute_result
 from helpers.workers import ENDLESS, TINY
 from queue_support import Cluster, wait_batch
@@ -151,6 +151,14 @@ def test_serve_and_worker_metrics_over_http_with_the_token(cluster: Cluster, tmp
         wait_batch(client, batch, 120)
 
     with serve.http() as http:
+        # a dashboard page following the live feed is a live client while it listens
+        with http.stream("GET", "/api/events") as events:
+            assert events.status_code == 200
+            lines = events.iter_lines()  # kept: dropping it would close the stream
+            next(line for line in lines if line.startswith("data:"))
+            with serve.http() as other:
+                assert value(other.get("/metrics").text, "partisim_serve_dashboard_clients") == 1
+        wait_for(lambda: value(http.get("/metrics").text, "partisim_serve_dashboard_clients") == 0, 30, "the page gone")
         text = http.get("/metrics").text
     found = samples(text)
     assert value(found, "partisim_serve_tasks", status="success") == 4
