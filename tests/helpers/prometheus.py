@@ -38,7 +38,7 @@ def prometheus_tool(name: str = "prometheus") -> str:
     if found is None:
         unavailable(
             "prometheus",
-            f"no hay {name} en el PATH: instale Prometheus con "
+            f"no hay {name} en {folder if folder else 'el PATH'}: instale Prometheus con "
             "`apt-get install prometheus` o indique su carpeta en PARTISIM_PROMETHEUS_BIN",
         )
     return str(found)
