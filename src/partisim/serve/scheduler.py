@@ -182,11 +182,11 @@ class Scheduler:
     # -- outcomes -------------------------------------------------------------------
 
     def _outcome(self, attempt: Attempt, outcome: Outcome, worker: str | None) -> None:
-        success = isinstance(outcome, (ExecuteResult, ForeignResult))
-        self.metrics.answered(attempt.task_id, attempt.number, ok=success)
         if isinstance(outcome, (ExecuteResult, ForeignResult)):
+            self.metrics.answered(attempt.task_id, attempt.number, ok=True)
             self._succeeded(attempt, outcome, worker)
         else:
+            self.metrics.answered(attempt.task_id, attempt.number, ok=False)
             self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
     def _succeeded(self, attempt: Attempt, result: TaskResult, worker: str | None) -> None:

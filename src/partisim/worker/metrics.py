@@ -76,6 +76,10 @@ class Metrics:
         """Where a scrape reads the worker's current state."""
         self._gauges = gauges
 
+    def current(self) -> WorkerGauges | None:
+        """The worker's state now (None before `read_gauges_with`)."""
+        return self._gauges() if self._gauges is not None else None
+
     def task_finished(self, status: str, duration: float | None) -> None:
         self.tasks[status] = self.tasks.get(status, 0) + 1
         if duration is not None:
@@ -113,9 +117,9 @@ class _WorkerCollector:
         for code, n in sorted(m.rejected.items()):
             refused.add_metric([wid, str(code)], n)
         yield refused
-        if m._gauges is None:
+        now = m.current()
+        if now is None:
             return
-        now = m._gauges()
         info = GaugeMetricFamily("partisim_worker_info", "Worker identity.", labels=["worker_id", "version", "runner"])
         info.add_metric([wid, now.version, now.runner], 1)
         yield info
