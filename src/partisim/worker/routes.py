@@ -213,6 +213,6 @@ async def current(request: Request) -> Response:
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS, summary="Métricas en formato Prometheus")
-async def metrics(request: Request) -> PlainTextResponse:
-    text = service_of(request).render_metrics()
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(request: Request) -> Response:
+    body, content_type = service_of(request).render_metrics(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
