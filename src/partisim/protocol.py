@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from partisim.sim.environment import Environment, MachineEnvironment
+
 __all__ = [
     "Finite",
     "TaskStatus",
@@ -163,6 +165,8 @@ class WorkerStatus(_Wire):
     engine_threads: dict[str, int] = Field(default_factory=dict)
     #: whether the cython engine was built with OpenMP (several threads possible)
     openmp: bool = False
+    #: the static part of every result's environment here (`sim.environment`)
+    environment: MachineEnvironment | None = None
     load_avg: list[Finite] | None = None
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)
@@ -244,6 +248,10 @@ class ExecuteResult(_Wire):
     threads: int | None = None
     #: threads the request asked for (None: not given, one)
     threads_requested: int | None = None
+    #: why ``threads`` (`sim.engines.ThreadReason`); None from a worker that does not say
+    threads_reason: str | None = None
+    #: where and how it was measured, and whether the machine was busy (`sim.environment`)
+    environment: Environment | None = None
     #: Spanish advice on the parameters (a step so coarse it misses collisions); never
     #: a change to the result
     warnings: list[str] = Field(default_factory=list)

@@ -11,8 +11,26 @@ from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult
 from partisim.serve.queue.task import Task
+from partisim.sim.environment import MachineEnvironment
 
-__all__ = ["Selection", "row_to_task", "distinct_warnings", "FLAT_SQL", "FLAT_BOOLEANS", "VIEW_JSON"]
+__all__ = [
+    "Selection",
+    "row_to_task",
+    "stored_result",
+    "distinct_warnings",
+    "FLAT_SQL",
+    "FLAT_BOOLEANS",
+    "VIEW_JSON",
+]
+
+
+def stored_result(result: ExecuteResult) -> tuple[ExecuteResult, MachineEnvironment | None]:
+    """The result as the ``tasks`` row keeps it, and the static part of its environment,
+    which the ``machines`` table keeps once per worker (``machine_id`` references it)."""
+    env = result.environment
+    if env is None or env.machine is None:
+        return result, None
+    return result.model_copy(update={"environment": env.model_copy(update={"machine": None})}), env.machine
 
 
 def distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
@@ -97,6 +115,22 @@ def _outcome(field: str) -> str:
     return f"COALESCE(json_extract(result, '$.{field}'), json_extract(foreign_result, '$.{field}'))"
 
 
+#: a result's JSON with its environment's static part put back from ``machines``
+_RESULT_JSON = (
+    "CASE WHEN json_extract(result, '$.environment.machine_id') IS NULL THEN result"
+    " ELSE json_set(result, '$.environment.machine', (SELECT json(data) FROM machines"
+    " WHERE machines.id = json_extract(result, '$.environment.machine_id'))) END"
+)
+
+
+def _machine(field: str) -> str:
+    """A field of the static part of a result's environment."""
+    return (
+        f"(SELECT json_extract(data, '$.{field}') FROM machines"
+        " WHERE machines.id = json_extract(result, '$.environment.machine_id'))"
+    )
+
+
 #: the flat columns of a result row (see `results.flatten`) as SQL over the stored row
 FLAT_SQL = {
     "id": "id",
@@ -119,11 +153,21 @@ FLAT_SQL = {
     "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
     "threads": "json_extract(result, '$.threads')",  # used (a verifiable result's)
+    "threads_requested": "COALESCE(json_extract(result, '$.threads_requested'), threads)",
+    "threads_reason": "json_extract(result, '$.threads_reason')",
+    # 1/0, or empty for a result without environment
+    "contended": "json_extract(result, '$.environment.contended')",
+    "contended_by": "(SELECT group_concat(value, ' ') FROM json_each(result, '$.environment.contended_by'))",
+    "load_start": "json_extract(result, '$.environment.load_start')",
+    "load_end": "json_extract(result, '$.environment.load_end')",
+    "runner": "json_extract(result, '$.runner')",
+    "machine_id": "json_extract(result, '$.environment.machine_id')",
+    "cpu_model": _machine("cpu_model"),
     # joined as `results.WARNINGS_SEPARATOR` joins them
     "warnings": "(SELECT group_concat(value, ' | ') FROM json_each(result, '$.warnings'))",
 }
 #: the flat columns that are booleans
-FLAT_BOOLEANS = frozenset({"verifiable"})
+FLAT_BOOLEANS = frozenset({"verifiable", "contended"})
 
 
 def _real(expr: str) -> str:
@@ -141,7 +185,7 @@ VIEW_JSON = (
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
     f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
-    " 'result', json(result), 'error', error, 'verify_of', verify_of,"
+    f" 'result', json({_RESULT_JSON}), 'error', error, 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
     f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads)"
 )

@@ -30,7 +30,7 @@ from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import Selection, row_to_task
+from partisim.serve.queue.rows import Selection, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -84,6 +84,8 @@ CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 -- alone, whatever the number of older rows; status is in it so no row is looked up
 CREATE INDEX IF NOT EXISTS tasks_finished_status ON tasks (finished_at, status);
 CREATE INDEX IF NOT EXISTS tasks_batch_finished ON tasks (batch, finished_at, status);
+-- the static part of results' environments, once per worker (`queue.rows.stored_result`)
+CREATE TABLE IF NOT EXISTS machines (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 #: the statuses whose tasks count as activity (throughput, per-worker counts)
@@ -481,14 +483,20 @@ class TaskQueue:
             return []
         now = time.time()
         rows = []
+        machines = {}
         for task_id, attempt, result, worker in items:
+            if isinstance(result, ExecuteResult):
+                result, machine = stored_result(result)
+                if machine is not None:
+                    machines[machine.machine_id] = machine.model_dump_json()
             verified = result.model_dump_json() if isinstance(result, ExecuteResult) else None
             foreign = result.model_dump_json() if isinstance(result, ForeignResult) else None
             rows.append((SUCCESS, verified, foreign, now, worker, task_id, RUNNING, attempt))
         out: list[bool] = []
         moved: list[tuple[str, str | None]] = []
         with self._lock:
-            with self._transaction(when=len(rows) > 1):
+            with self._transaction(when=len(rows) > 1 or bool(machines)):
+                self._db.executemany("INSERT OR IGNORE INTO machines (id, data) VALUES (?, ?)", machines.items())
                 for row in rows:
                     found = self._db.execute(self._COMPLETE, row).fetchall()  # fetchall: steps to the end
                     out.append(bool(found))
