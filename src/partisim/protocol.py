@@ -546,6 +546,13 @@ class ChartPoint(_Wire):
     mean: Finite
     stdev: Finite
     n: int
+    median: Finite | None = None
+    minimum: Finite | None = None
+    #: coefficient of variation; above 10% the point is "inestable"
+    cv: Finite = 0.0
+    unstable: bool = False
+    #: runs among ``n`` measured on a busy machine (shown only when asked for)
+    contended: int = 0
 
 
 class ChartSeries(_Wire):
@@ -576,6 +583,12 @@ class ChartSpeedup(_Wire):
     python: Finite
     cython: Finite
     value: Finite
+    #: 95% confidence interval of ``value`` (None with fewer than two runs of either engine)
+    low: Finite | None = None
+    high: Finite | None = None
+    #: what makes the pair comparable: "worker" (one worker, ``where``) or "cpu" (its model)
+    basis: str = "worker"
+    where: str = ""
 
 
 class ChartBatch(_Wire):
@@ -615,3 +628,6 @@ class ChartData(_Wire):
     speedup: list[ChartSpeedup] = []
     physics: ChartPhysics | None = None
     warnings: list[str] = []
+    #: runs measured on a busy machine left out of the charts (and whether they are shown)
+    contended_left_out: int = 0
+    contended_shown: bool = False

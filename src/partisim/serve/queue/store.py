@@ -484,9 +484,10 @@ class TaskQueue:
         now = time.time()
         rows = []
         machines = {}
-        for task_id, attempt, result, worker in items:
-            if isinstance(result, ExecuteResult):
-                result, machine = stored_result(result)
+        for task_id, attempt, outcome, worker in items:
+            result: TaskResult = outcome
+            if isinstance(outcome, ExecuteResult):
+                result, machine = stored_result(outcome)
                 if machine is not None:
                     machines[machine.machine_id] = machine.model_dump_json()
             verified = result.model_dump_json() if isinstance(result, ExecuteResult) else None

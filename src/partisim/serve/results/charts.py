@@ -112,7 +112,20 @@ def chart_parts(groups: Sequence[Group]) -> ChartParts:
                 marker=marker,
                 dash=dash,
                 filled=filled,
-                points=[ChartPoint(particles=g.particles, mean=g.mean, stdev=g.stdev, n=g.n) for g in items],
+                points=[
+                    ChartPoint(
+                        particles=g.particles,
+                        mean=g.mean,
+                        stdev=g.stdev,
+                        n=g.n,
+                        median=g.median,
+                        minimum=g.minimum,
+                        cv=g.cv,
+                        unstable=g.unstable,
+                        contended=g.contended,
+                    )
+                    for g in items
+                ],
             )
         )
     bars = []
@@ -130,6 +143,10 @@ def chart_parts(groups: Sequence[Group]) -> ChartParts:
                 python=up.python_mean,
                 cython=up.cython_mean,
                 value=up.value,
+                low=up.low,
+                high=up.high,
+                basis=up.basis,
+                where=up.where,
             )
         )
     return ChartParts(varied, series, bars)
