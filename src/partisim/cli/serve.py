@@ -245,6 +245,8 @@ def _results(args: argparse.Namespace) -> int:
         if args.format == "table":
             by_original = {c.original_id: c for c in checks} if checks is not None else None
             _print_results(client, args.batch, args.status, originals, by_original)
+            if args.status is None:
+                _print_speedups(client, args.batch)
         elif args.output:
             with RowsProgress(err_console, "exportando") as bar:
                 rows = save_export(
@@ -262,6 +264,19 @@ def _results(args: argparse.Namespace) -> int:
     if checks is not None:
         return _print_checks(checks)
     return 0
+
+
+def _print_speedups(client: ServerClient, batch: str | None) -> None:
+    """After the results: the cython/python speed-ups of the selection, with their 95%
+    confidence interval (runs on a busy machine left out, and counted)."""
+    from partisim.orchestrator.report_tables import contended_note, speedup_table
+
+    chart = client.charts(batch)
+    if chart.speedup:
+        console.print(speedup_table(chart))
+    note = contended_note(chart)
+    if note:
+        console.print(note)
 
 
 #: rows per printed table: a long listing comes as several tables, printed as it is read
