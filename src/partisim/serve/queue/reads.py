@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from partisim.protocol import BatchInfo
-from partisim.serve.queue.rows import FLAT_SQL, VIEW_JSON, Selection, distinct_warnings, row_to_task
+from partisim.serve.queue.rows import FLAT_SQL, TASK_COLUMNS, VIEW_JSON, Selection, distinct_warnings, row_to_task
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
 
 __all__ = ["TaskReads"]
@@ -99,7 +99,7 @@ class TaskReads:
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
         where, args = selection.where()
-        rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
         return [row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:

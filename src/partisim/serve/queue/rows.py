@@ -17,6 +17,7 @@ __all__ = [
     "Selection",
     "row_to_task",
     "stored_result",
+    "TASK_COLUMNS",
     "distinct_warnings",
     "FLAT_SQL",
     "FLAT_BOOLEANS",
@@ -45,6 +46,23 @@ def distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+#: what `row_to_task` reads: the row, and the static part of its result's environment
+TASK_COLUMNS = (
+    "*, (SELECT data FROM machines WHERE machines.id = json_extract(result, '$.environment.machine_id')) AS machine"
+)
+
+
+def _result(row: sqlite3.Row) -> ExecuteResult | None:
+    if row["result"] is None:
+        return None
+    result = ExecuteResult.model_validate_json(row["result"])
+    env = result.environment
+    if env is None or row["machine"] is None:
+        return result
+    machine = MachineEnvironment.model_validate_json(row["machine"])
+    return result.model_copy(update={"environment": env.model_copy(update={"machine": machine})})
+
+
 def row_to_task(row: sqlite3.Row) -> Task:
     return Task(
         id=row["id"],
@@ -66,7 +84,7 @@ def row_to_task(row: sqlite3.Row) -> Task:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        result=ExecuteResult.model_validate_json(row["result"]) if row["result"] is not None else None,
+        result=_result(row),
         error=row["error"],
         foreign_result=(
             ForeignResult.model_validate_json(row["foreign_result"]) if row["foreign_result"] is not None else None

@@ -30,7 +30,7 @@ from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import Selection, row_to_task, stored_result
+from partisim.serve.queue.rows import TASK_COLUMNS, Selection, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -282,20 +282,20 @@ class TaskQueue:
     # -- reading ----------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task | None:
-        found = self._select("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        found = self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
 
     def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
         where, args = Selection(status=status, batch=batch).where()
-        return self._select(f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
+        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
         """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
         now = time.time() if now is None else now
         return self._select(
             # walk (status, seq) in order; the planner would otherwise sort every queued row
-            "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
             " ORDER BY seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
@@ -311,7 +311,7 @@ class TaskQueue:
         return None if row[0] is None else float(row[0])
 
     def running(self) -> list[Task]:
-        return self._select("SELECT * FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
+        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
 
     def counts(self, batch: str | None = None) -> dict[str, int]:
         """Number of tasks per status (every status present), plus ``total``, counted in
@@ -407,18 +407,18 @@ class TaskQueue:
         (if there is room) the next queued ones. Each part walks an index from its end and
         stops after ``limit`` rows."""
         found = self._select(
-            "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?",
             (RUNNING, limit),
         )
         if len(found) < limit:
             found += self._select(
-                "SELECT * FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
+                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
                 " ORDER BY finished_at DESC LIMIT ?",
                 (limit - len(found),),
             )
         if len(found) < limit:
             found += self._select(
-                "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?",
+                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?",
                 (QUEUED, limit - len(found)),
             )
         return found
