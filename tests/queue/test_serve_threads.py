@@ -25,7 +25,8 @@ pytestmark = [
     ),
 ]
 
-BASE = {"NUM_PARTICULAS": 3000, "RADIO_PARTICULA": 3.0}
+#: enough particles for a second thread (`sim.engines.MIN_PARTICLES_FOR_THREADS`)
+BASE = {"NUM_PARTICULAS": 20_000, "RADIO_PARTICULA": 3.0, "ANCHO_MUNDO": 4000.0, "ALTO_MUNDO": 3000.0}
 
 
 def _task(steps: int, seed: int, threads: int = 1) -> dict:
@@ -44,14 +45,14 @@ def test_serve_never_oversubscribes_a_worker_and_a_big_task_is_not_overtaken(clu
     config = cluster.config([("worker-a", worker.url)], max_concurrent_tasks=2)
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     tasks = [
-        _task(1500, 1),  # takes one slot first
-        _task(300, 2, threads=2),  # then needs both: the tasks behind it must not take the freed one
-        _task(100, 3),
-        _task(100, 4),
-        _task(100, 5),
-        _task(300, 6, threads=2),
-        _task(100, 7),
-        _task(300, 2),  # the same simulation as the first big task, on one thread
+        _task(150, 1),  # takes one slot first
+        _task(30, 2, threads=2),  # then needs both: the tasks behind it must not take the freed one
+        _task(10, 3),
+        _task(10, 4),
+        _task(10, 5),
+        _task(30, 6, threads=2),
+        _task(10, 7),
+        _task(30, 2),  # the same simulation as the first big task, on one thread
     ]
     with ServerClient(serve.url) as client, httpx.Client(base_url=worker.url, trust_env=False, timeout=10) as w:
         wait_for_threads = time.monotonic() + 20  # the fleet learns the worker's threads from its /status

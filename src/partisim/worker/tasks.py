@@ -33,8 +33,8 @@ from pydantic import ValidationError
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
 from partisim.sim import SimParams
-from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS
-from partisim.sim.environment import MachineEnvironment, RunSample, judge
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, thread_plan
+from partisim.sim.environment import MachineEnvironment, RunSample, judge, usable_cpus
 from partisim.sim.result import NonFiniteResult
 from partisim.sim.theory import coarse_step_warning
 from partisim.worker.runners import Job, Runner
@@ -170,9 +170,11 @@ class TaskManager:
         asked = rec.threads_requested or 1
         if reason != "requested" or rec.threads >= asked:
             return reason
-        if rec.threads < min(asked, self.engine_threads.get(rec.engine, 1)):
-            return "worker_capacity"
-        return "machine_cores"
+        planned = thread_plan(rec.engine, asked, rec.params.particles).reason
+        if planned not in ("requested", "machine_cores"):  # the engine's own reason: single thread, small...
+            return planned
+        cores = self.machine.usable_cpus if self.machine is not None else usable_cpus()
+        return "worker_capacity" if rec.threads < cores and rec.threads >= self.capacity else "machine_cores"
 
     @property
     def queued(self) -> int:
