@@ -75,7 +75,9 @@ def test_serve_never_oversubscribes_a_worker_and_a_big_task_is_not_overtaken(clu
     assert all(t.attempts == 1 for t in done)
     big, twin = done[1], done[7]
     assert [t.threads for t in done] == [1, 2, 1, 1, 1, 2, 1, 1]
-    assert (big.result.threads, done[5].result.threads, twin.result.threads) == (2, 2, 1)
+    for two in (big, done[5]):  # two threads, or one if the cores were taken when it started
+        assert (two.result.threads, two.result.threads_reason) in ((2, "requested"), (1, "busy_machine"))
+    assert twin.result.threads == 1
     assert big.result.checksum == twin.result.checksum
     assert big.result.particle_collisions == twin.result.particle_collisions
     # the 2-thread task was not overtaken by the 1-thread tasks queued behind it

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from partisim.errors import ParamsError
 from partisim.sim import SimParams, engine_threads, simulate
-from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, _cython, numpy_, python, thread_plan
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, _cython, numpy_, python
 from partisim.sim.partition import grid_shape
 from partisim.sim.state import checksum, initial_state
 
@@ -283,15 +283,14 @@ def test_a_run_big_enough_uses_its_threads_and_says_so() -> None:
     one = simulate(params, "cython", threads=1)
     for threads in (2, 64):
         result = simulate(params, "cython", threads=threads)
-        assert result.threads == engine_threads("cython", threads) == min(threads, cores)
-        plan = thread_plan("cython", threads, params.particles)
-        assert (result.threads, result.threads_reason) == (plan.used, plan.reason)
-        if _cython.openmp_available() and cores >= threads:
-            assert result.threads_reason == "requested"
+        if result.threads_reason == "busy_machine":
+            # other threads held the cores when it started (a shared machine): fewer threads
+            assert 1 <= result.threads < min(threads, cores)
         elif _cython.openmp_available():
-            assert result.threads_reason == "machine_cores"
+            assert result.threads == engine_threads("cython", threads) == min(threads, cores)
+            assert result.threads_reason == ("requested" if cores >= threads else "machine_cores")
         else:
-            assert result.threads_reason == "no_openmp"
+            assert (result.threads, result.threads_reason) == (1, "no_openmp")
         assert result.checksum == one.checksum
 
 

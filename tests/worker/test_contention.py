@@ -77,12 +77,20 @@ def test_a_two_thread_run_beside_two_burners_is_flagged_with_its_threads(worker,
         pytest.skip("el motor cython no puede usar dos hilos aquí (un núcleo, o sin OpenMP)")
     body = _execute(worker, 2)
     env = body["environment"]
-    assert (body["threads"], body["threads_requested"], body["threads_reason"]) == (2, 2, "requested")
-    assert (env["threads_used"], env["threads_requested"]) == (2, 2)
+    # the burners hold the cores: the run sees no free core at its start and uses one thread
+    assert (body["threads"], body["threads_requested"], body["threads_reason"]) in (
+        (1, 2, "busy_machine"),
+        (2, 2, "requested"),  # a scheduler may let both threads start before the burners are back
+    )
+    assert (env["threads_used"], env["threads_requested"], env["threads_reason"]) == (
+        body["threads"],
+        2,
+        body["threads_reason"],
+    )
     assert env["contended"] is True, env
     # two burners and two threads on the cores this worker may use: the machine was full
     assert "runnable" in env["contended_by"] or "load" in env["contended_by"], env
-    assert env["runnable_max"] >= 3 and env["cores"] == usable_cpus()
+    assert env["runnable_max"] >= 2 and env["cores"] == usable_cpus()
     machine = env["machine"]
     assert machine["machine_id"] == env["machine_id"] and machine["runner"] == "process"
     assert machine["engine_build"]["wait_policy"] == "passive"

@@ -48,8 +48,9 @@ def test_threads_round_trip_gives_the_single_thread_result(client: httpx.Client)
     assert one.status_code == 200 and two.status_code == 200, two.text
     a, b = one.json(), two.json()
     assert (a["threads"], a["threads_requested"]) == (1, None)
-    assert (b["threads"], b["threads_requested"], b["threads_reason"]) == (2, 2, "requested")
-    assert b["environment"]["threads_used"] == 2 and b["environment"]["threads_requested"] == 2
+    # two threads, or one when other threads held the cores as it started (a shared machine)
+    assert (b["threads"], b["threads_requested"], b["threads_reason"]) in ((2, 2, "requested"), (1, 2, "busy_machine"))
+    assert b["environment"]["threads_used"] == b["threads"] and b["environment"]["threads_requested"] == 2
     assert b["checksum"] == a["checksum"]
     assert (b["particle_collisions"], b["wall_collisions"]) == (a["particle_collisions"], a["wall_collisions"])
     record = _state(client, b["task_id"])
@@ -72,8 +73,10 @@ def test_threads_are_capped_by_the_engine_and_the_capacity(client: httpx.Client)
     assert (cy["threads"], cy["threads_requested"], cy["threads_reason"]) == (1, 64, "small_work")
     assert _state(client, cy["task_id"])["threads"] == 1
     big = client.post("/execute", json={"benchmark": "cython", "params": SMALL, "threads": 64}).json()
-    assert big["threads"] == cython and _state(client, big["task_id"])["threads"] == cython
-    assert big["threads_reason"] == ("worker_capacity" if engine_threads("cython", 64) > 2 else "machine_cores")
+    assert _state(client, big["task_id"])["threads"] == cython  # the slots it held
+    if big["threads_reason"] != "busy_machine":  # else fewer threads: the cores were taken
+        assert big["threads"] == cython
+        assert big["threads_reason"] == ("worker_capacity" if engine_threads("cython", 64) > 2 else "machine_cores")
 
 
 @pytest.mark.parametrize("bad", [0, -2, True, "2", 1.5, [2], {"n": 2}])

@@ -42,6 +42,7 @@ __all__ = [
     "machine_facts",
     "usable_cpus",
     "runnable_threads",
+    "free_cpus",
     "load_1min",
     "judge",
 ]
@@ -208,6 +209,16 @@ def runnable_threads() -> int | None:
             return int(fh.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def free_cpus(readings: int = 3) -> int | None:
+    """CPUs of this process's affinity that no other thread is ready to use now: the usable
+    CPUs less the runnable threads besides the caller (the least of a few readings, so a
+    thread passing through is not counted), or None where that cannot be read."""
+    found = [r for r in (runnable_threads() for _ in range(readings)) if r is not None]
+    if not found:
+        return None
+    return max(0, usable_cpus() - max(0, min(found) - 1))
 
 
 class RunSample:

@@ -8,7 +8,10 @@ engines). Results are the same for every thread count.
 
 `thread_plan` decides how many threads a run uses, and says why (`ThreadReason`):
 below `MIN_PARTICLES_FOR_THREADS` particles a second thread costs more in
-synchronisation than it saves, so such runs use one.
+synchronisation than it saves, so such runs use one; and a run uses no more threads than
+there are free cores when it starts (`environment.free_cpus`): on a machine whose cores
+are all taken, the threads of one run wait for each other at every phase of every step
+while the others hold the cores, and two threads end up slower than one.
 
 OpenMP wait policy. Between two parallel regions GNU OpenMP keeps its idle threads
 spinning on a core for a while (300 000 rounds by default) before they sleep. When the
@@ -91,6 +94,7 @@ ThreadReason = Literal[
     "forked_process",  # a process forked after OpenMP ran: one thread (see the engine)
     "machine_cores",  # capped at the CPUs this process may use
     "small_work",  # fewer particles than MIN_PARTICLES_FOR_THREADS
+    "busy_machine",  # other threads were ready to run on the cores a second thread needs
     "worker_capacity",  # capped at the worker's free capacity (set by the worker)
 ]
 
@@ -169,6 +173,11 @@ def thread_plan(name: str, requested: int, particles: int) -> ThreadPlan:
     if particles < MIN_PARTICLES_FOR_THREADS:
         return ThreadPlan(requested, 1, "small_work")
     used: int = module.threads_used(min(requested, most))
+    from partisim.sim.environment import free_cpus  # pydantic: only once a run is planned
+
+    free = free_cpus()
+    if free is not None and free < used:
+        return ThreadPlan(requested, max(1, free), "busy_machine")
     return ThreadPlan(requested, used, "requested" if used == requested else "machine_cores")
 
 
