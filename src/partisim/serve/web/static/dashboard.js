@@ -445,7 +445,7 @@
     const left = chartData.contended_left_out || 0;
     const shown = (chartData.series || []).reduce((n, line) => n + line.points.reduce((k, p) => k + (p.contended || 0), 0), 0);
     const text = chartData.contended_shown
-      ? (shown ? `Se muestran ${plural(shown, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada, marcadas con ✕.` : "")
+      ? (shown ? `${shown === 1 ? "Se muestra" : "Se muestran"} ${plural(shown, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada, marcada${shown === 1 ? "" : "s"} con ✕.` : "")
       : (left ? `Se dejaron fuera ${plural(left, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada.` : "");
     setText(node, text);
     node.hidden = !text;
