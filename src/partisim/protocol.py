@@ -551,7 +551,7 @@ class ChartPoint(_Wire):
     #: coefficient of variation; above 10% the point is "inestable"
     cv: Finite = 0.0
     unstable: bool = False
-    #: runs among ``n`` measured on a busy machine (shown only when asked for)
+    #: runs among ``n`` measured on a busy machine (marked on the chart)
     contended: int = 0
 
 
@@ -628,6 +628,6 @@ class ChartData(_Wire):
     speedup: list[ChartSpeedup] = []
     physics: ChartPhysics | None = None
     warnings: list[str] = []
-    #: runs measured on a busy machine left out of the charts (and whether they are shown)
+    #: runs measured on a busy machine left out of the speed-ups (and whether they are shown)
     contended_left_out: int = 0
     contended_shown: bool = False

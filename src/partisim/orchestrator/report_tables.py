@@ -94,13 +94,11 @@ def speedup_table(chart: ChartData) -> FittedTable:
 
 
 def contended_note(chart: ChartData) -> str | None:
-    """What the charts did with the runs measured on a busy machine."""
+    """What the tables did with the runs measured on a busy machine."""
+    busy = sum(p.contended for line in chart.series for p in line.points)
+    if not busy:
+        return None
+    text = f"{busy} ejecuciones medidas con la máquina ocupada: en los tiempos, marcadas «{CONTENDED_MARK}»; "
     if chart.contended_shown:
-        busy = sum(p.contended for line in chart.series for p in line.points)
-        return f"Incluidas {busy} ejecuciones medidas con la máquina ocupada (marcadas)." if busy else None
-    if chart.contended_left_out:
-        return (
-            f"Se dejaron fuera {chart.contended_left_out} ejecuciones medidas con la máquina ocupada; "
-            "use --contended para incluirlas."
-        )
-    return None
+        return text + "incluidas también en la aceleración (--contended)."
+    return text + f"la aceleración deja fuera {chart.contended_left_out} (use --contended para incluirlas)."

@@ -15,7 +15,7 @@ __all__ = ["results_table"]
 
 #: warnings the results table names in its caption; past that, a count
 MAX_TABLE_WARNINGS = 5
-#: the "Medición" cell of a result measured on a busy machine
+#: the mark, in the state cell, of a result measured on a busy machine
 CONTENDED_CELL = "ocupada"
 
 
@@ -64,8 +64,6 @@ def results_table(
     if threaded:
         columns.append(Column("Hilos", justify="right", drop=1))
     contended = any(t.result is not None and t.result.environment and t.result.environment.contended for t in tasks)
-    if contended:
-        columns.append(Column("Medición", "Med.", drop=1))
     if checks is not None:
         columns.append(Column("Verificación", wrap=14))
     rows = []
@@ -74,6 +72,8 @@ def results_table(
         status = STATUS_LABELS.get(row["status"], str(row["status"]))
         if row["status"] == "failed" and row["error"]:
             status += f": {row['error']}"
+        if row["contended"]:  # in the state cell, which is never dropped for width
+            status += f" ({CONTENDED_CELL})"
         cells = [
             row["id"],
             status,
@@ -98,15 +98,16 @@ def results_table(
             if task.result and used is not None and asked is not None and used < asked:
                 shown += f" de {asked}"
             cells.append(shown)
-        if contended:
-            cells.append(CONTENDED_CELL if row["contended"] else "—")
         if checks is not None:
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
     notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
     if contended:
-        notes.append(f"{CONTENDED_CELL}: {CONTENDED_LABEL} (la carga o los hilos en uso superaban los núcleos)")
+        notes.append(
+            f"({CONTENDED_CELL}): {CONTENDED_LABEL} (la carga, los hilos en uso u otra tarea del worker ocupaban "
+            "los núcleos); la aceleración las deja fuera"
+        )
     if len(numbers) > MAX_TABLE_WARNINGS:
         notes.append(
             f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de --format csv"

@@ -1,7 +1,8 @@
 """The benchmark report: a PNG with simulation time vs particles (mean ± stdev over seeds
 and repeats) and the cython/python speedup with its 95% confidence interval as error bar,
-drawn with matplotlib (Agg). Points measured on a busy machine (shown only when asked
-for) carry a cross, unstable ones (coefficient of variation over 10%) a ring.
+drawn with matplotlib (Agg). Points with runs measured on a busy machine carry a cross
+(the speed-ups leave those runs out unless asked for), unstable ones (coefficient of
+variation over 10%) a ring.
 
 It draws the chart data of ``GET /api/charts`` (`ChartData`): the same groups, series,
 styles and labels as the dashboard, so the two never disagree.
@@ -215,8 +216,8 @@ def footnotes(chart: ChartData) -> list[str]:
     notes = [chart.physics.text] if chart.physics else []
     if chart.contended_left_out and not chart.contended_shown:
         notes.append(
-            f"Se dejaron fuera {chart.contended_left_out} ejecuciones {CONTENDED_LABEL} "
-            "(partisim report --contended las incluye, marcadas con una cruz)."
+            f"La aceleración deja fuera {chart.contended_left_out} ejecuciones {CONTENDED_LABEL} "
+            "(marcadas con una cruz en los tiempos; partisim report --contended las incluye)."
         )
     bases = sorted(
         {f"mismo worker ({b.where})" if b.basis == "worker" else f"misma CPU ({b.where})" for b in chart.speedup}

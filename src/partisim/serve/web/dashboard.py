@@ -140,7 +140,8 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
     (None): mean and standard deviation per engine x size x configuration, pooled from
     per-batch sums that SQLite computes, with the style of each line and bar.
 
-    Runs measured on a busy machine are left out and counted, unless ``contended``.
+    The time chart shows every run (a point with runs measured on a busy machine says how
+    many); the speed-ups leave those runs out and count them, unless ``contended``.
 
     Raises `BatchNotFound` for a batch the queue never had."""
     store = _chart_store(serve)
@@ -155,7 +156,7 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
     else:
         stats = store.rows.get(chosen, (0, []))[1]
     pooled = pool(stats, contended=contended)
-    parts = chart_parts(pooled.groups)
+    parts = chart_parts(pool(stats, contended=True).groups, pooled.groups)
     return ChartData(
         success=store.success,
         batch=chosen,

@@ -444,9 +444,10 @@
     if (!chartData) { node.hidden = true; return; }
     const left = chartData.contended_left_out || 0;
     const shown = (chartData.series || []).reduce((n, line) => n + line.points.reduce((k, p) => k + (p.contended || 0), 0), 0);
-    const text = chartData.contended_shown
-      ? (shown ? `${shown === 1 ? "Se muestra" : "Se muestran"} ${plural(shown, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada, marcada${shown === 1 ? "" : "s"} con ✕.` : "")
-      : (left ? `Se dejaron fuera ${plural(left, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada.` : "");
+    const marked = shown ? `${plural(shown, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada (✕ en el tiempo); ` : "";
+    const text = !shown ? "" : chartData.contended_shown
+      ? `${marked}incluidas también en la aceleración.`
+      : `${marked}la aceleración deja fuera ${plural(left, "ejecución", "ejecuciones")}.`;
     setText(node, text);
     node.hidden = !text;
   }
