@@ -49,6 +49,7 @@ __all__ = [
     "thread_plan",
     "ThreadPlan",
     "ThreadReason",
+    "THREAD_REASON_TEXT",
     "MIN_PARTICLES_FOR_THREADS",
     "WAIT_POLICY",
     "wait_policy",
@@ -97,6 +98,19 @@ ThreadReason = Literal[
     "busy_machine",  # other threads were ready to run on the cores a second thread needs
     "worker_capacity",  # capped at the worker's free capacity (set by the worker)
 ]
+
+
+#: what each reason means, as users read it
+THREAD_REASON_TEXT: dict[str, str] = {
+    "requested": "los pedidos",
+    "single_threaded_engine": "este motor usa un hilo",
+    "no_openmp": "el motor cython se compiló sin OpenMP",
+    "forked_process": "proceso bifurcado de otro que ya usó varios hilos: uno",
+    "machine_cores": "limitado a las CPU que puede usar el proceso",
+    "small_work": f"menos de {MIN_PARTICLES_FOR_THREADS} partículas: un hilo es más rápido",
+    "busy_machine": "no había núcleos libres al empezar: un segundo hilo iría más lento",
+    "worker_capacity": "limitado a la capacidad del worker",
+}
 
 
 @dataclass(frozen=True)
