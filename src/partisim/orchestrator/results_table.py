@@ -16,7 +16,7 @@ __all__ = ["results_table"]
 #: warnings the results table names in its caption; past that, a count
 MAX_TABLE_WARNINGS = 5
 #: the mark, in the state cell, of a result measured on a busy machine
-CONTENDED_CELL = "ocupada"
+CONTENDED_CELL = "*"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -73,7 +73,7 @@ def results_table(
         if row["status"] == "failed" and row["error"]:
             status += f": {row['error']}"
         if row["contended"]:  # in the state cell, which is never dropped for width
-            status += f" ({CONTENDED_CELL})"
+            status += CONTENDED_CELL
         cells = [
             row["id"],
             status,
@@ -105,7 +105,7 @@ def results_table(
     notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
     if contended:
         notes.append(
-            f"({CONTENDED_CELL}): {CONTENDED_LABEL} (la carga, los hilos en uso u otra tarea del worker ocupaban "
+            f"{CONTENDED_CELL} {CONTENDED_LABEL} (la carga, los hilos en uso u otra tarea del worker ocupaban "
             "los núcleos); la aceleración las deja fuera"
         )
     if len(numbers) > MAX_TABLE_WARNINGS:
