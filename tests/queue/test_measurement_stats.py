@@ -188,3 +188,36 @@ def test_an_old_result_without_environment_still_reads(queue):
     assert isinstance(task.result, ExecuteResult) and task.result.environment is None
     row = next(csv.DictReader(io.StringIO(to_csv([task.view()]))))
     assert row["contended"] == "" and row["machine_id"] == ""
+
+
+def test_report_tables_and_footnotes_say_interval_instability_and_busy_runs(queue, tmp_path):
+    from rich.console import Console
+
+    from partisim.orchestrator.report_tables import contended_note, speedup_table, time_table
+    from partisim.protocol import ChartData
+    from partisim.serve.results.report import footnotes, write_report
+
+    m = machine()
+    run(queue, "python", [2.0, 2.2, 1.8], env=m)
+    run(queue, "cython", [0.10, 0.11], env=m)
+    run(queue, "cython", [5.0], env=m, busy=True)
+    stats = queue.reads.time_stats(["b"])
+    clean = pool(stats)
+    parts = chart_parts(pool(stats, contended=True).groups, clean.groups)
+    chart = ChartData(
+        success=6, series=parts.series, speedup=parts.speedup, contended_left_out=clean.left_out, varied=parts.varied
+    )
+    console = Console(width=160, record=True)
+    console.print(time_table(chart))
+    console.print(speedup_table(chart))
+    text = " ".join(console.export_text().split())
+    assert "inestable (CV" in text and "1 ocupada" in text  # the cython point: 0.10, 0.11 and 5.0
+    assert "IC 95 %" in text and "mismo worker (w1)" in text and "19.0×" in text  # 2.0 / 0.105
+    note = contended_note(chart)
+    assert note is not None and "la aceleración deja fuera 1" in note
+    notes = " ".join(footnotes(chart))
+    assert "La aceleración deja fuera 1 ejecuciones medidas con la máquina ocupada" in notes
+    assert "Aceleraciones comparables por: mismo worker (w1)." in notes
+    png = tmp_path / "r.png"
+    write_report(chart, png)  # the error bars and marks draw without complaint
+    assert png.read_bytes().startswith(b"\x89PNG")

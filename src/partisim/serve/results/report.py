@@ -216,7 +216,7 @@ def footnotes(chart: ChartData) -> list[str]:
     notes = [chart.physics.text] if chart.physics else []
     if chart.contended_left_out and not chart.contended_shown:
         notes.append(
-            f"La aceleración deja fuera {chart.contended_left_out} ejecuciones {CONTENDED_LABEL} "
+            f"La aceleración deja fuera {chart.contended_left_out} ejecuciones medidas con la máquina ocupada "
             "(marcadas con una cruz en los tiempos; partisim report --contended las incluye)."
         )
     bases = sorted(
