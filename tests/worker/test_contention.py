@@ -143,3 +143,18 @@ def test_a_run_beside_another_task_of_the_worker_is_flagged(worker) -> None:
             c.delete(f"/tasks/{other_id}")
     env = r.json()["environment"]
     assert env["contended"] is True and "other_task" in env["contended_by"] and env["other_tasks"] == 1, env
+
+
+def test_the_engine_plans_one_thread_when_burners_hold_every_core(burners) -> None:
+    """Two spinning processes are always ready to run: no core is free, so a run asking for
+    two threads plans one, and says why (`thread_plan`, `free_cpus`)."""
+    from partisim.sim.engines import thread_plan
+    from partisim.sim.environment import free_cpus
+
+    if engine_threads("cython", 2) < 2:
+        pytest.skip("el motor cython no puede usar dos hilos aquí (un núcleo, o sin OpenMP)")
+    if usable_cpus() > 2:
+        pytest.skip(f"{usable_cpus()} CPU usables: dos procesos de carga no las ocupan todas")
+    assert free_cpus() == 0
+    plan = thread_plan("cython", 2, MIN_PARTICLES_FOR_THREADS)
+    assert (plan.used, plan.reason) == (1, "busy_machine")
