@@ -144,6 +144,9 @@
     $("bar-failed").style.width = pct(sum.failed);
     $("bar-cancelled").style.width = pct(sum.cancelled);
     $("bar-running").style.width = pct(sum.running);
+    const waiting = $("queue-waiting");
+    waiting.hidden = !sum.waiting;
+    setText(waiting, sum.waiting ? `En espera: ${sum.waiting}` : "");
     const busy = sum.running + sum.queued;
     document.title = busy ? `(${fmtInt(busy)} pendientes) partisim · panel` : "partisim · panel de monitoreo";
   }
@@ -242,6 +245,8 @@
         text: t.duplicates === 1 ? "1 ejecución duplicada" : `${t.duplicates} ejecuciones duplicadas` }));
     }
     if (t.verify_of) notes.push(h("span", { class: "sub", text: `verificación de ${t.verify_of}` }));
+    if (t.label) notes.push(h("span", { class: "sub c-label", title: "identificador de la tarea en su archivo", text: t.label }));
+    if (t.priority) notes.push(h("span", { class: "sub c-priority", text: `prioridad ${t.priority}` }));
     const time = t.status === "success" ? fmtSeconds(r.simulation_time) : t.status === "running" ? "…" : "—";
     const collisions = t.status === "success"
       ? `${fmtInt(r.particle_collisions)} · ${fmtInt(r.wall_collisions)}` : "—";
@@ -687,7 +692,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "priority", "dt"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -742,6 +747,7 @@
     const message = $("sweep-message");
     const rawRepeat = $("repeat").value.trim();
     const rawThreads = $("threads").value.trim();
+    const rawPriority = $("priority").value.trim();
     const body = {
       engines: engines(),
       particles: $("particles").value,
@@ -749,6 +755,7 @@
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
       threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
+      priority: /^-?\d+$/.test(rawPriority) ? Number(rawPriority) : rawPriority || 0,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
     };
     const button = $("sweep-submit");
