@@ -8,8 +8,9 @@ longer matched); its /status says ``"status": "online"`` and nothing about parti
 its task counters are in /ping (``successful_tasks``, ``failed_tasks``, ``total_tasks``).
 It reads only NUM_PARTICULAS, NUM_PASOS (500 when absent) and SEMILLA and ignores every
 other parameter. It computes with partisim's real engines. ``GET /legacy/runs`` tells the
-test what it was asked, which parameters it was sent and what it ran. Run: ``python legacy_worker.py --host H --port P --worker-id ID``
-(``--port 0``: a free port, printed as ``LISTENING <port>``).
+test what it was asked, which parameters it was sent and what it ran.
+Run: ``python legacy_worker.py --host H --port P --worker-id ID`` (``--port 0``: a free
+port, printed as ``LISTENING <port>``).
 """
 
 from __future__ import annotations

@@ -107,10 +107,8 @@ def test_exec_refuses_parameters_a_legacy_worker_would_ignore(fleet: Fleet) -> N
     runs = legacy_runs(fleet.legacy_url)[before:]
     assert len(runs) == 1 and runs[0]["sent"] == ["NUM_PARTICULAS", "NUM_PASOS", "SEMILLA"]
     # the same parameters on a partisim worker are applied
-    applied = run(
-        ["exec", "--worker", "worker-01", "--engine", "cython", "-n", "30", "-s", "10", "--width", "1000", "--json"]
-        + ["--config", str(fleet.mixed)]
-    )
+    on_partisim = ["exec", "--worker", "worker-01", "--engine", "cython", "-n", "30", "-s", "10", "--width", "1000"]
+    applied = run([*on_partisim, "--json", "--config", str(fleet.mixed)])
     assert_clean_exit(applied, 0)
     assert json.loads(applied.stdout)["params"]["ANCHO_MUNDO"] == 1000.0
 
