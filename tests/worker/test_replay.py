@@ -81,3 +81,26 @@ def test_the_window_is_validated() -> None:
     with pytest.raises(ValueError, match="entre 0"):
         option.parse("-1")
     assert option.parse("0") == 0.0 and option.parse("15") == 15.0
+
+
+def test_harmless_extras_of_their_scripts_are_accepted(short_window: RunningWorker) -> None:
+    """Extra priority/description, numbers sent as text and integer ids change no result."""
+    with short_window.client() as client:
+        theirs = client.post(
+            "/execute",
+            json={
+                "benchmark": "benchmark_cython.py",
+                "params": {"NUM_PARTICULAS": "40", "NUM_PASOS": "20", "SEMILLA": 9, "DT": "0.1"},
+                "task_id": 4242,
+                "priority": "high",
+                "description": "de su archivo",
+            },
+        )
+        ours = client.post(
+            "/execute", json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 40, "NUM_PASOS": 20, "SEMILLA": 9}}
+        )
+        assert theirs.status_code == ours.status_code == 200, theirs.text
+        assert theirs.json()["task_id"] == "4242" and theirs.json()["params"]["NUM_PARTICULAS"] == 40
+        assert theirs.json()["checksum"] == ours.json()["checksum"]
+        bad = client.post("/execute", json={"benchmark": "cython", "params": {"NUM_PARTICULAS": "cuarenta"}})
+        assert bad.status_code == 422 and "NUM_PARTICULAS" in bad.json()["error"]
