@@ -155,3 +155,11 @@ def test_an_older_database_gets_the_priority_column(tmp_path: Path) -> None:
     with TaskQueue(path) as queue:
         queue.enqueue([TaskSpec("python", {"NUM_PARTICULAS": 10}, priority=3, label="nueva")], batch="new")
         assert [(t.batch, t.priority, t.label) for t in queue.ready(10)] == [("new", 3, "nueva"), ("old", 0, None)]
+
+
+def test_the_readme_example_loads_without_warnings() -> None:
+    readme = (EXAMPLE.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Archivos de tareas")[1].split("## Migrar desde ETAPA 4–6")[0]
+    block = section.split("```json")[1].split("```")[0]
+    document = read_tasks(json.loads(block), "README")
+    assert document.warnings == [] and [s.label for s in document.specs] == ["calentamiento_python", "cython_urgente"]
