@@ -163,3 +163,15 @@ def test_the_readme_example_loads_without_warnings() -> None:
     block = section.split("```json")[1].split("```")[0]
     document = read_tasks(json.loads(block), "README")
     assert document.warnings == [] and [s.label for s in document.specs] == ["calentamiento_python", "cython_urgente"]
+
+
+def test_the_dashboard_form_sets_a_priority() -> None:
+    from partisim.serve.web.dashboard import parse_sweep_form
+
+    form = {"engines": ["python"], "particles": "10,20", "steps": "5", "seeds": "1"}
+    assert {s.priority for s in parse_sweep_form({**form, "priority": "high"})} == {10}
+    assert {s.priority for s in parse_sweep_form({**form, "priority": 3})} == {3}
+    assert {s.priority for s in parse_sweep_form(form)} == {0}
+    with pytest.raises(ParamsError, match="prioridad: priority debe ser") as caught:
+        parse_sweep_form({**form, "priority": "urgente"})
+    assert caught.value.field == "priority"
