@@ -135,9 +135,9 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     except ParamsError as exc:
         raise ParamsError(f"params: {exc.message}", field=exc.field) from None
     check_limits(params, limits)
-    task_id = data.get("task_id")
-    if isinstance(task_id, int) and not isinstance(task_id, bool):
-        task_id = str(task_id)  # an integer id (ETAPA-6 scripts number their tasks) is its digits
+    raw_id = data.get("task_id")
+    # an integer id (ETAPA-6 scripts number their tasks) is its digits
+    task_id = str(raw_id) if isinstance(raw_id, int) and not isinstance(raw_id, bool) else raw_id
     problem = None if task_id is None else task_id_problem(task_id)
     if problem:
         raise ParamsError(
@@ -156,7 +156,7 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
         raise ParamsError(
             f"threads (hilos) debe ser un número entero >= 1; se recibió {_shown(threads)}", field="threads"
         )
-    return TaskRequest(str(benchmark), engine, params, task_id, timeout, threads)
+    return TaskRequest(str(benchmark), engine, params, None if task_id is None else str(task_id), timeout, threads)
 
 
 def request_schema(limits: Limits | None = None) -> dict[str, Any]:
