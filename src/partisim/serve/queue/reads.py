@@ -129,6 +129,12 @@ class TaskReads:
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
         return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
 
+    def unverifiable(self, batch: str | None = None) -> int:
+        """Successful runs (of ``batch``) reported by workers that are not partisim: the
+        statistics leave them out (no engine, no checksum, maybe no simulation time)."""
+        where, args = Selection(status=SUCCESS, batch=batch, originals=True).where("foreign_result IS NOT NULL")
+        return int(self._read(f"SELECT COUNT(*) FROM tasks {where}", args)[0][0])
+
     #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
     _IN_CHUNK = 500
 

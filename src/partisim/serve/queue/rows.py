@@ -91,6 +91,8 @@ def row_to_task(row: sqlite3.Row) -> Task:
         ),
         extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
         threads=row["threads"],
+        priority=row["priority"],
+        label=row["label"],
     )
 
 
@@ -102,6 +104,7 @@ class Selection:
     status: str | None = None
     batch: str | None = None
     originals: bool = False
+    label: str | None = None
 
     def where(self, *also: str) -> tuple[str, tuple[Any, ...]]:
         """``(WHERE clause, args)``; ``also`` are more conditions without arguments."""
@@ -113,6 +116,9 @@ class Selection:
         if self.batch is not None:
             clauses.append("batch = ?")
             args.append(self.batch)
+        if self.label is not None:
+            clauses.append("label = ?")
+            args.append(self.label)
         if self.originals:
             clauses.append("verify_of IS NULL")
         clauses.extend(also)
@@ -205,5 +211,6 @@ VIEW_JSON = (
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
     f" 'result', json({_RESULT_JSON}), 'error', error, 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads)"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads,"
+    " 'priority', priority, 'label', label)"
 )

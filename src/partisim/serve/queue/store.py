@@ -71,13 +71,18 @@ CREATE TABLE IF NOT EXISTS tasks (
     error          TEXT,
     foreign_result TEXT,
     extra_runs     TEXT,
-    threads        INTEGER NOT NULL DEFAULT 1
+    threads        INTEGER NOT NULL DEFAULT 1,
+    priority       INTEGER NOT NULL DEFAULT 0,
+    label          TEXT
 );
 -- replaced by the indexes below; a database made by an older version still has them
 DROP INDEX IF EXISTS tasks_status;
 DROP INDEX IF EXISTS tasks_finished;
 CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
 CREATE INDEX IF NOT EXISTS tasks_status_ready ON tasks (status, not_before);
+-- dispatch order: priority (higher first), then submission order; a range of this index
+CREATE INDEX IF NOT EXISTS tasks_status_priority ON tasks (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_label ON tasks (label) WHERE label IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
 CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 -- time windows (throughput, activity, the latest finished tasks): a range of this index
@@ -93,7 +98,13 @@ _ACTIVITY = (SUCCESS, FAILED)
 
 
 #: columns added after the first version: a database made by an older one gets them
-_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT", "threads": "INTEGER NOT NULL DEFAULT 1"}
+_ADDED_COLUMNS = {
+    "foreign_result": "TEXT",
+    "extra_runs": "TEXT",
+    "threads": "INTEGER NOT NULL DEFAULT 1",
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "label": "TEXT",
+}
 #: what a `tasks` table must have to be ours
 _CORE_COLUMNS = frozenset(
     {"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts", "created_at", "result", "error"}
@@ -265,14 +276,16 @@ class TaskQueue:
                     self.max_attempts,
                     now,
                     spec.threads,
+                    spec.priority,
+                    spec.label,
                 )
             )
         with self._lock:
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
-                    " verify_of, exclude_worker, max_attempts, created_at, threads)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " verify_of, exclude_worker, max_attempts, created_at, threads, priority, label)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             if rows:
@@ -291,12 +304,13 @@ class TaskQueue:
         return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
-        """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
+        """Queued tasks whose backoff has elapsed, highest priority first and oldest first
+        within a priority (a page of them)."""
         now = time.time() if now is None else now
         return self._select(
-            # walk (status, seq) in order; the planner would otherwise sort every queued row
-            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
-            " ORDER BY seq LIMIT ? OFFSET ?",
+            # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
+            " ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
 
@@ -544,6 +558,18 @@ class TaskQueue:
             (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
             RUNNING,
             QUEUED,
+        )
+
+    def fail_queued(self, task_id: str, error: str) -> bool:
+        """queued -> failed without an attempt: no worker could ever run it."""
+        now = time.time()
+        return self._transition(
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?"
+            " RETURNING batch, worker",
+            (FAILED, error, now, task_id, QUEUED),
+            QUEUED,
+            FAILED,
+            now,
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:

@@ -53,6 +53,8 @@ class TaskSpec:
     verify_of: str | None = None
     exclude_worker: str | None = None
     threads: int = 1  # threads asked for the one simulation (slots where it runs)
+    priority: int = 0  # higher is dispatched first; FIFO within a level
+    label: str | None = None  # the user's own name for the task (an ETAPA-6 task_id)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Task:
     foreign_result: ForeignResult | None = None
     extra_runs: tuple[str, ...] = ()
     threads: int = 1
+    priority: int = 0
+    label: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -130,6 +134,8 @@ class Task:
             foreign_result=self.foreign_result,
             duplicates=self.duplicates,
             threads=self.threads,
+            priority=self.priority,
+            label=self.label,
         )
 
 
