@@ -7,11 +7,28 @@ from __future__ import annotations
 from pydantic import Field
 
 from partisim.protocol import Finite, MemberView, Summary, TaskTimings, TaskView, _Wire
+from partisim.sim.environment import ContentionReason
 
-__all__ = ["LiveResult", "LiveTask", "LiveWorkerStatus", "LiveWorker", "ActivityBucket", "LiveMessage", "SECTIONS"]
+__all__ = [
+    "LiveEnvironment",
+    "LiveResult",
+    "LiveTask",
+    "LiveWorkerStatus",
+    "LiveWorker",
+    "ActivityBucket",
+    "LiveMessage",
+    "SECTIONS",
+]
 
 #: the sections of the live state, in the order every event lists them
 SECTIONS = ("summary", "workers", "recent", "activity")
+
+
+class LiveEnvironment(_Wire):
+    """What the page shows of a result's environment: whether the machine was busy, and why."""
+
+    contended: bool = False
+    contended_by: list[ContentionReason] = Field(default_factory=list)
 
 
 class LiveResult(_Wire):
@@ -24,6 +41,10 @@ class LiveResult(_Wire):
     wall_collisions: int
     kinetic_energy: Finite
     checksum: str
+    threads: int | None = None
+    threads_requested: int | None = None
+    threads_reason: str | None = None
+    environment: LiveEnvironment | None = None
 
 
 class LiveTask(TaskView):

@@ -3,6 +3,8 @@ and body status (`http_error`), error bodies, and models as strict JSON."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -11,7 +13,7 @@ from partisim.errors import AuthError, ParamsError, PartisimError, TaskRejected,
 from partisim.protocol import ErrorBody
 from partisim.worker.middleware import json_bytes
 from partisim.worker.service import WorkerService
-from partisim.worker.tasks import TaskRecord
+from partisim.worker.tasks import TaskRecord, iso
 
 __all__ = [
     "http_error",
@@ -20,6 +22,9 @@ __all__ = [
     "error_response",
     "model_response",
     "service_of",
+    "replay_fields",
+    "replay_headers",
+    "REPLAY_HEADER",
     "REJECTED_WORDS",
 ]
 
@@ -51,6 +56,24 @@ def http_error(exc: PartisimError) -> tuple[int, str]:
     if isinstance(exc, TaskTimedOut):
         return 504, "timeout"
     return 500, "error"  # WorkerFailed and anything unforeseen
+
+
+#: the header of an answer given from a finished task's record (its value: when that
+#: run finished, ISO 8601)
+REPLAY_HEADER = "X-Partisim-Replayed"
+
+
+def replay_fields(rec: TaskRecord) -> dict[str, Any]:
+    """What marks an answer as a replay: ``replayed`` and the first run's time."""
+    return {"replayed": True, "first_run_at": iso(rec.finished_at) if rec.finished_at else None}
+
+
+def replay_headers(rec: TaskRecord, created: bool) -> dict[str, str]:
+    """The replay header when this request was answered from a finished record (a
+    request that joins a task still running gets that run's own answer, unmarked)."""
+    if created or not rec.finished or rec.finished_at is None:
+        return {}
+    return {REPLAY_HEADER: iso(rec.finished_at)}
 
 
 def record_code(rec: TaskRecord) -> int | None:

@@ -26,7 +26,14 @@ from partisim.protocol import (
     WorkerStatus,
 )
 from partisim.worker.payload import parse_task_request
-from partisim.worker.responses import error_response, model_response, record_code, service_of
+from partisim.worker.responses import (
+    error_response,
+    model_response,
+    record_code,
+    replay_fields,
+    replay_headers,
+    service_of,
+)
 from partisim.worker.service import WorkerService
 from partisim.worker.tasks import STATES, TaskRecord
 
@@ -116,17 +123,22 @@ async def _submit(request: Request) -> tuple[TaskRecord, bool]:
 )
 async def execute(request: Request) -> Response:
     service = service_of(request)
-    rec, _ = await _submit(request)
+    rec, created = await _submit(request)
+    replay = replay_headers(rec, created)
     await service.tasks().wait(rec)
     if rec.status == "success" and rec.result is not None:
+        if replay:
+            return model_response(rec.result.model_copy(update=replay_fields(rec)), headers=replay)
         return model_response(rec.result)
-    return error_response(
+    answer = error_response(
         rec.error or WorkerFailed("la tarea no terminó", 500),
         service,
         rec.task_id,
         refused=False,
         status="cancelled" if rec.status == "cancelled" else None,
     )
+    answer.headers.update(replay)
+    return answer
 
 
 @router.post(
@@ -137,10 +149,12 @@ async def execute(request: Request) -> Response:
 )
 async def submit(request: Request) -> Response:
     rec, created = await _submit(request)
+    replay = replay_headers(rec, created)
+    state = _state(rec, service_of(request))
     return model_response(
-        _state(rec, service_of(request)),
+        state.model_copy(update=replay_fields(rec)) if replay else state,
         status_code=202 if created else 200,
-        headers={"Location": "/tasks/" + quote(rec.task_id, safe="")},  # ids may be any text
+        headers={"Location": "/tasks/" + quote(rec.task_id, safe=""), **replay},  # ids may be any text
     )
 
 

@@ -25,6 +25,8 @@ from partisim.worker.runners.base import Job, OnStarted, Runner
 __all__ = ["DockerRunner", "DockerProbe", "DockerStatus"]
 
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(SimResult)]
+#: what an image of an older partisim may leave out (the fields with a default)
+_OPTIONAL_FIELDS = {f.name for f in dataclasses.fields(SimResult) if f.default is not dataclasses.MISSING}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class DockerStatus:
     version: str | None = None
     error: str | None = None
     checked_at: float = field(default_factory=time.monotonic)
+    image_id: str | None = None  # the image's content id (``docker image inspect``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,7 +125,7 @@ class DockerProbe:
             reason = (err.strip().splitlines() or ["el demonio de Docker no responde"])[-1][:300]
             return DockerStatus(False, False, self.image, error=f"Docker no responde: {reason}")
         version = out.strip()
-        code, _, err = await _exec([binary, "image", "inspect", "--format", "{{.Id}}", self.image], self.timeout)
+        code, image_id, err = await _exec([binary, "image", "inspect", "--format", "{{.Id}}", self.image], self.timeout)
         if code != 0:
             return DockerStatus(
                 True,
@@ -131,7 +134,7 @@ class DockerProbe:
                 version,
                 error=f"la imagen {self.image} no existe (docker build -t {self.image} .)",
             )
-        return DockerStatus(True, True, self.image, version)
+        return DockerStatus(True, True, self.image, version, image_id=image_id.strip() or None)
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -299,7 +302,7 @@ class DockerRunner(Runner):
 
 def _sim_result(data: dict[str, Any]) -> SimResult:
     """The `SimResult` that `partisim run --json` printed in the container."""
-    missing = [name for name in _RESULT_FIELDS if name not in data and name != "threads"]
+    missing = [name for name in _RESULT_FIELDS if name not in data and name not in _OPTIONAL_FIELDS]
     if missing:
         raise WorkerFailed(f"el contenedor devolvió un resultado incompleto (falta {', '.join(missing)})", 500)
     try:
