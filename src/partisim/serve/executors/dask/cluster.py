@@ -7,13 +7,10 @@ the queue records. Our queue keeps durability, order and the retry budget: serve
 Dask at most `PREFETCH` attempts per thread of the usable workers, in queue order, and
 the rest waits in SQLite.
 
-- Members: the cluster's workers (asked every `POLL_S`): threads, memory, tasks executing
-  and a link to Dask's own dashboard.
-- Version guard: every worker, when first seen, must import partisim at serve's version
-  and model version (`dask_task.environment`). One that cannot is named in a Spanish
-  error (log and /api/workers) and is not used: while the cluster has such a worker,
-  tasks are restricted (``workers=``) to the good ones; a task that still reaches it
-  (it joined between two looks) is refused there and put back without counting.
+- Members, the version guard, starting and connecting the cluster: `provision.DaskProvision`.
+  While the cluster has a worker the guard refused (or has not checked yet), tasks are
+  restricted (``workers=``) to the good ones; a task that still reaches it (it joined
+  between two looks) is refused there and put back without counting.
 - A lost worker: the scheduler's "remove-worker" event lists the tasks it was
   processing. Ours among them are a failed attempt (`WorkerUnavailable`): their Dask task
   is cancelled (Dask would quietly run it again, uncounted) and the retry policy runs
@@ -29,10 +26,6 @@ Threads: an attempt holds one thread of a Dask worker, and Dask places it knowin
 nothing more, so a task's ``threads`` are not used here: each simulation runs on one
 thread (its result says ``threads`` 1 and ``threads_requested`` what the task asked
 for). Several threads would oversubscribe the worker's other task threads.
-
-``local:N`` starts (and stops) a LocalCluster of N single-threaded worker processes on
-127.0.0.1; ``slurm`` / ``pbs`` start a dask-jobqueue cluster with adaptive scaling
-between the configured minimum and maximum of jobs.
 """
 
 from __future__ import annotations
@@ -40,39 +33,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from pydantic import ValidationError
 
-from partisim.errors import (
-    ConfigError,
-    PartisimError,
-    TaskNotStarted,
-    TaskRejected,
-    TaskTimedOut,
-    WorkerFailed,
-    WorkerUnavailable,
-)
-from partisim.fleet import DaskKind, DaskSettings, DaskTarget, JobqueueSettings
+from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.fleet import DaskSettings, DaskTarget
 from partisim.protocol import ExecuteResult, MemberView
 from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
-from partisim.serve.executors.dask.remote import (
-    AttemptReport,
-    AttemptSpec,
-    WorkerEnvironment,
-    environment,
-    expected,
-    run_attempt,
-)
+from partisim.serve.executors.dask.provision import DaskProvision, require_dask
+from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, run_attempt
 from partisim.serve.queue.specs import step_warnings
 from partisim.serve.queue.task import Task, TaskSpec
 
-__all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]
+__all__ = ["DaskCluster", "MEMBER", "PREFETCH", "POLL_S"]
 
 log = logging.getLogger(__name__)
 
@@ -84,84 +60,9 @@ MEMBER = "dask"
 PREFETCH = 4
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
-#: how often serve tries again to reach a scheduler it could not connect to
-RECONNECT_S = 10.0
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
 #: itself kills its computation at the timeout)
 DEADLINE_MARGIN_S = 60.0
-
-_INSTALL = "pip install 'partisim[dask]'"
-
-
-def require_dask(kind: DaskKind) -> None:
-    """ConfigError, in Spanish and saying what to install, when Dask is missing."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"--dask necesita Dask (dask y distributed), que no está instalado en este entorno de Python: "
-            f"instálelo con  {_INSTALL}  (o  pip install dask distributed)"
-        ) from None
-    if kind in ("slurm", "pbs"):
-        try:
-            import dask_jobqueue  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                f"--dask {kind} necesita dask-jobqueue, que no está instalado en este entorno de Python: "
-                f"instálelo con  {_INSTALL}  (o  pip install dask-jobqueue)"
-            ) from None
-
-
-def job_script(kind: DaskKind, settings: JobqueueSettings) -> str:
-    """The batch script ``--dask slurm|pbs`` would submit (to check it before serving)."""
-    cluster = jobqueue_cluster(kind, settings, scheduler_options={"dashboard_address": None})
-    try:
-        return str(cluster.job_script())
-    finally:
-        cluster.close()
-
-
-def jobqueue_cluster(kind: DaskKind, settings: JobqueueSettings, **extra: Any) -> Any:
-    """The dask-jobqueue cluster (SLURMCluster or PBSCluster) for ``settings``; its
-    workers run this same Python (or ``settings.python``), so they import this partisim."""
-    require_dask(kind)
-    cls: Any
-    if kind == "slurm":
-        from dask_jobqueue.slurm import SLURMCluster as cls
-    else:
-        from dask_jobqueue.pbs import PBSCluster as cls
-    scheduler_options: dict[str, Any] = dict(extra.pop("scheduler_options", {}))
-    if settings.scheduler_host:
-        scheduler_options.setdefault("host", settings.scheduler_host)
-    return cls(
-        queue=settings.queue,
-        account=settings.account,
-        cores=settings.cores,
-        processes=settings.processes,
-        memory=settings.memory,
-        walltime=settings.walltime,
-        interface=settings.interface,
-        python=settings.python or sys.executable,
-        job_script_prologue=list(settings.prologue),
-        job_extra_directives=list(settings.directives),
-        scheduler_options=scheduler_options,
-        **extra,
-    )
-
-
-@dataclass
-class _Member:
-    """A Dask worker as serve sees it."""
-
-    address: str
-    since: float
-    name: str = ""
-    threads: int = 1
-    memory: int | None = None
-    executing: int = 0
-    last_seen: float | None = None
-    usable: bool | None = None  # None: the version guard has not answered yet
-    error: str | None = None
 
 
 @dataclass
@@ -178,10 +79,6 @@ def _iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _host_port(address: str) -> str:
-    return address.split("://", 1)[-1]
-
-
 class DaskCluster(Executor):
     kind = "dask"
 
@@ -192,11 +89,7 @@ class DaskCluster(Executor):
         self.poll_interval = poll_interval
         self.session = secrets.token_hex(3)  # keys of this serve never collide with a previous one's
         self.topic = f"partisim-{self.session}"  # where this serve's tasks send their reports
-        self.scheduler_address = target.address if target.kind == "scheduler" else ""
-        self.dashboard: str | None = None
-        self._cluster: Any = None
-        self._client: Any = None
-        self._members: dict[str, _Member] = {}
+        self.provision = DaskProvision(target, settings, self._wake_up)
         self._inflight: dict[str, _InFlight] = {}  # Dask key -> attempt
         self._keys: dict[str, str] = {}  # task id -> Dask key
         self._reserved = 0  # placed, not yet launched
@@ -207,112 +100,40 @@ class DaskCluster(Executor):
         self._done_event = asyncio.Event()
         self._settled = asyncio.Event()  # set whenever attempts stop being followed
         self._jobs: list[asyncio.Task[None]] = []
-        self._connected = False
-        self._checked_at: float | None = None
-        self._poll_error: str | None = None
-        self._connect_at = 0.0
 
     # -- life cycle -----------------------------------------------------------------
 
+    def _wake_up(self) -> None:
+        self._wake()
+
     @property
-    def adaptive(self) -> bool:
-        return self.target.kind in ("slurm", "pbs")
+    def scheduler_address(self) -> str:
+        return self.provision.scheduler_address
+
+    @property
+    def dashboard(self) -> str | None:
+        return self.provision.dashboard
+
+    @property
+    def _client(self) -> Any:
+        return self.provision.client
+
+    def _topics(self) -> dict[str, Any]:
+        return {"all": self._on_cluster_event, self.topic: self._on_report}
 
     async def start(self) -> None:
         """Start the cluster (local:N, slurm, pbs), connect, check the workers. What
         fails here is logged in Spanish and serve keeps answering, with no worker (its
         tasks wait in the queue); the connection is tried again every `RECONNECT_S`."""
         require_dask(self.target.kind)
-        try:
-            self._cluster = await self._start_cluster()
-        except ConfigError as exc:
-            log.error("%s", exc)
-        else:
-            if self._cluster is not None:
-                self.scheduler_address = str(self._cluster.scheduler_address)
-            await self._connect()
+        await self.provision.start_cluster()
+        if self.provision.scheduler_address:
+            await self.provision.connect(self._topics())
         loop = asyncio.get_running_loop()
         self._jobs = [
             loop.create_task(self._poll(), name="partisim-dask-poll"),
             loop.create_task(self._collect(), name="partisim-dask-collect"),
         ]
-
-    async def _connect(self) -> None:
-        import distributed
-
-        client_class: Any = distributed.Client  # partly untyped: used as Any
-        wait = self.settings.connect_timeout
-        self._connect_at = time.monotonic()
-        client = client_class(
-            self.scheduler_address, asynchronous=True, set_as_default=False, name="partisim-serve", timeout=wait
-        )
-
-        async def started() -> None:
-            await client
-
-        try:
-            # wait_for as well: a peer that accepts the connection but never answers
-            # (not a Dask scheduler) would keep the client waiting for ever
-            await asyncio.wait_for(started(), timeout=wait + 5)
-        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
-            try:
-                await client.close()
-            except Exception:  # it never connected: nothing to close properly
-                pass
-            reason = str(exc) or f"sin respuesta en {wait:g} s (¿es un planificador Dask?)"
-            message = (
-                f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {reason}; "
-                f"se reintentará cada {RECONNECT_S:g} s"
-            )
-            if message != self._poll_error:
-                log.error("%s", message)
-            self._poll_error = message
-            return
-        self._client = client
-        client.subscribe_topic("all", self._on_cluster_event)
-        client.subscribe_topic(self.topic, self._on_report)
-        if self.adaptive:
-            jq = self.settings.jobqueue
-            self._cluster.adapt(minimum_jobs=jq.minimum_jobs, maximum_jobs=jq.maximum_jobs)
-        await self._refresh()
-        where = "" if self.target.kind == "scheduler" else f", planificador {self.scheduler_address}"
-        log.info("Dask: %s%s%s", self.target.label, where, f", panel {self.dashboard}" if self.dashboard else "")
-
-    async def _start_cluster(self) -> Any:
-        if self.target.kind == "local":
-            import distributed
-
-            local: Any = distributed.LocalCluster
-            try:
-                return await local(
-                    n_workers=self.target.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    asynchronous=True,
-                    silence_logs=logging.ERROR,
-                )
-            except Exception as exc:
-                raise ConfigError(f"no se pudo arrancar el clúster Dask local ({self.target.address}): {exc}") from None
-        if self.adaptive:
-            try:
-                return await jobqueue_cluster(self.target.kind, self.settings.jobqueue, asynchronous=True)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                raise ConfigError(
-                    f"no se pudo preparar el clúster {self.target.kind.upper()} de dask-jobqueue: {exc}"
-                ) from None
-        return None
-
-    async def _close_cluster(self) -> None:
-        if self._cluster is not None:
-            try:
-                await self._cluster.close()
-            except Exception as exc:  # closing must not hide why serve stops
-                log.warning("no se pudo cerrar el clúster Dask: %s", exc)
-            self._cluster = None
 
     async def stop(self, grace: float) -> None:
         if self._inflight:
@@ -325,18 +146,8 @@ class DaskCluster(Executor):
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         self._jobs = []
-        if self._client is not None:
-            # Closing the client releases its futures: the workers mark the tasks
-            # cancelled and kill their computations. The queue keeps them running; the
-            # next start puts them back.
-            try:
-                self._client.unsubscribe_topic("all")
-                self._client.unsubscribe_topic(self.topic)
-                await self._client.close()
-            except Exception as exc:
-                log.warning("no se pudo cerrar el cliente Dask: %s", exc)
-            self._client = None
-        await self._close_cluster()
+        # The queue keeps unfinished attempts running; the next start puts them back.
+        await self.provision.close(list(self._topics()))
         self._inflight.clear()
         self._keys.clear()
 
@@ -345,146 +156,11 @@ class DaskCluster(Executor):
             self._settled.clear()
             await self._settled.wait()
 
-    # -- members --------------------------------------------------------------------
-
-    async def _identity(self) -> dict[str, Any]:
-        try:
-            info: dict[str, Any] = await self._client.scheduler.identity(n_workers=-1)
-        except TypeError:  # an older scheduler: every worker is listed anyway
-            info = await self._client.scheduler.identity()
-        return info
-
-    async def _refresh(self) -> None:
-        """Ask the scheduler for its workers; run the version guard on new ones."""
-        try:
-            info = await self._identity()
-        except Exception as exc:
-            message = f"sin respuesta del planificador Dask {self.scheduler_address}: {exc}"
-            if self._poll_error != message:
-                log.warning("%s", message)
-            self._poll_error, self._connected = message, False
-            return
-        if self._poll_error is not None:
-            log.info("planificador Dask %s: conexión recuperada", self.scheduler_address)
-        self._poll_error, self._connected = None, True
-        now = time.time()
-        self._checked_at = now
-        self._dashboard_from(info)
-        workers: dict[str, Any] = info.get("workers") or {}
-        changed = False
-        for address, data in workers.items():
-            member = self._members.get(address)
-            if member is None:
-                member = self._members[address] = _Member(address, since=now)
-                changed = True
-            member.name = str(data.get("name", ""))
-            member.threads = int(data.get("nthreads") or 1)
-            member.memory = int(data["memory_limit"]) if data.get("memory_limit") else None
-            counts = (data.get("metrics") or {}).get("task_counts") or {}
-            member.executing = int(counts.get("executing", 0)) if isinstance(counts, dict) else 0
-            member.last_seen = now
-        for address in [a for a in self._members if a not in workers]:
-            self._forget(address)
-            changed = True
-        unchecked = [a for a, m in self._members.items() if m.usable is None]
-        if unchecked:
-            await self._guard(unchecked)
-            changed = True
-        if changed:
-            self._wake()
-
-    def _dashboard_from(self, info: dict[str, Any]) -> None:
-        port = (info.get("services") or {}).get("dashboard")
-        host = urlsplit(self.scheduler_address).hostname if "://" in self.scheduler_address else None
-        if port and host:
-            shown = f"[{host}]" if ":" in host else host
-            self.dashboard = f"http://{shown}:{port}"
-
-    async def _guard(self, addresses: list[str]) -> None:
-        """The version guard: which of these workers import partisim as serve does."""
-        try:
-            answers: dict[str, Any] = await self._client.run(environment, workers=addresses, on_error="return")
-        except Exception as exc:
-            log.warning("no se pudo comprobar la versión de los workers Dask: %s", exc)
-            return
-        want_version, want_model = expected()
-        for address in addresses:
-            member = self._members.get(address)
-            if member is None or address not in answers:
-                continue  # gone meanwhile, or no answer yet: asked again on the next look
-            got = answers[address]
-            if isinstance(got, WorkerEnvironment) and (got.version, got.model) == (want_version, want_model):
-                member.usable, member.error = True, None
-                log.info(
-                    "worker Dask %s listo: %d hilos, partisim %s, motores %s",
-                    address,
-                    member.threads,
-                    got.version,
-                    ", ".join(got.engines) or "ninguno",
-                )
-                continue
-            if isinstance(got, WorkerEnvironment):
-                reason = (
-                    f"tiene partisim {got.version} (modelo v{got.model}) y este serve usa partisim "
-                    f"{want_version} (modelo v{want_model})"
-                )
-                fix = f"instale partisim {want_version} en el entorno de ese worker"
-            else:
-                detail = str(got) if type(got) is Exception else f"{type(got).__name__}: {got}"
-                reason = f"no puede importar partisim ({detail})"
-                fix = f"instale partisim {want_version} ({_INSTALL}) en el entorno de Python de ese worker"
-            named = f"{address} ({member.name})" if member.name and member.name != address else address
-            self._refuse(member, f"el worker Dask {named} {reason}: no se usará; {fix}")
-
-    def _refuse(self, member: _Member, message: str) -> None:
-        if member.error != message:
-            log.error("%s", message)
-        member.usable, member.error = False, message
-
-    def _forget(self, address: str) -> None:
-        member = self._members.pop(address, None)
-        if member is not None and member.usable:
-            log.info("el worker Dask %s salió del clúster", address)
-
-    def _usable(self) -> list[_Member]:
-        return [m for m in self._members.values() if m.usable]
-
     def members(self) -> list[MemberView]:
-        out = []
-        for m in self._members.values():
-            active = bool(m.usable) and self._connected
-            link = f"{self.dashboard}/info/worker/{quote(m.address, safe='')}.html" if self.dashboard else None
-            out.append(
-                MemberView(
-                    id=m.address,
-                    kind="dask",
-                    url=m.address,
-                    address=_host_port(m.address),
-                    state="active" if active else "inactive",
-                    since=m.since,
-                    reported_id=m.name if m.name and m.name != m.address else None,
-                    last_error=m.error or (self._poll_error if not self._connected else None),
-                    last_seen=m.last_seen,
-                    checked_at=self._checked_at,
-                    capacity=m.threads,
-                    inflight=m.executing,
-                    free=max(0, m.threads - m.executing) if active else 0,
-                    dispatched=self._ran.get(m.address, 0),
-                    threads=m.threads,
-                    memory_bytes=m.memory,
-                    dashboard_url=link,
-                )
-            )
-        return out
+        return self.provision.views(self._ran)
 
     def _capacity(self) -> int:
-        if not self._connected:
-            return 0
-        threads = sum(m.threads for m in self._usable())
-        if self.adaptive:  # ask for work before the jobs exist, or adaptive scaling never starts them
-            jq = self.settings.jobqueue
-            threads = max(threads, jq.maximum_jobs * jq.cores)
-        return PREFETCH * threads
+        return PREFETCH * self.provision.threads()
 
     def _free(self) -> int:
         return max(0, self._capacity() - len(self._inflight) - self._reserved)
@@ -514,9 +190,9 @@ class DaskCluster(Executor):
 
     def _restrictions(self, task: Task) -> tuple[list[str] | None, bool]:
         """Dask's ``workers=`` and ``allow_other_workers=`` for this task."""
-        usable = [m.address for m in self._usable()]
+        usable = [m.address for m in self.provision.usable()]
         strict: list[str] | None = None
-        if usable and any(not m.usable for m in self._members.values()):
+        if usable and any(not m.usable for m in self.provision.members.values()):
             strict = usable  # some worker is refused or not checked yet: keep off it
         if task.exclude_worker in usable and len(usable) > 1:
             # a verification run must come from another worker
@@ -702,9 +378,9 @@ class DaskCluster(Executor):
                     422,
                 )
         if report.status == "refused":
-            member = self._members.get(where)
+            member = self.provision.members.get(where)
             if member is not None:
-                self._refuse(member, f"{report.message}: no se usará")
+                self.provision.refuse(member, f"{report.message}: no se usará")
             return TaskNotStarted(report.message)
         if report.status == "timeout":
             return TaskTimedOut(f"{where}: {report.message}", 504)
@@ -720,9 +396,7 @@ class DaskCluster(Executor):
         if isinstance(exc, ImportError):
             # a worker that cannot import partisim got the task before the guard saw it:
             # the attempt never started; look at the workers again now
-            for member in self._members.values():
-                if member.usable is not False:
-                    member.usable = None
+            self.provision.recheck()
             return TaskNotStarted(f"un worker Dask no pudo cargar la tarea: {exc}")
         if type(exc).__name__ == "KilledWorker":
             return WorkerFailed(f"Dask: la tarea estaba en workers que se perdieron ({exc})", 500)
@@ -751,7 +425,7 @@ class DaskCluster(Executor):
                 WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
                 address or None,
             )
-        self._forget(address)
+        self.provision.forget(address)
         self._wake()
 
     def _drop(self, entry: _InFlight) -> None:
@@ -776,7 +450,7 @@ class DaskCluster(Executor):
 
     def _check_restricted(self) -> None:
         """Attempts kept to workers that are all gone would wait forever: put them back."""
-        live = {m.address for m in self._usable()}
+        live = {m.address for m in self.provision.usable()}
         for key, entry in list(self._inflight.items()):
             if entry.only is not None and not entry.only & live:
                 self._take(key)
@@ -790,13 +464,13 @@ class DaskCluster(Executor):
         while True:
             await asyncio.sleep(self.poll_interval)
             if self._client is None:
-                if self.scheduler_address and time.monotonic() - self._connect_at >= RECONNECT_S:
-                    await self._connect()
+                if self.provision.reconnect_due():
+                    await self.provision.connect(self._topics())
                 continue
             try:
-                await self._refresh()
+                await self.provision.refresh()
                 self._check_futures()
-                if self._connected:
+                if self.provision.connected:
                     self._check_restricted()
             except Exception:  # one bad look must not stop watching the cluster
                 log.exception("no se pudo consultar el clúster Dask")
@@ -808,4 +482,4 @@ class DaskCluster(Executor):
         return False
 
     def active_members(self) -> int:
-        return len(self._usable()) if self._connected else 0
+        return len(self.provision.usable()) if self.provision.connected else 0
