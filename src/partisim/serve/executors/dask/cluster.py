@@ -1,23 +1,31 @@
 """A Dask cluster as the executor of ``partisim serve --dask``.
 
-Dask does the placement. An attempt is one Dask task (key
-``partisim-<task>-<attempt>-<session>``) running `dask_task.run_attempt` on whichever
-worker Dask picks; the worker that really ran it comes back with the result and is what
-the queue records. Our queue keeps durability, order and the retry budget: serve hands
-Dask at most `PREFETCH` attempts per thread of the usable workers, in queue order, and
-the rest waits in SQLite.
+Dask does the placement. Attempts reach Dask as Dask tasks running `remote.run_batch` on
+whichever worker Dask picks; the worker that really ran each attempt comes back with its
+result and is what the queue records. An attempt run in a killable child (the usual
+case) is a Dask task of its own, keyed ``partisim-<task>-<attempt>-<session>``. An
+attempt far below its deadline (`remote.inline`: milliseconds of work against minutes)
+runs in the worker's thread, and up to `UNIT` of them share one Dask task: a tiny task
+then costs what it costs on plain Dask, not a Dask task and a child hand-off each.
+
+Our queue keeps durability, order and the retry budget: serve hands Dask a window of
+`PREFETCH` child attempts (or `PREFETCH` × `UNIT` inline ones) per thread of the usable
+workers, in queue order, and the rest waits in SQLite. Every attempt is claimed in the
+queue before it is sent and has one outcome, once, whichever Dask task carried it.
 
 - Members, the version guard, starting and connecting the cluster: `provision.DaskProvision`.
   While the cluster has a worker the guard refused (or has not checked yet), tasks are
   restricted (``workers=``) to the good ones; a task that still reaches it (it joined
   between two looks) is refused there and put back without counting.
 - A lost worker: the scheduler's "remove-worker" event lists the tasks it was
-  processing. Ours among them are a failed attempt (`WorkerUnavailable`): their Dask task
+  processing. The attempts of ours among them are failed (`WorkerUnavailable`): their Dask task
   is cancelled (Dask would quietly run it again, uncounted) and the retry policy runs
   them again elsewhere as the next attempt. Each attempt has one outcome, once.
 - Timeouts and cancel: the task kills its child process at its deadline; cancelling the
   future makes the Dask worker mark the task cancelled, which the task notices within
-  50 ms, so the computation dies and the worker thread is free for the next task.
+  50 ms, so the computation dies and the worker thread is free for the next task. A
+  cancelled inline attempt is only forgotten (its batch ends in milliseconds anyway);
+  the batch is cancelled once none of its attempts is followed.
 - A restart: the futures of the dead serve's client are gone (Dask released them and the
   tasks killed their children), so `resume` answers False and the scheduler puts those
   tasks back in the queue without counting the attempt.
@@ -34,19 +42,17 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import ValidationError
-
-from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.errors import ParamsError, TaskNotStarted, WorkerFailed, WorkerUnavailable
 from partisim.fleet import DaskSettings, DaskTarget
 from partisim.protocol import ExecuteResult, MemberView
-from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
+from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.executors.dask.outcomes import error_of, outcome_of
 from partisim.serve.executors.dask.provision import DaskProvision, require_dask
-from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, run_attempt
-from partisim.serve.queue.specs import step_warnings
-from partisim.serve.queue.task import Task, TaskSpec
+from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, inline, run_batch
+from partisim.serve.queue.task import Task
+from partisim.sim import parse_params
 
 __all__ = ["DaskCluster", "MEMBER", "PREFETCH", "POLL_S"]
 
@@ -58,6 +64,10 @@ MEMBER = "dask"
 #: for serve between two tasks, few enough that the order stays the queue's. The window
 #: is refilled when half of it is free, so tasks reach Dask in batches
 PREFETCH = 4
+#: what an attempt run in a child process takes of the window; an inline one (far below
+#: its deadline, `remote.inline`) takes 1, so up to this many inline attempts go in one
+#: Dask task and the window holds this many times more of them
+UNIT = 16
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
@@ -65,18 +75,30 @@ POLL_S = 0.5
 DEADLINE_MARGIN_S = 60.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _InFlight:
+    """One attempt handed to Dask."""
+
     attempt: Attempt
-    key: str
-    future: Any  # distributed.Future; None until sent
+    key: str  # the attempt's own key (the Dask key of its batch when it runs alone)
+    units: int  # of the window: 1 for an inline attempt, `UNIT` for one in a child
     only: frozenset[str] | None  # strict restriction to these workers (None: any)
     workers: list[str] | None = None  # Dask's workers=
     loose: bool = False  # Dask's allow_other_workers=
+    batch: _Batch | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.units < UNIT
 
 
-def _iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+@dataclass(eq=False)
+class _Batch:
+    """One Dask task: its attempts, run one after another by `remote.run_batch`."""
+
+    key: str
+    entries: list[_InFlight]
+    future: Any = None  # distributed.Future
 
 
 class DaskCluster(Executor):
@@ -90,13 +112,17 @@ class DaskCluster(Executor):
         self.session = secrets.token_hex(3)  # keys of this serve never collide with a previous one's
         self.topic = f"partisim-{self.session}"  # where this serve's tasks send their reports
         self.provision = DaskProvision(target, settings, self._wake_up)
-        self._inflight: dict[str, _InFlight] = {}  # Dask key -> attempt
-        self._keys: dict[str, str] = {}  # task id -> Dask key
-        self._reserved = 0  # placed, not yet launched
+        self._inflight: dict[str, _InFlight] = {}  # attempt key -> attempt
+        self._batches: dict[str, _Batch] = {}  # Dask key -> its attempts, until the task is released
+        self._keys: dict[str, str] = {}  # task id -> attempt key
+        self._load = 0  # units of the window taken by the attempts in flight
+        self._reserved = 0  # units placed, not yet launched
         self._ran: dict[str, int] = {}  # worker -> attempts it answered
-        self._done: list[_InFlight] = []
+        self._done: list[tuple[_Batch, list[_InFlight]]] = []
         self._unsent: list[_InFlight] = []
-        self._given_up: dict[str, str] = {}  # Dask key -> task id: attempts dropped on a worker's loss
+        self._given_up: dict[str, str] = {}  # attempt key -> task id: attempts dropped on a worker's loss
+        self._held = False  # a task did not fit in this round's window
+        self._sequence = 0  # numbers the Dask keys of batches of several attempts
         self._done_event = asyncio.Event()
         self._settled = asyncio.Event()  # set whenever attempts stop being followed
         self._jobs: list[asyncio.Task[None]] = []
@@ -149,7 +175,9 @@ class DaskCluster(Executor):
         # The queue keeps unfinished attempts running; the next start puts them back.
         await self.provision.close(list(self._topics()))
         self._inflight.clear()
+        self._batches.clear()
         self._keys.clear()
+        self._load = 0
 
     async def _drain(self) -> None:
         while self._inflight or self._done:
@@ -160,33 +188,46 @@ class DaskCluster(Executor):
         return self.provision.views(self._ran)
 
     def _capacity(self) -> int:
-        return PREFETCH * self.provision.threads()
+        return PREFETCH * UNIT * self.provision.threads()
 
     def _free(self) -> int:
-        return max(0, self._capacity() - len(self._inflight) - self._reserved)
+        return max(0, self._capacity() - self._load - self._reserved)
 
     def free_slots(self) -> int:
         # Refill in batches (half the window at a time): one submission to Dask per
         # batch instead of one per finished task, while the other half keeps the
         # workers busy.
         free = self._free()
-        if free < max(1, self._capacity() // 2) and self._inflight:
+        if self._held or (free < max(1, self._capacity() // 2) and self._inflight):
             return 0
         return free
+
+    def round_start(self) -> None:
+        self._held = False
 
     # -- placement ------------------------------------------------------------------
 
     def bound(self, task: Task) -> float:
         return (task.timeout or self.settings.task_timeout) + DEADLINE_MARGIN_S
 
+    def _units(self, task: Task) -> int:
+        """1 for an attempt that will run inline in the Dask worker's thread, else `UNIT`."""
+        try:
+            params = parse_params(task.params)
+        except ParamsError:
+            return UNIT  # the worker says what is wrong with them
+        return 1 if inline(params, task.timeout or self.settings.task_timeout) else UNIT
+
     def place(self, task: Task) -> Placement | None:
-        if self._free() <= 0:
+        units = self._units(task)
+        if self._free() < units:
+            self._held = True  # queue order: nothing behind it goes first in this round
             return None
-        self._reserved += 1
-        return Placement(MEMBER, self.scheduler_address)
+        self._reserved += units
+        return Placement(MEMBER, self.scheduler_address, units)
 
     def unplace(self, placement: Placement) -> None:
-        self._reserved = max(0, self._reserved - 1)
+        self._reserved = max(0, self._reserved - placement.slots)
 
     def _restrictions(self, task: Task) -> tuple[list[str] | None, bool]:
         """Dask's ``workers=`` and ``allow_other_workers=`` for this task."""
@@ -204,11 +245,14 @@ class DaskCluster(Executor):
         return None, False
 
     def launch(self, attempt: Attempt) -> None:
-        self._reserved = max(0, self._reserved - 1)
+        units = attempt.placement.slots
+        self._reserved = max(0, self._reserved - units)
+        self._load += units
         task = attempt.task
         key = f"partisim-{task.id}-{attempt.number}-{self.session}"
         workers, loose = self._restrictions(task)
-        entry = _InFlight(attempt, key, None, frozenset(workers) if workers and not loose else None, workers, loose)
+        only = frozenset(workers) if workers and not loose else None
+        entry = _InFlight(attempt, key, units, only, workers, loose)
         self._inflight[key] = entry
         self._keys[task.id] = key
         # The scheduler launches a round's attempts one after another: hand them to Dask
@@ -216,6 +260,23 @@ class DaskCluster(Executor):
         if not self._unsent:
             asyncio.get_running_loop().call_soon(self._send)
         self._unsent.append(entry)
+
+    def _batched(self, entries: list[_InFlight]) -> list[list[_InFlight]]:
+        """Each attempt run in a child alone; inline ones together, in as many Dask tasks
+        as keep every worker thread busy twice over, at most `UNIT` attempts in each."""
+        alone = [[e] for e in entries if not e.inline]
+        small = [e for e in entries if e.inline]
+        if not small:
+            return alone
+        spread = max(1, 2 * self.provision.threads())
+        size = max(1, min(UNIT, -(-len(small) // spread)))
+        return alone + [small[i : i + size] for i in range(0, len(small), size)]
+
+    def _batch_key(self, entries: list[_InFlight]) -> str:
+        if len(entries) == 1:
+            return entries[0].key
+        self._sequence += 1
+        return f"partisim-batch-{self._sequence}-{self.session}"
 
     def _send(self) -> None:
         batch, self._unsent = self._unsent, []
@@ -228,28 +289,34 @@ class DaskCluster(Executor):
             group = (tuple(entry.workers) if entry.workers is not None else None, entry.loose)
             groups.setdefault(group, []).append(entry)
         for (workers, loose), entries in groups.items():
-            specs = [
-                AttemptSpec(
-                    key=e.key,
-                    benchmark=e.attempt.task.benchmark,
-                    params=dict(e.attempt.task.params),
-                    timeout=e.attempt.task.timeout or self.settings.task_timeout,
-                    expects=expected(),
-                    topic=self.topic,
-                )
-                for e in entries
-            ]
+            batches = [_Batch(self._batch_key(chunk), chunk) for chunk in self._batched(entries)]
+            specs = [[self._spec(e) for e in b.entries] for b in batches]
             futures = self._client.map(
-                run_attempt,
+                run_batch,
                 specs,
-                key=[e.key for e in entries],
+                key=[b.key for b in batches],
                 workers=list(workers) if workers is not None else None,
                 allow_other_workers=loose,
                 pure=False,
                 retries=0,
             )
-            for entry, future in zip(entries, futures, strict=True):
-                entry.future = future
+            for b, future in zip(batches, futures, strict=True):
+                b.future = future
+                self._batches[b.key] = b
+                for entry in b.entries:
+                    entry.batch = b
+
+    def _spec(self, entry: _InFlight) -> AttemptSpec:
+        task = entry.attempt.task
+        return AttemptSpec(
+            key=entry.key,
+            benchmark=task.benchmark,
+            params=dict(task.params),
+            timeout=task.timeout or self.settings.task_timeout,
+            expects=expected(),
+            topic=self.topic,
+            inline=entry.inline,
+        )
 
     def running(self, task_id: str) -> bool:
         key = self._keys.get(task_id)
@@ -258,44 +325,54 @@ class DaskCluster(Executor):
     # -- outcomes -------------------------------------------------------------------
 
     def _take(self, key: str) -> _InFlight | None:
-        """Stop following ``key``: its slot is free; None if it was already settled."""
+        """Stop following attempt ``key``: its units are free; None if it was already settled."""
         entry = self._inflight.pop(key, None)
-        if entry is not None and self._keys.get(entry.attempt.task_id) == key:
-            del self._keys[entry.attempt.task_id]
+        if entry is not None:
+            self._load = max(0, self._load - entry.units)
+            if self._keys.get(entry.attempt.task_id) == key:
+                del self._keys[entry.attempt.task_id]
         self._settled.set()
         return entry
 
+    def _live(self, batch: _Batch) -> list[_InFlight]:
+        return [e for e in batch.entries if e.key in self._inflight]
+
     def _on_report(self, event: Any) -> None:
-        """A task's report, sent as an event: it reaches us before Dask says the task
+        """A batch's reports, sent as an event: they reach us before Dask says the task
         finished (both come in order over the scheduler's one stream to us), so the
-        result needs no gather."""
+        results need no gather."""
         try:
             _, data = event
-            report = AttemptReport.from_event(data)
-            key = str(data["key"])
+            reports = [(str(r["key"]), AttemptReport.from_event(r)) for r in data["reports"]]
+            batch_key = str(data["batch"])
         except (TypeError, ValueError, KeyError) as exc:
             log.warning("informe de tarea ilegible desde Dask: %s", exc)
             return
-        entry = self._take(key)
-        if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
-            task_id = self._given_up.pop(key, None)
-            if task_id is not None and report.status == "success":
-                # Dask ran it again before our cancel arrived: a second run of the task
-                self.report_run(task_id, report.worker)
-            return
-        self._settle(entry, report)
-        if entry.future is not None:
-            entry.future.release()
+        for key, report in reports:
+            entry = self._take(key)
+            if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
+                task_id = self._given_up.pop(key, None)
+                if task_id is not None and report.status == "success":
+                    # Dask ran it again before our cancel arrived: a second run of the task
+                    self.report_run(task_id, report.worker)
+                continue
+            self._settle(entry, report)
+        batch = self._batches.pop(batch_key, None)
+        if batch is not None and batch.future is not None:
+            batch.future.release()
         if self.free_slots() > 0:  # a scheduling round only when a batch can be sent
             self._wake()
 
     def _check_futures(self) -> None:
-        """Attempts that ended without a report (an error of Dask's, a cancel by someone
-        else, a worker without partisim): fetch what happened to them."""
-        for key, entry in list(self._inflight.items()):
-            if entry.future is not None and entry.future.status != "pending":
-                self._take(key)
-                self._done.append(entry)
+        """Batches that ended without a report (an error of Dask's, a cancel by someone
+        else, a worker without partisim): fetch what happened to their attempts."""
+        for key, batch in list(self._batches.items()):
+            if batch.future is not None and batch.future.status != "pending":
+                del self._batches[key]
+                live = self._live(batch)
+                for entry in live:
+                    self._take(entry.key)
+                self._done.append((batch, live))
         if self._done:
             self._done_event.set()
 
@@ -304,29 +381,42 @@ class DaskCluster(Executor):
         while True:
             await self._done_event.wait()
             self._done_event.clear()
-            batch, self._done = self._done, []
-            finished = [e for e in batch if e.future.status == "finished"]
-            values = await self._gather(finished)
-            for entry, value in zip(finished, values, strict=True):
-                self._settle(entry, value)
-            for entry in batch:
-                if entry.future.status != "finished":
-                    self._settle(entry, await self._failure(entry.future))
-                entry.future.release()
+            done, self._done = self._done, []
+            finished = [(b, live) for b, live in done if live and b.future.status == "finished"]
+            values = await self._gather([b for b, _ in finished])
+            for (b, live), value in zip(finished, values, strict=True):
+                if isinstance(value, list) and len(value) == len(b.entries):
+                    for entry, report in zip(b.entries, value, strict=True):
+                        if entry in live:
+                            self._settle(entry, report)
+                else:
+                    error = (
+                        value
+                        if isinstance(value, BaseException)
+                        else WorkerFailed(f"Dask: respuesta inesperada {value!r}", 500)
+                    )
+                    for entry in live:
+                        self._settle(entry, error)
+            for b, live in done:
+                if live and b.future.status != "finished":
+                    failure = await self._failure(b.future)
+                    for entry in live:
+                        self._settle(entry, failure)
+                b.future.release()
             self._settled.set()
             self._wake()
 
-    async def _gather(self, entries: list[_InFlight]) -> list[Any]:
-        if not entries:
+    async def _gather(self, batches: list[_Batch]) -> list[Any]:
+        if not batches:
             return []
         try:
-            values: list[Any] = await self._client.gather([e.future for e in entries])
+            values: list[Any] = await self._client.gather([b.future for b in batches])
             return values
         except Exception:  # one of them went bad: fetch them one by one
             out: list[Any] = []
-            for entry in entries:
+            for b in batches:
                 try:
-                    out.append(await self._client.gather(entry.future))
+                    out.append(await self._client.gather(b.future))
                 except Exception as exc:
                     out.append(exc)
             return out
@@ -345,62 +435,20 @@ class DaskCluster(Executor):
     def _settle(self, entry: _InFlight, value: Any) -> None:
         attempt = entry.attempt
         if isinstance(value, AttemptReport):
-            outcome = self._outcome_of(attempt, value)
+            outcome = outcome_of(attempt, value)
             if isinstance(outcome, ExecuteResult):
                 self._ran[value.worker] = self._ran.get(value.worker, 0) + 1
+            elif value.status == "refused":
+                member = self.provision.members.get(value.worker)
+                if member is not None:
+                    self.provision.refuse(member, f"{value.message}: no se usará")
             self.deliver(attempt, outcome, value.worker)
             return
-        self.deliver(attempt, self._error_of(value))
-
-    def _outcome_of(self, attempt: Attempt, report: AttemptReport) -> Outcome:
-        where = report.worker
-        if report.status == "success" and report.result is not None:
-            try:
-                return ExecuteResult.model_validate(
-                    {
-                        **report.result.to_dict(),
-                        "task_id": attempt.task_id,
-                        "worker_id": where,
-                        "benchmark": attempt.task.benchmark,
-                        "execution_time": report.elapsed,
-                        "runner": "dask",
-                        "threads_requested": attempt.task.threads if attempt.task.threads > 1 else None,
-                        "timestamp": _iso(),
-                        # what an HTTP worker says of these parameters, said here (cached per box and step)
-                        "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),
-                    }
-                )
-            except ValidationError as exc:
-                bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
-                return TaskRejected(
-                    f"la simulación dio valores no finitos o incompletos ({bad}); "
-                    "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo",
-                    422,
-                )
-        if report.status == "refused":
-            member = self.provision.members.get(where)
-            if member is not None:
-                self.provision.refuse(member, f"{report.message}: no se usará")
-            return TaskNotStarted(report.message)
-        if report.status == "timeout":
-            return TaskTimedOut(f"{where}: {report.message}", 504)
-        if report.status == "invalid":
-            return TaskRejected(report.message, 422)
-        if report.status == "cancelled":  # not by us (we stop following what we cancel)
-            return WorkerUnavailable(f"{where}: {report.message}")
-        return WorkerFailed(f"{where}: {report.message}", 500)
-
-    def _error_of(self, exc: BaseException) -> PartisimError:
-        if isinstance(exc, PartisimError):
-            return exc
-        if isinstance(exc, ImportError):
+        if isinstance(value, ImportError):
             # a worker that cannot import partisim got the task before the guard saw it:
             # the attempt never started; look at the workers again now
             self.provision.recheck()
-            return TaskNotStarted(f"un worker Dask no pudo cargar la tarea: {exc}")
-        if type(exc).__name__ == "KilledWorker":
-            return WorkerFailed(f"Dask: la tarea estaba en workers que se perdieron ({exc})", 500)
-        return WorkerFailed(f"Dask: {type(exc).__name__}: {exc}", 500)
+        self.deliver(attempt, error_of(value))
 
     # -- lost workers and cancels ---------------------------------------------------------
 
@@ -415,24 +463,35 @@ class DaskCluster(Executor):
         address = str(message.get("worker", ""))
         keys = message.get("processing-tasks") or ()
         for key in list(keys):
-            entry = self._take(str(key))
-            if entry is None:
+            batch = self._batches.pop(str(key), None)
+            if batch is None:
                 continue
-            self._drop(entry)
-            self._given_up[entry.key] = entry.attempt.task_id
-            self.deliver(
-                entry.attempt,
-                WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
-                address or None,
-            )
+            live = self._live(batch)
+            for entry in live:
+                self._take(entry.key)
+            self._drop(batch)
+            for entry in live:
+                self._given_up[entry.key] = entry.attempt.task_id
+                self.deliver(
+                    entry.attempt,
+                    WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
+                    address or None,
+                )
         self.provision.forget(address)
         self._wake()
 
-    def _drop(self, entry: _InFlight) -> None:
-        """Cancel the Dask task of an attempt we no longer follow (its computation dies)."""
-        if self._client is None or entry.future is None:
+    def _drop(self, batch: _Batch) -> None:
+        """Cancel a Dask task none of whose attempts we follow any more (its computation dies)."""
+        self._batches.pop(batch.key, None)
+        if self._client is None or batch.future is None:
             return  # never sent: nothing runs
-        asyncio.get_running_loop().create_task(self._cancel_future(entry.future))
+        asyncio.get_running_loop().create_task(self._cancel_future(batch.future))
+
+    def _retire(self, entry: _InFlight) -> None:
+        """After ``entry`` stopped being followed: cancel its Dask task if nothing else of
+        it is (the other inline attempts of a batch finish anyway, in milliseconds)."""
+        if entry.batch is not None and not self._live(entry.batch):
+            self._drop(entry.batch)
 
     async def _cancel_future(self, future: Any) -> None:
         try:
@@ -445,7 +504,7 @@ class DaskCluster(Executor):
         key = self._keys.get(task_id)
         entry = self._take(key) if key is not None else None
         if entry is not None:
-            self._drop(entry)
+            self._retire(entry)
         self._wake()
 
     def _check_restricted(self) -> None:
@@ -454,7 +513,7 @@ class DaskCluster(Executor):
         for key, entry in list(self._inflight.items()):
             if entry.only is not None and not entry.only & live:
                 self._take(key)
-                self._drop(entry)
+                self._retire(entry)
                 self.deliver(
                     entry.attempt,
                     TaskNotStarted("ninguno de los workers Dask permitidos para la tarea sigue en el clúster"),
