@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Slurmed:
     logs: Path
     seen_jobs: set[str] = field(default_factory=set)
     scripts: dict[str, str] = field(default_factory=dict)  # job id -> the script SLURM holds
+    done_at: float = 0.0  # time.monotonic() when the last watched batch was seen done
 
 
 def squeue() -> dict[str, str]:
@@ -111,6 +113,8 @@ def _watch(s: Slurmed, client: ServerClient, batch: str, timeout: float) -> Summ
                 if script is not None:
                     s.scripts[job] = script
         state = client.summary(batch=batch)
+        if state.done:
+            s.done_at = time.monotonic()
         return state if state.done else None
 
     result: Summary = wait_for(done, timeout, f"batch {batch} done", interval=0.3)
@@ -145,6 +149,7 @@ def test_a_sweep_completes_model_exact_on_slurm_jobs(slurmed: Slurmed) -> None:
     assert all(t.status == "success" and t.result is not None and t.result.runner == "dask" for t in tasks.values())
     _model_exact(tasks)
     assert s.seen_jobs, "squeue never showed a job of partisim's"
+    print(f"\n[slurm] barrido de 12: trabajos vistos en squeue {sorted(s.seen_jobs, key=int)}")
     # the Dask workers of the jobs announce 127.0.0.1, as the config's scheduler_host says
     assert all((t.worker or "").startswith("tcp://127.0.0.1:") for t in tasks.values()), tasks
 
@@ -152,6 +157,7 @@ def test_a_sweep_completes_model_exact_on_slurm_jobs(slurmed: Slurmed) -> None:
 def test_adaptive_scaling_goes_to_zero_jobs_and_back(slurmed: Slurmed) -> None:
     s = slurmed
     wait_for(lambda: not squeue(), 120, "partisim's jobs to leave squeue once the queue is empty")
+    emptied = time.monotonic() - s.done_at
     before = set(s.seen_jobs)
     with ServerClient(s.serve.url) as client:
         answer = client.submit([{"benchmark": "cython", "params": {**SHORT, "SEMILLA": 100 + i}} for i in range(6)])
@@ -159,6 +165,8 @@ def test_adaptive_scaling_goes_to_zero_jobs_and_back(slurmed: Slurmed) -> None:
         tasks = _tasks(client, answer.batch)
     assert state.success == 6, state
     assert s.seen_jobs - before, "no new job was submitted for the second batch"
+    new = sorted(s.seen_jobs - before, key=int)
+    print(f"\n[slurm] squeue vacío a más tardar {emptied:.1f} s tras el lote; el lote nuevo tuvo los trabajos {new}")
     _model_exact(tasks)
 
 
@@ -178,6 +186,8 @@ def test_scancel_of_a_running_job_loses_and_duplicates_nothing(slurmed: Slurmed)
     assert sorted(tasks) == sorted(answer.ids)  # every task once
     assert all(t.status == "success" and t.duplicates == 0 for t in tasks.values())
     assert all(t.attempts <= 2 for t in tasks.values())
+    again = sorted(t.id for t in tasks.values() if t.attempts == 2)
+    print(f"\n[slurm] scancel {victim}: 20/20 una vez cada una, {len(again)} con un segundo intento")
     _model_exact(tasks)
 
 
