@@ -59,8 +59,17 @@ install_packages() {
     if ((${#missing[@]})); then
         log "apt-get install ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
+        # the packages' own services must not start (no config yet; this script starts
+        # the daemons itself), so invoke-rc.d is told not to start anything meanwhile
+        local made_policy=0
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            made_policy=1
+        fi
         apt-get -o DPkg::Lock::Timeout=600 update -qq
         apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
     fi
 }
 
