@@ -46,6 +46,7 @@ __all__ = [
     "run_isolated",
     "stop",
     "running_pid",
+    "prewarm",
     "exit_reason",
     "STOP_CHECK_S",
 ]
@@ -367,6 +368,13 @@ class ChildPool:
             raise errors[0]
         return idle
 
+    def prewarm(self, count: int) -> None:
+        """Start children in the background until ``count`` are idle (without waiting)."""
+        with self._lock:
+            missing = min(count, self.keep) - len(self._idle)
+        for _ in range(max(0, missing)):
+            self._replace_soon()
+
     def close(self) -> None:
         """Kill every child, idle or running; later runs fail."""
         with self._lock:
@@ -540,6 +548,12 @@ def run_isolated(
 def stop(key: str) -> bool:
     """`ChildPool.stop` on this process's default pool."""
     return _pool.stop(key)
+
+
+def prewarm(count: int = 1) -> None:
+    """Start children of this process's default pool in the background until ``count``
+    are idle, so that the next runs do not wait for a child to import the engines."""
+    _pool.prewarm(count)
 
 
 def running_pid(key: str) -> int | None:
