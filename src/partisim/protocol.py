@@ -435,6 +435,9 @@ class TaskView(_Wire):
     duplicates: int = 0
     #: threads asked for (the worker may use fewer: ``result.threads`` says how many)
     threads: int = 1
+    #: why the stored row is not a valid task (unknown status, malformed JSON); None: intact.
+    #: A damaged task is shown as failed and never run
+    damaged: str | None = None
 
 
 class TaskList(_Wire):
@@ -475,6 +478,8 @@ class Summary(_Wire):
     workers_total: int
     done: bool
     timestamp: Finite
+    #: rows of the database that are no valid task (see `TaskView.damaged`), found at start
+    damaged: int = 0
 
     @property
     def finished(self) -> int:

@@ -25,7 +25,14 @@ from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
 from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
-from partisim.serve.queue.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
+from partisim.serve.queue.specs import (
+    load_task_file,
+    parse_engine_list,
+    parse_int_list,
+    parse_int_values,
+    step_warnings,
+    sweep,
+)
 from partisim.serve.queue.task import TaskSpec
 from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
 from partisim.serve.results.verify import Check, compare_checksums
@@ -41,6 +48,7 @@ __all__ = [
     "load_task_file",
     "parse_engine_list",
     "parse_int_list",
+    "parse_int_values",
     "step_warnings",
     "sweep",
     "Check",

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from partisim.protocol import BatchInfo
-from partisim.serve.queue.rows import FLAT_SQL, VIEW_JSON, Selection, distinct_warnings, row_to_task
+from partisim.serve.queue.rows import (
+    DAMAGED_SQL,
+    FLAT_SQL,
+    VIEW_JSON,
+    Selection,
+    distinct_warnings,
+    row_to_task,
+    safe_json,
+)
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
 
 __all__ = ["TaskReads"]
@@ -97,7 +105,7 @@ class TaskReads:
 
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
-        where, args = selection.where()
+        where, args = selection.where(f"NOT {DAMAGED_SQL}")
         rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
         return [row_to_task(r) for r in rows]
 
@@ -142,12 +150,13 @@ class TaskReads:
             " json_extract(params, '$.NUM_PASOS'),"
             " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
-            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
-            "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
-            "       json_extract(result, '$.particle_collisions') AS pc,"
-            "       json_extract(result, '$.kinetic_energy') AS ke,"
-            "       json_extract(result, '$.warnings') AS w"
-            "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
+            " FROM (SELECT batch, benchmark, params, json_extract(r, '$.simulation_time') AS t,"
+            "       COALESCE(json_extract(r, '$.threads'), 1) AS used,"
+            "       json_extract(r, '$.particle_collisions') AS pc,"
+            "       json_extract(r, '$.kinetic_energy') AS ke,"
+            "       json_extract(r, '$.warnings') AS w"
+            f"       FROM (SELECT *, {safe_json('result')} AS r FROM tasks)"
+            "       WHERE status = ? AND verify_of IS NULL AND json_valid(params){where})"
             " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
         )
         chunks: list[list[str] | None] = (
@@ -161,7 +170,7 @@ class TaskReads:
             if chunk is not None:
                 where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
                 args.extend(chunk)
-            rows = self._read(sql.format(where=where), args)
+            rows = self._read(sql.replace("{where}", where), args)
             out.extend(
                 TimeStats(
                     b,

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
+from partisim.serve.queue.disk import storage_full_as
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import Selection, row_to_task
+from partisim.serve.queue.rows import Selection, find_damaged, row_to_task
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -142,6 +143,8 @@ class TaskQueue:
             self._migrate()
             self._db.executescript(_SCHEMA)
             self.tally = self._read_tally()
+            #: rows SQLite accepts that are no valid task (unknown status, malformed JSON)
+            self.damaged = find_damaged(self._db, self.path)
         #: the read model: pages, exports, batches, statistics (a connection of its own)
         self.reads = TaskReads(self.path)
 
@@ -149,7 +152,8 @@ class TaskQueue:
         """The in-memory counts, from the table (each query walks one index)."""
         tally = Tally(STATUSES, _ACTIVITY)
         for batch, status, n in self._db.execute("SELECT batch, status, COUNT(*) FROM tasks GROUP BY batch, status"):
-            tally.add(batch, status, n)
+            if status in STATUSES:  # a damaged row's unknown status counts nowhere (`damaged`)
+                tally.add(batch, status, n)
         for worker, status, n in self._db.execute(
             "SELECT worker, status, COUNT(*) FROM tasks WHERE status IN (?, ?) AND worker IS NOT NULL"
             " GROUP BY worker, status",
@@ -176,13 +180,26 @@ class TaskQueue:
         return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
 
     def _check_table(self) -> None:
-        """A `tasks` table of some other program is not ours to change."""
+        """A database of some other program is not ours to change: any non-empty file
+        without our `tasks` table, or whose `tasks` table is not ours, is refused untouched."""
         columns = self._columns()
         missing = _CORE_COLUMNS - columns
         if columns and missing:
             raise sqlite3.DatabaseError(
                 f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
             )
+        if not columns:
+            others = [
+                str(r[0])
+                for r in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4"
+                )
+            ]
+            if others:
+                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+                raise sqlite3.DatabaseError(
+                    f"no es una base de datos de partisim (no tiene tabla tasks; tiene {shown})"
+                )
 
     def _migrate(self) -> None:
         """Columns added since the first version (a table made by an older partisim)."""
@@ -218,8 +235,13 @@ class TaskQueue:
             yield
             self._db.execute("COMMIT")
         except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            # SQLite may already have rolled back by itself (a full disk does that): a
+            # second ROLLBACK would fail and hide the real error
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass
             raise
 
     def _transition(
@@ -265,7 +287,7 @@ class TaskQueue:
                     spec.threads,
                 )
             )
-        with self._lock:
+        with self._lock, storage_full_as(self.path):
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
@@ -294,7 +316,7 @@ class TaskQueue:
         return self._select(
             # walk (status, seq) in order; the planner would otherwise sort every queued row
             "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
-            " ORDER BY seq LIMIT ? OFFSET ?",
+            " AND json_valid(params) ORDER BY seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
 
