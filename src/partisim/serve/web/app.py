@@ -19,6 +19,7 @@ from partisim.serve.options import DEFAULT_MAX_BODY_BYTES
 from partisim.serve.web import api, dashboard
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
+from partisim.serve.web.openapi import document
 from partisim.serve.web.responses import error_response
 
 __all__ = ["create_app"]
@@ -94,6 +95,7 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    document(app)
     # the last added runs first: the token is checked before any body is read
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if token:
