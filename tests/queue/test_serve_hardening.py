@@ -15,7 +15,7 @@ import pytest
 from helpers.processes import clean_env
 from serve_inprocess import serve_client
 
-from partisim.listen.guards import FailedAuthLimiter, JsonRefused, loads_json
+from partisim.listen.guards import AUTH_BURST, FailedAuthLimiter, JsonRefused, loads_json
 from partisim.serve.queue.specs import MAX_TASKS, parse_int_values, parse_tasks, sweep
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import TaskSpec, new_batch_id
@@ -248,8 +248,9 @@ def test_failed_auth_limiter_refills_at_its_rate() -> None:
 def test_serve_limits_wrong_tokens_per_address(tmp_path: Path) -> None:
     token = "un-token-largo-de-prueba-1234"
     with serve_client(tmp_path, token=token) as client:
-        codes = [client.get("/api/summary", headers={"Authorization": "Bearer mal"}).status_code for _ in range(25)]
-        assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+        bad = {"Authorization": "Bearer mal"}
+        codes = [client.get("/api/summary", headers=bad).status_code for _ in range(AUTH_BURST + 5)]
+        assert codes[:AUTH_BURST] == [401] * AUTH_BURST and set(codes[AUTH_BURST:]) == {429}
         refused = client.get("/api/summary", headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert "intentos" in _error(refused)

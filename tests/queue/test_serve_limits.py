@@ -27,6 +27,8 @@ from helpers.processes import clean_env, free_port_on
 from helpers.serve import Serve
 from helpers.workers import start_worker
 
+from partisim.listen.guards import AUTH_BURST
+
 HOST = "127.0.0.1"
 STALLS = {
     "nada": b"",
@@ -186,8 +188,9 @@ def test_the_worker_limits_wrong_tokens_per_address() -> None:
     worker = start_worker(HOST, None, "--capacity", "1", env={"PARTISIM_TOKEN": token})
     try:
         with httpx.Client(base_url=worker.url, timeout=10.0, trust_env=False) as client:
-            codes = [client.get("/status", headers={"Authorization": "Bearer mal"}).status_code for _ in range(24)]
-            assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}, codes
+            bad = {"Authorization": "Bearer mal"}
+            codes = [client.get("/status", headers=bad).status_code for _ in range(AUTH_BURST + 4)]
+            assert codes[:AUTH_BURST] == [401] * AUTH_BURST and set(codes[AUTH_BURST:]) == {429}, codes
             blocked = client.get("/status", headers={"Authorization": f"Bearer {token}"})
             assert blocked.status_code == 429 and "intentos" in blocked.json()["error"]
             assert client.get("/ping").status_code == 200  # open paths stay open

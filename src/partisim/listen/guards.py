@@ -19,6 +19,7 @@ __all__ = [
     "FailedAuthLimiter",
     "JsonRefused",
     "MAX_JSON_DEPTH",
+    "AUTH_BURST",
     "client_address",
     "json_bytes",
     "json_error",
@@ -33,6 +34,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: deepest nesting of arrays and objects a request body may have (a task list is 4 deep)
 MAX_JSON_DEPTH = 32
+#: wrong tokens a client address may try at once; then one more per AUTH_WINDOW_S / AUTH_BURST s
+AUTH_BURST = 50
+AUTH_WINDOW_S = 60.0
 
 
 def json_bytes(data: Any) -> bytes:
@@ -191,8 +195,8 @@ class FailedAuthLimiter:
 
     def __init__(
         self,
-        burst: int = 20,
-        window_s: float = 60.0,
+        burst: int = AUTH_BURST,
+        window_s: float = AUTH_WINDOW_S,
         *,
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
