@@ -119,6 +119,15 @@ def bad_requests() -> list[tuple[str, str, Any]]:
         b'{"benchmark": "\\ud800"}',
     ]
     out.extend(("POST", "/api/tasks", body) for body in bodies)
+    names = ["NUM_PARTICULAS", "NUM_PASOS", "SEMILLA", "ANCHO_MUNDO", "ALTO_MUNDO", "RADIO_PARTICULA", "DT"]
+    names += ["VELOCIDAD_INICIAL_MAX", "COEF_RESTITUCION_PARED", "COEF_RESTITUCION_PARTICULA"]
+    for name in names:
+        for value in ("-1", '"texto"', "1e400", "9" * 40, "[1]"):
+            body = f'{{"benchmark": "python", "params": {{"{name}": {value}}}}}'.encode()
+            out.append(("POST", "/api/tasks", body))
+    for value in ("2", "quizás", "sí-no", "TRUE1", "-"):
+        out.append(("GET", f"/api/tasks?originals={value}", None))
+        out.append(("GET", f"/api/export?originals={value}", None))
     sweeps = [
         {"engines": "python", "particles": "1-99999", "steps": "1-99999"},
         {"engines": "python", "particles": "1-2000", "steps": "1-1000"},
@@ -150,16 +159,31 @@ def bad_requests() -> list[tuple[str, str, Any]]:
     return out
 
 
+sent_codes: list[int] = []
+
+
 def send_all(serve: Serve, requests: list[tuple[str, str, Any]]) -> Counter[int]:
     statuses: Counter[int] = Counter()
     with httpx.Client(base_url=serve.url, timeout=60.0, trust_env=False) as client:
         for method, path, body in requests:
             answer = client.request(method, path, content=body, headers={"content-type": "application/json"})
             statuses[answer.status_code] += 1
-        # a 50 MiB body, declared: refused before it is read
-        big = b"[" + b"0," * (25 * 1024 * 1024) + b"0]"
-        statuses[client.post("/api/tasks", content=big).status_code] += 1
+            sent_codes.append(answer.status_code)
     return statuses
+
+
+def big_body(serve: Serve) -> None:
+    """A 50 MiB body, declared: refused before it is read (and serve's memory with it)."""
+    before = rss_mb(serve.pid)
+    big = b"[" + b"0," * (25 * 1024 * 1024) + b"0]"
+    with httpx.Client(base_url=serve.url, timeout=60.0, trust_env=False) as client:
+        t0 = time.perf_counter()
+        answer = client.post("/api/tasks", content=big)
+        took = (time.perf_counter() - t0) * 1000
+    print(
+        f"   cuerpo de 50 MiB: {answer.status_code} en {took:.0f} ms «{answer.json()['error']}»; memoria de serve "
+        f"{before:.1f} -> {rss_mb(serve.pid):.1f} MB"
+    )
 
 
 def stalled(serve: Serve, count: int, timeout: float) -> None:
@@ -375,8 +399,11 @@ def main() -> None:
         ).start()
         try:
             requests = bad_requests()
-            distinct = len({(m, p, b) for m, p, b in requests}) + 1
+            distinct = len({(m, p, b) for m, p, b in requests})
             statuses = send_all(serve, requests)
+            accepted = [r for r, code in zip(requests, sent_codes, strict=True) if code < 300]
+            if accepted:
+                print(f"   (aceptadas como válidas: {[(m, p, b[:80] if b else b) for m, p, b in accepted]})")
             fives = sum(n for code, n in statuses.items() if code >= 500)
             shown = dict(sorted(statuses.items()))
             print(f"1. {distinct} peticiones malas distintas: {fives} respuestas 5xx; estados {shown}")
@@ -392,6 +419,7 @@ def main() -> None:
                 f"2. barrido de 10^10 tareas: {answer.status_code} en {took:.0f} ms «{answer.json()['error']}»; "
                 f"memoria de serve {before:.1f} MB antes, {after:.1f} MB después ({after - before:+.1f} MB)"
             )
+            big_body(serve)
             stalled(serve, args.stalled, args.request_timeout)
         finally:
             serve.stop()

@@ -13,6 +13,7 @@ tokens and wrong tokens; and the worker's limit on wrong tokens.
 
 from __future__ import annotations
 
+import json
 import selectors
 import socket
 import subprocess
@@ -196,3 +197,20 @@ def test_the_worker_limits_wrong_tokens_per_address() -> None:
             assert client.get("/ping").status_code == 200  # open paths stay open
     finally:
         worker.stop()
+
+
+def test_a_large_submission_goes_in_requests_under_the_body_limit(tmp_path: Path) -> None:
+    serve = Serve(_config(tmp_path), tmp_path / "q.db", workdir=tmp_path, extra=("--max-body-mb", "4")).start()
+    try:
+        tasks = tmp_path / "tareas.json"
+        # 30 000 tasks with every parameter: about 10 MB as one body, refused by a 4 MiB limit
+        tasks.write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": 2}, "repeat": 10_000}] * 3))
+        out = _cli("submit", str(tasks), "--server", serve.url, "--batch", "grande", cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        summary = httpx.get(f"{serve.url}/api/summary", params={"batch": "grande"}, trust_env=False).json()
+        assert summary["total"] == 30_000
+        padded = b" " * (5 * 2**20) + b'{"benchmark": "python"}'  # valid JSON, 5 MiB
+        refused = httpx.post(f"{serve.url}/api/tasks", content=padded, trust_env=False, timeout=60)
+        assert refused.status_code == 413 and "límite" in refused.json()["error"]
+    finally:
+        serve.stop()

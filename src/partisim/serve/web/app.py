@@ -4,6 +4,7 @@ inbox) around the server."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from partisim import __version__
 from partisim.errors import ParamsError, StorageFull, explain_validation
 from partisim.listen.guards import BodyLimit
 from partisim.serve.options import DEFAULT_MAX_BODY_BYTES
+from partisim.serve.queue.disk import is_disk_full
 from partisim.serve.web import api, dashboard
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
@@ -92,6 +94,12 @@ def create_app(
     @app.exception_handler(StorageFull)
     async def _storage_full(request: Request, exc: StorageFull) -> Response:
         return error_response(507, exc.message)
+
+    @app.exception_handler(sqlite3.Error)
+    async def _database_error(request: Request, exc: sqlite3.Error) -> Response:
+        if is_disk_full(exc):  # a change outside `storage_full_as` (cancel, say)
+            return error_response(507, StorageFull(str(state.queue.path)).message)
+        raise exc  # a bug: the generic handler answers 500 and the log has the traceback
 
     app.include_router(api.router)
     app.include_router(dashboard.router)
