@@ -146,7 +146,7 @@ def bad_requests() -> list[tuple[str, str, Any]]:
         {"engines": "python", "particles": "10", "steps": "10", "dt": "rápido"},
         {"engines": "python", "particles": "10", "steps": "10", "otro": 1},
         {"engines": "python", "particles": "10"},
-        {"engines": ["python"], "particles": "10", "steps": "10"},
+        {"engines": ["python", 7], "particles": "10", "steps": "10"},
         {"engines": "python", "particles": {"a": 1}, "steps": "10"},
         {"engines": "python", "particles": "10", "steps": "10", "seeds": "1-99999", "repeat": 2},
     ]

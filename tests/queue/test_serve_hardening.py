@@ -183,7 +183,7 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert out.returncode == 2, out.stderr
-    assert "no es de partisim" in out.stderr and "users" in out.stderr and "Traceback" not in out.stderr
+    assert "no es de partisim" in out.stderr and "tiene users" in out.stderr and "Traceback" not in out.stderr
     assert db.read_bytes() == before
     assert not (tmp_path / "otra.db-wal").exists()
 

@@ -87,7 +87,12 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
         )
     try:
         engine = resolve_engine(name)
-        params = parse_params(obj.get("params") or {}).to_api()
+        raw = obj.get("params")
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ParamsError(
+                f"params debe ser un objeto JSON (clave: valor); se recibió {str(raw)[:60]}", field="params"
+            )
+        params = parse_params(raw or {}).to_api()
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
     repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)

@@ -197,9 +197,7 @@ class TaskQueue:
             ]
             if others:
                 shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                raise sqlite3.DatabaseError(
-                    f"no es una base de datos de partisim (no tiene tabla tasks; tiene {shown})"
-                )
+                raise sqlite3.DatabaseError(f"no tiene la tabla tasks de partisim; tiene {shown}")
 
     def _migrate(self) -> None:
         """Columns added since the first version (a table made by an older partisim)."""
