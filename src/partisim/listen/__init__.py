@@ -137,7 +137,7 @@ def run_server(
         lifespan="on",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=max(1, math.ceil(listener.grace)),
+        timeout_graceful_shutdown=math.ceil(listener.grace),
         server_header=False,
         http=guarded_protocol(listener.request_timeout, listener.who),
         ws="none",

@@ -282,7 +282,7 @@ def _run(
     listener = Listener(
         request_timeout=options.request_timeout,
         max_connections=options.max_connections,
-        grace=options.shutdown_grace,
+        grace=max(1.0, options.shutdown_grace),
         tls_cert=options.tls_cert,
         tls_key=options.tls_key,
         who="partisim serve",
