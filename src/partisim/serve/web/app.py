@@ -18,7 +18,7 @@ from partisim.errors import ParamsError, StorageFull, explain_validation
 from partisim.listen.guards import BodyLimit
 from partisim.serve.options import DEFAULT_MAX_BODY_BYTES
 from partisim.serve.queue.disk import is_disk_full
-from partisim.serve.web import api, dashboard
+from partisim.serve.web import api, dashboard, frames, metrics
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
 from partisim.serve.web.openapi import document
@@ -102,7 +102,10 @@ def create_app(
         raise exc  # a bug: the generic handler answers 500 and the log has the traceback
 
     app.include_router(api.router)
+    app.include_router(frames.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
+    metrics.install(state)
     document(app)
     # the last added runs first: the token is checked before any body is read
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
