@@ -20,6 +20,8 @@ from partisim.serve.queue.specs import MAX_REPEAT, MAX_TASKS, MAX_THREADS
 from partisim.serve.queue.task import STATUSES
 from partisim.serve.web.api import MAX_WAIT_S, SQLITE_MAX_INT
 from partisim.serve.web.export import EXPORT_FORMATS
+from partisim.serve.web.frames import FramesView
+from partisim.sim.frames import MAX_FRAMES
 
 __all__ = ["document"]
 
@@ -107,6 +109,17 @@ _VERIFIED = {
     "properties": {"batch": {"type": "string"}, "pairs": {"type": "array"}, "count": {"type": "integer"}},
 }
 
+_FRAMES = _query("frames", {"type": "integer", "minimum": 2, "maximum": MAX_FRAMES}, "fotogramas del visor")
+_FRAMES_BODY = {
+    "type": "object",
+    "properties": {
+        "params": {"type": "object"},
+        "benchmark": {"type": "string"},
+        "frames": {"type": "integer", "minimum": 2, "maximum": MAX_FRAMES},
+    },
+    "description": "los parámetros de una simulación para el visor (se recalcula en serve)",
+}
+
 #: (path, method) -> parameters, request body, success status, success content, error statuses
 _ROUTES: dict[tuple[str, str], tuple[list[dict[str, Any]], Any, int, Any, tuple[int, ...]]] = {
     ("/api/tasks", "get"): (
@@ -135,6 +148,9 @@ _ROUTES: dict[tuple[str, str], tuple[list[dict[str, Any]], Any, int, Any, tuple[
         None, 200, ChartData, (401, 404, 422, 429),
     ),
     ("/api/sweeps", "post"): ([], _SWEEP_BODY, 201, Submitted, (401, 413, 422, 429, 507)),
+    ("/api/tasks/{task_id}/frames", "get"): ([_FRAMES], None, 200, FramesView, (401, 404, 422, 429)),
+    ("/api/frames", "post"): ([], _FRAMES_BODY, 200, FramesView, (401, 413, 422, 429)),
+    ("/metrics", "get"): ([], None, 200, {"text": "text/plain"}, (401, 429)),
 }  # fmt: skip
 
 
