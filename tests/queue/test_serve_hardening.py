@@ -33,7 +33,7 @@ def _error(response) -> str:
 # -- 1. requests that gave 500 -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/tasks", "/api/sweeps", "/api/verify"])
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/sweeps", "/api/verify", "/api/frames"])
 def test_deeply_nested_json_is_a_422_naming_the_nesting(tmp_path: Path, path: str) -> None:
     with serve_client(tmp_path) as client:
         answer = client.post(path, content=DEEP, headers={"content-type": "application/json"})
