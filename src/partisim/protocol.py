@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from partisim.sim.environment import Environment, MachineEnvironment
+
 __all__ = [
     "Finite",
     "TaskStatus",
@@ -163,6 +165,8 @@ class WorkerStatus(_Wire):
     engine_threads: dict[str, int] = Field(default_factory=dict)
     #: whether the cython engine was built with OpenMP (several threads possible)
     openmp: bool = False
+    #: the static part of every result's environment here (`sim.environment`)
+    environment: MachineEnvironment | None = None
     load_avg: list[Finite] | None = None
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)
@@ -244,6 +248,10 @@ class ExecuteResult(_Wire):
     threads: int | None = None
     #: threads the request asked for (None: not given, one)
     threads_requested: int | None = None
+    #: why ``threads`` (`sim.engines.ThreadReason`); None from a worker that does not say
+    threads_reason: str | None = None
+    #: where and how it was measured, and whether the machine was busy (`sim.environment`)
+    environment: Environment | None = None
     #: Spanish advice on the parameters (a step so coarse it misses collisions); never
     #: a change to the result
     warnings: list[str] = Field(default_factory=list)
@@ -543,6 +551,13 @@ class ChartPoint(_Wire):
     mean: Finite
     stdev: Finite
     n: int
+    median: Finite | None = None
+    minimum: Finite | None = None
+    #: coefficient of variation; above 10% the point is "inestable"
+    cv: Finite = 0.0
+    unstable: bool = False
+    #: runs among ``n`` measured on a busy machine (marked on the chart)
+    contended: int = 0
 
 
 class ChartSeries(_Wire):
@@ -573,6 +588,12 @@ class ChartSpeedup(_Wire):
     python: Finite
     cython: Finite
     value: Finite
+    #: 95% confidence interval of ``value`` (None with fewer than two runs of either engine)
+    low: Finite | None = None
+    high: Finite | None = None
+    #: what makes the pair comparable: "worker" (one worker, ``where``) or "cpu" (its model)
+    basis: str = "worker"
+    where: str = ""
 
 
 class ChartBatch(_Wire):
@@ -612,3 +633,6 @@ class ChartData(_Wire):
     speedup: list[ChartSpeedup] = []
     physics: ChartPhysics | None = None
     warnings: list[str] = []
+    #: runs measured on a busy machine left out of the speed-ups (and whether they are shown)
+    contended_left_out: int = 0
+    contended_shown: bool = False

@@ -248,6 +248,8 @@ def _results(args: argparse.Namespace) -> int:
         if args.format == "table":
             by_original = {c.original_id: c for c in checks} if checks is not None else None
             _print_results(client, args.batch, args.status, originals, by_original)
+            if args.status is None:
+                _print_speedups(client, args.batch)
         elif args.output:
             with RowsProgress(err_console, "exportando") as bar:
                 rows = save_export(
@@ -265,6 +267,19 @@ def _results(args: argparse.Namespace) -> int:
     if checks is not None:
         return _print_checks(checks)
     return 0
+
+
+def _print_speedups(client: ServerClient, batch: str | None) -> None:
+    """After the results: the cython/python speed-ups of the selection, with their 95%
+    confidence interval (runs on a busy machine left out, and counted)."""
+    from partisim.orchestrator.report_tables import contended_note, speedup_table
+
+    chart = client.charts(batch)
+    if chart.speedup:
+        console.print(speedup_table(chart))
+    note = contended_note(chart)
+    if note:
+        console.print(note)
 
 
 #: rows per printed table: a long listing comes as several tables, printed as it is read
@@ -299,13 +314,13 @@ def _report(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from partisim.orchestrator.batches import require_batch
-    from partisim.orchestrator.tables import Column, FittedTable
+    from partisim.orchestrator.report_tables import speedup_table, time_table
     from partisim.serve.results.report import write_report
 
     with _connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
-        chart = client.charts(args.batch)
+        chart = client.charts(args.batch, contended=args.contended)
         if not chart.series:
             where = f"el lote {args.batch}" if args.batch else "la cola"
             return fail(f"{where} no tiene tareas terminadas con éxito: no hay nada que dibujar", 1)
@@ -315,39 +330,9 @@ def _report(args: argparse.Namespace) -> int:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
     write_report(chart, args.output, title=title)
-    several = any(line.config for line in chart.series)
-    columns = [
-        Column("Motor"),
-        Column("Configuración", "Config.", wrap=10),
-        Column("Partículas", "Part.", justify="right"),
-        Column("Ejecuciones", "Ejec.", justify="right"),
-        Column("Media (s)", justify="right"),
-        Column("Desv. est. (s)", "Desv. (s)", justify="right"),
-    ]
-    rows = [
-        [line.engine, line.config, str(p.particles), str(p.n), f"{p.mean:.4f}", f"{p.stdev:.4f}"]
-        for line in chart.series
-        for p in line.points
-    ]
-    if not several:
-        columns.pop(1)
-        rows = [r[:1] + r[2:] for r in rows]
-    console.print(FittedTable(columns, rows, title="Tiempo de simulación"))
+    console.print(time_table(chart))
     if chart.speedup:
-        up_columns = [
-            Column("Partículas", "Part.", justify="right"),
-            Column("Configuración", "Config.", wrap=10),
-            Column("Python (s)", justify="right"),
-            Column("Cython (s)", justify="right"),
-            Column("Aceleración", "Acel.", justify="right"),
-        ]
-        up_rows = [
-            [str(u.particles), u.config, f"{u.python:.4f}", f"{u.cython:.4f}", f"{u.value:.1f}×"] for u in chart.speedup
-        ]
-        if not several:
-            up_columns.pop(1)
-            up_rows = [r[:1] + r[2:] for r in up_rows]
-        console.print(FittedTable(up_columns, up_rows, title="Aceleración cython / python"))
+        console.print(speedup_table(chart))
     if chart.physics is not None:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
@@ -590,6 +575,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
+    )
+    p.add_argument(
+        "--contended",
+        action="store_true",
+        help="incluir las ejecuciones medidas con la máquina ocupada (por defecto se dejan fuera y se cuentan)",
     )
     _add_server(p)
     _add_wait(p, flag=False)

@@ -241,16 +241,24 @@ def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la
     return table
 
 
+def _busy(run: EngineRun) -> bool:
+    env = run.result.environment if run.result is not None else None
+    return bool(env is not None and env.contended)
+
+
 def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> FittedTable:
     cells: list[list[str | Text]] = []
+    busy = False
     for row in rows:
         py, cy = row.python, row.cython
+        mark = "*" if _busy(py) or _busy(cy) else ""
+        busy = busy or bool(mark)
         cells.append(
             [
                 row.worker_id,
                 _run_time(py),
                 _run_time(cy),
-                f"{row.speedup:.1f}x" if row.speedup is not None else "-",
+                f"{row.speedup:.1f}x{mark}" if row.speedup is not None else "-",
                 f"{_collisions(py)} / {_collisions(cy)}",
                 _match(row.checksums_match),
             ]
@@ -263,7 +271,8 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
         Column("Colisiones (Py / Cy)", "Colisiones", justify="right"),
         Column("Checksums", justify="center"),
     ]
-    return FittedTable(columns, cells, title=title)
+    caption = "* medido con la máquina ocupada: la aceleración puede no ser fiable" if busy else None
+    return FittedTable(columns, cells, title=title, caption=caption)
 
 
 def _run_time(run: EngineRun) -> Text:

@@ -292,9 +292,12 @@ class ServerClient:
         query = {"limit": limit} if limit else {}
         return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
 
-    def charts(self, batch: str | None = None) -> ChartData:
-        """Chart data of one batch (``"latest"``) or of every batch (None)."""
-        query = {"batch": batch} if batch else {}
+    def charts(self, batch: str | None = None, *, contended: bool = False) -> ChartData:
+        """Chart data of one batch (``"latest"``) or of every batch (None); ``contended``:
+        with the runs measured on a busy machine too."""
+        query: dict[str, str] = {"batch": batch} if batch else {}
+        if contended:
+            query["contended"] = "1"
         return ChartData.model_validate(self._request("GET", "/api/charts", params=query))
 
     def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:

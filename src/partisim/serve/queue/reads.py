@@ -8,6 +8,7 @@ they never hold up a change made through `TaskQueue`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from partisim.protocol import BatchInfo
 from partisim.serve.queue.rows import (
     DAMAGED_SQL,
     FLAT_SQL,
+    TASK_COLUMNS,
     VIEW_JSON,
     Selection,
     distinct_warnings,
@@ -105,8 +107,8 @@ class TaskReads:
 
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
-        where, args = selection.where(f"NOT {DAMAGED_SQL}")
-        rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        where, args = selection.where(f"NOT {DAMAGED_SQL}")  # a damaged row is never re-run
+        rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
         return [row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:
@@ -136,6 +138,12 @@ class TaskReads:
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
         return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
 
+    def unverifiable(self, batch: str | None = None) -> int:
+        """Successful runs (of ``batch``) reported by workers that are not partisim: the
+        statistics leave them out (no engine, no checksum, maybe no simulation time)."""
+        where, args = Selection(status=SUCCESS, batch=batch, originals=True).where("foreign_result IS NOT NULL")
+        return int(self._read(f"SELECT COUNT(*) FROM tasks {where}", args)[0][0])
+
     #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
     _IN_CHUNK = 500
 
@@ -143,21 +151,28 @@ class TaskReads:
         """Successful, non-verification runs grouped by batch x engine x particles x
         steps x other parameters: count, sum and sum of squares of their simulation
         times, sums of their pair collisions and final kinetic energies, and their
-        distinct warnings. The grouping happens in SQLite, so the caller never decodes
-        a result. Runs on several threads form groups of their own (``threads``)."""
+        distinct warnings; their minimum, every time (for the median) and the workers.
+        The grouping happens in SQLite, so the caller never decodes a result. Runs on
+        several threads, in another runner, on another CPU model or on a busy machine
+        form groups of their own."""
         sql = (
             "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
             " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
-            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
-            " FROM (SELECT batch, benchmark, params, json_extract(r, '$.simulation_time') AS t,"
+            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used, runner, cpu, busy,"
+            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w),"
+            " MIN(t), json_group_array(t), json_group_array(DISTINCT worker)"
+            " FROM (SELECT batch, benchmark, params, worker, json_extract(r, '$.simulation_time') AS t,"
             "       COALESCE(json_extract(r, '$.threads'), 1) AS used,"
+            "       COALESCE(json_extract(r, '$.runner'), '') AS runner,"
+            "       COALESCE((SELECT json_extract(data, '$.cpu_model') FROM machines"
+            "                 WHERE machines.id = json_extract(r, '$.environment.machine_id')), '') AS cpu,"
+            "       COALESCE(json_extract(r, '$.environment.contended'), 0) AS busy,"
             "       json_extract(r, '$.particle_collisions') AS pc,"
             "       json_extract(r, '$.kinetic_energy') AS ke,"
             "       json_extract(r, '$.warnings') AS w"
-            f"       FROM (SELECT *, {safe_json('result')} AS r FROM tasks)"
+            "       FROM (SELECT *, SAFE_RESULT AS r FROM tasks)"
             "       WHERE status = ? AND verify_of IS NULL AND json_valid(params){where})"
-            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
         )
         chunks: list[list[str] | None] = (
             [None]
@@ -170,7 +185,7 @@ class TaskReads:
             if chunk is not None:
                 where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
                 args.extend(chunk)
-            rows = self._read(sql.replace("{where}", where), args)
+            rows = self._read(sql.replace("SAFE_RESULT", safe_json("result")).format(where=where), args)
             out.extend(
                 TimeStats(
                     b,
@@ -185,7 +200,13 @@ class TaskReads:
                     float(ke),
                     distinct_warnings(w),
                     int(used),
+                    str(runner),
+                    str(cpu),
+                    bool(busy),
+                    float(low),
+                    tuple(float(x) for x in json.loads(times)),
+                    tuple(str(x) for x in json.loads(workers) if x is not None),
                 )
-                for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows
+                for b, e, n, s, rest, used, runner, cpu, busy, c, t, t2, pc, ke, w, low, times, workers in rows
             )
         return out

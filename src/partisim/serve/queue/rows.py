@@ -12,12 +12,13 @@ from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult
 from partisim.serve.queue.task import FAILED, STATUSES, Task
-
-log = logging.getLogger(__name__)
+from partisim.sim.environment import MachineEnvironment
 
 __all__ = [
     "Selection",
     "row_to_task",
+    "stored_result",
+    "TASK_COLUMNS",
     "distinct_warnings",
     "FLAT_SQL",
     "FLAT_BOOLEANS",
@@ -26,6 +27,17 @@ __all__ = [
     "safe_json",
     "find_damaged",
 ]
+
+log = logging.getLogger(__name__)
+
+
+def stored_result(result: ExecuteResult) -> tuple[ExecuteResult, MachineEnvironment | None]:
+    """The result as the ``tasks`` row keeps it, and the static part of its environment,
+    which the ``machines`` table keeps once per worker (``machine_id`` references it)."""
+    env = result.environment
+    if env is None or env.machine is None:
+        return result, None
+    return result.model_copy(update={"environment": env.model_copy(update={"machine": None})}), env.machine
 
 
 def distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
@@ -81,12 +93,30 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
     return ids
 
 
+#: what `row_to_task` reads: the row, and the static part of its result's environment
+TASK_COLUMNS = (
+    "*, (SELECT data FROM machines WHERE machines.id ="
+    " json_extract(CASE WHEN json_valid(result) THEN result END, '$.environment.machine_id')) AS machine"
+)
+
+
+def _result(row: sqlite3.Row) -> ExecuteResult | None:
+    if row["result"] is None:
+        return None
+    result = ExecuteResult.model_validate_json(row["result"])
+    env = result.environment
+    if env is None or row["machine"] is None:
+        return result
+    machine = MachineEnvironment.model_validate_json(row["machine"])
+    return result.model_copy(update={"environment": env.model_copy(update={"machine": machine})})
+
+
 def _decoded(row: sqlite3.Row, problems: list[str]) -> dict[str, Any]:
     """The JSON columns of a row, decoded; what cannot be is left out and named in ``problems``."""
     out: dict[str, Any] = {"params": {}, "result": None, "foreign_result": None, "extra_runs": ()}
     readers: dict[str, Any] = {
         "params": lambda text: dict(json.loads(text)),
-        "result": ExecuteResult.model_validate_json,
+        "result": lambda _text: _result(row),
         "foreign_result": ForeignResult.model_validate_json,
         "extra_runs": lambda text: tuple(str(w) for w in json.loads(text)),
     }
@@ -136,6 +166,8 @@ def row_to_task(row: sqlite3.Row) -> Task:
         extra_runs=decoded["extra_runs"],
         threads=row["threads"],
         damaged=damaged,
+        priority=row["priority"],
+        label=row["label"],
     )
 
 
@@ -147,6 +179,7 @@ class Selection:
     status: str | None = None
     batch: str | None = None
     originals: bool = False
+    label: str | None = None
 
     def where(self, *also: str) -> tuple[str, tuple[Any, ...]]:
         """``(WHERE clause, args)``; ``also`` are more conditions without arguments."""
@@ -158,6 +191,9 @@ class Selection:
         if self.batch is not None:
             clauses.append("batch = ?")
             args.append(self.batch)
+        if self.label is not None:
+            clauses.append("label = ?")
+            args.append(self.label)
         if self.originals:
             clauses.append("verify_of IS NULL")
         clauses.extend(also)
@@ -173,12 +209,30 @@ _DUPLICATES = (
 )
 
 
+_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
+
+
 def _outcome(field: str) -> str:
     """A field of the result, verifiable or else foreign (`results.flatten` reads either)."""
     return f"COALESCE(json_extract({_RESULT}, '$.{field}'), json_extract({_FOREIGN}, '$.{field}'))"
 
 
-_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
+#: a result's JSON with its environment's static part put back from ``machines`` (NULL
+#: when the stored text is not JSON: a damaged row)
+_RESULT_JSON = (
+    f"CASE WHEN json_extract({_RESULT}, '$.environment.machine_id') IS NULL THEN {_RESULT}"
+    f" ELSE json_set({_RESULT}, '$.environment.machine', (SELECT json(data) FROM machines"
+    f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))) END"
+)
+
+
+def _machine(field: str) -> str:
+    """A field of the static part of a result's environment."""
+    return (
+        f"(SELECT json_extract(data, '$.{field}') FROM machines"
+        f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))"
+    )
+
 
 #: the flat columns of a result row (see `results.flatten`) as SQL over the stored row
 FLAT_SQL = {
@@ -202,11 +256,21 @@ FLAT_SQL = {
     "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
     "threads": f"json_extract({_RESULT}, '$.threads')",  # used (a verifiable result's)
+    "threads_requested": f"COALESCE(json_extract({_RESULT}, '$.threads_requested'), threads)",
+    "threads_reason": f"json_extract({_RESULT}, '$.threads_reason')",
+    # 1/0, or empty for a result without environment
+    "contended": f"json_extract({_RESULT}, '$.environment.contended')",
+    "contended_by": f"(SELECT group_concat(value, ' ') FROM json_each({_RESULT}, '$.environment.contended_by'))",
+    "load_start": f"json_extract({_RESULT}, '$.environment.load_start')",
+    "load_end": f"json_extract({_RESULT}, '$.environment.load_end')",
+    "runner": f"json_extract({_RESULT}, '$.runner')",
+    "machine_id": f"json_extract({_RESULT}, '$.environment.machine_id')",
+    "cpu_model": _machine("cpu_model"),
     # joined as `results.WARNINGS_SEPARATOR` joins them
     "warnings": f"(SELECT group_concat(value, ' | ') FROM json_each({_RESULT}, '$.warnings'))",
 }
 #: the flat columns that are booleans
-FLAT_BOOLEANS = frozenset({"verifiable"})
+FLAT_BOOLEANS = frozenset({"verifiable", "contended"})
 
 
 def _real(expr: str) -> str:
@@ -226,8 +290,8 @@ VIEW_JSON = (
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
     f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
-    f" 'result', json({_RESULT}), 'error', COALESCE({_DAMAGE_SQL}, error), 'verify_of', verify_of,"
+    f" 'result', json({_RESULT_JSON}), 'error', COALESCE({_DAMAGE_SQL}, error), 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
     f" 'foreign_result', json({_FOREIGN}), 'duplicates', {_DUPLICATES}, 'threads', threads,"
-    f" 'damaged', {_DAMAGE_SQL})"
+    f" 'priority', priority, 'label', label, 'damaged', {_DAMAGE_SQL})"
 )

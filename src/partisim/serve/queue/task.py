@@ -160,3 +160,9 @@ class TimeStats:
     energy: float = 0.0
     warnings: tuple[str, ...] = ()
     threads: int = 1  # the threads the runs used: runs on several are grouped apart
+    runner: str = ""  # process or docker ("" for a result that does not say)
+    cpu: str = ""  # the CPU model of the workers ("" where unknown)
+    contended: bool = False  # measured on a busy machine (`Environment.contended`)
+    minimum: float = 0.0
+    times: tuple[float, ...] = ()  # every time, for the median
+    workers: tuple[str, ...] = ()

@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -136,10 +137,13 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
     return new
 
 
-def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
+def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool = False) -> ChartData:
     """Chart data of one batch (``"latest"``: the newest with results) or of every batch
     (None): mean and standard deviation per engine x size x configuration, pooled from
     per-batch sums that SQLite computes, with the style of each line and bar.
+
+    The time chart shows every run (a point with runs measured on a busy machine says how
+    many); the speed-ups leave those runs out and count them, unless ``contended``.
 
     Raises `BatchNotFound` for a batch the queue never had."""
     store = _chart_store(serve)
@@ -153,7 +157,8 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
         stats = [st for _, found in store.rows.values() for st in found]
     else:
         stats = store.rows.get(chosen, (0, []))[1]
-    parts = chart_parts(pool(stats))
+    pooled = pool(stats, contended=contended)
+    parts = chart_parts(pool(stats, contended=True).groups, pooled.groups)
     return ChartData(
         success=store.success,
         batch=chosen,
@@ -164,6 +169,8 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
         speedup=parts.speedup,
         physics=physics_line(stats),
         warnings=result_warnings(stats),
+        contended_left_out=pooled.left_out,
+        contended_shown=contended,
     )
 
 
@@ -312,11 +319,13 @@ async def events(request: Request) -> StreamingResponse:
 @router.get("/api/charts")
 async def charts(request: Request) -> Response:
     """Chart data: ``?batch=latest`` (the newest batch with results), ``?batch=<id>``,
-    or every batch (no ``batch``, or ``batch=todos``)."""
+    or every batch (no ``batch``, or ``batch=todos``). ``?contended=1`` shows the runs
+    measured on a busy machine too (left out by default)."""
     raw = request.query_params.get("batch") or None
     batch = None if raw in (None, "todos", "all") else raw
+    shown = request.query_params.get("contended", "") in ("1", "true", "si", "sí")
     try:
-        data = await run_in_threadpool(chart_data, state_of(request), batch)
+        data = await run_in_threadpool(partial(chart_data, contended=shown), state_of(request), batch)
     except BatchNotFound as exc:
         return error_response(404, exc.message, "batch")
     return model_response(data)
