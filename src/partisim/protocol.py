@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from partisim.sim.environment import Environment, MachineEnvironment
 
@@ -115,6 +115,16 @@ class PingReply(_Wire):
     worker_id: str | None = None
     timestamp: str = ""  # "" from a worker that does not say
     message: str = ""
+    #: a worker of the users' original design counts its tasks here (partisim's own
+    #: counters are in /status); None from a worker that does not say
+    successful_tasks: int | None = None
+    failed_tasks: int | None = None
+
+    @field_validator("successful_tasks", "failed_tasks", mode="before")
+    @classmethod
+    def _count_or_none(cls, value: Any) -> int | None:
+        # another design's counters: a value that is not a count is ignored, never a failed ping
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class HealthReport(_Wire):
@@ -255,6 +265,11 @@ class ExecuteResult(_Wire):
     #: Spanish advice on the parameters (a step so coarse it misses collisions); never
     #: a change to the result
     warnings: list[str] = Field(default_factory=list)
+    #: True when this answer is the stored result of an earlier run of the same task_id
+    #: (within the worker's --replay-window): the times are that run's, not a new one
+    replayed: bool = False
+    #: when that earlier run finished (ISO 8601), on a replay
+    first_run_at: str | None = None
 
 
 class ForeignResult(_Wire):
@@ -357,6 +372,9 @@ class TaskState(_Wire):
     container: str | None = None
     result: ExecuteResult | None = None
     error: str | None = None
+    #: as in `ExecuteResult`: this answer came from the record of an earlier request
+    replayed: bool = False
+    first_run_at: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -446,6 +464,10 @@ class TaskView(_Wire):
     #: why the stored row is not a valid task (unknown status, malformed JSON); None: intact.
     #: A damaged task is shown as failed and never run
     damaged: str | None = None
+    #: dispatch priority: higher first, FIFO within a level
+    priority: int = 0
+    #: the user's own name for the task (the ``task_id`` of an ETAPA-6 file)
+    label: str | None = None
 
 
 class TaskList(_Wire):
@@ -488,6 +510,9 @@ class Summary(_Wire):
     timestamp: Finite
     #: rows of the database that are no valid task (see `TaskView.damaged`), found at start
     damaged: int = 0
+    #: why queued tasks are not moving, in Spanish (the workers that could run them do
+    #: not answer); None when nothing waits for that
+    waiting: str | None = None
 
     @property
     def finished(self) -> int:

@@ -163,7 +163,7 @@ def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import submit_file
 
     with _connect(args) as client:
-        return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
+        return _after_submit(client, args, submit_file(client, args.file, batch=args.batch, priority=args.priority))
 
 
 #: simulation parameters a sweep keeps fixed for every task (the others are its lists)
@@ -190,6 +190,7 @@ def _sweep(args: argparse.Namespace) -> int:
             batch=args.batch,
             params=fixed,
             names=names,
+            priority=args.priority,
         )
         return _after_submit(client, args, answer)
 
@@ -389,6 +390,26 @@ def _add_fixed_params(p: argparse.ArgumentParser) -> None:
         group.add_argument(option, dest=field, type=_number, default=None, metavar="X", help=text)
 
 
+def _priority(text: str) -> int:
+    from partisim.errors import ParamsError
+    from partisim.serve.queue.etapa6 import parse_priority
+
+    try:
+        return parse_priority(text, "--priority")
+    except ParamsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_priority(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        default=None,
+        metavar="P",
+        help=f"prioridad: un entero (mayor sale antes) o high, medium, low ({default})",
+    )
+
+
 def _add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
@@ -492,9 +513,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "file",
         metavar="ARCHIVO.json",
-        help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads',
+        help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads, '
+        "priority, label; también los archivos de ETAPA 6 tal cual",
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
+    _add_priority(p, "para todas las tareas del archivo, en lugar de la suya")
     _add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
@@ -521,6 +544,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "plaza del worker, que los limita a su max_threads",
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
+    _add_priority(p, "por defecto 0")
     _add_fixed_params(p)
     _add_server(p)
     _add_wait(p, flag=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -17,7 +18,7 @@ from partisim.fleet import Config, WorkerEntry
 from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints
 from partisim.fleet.health import WorkerHealth
 from partisim.orchestrator.check import WorkerChecks
-from partisim.orchestrator.dispatch import DemoRow, EngineRun
+from partisim.orchestrator.dispatch import DemoRow, EngineRun, run_seconds
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
@@ -242,7 +243,8 @@ def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la
 
 
 def _busy(run: EngineRun) -> bool:
-    env = run.result.environment if run.result is not None else None
+    # an original-design worker's result (ForeignResult) carries no environment
+    env = run.result.environment if isinstance(run.result, ExecuteResult) else None
     return bool(env is not None and env.contended)
 
 
@@ -278,11 +280,15 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
 def _run_time(run: EngineRun) -> Text:
     if run.result is None:
         return Text("ERROR", style="bold red")  # the reason is printed below the table
-    return Text(fmt_seconds(run.result.simulation_time))
+    if not run.verifiable:
+        return Text(f"{fmt_seconds(run_seconds(run.result))} (no verificable)")
+    return Text(fmt_seconds(run_seconds(run.result)))
 
 
 def _collisions(run: EngineRun) -> str:
-    return "-" if run.result is None else str(run.result.particle_collisions)
+    if run.result is None or run.result.particle_collisions is None:
+        return "-"
+    return str(run.result.particle_collisions)
 
 
 def _match(value: bool | None) -> Text:
@@ -431,6 +437,7 @@ class BatchProgress:
             transient=False,
         )
         self._bar = self._progress.add_task(label, total=None, detail="")
+        self._waiting: str | None = None  # the last reason shown for tasks that do not move
 
     def __enter__(self) -> BatchProgress:
         self._progress.__enter__()
@@ -445,6 +452,9 @@ class BatchProgress:
         else:
             detail = f"éxito {s.success} · fallidas {s.failed} · en curso {s.running} · en cola {s.queued}"
         self._progress.update(self._bar, total=s.total, completed=s.finished, detail=detail)
+        if s.waiting and s.waiting != self._waiting:
+            self._progress.console.print(f"[yellow]En espera:[/] {escape(s.waiting)}")
+        self._waiting = s.waiting
 
 
 class RowsProgress:

@@ -26,6 +26,7 @@ from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_
 from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 from partisim.serve.queue.specs import (
+    load_task_document,
     load_task_file,
     parse_engine_list,
     parse_int_list,
@@ -49,6 +50,7 @@ __all__ = [
     # what a client needs of serve's own types and pure helpers
     "TaskSpec",
     "load_task_file",
+    "load_task_document",
     "parse_engine_list",
     "parse_int_list",
     "parse_int_values",

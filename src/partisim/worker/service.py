@@ -147,6 +147,7 @@ class WorkerService:
             capacity=s.capacity,
             queue_size=s.effective_queue_size,
             retain=s.retain,
+            replay_window=s.replay_window * 60.0,
             engine_threads=self.engine_threads,
             on_finished=self._on_finished,
             machine=self.machine,

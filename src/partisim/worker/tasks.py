@@ -7,8 +7,11 @@ slots is not overtaken by smaller ones that came after it, so it never starves.
 
 `TaskManager` owns every state change of a task on this worker:
 queued -> running -> success | failed | timeout, or cancelled from queued or
-running. A `task_id` seen before is never run twice: the same id with the same
-engine and parameters gets the stored record back, with different ones a 409.
+running. A `task_id` seen before is not run twice within the replay window: the same
+id with the same engine and parameters gets the stored record back (the answer says it
+is a replay), with different ones a 409. A task that finished more than
+`replay_window` seconds ago runs again when its id comes back with the same work: a
+benchmark asked for again is measured again, not answered with an old time.
 Up to `retain` finished records are kept (the idempotency window and /history).
 It knows nothing of HTTP: failures are `partisim.errors` exceptions.
 """
@@ -123,10 +126,12 @@ class TaskManager:
         engine_threads: dict[str, int] | None = None,
         on_finished: Callable[[TaskRecord], None] | None = None,
         machine: MachineEnvironment | None = None,
+        replay_window: float = 600.0,
     ) -> None:
         """`engine_threads`: the most threads a task of each engine can use on this
         machine (absent: one). `machine`: the static part of every result's environment
-        (absent: results carry none)."""
+        (absent: results carry none). `replay_window`: seconds after it finished during
+        which a task's id is answered from its record instead of running again."""
         self.machine = machine
         self.runner = runner
         self.worker_id = worker_id
@@ -134,6 +139,7 @@ class TaskManager:
         self.queue_size = queue_size
         self.engine_threads = dict(engine_threads or {})
         self.retain = retain
+        self.replay_window = replay_window
         self.on_finished = on_finished
         self._records: OrderedDict[str, TaskRecord] = OrderedDict()
         # ids cancelled before they reached us: an orchestrator may cancel a task whose
@@ -238,6 +244,9 @@ class TaskManager:
             raise TaskRejected(
                 f"task_id {task_id} ya se usó en este worker con otro benchmark o parámetros; use un task_id nuevo", 409
             )
+        if rec.finished and rec.finished_at is not None and time.time() - rec.finished_at > self.replay_window:
+            del self._records[task_id]  # past the window: the same work is measured again
+            return None
         return rec
 
     async def submit(

@@ -24,12 +24,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
-from partisim.serve.queue.disk import storage_full_as
+from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
 from partisim.serve.queue.rows import TASK_COLUMNS, Selection, find_damaged, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
@@ -72,13 +72,18 @@ CREATE TABLE IF NOT EXISTS tasks (
     error          TEXT,
     foreign_result TEXT,
     extra_runs     TEXT,
-    threads        INTEGER NOT NULL DEFAULT 1
+    threads        INTEGER NOT NULL DEFAULT 1,
+    priority       INTEGER NOT NULL DEFAULT 0,
+    label          TEXT
 );
 -- replaced by the indexes below; a database made by an older version still has them
 DROP INDEX IF EXISTS tasks_status;
 DROP INDEX IF EXISTS tasks_finished;
 CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
 CREATE INDEX IF NOT EXISTS tasks_status_ready ON tasks (status, not_before);
+-- dispatch order: priority (higher first), then submission order; a range of this index
+CREATE INDEX IF NOT EXISTS tasks_status_priority ON tasks (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_label ON tasks (label) WHERE label IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
 CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 -- time windows (throughput, activity, the latest finished tasks): a range of this index
@@ -94,7 +99,13 @@ _ACTIVITY = (SUCCESS, FAILED)
 
 
 #: columns added after the first version: a database made by an older one gets them
-_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT", "threads": "INTEGER NOT NULL DEFAULT 1"}
+_ADDED_COLUMNS = {
+    "foreign_result": "TEXT",
+    "extra_runs": "TEXT",
+    "threads": "INTEGER NOT NULL DEFAULT 1",
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "label": "TEXT",
+}
 #: what a `tasks` table must have to be ours
 _CORE_COLUMNS = frozenset(
     {"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts", "created_at", "result", "error"}
@@ -135,7 +146,7 @@ class TaskQueue:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout=30000")
         if verify:
-            self._verify()
+            quick_check(self._db)  # a damaged file fails here, not in the middle of serving
         self._check_table()  # before anything is written to the file
         # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
         # only an OS crash could lose the last transactions.
@@ -171,19 +182,11 @@ class TaskQueue:
             tally.count_finished(int(second), n)
         return tally
 
-    def _verify(self) -> None:
-        """A damaged file fails here, not in the middle of serving."""
-        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
-        if problems != ["ok"]:
-            lines = [x.strip() for p in problems for x in p.splitlines() if x.strip() and not x.startswith("***")]
-            raise sqlite3.DatabaseError("; ".join(lines)[:300] or "comprobación de integridad fallida")
-
     def _columns(self) -> set[str]:
         return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
 
     def _check_table(self) -> None:
-        """A database of some other program is not ours to change: any non-empty file
-        without our `tasks` table, or whose `tasks` table is not ours, is refused untouched."""
+        """A database of another program (no `tasks` table, or not ours) is refused untouched."""
         columns = self._columns()
         missing = _CORE_COLUMNS - columns
         if columns and missing:
@@ -191,15 +194,7 @@ class TaskQueue:
                 f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
             )
         if not columns:
-            others = [
-                str(r[0])
-                for r in self._db.execute(
-                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4"
-                )
-            ]
-            if others:
-                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                raise sqlite3.DatabaseError(f"no tiene la tabla tasks de partisim; tiene {shown}")
+            refuse_foreign(self._db)
 
     def _migrate(self) -> None:
         """Columns added since the first version (a table made by an older partisim)."""
@@ -235,13 +230,9 @@ class TaskQueue:
             yield
             self._db.execute("COMMIT")
         except BaseException:
-            # SQLite may already have rolled back by itself (a full disk does that): a
-            # second ROLLBACK would fail and hide the real error
-            try:
+            with suppress(sqlite3.OperationalError):  # SQLite may have rolled back by itself (a full disk)
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-            except sqlite3.OperationalError:
-                pass
             raise
 
     def _transition(
@@ -285,14 +276,16 @@ class TaskQueue:
                     self.max_attempts,
                     now,
                     spec.threads,
+                    spec.priority,
+                    spec.label,
                 )
             )
         with self._lock, storage_full_as(self.path):
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
-                    " verify_of, exclude_worker, max_attempts, created_at, threads)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " verify_of, exclude_worker, max_attempts, created_at, threads, priority, label)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             if rows:
@@ -311,12 +304,13 @@ class TaskQueue:
         return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
-        """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
+        """Queued tasks whose backoff has elapsed, highest priority first and oldest first
+        within a priority (a page of them)."""
         now = time.time() if now is None else now
         return self._select(
-            # walk (status, seq) in order; the planner would otherwise sort every queued row
-            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
-            " AND json_valid(params) ORDER BY seq LIMIT ? OFFSET ?",
+            # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
+            " AND json_valid(params) ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
 
@@ -564,6 +558,18 @@ class TaskQueue:
             (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
             RUNNING,
             QUEUED,
+        )
+
+    def fail_queued(self, task_id: str, error: str) -> bool:
+        """queued -> failed without an attempt: no worker could ever run it."""
+        now = time.time()
+        return self._transition(
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?"
+            " RETURNING batch, worker",
+            (FAILED, error, now, task_id, QUEUED),
+            QUEUED,
+            FAILED,
+            now,
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:

@@ -58,6 +58,8 @@ class TaskSpec:
     verify_of: str | None = None
     exclude_worker: str | None = None
     threads: int = 1  # threads asked for the one simulation (slots where it runs)
+    priority: int = 0  # higher is dispatched first; FIFO within a level
+    label: str | None = None  # the user's own name for the task (an ETAPA-6 task_id)
 
 
 @dataclass
@@ -90,6 +92,8 @@ class Task:
     threads: int = 1
     #: why the row is not a valid task (`rows.row_to_task`); None: intact
     damaged: str | None = None
+    priority: int = 0
+    label: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -138,6 +142,8 @@ class Task:
             duplicates=self.duplicates,
             threads=self.threads,
             damaged=self.damaged,
+            priority=self.priority,
+            label=self.label,
         )
 
 

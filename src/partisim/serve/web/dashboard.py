@@ -10,6 +10,7 @@ second and only the parts that changed (see `serve.live`).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
@@ -28,6 +29,7 @@ from partisim.errors import BatchNotFound, ParamsError
 from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
 from partisim.listen.guards import JsonRefused, loads_json
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
+from partisim.serve.queue.etapa6 import parse_priority
 from partisim.serve.queue.specs import IntValues, parse_engine_list, parse_int_values, step_warnings, sweep
 from partisim.serve.queue.task import TaskSpec, TimeStats, new_batch_id
 from partisim.serve.results.charts import chart_parts
@@ -64,7 +66,7 @@ _FORM_FIELDS = {
     "threads": ("threads",),
     "dt": ("dt", "DT", "max_speed"),  # max_speed*dt too large: the form's dt is to blame
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "dt")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "priority", "dt")
 #: the form's names of the parameters, for its error messages
 _FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas", "DT": "dt"}
 
@@ -159,6 +161,14 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
         stats = store.rows.get(chosen, (0, []))[1]
     pooled = pool(stats, contended=contended)
     parts = chart_parts(pool(stats, contended=True).groups, pooled.groups)
+    warnings = result_warnings(stats)
+    dropped = serve.queue.reads.unverifiable(chosen)
+    if dropped:
+        runs = "1 ejecución no verificable queda" if dropped == 1 else f"{dropped} ejecuciones no verificables quedan"
+        warnings.append(
+            f"{runs} fuera de estas cifras: las hicieron workers que no son partisim (sin motor ni checksum); "
+            "véalas con partisim results"
+        )
     return ChartData(
         success=store.success,
         batch=chosen,
@@ -168,7 +178,7 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
         series=parts.series,
         speedup=parts.speedup,
         physics=physics_line(stats),
-        warnings=result_warnings(stats),
+        warnings=warnings,
         contended_left_out=pooled.left_out,
         contended_shown=contended,
     )
@@ -250,7 +260,12 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             params=fixed,
             names=_FORM_NAMES,
         )
+        if body.get("priority") not in (None, "", 0):
+            level = parse_priority(body["priority"], "prioridad")
+            specs = [dataclasses.replace(spec, priority=level) for spec in specs]
     except ParamsError as exc:
+        if exc.field == "priority":
+            raise ParamsError(exc.message, field="priority") from None
         for flag, form_field, label in (("--repeat", "repeat", "repeticiones"), ("--threads", "threads", "hilos")):
             if exc.message.startswith(flag):
                 raise ParamsError(exc.message.replace(flag, label, 1), field=form_field) from None

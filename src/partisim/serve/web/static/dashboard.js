@@ -144,6 +144,9 @@
     $("bar-failed").style.width = pct(sum.failed);
     $("bar-cancelled").style.width = pct(sum.cancelled);
     $("bar-running").style.width = pct(sum.running);
+    const waiting = $("queue-waiting");
+    waiting.hidden = !sum.waiting;
+    setText(waiting, sum.waiting ? `En espera: ${sum.waiting}` : "");
     const busy = sum.running + sum.queued;
     document.title = busy ? `(${fmtInt(busy)} pendientes) partisim · panel` : "partisim · panel de monitoreo";
   }
@@ -247,6 +250,8 @@
       notes.push(h("span", { class: "sub busy", "data-contended": "1", title: `motivo: ${(env.contended_by || []).map((k) => BUSY_REASONS[k] || k).join(", ")}`,
         text: "⚠ medido con la máquina ocupada" }));
     }
+    if (t.label) notes.push(h("span", { class: "sub c-label", title: "identificador de la tarea en su archivo", text: t.label }));
+    if (t.priority) notes.push(h("span", { class: "sub c-priority", text: `prioridad ${t.priority}` }));
     const time = t.status === "success" ? fmtSeconds(r.simulation_time) : t.status === "running" ? "…" : "—";
     const collisions = t.status === "success"
       ? `${fmtInt(r.particle_collisions)} · ${fmtInt(r.wall_collisions)}` : "—";
@@ -752,7 +757,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "priority", "dt"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -807,6 +812,7 @@
     const message = $("sweep-message");
     const rawRepeat = $("repeat").value.trim();
     const rawThreads = $("threads").value.trim();
+    const rawPriority = $("priority").value.trim();
     const body = {
       engines: engines(),
       particles: $("particles").value,
@@ -814,6 +820,7 @@
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
       threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
+      priority: /^-?\d+$/.test(rawPriority) ? Number(rawPriority) : rawPriority || 0,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
     };
     const button = $("sweep-submit");
