@@ -210,7 +210,7 @@ async def params_frames(request: Request) -> Response:
     try:
         body = loads_json(await request.body() or b"{}")
     except JsonRefused as exc:
-        return error_response(422, f'{exc}; se espera {{"params": {{...}}, "frames": N}}')
+        return error_response(422, f'el cuerpo debe ser JSON: {{"params": {{...}}, "frames": N}} ({exc})')
     if not isinstance(body, dict):
         return error_response(422, 'el cuerpo debe ser un objeto JSON: {"params": {...}, "frames": N}')
     if body.get("benchmark") is not None:
