@@ -61,7 +61,7 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 def _serve(args: argparse.Namespace) -> int:
     from partisim.fleet.tokens import server_token
-    from partisim.serve.executors.dask.cluster import require_dask
+    from partisim.serve.executors.dask.provision import require_dask
     from partisim.serve.server import dask_target, serve
 
     config = _serve_config(args)
@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.job_script:
         if target is None or target.kind not in ("slurm", "pbs"):
             return fail("--job-script necesita --dask slurm o --dask pbs (o dask.address en la configuración)")
-        from partisim.serve.executors.dask.cluster import job_script
+        from partisim.serve.executors.dask.provision import job_script
 
         print(job_script(target.kind, config.dask.jobqueue))
         return 0
