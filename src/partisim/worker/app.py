@@ -42,7 +42,7 @@ from partisim.protocol import (
     TaskState,
     WorkerStatus,
 )
-from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog, json_bytes
+from partisim.worker.middleware import BearerAuth, RequestLog, json_bytes, worker_body_limit
 from partisim.worker.payload import parse_task_request, request_schema
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings
@@ -383,7 +383,9 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
 
     # Each add_middleware wraps what is already there, so the last one added runs first:
     # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.
-    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused)
+    app.add_middleware(
+        worker_body_limit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused
+    )
     app.add_middleware(
         BearerAuth, token=settings.token, open_paths=OPEN_PATHS, on_refused=service.metrics.request_refused
     )
