@@ -32,6 +32,7 @@ __all__ = [
     "CheckFailed",
     "MenuExit",
     "explain_validation",
+    "StorageFull",
     "explain_json_error",
     "explain_os_error",
     "json_type_name",
@@ -106,6 +107,17 @@ class WorkerFailed(WorkerError):
 
 class OutputError(PartisimError):
     """A file partisim was asked to write (export, report, inbox note) could not be written."""
+
+
+class StorageFull(PartisimError):
+    """The disk holding serve's database is full (HTTP 507): nothing was written, retry later."""
+
+    def __init__(self, path: str = "") -> None:
+        where = f" ({path})" if path else ""
+        super().__init__(
+            f"el disco de la base de datos de partisim serve está lleno{where}: no se guardó nada; "
+            "libere espacio y reintente (serve sigue funcionando y se recupera solo)"
+        )
 
 
 class ServerUnavailable(PartisimError):

@@ -201,7 +201,9 @@ def test_a_non_loopback_address_without_token_is_warned_about(tmp_path: Path) ->
         assert "ATENCIÓN" in log and "sin token" in log and "--token-file" in log
         assert log.index("ATENCIÓN") < log.index("partisim serve en")
         assert proc.stop() == 0
-    with _start(tmp_path, "--host", "0.0.0.0", "--port", "0", env={"PARTISIM_TOKEN": "s3creto-largo"}) as proc:
+    with _start(
+        tmp_path, "--host", "0.0.0.0", "--port", "0", env={"PARTISIM_TOKEN": "s3creto-largo-de-prueba"}
+    ) as proc:
         wait_for(lambda: "partisim serve en" in proc.log(), 30, "the banner")
-        assert "ATENCIÓN" not in proc.log() and "s3creto-largo" not in proc.log()
+        assert "ATENCIÓN" not in proc.log() and "s3creto-largo-de-prueba" not in proc.log()
         assert proc.stop() == 0

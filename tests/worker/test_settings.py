@@ -27,7 +27,7 @@ def test_option_beats_environment_beats_default() -> None:
         "WORKER_ID": "env-id",
         "PARTISIM_CAPACITY": "3",
         "PARTISIM_MAX_WORK": "1e8",
-        "PARTISIM_TOKEN": "tok",
+        "PARTISIM_TOKEN": "tok-0123456789abcdef",
         "PARTISIM_RUNNER": "Docker",
     }
     s = build_settings({"port": "9100"}, env)
@@ -36,17 +36,18 @@ def test_option_beats_environment_beats_default() -> None:
         "env-id",
         3,
         100_000_000,
-        "tok",
+        "tok-0123456789abcdef",
         "docker",
     )
-    assert "tok" not in repr(s)  # the token never shows up in a repr or a log line
+    assert "tok-0123456789abcdef" not in repr(s)  # the token never shows up in a repr or a log line
     assert build_settings({"worker_id": "cli-id"}, env).worker_id == "cli-id"
 
 
 def test_token_file_beats_token_variable(tmp_path: Path) -> None:
     f = tmp_path / "t"
-    f.write_text("from-file\n", encoding="utf-8")
-    assert build_settings({"token_file": str(f)}, {"PARTISIM_TOKEN": "from-env"}).token == "from-file"
+    f.write_text("from-file-0123456789\n", encoding="utf-8")
+    token = build_settings({"token_file": str(f)}, {"PARTISIM_TOKEN": "from-env-0123456789"}).token
+    assert token == "from-file-0123456789"
     f.write_text("  \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="vacío"):
         build_settings({"token_file": str(f)}, {})

@@ -17,7 +17,7 @@ from helpers.workers import TINY, RunningWorker, start_worker
 from partisim.errors import ConfigError
 from partisim.worker.settings import WorkerSettings, build_settings, open_listener_warning
 
-TOKEN = "tls-token-77c1"
+TOKEN = "tls-token-77c1-5e0b"
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("serve", "resultados de las tareas: tabla, CSV o JSON"),
     "report": ("serve", "informe PNG: tiempo vs partículas por motor y aceleración cython/python"),
     "worker": ("worker", "inicia el servicio worker (API HTTP que ejecuta simulaciones)"),
+    "token": ("token", "imprime un token aleatorio para proteger serve y los workers"),
     "images": ("images", "construye el wheelhouse y las imágenes Docker (también sin conexión)"),
 }
 

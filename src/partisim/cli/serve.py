@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
+from partisim.cli._serve_limits import add_limit_options, limit_options
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.serve.options import ServeOptions
 from partisim.sim.options import OPTIONS
@@ -59,24 +60,26 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from partisim.fleet import client_token
+    from partisim.fleet.tokens import server_token
     from partisim.serve.executors.dask.provision import require_dask
     from partisim.serve.server import dask_target, serve
 
     config = _serve_config(args)
     if not 0 <= args.port <= 65535:
         return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
+    token = server_token(args.token_file)
     options = ServeOptions(
         db=args.db,
         host=args.host,
         port=args.port,
         inbox=args.inbox,
-        token=client_token(args.token_file),
+        token=token,
         ca_file=args.ca_file,
         tls_cert=args.tls_cert or os.environ.get("PARTISIM_TLS_CERT") or None,
         tls_key=args.tls_key or os.environ.get("PARTISIM_TLS_KEY") or None,
         page_size=args.page_size,
         dask=args.dask,
+        **limit_options(args),
     )
     target = dask_target(config, options)
     if target is None and not config.workers:
@@ -478,6 +481,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"máximo de tareas por página de /api/tasks y por lectura de una exportación "
         f"(por defecto {DEFAULTS.page_size})",
     )
+    add_limit_options(p, DEFAULTS)
     _add_credentials(p, serving=True)
     p.add_argument(
         "--tls-cert",

@@ -431,8 +431,16 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: el archivo no es texto UTF-8 (byte {exc.start}); guárdelo como UTF-8 (JSON)") from None
+    too_deep = f"{p}: el JSON está anidado a demasiada profundidad; revise el archivo (se espera un objeto con workers)"
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}: {explain_json_error(exc)}") from None
-    return parse_config(data, str(p))
+    except RecursionError:
+        raise ConfigError(too_deep) from None
+    try:
+        return parse_config(data, str(p))
+    except RecursionError:
+        raise ConfigError(too_deep) from None

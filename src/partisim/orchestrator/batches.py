@@ -22,7 +22,7 @@ from partisim.serve.client import (
     compare_checksums,
     load_task_document,
     parse_engine_list,
-    parse_int_list,
+    parse_int_values,
     step_warnings,
     sweep,
 )
@@ -102,9 +102,9 @@ def submit_sweep(
     task, ``names`` what the user called them."""
     specs = sweep(
         parse_engine_list(engines),
-        parse_int_list(particles, "--particles"),
-        parse_int_list(steps, "--steps"),
-        parse_int_list(seeds, "--seeds"),
+        parse_int_values(particles, "--particles"),
+        parse_int_values(steps, "--steps"),
+        parse_int_values(seeds, "--seeds"),
         repeat=repeat,
         timeout=timeout,
         threads=threads,

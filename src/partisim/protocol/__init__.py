@@ -465,6 +465,9 @@ class TaskView(_Wire):
     duplicates: int = 0
     #: threads asked for (the worker may use fewer: ``result.threads`` says how many)
     threads: int = 1
+    #: why the stored row is not a valid task (unknown status, malformed JSON); None: intact.
+    #: A damaged task is shown as failed and never run
+    damaged: str | None = None
     #: dispatch priority: higher first, FIFO within a level
     priority: int = 0
     #: the user's own name for the task (the ``task_id`` of an ETAPA-6 file)
@@ -509,6 +512,8 @@ class Summary(_Wire):
     workers_total: int
     done: bool
     timestamp: Finite
+    #: rows of the database that are no valid task (see `TaskView.damaged`), found at start
+    damaged: int = 0
     #: why queued tasks are not moving, in Spanish (the workers that could run them do
     #: not answer); None when nothing waits for that
     waiting: str | None = None

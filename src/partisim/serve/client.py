@@ -31,12 +31,16 @@ from partisim.serve.queue.specs import (
     load_task_file,
     parse_engine_list,
     parse_int_list,
+    parse_int_values,
     step_warnings,
     sweep,
 )
 from partisim.serve.queue.task import TaskSpec
 from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
 from partisim.serve.results.verify import Check, compare_checksums
+
+#: most task objects in one ``POST /api/tasks`` of `ServerClient.submit`
+SUBMIT_CHUNK = 10_000
 
 __all__ = [
     "ServerClient",
@@ -50,6 +54,7 @@ __all__ = [
     "load_task_document",
     "parse_engine_list",
     "parse_int_list",
+    "parse_int_values",
     "step_warnings",
     "sweep",
     "Check",
@@ -174,11 +179,27 @@ class ServerClient:
     # -- routes -------------------------------------------------------------------
 
     def submit(self, tasks: list[dict[str, Any]] | dict[str, Any], *, batch: str | None = None) -> Submitted:
-        """Queue a list of task objects (or one)."""
-        body: dict[str, Any] = {"tasks": tasks if isinstance(tasks, list) else [tasks]}
-        if batch is not None:
-            body["batch"] = batch
-        return Submitted.model_validate(self._request("POST", "/api/tasks", json=body))
+        """Queue a list of task objects (or one), as one batch. A long list goes in
+        requests of `SUBMIT_CHUNK` tasks (each body well inside serve's size limit), the
+        later ones into the batch the first one made; should one fail, the tasks of the
+        earlier ones stay queued."""
+        items = tasks if isinstance(tasks, list) else [tasks]
+        answers: list[Submitted] = []
+        for start in range(0, max(len(items), 1), SUBMIT_CHUNK):
+            body: dict[str, Any] = {"tasks": items[start : start + SUBMIT_CHUNK]}
+            if batch is not None:
+                body["batch"] = batch
+            answers.append(Submitted.model_validate(self._request("POST", "/api/tasks", json=body)))
+            batch = answers[-1].batch
+        if len(answers) == 1:
+            return answers[0]
+        return Submitted(
+            batch=answers[0].batch,
+            ids=[i for a in answers for i in a.ids],
+            count=sum(a.count for a in answers),
+            warning=answers[-1].warning,
+            warnings=list(dict.fromkeys(w for a in answers for w in a.warnings)),
+        )
 
     def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int | None = None) -> list[TaskView]:
         """The newest tasks (one page: at most ``limit`` and the server's page size);

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from partisim.errors import ParamsError
+from partisim.errors import ParamsError, StorageFull
 from partisim.files import write_atomic
 from partisim.serve.queue.specs import decode_json, read_tasks
 from partisim.serve.queue.store import TaskQueue
@@ -150,7 +150,9 @@ class Inbox:
         while not self._stopping.is_set():
             try:
                 await asyncio.to_thread(self.scan)
-            except Exception:  # a bad file or a full disk must not stop serve
+            except StorageFull as exc:  # the file stays in the inbox: queued once there is space
+                log.warning("bandeja %s: %s", self.folder, exc.message)
+            except Exception:  # a bad file must not stop serve
                 log.exception("error al revisar la bandeja %s", self.folder)
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)

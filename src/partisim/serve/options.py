@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ServeOptions", "DEFAULT_PAGE_SIZE"]
+__all__ = ["ServeOptions", "DEFAULT_PAGE_SIZE", "DEFAULT_MAX_BODY_BYTES"]
 
 #: most tasks in one page of ``GET /api/tasks`` (and per read of an export)
 DEFAULT_PAGE_SIZE = 5000
+#: largest request body serve reads (``--max-body-mb``)
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class ServeOptions:
     ca_file: str | None = None
     #: ``--dask ADDRESS`` (wins over the config's ``dask.address``); None: as the config says
     dask: str | None = None
+    #: seconds to receive one request's headers and body; later: 408 and the connection closed
+    request_timeout: float = 10.0
+    #: open connections at once (the dashboards' event streams count); beyond: 503
+    max_connections: int = 1000
+    #: largest request body (the CLI sends 10 000 tasks per request, about 3 MiB); beyond: 413
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def scheme(self) -> str:

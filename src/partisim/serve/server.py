@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import signal
 import socket
 import sqlite3
 import ssl
@@ -22,16 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 
 from partisim.errors import ConfigError, explain_os_error
 from partisim.fleet import Config, DaskTarget, local_addresses
 from partisim.fleet.advice import NO_ACTIVE_WORKERS
 from partisim.fleet.health import HealthMonitor, WorkerHealth
-from partisim.listen import bind_socket
+from partisim.listen import Listener, bind_socket, run_server
 from partisim.serve.executors.base import Executor
 from partisim.serve.executors.http import HttpFleet
 from partisim.serve.inbox import Inbox
@@ -156,6 +153,7 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
         shutdown_grace=options.shutdown_grace,
         token=options.token,
         secure_cookie=options.tls_cert is not None,
+        max_body_bytes=options.max_body_bytes,
     )
     app.state.options = options
     app.state.config = config
@@ -212,29 +210,6 @@ def _listening(options: ServeOptions, port: int) -> Listening:
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"{options.scheme}://{shown}:{port}"
     return Listening(url=url, dashboard=url + "/")
-
-
-def _absorb(sig: int, frame: Any) -> None:
-    """Placeholder handler: uvicorn installs its own while serving."""
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, plus: on SIGTERM/SIGINT release long-poll requests at once."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI, on_started: Callable[[], None] | None = None) -> None:
-        super().__init__(config)
-        self._app = app
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and self._on_started is not None:
-            self._on_started()
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        log.info("señal %s recibida: parada ordenada", sig)
-        self._app.state.serve.notifier.close()
-        super().handle_exit(sig, frame)
 
 
 @contextmanager
@@ -299,26 +274,24 @@ def _run(
 ) -> None:
     app = build_app(config, options)
     listening = _listening(options, sock.getsockname()[1])
-    server = _Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=max(1, int(options.shutdown_grace)),
-            ssl_certfile=options.tls_cert,
-            ssl_keyfile=options.tls_key,
-            server_header=False,
-        ),
-        app,
-        on_started=(lambda: on_listening(listening)) if on_listening is not None else None,
+    notifier = app.state.serve.notifier
+
+    def on_exit() -> None:
+        log.info("señal recibida: parada ordenada")
+        notifier.close()  # long polls and event streams let go at once
+
+    listener = Listener(
+        request_timeout=options.request_timeout,
+        max_connections=options.max_connections,
+        grace=max(1.0, options.shutdown_grace),
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
+        who="partisim serve",
     )
-    # uvicorn re-raises the stop signal once it has stopped gracefully; absorb it so a
-    # SIGTERM ends serve with exit code 0 after the orderly stop.
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, _absorb) for sig in stop_signals}
-    try:
-        server.run(sockets=[sock])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_server(
+        app,
+        sock,
+        listener,
+        on_started=(lambda: on_listening(listening)) if on_listening is not None else None,
+        on_exit=on_exit,
+    )

@@ -24,7 +24,7 @@ from partisim.errors import ParamsError, PartisimError, explain_validation
 from partisim.fleet import Identity, resolve_identity
 from partisim.protocol import ErrorBody
 from partisim.worker import routes
-from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog
+from partisim.worker.middleware import BearerAuth, RequestLog, worker_body_limit
 from partisim.worker.payload import request_schema
 from partisim.worker.responses import REJECTED_WORDS, error_body, error_response, http_error
 from partisim.worker.service import WorkerService
@@ -123,7 +123,9 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
 
     # Each add_middleware wraps what is already there, so the last one added runs first:
     # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.
-    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused)
+    app.add_middleware(
+        worker_body_limit, max_bytes=settings.limits.max_body_bytes, on_refused=service.metrics.request_refused
+    )
     app.add_middleware(
         BearerAuth, token=settings.token, open_paths=OPEN_PATHS, on_refused=service.metrics.request_refused
     )

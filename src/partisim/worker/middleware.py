@@ -1,4 +1,5 @@
-"""ASGI middleware of the worker: request log, bearer token, body size limit.
+"""ASGI middleware of the worker: request log, bearer token (with a limit on failed
+attempts per client address), body size limit (`listen.guards`).
 
 Plain ASGI (no BaseHTTPMiddleware) so /ping stays cheap.
 """
@@ -6,13 +7,14 @@ Plain ASGI (no BaseHTTPMiddleware) so /ping stays cheap.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["RequestLog", "BearerAuth", "BodyLimit", "json_error", "json_bytes", "printable"]
+from partisim.listen.guards import BodyLimit, FailedAuthLimiter, client_address, json_bytes, json_error
+
+__all__ = ["RequestLog", "BearerAuth", "BodyLimit", "worker_body_limit", "json_error", "json_bytes", "printable"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,32 +25,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("partisim.worker.requests")
 
 
-def json_bytes(data: Any) -> bytes:
-    """Strict JSON (no NaN/Infinity) as UTF-8; a lone surrogate a client sent becomes '?'."""
-    return json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8", errors="replace")
-
-
 def printable(text: str) -> str:
     """`text` safe for one log line: control characters escaped."""
     return text if text.isprintable() else text.encode("unicode_escape", errors="replace").decode("ascii")
-
-
-async def json_error(
-    send: Send, code: int, status: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = json_bytes({"status": status, "error": message})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class RequestLog:
@@ -97,11 +76,13 @@ class BearerAuth:
         token: str | None,
         open_paths: frozenset[str],
         on_refused: Callable[[int], None] | None = None,
+        limiter: FailedAuthLimiter | None = None,
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.open_paths = open_paths
         self.on_refused = on_refused
+        self.limiter = limiter or FailedAuthLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,10 +100,20 @@ class BearerAuth:
                 if scheme.lower() == b"bearer":
                     given = rest.strip()
                 break
-        # compare_digest: the time taken does not tell how much of the token matched
-        state["authorized"] = bool(given) and hmac.compare_digest(given, self.token)
+        address = client_address(scope)
+        wait = self.limiter.retry_after(address) if given else 0.0
+        # compare_digest: the time taken does not tell how much of the token matched; an
+        # address out of attempts is not even compared (guessing runs at the refill rate)
+        state["authorized"] = bool(given) and wait == 0 and hmac.compare_digest(given, self.token)
+        if given and not state["authorized"] and wait == 0:
+            self.limiter.failed(address)
         if state["authorized"] or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
+            return
+        if wait > 0:
+            if self.on_refused:
+                self.on_refused(429)
+            await self.limiter.refuse(send, wait)
             return
         if self.on_refused:
             self.on_refused(401)
@@ -134,60 +125,12 @@ class BearerAuth:
         await json_error(send, 401, "unauthorized", message, [(b"www-authenticate", b"Bearer")])
 
 
-class BodyLimit:
-    """Read request bodies up to `max_bytes` and refuse larger ones with 422 before any parsing."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, on_refused: Callable[[int], None] | None = None) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.on_refused = on_refused
-
-    async def _refuse(self, send: Send) -> None:
-        if self.on_refused:
-            self.on_refused(422)
-        await json_error(
-            send,
-            422,
-            "invalid",
-            f"el cuerpo de la petición supera el límite de este worker (max_body_bytes = {self.max_bytes} bytes)",
-            [(b"connection", b"close")],
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await self._refuse(send)
-                    return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for a disconnect
-
-        await self.app(scope, replay, send)
+def worker_body_limit(app: ASGIApp, max_bytes: int, on_refused: Callable[[int], None] | None = None) -> BodyLimit:
+    """The worker's body limit: 422 (its contract), naming its ``max_body_bytes``."""
+    return BodyLimit(
+        app,
+        max_bytes,
+        on_refused,
+        status=422,
+        message=f"el cuerpo de la petición supera el límite de este worker (max_body_bytes = {max_bytes} bytes)",
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 from partisim.defaults import DEFAULT_CONFIG_PATH, SIM_IMAGE
 from partisim.errors import ConfigError, explain_os_error
+from partisim.fleet.tokens import check_server_token
 
 __all__ = [
     "WorkerSettings",
@@ -426,8 +427,10 @@ def build_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, s
     token_file = values.pop("token_file", None)
     if token_file:
         token = _read_token_file(token_file)
+        check_server_token(token, f"--token-file {token_file}")
     elif env.get("PARTISIM_TOKEN", "").strip():
         token = env["PARTISIM_TOKEN"].strip()
+        check_server_token(token, "PARTISIM_TOKEN")
     _check_tls(values.get("tls_cert"), values.get("tls_key"))
     limits = Limits(**{k: values.pop(k) for k in list(values) if k in _LIMIT_FIELDS})
     # --config or PARTISIM_CONFIG given (not the default): a missing file is then an error

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from partisim.protocol import BatchInfo
-from partisim.serve.queue.rows import FLAT_SQL, TASK_COLUMNS, VIEW_JSON, Selection, distinct_warnings, row_to_task
+from partisim.serve.queue.rows import (
+    DAMAGED_SQL,
+    FLAT_SQL,
+    TASK_COLUMNS,
+    VIEW_JSON,
+    Selection,
+    distinct_warnings,
+    row_to_task,
+    safe_json,
+)
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
 from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
@@ -99,7 +108,7 @@ class TaskReads:
 
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
-        where, args = selection.where()
+        where, args = selection.where(f"NOT {DAMAGED_SQL}")  # a damaged row is never re-run
         rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
         return [row_to_task(r) for r in rows]
 
@@ -153,16 +162,17 @@ class TaskReads:
             f" json_remove(params, '$.{PARTICLES_KEY}', '$.{STEPS_KEY}', '$.{SEED_KEY}'), used, runner, cpu, busy,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w),"
             " MIN(t), json_group_array(t), json_group_array(DISTINCT worker)"
-            " FROM (SELECT batch, benchmark, params, worker, json_extract(result, '$.simulation_time') AS t,"
-            "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
-            "       COALESCE(json_extract(result, '$.runner'), '') AS runner,"
+            " FROM (SELECT batch, benchmark, params, worker, json_extract(r, '$.simulation_time') AS t,"
+            "       COALESCE(json_extract(r, '$.threads'), 1) AS used,"
+            "       COALESCE(json_extract(r, '$.runner'), '') AS runner,"
             "       COALESCE((SELECT json_extract(data, '$.cpu_model') FROM machines"
-            "                 WHERE machines.id = json_extract(result, '$.environment.machine_id')), '') AS cpu,"
-            "       COALESCE(json_extract(result, '$.environment.contended'), 0) AS busy,"
-            "       json_extract(result, '$.particle_collisions') AS pc,"
-            "       json_extract(result, '$.kinetic_energy') AS ke,"
-            "       json_extract(result, '$.warnings') AS w"
-            "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
+            "                 WHERE machines.id = json_extract(r, '$.environment.machine_id')), '') AS cpu,"
+            "       COALESCE(json_extract(r, '$.environment.contended'), 0) AS busy,"
+            "       json_extract(r, '$.particle_collisions') AS pc,"
+            "       json_extract(r, '$.kinetic_energy') AS ke,"
+            "       json_extract(r, '$.warnings') AS w"
+            "       FROM (SELECT *, SAFE_RESULT AS r FROM tasks)"
+            "       WHERE status = ? AND verify_of IS NULL AND json_valid(params){where})"
             " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
         )
         chunks: list[list[str] | None] = (
@@ -176,7 +186,7 @@ class TaskReads:
             if chunk is not None:
                 where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
                 args.extend(chunk)
-            rows = self._read(sql.format(where=where), args)
+            rows = self._read(sql.replace("SAFE_RESULT", safe_json("result")).format(where=where), args)
             out.extend(
                 TimeStats(
                     b,

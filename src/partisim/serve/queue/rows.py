@@ -5,12 +5,13 @@ export's flat columns). Shared by the store and its read model."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus
-from partisim.serve.queue.task import Task, queue_status
+from partisim.serve.queue.task import FAILED, STATUSES, Task, queue_status
 from partisim.sim.environment import MachineEnvironment
 from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
@@ -23,7 +24,12 @@ __all__ = [
     "FLAT_SQL",
     "FLAT_BOOLEANS",
     "VIEW_JSON",
+    "DAMAGED_SQL",
+    "safe_json",
+    "find_damaged",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def stored_result(result: ExecuteResult) -> tuple[ExecuteResult, MachineEnvironment | None]:
@@ -47,9 +53,51 @@ def distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def safe_json(column: str) -> str:
+    """The column as stored when it is valid JSON, else NULL: one malformed row must not
+    make a query over many fail (SQLite's JSON functions raise on malformed text)."""
+    return f"(CASE WHEN json_valid({column}) THEN {column} END)"
+
+
+_STATUS_LIST = ", ".join(f"'{s}'" for s in STATUSES)
+#: a row SQLite accepts but that is no valid task: an unknown status or malformed JSON
+DAMAGED_SQL = (
+    f"(status NOT IN ({_STATUS_LIST}) OR NOT json_valid(params)"
+    " OR (result IS NOT NULL AND NOT json_valid(result))"
+    " OR (foreign_result IS NOT NULL AND NOT json_valid(foreign_result))"
+    " OR (extra_runs IS NOT NULL AND NOT json_valid(extra_runs)))"
+)
+#: why a row is damaged (NULL when it is not), in the words a user reads
+_DAMAGE_SQL = (
+    f"CASE WHEN status NOT IN ({_STATUS_LIST}) THEN 'fila dañada: estado desconocido ' || quote(status)"
+    " WHEN NOT json_valid(params) THEN 'fila dañada: params no es JSON válido'"
+    " WHEN result IS NOT NULL AND NOT json_valid(result) THEN 'fila dañada: result no es JSON válido'"
+    " WHEN foreign_result IS NOT NULL AND NOT json_valid(foreign_result)"
+    " THEN 'fila dañada: foreign_result no es JSON válido'"
+    " WHEN extra_runs IS NOT NULL AND NOT json_valid(extra_runs) THEN 'fila dañada: extra_runs no es JSON válido'"
+    " END"
+)
+
+
+def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
+    """The ids of the damaged rows (one walk of the table, when the queue opens), reported in the log."""
+    ids = [str(r[0]) for r in db.execute(f"SELECT id FROM tasks WHERE {DAMAGED_SQL} ORDER BY seq")]
+    if ids:
+        shown = ", ".join(ids[:10]) + (f" y {len(ids) - 10} más" if len(ids) > 10 else "")
+        log.warning(
+            "la base de datos %s tiene %d filas dañadas (estado desconocido o JSON mal formado): %s; "
+            "se muestran como dañadas y no se ejecutan; el resto de la cola sigue en servicio",
+            path,
+            len(ids),
+            shown,
+        )
+    return ids
+
+
 #: what `row_to_task` reads: the row, and the static part of its result's environment
 TASK_COLUMNS = (
-    "*, (SELECT data FROM machines WHERE machines.id = json_extract(result, '$.environment.machine_id')) AS machine"
+    "*, (SELECT data FROM machines WHERE machines.id ="
+    " json_extract(CASE WHEN json_valid(result) THEN result END, '$.environment.machine_id')) AS machine"
 )
 
 
@@ -64,14 +112,42 @@ def _result(row: sqlite3.Row) -> ExecuteResult | None:
     return result.model_copy(update={"environment": env.model_copy(update={"machine": machine})})
 
 
+def _decoded(row: sqlite3.Row, problems: list[str]) -> dict[str, Any]:
+    """The JSON columns of a row, decoded; what cannot be is left out and named in ``problems``."""
+    out: dict[str, Any] = {"params": {}, "result": None, "foreign_result": None, "extra_runs": ()}
+    readers: dict[str, Any] = {
+        "params": lambda text: dict(json.loads(text)),
+        "result": lambda _text: _result(row),
+        "foreign_result": ForeignResult.model_validate_json,
+        "extra_runs": lambda text: tuple(str(w) for w in json.loads(text)),
+    }
+    for name, read in readers.items():
+        text = row[name]
+        if text is None or (name == "extra_runs" and not text):
+            continue
+        try:
+            out[name] = read(text)
+        except (ValueError, TypeError, RecursionError):
+            problems.append(f"{name} no es válido")
+    return out
+
+
 def row_to_task(row: sqlite3.Row) -> Task:
+    """The row as a `Task`; a damaged one (unknown status, malformed JSON) comes back
+    failed, with ``damaged`` saying why, so it is shown and never run."""
+    problems: list[str] = []
+    status = row["status"]
+    if status not in STATUSES:
+        problems.append(f"estado desconocido {str(status)[:40]!r}")
+    decoded = _decoded(row, problems)
+    damaged = "fila dañada: " + "; ".join(problems) if problems else None
     return Task(
         id=row["id"],
         seq=row["seq"],
         batch=row["batch"],
-        status=queue_status(row["status"]),
+        status=FAILED if damaged else queue_status(status),
         benchmark=row["benchmark"],
-        params=json.loads(row["params"]),
+        params=decoded["params"],
         timeout=row["timeout"],
         verify_of=row["verify_of"],
         exclude_worker=row["exclude_worker"],
@@ -85,13 +161,12 @@ def row_to_task(row: sqlite3.Row) -> Task:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        result=_result(row),
-        error=row["error"],
-        foreign_result=(
-            ForeignResult.model_validate_json(row["foreign_result"]) if row["foreign_result"] is not None else None
-        ),
-        extra_runs=tuple(json.loads(row["extra_runs"])) if row["extra_runs"] else (),
+        result=decoded["result"],
+        error=damaged or row["error"],
+        foreign_result=decoded["foreign_result"],
+        extra_runs=decoded["extra_runs"],
         threads=row["threads"],
+        damaged=damaged,
         priority=row["priority"],
         label=row["label"],
     )
@@ -129,22 +204,26 @@ class Selection:
 #: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
 #: success), less one
 _DUPLICATES = (
-    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(extra_runs))"
-    " + (status = 'success' AND worker IS NOT NULL"
-    " AND NOT EXISTS (SELECT 1 FROM json_each(extra_runs) WHERE value = worker)) - 1)"
+    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(CASE WHEN json_valid(extra_runs) THEN extra_runs END))"
+    " + (status = 'success' AND worker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+    " json_each(CASE WHEN json_valid(extra_runs) THEN extra_runs END) WHERE value = worker)) - 1)"
 )
+
+
+_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
 
 
 def _outcome(field: str) -> str:
     """A field of the result, verifiable or else foreign (`results.flatten` reads either)."""
-    return f"COALESCE(json_extract(result, '$.{field}'), json_extract(foreign_result, '$.{field}'))"
+    return f"COALESCE(json_extract({_RESULT}, '$.{field}'), json_extract({_FOREIGN}, '$.{field}'))"
 
 
-#: a result's JSON with its environment's static part put back from ``machines``
+#: a result's JSON with its environment's static part put back from ``machines`` (NULL
+#: when the stored text is not JSON: a damaged row)
 _RESULT_JSON = (
-    "CASE WHEN json_extract(result, '$.environment.machine_id') IS NULL THEN result"
-    " ELSE json_set(result, '$.environment.machine', (SELECT json(data) FROM machines"
-    " WHERE machines.id = json_extract(result, '$.environment.machine_id'))) END"
+    f"CASE WHEN json_extract({_RESULT}, '$.environment.machine_id') IS NULL THEN {_RESULT}"
+    f" ELSE json_set({_RESULT}, '$.environment.machine', (SELECT json(data) FROM machines"
+    f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))) END"
 )
 
 
@@ -152,7 +231,7 @@ def _machine(field: str) -> str:
     """A field of the static part of a result's environment."""
     return (
         f"(SELECT json_extract(data, '$.{field}') FROM machines"
-        " WHERE machines.id = json_extract(result, '$.environment.machine_id'))"
+        f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))"
     )
 
 
@@ -162,9 +241,9 @@ FLAT_SQL = {
     "batch": "batch",
     "status": "status",
     "engine": f"COALESCE({_outcome('engine')}, benchmark)",
-    "particles": f"json_extract(params, '$.{PARTICLES_KEY}')",
-    "steps": f"json_extract(params, '$.{STEPS_KEY}')",
-    "seed": f"json_extract(params, '$.{SEED_KEY}')",
+    "particles": f"json_extract({_PARAMS}, '$.{PARTICLES_KEY}')",
+    "steps": f"json_extract({_PARAMS}, '$.{STEPS_KEY}')",
+    "seed": f"json_extract({_PARAMS}, '$.{SEED_KEY}')",
     "worker": "worker",
     "attempts": "attempts",
     "simulation_time": _outcome("simulation_time"),
@@ -172,24 +251,24 @@ FLAT_SQL = {
     "particle_collisions": _outcome("particle_collisions"),
     "wall_collisions": _outcome("wall_collisions"),
     "kinetic_energy": _outcome("kinetic_energy"),
-    "checksum": "json_extract(result, '$.checksum')",
-    "error": "CASE WHEN status != 'success' THEN error END",
+    "checksum": f"json_extract({_RESULT}, '$.checksum')",
+    "error": f"COALESCE({_DAMAGE_SQL}, CASE WHEN status != 'success' THEN error END)",
     "verify_of": "verify_of",
     "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
-    "threads": "json_extract(result, '$.threads')",  # used (a verifiable result's)
-    "threads_requested": "COALESCE(json_extract(result, '$.threads_requested'), threads)",
-    "threads_reason": "json_extract(result, '$.threads_reason')",
+    "threads": f"json_extract({_RESULT}, '$.threads')",  # used (a verifiable result's)
+    "threads_requested": f"COALESCE(json_extract({_RESULT}, '$.threads_requested'), threads)",
+    "threads_reason": f"json_extract({_RESULT}, '$.threads_reason')",
     # 1/0, or empty for a result without environment
-    "contended": "json_extract(result, '$.environment.contended')",
-    "contended_by": "(SELECT group_concat(value, ' ') FROM json_each(result, '$.environment.contended_by'))",
-    "load_start": "json_extract(result, '$.environment.load_start')",
-    "load_end": "json_extract(result, '$.environment.load_end')",
-    "runner": "json_extract(result, '$.runner')",
-    "machine_id": "json_extract(result, '$.environment.machine_id')",
+    "contended": f"json_extract({_RESULT}, '$.environment.contended')",
+    "contended_by": f"(SELECT group_concat(value, ' ') FROM json_each({_RESULT}, '$.environment.contended_by'))",
+    "load_start": f"json_extract({_RESULT}, '$.environment.load_start')",
+    "load_end": f"json_extract({_RESULT}, '$.environment.load_end')",
+    "runner": f"json_extract({_RESULT}, '$.runner')",
+    "machine_id": f"json_extract({_RESULT}, '$.environment.machine_id')",
     "cpu_model": _machine("cpu_model"),
     # joined as `results.WARNINGS_SEPARATOR` joins them
-    "warnings": "(SELECT group_concat(value, ' | ') FROM json_each(result, '$.warnings'))",
+    "warnings": f"(SELECT group_concat(value, ' | ') FROM json_each({_RESULT}, '$.warnings'))",
 }
 #: the flat columns that are booleans
 FLAT_BOOLEANS = frozenset({"verifiable", "contended"})
@@ -205,13 +284,15 @@ def _real(expr: str) -> str:
 #: and the result go in as stored (json() keeps their numbers' text), so a page or an
 #: export of many rows decodes and validates nothing in Python
 VIEW_JSON = (
-    "json_object('id', id, 'seq', seq, 'batch', batch, 'status', status, 'benchmark', benchmark,"
-    " 'params', json(params), 'worker', worker, 'attempts', attempts, 'max_attempts', max_attempts,"
+    f"json_object('id', id, 'seq', seq, 'batch', batch,"
+    f" 'status', CASE WHEN {DAMAGED_SQL} THEN 'failed' ELSE status END, 'benchmark', benchmark,"
+    f" 'params', json(COALESCE({_PARAMS}, '{{}}')), 'worker', worker,"
+    " 'attempts', attempts, 'max_attempts', max_attempts,"
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
     f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
     f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
-    f" 'result', json({_RESULT_JSON}), 'error', error, 'verify_of', verify_of,"
+    f" 'result', json({_RESULT_JSON}), 'error', COALESCE({_DAMAGE_SQL}, error), 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads,"
-    " 'priority', priority, 'label', label)"
+    f" 'foreign_result', json({_FOREIGN}), 'duplicates', {_DUPLICATES}, 'threads', threads,"
+    f" 'priority', priority, 'label', label, 'damaged', {_DAMAGE_SQL})"
 )

@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from partisim.errors import ParamsError, explain_json_error, explain_os_error
+from partisim.listen.guards import JsonRefused, loads_json
 from partisim.serve.queue.etapa6 import etapa6_wrapper, is_etapa6_task, parse_label, parse_priority, task_fields
 from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
@@ -40,6 +41,8 @@ __all__ = [
     "load_task_file",
     "sweep",
     "parse_int_list",
+    "parse_int_values",
+    "IntValues",
     "parse_engine_list",
     "decode_json",
     "step_warnings",
@@ -99,7 +102,12 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
         )
     try:
         engine = resolve_engine(name)
-        params = parse_params(obj.get("params") or {}).to_api()
+        raw = obj.get("params")
+        if raw is not None and not isinstance(raw, Mapping):
+            raise ParamsError(
+                f"params debe ser un objeto JSON (clave: valor); se recibió {str(raw)[:60]}", field="params"
+            )
+        params = parse_params(raw or {}).to_api()
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
     repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
@@ -145,6 +153,8 @@ def read_tasks(data: Any, source: str = "la petición") -> TaskDocument:
     if not data:
         raise ParamsError(f"{source}: la lista de tareas está vacía")
     specs: list[TaskSpec] = []
+    if len(data) > MAX_TASKS:
+        raise ParamsError(f"{source}: {len(data)} tareas (máximo {MAX_TASKS} por envío)")
     labels: dict[str, int] = {}
     for k, obj in enumerate(data, start=1):
         found = parse_task(obj, f"{source}, tarea {k}")
@@ -157,9 +167,11 @@ def read_tasks(data: Any, source: str = "la petición") -> TaskDocument:
                     field="task_id",
                 )
             labels[label] = k
+        if len(specs) + len(found) > MAX_TASKS:
+            raise ParamsError(
+                f"{source}: al menos {len(specs) + len(found)} tareas contando repeat (máximo {MAX_TASKS} por envío)"
+            )
         specs.extend(found)
-        if len(specs) > MAX_TASKS:
-            raise ParamsError(f"{source}: demasiadas tareas (máximo {MAX_TASKS} por envío)")
     return TaskDocument(specs, warnings)
 
 
@@ -217,24 +229,64 @@ def load_task_document(path: str | Path) -> TaskDocument:
 
 
 def decode_json(text: str, source: str) -> Any:
+    """A task file's JSON; `ParamsError` naming the file when it is not JSON or nests too deep."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParamsError(f"{source}: {explain_json_error(exc)}") from None
+        return loads_json(text)
+    except JsonRefused as exc:
+        cause = exc.__context__
+        if isinstance(cause, json.JSONDecodeError):
+            raise ParamsError(f"{source}: {explain_json_error(cause)}") from None
+        raise ParamsError(f"{source}: {exc}") from None
 
 
 # -- sweeps -------------------------------------------------------------------------
 
 
-def parse_int_list(text: str, what: str) -> list[int]:
-    """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> integers, in order, without repeats."""
-    values: list[int] = []
+class IntValues:
+    """Integers given as values and ranges (``"1-3,7"``), held as ranges: their number
+    is known without listing them, so a sweep is counted before anything is built.
+    Iterating yields each distinct value once, in the order given."""
+
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        self.spans = tuple(spans)
+        merged: list[list[int]] = []
+        for low, high in sorted(self.spans):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self._count = sum(high - low + 1 for low, high in merged)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[int]:
+        if len(self.spans) == 1:
+            low, high = self.spans[0]
+            yield from range(low, high + 1)
+            return
+        seen: set[int] = set()
+        for low, high in self.spans:
+            for value in range(low, high + 1):
+                if value not in seen:
+                    seen.add(value)
+                    yield value
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int) and any(low <= value <= high for low, high in self.spans)
+
+
+def parse_int_values(text: str, what: str) -> IntValues:
+    """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> the integers, as ranges (nothing listed)."""
+    spans: list[tuple[int, int]] = []
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) > 1 and not all(parts):
-        raise ParamsError(f"{what}: hay un valor vacío entre comas en {str(text).strip()!r}")
+        raise ParamsError(f"{what}: hay un valor vacío entre comas en {str(text).strip()[:80]!r}")
     for part in parts:
         if not part:
             continue
+        if len(part) > 41:  # two 20-digit numbers and a dash
+            raise ParamsError(f"{what}: valor demasiado largo {part[:40]!r}...")
         try:
             if "-" in part[1:]:
                 low_s, high_s = part.split("-", 1) if not part.startswith("-") else (part, "")
@@ -243,16 +295,25 @@ def parse_int_list(text: str, what: str) -> list[int]:
                     raise ParamsError(f"{what}: rango vacío {part!r} (el inicio supera al final)")
                 if high - low >= MAX_TASKS:
                     raise ParamsError(f"{what}: rango demasiado grande {part!r}")
-                values.extend(range(low, high + 1))
+                spans.append((low, high))
             else:
-                values.append(int(part))
+                value = int(part)
+                spans.append((value, value))
         except ValueError:
             raise ParamsError(
-                f"{what}: valor inválido {part!r}; use enteros separados por comas o un rango como 1-10"
+                f"{what}: valor inválido {part[:40]!r}; use enteros separados por comas o un rango como 1-10"
             ) from None
-    if not values:
+    if not spans:
         raise ParamsError(f"{what}: indique al menos un valor")
-    return list(dict.fromkeys(values))
+    values = IntValues(spans)
+    if len(values) > MAX_TASKS:
+        raise ParamsError(f"{what}: {len(values)} valores (máximo {MAX_TASKS} tareas por envío)")
+    return values
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> integers, in order, without repeats."""
+    return list(parse_int_values(text, what))
 
 
 def parse_engine_list(text: str, what: str = "--engines") -> list[str]:
@@ -266,11 +327,16 @@ def parse_engine_list(text: str, what: str = "--engines") -> list[str]:
         raise ParamsError(f"{what}: {exc.message}", field="engines") from None
 
 
+def _factors(engines: Sized, particles: Sized, steps: Sized, seeds: Sized, repeat: int) -> str:
+    text = f"{len(engines)} motores x {len(particles)} partículas x {len(steps)} pasos x {len(seeds)} semillas"
+    return text + (f" x {repeat} repeticiones" if repeat > 1 else "")
+
+
 def sweep(
     engines: Sequence[str],
-    particles: Iterable[int],
-    steps: Iterable[int],
-    seeds: Iterable[int],
+    particles: Collection[int],
+    steps: Collection[int],
+    seeds: Collection[int],
     *,
     repeat: int = 1,
     timeout: float | None = None,
@@ -286,12 +352,18 @@ def sweep(
     repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
     threads = _positive_int(threads, "--threads", high=MAX_THREADS)
     timeout = _timeout(timeout, "--timeout")
-    engines = [resolve_engine(e) for e in engines]
-    combos = list(itertools.product(engines, list(particles), list(steps), list(seeds)))
-    if not combos:
+    engines = list(dict.fromkeys(resolve_engine(e) for e in engines))
+    # counted before anything is built: 1-99999 x 1-99999 is 10^10 tasks, refused here
+    count = len(engines) * len(particles) * len(steps) * len(seeds) * repeat
+    if count == 0:
         raise ParamsError("el barrido no produce ninguna tarea")
-    if len(combos) * repeat > MAX_TASKS:
-        raise ParamsError(f"el barrido produce {len(combos) * repeat} tareas (máximo {MAX_TASKS})")
+    if count > MAX_TASKS:
+        raise ParamsError(
+            f"el barrido produce {count} tareas ({_factors(engines, particles, steps, seeds, repeat)}); "
+            f"el máximo es {MAX_TASKS} por envío",
+            field="sweep",
+        )
+    combos = itertools.product(engines, particles, steps, seeds)
     base = dict(params or {})
     specs: list[TaskSpec] = []
     for engine, n, s, seed in combos:

@@ -24,13 +24,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskResult
+from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import TASK_COLUMNS, Selection, row_to_task, stored_result
+from partisim.serve.queue.rows import TASK_COLUMNS, Selection, find_damaged, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -145,7 +146,7 @@ class TaskQueue:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout=30000")
         if verify:
-            self._verify()
+            quick_check(self._db)  # a damaged file fails here, not in the middle of serving
         self._check_table()  # before anything is written to the file
         # WAL + synchronous=NORMAL: a killed process loses nothing that was committed;
         # only an OS crash could lose the last transactions.
@@ -155,6 +156,8 @@ class TaskQueue:
             self._migrate()
             self._db.executescript(_SCHEMA)
             self.tally = self._read_tally()
+            #: rows SQLite accepts that are no valid task (unknown status, malformed JSON)
+            self.damaged = find_damaged(self._db, self.path)
         #: the read model: pages, exports, batches, statistics (a connection of its own)
         self.reads = TaskReads(self.path)
 
@@ -162,7 +165,8 @@ class TaskQueue:
         """The in-memory counts, from the table (each query walks one index)."""
         tally = Tally(STATUSES, _ACTIVITY)
         for batch, status, n in self._db.execute("SELECT batch, status, COUNT(*) FROM tasks GROUP BY batch, status"):
-            tally.add(batch, status, n)
+            if status in STATUSES:  # a damaged row's unknown status counts nowhere (`damaged`)
+                tally.add(batch, status, n)
         for worker, status, n in self._db.execute(
             "SELECT worker, status, COUNT(*) FROM tasks WHERE status IN (?, ?) AND worker IS NOT NULL"
             " GROUP BY worker, status",
@@ -178,24 +182,19 @@ class TaskQueue:
             tally.count_finished(int(second), n)
         return tally
 
-    def _verify(self) -> None:
-        """A damaged file fails here, not in the middle of serving."""
-        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
-        if problems != ["ok"]:
-            lines = [x.strip() for p in problems for x in p.splitlines() if x.strip() and not x.startswith("***")]
-            raise sqlite3.DatabaseError("; ".join(lines)[:300] or "comprobación de integridad fallida")
-
     def _columns(self) -> set[str]:
         return {str(r[1]) for r in self._db.execute("PRAGMA table_info(tasks)").fetchall()}
 
     def _check_table(self) -> None:
-        """A `tasks` table of some other program is not ours to change."""
+        """A database of another program (no `tasks` table, or not ours) is refused untouched."""
         columns = self._columns()
         missing = _CORE_COLUMNS - columns
         if columns and missing:
             raise sqlite3.DatabaseError(
                 f"su tabla tasks no es de partisim (le faltan las columnas {', '.join(sorted(missing))})"
             )
+        if not columns:
+            refuse_foreign(self._db)
 
     def _migrate(self) -> None:
         """Columns added since the first version (a table made by an older partisim)."""
@@ -231,8 +230,9 @@ class TaskQueue:
             yield
             self._db.execute("COMMIT")
         except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            with suppress(sqlite3.OperationalError):  # SQLite may have rolled back by itself (a full disk)
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             raise
 
     def _transition(
@@ -280,7 +280,7 @@ class TaskQueue:
                     spec.label,
                 )
             )
-        with self._lock:
+        with self._lock, storage_full_as(self.path):
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
@@ -310,7 +310,7 @@ class TaskQueue:
         return self._select(
             # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
             f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
-            " ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
+            " AND json_valid(params) ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
 

@@ -49,8 +49,13 @@ def queue_status(text: str) -> QueueStatus:
 
 
 def new_batch_id(prefix: str = "b") -> str:
-    """A short, sortable, unique batch id such as ``b-20240521-134501-3f9a``."""
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    """A short, sortable batch id such as ``b-20240521-134501-k3w9x2m7qa4tz``: the second
+    it was made, then 65 random bits (13 base-32 characters, no look-alike letters), so
+    two ids never collide, however many are made in one second."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base 32: no i, l, o, u
+    bits = secrets.randbits(65)
+    tail = "".join(alphabet[(bits >> (5 * k)) & 31] for k in range(13))
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{tail}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class Task:
     foreign_result: ForeignResult | None = None
     extra_runs: tuple[str, ...] = ()
     threads: int = 1
+    #: why the row is not a valid task (`rows.row_to_task`); None: intact
+    damaged: str | None = None
     priority: int = 0
     label: str | None = None
 
@@ -144,6 +151,7 @@ class Task:
             foreign_result=self.foreign_result,
             duplicates=self.duplicates,
             threads=self.threads,
+            damaged=self.damaged,
             priority=self.priority,
             label=self.label,
         )

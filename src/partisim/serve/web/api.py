@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from partisim import __version__
 from partisim.errors import ParamsError
 from partisim.fleet.advice import queued_without_workers
+from partisim.listen.guards import JsonRefused, loads_json
 from partisim.protocol import QueueStatus, Submitted, WorkerList
 from partisim.protocol.serve_api import (
     VERIFY_MAX,
@@ -49,6 +51,8 @@ SMALL_BODY_BYTES = 4096
 SMALL_SUBMISSION = 64
 #: a long-polled summary answers at most this often while tasks keep finishing
 SUMMARY_MIN_INTERVAL_S = 0.25
+#: the largest integer SQLite stores (a cursor beyond it cannot be a seq)
+SQLITE_MAX_INT = 2**63 - 1
 #: the number of rows an export will hold (sent before the rows, for a progress bar)
 TOTAL_HEADER = "X-Total-Count"
 
@@ -71,9 +75,9 @@ def _limit(raw: str | None, default: int = 1000) -> int:
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else -1
     except ValueError:
-        raise ParamsError(f"limit debe ser un número entero (recibido {raw!r})", field="limit") from None
+        raise ParamsError(f"limit debe ser un número entero (recibido {raw[:40]!r})", field="limit") from None
     if not 1 <= value <= 100_000:
         raise ParamsError("limit debe estar entre 1 y 100000", field="limit")
     return value
@@ -82,13 +86,24 @@ def _limit(raw: str | None, default: int = 1000) -> int:
 def _cursor(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
+    # SQLite's integers are 64-bit: a longer number is refused before Python builds it
+    if len(raw) > 20:
+        raise ParamsError(f"{name} debe ser un número entero entre 0 y {SQLITE_MAX_INT}", field=name)
     try:
         value = int(raw)
     except ValueError:
         raise ParamsError(f"{name} debe ser un número entero (recibido {raw!r})", field=name) from None
-    if value < 0:
-        raise ParamsError(f"{name} no puede ser negativo", field=name)
+    if not 0 <= value <= SQLITE_MAX_INT:
+        raise ParamsError(f"{name} debe ser un número entero entre 0 y {SQLITE_MAX_INT}", field=name)
     return value
+
+
+def _body_json(raw: bytes, expected: str) -> Any:
+    """The JSON of a request body; 422 naming what is wrong (not JSON, too deep)."""
+    try:
+        return loads_json(raw)
+    except JsonRefused as exc:
+        raise ParamsError(f"{exc}; se espera {expected}") from None
 
 
 def _flag(raw: str | None, name: str) -> bool:
@@ -122,10 +137,7 @@ def _status_filter(raw: str | None) -> QueueStatus | None:
 async def submit_tasks(request: Request) -> Response:
     state = state_of(request)
     raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return error_response(422, 'el cuerpo debe ser JSON: una tarea, una lista o {"tasks": [...]}')
+    body = _body_json(raw, 'una tarea, una lista o {"tasks": [...]}')
     # A few tasks are cheaper to handle here than through a thread hop; thousands are
     # validated and inserted in a thread so the event loop keeps dispatching.
     if len(raw) <= SMALL_BODY_BYTES:
@@ -278,10 +290,7 @@ async def verify(request: Request) -> Response:
 def _verify_request(raw: bytes) -> VerifyRequest | Response:
     """The body of ``POST /api/verify``, or the 422 that names what is wrong with it."""
     shape = '{"batch": ..., "count": K}'
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        return error_response(422, f"el cuerpo debe ser JSON: {shape}")
+    body = _body_json(raw or b"{}", shape)
     if not isinstance(body, dict):
         return error_response(422, f"el cuerpo debe ser un objeto JSON: {shape}")
     try:

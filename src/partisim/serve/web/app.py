@@ -4,6 +4,7 @@ inbox) around the server."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
@@ -13,10 +14,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
-from partisim.errors import ParamsError, explain_validation
+from partisim.errors import ParamsError, StorageFull, explain_validation
+from partisim.listen.guards import BodyLimit
+from partisim.serve.options import DEFAULT_MAX_BODY_BYTES
+from partisim.serve.queue.disk import is_disk_full
 from partisim.serve.web import api, dashboard, frames, metrics
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
+from partisim.serve.web.openapi import document
 from partisim.serve.web.responses import error_response
 
 __all__ = ["create_app"]
@@ -33,11 +38,13 @@ def create_app(
     close_queue: bool = True,
     token: str | None = None,
     secure_cookie: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The serve app. Its lifespan starts the scheduler (which starts the executor) and
     the ``on_startup`` hooks, and stops them in reverse order; the queue is closed last
     (in-flight tasks record their outcome while the scheduler stops). With a ``token``,
-    every route needs it (`auth.ServeAuth`); ``secure_cookie`` when served over TLS."""
+    every route needs it (`auth.ServeAuth`); ``secure_cookie`` when served over TLS.
+    Bodies above ``max_body_bytes`` get 413 before they are read whole."""
     state.scheduler.add_listener(state.notifier.task_finished)
     startup, shutdown = list(on_startup), list(on_shutdown)
 
@@ -84,11 +91,24 @@ def create_app(
         # still logs the traceback: the middleware raises the exception again)
         return error_response(500, "error interno de partisim serve; vea su registro")
 
+    @app.exception_handler(StorageFull)
+    async def _storage_full(request: Request, exc: StorageFull) -> Response:
+        return error_response(507, exc.message)
+
+    @app.exception_handler(sqlite3.Error)
+    async def _database_error(request: Request, exc: sqlite3.Error) -> Response:
+        if is_disk_full(exc):  # a change outside `storage_full_as` (cancel, say)
+            return error_response(507, StorageFull(str(state.queue.path)).message)
+        raise exc  # a bug: the generic handler answers 500 and the log has the traceback
+
     app.include_router(api.router)
     app.include_router(frames.router)
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     metrics.install(state)
+    document(app)
+    # the last added runs first: the token is checked before any body is read
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if token:
         app.add_middleware(ServeAuth, token=token, secure_cookie=secure_cookie)
     return app

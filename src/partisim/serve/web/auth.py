@@ -28,6 +28,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from partisim.listen.guards import FailedAuthLimiter, client_address
+
 __all__ = ["ServeAuth", "SESSION_COOKIE", "SESSION_S", "session_cookie", "valid_session"]
 
 log = logging.getLogger(__name__)
@@ -120,11 +122,20 @@ async def _redirect(send: Send, location: bytes, headers: list[tuple[bytes, byte
 class ServeAuth:
     """ASGI middleware: the token (bearer or session cookie) in front of the whole app."""
 
-    def __init__(self, app: ASGIApp, token: str | None, *, secure_cookie: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        *,
+        secure_cookie: bool = False,
+        limiter: FailedAuthLimiter | None = None,
+    ) -> None:
         self.app = app
         self.token = token
         self._token = token.encode() if token else b""
         self.secure_cookie = secure_cookie
+        #: wrong tokens (bearer or login form) per client address
+        self.limiter = limiter or FailedAuthLimiter()
 
     def _bearer_ok(self, headers: dict[bytes, bytes]) -> bool | None:
         """True/False for a bearer token given; None when there is none."""
@@ -163,12 +174,19 @@ class ServeAuth:
         path, method = scope["path"], scope["method"]
         headers = _headers(scope)
         if path == "/login" and method == "POST":
-            await self._login(receive, send, headers)
+            await self._login(scope, receive, send, headers)
             return
         if path == "/logout":
             await _redirect(send, b"/", [self._cookie_header("", clear=True)])
             return
+        address = client_address(scope)
+        wait = self.limiter.retry_after(address)
+        if wait > 0 and b"authorization" in headers:
+            await self.limiter.refuse(send, wait)  # out of attempts: not even compared
+            return
         bearer = self._bearer_ok(headers)
+        if bearer is False:
+            self.limiter.failed(address)
         if bearer is True or (bearer is None and self._session_ok(headers)):
             if bearer is None and method not in _SAFE_METHODS and not self._same_origin(headers):
                 await _json(send, 403, {"status": "forbidden", "error": "petición de otro origen rechazada"})
@@ -194,9 +212,15 @@ class ServeAuth:
         else:
             await _redirect(send, b"/")
 
-    async def _login(self, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
+    async def _login(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         if not self._same_origin(headers):
             await _json(send, 403, {"status": "forbidden", "error": "petición de otro origen rechazada"})
+            return
+        address = client_address(scope)
+        wait = self.limiter.retry_after(address)
+        if wait > 0:
+            page = _login_page(self.limiter.message(wait).capitalize() + ".")
+            await _answer(send, 429, page, b"text/html; charset=utf-8")
             return
         body = b""
         while True:
@@ -215,6 +239,8 @@ class ServeAuth:
             assert self.token is not None
             await _redirect(send, b"/", [self._cookie_header(session_cookie(self.token))])
             return
+        if given:
+            self.limiter.failed(address)
         await asyncio.sleep(LOGIN_PAUSE_S)
         text = "Token incorrecto." if given else "Escriba el token."
         await _answer(send, 401, _login_page(text), b"text/html; charset=utf-8")

@@ -66,6 +66,7 @@ def summary(
         workers_total=len(members),
         done=counts["queued"] == 0 and counts["running"] == 0,
         timestamp=now,
+        damaged=len(state.queue.damaged) if batch is None else 0,
         waiting=_waiting(state, batch, counts["queued"], active, members),
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import logging
 import re
 from collections import defaultdict
@@ -28,9 +27,10 @@ from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import BatchNotFound, ParamsError
 from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
+from partisim.listen.guards import JsonRefused, loads_json
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 from partisim.serve.queue.etapa6 import parse_priority
-from partisim.serve.queue.specs import parse_engine_list, parse_int_list, step_warnings, sweep
+from partisim.serve.queue.specs import IntValues, parse_engine_list, parse_int_values, step_warnings, sweep
 from partisim.serve.queue.task import TaskSpec, TimeStats, new_batch_id
 from partisim.serve.results.charts import chart_parts
 from partisim.serve.results.physics import physics_line, result_warnings
@@ -237,7 +237,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
     current: str | None = "engines"
     try:
         engines = parse_engine_list(_text(body.get("engines", ""), "motores"), "motores")
-        lists = {}
+        lists: dict[str, IntValues] = {}
         for current, what, default in (
             ("particles", "partículas", None),
             ("steps", "pasos", None),
@@ -246,7 +246,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             raw = body.get(current, default)
             if raw is None:
                 raise ParamsError(f"{what}: indique al menos un valor")
-            lists[current] = parse_int_list(_text(raw, what), what)
+            lists[current] = parse_int_values(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
         fixed = _dt(body.get("dt"))
         repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
@@ -350,9 +350,9 @@ async def charts(request: Request) -> Response:
 async def submit_sweep(request: Request) -> Any:
     """Queue a sweep (engines x particles x steps x seeds) as one batch."""
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        return error_response(422, 'el cuerpo debe ser JSON: {"engines", "particles", "steps", "seeds"}')
+        body = loads_json(await request.body())
+    except JsonRefused as exc:
+        return error_response(422, f'{exc}; se espera {{"engines", "particles", "steps", "seeds"}}')
     try:
         # a large sweep takes a while to validate: keep the event loop free
         specs = await run_in_threadpool(parse_sweep_form, body)

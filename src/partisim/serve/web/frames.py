@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import ParamsError
+from partisim.listen.guards import JsonRefused, loads_json
 from partisim.serve.web.context import state_of
 from partisim.serve.web.responses import error_response
 from partisim.sim.engines import resolve_engine
@@ -207,9 +208,9 @@ async def params_frames(request: Request) -> Response:
     """The frames of a run given by its parameters (the dashboard's form):
     ``{"params": {"NUM_PARTICULAS": 100, ...}, "benchmark"?: ..., "frames"?: N}``."""
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return error_response(422, 'el cuerpo debe ser JSON: {"params": {...}, "frames": N}')
+        body = loads_json(await request.body() or b"{}")
+    except JsonRefused as exc:
+        return error_response(422, f'el cuerpo debe ser JSON: {{"params": {{...}}, "frames": N}} ({exc})')
     if not isinstance(body, dict):
         return error_response(422, 'el cuerpo debe ser un objeto JSON: {"params": {...}, "frames": N}')
     if body.get("benchmark") is not None:

@@ -1,4 +1,4 @@
-"""The worker's HTTP connections: a deadline to receive each request, and a cap on connections.
+"""HTTP connections of the worker and of serve: a deadline to receive each request, and a cap on connections.
 
 uvicorn bounds only the idle time *between* requests (keep-alive). A client that
 connects and sends nothing, half a header or half a body holds its connection, a file
@@ -35,7 +35,7 @@ from uvicorn.server import ServerState
 
 __all__ = ["GuardedHttpProtocol", "guarded_protocol", "timeout_response", "MAX_HEADER_BYTES"]
 
-log = logging.getLogger("partisim.worker.requests")
+log = logging.getLogger("partisim.listen")
 
 _WARN_EVERY_S = 10.0
 #: request line plus headers, in bytes
@@ -89,12 +89,12 @@ class _HeadersTooLarge(Exception):
     """Raised inside a parser callback: httptools turns it into a parser error."""
 
 
-def _too_many(limit: int) -> Any:
+def _too_many(limit: int, who: str) -> Any:
     """An ASGI app answering 503 (JSON) to a request over the connection limit."""
     body = json.dumps(
         {
             "status": "unavailable",
-            "error": f"demasiadas conexiones simultáneas con este worker (máximo {limit}); reintente en unos segundos",
+            "error": f"demasiadas conexiones simultáneas con {who} (máximo {limit}); reintente en unos segundos",
         },
         ensure_ascii=False,
         allow_nan=False,
@@ -123,6 +123,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     #: seconds to receive one request's headers and body (set by `guarded_protocol`)
     request_timeout: float = 10.0
+    #: who answers, in the 503 ("este worker", "partisim serve")
+    who: str = "este servidor"
     _last_warning: float = 0.0  # shared by all connections: one log line per burst
 
     def __init__(
@@ -235,7 +237,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         limit = self.max_connections
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             app = self.app
-            self.app = _too_many(limit)  # read once, synchronously, when the request starts
+            self.app = _too_many(limit, self.who)  # read once, synchronously, when the request starts
             try:
                 super().on_headers_complete()
             finally:
@@ -252,6 +254,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def guarded_protocol(request_timeout: float) -> type[GuardedHttpProtocol]:
-    """The protocol class to give uvicorn (``Config(http=...)``) for this deadline."""
-    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"request_timeout": request_timeout})
+def guarded_protocol(request_timeout: float, who: str = "este servidor") -> type[GuardedHttpProtocol]:
+    """The protocol class to give uvicorn (``Config(http=...)``) for this deadline; ``who``
+    names the service in the 503 answer."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"request_timeout": request_timeout, "who": who})

@@ -1,0 +1,265 @@
+"""Issue 19's reproductions against serve's real app (in this process, on a real SQLite
+file): no request gets a 5xx, no sweep is built before it is counted, damaged rows and
+foreign files never take the queue down, a full disk is a 507 that heals by itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.processes import clean_env
+from serve_inprocess import serve_client
+
+from partisim.listen.guards import AUTH_BURST, FailedAuthLimiter, JsonRefused, loads_json
+from partisim.serve.queue.specs import MAX_TASKS, parse_int_values, parse_tasks, sweep
+from partisim.serve.queue.store import TaskQueue
+from partisim.serve.queue.task import TaskSpec, new_batch_id
+
+TINY = {"NUM_PARTICULAS": 4, "NUM_PASOS": 2}
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _error(response) -> str:
+    body = response.json()
+    assert body["status"] != "ok", body
+    return str(body["error"])
+
+
+# -- 1. requests that gave 500 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/sweeps", "/api/verify", "/api/frames"])
+def test_deeply_nested_json_is_a_422_naming_the_nesting(tmp_path: Path, path: str) -> None:
+    with serve_client(tmp_path) as client:
+        answer = client.post(path, content=DEEP, headers={"content-type": "application/json"})
+        assert answer.status_code == 422
+        assert "anidado" in _error(answer)
+        # 33 levels: still over the limit, parsed fine by Python, refused by the walk
+        answer = client.post(path, content=b"[" * 33 + b"]" * 33)
+        assert answer.status_code == 422 and "anidado" in _error(answer)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after_seq=99999999999999999999",
+        "before_seq=99999999999999999999",
+        "after_seq=9223372036854775808",
+        "before_seq=9223372036854775808",
+        "after_seq=" + "9" * 5000,
+        "limit=" + "9" * 5000,
+    ],
+)
+def test_integers_beyond_sqlite_are_a_422_naming_the_parameter(tmp_path: Path, query: str) -> None:
+    with serve_client(tmp_path) as client:
+        answer = client.get(f"/api/tasks?{query}")
+        assert answer.status_code == 422
+        assert query.split("=", maxsplit=1)[0] in _error(answer)
+        # the largest SQLite integer is a valid cursor
+        assert client.get("/api/tasks?after_seq=9223372036854775807").status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(tmp_path: Path) -> None:
+    with serve_client(tmp_path, max_body_bytes=1024 * 1024) as client:
+        big = b"[" + b"0," * (600 * 1024) + b"0]"
+        answer = client.post("/api/tasks", content=big)
+        assert answer.status_code == 413 and "límite" in _error(answer)
+        # a chunked body (no Content-Length) is cut as it arrives
+        answer = client.post("/api/tasks", content=iter([big[:700_000], big[700_000:]]))
+        assert answer.status_code == 413
+        ok = client.post("/api/tasks", json={"benchmark": "python", "params": TINY})
+        assert ok.status_code == 201
+
+
+def test_loads_json_refuses_what_is_not_json_or_too_deep() -> None:
+    assert loads_json(b'{"a": [[1]]}') == {"a": [[1]]}
+    with pytest.raises(JsonRefused, match="UTF-8"):
+        loads_json(b"\xff\xfe")
+    with pytest.raises(JsonRefused, match="anidado"):
+        loads_json(b"[" * 40 + b"]" * 40)
+    with pytest.raises(JsonRefused, match="anidado"):
+        loads_json(b'{"a":' * 50_000 + b"1" + b"}" * 50_000)
+
+
+# -- 2. sweeps counted before anything is built -------------------------------------------
+
+
+def test_a_sweep_of_ten_billion_tasks_is_refused_with_its_count(tmp_path: Path) -> None:
+    with serve_client(tmp_path) as client:
+        body = {"engines": "python", "particles": "1-99999", "steps": "1-99999"}
+        answer = client.post("/api/sweeps", json=body)
+        assert answer.status_code == 422
+        assert "9999800001 tareas" in _error(answer) and str(MAX_TASKS) in _error(answer)
+        answer = client.post("/api/sweeps", json={"engines": "python", "particles": "1-2000", "steps": "1-1000"})
+        assert answer.status_code == 422 and "2000000 tareas" in _error(answer)
+
+
+def test_sweep_counts_distinct_values_of_overlapping_ranges() -> None:
+    values = parse_int_values("1-10,5-15,3", "--particles")
+    assert len(values) == 15 and list(values) == list(range(1, 16))
+    assert len(parse_int_values("7", "x")) == 1
+    with pytest.raises(Exception, match="valores"):
+        parse_int_values(",".join(f"{k * 50_000}-{k * 50_000 + 49_999}" for k in range(3)), "--steps")
+    with pytest.raises(Exception, match="10000000000 tareas"):
+        sweep(["python"], parse_int_values("1-100000", "p"), parse_int_values("1-100000", "s"), [42])
+
+
+def test_task_files_count_repeat_before_expanding() -> None:
+    many = [{"benchmark": "python", "params": TINY, "repeat": 10_000}] * 11
+    with pytest.raises(Exception, match="máximo 100000"):
+        parse_tasks(many)
+    with pytest.raises(Exception, match="máximo 100000"):
+        parse_tasks([{"benchmark": "python"}] * (MAX_TASKS + 1))
+
+
+# -- 4. damaged rows, foreign files, a full disk ----------------------------------------
+
+
+def _damage(db: Path) -> tuple[str, str, int]:
+    """A queue of 5 tasks, one with an unknown status, one with a malformed result."""
+    with TaskQueue(db) as queue:
+        _, ids = queue.enqueue([TaskSpec("python", dict(TINY))] * 5)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE tasks SET status = 'zombie' WHERE id = ?", (ids[0],))
+        con.execute(
+            "UPDATE tasks SET status = 'success', result = '{\"checksum\": ', finished_at = 1 WHERE id = ?",
+            (ids[1],),
+        )
+    con.close()
+    return ids[0], ids[1], len(ids)
+
+
+def test_damaged_rows_are_shown_as_damaged_and_never_take_the_others_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "q.db"
+    zombie, broken, total = _damage(db)
+    with serve_client(tmp_path, db) as client:
+        assert "2 filas dañadas" in caplog.text and zombie in caplog.text
+        page = client.get("/api/tasks")
+        assert page.status_code == 200
+        tasks = {t["id"]: t for t in page.json()["tasks"]}
+        assert len(tasks) == total
+        assert "estado desconocido 'zombie'" in tasks[zombie]["damaged"] and tasks[zombie]["status"] == "failed"
+        assert "result" in tasks[broken]["damaged"] and tasks[broken]["result"] is None
+        assert sum(1 for t in tasks.values() if t["damaged"]) == 2
+        one = client.get(f"/api/tasks/{broken}")
+        assert one.status_code == 200 and one.json()["damaged"]
+        assert client.get("/api/summary").json()["damaged"] == 2
+        assert client.get("/api/charts").status_code == 200
+        assert client.get("/api/batches").status_code == 200
+        export = client.get("/api/export?format=csv")
+        assert export.status_code == 200 and export.headers["X-Total-Count"] == str(total)
+        lines = export.text.strip().splitlines()
+        assert len(lines) == total + 1 and sum("fila dañada" in line for line in lines) == 2
+        ndjson = client.get("/api/export?format=ndjson")
+        assert len(ndjson.text.strip().splitlines()) == total
+        verify = client.post("/api/verify", json={"count": 5})
+        assert verify.status_code == 409  # the only "success" is the damaged one: never re-run
+
+
+def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "otra.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        con.execute("INSERT INTO users (name) VALUES ('ana')")
+    con.close()
+    before = db.read_bytes()
+    config = tmp_path / "config_workers.json"
+    config.write_text(json.dumps({"workers": [{"id": "w", "ip": "127.0.0.61", "port": 9}]}), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "partisim", "serve", "--config", str(config), "--db", str(db), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "no es de partisim" in out.stderr and "tiene users" in out.stderr and "Traceback" not in out.stderr
+    assert db.read_bytes() == before
+    assert not (tmp_path / "otra.db-wal").exists()
+
+
+def test_full_disk_is_a_507_and_heals_when_space_returns(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("montar un tmpfs pequeño requiere ser root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"no se pudo montar un tmpfs: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        filler = mount / "relleno"
+        with serve_client(tmp_path, mount / "q.db") as client:
+            batch = [{"benchmark": "python", "params": TINY}] * 20
+            accepted = 0
+            assert client.post("/api/tasks", json=batch).status_code == 201
+            accepted += 20
+            # fill what is left, then submit until SQLite says the disk is full
+            try:
+                with open(filler, "wb") as f:
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+            except OSError:
+                pass  # the disk is full
+            statuses = []
+            for _ in range(50):
+                answer = client.post("/api/tasks", json=batch)
+                statuses.append(answer.status_code)
+                if answer.status_code == 201:
+                    accepted += 20
+                if answer.status_code == 507:
+                    assert "disco" in _error(answer) and "lleno" in _error(answer)
+                    break
+            assert statuses[-1] == 507 and all(s in (201, 507) for s in statuses), statuses
+            assert client.get("/api/summary").json()["total"] == accepted  # nothing lost, nothing half-written
+            filler.unlink()
+            answer = client.post("/api/tasks", json=batch)
+            assert answer.status_code == 201, answer.text
+            assert client.get("/api/summary").json()["total"] == accepted + 20
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+# -- 5, 6. access, batch ids ---------------------------------------------------------------
+
+
+def test_failed_auth_limiter_refills_at_its_rate() -> None:
+    now = [0.0]
+    limiter = FailedAuthLimiter(burst=3, window_s=30.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("127.0.0.9") == 0
+        limiter.failed("127.0.0.9")
+    assert limiter.retry_after("127.0.0.9") == pytest.approx(10.0)
+    assert limiter.retry_after("127.0.0.10") == 0  # per address
+    now[0] = 10.0
+    assert limiter.retry_after("127.0.0.9") == 0
+
+
+def test_serve_limits_wrong_tokens_per_address(tmp_path: Path) -> None:
+    token = "un-token-largo-de-prueba-1234"
+    with serve_client(tmp_path, token=token) as client:
+        bad = {"Authorization": "Bearer mal"}
+        codes = [client.get("/api/summary", headers=bad).status_code for _ in range(AUTH_BURST + 5)]
+        assert codes[:AUTH_BURST] == [401] * AUTH_BURST and set(codes[AUTH_BURST:]) == {429}
+        refused = client.get("/api/summary", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "intentos" in _error(refused)
+        login = client.post("/login", data={"token": "mal"})
+        assert login.status_code == 429
+        assert client.get("/api/health").status_code == 200  # liveness stays open
+
+
+def test_batch_ids_do_not_collide_within_a_second() -> None:
+    ids = [new_batch_id() for _ in range(100_000)]  # most within one second: only the random tail differs
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) <= 40 for i in ids) and ids[0].startswith("b-")
