@@ -15,6 +15,14 @@ from typing import TYPE_CHECKING
 
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
+from partisim.cli._types import STATUS_WORDS as _STATUS_WORDS
+from partisim.cli._types import number as _number
+from partisim.cli._types import output_format as _format
+from partisim.cli._types import port as _port
+from partisim.cli._types import positive_int as _positive_int
+from partisim.cli._types import results_format as _results_format
+from partisim.cli._types import seconds as _seconds
+from partisim.cli._types import status as _status
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.serve.options import ServeOptions
 from partisim.sim.options import OPTIONS
@@ -28,12 +36,12 @@ if TYPE_CHECKING:
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
 
-__all__ = ["register"]
+__all__ = ["register", "connect", "add_server"]
 
 DEFAULTS = ServeOptions()
 
 
-def _connect(args: argparse.Namespace) -> ServerClient:
+def connect(args: argparse.Namespace) -> ServerClient:
     from partisim.fleet import client_token
     from partisim.serve.client import ServerClient
 
@@ -59,11 +67,18 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.local is not None:
+        from partisim.cli.local_serve import serve_with_local_workers
+
+        return serve_with_local_workers(args, _serve_on)
+    return _serve_on(args, _serve_config(args))
+
+
+def _serve_on(args: argparse.Namespace, config: Config) -> int:
     from partisim.fleet import client_token
     from partisim.serve.executors.dask.cluster import require_dask
     from partisim.serve.server import dask_target, serve
 
-    config = _serve_config(args)
     if not 0 <= args.port <= 65535:
         return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
     options = ServeOptions(
@@ -95,6 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     _setup_logging(args.verbose)
     runs_on = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
+    if args.local is not None:
+        runs_on = f"{len(config.workers)} workers locales ({', '.join(w.url for w in config.workers)})"
 
     def banner(where: Listening) -> None:
         # printed only once the server accepts connections
@@ -159,7 +176,7 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import submit_file
 
-    with _connect(args) as client:
+    with connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
 
 
@@ -174,7 +191,7 @@ def _sweep(args: argparse.Namespace) -> int:
     fixed = {ALIASES[f]: getattr(args, f) for f in _FIXED if getattr(args, f) is not None}
     # an error names the option: under the API name or the field name, as it was raised
     names = {key: OPTIONS[f][0] for f in _FIXED for key in (ALIASES[f], f)}
-    with _connect(args) as client:
+    with connect(args) as client:
         answer = submit_sweep(
             client,
             engines=args.engines,
@@ -192,7 +209,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait_command(args: argparse.Namespace) -> int:
-    with _connect(args) as client:
+    with connect(args) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
@@ -226,7 +243,8 @@ def _results(args: argparse.Namespace) -> int:
     from partisim.orchestrator.views import RowsProgress
     from partisim.serve.client import STATUS_LABELS
 
-    with _connect(args) as client:
+    args.format = _results_format(args.format, args.output)
+    with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         # verification re-runs are left out, unless the selection holds nothing else
@@ -299,7 +317,7 @@ def _report(args: argparse.Namespace) -> int:
     from partisim.orchestrator.tables import Column, FittedTable
     from partisim.serve.results.report import write_report
 
-    with _connect(args) as client:
+    with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         chart = client.charts(args.batch)
@@ -349,7 +367,7 @@ def _report(args: argparse.Namespace) -> int:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
     for text in chart.warnings:  # what the workers said of these results' parameters: part of the report
-        console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=True)
+        console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=not console.is_terminal)
     console.print(f"Informe guardado en [bold]{args.output}[/]")
     if checks is not None:
         return _print_checks(checks)
@@ -357,40 +375,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 # -- argument parsing -------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"debe ser al menos 1, se recibió {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número de segundos, se recibió {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"debe ser mayor que 0, se recibió {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número de puerto, se recibió {text!r}") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 
 
 def _add_fixed_params(p: argparse.ArgumentParser) -> None:
@@ -401,7 +385,7 @@ def _add_fixed_params(p: argparse.ArgumentParser) -> None:
         group.add_argument(option, dest=field, type=_number, default=None, metavar="X", help=text)
 
 
-def _add_server(p: argparse.ArgumentParser) -> None:
+def add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
         default=None,
@@ -456,8 +440,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})"
     )
-    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
-    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
+    p.add_argument(
+        "--host", default=DEFAULTS.host, metavar="DIRECCIÓN", help=f"dirección de escucha (por defecto {DEFAULTS.host})"
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULTS.port,
+        metavar="PUERTO",
+        help=f"puerto de escucha (por defecto {DEFAULTS.port})",
+    )
+    p.add_argument(
+        "--local",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="iniciar N workers en esta máquina (127.0.0.1) y repartir en ellos la cola, sin archivo de "
+        "configuración; se detienen con serve",
+    )
     p.add_argument(
         "--inbox",
         default=None,
@@ -506,7 +506,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads',
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
 
@@ -533,13 +533,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_fixed_params(p)
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_sweep)
 
     p = subparsers.add_parser("wait", help=command_help("wait"))
     p.add_argument("--batch", default=None, metavar="ID", help="lote a esperar (por defecto toda la cola)")
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_wait_command)
 
@@ -548,21 +548,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--status",
         default=None,
-        choices=("queued", "running", "success", "failed", "cancelled"),
-        help="solo tareas en este estado",
+        type=_status,
+        metavar="{" + ",".join(_STATUS_WORDS) + "}",
+        help="solo tareas en este estado (también los nombres de la API: queued, running, success, failed, cancelled)",
     )
     p.add_argument(
         "--format",
-        default="table",
-        choices=("table", "csv", "json", "ndjson"),
-        help="formato (por defecto table; ndjson: una tarea JSON por línea)",
+        default=None,
+        type=_format,
+        metavar="{tabla,csv,json,ndjson}",
+        help="formato (por defecto tabla, o el de la extensión de -o; ndjson: una tarea JSON por línea)",
     )
     p.add_argument(
         "-o",
         "--output",
         default=None,
         metavar="ARCHIVO",
-        help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)",
+        help="escribir CSV/JSON en este archivo; el formato sale de la extensión (.csv, .json, .ndjson) "
+        "si no se indica --format (se escribe según llega, con barra de progreso)",
     )
     p.add_argument(
         "--verify",
@@ -571,7 +574,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
     )
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
 
@@ -587,6 +590,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
     )
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_report)
