@@ -14,6 +14,7 @@ from helpers.terminal import PtySession
 from queue_support import Cluster, run_cli, wait_batch
 
 from partisim.serve.client import ServerClient
+from partisim.sim.numbers import duration
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -376,7 +377,7 @@ def test_results_table_fits_80_columns_and_never_cuts_a_number(served, columns):
             task.params["NUM_PARTICULAS"],
             task.params["NUM_PASOS"],
             task.params["SEMILLA"],
-            f"{task.result.simulation_time:.4f}",
+            duration(task.result.simulation_time),
         ):
             assert str(value) in cells, (value, row)
     assert "…" not in done.stdout

@@ -25,6 +25,7 @@ from partisim.cli._types import seconds as _seconds
 from partisim.cli._types import status as _status
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.serve.options import ServeOptions
+from partisim.sim.numbers import count as plural
 from partisim.sim.options import OPTIONS
 
 if TYPE_CHECKING:
@@ -149,12 +150,13 @@ def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None)
         return fail(f"el lote {batch or '(toda la cola)'} no terminó en {timeout:g} s", 1)
     if state.failed:
         console.print(
-            f"[red]{state.failed} tareas fallidas[/]; vea: partisim results" + (f" --batch {batch}" if batch else "")
+            f"[red]{plural(state.failed, 'tarea fallida', 'tareas fallidas')}[/]; vea: partisim results"
+            + (f" --batch {batch}" if batch else "")
         )
         return 1
     console.print(
-        f"[green]Terminado:[/] {state.success} tareas con éxito"
-        + (f", {state.cancelled} canceladas" if state.cancelled else "")
+        f"[green]Terminado:[/] {plural(state.success, 'tarea', 'tareas')} con éxito"
+        + (f", {plural(state.cancelled, 'cancelada', 'canceladas')}" if state.cancelled else "")
     )
     return 0
 
@@ -217,7 +219,7 @@ def _verify(client: ServerClient, batch: str | None, count: int, timeout: float 
     from partisim.orchestrator.batches import verify_batch
     from partisim.orchestrator.views import BatchProgress
 
-    console.print(f"Verificando {count} tareas en otro worker...")
+    console.print(f"Verificando {plural(count, 'tarea', 'tareas')} en otro worker...")
     with BatchProgress(console, "verificación") as bar:
         return verify_batch(client, batch, count, timeout=timeout, on_progress=bar.update)
 
@@ -232,7 +234,7 @@ def _print_checks(checks: list[Check]) -> int:
         console.print(f"[bold red]¡{len(bad)} checksums NO COINCIDEN![/] Los resultados no son reproducibles.")
         return 1
     if unverified:
-        console.print(f"[yellow]{len(unverified)} tareas no se pudieron verificar[/]")
+        console.print(f"[yellow]{plural(len(unverified), 'tarea no se pudo', 'tareas no se pudieron')} verificar[/]")
         return 1
     console.print(f"[green]Los {len(checks)} checksums coinciden.[/]")
     return 0
@@ -274,7 +276,7 @@ def _results(args: argparse.Namespace) -> int:
                     originals=originals,
                     on_progress=bar.update,
                 )
-            err_console.print(f"{rows} tareas escritas en {args.output}")
+            err_console.print(f"{plural(rows, 'tarea escrita', 'tareas escritas')} en {args.output}")
         else:
             save_export(client, None, args.format, status=args.status, batch=args.batch, originals=originals)
     if checks is not None:
@@ -305,7 +307,7 @@ def _print_results(
     console.print(
         results_table(pending, checks=checks, title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})")
     )
-    console.print(f"{shown + len(pending)} tareas en total")
+    console.print(f"{plural(shown + len(pending), 'tarea', 'tareas')} en total")
 
 
 def _report(args: argparse.Namespace) -> int:

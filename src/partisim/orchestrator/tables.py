@@ -49,10 +49,11 @@ def table_width(widths: Sequence[int]) -> int:
 
 def _narrowest(column: Column, header: str, cells: Sequence[Cell]) -> int:
     widest = max([_width(c) for c in cells] + [0])
-    head = min(cell_len(word) for word in header.split()) if column.wrap else cell_len(header)
-    if column.wrap:
-        return max(min(widest, column.wrap), head)
-    return max(widest, head)
+    if column.wrap:  # wrapped at words: never narrower than its longest word
+        words = [w for c in cells for w in (c.plain if isinstance(c, Text) else c).split()]
+        longest = max([cell_len(w) for w in words + header.split()] + [0])
+        return max(min(widest, column.wrap), longest)
+    return max(widest, cell_len(header))
 
 
 class FittedTable:
@@ -119,7 +120,11 @@ def fitted_table(
         narrowest = _narrowest(column, title_text, [r[i] for r in rows])
         # a column never gets narrower than `narrowest`; should the terminal be narrower
         # still, a value folds onto a second line rather than lose its last digits
-        table.add_column(title_text, justify=column.justify, overflow="fold", min_width=narrowest)
+        # only free text may give up width: rich would otherwise narrow the widest column
+        # first (an id, a number) and, given its min_width back, push the table past the edge
+        table.add_column(
+            title_text, justify=column.justify, overflow="fold", min_width=narrowest, no_wrap=not column.wrap
+        )
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     return table
@@ -139,7 +144,7 @@ def stacked_rows(
     if title:
         parts.append(Text(title, style="italic"))
     for row in rows:
-        record = Table(show_header=False, box=None, padding=(0, 1, 0, 2), pad_edge=False)
+        record = Table(show_header=False, box=None, padding=(0, 1, 0, 2), pad_edge=True)
         record.add_column(no_wrap=True, style="dim")
         record.add_column(overflow="fold")
         for column, cell in zip(columns[1:], row[1:], strict=True):
