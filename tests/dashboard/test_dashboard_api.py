@@ -268,7 +268,7 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         assert coarse.status_code == 201, coarse.text
         body = coarse.json()
         assert body["count"] == 6 and body["warning"] is None
-        assert len(body["warnings"]) == 2 and all("con DT = 0.8" in w for w in body["warnings"])
+        assert len(body["warnings"]) == 2 and all("con DT = 0,8" in w for w in body["warnings"])
         task = client.post(
             "/api/tasks",
             json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100, "NUM_PASOS": 19, "DT": 0.8}},

@@ -158,7 +158,7 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(message).to_contain_text("5 tareas encoladas")
             expect(message).to_have_class(re.compile(r"\bwarn\b"))
             expect(message.locator(".advice li")).to_have_count(1)
-            expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0.8")
+            expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0,8")
             pending = page.locator(
                 "#recent-table tbody tr[data-status=queued], #recent-table tbody tr[data-status=running]"
             )

@@ -133,10 +133,10 @@ def test_exec_says_what_the_worker_warns_about_a_coarse_step(pair) -> None:
         assert_clean_exit(proc, 0)
     assert "Resultado de la tarea" in coarse.stdout
     warning = " ".join(coarse.stderr.split())  # the terminal may wrap it
-    assert warning.count("AVISO: paso de tiempo grueso") == 1 and "con DT = 0.8" in warning
+    assert warning.count("AVISO: paso de tiempo grueso") == 1 and "con DT = 0,8" in warning
     result = json.loads(coarse_json.stdout)  # stdout stays one JSON object; the warning is in it
     (text,) = result["warnings"]
-    assert text.startswith("paso de tiempo grueso: con DT = 0.8") and f"AVISO: {text}" in warning
+    assert text.startswith("paso de tiempo grueso: con DT = 0,8") and f"AVISO: {text}" in warning
     assert "AVISO" in coarse_json.stderr
     assert "AVISO" not in plain.stderr + plain.stdout
 

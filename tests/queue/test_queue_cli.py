@@ -142,7 +142,7 @@ def test_a_coarse_step_is_warned_once_per_text_and_kept_in_the_results(served, t
     )
     assert done.returncode == 0, done.stderr + done.stdout
     err = " ".join(done.stderr.split())
-    assert err.count("AVISO: paso de tiempo grueso: con DT = 0.8") == 2  # one per size, not per task
+    assert err.count("AVISO: paso de tiempo grueso: con DT = 0,8") == 2  # one per size, not per task
     with ServerClient(serve.url) as client:
         tasks = client.tasks(batch="grueso")
     assert len(tasks) == 6 and all(t.params["DT"] == 0.8 for t in tasks)
