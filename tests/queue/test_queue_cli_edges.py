@@ -174,7 +174,7 @@ def test_serve_local_starts_and_stops_its_own_workers(tmp_path: Path):
     try:
         serve.wait_ready(lambda: answers(url + "/api/health"), 90)
         wait_for(lambda: "2 workers locales" in " ".join(serve.log().split()), 30, "the banner names the workers")
-        workers = re.findall(r"http://127\.0\.0\.1:\d+", serve.log())
+        workers = set(re.findall(r"http://127\.0\.0\.1:\d+", serve.log())) - {url}  # not serve's own
         assert len(set(workers)) == 2, serve.log()
         done = run_cli(
             "sweep", "--engines", "python,cython", "--particles", "20", "--steps", "5", "--seeds", "1,2",
