@@ -5,8 +5,8 @@ End of input leaves cleanly ("Saliendo...", code 0). Ctrl-C goes back one level:
 question of an option, back to the main menu; at the main menu, out (code 130). Ctrl-C
 while an action runs (waiting for a batch, say) stops that action and returns to the
 menu, saying what goes on without it (a task keeps running on its worker). ``0`` is the
-way back at every numbered prompt: it leaves the main menu and cancels an option. Every action is a method; none of them raises for a worker that is down.
-Every answer is checked as it is given and asked again when wrong.
+way back at every numbered prompt: it leaves the main menu and cancels an option.
+Every action is a method; none of them raises for a worker that is down. Every answer is checked as it is given and asked again when wrong.
 """
 
 from __future__ import annotations
@@ -301,9 +301,9 @@ class Menu:
             self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
 
     def queue_submit(self, client: ServerClient) -> None:
-        from partisim.orchestrator.batches import submit_file
-
         from pathlib import Path
+
+        from partisim.orchestrator.batches import submit_file
 
         while True:  # a path that is not there is asked again; Enter goes back
             path = self.ask("Ruta del archivo JSON de tareas (Enter = volver): ")
