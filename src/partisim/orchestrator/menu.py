@@ -6,7 +6,8 @@ question of an option, back to the main menu; at the main menu, out (code 130). 
 while an action runs (waiting for a batch, say) stops that action and returns to the
 menu, saying what goes on without it (a task keeps running on its worker). ``0`` is the
 way back at every numbered prompt: it leaves the main menu and cancels an option.
-Every action is a method; none of them raises for a worker that is down. Every answer is checked as it is given and asked again when wrong.
+Every action is a method; none of them raises for a worker that is down.
+Every answer is checked as it is given and asked again when wrong.
 """
 
 from __future__ import annotations
