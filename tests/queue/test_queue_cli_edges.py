@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,24 @@ def test_serve_local_starts_and_stops_its_own_workers(tmp_path: Path):
                 httpx.get(worker + "/ping", timeout=2.0, trust_env=False)
     finally:
         serve.stop(timeout=10)
+
+
+def test_report_of_one_size_with_a_failure_says_so(mixed):
+    serve, _batch, tmp, _, _ = mixed
+    tiny = {"NUM_PASOS": 20, "NUM_PARTICULAS": 30}
+    with ServerClient(serve.url) as client:
+        answer = client.submit(
+            [
+                {"benchmark": "python", "params": {**tiny, "SEMILLA": 1}, "repeat": 2},
+                {"benchmark": "cython", "params": {**tiny, "SEMILLA": 1}, "repeat": 2},
+                {"benchmark": "python", "params": {**tiny, "NUM_PARTICULAS": 100}},
+            ]
+        )
+        wait_batch(client, answer.batch, timeout=60)
+    png = tmp / "una-talla.png"
+    done = run_cli("report", "--batch", answer.batch, "-o", str(png), "--server", serve.url, cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes().startswith(b"\x89PNG")
+    flat = " ".join(done.stdout.split())
+    assert "Fallidas: 1 tarea fallida no entra en las gráficas" in flat and "max_particles" in flat
+    shutil.copy(png, "/tmp/partisim-report-one-size.png")

@@ -13,16 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from partisim.cli import _types
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
-from partisim.cli._types import STATUS_WORDS as _STATUS_WORDS
-from partisim.cli._types import number as _number
-from partisim.cli._types import output_format as _format
-from partisim.cli._types import port as _port
-from partisim.cli._types import positive_int as _positive_int
-from partisim.cli._types import results_format as _results_format
-from partisim.cli._types import seconds as _seconds
-from partisim.cli._types import status as _status
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.serve.options import ServeOptions
 from partisim.sim.numbers import count as plural
@@ -38,6 +31,9 @@ if TYPE_CHECKING:
 # command builds this parser (also `partisim run` in each task's container).
 
 __all__ = ["register", "connect", "add_server"]
+
+_number, _port, _positive_int, _seconds = _types.number, _types.port, _types.positive_int, _types.seconds
+_status, _format, _results_format = _types.status, _types.output_format, _types.results_format
 
 DEFAULTS = ServeOptions()
 
@@ -317,21 +313,25 @@ def _report(args: argparse.Namespace) -> int:
 
     from partisim.orchestrator.batches import require_batch
     from partisim.orchestrator.tables import Column, FittedTable
-    from partisim.serve.results.report import write_report
+    from partisim.serve.results.report import failed_note, write_report
 
     with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         chart = client.charts(args.batch)
+        failed = client.summary(batch=args.batch).failed
+        errors = [(t.id, t.error or "") for t in client.tasks(status="failed", batch=args.batch, limit=3)]
+        failures = failed_note(failed, errors)
         if not chart.series:
             where = f"el lote {args.batch}" if args.batch else "la cola"
-            return fail(f"{where} no tiene tareas terminadas con éxito: no hay nada que dibujar", 1)
+            extra = f" ({plural(failed, 'tarea fallida', 'tareas fallidas')})" if failed else ""
+            return fail(f"{where} no tiene tareas terminadas con éxito{extra}: no hay nada que dibujar", 1)
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
-    write_report(chart, args.output, title=title)
+    write_report(chart, args.output, title=title, failed=failures)
     several = any(line.config for line in chart.series)
     columns = [
         Column("Motor"),
@@ -368,6 +368,8 @@ def _report(args: argparse.Namespace) -> int:
     if chart.physics is not None:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
+    if failures:
+        console.print(f"[bold red]{escape(failures)}[/]", soft_wrap=not console.is_terminal)
     for text in chart.warnings:  # what the workers said of these results' parameters: part of the report
         console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=not console.is_terminal)
     console.print(f"Informe guardado en [bold]{args.output}[/]")
@@ -551,7 +553,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--status",
         default=None,
         type=_status,
-        metavar="{" + ",".join(_STATUS_WORDS) + "}",
+        metavar="{" + ",".join(_types.STATUS_WORDS) + "}",
         help="solo tareas en este estado (también los nombres de la API: queued, running, success, failed, cancelled)",
     )
     p.add_argument(
