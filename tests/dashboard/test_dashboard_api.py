@@ -218,7 +218,7 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
         (
             {"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"},
             "dt",
-            "dt: debe ser un número, como 0.1 (recibido 'abc')",
+            "dt: debe ser un número, como 0,1 (recibido 'abc')",
         ),
         ({"engines": ["python"], "particles": "10", "steps": "5", "dt": 0}, "dt", "dt: debe ser > 0"),
         (

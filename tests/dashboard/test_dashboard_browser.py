@@ -41,7 +41,7 @@ def _record_console(page, sink: list[str]) -> None:
 
 
 def _sweep(
-    page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1", dt: str = "0.1"
+    page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1", dt: str = "0,1"
 ) -> None:
     for engine in ("python", "numpy", "cython"):
         box = page.locator(f"#sweep-form input[name=engine][value={engine}]")
@@ -165,7 +165,13 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(pending).to_have_count(5, timeout=10_000)
             for _ in range(5):
                 target = pending.first.get_attribute("data-key")
-                page.locator(f'#recent-table tr[data-key="{target}"] button[data-cancel]').click()
+                button = page.locator(f'#recent-table tr[data-key="{target}"] button[data-cancel]')
+                button.click()  # one tap only asks for confirmation
+                expect(button).to_have_text("¿Cancelar? Confirme")
+                expect(page.locator(f'#recent-table tr[data-key="{target}"]')).not_to_have_attribute(
+                    "data-status", "cancelled"
+                )
+                button.click()
                 expect(page.locator("#recent-message")).to_have_text(f"Tarea {target} cancelada.")
                 expect(page.locator("#recent-message")).to_have_class(re.compile(r"\bok\b"))
                 expect(page.locator(f'#recent-table tr[data-key="{target}"]')).to_have_attribute(

@@ -5,18 +5,24 @@
 (() => {
   // the server sends a heartbeat at least every 5 s; silence this long means a dead link
   const STALE_AFTER_MS = 12000;
+  // a cancel button waits this long for its confirming second tap
+  const CONFIRM_MS = 4000;
   const SVG = "http://www.w3.org/2000/svg";
   const STATUS = {
     queued: "En cola", running: "En curso", success: "Completada", failed: "Fallida", cancelled: "Cancelada",
   };
 
   const $ = (id) => document.getElementById(id);
-  const intFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 0, useGrouping: "always" });
-  const decFmt = (digits) => new Intl.NumberFormat("es-ES", {
-    minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: "always",
-  });
+  // Numbers as the CLI and the report write them (README, «Cómo se escriben los números»):
+  // decimal comma, thousands grouped by a no-break space from five digits up ("10 000").
+  const spanish = (options) => {
+    const fmt = new Intl.NumberFormat("es-ES", { ...options, useGrouping: "min2" });
+    return { format: (n) => fmt.format(n).replace(/\./g, "\u00a0") };
+  };
+  const intFmt = spanish({ maximumFractionDigits: 0 });
+  const decFmt = (digits) => spanish({ minimumFractionDigits: digits, maximumFractionDigits: digits });
   const dec = [0, 1, 2, 3].map(decFmt);
-  const shortFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 2, useGrouping: "always" });
+  const shortFmt = spanish({ maximumFractionDigits: 2 });
   const clock = new Intl.DateTimeFormat("es-ES", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   // ---------------------------------------------------------------- formatting
@@ -251,7 +257,9 @@
     const actions = td("", { class: "actions" },
       h("a", { href: `/api/tasks/${encodeURIComponent(t.id)}`, target: "_blank", rel: "noopener", title: t.id, text: "JSON" }));
     if (t.status === "queued" || t.status === "running") {
-      actions.append(h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" }));
+      const button = h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" });
+      if (armedCancels.has(t.id)) cancelButtonLook(button, true);
+      actions.append(button);
     }
     return [
       td("Estado", { class: "lead" }, h("span", { class: `badge st-${t.status}`, text: STATUS[t.status] || t.status }), ...notes),
@@ -284,6 +292,14 @@
     node.hidden = false;
   }
 
+  // tasks whose cancel button was tapped once and waits for the confirming tap
+  const armedCancels = new Set();
+
+  function cancelButtonLook(button, armed) {
+    button.textContent = armed ? "¿Cancelar? Confirme" : "Cancelar";
+    button.classList.toggle("armed", armed);
+  }
+
   // The server confirmed the cancellation: show it now, the next snapshot agrees.
   function markCancelled(tr) {
     if (!tr) return;
@@ -297,6 +313,19 @@
     const button = ev.target.closest("button[data-cancel]");
     if (!button) return;
     const id = button.dataset.cancel;
+    // one tap arms the button, a second one within a few seconds cancels: a stray tap
+    // on a phone never cancels a task
+    if (!armedCancels.has(id)) {
+      armedCancels.add(id);  // kept here: a live update rebuilds the row from this set
+      cancelButtonLook(button, true);
+      setTimeout(() => {
+        armedCancels.delete(id);
+        const now = document.querySelector(`#recent-table button[data-cancel="${CSS.escape(id)}"]`);
+        if (now && !now.disabled) cancelButtonLook(now, false);
+      }, CONFIRM_MS);
+      return;
+    }
+    armedCancels.delete(id);
     button.disabled = true;
     try {
       const res = await fetch(`/api/tasks/${encodeURIComponent(id)}`, { method: "DELETE" });
@@ -687,7 +716,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt", "width", "height"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -750,6 +779,8 @@
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
       threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
+      width: $("width").value.trim(),  // the box: more particles need a bigger world
+      height: $("height").value.trim(),
     };
     const button = $("sweep-submit");
     button.disabled = true;
