@@ -286,8 +286,8 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         assert sorted(charts["warnings"]) == sorted(body["warnings"])
         # default restitutions: the Física line says why it is not shown
         assert charts["physics"]["shown"] is False and charts["physics"]["text"] == (
-            "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-            "COEF_RESTITUCION_PARED = 0.8)"
+            "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, "
+            "COEF_RESTITUCION_PARED = 0,8)"
         )
 
 

@@ -148,8 +148,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(page.locator("#legend-time")).to_contain_text("python")
             # the Física line of the batch: default restitutions, so it says why it is not shown
             expect(page.locator("#physics-line")).to_have_text(
-                "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-                "COEF_RESTITUCION_PARED = 0.8)"
+                "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, "
+                "COEF_RESTITUCION_PARED = 0,8)"
             )
 
             # cancel from the table: slow tasks, every one cancelled by its button; their step is

@@ -1,15 +1,17 @@
-"""A failed task on a phone (issue 24 §3): its error wraps, and the page never scrolls
-sideways at 390 or 320 px. Real Chromium, a real worker that refuses the task, real serve."""
+"""The dashboard's rough edges (issue 24 §3): a failed task on a phone wraps its error and
+the page never scrolls sideways at 390 or 320 px; a batch of one size gets bars per
+engine, with the box from the form. Real Chromium, real workers, real serve."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
-from dash_support import CHROMIUM_FLAGS, DASH_SETTINGS
+from dash_support import CHROMIUM_FLAGS, DASH_SETTINGS, Fleet
 from helpers.config import write_config
-from helpers.processes import HOST_A
+from helpers.processes import HOST_A, wait_for
 from helpers.serve import Serve
 from helpers.workers import start_worker
 from playwright.sync_api import expect, sync_playwright
@@ -65,3 +67,45 @@ def test_a_failed_task_never_widens_the_phone_page(chromium: str, tmp_path: Path
         if serve is not None:
             serve.stop()
         worker.stop()
+
+
+def test_a_one_size_batch_gets_bars_per_engine(chromium: str, fleet: Fleet) -> None:
+    api = httpx.Client(base_url=fleet.serve.url, timeout=30.0, trust_env=False)
+    body = {
+        "engines": "python,cython",
+        "particles": "60",
+        "steps": "30",
+        "seeds": "1,2",
+        "width": "400",
+        "height": "300",
+    }
+    answer = api.post("/api/sweeps", json=body)
+    assert answer.status_code == 201, answer.text
+    batch = answer.json()["batch"]
+    assert batch.startswith("b-")  # the batch ids the CLI makes
+    wait_for(lambda: api.get("/api/summary", params={"batch": batch}).json()["done"], 120, "the sweep is done")
+    tasks = api.get("/api/tasks", params={"batch": batch}).json()["tasks"]
+    assert {(t["params"]["ANCHO_MUNDO"], t["params"]["ALTO_MUNDO"]) for t in tasks} == {(400.0, 300.0)}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, locale="es-ES")
+            page.goto(fleet.serve.url + "/")
+            expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)
+            bars = page.locator("#chart-time rect.time-bar")
+            expect(bars).to_have_count(2, timeout=15_000)
+            expect(page.locator("#chart-time .bar-label")).to_have_count(2)
+            inside = page.evaluate(
+                """() => {
+                  const svg = document.querySelector('#chart-time svg').getBoundingClientRect();
+                  return [...document.querySelectorAll('#chart-time text')].every((t) => {
+                    const r = t.getBoundingClientRect();
+                    return r.left >= svg.left - 1 && r.right <= svg.right + 1 && r.top >= svg.top - 1;
+                  });
+                }"""
+            )
+            assert inside, "a label of the one-size chart leaves its frame"
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.locator("#chart-time").screenshot(path="/tmp/partisim-dashboard-one-size.png")
+        finally:
+            browser.close()

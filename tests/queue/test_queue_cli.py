@@ -14,6 +14,7 @@ from helpers.terminal import PtySession
 from queue_support import Cluster, run_cli, wait_batch
 
 from partisim.serve.client import ServerClient
+from partisim.serve.results.report import ratio_text
 from partisim.sim.numbers import duration
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -103,13 +104,13 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     assert "Aceleración cython / python" in done.stdout
     # default restitutions (0.9, 0.8): the report says why it has no Física line
     assert (
-        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, COEF_RESTITUCION_PARED = 0.8)"
+        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, COEF_RESTITUCION_PARED = 0,8)"
     ) in " ".join(done.stdout.split())
     assert "AVISO" not in done.stdout + done.stderr
     with ServerClient(serve.url) as client:
         chart = client.charts(batch)
     for bar in chart.speedup:  # the printed table holds the values the PNG draws
-        assert any(str(bar.particles) in line and f"{bar.value:.1f}×" in line for line in done.stdout.splitlines())
+        assert any(str(bar.particles) in line and ratio_text(bar.value) in line for line in done.stdout.splitlines())
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC)
     import matplotlib.image as mpimg

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from partisim.cli import _types
+from partisim.cli._checks import print_checks as _print_checks
+from partisim.cli._checks import verify as _verify
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
@@ -211,31 +213,6 @@ def _wait_command(args: argparse.Namespace) -> int:
         return _finish_wait(client, args.batch, args.timeout_wait)
 
 
-def _verify(client: ServerClient, batch: str | None, count: int, timeout: float | None) -> list[Check]:
-    from partisim.orchestrator.batches import verify_batch
-    from partisim.orchestrator.views import BatchProgress
-
-    console.print(f"Verificando {plural(count, 'tarea', 'tareas')} en otro worker...")
-    with BatchProgress(console, "verificación") as bar:
-        return verify_batch(client, batch, count, timeout=timeout, on_progress=bar.update)
-
-
-def _print_checks(checks: list[Check]) -> int:
-    from partisim.orchestrator.views import checks_table
-
-    console.print(checks_table(checks))
-    bad = [c for c in checks if c.match is False]
-    unverified = [c for c in checks if c.match is None]
-    if bad:
-        console.print(f"[bold red]¡{len(bad)} checksums NO COINCIDEN![/] Los resultados no son reproducibles.")
-        return 1
-    if unverified:
-        console.print(f"[yellow]{plural(len(unverified), 'tarea no se pudo', 'tareas no se pudieron')} verificar[/]")
-        return 1
-    console.print(f"[green]Los {len(checks)} checksums coinciden.[/]")
-    return 0
-
-
 def _results(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import require_batch, save_export
     from partisim.orchestrator.views import RowsProgress
@@ -313,7 +290,8 @@ def _report(args: argparse.Namespace) -> int:
 
     from partisim.orchestrator.batches import require_batch
     from partisim.orchestrator.tables import Column, FittedTable
-    from partisim.serve.results.report import failed_note, write_report
+    from partisim.serve.results.report import failed_note, ratio_text, write_report
+    from partisim.sim.numbers import duration, integer
 
     with connect(args) as client:
         if args.batch:
@@ -338,11 +316,11 @@ def _report(args: argparse.Namespace) -> int:
         Column("Configuración", "Config.", wrap=10),
         Column("Partículas", "Part.", justify="right"),
         Column("Ejecuciones", "Ejec.", justify="right"),
-        Column("Media (s)", justify="right"),
-        Column("Desv. est. (s)", "Desv. (s)", justify="right"),
+        Column("Media", justify="right"),
+        Column("Desv. est.", "Desv.", justify="right"),
     ]
     rows = [
-        [line.engine, line.config, str(p.particles), str(p.n), f"{p.mean:.4f}", f"{p.stdev:.4f}"]
+        [line.engine, line.config, integer(p.particles), integer(p.n), duration(p.mean), duration(p.stdev)]
         for line in chart.series
         for p in line.points
     ]
@@ -354,12 +332,13 @@ def _report(args: argparse.Namespace) -> int:
         up_columns = [
             Column("Partículas", "Part.", justify="right"),
             Column("Configuración", "Config.", wrap=10),
-            Column("Python (s)", justify="right"),
-            Column("Cython (s)", justify="right"),
+            Column("Python", justify="right"),
+            Column("Cython", justify="right"),
             Column("Aceleración", "Acel.", justify="right"),
         ]
         up_rows = [
-            [str(u.particles), u.config, f"{u.python:.4f}", f"{u.cython:.4f}", f"{u.value:.1f}×"] for u in chart.speedup
+            [integer(u.particles), u.config, duration(u.python), duration(u.cython), ratio_text(u.value)]
+            for u in chart.speedup
         ]
         if not several:
             up_columns.pop(1)

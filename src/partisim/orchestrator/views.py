@@ -21,6 +21,7 @@ from partisim.orchestrator.dispatch import DemoRow, EngineRun
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
+from partisim.sim import numbers
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -42,8 +43,8 @@ __all__ = [
 
 
 def count(n: int, one: str, many: str) -> str:
-    """``1 tarea``, ``2 tareas``: the noun agrees with the number."""
-    return f"{n} {one if n == 1 else many}"
+    """``1 tarea``, ``2 tareas``, ``10 000 tareas``: the noun agrees with the number."""
+    return numbers.count(n, one, many)
 
 
 def fmt_seconds(value: Any) -> str:

@@ -583,6 +583,10 @@
         : "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
       return;
     }
+    if (new Set(series.flatMap((line) => line.points.map((p) => p.particles))).size === 1) {
+      drawOneSize(box, series);  // one size: bars, not lines of a single point
+      return;
+    }
     const narrow = (box.clientWidth || 400) < 480;
     const { svg, width, height } = frame(box, narrow ? 240 : 280);
     svg.setAttribute("aria-label", "Tiempo de simulación frente a número de partículas, por serie");
@@ -629,6 +633,50 @@
         s("title", { text: pointText(line, p) }, dot);
       }
     }
+  }
+
+  // One size: a bar per series (engine and configuration), mean ± stdev on a linear axis
+  // from 0 in the unit that fits, its time written above it.
+  function drawOneSize(box, series) {
+    const narrow = (box.clientWidth || 400) < 480;
+    const { svg, width, height } = frame(box, narrow ? 240 : 280);
+    const size = series[0].points[0].particles;
+    svg.setAttribute("aria-label", `Tiempo de simulación con ${plural(size, "partícula", "partículas")}, por serie`);
+    const top = Math.max(...series.map((line) => line.points[0].mean + line.points[0].stdev)) || 1;
+    const [unit, per] = top >= 1 ? ["s", 1] : top >= 1e-3 ? ["ms", 1e3] : ["µs", 1e6];
+    const m = { l: 0, r: 12, t: 22, b: 40 };
+    const y = (v) => height - m.b - (v / (top * 1.2)) * (height - m.b - m.t);
+    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * top * 1.1);
+    const tickText = (v) => `${shortFmt.format(v * per)} ${unit}`;
+    m.l = labelRoom(ticks.map(tickText));
+    const axis = s("g", { class: "axis" }, svg);
+    for (const v of ticks) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
+      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
+    }
+    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle",
+      text: `${plural(size, "partícula", "partículas")} · media ± desv. est.` }, axis);
+    const band = (width - m.l - m.r) / series.length;
+    const barW = Math.min(64, band * 0.6);
+    series.forEach((line, i) => {
+      const p = line.points[0];
+      const cx = m.l + band * (i + 0.5);
+      const g = s("g", { class: "series", "data-engine": line.engine, "data-key": line.key, "data-style": styleKey(line) }, svg);
+      s("title", { text: line.label }, g);
+      const rect = s("rect", { class: "time-bar", x: cx - barW / 2, y: y(p.mean), width: barW,
+        height: Math.max(1, y(0) - y(p.mean)), rx: 2, fill: line.color }, g);
+      s("title", { text: pointText(line, p) }, rect);
+      if (p.stdev > 0) {
+        s("line", { x1: cx, x2: cx, y1: y(Math.max(0, p.mean - p.stdev)), y2: y(p.mean + p.stdev), stroke: "#333", "stroke-width": 1.2 }, g);
+      }
+      const label = fmtSeconds(p.mean);
+      if (textWidth(label, "bar-label") <= band) {
+        s("text", { class: "bar-label", x: cx, y: y(p.mean + p.stdev) - 5, "text-anchor": "middle", text: label }, g);
+      }
+      const name = textWidth(line.engine) <= band ? line.engine : "";
+      s("text", { class: "tick x-tick", x: cx, y: height - m.b + 16, "text-anchor": "middle", text: name }, axis);
+    });
   }
 
   function drawSpeedupChart() {
