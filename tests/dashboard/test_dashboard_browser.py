@@ -17,6 +17,8 @@ import pytest
 from dash_support import CHROMIUM_FLAGS, Fleet
 from playwright.sync_api import expect, sync_playwright
 
+from partisim.sim.numbers import decimal
+
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1280, "height": 800}
@@ -55,9 +57,9 @@ def _sweep(
 
 
 def _ratio(x: float) -> str:
-    """The page's Spanish format for a speedup: 1.234×, 56,7×, 3,21×."""
+    """The page's Spanish format for a speedup, the CLI's and the report's: 1234×, 56,7×, 3,21×."""
     digits = 0 if x >= 100 else 1 if x >= 10 else 2
-    return f"{x:,.{digits}f}×".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"{decimal(x, digits)}×"
 
 
 _RECORD_COUNTERS = """() => {

@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers.config import write_config
+from helpers.processes import HOST_A, HOST_B, free_port_on
+from orch_support import CLI_ENV, assert_clean_exit, run_many
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,3 +28,26 @@ def test_a_word_close_to_worker_suggests_the_listing_command(word):
 def test_a_word_close_to_a_listing_command_is_still_suggested():
     done = _cli("staus")
     assert done.returncode == 2 and "¿quiso decir «status»?" in done.stderr
+
+
+def test_ping_and_status_at_60_columns_lose_no_word(pair, tmp_path) -> None:
+    config = write_config(
+        tmp_path / "config_workers.json",
+        [
+            ("worker-01", HOST_A, pair.port),
+            ("worker-02", HOST_B, pair.port),
+            ("worker-muerto", HOST_B, free_port_on(HOST_B)),
+        ],
+    )
+    env = {**CLI_ENV, "COLUMNS": "60"}
+    ping, status = run_many([["ping", "--config", str(config)], ["status", "--config", str(config)]], env=env)
+    for proc in (ping, status):
+        assert_clean_exit(proc, 0)
+        wide = [line for line in proc.stdout.splitlines() if len(line) > 60]
+        assert wide == [], "\n".join(wide)
+        assert f"{HOST_B}:{pair.port}" in proc.stdout or proc is status  # an address, whole on one line
+        assert "…" not in proc.stdout
+    words = " ".join(status.stdout.split())
+    for text in ("ACTIVO", "worker-01", "worker-02", "worker-muerto", "Imagen Docker que busca cada worker"):
+        assert text in words, (text, status.stdout)
+    assert "conexión rechazada (nada escucha en ese puerto)" in " ".join(ping.stdout.split())
