@@ -48,15 +48,14 @@ def count(n: int, one: str, many: str) -> str:
 
 
 def fmt_seconds(value: Any) -> str:
+    """A time in the unit that fits, with a decimal comma (``12,4 ms``, ``85,0 µs``)."""
     if not isinstance(value, (int, float)):
         return "-"
-    if value < 1:
-        return f"{value * 1000:.1f} ms"
-    return f"{value:.3f} s"
+    return numbers.duration(value)
 
 
 def fmt_latency(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+    return "-" if value is None else f"{numbers.decimal(value, 1)} ms"
 
 
 def yes_no(value: Any) -> Text:
@@ -251,7 +250,7 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
                 row.worker_id,
                 _run_time(py),
                 _run_time(cy),
-                f"{row.speedup:.1f}x" if row.speedup is not None else "-",
+                f"{numbers.decimal(row.speedup, 1)}×" if row.speedup is not None else "-",
                 f"{_collisions(py)} / {_collisions(cy)}",
                 _match(row.checksums_match),
             ]
@@ -346,7 +345,7 @@ def queue_status(summary: Summary, workers: Sequence[MemberView], batches: Seque
         Text.from_markup(
             f"[bold]Cola:[/] {count(s.total, 'tarea', 'tareas')} — en cola {s.queued}, en curso {s.running}, "
             f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
-            f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
+            f"{s.finished_last_60s} terminadas en el último minuto ({numbers.decimal(s.throughput_per_s, 2)}/s)"
         )
     ]
     rows: list[list[str | Text]] = []
