@@ -645,8 +645,15 @@
     const top = Math.max(...series.map((line) => line.points[0].mean + line.points[0].stdev)) || 1;
     const [unit, per] = top >= 1 ? ["s", 1] : top >= 1e-3 ? ["ms", 1e3] : ["µs", 1e6];
     const m = { l: 0, r: 12, t: 22, b: 40 };
-    const y = (v) => height - m.b - (v / (top * 1.2)) * (height - m.b - m.t);
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * top * 1.1);
+    // round ticks in the axis unit: a step of 1, 2, 2.5 or 5 times a power of ten
+    const raw = (top * per * 1.1) / 4;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].find((f) => f * mag >= raw) * mag;
+    const ticks = [];
+    for (let v = 0; v <= top * per * 1.1 + step * 1e-9; v += step) ticks.push(v / per);
+    if (ticks[ticks.length - 1] < top * 1.1) ticks.push(ticks[ticks.length - 1] + step / per);
+    const yMax = ticks[ticks.length - 1];
+    const y = (v) => height - m.b - (v / yMax) * (height - m.b - m.t);
     const tickText = (v) => `${shortFmt.format(v * per)} ${unit}`;
     m.l = labelRoom(ticks.map(tickText));
     const axis = s("g", { class: "axis" }, svg);
