@@ -10,6 +10,7 @@ __all__ = ["COMMANDS", "command_help"]
 #: command -> (module of partisim.cli that registers it, one-line help), in listing order
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "ejecuta una simulación en esta máquina"),
+    "animate": ("animate", "anima las partículas de una simulación en un archivo .gif o .mp4"),
     "theory": ("theory", "predicciones de la teoría cinética (y comparación con una ejecución)"),
     "orchestrator": ("orchestrator", "menú interactivo del orquestador"),
     "ping": ("orchestrator", "verifica qué workers responden (tabla de estado)"),

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
 from partisim.errors import ParamsError, explain_validation
-from partisim.serve.web import api, dashboard
+from partisim.serve.web import api, dashboard, frames
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
 from partisim.serve.web.responses import error_response
@@ -85,6 +85,7 @@ def create_app(
         return error_response(500, "error interno de partisim serve; vea su registro")
 
     app.include_router(api.router)
+    app.include_router(frames.router)
     app.include_router(dashboard.router)
     if token:
         app.add_middleware(ServeAuth, token=token, secure_cookie=secure_cookie)

@@ -51,6 +51,8 @@ RECONNECT_MS = 1000
 _ASSETS = {
     "dashboard.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "viewer.css": "text/css; charset=utf-8",
+    "viewer.js": "text/javascript; charset=utf-8",
 }
 #: sweep form fields, and the parameter names whose errors belong to each
 _FORM_FIELDS = {

@@ -255,6 +255,7 @@
       ? h("span", { class: "sub", title: "el worker no es partisim: no informa motor ni checksum", text: "no verificable" })
       : r.checksum ? h("span", { class: "mono", title: r.checksum, text: `${r.checksum.slice(0, 12)}…` }) : "—";
     const actions = td("", { class: "actions" },
+      h("button", { type: "button", class: "view", "data-view-task": t.id, text: "Ver simulación" }),  // viewer.js
       h("a", { href: `/api/tasks/${encodeURIComponent(t.id)}`, target: "_blank", rel: "noopener", title: t.id, text: "JSON" }));
     if (t.status === "queued" || t.status === "running") {
       const button = h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" });

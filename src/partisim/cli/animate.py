@@ -1,0 +1,93 @@
+"""`partisim animate`: the particles of one run as a GIF or MP4 file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from partisim.cli._commands import command_help
+from partisim.cli._output import console, fail, warn
+from partisim.cli.run import add_param_options, params_from_args, positive_threads
+from partisim.errors import ParamsError
+from partisim.sim.engines import ENGINES
+
+__all__ = ["register"]
+
+
+def _frames(text: str) -> int:
+    from partisim.sim.frames import MAX_FRAMES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
+    if not 2 <= value <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"debe estar entre 2 y {MAX_FRAMES}, se recibió {value}")
+    return value
+
+
+def _fps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
+    if not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"debe estar entre 1 y 60, se recibió {value}")
+    return value
+
+
+def _animate(args: argparse.Namespace) -> int:
+    from partisim.orchestrator.animation import animation_format, write_animation
+    from partisim.sim import engine_threads
+    from partisim.sim.frames import record_frames
+
+    try:
+        params = params_from_args(args)
+    except ParamsError as exc:
+        return fail(exc.message)
+    path = Path(args.output)
+    animation_format(path)  # a wrong extension or a missing ffmpeg: before the run, not after
+    used = engine_threads(args.engine, args.threads)
+    rec = record_frames(params, args.engine, used, max_frames=args.frames)
+    if rec.sampled:
+        warn(f"se dibuja una muestra: {rec.drawn} de {params.particles} partículas (una de cada {rec.stride})")
+    written = write_animation(rec, path, fps=args.fps)
+    r = rec.result
+    console.print(
+        f"[bold]Animación escrita[/] en {written.path}: {written.frames} fotogramas a {written.fps} por segundo",
+        soft_wrap=True,  # a long path must not split the number from its word
+    )
+    console.print(
+        f"  Un fotograma cada {rec.interval} pasos; motor {r.engine}; {r.particles} partículas, {r.steps} pasos"
+    )
+    console.print(f"  Colisiones partícula-partícula: {r.particle_collisions}   con pared: {r.wall_collisions}")
+    console.print(f"  Checksum: {r.checksum}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "animate",
+        help=command_help("animate"),
+        description=(
+            "Ejecuta una simulación en esta máquina y escribe sus partículas como animación "
+            "(.gif, o .mp4 si ffmpeg está instalado). Mismos parámetros que `partisim run`."
+        ),
+    )
+    parser.add_argument("--output", "-o", required=True, metavar="ARCHIVO", help="archivo de salida: .gif o .mp4")
+    parser.add_argument(
+        "--engine", "-e", choices=ENGINES, default="cython", help="motor de simulación (por defecto cython)"
+    )
+    add_param_options(parser)
+    parser.add_argument(
+        "--threads", "-t", type=positive_threads, default=1, metavar="N", help="hilos de cálculo (por defecto 1)"
+    )
+    parser.add_argument(
+        "--frames",
+        type=_frames,
+        default=200,
+        metavar="N",
+        help="fotogramas como máximo, el inicial y el final incluidos (por defecto 200)",
+    )
+    parser.add_argument("--fps", type=_fps, default=20, metavar="N", help="fotogramas por segundo (por defecto 20)")
+    parser.set_defaults(func=_animate)

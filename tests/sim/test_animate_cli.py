@@ -1,0 +1,70 @@
+"""`partisim animate` as a real process: the GIF holds the frames it promises, drawn
+from the run `partisim run` does; wrong outputs get a Spanish error and no traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = ("--particles", "60", "--steps", "45", "--seed", "4", "--width", "200", "--height", "120", "--dt", "0.2")
+
+
+def partisim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def test_gif_has_the_frames_it_promises(tmp_path: Path) -> None:
+    out = tmp_path / "sim.gif"
+    done = partisim("animate", *ARGS, "--frames", "12", "--fps", "10", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    promised = int(re.search(r"(\d+) fotogramas", done.stdout).group(1))
+    # k = ceil(45 / 11) = 5: steps 0, 5, ..., 45
+    assert promised == 10
+    assert "Un fotograma cada 5 pasos" in done.stdout
+    with Image.open(out) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == promised
+        assert gif.info.get("duration") == 100  # 10 frames a second
+        assert gif.size[0] > gif.size[1]  # the box is wider than tall, and drawn so
+    # the same run as `partisim run`
+    plain = json.loads(partisim("run", *ARGS, "--json").stdout)
+    assert f"Checksum: {plain['checksum']}" in done.stdout
+    assert f"Colisiones partícula-partícula: {plain['particle_collisions']}" in done.stdout
+
+
+def test_wrong_outputs_are_refused_in_spanish(tmp_path: Path) -> None:
+    bad = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.avi"))
+    assert bad.returncode == 2 and "formato de animación desconocido «.avi»: use .gif o .mp4" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = partisim("animate", *ARGS, "-o", str(tmp_path / "no-existe" / "sim.gif"))
+    assert missing.returncode == 2 and "no existe" in missing.stderr and "Traceback" not in missing.stderr
+    frames = partisim("animate", *ARGS, "--frames", "1", "-o", str(tmp_path / "a.gif"))
+    assert frames.returncode == 2 and "--frames" in frames.stderr and "debe estar entre 2 y 2000" in frames.stderr
+    params = partisim("animate", "--particles", "0", "-o", str(tmp_path / "a.gif"))
+    assert params.returncode == 2 and "--particles" in params.stderr and "Traceback" not in params.stderr
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg está instalado: se prueba el caso con ffmpeg")
+def test_mp4_without_ffmpeg_says_so(tmp_path: Path) -> None:
+    done = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.mp4"))
+    assert done.returncode == 2
+    assert "no se encontró ffmpeg" in done.stderr and "-o sim.gif" in done.stderr
+    assert not (tmp_path / "sim.mp4").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="sin ffmpeg en esta máquina (el caso sin ffmpeg se prueba)")
+def test_mp4_with_ffmpeg(tmp_path: Path) -> None:
+    out = tmp_path / "sim.mp4"
+    done = partisim("animate", *ARGS, "--frames", "6", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
