@@ -136,6 +136,8 @@ def _single_size_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
     labels = [line.label if len(series) <= 4 else line.engine for line in series]
     ax.set_xticks(range(len(series)), [textwrap.fill(t, 22) for t in labels], fontsize=8)
     ax.set_ylim(0, top / scale * 1.25)
+    room = max(0.0, (3 - len(series)) / 2)  # one or two bars stay bar-wide, not axis-wide
+    ax.set_xlim(-0.6 - room, len(series) - 0.4 + room)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace(".", ",")))
     ax.set_ylabel(f"tiempo de simulación ({unit}), media ± desv. est.")
     runs = sum(line.points[0].n for line in series)
