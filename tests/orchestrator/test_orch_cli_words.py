@@ -3,6 +3,7 @@ command that opens a port."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -51,3 +52,21 @@ def test_ping_and_status_at_60_columns_lose_no_word(pair, tmp_path) -> None:
     for text in ("ACTIVO", "worker-01", "worker-02", "worker-muerto", "Imagen Docker que busca cada worker"):
         assert text in words, (text, status.stdout)
     assert "conexión rechazada (nada escucha en ese puerto)" in " ".join(ping.stdout.split())
+
+
+@pytest.mark.parametrize("command", [("worker",), ("images", "build"), ("serve",), ("results",)])
+def test_help_wraps_at_words_to_the_terminal(command) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "partisim", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**CLI_ENV, "COLUMNS": "80"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    assert not any(line.rstrip().endswith("-") for line in lines)  # no word split at a hyphen
+    # placeholders in Spanish (the variables' own names, PARTISIM_PORT..., stay as they are)
+    assert re.findall(r"--[a-z-]+ (?:PATH|FILE|CAPACITY|HOST|PORT|SIZE|TIMEOUT)\b", done.stdout) == []

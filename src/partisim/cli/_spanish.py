@@ -47,12 +47,15 @@ class TextFormatter(argparse.RawDescriptionHelpFormatter):
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap
 
+        # a word is never split: not at its hyphens (partisim-base:bookworm), not in the middle
+        wrap = textwrap.TextWrapper(width, break_on_hyphens=False, break_long_words=False)
         out: list[str] = []
         prose: list[str] = []
 
         def flush() -> None:
             if prose:
-                out.extend(textwrap.wrap(" ".join(prose), width, initial_indent=indent, subsequent_indent=indent))
+                wrap.initial_indent = wrap.subsequent_indent = indent
+                out.extend(wrap.wrap(" ".join(prose)))
                 prose.clear()
 
         for line in text.splitlines():
@@ -65,11 +68,8 @@ class TextFormatter(argparse.RawDescriptionHelpFormatter):
                 if len(indent + line) > width and mark:
                     out.append(indent + command.rstrip())
                     margin = indent + " " * (len(line) - len(line.lstrip()) + 2)
-                    out.extend(
-                        textwrap.wrap(
-                            "# " + comment.strip(), width, initial_indent=margin, subsequent_indent=margin + "  "
-                        )
-                    )
+                    wrap.initial_indent, wrap.subsequent_indent = margin, margin + "  "
+                    out.extend(wrap.wrap("# " + comment.strip()))
                 else:
                     out.append(indent + line)
             else:
