@@ -10,7 +10,7 @@ import sys
 import pytest
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
-from orch_support import CLI_ENV, assert_clean_exit, run_many
+from orch_support import CLI_ENV, PtySession, assert_clean_exit, clean, run_many
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +70,21 @@ def test_help_wraps_at_words_to_the_terminal(command) -> None:
     assert not any(line.rstrip().endswith("-") for line in lines)  # no word split at a hyphen
     # placeholders in Spanish (the variables' own names, PARTISIM_PORT..., stay as they are)
     assert re.findall(r"--[a-z-]+ (?:PATH|FILE|CAPACITY|HOST|PORT|SIZE|TIMEOUT)\b", done.stdout) == []
+
+
+def test_aviso_wraps_at_words_on_a_terminal() -> None:
+    from partisim.sim import parse_params
+    from partisim.sim.theory import coarse_step_warning
+
+    text = coarse_step_warning(parse_params({"particles": 1000, "steps": 5, "dt": 0.8}))
+    assert text is not None and len(text) > 120
+    session = PtySession(["run", "-n", "1000", "-s", "5", "--dt", "0,8"], columns=60)
+    try:
+        assert session.wait(60) == 0
+        out = clean(session.buffer)
+    finally:
+        session.close()
+    lines = out.split("AVISO:", 1)[1].split("Simulación completada")[0].splitlines()
+    assert all(len(line) <= 60 for line in lines), lines
+    words = [w for line in lines for w in line.split()]
+    assert words == text.split(), (words, text)  # every word whole, in order
