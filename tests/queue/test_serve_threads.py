@@ -6,12 +6,12 @@ never do that, whatever mix of 1- and 2-thread tasks it has."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers.metrics import series
 from helpers.processes import HOST_A
 from queue_support import Cluster
 
@@ -35,8 +35,8 @@ def _task(steps: int, seed: int, threads: int = 1) -> dict:
 
 def _refused_429(worker_url: str) -> int:
     text = httpx.get(worker_url + "/metrics", timeout=10, trust_env=False).text
-    found = re.search(r'partisim_worker_requests_refused_total\{[^}]*code="429"\} (\d+)', text)
-    return int(found.group(1)) if found else 0
+    refused = series(text, "partisim_worker_requests_refused_total")
+    return int(sum(v for labels, v in refused if labels["code"] == "429"))
 
 
 def test_serve_never_oversubscribes_a_worker_and_a_big_task_is_not_overtaken(cluster: Cluster, tmp_path: Path):

@@ -12,9 +12,11 @@ from datetime import datetime
 
 import httpx
 import pytest
+from helpers.metrics import metric, samples, series
 from helpers.processes import wait_for
 from helpers.workers import TINY, RunningWorker
 
+from partisim import __version__
 from partisim.protocol import ExecuteResult as ExecuteOut
 from partisim.protocol import HealthReport as HealthOut
 from partisim.protocol import History as HistoryOut
@@ -161,15 +163,22 @@ def test_metrics_prometheus(client: httpx.Client) -> None:
     client.post("/execute", json={"benchmark": "cython", "params": TINY}).raise_for_status()
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    text = r.text
-    success = re.search(r'partisim_worker_tasks_total\{worker_id="worker-127-0-0-1",status="success"\} (\d+)', text)
-    assert success and int(success.group(1)) >= 1
-    assert re.search(r'partisim_worker_capacity\{worker_id="worker-127-0-0-1"\} 2', text)
-    assert re.search(r'partisim_worker_running\{worker_id="worker-127-0-0-1"\} \d+', text)
-    buckets = [int(m) for m in re.findall(r"partisim_worker_task_duration_seconds_bucket\{[^}]*\} (\d+)", text)]
-    assert buckets == sorted(buckets) and buckets[-1] >= 1  # cumulative histogram
-    count = re.search(r"partisim_worker_task_duration_seconds_count\{[^}]*\} (\d+)", text)
-    assert int(count.group(1)) == buckets[-1]
+    found = samples(r.text)
+    wid = "worker-127-0-0-1"
+    assert (metric(found, "partisim_worker_tasks_total", worker_id=wid, status="success") or 0) >= 1
+    assert metric(found, "partisim_worker_capacity", worker_id=wid) == 2
+    assert metric(found, "partisim_worker_running", worker_id=wid) is not None
+    assert metric(found, "partisim_worker_info", worker_id=wid, version=__version__, runner="process") == 1
+    buckets = sorted(
+        (float(labels["le"]), v) for labels, v in series(found, "partisim_worker_task_duration_seconds_bucket")
+    )
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts) and counts[-1] >= 1  # cumulative histogram
+    assert metric(found, "partisim_worker_task_duration_seconds_count", worker_id=wid) == counts[-1]
+    assert metric(found, "partisim_worker_uptime_seconds", worker_id=wid) is not None
+    # OpenMetrics when the scraper asks for it (as Prometheus does)
+    om = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert om.headers["content-type"].startswith("application/openmetrics-text") and om.text.endswith("# EOF\n")
 
 
 def test_history_newest_first_and_filter(client: httpx.Client) -> None:

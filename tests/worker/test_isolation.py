@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from helpers.metrics import metric
 from helpers.processes import pid_gone, wait_for
 from helpers.workers import ENDLESS, TINY
 
@@ -116,8 +117,10 @@ def test_capacity_queue_and_429(fresh_worker) -> None:
         wait_for(lambda: c.get("/tasks/queued-one").json()["status"] == "success", 30, "queued task to run")
         assert pid_gone(pid) or wait_for(lambda: pid_gone(pid), 10, "process gone")
         assert c.post("/execute", json={"benchmark": "cython", "params": TINY}).status_code == 200
-        metrics = c.get("/metrics").text
-        assert 'partisim_worker_requests_refused_total{worker_id="worker-127-0-0-1",code="429"} 2' in metrics
+        refused = metric(
+            c.get("/metrics").text, "partisim_worker_requests_refused_total", worker_id="worker-127-0-0-1", code="429"
+        )
+        assert refused == 2
 
 
 def test_capacity_bounds_concurrency(fresh_worker) -> None:

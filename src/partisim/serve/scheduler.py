@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut
 from partisim.protocol import ExecuteResult, ForeignResult, MemberView, TaskResult
 from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
+from partisim.serve.metrics import ServeMetrics
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import CANCELLED, Task
 
@@ -59,10 +60,18 @@ class Scheduler:
     """Dispatches queued tasks to an executor and records their outcomes."""
 
     def __init__(
-        self, queue: TaskQueue, executor: Executor, *, policy: RetryPolicy | None = None, tick: float = TICK_S
+        self,
+        queue: TaskQueue,
+        executor: Executor,
+        *,
+        policy: RetryPolicy | None = None,
+        tick: float = TICK_S,
+        metrics: ServeMetrics | None = None,
     ) -> None:
         self.queue = queue
         self.executor = executor
+        #: what /metrics counts at the transitions this scheduler drives
+        self.metrics = metrics or ServeMetrics(executor.kind)
         self.policy = policy or RetryPolicy()
         self.tick = tick
         self._listeners: list[Callable[[str], None]] = []
@@ -144,6 +153,7 @@ class Scheduler:
                     self.executor.unplace(placement)
                     free += placement.slots
                     continue
+                self.metrics.launched(task.id, number, ready_at=max(task.created_at, task.not_before), now=now)
                 self.executor.launch(Attempt(task, number, placement, deadline))
             if len(page) < size:
                 break  # nothing more is ready
@@ -173,8 +183,10 @@ class Scheduler:
 
     def _outcome(self, attempt: Attempt, outcome: Outcome, worker: str | None) -> None:
         if isinstance(outcome, (ExecuteResult, ForeignResult)):
+            self.metrics.answered(attempt.task_id, attempt.number, ok=True)
             self._succeeded(attempt, outcome, worker)
         else:
+            self.metrics.answered(attempt.task_id, attempt.number, ok=False)
             self._failed_attempt(attempt.task, worker or attempt.placement.member, attempt.number, outcome, worker)
 
     def _succeeded(self, attempt: Attempt, result: TaskResult, worker: str | None) -> None:
@@ -216,6 +228,7 @@ class Scheduler:
     ) -> None:
         message = str(exc) or "error sin descripción"
         if _not_started(exc):
+            self.metrics.attempt_error(exc, "release")
             self.queue.release(task.id, number, time.time() + self.policy.delay(1))
             return
         retryable = _retryable(exc)
@@ -224,11 +237,13 @@ class Scheduler:
             log.info(
                 "tarea %s: intento %d en %s falló (%s); reintento en %.2f s", task.id, number, member, message, delay
             )
+            self.metrics.attempt_error(exc, "retry")
             self.queue.retry(task.id, number, message, time.time() + delay, worker)
             return
         if retryable:
             message = f"sin intentos ({number}/{task.max_attempts}); último error: {message}"
         if self.queue.fail(task.id, number, message, worker):
+            self.metrics.attempt_error(exc, "fail")
             log.warning("tarea %s fallida: %s", task.id, message)
             self._notify(task.id)
 
@@ -253,6 +268,7 @@ class Scheduler:
                 return None
         if before is None:
             return None
+        self.metrics.forget(task_id)
         self._notify(task_id)
         if before.status == "running":
             self.executor.cancel(task_id, before.worker, before.worker_url)

@@ -352,8 +352,9 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=_ERRORS, summary="Métricas en formato Prometheus")
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(service.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def metrics(request: Request) -> Response:
+        body, content_type = service.render_metrics(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     # Each add_middleware wraps what is already there, so the last one added runs first:
     # RequestLog (sees everything), then BearerAuth (before any body is read), then BodyLimit.

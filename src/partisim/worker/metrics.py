@@ -1,11 +1,23 @@
-"""Prometheus text exposition of the worker's counters (no client library needed)."""
+"""The worker's /metrics, made with `prometheus_client`.
+
+Each `Metrics` owns its own `CollectorRegistry` (never the library's global one), so
+several workers built in one process do not collide. Counts the worker also shows in
+/status (tasks by final status, refused requests) live here in plain dicts, and a
+collector turns them into Prometheus counters at scrape time; the gauges (running,
+queued, capacity, uptime) are read from the worker at scrape time too. Only the task
+duration is a `Histogram` fed as tasks finish. No task id is ever a label.
+"""
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-__all__ = ["Metrics", "BUCKETS"]
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+__all__ = ["Metrics", "WorkerGauges", "BUCKETS"]
 
 #: upper bounds (s) of the task duration histogram
 BUCKETS: tuple[float, ...] = (
@@ -28,69 +40,95 @@ BUCKETS: tuple[float, ...] = (
 )
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+@dataclass(frozen=True)
+class WorkerGauges:
+    """What the worker is at the moment of a scrape."""
+
+    version: str
+    runner: str
+    running: int
+    queued: int
+    capacity: int
+    uptime_s: float
 
 
 class Metrics:
-    def __init__(self, statuses: Iterable[str]) -> None:
+    """The worker's counters and its Prometheus registry."""
+
+    def __init__(self, statuses: Iterable[str], worker_id: str) -> None:
+        self.worker_id = worker_id
+        #: finished tasks by final status (also what /status reports)
         self.tasks = {s: 0 for s in statuses}
+        #: requests refused before running, by HTTP code
         self.rejected: dict[int, int] = {}
-        self._bucket_counts = [0] * (len(BUCKETS) + 1)
-        self._sum = 0.0
-        self._count = 0
+        self.registry = CollectorRegistry()
+        self._duration = Histogram(
+            "partisim_worker_task_duration_seconds",
+            "Wall time of finished tasks.",
+            ["worker_id"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        ).labels(worker_id)
+        self._gauges: Callable[[], WorkerGauges] | None = None
+        self.registry.register(_WorkerCollector(self))
+
+    def read_gauges_with(self, gauges: Callable[[], WorkerGauges]) -> None:
+        """Where a scrape reads the worker's current state."""
+        self._gauges = gauges
+
+    def current(self) -> WorkerGauges | None:
+        """The worker's state now (None before `read_gauges_with`)."""
+        return self._gauges() if self._gauges is not None else None
 
     def task_finished(self, status: str, duration: float | None) -> None:
         self.tasks[status] = self.tasks.get(status, 0) + 1
         if duration is not None:
-            self._bucket_counts[bisect.bisect_left(BUCKETS, duration)] += 1
-            self._sum += duration
-            self._count += 1
+            self._duration.observe(duration)
 
     def request_refused(self, code: int) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
 
-    def render(
-        self, *, worker_id: str, version: str, runner: str, running: int, queued: int, capacity: int, uptime_s: float
-    ) -> str:
-        w = f'worker_id="{_label(worker_id)}"'
-        lines = [
-            "# HELP partisim_worker_info Worker identity.",
-            "# TYPE partisim_worker_info gauge",
-            f'partisim_worker_info{{{w},version="{_label(version)}",runner="{_label(runner)}"}} 1',
-            "# HELP partisim_worker_tasks_total Tasks finished, by final status.",
-            "# TYPE partisim_worker_tasks_total counter",
-        ]
-        for status, n in sorted(self.tasks.items()):
-            lines.append(f'partisim_worker_tasks_total{{{w},status="{status}"}} {n}')
-        lines += [
-            "# HELP partisim_worker_requests_refused_total Requests refused before running, by HTTP code.",
-            "# TYPE partisim_worker_requests_refused_total counter",
-        ]
-        for code, n in sorted(self.rejected.items()):
-            lines.append(f'partisim_worker_requests_refused_total{{{w},code="{code}"}} {n}')
-        lines += [
-            "# HELP partisim_worker_task_duration_seconds Wall time of finished tasks.",
-            "# TYPE partisim_worker_task_duration_seconds histogram",
-        ]
-        cumulative = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self._bucket_counts, strict=True):
-            cumulative += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            lines.append(f'partisim_worker_task_duration_seconds_bucket{{{w},le="{le}"}} {cumulative}')
-        lines += [
-            f"partisim_worker_task_duration_seconds_sum{{{w}}} {self._sum:.6f}",
-            f"partisim_worker_task_duration_seconds_count{{{w}}} {self._count}",
-        ]
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition (body, content type) in the format the scraper asked for."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class _WorkerCollector:
+    """Reads the worker's counts and state when Prometheus scrapes."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        wid = m.worker_id
+        tasks = CounterMetricFamily(
+            "partisim_worker_tasks", "Tasks finished, by final status.", labels=["worker_id", "status"]
+        )
+        for status, n in sorted(m.tasks.items()):
+            tasks.add_metric([wid, status], n)
+        yield tasks
+        refused = CounterMetricFamily(
+            "partisim_worker_requests_refused",
+            "Requests refused before running, by HTTP code.",
+            labels=["worker_id", "code"],
+        )
+        for code, n in sorted(m.rejected.items()):
+            refused.add_metric([wid, str(code)], n)
+        yield refused
+        now = m.current()
+        if now is None:
+            return
+        info = GaugeMetricFamily("partisim_worker_info", "Worker identity.", labels=["worker_id", "version", "runner"])
+        info.add_metric([wid, now.version, now.runner], 1)
+        yield info
         for name, help_text, value in (
-            ("running", "Tasks running now.", running),
-            ("queued", "Tasks waiting for a slot.", queued),
-            ("capacity", "Tasks that may run at once.", capacity),
-            ("uptime_seconds", "Seconds since the worker started.", round(uptime_s, 3)),
+            ("running", "Tasks running now.", float(now.running)),
+            ("queued", "Tasks waiting for a slot.", float(now.queued)),
+            ("capacity", "Tasks that may run at once.", float(now.capacity)),
+            ("uptime_seconds", "Seconds since the worker started.", round(now.uptime_s, 3)),
         ):
-            lines += [
-                f"# HELP partisim_worker_{name} {help_text}",
-                f"# TYPE partisim_worker_{name} gauge",
-                f"partisim_worker_{name}{{{w}}} {value}",
-            ]
-        return "\n".join(lines) + "\n"
+            gauge = GaugeMetricFamily(f"partisim_worker_{name}", help_text, labels=["worker_id"])
+            gauge.add_metric([wid], value)
+            yield gauge

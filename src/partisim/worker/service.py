@@ -20,7 +20,7 @@ from partisim import __version__
 from partisim.fleet import Identity
 from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, engine_threads, get_engine
-from partisim.worker.metrics import Metrics
+from partisim.worker.metrics import Metrics, WorkerGauges
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings, open_listener_warning
 from partisim.worker.tasks import FINAL_STATES, TaskManager, TaskRecord, iso
@@ -64,7 +64,8 @@ class WorkerService:
         self.identity = identity
         self.port = port
         self.probe = DockerProbe(settings.docker_bin, settings.docker_image)
-        self.metrics = Metrics(FINAL_STATES)
+        self.metrics = Metrics(FINAL_STATES, identity.worker_id)
+        self.metrics.read_gauges_with(self._gauges)
         self.runner: Runner | None = None
         self.runner_note: str | None = None
         self.manager: TaskManager | None = None
@@ -299,10 +300,9 @@ class WorkerService:
             status="healthy" if healthy else "unhealthy", worker_id=self.worker_id, checks=checks, timestamp=iso()
         )
 
-    def render_metrics(self) -> str:
+    def _gauges(self) -> WorkerGauges:
         m = self.tasks()
-        return self.metrics.render(
-            worker_id=self.worker_id,
+        return WorkerGauges(
             version=__version__,
             runner=self.runner.name if self.runner else "?",
             running=m.running,
@@ -310,3 +310,7 @@ class WorkerService:
             capacity=m.capacity,
             uptime_s=self.uptime_s,
         )
+
+    def render_metrics(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The /metrics body and its content type (Prometheus text, or OpenMetrics when asked)."""
+        return self.metrics.render(accept)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from partisim import __version__
 from partisim.errors import ParamsError, explain_validation
-from partisim.serve.web import api, dashboard, frames
+from partisim.serve.web import api, dashboard, frames, metrics
 from partisim.serve.web.auth import ServeAuth
 from partisim.serve.web.context import ServeState
 from partisim.serve.web.responses import error_response
@@ -87,6 +87,8 @@ def create_app(
     app.include_router(api.router)
     app.include_router(frames.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
+    metrics.install(state)
     if token:
         app.add_middleware(ServeAuth, token=token, secure_cookie=secure_cookie)
     return app

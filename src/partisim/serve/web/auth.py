@@ -10,8 +10,8 @@ store, survives a restart of serve and dies when the token changes. Every compar
 is constant-time (`hmac.compare_digest`).
 
 Anonymous callers get: ``GET /api/health`` -> ``{"status": "ok"}`` (liveness only), the
-login page at ``GET /``, 401 JSON under ``/api/``, and a redirect to the login page
-elsewhere.
+login page at ``GET /``, 401 JSON under ``/api/`` and at ``/metrics`` (a scraper gets a
+clear refusal, not the login page), and a redirect to the login page elsewhere.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class ServeAuth:
             await _json(send, 200, {"status": "ok"})  # liveness, nothing more
         elif path == "/" and method in _SAFE_METHODS:
             await _answer(send, 200, _login_page(), b"text/html; charset=utf-8")
-        elif path.startswith("/api/") or path == "/openapi.json" or method not in _SAFE_METHODS:
+        elif path.startswith("/api/") or path in ("/openapi.json", "/metrics") or method not in _SAFE_METHODS:
             message = (
                 "token incorrecto en Authorization: Bearer"
                 if given

@@ -131,6 +131,11 @@ class LiveFeed:
 
     # -- pages ------------------------------------------------------------------------
 
+    @property
+    def subscribers(self) -> int:
+        """Pages following the feed now (the dashboard's live clients)."""
+        return self._subscribers
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[None]:
         """While a page listens; the first one starts the loop. The state is fresh on
