@@ -57,6 +57,10 @@ class BuildExt(build_ext):
             for ext in self.extensions:
                 ext.extra_compile_args = [*ext.extra_compile_args, *flags]
                 ext.extra_link_args = [*ext.extra_link_args, *flags]
+        for ext in self.extensions:
+            # the flags, as this build used them, readable from the engine (`build_info`)
+            shown = " ".join([*ext.extra_compile_args]).replace("\\", "/").replace('"', "'")
+            ext.define_macros = [*ext.define_macros, ("PARTISIM_CFLAGS", f'"{shown}"')]
         super().build_extensions()
 
 

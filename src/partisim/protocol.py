@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from partisim.sim.environment import Environment, MachineEnvironment
 
 __all__ = [
     "Finite",
@@ -113,6 +115,16 @@ class PingReply(_Wire):
     worker_id: str | None = None
     timestamp: str = ""  # "" from a worker that does not say
     message: str = ""
+    #: a worker of the users' original design counts its tasks here (partisim's own
+    #: counters are in /status); None from a worker that does not say
+    successful_tasks: int | None = None
+    failed_tasks: int | None = None
+
+    @field_validator("successful_tasks", "failed_tasks", mode="before")
+    @classmethod
+    def _count_or_none(cls, value: Any) -> int | None:
+        # another design's counters: a value that is not a count is ignored, never a failed ping
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class HealthReport(_Wire):
@@ -163,6 +175,8 @@ class WorkerStatus(_Wire):
     engine_threads: dict[str, int] = Field(default_factory=dict)
     #: whether the cython engine was built with OpenMP (several threads possible)
     openmp: bool = False
+    #: the static part of every result's environment here (`sim.environment`)
+    environment: MachineEnvironment | None = None
     load_avg: list[Finite] | None = None
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)
@@ -244,9 +258,18 @@ class ExecuteResult(_Wire):
     threads: int | None = None
     #: threads the request asked for (None: not given, one)
     threads_requested: int | None = None
+    #: why ``threads`` (`sim.engines.ThreadReason`); None from a worker that does not say
+    threads_reason: str | None = None
+    #: where and how it was measured, and whether the machine was busy (`sim.environment`)
+    environment: Environment | None = None
     #: Spanish advice on the parameters (a step so coarse it misses collisions); never
     #: a change to the result
     warnings: list[str] = Field(default_factory=list)
+    #: True when this answer is the stored result of an earlier run of the same task_id
+    #: (within the worker's --replay-window): the times are that run's, not a new one
+    replayed: bool = False
+    #: when that earlier run finished (ISO 8601), on a replay
+    first_run_at: str | None = None
 
 
 class ForeignResult(_Wire):
@@ -349,6 +372,9 @@ class TaskState(_Wire):
     container: str | None = None
     result: ExecuteResult | None = None
     error: str | None = None
+    #: as in `ExecuteResult`: this answer came from the record of an earlier request
+    replayed: bool = False
+    first_run_at: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -435,6 +461,10 @@ class TaskView(_Wire):
     duplicates: int = 0
     #: threads asked for (the worker may use fewer: ``result.threads`` says how many)
     threads: int = 1
+    #: dispatch priority: higher first, FIFO within a level
+    priority: int = 0
+    #: the user's own name for the task (the ``task_id`` of an ETAPA-6 file)
+    label: str | None = None
 
 
 class TaskList(_Wire):
@@ -475,6 +505,9 @@ class Summary(_Wire):
     workers_total: int
     done: bool
     timestamp: Finite
+    #: why queued tasks are not moving, in Spanish (the workers that could run them do
+    #: not answer); None when nothing waits for that
+    waiting: str | None = None
 
     @property
     def finished(self) -> int:
@@ -538,6 +571,13 @@ class ChartPoint(_Wire):
     mean: Finite
     stdev: Finite
     n: int
+    median: Finite | None = None
+    minimum: Finite | None = None
+    #: coefficient of variation; above 10% the point is "inestable"
+    cv: Finite = 0.0
+    unstable: bool = False
+    #: runs among ``n`` measured on a busy machine (marked on the chart)
+    contended: int = 0
 
 
 class ChartSeries(_Wire):
@@ -568,6 +608,12 @@ class ChartSpeedup(_Wire):
     python: Finite
     cython: Finite
     value: Finite
+    #: 95% confidence interval of ``value`` (None with fewer than two runs of either engine)
+    low: Finite | None = None
+    high: Finite | None = None
+    #: what makes the pair comparable: "worker" (one worker, ``where``) or "cpu" (its model)
+    basis: str = "worker"
+    where: str = ""
 
 
 class ChartBatch(_Wire):
@@ -607,3 +653,6 @@ class ChartData(_Wire):
     speedup: list[ChartSpeedup] = []
     physics: ChartPhysics | None = None
     warnings: list[str] = []
+    #: runs measured on a busy machine left out of the speed-ups (and whether they are shown)
+    contended_left_out: int = 0
+    contended_shown: bool = False

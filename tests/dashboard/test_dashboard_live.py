@@ -182,6 +182,10 @@ def test_feed_rebuilds_only_on_change_and_sends_only_what_changed(tmp_path: Path
                 "wall_collisions",
                 "kinetic_energy",
                 "checksum",
+                "threads",  # the Hilos column and its reason
+                "threads_requested",
+                "threads_reason",
+                "environment",  # only whether the machine was busy, and why
             }
             assert [w["completed"] for w in update["workers"]] == [3, 0]  # who did the work changed too
             # a page two versions behind gets what it missed in one message

@@ -4,10 +4,13 @@ It knows only the scripts' names: ``benchmark_cython.py`` runs the Cython engine
 *anything else* silently runs ``benchmark.py`` (Python), as a worker of that design does.
 Its answers carry the fields of that design: no ``engine``, no ``checksum``, and
 collision counts that come back null (its pattern over the script's text output no
-longer matched); its /status says ``"status": "online"`` and nothing about partisim.
-It computes with partisim's real engines. ``GET /legacy/runs`` tells the test what it
-was asked and what it ran. Run: ``python legacy_worker.py --host H --port P --worker-id ID``
-(``--port 0``: a free port, printed as ``LISTENING <port>``).
+longer matched); its /status says ``"status": "online"`` and nothing about partisim, and
+its task counters are in /ping (``successful_tasks``, ``failed_tasks``, ``total_tasks``).
+It reads only NUM_PARTICULAS, NUM_PASOS (500 when absent) and SEMILLA and ignores every
+other parameter. It computes with partisim's real engines. ``GET /legacy/runs`` tells the
+test what it was asked, which parameters it was sent and what it ran.
+Run: ``python legacy_worker.py --host H --port P --worker-id ID`` (``--port 0``: a free
+port, printed as ``LISTENING <port>``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from partisim.sim import parse_params
 from partisim.sim.simulate import simulate
 
 SCRIPTS = {"benchmark.py": "python", "benchmark_cython.py": "cython"}
+#: what the original worker read; anything else in "params" is ignored
+READ = ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")
+#: the original worker's own default of steps (partisim's is 1000)
+DEFAULT_STEPS = 500
 
 
 def _now() -> str:
@@ -37,6 +44,8 @@ class LegacyWorker(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.worker_id = worker_id
         self.runs: list[dict[str, Any]] = []
+        self.successful = 0
+        self.failed = 0
         self.lock = threading.Lock()
 
 
@@ -57,8 +66,19 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         wid = self.server.worker_id
         if self.path == "/ping":
+            with self.server.lock:
+                ok, bad = self.server.successful, self.server.failed
             self._send(
-                200, {"status": "active", "worker_id": wid, "timestamp": _now(), "message": f"Worker {wid} activo"}
+                200,
+                {
+                    "status": "active",
+                    "worker_id": wid,
+                    "timestamp": _now(),
+                    "message": f"Worker {wid} activo",
+                    "successful_tasks": ok,
+                    "failed_tasks": bad,
+                    "total_tasks": ok + bad,
+                },
             )
         elif self.path == "/status":
             self._send(
@@ -87,17 +107,19 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             asked = body.get("benchmark", "benchmark.py")
             script = asked if asked in SCRIPTS else "benchmark.py"  # the original design's silent fallback
-            params = parse_params(
-                {k: v for k, v in (body.get("params") or {}).items() if k in ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")}
-            )
+            sent = body.get("params") or {}
+            params = parse_params({"NUM_PASOS": DEFAULT_STEPS, **{k: v for k, v in sent.items() if k in READ}})
         except Exception as exc:  # the original answered 500 with its error text
+            with self.server.lock:
+                self.server.failed += 1
             self._send(500, {"status": "error", "error": str(exc)})
             return
         start = time.perf_counter()
         result = simulate(params, SCRIPTS[script])
         took = time.perf_counter() - start
         with self.server.lock:
-            self.server.runs.append({"asked": asked, "ran": script, "engine": result.engine})
+            self.server.runs.append({"asked": asked, "ran": script, "engine": result.engine, "sent": sorted(sent)})
+            self.server.successful += 1
         output = (
             f"Simulación completada: {params.particles} partículas, {params.steps} pasos\n"
             f"Tiempo de simulación: {result.simulation_time:.4f} segundos\n"

@@ -86,7 +86,10 @@ def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(clus
     assert answer["verifiable"] is False and answer["engine"] == "cython"
     assert answer["benchmark"] == "benchmark_cython.py" and answer["worker_id"] == "legacy-01"
     assert answer["particle_collisions"] is None and "output" in answer["reported"]
-    assert _runs(url) == [{"asked": "benchmark_cython.py", "ran": "benchmark_cython.py", "engine": "cython"}]
+    read = ["NUM_PARTICULAS", "NUM_PASOS", "SEMILLA"]  # only what it reads is sent
+    assert _runs(url) == [
+        {"asked": "benchmark_cython.py", "ran": "benchmark_cython.py", "engine": "cython", "sent": read}
+    ]
     # the table says so in words; python goes by its script's name too
     shown = run_cli(
         "exec",
@@ -103,7 +106,7 @@ def test_exec_on_a_legacy_worker_runs_cython_and_says_it_cannot_be_verified(clus
         cwd=tmp_path,
     )
     assert shown.returncode == 0 and "no verificable" in shown.stdout
-    assert _runs(url)[-1] == {"asked": "benchmark.py", "ran": "benchmark.py", "engine": "python"}
+    assert _runs(url)[-1] == {"asked": "benchmark.py", "ran": "benchmark.py", "engine": "python", "sent": read}
     # numpy has no script name: it would silently run Python there, so it is refused
     numpy = run_cli(
         "exec",

@@ -164,6 +164,8 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
             "finished since, batch": (lambda: queue.finished_since(now - 60, "b"), "tasks_batch_finished"),
             "histogram": (lambda: queue.finished_histogram(now - 300, 10.0, 30), "tasks_finished_status"),
             "recent": (lambda: queue.recent(20), None),
+            # dispatch order (priority, then submission): a range of one index, no sort
+            "ready": (lambda: queue.ready(10), "tasks_status_priority"),
         }
         for k, selection in enumerate(
             (

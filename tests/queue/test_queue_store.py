@@ -215,9 +215,11 @@ def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
         queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
         result = execute_result(task_id=task_id, engine="cython", simulation_time=seconds)
         assert queue.complete(task_id, 1, result.model_copy(update={"threads": used, "threads_requested": used}))
-    for groups in (pool(queue.reads.time_stats(["b"])), group_times(t.view() for t in queue.tasks(batch="b"))):
+    for groups in (pool(queue.reads.time_stats(["b"])).groups, group_times(t.view() for t in queue.tasks(batch="b"))):
         by_params = {g.params: (g.n, g.mean) for g in groups}
-        assert by_params == {(): (2, 2.0), (("threads", 2),): (1, 10.0)}
+        # every configuration names its threads and runner (and CPU model: unknown here)
+        how = (("cpu", ""), ("runner", "process"))
+        assert by_params == {(*how, ("threads", 1)): (2, 2.0), (*how, ("threads", 2)): (1, 10.0)}
     assert [t.threads for t in sorted(queue.tasks(batch="b"), key=lambda t: t.seq)] == [1, 1, 2]
 
 

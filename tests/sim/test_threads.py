@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from partisim.errors import ParamsError
 from partisim.sim import SimParams, engine_threads, simulate
-from partisim.sim.engines import _cython, numpy_, python
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, _cython, numpy_, python
 from partisim.sim.partition import grid_shape
 from partisim.sim.state import checksum, initial_state
 
@@ -257,21 +257,41 @@ def test_cluster_in_a_huge_box() -> None:
     assert pc > 0 and wc > 0
 
 
-def test_simulate_reports_threads_used() -> None:
+def test_simulate_reports_threads_used_and_why() -> None:
     params = SimParams(particles=300, steps=30, seed=5)
     reference = simulate(params, "python", threads=4)
     assert reference.threads == 1 and reference.to_dict()["threads"] == 1
+    assert reference.threads_reason == "single_threaded_engine" and reference.threads_requested == 4
     assert simulate(params, "numpy", threads=3).threads == 1
-    cores = _cython.max_threads()
     for threads in (1, 2, 64):
+        # below MIN_PARTICLES_FOR_THREADS a second thread costs more than it saves: one thread
         result = simulate(params, "cython", threads=threads)
-        assert result.threads == engine_threads("cython", threads) == min(threads, cores)
-        assert result.to_dict()["threads"] == result.threads
+        assert result.threads == 1 and result.threads_requested == threads
+        assert result.threads_reason == ("requested" if threads == 1 else "small_work")
+        assert result.to_dict()["threads_reason"] == result.threads_reason
         assert (result.particle_collisions, result.wall_collisions, result.checksum) == (
             reference.particle_collisions,
             reference.wall_collisions,
             reference.checksum,
         )
+
+
+def test_a_run_big_enough_uses_its_threads_and_says_so() -> None:
+    side = math.sqrt(MIN_PARTICLES_FOR_THREADS / 100) * 800.0
+    params = SimParams(particles=MIN_PARTICLES_FOR_THREADS, steps=2, width=side, height=side, seed=3)
+    cores = _cython.max_threads()
+    one = simulate(params, "cython", threads=1)
+    for threads in (2, 64):
+        result = simulate(params, "cython", threads=threads)
+        if result.threads_reason == "busy_machine":
+            # other threads held the cores when it started (a shared machine): fewer threads
+            assert 1 <= result.threads < min(threads, cores)
+        elif _cython.openmp_available():
+            assert result.threads == engine_threads("cython", threads) == min(threads, cores)
+            assert result.threads_reason == ("requested" if cores >= threads else "machine_cores")
+        else:
+            assert (result.threads, result.threads_reason) == (1, "no_openmp")
+        assert result.checksum == one.checksum
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, None])
@@ -283,20 +303,21 @@ def test_simulate_refuses_bad_thread_counts(bad) -> None:
 
 def _simulate_in_child(params: SimParams, results) -> None:
     result = simulate(params, "cython", threads=2)
-    results.put((result.threads, result.checksum))
+    results.put((result.threads, result.checksum, result.threads_reason))
 
 
 def test_forked_child_after_threads_does_not_hang() -> None:
     # GNU OpenMP's thread pool does not survive a fork: a child of a process that ran several
     # threads must run on one (same results) instead of waiting forever
-    params = SimParams(particles=500, steps=30, width=1500.0, height=1200.0, seed=9)
+    side = math.sqrt(MIN_PARTICLES_FOR_THREADS / 100) * 800.0  # big enough for threads
+    params = SimParams(particles=MIN_PARTICLES_FOR_THREADS, steps=3, width=side, height=side, seed=9)
     parent = simulate(params, "cython", threads=2)
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     child = context.Process(target=_simulate_in_child, args=(params, results))
     child.start()
     try:
-        threads, digest = results.get(timeout=60)
+        threads, digest, reason = results.get(timeout=60)
     except queue.Empty:
         pytest.fail("the forked child hung in the cython engine")
     finally:
@@ -305,7 +326,7 @@ def test_forked_child_after_threads_does_not_hang() -> None:
             child.kill()
     assert child.exitcode == 0 and digest == parent.checksum
     if parent.threads > 1:
-        assert threads == 1
+        assert threads == 1 and reason == "forked_process"
 
 
 def test_openmp_reporting_is_consistent() -> None:

@@ -24,7 +24,9 @@ def test_same_task_id_is_never_run_twice(client: httpx.Client) -> None:
     assert first.status_code == 200
     done = _successes(client)
     again = client.post("/execute", json=body)
-    assert again.status_code == 200 and again.json() == first.json()  # the stored answer, same timestamp
+    assert again.status_code == 200 and again.json()["replayed"] is True  # the stored answer, same timestamp
+    assert {**again.json(), "replayed": False, "first_run_at": None} == first.json()
+    assert first.json()["replayed"] is False and "x-partisim-replayed" not in first.headers
     # the same work named differently (alias and engine name) is still the same task
     same = client.post(
         "/execute", json={**body, "benchmark": "cython", "params": {"particles": 50, "steps": 20, "SEMILLA": 42}}
@@ -32,6 +34,7 @@ def test_same_task_id_is_never_run_twice(client: httpx.Client) -> None:
     assert same.status_code == 200 and same.json()["timestamp"] == first.json()["timestamp"]
     via_tasks = client.post("/tasks", json=body)
     assert via_tasks.status_code == 200 and via_tasks.json()["result"] == first.json()
+    assert via_tasks.json()["replayed"] is True and via_tasks.headers["x-partisim-replayed"]
     assert _successes(client) == done
     history = client.get("/history").json()["tasks"]
     assert sum(1 for t in history if t["task_id"] == task_id) == 1
@@ -60,7 +63,11 @@ def test_async_task_lifecycle(client: httpx.Client) -> None:
     direct = client.post(
         "/execute", json={"benchmark": "numpy", "params": {"NUM_PARTICULAS": 100, "NUM_PASOS": 50}, "task_id": task_id}
     )
-    assert direct.json() == final["result"]
+    # answered from the record of the first run, and marked as such (a header too)
+    replay = direct.json()
+    assert replay.pop("replayed") is True and replay.pop("first_run_at") == final["finished_at"]
+    assert {k: v for k, v in final["result"].items() if k not in ("replayed", "first_run_at")} == replay
+    assert direct.headers["x-partisim-replayed"] == final["finished_at"]
     r = client.delete(f"/tasks/{task_id}")
     assert r.status_code == 409 and "success" in r.json()["error"]
 

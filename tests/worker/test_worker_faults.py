@@ -130,7 +130,7 @@ PARAMS = [
     body(params(NUM_PARTICULAS=[5]), 422, "NUM_PARTICULAS"),
     body(params(NUM_PASOS=0), 422, "NUM_PASOS"),
     body(params(NUM_PASOS=10_000_001), 422, "NUM_PASOS"),
-    body(params(NUM_PASOS="5"), 422, "NUM_PASOS"),
+    body(params(NUM_PASOS="5.5"), 422, "NUM_PASOS"),  # a numeric text is its number ("5" is 5): not a whole one
     body(params(SEMILLA=-1), 422, "SEMILLA"),
     body(params(SEMILLA=2**63), 422, "SEMILLA"),
     body(params(SEMILLA=1.5), 422, "SEMILLA"),
@@ -147,7 +147,7 @@ PARAMS = [
     body(params(RADIO_PARTICULA=500), 422, "ANCHO_MUNDO"),
     body(params(DT=0), 422, "DT"),
     body(params(DT=-0.1), 422, "DT"),
-    body(params(DT="0.1"), 422, "DT"),
+    body(params(DT="-0.1"), 422, "DT"),  # "0.1" is 0.1 (numeric texts are accepted); this one is out of range
     body(params(VELOCIDAD_INICIAL_MAX=-1), 422, "VELOCIDAD_INICIAL_MAX"),
     body(params(VELOCIDAD_INICIAL_MAX=1e101), 422, "VELOCIDAD_INICIAL_MAX"),
     body(params(VELOCIDAD_INICIAL_MAX=1e200, DT=1e-200), 422, "VELOCIDAD_INICIAL_MAX"),  # the input
@@ -169,7 +169,7 @@ PARAMS = [
 ]
 
 IDS_AND_TIMEOUTS = [
-    body(task(benchmark="cython", task_id=5), 422, "task_id"),
+    body(task(benchmark="cython", task_id=5.5), 422, "task_id"),  # an integer id is accepted as its digits
     body(task(benchmark="cython", task_id=""), 422, "task_id"),
     body(task(benchmark="cython", task_id="a\nb"), 422, "task_id"),
     body(task(benchmark="cython", task_id="a\tb"), 422, "task_id"),

@@ -77,7 +77,13 @@ def print_summary(result: SimResult) -> None:
     console.print(
         f"  Partículas: {integer(result.particles)}   Pasos: {integer(result.steps)}   Semilla: {result.seed}"
     )
-    console.print(f"  Hilos: {result.threads}")
+    if result.threads < result.threads_requested:
+        from partisim.sim.engines import THREAD_REASON_TEXT
+
+        why = THREAD_REASON_TEXT.get(result.threads_reason, result.threads_reason)
+        console.print(f"  Hilos: {result.threads} de {result.threads_requested} pedidos ({why})")
+    else:
+        console.print(f"  Hilos: {result.threads}")
     console.print(f"  Colisiones partícula-partícula: {integer(result.particle_collisions)}")
     console.print(f"  Colisiones con pared: {integer(result.wall_collisions)}")
     console.print(f"  Tiempo de simulación: {duration(result.simulation_time)}")
@@ -155,12 +161,12 @@ def _run(args: argparse.Namespace) -> int:
     for text in warnings:
         warn(text)
     if args.json or not sys.stdout.isatty():
-        result = simulate(params, args.engine, threads=used)
+        result = simulate(params, args.engine, threads=args.threads)
     else:
         # on a terminal the run goes in chunks of steps (same result) to show its progress
         bar = _StepsBar()
         try:
-            result = simulate(params, args.engine, threads=used, progress=bar)
+            result = simulate(params, args.engine, threads=args.threads, progress=bar)
         finally:
             bar.close()
     if args.json:

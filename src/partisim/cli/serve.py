@@ -177,7 +177,7 @@ def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import submit_file
 
     with connect(args) as client:
-        return _after_submit(client, args, submit_file(client, args.file, batch=args.batch))
+        return _after_submit(client, args, submit_file(client, args.file, batch=args.batch, priority=args.priority))
 
 
 #: simulation parameters a sweep keeps fixed for every task (the others are its lists)
@@ -204,6 +204,7 @@ def _sweep(args: argparse.Namespace) -> int:
             batch=args.batch,
             params=fixed,
             names=names,
+            priority=args.priority,
         )
         return _after_submit(client, args, answer)
 
@@ -238,6 +239,8 @@ def _results(args: argparse.Namespace) -> int:
         if args.format == "table":
             by_original = {c.original_id: c for c in checks} if checks is not None else None
             _print_results(client, args.batch, args.status, originals, by_original)
+            if args.status is None:
+                _print_speedups(client, args.batch)
         elif args.output:
             with RowsProgress(err_console, "exportando") as bar:
                 rows = save_export(
@@ -255,6 +258,19 @@ def _results(args: argparse.Namespace) -> int:
     if checks is not None:
         return _print_checks(checks)
     return 0
+
+
+def _print_speedups(client: ServerClient, batch: str | None) -> None:
+    """After the results: the cython/python speed-ups of the selection, with their 95%
+    confidence interval (runs on a busy machine left out, and counted)."""
+    from partisim.orchestrator.report_tables import contended_note, speedup_table
+
+    chart = client.charts(batch)
+    if chart.speedup:
+        console.print(speedup_table(chart))
+    note = contended_note(chart)
+    if note:
+        console.print(note)
 
 
 #: rows per printed table: a long listing comes as several tables, printed as it is read
@@ -289,14 +305,13 @@ def _report(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from partisim.orchestrator.batches import require_batch
-    from partisim.orchestrator.tables import Column, FittedTable
-    from partisim.serve.results.report import failed_note, ratio_text, write_report
-    from partisim.sim.numbers import duration, integer
+    from partisim.orchestrator.report_tables import speedup_table, time_table
+    from partisim.serve.results.report import failed_note, write_report
 
     with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
-        chart = client.charts(args.batch)
+        chart = client.charts(args.batch, contended=args.contended)
         failed = client.summary(batch=args.batch).failed
         errors = [(t.id, t.error or "") for t in client.tasks(status="failed", batch=args.batch, limit=3)]
         failures = failed_note(failed, errors)
@@ -310,40 +325,9 @@ def _report(args: argparse.Namespace) -> int:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
     write_report(chart, args.output, title=title, failed=failures)
-    several = any(line.config for line in chart.series)
-    columns = [
-        Column("Motor"),
-        Column("Configuración", "Config.", wrap=10),
-        Column("Partículas", "Part.", justify="right"),
-        Column("Ejecuciones", "Ejec.", justify="right"),
-        Column("Media", justify="right"),
-        Column("Desv. est.", "Desv.", justify="right"),
-    ]
-    rows = [
-        [line.engine, line.config, integer(p.particles), integer(p.n), duration(p.mean), duration(p.stdev)]
-        for line in chart.series
-        for p in line.points
-    ]
-    if not several:
-        columns.pop(1)
-        rows = [r[:1] + r[2:] for r in rows]
-    console.print(FittedTable(columns, rows, title="Tiempo de simulación"))
+    console.print(time_table(chart))
     if chart.speedup:
-        up_columns = [
-            Column("Partículas", "Part.", justify="right"),
-            Column("Configuración", "Config.", wrap=10),
-            Column("Python", justify="right"),
-            Column("Cython", justify="right"),
-            Column("Aceleración", "Acel.", justify="right"),
-        ]
-        up_rows = [
-            [integer(u.particles), u.config, duration(u.python), duration(u.cython), ratio_text(u.value)]
-            for u in chart.speedup
-        ]
-        if not several:
-            up_columns.pop(1)
-            up_rows = [r[:1] + r[2:] for r in up_rows]
-        console.print(FittedTable(up_columns, up_rows, title="Aceleración cython / python"))
+        console.print(speedup_table(chart))
     if chart.physics is not None:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
@@ -366,6 +350,26 @@ def _add_fixed_params(p: argparse.ArgumentParser) -> None:
     for field in _FIXED:
         option, text = OPTIONS[field]
         group.add_argument(option, dest=field, type=_number, default=None, metavar="X", help=text)
+
+
+def _priority(text: str) -> int:
+    from partisim.errors import ParamsError
+    from partisim.serve.queue.etapa6 import parse_priority
+
+    try:
+        return parse_priority(text, "--priority")
+    except ParamsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_priority(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        default=None,
+        metavar="P",
+        help=f"prioridad: un entero (mayor sale antes) o high, medium, low ({default})",
+    )
 
 
 def add_server(p: argparse.ArgumentParser) -> None:
@@ -486,9 +490,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "file",
         metavar="ARCHIVO.json",
-        help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads',
+        help='lista de tareas o {"tasks": [...]}; cada tarea: benchmark, params, repeat, timeout, threads, '
+        "priority, label; también los archivos de ETAPA 6 tal cual",
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
+    _add_priority(p, "para todas las tareas del archivo, en lugar de la suya")
     add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
@@ -515,6 +521,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "plaza del worker, que los limita a su max_threads",
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
+    _add_priority(p, "por defecto 0")
     _add_fixed_params(p)
     add_server(p)
     _add_wait(p, flag=True)
@@ -572,6 +579,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
+    )
+    p.add_argument(
+        "--contended",
+        action="store_true",
+        help="incluir las ejecuciones medidas con la máquina ocupada (por defecto se dejan fuera y se cuentan)",
     )
     add_server(p)
     _add_wait(p, flag=False)

@@ -318,7 +318,7 @@ class Registry:
         latency = (time.perf_counter() - start) * 1000.0
         if with_status:
             try:
-                status = await client.status()
+                status = _with_ping_counters(answer, await client.status())
             except PartisimError as exc:
                 status_error = f"/status: {describe_error(exc)}"
         return answer, latency, status, status_error
@@ -450,3 +450,14 @@ def ping_all(
     registry = Registry.from_config(config, token=token, ca_file=ca_file)
     asyncio.run(registry.probe(with_status=with_status))
     return registry.snapshot()
+
+
+def _with_ping_counters(ping: PingReply, status: WorkerStatus) -> WorkerStatus:
+    """``status`` with the task counters of ``ping``, for a worker that is not partisim
+    and keeps them only there (the users' original worker: ``successful_tasks``)."""
+    if status.is_partisim or ping.successful_tasks is None:
+        return status
+    update = {"completed": ping.successful_tasks}
+    if ping.failed_tasks is not None:
+        update["failed"] = ping.failed_tasks
+    return status.model_copy(update=update)

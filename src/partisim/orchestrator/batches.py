@@ -3,6 +3,7 @@ batch, verify a batch on another worker, save an export, list and cancel pending
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from partisim.serve.client import (
     ServerClient,
     TaskSpec,
     compare_checksums,
-    load_task_file,
+    load_task_document,
     parse_engine_list,
     parse_int_list,
     step_warnings,
@@ -45,29 +46,50 @@ PENDING = ("queued", "running")
 
 
 def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
-    """Validated specs -> the task objects of ``POST /api/tasks``."""
-    return [
-        {
-            "benchmark": s.benchmark,
-            "params": s.params,
-            **({"timeout": s.timeout} if s.timeout else {}),
-            **({"threads": s.threads} if s.threads > 1 else {}),
-        }
-        for s in specs
-    ]
+    """Validated specs -> the task objects of ``POST /api/tasks``. The copies of one task
+    (``repeat``: the same object in a row) go back as one object with ``repeat``, so a
+    labelled task stays one label."""
+    objects: list[dict[str, Any]] = []
+    previous: TaskSpec | None = None
+    for s in specs:
+        if s is previous:
+            objects[-1]["repeat"] = objects[-1].get("repeat", 1) + 1
+            continue
+        previous = s
+        objects.append(
+            {
+                "benchmark": s.benchmark,
+                "params": s.params,
+                **({"timeout": s.timeout} if s.timeout else {}),
+                **({"threads": s.threads} if s.threads > 1 else {}),
+                **({"priority": s.priority} if s.priority else {}),
+                **({"label": s.label} if s.label is not None else {}),
+            }
+        )
+    return objects
 
 
-def _with_warnings(answer: Submitted, specs: list[TaskSpec]) -> Submitted:
-    """The answer with the coarse-step warnings of ``specs``, worked out here too: a serve
-    of an older version answers none."""
-    found = list(dict.fromkeys([*answer.warnings, *step_warnings(specs)]))
+def _with_warnings(answer: Submitted, specs: list[TaskSpec], also: list[str] | None = None) -> Submitted:
+    """The answer with the coarse-step warnings of ``specs`` (and ``also``: what the file
+    deserves), worked out here too: a serve of an older version answers none."""
+    found = list(dict.fromkeys([*(also or []), *answer.warnings, *step_warnings(specs)]))
     return answer if found == answer.warnings else answer.model_copy(update={"warnings": found})
 
 
-def submit_file(client: ServerClient, path: str, *, batch: str | None = None) -> Submitted:
-    """Validate a task file here (clear errors with the file name), then queue it."""
-    specs = load_task_file(path)
-    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
+def submit_file(client: ServerClient, path: str, *, batch: str | None = None, priority: int | None = None) -> Submitted:
+    """Validate a task file here (clear errors with the file name), then queue it.
+    ``priority``: for every task of the file, instead of its own."""
+    document = load_task_document(path)
+    specs = document.specs
+    if priority is not None:
+        specs = _prioritised(specs, priority)
+    return _with_warnings(client.submit(task_objects(specs), batch=batch), specs, document.warnings)
+
+
+def _prioritised(specs: list[TaskSpec], priority: int) -> list[TaskSpec]:
+    """``specs`` at ``priority``, keeping the copies of one task one object."""
+    changed: dict[int, TaskSpec] = {}
+    return [changed.setdefault(id(s), dataclasses.replace(s, priority=priority)) for s in specs]
 
 
 #: how `partisim sweep` names the parameters it sweeps
@@ -87,6 +109,7 @@ def submit_sweep(
     batch: str | None = None,
     params: dict[str, Any] | None = None,
     names: dict[str, str] | None = None,
+    priority: int | None = None,
 ) -> Submitted:
     """The cartesian product engines x particles x steps x seeds, as one batch (each
     simulation on ``threads`` threads); ``params`` (API names) are the same for every
@@ -102,6 +125,8 @@ def submit_sweep(
         params=params,
         names={**SWEEP_FLAGS, **(names or {})},
     )
+    if priority is not None:
+        specs = _prioritised(specs, priority)
     return _with_warnings(client.submit(task_objects(specs), batch=batch), specs)
 
 

@@ -22,10 +22,12 @@ from partisim.orchestrator.dispatch import (
     DEFAULT_PARAMS,
     DemoRow,
     EngineRun,
-    execute_on,
+    execute_any,
     explain_task_error,
     run_parallel,
+    run_seconds,
 )
+from partisim.protocol import ExecuteResult
 from partisim.sim import SimParams, parse_params
 from partisim.sim.numbers import decimal
 
@@ -54,7 +56,17 @@ class DemoReport:
 
     @property
     def checksums(self) -> set[str]:
-        return {run.result.checksum for row in self.rows for run in (row.python, row.cython) if run.result}
+        return {
+            run.result.checksum
+            for row in self.rows
+            for run in (row.python, row.cython)
+            if isinstance(run.result, ExecuteResult)
+        }
+
+    @property
+    def unverifiable(self) -> int:
+        """Successful runs on workers that are not partisim: no checksum to compare."""
+        return sum(1 for row in self.rows for run in (row.python, row.cython) if run.ok and not run.verifiable)
 
     @property
     def consistent(self) -> bool:
@@ -131,8 +143,9 @@ def _run_benchmarks(
                 pending.discard((run.worker_id, run.engine))
                 left = len(pending)
             if run.result is not None:
-                t = views.fmt_seconds(run.result.simulation_time)
-                console.print(f"  [green]✓[/green] {run.worker_id} · {label}: {t}")
+                t = views.fmt_seconds(run_seconds(run.result))
+                note = "" if run.verifiable else " (no verificable: el worker no es partisim)"
+                console.print(f"  [green]✓[/green] {run.worker_id} · {label}: {t}{note}")
             else:
                 console.print(f"  [red]✗[/red] {run.worker_id} · {label}: {run.error}")
             spinner.update(f"Ejecutando benchmarks... ({left} pendiente(s))")
@@ -159,7 +172,7 @@ def _run_one(
 ) -> EngineRun:
     run = EngineRun(h.id, engine)
     try:
-        run.result = execute_on(h.url, engine, params, connect_timeout=connect_timeout, token=token, ca_file=ca_file)
+        run.result = execute_any(h.url, engine, params, connect_timeout=connect_timeout, token=token, ca_file=ca_file)
     except Exception as exc:  # reported in the table; the demo goes on with the others
         log.debug("demo: %s/%s falló", h.id, engine, exc_info=True)
         run.error = explain_task_error(h.id, exc)
@@ -170,6 +183,11 @@ def _run_one(
 def _print_verdict(console: Console, report: DemoReport) -> None:
     for run in report.failures:
         console.print(f"[red]Tarea fallida[/red] ({run.worker_id}, {run.engine}): {run.error}")
+    if report.unverifiable:
+        console.print(
+            f"[yellow]{views.count(report.unverifiable, 'resultado', 'resultados')} no verificable(s):[/yellow] "
+            "vienen de workers que no son partisim (sin motor ni checksum que comparar)."
+        )
     if report.checksums and report.consistent:
         console.print("[green]Todos los resultados coinciden[/green] (mismo checksum en todos los workers y motores).")
     elif not report.consistent:

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerUnavailable
 from partisim.fleet.client import WorkerClient
-from partisim.protocol import WIRE_NAMES, ExecuteRequest, ExecuteResult, TaskResult
+from partisim.fleet.legacy import legacy_problem, legacy_request
+from partisim.protocol import ExecuteRequest, ExecuteResult, ForeignResult, TaskResult
 from partisim.sim import SimParams
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "execute_any",
     "explain_task_error",
     "run_parallel",
+    "run_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,10 +119,11 @@ def execute_any(
     ca_file: str | None = None,
 ) -> TaskResult:
     """`execute_on` for any worker of the family: its /status says first whether it is
-    partisim; one that is not gets the same request (engines by their scripts' names,
-    so it runs the engine asked for; no ``threads``, which it would not know) and its
-    answer comes back as reported, not verifiable. numpy is refused for it: it would
-    silently run Python there."""
+    partisim; one that is not (the users' original worker) gets the same request with
+    the engines under their scripts' names and only the parameters it reads, and its
+    answer comes back as reported, not verifiable. What it cannot do as asked -- numpy,
+    which it would silently run as Python, or a parameter or ``threads`` it would
+    ignore -- is refused before anything is sent (`fleet.legacy`)."""
     request = ExecuteRequest(benchmark=engine, params=params.to_api(), timeout=timeout, threads=threads)
     with WorkerClient(url, timeout=connect_timeout, token=token, ca_file=ca_file) as client:
         try:
@@ -131,13 +134,10 @@ def execute_any(
             partisim = False  # no /status of ours: a worker of another design
         if partisim:
             return client.execute(request)
-        if engine not in WIRE_NAMES:
-            raise TaskRejected(
-                f"{url}: este worker no es partisim y no conoce el motor {engine} "
-                f"(solo {', '.join(WIRE_NAMES.values())})",
-                422,
-            )
-        return client.execute_foreign(request.model_copy(update={"threads": None}))
+        problem = legacy_problem(engine, request.params, threads)
+        if problem is not None:
+            raise TaskRejected(f"{url}: este worker no es partisim: {problem}", 422)
+        return client.execute_foreign(legacy_request(request))
 
 
 @dataclass
@@ -146,12 +146,17 @@ class EngineRun:
 
     worker_id: str
     engine: str
-    result: ExecuteResult | None = None
+    result: TaskResult | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None
+
+    @property
+    def verifiable(self) -> bool:
+        """False for a result of a worker that is not partisim."""
+        return not isinstance(self.result, ForeignResult)
 
 
 @dataclass
@@ -164,14 +169,26 @@ class DemoRow:
 
     @property
     def speedup(self) -> float | None:
-        py, cy = self.python.result, self.cython.result
-        if py is None or cy is None or cy.simulation_time <= 0:
+        py, cy = run_seconds(self.python.result), run_seconds(self.cython.result)
+        if py is None or cy is None or cy <= 0:
             return None
-        return py.simulation_time / cy.simulation_time
+        return py / cy
 
     @property
     def checksums_match(self) -> bool | None:
+        """None when a result cannot be checked (missing, or from a worker that is not
+        partisim: no checksum)."""
         py, cy = self.python.result, self.cython.result
-        if py is None or cy is None:
+        if not isinstance(py, ExecuteResult) or not isinstance(cy, ExecuteResult):
             return None
         return py.checksum == cy.checksum and py.particle_collisions == cy.particle_collisions
+
+
+def run_seconds(result: TaskResult | None) -> float | None:
+    """A run's time: the simulation's own, or for a worker that does not report it (not
+    partisim) the whole execution's."""
+    if result is None:
+        return None
+    if isinstance(result, ForeignResult):
+        return result.simulation_time if result.simulation_time is not None else result.execution_time
+    return result.simulation_time

@@ -25,7 +25,8 @@ from partisim.fleet import DEFAULT_CONFIG_PATH, Config, load_config
 from partisim.fleet.health import WorkerHealth, ping_all, worker_tokens
 from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
-from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_on, explain_task_error
+from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_any, explain_task_error
+from partisim.protocol import ForeignResult
 from partisim.sim import SimParams, parse_params
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ class Menu:
         try:
             self.console.print("[dim]Ctrl-C deja de esperar; la tarea seguirá en el worker.[/dim]")
             with self.console.status(f"Ejecutando {label} en {worker.id}..."):
-                result = execute_on(
+                result = execute_any(
                     worker.url,
                     engine,
                     params,
@@ -261,7 +262,10 @@ class Menu:
             if isinstance(exc, WorkerUnavailable):
                 self.console.print("Use la opción 1 para ver qué workers siguen activos.")
             return
-        self.console.print(views.result_table(result))
+        if isinstance(result, ForeignResult):
+            self.console.print(views.foreign_result_table(result))
+        else:
+            self.console.print(views.result_table(result))
 
     # -- the queue of partisim serve -----------------------------------------------
 

@@ -10,12 +10,15 @@ from typing import Any
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import TaskView
 from partisim.serve.client import STATUS_LABELS, Check, flatten, ordered
+from partisim.sim.environment import CONTENDED_LABEL
 from partisim.sim.numbers import count, duration, integer
 
 __all__ = ["results_table"]
 
 #: warnings the results table names in its caption; past that, a count
 MAX_TABLE_WARNINGS = 5
+#: the mark, in the state cell, of a result measured on a busy machine
+CONTENDED_CELL = "*"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -64,6 +67,7 @@ def results_table(
     threaded = any(t.threads > 1 or (t.result is not None and (t.result.threads or 1) > 1) for t in tasks)
     if threaded:
         columns.append(Column("Hilos", justify="right", drop=1))
+    contended = any(t.result is not None and t.result.environment and t.result.environment.contended for t in tasks)
     if checks is not None:
         columns.append(Column("Verificación", wrap=14))
     rows = []
@@ -73,6 +77,8 @@ def results_table(
         status = STATUS_LABELS.get(row["status"], str(row["status"]))
         if row["status"] == "failed" and row["error"]:
             status += f" (error {errors.setdefault(str(row['error']), len(errors) + 1)})"
+        if row["contended"]:  # in the state cell, which is never dropped for width
+            status += CONTENDED_CELL
         cells = [
             row["id"],
             status,
@@ -91,14 +97,23 @@ def results_table(
             cells.append(",".join(str(n) if n <= MAX_TABLE_WARNINGS else "+" for n in marks) or "—")
         if duplicated:
             cells.append(str(row["duplicates"]) if row["duplicates"] else "—")
-        if threaded:  # the threads used once it ran; those asked for until then
-            cells.append(_fmt(row["threads"]) if task.result else str(task.threads))
+        if threaded:  # the threads used once it ran (and those asked for, when fewer); asked until then
+            used, asked = row["threads"], row["threads_requested"]
+            shown = _fmt(used) if task.result else str(task.threads)
+            if task.result and used is not None and asked is not None and used < asked:
+                shown += f" de {asked}"
+            cells.append(shown)
         if checks is not None:
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
     notes = [f"Error {n}: {text}" for text, n in errors.items()]
     notes += [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
+    if contended:
+        notes.append(
+            f"{CONTENDED_CELL} {CONTENDED_LABEL} (la carga, los hilos en uso u otra tarea del worker ocupaban "
+            "los núcleos); la aceleración las deja fuera"
+        )
     if len(numbers) > MAX_TABLE_WARNINGS:
         notes.append(
             f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de --format csv"

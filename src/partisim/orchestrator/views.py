@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -17,7 +18,7 @@ from partisim.fleet import Config, WorkerEntry
 from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints
 from partisim.fleet.health import WorkerHealth
 from partisim.orchestrator.check import WorkerChecks
-from partisim.orchestrator.dispatch import DemoRow, EngineRun
+from partisim.orchestrator.dispatch import DemoRow, EngineRun, run_seconds
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
@@ -241,16 +242,25 @@ def foreign_result_table(result: ForeignResult, *, title: str = "Resultado de la
     return table
 
 
+def _busy(run: EngineRun) -> bool:
+    # an original-design worker's result (ForeignResult) carries no environment
+    env = run.result.environment if isinstance(run.result, ExecuteResult) else None
+    return bool(env is not None and env.contended)
+
+
 def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Python vs Cython") -> FittedTable:
     cells: list[list[str | Text]] = []
+    busy = False
     for row in rows:
         py, cy = row.python, row.cython
+        mark = "*" if _busy(py) or _busy(cy) else ""
+        busy = busy or bool(mark)
         cells.append(
             [
                 row.worker_id,
                 _run_time(py),
                 _run_time(cy),
-                f"{numbers.decimal(row.speedup, 1)}×" if row.speedup is not None else "-",
+                f"{numbers.decimal(row.speedup, 1)}×{mark}" if row.speedup is not None else "-",
                 f"{_collisions(py)} / {_collisions(cy)}",
                 _match(row.checksums_match),
             ]
@@ -263,17 +273,22 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
         Column("Colisiones (Py / Cy)", "Colisiones", justify="right"),
         Column("Checksums", justify="center"),
     ]
-    return FittedTable(columns, cells, title=title)
+    caption = "* medido con la máquina ocupada: la aceleración puede no ser fiable" if busy else None
+    return FittedTable(columns, cells, title=title, caption=caption)
 
 
 def _run_time(run: EngineRun) -> Text:
     if run.result is None:
         return Text("ERROR", style="bold red")  # the reason is printed below the table
-    return Text(fmt_seconds(run.result.simulation_time))
+    if not run.verifiable:
+        return Text(f"{fmt_seconds(run_seconds(run.result))} (no verificable)")
+    return Text(fmt_seconds(run_seconds(run.result)))
 
 
 def _collisions(run: EngineRun) -> str:
-    return "-" if run.result is None else str(run.result.particle_collisions)
+    if run.result is None or run.result.particle_collisions is None:
+        return "-"
+    return str(run.result.particle_collisions)
 
 
 def _match(value: bool | None) -> Text:
@@ -422,6 +437,7 @@ class BatchProgress:
             transient=False,
         )
         self._bar = self._progress.add_task(label, total=None, detail="")
+        self._waiting: str | None = None  # the last reason shown for tasks that do not move
 
     def __enter__(self) -> BatchProgress:
         self._progress.__enter__()
@@ -436,6 +452,9 @@ class BatchProgress:
         else:
             detail = f"éxito {s.success} · fallidas {s.failed} · en curso {s.running} · en cola {s.queued}"
         self._progress.update(self._bar, total=s.total, completed=s.finished, detail=detail)
+        if s.waiting and s.waiting != self._waiting:
+            self._progress.console.print(f"[yellow]En espera:[/] {escape(s.waiting)}")
+        self._waiting = s.waiting
 
 
 class RowsProgress:

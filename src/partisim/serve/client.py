@@ -25,7 +25,14 @@ from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
 from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
-from partisim.serve.queue.specs import load_task_file, parse_engine_list, parse_int_list, step_warnings, sweep
+from partisim.serve.queue.specs import (
+    load_task_document,
+    load_task_file,
+    parse_engine_list,
+    parse_int_list,
+    step_warnings,
+    sweep,
+)
 from partisim.serve.queue.task import TaskSpec
 from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
 from partisim.serve.results.verify import Check, compare_checksums
@@ -39,6 +46,7 @@ __all__ = [
     # what a client needs of serve's own types and pure helpers
     "TaskSpec",
     "load_task_file",
+    "load_task_document",
     "parse_engine_list",
     "parse_int_list",
     "step_warnings",
@@ -265,9 +273,12 @@ class ServerClient:
         query = {"limit": limit} if limit else {}
         return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
 
-    def charts(self, batch: str | None = None) -> ChartData:
-        """Chart data of one batch (``"latest"``) or of every batch (None)."""
-        query = {"batch": batch} if batch else {}
+    def charts(self, batch: str | None = None, *, contended: bool = False) -> ChartData:
+        """Chart data of one batch (``"latest"``) or of every batch (None); ``contended``:
+        with the runs measured on a busy machine too."""
+        query: dict[str, str] = {"batch": batch} if batch else {}
+        if contended:
+            query["contended"] = "1"
         return ChartData.model_validate(self._request("GET", "/api/charts", params=query))
 
     def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from partisim.errors import ParamsError
 from partisim.files import write_atomic
-from partisim.serve.queue.specs import decode_json, parse_tasks
+from partisim.serve.queue.specs import decode_json, read_tasks
 from partisim.serve.queue.store import TaskQueue
 
 __all__ = ["Inbox", "InboxOutcome"]
@@ -111,16 +111,19 @@ class Inbox:
                 return None  # maybe still being written: look again later
             return self._reject(path, exc.message)
         try:
-            specs = parse_tasks(data, path.name)
+            document = read_tasks(data, path.name)
         except ParamsError as exc:
             return self._reject(path, exc.message)
+        specs = document.specs
+        for warning in document.warnings:
+            log.warning("bandeja: %s", warning)
         batch = _batch_for(path, content)
         if not self.queue.batch_exists(batch):
             self.queue.enqueue(specs, batch)
             self._notify()
         path.replace(_free_name(self.processed, path.name))
         log.info("bandeja: %s -> %d tareas en el lote %s", path.name, len(specs), batch)
-        return InboxOutcome(path.name, True, "en cola", batch, len(specs))
+        return InboxOutcome(path.name, True, "; ".join(["en cola", *document.warnings]), batch, len(specs))
 
     def _reject(self, path: Path, reason: str) -> InboxOutcome:
         target = _free_name(self.failed, path.name)

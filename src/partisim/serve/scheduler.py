@@ -134,6 +134,12 @@ class Scheduler:
                     break
                 placement = self.executor.place(task)
                 if placement is None:
+                    reason = self.executor.unplaceable(task)
+                    if reason is not None:  # no member could ever run it: fail now, not wait forever
+                        if self.queue.fail_queued(task.id, reason):
+                            log.warning("tarea %s fallida: %s", task.id, reason)
+                            self._notify(task.id)
+                        continue
                     skipped += 1
                     free = min(free, self.executor.free_slots())
                     continue

@@ -44,6 +44,8 @@ class SimResult:
     kinetic_energy: float
     simulation_time: float
     threads: int = 1  # threads the engine really used
+    threads_requested: int = 1  # threads the run asked for
+    threads_reason: str = "requested"  # why `threads` (`engines.ThreadReason`)
 
     @property
     def particle_steps_per_s(self) -> float:

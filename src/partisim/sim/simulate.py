@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from partisim.errors import ParamsError
-from partisim.sim.engines import engine_threads, get_engine, resolve_engine
+from partisim.sim.engines import get_engine, resolve_engine, thread_plan
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
 from partisim.sim.state import checksum, initial_state, kinetic_energy
@@ -23,8 +23,9 @@ def simulate(
     params: SimParams, engine: str = "cython", threads: int = 1, *, progress: Progress | None = None
 ) -> SimResult:
     """Run ``params.steps`` steps of ``engine`` from the initial state, with up to ``threads``
-    threads (capped at this machine's cores; the single-threaded engines use one). Every
-    thread count gives the same result.
+    threads (capped at this machine's cores; the single-threaded engines and small runs use
+    one: `thread_plan` decides, and the result says why). Every thread count gives the same
+    result.
 
     With ``progress``, the engine runs in chunks of steps on the same state arrays
     (each chunk continues exactly where the last stopped, as `measure_run` does), so
@@ -34,7 +35,8 @@ def simulate(
         raise ParamsError(f"threads (hilos) debe ser un número entero >= 1, se recibió {threads!r}", field="threads")
     name = resolve_engine(engine)
     run = get_engine(name)
-    used = engine_threads(name, threads)
+    plan = thread_plan(name, threads, params.particles)
+    used = plan.used
     state = initial_state(params)
     if progress is None:
         start = time.perf_counter()
@@ -68,4 +70,6 @@ def simulate(
         kinetic_energy=kinetic_energy(state),
         simulation_time=elapsed,
         threads=used,
+        threads_requested=threads,
+        threads_reason=plan.reason,
     )

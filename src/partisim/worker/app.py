@@ -46,7 +46,7 @@ from partisim.worker.middleware import BearerAuth, BodyLimit, RequestLog, json_b
 from partisim.worker.payload import parse_task_request, request_schema
 from partisim.worker.service import WorkerService
 from partisim.worker.settings import WorkerSettings
-from partisim.worker.tasks import STATES, TaskRecord
+from partisim.worker.tasks import STATES, TaskRecord, iso
 
 __all__ = ["create_app", "http_error"]
 
@@ -115,6 +115,24 @@ def _error_response(
     if refused and service is not None and code in (400, 401, 409, 422, 429, 503):
         service.metrics.request_refused(code)
     return _json_body(body, code, headers)
+
+
+#: the header of an answer given from a finished task's record (its value: when that
+#: run finished, ISO 8601)
+REPLAY_HEADER = "X-Partisim-Replayed"
+
+
+def replay_fields(rec: TaskRecord) -> dict[str, Any]:
+    """What marks an answer as a replay: ``replayed`` and the first run's time."""
+    return {"replayed": True, "first_run_at": iso(rec.finished_at) if rec.finished_at else None}
+
+
+def _replay_headers(rec: TaskRecord, created: bool) -> dict[str, str]:
+    """The replay header when this request was answered from a finished record (a
+    request that joins a task still running gets that run's own answer, unmarked)."""
+    if created or not rec.finished or rec.finished_at is None:
+        return {}
+    return {REPLAY_HEADER: iso(rec.finished_at)}
 
 
 def _record(rec: TaskRecord, worker_id: str) -> TaskState:
@@ -263,17 +281,22 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
         summary="Ejecuta una simulación y espera su resultado",
     )
     async def execute(request: Request) -> Response:
-        rec, _ = await _submit(request)
+        rec, created = await _submit(request)
+        replay = _replay_headers(rec, created)
         await service.tasks().wait(rec)
         if rec.status == "success" and rec.result is not None:
+            if replay:
+                return _json(rec.result.model_copy(update=replay_fields(rec)), headers=replay)
             return _json(rec.result)
-        return _error_response(
+        answer = _error_response(
             rec.error or WorkerFailed("la tarea no terminó", 500),
             service,
             rec.task_id,
             refused=False,
             status="cancelled" if rec.status == "cancelled" else None,
         )
+        answer.headers.update(replay)
+        return answer
 
     @app.post(
         "/tasks",
@@ -284,10 +307,12 @@ def create_app(settings: WorkerSettings, *, identity: Identity | None = None, po
     )
     async def submit(request: Request) -> Response:
         rec, created = await _submit(request)
+        replay = _replay_headers(rec, created)
+        state = _record(rec, service.worker_id)
         return _json(
-            _record(rec, service.worker_id),
+            state.model_copy(update=replay_fields(rec)) if replay else state,
             status_code=202 if created else 200,
-            headers={"Location": "/tasks/" + quote(rec.task_id, safe="")},
+            headers={"Location": "/tasks/" + quote(rec.task_id, safe=""), **replay},
         )  # ids may be any text
 
     # `:path`: a task_id may hold "/" (sent as %2F or as is); any printable text is an id

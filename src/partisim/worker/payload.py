@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,13 +96,27 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: fields the users' ETAPA-6 scripts send along, accepted and ignored: they change no result
+_IGNORED = ("priority", "description")
+_NUMBER = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _number_text(value: Any) -> Any:
+    """A parameter sent as a numeric text ("100", "0.05") is that number; anything else
+    is left for the model to judge (and to refuse, naming the parameter)."""
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        return value
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
 def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     data = loads_strict(body)
     if not isinstance(data, dict):
         raise ParamsError(
             f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; se recibió {json_type_name(data)}"
         )
-    unknown = [k for k in data if k not in _FIELDS]
+    unknown = [k for k in data if k not in _FIELDS and k not in _IGNORED]
     if unknown:
         raise ParamsError(
             f"campo desconocido: {_shown(unknown[0])} (válidos: {', '.join(_FIELDS)})", field=str(unknown[0])[:60]
@@ -116,11 +131,13 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
     if not isinstance(raw, dict):
         raise ParamsError(f"params debe ser un objeto JSON (clave: valor); se recibió {_shown(raw)}", field="params")
     try:
-        params = parse_params(raw)
+        params = parse_params({k: _number_text(v) for k, v in raw.items()})
     except ParamsError as exc:
         raise ParamsError(f"params: {exc.message}", field=exc.field) from None
     check_limits(params, limits)
-    task_id = data.get("task_id")
+    raw_id = data.get("task_id")
+    # an integer id (ETAPA-6 scripts number their tasks) is its digits
+    task_id = str(raw_id) if isinstance(raw_id, int) and not isinstance(raw_id, bool) else raw_id
     problem = None if task_id is None else task_id_problem(task_id)
     if problem:
         raise ParamsError(
@@ -139,7 +156,7 @@ def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
         raise ParamsError(
             f"threads (hilos) debe ser un número entero >= 1; se recibió {_shown(threads)}", field="threads"
         )
-    return TaskRequest(str(benchmark), engine, params, task_id, timeout, threads)
+    return TaskRequest(str(benchmark), engine, params, None if task_id is None else str(task_id), timeout, threads)
 
 
 def request_schema(limits: Limits | None = None) -> dict[str, Any]:
@@ -177,8 +194,11 @@ def request_schema(limits: Limits | None = None) -> dict[str, Any]:
                 "minLength": 1,
                 "maxLength": TASK_ID_MAX,
                 "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
-                "description": "identificador para idempotencia (texto imprimible): nunca se ejecuta dos veces",
+                "description": "identificador para idempotencia (texto imprimible; un entero vale como sus "
+                "dígitos): dentro de --replay-window se responde con el resultado ya medido (replayed)",
             },
+            "priority": {"description": "se acepta y se ignora (lo envían los scripts de ETAPA 6)"},
+            "description": {"description": "se acepta y se ignora (lo envían los scripts de ETAPA 6)"},
             "timeout": {
                 "type": "number",
                 "exclusiveMinimum": 0,

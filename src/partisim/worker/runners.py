@@ -387,6 +387,7 @@ class DockerStatus:
     version: str | None = None
     error: str | None = None
     checked_at: float = field(default_factory=time.monotonic)
+    image_id: str | None = None  # the image's content id (``docker image inspect``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -474,7 +475,7 @@ class DockerProbe:
             reason = (err.strip().splitlines() or ["el demonio de Docker no responde"])[-1][:300]
             return DockerStatus(False, False, self.image, error=f"Docker no responde: {reason}")
         version = out.strip()
-        code, _, err = await _exec([binary, "image", "inspect", "--format", "{{.Id}}", self.image], self.timeout)
+        code, image_id, err = await _exec([binary, "image", "inspect", "--format", "{{.Id}}", self.image], self.timeout)
         if code != 0:
             return DockerStatus(
                 True,
@@ -483,7 +484,7 @@ class DockerProbe:
                 version,
                 error=f"la imagen {self.image} no existe (docker build -t {self.image} .)",
             )
-        return DockerStatus(True, True, self.image, version)
+        return DockerStatus(True, True, self.image, version, image_id=image_id.strip() or None)
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")

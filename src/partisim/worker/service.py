@@ -19,7 +19,9 @@ from typing import Any
 from partisim import __version__
 from partisim.fleet import Identity
 from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
-from partisim.sim import ENGINES, engine_threads, get_engine
+from partisim.sim import ENGINES, MODEL_VERSION, engine_threads, get_engine
+from partisim.sim.engines import engine_build
+from partisim.sim.environment import MachineEnvironment, machine_facts
 from partisim.worker.metrics import Metrics, WorkerGauges
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings, open_listener_warning
@@ -72,6 +74,7 @@ class WorkerService:
         self.engines: list[str] = []
         self.engine_threads: dict[str, int] = {}
         self.openmp = False
+        self.machine: MachineEnvironment | None = None
         self.started_at = time.time()
         self._started_mono = time.monotonic()
         self.shutdown_deadline: float | None = None
@@ -127,16 +130,28 @@ class WorkerService:
         )
         # Docker's answer is needed now only for `auto`; otherwise probe while the pool warms up.
         await asyncio.gather(self.runner.start(), self.probe.check())
+        docker = await self.probe.check()
+        in_docker = self.runner.name == "docker"
+        self.machine = machine_facts(
+            partisim=__version__,
+            model=MODEL_VERSION,
+            # in Docker the image's engine runs; its id names that build
+            engine_build=None if in_docker else engine_build(),
+            runner=self.runner.name,
+            docker_image=docker.image if in_docker else None,
+            docker_image_id=docker.image_id if in_docker else None,
+        )
         self.manager = TaskManager(
             self.runner,
             worker_id=self.worker_id,
             capacity=s.capacity,
             queue_size=s.effective_queue_size,
             retain=s.retain,
+            replay_window=s.replay_window * 60.0,
             engine_threads=self.engine_threads,
             on_finished=self._on_finished,
+            machine=self.machine,
         )
-        docker = await self.probe.check()
         source = {
             "argumento": "--worker-id/WORKER_ID",
             "config": f"{self.identity.config_path}",
@@ -256,6 +271,7 @@ class WorkerService:
             max_threads=self.max_threads,
             engine_threads=dict(self.engine_threads),
             openmp=self.openmp,
+            environment=self.machine,
             load_avg=load,
             max_timeout=s.max_timeout,
             limits=dataclasses.asdict(s.limits),

@@ -66,6 +66,7 @@ class WorkerSettings:
     max_timeout: float = 600.0
     grace: float = 30.0
     retain: int = 10_000  # finished tasks remembered (idempotency window)
+    replay_window: float = 10.0  # minutes a finished task's id is answered from its record
     token: str | None = field(default=None, repr=False)
     docker_image: str = DEFAULT_IMAGE
     docker_bin: str = "docker"
@@ -257,6 +258,14 @@ OPTIONS: tuple[Option, ...] = (
         "PARTISIM_RETAIN",
         _bounded_int(1, 1_000_000),
         "tareas terminadas que se recuerdan para /tasks e idempotencia (por defecto 10000)",
+    ),
+    Option(
+        "replay_window",
+        "--replay-window",
+        "PARTISIM_REPLAY_WINDOW",
+        _float_in(7 * 24 * 60, zero_ok=True),
+        "minutos durante los que un task_id repetido recibe el resultado ya medido (marcado replayed) en lugar "
+        "de ejecutarse otra vez (por defecto 10; 0: siempre se ejecuta de nuevo)",
     ),
     Option(
         "token_file",

@@ -7,8 +7,11 @@ slots is not overtaken by smaller ones that came after it, so it never starves.
 
 `TaskManager` owns every state change of a task on this worker:
 queued -> running -> success | failed | timeout, or cancelled from queued or
-running. A `task_id` seen before is never run twice: the same id with the same
-engine and parameters gets the stored record back, with different ones a 409.
+running. A `task_id` seen before is not run twice within the replay window: the same
+id with the same engine and parameters gets the stored record back (the answer says it
+is a replay), with different ones a 409. A task that finished more than
+`replay_window` seconds ago runs again when its id comes back with the same work: a
+benchmark asked for again is measured again, not answered with an old time.
 Up to `retain` finished records are kept (the idempotency window and /history).
 It knows nothing of HTTP: failures are `partisim.errors` exceptions.
 """
@@ -33,6 +36,8 @@ from pydantic import ValidationError
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
 from partisim.sim import SimParams
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, thread_plan
+from partisim.sim.environment import MachineEnvironment, RunSample, judge, usable_cpus
 from partisim.sim.result import NonFiniteResult
 from partisim.sim.theory import coarse_step_warning
 from partisim.worker.runners import Job, Runner
@@ -71,6 +76,7 @@ class TaskRecord:
     result: ExecuteResult | None = None  # the /execute success body
     error: PartisimError | None = None
     handle: dict[str, Any] = field(default_factory=dict)  # pid or container while running
+    sample: RunSample | None = None  # the conditions of its run, gathered while it runs
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -119,15 +125,21 @@ class TaskManager:
         retain: int = 10_000,
         engine_threads: dict[str, int] | None = None,
         on_finished: Callable[[TaskRecord], None] | None = None,
+        machine: MachineEnvironment | None = None,
+        replay_window: float = 600.0,
     ) -> None:
         """`engine_threads`: the most threads a task of each engine can use on this
-        machine (absent: one)."""
+        machine (absent: one). `machine`: the static part of every result's environment
+        (absent: results carry none). `replay_window`: seconds after it finished during
+        which a task's id is answered from its record instead of running again."""
+        self.machine = machine
         self.runner = runner
         self.worker_id = worker_id
         self.capacity = capacity
         self.queue_size = queue_size
         self.engine_threads = dict(engine_threads or {})
         self.retain = retain
+        self.replay_window = replay_window
         self.on_finished = on_finished
         self._records: OrderedDict[str, TaskRecord] = OrderedDict()
         # ids cancelled before they reached us: an orchestrator may cancel a task whose
@@ -149,11 +161,26 @@ class TaskManager:
         """Slots the running tasks occupy (each its threads)."""
         return sum(r.threads for r in self._running)
 
-    def threads_for(self, engine: str, requested: int | None) -> int:
+    def threads_for(self, engine: str, requested: int | None, particles: int | None = None) -> int:
         """Threads (and slots) a task asking for `requested` gets here: at most this
-        worker's capacity and what its engine can use on this machine."""
+        worker's capacity and what its engine can use on this machine; one for a run
+        too small for a second thread to help (`sim.engines.thread_plan`)."""
+        if particles is not None and particles < MIN_PARTICLES_FOR_THREADS:
+            return 1
         usable = self.engine_threads.get(engine, 1)
         return max(1, min(requested or 1, usable, self.capacity))
+
+    def _threads_reason(self, rec: TaskRecord, reason: str | None) -> str | None:
+        """Why the task ran on ``rec.threads``: the engine's reason, unless this worker
+        capped the request first (its capacity, or the engine's threads here)."""
+        asked = rec.threads_requested or 1
+        if reason != "requested" or rec.threads >= asked:
+            return reason
+        planned = thread_plan(rec.engine, asked, rec.params.particles).reason
+        if planned not in ("requested", "machine_cores"):  # the engine's own reason: single thread, small...
+            return planned
+        cores = self.machine.usable_cpus if self.machine is not None else usable_cpus()
+        return "worker_capacity" if rec.threads < cores and rec.threads >= self.capacity else "machine_cores"
 
     @property
     def queued(self) -> int:
@@ -217,6 +244,9 @@ class TaskManager:
             raise TaskRejected(
                 f"task_id {task_id} ya se usó en este worker con otro benchmark o parámetros; use un task_id nuevo", 409
             )
+        if rec.finished and rec.finished_at is not None and time.time() - rec.finished_at > self.replay_window:
+            del self._records[task_id]  # past the window: the same work is measured again
+            return None
         return rec
 
     async def submit(
@@ -243,7 +273,7 @@ class TaskManager:
             return known, False
         if self.stopping:
             raise WorkerUnavailable("el worker se está deteniendo y no acepta tareas nuevas", 503)
-        slots = self.threads_for(engine, threads)
+        slots = self.threads_for(engine, threads, params.particles)
         starts_now = not self._queue and self.slots_used + slots <= self.capacity
         if not starts_now and len(self._queue) >= self.queue_size:
             need = f"; esta tarea necesita {slots} plazas (una por hilo)" if slots > 1 else ""
@@ -285,17 +315,41 @@ class TaskManager:
             self._running.add(rec)
             rec.status = "running"
             rec.started_at = time.time()
+            rec.sample = RunSample(rec.threads)
+            self._note_sharing()
             rec.task = asyncio.get_running_loop().create_task(self._execute(rec), name=f"task-{rec.task_id}")
+
+    def _note_sharing(self) -> None:
+        """Tell every running task's sample which tasks run beside it now."""
+        in_use = self.slots_used
+        for rec in self._running:
+            if rec.sample is not None:
+                rec.sample.sharing(in_use, {r.task_id for r in self._running if r is not rec})
+
+    #: seconds between two readings of the machine's runnable threads during a run
+    SAMPLE_INTERVAL = 0.05
+
+    async def _watch(self, sample: RunSample) -> None:
+        """Read the machine's runnable threads until cancelled (the run is over)."""
+        while True:
+            sample.sample()
+            await asyncio.sleep(self.SAMPLE_INTERVAL)
 
     async def _execute(self, rec: TaskRecord) -> None:
         start = time.perf_counter()
+        sample = rec.sample or RunSample(rec.threads)
+        watcher = asyncio.get_running_loop().create_task(self._watch(sample), name=f"sample-{rec.task_id}")
 
         def elapsed() -> float:
             return time.perf_counter() - start
 
         job = Job(rec.task_id, rec.engine, rec.params, rec.timeout, rec.threads)
         try:
-            result = await self.runner.run(job, on_started=rec.handle.update)
+            try:
+                result = await self.runner.run(job, on_started=rec.handle.update)
+            finally:
+                watcher.cancel()
+                sample.finish()
         except asyncio.CancelledError:
             self._finish(
                 rec,
@@ -343,6 +397,17 @@ class TaskManager:
         except Exception:  # advice must never cost a result
             log.exception("no se pudo estimar el aviso de paso de tiempo de la tarea %s", rec.task_id)
             warning = None
+        reason = self._threads_reason(rec, sim.get("threads_reason"))
+        environment = None
+        if self.machine is not None and rec.sample is not None:
+            used = sim.get("threads")
+            environment = judge(
+                rec.sample,
+                machine=self.machine,
+                threads_requested=rec.threads_requested or 1,
+                threads_used=used if isinstance(used, int) else rec.threads,
+                threads_reason=reason or "requested",
+            )
         try:
             return ExecuteResult.model_validate(
                 {
@@ -361,6 +426,8 @@ class TaskManager:
                     "timeout": rec.timeout,
                     "timeout_requested": rec.timeout_requested,
                     "threads_requested": rec.threads_requested,
+                    "threads_reason": reason,
+                    "environment": environment,
                     "warnings": [warning] if warning else [],
                 }
             )

@@ -128,6 +128,17 @@ class Executor(ABC):
     def place(self, task: Task) -> Placement | None:
         """Reserve slots for ``task`` (its threads), or None if no member has them now."""
 
+    def unplaceable(self, task: Task) -> str | None:
+        """Why no member of this executor could ever run ``task`` (a Spanish sentence),
+        or None while one might: the scheduler then fails it at once instead of leaving
+        it queued. Asked only after `place` said None."""
+        return None
+
+    def waiting(self) -> dict[str, tuple[str, str]]:
+        """Queued tasks that only members now down could run, found in the last round:
+        ``{task_id: (batch, why)}``, for the summary."""
+        return {}
+
     @abstractmethod
     def unplace(self, placement: Placement) -> None:
         """Give back reserved slots that will not be launched."""

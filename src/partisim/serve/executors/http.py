@@ -43,7 +43,8 @@ from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTim
 from partisim.fleet import OrchestratorSettings
 from partisim.fleet.client import AsyncWorkerClient
 from partisim.fleet.health import HealthMonitor, WorkerHealth
-from partisim.protocol import WIRE_NAMES, ExecuteRequest, MemberView, TaskResult, TaskState
+from partisim.fleet.legacy import legacy_problem, legacy_request
+from partisim.protocol import ExecuteRequest, MemberView, TaskResult, TaskState
 from partisim.serve.executors.base import Attempt, Executor, Placement
 from partisim.serve.queue.task import Task
 
@@ -85,6 +86,8 @@ class HttpFleet(Executor):
         self._dispatched: dict[str, int] = defaultdict(int)
         self._suspended: dict[str, float] = {}  # worker id -> when it last failed to connect
         self._held: dict[str, str] = {}  # worker id -> the waiting task it is held for (this round)
+        #: queued tasks only down workers could run (this round): task id -> (batch, why)
+        self._waiting: dict[str, tuple[str, str]] = {}
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._health: list[WorkerHealth] | None = None
@@ -134,14 +137,31 @@ class HttpFleet(Executor):
         """A worker whose /status says it is not partisim (unknown status: assume it is)."""
         return h.last_status is not None and not h.last_status.is_partisim
 
-    def _runs(self, h: WorkerHealth, engine: str) -> bool:
-        """Whether ``engine`` may be sent to this worker."""
+    def _why_not(self, h: WorkerHealth, task: Task) -> str | None:
+        """Why ``task`` may not be sent to this worker, or None if it may."""
         entry = self.monitor.registry.entry(h.id)
-        if entry is not None and not entry.runs(engine):
-            return False
-        # a worker of the original design knows only the scripts' names: numpy would
-        # silently run as Python there
-        return not self._foreign(h) or engine in WIRE_NAMES
+        if entry is not None and not entry.runs(task.benchmark):
+            return f"{h.id} no ejecuta el motor {task.benchmark} según la configuración"
+        if not self._foreign(h):
+            return None
+        # a worker of the original design knows only the scripts' names (numpy would
+        # silently run as Python there) and reads only three parameters
+        problem = legacy_problem(task.benchmark, task.params, task.threads)
+        return None if problem is None else f"{h.id} no es partisim: {problem}"
+
+    def _runs(self, h: WorkerHealth, task: Task) -> bool:
+        return self._why_not(h, task) is None
+
+    def unplaceable(self, task: Task) -> str | None:
+        healths = self.health()
+        if not healths or any(self._runs(h, task) for h in healths):
+            return None
+        reasons = [r for r in (self._why_not(h, task) for h in healths[:3]) if r]
+        more = f" (y {len(healths) - 3} más)" if len(healths) > 3 else ""
+        return f"ningún worker configurado puede ejecutar esta tarea: {'; '.join(reasons)}{more}"
+
+    def waiting(self) -> dict[str, tuple[str, str]]:
+        return dict(self._waiting)
 
     def _suspended_now(self, h: WorkerHealth) -> bool:
         at = self._suspended.get(h.id)
@@ -205,6 +225,7 @@ class HttpFleet(Executor):
 
     def round_start(self) -> None:
         self._held.clear()
+        self._waiting.clear()
 
     # -- placement ------------------------------------------------------------------
 
@@ -214,8 +235,11 @@ class HttpFleet(Executor):
         return (task.timeout or self.default_task_timeout) + self.settings.timeout + self.settings.answer_margin
 
     def place(self, task: Task) -> Placement | None:
-        healths = [h for h in self.health() if self._runs(h, task.benchmark)]
+        healths = [h for h in self.health() if self._runs(h, task)]
         usable = [h for h in healths if self._usable(h) and self._held.get(h.id, task.id) == task.id]
+        if healths and not any(self._usable(h) for h in healths):
+            names = ", ".join(h.id for h in healths[:5])
+            self._waiting[task.id] = (task.batch, f"solo pueden ejecutarla workers que ahora no responden ({names})")
         if task.exclude_worker is not None and len(healths) > 1:
             # a verification run must come from a different machine
             usable = [h for h in usable if h.id != task.exclude_worker]
@@ -309,7 +333,9 @@ class HttpFleet(Executor):
         bound = max(0.0, attempt.deadline - time.time())
         client = self._client(url, attempt.placement.member)
         call = (
-            client.execute_foreign(request) if self._is_foreign(attempt.placement.member) else client.execute(request)
+            client.execute_foreign(legacy_request(request))
+            if self._is_foreign(attempt.placement.member)
+            else client.execute(request)
         )
         try:
             result: TaskResult = await asyncio.wait_for(call, timeout=bound)

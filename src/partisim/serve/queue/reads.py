@@ -8,6 +8,7 @@ they never hold up a change made through `TaskQueue`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from partisim.protocol import BatchInfo
-from partisim.serve.queue.rows import FLAT_SQL, VIEW_JSON, Selection, distinct_warnings, row_to_task
+from partisim.serve.queue.rows import FLAT_SQL, TASK_COLUMNS, VIEW_JSON, Selection, distinct_warnings, row_to_task
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
 
 __all__ = ["TaskReads"]
@@ -98,7 +99,7 @@ class TaskReads:
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
         where, args = selection.where()
-        rows = self._read(f"SELECT * FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
         return [row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:
@@ -128,6 +129,12 @@ class TaskReads:
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
         return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
 
+    def unverifiable(self, batch: str | None = None) -> int:
+        """Successful runs (of ``batch``) reported by workers that are not partisim: the
+        statistics leave them out (no engine, no checksum, maybe no simulation time)."""
+        where, args = Selection(status=SUCCESS, batch=batch, originals=True).where("foreign_result IS NOT NULL")
+        return int(self._read(f"SELECT COUNT(*) FROM tasks {where}", args)[0][0])
+
     #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
     _IN_CHUNK = 500
 
@@ -135,20 +142,27 @@ class TaskReads:
         """Successful, non-verification runs grouped by batch x engine x particles x
         steps x other parameters: count, sum and sum of squares of their simulation
         times, sums of their pair collisions and final kinetic energies, and their
-        distinct warnings. The grouping happens in SQLite, so the caller never decodes
-        a result. Runs on several threads form groups of their own (``threads``)."""
+        distinct warnings; their minimum, every time (for the median) and the workers.
+        The grouping happens in SQLite, so the caller never decodes a result. Runs on
+        several threads, in another runner, on another CPU model or on a busy machine
+        form groups of their own."""
         sql = (
             "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
             " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used,"
-            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w)"
-            " FROM (SELECT batch, benchmark, params, json_extract(result, '$.simulation_time') AS t,"
+            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used, runner, cpu, busy,"
+            " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w),"
+            " MIN(t), json_group_array(t), json_group_array(DISTINCT worker)"
+            " FROM (SELECT batch, benchmark, params, worker, json_extract(result, '$.simulation_time') AS t,"
             "       COALESCE(json_extract(result, '$.threads'), 1) AS used,"
+            "       COALESCE(json_extract(result, '$.runner'), '') AS runner,"
+            "       COALESCE((SELECT json_extract(data, '$.cpu_model') FROM machines"
+            "                 WHERE machines.id = json_extract(result, '$.environment.machine_id')), '') AS cpu,"
+            "       COALESCE(json_extract(result, '$.environment.contended'), 0) AS busy,"
             "       json_extract(result, '$.particle_collisions') AS pc,"
             "       json_extract(result, '$.kinetic_energy') AS ke,"
             "       json_extract(result, '$.warnings') AS w"
             "       FROM tasks WHERE status = ? AND verify_of IS NULL{where})"
-            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6"
+            " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
         )
         chunks: list[list[str] | None] = (
             [None]
@@ -176,7 +190,13 @@ class TaskReads:
                     float(ke),
                     distinct_warnings(w),
                     int(used),
+                    str(runner),
+                    str(cpu),
+                    bool(busy),
+                    float(low),
+                    tuple(float(x) for x in json.loads(times)),
+                    tuple(str(x) for x in json.loads(workers) if x is not None),
                 )
-                for b, e, n, s, rest, used, c, t, t2, pc, ke, w in rows
+                for b, e, n, s, rest, used, runner, cpu, busy, c, t, t2, pc, ke, w, low, times, workers in rows
             )
         return out

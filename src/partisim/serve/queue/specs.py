@@ -1,9 +1,11 @@
 """Task specifications: task files, ``repeat``, sweeps -> lists of `TaskSpec`.
 
 A task object is ``{"benchmark": "python", "params": {"NUM_PARTICULAS": 100, ...},
-"repeat": 3, "timeout": 60, "threads": 2}`` (``engine`` is accepted for ``benchmark``;
-``threads``, the threads of the one simulation, is 1 when absent). A file or an
-API body holds a list of them, or ``{"tasks": [...]}``. Everything is validated here,
+"repeat": 3, "timeout": 60, "threads": 2, "priority": 5, "label": "mi-tarea"}`` (``engine``
+is accepted for ``benchmark``; ``threads``, the threads of the one simulation, is 1 when
+absent; ``priority``, higher first, 0 when absent; ``description`` is accepted and
+ignored). A file or an API body holds a list of them, or ``{"tasks": [...]}``; the
+users' ETAPA-6 files and task objects are read too (`etapa6`). Everything is validated here,
 with `partisim.sim.parse_params` and `resolve_engine`, so a bad value is refused before
 it reaches the queue, with a Spanish message naming the task and the field.
 """
@@ -14,10 +16,12 @@ import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from partisim.errors import ParamsError, explain_json_error, explain_os_error
+from partisim.serve.queue.etapa6 import etapa6_wrapper, is_etapa6_task, parse_label, parse_priority, task_fields
 from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
 from partisim.sim.theory import coarse_step_warnings
@@ -27,7 +31,11 @@ __all__ = [
     "MAX_THREADS",
     "parse_task",
     "parse_tasks",
+    "TaskDocument",
+    "read_tasks",
+    "load_task_document",
     "parse_submission",
+    "read_submission",
     "load_task_file",
     "sweep",
     "parse_int_list",
@@ -42,7 +50,7 @@ MAX_REPEAT = 10_000
 MAX_TIMEOUT = 7 * 24 * 3600.0
 #: most threads a task may ask for (a worker gives it at most its own max_threads)
 MAX_THREADS = 1024
-_TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout", "threads")
+_TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout", "threads", "priority", "label", "description")
 
 
 def _positive_int(value: Any, what: str, *, high: int) -> int:
@@ -64,16 +72,22 @@ def _timeout(value: Any, where: str) -> float | None:
 
 
 def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
-    """One task object -> its specs (``repeat`` copies of the same task)."""
+    """One task object (partisim's or an ETAPA-6 one) -> its specs (``repeat`` copies
+    of the same task)."""
     if not isinstance(obj, Mapping):
         raise ParamsError(f"{where}: cada tarea debe ser un objeto JSON con benchmark y params")
+    etapa6 = is_etapa6_task(obj)
+    if etapa6:
+        obj = task_fields(obj, where)
     unknown = [k for k in obj if k not in _TASK_KEYS]
     if unknown:
         raise ParamsError(
             f"{where}: clave desconocida {unknown[0]!r}; claves válidas: benchmark (o engine), "
-            "params, repeat, timeout, threads",
+            "params, repeat, timeout, threads, priority, label, description",
             field=str(unknown[0]),
         )
+    if obj.get("description") is not None and not isinstance(obj["description"], str):
+        raise ParamsError(f"{where}: description debe ser un texto", field="description")
     if "benchmark" in obj and "engine" in obj:
         raise ParamsError(f"{where}: use benchmark o engine, no ambos", field="benchmark")
     name = obj.get("benchmark", obj.get("engine"))
@@ -90,13 +104,34 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
     repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
     timeout = _timeout(obj.get("timeout"), where)
     threads = _positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
-    spec = TaskSpec(benchmark=engine, params=params, timeout=timeout, threads=threads)
+    priority = parse_priority(obj["priority"], where) if obj.get("priority") is not None else 0
+    label = parse_label(obj.get("label"), where, "task_id" if etapa6 else "label")
+    spec = TaskSpec(benchmark=engine, params=params, timeout=timeout, threads=threads, priority=priority, label=label)
     return [spec] * repeat
+
+
+@dataclass
+class TaskDocument:
+    """A task file or body, validated: its specs, and what the user should know about
+    it (a task count in an ETAPA-6 wrapper that disagrees with the list)."""
+
+    specs: list[TaskSpec]
+    warnings: list[str] = field(default_factory=list)
 
 
 def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
     """A list of task objects, or ``{"tasks": [...]}`` -> all their specs."""
-    if isinstance(data, Mapping):
+    return read_tasks(data, source).specs
+
+
+def read_tasks(data: Any, source: str = "la petición") -> TaskDocument:
+    """A list of task objects, ``{"tasks": [...]}`` or an ETAPA-6 wrapper -> their specs
+    and warnings. A label (an ETAPA-6 ``task_id``) used by two tasks is an error."""
+    warnings: list[str] = []
+    wrapped = etapa6_wrapper(data, source) if isinstance(data, Mapping) else None
+    if wrapped is not None:
+        data, warnings = wrapped
+    elif isinstance(data, Mapping):
         extra = [k for k in data if k not in ("tasks", "batch")]
         if "tasks" not in data or extra:
             raise ParamsError(
@@ -109,11 +144,22 @@ def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
     if not data:
         raise ParamsError(f"{source}: la lista de tareas está vacía")
     specs: list[TaskSpec] = []
+    labels: dict[str, int] = {}
     for k, obj in enumerate(data, start=1):
-        specs.extend(parse_task(obj, f"{source}, tarea {k}"))
+        found = parse_task(obj, f"{source}, tarea {k}")
+        label = found[0].label if found else None
+        if label is not None:
+            if label in labels:
+                raise ParamsError(
+                    f"{source}: el identificador {label!r} se repite (tareas {labels[label]} y {k}); "
+                    "cada tarea de un lote necesita uno distinto",
+                    field="task_id",
+                )
+            labels[label] = k
+        specs.extend(found)
         if len(specs) > MAX_TASKS:
             raise ParamsError(f"{source}: demasiadas tareas (máximo {MAX_TASKS} por envío)")
-    return specs
+    return TaskDocument(specs, warnings)
 
 
 def step_warnings(specs: Iterable[TaskSpec]) -> list[str]:
@@ -128,6 +174,12 @@ def step_warnings(specs: Iterable[TaskSpec]) -> list[str]:
 
 def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:
     """The body of ``POST /api/tasks``: one task, a list, or ``{"tasks": [...], "batch"?}``."""
+    document, batch = read_submission(body)
+    return document.specs, batch
+
+
+def read_submission(body: Any) -> tuple[TaskDocument, str | None]:
+    """`parse_submission` with the document's warnings; an ETAPA-6 file is read as it is."""
     batch = None
     if isinstance(body, Mapping) and "tasks" in body:
         batch = body.get("batch")
@@ -136,10 +188,10 @@ def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:
                 "batch debe ser un texto de 1 a 64 caracteres (letras, dígitos, '-', '_', '.')",
                 field="batch",
             )
-        return parse_tasks(body), batch
+        return read_tasks(body), batch
     if isinstance(body, Mapping):
-        return parse_task(body, "la tarea"), None
-    return parse_tasks(body), None
+        return TaskDocument(parse_task(body, "la tarea")), None
+    return read_tasks(body), None
 
 
 def _valid_batch(batch: Any) -> bool:
@@ -148,6 +200,11 @@ def _valid_batch(batch: Any) -> bool:
 
 def load_task_file(path: str | Path) -> list[TaskSpec]:
     """Read and validate a JSON task file."""
+    return load_task_document(path).specs
+
+
+def load_task_document(path: str | Path) -> TaskDocument:
+    """Read and validate a JSON task file (partisim's format or ETAPA 6's)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -155,7 +212,7 @@ def load_task_file(path: str | Path) -> list[TaskSpec]:
         raise ParamsError(f"no existe el archivo de tareas {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamsError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
-    return parse_tasks(decode_json(text, str(p)), str(p))
+    return read_tasks(decode_json(text, str(p)), str(p))
 
 
 def decode_json(text: str, source: str) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 
 from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import Selection, row_to_task
+from partisim.serve.queue.rows import TASK_COLUMNS, Selection, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -71,19 +71,26 @@ CREATE TABLE IF NOT EXISTS tasks (
     error          TEXT,
     foreign_result TEXT,
     extra_runs     TEXT,
-    threads        INTEGER NOT NULL DEFAULT 1
+    threads        INTEGER NOT NULL DEFAULT 1,
+    priority       INTEGER NOT NULL DEFAULT 0,
+    label          TEXT
 );
 -- replaced by the indexes below; a database made by an older version still has them
 DROP INDEX IF EXISTS tasks_status;
 DROP INDEX IF EXISTS tasks_finished;
 CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
 CREATE INDEX IF NOT EXISTS tasks_status_ready ON tasks (status, not_before);
+-- dispatch order: priority (higher first), then submission order; a range of this index
+CREATE INDEX IF NOT EXISTS tasks_status_priority ON tasks (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_label ON tasks (label) WHERE label IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks (batch, seq);
 CREATE INDEX IF NOT EXISTS tasks_batch_status ON tasks (batch, status);
 -- time windows (throughput, activity, the latest finished tasks): a range of this index
 -- alone, whatever the number of older rows; status is in it so no row is looked up
 CREATE INDEX IF NOT EXISTS tasks_finished_status ON tasks (finished_at, status);
 CREATE INDEX IF NOT EXISTS tasks_batch_finished ON tasks (batch, finished_at, status);
+-- the static part of results' environments, once per worker (`queue.rows.stored_result`)
+CREATE TABLE IF NOT EXISTS machines (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 #: the statuses whose tasks count as activity (throughput, per-worker counts)
@@ -91,7 +98,13 @@ _ACTIVITY = (SUCCESS, FAILED)
 
 
 #: columns added after the first version: a database made by an older one gets them
-_ADDED_COLUMNS = {"foreign_result": "TEXT", "extra_runs": "TEXT", "threads": "INTEGER NOT NULL DEFAULT 1"}
+_ADDED_COLUMNS = {
+    "foreign_result": "TEXT",
+    "extra_runs": "TEXT",
+    "threads": "INTEGER NOT NULL DEFAULT 1",
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "label": "TEXT",
+}
 #: what a `tasks` table must have to be ours
 _CORE_COLUMNS = frozenset(
     {"seq", "id", "batch", "status", "benchmark", "params", "attempts", "max_attempts", "created_at", "result", "error"}
@@ -263,14 +276,16 @@ class TaskQueue:
                     self.max_attempts,
                     now,
                     spec.threads,
+                    spec.priority,
+                    spec.label,
                 )
             )
         with self._lock:
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO tasks (id, batch, status, benchmark, params, timeout,"
-                    " verify_of, exclude_worker, max_attempts, created_at, threads)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " verify_of, exclude_worker, max_attempts, created_at, threads, priority, label)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             if rows:
@@ -280,21 +295,22 @@ class TaskQueue:
     # -- reading ----------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task | None:
-        found = self._select("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        found = self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
 
     def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
         where, args = Selection(status=status, batch=batch).where()
-        return self._select(f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
+        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
-        """Queued tasks whose backoff has elapsed, oldest first (a page of them)."""
+        """Queued tasks whose backoff has elapsed, highest priority first and oldest first
+        within a priority (a page of them)."""
         now = time.time() if now is None else now
         return self._select(
-            # walk (status, seq) in order; the planner would otherwise sort every queued row
-            "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? AND not_before <= ?"
-            " ORDER BY seq LIMIT ? OFFSET ?",
+            # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
+            " ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
             (QUEUED, now, int(limit), int(offset)),
         )
 
@@ -309,7 +325,7 @@ class TaskQueue:
         return None if row[0] is None else float(row[0])
 
     def running(self) -> list[Task]:
-        return self._select("SELECT * FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
+        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
 
     def counts(self, batch: str | None = None) -> dict[str, int]:
         """Number of tasks per status (every status present), plus ``total``, counted in
@@ -405,18 +421,18 @@ class TaskQueue:
         (if there is room) the next queued ones. Each part walks an index from its end and
         stops after ``limit`` rows."""
         found = self._select(
-            "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?",
             (RUNNING, limit),
         )
         if len(found) < limit:
             found += self._select(
-                "SELECT * FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
+                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
                 " ORDER BY finished_at DESC LIMIT ?",
                 (limit - len(found),),
             )
         if len(found) < limit:
             found += self._select(
-                "SELECT * FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?",
+                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?",
                 (QUEUED, limit - len(found)),
             )
         return found
@@ -481,14 +497,21 @@ class TaskQueue:
             return []
         now = time.time()
         rows = []
-        for task_id, attempt, result, worker in items:
+        machines = {}
+        for task_id, attempt, outcome, worker in items:
+            result: TaskResult = outcome
+            if isinstance(outcome, ExecuteResult):
+                result, machine = stored_result(outcome)
+                if machine is not None:
+                    machines[machine.machine_id] = machine.model_dump_json()
             verified = result.model_dump_json() if isinstance(result, ExecuteResult) else None
             foreign = result.model_dump_json() if isinstance(result, ForeignResult) else None
             rows.append((SUCCESS, verified, foreign, now, worker, task_id, RUNNING, attempt))
         out: list[bool] = []
         moved: list[tuple[str, str | None]] = []
         with self._lock:
-            with self._transaction(when=len(rows) > 1):
+            with self._transaction(when=len(rows) > 1 or bool(machines)):
+                self._db.executemany("INSERT OR IGNORE INTO machines (id, data) VALUES (?, ?)", machines.items())
                 for row in rows:
                     found = self._db.execute(self._COMPLETE, row).fetchall()  # fetchall: steps to the end
                     out.append(bool(found))
@@ -535,6 +558,18 @@ class TaskQueue:
             (QUEUED, error, not_before, worker, task_id, RUNNING, attempt),
             RUNNING,
             QUEUED,
+        )
+
+    def fail_queued(self, task_id: str, error: str) -> bool:
+        """queued -> failed without an attempt: no worker could ever run it."""
+        now = time.time()
+        return self._transition(
+            "UPDATE tasks SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?"
+            " RETURNING batch, worker",
+            (FAILED, error, now, task_id, QUEUED),
+            QUEUED,
+            FAILED,
+            now,
         )
 
     def release(self, task_id: str, attempt: int, not_before: float) -> bool:

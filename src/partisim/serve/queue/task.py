@@ -53,6 +53,8 @@ class TaskSpec:
     verify_of: str | None = None
     exclude_worker: str | None = None
     threads: int = 1  # threads asked for the one simulation (slots where it runs)
+    priority: int = 0  # higher is dispatched first; FIFO within a level
+    label: str | None = None  # the user's own name for the task (an ETAPA-6 task_id)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Task:
     foreign_result: ForeignResult | None = None
     extra_runs: tuple[str, ...] = ()
     threads: int = 1
+    priority: int = 0
+    label: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -130,6 +134,8 @@ class Task:
             foreign_result=self.foreign_result,
             duplicates=self.duplicates,
             threads=self.threads,
+            priority=self.priority,
+            label=self.label,
         )
 
 
@@ -152,3 +158,9 @@ class TimeStats:
     energy: float = 0.0
     warnings: tuple[str, ...] = ()
     threads: int = 1  # the threads the runs used: runs on several are grouped apart
+    runner: str = ""  # process or docker ("" for a result that does not say)
+    cpu: str = ""  # the CPU model of the workers ("" where unknown)
+    contended: bool = False  # measured on a busy machine (`Environment.contended`)
+    minimum: float = 0.0
+    times: tuple[float, ...] = ()  # every time, for the median
+    workers: tuple[str, ...] = ()

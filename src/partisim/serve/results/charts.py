@@ -72,11 +72,12 @@ def varied_dimensions(groups: Sequence[Group]) -> list[str]:
     return sorted((k for k in keys if len(values[k]) > 1), key=lambda k: (k != "NUM_PASOS", k))
 
 
-def chart_parts(groups: Sequence[Group]) -> ChartParts:
+def chart_parts(groups: Sequence[Group], speedup_groups: Sequence[Group] | None = None) -> ChartParts:
     """Lines (one per engine x configuration) and speedup bars, each with a style of its
     own: with one configuration the colour says the engine; with several, the colour
     says the configuration and the marker and dash say the engine. Markers never
-    depend on colour alone, so the chart reads in grey too."""
+    depend on colour alone, so the chart reads in grey too. The bars come from
+    ``speedup_groups`` when given (the groups without the runs on a busy machine)."""
     varied = varied_dimensions(groups)
     configs = sorted({LineConfig(g.steps, g.params) for g in groups}, key=lambda c: (c.steps, c.params))
     index = {c: i for i, c in enumerate(configs)}
@@ -112,11 +113,27 @@ def chart_parts(groups: Sequence[Group]) -> ChartParts:
                 marker=marker,
                 dash=dash,
                 filled=filled,
-                points=[ChartPoint(particles=g.particles, mean=g.mean, stdev=g.stdev, n=g.n) for g in items],
+                points=[
+                    ChartPoint(
+                        particles=g.particles,
+                        mean=g.mean,
+                        stdev=g.stdev,
+                        n=g.n,
+                        median=g.median,
+                        minimum=g.minimum,
+                        cv=g.cv,
+                        unstable=g.unstable,
+                        contended=g.contended,
+                    )
+                    for g in items
+                ],
             )
         )
     bars = []
-    for up in sorted(speedups(groups), key=lambda u: (u.particles, index[LineConfig(u.steps, u.params)])):
+    for up in sorted(
+        speedups(groups if speedup_groups is None else speedup_groups),
+        key=lambda u: (u.particles, index[LineConfig(u.steps, u.params)]),
+    ):
         if not (up.cython_mean > 0 and math.isfinite(up.value)):
             continue
         config = LineConfig(up.steps, up.params)
@@ -130,6 +147,10 @@ def chart_parts(groups: Sequence[Group]) -> ChartParts:
                 python=up.python_mean,
                 cython=up.cython_mean,
                 value=up.value,
+                low=up.low,
+                high=up.high,
+                basis=up.basis,
+                where=up.where,
             )
         )
     return ChartParts(varied, series, bars)

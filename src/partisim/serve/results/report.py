@@ -1,5 +1,8 @@
 """The benchmark report: a PNG with simulation time vs particles (mean ± stdev over seeds
-and repeats) and the cython/python speedup, drawn with matplotlib (Agg).
+and repeats) and the cython/python speedup with its 95% confidence interval as error bar,
+drawn with matplotlib (Agg). Points with runs measured on a busy machine carry a cross
+(the speed-ups leave those runs out unless asked for), unstable ones (coefficient of
+variation over 10%) a ring.
 
 It draws the chart data of ``GET /api/charts`` (`ChartData`): the same groups, series,
 styles and labels as the dashboard, so the two never disagree. A batch of one size gets
@@ -28,6 +31,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from partisim.errors import PartisimError
 from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
+from partisim.sim.environment import CONTENDED_LABEL, UNSTABLE_LABEL
 from partisim.sim.numbers import count as plural
 from partisim.sim.numbers import decimal, duration, integer
 
@@ -87,6 +91,7 @@ def _time_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
             markerfacecolor=line.color if line.filled else "white",
             label=line.label,
         )
+    _marks(ax, series)
     ax.set_xscale("log")
     ax.set_yscale("log")
     sizes = [p.particles for line in series for p in line.points]
@@ -104,6 +109,33 @@ def _time_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
     ax.grid(True, which="minor", alpha=0.12)
     columns = 1 if len(series) <= 4 else 2
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=columns, frameon=False)
+
+
+def _marks(ax: Axes, series: Sequence[ChartSeries]) -> None:
+    """A cross on the points with runs measured on a busy machine, a ring on unstable ones."""
+    busy = [(p.particles, p.mean) for line in series for p in line.points if p.contended]
+    shaky = [(p.particles, p.mean) for line in series for p in line.points if p.unstable]
+    if busy:
+        ax.scatter(
+            [x for x, _ in busy],
+            [y for _, y in busy],
+            marker="x",
+            s=90,
+            color="#000000",
+            zorder=5,
+            label=CONTENDED_LABEL,
+        )
+    if shaky:
+        ax.scatter(
+            [x for x, _ in shaky],
+            [y for _, y in shaky],
+            marker="o",
+            s=180,
+            facecolors="none",
+            edgecolors="#777777",
+            zorder=4,
+            label=f"{UNSTABLE_LABEL} (CV > 10 %)",
+        )
 
 
 def ratio_text(value: float) -> str:
@@ -169,8 +201,23 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
         edgecolor="white",
         linewidth=0.5,
     )
+    with_ci = [(x, b) for x, b in zip(xs, bars, strict=True) if b.low is not None and b.high is not None]
+    if with_ci:
+        ax.errorbar(
+            [x for x, _ in with_ci],
+            [b.value for _, b in with_ci],
+            yerr=[
+                [b.value - (b.low or b.value) for _, b in with_ci],
+                [(b.high or b.value) - b.value for _, b in with_ci],
+            ],
+            fmt="none",
+            ecolor="#333333",
+            capsize=3,
+            linewidth=1,
+        )
     ax.set_yscale("log")
-    low, high = min(*values, 1.0), max(*values, 1.0)
+    low = min(*values, *(b.low for _, b in with_ci if b.low), 1.0)
+    high = max(*values, *(b.high for _, b in with_ci if b.high), 1.0)
     labels = [ratio_text(v) for v in values]
     # a label goes on every bar or on none: upright when it fits the bar's width,
     # else turned (then a bar must be as wide as a line of text); too narrow: the table
@@ -192,7 +239,7 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
     )
     ax.set_xlabel("partículas")
     ax.set_ylabel("aceleración (tiempo python / tiempo cython)")
-    ax.set_title("Aceleración cython / python (escala logarítmica)")
+    ax.set_title("Aceleración cython / python (IC 95 %, escala logarítmica)")
     ax.grid(True, axis="y", which="major", alpha=0.3)
     if len(configs) > 1:
         handles = [Patch(color=next(b.color for b in bars if b.config == c), label=c) for c in configs]
@@ -223,10 +270,20 @@ def failed_note(failed: int, errors: Sequence[tuple[str, str]] = ()) -> str | No
 
 
 def footnotes(chart: ChartData, failed: str | None = None) -> list[str]:
-    """What the PNG prints below its charts: the failed tasks, the Física line, then each
-    warning."""
+    """What the PNG prints below its charts: the failed tasks, the Física line, the runs
+    left out of the speedup, then each warning."""
     notes = [failed] if failed else []
     notes += [chart.physics.text] if chart.physics else []
+    if chart.contended_left_out and not chart.contended_shown:
+        notes.append(
+            f"La aceleración deja fuera {chart.contended_left_out} ejecuciones medidas con la máquina ocupada "
+            "(marcadas con una cruz en los tiempos; partisim report --contended las incluye)."
+        )
+    bases = sorted(
+        {f"mismo worker ({b.where})" if b.basis == "worker" else f"misma CPU ({b.where})" for b in chart.speedup}
+    )
+    if bases:
+        notes.append(f"Aceleraciones comparables por: {'; '.join(bases)}.")
     notes += [f"Aviso: {text}" for text in chart.warnings]
     return notes
 

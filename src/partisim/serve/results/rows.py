@@ -4,7 +4,10 @@ the `TaskView`s of ``GET /api/tasks``.
 Two columns come from the hardening of the queue: ``verifiable`` (False when a worker
 that is not partisim ran the task: its row shows what it reported, without checksum)
 and ``duplicates`` (runs of the task on other workers besides the recorded one).
-``threads`` is how many threads the run used.
+``threads`` is how many threads the run used, ``threads_requested`` how many it asked
+for and ``threads_reason`` why it used those. ``contended`` is True for a run measured
+while the machine was oversubscribed ("medido con la máquina ocupada"; ``contended_by``
+says why, see `sim.environment`); ``machine_id`` and ``cpu_model`` name where it ran.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ COLUMNS = (
     "duplicates",
     "threads",
     "warnings",
+    "threads_requested",
+    "threads_reason",
+    "contended",
+    "contended_by",
+    "load_start",
+    "load_end",
+    "runner",
+    "machine_id",
+    "cpu_model",
 )
 #: the CSV cell of a task with several warnings joins them with this
 WARNINGS_SEPARATOR = " | "
@@ -80,6 +92,25 @@ def flatten(task: TaskView) -> dict[str, Any]:
         "duplicates": task.duplicates,
         "threads": task.result.threads if task.result else None,
         "warnings": WARNINGS_SEPARATOR.join(task.result.warnings) if task.result else "",
+        **_conditions(task),
+    }
+
+
+def _conditions(task: TaskView) -> dict[str, Any]:
+    """The flat columns of how and where a result was measured (None where unknown)."""
+    r = task.result
+    env = r.environment if r else None
+    machine = env.machine if env else None
+    return {
+        "threads_requested": (r.threads_requested if r and r.threads_requested is not None else task.threads),
+        "threads_reason": r.threads_reason if r else None,
+        "contended": env.contended if env else None,
+        "contended_by": " ".join(env.contended_by) if env and env.contended_by else None,
+        "load_start": env.load_start if env else None,
+        "load_end": env.load_end if env else None,
+        "runner": r.runner if r else None,
+        "machine_id": env.machine_id if env else None,
+        "cpu_model": machine.cpu_model if machine else None,
     }
 
 

@@ -25,7 +25,7 @@ from partisim.errors import ParamsError
 from partisim.fleet.advice import queued_without_workers
 from partisim.protocol import Submitted, WorkerList
 from partisim.serve.queue.rows import Selection
-from partisim.serve.queue.specs import parse_submission, step_warnings
+from partisim.serve.queue.specs import read_submission, step_warnings
 from partisim.serve.queue.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
 from partisim.serve.web.context import state_of, summary, workers
 from partisim.serve.web.export import EXPORT_FORMATS, export_chunks
@@ -96,6 +96,7 @@ def _selection(request: Request) -> Selection:
         status=_status_filter(q.get("status")),
         batch=q.get("batch") or None,
         originals=_flag(q.get("originals"), "originals"),
+        label=q.get("label") or None,
     )
 
 
@@ -118,14 +119,15 @@ async def submit_tasks(request: Request) -> Response:
     # A few tasks are cheaper to handle here than through a thread hop; thousands are
     # validated and inserted in a thread so the event loop keeps dispatching.
     if len(raw) <= SMALL_BODY_BYTES:
-        specs, batch = parse_submission(body)
+        document, batch = read_submission(body)
     else:
-        specs, batch = await run_in_threadpool(parse_submission, body)
+        document, batch = await run_in_threadpool(read_submission, body)
+    specs = document.specs
     if len(specs) <= SMALL_SUBMISSION:
-        advice = step_warnings(specs)
+        advice = document.warnings + step_warnings(specs)
         batch, ids = state.queue.enqueue(specs, batch)
     else:
-        advice = await run_in_threadpool(step_warnings, specs)
+        advice = document.warnings + await run_in_threadpool(step_warnings, specs)
         batch, ids = await run_in_threadpool(state.queue.enqueue, specs, batch)
     state.scheduler.wake()
     warning = queued_without_workers(len(ids)) if state.executor.active_members() == 0 else None

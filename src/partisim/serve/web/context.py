@@ -56,16 +56,32 @@ def summary(
     else:
         finished = state.queue.finished_since(now - THROUGHPUT_WINDOW_S, batch)
     members = state.executor.members() if members is None else members
+    active = sum(1 for m in members if m.state == "active")
     return Summary(
         **counts,
         batch=batch,
         finished_last_60s=finished,
         throughput_per_s=round(finished / THROUGHPUT_WINDOW_S, 3),
-        workers_active=sum(1 for m in members if m.state == "active"),
+        workers_active=active,
         workers_total=len(members),
         done=counts["queued"] == 0 and counts["running"] == 0,
         timestamp=now,
+        waiting=_waiting(state, batch, counts["queued"], active, members),
     )
+
+
+def _waiting(state: ServeState, batch: str | None, queued: int, active: int, members: list[MemberView]) -> str | None:
+    """Why queued tasks wait: the workers that could run them are configured but down."""
+    if queued == 0:
+        return None
+    if active == 0 and members:
+        names = ", ".join(m.id for m in members[:5])
+        return f"{queued} en cola: ningún worker configurado responde ({names}); esperan a que alguno vuelva"
+    found = [why for b, why in state.executor.waiting().values() if batch is None or b == batch]
+    if not found:
+        return None
+    reasons = "; ".join(dict.fromkeys(found))
+    return f"{len(found)} en cola esperan: {reasons}"
 
 
 def workers(state: ServeState, *, members: list[MemberView] | None = None) -> list[MemberView]:

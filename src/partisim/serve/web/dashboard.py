@@ -10,6 +10,7 @@ second and only the parts that changed (see `serve.live`).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -17,6 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -27,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from partisim.errors import BatchNotFound, ParamsError
 from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_without_workers
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
+from partisim.serve.queue.etapa6 import parse_priority
 from partisim.serve.queue.specs import parse_engine_list, parse_int_list, step_warnings, sweep
 from partisim.serve.queue.task import TaskSpec, TimeStats, new_batch_id
 from partisim.serve.results.charts import chart_parts
@@ -66,7 +69,7 @@ _FORM_FIELDS = {
     "width": ("width", "ANCHO_MUNDO"),
     "height": ("height", "ALTO_MUNDO"),
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "dt", "width", "height")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "priority", "dt", "width", "height")
 #: the form's names of the parameters, for its error messages
 _FORM_NAMES = {
     "NUM_PARTICULAS": "partículas",
@@ -148,10 +151,13 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
     return new
 
 
-def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
+def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool = False) -> ChartData:
     """Chart data of one batch (``"latest"``: the newest with results) or of every batch
     (None): mean and standard deviation per engine x size x configuration, pooled from
     per-batch sums that SQLite computes, with the style of each line and bar.
+
+    The time chart shows every run (a point with runs measured on a busy machine says how
+    many); the speed-ups leave those runs out and count them, unless ``contended``.
 
     Raises `BatchNotFound` for a batch the queue never had."""
     store = _chart_store(serve)
@@ -165,7 +171,16 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
         stats = [st for _, found in store.rows.values() for st in found]
     else:
         stats = store.rows.get(chosen, (0, []))[1]
-    parts = chart_parts(pool(stats))
+    pooled = pool(stats, contended=contended)
+    parts = chart_parts(pool(stats, contended=True).groups, pooled.groups)
+    warnings = result_warnings(stats)
+    dropped = serve.queue.reads.unverifiable(chosen)
+    if dropped:
+        runs = "1 ejecución no verificable queda" if dropped == 1 else f"{dropped} ejecuciones no verificables quedan"
+        warnings.append(
+            f"{runs} fuera de estas cifras: las hicieron workers que no son partisim (sin motor ni checksum); "
+            "véalas con partisim results"
+        )
     return ChartData(
         success=store.success,
         batch=chosen,
@@ -175,7 +190,9 @@ def chart_data(serve: ServeState, batch: str | None = None) -> ChartData:
         series=parts.series,
         speedup=parts.speedup,
         physics=physics_line(stats),
-        warnings=result_warnings(stats),
+        warnings=warnings,
+        contended_left_out=pooled.left_out,
+        contended_shown=contended,
     )
 
 
@@ -256,7 +273,12 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             params=fixed,
             names=_FORM_NAMES,
         )
+        if body.get("priority") not in (None, "", 0):
+            level = parse_priority(body["priority"], "prioridad")
+            specs = [dataclasses.replace(spec, priority=level) for spec in specs]
     except ParamsError as exc:
+        if exc.field == "priority":
+            raise ParamsError(exc.message, field="priority") from None
         for flag, form_field, label in (("--repeat", "repeat", "repeticiones"), ("--threads", "threads", "hilos")):
             if exc.message.startswith(flag):
                 raise ParamsError(exc.message.replace(flag, label, 1), field=form_field) from None
@@ -325,11 +347,13 @@ async def events(request: Request) -> StreamingResponse:
 @router.get("/api/charts")
 async def charts(request: Request) -> Response:
     """Chart data: ``?batch=latest`` (the newest batch with results), ``?batch=<id>``,
-    or every batch (no ``batch``, or ``batch=todos``)."""
+    or every batch (no ``batch``, or ``batch=todos``). ``?contended=1`` shows the runs
+    measured on a busy machine too (left out by default)."""
     raw = request.query_params.get("batch") or None
     batch = None if raw in (None, "todos", "all") else raw
+    shown = request.query_params.get("contended", "") in ("1", "true", "si", "sí")
     try:
-        data = await run_in_threadpool(chart_data, state_of(request), batch)
+        data = await run_in_threadpool(partial(chart_data, contended=shown), state_of(request), batch)
     except BatchNotFound as exc:
         return error_response(404, exc.message, "batch")
     return model_response(data)

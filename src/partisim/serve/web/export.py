@@ -63,7 +63,7 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
 def _cells(row: tuple[Any, ...], booleans: list[int]) -> list[Any]:
     cells = list(row)
     for k in booleans:
-        cells[k] = bool(cells[k])
+        cells[k] = None if cells[k] is None else bool(cells[k])
     return cells[1:]  # without the seq
 
 

@@ -72,7 +72,12 @@ _RESULT_FIELDS = {
     "wall_collisions",
     "kinetic_energy",
     "checksum",
+    "threads",
+    "threads_requested",
+    "threads_reason",
 }
+#: what the page shows of a result's environment: whether the machine was busy, and why
+_ENVIRONMENT_FIELDS = {"contended", "contended_by"}
 _STATUS_FIELDS = {"runner", "cpu_count", "load_avg", "version", "capacity", "running"}
 
 
@@ -85,7 +90,10 @@ def recent_row(task: Task) -> dict[str, Any]:
     fields the page shows."""
     row = task.view().model_dump(mode="json", exclude={"timings"})
     if row["result"] is not None:
+        env = row["result"].get("environment")
         row["result"] = {k: v for k, v in row["result"].items() if k in _RESULT_FIELDS}
+        if env:
+            row["result"]["environment"] = {k: v for k, v in env.items() if k in _ENVIRONMENT_FIELDS}
     return row
 
 

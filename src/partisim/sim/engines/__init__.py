@@ -5,21 +5,121 @@ wall_collisions)`, which advances the state arrays in place, `max_threads()`,
 the threads worth using on this machine, and `threads_used(threads)`, the
 threads a run asked for `threads` really uses (1 for the single-threaded
 engines). Results are the same for every thread count.
+
+`thread_plan` decides how many threads a run uses, and says why (`ThreadReason`):
+below `MIN_PARTICLES_FOR_THREADS` particles a second thread costs more in
+synchronisation than it saves, so such runs use one; and a run uses no more threads than
+there are free cores when it starts (`environment.free_cpus`): on a machine whose cores
+are all taken, the threads of one run wait for each other at every phase of every step
+while the others hold the cores, and two threads end up slower than one.
+
+OpenMP wait policy. Between two parallel regions GNU OpenMP keeps its idle threads
+spinning on a core for a while (300 000 rounds by default) before they sleep. When the
+cores are shared (a worker with two slots on two cores, other processes), those spinning
+threads take the cores the working thread needs, and a two-thread run becomes up to 50x
+slower than a one-thread run (issue 20). The engine therefore sets
+``OMP_WAIT_POLICY=PASSIVE`` itself, whatever the user's environment says: idle threads
+sleep at once. The OpenMP runtime reads that variable once, when it is loaded (when the
+compiled engine is first imported), so it is set here, in the package that every import
+of an engine goes through, before that import. `wait_policy()` says whether it took
+effect (it cannot when another library loaded the runtime first).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from partisim.errors import ParamsError
 
 if TYPE_CHECKING:  # the names alone are light; the engines bring NumPy
+    from partisim.sim.environment import EngineBuild
     from partisim.sim.params import SimParams
     from partisim.sim.state import State
 
-__all__ = ["ENGINES", "ALIASES", "resolve_engine", "get_engine", "engine_threads", "EngineFn"]
+__all__ = [
+    "ENGINES",
+    "ALIASES",
+    "resolve_engine",
+    "get_engine",
+    "engine_threads",
+    "thread_plan",
+    "ThreadPlan",
+    "ThreadReason",
+    "THREAD_REASON_TEXT",
+    "MIN_PARTICLES_FOR_THREADS",
+    "WAIT_POLICY",
+    "wait_policy",
+    "engine_build",
+    "EngineFn",
+]
+
+#: the OpenMP wait policy the engine runs with (see the module's docstring)
+WAIT_POLICY = "PASSIVE"
+
+
+def _runtime_loaded() -> bool | None:
+    """Whether an OpenMP runtime is already mapped into this process (None: cannot tell)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            maps = fh.read()
+    except OSError:
+        return None
+    return any(name in maps for name in ("libgomp", "libomp", "libiomp"))
+
+
+_RUNTIME_BEFORE = _runtime_loaded()
+os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+
+
+def wait_policy() -> str:
+    """The wait policy in effect: ``"passive"``, or ``"unknown (...)"`` when an OpenMP
+    runtime was loaded before this package could set it."""
+    if _RUNTIME_BEFORE:
+        return "desconocida (el runtime de OpenMP se cargó antes que partisim)"
+    return WAIT_POLICY.lower()
+
+
+#: below this many particles a run uses one thread whatever it asks for: measured with
+#: bench/engines.py (the "umbral" table), where two threads stop being slower than one
+MIN_PARTICLES_FOR_THREADS = 20_000
+
+#: why a run uses the threads it uses
+ThreadReason = Literal[
+    "requested",  # as many as it asked for
+    "single_threaded_engine",  # python and numpy run on one
+    "no_openmp",  # the cython engine was built without OpenMP
+    "forked_process",  # a process forked after OpenMP ran: one thread (see the engine)
+    "machine_cores",  # capped at the CPUs this process may use
+    "small_work",  # fewer particles than MIN_PARTICLES_FOR_THREADS
+    "busy_machine",  # other threads were ready to run on the cores a second thread needs
+    "worker_capacity",  # capped at the worker's free capacity (set by the worker)
+]
+
+
+#: what each reason means, as users read it
+THREAD_REASON_TEXT: dict[str, str] = {
+    "requested": "los pedidos",
+    "single_threaded_engine": "este motor usa un hilo",
+    "no_openmp": "el motor cython se compiló sin OpenMP",
+    "forked_process": "proceso bifurcado de otro que ya usó varios hilos: uno",
+    "machine_cores": "limitado a las CPU que puede usar el proceso",
+    "small_work": f"menos de {MIN_PARTICLES_FOR_THREADS} partículas: un hilo es más rápido",
+    "busy_machine": "no había núcleos libres al empezar: un segundo hilo iría más lento",
+    "worker_capacity": "limitado a la capacidad del worker",
+}
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Threads a run asked for, those it uses, and why."""
+
+    requested: int
+    used: int
+    reason: ThreadReason
 
 
 class EngineFn(Protocol):
@@ -69,3 +169,45 @@ def engine_threads(name: str, requested: int) -> int:
     module = _module(name)
     used: int = module.threads_used(min(requested, module.max_threads()))
     return used
+
+
+def thread_plan(name: str, requested: int, particles: int) -> ThreadPlan:
+    """Threads a run of `particles` particles asking for `requested` uses, and why."""
+    engine = resolve_engine(name)
+    module = _module(engine)
+    if requested <= 1:
+        return ThreadPlan(requested, 1, "requested")
+    if engine != "cython":
+        return ThreadPlan(requested, 1, "single_threaded_engine")
+    if not module.openmp_available():
+        return ThreadPlan(requested, 1, "no_openmp")
+    most: int = module.max_threads()
+    if most <= 1 and module.threads_used(requested) == 1:
+        return ThreadPlan(requested, 1, "forked_process")
+    if particles < MIN_PARTICLES_FOR_THREADS:
+        return ThreadPlan(requested, 1, "small_work")
+    used: int = module.threads_used(min(requested, most))
+    from partisim.sim.environment import free_cpus  # pydantic: only once a run is planned
+
+    free = free_cpus()
+    if free is not None and free < used:
+        return ThreadPlan(requested, max(1, free), "busy_machine")
+    return ThreadPlan(requested, used, "requested" if used == requested else "machine_cores")
+
+
+def engine_build() -> EngineBuild | None:
+    """How the cython engine here was built (None where it is not installed)."""
+    from partisim.sim.environment import EngineBuild
+
+    try:
+        module = _module("cython")
+    except ImportError:
+        return None
+    compiler, flags, openmp_version = module.build_info()
+    return EngineBuild(
+        compiler=compiler,
+        flags=flags,
+        openmp=bool(module.openmp_available()),
+        openmp_version=openmp_version,
+        wait_policy=wait_policy(),
+    )

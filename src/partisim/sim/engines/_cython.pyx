@@ -93,6 +93,36 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* How this engine was built, for the environment of every result (issue 20):
+       the compiler's own version text, the flags setup.py passed, the OpenMP date. */
+    #if defined(__clang__)
+    static const char* partisim_compiler(void) { return "clang " __VERSION__; }
+    #elif defined(__GNUC__)
+    static const char* partisim_compiler(void) { return "gcc " __VERSION__; }
+    #elif defined(_MSC_VER)
+    #define PARTISIM_STR2(x) #x
+    #define PARTISIM_STR(x) PARTISIM_STR2(x)
+    static const char* partisim_compiler(void) { return "msvc " PARTISIM_STR(_MSC_VER); }
+    #else
+    static const char* partisim_compiler(void) { return ""; }
+    #endif
+    #ifdef PARTISIM_CFLAGS
+    static const char* partisim_cflags(void) { return PARTISIM_CFLAGS; }
+    #else
+    static const char* partisim_cflags(void) { return ""; }
+    #endif
+    #ifdef _OPENMP
+    static long partisim_openmp_version(void) { return (long)_OPENMP; }
+    #else
+    static long partisim_openmp_version(void) { return 0; }
+    #endif
+    """
+    const char* partisim_compiler() noexcept nogil
+    const char* partisim_cflags() noexcept nogil
+    long partisim_openmp_version() noexcept nogil
+
+cdef extern from *:
+    """
     #include <stdlib.h>
     #include <string.h>
     #if defined(__linux__)
@@ -250,6 +280,15 @@ cdef bint _threads_allowed() noexcept nogil:
 def openmp_available():
     """True when the engine was compiled with OpenMP (several threads possible)."""
     return bool(partisim_openmp())
+
+
+def build_info():
+    """(compiler version, compile flags, OpenMP version date or 0) of this build."""
+    return (
+        partisim_compiler().decode("utf-8", "replace"),
+        partisim_cflags().decode("utf-8", "replace"),
+        int(partisim_openmp_version()),
+    )
 
 
 def max_threads():

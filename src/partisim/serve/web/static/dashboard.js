@@ -150,6 +150,9 @@
     $("bar-failed").style.width = pct(sum.failed);
     $("bar-cancelled").style.width = pct(sum.cancelled);
     $("bar-running").style.width = pct(sum.running);
+    const waiting = $("queue-waiting");
+    waiting.hidden = !sum.waiting;
+    setText(waiting, sum.waiting ? `En espera: ${sum.waiting}` : "");
     const busy = sum.running + sum.queued;
     document.title = busy ? `(${fmtInt(busy)} pendientes) partisim · panel` : "partisim · panel de monitoreo";
   }
@@ -248,6 +251,13 @@
         text: t.duplicates === 1 ? "1 ejecución duplicada" : `${t.duplicates} ejecuciones duplicadas` }));
     }
     if (t.verify_of) notes.push(h("span", { class: "sub", text: `verificación de ${t.verify_of}` }));
+    const env = (t.result && t.result.environment) || null;
+    if (env && env.contended) {
+      notes.push(h("span", { class: "sub busy", "data-contended": "1", title: `motivo: ${(env.contended_by || []).map((k) => BUSY_REASONS[k] || k).join(", ")}`,
+        text: "⚠ medido con la máquina ocupada" }));
+    }
+    if (t.label) notes.push(h("span", { class: "sub c-label", title: "identificador de la tarea en su archivo", text: t.label }));
+    if (t.priority) notes.push(h("span", { class: "sub c-priority", text: `prioridad ${t.priority}` }));
     const time = t.status === "success" ? fmtSeconds(r.simulation_time) : t.status === "running" ? "…" : "—";
     const collisions = t.status === "success"
       ? `${fmtInt(r.particle_collisions)} · ${fmtInt(r.wall_collisions)}` : "—";
@@ -268,12 +278,34 @@
       td("Partículas", { class: "num c-particles", text: fmtInt(p.NUM_PARTICULAS) }),
       td("Pasos", { class: "num c-steps", text: fmtInt(p.NUM_PASOS) }),
       td("Semilla", { class: "num c-seed", text: fmtInt(p.SEMILLA) }),
+      td("Hilos", { class: "num c-threads", title: threadsTitle(t), text: threadsText(t) }),
       td("Worker", { class: "c-worker", text: t.worker || "—" }),
       td("Tiempo", { class: "num c-time", title: r.execution_time != null ? `ejecución total ${fmtSeconds(r.execution_time)}` : null, text: time }),
       td("Colisiones", { class: "num c-collisions", text: collisions }),
       td("Checksum", { class: "c-checksum" }, checksum),
       actions,
     ];
+  }
+
+  const BUSY_REASONS = {
+    load: "carga media mayor que los núcleos", runnable: "más hilos listos que núcleos",
+    threads: "hilos del worker en uso mayores que los núcleos", other_task: "otra tarea del worker a la vez",
+  };
+  const THREAD_REASONS = {
+    requested: "los pedidos", single_threaded_engine: "el motor usa un hilo", no_openmp: "motor sin OpenMP",
+    forked_process: "proceso bifurcado: un hilo", machine_cores: "limitado a los núcleos de la máquina",
+    small_work: "pocas partículas: un hilo es más rápido", worker_capacity: "limitado a la capacidad del worker",
+  };
+  // threads used once it ran ("1 de 2" when fewer than asked); those asked for until then
+  function threadsText(t) {
+    const r = t.result;
+    if (!r || r.threads == null) return fmtInt(t.threads || 1);
+    const asked = r.threads_requested || t.threads || 1;
+    return r.threads < asked ? `${fmtInt(r.threads)} de ${fmtInt(asked)}` : fmtInt(r.threads);
+  }
+  function threadsTitle(t) {
+    const r = t.result;
+    return r && r.threads_reason ? `hilos usados: ${THREAD_REASONS[r.threads_reason] || r.threads_reason}` : null;
   }
 
   function renderRecent(tasks) {
@@ -372,7 +404,8 @@
     chartAskedAt = Date.now();
     const asked = chartBatch;
     try {
-      const res = await fetch(`/api/charts?batch=${encodeURIComponent(asked)}`, { cache: "no-store" });
+      const busy = $("chart-contended").checked ? "&contended=1" : "";
+      const res = await fetch(`/api/charts?batch=${encodeURIComponent(asked)}${busy}`, { cache: "no-store" });
       if (res.ok) {
         const data = await res.json();
         if (asked === chartBatch) {
@@ -436,6 +469,22 @@
     const node = $("physics-warnings");
     if (list.innerHTML !== node.innerHTML) node.replaceChildren(...list.childNodes);
     $("chart-physics").hidden = !physics && warnings.length === 0;
+  }
+
+  $("chart-contended").addEventListener("change", () => loadCharts(true));
+
+  // how many runs measured on a busy machine the charts leave out (or show, marked)
+  function renderContended() {
+    const node = $("chart-contended-note");
+    if (!chartData) { node.hidden = true; return; }
+    const left = chartData.contended_left_out || 0;
+    const shown = (chartData.series || []).reduce((n, line) => n + line.points.reduce((k, p) => k + (p.contended || 0), 0), 0);
+    const marked = shown ? `${plural(shown, "ejecución medida", "ejecuciones medidas")} con la máquina ocupada (✕ en el tiempo); ` : "";
+    const text = !shown ? "" : chartData.contended_shown
+      ? `${marked}incluidas también en la aceleración.`
+      : `${marked}la aceleración deja fuera ${plural(left, "ejecución", "ejecuciones")}.`;
+    setText(node, text);
+    node.hidden = !text;
   }
 
   $("chart-batch").addEventListener("change", (ev) => {
@@ -569,15 +618,20 @@
   }
 
   const pointText = (line, p) => `${line.label} · ${plural(p.particles, "partícula", "partículas")}: ${fmtSeconds(p.mean)}`
-    + (p.n > 1 ? ` ± ${fmtSeconds(p.stdev)} (media de ${fmtInt(p.n)} ejecuciones)` : " (1 ejecución)");
+    + (p.n > 1 ? ` ± ${fmtSeconds(p.stdev)} (media de ${fmtInt(p.n)} ejecuciones; mediana ${fmtSeconds(p.median)}, mínimo ${fmtSeconds(p.minimum)})` : " (1 ejecución)")
+    + (p.unstable ? ` · inestable (CV ${Math.round(p.cv * 100)} %)` : "")
+    + (p.contended ? ` · ${plural(p.contended, "medida", "medidas")} con la máquina ocupada` : "");
+  const pointState = (p) => [p.unstable ? `inestable (CV ${Math.round(p.cv * 100)} %)` : "", p.contended ? `${fmtInt(p.contended)} ocupada` : ""]
+    .filter(Boolean).join(" · ") || "—";
 
   function drawTimeChart() {
     const box = $("chart-time");
     const series = (chartData && chartData.series) || [];
     renderLegend($("legend-time"), series.map((line) => ({ label: line.label, style: line })), "line");
-    renderValues($("values-time"), [["Serie"], ["Part.", true], ["Media", true], ["Desv. est.", true], ["n", true]],
+    renderValues($("values-time"), [["Serie"], ["Part.", true], ["Media", true], ["Desv. est.", true], ["Mediana", true], ["Mín.", true], ["n", true], ["Estado"]],
       series.flatMap((line) => line.points.map((p) => [line.label, fmtInt(p.particles), fmtSeconds(p.mean),
-        p.n > 1 ? fmtSeconds(p.stdev) : "—", fmtInt(p.n)])));
+        p.n > 1 ? fmtSeconds(p.stdev) : "—", p.median != null ? fmtSeconds(p.median) : "—", p.minimum != null ? fmtSeconds(p.minimum) : "—",
+        fmtInt(p.n), pointState(p)])));
     if (!series.length) {
       emptyChart(box, chartData && chartData.batch
         ? "Este lote aún no tiene resultados con éxito."
@@ -632,6 +686,12 @@
         }
         const dot = marker(g, line, x(p.particles), y(p.mean), MARKER_R);
         s("title", { text: pointText(line, p) }, dot);
+        const cx = x(p.particles), cy = y(p.mean), k = MARKER_R + 3;
+        if (p.unstable) s("circle", { class: "unstable-ring", cx, cy, r: MARKER_R + 5, "data-unstable": "1" }, g);
+        if (p.contended) {  // a cross over the point: measured (partly) on a busy machine
+          const mark = s("path", { class: "busy-mark", d: `M${cx - k},${cy - k}L${cx + k},${cy + k}M${cx - k},${cy + k}L${cx + k},${cy - k}`, "data-contended": p.contended }, g);
+          s("title", { text: pointText(line, p) }, mark);
+        }
       }
     }
   }
@@ -696,8 +756,9 @@
     const configs = order0.filter((c) => colours.has(c)).map((c) => [c, colours.get(c)]);
     renderLegend($("legend-speedup"), configs.length > 1
       ? configs.map(([config, color]) => ({ label: config, style: { color } })) : [], "bar");
-    renderValues($("values-speedup"), [["Part.", true], ["Config."], ["python", true], ["cython", true], ["Acel.", true]],
-      items.map((it) => [fmtInt(it.particles), it.config || "—", fmtSeconds(it.python), fmtSeconds(it.cython), fmtRatio(it.value)]));
+    renderValues($("values-speedup"), [["Part.", true], ["Config."], ["python", true], ["cython", true], ["Acel.", true], ["IC 95 %", true], ["Comparable por"]],
+      items.map((it) => [fmtInt(it.particles), it.config || "—", fmtSeconds(it.python), fmtSeconds(it.cython), fmtRatio(it.value),
+        it.low != null ? `${fmtRatio(it.low)}–${fmtRatio(it.high)}` : "—", basisText(it)]));
     if (!items.length) {
       emptyChart(box, "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
       return;
@@ -705,7 +766,7 @@
     const narrow = (box.clientWidth || 400) < 480;
     const { svg, width, height } = frame(box, narrow ? 240 : 280);
     svg.setAttribute("aria-label", "Aceleración de cython frente a python por número de partículas (escala logarítmica)");
-    const values = items.map((it) => it.value);
+    const values = items.flatMap((it) => [it.value, it.low, it.high]).filter((v) => v != null && v > 0);
     // log axis around 1×: a bar grows up when cython is faster, down when slower
     const lo = Math.min(1, ...values) / (values.some((v) => v < 1) ? 2 : 1.25);  // room for labels below 1×
     const hi = Math.max(1, ...values) * 1.25;
@@ -744,7 +805,12 @@
         x: cx - barW / 2, y: top, width: barW, height: Math.max(1, bottom - top), rx: 2, fill: it.color, class: "bar",
         "data-value": it.value,
       }, bars);
-      s("title", { text: `${plural(it.particles, "partícula", "partículas")}${it.config ? `, ${it.config}` : ""}: python ${fmtSeconds(it.python)}, cython ${fmtSeconds(it.cython)} → ${fmtRatio(it.value)}` }, rect);
+      const ci = it.low != null ? ` (IC 95 % ${fmtRatio(it.low)}–${fmtRatio(it.high)})` : "";
+      s("title", { text: `${plural(it.particles, "partícula", "partículas")}${it.config ? `, ${it.config}` : ""}: python ${fmtSeconds(it.python)}, cython ${fmtSeconds(it.cython)} → ${fmtRatio(it.value)}${ci}; ${basisText(it)}` }, rect);
+      if (it.low != null && it.high != null) {  // the 95% confidence interval as an error bar
+        const y1 = ys(it.low), y2 = ys(it.high), w = Math.min(8, barW / 3);
+        s("path", { class: "ci", d: `M${cx},${y1}L${cx},${y2}M${cx - w},${y1}L${cx + w},${y1}M${cx - w},${y2}L${cx + w},${y2}`, "data-ci": `${it.low}-${it.high}` }, bars);
+      }
       if (labelled) {
         const up = it.value >= 1;
         s("text", { class: "bar-label", x: cx, y: up ? top - 5 : bottom + 13, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
@@ -753,7 +819,10 @@
     s("line", { class: "ref", x1: m.l, x2: width - m.r, y1: ys(1), y2: ys(1) }, axis);
   }
 
+  const basisText = (it) => it.basis === "worker" ? `mismo worker (${it.where})` : `misma CPU (${it.where})`;
+
   function drawCharts() {
+    renderContended();
     drawTimeChart();
     drawSpeedupChart();
   }
@@ -772,7 +841,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "threads", "dt", "width", "height"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "priority", "dt", "width", "height"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -827,6 +896,7 @@
     const message = $("sweep-message");
     const rawRepeat = $("repeat").value.trim();
     const rawThreads = $("threads").value.trim();
+    const rawPriority = $("priority").value.trim();
     const body = {
       engines: engines(),
       particles: $("particles").value,
@@ -834,6 +904,7 @@
       seeds: $("seeds").value,
       repeat: /^\d+$/.test(rawRepeat) ? Number(rawRepeat) : rawRepeat,
       threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
+      priority: /^-?\d+$/.test(rawPriority) ? Number(rawPriority) : rawPriority || 0,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
       width: $("width").value.trim(),  // the box: more particles need a bigger world
       height: $("height").value.trim(),
