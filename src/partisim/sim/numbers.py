@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["NBSP", "count", "decimal", "duration", "integer", "parse_number"]
+__all__ = ["NBSP", "count", "decimal", "duration", "integer", "parse_number", "ratio"]
 
 NBSP = "\u00a0"
 
@@ -55,6 +55,11 @@ def duration(seconds: float | None) -> str:
             digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
             return f"{decimal(value, digits)} {unit}"
     raise AssertionError("unreachable")
+
+
+def ratio(value: float) -> str:
+    """A speedup: ``1300×``, ``56,7×``, ``3,21×`` (as many digits as it needs)."""
+    return f"{decimal(value, 0 if value >= 100 else 1 if value >= 10 else 2)}×"
 
 
 def count(n: int, one: str, many: str) -> str:

@@ -33,7 +33,7 @@ from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 from partisim.sim.environment import CONTENDED_LABEL, UNSTABLE_LABEL
 from partisim.sim.numbers import count as plural
-from partisim.sim.numbers import decimal, duration, integer
+from partisim.sim.numbers import duration, integer, ratio
 
 __all__ = ["write_report", "ratio_text", "spaced_ticks", "footnotes", "MAX_BAR_LABELS"]
 
@@ -141,7 +141,7 @@ def _marks(ax: Axes, series: Sequence[ChartSeries]) -> None:
 def ratio_text(value: float) -> str:
     """``1300×``, ``56,7×``, ``3,21×``: as many digits as the value needs, no exponent
     (a decimal comma, as every number a person reads)."""
-    return f"{decimal(value, 0 if value >= 100 else 1 if value >= 10 else 2)}×"
+    return ratio(value)
 
 
 #: seconds per unit of the single-size chart's axis, the largest that keeps values >= 1
