@@ -738,6 +738,13 @@
       if (p.stdev > 0) {
         s("line", { x1: cx, x2: cx, y1: y(Math.max(0, p.mean - p.stdev)), y2: y(p.mean + p.stdev), stroke: "#333", "stroke-width": 1.2 }, g);
       }
+      // the same marks as on the line chart, on the bar's top: unstable, measured on a busy machine
+      const cy = y(p.mean), k = MARKER_R + 3;
+      if (p.unstable) s("circle", { class: "unstable-ring", cx, cy, r: MARKER_R + 5, "data-unstable": "1" }, g);
+      if (p.contended) {
+        const mark = s("path", { class: "busy-mark", d: `M${cx - k},${cy - k}L${cx + k},${cy + k}M${cx - k},${cy + k}L${cx + k},${cy - k}`, "data-contended": p.contended }, g);
+        s("title", { text: pointText(line, p) }, mark);
+      }
       const label = fmtSeconds(p.mean);
       if (textWidth(label, "bar-label") <= band) {
         s("text", { class: "bar-label", x: cx, y: y(p.mean + p.stdev) - 5, "text-anchor": "middle", text: label }, g);
