@@ -13,7 +13,7 @@ from helpers.processes import clean_env, free_port_on
 
 from partisim.errors import ConfigError
 from partisim.fleet import JobqueueSettings, load_config, parse_dask_target
-from partisim.serve.executors.dask.cluster import jobqueue_cluster
+from partisim.serve.executors.dask.provision import jobqueue_cluster
 
 
 def run_partisim(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess:
@@ -90,7 +90,8 @@ def test_a_config_with_a_dask_section_needs_no_workers(tmp_path: Path) -> None:
     assert config.dask.target("tcp://127.0.0.1:9999").address == "tcp://127.0.0.1:9999"  # --dask wins
 
 
-def test_the_slurm_and_pbs_job_scripts_carry_the_resources_and_this_python() -> None:
+def test_the_slurm_and_pbs_job_scripts_carry_the_resources_and_this_python(tmp_path: Path) -> None:
+    logs = tmp_path / "registros"
     settings = JobqueueSettings(
         queue="normal",
         account="proyecto42",
@@ -103,9 +104,9 @@ def test_the_slurm_and_pbs_job_scripts_carry_the_resources_and_this_python() -> 
         prologue=["module load python/3.11"],
         directives=["--qos=baja"],
         scheduler_host="127.0.0.1",
+        log_directory=str(logs),
     )
-    loopback = {"scheduler_options": {"dashboard_address": "127.0.0.1:0"}}
-    slurm = jobqueue_cluster("slurm", settings, **loopback)
+    slurm = jobqueue_cluster("slurm", settings)
     try:
         script = slurm.job_script()
     finally:
@@ -118,15 +119,21 @@ def test_the_slurm_and_pbs_job_scripts_carry_the_resources_and_this_python() -> 
         "#SBATCH -t 02:30:00",
         "#SBATCH --qos=baja",
         "module load python/3.11",
+        "#SBATCH -J partisim-dask",
+        f"#SBATCH -o {logs}/partisim-dask-%J.out",
+        f"#SBATCH -e {logs}/partisim-dask-%J.err",
     ):
         assert line in script.splitlines(), (line, script)
+    assert logs.is_dir()  # made before any job needs it
     command = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
     assert command.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://127.0.0.1:")
     assert "--nthreads 2" in command and "--nworkers 2" in command
+    # a loopback scheduler_host keeps the workers and their dashboards on it
+    assert "--host 127.0.0.1" in command and "--dashboard-address 127.0.0.1:0" in command
     # the prologue comes before the worker starts
     assert script.index("module load python/3.11") < script.index(command)
 
-    pbs = jobqueue_cluster("pbs", settings, **loopback)
+    pbs = jobqueue_cluster("pbs", settings)
     try:
         script = pbs.job_script()
     finally:

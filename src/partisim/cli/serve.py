@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_on(args: argparse.Namespace, config: Config) -> int:
     from partisim.fleet import client_token
-    from partisim.serve.executors.dask.cluster import require_dask
+    from partisim.serve.executors.dask.provision import require_dask
     from partisim.serve.server import dask_target, serve
 
     if not 0 <= args.port <= 65535:
@@ -103,7 +103,7 @@ def _serve_on(args: argparse.Namespace, config: Config) -> int:
     if args.job_script:
         if target is None or target.kind not in ("slurm", "pbs"):
             return fail("--job-script necesita --dask slurm o --dask pbs (o dask.address en la configuración)")
-        from partisim.serve.executors.dask.cluster import job_script
+        from partisim.serve.executors.dask.provision import job_script
 
         print(job_script(target.kind, config.dask.jobqueue))
         return 0

@@ -284,6 +284,9 @@ class JobqueueSettings(BaseModel):
     directives: list[str] = Field(default_factory=list)
     #: where the compute nodes reach serve's scheduler; default: jobqueue's choice
     scheduler_host: str | None = Field(None, min_length=1, max_length=255)
+    #: where every job writes its output (``~`` allowed; on a cluster, a folder the compute
+    #: nodes share with this machine): never the folder serve was started from
+    log_directory: str = Field("~/.partisim/dask-jobs", min_length=1, max_length=4096)
 
     @field_validator("memory")
     @classmethod

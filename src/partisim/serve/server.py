@@ -113,7 +113,8 @@ def build_app(config: Config, options: ServeOptions) -> FastAPI:
     target = dask_target(config, options)
     executor: Executor
     if target is not None:
-        from partisim.serve.executors.dask.cluster import DaskCluster, require_dask
+        from partisim.serve.executors.dask.cluster import DaskCluster
+        from partisim.serve.executors.dask.provision import require_dask
 
         require_dask(target.kind)
         executor = DaskCluster(target, config.dask)
@@ -280,7 +281,7 @@ def serve(config: Config, options: ServeOptions, on_listening: Callable[[Listeni
         )
     target = dask_target(config, options)
     if target is not None:
-        from partisim.serve.executors.dask.cluster import require_dask
+        from partisim.serve.executors.dask.provision import require_dask
 
         require_dask(target.kind)
         if target.kind == "scheduler":

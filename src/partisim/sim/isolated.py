@@ -35,7 +35,7 @@ from partisim.errors import PartisimError
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
 
-__all__ = ["IsolatedRun", "RunStatus", "run_isolated", "stop", "running_pid", "STOP_CHECK_S"]
+__all__ = ["IsolatedRun", "RunStatus", "run_isolated", "stop", "running_pid", "prewarm", "STOP_CHECK_S"]
 
 #: how often a waiting run looks at its deadline and at ``should_stop``
 STOP_CHECK_S = 0.05
@@ -317,6 +317,15 @@ def stop(key: str) -> bool:
         except OSError:
             pass
     return True
+
+
+def prewarm(count: int = 1) -> None:
+    """Start children in the background until ``count`` are idle, so that the next runs
+    do not wait for a child to import the engines."""
+    with _pool._lock:
+        missing = count - len(_pool._idle)
+    for _ in range(max(0, missing)):
+        _pool.replace_soon()
 
 
 def running_pid(key: str) -> int | None:

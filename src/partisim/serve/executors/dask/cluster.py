@@ -1,26 +1,31 @@
 """A Dask cluster as the executor of ``partisim serve --dask``.
 
-Dask does the placement. An attempt is one Dask task (key
-``partisim-<task>-<attempt>-<session>``) running `dask_task.run_attempt` on whichever
-worker Dask picks; the worker that really ran it comes back with the result and is what
-the queue records. Our queue keeps durability, order and the retry budget: serve hands
-Dask at most `PREFETCH` attempts per thread of the usable workers, in queue order, and
-the rest waits in SQLite.
+Dask does the placement. Attempts reach Dask as Dask tasks running `remote.run_batch` on
+whichever worker Dask picks; the worker that really ran each attempt comes back with its
+result and is what the queue records. An attempt run in a killable child (the usual
+case) is a Dask task of its own, keyed ``partisim-<task>-<attempt>-<session>``. An
+attempt far below its deadline (`remote.inline`: milliseconds of work against minutes)
+runs in the worker's thread, and up to `UNIT` of them share one Dask task: a tiny task
+then costs what it costs on plain Dask, not a Dask task and a child hand-off each.
 
-- Members: the cluster's workers (asked every `POLL_S`): threads, memory, tasks executing
-  and a link to Dask's own dashboard.
-- Version guard: every worker, when first seen, must import partisim at serve's version
-  and model version (`dask_task.environment`). One that cannot is named in a Spanish
-  error (log and /api/workers) and is not used: while the cluster has such a worker,
-  tasks are restricted (``workers=``) to the good ones; a task that still reaches it
-  (it joined between two looks) is refused there and put back without counting.
+Our queue keeps durability, order and the retry budget: serve hands Dask a window of
+`PREFETCH` child attempts (or `PREFETCH` × `UNIT` inline ones) per thread of the usable
+workers, in queue order, and the rest waits in SQLite. Every attempt is claimed in the
+queue before it is sent and has one outcome, once, whichever Dask task carried it.
+
+- Members, the version guard, starting and connecting the cluster: `provision.DaskProvision`.
+  While the cluster has a worker the guard refused (or has not checked yet), tasks are
+  restricted (``workers=``) to the good ones; a task that still reaches it (it joined
+  between two looks) is refused there and put back without counting.
 - A lost worker: the scheduler's "remove-worker" event lists the tasks it was
-  processing. Ours among them are a failed attempt (`WorkerUnavailable`): their Dask task
+  processing. The attempts of ours among them are failed (`WorkerUnavailable`): their Dask task
   is cancelled (Dask would quietly run it again, uncounted) and the retry policy runs
   them again elsewhere as the next attempt. Each attempt has one outcome, once.
 - Timeouts and cancel: the task kills its child process at its deadline; cancelling the
   future makes the Dask worker mark the task cancelled, which the task notices within
-  50 ms, so the computation dies and the worker thread is free for the next task.
+  50 ms, so the computation dies and the worker thread is free for the next task. A
+  cancelled inline attempt is only forgotten (its batch ends in milliseconds anyway);
+  the batch is cancelled once none of its attempts is followed.
 - A restart: the futures of the dead serve's client are gone (Dask released them and the
   tasks killed their children), so `resume` answers False and the scheduler puts those
   tasks back in the queue without counting the attempt.
@@ -29,10 +34,6 @@ Threads: an attempt holds one thread of a Dask worker, and Dask places it knowin
 nothing more, so a task's ``threads`` are not used here: each simulation runs on one
 thread (its result says ``threads`` 1 and ``threads_requested`` what the task asked
 for). Several threads would oversubscribe the worker's other task threads.
-
-``local:N`` starts (and stops) a LocalCluster of N single-threaded worker processes on
-127.0.0.1; ``slurm`` / ``pbs`` start a dask-jobqueue cluster with adaptive scaling
-between the configured minimum and maximum of jobs.
 """
 
 from __future__ import annotations
@@ -40,39 +41,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-from pydantic import ValidationError
-
-from partisim.errors import (
-    ConfigError,
-    PartisimError,
-    TaskNotStarted,
-    TaskRejected,
-    TaskTimedOut,
-    WorkerFailed,
-    WorkerUnavailable,
-)
-from partisim.fleet import DaskKind, DaskSettings, DaskTarget, JobqueueSettings
+from partisim.errors import ParamsError, TaskNotStarted, WorkerFailed, WorkerUnavailable
+from partisim.fleet import DaskSettings, DaskTarget
 from partisim.protocol import ExecuteResult, MemberView
-from partisim.serve.executors.base import Attempt, Executor, Outcome, Placement
-from partisim.serve.executors.dask.remote import (
-    AttemptReport,
-    AttemptSpec,
-    WorkerEnvironment,
-    environment,
-    expected,
-    run_attempt,
-)
-from partisim.serve.queue.specs import step_warnings
-from partisim.serve.queue.task import Task, TaskSpec
+from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.executors.dask.outcomes import error_of, outcome_of
+from partisim.serve.executors.dask.provision import DaskProvision, require_dask
+from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, inline, run_batch
+from partisim.serve.queue.task import Task
+from partisim.sim import parse_params
 
-__all__ = ["DaskCluster", "require_dask", "jobqueue_cluster", "job_script", "MEMBER", "PREFETCH", "POLL_S"]
+__all__ = ["DaskCluster", "MEMBER", "PREFETCH", "POLL_S"]
 
 log = logging.getLogger(__name__)
 
@@ -82,104 +64,41 @@ MEMBER = "dask"
 #: for serve between two tasks, few enough that the order stays the queue's. The window
 #: is refilled when half of it is free, so tasks reach Dask in batches
 PREFETCH = 4
+#: what an attempt run in a child process takes of the window; an inline one (far below
+#: its deadline, `remote.inline`) takes 1, so up to this many inline attempts go in one
+#: Dask task and the window holds this many times more of them
+UNIT = 16
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
-#: how often serve tries again to reach a scheduler it could not connect to
-RECONNECT_S = 10.0
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
 #: itself kills its computation at the timeout)
 DEADLINE_MARGIN_S = 60.0
 
-_INSTALL = "pip install 'partisim[dask]'"
 
-
-def require_dask(kind: DaskKind) -> None:
-    """ConfigError, in Spanish and saying what to install, when Dask is missing."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"--dask necesita Dask (dask y distributed), que no está instalado en este entorno de Python: "
-            f"instálelo con  {_INSTALL}  (o  pip install dask distributed)"
-        ) from None
-    if kind in ("slurm", "pbs"):
-        try:
-            import dask_jobqueue  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                f"--dask {kind} necesita dask-jobqueue, que no está instalado en este entorno de Python: "
-                f"instálelo con  {_INSTALL}  (o  pip install dask-jobqueue)"
-            ) from None
-
-
-def job_script(kind: DaskKind, settings: JobqueueSettings) -> str:
-    """The batch script ``--dask slurm|pbs`` would submit (to check it before serving)."""
-    cluster = jobqueue_cluster(kind, settings, scheduler_options={"dashboard_address": None})
-    try:
-        return str(cluster.job_script())
-    finally:
-        cluster.close()
-
-
-def jobqueue_cluster(kind: DaskKind, settings: JobqueueSettings, **extra: Any) -> Any:
-    """The dask-jobqueue cluster (SLURMCluster or PBSCluster) for ``settings``; its
-    workers run this same Python (or ``settings.python``), so they import this partisim."""
-    require_dask(kind)
-    cls: Any
-    if kind == "slurm":
-        from dask_jobqueue.slurm import SLURMCluster as cls
-    else:
-        from dask_jobqueue.pbs import PBSCluster as cls
-    scheduler_options: dict[str, Any] = dict(extra.pop("scheduler_options", {}))
-    if settings.scheduler_host:
-        scheduler_options.setdefault("host", settings.scheduler_host)
-    return cls(
-        queue=settings.queue,
-        account=settings.account,
-        cores=settings.cores,
-        processes=settings.processes,
-        memory=settings.memory,
-        walltime=settings.walltime,
-        interface=settings.interface,
-        python=settings.python or sys.executable,
-        job_script_prologue=list(settings.prologue),
-        job_extra_directives=list(settings.directives),
-        scheduler_options=scheduler_options,
-        **extra,
-    )
-
-
-@dataclass
-class _Member:
-    """A Dask worker as serve sees it."""
-
-    address: str
-    since: float
-    name: str = ""
-    threads: int = 1
-    memory: int | None = None
-    executing: int = 0
-    last_seen: float | None = None
-    usable: bool | None = None  # None: the version guard has not answered yet
-    error: str | None = None
-
-
-@dataclass
+@dataclass(eq=False)
 class _InFlight:
+    """One attempt handed to Dask."""
+
     attempt: Attempt
-    key: str
-    future: Any  # distributed.Future; None until sent
+    key: str  # the attempt's own key (the Dask key of its batch when it runs alone)
+    units: int  # of the window: 1 for an inline attempt, `UNIT` for one in a child
     only: frozenset[str] | None  # strict restriction to these workers (None: any)
     workers: list[str] | None = None  # Dask's workers=
     loose: bool = False  # Dask's allow_other_workers=
+    batch: _Batch | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.units < UNIT
 
 
-def _iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+@dataclass(eq=False)
+class _Batch:
+    """One Dask task: its attempts, run one after another by `remote.run_batch`."""
 
-
-def _host_port(address: str) -> str:
-    return address.split("://", 1)[-1]
+    key: str
+    entries: list[_InFlight]
+    future: Any = None  # distributed.Future
 
 
 class DaskCluster(Executor):
@@ -192,127 +111,55 @@ class DaskCluster(Executor):
         self.poll_interval = poll_interval
         self.session = secrets.token_hex(3)  # keys of this serve never collide with a previous one's
         self.topic = f"partisim-{self.session}"  # where this serve's tasks send their reports
-        self.scheduler_address = target.address if target.kind == "scheduler" else ""
-        self.dashboard: str | None = None
-        self._cluster: Any = None
-        self._client: Any = None
-        self._members: dict[str, _Member] = {}
-        self._inflight: dict[str, _InFlight] = {}  # Dask key -> attempt
-        self._keys: dict[str, str] = {}  # task id -> Dask key
-        self._reserved = 0  # placed, not yet launched
+        self.provision = DaskProvision(target, settings, self._wake_up)
+        self._inflight: dict[str, _InFlight] = {}  # attempt key -> attempt
+        self._batches: dict[str, _Batch] = {}  # Dask key -> its attempts, until the task is released
+        self._keys: dict[str, str] = {}  # task id -> attempt key
+        self._load = 0  # units of the window taken by the attempts in flight
+        self._reserved = 0  # units placed, not yet launched
         self._ran: dict[str, int] = {}  # worker -> attempts it answered
-        self._done: list[_InFlight] = []
+        self._done: list[tuple[_Batch, list[_InFlight]]] = []
         self._unsent: list[_InFlight] = []
-        self._given_up: dict[str, str] = {}  # Dask key -> task id: attempts dropped on a worker's loss
+        self._given_up: dict[str, str] = {}  # attempt key -> task id: attempts dropped on a worker's loss
+        self._held = False  # a task did not fit in this round's window
+        self._sequence = 0  # numbers the Dask keys of batches of several attempts
         self._done_event = asyncio.Event()
         self._settled = asyncio.Event()  # set whenever attempts stop being followed
         self._jobs: list[asyncio.Task[None]] = []
-        self._connected = False
-        self._checked_at: float | None = None
-        self._poll_error: str | None = None
-        self._connect_at = 0.0
 
     # -- life cycle -----------------------------------------------------------------
 
+    def _wake_up(self) -> None:
+        self._wake()
+
     @property
-    def adaptive(self) -> bool:
-        return self.target.kind in ("slurm", "pbs")
+    def scheduler_address(self) -> str:
+        return self.provision.scheduler_address
+
+    @property
+    def dashboard(self) -> str | None:
+        return self.provision.dashboard
+
+    @property
+    def _client(self) -> Any:
+        return self.provision.client
+
+    def _topics(self) -> dict[str, Any]:
+        return {"all": self._on_cluster_event, self.topic: self._on_report}
 
     async def start(self) -> None:
         """Start the cluster (local:N, slurm, pbs), connect, check the workers. What
         fails here is logged in Spanish and serve keeps answering, with no worker (its
         tasks wait in the queue); the connection is tried again every `RECONNECT_S`."""
         require_dask(self.target.kind)
-        try:
-            self._cluster = await self._start_cluster()
-        except ConfigError as exc:
-            log.error("%s", exc)
-        else:
-            if self._cluster is not None:
-                self.scheduler_address = str(self._cluster.scheduler_address)
-            await self._connect()
+        await self.provision.start_cluster()
+        if self.provision.scheduler_address:
+            await self.provision.connect(self._topics())
         loop = asyncio.get_running_loop()
         self._jobs = [
             loop.create_task(self._poll(), name="partisim-dask-poll"),
             loop.create_task(self._collect(), name="partisim-dask-collect"),
         ]
-
-    async def _connect(self) -> None:
-        import distributed
-
-        client_class: Any = distributed.Client  # partly untyped: used as Any
-        wait = self.settings.connect_timeout
-        self._connect_at = time.monotonic()
-        client = client_class(
-            self.scheduler_address, asynchronous=True, set_as_default=False, name="partisim-serve", timeout=wait
-        )
-
-        async def started() -> None:
-            await client
-
-        try:
-            # wait_for as well: a peer that accepts the connection but never answers
-            # (not a Dask scheduler) would keep the client waiting for ever
-            await asyncio.wait_for(started(), timeout=wait + 5)
-        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
-            try:
-                await client.close()
-            except Exception:  # it never connected: nothing to close properly
-                pass
-            reason = str(exc) or f"sin respuesta en {wait:g} s (¿es un planificador Dask?)"
-            message = (
-                f"no se pudo conectar con el planificador Dask en {self.scheduler_address}: {reason}; "
-                f"se reintentará cada {RECONNECT_S:g} s"
-            )
-            if message != self._poll_error:
-                log.error("%s", message)
-            self._poll_error = message
-            return
-        self._client = client
-        client.subscribe_topic("all", self._on_cluster_event)
-        client.subscribe_topic(self.topic, self._on_report)
-        if self.adaptive:
-            jq = self.settings.jobqueue
-            self._cluster.adapt(minimum_jobs=jq.minimum_jobs, maximum_jobs=jq.maximum_jobs)
-        await self._refresh()
-        where = "" if self.target.kind == "scheduler" else f", planificador {self.scheduler_address}"
-        log.info("Dask: %s%s%s", self.target.label, where, f", panel {self.dashboard}" if self.dashboard else "")
-
-    async def _start_cluster(self) -> Any:
-        if self.target.kind == "local":
-            import distributed
-
-            local: Any = distributed.LocalCluster
-            try:
-                return await local(
-                    n_workers=self.target.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    asynchronous=True,
-                    silence_logs=logging.ERROR,
-                )
-            except Exception as exc:
-                raise ConfigError(f"no se pudo arrancar el clúster Dask local ({self.target.address}): {exc}") from None
-        if self.adaptive:
-            try:
-                return await jobqueue_cluster(self.target.kind, self.settings.jobqueue, asynchronous=True)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                raise ConfigError(
-                    f"no se pudo preparar el clúster {self.target.kind.upper()} de dask-jobqueue: {exc}"
-                ) from None
-        return None
-
-    async def _close_cluster(self) -> None:
-        if self._cluster is not None:
-            try:
-                await self._cluster.close()
-            except Exception as exc:  # closing must not hide why serve stops
-                log.warning("no se pudo cerrar el clúster Dask: %s", exc)
-            self._cluster = None
 
     async def stop(self, grace: float) -> None:
         if self._inflight:
@@ -325,198 +172,68 @@ class DaskCluster(Executor):
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         self._jobs = []
-        if self._client is not None:
-            # Closing the client releases its futures: the workers mark the tasks
-            # cancelled and kill their computations. The queue keeps them running; the
-            # next start puts them back.
-            try:
-                self._client.unsubscribe_topic("all")
-                self._client.unsubscribe_topic(self.topic)
-                await self._client.close()
-            except Exception as exc:
-                log.warning("no se pudo cerrar el cliente Dask: %s", exc)
-            self._client = None
-        await self._close_cluster()
+        # The queue keeps unfinished attempts running; the next start puts them back.
+        await self.provision.close(list(self._topics()))
         self._inflight.clear()
+        self._batches.clear()
         self._keys.clear()
+        self._load = 0
 
     async def _drain(self) -> None:
         while self._inflight or self._done:
             self._settled.clear()
             await self._settled.wait()
 
-    # -- members --------------------------------------------------------------------
-
-    async def _identity(self) -> dict[str, Any]:
-        try:
-            info: dict[str, Any] = await self._client.scheduler.identity(n_workers=-1)
-        except TypeError:  # an older scheduler: every worker is listed anyway
-            info = await self._client.scheduler.identity()
-        return info
-
-    async def _refresh(self) -> None:
-        """Ask the scheduler for its workers; run the version guard on new ones."""
-        try:
-            info = await self._identity()
-        except Exception as exc:
-            message = f"sin respuesta del planificador Dask {self.scheduler_address}: {exc}"
-            if self._poll_error != message:
-                log.warning("%s", message)
-            self._poll_error, self._connected = message, False
-            return
-        if self._poll_error is not None:
-            log.info("planificador Dask %s: conexión recuperada", self.scheduler_address)
-        self._poll_error, self._connected = None, True
-        now = time.time()
-        self._checked_at = now
-        self._dashboard_from(info)
-        workers: dict[str, Any] = info.get("workers") or {}
-        changed = False
-        for address, data in workers.items():
-            member = self._members.get(address)
-            if member is None:
-                member = self._members[address] = _Member(address, since=now)
-                changed = True
-            member.name = str(data.get("name", ""))
-            member.threads = int(data.get("nthreads") or 1)
-            member.memory = int(data["memory_limit"]) if data.get("memory_limit") else None
-            counts = (data.get("metrics") or {}).get("task_counts") or {}
-            member.executing = int(counts.get("executing", 0)) if isinstance(counts, dict) else 0
-            member.last_seen = now
-        for address in [a for a in self._members if a not in workers]:
-            self._forget(address)
-            changed = True
-        unchecked = [a for a, m in self._members.items() if m.usable is None]
-        if unchecked:
-            await self._guard(unchecked)
-            changed = True
-        if changed:
-            self._wake()
-
-    def _dashboard_from(self, info: dict[str, Any]) -> None:
-        port = (info.get("services") or {}).get("dashboard")
-        host = urlsplit(self.scheduler_address).hostname if "://" in self.scheduler_address else None
-        if port and host:
-            shown = f"[{host}]" if ":" in host else host
-            self.dashboard = f"http://{shown}:{port}"
-
-    async def _guard(self, addresses: list[str]) -> None:
-        """The version guard: which of these workers import partisim as serve does."""
-        try:
-            answers: dict[str, Any] = await self._client.run(environment, workers=addresses, on_error="return")
-        except Exception as exc:
-            log.warning("no se pudo comprobar la versión de los workers Dask: %s", exc)
-            return
-        want_version, want_model = expected()
-        for address in addresses:
-            member = self._members.get(address)
-            if member is None or address not in answers:
-                continue  # gone meanwhile, or no answer yet: asked again on the next look
-            got = answers[address]
-            if isinstance(got, WorkerEnvironment) and (got.version, got.model) == (want_version, want_model):
-                member.usable, member.error = True, None
-                log.info(
-                    "worker Dask %s listo: %d hilos, partisim %s, motores %s",
-                    address,
-                    member.threads,
-                    got.version,
-                    ", ".join(got.engines) or "ninguno",
-                )
-                continue
-            if isinstance(got, WorkerEnvironment):
-                reason = (
-                    f"tiene partisim {got.version} (modelo v{got.model}) y este serve usa partisim "
-                    f"{want_version} (modelo v{want_model})"
-                )
-                fix = f"instale partisim {want_version} en el entorno de ese worker"
-            else:
-                detail = str(got) if type(got) is Exception else f"{type(got).__name__}: {got}"
-                reason = f"no puede importar partisim ({detail})"
-                fix = f"instale partisim {want_version} ({_INSTALL}) en el entorno de Python de ese worker"
-            named = f"{address} ({member.name})" if member.name and member.name != address else address
-            self._refuse(member, f"el worker Dask {named} {reason}: no se usará; {fix}")
-
-    def _refuse(self, member: _Member, message: str) -> None:
-        if member.error != message:
-            log.error("%s", message)
-        member.usable, member.error = False, message
-
-    def _forget(self, address: str) -> None:
-        member = self._members.pop(address, None)
-        if member is not None and member.usable:
-            log.info("el worker Dask %s salió del clúster", address)
-
-    def _usable(self) -> list[_Member]:
-        return [m for m in self._members.values() if m.usable]
-
     def members(self) -> list[MemberView]:
-        out = []
-        for m in self._members.values():
-            active = bool(m.usable) and self._connected
-            link = f"{self.dashboard}/info/worker/{quote(m.address, safe='')}.html" if self.dashboard else None
-            out.append(
-                MemberView(
-                    id=m.address,
-                    kind="dask",
-                    url=m.address,
-                    address=_host_port(m.address),
-                    state="active" if active else "inactive",
-                    since=m.since,
-                    reported_id=m.name if m.name and m.name != m.address else None,
-                    last_error=m.error or (self._poll_error if not self._connected else None),
-                    last_seen=m.last_seen,
-                    checked_at=self._checked_at,
-                    capacity=m.threads,
-                    inflight=m.executing,
-                    free=max(0, m.threads - m.executing) if active else 0,
-                    dispatched=self._ran.get(m.address, 0),
-                    threads=m.threads,
-                    memory_bytes=m.memory,
-                    dashboard_url=link,
-                )
-            )
-        return out
+        return self.provision.views(self._ran)
 
     def _capacity(self) -> int:
-        if not self._connected:
-            return 0
-        threads = sum(m.threads for m in self._usable())
-        if self.adaptive:  # ask for work before the jobs exist, or adaptive scaling never starts them
-            jq = self.settings.jobqueue
-            threads = max(threads, jq.maximum_jobs * jq.cores)
-        return PREFETCH * threads
+        return PREFETCH * UNIT * self.provision.threads()
 
     def _free(self) -> int:
-        return max(0, self._capacity() - len(self._inflight) - self._reserved)
+        return max(0, self._capacity() - self._load - self._reserved)
 
     def free_slots(self) -> int:
         # Refill in batches (half the window at a time): one submission to Dask per
         # batch instead of one per finished task, while the other half keeps the
         # workers busy.
         free = self._free()
-        if free < max(1, self._capacity() // 2) and self._inflight:
+        if self._held or (free < max(1, self._capacity() // 2) and self._inflight):
             return 0
         return free
+
+    def round_start(self) -> None:
+        self._held = False
 
     # -- placement ------------------------------------------------------------------
 
     def bound(self, task: Task) -> float:
         return (task.timeout or self.settings.task_timeout) + DEADLINE_MARGIN_S
 
+    def _units(self, task: Task) -> int:
+        """1 for an attempt that will run inline in the Dask worker's thread, else `UNIT`."""
+        try:
+            params = parse_params(task.params)
+        except ParamsError:
+            return UNIT  # the worker says what is wrong with them
+        return 1 if inline(params, task.timeout or self.settings.task_timeout) else UNIT
+
     def place(self, task: Task) -> Placement | None:
-        if self._free() <= 0:
+        units = self._units(task)
+        if self._free() < units:
+            self._held = True  # queue order: nothing behind it goes first in this round
             return None
-        self._reserved += 1
-        return Placement(MEMBER, self.scheduler_address)
+        self._reserved += units
+        return Placement(MEMBER, self.scheduler_address, units)
 
     def unplace(self, placement: Placement) -> None:
-        self._reserved = max(0, self._reserved - 1)
+        self._reserved = max(0, self._reserved - placement.slots)
 
     def _restrictions(self, task: Task) -> tuple[list[str] | None, bool]:
         """Dask's ``workers=`` and ``allow_other_workers=`` for this task."""
-        usable = [m.address for m in self._usable()]
+        usable = [m.address for m in self.provision.usable()]
         strict: list[str] | None = None
-        if usable and any(not m.usable for m in self._members.values()):
+        if usable and any(not m.usable for m in self.provision.members.values()):
             strict = usable  # some worker is refused or not checked yet: keep off it
         if task.exclude_worker in usable and len(usable) > 1:
             # a verification run must come from another worker
@@ -528,11 +245,14 @@ class DaskCluster(Executor):
         return None, False
 
     def launch(self, attempt: Attempt) -> None:
-        self._reserved = max(0, self._reserved - 1)
+        units = attempt.placement.slots
+        self._reserved = max(0, self._reserved - units)
+        self._load += units
         task = attempt.task
         key = f"partisim-{task.id}-{attempt.number}-{self.session}"
         workers, loose = self._restrictions(task)
-        entry = _InFlight(attempt, key, None, frozenset(workers) if workers and not loose else None, workers, loose)
+        only = frozenset(workers) if workers and not loose else None
+        entry = _InFlight(attempt, key, units, only, workers, loose)
         self._inflight[key] = entry
         self._keys[task.id] = key
         # The scheduler launches a round's attempts one after another: hand them to Dask
@@ -540,6 +260,23 @@ class DaskCluster(Executor):
         if not self._unsent:
             asyncio.get_running_loop().call_soon(self._send)
         self._unsent.append(entry)
+
+    def _batched(self, entries: list[_InFlight]) -> list[list[_InFlight]]:
+        """Each attempt run in a child alone; inline ones together, in as many Dask tasks
+        as keep every worker thread busy twice over, at most `UNIT` attempts in each."""
+        alone = [[e] for e in entries if not e.inline]
+        small = [e for e in entries if e.inline]
+        if not small:
+            return alone
+        spread = max(1, 2 * self.provision.threads())
+        size = max(1, min(UNIT, -(-len(small) // spread)))
+        return alone + [small[i : i + size] for i in range(0, len(small), size)]
+
+    def _batch_key(self, entries: list[_InFlight]) -> str:
+        if len(entries) == 1:
+            return entries[0].key
+        self._sequence += 1
+        return f"partisim-batch-{self._sequence}-{self.session}"
 
     def _send(self) -> None:
         batch, self._unsent = self._unsent, []
@@ -552,28 +289,34 @@ class DaskCluster(Executor):
             group = (tuple(entry.workers) if entry.workers is not None else None, entry.loose)
             groups.setdefault(group, []).append(entry)
         for (workers, loose), entries in groups.items():
-            specs = [
-                AttemptSpec(
-                    key=e.key,
-                    benchmark=e.attempt.task.benchmark,
-                    params=dict(e.attempt.task.params),
-                    timeout=e.attempt.task.timeout or self.settings.task_timeout,
-                    expects=expected(),
-                    topic=self.topic,
-                )
-                for e in entries
-            ]
+            batches = [_Batch(self._batch_key(chunk), chunk) for chunk in self._batched(entries)]
+            specs = [[self._spec(e) for e in b.entries] for b in batches]
             futures = self._client.map(
-                run_attempt,
+                run_batch,
                 specs,
-                key=[e.key for e in entries],
+                key=[b.key for b in batches],
                 workers=list(workers) if workers is not None else None,
                 allow_other_workers=loose,
                 pure=False,
                 retries=0,
             )
-            for entry, future in zip(entries, futures, strict=True):
-                entry.future = future
+            for b, future in zip(batches, futures, strict=True):
+                b.future = future
+                self._batches[b.key] = b
+                for entry in b.entries:
+                    entry.batch = b
+
+    def _spec(self, entry: _InFlight) -> AttemptSpec:
+        task = entry.attempt.task
+        return AttemptSpec(
+            key=entry.key,
+            benchmark=task.benchmark,
+            params=dict(task.params),
+            timeout=task.timeout or self.settings.task_timeout,
+            expects=expected(),
+            topic=self.topic,
+            inline=entry.inline,
+        )
 
     def running(self, task_id: str) -> bool:
         key = self._keys.get(task_id)
@@ -582,44 +325,54 @@ class DaskCluster(Executor):
     # -- outcomes -------------------------------------------------------------------
 
     def _take(self, key: str) -> _InFlight | None:
-        """Stop following ``key``: its slot is free; None if it was already settled."""
+        """Stop following attempt ``key``: its units are free; None if it was already settled."""
         entry = self._inflight.pop(key, None)
-        if entry is not None and self._keys.get(entry.attempt.task_id) == key:
-            del self._keys[entry.attempt.task_id]
+        if entry is not None:
+            self._load = max(0, self._load - entry.units)
+            if self._keys.get(entry.attempt.task_id) == key:
+                del self._keys[entry.attempt.task_id]
         self._settled.set()
         return entry
 
+    def _live(self, batch: _Batch) -> list[_InFlight]:
+        return [e for e in batch.entries if e.key in self._inflight]
+
     def _on_report(self, event: Any) -> None:
-        """A task's report, sent as an event: it reaches us before Dask says the task
+        """A batch's reports, sent as an event: they reach us before Dask says the task
         finished (both come in order over the scheduler's one stream to us), so the
-        result needs no gather."""
+        results need no gather."""
         try:
             _, data = event
-            report = AttemptReport.from_event(data)
-            key = str(data["key"])
+            reports = [(str(r["key"]), AttemptReport.from_event(r)) for r in data["reports"]]
+            batch_key = str(data["batch"])
         except (TypeError, ValueError, KeyError) as exc:
             log.warning("informe de tarea ilegible desde Dask: %s", exc)
             return
-        entry = self._take(key)
-        if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
-            task_id = self._given_up.pop(key, None)
-            if task_id is not None and report.status == "success":
-                # Dask ran it again before our cancel arrived: a second run of the task
-                self.report_run(task_id, report.worker)
-            return
-        self._settle(entry, report)
-        if entry.future is not None:
-            entry.future.release()
+        for key, report in reports:
+            entry = self._take(key)
+            if entry is None:  # cancelled or lost meanwhile: its outcome was settled already
+                task_id = self._given_up.pop(key, None)
+                if task_id is not None and report.status == "success":
+                    # Dask ran it again before our cancel arrived: a second run of the task
+                    self.report_run(task_id, report.worker)
+                continue
+            self._settle(entry, report)
+        batch = self._batches.pop(batch_key, None)
+        if batch is not None and batch.future is not None:
+            batch.future.release()
         if self.free_slots() > 0:  # a scheduling round only when a batch can be sent
             self._wake()
 
     def _check_futures(self) -> None:
-        """Attempts that ended without a report (an error of Dask's, a cancel by someone
-        else, a worker without partisim): fetch what happened to them."""
-        for key, entry in list(self._inflight.items()):
-            if entry.future is not None and entry.future.status != "pending":
-                self._take(key)
-                self._done.append(entry)
+        """Batches that ended without a report (an error of Dask's, a cancel by someone
+        else, a worker without partisim): fetch what happened to their attempts."""
+        for key, batch in list(self._batches.items()):
+            if batch.future is not None and batch.future.status != "pending":
+                del self._batches[key]
+                live = self._live(batch)
+                for entry in live:
+                    self._take(entry.key)
+                self._done.append((batch, live))
         if self._done:
             self._done_event.set()
 
@@ -628,29 +381,42 @@ class DaskCluster(Executor):
         while True:
             await self._done_event.wait()
             self._done_event.clear()
-            batch, self._done = self._done, []
-            finished = [e for e in batch if e.future.status == "finished"]
-            values = await self._gather(finished)
-            for entry, value in zip(finished, values, strict=True):
-                self._settle(entry, value)
-            for entry in batch:
-                if entry.future.status != "finished":
-                    self._settle(entry, await self._failure(entry.future))
-                entry.future.release()
+            done, self._done = self._done, []
+            finished = [(b, live) for b, live in done if live and b.future.status == "finished"]
+            values = await self._gather([b for b, _ in finished])
+            for (b, live), value in zip(finished, values, strict=True):
+                if isinstance(value, list) and len(value) == len(b.entries):
+                    for entry, report in zip(b.entries, value, strict=True):
+                        if entry in live:
+                            self._settle(entry, report)
+                else:
+                    error = (
+                        value
+                        if isinstance(value, BaseException)
+                        else WorkerFailed(f"Dask: respuesta inesperada {value!r}", 500)
+                    )
+                    for entry in live:
+                        self._settle(entry, error)
+            for b, live in done:
+                if live and b.future.status != "finished":
+                    failure = await self._failure(b.future)
+                    for entry in live:
+                        self._settle(entry, failure)
+                b.future.release()
             self._settled.set()
             self._wake()
 
-    async def _gather(self, entries: list[_InFlight]) -> list[Any]:
-        if not entries:
+    async def _gather(self, batches: list[_Batch]) -> list[Any]:
+        if not batches:
             return []
         try:
-            values: list[Any] = await self._client.gather([e.future for e in entries])
+            values: list[Any] = await self._client.gather([b.future for b in batches])
             return values
         except Exception:  # one of them went bad: fetch them one by one
             out: list[Any] = []
-            for entry in entries:
+            for b in batches:
                 try:
-                    out.append(await self._client.gather(entry.future))
+                    out.append(await self._client.gather(b.future))
                 except Exception as exc:
                     out.append(exc)
             return out
@@ -669,64 +435,20 @@ class DaskCluster(Executor):
     def _settle(self, entry: _InFlight, value: Any) -> None:
         attempt = entry.attempt
         if isinstance(value, AttemptReport):
-            outcome = self._outcome_of(attempt, value)
+            outcome = outcome_of(attempt, value)
             if isinstance(outcome, ExecuteResult):
                 self._ran[value.worker] = self._ran.get(value.worker, 0) + 1
+            elif value.status == "refused":
+                member = self.provision.members.get(value.worker)
+                if member is not None:
+                    self.provision.refuse(member, f"{value.message}: no se usará")
             self.deliver(attempt, outcome, value.worker)
             return
-        self.deliver(attempt, self._error_of(value))
-
-    def _outcome_of(self, attempt: Attempt, report: AttemptReport) -> Outcome:
-        where = report.worker
-        if report.status == "success" and report.result is not None:
-            try:
-                return ExecuteResult.model_validate(
-                    {
-                        **report.result.to_dict(),
-                        "task_id": attempt.task_id,
-                        "worker_id": where,
-                        "benchmark": attempt.task.benchmark,
-                        "execution_time": report.elapsed,
-                        "runner": "dask",
-                        "threads_requested": attempt.task.threads if attempt.task.threads > 1 else None,
-                        "timestamp": _iso(),
-                        # what an HTTP worker says of these parameters, said here (cached per box and step)
-                        "warnings": step_warnings([TaskSpec(attempt.task.benchmark, attempt.task.params)]),
-                    }
-                )
-            except ValidationError as exc:
-                bad = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
-                return TaskRejected(
-                    f"la simulación dio valores no finitos o incompletos ({bad}); "
-                    "reduzca VELOCIDAD_INICIAL_MAX, DT o el tamaño del mundo",
-                    422,
-                )
-        if report.status == "refused":
-            member = self._members.get(where)
-            if member is not None:
-                self._refuse(member, f"{report.message}: no se usará")
-            return TaskNotStarted(report.message)
-        if report.status == "timeout":
-            return TaskTimedOut(f"{where}: {report.message}", 504)
-        if report.status == "invalid":
-            return TaskRejected(report.message, 422)
-        if report.status == "cancelled":  # not by us (we stop following what we cancel)
-            return WorkerUnavailable(f"{where}: {report.message}")
-        return WorkerFailed(f"{where}: {report.message}", 500)
-
-    def _error_of(self, exc: BaseException) -> PartisimError:
-        if isinstance(exc, PartisimError):
-            return exc
-        if isinstance(exc, ImportError):
+        if isinstance(value, ImportError):
             # a worker that cannot import partisim got the task before the guard saw it:
             # the attempt never started; look at the workers again now
-            for member in self._members.values():
-                if member.usable is not False:
-                    member.usable = None
-            return TaskNotStarted(f"un worker Dask no pudo cargar la tarea: {exc}")
-        if type(exc).__name__ == "KilledWorker":
-            return WorkerFailed(f"Dask: la tarea estaba en workers que se perdieron ({exc})", 500)
-        return WorkerFailed(f"Dask: {type(exc).__name__}: {exc}", 500)
+            self.provision.recheck()
+        self.deliver(attempt, error_of(value))
 
     # -- lost workers and cancels ---------------------------------------------------------
 
@@ -741,24 +463,35 @@ class DaskCluster(Executor):
         address = str(message.get("worker", ""))
         keys = message.get("processing-tasks") or ()
         for key in list(keys):
-            entry = self._take(str(key))
-            if entry is None:
+            batch = self._batches.pop(str(key), None)
+            if batch is None:
                 continue
-            self._drop(entry)
-            self._given_up[entry.key] = entry.attempt.task_id
-            self.deliver(
-                entry.attempt,
-                WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
-                address or None,
-            )
-        self._forget(address)
+            live = self._live(batch)
+            for entry in live:
+                self._take(entry.key)
+            self._drop(batch)
+            for entry in live:
+                self._given_up[entry.key] = entry.attempt.task_id
+                self.deliver(
+                    entry.attempt,
+                    WorkerUnavailable(f"se perdió el worker Dask {address} mientras ejecutaba la tarea"),
+                    address or None,
+                )
+        self.provision.forget(address)
         self._wake()
 
-    def _drop(self, entry: _InFlight) -> None:
-        """Cancel the Dask task of an attempt we no longer follow (its computation dies)."""
-        if self._client is None or entry.future is None:
+    def _drop(self, batch: _Batch) -> None:
+        """Cancel a Dask task none of whose attempts we follow any more (its computation dies)."""
+        self._batches.pop(batch.key, None)
+        if self._client is None or batch.future is None:
             return  # never sent: nothing runs
-        asyncio.get_running_loop().create_task(self._cancel_future(entry.future))
+        asyncio.get_running_loop().create_task(self._cancel_future(batch.future))
+
+    def _retire(self, entry: _InFlight) -> None:
+        """After ``entry`` stopped being followed: cancel its Dask task if nothing else of
+        it is (the other inline attempts of a batch finish anyway, in milliseconds)."""
+        if entry.batch is not None and not self._live(entry.batch):
+            self._drop(entry.batch)
 
     async def _cancel_future(self, future: Any) -> None:
         try:
@@ -771,16 +504,16 @@ class DaskCluster(Executor):
         key = self._keys.get(task_id)
         entry = self._take(key) if key is not None else None
         if entry is not None:
-            self._drop(entry)
+            self._retire(entry)
         self._wake()
 
     def _check_restricted(self) -> None:
         """Attempts kept to workers that are all gone would wait forever: put them back."""
-        live = {m.address for m in self._usable()}
+        live = {m.address for m in self.provision.usable()}
         for key, entry in list(self._inflight.items()):
             if entry.only is not None and not entry.only & live:
                 self._take(key)
-                self._drop(entry)
+                self._retire(entry)
                 self.deliver(
                     entry.attempt,
                     TaskNotStarted("ninguno de los workers Dask permitidos para la tarea sigue en el clúster"),
@@ -790,13 +523,13 @@ class DaskCluster(Executor):
         while True:
             await asyncio.sleep(self.poll_interval)
             if self._client is None:
-                if self.scheduler_address and time.monotonic() - self._connect_at >= RECONNECT_S:
-                    await self._connect()
+                if self.provision.reconnect_due():
+                    await self.provision.connect(self._topics())
                 continue
             try:
-                await self._refresh()
+                await self.provision.refresh()
                 self._check_futures()
-                if self._connected:
+                if self.provision.connected:
                     self._check_restricted()
             except Exception:  # one bad look must not stop watching the cluster
                 log.exception("no se pudo consultar el clúster Dask")
@@ -808,4 +541,4 @@ class DaskCluster(Executor):
         return False
 
     def active_members(self) -> int:
-        return len(self._usable()) if self._connected else 0
+        return len(self.provision.usable()) if self.provision.connected else 0

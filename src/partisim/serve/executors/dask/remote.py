@@ -1,10 +1,14 @@
-"""What runs on a Dask worker for ``partisim serve --dask``: one attempt of one task, and
-the probe of the version guard.
+"""What runs on a Dask worker for ``partisim serve --dask``: a batch of attempts (one Dask
+task), and the probe of the version guard.
 
-The attempt runs the same engine code as an HTTP worker does, in a child process that
-can be killed (`partisim.sim.isolated`): at the task's deadline, or as soon as the Dask
-worker marks the task cancelled (serve cancelled it, or serve's client went away), so
-the worker's thread is free again within a fraction of a second.
+An attempt whose work is far below its deadline (serve's `inline` estimate: a few
+milliseconds of work against minutes of timeout) runs in the worker's own thread, like a
+plain Dask task: handing it to a child process would cost more than the simulation.
+Every other attempt runs the same engine code as an HTTP worker does, in a child process
+that can be killed (`partisim.sim.isolated`): at the task's deadline, or as soon as the
+Dask worker marks the task cancelled (serve cancelled it, or serve's client went away),
+so the worker's thread is free again within a fraction of a second. Serve puts several
+small attempts in one Dask task and each long one alone.
 
 This module is what a Dask worker imports. It imports nothing of serve: only
 `partisim.sim`, partisim's version, the standard library and (inside the functions)
@@ -14,19 +18,50 @@ This module is what a Dask worker imports. It imports nothing of serve: only
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from partisim import __version__
-from partisim.errors import ParamsError
-from partisim.sim import ENGINES, MODEL_VERSION, SimResult, parse_params
-from partisim.sim.isolated import run_isolated
+from partisim.errors import ParamsError, PartisimError
+from partisim.sim import ENGINES, MODEL_VERSION, SimParams, SimResult, parse_params
+from partisim.sim.isolated import prewarm, run_isolated
 
-__all__ = ["AttemptSpec", "AttemptReport", "WorkerEnvironment", "environment", "run_attempt", "expected"]
+__all__ = [
+    "AttemptSpec",
+    "AttemptReport",
+    "WorkerEnvironment",
+    "environment",
+    "run_batch",
+    "expected",
+    "inline",
+    "INLINE_MAX_S",
+]
 
 #: states of a task on a Dask worker that mean "nobody wants this run any more"
 _RELEASED = frozenset({"cancelled", "released", "forgotten"})
+#: an attempt runs in the worker's thread only when its estimated work is at most this
+#: long and at most `INLINE_SHARE` of its timeout; the estimate is pessimistic (the
+#: python engine, the slowest, on a slow core, with every particle colliding)
+INLINE_MAX_S = 0.05
+INLINE_SHARE = 0.01
+#: the estimate: a fixed cost (initial state, checksum) plus per step and per particle-step
+_FIXED_S = 2e-3
+_STEP_S = 1e-4
+_PARTICLE_STEP_S = 2e-5
+
+
+def estimate(params: SimParams) -> float:
+    """Pessimistic seconds of work of one simulation, whatever its engine."""
+    return _FIXED_S + params.steps * _STEP_S + params.particles * params.steps * _PARTICLE_STEP_S
+
+
+def inline(params: SimParams, timeout: float) -> bool:
+    """Whether an attempt is small enough to run in the Dask worker's thread: so far
+    below its deadline that a child process (to be able to kill it) is not needed."""
+    work = estimate(params)
+    return work <= INLINE_MAX_S and work <= timeout * INLINE_SHARE
 
 
 @dataclass(frozen=True)
@@ -48,6 +83,13 @@ def environment() -> WorkerEnvironment:
     """Run on each worker by the version guard (`Client.run`)."""
     from partisim.sim import get_engine
 
+    try:
+        from distributed import get_worker
+
+        threads = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        threads = 1
+    prewarm(threads)  # this worker's first long attempts find their child processes ready
     engines = []
     for name in ENGINES:
         try:
@@ -69,6 +111,8 @@ class AttemptSpec:
     expects: tuple[str, int]
     #: the event topic serve listens on for reports (None: serve gathers the result)
     topic: str | None = None
+    #: run in the worker's thread (see `inline`), not in a killable child
+    inline: bool = False
 
 
 AttemptStatus = Literal["success", "timeout", "cancelled", "invalid", "failed", "refused"]
@@ -117,19 +161,41 @@ def _released(worker: Any, key: str) -> Callable[[], bool]:
     return check
 
 
-def run_attempt(spec: AttemptSpec) -> AttemptReport:
-    """The Dask task: check the version, run the simulation in a killable child, and
-    send the report to serve as an event too (cheaper for serve than gathering it)."""
+def run_batch(specs: list[AttemptSpec]) -> list[AttemptReport]:
+    """The Dask task: its attempts one after another (in this thread or in a killable
+    child each), then their reports to serve in one event too (cheaper for serve than
+    gathering them). Once the Dask task is cancelled, what has not started is reported
+    cancelled."""
     from distributed import get_worker
 
     worker = get_worker()
-    report = _attempt(spec, worker)
-    if spec.topic is not None:
-        worker.log_event(spec.topic, report.to_event(spec.key))
-    return report
+    key = _task_key(specs)
+    stop = _released(worker, key) if key is not None else (lambda: False)
+    reports = []
+    for spec in specs:
+        if stop():
+            reports.append(AttemptReport(str(worker.address), "cancelled", message="la tarea se canceló"))
+            continue
+        reports.append(_attempt(spec, worker, key, stop))
+    topic = specs[0].topic if specs else None
+    if topic is not None:
+        events = [r.to_event(s.key) for s, r in zip(specs, reports, strict=True)]
+        worker.log_event(topic, {"batch": key, "reports": events})
+    return reports
 
 
-def _attempt(spec: AttemptSpec, worker: Any) -> AttemptReport:
+def _task_key(specs: list[AttemptSpec]) -> str | None:
+    """The Dask key of the running task (its first attempt's key)."""
+    try:
+        from distributed import get_worker
+
+        key = get_worker().get_current_task()
+        return str(key) if key is not None else None
+    except (ImportError, ValueError):
+        return specs[0].key if specs else None
+
+
+def _attempt(spec: AttemptSpec, worker: Any, task_key: str | None, stop: Callable[[], bool]) -> AttemptReport:
     address = str(worker.address)
     if spec.expects != expected():
         version, model = spec.expects
@@ -143,5 +209,22 @@ def _attempt(spec: AttemptSpec, worker: Any) -> AttemptReport:
         params = parse_params(spec.params)
     except ParamsError as exc:
         return AttemptReport(address, "invalid", message=exc.message)
-    run = run_isolated(params, spec.benchmark, spec.timeout, key=spec.key, should_stop=_released(worker, spec.key))
+    if spec.inline and inline(params, spec.timeout):
+        return _in_thread(address, params, spec.benchmark)
+    run = run_isolated(params, spec.benchmark, spec.timeout, key=spec.key, should_stop=stop)
     return AttemptReport(address, run.status, run.result, run.message, run.elapsed)
+
+
+def _in_thread(address: str, params: SimParams, engine: str) -> AttemptReport:
+    from partisim.sim import simulate
+
+    start = time.perf_counter()
+    try:
+        result = simulate(params, engine)
+    except PartisimError as exc:
+        return AttemptReport(address, "invalid", message=exc.message, elapsed=time.perf_counter() - start)
+    except Exception as exc:  # the run failed; the worker is still sound
+        return AttemptReport(
+            address, "failed", message=f"{type(exc).__name__}: {exc}", elapsed=time.perf_counter() - start
+        )
+    return AttemptReport(address, "success", result, elapsed=time.perf_counter() - start)
