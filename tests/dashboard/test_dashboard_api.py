@@ -218,7 +218,7 @@ def test_sweep_expands_and_queues_one_batch(small_fleet: Fleet) -> None:
         (
             {"engines": ["python"], "particles": "10", "steps": "5", "dt": "abc"},
             "dt",
-            "dt: debe ser un número, como 0.1 (recibido 'abc')",
+            "dt: debe ser un número, como 0,1 (recibido 'abc')",
         ),
         ({"engines": ["python"], "particles": "10", "steps": "5", "dt": 0}, "dt", "dt: debe ser > 0"),
         (
@@ -268,7 +268,7 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         assert coarse.status_code == 201, coarse.text
         body = coarse.json()
         assert body["count"] == 6 and body["warning"] is None
-        assert len(body["warnings"]) == 2 and all("con DT = 0.8" in w for w in body["warnings"])
+        assert len(body["warnings"]) == 2 and all("con DT = 0,8" in w for w in body["warnings"])
         task = client.post(
             "/api/tasks",
             json={"benchmark": "cython", "params": {**TINY, "NUM_PARTICULAS": 100, "NUM_PASOS": 19, "DT": 0.8}},
@@ -286,8 +286,8 @@ def test_submissions_carry_the_coarse_step_warnings_and_so_do_the_results(small_
         assert sorted(charts["warnings"]) == sorted(body["warnings"])
         # default restitutions: the Física line says why it is not shown
         assert charts["physics"]["shown"] is False and charts["physics"]["text"] == (
-            "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-            "COEF_RESTITUCION_PARED = 0.8)"
+            "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, "
+            "COEF_RESTITUCION_PARED = 0,8)"
         )
 
 

@@ -18,6 +18,8 @@ import pytest
 from dash_support import CHROMIUM_FLAGS, Fleet, check_live_message
 from playwright.sync_api import expect, sync_playwright
 
+from partisim.sim.numbers import decimal
+
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1280, "height": 800}
@@ -42,7 +44,7 @@ def _record_console(page, sink: list[str]) -> None:
 
 
 def _sweep(
-    page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1", dt: str = "0.1"
+    page, *, engines: tuple[str, ...], particles: str, steps: str, seeds: str, repeat: str = "1", dt: str = "0,1"
 ) -> None:
     for engine in ("python", "numpy", "cython"):
         box = page.locator(f"#sweep-form input[name=engine][value={engine}]")
@@ -56,9 +58,9 @@ def _sweep(
 
 
 def _ratio(x: float) -> str:
-    """The page's Spanish format for a speedup: 1.234×, 56,7×, 3,21×."""
+    """The page's Spanish format for a speedup, the CLI's and the report's: 1234×, 56,7×, 3,21×."""
     digits = 0 if x >= 100 else 1 if x >= 10 else 2
-    return f"{x:,.{digits}f}×".replace(",", "_").replace(".", ",").replace("_", ".")
+    return f"{decimal(x, digits)}×"
 
 
 _RECORD_COUNTERS = """() => {
@@ -170,8 +172,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(page.locator("#legend-time")).to_contain_text("python")
             # the Física line of the batch: default restitutions, so it says why it is not shown
             expect(page.locator("#physics-line")).to_have_text(
-                "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, "
-                "COEF_RESTITUCION_PARED = 0.8)"
+                "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, "
+                "COEF_RESTITUCION_PARED = 0,8)"
             )
 
             # cancel from the table: slow tasks, every one cancelled by its button; their step is
@@ -180,14 +182,20 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(message).to_contain_text("5 tareas encoladas")
             expect(message).to_have_class(re.compile(r"\bwarn\b"))
             expect(message.locator(".advice li")).to_have_count(1)
-            expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0.8")
+            expect(message.locator(".advice li")).to_contain_text("Aviso: paso de tiempo grueso: con DT = 0,8")
             pending = page.locator(
                 "#recent-table tbody tr[data-status=queued], #recent-table tbody tr[data-status=running]"
             )
             expect(pending).to_have_count(5, timeout=10_000)
             for _ in range(5):
                 target = pending.first.get_attribute("data-key")
-                page.locator(f'#recent-table tr[data-key="{target}"] button[data-cancel]').click()
+                button = page.locator(f'#recent-table tr[data-key="{target}"] button[data-cancel]')
+                button.click()  # one tap only asks for confirmation
+                expect(button).to_have_text("¿Cancelar? Confirme")
+                expect(page.locator(f'#recent-table tr[data-key="{target}"]')).not_to_have_attribute(
+                    "data-status", "cancelled"
+                )
+                button.click()
                 expect(page.locator("#recent-message")).to_have_text(f"Tarea {target} cancelada.")
                 expect(page.locator("#recent-message")).to_have_class(re.compile(r"\bok\b"))
                 expect(page.locator(f'#recent-table tr[data-key="{target}"]')).to_have_attribute(

@@ -27,7 +27,7 @@ def test_ping_table_with_two_workers(pair) -> None:
         row = _row(proc.stdout, worker_id)
         assert f"{host}:{pair.port}" in row
         assert "ACTIVO" in row and "INACTIVO" not in row
-        assert re.search(r"\d+\.\d ms", row), row
+        assert re.search(r"\d+,\d ms", row), row
         assert row.count(worker_id) == 2  # configured id and the id the worker reports
     assert "Workers activos: 2/2" in proc.stdout
 
@@ -133,10 +133,10 @@ def test_exec_says_what_the_worker_warns_about_a_coarse_step(pair) -> None:
         assert_clean_exit(proc, 0)
     assert "Resultado de la tarea" in coarse.stdout
     warning = " ".join(coarse.stderr.split())  # the terminal may wrap it
-    assert warning.count("AVISO: paso de tiempo grueso") == 1 and "con DT = 0.8" in warning
+    assert warning.count("AVISO: paso de tiempo grueso") == 1 and "con DT = 0,8" in warning
     result = json.loads(coarse_json.stdout)  # stdout stays one JSON object; the warning is in it
     (text,) = result["warnings"]
-    assert text.startswith("paso de tiempo grueso: con DT = 0.8") and f"AVISO: {text}" in warning
+    assert text.startswith("paso de tiempo grueso: con DT = 0,8") and f"AVISO: {text}" in warning
     assert "AVISO" in coarse_json.stderr
     assert "AVISO" not in plain.stderr + plain.stdout
 
@@ -188,7 +188,7 @@ def test_demo_on_two_workers(pair) -> None:
     for worker_id in ("worker-01", "worker-02"):
         row = _row(comparison, worker_id)
         assert "coinciden" in row
-        assert re.search(r"\d+\.\dx", row), row  # a speedup
+        assert re.search(r"\d+,\d×", row), row  # a speedup
         collisions = re.search(r"(\d+) / (\d+)", row)
         assert collisions and collisions.group(1) == collisions.group(2)
     assert "Todos los resultados coinciden" in out

@@ -105,7 +105,7 @@ def test_pty_worker_dies_between_ping_and_task(fresh_pair) -> None:
     try:
         session.expect(MENU_PROMPT)
         session.send("2\r")
-        session.expect("o su id (Enter = 1):")
+        session.expect("o su id (Enter = 1; 0 = volver):")
         fresh_pair.b.kill()  # listed as active a moment ago; gone now
         session.send("2\r")
         session.expect("Elija benchmark")

@@ -14,6 +14,8 @@ from helpers.terminal import PtySession
 from queue_support import Cluster, run_cli, wait_batch
 
 from partisim.serve.client import ServerClient
+from partisim.serve.results.report import ratio_text
+from partisim.sim.numbers import duration
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -104,14 +106,14 @@ def test_report_png_is_a_valid_image(served, tmp_path: Path):
     assert "Aceleración cython / python" in done.stdout and "IC 95 %" in done.stdout
     # default restitutions (0.9, 0.8): the report says why it has no Física line
     assert (
-        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, COEF_RESTITUCION_PARED = 0.8)"
+        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, COEF_RESTITUCION_PARED = 0,8)"
     ) in " ".join(done.stdout.split())
     assert "AVISO" not in done.stdout + done.stderr
     with ServerClient(serve.url) as client:
         chart = client.charts(batch, contended=True)
     assert chart.speedup
     for bar in chart.speedup:  # the printed table holds the values the PNG draws
-        assert any(str(bar.particles) in line and f"{bar.value:.1f}×" in line for line in done.stdout.splitlines())
+        assert any(str(bar.particles) in line and ratio_text(bar.value) in line for line in done.stdout.splitlines())
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC)
     import matplotlib.image as mpimg
@@ -144,7 +146,7 @@ def test_a_coarse_step_is_warned_once_per_text_and_kept_in_the_results(served, t
     )
     assert done.returncode == 0, done.stderr + done.stdout
     err = " ".join(done.stderr.split())
-    assert err.count("AVISO: paso de tiempo grueso: con DT = 0.8") == 2  # one per size, not per task
+    assert err.count("AVISO: paso de tiempo grueso: con DT = 0,8") == 2  # one per size, not per task
     with ServerClient(serve.url) as client:
         tasks = client.tasks(batch="grueso")
     assert len(tasks) == 6 and all(t.params["DT"] == 0.8 for t in tasks)
@@ -379,7 +381,7 @@ def test_results_table_fits_80_columns_and_never_cuts_a_number(served, columns):
             task.params["NUM_PARTICULAS"],
             task.params["NUM_PASOS"],
             task.params["SEMILLA"],
-            f"{task.result.simulation_time:.4f}",
+            duration(task.result.simulation_time),
         ):
             assert str(value) in cells, (value, row)
     assert "…" not in done.stdout

@@ -59,10 +59,10 @@ def test_why_not_shown() -> None:
     inelastic = check_rate([RunTotals(SimParams(), 12, 5000, 12 * ENERGY)])
     assert inelastic is not None and not inelastic.shown and inelastic.ratio is None
     assert inelastic.text() == (
-        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0.9, COEF_RESTITUCION_PARED = 0.8)"
+        "Física: no se muestra: el lote no es elástico (COEF_RESTITUCION_PARTICULA = 0,9, COEF_RESTITUCION_PARED = 0,8)"
     )
     wall_only = check_rate([RunTotals(SimParams(particle_restitution=1.0), 1, 5000, ENERGY)])
-    assert wall_only is not None and wall_only.reason == "el lote no es elástico (COEF_RESTITUCION_PARED = 0.8)"
+    assert wall_only is not None and wall_only.reason == "el lote no es elástico (COEF_RESTITUCION_PARED = 0,8)"
     # 2000 disks of radius 5 in 800 x 600: eta = 2000*pi*25/480000 = 0.327
     dense = ELASTIC.model_copy(update={"particles": 2000})
     check = check_rate([RunTotals(dense, 1, 10**6, 2000 * 400 / 3)])

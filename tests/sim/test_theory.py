@@ -134,7 +134,7 @@ def test_warning_for_a_coarse_step_only() -> None:
     assert coarse_step_warning(SimParams()) is None
     text = coarse_step_warning(SimParams(dt=0.8))
     assert text is not None
-    assert "DT = 0.8" in text and "57 %" in text and "Use DT <= 0.1 " in text
+    assert "DT = 0,8" in text and "57 %" in text and "Use DT <= 0,1 " in text
     assert coarse_step_warning(SimParams(dt=0.8, particles=1)) is None  # no pairs, nothing to miss
     assert coarse_step_warning(SimParams(dt=0.8, max_speed=0.0)) is None
 

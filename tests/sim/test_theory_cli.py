@@ -125,8 +125,8 @@ def test_run_warns_about_a_coarse_step_without_changing_the_result() -> None:
     out = partisim("run", "--dt", "0.8", "--steps", "200", "--json")
     assert out.returncode == 0, out.stderr
     data = strict_json(out.stdout)
-    assert len(data["warnings"]) == 1 and "DT = 0.8" in data["warnings"][0]
-    assert "AVISO:" in out.stderr and "DT = 0.8" in out.stderr
+    assert len(data["warnings"]) == 1 and "DT = 0,8" in data["warnings"][0]
+    assert "AVISO:" in out.stderr and "DT = 0,8" in out.stderr
     plain = simulate(SimParams(dt=0.8, steps=200), "cython")
     assert (data["particle_collisions"], data["wall_collisions"], data["checksum"]) == (
         plain.particle_collisions,

@@ -108,7 +108,7 @@ def test_a_coarse_step_is_warned_in_the_answer_and_the_record_never_in_the_resul
     assert r.status_code == 200, r.text
     body = ExecuteOut.model_validate(r.json())
     (text,) = body.warnings
-    assert text.startswith("paso de tiempo grueso: con DT = 0.8") and "57 %" in text and "DT <= 0.1 " in text
+    assert text.startswith("paso de tiempo grueso: con DT = 0,8") and "57 %" in text and "DT <= 0,1 " in text
     # advice only: the same numbers as a run here, bit for bit
     local = simulate(parse_params(coarse), "cython")
     assert (body.checksum, body.particle_collisions, body.wall_collisions) == (

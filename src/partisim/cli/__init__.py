@@ -88,6 +88,10 @@ def suggest(word: str, candidates: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
+#: commands that open a port are never offered as a guess: the listing command instead
+_LISTING_INSTEAD = {"worker": "ping", "serve": "queue"}
+
+
 def _looks_like_option(arg: str) -> bool:
     return arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit() and arg[1] != "."
 
@@ -111,7 +115,11 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
     command = words[0] if words else None
     if command is not None and command not in commands and argv and argv[0] == command:
         close = suggest(command, list(commands))
+        # a guess never starts a server: `workers` is someone who wants the list of workers
         hint = f"; ¿quiso decir «{close}»?" if close else f"; comandos: {', '.join(commands)}"
+        if close in _LISTING_INSTEAD:
+            close = _LISTING_INSTEAD[close]
+            hint = f"; ¿quiso decir «{close}» ({COMMANDS[close][1]})?"
         parser.print_usage(sys.stderr)
         print(f"partisim: error: comando desconocido «{command}»{hint}", file=sys.stderr)
         return 2
@@ -140,7 +148,38 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
     return 2
 
 
+#: exit code when the reader of the output went away (128 + SIGPIPE, as a shell reports it)
+EXIT_CLOSED_PIPE = 141
+
+
+def _quiet_closed_pipe() -> int:
+    """The reader of stdout went away (``partisim results --format json | head``): point
+    stdout at the null device so that the interpreter's last flush stays silent too."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (tests capture it): nothing to flush
+        pass
+    return EXIT_CLOSED_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the reader of its output may leave at any time (no traceback)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a pipe closed after the last write shows here
+        return code
+    except BrokenPipeError:
+        return _quiet_closed_pipe()
+    except SystemExit as exc:  # rich exits by itself on a closed pipe; argparse on --help
+        if isinstance(exc.__context__, BrokenPipeError):
+            return _quiet_closed_pipe()
+        raise
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # only the command asked for gets its options built: the rest are names in a list
     parser = build_parser(only=next((a for a in argv if not a.startswith("-")), ""))

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("serve", "encolar un barrido de parámetros (producto cartesiano) como un lote"),
     "wait": ("serve", "esperar a que termine un lote (barra de progreso)"),
     "results": ("serve", "resultados de las tareas: tabla, CSV o JSON"),
+    "queue": ("queue", "la cola de partisim serve: lotes, workers y tareas pendientes"),
+    "cancel": ("queue", "cancela tareas en cola o en curso (por id o un lote entero)"),
     "report": ("serve", "informe PNG: tiempo vs partículas por motor y aceleración cython/python"),
     "worker": ("worker", "inicia el servicio worker (API HTTP que ejecuta simulaciones)"),
     "token": ("token", "imprime un token aleatorio para proteger serve y los workers"),

@@ -44,18 +44,20 @@ err_console = cast("Console", _LazyConsole(stderr=True, highlight=False))
 
 
 def fail(message: str, code: int = 2) -> int:
-    """Print a Spanish error on stderr and return the exit code to use."""
+    """Print a Spanish error on stderr and return the exit code to use. On a terminal
+    the text wraps at its words to the terminal's width; in a pipe it stays one line."""
     from rich.markup import escape
 
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=not err_console.is_terminal)
     return code
 
 
 def warn(message: str) -> None:
-    """Print a Spanish warning on stderr as "AVISO: ..." (the message is shown verbatim)."""
+    """Print a Spanish warning on stderr as "AVISO: ..." (the message is shown verbatim,
+    wrapped at its words on a terminal, one line in a pipe)."""
     from rich.markup import escape
 
-    err_console.print(f"[bold yellow]AVISO:[/] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[bold yellow]AVISO:[/] {escape(message)}", soft_wrap=not err_console.is_terminal)
 
 
 def install_log_handler() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["install"]
+__all__ = ["install", "TextFormatter"]
 
 _TRANSLATIONS = {
     "usage: ": "uso: ",
@@ -37,3 +37,42 @@ def _translate(message: str) -> str:
 
 def install() -> None:
     argparse._ = _translate  # type: ignore[attr-defined]
+
+
+class TextFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help whose description and epilog keep their paragraphs and examples, wrapped at
+    words to the terminal's width: a prose line joins its paragraph and wraps; an indented
+    example line stays whole, its ``# comment`` moved below it when the line is too long."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        # a word is never split: not at its hyphens (partisim-base:bookworm), not in the middle
+        wrap = textwrap.TextWrapper(width, break_on_hyphens=False, break_long_words=False)
+        out: list[str] = []
+        prose: list[str] = []
+
+        def flush() -> None:
+            if prose:
+                wrap.initial_indent = wrap.subsequent_indent = indent
+                out.extend(wrap.wrap(" ".join(prose)))
+                prose.clear()
+
+        for line in text.splitlines():
+            if not line.strip():
+                flush()
+                out.append("")
+            elif line[0].isspace():
+                flush()
+                command, mark, comment = line.partition("  #")
+                if len(indent + line) > width and mark:
+                    out.append(indent + command.rstrip())
+                    margin = indent + " " * (len(line) - len(line.lstrip()) + 2)
+                    wrap.initial_indent, wrap.subsequent_indent = margin, margin + "  "
+                    out.extend(wrap.wrap("# " + comment.strip()))
+                else:
+                    out.append(indent + line)
+            else:
+                prose.append(line.strip())
+        flush()
+        return "\n".join(out)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from partisim.cli import _spanish
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail
 
@@ -109,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Docker particle-simulation:latest (Dockerfile) y partisim-worker:latest "
         "(Dockerfile.worker).",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_spanish.TextFormatter,
     )
     actions = parser.add_subparsers(dest="images_command", metavar="ACCIÓN", title="acciones")
 
@@ -132,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="wheelhouse y luego las imágenes",
         description="Crea el wheelhouse y construye las imágenes con docker build.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_spanish.TextFormatter,
     )
     _common(build)
     build.add_argument(

@@ -27,8 +27,10 @@ def _int(text: str) -> int:
 
 
 def _float(text: str) -> float:
-    try:
-        return float(text)
+    from partisim.sim.numbers import parse_number
+
+    try:  # a decimal comma or point: 0,05 and 0.05
+        return parse_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 
@@ -69,8 +71,12 @@ def params_from_args(args: argparse.Namespace) -> SimParams:
 
 
 def print_summary(result: SimResult) -> None:
+    from partisim.sim.numbers import duration, integer
+
     console.print(f"[bold]Simulación completada[/] con el motor [cyan]{result.engine}[/]")
-    console.print(f"  Partículas: {result.particles}   Pasos: {result.steps}   Semilla: {result.seed}")
+    console.print(
+        f"  Partículas: {integer(result.particles)}   Pasos: {integer(result.steps)}   Semilla: {result.seed}"
+    )
     if result.threads < result.threads_requested:
         from partisim.sim.engines import THREAD_REASON_TEXT
 
@@ -78,11 +84,11 @@ def print_summary(result: SimResult) -> None:
         console.print(f"  Hilos: {result.threads} de {result.threads_requested} pedidos ({why})")
     else:
         console.print(f"  Hilos: {result.threads}")
-    console.print(f"  Colisiones partícula-partícula: {result.particle_collisions}")
-    console.print(f"  Colisiones con pared: {result.wall_collisions}")
-    console.print(f"  Tiempo de simulación: {result.simulation_time:.4f} s")
-    console.print(f"  Partículas-paso/s: {result.particle_steps_per_s:,.0f}".replace(",", " "))
-    console.print(f"  Energía cinética final: {result.kinetic_energy:.6g}")
+    console.print(f"  Colisiones partícula-partícula: {integer(result.particle_collisions)}")
+    console.print(f"  Colisiones con pared: {integer(result.wall_collisions)}")
+    console.print(f"  Tiempo de simulación: {duration(result.simulation_time)}")
+    console.print(f"  Partículas-paso/s: {integer(round(result.particle_steps_per_s))}")
+    console.print(f"  Energía cinética final: {result.kinetic_energy:.6g}".replace(".", ","))
     console.print(f"  Checksum: {result.checksum}")
 
 

@@ -13,11 +13,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from partisim.cli import _types
+from partisim.cli._checks import print_checks as _print_checks
+from partisim.cli._checks import verify as _verify
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, err_console, fail, install_log_handler, warn
 from partisim.cli._serve_limits import add_limit_options, limit_options
 from partisim.defaults import DEFAULT_CONFIG_PATH, default_server
 from partisim.serve.options import ServeOptions
+from partisim.sim.numbers import count as plural
 from partisim.sim.options import OPTIONS
 
 if TYPE_CHECKING:
@@ -29,12 +33,15 @@ if TYPE_CHECKING:
 # httpx, sqlite3, rich.progress... are imported where they are used: every `partisim`
 # command builds this parser (also `partisim run` in each task's container).
 
-__all__ = ["register"]
+__all__ = ["register", "connect", "add_server"]
+
+_number, _port, _positive_int, _seconds = _types.number, _types.port, _types.positive_int, _types.seconds
+_status, _format, _results_format = _types.status, _types.output_format, _types.results_format
 
 DEFAULTS = ServeOptions()
 
 
-def _connect(args: argparse.Namespace) -> ServerClient:
+def connect(args: argparse.Namespace) -> ServerClient:
     from partisim.fleet import client_token
     from partisim.serve.client import ServerClient
 
@@ -60,11 +67,18 @@ def _serve_config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.local is not None:
+        from partisim.cli.local_serve import serve_with_local_workers
+
+        return serve_with_local_workers(args, _serve_on)
+    return _serve_on(args, _serve_config(args))
+
+
+def _serve_on(args: argparse.Namespace, config: Config) -> int:
     from partisim.fleet.tokens import server_token
     from partisim.serve.executors.dask.provision import require_dask
     from partisim.serve.server import dask_target, serve
 
-    config = _serve_config(args)
     if not 0 <= args.port <= 65535:
         return fail(f"--port debe estar entre 0 y 65535 (0: uno libre; recibido {args.port})")
     token = server_token(args.token_file)
@@ -98,6 +112,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     _setup_logging(args.verbose)
     runs_on = f"Dask: {target.label}" if target is not None else f"{len(config.workers)} workers en {config.path}"
+    if args.local is not None:
+        runs_on = f"{len(config.workers)} workers locales ({', '.join(w.url for w in config.workers)})"
 
     def banner(where: Listening) -> None:
         # printed only once the server accepts connections
@@ -135,12 +151,13 @@ def _finish_wait(client: ServerClient, batch: str | None, timeout: float | None)
         return fail(f"el lote {batch or '(toda la cola)'} no terminó en {timeout:g} s", 1)
     if state.failed:
         console.print(
-            f"[red]{state.failed} tareas fallidas[/]; vea: partisim results" + (f" --batch {batch}" if batch else "")
+            f"[red]{plural(state.failed, 'tarea fallida', 'tareas fallidas')}[/]; vea: partisim results"
+            + (f" --batch {batch}" if batch else "")
         )
         return 1
     console.print(
-        f"[green]Terminado:[/] {state.success} tareas con éxito"
-        + (f", {state.cancelled} canceladas" if state.cancelled else "")
+        f"[green]Terminado:[/] {plural(state.success, 'tarea', 'tareas')} con éxito"
+        + (f", {plural(state.cancelled, 'cancelada', 'canceladas')}" if state.cancelled else "")
     )
     return 0
 
@@ -162,7 +179,7 @@ def _after_submit(client: ServerClient, args: argparse.Namespace, answer: Submit
 def _submit(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import submit_file
 
-    with _connect(args) as client:
+    with connect(args) as client:
         return _after_submit(client, args, submit_file(client, args.file, batch=args.batch, priority=args.priority))
 
 
@@ -177,7 +194,7 @@ def _sweep(args: argparse.Namespace) -> int:
     fixed = {ALIASES[f]: getattr(args, f) for f in _FIXED if getattr(args, f) is not None}
     # an error names the option: under the API name or the field name, as it was raised
     names = {key: OPTIONS[f][0] for f in _FIXED for key in (ALIASES[f], f)}
-    with _connect(args) as client:
+    with connect(args) as client:
         answer = submit_sweep(
             client,
             engines=args.engines,
@@ -196,33 +213,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _wait_command(args: argparse.Namespace) -> int:
-    with _connect(args) as client:
+    with connect(args) as client:
         return _finish_wait(client, args.batch, args.timeout_wait)
-
-
-def _verify(client: ServerClient, batch: str | None, count: int, timeout: float | None) -> list[Check]:
-    from partisim.orchestrator.batches import verify_batch
-    from partisim.orchestrator.views import BatchProgress
-
-    console.print(f"Verificando {count} tareas en otro worker...")
-    with BatchProgress(console, "verificación") as bar:
-        return verify_batch(client, batch, count, timeout=timeout, on_progress=bar.update)
-
-
-def _print_checks(checks: list[Check]) -> int:
-    from partisim.orchestrator.views import checks_table
-
-    console.print(checks_table(checks))
-    bad = [c for c in checks if c.match is False]
-    unverified = [c for c in checks if c.match is None]
-    if bad:
-        console.print(f"[bold red]¡{len(bad)} checksums NO COINCIDEN![/] Los resultados no son reproducibles.")
-        return 1
-    if unverified:
-        console.print(f"[yellow]{len(unverified)} tareas no se pudieron verificar[/]")
-        return 1
-    console.print(f"[green]Los {len(checks)} checksums coinciden.[/]")
-    return 0
 
 
 def _results(args: argparse.Namespace) -> int:
@@ -230,7 +222,8 @@ def _results(args: argparse.Namespace) -> int:
     from partisim.orchestrator.views import RowsProgress
     from partisim.serve.client import STATUS_LABELS
 
-    with _connect(args) as client:
+    args.format = _results_format(args.format, args.output)
+    with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         # verification re-runs are left out, unless the selection holds nothing else
@@ -262,7 +255,7 @@ def _results(args: argparse.Namespace) -> int:
                     originals=originals,
                     on_progress=bar.update,
                 )
-            err_console.print(f"{rows} tareas escritas en {args.output}")
+            err_console.print(f"{plural(rows, 'tarea escrita', 'tareas escritas')} en {args.output}")
         else:
             save_export(client, None, args.format, status=args.status, batch=args.batch, originals=originals)
     if checks is not None:
@@ -306,7 +299,7 @@ def _print_results(
     console.print(
         results_table(pending, checks=checks, title=f"Resultados (tareas {shown + 1}–{shown + len(pending)})")
     )
-    console.print(f"{shown + len(pending)} tareas en total")
+    console.print(f"{plural(shown + len(pending), 'tarea', 'tareas')} en total")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -316,29 +309,35 @@ def _report(args: argparse.Namespace) -> int:
 
     from partisim.orchestrator.batches import require_batch
     from partisim.orchestrator.report_tables import speedup_table, time_table
-    from partisim.serve.results.report import write_report
+    from partisim.serve.results.report import failed_note, write_report
 
-    with _connect(args) as client:
+    with connect(args) as client:
         if args.batch:
             require_batch(client, args.batch)
         chart = client.charts(args.batch, contended=args.contended)
+        failed = client.summary(batch=args.batch).failed
+        errors = [(t.id, t.error or "") for t in client.tasks(status="failed", batch=args.batch, limit=3)]
+        failures = failed_note(failed, errors)
         if not chart.series:
             where = f"el lote {args.batch}" if args.batch else "la cola"
-            return fail(f"{where} no tiene tareas terminadas con éxito: no hay nada que dibujar", 1)
+            extra = f" ({plural(failed, 'tarea fallida', 'tareas fallidas')})" if failed else ""
+            return fail(f"{where} no tiene tareas terminadas con éxito{extra}: no hay nada que dibujar", 1)
         try:
             checks = _verify(client, args.batch, args.verify, args.timeout_wait) if args.verify else None
         except TimeoutError:
             return fail(f"la verificación no terminó en {args.timeout_wait:g} s", 1)
     title = f"Informe partisim — lote {args.batch}" if args.batch else "Informe partisim — todos los lotes"
-    write_report(chart, args.output, title=title)
+    write_report(chart, args.output, title=title, failed=failures)
     console.print(time_table(chart))
     if chart.speedup:
         console.print(speedup_table(chart))
     if chart.physics is not None:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
+    if failures:
+        console.print(f"[bold red]{escape(failures)}[/]", soft_wrap=not console.is_terminal)
     for text in chart.warnings:  # what the workers said of these results' parameters: part of the report
-        console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=True)
+        console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=not console.is_terminal)
     console.print(f"Informe guardado en [bold]{args.output}[/]")
     if checks is not None:
         return _print_checks(checks)
@@ -346,40 +345,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 # -- argument parsing -------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"debe ser al menos 1, se recibió {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número de segundos, se recibió {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"debe ser mayor que 0, se recibió {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número de puerto, se recibió {text!r}") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número, se recibió {text!r}") from None
 
 
 def _add_fixed_params(p: argparse.ArgumentParser) -> None:
@@ -410,7 +375,7 @@ def _add_priority(p: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-def _add_server(p: argparse.ArgumentParser) -> None:
+def add_server(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
         default=None,
@@ -465,8 +430,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--db", default=DEFAULTS.db, metavar="RUTA", help=f"base de datos SQLite (por defecto {DEFAULTS.db})"
     )
-    p.add_argument("--host", default=DEFAULTS.host, help=f"dirección de escucha (por defecto {DEFAULTS.host})")
-    p.add_argument("--port", type=_port, default=DEFAULTS.port, help=f"puerto de escucha (por defecto {DEFAULTS.port})")
+    p.add_argument(
+        "--host", default=DEFAULTS.host, metavar="DIRECCIÓN", help=f"dirección de escucha (por defecto {DEFAULTS.host})"
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULTS.port,
+        metavar="PUERTO",
+        help=f"puerto de escucha (por defecto {DEFAULTS.port})",
+    )
+    p.add_argument(
+        "--local",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="iniciar N workers en esta máquina (127.0.0.1) y repartir en ellos la cola, sin archivo de "
+        "configuración; se detienen con serve",
+    )
     p.add_argument(
         "--inbox",
         default=None,
@@ -518,7 +499,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_priority(p, "para todas las tareas del archivo, en lugar de la suya")
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_submit)
 
@@ -546,13 +527,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--batch", default=None, metavar="ID", help="id de lote (por defecto uno nuevo)")
     _add_priority(p, "por defecto 0")
     _add_fixed_params(p)
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=True)
     p.set_defaults(func=_sweep)
 
     p = subparsers.add_parser("wait", help=command_help("wait"))
     p.add_argument("--batch", default=None, metavar="ID", help="lote a esperar (por defecto toda la cola)")
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_wait_command)
 
@@ -561,21 +542,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--status",
         default=None,
-        choices=("queued", "running", "success", "failed", "cancelled"),
-        help="solo tareas en este estado",
+        type=_status,
+        metavar="{" + ",".join(_types.STATUS_WORDS) + "}",
+        help="solo tareas en este estado (también los nombres de la API: queued, running, success, failed, cancelled)",
     )
     p.add_argument(
         "--format",
-        default="table",
-        choices=("table", "csv", "json", "ndjson"),
-        help="formato (por defecto table; ndjson: una tarea JSON por línea)",
+        default=None,
+        type=_format,
+        metavar="{tabla,csv,json,ndjson}",
+        help="formato (por defecto tabla, o el de la extensión de -o; ndjson: una tarea JSON por línea)",
     )
     p.add_argument(
         "-o",
         "--output",
         default=None,
         metavar="ARCHIVO",
-        help="escribir CSV/JSON en este archivo (se escribe según llega, con barra de progreso)",
+        help="escribir CSV/JSON en este archivo; el formato sale de la extensión (.csv, .json, .ndjson) "
+        "si no se indica --format (se escribe según llega, con barra de progreso)",
     )
     p.add_argument(
         "--verify",
@@ -584,7 +568,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
     )
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
 
@@ -605,6 +589,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="incluir las ejecuciones medidas con la máquina ocupada (por defecto se dejan fuera y se cuentan)",
     )
-    _add_server(p)
+    add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_report)

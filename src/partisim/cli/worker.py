@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from partisim.cli import _spanish
 from partisim.cli._commands import command_help
 from partisim.worker.settings import OPTIONS, WorkerSettings
 
@@ -42,19 +43,45 @@ def _whoami(s: WorkerSettings) -> int:
     return 0
 
 
+#: the placeholder of an option's value in the help, in Spanish, by the end of its name
+_METAVARS = {
+    "host": "DIRECCIÓN",
+    "port": "PUERTO",
+    "config": "RUTA",
+    "path": "RUTA",
+    "bytes": "BYTES",
+    "file": "RUTA",
+    "cert": "RUTA",
+    "key": "RUTA",
+    "bin": "PROGRAMA",
+    "image": "IMAGEN",
+    "memory": "MEMORIA",
+    "cpus": "CPU",
+    "level": "NIVEL",
+    "runner": "MODO",
+    "body": "BYTES",
+    "mb": "MB",
+    "grace": "S",
+    "timeout": "S",
+    "id": "ID",
+}
+
+
+def _metavar(name: str) -> str:
+    return _METAVARS.get(name.rsplit("_", 1)[-1], "N")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "worker",
         help=command_help("worker"),
         description="Inicia el servicio worker: una API HTTP/REST que ejecuta simulaciones a pedido.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_spanish.TextFormatter,
     )
     for opt in OPTIONS:
         env = f" [{opt.env}]" if opt.env else ""
-        parser.add_argument(
-            opt.flag, dest=opt.name, default=None, metavar=opt.name.split("_")[-1].upper(), help=opt.help + env
-        )
+        parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=_metavar(opt.name), help=opt.help + env)
     parser.add_argument(
         "--whoami", action="store_true", help="muestra el id y la dirección que tomaría el worker, y termina"
     )

@@ -1,18 +1,19 @@
 """What the CLI and the menu do with serve's client: submit a file or a sweep, wait for a
-batch, verify a batch on another worker, save an export."""
+batch, verify a batch on another worker, save an export, list and cancel pending tasks."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from partisim.errors import BatchNotFound, PartisimError
+from partisim.errors import BatchNotFound, PartisimError, ServerError
 from partisim.files import atomic_writer
-from partisim.protocol import Submitted, Summary
+from partisim.protocol import Submitted, Summary, TaskView
 from partisim.serve.client import (
     EXPORT_FORMATS,
     Check,
@@ -28,7 +29,21 @@ from partisim.serve.client import (
 )
 from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
-__all__ = ["task_objects", "submit_file", "submit_sweep", "require_batch", "wait_batch", "verify_batch", "save_export"]
+__all__ = [
+    "task_objects",
+    "submit_file",
+    "submit_sweep",
+    "require_batch",
+    "wait_batch",
+    "verify_batch",
+    "save_export",
+    "pending_tasks",
+    "Cancelled",
+    "cancel_tasks",
+]
+
+#: the states a task can still be cancelled in
+PENDING = ("queued", "running")
 
 
 def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
@@ -255,3 +270,35 @@ def _copy_export(export: Export, fmt: str, out: IO[str], on_progress: Callable[[
             on_progress(rows, export.total)
     on_progress(rows, export.total)
     return rows
+
+
+def pending_tasks(client: ServerClient, batch: str | None = None) -> list[TaskView]:
+    """The tasks of the queue (or of one batch) that have not finished: queued and running,
+    oldest first."""
+    tasks = [t for status in PENDING for t in client.iter_tasks(status=status, batch=batch)]
+    return sorted(tasks, key=lambda t: t.seq)
+
+
+@dataclass
+class Cancelled:
+    """What a cancel request did: tasks cancelled (with the state they were in), and
+    tasks left as they were, with the server's reason."""
+
+    cancelled: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def cancel_tasks(client: ServerClient, ids: Sequence[str]) -> Cancelled:
+    """Cancel each task of ``ids`` (a running one is stopped on its worker); a task that
+    already finished or does not exist is reported, not an error of the whole request."""
+    done = Cancelled()
+    for task_id in ids:
+        try:
+            answer = client.cancel(task_id)
+        except ServerError as exc:
+            if exc.status_code not in (404, 409):
+                raise
+            done.refused.append((task_id, exc.message))
+            continue
+        done.cancelled.append((task_id, answer.previous))
+    return done

@@ -29,6 +29,7 @@ from partisim.orchestrator.dispatch import (
 )
 from partisim.protocol import ExecuteResult
 from partisim.sim import SimParams, parse_params
+from partisim.sim.numbers import decimal
 
 __all__ = ["DEMO_ENGINES", "ENGINE_LABELS", "DemoReport", "run_demo"]
 
@@ -117,7 +118,7 @@ def run_demo(
     console.print(views.comparison_table(report.rows))
     _print_verdict(console, report)
     report.elapsed = time.perf_counter() - started
-    console.print(f"Demo terminada en {report.elapsed:.1f} s.")
+    console.print(f"Demo terminada en {decimal(report.elapsed, 1)} s.")
     return report
 
 
@@ -193,4 +194,4 @@ def _print_verdict(console: Console, report: DemoReport) -> None:
         console.print("[bold red]Los checksums NO coinciden entre ejecuciones.[/bold red]")
     speedups = [r.speedup for r in report.rows if r.speedup is not None]
     if speedups:
-        console.print(f"Aceleración media de Cython sobre Python: {sum(speedups) / len(speedups):.1f}x")
+        console.print(f"Aceleración media de Cython sobre Python: {decimal(sum(speedups) / len(speedups), 1)}×")

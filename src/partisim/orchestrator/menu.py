@@ -1,9 +1,12 @@
 """The interactive menu (``python orchestrator.py`` = ``partisim orchestrator``).
 
 Reads answers with ``input()``, so it works on a terminal and with piped stdin.
-End of input or Ctrl-C at any prompt leaves cleanly ("Saliendo...", code 0 or 130);
-Ctrl-C while an action runs (waiting for a batch, say) stops that action and returns
-to the menu. Every action is a method; none of them raises for a worker that is down.
+End of input leaves cleanly ("Saliendo...", code 0). Ctrl-C goes back one level: at a
+question of an option, back to the main menu; at the main menu, out (code 130). Ctrl-C
+while an action runs (waiting for a batch, say) stops that action and returns to the
+menu, saying what goes on without it (a task keeps running on its worker). ``0`` is the
+way back at every numbered prompt: it leaves the main menu and cancels an option.
+Every action is a method; none of them raises for a worker that is down.
 Every answer is checked as it is given and asked again when wrong.
 """
 
@@ -54,6 +57,10 @@ SWEEP_QUESTIONS: list[tuple[str, str, str | None]] = [
 SWEEP_DEFAULTS = {"engines": "python,cython", "particles": "100,1000", "steps": "500", "seeds": "1-3"}
 
 
+class _BackToMenu(Exception):
+    """Ctrl-C (or 0) at a question of an option: back to the main menu."""
+
+
 class Menu:
     def __init__(self, config: Config, console: Console, *, token: str | None = None) -> None:
         self.config = config
@@ -87,12 +94,17 @@ class Menu:
             while True:
                 self._show_options()
                 count = len(self.options)
-                leave = next(i for i, (_, action) in enumerate(self.options) if action == self.quit)
+                exit_at = next(i for i, (_, action) in enumerate(self.options) if action == self.quit)
                 choice = self.ask_choice(
-                    f"Elija una opción [1-{count}]: ", count, names={"0": leave, "q": leave, "salir": leave}
+                    f"Elija una opción [1-{count}; 0 = salir]: ",
+                    count,
+                    names={"0": exit_at, "q": exit_at, "salir": exit_at},
+                    main=True,
                 )
                 try:
                     self.options[choice][1]()
+                except _BackToMenu:
+                    self.console.print("[yellow]Vuelve al menú principal.[/yellow]")
                 except KeyboardInterrupt:  # Ctrl-C while an action runs: back to the menu
                     self.console.print("\n[yellow]Acción interrumpida; vuelve al menú.[/yellow]")
         except MenuExit as leave:
@@ -110,7 +122,9 @@ class Menu:
 
     # -- prompts ---------------------------------------------------------------
 
-    def ask(self, prompt: str) -> str:
+    def ask(self, prompt: str, *, main: bool = False) -> str:
+        """One answer; Ctrl-C leaves the program at the ``main`` prompt, and goes back to
+        the main menu at any other."""
         try:
             answer = self.console.input(prompt)
         except EOFError:
@@ -118,25 +132,38 @@ class Menu:
             raise MenuExit(0) from None
         except KeyboardInterrupt:
             self.console.print()
+            if not main:
+                raise _BackToMenu from None
             raise MenuExit(130) from None
         if not sys.stdin.isatty():
             self.console.print(answer, markup=False, highlight=False)  # echo for logs and pipes
         return answer.strip()
 
     def ask_choice(
-        self, prompt: str, count: int, *, default: int | None = None, names: dict[str, int] | None = None
+        self,
+        prompt: str,
+        count: int,
+        *,
+        default: int | None = None,
+        names: dict[str, int] | None = None,
+        main: bool = False,
     ) -> int:
-        """A number between 1 and ``count`` (or one of ``names``); returns a 0-based index."""
+        """A number between 1 and ``count`` (or one of ``names``); returns a 0-based index.
+        ``0`` leaves at the main prompt (through ``names``) and goes back at any other."""
         while True:
-            answer = self.ask(prompt)
+            answer = self.ask(prompt, main=main)
             if not answer and default is not None:
                 return default
             if names and answer.lower() in names:
                 return names[answer.lower()]
             if answer.isdigit() and 1 <= int(answer) <= count:
                 return int(answer) - 1
+            if answer == "0" and not main:
+                raise _BackToMenu
+            zero = "salir" if main else "volver al menú"
             self.console.print(
-                f"[yellow]Opción no válida: {escape(repr(answer))}. Escriba un número del 1 al {count}.[/yellow]"
+                f"[yellow]Opción no válida: {escape(repr(answer))}. Escriba un número del 1 al {count} "
+                f"(0 para {zero}).[/yellow]"
             )
 
     def ask_yes(self, prompt: str, *, default: bool = True) -> bool:
@@ -213,6 +240,7 @@ class Menu:
         params = self._ask_params()
         label = ENGINE_LABELS.get(engine, engine)
         try:
+            self.console.print("[dim]Ctrl-C deja de esperar; la tarea seguirá en el worker.[/dim]")
             with self.console.status(f"Ejecutando {label} en {worker.id}..."):
                 result = execute_any(
                     worker.url,
@@ -222,6 +250,12 @@ class Menu:
                     token=worker_tokens(self.config, self.token)[worker.id],
                     ca_file=self.config.ca_file(),
                 )
+        except KeyboardInterrupt:
+            self.console.print(
+                f"\n[yellow]Espera interrumpida: la tarea sigue ejecutándose en {worker.id} hasta terminar "
+                "(o hasta su tiempo límite); su resultado no se mostrará aquí.[/yellow]"
+            )
+            return
         except Exception as exc:  # a dead or refusing worker is reported, never a crash
             log.debug("tarea fallida", exc_info=True)
             self.console.print(f"[red]No se pudo completar la tarea:[/red] {explain_task_error(worker.id, exc)}")
@@ -272,12 +306,18 @@ class Menu:
             self.console.print(f"Éxito {state.success} · fallidas {state.failed} · canceladas {state.cancelled}")
 
     def queue_submit(self, client: ServerClient) -> None:
+        from pathlib import Path
+
         from partisim.orchestrator.batches import submit_file
 
-        path = self.ask("Ruta del archivo JSON de tareas: ")
-        if not path:
-            self.console.print("[yellow]No se indicó ningún archivo.[/yellow]")
-            return
+        while True:  # a path that is not there is asked again; Enter goes back
+            path = self.ask("Ruta del archivo JSON de tareas (Enter = volver): ")
+            if not path:
+                self.console.print("[yellow]No se indicó ningún archivo.[/yellow]")
+                return
+            if Path(path).is_file():
+                break
+            self.console.print(f"[yellow]No existe el archivo {escape(path)}; escriba otra ruta.[/yellow]")
         self._after_submit(client, submit_file(client, path))
 
     def queue_sweep(self, client: ServerClient) -> None:
@@ -333,7 +373,7 @@ class Menu:
         for number, label in enumerate(labels, start=1):
             self.console.print(f"  {number}. {label}")
         return self.ask_choice(
-            f"Elija {what.format(n=len(labels))} (Enter = 1): ",
+            f"Elija {what.format(n=len(labels))} (Enter = 1; 0 = volver): ",
             len(labels),
             default=0,
             names={name.lower(): i for i, name in enumerate(names)},

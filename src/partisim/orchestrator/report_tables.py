@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import ChartData, ChartSpeedup
+from partisim.sim.numbers import ratio
 
 __all__ = ["time_table", "speedup_table", "contended_note", "CONTENDED_MARK"]
 
@@ -81,7 +82,7 @@ def speedup_table(chart: ChartData) -> FittedTable:
             u.config,
             f"{u.python:.4f}",
             f"{u.cython:.4f}",
-            f"{u.value:.1f}×",
+            ratio(u.value),
             _interval(u),
             _basis(u),
         ]

@@ -1,5 +1,6 @@
 """The results table of ``partisim results`` and the menu: tasks as rows that fit the
-terminal, with the warnings numbered in the caption."""
+terminal, with the warnings and the errors of failed tasks numbered in the caption (a
+long error wraps there at its words, across the whole width, addresses kept whole)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import TaskView
 from partisim.serve.client import STATUS_LABELS, Check, flatten, ordered
 from partisim.sim.environment import CONTENDED_LABEL
+from partisim.sim.numbers import count, duration, integer
 
 __all__ = ["results_table"]
 
@@ -23,7 +25,9 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.{digits}f}".replace(".", ",")
+    if isinstance(value, int):
+        return integer(value)
     return str(value)
 
 
@@ -36,7 +40,7 @@ _RESULT_COLUMNS = (
     Column("Semilla", "Sem.", justify="right", drop=2),
     Column("Worker", drop=3),
     Column("Intentos", "Int.", justify="right", drop=5),
-    Column("T. simulación (s)", "T. sim. (s)", justify="right"),
+    Column("T. simulación", "T. sim.", justify="right"),
     Column("Colisiones", "Colis.", justify="right", drop=4),
     Column("Checksum", drop=6),
 )
@@ -67,11 +71,12 @@ def results_table(
     if checks is not None:
         columns.append(Column("Verificación", wrap=14))
     rows = []
+    errors: dict[str, int] = {}  # each distinct error of a failed task gets a number too
     for task in in_order:
         row = flatten(task)
         status = STATUS_LABELS.get(row["status"], str(row["status"]))
         if row["status"] == "failed" and row["error"]:
-            status += f": {row['error']}"
+            status += f" (error {errors.setdefault(str(row['error']), len(errors) + 1)})"
         if row["contended"]:  # in the state cell, which is never dropped for width
             status += CONTENDED_CELL
         cells = [
@@ -83,7 +88,7 @@ def results_table(
             _fmt(row["seed"]),
             _fmt(row["worker"]),
             _fmt(row["attempts"]),
-            _fmt(row["simulation_time"]),
+            duration(row["simulation_time"]) if row["simulation_time"] is not None else "—",
             _fmt(row["particle_collisions"]),
             (row["checksum"] or "—")[:12] if row["verifiable"] else "no verificable",
         ]
@@ -102,7 +107,8 @@ def results_table(
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
-    notes = [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
+    notes = [f"Error {n}: {text}" for text, n in errors.items()]
+    notes += [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
     if contended:
         notes.append(
             f"{CONTENDED_CELL} {CONTENDED_LABEL} (la carga, los hilos en uso u otra tarea del worker ocupaban "
@@ -113,5 +119,8 @@ def results_table(
             f"Aviso +: {len(numbers) - MAX_TABLE_WARNINGS} avisos más; vea la columna warnings de --format csv"
         )
     return FittedTable(
-        columns, rows, title=title or f"Resultados ({len(tasks)} tareas)", caption="\n".join(notes) or None
+        columns,
+        rows,
+        title=title or f"Resultados ({count(len(tasks), 'tarea', 'tareas')})",
+        caption="\n".join(notes) or None,
     )

@@ -22,6 +22,7 @@ from partisim.orchestrator.dispatch import DemoRow, EngineRun, run_seconds
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
+from partisim.sim import numbers
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -43,20 +44,19 @@ __all__ = [
 
 
 def count(n: int, one: str, many: str) -> str:
-    """``1 tarea``, ``2 tareas``: the noun agrees with the number."""
-    return f"{n} {one if n == 1 else many}"
+    """``1 tarea``, ``2 tareas``, ``10 000 tareas``: the noun agrees with the number."""
+    return numbers.count(n, one, many)
 
 
 def fmt_seconds(value: Any) -> str:
+    """A time in the unit that fits, with a decimal comma (``12,4 ms``, ``85,0 µs``)."""
     if not isinstance(value, (int, float)):
         return "-"
-    if value < 1:
-        return f"{value * 1000:.1f} ms"
-    return f"{value:.3f} s"
+    return numbers.duration(value)
 
 
 def fmt_latency(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+    return "-" if value is None else f"{numbers.decimal(value, 1)} ms"
 
 
 def yes_no(value: Any) -> Text:
@@ -260,7 +260,7 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
                 row.worker_id,
                 _run_time(py),
                 _run_time(cy),
-                f"{row.speedup:.1f}x{mark}" if row.speedup is not None else "-",
+                f"{numbers.decimal(row.speedup, 1)}×{mark}" if row.speedup is not None else "-",
                 f"{_collisions(py)} / {_collisions(cy)}",
                 _match(row.checksums_match),
             ]
@@ -360,7 +360,7 @@ def queue_status(summary: Summary, workers: Sequence[MemberView], batches: Seque
         Text.from_markup(
             f"[bold]Cola:[/] {count(s.total, 'tarea', 'tareas')} — en cola {s.queued}, en curso {s.running}, "
             f"éxito {s.success}, fallidas {s.failed}, canceladas {s.cancelled} · "
-            f"{s.finished_last_60s} terminadas en el último minuto ({s.throughput_per_s:.2f}/s)"
+            f"{s.finished_last_60s} terminadas en el último minuto ({numbers.decimal(s.throughput_per_s, 2)}/s)"
         )
     ]
     rows: list[list[str | Text]] = []

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from partisim.errors import ParamsError, explain_validation
+from partisim.sim.numbers import decimal, integer
 
 __all__ = [
     "SimParams",
@@ -32,6 +33,8 @@ __all__ = [
 
 #: Densest packing of equal disks in the plane (hexagonal): pi / (2*sqrt(3)).
 MAX_PACKING = 0.9069
+#: A packing fraction where disks still move freely: the box `partisim run` suggests.
+ROOMY_PACKING = 0.1
 #: Largest box side: positions, their differences and squares stay far from overflow.
 MAX_SIDE = 1e9
 #: Smallest box side: width*height (packing fraction, neighbour grid) and the free
@@ -80,8 +83,8 @@ class SimParams(BaseModel):
         if self.packing_fraction > MAX_PACKING:
             raise ParamsError(
                 f"NUM_PARTICULAS/RADIO_PARTICULA: fracción de empaquetamiento "
-                f"{self.packing_fraction:.4f} supera {MAX_PACKING} (empaquetamiento más denso posible); "
-                "use menos partículas, un radio menor o un mundo más grande",
+                f"{decimal(self.packing_fraction, 4)} supera {decimal(MAX_PACKING, 4)} (empaquetamiento más "
+                f"denso posible); use menos partículas, un radio menor o un mundo más grande{self._roomier()}",
                 field="particles",
             )
         # Our addition to the design: a particle must not cross the box in one
@@ -93,6 +96,21 @@ class SimParams(BaseModel):
                 field="max_speed",
             )
         return self
+
+    def _roomier(self) -> str:
+        """A box of the same proportions where these particles fit: just inside the limit,
+        and at a packing fraction that leaves room to move (ROOMY_PACKING)."""
+        sizes = []
+        for target in (MAX_PACKING * 0.99, ROOMY_PACKING):
+            scale = math.sqrt(self.packing_fraction / target)
+            width, height = math.ceil(self.width * scale), math.ceil(self.height * scale)
+            if max(width, height) > MAX_SIDE:
+                return ""
+            sizes.append(f"{integer(width)} × {integer(height)}")
+        return (
+            f": con este radio caben en un mundo (ancho × alto) de {sizes[0]}, casi inmóviles, "
+            f"y con holgura (fracción {decimal(ROOMY_PACKING, 1)}) en uno de {sizes[1]}"
+        )
 
     @property
     def packing_fraction(self) -> float:

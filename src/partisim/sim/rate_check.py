@@ -88,7 +88,7 @@ def _count(n: int) -> str:
 def _outside(params: SimParams, temperature: float) -> str | None:
     """Why the theory does not apply to these runs, or None when it does."""
     inelastic = [
-        f"{ALIASES[f]} = {getattr(params, f):g}"
+        f"{ALIASES[f]} = " + f"{getattr(params, f):g}".replace(".", ",")
         for f in ("particle_restitution", "wall_restitution")
         if getattr(params, f) != 1.0
     ]

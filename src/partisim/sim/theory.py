@@ -270,11 +270,14 @@ def _coarse_step_warning(key: _StepKey) -> str | None:
     if dt_ok is None:
         return None
     percent = 100.0 * base.missed_fraction_estimate
-    shown = f"{percent:.0f}" if percent >= 10 else f"{percent:.1f}"
+    # numbers as people read them in Spanish: decimal comma (partisim.sim.numbers)
+    shown = (f"{percent:.0f}" if percent >= 10 else f"{percent:.1f}").replace(".", ",")
+    dt_now = f"{params.dt:g}".replace(".", ",")
+    dt_fine = f"{_floor_2_digits(dt_ok):.2g}".replace(".", ",")
     return (
-        f"paso de tiempo grueso: con DT = {params.dt:g} se estima que se pierde el {shown} % de las "
+        f"paso de tiempo grueso: con DT = {dt_now} se estima que se pierde el {shown} % de las "
         "colisiones entre partículas (pares que se cruzan entre dos pasos sin llegar a solaparse). "
-        f"Use DT <= {_floor_2_digits(dt_ok):.2g} para perder como mucho el {100 * TARGET_MISSED:.0f} %."
+        f"Use DT <= {dt_fine} para perder como mucho el {100 * TARGET_MISSED:.0f} %."
     )
 
 

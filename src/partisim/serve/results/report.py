@@ -5,7 +5,10 @@ drawn with matplotlib (Agg). Points with runs measured on a busy machine carry a
 variation over 10%) a ring.
 
 It draws the chart data of ``GET /api/charts`` (`ChartData`): the same groups, series,
-styles and labels as the dashboard, so the two never disagree.
+styles and labels as the dashboard, so the two never disagree. A batch of one size gets
+bars, one per engine and configuration, instead of lines of a single point; without a
+python/cython pair the speedup frame is left out rather than drawn empty. Failed tasks
+are named under the charts: they are not in them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from partisim.errors import PartisimError
 from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 from partisim.sim.environment import CONTENDED_LABEL, UNSTABLE_LABEL
+from partisim.sim.numbers import count as plural
+from partisim.sim.numbers import duration, integer, ratio
 
 __all__ = ["write_report", "ratio_text", "spaced_ticks", "footnotes", "MAX_BAR_LABELS"]
 
@@ -134,8 +139,43 @@ def _marks(ax: Axes, series: Sequence[ChartSeries]) -> None:
 
 
 def ratio_text(value: float) -> str:
-    """``1300×``, ``56.7×``, ``3.21×``: as many digits as the value needs, no exponent."""
-    return f"{value:.0f}×" if value >= 100 else f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+    """``1300×``, ``56,7×``, ``3,21×``: as many digits as the value needs, no exponent
+    (a decimal comma, as every number a person reads)."""
+    return ratio(value)
+
+
+#: seconds per unit of the single-size chart's axis, the largest that keeps values >= 1
+_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"))
+
+
+def _single_size_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
+    """One size: a bar per engine (and configuration), mean ± stdev, on a linear axis in
+    the unit that fits, each bar labelled with its time."""
+    size = series[0].points[0].particles
+    top = max(p.mean + p.stdev for line in series for p in line.points)
+    scale, unit = next(((f, u) for f, u in _UNITS if top / f >= 1), _UNITS[-1])
+    means = [line.points[0].mean for line in series]
+    rects = ax.bar(
+        range(len(series)),
+        [m / scale for m in means],
+        yerr=[line.points[0].stdev / scale for line in series],
+        capsize=4,
+        color=[line.color for line in series],
+        edgecolor="white",
+        width=0.6,
+    )
+    ax.bar_label(rects, labels=[duration(m) for m in means], fontsize=9, padding=3)
+    labels = [line.label if len(series) <= 4 else line.engine for line in series]
+    ax.set_xticks(range(len(series)), [textwrap.fill(t, 22) for t in labels], fontsize=8)
+    ax.set_ylim(0, top / scale * 1.25)
+    room = max(0.0, (3 - len(series)) / 2)  # one or two bars stay bar-wide, not axis-wide
+    ax.set_xlim(-0.6 - room, len(series) - 0.4 + room)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace(".", ",")))
+    ax.set_ylabel(f"tiempo de simulación ({unit}), media ± desv. est.")
+    runs = sum(line.points[0].n for line in series)
+    what = f"{plural(size, 'partícula', 'partículas')}, {plural(runs, 'ejecución', 'ejecuciones')}"
+    ax.set_title(f"Tiempo de simulación ({what})")
+    ax.grid(True, axis="y", alpha=0.35)
 
 
 def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str]) -> None:
@@ -211,9 +251,29 @@ _FOOTNOTE_WIDTH = 190
 _FOOTNOTE_LINE_IN = 0.17
 
 
-def footnotes(chart: ChartData) -> list[str]:
-    """What the PNG prints below its charts: the Física line, then each warning."""
-    notes = [chart.physics.text] if chart.physics else []
+#: failed tasks named one by one under the charts; past that, a count
+MAX_FAILED_NOTES = 3
+
+
+def failed_note(failed: int, errors: Sequence[tuple[str, str]] = ()) -> str | None:
+    """The line that says the batch has failed tasks, which the charts leave out, with the
+    first few (id, error); None without failures."""
+    if not failed:
+        return None
+    text = f"Fallidas: {plural(failed, 'tarea fallida no entra', 'tareas fallidas no entran')} en las gráficas"
+    named = [f"{task_id}: {error}" for task_id, error in errors[:MAX_FAILED_NOTES]]
+    if named:
+        text += " — " + "; ".join(named)
+    if failed > len(named) and named:
+        text += f"; y {integer(failed - len(named))} más (partisim results --status fallida)"
+    return text
+
+
+def footnotes(chart: ChartData, failed: str | None = None) -> list[str]:
+    """What the PNG prints below its charts: the failed tasks, the Física line, the runs
+    left out of the speedup, then each warning."""
+    notes = [failed] if failed else []
+    notes += [chart.physics.text] if chart.physics else []
     if chart.contended_left_out and not chart.contended_shown:
         notes.append(
             f"La aceleración deja fuera {chart.contended_left_out} ejecuciones medidas con la máquina ocupada "
@@ -228,18 +288,27 @@ def footnotes(chart: ChartData) -> list[str]:
     return notes
 
 
-def write_report(chart: ChartData, path: str | Path, *, title: str | None = None) -> None:
-    """Draw the chart data into ``path`` (PNG), with `footnotes` under the charts."""
+def write_report(chart: ChartData, path: str | Path, *, title: str | None = None, failed: str | None = None) -> None:
+    """Draw the chart data into ``path`` (PNG), with `footnotes` under the charts
+    (``failed``: the `failed_note` of the batch)."""
     if not chart.series:
         raise PartisimError("no hay tareas terminadas con éxito para el informe")
     rows = max(math.ceil(len(chart.series) / 2), len({b.config for b in chart.speedup}))
-    lines = [line for note in footnotes(chart) for line in textwrap.wrap(note, _FOOTNOTE_WIDTH)]
+    single = len({p.particles for line in chart.series for p in line.points}) == 1
+    wide = 13.0 if chart.speedup else 8.0  # without a speedup pair: one chart, no empty frame
+    chars = int(_FOOTNOTE_WIDTH * wide / 13.0)
+    lines = [line for note in footnotes(chart, failed) for line in textwrap.wrap(note, chars)]
     foot_in = _FOOTNOTE_LINE_IN * len(lines) + (0.15 if lines else 0.0)
     height = 5.5 + 0.2 * rows + foot_in
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, height), dpi=100)
+    fig, axes = plt.subplots(1, 2 if chart.speedup else 1, figsize=(wide, height), dpi=100, squeeze=False)
+    left = axes[0][0]
     try:
-        _time_chart(left, chart.series)
-        _speedup_chart(right, chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
+        if single:
+            _single_size_chart(left, chart.series)
+        else:
+            _time_chart(left, chart.series)
+        if chart.speedup:
+            _speedup_chart(axes[0][1], chart.speedup, list(dict.fromkeys(line.config for line in chart.series)))
         fig.suptitle(title or "Informe de benchmarks partisim")
         if lines:
             fig.text(

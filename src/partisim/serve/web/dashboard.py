@@ -38,6 +38,7 @@ from partisim.serve.results.statistics import pool
 from partisim.serve.web.context import ServeState, state_of
 from partisim.serve.web.live import HEARTBEAT_S, live_feed
 from partisim.serve.web.responses import error_response, model_response
+from partisim.sim.numbers import parse_number
 
 __all__ = [
     "router",
@@ -65,10 +66,21 @@ _FORM_FIELDS = {
     "repeat": ("repeat",),
     "threads": ("threads",),
     "dt": ("dt", "DT", "max_speed"),  # max_speed*dt too large: the form's dt is to blame
+    "width": ("width", "ANCHO_MUNDO"),
+    "height": ("height", "ALTO_MUNDO"),
 }
-_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "priority", "dt")
+_SWEEP_KEYS = ("engines", "particles", "steps", "seeds", "repeat", "threads", "priority", "dt", "width", "height")
 #: the form's names of the parameters, for its error messages
-_FORM_NAMES = {"NUM_PARTICULAS": "partículas", "NUM_PASOS": "pasos", "SEMILLA": "semillas", "DT": "dt"}
+_FORM_NAMES = {
+    "NUM_PARTICULAS": "partículas",
+    "NUM_PASOS": "pasos",
+    "SEMILLA": "semillas",
+    "DT": "dt",
+    "ANCHO_MUNDO": "ancho",
+    "ALTO_MUNDO": "alto",
+}
+#: the form's one-number fields -> the parameter each fixes for every task of the sweep
+_FIXED_FIELDS = {"dt": ("DT", "dt"), "width": ("ANCHO_MUNDO", "ancho"), "height": ("ALTO_MUNDO", "alto")}
 
 router = APIRouter()
 
@@ -214,17 +226,18 @@ def _count(value: Any) -> Any:
     return value
 
 
-def _dt(value: Any) -> dict[str, Any]:
-    """The form's optional time step -> fixed parameters of the sweep ("0,05" reads as 0.05)."""
-    if value is None or value == "":
+def _fixed(field: str, value: Any) -> dict[str, Any]:
+    """One of the form's optional one-number fields (dt, width, height) -> the fixed
+    parameter of the sweep; a decimal comma or point ("0,05" reads as 0.05), as the CLI."""
+    alias, what = _FIXED_FIELDS[field]
+    if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if isinstance(value, str):
-        text = value.strip().replace(",", ".")
         try:
-            value = float(text)
+            value = parse_number(value)
         except ValueError:
-            raise ParamsError(f"dt: debe ser un número, como 0.1 (recibido {value!r})", field="DT") from None
-    return {"DT": value}
+            raise ParamsError(f"{what}: debe ser un número, como 0,1 (recibido {value!r})", field=alias) from None
+    return {alias: value}
 
 
 def parse_sweep_form(body: Any) -> list[TaskSpec]:
@@ -248,7 +261,7 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
                 raise ParamsError(f"{what}: indique al menos un valor")
             lists[current] = parse_int_values(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
-        fixed = _dt(body.get("dt"))
+        fixed = {k: v for key in _FIXED_FIELDS for k, v in _fixed(key, body.get(key)).items()}
         repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
         specs = sweep(
             engines,
@@ -360,7 +373,7 @@ async def submit_sweep(request: Request) -> Any:
         return error_response(422, exc.message, exc.field)
     advice = await run_in_threadpool(step_warnings, specs)
     serve = state_of(request)
-    batch, ids = await run_in_threadpool(serve.queue.enqueue, specs, new_batch_id("sweep"))
+    batch, ids = await run_in_threadpool(serve.queue.enqueue, specs, new_batch_id())
     serve.scheduler.wake()
     warning = queued_without_workers(len(ids)) if serve.executor.active_members() == 0 else None
     return model_response(Submitted(batch=batch, ids=ids, count=len(ids), warning=warning, warnings=advice), 201)

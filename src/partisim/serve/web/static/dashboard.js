@@ -5,18 +5,24 @@
 (() => {
   // the server sends a heartbeat at least every 5 s; silence this long means a dead link
   const STALE_AFTER_MS = 12000;
+  // a cancel button waits this long for its confirming second tap
+  const CONFIRM_MS = 4000;
   const SVG = "http://www.w3.org/2000/svg";
   const STATUS = {
     queued: "En cola", running: "En curso", success: "Completada", failed: "Fallida", cancelled: "Cancelada",
   };
 
   const $ = (id) => document.getElementById(id);
-  const intFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 0, useGrouping: "always" });
-  const decFmt = (digits) => new Intl.NumberFormat("es-ES", {
-    minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: "always",
-  });
+  // Numbers as the CLI and the report write them (README, «Cómo se escriben los números»):
+  // decimal comma, thousands grouped by a no-break space from five digits up ("10 000").
+  const spanish = (options) => {
+    const fmt = new Intl.NumberFormat("es-ES", { ...options, useGrouping: "min2" });
+    return { format: (n) => fmt.format(n).replace(/\./g, "\u00a0") };
+  };
+  const intFmt = spanish({ maximumFractionDigits: 0 });
+  const decFmt = (digits) => spanish({ minimumFractionDigits: digits, maximumFractionDigits: digits });
   const dec = [0, 1, 2, 3].map(decFmt);
-  const shortFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 2, useGrouping: "always" });
+  const shortFmt = spanish({ maximumFractionDigits: 2 });
   const clock = new Intl.DateTimeFormat("es-ES", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   // ---------------------------------------------------------------- formatting
@@ -262,7 +268,9 @@
       h("button", { type: "button", class: "view", "data-view-task": t.id, text: "Ver simulación" }),  // viewer.js
       h("a", { href: `/api/tasks/${encodeURIComponent(t.id)}`, target: "_blank", rel: "noopener", title: t.id, text: "JSON" }));
     if (t.status === "queued" || t.status === "running") {
-      actions.append(h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" }));
+      const button = h("button", { type: "button", class: "small", "data-cancel": t.id, text: "Cancelar" });
+      if (armedCancels.has(t.id)) cancelButtonLook(button, true);
+      actions.append(button);
     }
     return [
       td("Estado", { class: "lead" }, h("span", { class: `badge st-${t.status}`, text: STATUS[t.status] || t.status }), ...notes),
@@ -317,6 +325,14 @@
     node.hidden = false;
   }
 
+  // tasks whose cancel button was tapped once and waits for the confirming tap
+  const armedCancels = new Set();
+
+  function cancelButtonLook(button, armed) {
+    button.textContent = armed ? "¿Cancelar? Confirme" : "Cancelar";
+    button.classList.toggle("armed", armed);
+  }
+
   // The server confirmed the cancellation: show it now, the next snapshot agrees.
   function markCancelled(tr) {
     if (!tr) return;
@@ -330,6 +346,19 @@
     const button = ev.target.closest("button[data-cancel]");
     if (!button) return;
     const id = button.dataset.cancel;
+    // one tap arms the button, a second one within a few seconds cancels: a stray tap
+    // on a phone never cancels a task
+    if (!armedCancels.has(id)) {
+      armedCancels.add(id);  // kept here: a live update rebuilds the row from this set
+      cancelButtonLook(button, true);
+      setTimeout(() => {
+        armedCancels.delete(id);
+        const now = document.querySelector(`#recent-table button[data-cancel="${CSS.escape(id)}"]`);
+        if (now && !now.disabled) cancelButtonLook(now, false);
+      }, CONFIRM_MS);
+      return;
+    }
+    armedCancels.delete(id);
     button.disabled = true;
     try {
       const res = await fetch(`/api/tasks/${encodeURIComponent(id)}`, { method: "DELETE" });
@@ -609,6 +638,10 @@
         : "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
       return;
     }
+    if (new Set(series.flatMap((line) => line.points.map((p) => p.particles))).size === 1) {
+      drawOneSize(box, series);  // one size: bars, not lines of a single point
+      return;
+    }
     const narrow = (box.clientWidth || 400) < 480;
     const { svg, width, height } = frame(box, narrow ? 240 : 280);
     svg.setAttribute("aria-label", "Tiempo de simulación frente a número de partículas, por serie");
@@ -661,6 +694,64 @@
         }
       }
     }
+  }
+
+  // One size: a bar per series (engine and configuration), mean ± stdev on a linear axis
+  // from 0 in the unit that fits, its time written above it.
+  function drawOneSize(box, series) {
+    const narrow = (box.clientWidth || 400) < 480;
+    const { svg, width, height } = frame(box, narrow ? 240 : 280);
+    const size = series[0].points[0].particles;
+    svg.setAttribute("aria-label", `Tiempo de simulación con ${plural(size, "partícula", "partículas")}, por serie`);
+    const top = Math.max(...series.map((line) => line.points[0].mean + line.points[0].stdev)) || 1;
+    const [unit, per] = top >= 1 ? ["s", 1] : top >= 1e-3 ? ["ms", 1e3] : ["µs", 1e6];
+    const m = { l: 0, r: 12, t: 22, b: 40 };
+    // round ticks in the axis unit: a step of 1, 2, 2.5 or 5 times a power of ten
+    const raw = (top * per * 1.1) / 4;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].find((f) => f * mag >= raw) * mag;
+    const ticks = [];
+    for (let v = 0; v <= top * per * 1.1 + step * 1e-9; v += step) ticks.push(v / per);
+    if (ticks[ticks.length - 1] < top * 1.1) ticks.push(ticks[ticks.length - 1] + step / per);
+    const yMax = ticks[ticks.length - 1];
+    const y = (v) => height - m.b - (v / yMax) * (height - m.b - m.t);
+    const tickText = (v) => `${shortFmt.format(v * per)} ${unit}`;
+    m.l = labelRoom(ticks.map(tickText));
+    const axis = s("g", { class: "axis" }, svg);
+    for (const v of ticks) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
+      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
+    }
+    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle",
+      text: `${plural(size, "partícula", "partículas")} · media ± desv. est.` }, axis);
+    const band = (width - m.l - m.r) / series.length;
+    const barW = Math.min(64, band * 0.6);
+    series.forEach((line, i) => {
+      const p = line.points[0];
+      const cx = m.l + band * (i + 0.5);
+      const g = s("g", { class: "series", "data-engine": line.engine, "data-key": line.key, "data-style": styleKey(line) }, svg);
+      s("title", { text: line.label }, g);
+      const rect = s("rect", { class: "time-bar", x: cx - barW / 2, y: y(p.mean), width: barW,
+        height: Math.max(1, y(0) - y(p.mean)), rx: 2, fill: line.color }, g);
+      s("title", { text: pointText(line, p) }, rect);
+      if (p.stdev > 0) {
+        s("line", { x1: cx, x2: cx, y1: y(Math.max(0, p.mean - p.stdev)), y2: y(p.mean + p.stdev), stroke: "#333", "stroke-width": 1.2 }, g);
+      }
+      // the same marks as on the line chart, on the bar's top: unstable, measured on a busy machine
+      const cy = y(p.mean), k = MARKER_R + 3;
+      if (p.unstable) s("circle", { class: "unstable-ring", cx, cy, r: MARKER_R + 5, "data-unstable": "1" }, g);
+      if (p.contended) {
+        const mark = s("path", { class: "busy-mark", d: `M${cx - k},${cy - k}L${cx + k},${cy + k}M${cx - k},${cy + k}L${cx + k},${cy - k}`, "data-contended": p.contended }, g);
+        s("title", { text: pointText(line, p) }, mark);
+      }
+      const label = fmtSeconds(p.mean);
+      if (textWidth(label, "bar-label") <= band) {
+        s("text", { class: "bar-label", x: cx, y: y(p.mean + p.stdev) - 5, "text-anchor": "middle", text: label }, g);
+      }
+      const name = textWidth(line.engine) <= band ? line.engine : "";
+      s("text", { class: "tick x-tick", x: cx, y: height - m.b + 16, "text-anchor": "middle", text: name }, axis);
+    });
   }
 
   function drawSpeedupChart() {
@@ -757,7 +848,7 @@
   // -------------------------------------------------------------- the form
 
   const form = $("sweep-form");
-  const fields = ["particles", "steps", "seeds", "repeat", "threads", "priority", "dt"];
+  const fields = ["particles", "steps", "seeds", "repeat", "threads", "priority", "dt", "width", "height"];
 
   function countList(text) {  // client-side preview only; the server decides
     let n = 0;
@@ -822,6 +913,8 @@
       threads: /^\d+$/.test(rawThreads) ? Number(rawThreads) : rawThreads,
       priority: /^-?\d+$/.test(rawPriority) ? Number(rawPriority) : rawPriority || 0,
       dt: $("dt").value.trim(),  // the server reads "0,05" too
+      width: $("width").value.trim(),  // the box: more particles need a bigger world
+      height: $("height").value.trim(),
     };
     const button = $("sweep-submit");
     button.disabled = true;

@@ -1,0 +1,82 @@
+"""One number style for people (issue 24 §5): decimal comma, thousands from five digits,
+durations in the unit that fits, a decimal comma accepted where one number is typed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from partisim.sim import parse_params
+from partisim.sim.numbers import NBSP, count, decimal, duration, integer, parse_number
+
+
+def test_integers_group_thousands_from_five_digits():
+    assert [integer(n) for n in (7, 1000, 9999, 10_000, 11_799_222, -25_000)] == [
+        "7",
+        "1000",
+        "9999",
+        f"10{NBSP}000",
+        f"11{NBSP}799{NBSP}222",
+        f"-25{NBSP}000",
+    ]
+
+
+def test_decimals_take_a_comma():
+    assert decimal(82.5, 1) == "82,5" and decimal(0.1, 2) == "0,10" and decimal(12345.678, 1) == f"12{NBSP}345,7"
+    assert decimal(-0.25, 2) == "-0,25" and decimal(float("nan")) == "—"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(2.345, "2,35 s"), (0.0124, "12,4 ms"), (0.0001, "100 µs"), (0.00000085, "850 ns"), (0.0, "0 s"), (None, "—")],
+)
+def test_durations_use_the_unit_that_fits(seconds, shown):
+    assert duration(seconds) == shown
+
+
+def test_counts_agree_with_the_noun():
+    assert count(1, "tarea", "tareas") == "1 tarea" and count(2, "tarea", "tareas") == "2 tareas"
+
+
+@pytest.mark.parametrize(("text", "value"), [("0,05", 0.05), ("0.05", 0.05), (" 3 ", 3.0), ("-1,5", -1.5)])
+def test_one_typed_number_takes_a_comma_or_a_point(text, value):
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize("text", ["1,000.5", "1,2,3", "", "uno"])
+def test_an_ambiguous_number_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_number(text)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_run_takes_a_decimal_comma_as_the_dashboard_does():
+    comma = _cli("run", "-n", "5", "-s", "3", "--dt", "0,05", "--json")
+    point = _cli("run", "-n", "5", "-s", "3", "--dt", "0.05", "--json")
+    assert comma.returncode == 0, comma.stderr
+    same = ("checksum", "particle_collisions", "wall_collisions", "kinetic_energy")
+    assert {k: json.loads(comma.stdout)[k] for k in same} == {k: json.loads(point.stdout)[k] for k in same}
+
+
+def test_a_refused_packing_names_a_box_that_works():
+    done = _cli("run", "-n", "200000", "-s", "200")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    text = " ".join(done.stderr.split())
+    assert "fracción de empaquetamiento 32,7249" in text
+    sizes = [
+        tuple(int(part.replace(NBSP, "")) for part in pair.split(" × "))
+        for pair in re.findall(r"(\d[\d\u00a0]* × \d[\d\u00a0]*)", done.stderr)
+    ]
+    assert len(sizes) == 2, done.stderr
+    for width, height in sizes:  # both sizes are accepted, and keep the box's proportions
+        params = parse_params({"particles": 200_000, "steps": 200, "width": width, "height": height})
+        assert abs(params.width / params.height - 800 / 600) < 0.01
