@@ -17,6 +17,8 @@ from helpers.config import write_config
 from helpers.serve import Serve
 from helpers.workers import RunningWorker, start_worker
 
+from partisim.protocol.live import LiveMessage, LiveTask, LiveWorker
+
 #: how the browser tests start Chromium (found by the `chromium` fixture of tests/conftest.py)
 CHROMIUM_FLAGS = [
     "--headless",
@@ -73,6 +75,20 @@ def _stop_all(workers: dict[str, RunningWorker], serve: Serve | None) -> None:
         w.stop(timeout=10)
 
 
+def check_live_message(data: dict[str, Any]) -> None:
+    """Every event's data is a `LiveMessage`: each section and row is what the model says,
+    and nothing the model does not know rides along."""
+    message = LiveMessage.model_validate(data)
+    unknown = set(data) - set(LiveMessage.model_fields)
+    assert not unknown, f"fields outside LiveMessage: {unknown}"
+    for name, rows in (("recent", message.recent), ("workers", message.workers)):
+        model = LiveTask if name == "recent" else LiveWorker
+        for raw_row in data.get(name) or []:
+            extra = set(raw_row) - set(model.model_fields)
+            assert not extra, f"{name}: fields outside {model.__name__}: {extra}"
+        assert rows is None or len(rows) == len(data[name])
+
+
 class EventStream:
     """A real Server-Sent Events client over httpx: ``next()`` returns (event, data)."""
 
@@ -113,6 +129,7 @@ class EventStream:
                 raise AssertionError(f"stream ended while waiting for {what}; saw {seen[-3:]}")
             event, raw = item
             data = json.loads(raw)
+            check_live_message(data)
             seen.append(event)
             if event == "snapshot":
                 self.state = dict(data)

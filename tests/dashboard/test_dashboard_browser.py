@@ -8,13 +8,14 @@ cancel tasks, lose a worker, type bad input, and lose (and regain) the server.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from dash_support import CHROMIUM_FLAGS, Fleet
+from dash_support import CHROMIUM_FLAGS, Fleet, check_live_message
 from playwright.sync_api import expect, sync_playwright
 
 from partisim.sim.numbers import decimal
@@ -74,6 +75,21 @@ _RECORD_COUNTERS = """() => {
 }"""
 
 
+#: keeps the data of every live event the page's own EventSource receives, in window.__live
+_RECORD_LIVE = """(() => {
+  const Original = window.EventSource;
+  window.__live = [];
+  window.EventSource = class extends Original {
+    constructor(url, init) {
+      super(url, init);
+      for (const name of ["snapshot", "update", "heartbeat"]) {
+        this.addEventListener(name, (event) => window.__live.push(event.data));
+      }
+    }
+  };
+})();"""
+
+
 def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: Path) -> None:
     url = fleet.serve.url + "/"
     problems: list[str] = []
@@ -84,6 +100,7 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
         try:
             page = browser.new_page(viewport=LAPTOP, locale="es-ES")
             _record_console(page, problems)
+            page.add_init_script(_RECORD_LIVE)
             page.goto(url)
 
             # live, both workers active
@@ -122,6 +139,11 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             )
             assert any(v not in ("0", "—") for v in seen["running"]), f"never saw a running task: {seen}"
             assert page.evaluate("window.__noReload") == "same page"
+            # what the page received is what protocol.live says the stream carries
+            live = page.evaluate("window.__live")
+            assert live, "the page received no live event"
+            for raw in live:
+                check_live_message(json.loads(raw))
 
             # results: engine, parameters, worker, time, collisions, checksum, JSON link
             rows = page.locator('#recent-table tbody tr[data-status="success"]')

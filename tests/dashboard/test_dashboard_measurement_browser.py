@@ -40,7 +40,7 @@ def _seed(db: Path) -> None:
         ]
         _, ids = queue.enqueue(specs, batch="medidas")
         for task_id, (engine, threads, seconds, busy) in zip(ids, runs, strict=True):
-            queue.claim(task_id, "worker-01", "http://127.0.0.93:1", time.time() + 60)
+            queue.claim_many([(task_id, "worker-01", "http://127.0.0.93:1", time.time() + 60)])
             sample = RunSample(threads)
             sample.load_start = sample.load_end = 6.0 if busy else 0.2
             env = judge(

@@ -23,7 +23,7 @@ __all__ = ["DEFAULTS", "write_config"]
 DEFAULTS: dict[str, Any] = {"timeout": 5.0, "retry_attempts": 3, "max_concurrent_tasks": 4}
 
 
-def _entry(worker: tuple | dict) -> dict[str, Any]:
+def _entry(worker: tuple[str, ...] | tuple[str, str, int] | dict[str, Any]) -> dict[str, Any]:
     if isinstance(worker, dict):
         return worker
     if len(worker) == 3:
@@ -35,7 +35,9 @@ def _entry(worker: tuple | dict) -> dict[str, Any]:
     return {"id": worker_id, "ip": host, "port": int(port), **({"tls": True} if scheme == "https" else {})}
 
 
-def write_config(path: Path, workers: Iterable[tuple], **settings: Any) -> Path:
+def write_config(
+    path: Path, workers: Iterable[tuple[str, ...] | tuple[str, str, int] | dict[str, Any]], **settings: Any
+) -> Path:
     """Write `path` for `workers` ((id, host, port) or (id, url)) and the settings; `path` returned."""
     data = {"workers": [_entry(w) for w in workers], "orchestrator": {**DEFAULTS, **settings}}
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")

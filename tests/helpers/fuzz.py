@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -38,10 +39,12 @@ def fuzz_app(app: Any, examples: int, *, adjust: Callable[[dict[str, Any]], None
     if adjust is not None:
         adjust(app.openapi())
     seen: Counter[str] = Counter()
-    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+    modes = GenerationMode.from_choice("all")  # positive, then negative
     try:
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise AssertionError(f"the app's OpenAPI document has an invalid operation: {result.err()}")
             operation = result.ok()
             generation = schema.config.generation_for(operation=operation)
             for case in schema.iter_coverage_cases(operation, generation_modes=modes, generation_config=generation):
@@ -56,7 +59,7 @@ def fuzz_app(app: Any, examples: int, *, adjust: Callable[[dict[str, Any]], None
                     derandomize=True,
                     suppress_health_check=list(HealthCheck),
                 )
-                def run(case: schemathesis.Case) -> None:
+                def run(case: schemathesis.Case[Any]) -> None:
                     seen[f"{case.call_and_validate(checks=CHECKS).status_code // 100}xx"] += 1
 
                 try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from typing_extensions import Self
 
 __all__ = ["HOST_A", "HOST_B", "SERVE_HOST", "clean_env", "pid_gone", "wait_for", "free_port_on", "answers", "Spawned"]
 
@@ -87,7 +88,7 @@ def free_port_on(*hosts: str) -> int:
             first = socket.socket()
             socks.append(first)
             first.bind((hosts[0], 0))
-            port = first.getsockname()[1]
+            port: int = first.getsockname()[1]
             for host in hosts[1:]:
                 s = socket.socket()
                 socks.append(s)
@@ -116,7 +117,7 @@ class Spawned:
     def __init__(self, name: str, log_dir: str | Path) -> None:
         self.name = name
         self.log_dir = Path(log_dir)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_paths: list[Path] = []
 
     def launch(self, argv: Sequence[str], *, cwd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -162,10 +163,9 @@ class Spawned:
         exits first or is not ready in time (the process is then killed)."""
 
         def check() -> Any:
-            if not self.alive():
-                raise RuntimeError(
-                    f"{self.name} exited with code {self.proc.returncode} before answering:\n{self.log()}"
-                )
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise RuntimeError(f"{self.name} exited with code {code} before answering:\n{self.log()}")
             return predicate()
 
         try:
@@ -179,7 +179,7 @@ class Spawned:
 
     def terminate(self) -> None:
         """SIGTERM, without waiting."""
-        if self.alive():
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -202,7 +202,7 @@ class Spawned:
             self.proc.kill()
         self.proc.wait(timeout=10)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

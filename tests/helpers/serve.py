@@ -105,9 +105,10 @@ class Serve(Spawned):
         with self.http(timeout=2.0) as client:
             return client.get("/api/summary").status_code == 200
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         with self.http() as client:
-            return client.get("/api/summary").json()
+            answer: dict[str, Any] = client.get("/api/summary").json()
+            return answer
 
     def wait_workers(self, active: int, timeout: float = 30.0) -> None:
         """Until the summary counts at least `active` active workers."""

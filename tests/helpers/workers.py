@@ -28,6 +28,7 @@ import ssl
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,7 +79,7 @@ class RunningWorker(Spawned):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
-    def client(self, **kw) -> httpx.Client:
+    def client(self, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return httpx.Client(
             base_url=self.url,

@@ -31,7 +31,7 @@ async def _process_runner_checksums(tasks: list[TaskView]) -> dict[str, tuple[st
         out = {}
         for t in tasks:
             r = await runner.run(Job(t.id, t.benchmark, parse_params(t.params), timeout=120))
-            out[t.id] = (r["checksum"], r["particle_collisions"], r["wall_collisions"])
+            out[t.id] = (r.checksum, r.particle_collisions, r.wall_collisions)
         return out
     finally:
         await runner.close()

@@ -146,5 +146,7 @@ def test_an_etapa6_style_config_is_accepted(tmp_path: Path, cli) -> None:
         encoding="utf-8",
     )
     code, out, err = cli("ping", "--config", str(path), "--json")
-    assert code == 1 and "Error" not in err  # valid; nobody answers on those addresses here
+    # valid (a bad configuration is 2): 0 or 1 only says whether something answers on
+    # those addresses, which depends on the machine, not on the file
+    assert code in (0, 1) and "Error" not in err, err
     assert {w["id"] for w in json.loads(out)} == {"worker-01", "worker-02"}

@@ -23,6 +23,7 @@ from helpers.workers import RunningWorker, start_worker
 from partisim.orchestrator.batches import wait_batch as client_wait_batch
 from partisim.protocol import Summary
 from partisim.serve.client import ServerClient
+from partisim.serve.queue.store import TaskQueue
 
 HERE = Path(__file__).parent
 
@@ -143,6 +144,11 @@ class Cluster:
             proc.terminate()
         for proc in self.procs:
             proc.stop(timeout=15)
+
+
+def claim(queue: TaskQueue, task_id: str, worker: str, worker_url: str, deadline: float) -> int | None:
+    """One task queued -> running, through the store's one claim (``claim_many``)."""
+    return queue.claim_many([(task_id, worker, worker_url, deadline)])[0]
 
 
 def run_cli(

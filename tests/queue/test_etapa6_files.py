@@ -133,7 +133,7 @@ def test_ready_is_by_priority_then_submission(tmp_path: Path) -> None:
         assert order == ["t3", "t1", "t2", "t5", "t0", "t4"]
         assert [t.label for t in queue.ready(2, offset=2)] == ["t2", "t5"]
         # a retried task keeps its priority: it goes back ahead of lower ones
-        assert queue.claim(ids[3], "w", "u", time.time() + 60) == 1
+        assert queue.claim_many([(ids[3], "w", "u", time.time() + 60)])[0] == 1
         assert queue.retry(ids[3], 1, "caído", not_before=0.0)
         assert queue.ready(1)[0].label == "t3"
         # the label is searchable and shown

@@ -62,7 +62,7 @@ def run(
     ]
     _, ids = queue.enqueue(specs, batch="b")
     for task_id, t in zip(ids, seconds, strict=True):
-        queue.claim(task_id, worker, "http://127.0.0.1:1", time.time() + 60)
+        queue.claim_many([(task_id, worker, "http://127.0.0.1:1", time.time() + 60)])
         result = execute_result(task_id=task_id, engine=engine, particles=particles, simulation_time=t)
         update: dict[str, object] = {"threads": threads, "threads_requested": threads}
         if env is not None:

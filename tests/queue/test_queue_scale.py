@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers.results import execute_result
+from queue_support import claim
 
 from partisim.protocol import ForeignResult, TaskView
 from partisim.serve.queue.rows import Selection
@@ -151,7 +152,7 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
     queue = TaskQueue(tmp_path / "q.db")
     try:
         _, ids = queue.enqueue([spec(k) for k in range(5)], batch="b")
-        queue.claim(ids[0], "w1", "u", time.time() + 60)
+        claim(queue, ids[0], "w1", "u", time.time() + 60)
         queue.complete(ids[0], 1, execute_result("x"))
         ran: list[str] = []
         queue._db.set_trace_callback(ran.append)
@@ -162,7 +163,6 @@ def test_windows_live_list_and_pages_read_ranges_of_indexes(tmp_path: Path) -> N
         calls = {
             "finished since": (lambda: queue.finished_since(now - 60), "tasks_finished_status"),
             "finished since, batch": (lambda: queue.finished_since(now - 60, "b"), "tasks_batch_finished"),
-            "histogram": (lambda: queue.finished_histogram(now - 300, 10.0, 30), "tasks_finished_status"),
             "recent": (lambda: queue.recent(20), None),
             # dispatch order (priority, then submission): a range of one index, no sort
             "ready": (lambda: queue.ready(10), "tasks_status_priority"),

@@ -186,8 +186,8 @@ def test_cancel_queued_and_running_tasks(cluster: Cluster, tmp_path: Path):
         first, second = answer.ids
         wait_for(lambda: worker_task_status(worker, first) == "running", 20, "first task running on the worker")
         assert client.task(second).status == "queued"
-        assert client.cancel(second)["previous"] == "queued"
-        assert client.cancel(first)["previous"] == "running"
+        assert client.cancel(second).previous == "queued"
+        assert client.cancel(first).previous == "running"
         assert client.task(first).status == "cancelled"
         state = wait_batch(client, answer.batch, timeout=10)
         assert state.cancelled == 2
@@ -218,7 +218,7 @@ def test_cancel_frees_the_slot_even_while_the_worker_hangs(cluster: Cluster, tmp
         wait_for(lambda: worker_task_status(worker, task_id) == "running", 20, "task running on the worker")
         os.kill(worker.pid, signal.SIGSTOP)  # the worker hangs: no answer to anything
         try:
-            assert client.cancel(task_id)["previous"] == "running"
+            assert client.cancel(task_id).previous == "running"
             # serve stops waiting for the frozen worker's answer (well inside the 5 s request timeout)
             wait_for(
                 lambda: {w.id: w for w in client.workers()}["worker-a"].inflight == 0,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from helpers.results import execute_result
+from queue_support import claim
 
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import TaskSpec
@@ -31,9 +32,9 @@ def test_lifecycle_queued_running_success(queue):
     batch, ids = queue.enqueue([SPEC, SPEC], batch="b1")
     assert batch == "b1" and len(ids) == 2 and ids[0] != ids[1]
     assert queue.counts("b1") == {"queued": 2, "running": 0, "success": 0, "failed": 0, "cancelled": 0, "total": 2}
-    attempt = queue.claim(ids[0], "w1", "http://127.0.0.1:1", time.time() + 60)
+    attempt = claim(queue, ids[0], "w1", "http://127.0.0.1:1", time.time() + 60)
     assert attempt == 1
-    assert queue.claim(ids[0], "w2", "http://127.0.0.1:2", time.time() + 60) is None  # already running
+    assert claim(queue, ids[0], "w2", "http://127.0.0.1:2", time.time() + 60) is None  # already running
     task = queue.get(ids[0])
     assert (task.status, task.worker, task.attempts) == ("running", "w1", 1)
     assert queue.complete(ids[0], 1, execute_result("abc"))
@@ -45,12 +46,12 @@ def test_lifecycle_queued_running_success(queue):
 
 def test_stale_attempt_cannot_finish_a_retried_task(queue):
     _, (tid,) = queue.enqueue([SPEC])
-    assert queue.claim(tid, "w1", "u1", time.time() + 60) == 1
+    assert claim(queue, tid, "w1", "u1", time.time() + 60) == 1
     assert queue.retry(tid, 1, "conexión rechazada", not_before=0.0)
     task = queue.get(tid)
     assert task.status == "queued" and task.avoid_worker == "w1" and task.error == "conexión rechazada"
     assert task.worker is None and task.worker_url is None and task.started_at is None
-    assert queue.claim(tid, "w2", "u2", time.time() + 60) == 2
+    assert claim(queue, tid, "w2", "u2", time.time() + 60) == 2
     assert not queue.complete(tid, 1, execute_result("late"))  # the first attempt's late answer
     assert queue.complete(tid, 2, execute_result("good"))
     assert queue.get(tid).result == execute_result("good")
@@ -58,7 +59,7 @@ def test_stale_attempt_cannot_finish_a_retried_task(queue):
 
 def test_release_does_not_count_the_attempt_and_backoff_hides_task(queue):
     _, (tid,) = queue.enqueue([SPEC])
-    queue.claim(tid, "w1", "u1", time.time() + 60)
+    claim(queue, tid, "w1", "u1", time.time() + 60)
     assert queue.release(tid, 1, not_before=time.time() + 100)
     task = queue.get(tid)
     assert task.status == "queued" and task.attempts == 0 and task.worker is None
@@ -69,13 +70,13 @@ def test_release_does_not_count_the_attempt_and_backoff_hides_task(queue):
 
 def test_fail_and_cancel(queue):
     _, (a, b, c) = queue.enqueue([SPEC, SPEC, SPEC])
-    queue.claim(a, "w1", "u1", time.time() + 60)
+    claim(queue, a, "w1", "u1", time.time() + 60)
     assert queue.fail(a, 1, "HTTP 422: NUM_PARTICULAS")
     assert queue.get(a).status == "failed" and queue.get(a).error.startswith("HTTP 422")
     assert queue.cancel(a) is None  # final: nothing to cancel
     before = queue.cancel(b)
     assert before is not None and before.status == "queued"
-    queue.claim(c, "w1", "u1", time.time() + 60)
+    claim(queue, c, "w1", "u1", time.time() + 60)
     assert queue.cancel(c).status == "running"
     assert not queue.complete(c, 1, execute_result("x"))  # the answer after a cancel is dropped
     assert queue.counts() == {"queued": 0, "running": 0, "success": 0, "failed": 1, "cancelled": 2, "total": 3}
@@ -96,7 +97,7 @@ def test_state_survives_reopen(tmp_path):
     path = tmp_path / "persist.db"
     q = TaskQueue(path)
     _, (tid,) = q.enqueue([SPEC], batch="keep")
-    q.claim(tid, "w1", "http://127.0.0.93:8080", time.time() + 60)
+    claim(q, tid, "w1", "http://127.0.0.93:8080", time.time() + 60)
     q.close()
     again = TaskQueue(path)
     try:
@@ -114,7 +115,7 @@ def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
     try:
         _, ids = first.enqueue([SPEC] * 50)
         for tid in ids:
-            assert first.claim(tid, "w1", "u", time.time() + 60) == 1
+            assert claim(first, tid, "w1", "u", time.time() + 60) == 1
         wins: list[bool] = []
         lock = threading.Lock()
 
@@ -139,7 +140,7 @@ def test_racing_outcomes_from_two_connections_record_one_result(tmp_path):
 def test_next_ready_at_after_skips_tasks_already_ready(queue):
     _, (ready, later) = queue.enqueue([SPEC, SPEC])
     for tid, not_before in ((ready, 0.0), (later, time.time() + 100)):
-        queue.claim(tid, "w1", "u1", time.time() + 60)
+        claim(queue, tid, "w1", "u1", time.time() + 60)
         assert queue.release(tid, 1, not_before=not_before)
     now = time.time()
     assert queue.next_ready_at() == 0.0  # the earliest of all
@@ -147,25 +148,25 @@ def test_next_ready_at_after_skips_tasks_already_ready(queue):
     assert queue.next_ready_at(after=now) > now + 50
 
 
-def test_finished_histogram_counts_success_and_failed_per_window(queue):
+def test_activity_counts_success_and_failed_per_window(queue):
     _, (a, b, c, d) = queue.enqueue([SPEC, SPEC, SPEC, SPEC])
     for tid in (a, b, c, d):
-        queue.claim(tid, "w1", "u1", time.time() + 60)
+        claim(queue, tid, "w1", "u1", time.time() + 60)
     queue.complete(a, 1, execute_result("x"))
     queue.fail(b, 1, "HTTP 422")
     queue.cancel(c)  # cancelled tasks are not activity
-    now = time.time()
-    assert queue.finished_histogram(now - 30, 10.0, 3) == [0, 0, 2]
-    assert queue.finished_histogram(now - 300, 10.0, 3) == [0, 0, 0]
+    now = int(time.time())
+    assert queue.activity(now - 29, 10, 3) == [0, 0, 2]
+    assert queue.activity(now - 299, 10, 3) == [0, 0, 0]
     assert queue.assigned_per_worker("failed") == {"w1": 1}
 
 
 def test_duplicates_count_runs_beyond_one_per_worker(queue):
     (task_id,) = queue.enqueue([SPEC])[1]
-    queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+    claim(queue, task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
     queue.retry(task_id, 1, "sin respuesta", time.time())  # given up on w1...
     assert queue.note_run(task_id, "w1").duplicates == 0  # ...which ran it: still the only run
-    queue.claim(task_id, "w2", "http://127.0.0.1:2", time.time() + 60)
+    claim(queue, task_id, "w2", "http://127.0.0.1:2", time.time() + 60)
     assert queue.get(task_id).duplicates == 0  # w2 is running it: nothing recorded yet
     assert queue.complete(task_id, 2, execute_result("abc", worker_id="w2"))
     assert queue.get(task_id).duplicates == 1  # w1's run and w2's recorded one
@@ -180,7 +181,7 @@ def test_a_foreign_result_is_kept_apart_and_marked_unverifiable(queue):
     from partisim.protocol import ForeignResult
 
     (task_id,) = queue.enqueue([SPEC])[1]
-    queue.claim(task_id, "legacy", "http://127.0.0.1:1", time.time() + 60)
+    claim(queue, task_id, "legacy", "http://127.0.0.1:1", time.time() + 60)
     answer = {
         "status": "success",
         "worker_id": "legacy",
@@ -212,7 +213,7 @@ def test_runs_on_several_threads_are_grouped_apart_in_sql_and_in_python(queue):
     ]
     _, ids = queue.enqueue(specs, batch="b")
     for task_id, (used, seconds) in zip(ids, ((1, 1.0), (1, 3.0), (2, 10.0)), strict=True):
-        queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+        claim(queue, task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
         result = execute_result(task_id=task_id, engine="cython", simulation_time=seconds)
         assert queue.complete(task_id, 1, result.model_copy(update={"threads": used, "threads_requested": used}))
     for groups in (pool(queue.reads.time_stats(["b"])).groups, group_times(t.view() for t in queue.tasks(batch="b"))):
@@ -240,7 +241,7 @@ def test_the_fisica_line_pools_runs_on_several_threads_with_their_single_thread_
     specs = [TaskSpec("cython", {**elastic, "SEMILLA": s}, threads=t) for s, t in ((1, 1), (2, 1), (3, 2))]
     _, ids = queue.enqueue(specs, batch="b")
     for task_id, used in zip(ids, (1, 1, 2), strict=True):
-        queue.claim(task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
+        claim(queue, task_id, "w1", "http://127.0.0.1:1", time.time() + 60)
         result = execute_result(task_id=task_id, engine="cython", particles=100, steps=1000)
         assert queue.complete(
             task_id,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from helpers.results import execute_result
+from queue_support import claim
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.protocol import MemberView
@@ -222,7 +223,7 @@ def _left_running(tmp_path: Path, deadline: float) -> tuple[TaskQueue, str]:
     """A queue as a killed serve leaves it: one task claimed, running, nobody following it."""
     queue = TaskQueue(tmp_path / "q.db", max_attempts=3)
     _, (tid,) = queue.enqueue([SPEC])
-    assert queue.claim(tid, "fake", "fake://", deadline) == 1
+    assert claim(queue, tid, "fake", "fake://", deadline) == 1
     return queue, tid
 
 

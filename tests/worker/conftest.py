@@ -1,6 +1,9 @@
-"""Fixtures for the worker tests: real `partisim worker` subprocesses on loopback.
+"""Fixtures for the worker tests: real `partisim worker` subprocesses on loopback, and
+the same app in this process (``app_client``, ``limited_app``) for answers that need no
+worker process of its own.
 
-The starter (and the TINY / ENDLESS tasks) live in tests/helpers/workers.py.
+The starters (and the TINY / ENDLESS tasks) live in tests/helpers/workers.py and
+tests/helpers/inprocess.py.
 """
 
 from __future__ import annotations
@@ -9,7 +12,33 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from helpers.inprocess import worker_app
 from helpers.workers import RunningWorker, start_worker
+
+#: the small limits of ``limited_worker`` and ``limited_app``
+LIMITED = {
+    "capacity": "2",
+    "max_timeout": "2",
+    "max_particles": "5000",
+    "max_steps": "200000",
+    "max_work": "1e6",
+    "max_body_bytes": "2048",
+    "queue_size": "4",
+}
+
+
+@pytest.fixture(scope="session")
+def app_client() -> Iterator[httpx.Client]:
+    """The worker app in this process: capacity 2, default limits."""
+    with worker_app({"capacity": "2", "max_timeout": "60"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def limited_app() -> Iterator[httpx.Client]:
+    """The worker app in this process with ``limited_worker``'s small limits."""
+    with worker_app(LIMITED) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers.inprocess import worker_app
 from helpers.processes import wait_for
 from helpers.workers import TINY, RunningWorker, start_worker
 
 TOKEN = "s3cr3t-token-Zx81"
+
+
+@pytest.fixture(scope="module")
+def secured_app() -> Iterator[httpx.Client]:
+    """The same worker app in this process: the refusals need no worker process."""
+    with worker_app(token=TOKEN) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +46,9 @@ PROTECTED = [
 @pytest.mark.parametrize(
     "header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer", f"Bearer {TOKEN[:-1]}"]
 )
-def test_protected_paths_need_the_token(secured: RunningWorker, method: str, path: str, header: str | None) -> None:
+def test_protected_paths_need_the_token(secured_app: httpx.Client, method: str, path: str, header: str | None) -> None:
     headers = {"Authorization": header} if header is not None else {}
-    r = httpx.request(
-        method, secured.url + path, headers=headers, json={"benchmark": "cython", "params": TINY}, trust_env=False
-    )
+    r = secured_app.request(method, path, headers=headers, json={"benchmark": "cython", "params": TINY})
     assert r.status_code == 401
     assert r.json()["status"] == "unauthorized" and r.headers["www-authenticate"] == "Bearer"
     assert TOKEN not in r.text

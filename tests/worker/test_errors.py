@@ -43,12 +43,12 @@ UNSAFE_BENCHMARKS = [
 
 
 @pytest.mark.parametrize("name", UNSAFE_BENCHMARKS)
-def test_unknown_or_path_like_benchmark_is_422_and_not_run(client: httpx.Client, name: str) -> None:
-    before = _executed(client)
-    body = _error(client.post("/execute", json={"benchmark": name, "params": TINY}), 422, "benchmark")
+def test_unknown_or_path_like_benchmark_is_422_and_not_run(app_client: httpx.Client, name: str) -> None:
+    before = _executed(app_client)
+    body = _error(app_client.post("/execute", json={"benchmark": name, "params": TINY}), 422, "benchmark")
     assert body["status"] == "invalid"
     assert len(body["error"]) < 300  # a huge name is not echoed back whole
-    assert _executed(client) == before
+    assert _executed(app_client) == before
 
 
 @pytest.mark.parametrize(
@@ -92,37 +92,37 @@ def test_unknown_or_path_like_benchmark_is_422_and_not_run(client: httpx.Client,
         (b'{"benchmark": "python", "timeout": true}', 422, "timeout"),
     ],
 )
-def test_malformed_bodies_are_4xx_json(client: httpx.Client, raw: bytes, code: int, needle: str) -> None:
-    before = _executed(client)
+def test_malformed_bodies_are_4xx_json(app_client: httpx.Client, raw: bytes, code: int, needle: str) -> None:
+    before = _executed(app_client)
     for path in ("/execute", "/tasks"):
-        _error(client.post(path, content=raw, headers={"content-type": "application/json"}), code, needle)
-    assert _executed(client) == before
+        _error(app_client.post(path, content=raw, headers={"content-type": "application/json"}), code, needle)
+    assert _executed(app_client) == before
 
 
-def test_limits_each_named(limited_worker: RunningWorker) -> None:
-    with limited_worker.client() as c:
-        cases = [
-            ({"NUM_PARTICULAS": 5001, "NUM_PASOS": 1}, "max_particles = 5000"),
-            ({"NUM_PARTICULAS": 1, "NUM_PASOS": 200001}, "max_steps = 200000"),
-            ({"NUM_PARTICULAS": 5000, "NUM_PASOS": 201}, "max_work = 1000000"),
-        ]
-        for params, needle in cases:
-            _error(c.post("/execute", json={"benchmark": "cython", "params": params}), 422, needle)
-        # exactly at the budget is fine
-        ok = c.post(
-            "/execute",
-            json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000, "RADIO_PARTICULA": 1.0}},
-        )
-        assert ok.status_code == 200, ok.text
-        big = b'{"benchmark": "cython", "params": {}, "task_id": "' + b"a" * 3000 + b'"}'
-        _error(c.post("/execute", content=big), 422, "max_body_bytes = 2048")
-        status = c.get("/status").json()
-        assert status["limits"] == {
-            "max_particles": 5000,
-            "max_steps": 200000,
-            "max_work": 1_000_000,
-            "max_body_bytes": 2048,
-        }
+def test_limits_each_named(limited_app: httpx.Client) -> None:
+    c = limited_app  # in this process: the limits need no worker process
+    cases = [
+        ({"NUM_PARTICULAS": 5001, "NUM_PASOS": 1}, "max_particles = 5000"),
+        ({"NUM_PARTICULAS": 1, "NUM_PASOS": 200001}, "max_steps = 200000"),
+        ({"NUM_PARTICULAS": 5000, "NUM_PASOS": 201}, "max_work = 1000000"),
+    ]
+    for params, needle in cases:
+        _error(c.post("/execute", json={"benchmark": "cython", "params": params}), 422, needle)
+    # exactly at the budget is fine
+    ok = c.post(
+        "/execute",
+        json={"benchmark": "cython", "params": {"NUM_PARTICULAS": 1000, "NUM_PASOS": 1000, "RADIO_PARTICULA": 1.0}},
+    )
+    assert ok.status_code == 200, ok.text
+    big = b'{"benchmark": "cython", "params": {}, "task_id": "' + b"a" * 3000 + b'"}'
+    _error(c.post("/execute", content=big), 422, "max_body_bytes = 2048")
+    status = c.get("/status").json()
+    assert status["limits"] == {
+        "max_particles": 5000,
+        "max_steps": 200000,
+        "max_work": 1_000_000,
+        "max_body_bytes": 2048,
+    }
 
 
 def test_body_limit_without_content_length(limited_worker: RunningWorker) -> None:
@@ -138,7 +138,8 @@ def test_body_limit_without_content_length(limited_worker: RunningWorker) -> Non
         _error(c.post("/execute", content=chunks()), 422, "max_body_bytes")
 
 
-def test_routes_and_methods_json(client: httpx.Client) -> None:
+def test_routes_and_methods_json(app_client: httpx.Client) -> None:
+    client = app_client
     _error(client.get("/nope"), 404, "/nope")
     _error(client.put("/execute", json={}), 405, "PUT")
     _error(client.get("/tasks/does-not-exist"), 404, "does-not-exist")
@@ -150,6 +151,7 @@ def test_routes_and_methods_json(client: httpx.Client) -> None:
     assert big.status_code == 200 and big.json()["count"] <= 1000
 
 
-def test_form_and_other_content_types(client: httpx.Client) -> None:
+def test_form_and_other_content_types(app_client: httpx.Client) -> None:
+    client = app_client
     _error(client.post("/execute", data={"benchmark": "python"}), 400, "JSON")
     _error(client.post("/execute", content=b"benchmark=python", headers={"content-type": "text/plain"}), 400, "JSON")

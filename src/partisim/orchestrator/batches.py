@@ -27,6 +27,7 @@ from partisim.serve.client import (
     step_warnings,
     sweep,
 )
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = [
     "task_objects",
@@ -93,7 +94,7 @@ def _prioritised(specs: list[TaskSpec], priority: int) -> list[TaskSpec]:
 
 
 #: how `partisim sweep` names the parameters it sweeps
-SWEEP_FLAGS = {"NUM_PARTICULAS": "--particles", "NUM_PASOS": "--steps", "SEMILLA": "--seeds"}
+SWEEP_FLAGS = {PARTICLES_KEY: "--particles", STEPS_KEY: "--steps", SEED_KEY: "--seeds"}
 
 
 def submit_sweep(
@@ -174,9 +175,9 @@ def verify_batch(
 ) -> list[Check]:
     """Run ``count`` sampled successful tasks again on another worker; compare checksums."""
     answer = client.verify(count, batch=batch)
-    wait_batch(client, answer["batch"], timeout=timeout, on_progress=on_progress)
-    reruns = list(client.iter_tasks(batch=answer["batch"]))
-    originals = {p["original"]: client.task(p["original"]) for p in answer["pairs"]}
+    wait_batch(client, answer.batch, timeout=timeout, on_progress=on_progress)
+    reruns = list(client.iter_tasks(batch=answer.batch))
+    originals = {p.original: client.task(p.original) for p in answer.pairs}
     return compare_checksums(originals, reruns)
 
 
@@ -299,5 +300,5 @@ def cancel_tasks(client: ServerClient, ids: Sequence[str]) -> Cancelled:
                 raise
             done.refused.append((task_id, exc.message))
             continue
-        done.cancelled.append((task_id, str(answer.get("previous", ""))))
+        done.cancelled.append((task_id, answer.previous))
     return done

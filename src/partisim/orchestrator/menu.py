@@ -76,7 +76,7 @@ class Menu:
             ("Mostrar configuración", self.show_config),
             ("Recargar configuración", self.reload_config),
         ]
-        # Queue options (partisim serve); "Salir" stays last, also reachable as 0/q/salir.
+        # Queue options (partisim serve); the exit stays last, also reachable as 0/q/salir.
         self.options += [
             ("Cola: enviar un archivo de tareas (partisim serve)", self._with_server(self.queue_submit)),
             ("Cola: barrido de parámetros (partisim serve)", self._with_server(self.queue_sweep)),
@@ -94,11 +94,11 @@ class Menu:
             while True:
                 self._show_options()
                 count = len(self.options)
-                exit_index = next(i for i, (label, _) in enumerate(self.options) if label == "Salir")
+                exit_at = next(i for i, (_, action) in enumerate(self.options) if action == self.quit)
                 choice = self.ask_choice(
                     f"Elija una opción [1-{count}; 0 = salir]: ",
                     count,
-                    names={"0": exit_index, "q": exit_index, "salir": exit_index},
+                    names={"0": exit_at, "q": exit_at, "salir": exit_at},
                     main=True,
                 )
                 try:

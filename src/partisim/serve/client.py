@@ -25,6 +25,7 @@ from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
 from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
+from partisim.protocol.serve_api import BatchList, Cancelled, VerifyRequest, VerifyStarted
 from partisim.serve.queue.specs import (
     load_task_document,
     load_task_file,
@@ -276,9 +277,8 @@ class ServerClient:
         body = self._request("GET", f"/api/tasks/{task_id}", params=query, read_timeout=(wait or 0) + 30.0)
         return TaskView.model_validate(body)
 
-    def cancel(self, task_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request("DELETE", f"/api/tasks/{task_id}")
-        return answer
+    def cancel(self, task_id: str) -> Cancelled:
+        return Cancelled.model_validate(self._request("DELETE", f"/api/tasks/{task_id}"))
 
     def workers(self) -> list[MemberView]:
         return WorkerList.model_validate(self._request("GET", "/api/workers")).workers
@@ -292,7 +292,7 @@ class ServerClient:
 
     def batches(self, limit: int | None = None) -> list[BatchInfo]:
         query = {"limit": limit} if limit else {}
-        return [BatchInfo.model_validate(b) for b in self._request("GET", "/api/batches", params=query)["batches"]]
+        return BatchList.model_validate(self._request("GET", "/api/batches", params=query)).batches
 
     def charts(self, batch: str | None = None, *, contended: bool = False) -> ChartData:
         """Chart data of one batch (``"latest"``) or of every batch (None); ``contended``:
@@ -302,9 +302,6 @@ class ServerClient:
             query["contended"] = "1"
         return ChartData.model_validate(self._request("GET", "/api/charts", params=query))
 
-    def verify(self, count: int, *, batch: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"count": count}
-        if batch:
-            body["batch"] = batch
-        answer: dict[str, Any] = self._request("POST", "/api/verify", json=body)
-        return answer
+    def verify(self, count: int, *, batch: str | None = None) -> VerifyStarted:
+        body = VerifyRequest(count=count, batch=batch or None).model_dump(exclude_none=True)
+        return VerifyStarted.model_validate(self._request("POST", "/api/verify", json=body))

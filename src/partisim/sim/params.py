@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
@@ -20,6 +20,10 @@ __all__ = [
     "parse_params",
     "explain",
     "ALIASES",
+    "ApiParams",
+    "PARTICLES_KEY",
+    "STEPS_KEY",
+    "SEED_KEY",
     "LEGACY_NAMES",
     "MAX_PACKING",
     "MAX_SPEED",
@@ -44,6 +48,11 @@ MAX_SPEED = 1e100
 
 #: a finite number given as a number: "0.1" or true are refused, as StrictInt refuses "5"
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+#: validated parameters keyed by their API aliases (``{"NUM_PARTICULAS": 100, "DT": 0.1, ...}``),
+#: as they travel in tasks, results and the queue
+ApiParams: TypeAlias = dict[str, int | float]
 
 
 class SimParams(BaseModel):
@@ -107,7 +116,7 @@ class SimParams(BaseModel):
     def packing_fraction(self) -> float:
         return self.particles * math.pi * self.radius**2 / (self.width * self.height)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self) -> ApiParams:
         """The parameters keyed by their API aliases (NUM_PARTICULAS...)."""
         return self.model_dump(by_alias=True)
 
@@ -115,6 +124,8 @@ class SimParams(BaseModel):
 #: field name -> API alias
 ALIASES: dict[str, str] = {name: f.alias or name for name, f in SimParams.model_fields.items()}
 _FIELD_BY_ALIAS = {alias: name for name, alias in ALIASES.items()}
+#: the API keys of the three parameters a sweep varies (NUM_PARTICULAS, NUM_PASOS, SEMILLA)
+PARTICLES_KEY, STEPS_KEY, SEED_KEY = ALIASES["particles"], ALIASES["steps"], ALIASES["seed"]
 #: names of the users' ETAPA-6 task files -> field name ("seed" is the field's own name)
 LEGACY_NAMES: dict[str, str] = {"num_particles": "particles", "num_steps": "steps"}
 #: every accepted spelling of a parameter -> its field name

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from partisim.errors import ParamsError
+from partisim.sim.params import ApiParams
 
 __all__ = ["SimResult", "NonFiniteResult", "non_finite_message"]
 
@@ -37,7 +38,7 @@ class SimResult:
     particles: int
     steps: int
     seed: int
-    params: dict[str, Any]
+    params: ApiParams
     particle_collisions: int
     wall_collisions: int
     checksum: str

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.protocol import TASK_ID_MAX, task_id_problem
@@ -36,7 +36,7 @@ class TaskRequest:
     threads: int | None = None  # as asked; the worker caps it (TaskManager)
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ParamsError(f"{name} no es un valor JSON válido: use números finitos")
 
 

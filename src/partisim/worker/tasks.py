@@ -29,18 +29,18 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, get_args
+from typing import get_args
 
 from pydantic import ValidationError
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
-from partisim.sim import SimParams
+from partisim.sim import SimParams, SimResult
 from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, thread_plan
 from partisim.sim.environment import MachineEnvironment, RunSample, judge, usable_cpus
 from partisim.sim.result import NonFiniteResult
 from partisim.sim.theory import coarse_step_warning
-from partisim.worker.runners import Job, Runner
+from partisim.worker.runners import Job, RunHandle, Runner
 
 __all__ = ["TaskRecord", "TaskManager", "STATES", "FINAL_STATES", "iso", "new_task_id"]
 
@@ -75,7 +75,7 @@ class TaskRecord:
     execution_time: float | None = None
     result: ExecuteResult | None = None  # the /execute success body
     error: PartisimError | None = None
-    handle: dict[str, Any] = field(default_factory=dict)  # pid or container while running
+    handle: RunHandle = field(default_factory=RunHandle)  # pid or container while running
     sample: RunSample | None = None  # the conditions of its run, gathered while it runs
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -387,7 +387,7 @@ class TaskManager:
             if not self.stopping:
                 self._dispatch()
 
-    def _result(self, rec: TaskRecord, sim: dict[str, Any], took: float) -> ExecuteResult:
+    def _result(self, rec: TaskRecord, sim: SimResult, took: float) -> ExecuteResult:
         """The success body; a value that JSON cannot carry (NaN, Infinity) fails the task.
 
         It carries the coarse-step warning of its parameters (advice, worked out here, so
@@ -397,49 +397,51 @@ class TaskManager:
         except Exception:  # advice must never cost a result
             log.exception("no se pudo estimar el aviso de paso de tiempo de la tarea %s", rec.task_id)
             warning = None
-        reason = self._threads_reason(rec, sim.get("threads_reason"))
+        reason = self._threads_reason(rec, sim.threads_reason)
         environment = None
         if self.machine is not None and rec.sample is not None:
-            used = sim.get("threads")
             environment = judge(
                 rec.sample,
                 machine=self.machine,
                 threads_requested=rec.threads_requested or 1,
-                threads_used=used if isinstance(used, int) else rec.threads,
+                threads_used=sim.threads,
                 threads_reason=reason or "requested",
             )
         try:
-            return ExecuteResult.model_validate(
-                {
-                    "engine": rec.engine,
-                    "params": rec.params.to_api(),
-                    "particles": rec.params.particles,
-                    "steps": rec.params.steps,
-                    "seed": rec.params.seed,
-                    **sim,  # what the runner measured: counts, checksum, energy, times
-                    "task_id": rec.task_id,
-                    "worker_id": self.worker_id,
-                    "benchmark": rec.benchmark,
-                    "execution_time": took,
-                    "runner": self.runner.name,
-                    "timestamp": iso(),
-                    "timeout": rec.timeout,
-                    "timeout_requested": rec.timeout_requested,
-                    "threads_requested": rec.threads_requested,
-                    "threads_reason": reason,
-                    "environment": environment,
-                    "warnings": [warning] if warning else [],
-                }
+            return ExecuteResult(
+                engine=rec.engine,
+                params=rec.params.to_api(),
+                particles=rec.params.particles,
+                steps=rec.params.steps,
+                seed=rec.params.seed,
+                # what the runner measured
+                particle_collisions=sim.particle_collisions,
+                wall_collisions=sim.wall_collisions,
+                checksum=sim.checksum,
+                kinetic_energy=sim.kinetic_energy,
+                simulation_time=sim.simulation_time,
+                particle_steps_per_s=sim.particle_steps_per_s,
+                threads=sim.threads,
+                task_id=rec.task_id,
+                worker_id=self.worker_id,
+                benchmark=rec.benchmark,
+                execution_time=took,
+                runner=self.runner.name,
+                timestamp=iso(),
+                timeout=rec.timeout,
+                timeout_requested=rec.timeout_requested,
+                threads_requested=rec.threads_requested,
+                threads_reason=reason,
+                environment=environment,
+                warnings=[warning] if warning else [],
             )
         except ValidationError as exc:
             # the task fails; nothing that is not strict JSON is ever kept
             errors = exc.errors()
-            missing = [str(e["loc"][0]) for e in errors if e.get("loc") and e["type"] == "missing"]
-            if missing:
-                raise WorkerFailed(
-                    f"el runner devolvió un resultado incompleto (falta {', '.join(missing)})", 500
-                ) from None
-            raise NonFiniteResult([str(e["loc"][0]) for e in errors if e.get("loc")]) from None
+            fields = [str(e["loc"][0]) for e in errors if e.get("loc")]
+            if all(e["type"] == "finite_number" for e in errors):
+                raise NonFiniteResult(fields) from None
+            raise WorkerFailed(f"el runner devolvió un resultado no válido ({', '.join(fields)})", 500) from None
 
     def _finish(
         self, rec: TaskRecord, status: TaskStatus, execution_time: float | None, *, error: PartisimError | None = None

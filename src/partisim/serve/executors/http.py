@@ -8,16 +8,10 @@ threads its engine can use there (``engine_threads`` of its /status; one for a w
 that does not say, or that is not partisim), and it is sent with that many threads.
 Placement: among the active workers that may run the task's engine (the entry's
 ``algorithms``; a worker that is not partisim only gets the engines with a legacy name),
-the one with the most free slots among those with enough of them (ties go to the worker
-given the fewest tasks, so equal workers share the work evenly); a verification run
-never goes to the worker of its original, and a retry avoids the worker that failed it
-while another one is alive.
-
-A task of several threads that fits nowhere yet holds back, for the rest of the
-scheduling round, the worker with the most free slots among those it could run on: the
-tasks queued behind it do not take that worker's slots as they free, so they add up
-until the big task fits there (the scheduler takes tasks oldest first, so it is always
-offered them first). Other workers go on taking small tasks meanwhile.
+the `SlotBook` of ``slots.py`` (no I/O) chooses and keeps the counts: the most free
+slots wins, a verification run never goes to the worker of its original, a retry avoids
+the worker that failed it while another one is alive, and a task of several threads
+that fits nowhere yet holds back its best worker for the rest of the scheduling round.
 
 An attempt is one ``POST /execute`` carrying the task id, so a retry after a lost
 answer is recognised by the worker and never counted twice. A worker that refuses a
@@ -36,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 
 from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
@@ -46,6 +39,7 @@ from partisim.fleet.health import HealthMonitor, WorkerHealth
 from partisim.fleet.legacy import legacy_problem, legacy_request
 from partisim.protocol import ExecuteRequest, MemberView, TaskResult, TaskState
 from partisim.serve.executors.base import Attempt, Executor, Placement
+from partisim.serve.executors.slots import Seat, SlotBook
 from partisim.serve.queue.task import Task
 
 __all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES"]
@@ -82,10 +76,7 @@ class HttpFleet(Executor):
         self.default_task_timeout = default_task_timeout
         self.follow_interval = follow_interval
         self._clients: dict[str, AsyncWorkerClient] = {}
-        self._inflight: dict[str, int] = defaultdict(int)
-        self._dispatched: dict[str, int] = defaultdict(int)
-        self._suspended: dict[str, float] = {}  # worker id -> when it last failed to connect
-        self._held: dict[str, str] = {}  # worker id -> the waiting task it is held for (this round)
+        self.book = SlotBook()
         #: queued tasks only down workers could run (this round): task id -> (batch, why)
         self._waiting: dict[str, tuple[str, str]] = {}
         self._jobs: dict[str, asyncio.Task[None]] = {}
@@ -163,25 +154,12 @@ class HttpFleet(Executor):
     def waiting(self) -> dict[str, tuple[str, str]]:
         return dict(self._waiting)
 
-    def _suspended_now(self, h: WorkerHealth) -> bool:
-        at = self._suspended.get(h.id)
-        if at is not None and (h.last_seen or 0.0) > at:
-            del self._suspended[h.id]  # answered a ping after the failure: usable again
-            return False
-        return at is not None
-
     def _usable(self, h: WorkerHealth) -> bool:
-        return h.state == "active" and not self._suspended_now(h)
+        return h.state == "active" and not self.book.suspended(h.id, h.last_seen)
 
-    def _free(self, h: WorkerHealth) -> int:
-        if not self._usable(h):
-            return 0
-        return max(0, self._limit(h) - self._inflight[h.id])
-
-    def _open(self, h: WorkerHealth, task_id: str | None = None) -> int:
-        """Free slots others may take: none on a worker held for another task."""
-        held = self._held.get(h.id)
-        return 0 if held is not None and held != task_id else self._free(h)
+    def _seat(self, h: WorkerHealth, task: Task | None = None) -> Seat:
+        """The worker as the slot book sees it (for ``task``: the slots it takes there)."""
+        return Seat(h.id, self._limit(h), self._usable(h), self.slots_for(h, task) if task is not None else 1)
 
     def slots_for(self, h: WorkerHealth, task: Task) -> int:
         """Slots (= threads) ``task`` takes on this worker: its threads, at most the
@@ -196,6 +174,7 @@ class HttpFleet(Executor):
     def members(self) -> list[MemberView]:
         out = []
         for h in self.health():
+            seat = self._seat(h)
             out.append(
                 MemberView(
                     id=h.id,
@@ -212,19 +191,19 @@ class HttpFleet(Executor):
                     last_seen=h.last_seen,
                     checked_at=h.checked_at,
                     capacity=self._limit(h),
-                    inflight=self._inflight[h.id],
-                    free=self._free(h),
-                    dispatched=self._dispatched[h.id],
-                    suspended=self._suspended_now(h),
+                    inflight=self.book.inflight[h.id],
+                    free=self.book.free(seat),
+                    dispatched=self.book.dispatched[h.id],
+                    suspended=self.book.suspended(h.id, h.last_seen),
                 )
             )
         return out
 
     def free_slots(self) -> int:
-        return sum(self._open(h) for h in self.health())
+        return sum(self.book.open(self._seat(h)) for h in self.health())
 
     def round_start(self) -> None:
-        self._held.clear()
+        self.book.round_start()
         self._waiting.clear()
 
     # -- placement ------------------------------------------------------------------
@@ -236,38 +215,18 @@ class HttpFleet(Executor):
 
     def place(self, task: Task) -> Placement | None:
         healths = [h for h in self.health() if self._runs(h, task)]
-        usable = [h for h in healths if self._usable(h) and self._held.get(h.id, task.id) == task.id]
         if healths and not any(self._usable(h) for h in healths):
             names = ", ".join(h.id for h in healths[:5])
             self._waiting[task.id] = (task.batch, f"solo pueden ejecutarla workers que ahora no responden ({names})")
-        if task.exclude_worker is not None and len(healths) > 1:
-            # a verification run must come from a different machine
-            usable = [h for h in usable if h.id != task.exclude_worker]
-        if task.avoid_worker is not None:
-            others_alive = any(h.id != task.avoid_worker and self._usable(h) for h in healths)
-            if others_alive:
-                usable = [h for h in usable if h.id != task.avoid_worker]
-        fits = [h for h in usable if self._free(h) >= self.slots_for(h, task)]
-        if not fits:
-            self._hold(task, usable)
+        seats = [self._seat(h, task) for h in healths]
+        seat = self.book.place(task.id, seats, exclude=task.exclude_worker, avoid=task.avoid_worker)
+        if seat is None:
             return None
-        best = max(fits, key=lambda h: (self._free(h), -self._dispatched[h.id]))
-        slots = self.slots_for(best, task)
-        self._inflight[best.id] += slots
-        self._dispatched[best.id] += 1
-        return Placement(best.id, best.url, slots)
-
-    def _hold(self, task: Task, usable: list[WorkerHealth]) -> None:
-        """``task`` needs more free slots than any worker has now: hold back, until the
-        next round, the worker closest to having them, so later tasks leave it alone."""
-        waiting = [h for h in usable if self.slots_for(h, task) > 1 and h.id not in self._held]
-        if waiting:
-            best = max(waiting, key=lambda h: (self._free(h), self._limit(h), -self._dispatched[h.id]))
-            self._held[best.id] = task.id
+        url = next(h.url for h in self.health() if h.id == seat.id)
+        return Placement(seat.id, url, seat.need)
 
     def unplace(self, placement: Placement) -> None:
-        self._inflight[placement.member] -= placement.slots
-        self._dispatched[placement.member] -= 1
+        self.book.unplace(placement.member, placement.slots)
 
     # -- attempts -------------------------------------------------------------------
 
@@ -289,7 +248,7 @@ class HttpFleet(Executor):
         self._jobs[task_id] = job
 
         def done(_: asyncio.Task[None]) -> None:
-            self._inflight[member] -= attempt.placement.slots
+            self.book.release(member, attempt.placement.slots)
             if self._jobs.get(task_id) is job:
                 del self._jobs[task_id]
             self._wake()
@@ -305,7 +264,7 @@ class HttpFleet(Executor):
 
     def _failed(self, attempt: Attempt, exc: PartisimError) -> None:
         if isinstance(exc, WorkerUnavailable):
-            self._suspended[attempt.placement.member] = time.time()
+            self.book.suspend(attempt.placement.member, time.time())
             self.monitor.registry.record_failure(attempt.placement.member, str(exc))
             self._health = None  # the record changed: copy it again
         elif self._answer_lost(exc):
@@ -375,8 +334,7 @@ class HttpFleet(Executor):
         placement = Placement(task.worker, task.worker_url, self.slots_for(member, task) if member is not None else 1)
         deadline = task.deadline or (time.time() + self.default_task_timeout)
         attempt = Attempt(task, task.attempts, placement, deadline)
-        self._inflight[placement.member] += placement.slots
-        self._dispatched[placement.member] += 1
+        self.book.take(placement.member, placement.slots)
         job = asyncio.get_running_loop().create_task(self._follow(attempt), name=f"partisim-follow-{task.id}")
         self._track(attempt, job)
         return True

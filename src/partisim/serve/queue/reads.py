@@ -27,6 +27,7 @@ from partisim.serve.queue.rows import (
     safe_json,
 )
 from partisim.serve.queue.task import STATUSES, SUCCESS, Task, TimeStats
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["TaskReads"]
 
@@ -156,9 +157,9 @@ class TaskReads:
         several threads, in another runner, on another CPU model or on a busy machine
         form groups of their own."""
         sql = (
-            "SELECT batch, benchmark, json_extract(params, '$.NUM_PARTICULAS'),"
-            " json_extract(params, '$.NUM_PASOS'),"
-            " json_remove(params, '$.NUM_PARTICULAS', '$.NUM_PASOS', '$.SEMILLA'), used, runner, cpu, busy,"
+            f"SELECT batch, benchmark, json_extract(params, '$.{PARTICLES_KEY}'),"
+            f" json_extract(params, '$.{STEPS_KEY}'),"
+            f" json_remove(params, '$.{PARTICLES_KEY}', '$.{STEPS_KEY}', '$.{SEED_KEY}'), used, runner, cpu, busy,"
             " COUNT(*), SUM(t), SUM(t * t), TOTAL(pc), TOTAL(ke), GROUP_CONCAT(DISTINCT w),"
             " MIN(t), json_group_array(t), json_group_array(DISTINCT worker)"
             " FROM (SELECT batch, benchmark, params, worker, json_extract(r, '$.simulation_time') AS t,"

@@ -10,9 +10,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from partisim.protocol import ExecuteResult, ForeignResult
-from partisim.serve.queue.task import FAILED, STATUSES, Task
+from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus
+from partisim.serve.queue.task import FAILED, STATUSES, Task, queue_status
 from partisim.sim.environment import MachineEnvironment
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = [
     "Selection",
@@ -144,7 +145,7 @@ def row_to_task(row: sqlite3.Row) -> Task:
         id=row["id"],
         seq=row["seq"],
         batch=row["batch"],
-        status=FAILED if damaged else status,
+        status=FAILED if damaged else queue_status(status),
         benchmark=row["benchmark"],
         params=decoded["params"],
         timeout=row["timeout"],
@@ -176,7 +177,7 @@ class Selection:
     """Which tasks a page or an export reads: filters, and ``originals`` to leave out the
     verification re-runs."""
 
-    status: str | None = None
+    status: QueueStatus | None = None
     batch: str | None = None
     originals: bool = False
     label: str | None = None
@@ -240,9 +241,9 @@ FLAT_SQL = {
     "batch": "batch",
     "status": "status",
     "engine": f"COALESCE({_outcome('engine')}, benchmark)",
-    "particles": f"json_extract({_PARAMS}, '$.NUM_PARTICULAS')",
-    "steps": f"json_extract({_PARAMS}, '$.NUM_PASOS')",
-    "seed": f"json_extract({_PARAMS}, '$.SEMILLA')",
+    "particles": f"json_extract({_PARAMS}, '$.{PARTICLES_KEY}')",
+    "steps": f"json_extract({_PARAMS}, '$.{STEPS_KEY}')",
+    "seed": f"json_extract({_PARAMS}, '$.{SEED_KEY}')",
     "worker": "worker",
     "attempts": "attempts",
     "simulation_time": _outcome("simulation_time"),

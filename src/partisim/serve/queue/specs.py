@@ -25,6 +25,7 @@ from partisim.listen.guards import JsonRefused, loads_json
 from partisim.serve.queue.etapa6 import etapa6_wrapper, is_etapa6_task, parse_label, parse_priority, task_fields
 from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 from partisim.sim.theory import coarse_step_warnings
 
 __all__ = [
@@ -179,7 +180,7 @@ def step_warnings(specs: Iterable[TaskSpec]) -> list[str]:
     order. Seeds and step counts change nothing, so each configuration is parsed once."""
     configurations: dict[str, dict[str, Any]] = {}
     for spec in {id(spec): spec for spec in specs}.values():  # ``repeat`` copies are one object
-        rest = {k: v for k, v in spec.params.items() if k not in ("NUM_PASOS", "SEMILLA")}
+        rest = {k: v for k, v in spec.params.items() if k not in (STEPS_KEY, SEED_KEY)}
         configurations.setdefault(json.dumps(rest, sort_keys=True), spec.params)
     return coarse_step_warnings(parse_params(params) for params in configurations.values())
 
@@ -367,7 +368,7 @@ def sweep(
     specs: list[TaskSpec] = []
     for engine, n, s, seed in combos:
         try:
-            checked = parse_params({**base, "NUM_PARTICULAS": n, "NUM_PASOS": s, "SEMILLA": seed})
+            checked = parse_params({**base, PARTICLES_KEY: n, STEPS_KEY: s, SEED_KEY: seed})
         except ParamsError as exc:
             raise exc.renamed(names or {}) from None
         specs.extend([TaskSpec(benchmark=engine, params=checked.to_api(), timeout=timeout, threads=threads)] * repeat)

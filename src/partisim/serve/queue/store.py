@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from partisim.protocol import ExecuteResult, ForeignResult, TaskResult
+from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskResult
 from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
 from partisim.serve.queue.rows import TASK_COLUMNS, Selection, find_damaged, row_to_task, stored_result
@@ -298,7 +298,7 @@ class TaskQueue:
         found = self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
 
-    def tasks(self, *, status: str | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
+    def tasks(self, *, status: QueueStatus | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
         where, args = Selection(status=status, batch=batch).where()
         return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
@@ -333,7 +333,7 @@ class TaskQueue:
         where, args = Selection(batch=batch).where()
         with self._lock:
             rows = self._db.execute(f"SELECT status, COUNT(*) FROM tasks {where} GROUP BY status", args).fetchall()
-        counts = {s: 0 for s in STATUSES}
+        counts: dict[str, int] = {s: 0 for s in STATUSES}
         for status, n in rows:
             counts[status] = n
         counts["total"] = sum(counts[s] for s in STATUSES)
@@ -357,8 +357,8 @@ class TaskQueue:
             return self.tally.finished_in_last(seconds, time.time() if now is None else now)
 
     def activity(self, start: int, width: int, buckets: int) -> list[int]:
-        """`finished_histogram` from memory, to the second: ``buckets`` runs of ``width``
-        seconds from second ``start`` (within the last `KEEP_SECONDS`)."""
+        """Tasks finished (success or failed) in each of ``buckets`` runs of ``width``
+        seconds from second ``start`` (from memory, within the last `KEEP_SECONDS`)."""
         with self._lock:
             return self.tally.histogram(start, width, buckets)
 
@@ -400,22 +400,6 @@ class TaskQueue:
             ).fetchall()
         return {w: n for w, n in rows if w is not None}
 
-    def finished_histogram(self, start: float, width: float, buckets: int) -> list[int]:
-        """Tasks finished (success or failed) in each of ``buckets`` windows of ``width``
-        seconds from ``start``: one query over a range of the finished-time index."""
-        counts = [0] * buckets
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT CAST((finished_at - ?) / ? AS INTEGER), COUNT(*) FROM tasks"
-                " INDEXED BY tasks_finished_status"
-                " WHERE finished_at >= ? AND finished_at < ? AND status IN (?, ?) GROUP BY 1",
-                (start, width, start, start + width * buckets, *_ACTIVITY),
-            ).fetchall()
-        for k, n in rows:
-            if 0 <= k < buckets:
-                counts[k] += n
-        return counts
-
     def recent(self, limit: int) -> list[Task]:
         """What a live view lists: the running tasks, then the latest finished ones, then
         (if there is room) the next queued ones. Each part walks an index from its end and
@@ -450,14 +434,11 @@ class TaskQueue:
         " WHERE id = ? AND status = ? RETURNING attempts, batch"
     )
 
-    def claim(self, task_id: str, worker: str, worker_url: str, deadline: float) -> int | None:
-        """queued -> running on ``worker``; returns the attempt number, or None if lost."""
-        return self.claim_many([(task_id, worker, worker_url, deadline)])[0]
-
     def claim_many(self, claims: Sequence[tuple[str, str, str, float]]) -> list[int | None]:
-        """``claim`` for several ``(task_id, worker, worker_url, deadline)`` in one
-        transaction (one commit instead of one per task); the same conditional UPDATE
-        per task, so each result is its attempt number or None if that one was lost."""
+        """queued -> running for several ``(task_id, worker, worker_url, deadline)`` in one
+        transaction (one commit instead of one per task); a conditional UPDATE per task,
+        so each result is its attempt number, or None if that one was lost (cancelled
+        or claimed meanwhile)."""
         if not claims:
             return []
         now = time.time()

@@ -122,6 +122,3 @@ class Tally:
             if start <= second < end:
                 counts[(second - start) // width] += n
         return counts
-
-    def last_finished_second(self) -> int | None:
-        return self.per_second[-1][0] if self.per_second else None

@@ -11,9 +11,10 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Final, get_args
 
-from partisim.protocol import ExecuteResult, ForeignResult, TaskTimings, TaskView
+from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskTimings, TaskView
+from partisim.sim.params import ApiParams
 
 __all__ = [
     "QUEUED",
@@ -22,6 +23,7 @@ __all__ = [
     "FAILED",
     "CANCELLED",
     "STATUSES",
+    "queue_status",
     "FINAL_STATUSES",
     "TaskSpec",
     "Task",
@@ -29,13 +31,21 @@ __all__ = [
     "new_batch_id",
 ]
 
-QUEUED = "queued"
-RUNNING = "running"
-SUCCESS = "success"
-FAILED = "failed"
-CANCELLED = "cancelled"
-STATUSES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELLED)
-FINAL_STATUSES = (SUCCESS, FAILED, CANCELLED)
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+SUCCESS: Final = "success"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+STATUSES: tuple[QueueStatus, ...] = get_args(QueueStatus)
+FINAL_STATUSES: tuple[QueueStatus, ...] = (SUCCESS, FAILED, CANCELLED)
+
+
+def queue_status(text: str) -> QueueStatus:
+    """A state read back from the store, checked (ValueError for one it never writes)."""
+    for status in STATUSES:
+        if status == text:
+            return status
+    raise ValueError(f"estado de tarea desconocido en la cola: {text!r}")
 
 
 def new_batch_id(prefix: str = "b") -> str:
@@ -53,7 +63,7 @@ class TaskSpec:
     """What to run: an engine name and the full API parameter dict (alias keys)."""
 
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: float | None = None
     verify_of: str | None = None
     exclude_worker: str | None = None
@@ -69,9 +79,9 @@ class Task:
     id: str
     seq: int
     batch: str
-    status: str
+    status: QueueStatus
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: float | None
     verify_of: str | None
     exclude_worker: str | None

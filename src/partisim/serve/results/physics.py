@@ -13,6 +13,7 @@ from partisim.errors import ParamsError
 from partisim.protocol import ChartPhysics
 from partisim.serve.queue.task import TimeStats
 from partisim.sim import parse_params
+from partisim.sim.params import PARTICLES_KEY, STEPS_KEY
 from partisim.sim.rate_check import RunTotals, check_rate
 
 __all__ = ["physics_line", "result_warnings", "MAX_WARNINGS"]
@@ -32,7 +33,7 @@ def physics_line(stats: Iterable[TimeStats]) -> ChartPhysics | None:
     totals = []
     for (particles, steps, rest), (runs, collisions, energy) in sums.items():
         try:
-            params = parse_params({**json.loads(rest), "NUM_PARTICULAS": particles, "NUM_PASOS": steps})
+            params = parse_params({**json.loads(rest), PARTICLES_KEY: particles, STEPS_KEY: steps})
         except (ParamsError, ValueError, TypeError):
             continue  # a row of some older version that no longer validates: not comparable
         totals.append(RunTotals(params, runs, collisions, energy))

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from partisim.protocol import TaskView
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = ["COLUMNS", "STATUS_LABELS", "WARNINGS_SEPARATOR", "flatten", "ordered", "to_csv", "to_json"]
 
@@ -75,9 +76,9 @@ def flatten(task: TaskView) -> dict[str, Any]:
         "batch": task.batch,
         "status": task.status,
         "engine": r.engine if r else task.benchmark,
-        "particles": params.get("NUM_PARTICULAS"),
-        "steps": params.get("NUM_PASOS"),
-        "seed": params.get("SEMILLA"),
+        "particles": params.get(PARTICLES_KEY),
+        "steps": params.get(STEPS_KEY),
+        "seed": params.get(SEED_KEY),
         "worker": task.worker,
         "attempts": task.attempts,
         "simulation_time": r.simulation_time if r else None,

@@ -23,6 +23,7 @@ from typing import Any
 
 from partisim.protocol import TaskView
 from partisim.serve.queue.task import TimeStats
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = [
     "PARAM_LABELS",
@@ -52,7 +53,7 @@ PARAM_LABELS = {
     "runner": "runner",
     "cpu": "CPU",
 }
-_NOT_CONFIG = ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")
+_NOT_CONFIG = (PARTICLES_KEY, STEPS_KEY, SEED_KEY)
 #: how a run was made, besides its parameters (part of every configuration)
 HOW = ("threads", "runner", "cpu")
 #: coefficient of variation above which repeats are "inestable"

@@ -18,16 +18,26 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from partisim import __version__
 from partisim.errors import ParamsError
 from partisim.fleet.advice import queued_without_workers
 from partisim.listen.guards import JsonRefused, loads_json
-from partisim.protocol import Submitted, WorkerList
+from partisim.protocol import QueueStatus, Submitted, WorkerList
+from partisim.protocol.serve_api import (
+    VERIFY_MAX,
+    BatchList,
+    Cancelled,
+    ServeHealth,
+    VerifyPair,
+    VerifyRequest,
+    VerifyStarted,
+)
 from partisim.serve.queue.rows import Selection
 from partisim.serve.queue.specs import read_submission, step_warnings
-from partisim.serve.queue.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id
+from partisim.serve.queue.task import FINAL_STATUSES, STATUSES, SUCCESS, TaskSpec, new_batch_id, queue_status
 from partisim.serve.web.context import state_of, summary, workers
 from partisim.serve.web.export import EXPORT_FORMATS, export_chunks
 from partisim.serve.web.responses import error_response, model_response
@@ -114,12 +124,13 @@ def _selection(request: Request) -> Selection:
     )
 
 
-def _status_filter(raw: str | None) -> str | None:
+def _status_filter(raw: str | None) -> QueueStatus | None:
     if raw is None or raw == "":
         return None
-    if raw not in STATUSES:
-        raise ParamsError(f"status desconocido {raw!r}; válidos: {', '.join(STATUSES)}", field="status")
-    return raw
+    try:
+        return queue_status(raw)
+    except ValueError:
+        raise ParamsError(f"status desconocido {raw!r}; válidos: {', '.join(STATUSES)}", field="status") from None
 
 
 @router.post("/api/tasks", status_code=201)
@@ -197,7 +208,7 @@ async def get_task(task_id: str, request: Request) -> Response:
 
 
 @router.delete("/api/tasks/{task_id}")
-async def cancel_task(task_id: str, request: Request) -> Any:
+async def cancel_task(task_id: str, request: Request) -> Response:
     state = state_of(request)
     current = state.queue.get(task_id)
     if current is None:
@@ -206,7 +217,7 @@ async def cancel_task(task_id: str, request: Request) -> Any:
     if before is None:
         now = state.queue.get(task_id) or current
         return error_response(409, f"la tarea {task_id} ya terminó ({now.status}); no se puede cancelar")
-    return {"id": task_id, "status": "cancelled", "previous": before.status}
+    return model_response(Cancelled(id=task_id, previous=before.status))
 
 
 @router.get("/api/workers")
@@ -238,25 +249,20 @@ async def get_summary(request: Request) -> Response:
 
 
 @router.get("/api/batches")
-async def list_batches(request: Request) -> Any:
+async def list_batches(request: Request) -> Response:
     """The newest batches; ``more`` says whether older ones were left out by ``limit``."""
     limit = _limit(request.query_params.get("limit"), 100)
     batches = await run_in_threadpool(state_of(request).queue.reads.batches, limit + 1)
-    return {"batches": [b.model_dump(mode="json") for b in batches[:limit]], "more": len(batches) > limit}
+    return model_response(BatchList(batches=batches[:limit], more=len(batches) > limit))
 
 
 @router.post("/api/verify", status_code=201)
-async def verify(request: Request) -> Any:
+async def verify(request: Request) -> Response:
     state = state_of(request)
-    body = _body_json(await request.body() or b"{}", '{"batch": ..., "count": K}')
-    if not isinstance(body, dict):
-        return error_response(422, 'el cuerpo debe ser un objeto JSON: {"batch": ..., "count": K}')
-    count = body.get("count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-        return error_response(422, "count debe ser un entero entre 1 y 1000")
-    batch = body.get("batch")
-    if batch is not None and not isinstance(batch, str):
-        return error_response(422, "batch debe ser el id de un lote (texto)")
+    asked = _verify_request(await request.body())
+    if isinstance(asked, Response):
+        return asked
+    batch, count = asked.batch, asked.count
     # drawn by SQLite among every successful original of the selection: none left out
     chosen = await run_in_threadpool(
         state.queue.reads.sample, Selection(status=SUCCESS, batch=batch or None, originals=True), count
@@ -277,14 +283,27 @@ async def verify(request: Request) -> Any:
     ]
     vbatch, ids = state.queue.enqueue(specs, new_batch_id("verify"))
     state.scheduler.wake()
-    pairs = [{"original": t.id, "verify": i} for t, i in zip(chosen, ids, strict=True)]
-    return Response(
-        json.dumps({"batch": vbatch, "pairs": pairs, "count": len(pairs)}),
-        status_code=201,
-        media_type="application/json",
-    )
+    pairs = [VerifyPair(original=t.id, verify=i) for t, i in zip(chosen, ids, strict=True)]
+    return model_response(VerifyStarted(batch=vbatch, pairs=pairs, count=len(pairs)), status_code=201)
+
+
+def _verify_request(raw: bytes) -> VerifyRequest | Response:
+    """The body of ``POST /api/verify``, or the 422 that names what is wrong with it."""
+    shape = '{"batch": ..., "count": K}'
+    body = _body_json(raw or b"{}", shape)
+    if not isinstance(body, dict):
+        return error_response(422, f"el cuerpo debe ser un objeto JSON: {shape}")
+    try:
+        return VerifyRequest.model_validate(body)
+    except ValidationError as exc:
+        where = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+    if "count" in where:
+        return error_response(422, f"count debe ser un entero entre 1 y {VERIFY_MAX}")
+    if "batch" in where:
+        return error_response(422, "batch debe ser el id de un lote (texto)")
+    return error_response(422, f"el cuerpo no es válido ({', '.join(sorted(where))}); se espera {shape}")
 
 
 @router.get("/api/health")
-async def health() -> Any:
-    return {"status": "ok", "version": __version__, "final_statuses": list(FINAL_STATUSES)}
+async def health() -> Response:
+    return model_response(ServeHealth(version=__version__, final_statuses=list(FINAL_STATUSES)))

@@ -20,14 +20,16 @@ in-memory tally, the recent tasks from the ends of two indexes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import BaseModel
+
 from partisim.protocol import MemberView
+from partisim.protocol.live import SECTIONS, ActivityBucket, LiveTask, LiveWorker
 from partisim.serve.queue.task import Task
 from partisim.serve.web.context import ServeState, summary, workers
 
@@ -61,49 +63,22 @@ RECENT_LIMIT = 20
 ACTIVITY_BUCKET_S = 10
 ACTIVITY_BUCKETS = 30
 
-_SECTIONS = ("summary", "workers", "recent", "activity")
-#: what the page shows of a result and of a worker's own status (the rest is in
-#: /api/tasks/{id} and /api/workers): the messages stay small
-_RESULT_FIELDS = {
-    "engine",
-    "simulation_time",
-    "execution_time",
-    "particle_collisions",
-    "wall_collisions",
-    "kinetic_energy",
-    "checksum",
-    "threads",
-    "threads_requested",
-    "threads_reason",
-}
-#: what the page shows of a result's environment: whether the machine was busy, and why
-_ENVIRONMENT_FIELDS = {"contended", "contended_by"}
-_STATUS_FIELDS = {"runner", "cpu_count", "load_avg", "version", "capacity", "running"}
+
+def _dumps(rows: Sequence[BaseModel]) -> str:
+    """A list of models as compact strict JSON (the models' floats are finite by type)."""
+    return "[" + ",".join(row.model_dump_json() for row in rows) + "]"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def recent_row(task: Task) -> dict[str, Any]:
+def recent_row(task: Task) -> LiveTask:
     """A task as the page lists it: its view without the timings, and only the result
     fields the page shows."""
-    row = task.view().model_dump(mode="json", exclude={"timings"})
-    if row["result"] is not None:
-        env = row["result"].get("environment")
-        row["result"] = {k: v for k, v in row["result"].items() if k in _RESULT_FIELDS}
-        if env:
-            row["result"]["environment"] = {k: v for k, v in env.items() if k in _ENVIRONMENT_FIELDS}
-    return row
+    return LiveTask.model_validate(task.view(), from_attributes=True)
 
 
-def worker_row(member: MemberView) -> dict[str, Any]:
+def worker_row(member: MemberView) -> LiveWorker:
     """A worker as the page lists it: the member, with only the fields of its own status
     that the page shows."""
-    row = member.model_dump(mode="json")
-    if row["last_status"] is not None:
-        row["last_status"] = {k: v for k, v in row["last_status"].items() if k in _STATUS_FIELDS}
-    return row
+    return LiveWorker.model_validate(member, from_attributes=True)
 
 
 def _members_key(members: list[MemberView]) -> tuple[tuple[Any, ...], ...]:
@@ -174,7 +149,7 @@ class LiveFeed:
         """Every section, as an SSE ``snapshot`` event (for a page that just connected)."""
         event = self._events.get(-1)
         if event is None:
-            body = ",".join(f'"{name}":{self._texts[name]}' for name in _SECTIONS)
+            body = ",".join(f'"{name}":{self._texts[name]}' for name in SECTIONS)
             event = self._events[-1] = (
                 f'event: snapshot\ndata: {{"v":{self.version},"server_time":{self.server_time!r},{body}}}\n\n'
             )
@@ -184,7 +159,7 @@ class LiveFeed:
         """The sections that changed after version ``since``, as an SSE ``update`` event."""
         event = self._events.get(since)
         if event is None:
-            parts = [f'"{name}":{self._texts[name]}' for name in _SECTIONS if self._changed_at[name] > since]
+            parts = [f'"{name}":{self._texts[name]}' for name in SECTIONS if self._changed_at[name] > since]
             body = "".join("," + p for p in parts)
             event = self._events[since] = (
                 f'event: update\ndata: {{"v":{self.version},"server_time":{self.server_time!r}{body}}}\n\n'
@@ -246,7 +221,7 @@ class LiveFeed:
         for name, text in texts.items():
             keys.setdefault(name, text)
         self._revision, self._members, self._built_at = revision, members_key, now_m
-        self._sliding = head.finished_last_60s > 0 or any(a["per_s"] for a in activity)
+        self._sliding = head.finished_last_60s > 0 or any(a.per_s for a in activity)
         changed = [name for name in texts if self._keys.get(name) != keys[name]]
         if not changed:
             return False
@@ -258,13 +233,13 @@ class LiveFeed:
         self._publish()
         return True
 
-    def _activity(self, now: float) -> list[dict[str, float]]:
+    def _activity(self, now: float) -> list[ActivityBucket]:
         """Finished tasks per second in each of the last ACTIVITY_BUCKETS windows, oldest
         first; the last window ends with the current second."""
         start = int(now) - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_S + 1
         counts = self._state.queue.activity(start, ACTIVITY_BUCKET_S, ACTIVITY_BUCKETS)
         return [
-            {"t": float(start + k * ACTIVITY_BUCKET_S), "per_s": round(n / ACTIVITY_BUCKET_S, 3)}
+            ActivityBucket(t=float(start + k * ACTIVITY_BUCKET_S), per_s=round(n / ACTIVITY_BUCKET_S, 3))
             for k, n in enumerate(counts)
         ]
 

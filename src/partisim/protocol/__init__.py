@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from partisim.sim.environment import Environment, MachineEnvironment
+from partisim.sim.params import ApiParams
 
 __all__ = [
     "Finite",
     "TaskStatus",
+    "QueueStatus",
     "PENDING_STATES",
     "FINAL_STATES",
     "PingReply",
@@ -63,6 +65,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 #: states of a task on a worker (``GET /tasks/{id}``)
 TaskStatus = Literal["queued", "running", "success", "failed", "timeout", "cancelled"]
+#: states of a task in the queue of ``partisim serve`` (``GET /api/tasks``)
+QueueStatus = Literal["queued", "running", "success", "failed", "cancelled"]
 PENDING_STATES: frozenset[str] = frozenset({"queued", "running"})
 FINAL_STATES: frozenset[str] = frozenset({"success", "failed", "timeout", "cancelled"})
 
@@ -236,7 +240,7 @@ class ExecuteResult(_Wire):
     worker_id: str
     benchmark: str
     engine: str
-    params: dict[str, Any]
+    params: ApiParams
     particles: int
     steps: int
     seed: int
@@ -357,7 +361,7 @@ class TaskState(_Wire):
     worker_id: str
     benchmark: str
     engine: str
-    params: dict[str, Any]
+    params: ApiParams
     timeout: Finite
     timeout_requested: Finite | None = None
     #: threads given to the task: the slots of ``capacity`` it occupies (the request's
@@ -443,9 +447,9 @@ class TaskView(_Wire):
     id: str
     seq: int
     batch: str
-    status: Literal["queued", "running", "success", "failed", "cancelled"]
+    status: QueueStatus
     benchmark: str
-    params: dict[str, Any]
+    params: ApiParams
     worker: str | None = None
     attempts: int
     max_attempts: int
