@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from partisim.protocol import Finite, MemberView, Summary, TaskTimings, TaskView, _Wire
+from partisim.protocol.base import Finite, Wire
+from partisim.protocol.queue_api import MemberView, Summary, TaskTimings, TaskView
 from partisim.sim.environment import ContentionReason
 
 __all__ = [
@@ -24,14 +25,14 @@ __all__ = [
 SECTIONS = ("summary", "workers", "recent", "activity")
 
 
-class LiveEnvironment(_Wire):
+class LiveEnvironment(Wire):
     """What the page shows of a result's environment: whether the machine was busy, and why."""
 
     contended: bool = False
     contended_by: list[ContentionReason] = Field(default_factory=list)
 
 
-class LiveResult(_Wire):
+class LiveResult(Wire):
     """The fields of a result that the page's task list shows."""
 
     engine: str
@@ -54,7 +55,7 @@ class LiveTask(TaskView):
     result: LiveResult | None = None  # type: ignore[assignment]
 
 
-class LiveWorkerStatus(_Wire):
+class LiveWorkerStatus(Wire):
     """The fields of a worker's own /status that the page shows."""
 
     runner: str | None = None
@@ -71,14 +72,14 @@ class LiveWorker(MemberView):
     last_status: LiveWorkerStatus | None = None  # type: ignore[assignment]
 
 
-class ActivityBucket(_Wire):
+class ActivityBucket(Wire):
     """Finished tasks per second in the window that starts at ``t`` (epoch seconds)."""
 
     t: Finite
     per_s: Finite
 
 
-class LiveMessage(_Wire):
+class LiveMessage(Wire):
     """The data of a ``snapshot`` (every section), ``update`` (the sections that changed)
     or ``heartbeat`` (none) event; ``v`` is the version of the live state."""
 

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from partisim.protocol import BatchInfo, QueueStatus, _Wire
+from partisim.protocol.base import QueueStatus, Wire
+from partisim.protocol.queue_api import BatchInfo
 
 __all__ = ["Cancelled", "BatchList", "VerifyRequest", "VerifyPair", "VerifyStarted", "ServeHealth", "VERIFY_MAX"]
 
@@ -18,7 +19,7 @@ __all__ = ["Cancelled", "BatchList", "VerifyRequest", "VerifyPair", "VerifyStart
 VERIFY_MAX = 1000
 
 
-class Cancelled(_Wire):
+class Cancelled(Wire):
     """``DELETE /api/tasks/{id}``: the task is cancelled; ``previous`` was its state."""
 
     id: str
@@ -26,14 +27,14 @@ class Cancelled(_Wire):
     previous: QueueStatus
 
 
-class BatchList(_Wire):
+class BatchList(Wire):
     """``GET /api/batches``: the newest first; ``more``: older ones were left out by ``limit``."""
 
     batches: list[BatchInfo]
     more: bool
 
 
-class VerifyRequest(_Wire):
+class VerifyRequest(Wire):
     """The body of ``POST /api/verify``: re-run ``count`` successful originals, drawn
     from ``batch`` (or the whole queue), each on another worker than its original's."""
 
@@ -43,12 +44,12 @@ class VerifyRequest(_Wire):
     count: int = Field(default=1, ge=1, le=VERIFY_MAX)
 
 
-class VerifyPair(_Wire):
+class VerifyPair(Wire):
     original: str
     verify: str
 
 
-class VerifyStarted(_Wire):
+class VerifyStarted(Wire):
     """``POST /api/verify`` -> 201: the verification batch and which task checks which."""
 
     batch: str
@@ -56,7 +57,7 @@ class VerifyStarted(_Wire):
     count: int
 
 
-class ServeHealth(_Wire):
+class ServeHealth(Wire):
     """``GET /api/health`` (an anonymous caller gets only ``status``)."""
 
     status: Literal["ok"] = "ok"
