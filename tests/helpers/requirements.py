@@ -1,5 +1,5 @@
 """Suites that need parts a fresh machine lacks (Chromium, a Docker engine) skip with a
-clear reason there; `PARTISIM_REQUIRE=browser,docker` (what `.ci/run` exports) turns
+clear reason there; `PARTISIM_REQUIRE=browser,docker,...` (what `.ci/run` exports) turns
 those skips into failures, so CI still proves both suites."""
 
 from __future__ import annotations

@@ -4,22 +4,23 @@ from the run `partisim run` does; wrong outputs get a Spanish error and no trace
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers.requirements import unavailable
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ("--particles", "60", "--steps", "45", "--seed", "4", "--width", "200", "--height", "120", "--dt", "0.2")
 
 
-def partisim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def partisim(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
     )
 
 
@@ -54,17 +55,33 @@ def test_wrong_outputs_are_refused_in_spanish(tmp_path: Path) -> None:
     assert params.returncode == 2 and "--particles" in params.stderr and "Traceback" not in params.stderr
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg está instalado: se prueba el caso con ffmpeg")
 def test_mp4_without_ffmpeg_says_so(tmp_path: Path) -> None:
-    done = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.mp4"))
+    # a PATH that holds only this Python: ffmpeg cannot be found there, installed or not
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": str(bare)}
+    done = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.mp4"), env=env)
     assert done.returncode == 2
     assert "no se encontró ffmpeg" in done.stderr and "-o sim.gif" in done.stderr
     assert not (tmp_path / "sim.mp4").exists()
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="sin ffmpeg en esta máquina (el caso sin ffmpeg se prueba)")
 def test_mp4_with_ffmpeg(tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None:
+        unavailable(
+            "ffmpeg", "sin ffmpeg en esta máquina: `apt-get install ffmpeg` (el caso sin ffmpeg se prueba aparte)"
+        )
     out = tmp_path / "sim.mp4"
     done = partisim("animate", *ARGS, "--frames", "6", "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert out.stat().st_size > 0
+    promised = int(re.search(r"(\d+) fotogramas", done.stdout).group(1))
+    probe = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"]
+    counted = subprocess.run(
+        [*probe, "stream=nb_read_frames", "-of", "csv=p=0", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert int(counted) == promised == 6
