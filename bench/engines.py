@@ -13,12 +13,13 @@ Threads (issue 20): the same simulation on 1 and 2 threads at every size from 10
 it is and beside two processes that burn a core each; runs last 0.5 s or more. Then the
 spread of the 2-thread speed-up at 10^5 and 10^6 over several paired runs, the size
 where a second thread stops costing time (`MIN_PARTICLES_FOR_THREADS`), and the wait
-policy: the engine's passive one against OpenMP's default spinning, beside the burners.
+policy: ACTIVE and PASSIVE against the engine's bounded spin, idle and beside the burners.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from partisim.sim import SimParams, engine_threads, simulate
-from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, _cython
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, WAIT_POLICY, _cython
 from partisim.sim.environment import load_1min
 from partisim.sim.state import initial_state
 
@@ -164,8 +165,8 @@ def raw_ratio(n: int, steps: int, repeats: int) -> tuple[float, float]:
     return best[1], best[2]
 
 
-# The engine loaded without its package (which sets the passive policy), so the OpenMP
-# runtime reads OMP_WAIT_POLICY from this child's environment.
+# The engine loaded without its package (which sets its bounded spin), so the OpenMP
+# runtime reads OMP_WAIT_POLICY / GOMP_SPINCOUNT from this child's environment.
 POLICY_PROBE = """
 import importlib.util, sys, time
 sys.path.insert(0, {bench!r})
@@ -190,7 +191,11 @@ def policy_ratio(policy: str, n: int, steps: int, repeats: int) -> tuple[float, 
     code = POLICY_PROBE.format(
         bench=os.path.dirname(os.path.abspath(__file__)), path=_cython.__file__, n=n, steps=steps, repeats=repeats
     )
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy.startswith("spin-"):  # the engine's own: a bounded spin, then sleep
+        env["GOMP_SPINCOUNT"] = policy.removeprefix("spin-")
+    else:
+        env["OMP_WAIT_POLICY"] = policy
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     one, two = out.stdout.split()
     return float(one), float(two)
@@ -225,12 +230,14 @@ def threads_report(q: float) -> None:
     for n in (1_000, 3_000, 10_000, 20_000, 50_000):
         one, two = raw_ratio(n, max(5, int(3e6 / n)), 3)
         print(f"  n={n:>6}: 1 hilo {one:.4f} s, 2 hilos {two:.4f} s, 2/1 = {two / one:.2f}")
-    print("\nPolítica de espera de OpenMP, con dos procesos ocupando los núcleos (el motor solo, 2/1)")
-    with burners():
-        for n, steps in ((1_000, 500), (100_000, max(5, sizes[3][1] // 2))):
-            for policy in ("ACTIVE", "PASSIVE"):
-                one, two = policy_ratio(policy, n, steps, 3)
-                print(f"  n={n:>6} {policy:<8}: 1 hilo {one:.4f} s, 2 hilos {two:.4f} s, 2/1 = {two / one:.2f}")
+    policies = ("ACTIVE", "PASSIVE", WAIT_POLICY)
+    for label, loaded_run in (("máquina tal como está", False), ("con dos procesos ocupando los núcleos", True)):
+        print(f"\nPolítica de espera de OpenMP, {label} (el motor solo, 2/1; {WAIT_POLICY} es la del motor)")
+        with burners() if loaded_run else contextlib.nullcontext():
+            for n, steps in ((1_000, 2000), (10_000, 300), (100_000, max(5, sizes[3][1] // 2))):
+                for policy in policies:
+                    one, two = policy_ratio(policy, n, steps, 3)
+                    print(f"  n={n:>6} {policy:<10}: 1 hilo {one:.4f} s, 2 hilos {two:.4f} s, 2/1 = {two / one:.2f}")
     print("\nObjetivos del issue 20:")
     for label, worst in (("máquina tal como está", idle), ("con dos procesos de carga", loaded)):
         print(

@@ -18,7 +18,7 @@ from helpers.processes import wait_for
 from helpers.workers import RunningWorker
 
 from partisim.sim import engine_threads
-from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS
+from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, WAIT_POLICY
 from partisim.sim.environment import CONTENDED_LABEL, load_1min, runnable_threads, usable_cpus
 
 #: about a second of the cython engine on one thread: many readings of the machine
@@ -93,7 +93,7 @@ def test_a_two_thread_run_beside_two_burners_is_flagged_with_its_threads(worker,
     assert env["runnable_max"] >= 2 and env["cores"] == usable_cpus()
     machine = env["machine"]
     assert machine["machine_id"] == env["machine_id"] and machine["runner"] == "process"
-    assert machine["engine_build"]["wait_policy"] == "passive"
+    assert machine["engine_build"]["wait_policy"] == WAIT_POLICY == "spin-30000"
     assert "-ffp-contract=off" in machine["engine_build"]["flags"]
     with worker.client() as c:  # the record says the same, and /status carries the static part
         assert c.get(f"/tasks/{body['task_id']}").json()["result"]["environment"]["contended"] is True

@@ -14,15 +14,19 @@ are all taken, the threads of one run wait for each other at every phase of ever
 while the others hold the cores, and two threads end up slower than one.
 
 OpenMP wait policy. Between two parallel regions GNU OpenMP keeps its idle threads
-spinning on a core for a while (300 000 rounds by default) before they sleep. When the
-cores are shared (a worker with two slots on two cores, other processes), those spinning
-threads take the cores the working thread needs, and a two-thread run becomes up to 50x
-slower than a one-thread run (issue 20). The engine therefore sets
-``OMP_WAIT_POLICY=PASSIVE`` itself, whatever the user's environment says: idle threads
-sleep at once. The OpenMP runtime reads that variable once, when it is loaded (when the
-compiled engine is first imported), so it is set here, in the package that every import
-of an engine goes through, before that import. `wait_policy()` says whether it took
-effect (it cannot when another library loaded the runtime first).
+spinning on a core before they sleep: forever with ``OMP_WAIT_POLICY=ACTIVE``, 300 000
+rounds by default. When the cores are shared (a worker with two slots on two cores, other
+processes), those spinning threads take the cores the working thread needs, and a
+two-thread run became up to 50x slower than a one-thread run (issue 20). Sleeping at once
+(``PASSIVE``) is no cure: the engine meets its threads at several barriers per step, and
+waking a sleeping thread at each one made two threads 4-25x slower than one at 1 000-10 000
+particles, idle machine or not. The engine therefore sets a bounded spin itself, whatever
+the user's environment says: ``GOMP_SPINCOUNT`` = `SPIN_COUNT` rounds, then sleep (measured
+with bench/engines.py, "Política de espera"). The OpenMP runtime reads its variables once,
+when it is loaded (when the compiled engine is first imported), so they are set here, in
+the package that every import of an engine goes through, before that import.
+`wait_policy()` says whether it took effect (it cannot when another library loaded the
+runtime first).
 """
 
 from __future__ import annotations
@@ -51,14 +55,17 @@ __all__ = [
     "ThreadReason",
     "THREAD_REASON_TEXT",
     "MIN_PARTICLES_FOR_THREADS",
+    "SPIN_COUNT",
     "WAIT_POLICY",
     "wait_policy",
     "engine_build",
     "EngineFn",
 ]
 
-#: the OpenMP wait policy the engine runs with (see the module's docstring)
-WAIT_POLICY = "PASSIVE"
+#: rounds an idle OpenMP thread spins before it sleeps (see the module's docstring)
+SPIN_COUNT = 30_000
+#: the OpenMP wait policy the engine runs with, as results report it
+WAIT_POLICY = f"spin-{SPIN_COUNT}"
 
 
 def _runtime_loaded() -> bool | None:
@@ -72,15 +79,17 @@ def _runtime_loaded() -> bool | None:
 
 
 _RUNTIME_BEFORE = _runtime_loaded()
-os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+# ACTIVE would make the spin endless and PASSIVE would skip it: the count alone decides
+os.environ.pop("OMP_WAIT_POLICY", None)
+os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
 
 
 def wait_policy() -> str:
-    """The wait policy in effect: ``"passive"``, or ``"unknown (...)"`` when an OpenMP
-    runtime was loaded before this package could set it."""
+    """The wait policy in effect (`WAIT_POLICY`), or why it is unknown (an OpenMP runtime
+    was loaded before this package could set it)."""
     if _RUNTIME_BEFORE:
         return "desconocida (el runtime de OpenMP se cargó antes que partisim)"
-    return WAIT_POLICY.lower()
+    return WAIT_POLICY
 
 
 #: below this many particles a run uses one thread whatever it asks for: measured with
