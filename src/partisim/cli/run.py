@@ -9,6 +9,7 @@ from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
 from partisim.sim.engines import ENGINES
+from partisim.sim.numbers import integer
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class _StepsBar:
             self._task = self._progress.add_task("run", total=total, rate="")
         if self._task is not None:
             left = (total - done) / rate if rate > 0 else 0.0
-            text = f"· {rate:,.0f} pasos/s · quedan {_duration(left)}".replace(",", ".")
+            text = f"· {integer(round(rate))} pasos/s · quedan {_duration(left)}"
             self._progress.update(self._task, completed=done, rate=text)
 
     def close(self) -> None:
