@@ -18,9 +18,9 @@ from helpers.results import execute_result
 from queue_support import claim
 
 from partisim.protocol import ForeignResult, TaskView
-from partisim.serve.queue.rows import Selection
+from partisim.serve.queue.rows import Selection, microseconds_sql
 from partisim.serve.queue.store import TaskQueue
-from partisim.serve.queue.task import STATUSES, TaskSpec
+from partisim.serve.queue.task import STATUSES, TaskSpec, to_microseconds
 from partisim.serve.results.rows import to_csv
 from partisim.serve.web.export import export_chunks
 
@@ -288,6 +288,30 @@ def test_task_json_made_by_sqlite_is_the_view_of_the_model(filled: TaskQueue) ->
     lines, _ = filled.reads.page(Selection(), limit=100, after_seq=0)
     for line, view in zip(lines, all_views(filled), strict=True):
         assert json.loads(line) == json.loads(view.model_dump_json())
+
+
+def test_microseconds_agree_between_sqlite_and_python_on_ties_and_random_times() -> None:
+    """CI once saw SQLite's round(x, 6) give 0.0028770000000000002 where Python gave
+    0.002877; timestamps near 1.8e9 differ by multiples of 2**-22, so exact halves such
+    as 0.0078125 s also occur, which the two round(x, 6) break in opposite directions."""
+    rng = random.Random(7)
+    base = 1_796_614_064.0
+    pairs = [(base, base + 0.0078125), (base, base - 0.0078125), (base, base), (0.0, 2.5e-6), (0.0, -2.5e-6)]
+    pairs += [(base, base + 0.002877), (base + 0.25, base + 0.25 + 9e-05)]
+    for _ in range(3000):
+        start = base + rng.random() * 1000
+        span = rng.choice([1e-4, 1e-2, 1.0, 3600.0]) * rng.random()
+        pairs.append((start, start + span))
+        pairs.append((start, start + round(span * 2**22) / 2**22))  # whole ulps of the start
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a REAL, b REAL)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", pairs)
+    texts = [row[0] for row in db.execute(f"SELECT {microseconds_sql('b - a')} FROM t ORDER BY rowid")]
+    assert len(texts) == len(pairs)
+    for (a, b), text in zip(pairs, texts, strict=True):
+        assert json.loads(text) == to_microseconds(b - a), (a, b, text)
+    assert json.loads(texts[0]) == 0.007813 and json.loads(texts[1]) == -0.007813
+    assert db.execute(f"SELECT {microseconds_sql('NULL - 1.0')}").fetchone()[0] is None
 
 
 def test_csv_export_is_to_csv_and_ndjson_has_every_task(filled: TaskQueue) -> None:

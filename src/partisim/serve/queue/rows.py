@@ -24,6 +24,7 @@ __all__ = [
     "FLAT_SQL",
     "FLAT_BOOLEANS",
     "VIEW_JSON",
+    "microseconds_sql",
     "DAMAGED_SQL",
     "safe_json",
     "find_damaged",
@@ -280,6 +281,17 @@ def _real(expr: str) -> str:
     return f"CASE WHEN ({expr}) IS NULL THEN NULL ELSE json(printf('%!.17g', {expr})) END"
 
 
+def microseconds_sql(expr: str) -> str:
+    """``task.to_microseconds(expr)`` as a JSON number, or null: round(x) with no digits
+    is ``(int)(x + 0.5)`` in SQLite, the same double operations as the Python side, and
+    the whole number of microseconds is written as text, never read back as a double."""
+    whole = f"CAST(round(({expr}) * 1000000.0) AS INTEGER)"
+    return (
+        f"CASE WHEN ({expr}) IS NULL THEN NULL ELSE json(printf('%s%d.%06d',"
+        f" CASE WHEN {whole} < 0 THEN '-' ELSE '' END, abs({whole}) / 1000000, abs({whole}) % 1000000)) END"
+    )
+
+
 #: ``Task.view()`` as one JSON text, made by SQLite from the stored columns: the params
 #: and the result go in as stored (json() keeps their numbers' text), so a page or an
 #: export of many rows decodes and validates nothing in Python
@@ -289,8 +301,8 @@ VIEW_JSON = (
     f" 'params', json(COALESCE({_PARAMS}, '{{}}')), 'worker', worker,"
     " 'attempts', attempts, 'max_attempts', max_attempts,"
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
-    f" 'finished_at', {_real('finished_at')}, 'queue_s', {_real('round(started_at - created_at, 6)')},"
-    f" 'run_s', {_real('round(finished_at - started_at, 6)')}),"
+    f" 'finished_at', {_real('finished_at')}, 'queue_s', {microseconds_sql('started_at - created_at')},"
+    f" 'run_s', {microseconds_sql('finished_at - started_at')}),"
     f" 'result', json({_RESULT_JSON}), 'error', COALESCE({_DAMAGE_SQL}, error), 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
     f" 'foreign_result', json({_FOREIGN}), 'duplicates', {_DUPLICATES}, 'threads', threads,"

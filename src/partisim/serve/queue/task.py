@@ -24,6 +24,7 @@ __all__ = [
     "CANCELLED",
     "STATUSES",
     "queue_status",
+    "to_microseconds",
     "FINAL_STATUSES",
     "TaskSpec",
     "Task",
@@ -38,6 +39,17 @@ FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
 STATUSES: tuple[QueueStatus, ...] = get_args(QueueStatus)
 FINAL_STATUSES: tuple[QueueStatus, ...] = (SUCCESS, FAILED, CANCELLED)
+
+
+def to_microseconds(seconds: float) -> float:
+    """``seconds`` rounded to whole microseconds, half away from zero, by the same double
+    operations as SQLite's ``round(x)`` (see ``rows.microseconds_sql``): the page that
+    SQLite writes and the model's view must agree to the bit. Python's ``round(x, 6)``
+    rounds half to even, and SQLite's ``round(x, 6)`` reads its own decimal text back
+    one ulp off at times; both disagreed in CI."""
+    scaled = seconds * 1_000_000.0
+    whole = int(abs(scaled) + 0.5)
+    return (whole if scaled >= 0 else -whole) / 1_000_000.0
 
 
 def queue_status(text: str) -> QueueStatus:
@@ -124,9 +136,9 @@ class Task:
         """The task as ``GET /api/tasks`` shows it."""
         queue_s = run_s = None
         if self.started_at is not None:
-            queue_s = round(self.started_at - self.created_at, 6)
+            queue_s = to_microseconds(self.started_at - self.created_at)
             if self.finished_at is not None:
-                run_s = round(self.finished_at - self.started_at, 6)
+                run_s = to_microseconds(self.finished_at - self.started_at)
         return TaskView(
             id=self.id,
             seq=self.seq,
