@@ -32,6 +32,8 @@ from partisim.sim.theory import coarse_step_warnings
 __all__ = [
     "MAX_TASKS",
     "MAX_THREADS",
+    "MAX_REPEAT",
+    "positive_int",
     "parse_task",
     "parse_tasks",
     "TaskDocument",
@@ -58,7 +60,8 @@ MAX_THREADS = 1024
 _TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout", "threads", "priority", "label", "description")
 
 
-def _positive_int(value: object, what: str, *, high: int) -> int:
+def positive_int(value: object, what: str, *, high: int) -> int:
+    """``value`` if it is a whole number in [1, ``high``]; else `ParamsError` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParamsError(f"{what} debe ser un número entero (recibido {value!r})", field=what)
     if not 1 <= value <= high:
@@ -111,9 +114,9 @@ def parse_task(obj: object, where: str = "tarea") -> list[TaskSpec]:
         params = parse_params(raw or {}).to_api()
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
-    repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
+    repeat = positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
     timeout = _timeout(obj.get("timeout"), where)
-    threads = _positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
+    threads = positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
     priority = parse_priority(obj["priority"], where) if obj.get("priority") is not None else 0
     label = parse_label(obj.get("label"), where, "task_id" if etapa6 else "label")
     spec = TaskSpec(benchmark=engine, params=params, timeout=timeout, threads=threads, priority=priority, label=label)
@@ -350,8 +353,8 @@ def sweep(
 
     ``names``: what the user called each parameter (``{"NUM_PARTICULAS": "--particles"}``),
     so a value out of range is reported under that name."""
-    repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
-    threads = _positive_int(threads, "--threads", high=MAX_THREADS)
+    repeat = positive_int(repeat, "--repeat", high=MAX_REPEAT)
+    threads = positive_int(threads, "--threads", high=MAX_THREADS)
     timeout = _timeout(timeout, "--timeout")
     engines = list(dict.fromkeys(resolve_engine(e) for e in engines))
     # counted before anything is built: 1-99999 x 1-99999 is 10^10 tasks, refused here
