@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from rich.console import Console
 
 __all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
@@ -35,8 +37,8 @@ class _LazyConsole:
     def __enter__(self) -> Console:
         return self._real().__enter__()
 
-    def __exit__(self, *exc: Any) -> None:
-        self._real().__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._real().__exit__(kind, exc, tb)
 
 
 console = cast("Console", _LazyConsole(highlight=False))
