@@ -18,15 +18,16 @@ __all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
 class _LazyConsole:
     """Stands for a `rich.console.Console` made at its first attribute access."""
 
-    def __init__(self, **options: Any) -> None:
-        self._options = options
+    def __init__(self, *, stderr: bool = False, highlight: bool = True) -> None:
+        self._stderr = stderr
+        self._highlight = highlight
         self._console: Console | None = None
 
     def _real(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            self._console = Console(stderr=self._stderr, highlight=self._highlight)
         return self._console
 
     def __getattr__(self, name: str) -> Any:
