@@ -11,8 +11,10 @@ from __future__ import annotations
 import errno
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from pydantic_core import ErrorDetails
+if TYPE_CHECKING:  # a type only: importing errors stays free of pydantic
+    from pydantic_core import ErrorDetails
 
 __all__ = [
     "PartisimError",

@@ -12,9 +12,10 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import JsonValue
+if TYPE_CHECKING:  # a type only: the door stays free of pydantic
+    from pydantic import JsonValue
 
 __all__ = [
     "BodyLimit",
