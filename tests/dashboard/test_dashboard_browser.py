@@ -18,7 +18,7 @@ import pytest
 from dash_support import CHROMIUM_FLAGS, Fleet, check_live_message
 from playwright.sync_api import expect, sync_playwright
 
-from partisim.sim.numbers import decimal
+from partisim.sim.numbers import decimal, integer
 
 pytestmark = pytest.mark.browser
 
@@ -120,8 +120,10 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
                 page.fill(field, value)
             expect(page.locator("#sweep-preview")).to_contain_text("Se creará 1 tarea (")
 
-            # a sweep from the form: 2 engines x 3 sizes x 1 x 2 seeds = 12 tasks
-            _sweep(page, engines=("python", "cython"), particles="40,80,160", steps="120", seeds="1,2")
+            # a sweep from the form: 2 engines x 3 sizes x 1 x 2 seeds = 12 tasks; 3000 steps:
+            # with 120 the idle machine finished all 12 within one live push (0.5 s), and the
+            # counter is to be seen climbing (python: 0.3 to 1.3 s a task here)
+            _sweep(page, engines=("python", "cython"), particles="40,80,160", steps="3000", seeds="1,2")
             expect(page.locator("#sweep-preview")).to_contain_text("12 tareas")
             message = page.locator("#sweep-message")
             expect(message).to_have_class(re.compile(r"\bok\b"))
@@ -157,7 +159,8 @@ def test_dashboard_live_in_real_chromium(chromium: str, fleet: Fleet, tmp_path: 
             expect(first.locator(".c-worker")).to_have_text(task["worker"])
             expect(first.locator(".c-checksum .mono")).to_have_attribute("title", result["checksum"])
             expect(first.locator(".c-time")).to_have_text(re.compile(r"^\d[\d.]*(,\d+)? (ms|s)$"))
-            collisions = f"{result['particle_collisions']:,} · {result['wall_collisions']:,}".replace(",", ".")
+            # the number rule (docs): grouped by a space from 10 000 on, as sim.numbers does it
+            collisions = f"{integer(result['particle_collisions'])} · {integer(result['wall_collisions'])}"
             expect(first.locator(".c-collisions")).to_have_text(collisions)
             link = first.locator("a", has_text="JSON")
             assert link.get_attribute("href") == f"/api/tasks/{task['id']}"

@@ -1,11 +1,12 @@
 """A real HTTP server put in front of a real worker to misbehave on purpose (tests only).
 
-Every request is forwarded to ``--target``; ``POST /execute`` may instead:
+Every request is forwarded to ``--target``; ``POST /execute`` and ``POST
+/execute/batch`` (a batch of tiny tasks, as one request) may instead:
 
 - ``--mode flaky``: answer 500 with probability ``--rate``; half of those before
   forwarding (the worker never sees the task), half after (the answer is lost);
 - ``--mode reject``: always answer 422;
-- ``--mode corrupt``: forward, then change the checksum in the answer;
+- ``--mode corrupt``: forward, then change the checksum in the answer (every one of a batch);
 - ``--mode slow``: forward, then hold the answer ``--delay`` seconds (a worker slow to
   answer: it ran the task, but its answer comes late); only the first ``--times``
   answers if given;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 
 import httpx
@@ -30,7 +32,16 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, ti
     app = FastAPI()
     rng = random.Random(seed)
     client = httpx.AsyncClient(base_url=target, timeout=None, trust_env=False)
-    stats = {"execute": 0, "failed_before": 0, "failed_after": 0, "rejected": 0, "corrupted": 0, "delayed": 0}
+    # execute: requests; tasks: the tasks they carried (a batch carries several)
+    stats = {
+        "execute": 0,
+        "tasks": 0,
+        "failed_before": 0,
+        "failed_after": 0,
+        "rejected": 0,
+        "corrupted": 0,
+        "delayed": 0,
+    }
 
     async def forward(request: Request, path: str) -> httpx.Response:
         return await client.request(
@@ -47,8 +58,9 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, ti
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
     async def relay(path: str, request: Request) -> Response:
-        if path == "execute" and request.method == "POST":
+        if path in ("execute", "execute/batch") and request.method == "POST":
             stats["execute"] += 1
+            stats["tasks"] += len(json.loads(await request.body())["tasks"]) if path != "execute" else 1
             if mode == "reject":
                 stats["rejected"] += 1
                 return JSONResponse({"status": "error", "error": "rechazada por el proxy de pruebas"}, 422)
@@ -65,8 +77,10 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, ti
                 await asyncio.sleep(delay)  # the injected fault itself, not a synchronisation
             if mode == "corrupt" and answer.status_code == 200:
                 body = answer.json()
-                body["checksum"] = "0" * 64
-                stats["corrupted"] += 1
+                results = [a["result"] for a in body["answers"] if a["result"]] if path != "execute" else [body]
+                for result in results:
+                    result["checksum"] = "0" * 64
+                    stats["corrupted"] += 1
                 return JSONResponse(body, 200)
             return Response(answer.content, answer.status_code, media_type="application/json")
         answer = await forward(request, path)

@@ -35,7 +35,9 @@ BY_PRIORITY = [
 
 
 def _dispatch_order(tasks: list[TaskView]) -> list[str | None]:
-    started = sorted(tasks, key=lambda t: t.timings.started_at or 0.0)
+    # tiny tasks claimed in one round go in one batch, one after another on the worker:
+    # within a round, the order in which they ran
+    started = sorted(tasks, key=lambda t: (t.timings.started_at or 0.0, t.result.timestamp if t.result else ""))
     return [t.label for t in started]
 
 

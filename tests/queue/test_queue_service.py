@@ -139,19 +139,34 @@ def test_serve_killed_mid_batch_and_restarted_loses_nothing(cluster: Cluster, pa
         assert t.result.worker_id == t.worker
 
 
-def test_worker_answering_500_at_random_is_retried_to_success(cluster: Cluster, pair, tmp_path: Path):
+#: ~10 ms of work, but above the tiny bound (`sim.cost`): each task its own /execute
+SMALL = {"NUM_PARTICULAS": 10, "NUM_PASOS": 300}
+
+
+@pytest.mark.parametrize(
+    ("params", "count", "rate", "seed", "batched"),
+    [(SMALL, 30, 0.3, 11, False), (TINY, 64, 0.3, 3, True)],  # seed 3: the first batch fails
+    ids=["una-por-peticion", "en-lotes"],
+)
+def test_worker_answering_500_at_random_is_retried_to_success(
+    cluster: Cluster, pair, tmp_path: Path, params: dict, count: int, rate: float, seed: int, batched: bool
+):
+    """Half the injected 500s come before the worker sees the request, half after it ran
+    it (the answer is lost). Tiny tasks go in batches: a lost batch answer loses all of
+    its tasks' answers at once, and each is retried with its own task_id."""
     real = pair[0]
-    flaky = cluster.proxy(real, mode="flaky", rate=0.3, seed=11)
+    flaky = cluster.proxy(real, mode="flaky", rate=rate, seed=seed)
     config = cluster.config([("worker-flaky", flaky.url)], retry_attempts=12)
     serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
     with ServerClient(serve.url) as client:
-        answer = client.submit(_tasks(TINY, 30))
+        answer = client.submit(_tasks(params, count))
         state = wait_batch(client, answer.batch, timeout=90)
-        assert state.success == 30, state
+        assert state.success == count, state
         tasks = client.tasks(batch=answer.batch)
     stats = httpx.get(flaky.url + "/proxy/stats", trust_env=False).json()
-    assert stats["failed_before"] + stats["failed_after"] >= 3, stats
-    assert sum(t.attempts for t in tasks) == stats["execute"]
+    assert stats["failed_before"] + stats["failed_after"] >= (3 if not batched else 1), stats
+    assert sum(t.attempts for t in tasks) == stats["tasks"]
+    assert (stats["tasks"] > stats["execute"]) == batched, stats  # several tasks per request only in batches
     assert any(t.attempts > 1 for t in tasks)
     # a lost answer was retried with the same task_id: the worker ran nothing twice
     executions = successes_per_task(real)

@@ -23,9 +23,19 @@ import httpx
 from httpx import USE_CLIENT_DEFAULT
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable, explain_os_error
+from partisim.errors import (
+    AuthError,
+    PartisimError,
+    TaskRejected,
+    TaskTimedOut,
+    WorkerFailed,
+    WorkerUnavailable,
+    explain_os_error,
+)
 from partisim.protocol import (
     SOFTWARE,
+    ExecuteBatchReply,
+    ExecuteBatchRequest,
     ExecuteRequest,
     ExecuteResult,
     ForeignResult,
@@ -40,6 +50,7 @@ __all__ = [
     "WorkerClient",
     "AsyncWorkerClient",
     "EXECUTE_MARGIN_S",
+    "error_for",
     "tls_context",
     "ssl_failure_reason",
     "transport_reason",
@@ -101,14 +112,18 @@ def _decode(response: httpx.Response, base_url: str) -> Body:
     if 200 <= code < 300:
         return body
     message = str(body.get("error") or body.get("detail") or body.get("raw") or f"HTTP {code}")
-    where = f"{base_url}: {message}"
+    raise error_for(code, f"{base_url}: {message}")
+
+
+def error_for(code: int, message: str) -> PartisimError:
+    """The one mapping from a worker's HTTP error code to the partisim exception."""
     if code == 401:
-        raise AuthError(where, code)
+        return AuthError(message, code)
     if code == 504:
-        raise TaskTimedOut(where, code)
+        return TaskTimedOut(message, code)
     if 400 <= code < 500:
-        raise TaskRejected(where, code)
-    raise WorkerFailed(where, code)
+        return TaskRejected(message, code)
+    return WorkerFailed(message, code)
 
 
 def _decode_health(response: httpx.Response, base_url: str) -> Body:
@@ -338,6 +353,30 @@ class AsyncWorkerClient(_Base):
     async def execute_foreign(self, request: ExecuteRequest) -> ForeignResult:
         """``execute`` on a worker that is not partisim: its answer as reported."""
         return _foreign(await self._execute(request), request, self.base_url)
+
+    async def execute_batch(self, requests: list[ExecuteRequest], read: float) -> list[ExecuteResult | PartisimError]:
+        """``POST /execute/batch``: each task's result, or the exception its own answer
+        means (as `execute` would raise it), in the order sent. ``read``: seconds to wait
+        for the whole answer. A failure of the request itself raises."""
+        body = await self._request(
+            "POST",
+            "/execute/batch",
+            json=ExecuteBatchRequest(tasks=requests).body(),
+            timeout=httpx.Timeout(self.timeout, read=read),
+        )
+        reply = _model(ExecuteBatchReply, body, self.base_url)
+        if len(reply.answers) != len(requests):
+            raise WorkerFailed(
+                f"{self.base_url}: el lote trajo {len(reply.answers)} respuestas para {len(requests)} tareas"
+            )
+        outcomes: list[ExecuteResult | PartisimError] = []
+        for answer in reply.answers:
+            if answer.code == 200 and answer.result is not None:
+                outcomes.append(answer.result)
+            else:
+                message = answer.error.error if answer.error is not None else f"HTTP {answer.code}"
+                outcomes.append(error_for(answer.code if answer.code != 200 else 500, f"{self.base_url}: {message}"))
+        return outcomes
 
     async def submit(self, request: ExecuteRequest) -> TaskState:
         return _model(TaskState, await self._request("POST", "/tasks", json=request.body()), self.base_url)

@@ -35,8 +35,12 @@ from partisim.protocol.queue_api import (
     WorkerList,
 )
 from partisim.protocol.worker_api import (
+    BATCH_MAX,
+    BatchAnswer,
     CurrentTasks,
     ErrorBody,
+    ExecuteBatchReply,
+    ExecuteBatchRequest,
     ExecuteRequest,
     ExecuteResult,
     ForeignResult,
@@ -59,6 +63,10 @@ __all__ = [
     "HealthReport",
     "WorkerStatus",
     "ExecuteRequest",
+    "ExecuteBatchRequest",
+    "ExecuteBatchReply",
+    "BatchAnswer",
+    "BATCH_MAX",
     "ExecuteResult",
     "ForeignResult",
     "TaskResult",

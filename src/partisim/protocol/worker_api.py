@@ -18,6 +18,10 @@ __all__ = [
     "HealthReport",
     "WorkerStatus",
     "ExecuteRequest",
+    "ExecuteBatchRequest",
+    "ExecuteBatchReply",
+    "BatchAnswer",
+    "BATCH_MAX",
     "ExecuteResult",
     "ForeignResult",
     "TaskResult",
@@ -97,6 +101,8 @@ class WorkerStatus(Wire):
     max_threads: int = 1
     #: threads a task of each engine can use here (python and numpy: 1)
     engine_threads: dict[str, int] = Field(default_factory=dict)
+    #: the most tasks one ``POST /execute/batch`` takes (0: a worker without that route)
+    batch_max: int = 0
     #: whether the cython engine was built with OpenMP (several threads possible)
     openmp: bool = False
     #: the static part of every result's environment here (`sim.environment`)
@@ -150,6 +156,22 @@ class ExecuteRequest(Wire):
         data = self.model_dump(exclude_none=True)
         data["benchmark"] = wire_name(self.benchmark)
         return data
+
+
+#: the most tasks one ``POST /execute/batch`` carries
+BATCH_MAX = 64
+
+
+class ExecuteBatchRequest(Wire):
+    """The body of ``POST /execute/batch``: tasks the worker runs one after another in one
+    of its slots, each exactly as ``POST /execute`` runs it (its own id, replay window,
+    timeout, record and measurement). Serve sends its tiny tasks this way: for a
+    simulation of milliseconds an HTTP request costs more than the simulation."""
+
+    tasks: list[ExecuteRequest] = Field(min_length=1, max_length=BATCH_MAX)
+
+    def body(self) -> dict[str, JsonValue]:
+        return {"tasks": [task.body() for task in self.tasks]}
 
 
 class ExecuteResult(Wire):
@@ -348,3 +370,19 @@ class ErrorBody(Wire):
     error: str
     task_id: str | None = None
     field: str | None = None
+
+
+class BatchAnswer(Wire):
+    """One task of a batch: what ``POST /execute`` would have answered for it, with that
+    answer's HTTP code (200 and the result, or the code and the error body)."""
+
+    code: int
+    result: ExecuteResult | None = None
+    error: ErrorBody | None = None
+
+
+class ExecuteBatchReply(Wire):
+    """``POST /execute/batch`` -> 200: one answer per task, in the request's order."""
+
+    worker_id: str
+    answers: list[BatchAnswer]

@@ -143,7 +143,7 @@ class Scheduler:
                     skipped += 1
                     free = min(free, self.executor.free_slots())
                     continue
-                free -= placement.slots
+                free -= placement.takes
                 placed.append((task, placement))
             # Claim the whole page in one transaction: one commit per round, not per task.
             now = time.time()
@@ -157,7 +157,7 @@ class Scheduler:
             for (task, placement), deadline, number in zip(placed, deadlines, numbers, strict=True):
                 if number is None:  # cancelled meanwhile: no longer queued; give the slots back
                     self.executor.unplace(placement)
-                    free += placement.slots
+                    free += placement.takes
                     continue
                 self.metrics.launched(task.id, number, ready_at=max(task.created_at, task.not_before), now=now)
                 self.executor.launch(Attempt(task, number, placement, deadline))

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from partisim import __version__
 from partisim.errors import ParamsError, PartisimError, explain_validation
 from partisim.fleet import Identity, resolve_identity
-from partisim.protocol import ErrorBody
+from partisim.protocol import BATCH_MAX, ErrorBody
 from partisim.worker import routes
 from partisim.worker.middleware import BearerAuth, RequestLog, worker_body_limit
 from partisim.worker.payload import request_schema
@@ -81,6 +81,16 @@ def _document_task_body(app: FastAPI, schema: dict[str, Any]) -> None:
             body = {"required": True, "content": {"application/json": {"schema": schema}}}
             for path in routes.TASK_ROUTES:
                 document["paths"][path]["post"]["requestBody"] = body
+            batch = {
+                "type": "object",
+                "required": ["tasks"],
+                "additionalProperties": False,
+                "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": BATCH_MAX, "items": schema}},
+            }
+            document["paths"]["/execute/batch"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": batch}},
+            }
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -61,6 +61,9 @@ class Metrics:
         self.tasks = {s: 0 for s in statuses}
         #: requests refused before running, by HTTP code
         self.rejected: dict[int, int] = {}
+        #: ``POST /execute/batch`` requests answered, and the tasks they carried
+        self.batches = 0
+        self.batched_tasks = 0
         self.registry = CollectorRegistry()
         self._duration = Histogram(
             "partisim_worker_task_duration_seconds",
@@ -87,6 +90,10 @@ class Metrics:
 
     def request_refused(self, code: int) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    def batch_answered(self, tasks: int) -> None:
+        self.batches += 1
+        self.batched_tasks += tasks
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition (body, content type) in the format the scraper asked for."""
@@ -117,6 +124,13 @@ class _WorkerCollector:
         for code, n in sorted(m.rejected.items()):
             refused.add_metric([wid, str(code)], n)
         yield refused
+        for name, help_text, count in (
+            ("batches", "POST /execute/batch requests answered.", m.batches),
+            ("batched_tasks", "Tasks carried by POST /execute/batch requests.", m.batched_tasks),
+        ):
+            counter = CounterMetricFamily(f"partisim_worker_{name}", help_text, labels=["worker_id"])
+            counter.add_metric([wid], count)
+            yield counter
         now = m.current()
         if now is None:
             return

@@ -16,12 +16,21 @@ from typing import Any, NoReturn
 from pydantic import JsonValue
 
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
-from partisim.protocol import TASK_ID_MAX, task_id_problem
+from partisim.protocol import BATCH_MAX, TASK_ID_MAX, task_id_problem
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
 from partisim.sim.params import LEGACY_NAMES
 from partisim.worker.settings import Limits
 
-__all__ = ["TaskRequest", "loads_strict", "parse_task_request", "check_limits", "BENCHMARKS", "request_schema"]
+__all__ = [
+    "TaskRequest",
+    "loads_strict",
+    "parse_task_request",
+    "parse_batch_request",
+    "parse_task_fields",
+    "check_limits",
+    "BENCHMARKS",
+    "request_schema",
+]
 
 BENCHMARKS: tuple[str, ...] = (*ENGINE_ALIASES, *ENGINES)
 _FIELDS = ("benchmark", "params", "task_id", "timeout", "threads")
@@ -114,7 +123,41 @@ def _number_text(value: JsonValue) -> JsonValue:
 
 
 def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
+    """The body of ``POST /execute`` or ``POST /tasks``."""
+    return parse_task_fields(loads_strict(body), limits)
+
+
+def parse_batch_request(body: bytes, limits: Limits) -> list[TaskRequest | ParamsError]:
+    """The body of ``POST /execute/batch``: ``{"tasks": [task, ...]}``, 1 to `BATCH_MAX`
+    tasks. A body of the wrong shape refuses the whole batch; a task that is wrong is
+    that task's own error (its place in the list keeps the error), and the others run."""
     data = loads_strict(body)
+    if not isinstance(data, dict):
+        raise ParamsError(f"el cuerpo debe ser un objeto JSON con el campo tasks; se recibió {json_type_name(data)}")
+    unknown = [k for k in data if k != "tasks"]
+    if unknown:
+        raise ParamsError(f"campo desconocido: {_shown(unknown[0])} (válido: tasks)", field=str(unknown[0])[:60])
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise ParamsError(
+            f"tasks debe ser una lista de 1 a {BATCH_MAX} tareas; se recibió {_shown(tasks)}", field="tasks"
+        )
+    if len(tasks) > BATCH_MAX:
+        raise ParamsError(
+            f"tasks tiene {len(tasks)} tareas; un lote admite como máximo {BATCH_MAX}: envíe varios lotes",
+            field="tasks",
+        )
+    parsed: list[TaskRequest | ParamsError] = []
+    for number, task in enumerate(tasks, start=1):
+        try:
+            parsed.append(parse_task_fields(task, limits))
+        except ParamsError as exc:
+            parsed.append(ParamsError(f"tarea {number} del lote: {exc.message}", field=exc.field, reason=exc.reason))
+    return parsed
+
+
+def parse_task_fields(data: JsonValue, limits: Limits) -> TaskRequest:
+    """One task request, already decoded from JSON."""
     if not isinstance(data, dict):
         raise ParamsError(
             f"el cuerpo debe ser un objeto JSON con los campos {', '.join(_FIELDS)}; se recibió {json_type_name(data)}"

@@ -13,11 +13,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from partisim.errors import ParamsError, WorkerFailed
+from partisim.errors import ParamsError, PartisimError, WorkerFailed
 from partisim.protocol import (
+    BATCH_MAX,
     TASK_ID_MAX,
+    BatchAnswer,
     CurrentTasks,
     ErrorBody,
+    ExecuteBatchReply,
     ExecuteResult,
     HealthReport,
     History,
@@ -25,9 +28,10 @@ from partisim.protocol import (
     TaskState,
     WorkerStatus,
 )
-from partisim.worker.payload import parse_task_request
+from partisim.worker.payload import TaskRequest, parse_batch_request, parse_task_request
 from partisim.worker.responses import (
     error_response,
+    http_error,
     model_response,
     record_code,
     replay_fields,
@@ -95,15 +99,21 @@ async def worker_status(request: Request) -> Response:
 
 async def _submit(request: Request) -> tuple[TaskRecord, bool]:
     service = service_of(request)
-    settings = service.settings
-    req = parse_task_request(await request.body(), settings.limits)
+    req = parse_task_request(await request.body(), service.settings.limits)
     if req.task_id:
         request.state.task_id = req.task_id
+    rec, created = await _admit(service, req)
+    request.state.task_id = rec.task_id
+    return rec, created
+
+
+async def _admit(service: WorkerService, req: TaskRequest) -> tuple[TaskRecord, bool]:
     # The deadline is brought into [MIN_TIMEOUT_S, --max-timeout] and reported back:
     # `timeout` (applied) and `timeout_requested` in every answer.
+    settings = service.settings
     asked = req.timeout
     timeout = settings.max_timeout if asked is None else min(max(asked, MIN_TIMEOUT_S), settings.max_timeout)
-    rec, created = await service.tasks().submit(
+    return await service.tasks().submit(
         benchmark=req.benchmark,
         engine=req.engine,
         params=req.params,
@@ -112,8 +122,6 @@ async def _submit(request: Request) -> tuple[TaskRecord, bool]:
         timeout_requested=asked,
         threads=req.threads,
     )
-    request.state.task_id = rec.task_id
-    return rec, created
 
 
 @router.post(
@@ -139,6 +147,51 @@ async def execute(request: Request) -> Response:
     )
     answer.headers.update(replay)
     return answer
+
+
+@router.post(
+    "/execute/batch",
+    responses={200: {"model": ExecuteBatchReply}, **{c: {"model": ErrorBody} for c in (400, 401, 422)}},
+    summary=f"Ejecuta de 1 a {BATCH_MAX} simulaciones, una tras otra, y espera sus resultados",
+)
+async def execute_batch(request: Request) -> Response:
+    """Each task runs as ``POST /execute`` would run it (its id, replay window, timeout,
+    record), one after another in one slot; its answer carries the HTTP code that
+    ``/execute`` would have given it. A task that is wrong fails alone."""
+    service = service_of(request)
+    requests = parse_batch_request(await request.body(), service.settings.limits)
+    answers = [await _answer(service, req) for req in requests]
+    service.metrics.batch_answered(len(answers))
+    return model_response(ExecuteBatchReply(worker_id=service.worker_id, answers=answers))
+
+
+async def _answer(service: WorkerService, req: TaskRequest | ParamsError) -> BatchAnswer:
+    """One task of a batch, answered as ``POST /execute`` answers it."""
+    if isinstance(req, ParamsError):
+        return _failed_answer(service, req, None, refused=True)
+    try:
+        rec, created = await _admit(service, req)
+    except PartisimError as exc:
+        return _failed_answer(service, exc, req.task_id, refused=True)
+    replayed = bool(replay_headers(rec, created))
+    await service.tasks().wait(rec)
+    if rec.status == "success" and rec.result is not None:
+        result = rec.result.model_copy(update=replay_fields(rec)) if replayed else rec.result
+        return BatchAnswer(code=200, result=result)
+    error = rec.error or WorkerFailed("la tarea no terminó", 500)
+    return _failed_answer(service, error, rec.task_id, status="cancelled" if rec.status == "cancelled" else None)
+
+
+def _failed_answer(
+    service: WorkerService, exc: PartisimError, task_id: str | None, *, refused: bool = False, status: str | None = None
+) -> BatchAnswer:
+    code, word = http_error(exc)
+    if refused:
+        service.metrics.request_refused(code)
+    field = exc.field if isinstance(exc, ParamsError) else None
+    return BatchAnswer(
+        code=code, error=ErrorBody(status=status or word, error=exc.message, task_id=task_id, field=field)
+    )
 
 
 @router.post(

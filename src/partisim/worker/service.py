@@ -18,7 +18,7 @@ from typing import Any
 
 from partisim import __version__
 from partisim.fleet import Identity
-from partisim.protocol import SOFTWARE, HealthReport, PingReply, WorkerStatus
+from partisim.protocol import BATCH_MAX, SOFTWARE, HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, MODEL_VERSION, engine_threads, get_engine
 from partisim.sim.engines import engine_build
 from partisim.sim.environment import MachineEnvironment, machine_facts
@@ -270,6 +270,7 @@ class WorkerService:
             cpu_count=os.cpu_count(),
             max_threads=self.max_threads,
             engine_threads=dict(self.engine_threads),
+            batch_max=BATCH_MAX,
             openmp=self.openmp,
             environment=self.machine,
             load_avg=load,

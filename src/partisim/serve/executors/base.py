@@ -45,11 +45,21 @@ __all__ = ["Placement", "Attempt", "Outcome", "OutcomeHandler", "RunHandler", "E
 @dataclass(frozen=True)
 class Placement:
     """Reserved slots: the member that will run the attempt, its address, and how many
-    of its slots the attempt takes (the threads it will run on there)."""
+    of its slots the attempt takes (the threads it will run on there). ``units``: what
+    it takes of `Executor.free_slots` when that counts finer than slots (a tiny attempt
+    sent in a batch takes one unit of its batch's slot); None: ``slots``. ``batched``:
+    it rides in a batch that holds the slot (``slots`` is then 0)."""
 
     member: str
     address: str
     slots: int = 1
+    units: int | None = None
+    batched: bool = False
+
+    @property
+    def takes(self) -> int:
+        """What it takes of `Executor.free_slots`."""
+        return self.slots if self.units is None else self.units
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,14 @@ connection is suspended until it answers a ping again. A worker that is not part
 (its /status has no ``"software": "partisim"``) is asked the same way; its answer is kept
 as reported, not verifiable.
 
+Tiny tasks (`partisim.sim.cost.tiny`: milliseconds of work against minutes of timeout)
+go to a partisim worker in batches: up to `BATCH` of them in one ``POST
+/execute/batch``, which runs them one after another in one slot, each with its own id,
+record and answer. For such a task one HTTP request cost serve more than the whole
+simulation cost the worker. `free_slots` then counts in units: a slot of a worker that
+takes batches is `BATCH` units, a tiny task takes one, and the round's tiny tasks fill a
+batch before another slot is taken.
+
 When serve gives up on an answer (no answer in time, or a 5xx) the worker may still
 run the task to the end while the retry runs it elsewhere. The fleet keeps asking that
 worker about the task (``GET /tasks/{id}``) for a while; if it reports a success, the
@@ -28,11 +36,21 @@ run is reported to the scheduler, which counts it as a duplicate run of the task
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from partisim.errors import PartisimError, TaskNotStarted, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
+from partisim.errors import (
+    ParamsError,
+    PartisimError,
+    TaskNotStarted,
+    TaskRejected,
+    TaskTimedOut,
+    WorkerFailed,
+    WorkerUnavailable,
+)
 from partisim.fleet import OrchestratorSettings
 from partisim.fleet.client import AsyncWorkerClient
 from partisim.fleet.health import HealthMonitor, WorkerHealth
@@ -41,8 +59,10 @@ from partisim.protocol import ExecuteRequest, MemberView, TaskResult, TaskState
 from partisim.serve.executors.base import Attempt, Executor, Placement
 from partisim.serve.executors.slots import Seat, SlotBook
 from partisim.serve.queue.task import Task
+from partisim.sim import parse_params
+from partisim.sim.cost import tiny
 
-__all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES"]
+__all__ = ["HttpFleet", "FOLLOW_INTERVAL_S", "ANSWER_MARGIN_S", "WATCH_INTERVAL_S", "MAX_WATCHES", "BATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +75,20 @@ ANSWER_MARGIN_S = 10.0
 WATCH_INTERVAL_S = 1.0
 #: at most this many such watches at once (each is one small GET per interval)
 MAX_WATCHES = 1000
+#: tiny tasks in one ``POST /execute/batch`` (at most the worker's ``batch_max``)
+BATCH = 16
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Tiny attempts going to one worker in one request; the batch holds one slot there."""
+
+    member: str
+    url: str
+    room: int  # tiny tasks it may still take in this round
+    placed: int = 1  # placements made into it (launched or not yet)
+    attempts: list[Attempt] = field(default_factory=list)
+    live: set[str] = field(default_factory=set)  # task ids whose outcome is still wanted
 
 
 class HttpFleet(Executor):
@@ -83,6 +117,8 @@ class HttpFleet(Executor):
         self._watches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._health: list[WorkerHealth] | None = None
         self._health_rounds = -1
+        self._forming: dict[str, list[_Batch]] = {}  # member -> the batches this round fills
+        self._sent: dict[str, _Batch] = {}  # task id -> the batch that carries it
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -94,7 +130,7 @@ class HttpFleet(Executor):
         for watch in watches:
             watch.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
-        pending = list(self._jobs.values())
+        pending = list(set(self._jobs.values()))  # a batch's job carries several tasks
         if pending:
             log.info("esperando %d tareas en curso (hasta %.0f s)", len(pending), grace)
             _, still = await asyncio.wait(pending, timeout=grace)
@@ -199,8 +235,17 @@ class HttpFleet(Executor):
             )
         return out
 
+    def _batch_size(self, h: WorkerHealth) -> int:
+        """Tiny tasks one request to this worker may carry (1: it takes no batches)."""
+        status = h.last_status
+        if status is None or not status.is_partisim or status.batch_max < 2:
+            return 1
+        return min(BATCH, status.batch_max)
+
     def free_slots(self) -> int:
-        return sum(self.book.open(self._seat(h)) for h in self.health())
+        # in units: a slot of a worker that takes batches holds a batch of tiny tasks
+        units = sum(self.book.open(self._seat(h)) * self._batch_size(h) for h in self.health())
+        return units + sum(b.room for batches in self._forming.values() for b in batches)
 
     def round_start(self) -> None:
         self.book.round_start()
@@ -218,15 +263,62 @@ class HttpFleet(Executor):
         if healths and not any(self._usable(h) for h in healths):
             names = ", ".join(h.id for h in healths[:5])
             self._waiting[task.id] = (task.batch, f"solo pueden ejecutarla workers que ahora no responden ({names})")
+        # A tiny task takes a free slot while there is one (each slot gets its batch, so
+        # the work spreads over the fleet as for any task), else joins this round's
+        # emptiest batch.
+        small = self._tiny(task)
         seats = [self._seat(h, task) for h in healths]
         seat = self.book.place(task.id, seats, exclude=task.exclude_worker, avoid=task.avoid_worker)
         if seat is None:
+            return self._join(task, healths) if small else None
+        h = next(h for h in healths if h.id == seat.id)
+        size = self._batch_size(h)
+        if small and size > 1 and seat.need == 1:
+            self._forming.setdefault(h.id, []).append(_Batch(h.id, h.url, room=size - 1))
+            return Placement(h.id, h.url, 0, units=1, batched=True)
+        return Placement(h.id, h.url, seat.need, units=seat.need * size)
+
+    def _tiny(self, task: Task) -> bool:
+        if task.threads > 1:
+            return False
+        try:
+            params = parse_params(task.params)
+        except ParamsError:
+            return False  # the worker says what is wrong with them
+        return tiny(params, task.timeout or self.default_task_timeout)
+
+    def _join(self, task: Task, healths: list[WorkerHealth]) -> Placement | None:
+        """A place for a tiny task in a batch this round already fills, or None."""
+        usable = [h for h in healths if self._usable(h)]
+        if task.exclude_worker is not None and len(healths) > 1:
+            usable = [h for h in usable if h.id != task.exclude_worker]  # a verification: another machine
+        if task.avoid_worker is not None and any(h.id != task.avoid_worker for h in usable):
+            usable = [h for h in usable if h.id != task.avoid_worker]
+        open_batches = [b for h in usable for b in self._forming.get(h.id, []) if b.room > 0]
+        if not open_batches:
             return None
-        url = next(h.url for h in self.health() if h.id == seat.id)
-        return Placement(seat.id, url, seat.need)
+        batch = max(open_batches, key=lambda b: b.room)
+        batch.room -= 1
+        batch.placed += 1
+        self.book.take(batch.member, 0)  # one more task given there; the batch has the slot
+        return Placement(batch.member, batch.url, 0, units=1, batched=True)
 
     def unplace(self, placement: Placement) -> None:
-        self.book.unplace(placement.member, placement.slots)
+        if not placement.batched:
+            self.book.unplace(placement.member, placement.slots)
+            return
+        # a worker's batches of this round are alike: take it back from one that has
+        # placements not launched yet
+        batches = self._forming[placement.member]
+        batch = next(b for b in reversed(batches) if b.placed > len(b.attempts))
+        batch.room += 1
+        batch.placed -= 1
+        self.book.unplace(placement.member, 0)
+        if batch.placed == 0:  # nothing left in it: its slot is free again
+            self.book.release(placement.member, 1)
+            batches.remove(batch)
+            if not batches:
+                del self._forming[placement.member]
 
     # -- attempts -------------------------------------------------------------------
 
@@ -256,17 +348,84 @@ class HttpFleet(Executor):
         job.add_done_callback(done)
 
     def launch(self, attempt: Attempt) -> None:
+        if attempt.placement.batched:
+            # sent once the round is over, with the round's other tiny tasks for that worker
+            if not any(b.attempts for batches in self._forming.values() for b in batches):
+                asyncio.get_running_loop().call_soon(self._send_batches)
+            batches = self._forming[attempt.placement.member]
+            next(b for b in batches if len(b.attempts) < b.placed).attempts.append(attempt)
+            return
         job = asyncio.get_running_loop().create_task(self._execute(attempt), name=f"partisim-task-{attempt.task_id}")
         self._track(attempt, job)
+
+    def _send_batches(self) -> None:
+        forming, self._forming = self._forming, {}
+        loop = asyncio.get_running_loop()
+        for batch in (b for batches in forming.values() for b in batches):
+            if not batch.attempts:  # placed but never launched: give its slot back
+                self.book.release(batch.member, 1)
+                continue
+            batch.live = {a.task_id for a in batch.attempts}
+            job = loop.create_task(self._execute_batch(batch), name=f"partisim-batch-{batch.attempts[0].task_id}")
+            for attempt in batch.attempts:
+                self._sent[attempt.task_id] = batch
+                self._jobs[attempt.task_id] = job
+            job.add_done_callback(functools.partial(self._batch_done, batch))
+
+    def _batch_done(self, batch: _Batch, job: asyncio.Task[None]) -> None:
+        self.book.release(batch.member, 1)
+        for attempt in batch.attempts:
+            if self._sent.get(attempt.task_id) is batch:
+                del self._sent[attempt.task_id]
+            if self._jobs.get(attempt.task_id) is job:
+                del self._jobs[attempt.task_id]
+        self._wake()
+
+    async def _execute_batch(self, batch: _Batch) -> None:
+        requests = [
+            ExecuteRequest(benchmark=a.task.benchmark, params=a.task.params, task_id=a.task_id, timeout=a.task.timeout)
+            for a in batch.attempts
+        ]
+        # the earliest deadline of its tasks bounds the whole batch: tiny tasks end in
+        # milliseconds, so a batch that reaches it has a worker in trouble
+        bound = max(0.0, min(a.deadline for a in batch.attempts) - time.time())
+        client = self._client(batch.url, batch.member)
+        try:
+            outcomes = await asyncio.wait_for(client.execute_batch(requests, read=bound), timeout=bound)
+        except asyncio.TimeoutError:
+            self._batch_failed(batch, TaskTimedOut(f"{batch.url}: sin respuesta en {bound:.0f} s"))
+        except PartisimError as exc:
+            self._batch_failed(batch, exc)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise  # shutdown: no outcome; the queue keeps the tasks' state
+        except Exception as exc:  # an answer we could not use: count it as a worker fault
+            log.exception("respuesta inesperada de %s a un lote", batch.member)
+            self._batch_failed(batch, WorkerFailed(f"{batch.url}: {exc}"))
+        else:
+            for attempt, outcome in zip(batch.attempts, outcomes, strict=True):
+                if attempt.task_id not in batch.live:
+                    continue  # cancelled meanwhile: its outcome is not wanted
+                if isinstance(outcome, PartisimError):
+                    self._failed(attempt, outcome)
+                else:
+                    self.deliver(attempt, outcome)
+
+    def _batch_failed(self, batch: _Batch, exc: PartisimError) -> None:
+        """The request itself failed: every task still wanted gets that outcome."""
+        wanted = [a for a in batch.attempts if a.task_id in batch.live]
+        for k, attempt in enumerate(wanted):
+            self._failed(attempt, exc, note=k == 0)
 
     def running(self, task_id: str) -> bool:
         return task_id in self._jobs
 
-    def _failed(self, attempt: Attempt, exc: PartisimError) -> None:
+    def _failed(self, attempt: Attempt, exc: PartisimError, *, note: bool = True) -> None:
+        """``note``: record a refused connection against the worker (once per request)."""
         if isinstance(exc, WorkerUnavailable):
-            self.book.suspend(attempt.placement.member, time.time())
-            self.monitor.registry.record_failure(attempt.placement.member, str(exc))
-            self._health = None  # the record changed: copy it again
+            if note:
+                self.book.suspend(attempt.placement.member, time.time())
+                self.monitor.registry.record_failure(attempt.placement.member, str(exc))
+                self._health = None  # the record changed: copy it again
         elif self._answer_lost(exc):
             self._watch(attempt)
         self.deliver(attempt, exc)
@@ -313,6 +472,13 @@ class HttpFleet(Executor):
     def cancel(self, task_id: str, member: str | None, address: str | None) -> None:
         if address:
             asyncio.get_running_loop().create_task(self._cancel_remote(address, task_id, member))
+        batch = self._sent.get(task_id)
+        if batch is not None:
+            # one task of a batch: the others go on; its answer will be dropped
+            batch.live.discard(task_id)
+            if not batch.live:
+                self._jobs[task_id].cancel()
+            return
         # Stop waiting for its answer now: the slot is free at once, even when the
         # worker hangs and never answers the DELETE (its answer would be dropped anyway).
         job = self._jobs.get(task_id)

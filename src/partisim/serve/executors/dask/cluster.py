@@ -4,13 +4,15 @@ Dask does the placement. Attempts reach Dask as Dask tasks running `remote.run_b
 whichever worker Dask picks; the worker that really ran each attempt comes back with its
 result and is what the queue records. An attempt run in a killable child (the usual
 case) is a Dask task of its own, keyed ``partisim-<task>-<attempt>-<session>``. An
-attempt far below its deadline (`remote.inline`: milliseconds of work against minutes)
+attempt far below its deadline (`sim.cost.tiny`: milliseconds of work against minutes)
 runs in the worker's thread, and up to `UNIT` of them share one Dask task: a tiny task
 then costs what it costs on plain Dask, not a Dask task and a child hand-off each.
 
 Our queue keeps durability, order and the retry budget: serve hands Dask a window of
-`PREFETCH` child attempts (or `PREFETCH` × `UNIT` inline ones) per thread of the usable
-workers, in queue order, and the rest waits in SQLite. Every attempt is claimed in the
+`CHILD_PREFETCH` child attempts (or `PREFETCH` × `UNIT` inline ones) per thread of the
+usable workers, in queue order, and the rest waits in SQLite. Long attempts are few in
+Dask at a time because Dask gives each of them to a worker as soon as it has it: with
+more, one worker could be left holding several long ones while the other has finished. Every attempt is claimed in the
 queue before it is sent and has one outcome, once, whichever Dask task carried it.
 
 - Members, the version guard, starting and connecting the cluster: `provision.DaskProvision`.
@@ -50,24 +52,32 @@ from partisim.protocol import ExecuteResult, MemberView
 from partisim.serve.executors.base import Attempt, Executor, Placement
 from partisim.serve.executors.dask.outcomes import error_of, outcome_of
 from partisim.serve.executors.dask.provision import DaskProvision, require_dask
-from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, inline, run_batch
+from partisim.serve.executors.dask.remote import AttemptReport, AttemptSpec, expected, run_batch
 from partisim.serve.queue.task import Task
 from partisim.sim import parse_params
+from partisim.sim.cost import tiny
 
-__all__ = ["DaskCluster", "MEMBER", "PREFETCH", "POLL_S"]
+__all__ = ["DaskCluster", "MEMBER", "PREFETCH", "CHILD_PREFETCH", "POLL_S"]
 
 log = logging.getLogger(__name__)
 
 #: the member an attempt is placed on until its worker is known
 MEMBER = "dask"
-#: attempts handed to Dask per usable worker thread: enough that a worker never waits
-#: for serve between two tasks, few enough that the order stays the queue's. The window
-#: is refilled when half of it is free, so tasks reach Dask in batches
+#: batches of inline attempts handed to Dask per usable worker thread: enough that a
+#: worker never waits for serve between two of them, few enough that the order stays the
+#: queue's. The window is refilled once a batch's worth of it is free
 PREFETCH = 4
-#: what an attempt run in a child process takes of the window; an inline one (far below
-#: its deadline, `remote.inline`) takes 1, so up to this many inline attempts go in one
-#: Dask task and the window holds this many times more of them
+#: inline attempts (far below their deadline, `sim.cost.tiny`) in one Dask task; each
+#: takes 1 unit of the window
 UNIT = 16
+#: attempts run in a child process handed to Dask per usable worker thread: the one it
+#: runs and the next one (as Dask itself sends a worker at most about two of its queued
+#: tasks, its default worker-saturation). With 4 per thread, Dask gave a worker 5 of
+#: the first 8 tasks of a sweep of ~1 s tasks and the other 3: the sweep ended on one
+#: worker while the other idled
+CHILD_PREFETCH = 2
+#: the window's units an attempt run in a child takes
+CHILD_UNITS = PREFETCH * UNIT // CHILD_PREFETCH
 #: how often the cluster's workers are asked about
 POLL_S = 0.5
 #: beyond a task's own timeout, how long the queue's record waits (informative: the task
@@ -81,7 +91,7 @@ class _InFlight:
 
     attempt: Attempt
     key: str  # the attempt's own key (the Dask key of its batch when it runs alone)
-    units: int  # of the window: 1 for an inline attempt, `UNIT` for one in a child
+    units: int  # of the window: 1 for an inline attempt, `CHILD_UNITS` for one in a child
     only: frozenset[str] | None  # strict restriction to these workers (None: any)
     workers: list[str] | None = None  # Dask's workers=
     loose: bool = False  # Dask's allow_other_workers=
@@ -89,7 +99,7 @@ class _InFlight:
 
     @property
     def inline(self) -> bool:
-        return self.units < UNIT
+        return self.units < CHILD_UNITS
 
 
 @dataclass(eq=False)
@@ -194,11 +204,10 @@ class DaskCluster(Executor):
         return max(0, self._capacity() - self._load - self._reserved)
 
     def free_slots(self) -> int:
-        # Refill in batches (half the window at a time): one submission to Dask per
-        # batch instead of one per finished task, while the other half keeps the
-        # workers busy.
+        # Refill once a batch of inline attempts (or one child attempt) fits: one
+        # submission to Dask per batch instead of one per finished tiny task.
         free = self._free()
-        if self._held or (free < max(1, self._capacity() // 2) and self._inflight):
+        if self._held or (free < UNIT and self._inflight):
             return 0
         return free
 
@@ -211,12 +220,12 @@ class DaskCluster(Executor):
         return (task.timeout or self.settings.task_timeout) + DEADLINE_MARGIN_S
 
     def _units(self, task: Task) -> int:
-        """1 for an attempt that will run inline in the Dask worker's thread, else `UNIT`."""
+        """1 for an attempt that will run inline in the Dask worker's thread, else `CHILD_UNITS`."""
         try:
             params = parse_params(task.params)
         except ParamsError:
-            return UNIT  # the worker says what is wrong with them
-        return 1 if inline(params, task.timeout or self.settings.task_timeout) else UNIT
+            return CHILD_UNITS  # the worker says what is wrong with them
+        return 1 if tiny(params, task.timeout or self.settings.task_timeout) else CHILD_UNITS
 
     def place(self, task: Task) -> Placement | None:
         units = self._units(task)

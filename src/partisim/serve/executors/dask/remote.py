@@ -1,7 +1,7 @@
 """What runs on a Dask worker for ``partisim serve --dask``: a batch of attempts (one Dask
 task), and the probe of the version guard.
 
-An attempt whose work is far below its deadline (serve's `inline` estimate: a few
+An attempt whose work is far below its deadline (`partisim.sim.cost.tiny`: a few
 milliseconds of work against minutes of timeout) runs in the worker's own thread, like a
 plain Dask task: handing it to a child process would cost more than the simulation.
 Every other attempt runs the same engine code as an HTTP worker does, in a child process
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from partisim import __version__
 from partisim.errors import ParamsError, PartisimError
 from partisim.sim import ENGINES, MODEL_VERSION, SimParams, SimResult, parse_params
+from partisim.sim.cost import tiny
 from partisim.sim.isolated import prewarm, run_isolated
 
 __all__ = [
@@ -35,33 +36,10 @@ __all__ = [
     "environment",
     "run_batch",
     "expected",
-    "inline",
-    "INLINE_MAX_S",
 ]
 
 #: states of a task on a Dask worker that mean "nobody wants this run any more"
 _RELEASED = frozenset({"cancelled", "released", "forgotten"})
-#: an attempt runs in the worker's thread only when its estimated work is at most this
-#: long and at most `INLINE_SHARE` of its timeout; the estimate is pessimistic (the
-#: python engine, the slowest, on a slow core, with every particle colliding)
-INLINE_MAX_S = 0.05
-INLINE_SHARE = 0.01
-#: the estimate: a fixed cost (initial state, checksum) plus per step and per particle-step
-_FIXED_S = 2e-3
-_STEP_S = 1e-4
-_PARTICLE_STEP_S = 2e-5
-
-
-def estimate(params: SimParams) -> float:
-    """Pessimistic seconds of work of one simulation, whatever its engine."""
-    return _FIXED_S + params.steps * _STEP_S + params.particles * params.steps * _PARTICLE_STEP_S
-
-
-def inline(params: SimParams, timeout: float) -> bool:
-    """Whether an attempt is small enough to run in the Dask worker's thread: so far
-    below its deadline that a child process (to be able to kill it) is not needed."""
-    work = estimate(params)
-    return work <= INLINE_MAX_S and work <= timeout * INLINE_SHARE
 
 
 @dataclass(frozen=True)
@@ -209,7 +187,7 @@ def _attempt(spec: AttemptSpec, worker: Any, task_key: str | None, stop: Callabl
         params = parse_params(spec.params)
     except ParamsError as exc:
         return AttemptReport(address, "invalid", message=exc.message)
-    if spec.inline and inline(params, spec.timeout):
+    if spec.inline and tiny(params, spec.timeout):
         return _in_thread(address, params, spec.benchmark)
     run = run_isolated(params, spec.benchmark, spec.timeout, key=spec.key, should_stop=stop)
     return AttemptReport(address, run.status, run.result, run.message, run.elapsed)
