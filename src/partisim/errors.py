@@ -9,8 +9,12 @@ pydantic's validation errors become Spanish sentences in one place, `explain_val
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: importing errors stays free of pydantic
+    from pydantic_core import ErrorDetails
 
 __all__ = [
     "PartisimError",
@@ -28,6 +32,7 @@ __all__ = [
     "ServerError",
     "BatchNotFound",
     "LocalWorkersError",
+    "ErrorLocation",
     "ImageError",
     "CheckFailed",
     "MenuExit",
@@ -211,15 +216,19 @@ _MESSAGES = {
 }
 
 
-def _where(loc: tuple[Any, ...]) -> str:
+#: where a validation error points: field names and list indices, outermost first
+ErrorLocation = tuple[int | str, ...]
+
+
+def _where(loc: ErrorLocation) -> str:
     text = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
     return text.replace(".[", "[")
 
 
 def explain_validation(
-    errors: Iterable[Mapping[str, Any]],
+    errors: Iterable[ErrorDetails],
     *,
-    label: Callable[[tuple[Any, ...]], str] = _where,
+    label: Callable[[ErrorLocation], str] = _where,
     drop: frozenset[str] = frozenset({"body", "query", "path", "header"}),
 ) -> tuple[str, str | None]:
     """A Spanish one-line message for pydantic's (or FastAPI's) validation errors, and
@@ -271,13 +280,11 @@ _JSON_MESSAGES = (
 )
 
 
-def explain_json_error(exc: Any) -> str:
+def explain_json_error(exc: json.JSONDecodeError) -> str:
     """``json.JSONDecodeError`` in Spanish: where, and what was expected there."""
-    msg = str(getattr(exc, "msg", "") or "")
+    msg = str(exc.msg or "")
     text = next((es for en, es in _JSON_MESSAGES if msg.startswith(en)), "formato inválido")
-    line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
-    where = f" en la línea {line}, columna {column}" if line is not None else ""
-    return f"JSON inválido{where}: {text}"
+    return f"JSON inválido en la línea {exc.lineno}, columna {exc.colno}: {text}"
 
 
 _OS_MESSAGES = {
@@ -322,6 +329,6 @@ _JSON_TYPES = {
 }
 
 
-def json_type_name(value: Any) -> str:
+def json_type_name(value: object) -> str:
     """What a decoded JSON value is, in Spanish ("una lista", "un texto"...)."""
     return _JSON_TYPES.get(type(value), "otro tipo de valor")

@@ -41,7 +41,7 @@ class _OnlyOne:
         self.action = action
         self.wanted = wanted
 
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser | _Ignored:
         if name == self.wanted:
             return self.action.add_parser(name, **kwargs)
         self.action.add_parser(name, help=kwargs.get("help"), add_help=False)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from rich.console import Console
 
 __all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
@@ -16,15 +18,16 @@ __all__ = ["console", "err_console", "fail", "install_log_handler", "warn"]
 class _LazyConsole:
     """Stands for a `rich.console.Console` made at its first attribute access."""
 
-    def __init__(self, **options: Any) -> None:
-        self._options = options
+    def __init__(self, *, stderr: bool = False, highlight: bool = True) -> None:
+        self._stderr = stderr
+        self._highlight = highlight
         self._console: Console | None = None
 
     def _real(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            self._console = Console(stderr=self._stderr, highlight=self._highlight)
         return self._console
 
     def __getattr__(self, name: str) -> Any:
@@ -35,8 +38,8 @@ class _LazyConsole:
     def __enter__(self) -> Console:
         return self._real().__enter__()
 
-    def __exit__(self, *exc: Any) -> None:
-        self._real().__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._real().__exit__(kind, exc, tb)
 
 
 console = cast("Console", _LazyConsole(highlight=False))

@@ -4,14 +4,15 @@ connections and large bodies get (`ServeOptions`)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TypedDict
 
 from partisim.serve.options import ServeOptions
 
 __all__ = ["add_limit_options", "limit_options"]
 
 
-def _positive(kind: type[float] | type[int]) -> Any:
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float | int]:
     def parse(text: str) -> float | int:
         try:
             value = kind(text)
@@ -51,7 +52,15 @@ def add_limit_options(p: argparse.ArgumentParser, defaults: ServeOptions) -> Non
     )
 
 
-def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+class LimitOptions(TypedDict):
+    """The `ServeOptions` fields the limit options set."""
+
+    request_timeout: float
+    max_connections: int
+    max_body_bytes: int
+
+
+def limit_options(args: argparse.Namespace) -> LimitOptions:
     """The `ServeOptions` fields the limit options set."""
     return {
         "request_timeout": args.request_timeout,

@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, install_log_handler, warn
@@ -206,14 +206,14 @@ def _demo(args: argparse.Namespace) -> int:
 @_command
 def _check(args: argparse.Namespace) -> int:
     from partisim.orchestrator import views
-    from partisim.orchestrator.check import run_checks
+    from partisim.orchestrator.check import CheckResult, WorkerChecks, run_checks
 
     config = _load(args.config)
     mode = "rápida" if args.quick else "completa"
     console.rule(f"[bold]Prueba de comunicación ({mode})")
     console.print(f"Configuración: {config.path} ({len(config.workers)} worker(s))")
 
-    def show(wc: Any, result: Any) -> None:
+    def show(wc: WorkerChecks, result: CheckResult) -> None:
         if result.skipped:
             return
         mark = "[yellow]–[/yellow]" if result.unsupported else "[green]✓[/green]" if result.ok else "[red]✗[/red]"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import JsonValue
 
 from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from partisim.sim import Measurement, Prediction, SimParams
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 #: relative change of kT over the measured half above which the comparison is flagged
 _COOLING_TOLERANCE = 0.10
@@ -32,7 +36,7 @@ def _temperature(text: str) -> float:
     return value
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: T) -> T | None:
     """Strict JSON: a non-finite float becomes null."""
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
@@ -54,8 +58,8 @@ def _cooling_warning(m: Measurement) -> str | None:
 
 def _report(
     params: SimParams, prediction: Prediction, source: str, m: Measurement | None, warnings: list[str]
-) -> dict[str, Any]:
-    data: dict[str, Any] = {**prediction.to_dict(), "temperature_source": source}
+) -> dict[str, JsonValue]:
+    data: dict[str, JsonValue] = {**prediction.to_dict(), "temperature_source": source}
     data["expected_ratio"] = 1.0 - prediction.missed_fraction_estimate
     run_fields = (
         "engine",
@@ -74,8 +78,8 @@ def _report(
         data[name] = getattr(m, name) if m else None
     data["ratio"] = _ratio(m.collision_rate_measured, prediction.collision_rate_theory) if m else None
     data["wall_ratio"] = _ratio(m.wall_rate_measured, prediction.wall_rate_theory) if m else None
-    data["params"] = params.to_api()
-    data["warnings"] = warnings
+    data["params"] = {**params.to_api()}
+    data["warnings"] = [*warnings]
     return {key: _finite(value) for key, value in data.items()}
 
 
@@ -83,26 +87,26 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
 
 
-def _print_human(data: dict[str, Any]) -> None:
+def _print_human(p: Prediction, source_key: str, m: Measurement | None) -> None:
     source = {
         "initial": "inicial: VELOCIDAD_INICIAL_MAX²/3",
         "measured": "medida en la segunda mitad",
         "given": "indicada con --temperature",
-    }[data["temperature_source"]]
-    missed = data["missed_fraction_estimate"]
-    tau = data["haff_tau"]
+    }[source_key]
+    missed = _finite(p.missed_fraction_estimate)
+    tau = _finite(p.haff_tau)
     rows = [
-        ("Fracción de empaquetamiento η", _num(data["packing_fraction"]), ""),
-        ("Densidad de centros n", _num(data["number_density"]), "por unidad de área"),
-        ("Temperatura kT", _num(data["temperature"]), f"({source})"),
-        ("g(σ) de contacto (Henderson)", _num(data["g_contact"]), ""),
-        ("Frecuencia de colisión por partícula ν", _num(data["collision_frequency"]), "por unidad de tiempo"),
-        ("Colisiones entre partículas N·ν/2", _num(data["collision_rate_theory"]), "por unidad de tiempo"),
-        ("Choques con las paredes", _num(data["wall_rate_theory"]), "por unidad de tiempo"),
-        ("Recorrido libre medio λ", _num(data["mean_free_path"]), "unidades de longitud"),
-        ("Paso relativo a = dt·⟨|v|⟩/σ", _num(data["step_ratio"]), ""),
+        ("Fracción de empaquetamiento η", _num(p.packing_fraction), ""),
+        ("Densidad de centros n", _num(p.number_density), "por unidad de área"),
+        ("Temperatura kT", _num(p.temperature), f"({source})"),
+        ("g(σ) de contacto (Henderson)", _num(p.g_contact), ""),
+        ("Frecuencia de colisión por partícula ν", _num(p.collision_frequency), "por unidad de tiempo"),
+        ("Colisiones entre partículas N·ν/2", _num(p.collision_rate_theory), "por unidad de tiempo"),
+        ("Choques con las paredes", _num(p.wall_rate_theory), "por unidad de tiempo"),
+        ("Recorrido libre medio λ", _num(p.mean_free_path), "unidades de longitud"),
+        ("Paso relativo a = dt·⟨|v|⟩/σ", _num(p.step_ratio), ""),
         ("Colisiones perdidas por el paso (estimación)", f"{100 * missed:.2g} %" if missed is not None else "—", ""),
-        ("DT máximo para perder como mucho el 2 %", _num(data["dt_max_2pct"], 3), ""),
+        ("DT máximo para perder como mucho el 2 %", _num(p.dt_max_2pct, 3), ""),
         (
             "Tiempo de enfriamiento de Haff τ",
             _num(tau),
@@ -113,22 +117,32 @@ def _print_human(data: dict[str, Any]) -> None:
     width = max(len(label) for label, _, _ in rows)
     for label, value, unit in rows:
         console.print(f"  {label:<{width}}  {value:>10}  {unit}".rstrip(), soft_wrap=True)
-    if data["engine"] is None:
+    if m is None:
         return
     console.print(
-        f"\n[bold]Medición[/] con el motor [cyan]{data['engine']}[/]: pasos "
-        f"{data['steps'] - data['measured_steps'] + 1}–{data['steps']} de {data['steps']} "
-        f"({_num(data['measured_time'])} unidades de tiempo)",
+        f"\n[bold]Medición[/] con el motor [cyan]{m.engine}[/]: pasos "
+        f"{m.steps - m.measured_steps + 1}–{m.steps} de {m.steps} "
+        f"({_num(m.measured_time)} unidades de tiempo)",
         soft_wrap=True,
     )
     console.print(f"  {'':<32}{'teoría':>12}{'medido':>12}{'medido/teoría':>16}")
     for label, theory, measured, ratio in (
-        ("Colisiones entre partículas", data["collision_rate_theory"], data["collision_rate_measured"], data["ratio"]),
-        ("Choques con las paredes", data["wall_rate_theory"], data["wall_rate_measured"], data["wall_ratio"]),
+        (
+            "Colisiones entre partículas",
+            p.collision_rate_theory,
+            m.collision_rate_measured,
+            _ratio(m.collision_rate_measured, p.collision_rate_theory),
+        ),
+        (
+            "Choques con las paredes",
+            p.wall_rate_theory,
+            m.wall_rate_measured,
+            _ratio(m.wall_rate_measured, p.wall_rate_theory),
+        ),
     ):
         console.print(f"  {label:<32}{_num(theory):>12}{_num(measured):>12}{_num(ratio):>16}")
-    console.print(f"  Cociente esperado por el paso (1 − pérdida estimada): {_num(data['expected_ratio'])}")
-    console.print(f"  Checksum: {data['checksum']}")
+    console.print(f"  Cociente esperado por el paso (1 − pérdida estimada): {_num(1.0 - p.missed_fraction_estimate)}")
+    console.print(f"  Checksum: {m.checksum}")
 
 
 def _theory(args: argparse.Namespace) -> int:
@@ -152,13 +166,14 @@ def _theory(args: argparse.Namespace) -> int:
         warnings.append(cooling)
     if temperature is not None and not math.isfinite(temperature):
         return fail("la temperatura medida no es finita: las velocidades son demasiado grandes para compararlas")
-    data = _report(params, predict(params, temperature), source, measurement, warnings)
+    prediction = predict(params, temperature)
+    data = _report(params, prediction, source, measurement, warnings)
     for text in warnings:
         warn(text)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, allow_nan=False))
     else:
-        _print_human(data)
+        _print_human(prediction, source, measurement)
     return 0
 
 

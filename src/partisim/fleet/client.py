@@ -16,10 +16,12 @@ from __future__ import annotations
 import functools
 import socket
 import ssl
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from httpx import USE_CLIENT_DEFAULT
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from partisim.errors import AuthError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable, explain_os_error
 from partisim.protocol import (
@@ -67,9 +69,13 @@ def _headers(token: str | None) -> dict[str, str]:
 
 
 M = TypeVar("M", bound=BaseModel)
+#: a JSON object as a worker sent it, before a protocol model validates it
+Body = dict[str, JsonValue]
+#: the query string of a request
+Query = Mapping[str, str | int | float | bool | None]
 
 
-def _model(kind: type[M], body: dict[str, Any], base_url: str) -> M:
+def _model(kind: type[M], body: Body, base_url: str) -> M:
     """A 2xx body as its protocol model; a body that does not fit is a worker fault."""
     try:
         return kind.model_validate(body)
@@ -83,7 +89,7 @@ def _read_timeout(base: float, task_timeout: float | None) -> float | None:
     return None if task_timeout is None else task_timeout + EXECUTE_MARGIN_S + base
 
 
-def _decode(response: httpx.Response, base_url: str) -> dict[str, Any]:
+def _decode(response: httpx.Response, base_url: str) -> Body:
     """The JSON body of a 2xx answer; otherwise the matching exception."""
     try:
         body = response.json()
@@ -105,7 +111,7 @@ def _decode(response: httpx.Response, base_url: str) -> dict[str, Any]:
     raise WorkerFailed(where, code)
 
 
-def _decode_health(response: httpx.Response, base_url: str) -> dict[str, Any]:
+def _decode_health(response: httpx.Response, base_url: str) -> Body:
     """/health's 503 "unhealthy" is an answer, not an outage: return it as data."""
     if response.status_code == 503:
         try:
@@ -139,14 +145,14 @@ def transport_reason(exc: BaseException) -> str:
     return "error de red"
 
 
-def _status(body: dict[str, Any], base_url: str) -> WorkerStatus:
+def _status(body: Body, base_url: str) -> WorkerStatus:
     """A partisim worker's status strictly; any other worker's leniently."""
     if body.get("software") == SOFTWARE:
         return _model(WorkerStatus, body, base_url)
     return WorkerStatus.lenient(body)
 
 
-def _foreign(body: dict[str, Any], request: ExecuteRequest, base_url: str) -> ForeignResult:
+def _foreign(body: Body, request: ExecuteRequest, base_url: str) -> ForeignResult:
     status = body.get("status")
     if status not in (None, "success", "completed", "ok"):
         message = body.get("error") or body.get("message") or f"estado {status!r}"
@@ -211,9 +217,19 @@ class WorkerClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JsonValue = None,
+        params: Query | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> Body:
         try:
-            response = self._http.request(method, path, **kw)
+            response = self._http.request(
+                method, path, json=json, params=params, timeout=USE_CLIENT_DEFAULT if timeout is None else timeout
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
         return _decode(response, self.base_url)
@@ -231,7 +247,7 @@ class WorkerClient(_Base):
     def status(self) -> WorkerStatus:
         return _status(self._request("GET", "/status"), self.base_url)
 
-    def _execute(self, request: ExecuteRequest) -> dict[str, Any]:
+    def _execute(self, request: ExecuteRequest) -> Body:
         read = _read_timeout(self.timeout, request.timeout)
         return self._request("POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read))
 
@@ -280,9 +296,19 @@ class AsyncWorkerClient(_Base):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JsonValue = None,
+        params: Query | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> Body:
         try:
-            response = await self._http.request(method, path, **kw)
+            response = await self._http.request(
+                method, path, json=json, params=params, timeout=USE_CLIENT_DEFAULT if timeout is None else timeout
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
         return _decode(response, self.base_url)
@@ -300,7 +326,7 @@ class AsyncWorkerClient(_Base):
     async def status(self) -> WorkerStatus:
         return _status(await self._request("GET", "/status"), self.base_url)
 
-    async def _execute(self, request: ExecuteRequest) -> dict[str, Any]:
+    async def _execute(self, request: ExecuteRequest) -> Body:
         read = _read_timeout(self.timeout, request.timeout)
         return await self._request(
             "POST", "/execute", json=request.body(), timeout=httpx.Timeout(self.timeout, read=read)

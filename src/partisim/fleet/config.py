@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -112,7 +112,7 @@ class WorkerEntry(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _host_alias(cls, data: Any) -> Any:
+    def _host_alias(cls, data: object) -> object:
         # the users' ETAPA-6 files say "host" where ETAPA-4 said "ip"
         if isinstance(data, dict) and "host" in data:
             data = dict(data)
@@ -139,7 +139,7 @@ class WorkerEntry(BaseModel):
 
     @field_validator("algorithms", mode="before")
     @classmethod
-    def _valid_algorithms(cls, v: Any) -> Any:
+    def _valid_algorithms(cls, v: object) -> tuple[str, ...] | None:
         if v is None:
             return None
         if isinstance(v, str):
@@ -406,7 +406,7 @@ class Config(BaseModel):
         raise ConfigError(f"worker desconocido: {worker_id!r} (configurados: {known})")
 
 
-def parse_config(data: Any, path: str = "<config>") -> Config:
+def parse_config(data: object, path: str = "<config>") -> Config:
     """Validate an already-decoded config object."""
     if not isinstance(data, dict):
         raise ConfigError(f'{path}: el contenido debe ser un objeto JSON con la clave "workers"')

@@ -51,7 +51,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Literal
+
+from pydantic import JsonValue
 
 from partisim.errors import PartisimError, explain_os_error
 from partisim.fleet.client import AsyncWorkerClient
@@ -98,8 +100,9 @@ class WorkerHealth:
         """``ip:port`` as the user wrote it in the configuration."""
         return self.url.split("://", 1)[-1].rstrip("/")
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+    def to_dict(self) -> dict[str, JsonValue]:
+        """The health as JSON-ready data (``partisim workers --json``)."""
+        data: dict[str, JsonValue] = asdict(self)
         data["last_status"] = self.last_status.model_dump(mode="json") if self.last_status else None
         data["since_iso"] = _iso(self.since)
         return data

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
 
 from partisim.protocol import WIRE_NAMES, ExecuteRequest
 from partisim.sim import parse_params
+from partisim.sim.params import ApiParams
 
 __all__ = ["LEGACY_PARAMS", "legacy_problem", "legacy_request"]
 
@@ -24,11 +24,11 @@ LEGACY_PARAMS = ("NUM_PARTICULAS", "NUM_PASOS", "SEMILLA")
 
 
 @functools.lru_cache(maxsize=1)
-def _defaults() -> dict[str, Any]:
+def _defaults() -> ApiParams:
     return parse_params({}).to_api()
 
 
-def legacy_problem(engine: str, params: Mapping[str, Any], threads: int | None = None) -> str | None:
+def legacy_problem(engine: str, params: Mapping[str, object], threads: int | None = None) -> str | None:
     """Why a worker of the original design cannot run this task as asked (a Spanish
     clause to follow "este worker no es partisim: "), or None when it can."""
     if engine not in WIRE_NAMES:

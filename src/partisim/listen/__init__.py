@@ -17,12 +17,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 import uvicorn
 
 from partisim.errors import ConfigError, explain_os_error
 from partisim.listen.connections import guarded_protocol
+from partisim.listen.guards import ASGIApp
 
 __all__ = ["bind_socket", "Listener", "Server", "run_server", "raise_file_limit"]
 
@@ -120,7 +120,7 @@ def _absorb(sig: int, frame: FrameType | None) -> None:
 
 
 def run_server(
-    app: Any,
+    app: ASGIApp,
     sock: socket.socket,
     listener: Listener,
     *,

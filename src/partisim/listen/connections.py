@@ -33,6 +33,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from partisim.listen.guards import ASGIApp, Receive, Scope, Send
+
 __all__ = ["GuardedHttpProtocol", "guarded_protocol", "timeout_response", "MAX_HEADER_BYTES"]
 
 log = logging.getLogger("partisim.listen")
@@ -89,7 +91,7 @@ class _HeadersTooLarge(Exception):
     """Raised inside a parser callback: httptools turns it into a parser error."""
 
 
-def _too_many(limit: int, who: str) -> Any:
+def _too_many(limit: int, who: str) -> ASGIApp:
     """An ASGI app answering 503 (JSON) to a request over the connection limit."""
     body = json.dumps(
         {
@@ -100,7 +102,7 @@ def _too_many(limit: int, who: str) -> Any:
         allow_nan=False,
     ).encode()
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",

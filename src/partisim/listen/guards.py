@@ -11,8 +11,11 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a type only: the door stays free of pydantic
+    from pydantic import JsonValue
 
 __all__ = [
     "BodyLimit",
@@ -39,7 +42,7 @@ AUTH_BURST = 50
 AUTH_WINDOW_S = 60.0
 
 
-def json_bytes(data: Any) -> bytes:
+def json_bytes(data: object) -> bytes:
     """Strict JSON (no NaN/Infinity) as UTF-8; a lone surrogate a client sent becomes '?'."""
     return json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8", errors="replace")
 
@@ -70,13 +73,13 @@ class JsonRefused(ValueError):
     """A body that is not JSON, or JSON nested deeper than allowed; the message is Spanish."""
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
+def _depth_exceeds(value: object, limit: int) -> bool:
     """Whether arrays and objects nest deeper than ``limit`` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: Iterable[object] = item.values()
         elif isinstance(item, list):
             children = item
         else:
@@ -87,7 +90,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def loads_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> JsonValue:
     """Parse a request body; `JsonRefused` when it is not UTF-8 JSON or nests deeper than ``max_depth``."""
     if isinstance(raw, bytes):
         try:
@@ -98,7 +101,7 @@ def loads_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         text = raw
     too_deep = JsonRefused(f"el JSON está anidado a más de {max_depth} niveles (listas u objetos)")
     try:
-        value = json.loads(text)
+        value: JsonValue = json.loads(text)
     except RecursionError:
         raise too_deep from None
     except ValueError as exc:

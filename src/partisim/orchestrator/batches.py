@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from partisim.errors import BatchNotFound, PartisimError, ServerError
 from partisim.files import atomic_writer
@@ -19,6 +19,7 @@ from partisim.serve.client import (
     Check,
     Export,
     ServerClient,
+    TaskObject,
     TaskSpec,
     compare_checksums,
     load_task_document,
@@ -27,7 +28,7 @@ from partisim.serve.client import (
     step_warnings,
     sweep,
 )
-from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams
 
 __all__ = [
     "task_objects",
@@ -46,27 +47,27 @@ __all__ = [
 PENDING = ("queued", "running")
 
 
-def task_objects(specs: list[TaskSpec]) -> list[dict[str, Any]]:
+def task_objects(specs: list[TaskSpec]) -> list[TaskObject]:
     """Validated specs -> the task objects of ``POST /api/tasks``. The copies of one task
     (``repeat``: the same object in a row) go back as one object with ``repeat``, so a
     labelled task stays one label."""
-    objects: list[dict[str, Any]] = []
+    objects: list[TaskObject] = []
     previous: TaskSpec | None = None
     for s in specs:
         if s is previous:
             objects[-1]["repeat"] = objects[-1].get("repeat", 1) + 1
             continue
         previous = s
-        objects.append(
-            {
-                "benchmark": s.benchmark,
-                "params": s.params,
-                **({"timeout": s.timeout} if s.timeout else {}),
-                **({"threads": s.threads} if s.threads > 1 else {}),
-                **({"priority": s.priority} if s.priority else {}),
-                **({"label": s.label} if s.label is not None else {}),
-            }
-        )
+        task: TaskObject = {"benchmark": s.benchmark, "params": s.params}
+        if s.timeout:
+            task["timeout"] = s.timeout
+        if s.threads > 1:
+            task["threads"] = s.threads
+        if s.priority:
+            task["priority"] = s.priority
+        if s.label is not None:
+            task["label"] = s.label
+        objects.append(task)
     return objects
 
 
@@ -108,7 +109,7 @@ def submit_sweep(
     timeout: float | None = None,
     threads: int = 1,
     batch: str | None = None,
-    params: dict[str, Any] | None = None,
+    params: ApiParams | None = None,
     names: dict[str, str] | None = None,
     priority: int | None = None,
 ) -> Submitted:

@@ -13,6 +13,7 @@ killed outright.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from partisim.errors import LocalWorkersError, PartisimError
 from partisim.fleet.client import WorkerClient
@@ -44,21 +45,20 @@ def free_port(host: str = LOCAL_HOST) -> int:
         return int(s.getsockname()[1])
 
 
-def _load_libc() -> Any:
+def _load_libc() -> ctypes.CDLL | None:
     try:
-        import ctypes
-
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:  # not glibc: workers then outlive a killed parent, as on other systems
         return None
 
 
 # Loaded in the parent: the child, between fork and exec, only makes the one call.
-_LIBC: Any = _load_libc() if sys.platform.startswith("linux") else None
+_LIBC: ctypes.CDLL | None = _load_libc() if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent() -> None:  # runs in the child, between fork and exec
-    _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _LIBC is not None:  # given as preexec_fn only then
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass

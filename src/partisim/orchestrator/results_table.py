@@ -5,7 +5,6 @@ long error wraps there at its words, across the whole width, addresses kept whol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import TaskView
@@ -21,7 +20,7 @@ MAX_TABLE_WARNINGS = 5
 CONTENDED_CELL = "*"
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):

@@ -48,7 +48,7 @@ def count(n: int, one: str, many: str) -> str:
     return numbers.count(n, one, many)
 
 
-def fmt_seconds(value: Any) -> str:
+def fmt_seconds(value: object) -> str:
     """A time in the unit that fits, with a decimal comma (``12,4 ms``, ``85,0 µs``)."""
     if not isinstance(value, (int, float)):
         return "-"
@@ -59,7 +59,7 @@ def fmt_latency(value: float | None) -> str:
     return "-" if value is None else f"{numbers.decimal(value, 1)} ms"
 
 
-def yes_no(value: Any) -> Text:
+def yes_no(value: object) -> Text:
     if value is True:
         return Text("sí", style="green")
     if value is False:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, JsonValue, ValidationError, field_validator
 
 from partisim.protocol.base import PENDING_STATES, SOFTWARE, Finite, TaskStatus, Wire, wire_name
 from partisim.sim.environment import Environment, MachineEnvironment
@@ -45,7 +46,7 @@ class PingReply(Wire):
 
     @field_validator("successful_tasks", "failed_tasks", mode="before")
     @classmethod
-    def _count_or_none(cls, value: Any) -> int | None:
+    def _count_or_none(cls, value: object) -> int | None:
         # another design's counters: a value that is not a count is ignored, never a failed ping
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
@@ -114,12 +115,12 @@ class WorkerStatus(Wire):
         return self.software == SOFTWARE
 
     @classmethod
-    def lenient(cls, body: dict[str, Any]) -> WorkerStatus:
+    def lenient(cls, body: Mapping[str, JsonValue]) -> WorkerStatus:
         """The status of a worker that is not partisim: every field that fits is kept,
         the others fall back to their defaults (such a worker may say ``"status":
         "online"`` or report numbers as text)."""
         data = dict(body)
-        data["worker_id"] = str(data.get("worker_id") or "")
+        worker_id = data["worker_id"] = str(data.get("worker_id") or "")
         for _ in range(len(data) + 1):
             try:
                 return cls.model_validate(data)
@@ -129,7 +130,7 @@ class WorkerStatus(Wire):
                     break
                 for key in bad:
                     data.pop(key, None)
-        return cls(worker_id=data["worker_id"])
+        return cls(worker_id=worker_id)
 
 
 class ExecuteRequest(Wire):
@@ -144,7 +145,7 @@ class ExecuteRequest(Wire):
     #: threads for this one simulation (the worker caps them; None: one)
     threads: int | None = Field(default=None, ge=1)
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, JsonValue]:
         """The JSON body, with the engine under its wire name (`wire_name`)."""
         data = self.model_dump(exclude_none=True)
         data["benchmark"] = wire_name(self.benchmark)
@@ -219,9 +220,9 @@ class ForeignResult(Wire):
     reported: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_answer(cls, body: dict[str, Any], *, task_id: str, engine: str, worker_id: str) -> ForeignResult:
+    def from_answer(cls, body: Mapping[str, JsonValue], *, task_id: str, engine: str, worker_id: str) -> ForeignResult:
         """Decode a foreign answer field by field: what does not fit is left out."""
-        found: dict[str, Any] = {}
+        found: dict[str, JsonValue] = {}
         for name in (
             "benchmark",
             "execution_time",
@@ -253,7 +254,7 @@ class ForeignResult(Wire):
 TaskResult = ExecuteResult | ForeignResult
 
 
-def _strict_json(value: Any, depth: int = 0) -> Any:
+def _strict_json(value: object, depth: int = 0) -> JsonValue:
     """``value`` without NaN/Infinity (dropped) and cut at a sane depth and size."""
     if depth > 8:
         return None

@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import httpx
+from httpx import USE_CLIENT_DEFAULT
+from pydantic import JsonValue
 
 from partisim.errors import PartisimError, ServerError, ServerUnavailable
 from partisim.fleet import DEFAULT_SERVER, client_token, default_server, env_ca_file
-from partisim.fleet.client import ssl_failure_reason, tls_context, transport_reason
+from partisim.fleet.client import Query, ssl_failure_reason, tls_context, transport_reason
 from partisim.protocol import BatchInfo, ChartData, MemberView, Submitted, Summary, TaskList, TaskView, WorkerList
 from partisim.protocol.serve_api import BatchList, Cancelled, VerifyRequest, VerifyStarted
 from partisim.serve.queue.specs import (
@@ -38,11 +40,13 @@ from partisim.serve.queue.specs import (
 from partisim.serve.queue.task import TaskSpec
 from partisim.serve.results.rows import STATUS_LABELS, flatten, ordered
 from partisim.serve.results.verify import Check, compare_checksums
+from partisim.sim.params import ApiParams
 
 #: most task objects in one ``POST /api/tasks`` of `ServerClient.submit`
 SUBMIT_CHUNK = 10_000
 
 __all__ = [
+    "TaskObject",
     "ServerClient",
     "Export",
     "DEFAULT_SERVER",
@@ -68,6 +72,22 @@ __all__ = [
 EXPORT_FORMATS = {"csv": "csv", "json": "ndjson", "ndjson": "ndjson"}
 #: the longest wait for the next bytes of an export (the server reads a page meanwhile)
 EXPORT_READ_TIMEOUT_S = 300.0
+
+
+class _TaskObjectFields(TypedDict):
+    benchmark: str
+    params: ApiParams
+
+
+class TaskObject(_TaskObjectFields, total=False):
+    """One task object of ``POST /api/tasks``, as `serve.queue.specs` reads it: the
+    optional keys are left out when they hold their default."""
+
+    timeout: float
+    threads: int
+    priority: int
+    label: str
+    repeat: int
 
 
 @dataclass
@@ -131,11 +151,22 @@ class ServerClient:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, *, read_timeout: float | None = None, **kw: Any) -> Any:
-        if read_timeout is not None:
-            kw["timeout"] = httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Query | None = None,
+        read_timeout: float | None = None,
+    ) -> JsonValue:
+        timeout = (
+            USE_CLIENT_DEFAULT
+            if read_timeout is None
+            else httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
+        )
         try:
-            response = self._http.request(method, path, **kw)
+            response = self._http.request(method, path, json=json, params=params, timeout=timeout)
         except (httpx.InvalidURL, httpx.HTTPError) as exc:
             raise self._failure(exc) from None
         body = self._check(response)
@@ -157,9 +188,10 @@ class ServerClient:
             return PartisimError(f"dirección de servidor inválida: {self.base_url}")
         return PartisimError(f"error al hablar con el servidor {self.base_url}: {transport_reason(exc)}")
 
-    def _check(self, response: httpx.Response) -> Any:
+    def _check(self, response: httpx.Response) -> JsonValue:
         """The decoded body (None if not JSON); `ServerError` with the server's message
         for a 4xx/5xx."""
+        body: JsonValue
         try:
             body = response.json()
         except ValueError:
@@ -173,12 +205,14 @@ class ServerClient:
             )
         if response.status_code >= 400:
             message = body.get("error") if isinstance(body, dict) else None
-            raise ServerError(message or f"el servidor respondió HTTP {response.status_code}", response.status_code)
+            raise ServerError(
+                str(message) if message else f"el servidor respondió HTTP {response.status_code}", response.status_code
+            )
         return body
 
     # -- routes -------------------------------------------------------------------
 
-    def submit(self, tasks: list[dict[str, Any]] | dict[str, Any], *, batch: str | None = None) -> Submitted:
+    def submit(self, tasks: list[TaskObject] | TaskObject, *, batch: str | None = None) -> Submitted:
         """Queue a list of task objects (or one), as one batch. A long list goes in
         requests of `SUBMIT_CHUNK` tasks (each body well inside serve's size limit), the
         later ones into the batch the first one made; should one fail, the tasks of the
@@ -186,7 +220,7 @@ class ServerClient:
         items = tasks if isinstance(tasks, list) else [tasks]
         answers: list[Submitted] = []
         for start in range(0, max(len(items), 1), SUBMIT_CHUNK):
-            body: dict[str, Any] = {"tasks": items[start : start + SUBMIT_CHUNK]}
+            body: dict[str, object] = {"tasks": items[start : start + SUBMIT_CHUNK]}
             if batch is not None:
                 body["batch"] = batch
             answers.append(Submitted.model_validate(self._request("POST", "/api/tasks", json=body)))
@@ -217,7 +251,7 @@ class ServerClient:
         originals: bool = False,
     ) -> TaskList:
         """One page of ``GET /api/tasks``, with the ``next`` cursor."""
-        query: dict[str, Any] = {
+        query: dict[str, str | int | None] = {
             "status": status,
             "batch": batch,
             "limit": limit,
@@ -284,7 +318,7 @@ class ServerClient:
         return WorkerList.model_validate(self._request("GET", "/api/workers")).workers
 
     def summary(self, *, batch: str | None = None, wait: float | None = None) -> Summary:
-        query: dict[str, Any] = {"batch": batch} if batch else {}
+        query: dict[str, str | float] = {"batch": batch} if batch else {}
         if wait:
             query["wait"] = wait
         body = self._request("GET", "/api/summary", params=query, read_timeout=(wait or 0) + 30.0)

@@ -7,7 +7,7 @@ Names are loaded on first use (PEP 562): a command that only needs the engine na
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from partisim.sim.engines import ALIASES as ENGINE_ALIASES
@@ -59,7 +59,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     try:
         module, attr = _WHERE[name]
     except KeyError:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from partisim.errors import ParamsError, explain_validation
+from partisim.errors import ErrorLocation, ParamsError, explain_validation
 from partisim.sim.numbers import decimal, integer
 
 __all__ = [
@@ -132,7 +132,7 @@ LEGACY_NAMES: dict[str, str] = {"num_particles": "particles", "num_steps": "step
 _FIELD_OF: dict[str, str] = {**{name: name for name in ALIASES}, **_FIELD_BY_ALIAS, **LEGACY_NAMES}
 
 
-def _label(loc: tuple[Any, ...]) -> str:
+def _label(loc: ErrorLocation) -> str:
     """The parameter named as the input named it (``NUM_PARTICULAS`` or ``particles``)."""
     return str(loc[0]) if loc else "parámetros"
 
@@ -142,7 +142,7 @@ def explain(exc: ValidationError) -> tuple[str, str | None]:
     return explain_validation(exc.errors(), label=_label)
 
 
-def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> SimParams:
+def parse_params(data: Mapping[str, object] | None = None, **overrides: object) -> SimParams:
     """Validate parameters given by field names, API aliases and/or the ETAPA-6 names
     (``num_particles``, ``num_steps``, ``seed``).
 
@@ -150,7 +150,7 @@ def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> Sim
     """
     if data is not None and not isinstance(data, Mapping):
         raise ParamsError("params debe ser un objeto JSON (clave: valor)", field="params")
-    merged: dict[str, Any] = dict(data or {})
+    merged: dict[str, object] = dict(data or {})
     merged.update(overrides)
     given: dict[str, str] = {}  # field name -> the key that set it
     for key in merged:
@@ -171,7 +171,7 @@ def parse_params(data: Mapping[str, Any] | None = None, **overrides: Any) -> Sim
     except ValidationError as exc:
         errors = exc.errors()
 
-        def label(loc: tuple[Any, ...]) -> str:  # an ETAPA-6 name is named as it was sent
+        def label(loc: ErrorLocation) -> str:  # an ETAPA-6 name is named as it was sent
             key = str(loc[0]) if loc else ""
             return legacy[key] if key in legacy else _label(loc)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+
+from pydantic import JsonValue
 
 from partisim.errors import ParamsError
 from partisim.sim.params import ApiParams
@@ -53,8 +54,9 @@ class SimResult:
         t = self.simulation_time
         return self.particles * self.steps / t if t > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+    def to_dict(self) -> dict[str, JsonValue]:
+        """The result as JSON-ready data, with ``particle_steps_per_s``."""
+        data: dict[str, JsonValue] = asdict(self)
         data["particle_steps_per_s"] = self.particle_steps_per_s
         return data
 
@@ -62,7 +64,7 @@ class SimResult:
         """Names of the float fields that are NaN or +-Infinity (empty for a sound result)."""
         return [k for k, v in self.to_dict().items() if isinstance(v, float) and not math.isfinite(v)]
 
-    def to_json(self, **extra: Any) -> str:
+    def to_json(self, **extra: object) -> str:
         """Strict JSON (no NaN, no Infinity) of the result plus `extra` keys.
 
         Raises `NonFiniteResult` naming the fields instead of writing what is not JSON."""

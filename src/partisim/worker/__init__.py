@@ -7,14 +7,18 @@ on first use, so `partisim` commands that only read the settings stay light.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from partisim.worker.settings import WorkerSettings, build_settings
+
+if TYPE_CHECKING:
+    from partisim.worker.app import create_app
+    from partisim.worker.server import run_worker
 
 __all__ = ["WorkerSettings", "build_settings", "create_app", "run_worker"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "create_app":
         from partisim.worker.app import create_app
 

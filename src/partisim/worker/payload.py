@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from pydantic import JsonValue
+
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.protocol import TASK_ID_MAX, task_id_problem
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
@@ -53,7 +55,7 @@ def _float(text: str) -> float:
     return value
 
 
-def loads_strict(body: bytes) -> Any:
+def loads_strict(body: bytes) -> JsonValue:
     """JSON without NaN, Infinity or numbers too large to be meant."""
     if not body.strip():
         raise TaskRejected("el cuerpo de la petición está vacío: se espera un objeto JSON", 400)
@@ -62,11 +64,12 @@ def loads_strict(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise TaskRejected("el cuerpo de la petición no es texto UTF-8", 400) from None
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+        value: JsonValue = json.loads(text, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except json.JSONDecodeError as exc:
         raise TaskRejected(explain_json_error(exc), 400) from None
     except (ValueError, RecursionError):
         raise TaskRejected("JSON inválido: demasiado anidado o con valores fuera de rango", 400) from None
+    return value
 
 
 def check_limits(params: SimParams, limits: Limits) -> None:
@@ -91,7 +94,7 @@ def check_limits(params: SimParams, limits: Limits) -> None:
         )
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -101,7 +104,7 @@ _IGNORED = ("priority", "description")
 _NUMBER = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
 
 
-def _number_text(value: Any) -> Any:
+def _number_text(value: JsonValue) -> JsonValue:
     """A parameter sent as a numeric text ("100", "0.05") is that number; anything else
     is left for the model to judge (and to refuse, naming the parameter)."""
     if not isinstance(value, str) or not _NUMBER.fullmatch(value):

@@ -3,7 +3,7 @@ and body status (`http_error`), error bodies, and models as strict JSON."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -63,7 +63,14 @@ def http_error(exc: PartisimError) -> tuple[int, str]:
 REPLAY_HEADER = "X-Partisim-Replayed"
 
 
-def replay_fields(rec: TaskRecord) -> dict[str, Any]:
+class ReplayFields(TypedDict):
+    """What marks an answer as a replay (fields of `ExecuteResult` and `TaskState`)."""
+
+    replayed: bool
+    first_run_at: str | None
+
+
+def replay_fields(rec: TaskRecord) -> ReplayFields:
     """What marks an answer as a replay: ``replayed`` and the first run's time."""
     return {"replayed": True, "first_run_at": iso(rec.finished_at) if rec.finished_at else None}
 

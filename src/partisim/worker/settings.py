@@ -403,7 +403,7 @@ def _check_tls(cert: str | None, key: str | None) -> None:
         raise ConfigError(f"--tls-cert/--tls-key: no se pudo leer {exc.filename or cert}: {exc.strerror}") from None
 
 
-def build_settings(cli: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+def build_settings(cli: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
     """Merge command-line values (strings or None) with the environment and the defaults.
 
     Raises `ConfigError` naming the option and its variable.

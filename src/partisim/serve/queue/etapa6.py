@@ -15,7 +15,6 @@ warning; a repeated ``task_id`` or an unknown key is an error that names it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from partisim.errors import ParamsError
 
@@ -41,13 +40,13 @@ _METADATA_KEYS = ("creation_date", "description", "total_tasks", "created_by", "
 _TASK_KEYS = ("task_id", "algorithm", "parameters", "priority", "description", "created_at", "status", "source")
 
 
-def is_etapa6_task(obj: Any) -> bool:
+def is_etapa6_task(obj: object) -> bool:
     """Whether a task object is written in their format (it names ``algorithm`` or
     ``parameters``, which partisim's own format calls ``benchmark`` and ``params``)."""
     return isinstance(obj, Mapping) and ("algorithm" in obj or "parameters" in obj)
 
 
-def etapa6_wrapper(data: Mapping[str, Any], source: str) -> tuple[list[Any], list[str]] | None:
+def etapa6_wrapper(data: Mapping[str, object], source: str) -> tuple[list[object], list[str]] | None:
     """``(tasks, warnings)`` if ``data`` is one of their wrappers, else None.
 
     Raises `ParamsError` naming an unknown key of the wrapper or of its metadata."""
@@ -88,7 +87,7 @@ def etapa6_wrapper(data: Mapping[str, Any], source: str) -> tuple[list[Any], lis
     return tasks, warnings
 
 
-def parse_priority(value: Any, where: str) -> int:
+def parse_priority(value: object, where: str) -> int:
     """A number (or a numeric text such as ``"5"``), or ``high``/``medium``/``low``."""
     if isinstance(value, str):
         text = value.strip().lower()
@@ -112,7 +111,7 @@ def parse_priority(value: Any, where: str) -> int:
     return value
 
 
-def parse_label(value: Any, where: str, key: str) -> str | None:
+def parse_label(value: object, where: str, key: str) -> str | None:
     """A task's label: text, or an integer id (kept as its digits)."""
     if value is None:
         return None
@@ -127,7 +126,7 @@ def parse_label(value: Any, where: str, key: str) -> str | None:
     return value
 
 
-def task_fields(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
+def task_fields(obj: Mapping[str, object], where: str) -> dict[str, object]:
     """One of their task objects as the fields of partisim's own format (``benchmark``,
     ``params``, ``priority``, ``label``), checked for unknown keys."""
     unknown = [k for k in obj if k not in _TASK_KEYS]
@@ -141,7 +140,7 @@ def task_fields(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key in ("description", "created_at", "status", "source"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise ParamsError(f"{where}: {key} debe ser un texto", field=key)
-    fields: dict[str, Any] = {"benchmark": obj["algorithm"], "params": obj.get("parameters") or {}}
+    fields: dict[str, object] = {"benchmark": obj["algorithm"], "params": obj.get("parameters") or {}}
     if obj.get("priority") is not None:
         fields["priority"] = obj["priority"]
     if obj.get("task_id") is not None:

@@ -22,6 +22,7 @@ from partisim.serve.queue.rows import (
     TASK_COLUMNS,
     VIEW_JSON,
     Selection,
+    SqlValue,
     distinct_warnings,
     row_to_task,
     safe_json,
@@ -45,7 +46,7 @@ class TaskReads:
         with self._lock:
             self._db.close()
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: Sequence[SqlValue] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -93,7 +94,7 @@ class TaskReads:
 
     def flat_rows(
         self, columns: Sequence[str], selection: Selection, *, after_seq: int, upto: int, limit: int
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[tuple[SqlValue, ...]]:
         """``(seq, *columns)`` rows of the selection (the flat result columns, extracted by
         SQLite from the stored JSON), ``after_seq < seq <= upto``, oldest first."""
         select = ", ".join(FLAT_SQL[c] for c in columns)
@@ -101,7 +102,7 @@ class TaskReads:
         with self._lock:
             cursor = self._db.cursor()
             cursor.row_factory = None  # plain tuples
-            rows: list[tuple[Any, ...]] = cursor.execute(
+            rows: list[tuple[SqlValue, ...]] = cursor.execute(
                 f"SELECT seq, {select} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
             ).fetchall()
             return rows

@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus
 from partisim.serve.queue.task import FAILED, STATUSES, Task, queue_status
 from partisim.sim.environment import MachineEnvironment
-from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams
 
 __all__ = [
+    "SqlValue",
     "Selection",
     "row_to_task",
     "stored_result",
@@ -31,6 +33,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: a value SQLite takes as a statement argument or gives back in a column
+SqlValue: TypeAlias = str | int | float | bytes | None
 
 
 def stored_result(result: ExecuteResult) -> tuple[ExecuteResult, MachineEnvironment | None]:
@@ -113,10 +118,21 @@ def _result(row: sqlite3.Row) -> ExecuteResult | None:
     return result.model_copy(update={"environment": env.model_copy(update={"machine": machine})})
 
 
-def _decoded(row: sqlite3.Row, problems: list[str]) -> dict[str, Any]:
+@dataclass
+class _Decoded:
+    """The JSON columns of a task row, decoded (defaults where a column is empty or damaged)."""
+
+    params: ApiParams = field(default_factory=dict)
+    result: ExecuteResult | None = None
+    foreign_result: ForeignResult | None = None
+    extra_runs: tuple[str, ...] = ()
+
+
+def _decoded(row: sqlite3.Row, problems: list[str]) -> _Decoded:
     """The JSON columns of a row, decoded; what cannot be is left out and named in ``problems``."""
-    out: dict[str, Any] = {"params": {}, "result": None, "foreign_result": None, "extra_runs": ()}
-    readers: dict[str, Any] = {
+    out = _Decoded()
+    # each reader makes the value of the `_Decoded` field of its column's name
+    readers: dict[str, Callable[[str], object]] = {
         "params": lambda text: dict(json.loads(text)),
         "result": lambda _text: _result(row),
         "foreign_result": ForeignResult.model_validate_json,
@@ -127,7 +143,7 @@ def _decoded(row: sqlite3.Row, problems: list[str]) -> dict[str, Any]:
         if text is None or (name == "extra_runs" and not text):
             continue
         try:
-            out[name] = read(text)
+            setattr(out, name, read(text))
         except (ValueError, TypeError, RecursionError):
             problems.append(f"{name} no es válido")
     return out
@@ -148,7 +164,7 @@ def row_to_task(row: sqlite3.Row) -> Task:
         batch=row["batch"],
         status=FAILED if damaged else queue_status(status),
         benchmark=row["benchmark"],
-        params=decoded["params"],
+        params=decoded.params,
         timeout=row["timeout"],
         verify_of=row["verify_of"],
         exclude_worker=row["exclude_worker"],
@@ -162,10 +178,10 @@ def row_to_task(row: sqlite3.Row) -> Task:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        result=decoded["result"],
+        result=decoded.result,
         error=damaged or row["error"],
-        foreign_result=decoded["foreign_result"],
-        extra_runs=decoded["extra_runs"],
+        foreign_result=decoded.foreign_result,
+        extra_runs=decoded.extra_runs,
         threads=row["threads"],
         damaged=damaged,
         priority=row["priority"],
@@ -183,10 +199,10 @@ class Selection:
     originals: bool = False
     label: str | None = None
 
-    def where(self, *also: str) -> tuple[str, tuple[Any, ...]]:
+    def where(self, *also: str) -> tuple[str, tuple[SqlValue, ...]]:
         """``(WHERE clause, args)``; ``also`` are more conditions without arguments."""
         clauses: list[str] = []
-        args: list[Any] = []
+        args: list[SqlValue] = []
         if self.status is not None:
             clauses.append("status = ?")
             args.append(self.status)

@@ -18,19 +18,22 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from partisim.errors import ParamsError, explain_json_error, explain_os_error
 from partisim.listen.guards import JsonRefused, loads_json
 from partisim.serve.queue.etapa6 import etapa6_wrapper, is_etapa6_task, parse_label, parse_priority, task_fields
 from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
-from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams
 from partisim.sim.theory import coarse_step_warnings
 
 __all__ = [
     "MAX_TASKS",
     "MAX_THREADS",
+    "MAX_REPEAT",
+    "positive_int",
     "parse_task",
     "parse_tasks",
     "TaskDocument",
@@ -57,7 +60,8 @@ MAX_THREADS = 1024
 _TASK_KEYS = ("benchmark", "engine", "params", "repeat", "timeout", "threads", "priority", "label", "description")
 
 
-def _positive_int(value: Any, what: str, *, high: int) -> int:
+def positive_int(value: object, what: str, *, high: int) -> int:
+    """``value`` if it is a whole number in [1, ``high``]; else `ParamsError` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParamsError(f"{what} debe ser un número entero (recibido {value!r})", field=what)
     if not 1 <= value <= high:
@@ -65,7 +69,7 @@ def _positive_int(value: Any, what: str, *, high: int) -> int:
     return value
 
 
-def _timeout(value: Any, where: str) -> float | None:
+def _timeout(value: object, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -75,7 +79,7 @@ def _timeout(value: Any, where: str) -> float | None:
     return float(value)
 
 
-def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
+def parse_task(obj: object, where: str = "tarea") -> list[TaskSpec]:
     """One task object (partisim's or an ETAPA-6 one) -> its specs (``repeat`` copies
     of the same task)."""
     if not isinstance(obj, Mapping):
@@ -110,9 +114,9 @@ def parse_task(obj: Any, where: str = "tarea") -> list[TaskSpec]:
         params = parse_params(raw or {}).to_api()
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
-    repeat = _positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
+    repeat = positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
     timeout = _timeout(obj.get("timeout"), where)
-    threads = _positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
+    threads = positive_int(obj.get("threads", 1), f"{where}: threads", high=MAX_THREADS)
     priority = parse_priority(obj["priority"], where) if obj.get("priority") is not None else 0
     label = parse_label(obj.get("label"), where, "task_id" if etapa6 else "label")
     spec = TaskSpec(benchmark=engine, params=params, timeout=timeout, threads=threads, priority=priority, label=label)
@@ -128,12 +132,12 @@ class TaskDocument:
     warnings: list[str] = field(default_factory=list)
 
 
-def parse_tasks(data: Any, source: str = "la petición") -> list[TaskSpec]:
+def parse_tasks(data: object, source: str = "la petición") -> list[TaskSpec]:
     """A list of task objects, or ``{"tasks": [...]}`` -> all their specs."""
     return read_tasks(data, source).specs
 
 
-def read_tasks(data: Any, source: str = "la petición") -> TaskDocument:
+def read_tasks(data: object, source: str = "la petición") -> TaskDocument:
     """A list of task objects, ``{"tasks": [...]}`` or an ETAPA-6 wrapper -> their specs
     and warnings. A label (an ETAPA-6 ``task_id``) used by two tasks is an error."""
     warnings: list[str] = []
@@ -178,20 +182,20 @@ def read_tasks(data: Any, source: str = "la petición") -> TaskDocument:
 def step_warnings(specs: Iterable[TaskSpec]) -> list[str]:
     """The distinct coarse-step warnings of these tasks (`coarse_step_warnings`), in
     order. Seeds and step counts change nothing, so each configuration is parsed once."""
-    configurations: dict[str, dict[str, Any]] = {}
+    configurations: dict[str, ApiParams] = {}
     for spec in {id(spec): spec for spec in specs}.values():  # ``repeat`` copies are one object
         rest = {k: v for k, v in spec.params.items() if k not in (STEPS_KEY, SEED_KEY)}
         configurations.setdefault(json.dumps(rest, sort_keys=True), spec.params)
     return coarse_step_warnings(parse_params(params) for params in configurations.values())
 
 
-def parse_submission(body: Any) -> tuple[list[TaskSpec], str | None]:
+def parse_submission(body: object) -> tuple[list[TaskSpec], str | None]:
     """The body of ``POST /api/tasks``: one task, a list, or ``{"tasks": [...], "batch"?}``."""
     document, batch = read_submission(body)
     return document.specs, batch
 
 
-def read_submission(body: Any) -> tuple[TaskDocument, str | None]:
+def read_submission(body: object) -> tuple[TaskDocument, str | None]:
     """`parse_submission` with the document's warnings; an ETAPA-6 file is read as it is."""
     batch = None
     if isinstance(body, Mapping) and "tasks" in body:
@@ -207,7 +211,7 @@ def read_submission(body: Any) -> tuple[TaskDocument, str | None]:
     return read_tasks(body), None
 
 
-def _valid_batch(batch: Any) -> bool:
+def _valid_batch(batch: object) -> bool:
     return isinstance(batch, str) and 1 <= len(batch) <= 64 and all(c.isalnum() or c in "-_." for c in batch)
 
 
@@ -228,7 +232,7 @@ def load_task_document(path: str | Path) -> TaskDocument:
     return read_tasks(decode_json(text, str(p)), str(p))
 
 
-def decode_json(text: str, source: str) -> Any:
+def decode_json(text: str, source: str) -> JsonValue:
     """A task file's JSON; `ParamsError` naming the file when it is not JSON or nests too deep."""
     try:
         return loads_json(text)
@@ -341,7 +345,7 @@ def sweep(
     repeat: int = 1,
     timeout: float | None = None,
     threads: int = 1,
-    params: Mapping[str, Any] | None = None,
+    params: Mapping[str, object] | None = None,
     names: Mapping[str, str] | None = None,
 ) -> list[TaskSpec]:
     """The cartesian product engines x particles x steps x seeds, each ``repeat`` times,
@@ -349,8 +353,8 @@ def sweep(
 
     ``names``: what the user called each parameter (``{"NUM_PARTICULAS": "--particles"}``),
     so a value out of range is reported under that name."""
-    repeat = _positive_int(repeat, "--repeat", high=MAX_REPEAT)
-    threads = _positive_int(threads, "--threads", high=MAX_THREADS)
+    repeat = positive_int(repeat, "--repeat", high=MAX_REPEAT)
+    threads = positive_int(threads, "--threads", high=MAX_THREADS)
     timeout = _timeout(timeout, "--timeout")
     engines = list(dict.fromkeys(resolve_engine(e) for e in engines))
     # counted before anything is built: 1-99999 x 1-99999 is 10^10 tasks, refused here

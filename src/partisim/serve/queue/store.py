@@ -31,7 +31,7 @@ from typing import Any
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskResult
 from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import TASK_COLUMNS, Selection, find_damaged, row_to_task, stored_result
+from partisim.serve.queue.rows import TASK_COLUMNS, Selection, SqlValue, find_damaged, row_to_task, stored_result
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -236,7 +236,7 @@ class TaskQueue:
             raise
 
     def _transition(
-        self, sql: str, args: Sequence[Any], before: str, after: str, finished_at: float | None = None
+        self, sql: str, args: Sequence[SqlValue], before: str, after: str, finished_at: float | None = None
     ) -> bool:
         """Run one conditional ``UPDATE ... RETURNING batch, worker``; when it moved the
         row, move it in the tally too (same lock: the two never disagree)."""
@@ -247,7 +247,7 @@ class TaskQueue:
             self.tally.move(rows[0][0], before, after, worker=rows[0][1], finished_at=finished_at)
             return True
 
-    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[Task]:
+    def _select(self, sql: str, args: Sequence[SqlValue] = ()) -> list[Task]:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [row_to_task(r) for r in rows]

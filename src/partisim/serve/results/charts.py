@@ -8,10 +8,9 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from partisim.protocol import ChartPoint, ChartSeries, ChartSpeedup
-from partisim.serve.results.statistics import PARAM_LABELS, Group, Params, speedups
+from partisim.serve.results.statistics import PARAM_LABELS, ConfigValue, Group, Params, speedups
 
 __all__ = ["PALETTE", "ENGINE_STYLES", "LineConfig", "ChartParts", "varied_dimensions", "chart_parts"]
 
@@ -26,7 +25,7 @@ ENGINE_STYLES = {
 _ENGINE_ORDER = {name: i for i, name in enumerate(ENGINE_STYLES)}
 
 
-def _number(value: Any) -> str:
+def _number(value: object) -> str:
     """A parameter value as the Spanish user reads it: 0,05 · 800 · 10000."""
     if isinstance(value, float):
         return f"{value:g}".replace(".", ",")
@@ -40,7 +39,7 @@ class LineConfig:
     steps: int
     params: Params
 
-    def shown(self, varied: Sequence[str]) -> dict[str, Any]:
+    def shown(self, varied: Sequence[str]) -> dict[str, ConfigValue]:
         """The parameters (besides steps) that vary among the results shown."""
         return {k: v for k, v in self.params if k in varied}
 

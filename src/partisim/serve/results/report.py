@@ -18,7 +18,6 @@ import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -44,7 +43,7 @@ MAX_BAR_LABELS = 24
 _AXES_PX = 500.0
 
 
-def _linestyle(dash: str) -> Any:
+def _linestyle(dash: str) -> str | tuple[int, tuple[float, ...]]:
     if not dash:
         return "-"
     return (0, tuple(float(x) for x in dash.split()))

@@ -16,12 +16,63 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
-from partisim.protocol import TaskView
+from partisim.protocol import QueueStatus, TaskView
 from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
-__all__ = ["COLUMNS", "STATUS_LABELS", "WARNINGS_SEPARATOR", "flatten", "ordered", "to_csv", "to_json"]
+__all__ = [
+    "COLUMNS",
+    "FlatRow",
+    "STATUS_LABELS",
+    "WARNINGS_SEPARATOR",
+    "flatten",
+    "ordered",
+    "to_csv",
+    "to_json",
+]
+
+
+class _Conditions(TypedDict):
+    """The flat columns of how and where a result was measured (None: unknown)."""
+
+    threads_requested: int | None
+    threads_reason: str | None
+    contended: bool | None
+    contended_by: str | None
+    load_start: float | None
+    load_end: float | None
+    runner: str | None
+    machine_id: str | None
+    cpu_model: str | None
+
+
+class FlatRow(_Conditions):
+    """A task as one flat row: the CSV columns (`COLUMNS`, in that order), None where
+    unknown (an empty CSV cell)."""
+
+    id: str
+    batch: str
+    status: QueueStatus
+    engine: str
+    particles: int | float | None
+    steps: int | float | None
+    seed: int | float | None
+    worker: str | None
+    attempts: int
+    simulation_time: float | None
+    execution_time: float | None
+    particle_collisions: int | None
+    wall_collisions: int | None
+    kinetic_energy: float | None
+    checksum: str | None
+    error: str | None
+    verify_of: str | None
+    verifiable: bool
+    duplicates: int
+    threads: int | None
+    warnings: str
+
 
 COLUMNS = (
     "id",
@@ -67,7 +118,7 @@ STATUS_LABELS = {
 }
 
 
-def flatten(task: TaskView) -> dict[str, Any]:
+def flatten(task: TaskView) -> FlatRow:
     """One flat row per task (the CSV columns)."""
     params = task.params
     r = task.result or task.foreign_result  # a foreign one has no checksum, and may lack the rest
@@ -97,7 +148,7 @@ def flatten(task: TaskView) -> dict[str, Any]:
     }
 
 
-def _conditions(task: TaskView) -> dict[str, Any]:
+def _conditions(task: TaskView) -> _Conditions:
     """The flat columns of how and where a result was measured (None where unknown)."""
     r = task.result
     env = r.environment if r else None

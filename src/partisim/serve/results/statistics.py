@@ -17,9 +17,9 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 from partisim.protocol import TaskView
 from partisim.serve.queue.task import TimeStats
@@ -28,6 +28,7 @@ from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 __all__ = [
     "PARAM_LABELS",
     "UNSTABLE_CV",
+    "ConfigValue",
     "Params",
     "Group",
     "Pooled",
@@ -59,7 +60,10 @@ HOW = ("threads", "runner", "cpu")
 #: coefficient of variation above which repeats are "inestable"
 UNSTABLE_CV = 0.10
 
-Params = tuple[tuple[str, Any], ...]
+#: one value of a configuration: a parameter (a number) or how it ran (threads, runner, CPU)
+ConfigValue: TypeAlias = int | float | str
+#: a configuration, as sorted ``(name, value)`` pairs (hashable: it keys the groups)
+Params: TypeAlias = tuple[tuple[str, ConfigValue], ...]
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,14 @@ class Group:
     def unstable(self) -> bool:
         return self.n > 1 and self.cv > UNSTABLE_CV
 
-    def how(self, key: str) -> Any:
+    def how(self, key: str) -> ConfigValue | None:
         return dict(self.params).get(key)
 
 
-def _config(params: dict[str, Any], threads: int | None, runner: str | None, cpu: str | None) -> Params:
+def _config(params: Mapping[str, int | float], threads: int | None, runner: str | None, cpu: str | None) -> Params:
     """The configuration: every parameter but particles, steps and seed, plus how the run
     was made (threads used, runner, CPU model), as `TaskReads.time_stats` groups them."""
-    how = {"threads": threads or 1, "runner": runner or "", "cpu": cpu or ""}
+    how: dict[str, ConfigValue] = {"threads": threads or 1, "runner": runner or "", "cpu": cpu or ""}
     return tuple(sorted((k, v) for k, v in {**params, **how}.items() if k not in _NOT_CONFIG))
 
 

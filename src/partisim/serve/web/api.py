@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from partisim import __version__
@@ -98,7 +97,7 @@ def _cursor(raw: str | None, name: str) -> int | None:
     return value
 
 
-def _body_json(raw: bytes, expected: str) -> Any:
+def _body_json(raw: bytes, expected: str) -> JsonValue:
     """The JSON of a request body; 422 naming what is wrong (not JSON, too deep)."""
     try:
         return loads_json(raw)

@@ -110,7 +110,7 @@ async def _answer(
 
 
 async def _json(
-    send: Send, code: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+    send: Send, code: int, payload: dict[str, str], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     await _answer(send, code, json.dumps(payload, ensure_ascii=False).encode(), b"application/json", headers)
 

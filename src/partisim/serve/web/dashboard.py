@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import JsonValue
 from starlette.concurrency import run_in_threadpool
 
 from partisim.errors import BatchNotFound, ParamsError
@@ -30,7 +30,16 @@ from partisim.fleet.advice import NO_ACTIVE_WORKERS, no_worker_hints, queued_wit
 from partisim.listen.guards import JsonRefused, loads_json
 from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 from partisim.serve.queue.etapa6 import parse_priority
-from partisim.serve.queue.specs import IntValues, parse_engine_list, parse_int_values, step_warnings, sweep
+from partisim.serve.queue.specs import (
+    MAX_REPEAT,
+    MAX_THREADS,
+    IntValues,
+    parse_engine_list,
+    parse_int_values,
+    positive_int,
+    step_warnings,
+    sweep,
+)
 from partisim.serve.queue.task import TaskSpec, TimeStats, new_batch_id
 from partisim.serve.results.charts import chart_parts
 from partisim.serve.results.physics import physics_line, result_warnings
@@ -199,7 +208,7 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
 # -- sweeps ---------------------------------------------------------------------------
 
 
-def _text(value: Any, what: str) -> str:
+def _text(value: JsonValue, what: str) -> str:
     """Accept ``"100,200"``, ``[100, 200]`` or a single number for a list field."""
     if isinstance(value, bool):
         raise ParamsError(f"{what}: valor inválido {value!r}")
@@ -218,7 +227,7 @@ def _form_field(exc: ParamsError, default: str | None) -> str | None:
     return default
 
 
-def _count(value: Any) -> Any:
+def _count(value: JsonValue) -> JsonValue:
     """A whole number typed as text is that number ("-1" is then out of range, not
     "no es un número"); anything else is left for `sweep` to judge."""
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
@@ -226,7 +235,7 @@ def _count(value: Any) -> Any:
     return value
 
 
-def _fixed(field: str, value: Any) -> dict[str, Any]:
+def _fixed(field: str, value: JsonValue) -> dict[str, JsonValue]:
     """One of the form's optional one-number fields (dt, width, height) -> the fixed
     parameter of the sweep; a decimal comma or point ("0,05" reads as 0.05), as the CLI."""
     alias, what = _FIXED_FIELDS[field]
@@ -240,7 +249,7 @@ def _fixed(field: str, value: Any) -> dict[str, Any]:
     return {alias: value}
 
 
-def parse_sweep_form(body: Any) -> list[TaskSpec]:
+def parse_sweep_form(body: JsonValue) -> list[TaskSpec]:
     """A sweep request -> task specs, validated by the queue's own expansion."""
     if not isinstance(body, dict):
         raise ParamsError("el cuerpo debe ser un objeto JSON con engines, particles, steps y seeds")
@@ -262,7 +271,9 @@ def parse_sweep_form(body: Any) -> list[TaskSpec]:
             lists[current] = parse_int_values(_text(raw, what), what)
         current = None  # from here on: the sweep as a whole, or one parameter
         fixed = {k: v for key in _FIXED_FIELDS for k, v in _fixed(key, body.get(key)).items()}
-        repeat, threads = (_count(body.get(key, 1)) for key in ("repeat", "threads"))
+        # checked here as `sweep` would check them first, so the numbers reach it typed
+        repeat = positive_int(_count(body.get("repeat", 1)), "--repeat", high=MAX_REPEAT)
+        threads = positive_int(_count(body.get("threads", 1)), "--threads", high=MAX_THREADS)
         specs = sweep(
             engines,
             lists["particles"],
@@ -360,7 +371,7 @@ async def charts(request: Request) -> Response:
 
 
 @router.post("/api/sweeps", status_code=201)
-async def submit_sweep(request: Request) -> Any:
+async def submit_sweep(request: Request) -> Response:
     """Queue a sweep (engines x particles x steps x seeds) as one batch."""
     try:
         body = loads_json(await request.body())

@@ -15,9 +15,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Any
 
-from partisim.serve.queue.rows import FLAT_BOOLEANS, Selection
+from partisim.serve.queue.rows import FLAT_BOOLEANS, Selection, SqlValue
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.results.rows import COLUMNS
 
@@ -49,7 +48,9 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
     while True:
         rows = queue.reads.flat_rows(COLUMNS, selection, after_seq=after, upto=upto, limit=page_size)
         if rows:
-            after = rows[-1][0]
+            seq = rows[-1][0]
+            assert isinstance(seq, int), "the first column of a flat row is its seq"
+            after = seq
             writer.writerows(_cells(row, booleans) for row in rows)
         chunk = out.getvalue()
         if chunk:
@@ -60,7 +61,7 @@ def _csv(queue: TaskQueue, selection: Selection, upto: int, page_size: int) -> I
             return
 
 
-def _cells(row: tuple[Any, ...], booleans: list[int]) -> list[Any]:
+def _cells(row: tuple[SqlValue, ...], booleans: list[int]) -> list[SqlValue]:
     cells = list(row)
     for k in booleans:
         cells[k] = None if cells[k] is None else bool(cells[k])

@@ -215,5 +215,8 @@ async def params_frames(request: Request) -> Response:
         return error_response(422, 'el cuerpo debe ser un objeto JSON: {"params": {...}, "frames": N}')
     if body.get("benchmark") is not None:
         resolve_engine(body["benchmark"])  # a typo is refused; every engine gives the same frames
-    params = parse_params(body.get("params") or {})
+    raw = body.get("params") or {}
+    if not isinstance(raw, dict):
+        raise ParamsError("params debe ser un objeto JSON (clave: valor)", field="params")
+    params = parse_params(raw)
     return await _answer(request, params, _frames_count(body.get("frames")), task_id=None, task_checksum=None)

@@ -81,7 +81,7 @@ def worker_row(member: MemberView) -> LiveWorker:
     return LiveWorker.model_validate(member, from_attributes=True)
 
 
-def _members_key(members: list[MemberView]) -> tuple[tuple[Any, ...], ...]:
+def _members_key(members: list[MemberView]) -> tuple[tuple[object, ...], ...]:
     """What must differ for the workers to count as changed: their state and slots, not
     the health fields every ping refreshes (latency, last check, the worker's status)."""
     return tuple(

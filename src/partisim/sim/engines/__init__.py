@@ -35,7 +35,8 @@ import importlib
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from partisim.errors import ParamsError
 
@@ -163,7 +164,7 @@ def resolve_engine(name: object) -> str:
     raise ParamsError(f"benchmark desconocido: {shown}{hint}. Válidos: {valid}", field="benchmark")
 
 
-def _module(name: str) -> Any:
+def _module(name: str) -> ModuleType:
     return importlib.import_module(f"partisim.sim.engines.{_MODULES[resolve_engine(name)]}")
 
 

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 
 from partisim.errors import TaskTimedOut, WorkerFailed, WorkerUnavailable, explain_os_error
 from partisim.images import SIM_IMAGE
@@ -29,6 +29,16 @@ _RESULT_FIELDS = [f.name for f in dataclasses.fields(SimResult)]
 _OPTIONAL_FIELDS = {f.name for f in dataclasses.fields(SimResult) if f.default is not dataclasses.MISSING}
 
 
+class DockerFields(TypedDict):
+    """What a worker's status and health say of Docker (fields of `WorkerStatus`)."""
+
+    docker_available: bool
+    image_available: bool
+    docker_image: str
+    docker_version: str | None
+    docker_error: str | None
+
+
 @dataclass(frozen=True)
 class DockerStatus:
     available: bool
@@ -39,7 +49,7 @@ class DockerStatus:
     checked_at: float = field(default_factory=time.monotonic)
     image_id: str | None = None  # the image's content id (``docker image inspect``)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DockerFields:
         return {
             "docker_available": self.available,
             "image_available": self.image_available,
