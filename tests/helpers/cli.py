@@ -68,6 +68,10 @@ def _reset_consoles() -> None:
 
 @contextmanager
 def _restored(env: Mapping[str, str | None], cwd: str | Path | None) -> Iterator[None]:
+    # its import sets GOMP_SPINCOUNT, once per process, before OpenMP loads: imported before
+    # the snapshot, so that restoring the environment keeps what the module set
+    import partisim.sim.engines  # noqa: F401
+
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
     saved_streams = (sys.stdin, sys.stdout, sys.stderr)
