@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from helpers.processes import clean_env, free_port_on
 
 from partisim.errors import ConfigError
@@ -158,7 +159,8 @@ def test_without_dask_installed_serve_says_what_to_install(tmp_path: Path) -> No
 
 
 def test_serve_refuses_a_bad_address_or_an_absent_scheduler(tmp_path: Path) -> None:
-    result = run_partisim("serve", "--dask", "local:cero", cwd=tmp_path)
+    # refusals made before dask is imported or anything listens: in this process
+    result = run_cli("serve", "--dask", "local:cero", cwd=tmp_path)
     assert result.returncode == 2 and "--dask: local:N necesita" in result.stderr
 
     port = free_port_on("127.0.0.1")
@@ -178,7 +180,7 @@ def test_serve_refuses_a_bad_address_or_an_absent_scheduler(tmp_path: Path) -> N
 
     # without --dask, an empty worker list is still refused (and the message points at --dask)
     (tmp_path / "config.json").write_text('{"workers": []}', encoding="utf-8")
-    result = run_partisim("serve", "--config", "config.json", cwd=tmp_path)
+    result = run_cli("serve", "--config", "config.json", cwd=tmp_path)
     assert result.returncode == 2 and "está vacía" in result.stderr and "--dask" in result.stderr
 
 

@@ -1,7 +1,8 @@
 """Helpers for the orchestrator tests (imported by conftest and the tests).
 
 Two workers stand in for two machines: HOST_A and HOST_B (tests/helpers/processes.py),
-on the SAME port (picked free on both addresses). Commands run as real subprocesses.
+on the SAME port (picked free on both addresses). Commands run as real subprocesses
+(`run`) or in this process (`run_here`, `helpers.cli.run_cli`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.cli import run_cli
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, clean_env, free_port_on
 from helpers.terminal import ANSI, PtySession, clean
@@ -26,6 +28,7 @@ __all__ = [
     "clean",
     "launch_worker",
     "run",
+    "run_here",
     "run_many",
     "start_pair",
     "stop_pair",
@@ -64,6 +67,11 @@ def run(
         timeout=timeout,
         env=env or CLI_ENV,
     )
+
+
+def run_here(args: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``run`` in this process, with the variables of CLI_ENV that shape the output (and ``env``)."""
+    return run_cli(*args, env={"COLUMNS": "200", "NO_COLOR": "1", **(env or {})}, cwd=ROOT)
 
 
 def run_many(commands: list[list[str]], **kwargs: object) -> list[subprocess.CompletedProcess[str]]:

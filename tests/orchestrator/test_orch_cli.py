@@ -1,4 +1,6 @@
-"""The non-interactive CLI against two real workers: ping, status, exec, demo."""
+"""The non-interactive CLI against two real workers: ping, status, exec, demo. One real
+`partisim` process per command (the ping table, the status table, the exec table, the
+demo); the other cases run the command in this process (`run_here`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
 from helpers.workers import start_worker
-from orch_support import CLI_ENV, assert_clean_exit, run, run_many
+from orch_support import CLI_ENV, assert_clean_exit, run, run_here
 
 
 def _row(output: str, worker_id: str) -> str:
@@ -33,7 +35,7 @@ def test_ping_table_with_two_workers(pair) -> None:
 
 
 def test_ping_json_reports_the_documented_fields(pair) -> None:
-    proc = run(["ping", "--config", str(pair.config), "--json"])
+    proc = run_here(["ping", "--config", str(pair.config), "--json"])
     assert_clean_exit(proc, 0)
     records = json.loads(proc.stdout)
     assert [r["id"] for r in records] == ["worker-01", "worker-02"]
@@ -46,9 +48,8 @@ def test_ping_json_reports_the_documented_fields(pair) -> None:
 
 
 def test_status_shows_docker_image_and_capacity(pair) -> None:
-    as_json, table = run_many(
-        [["status", "--config", str(pair.config), "--json"], ["status", "--config", str(pair.config)]]
-    )
+    as_json = run_here(["status", "--config", str(pair.config), "--json"])
+    table = run(["status", "--config", str(pair.config)])
     assert_clean_exit(as_json, 0)
     for record in json.loads(as_json.stdout):
         status = record["last_status"]
@@ -78,7 +79,7 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
         "42",
         "--json",
     ]
-    proc = run(args)
+    proc = run_here(args)
     assert_clean_exit(proc, 0)
     result = json.loads(proc.stdout)
     assert result["status"] == "success"
@@ -87,7 +88,7 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
     assert result["params"]["NUM_PARTICULAS"] == 100 and result["params"]["NUM_PASOS"] == 500
     assert re.fullmatch(r"[0-9a-f]{64}", result["checksum"])
     # Same task through the users' benchmark name, on the other machine: same physics.
-    other = run(
+    other = run_here(
         [
             *args[:3],
             "--worker",
@@ -109,7 +110,7 @@ def test_exec_json_returns_the_worker_result(pair) -> None:
     assert again["checksum"] == result["checksum"]
     assert again["particle_collisions"] == result["particle_collisions"]
     # on two threads (as many as that worker gives it): the same result again
-    threaded = run([*args[:-1], "--threads", "2", "--json"])
+    threaded = run_here([*args[:-1], "--threads", "2", "--json"])
     assert_clean_exit(threaded, 0)
     two = json.loads(threaded.stdout)
     assert two["threads_requested"] == 2 and 1 <= two["threads"] <= 2
@@ -128,7 +129,7 @@ def test_exec_table_output(pair) -> None:
 
 def test_exec_says_what_the_worker_warns_about_a_coarse_step(pair) -> None:
     base = ["exec", "--config", str(pair.config), "--worker", "worker-01", "-n", "100", "-s", "200", "--seed", "3"]
-    coarse, coarse_json, plain = run_many([[*base, "--dt", "0.8"], [*base, "--dt", "0.8", "--json"], base])
+    coarse, coarse_json, plain = (run_here(c) for c in ([*base, "--dt", "0.8"], [*base, "--dt", "0.8", "--json"], base))
     for proc in (coarse, coarse_json, plain):
         assert_clean_exit(proc, 0)
     assert "Resultado de la tarea" in coarse.stdout
@@ -155,7 +156,7 @@ def test_exec_bad_input_is_a_usage_error_before_any_request(dead_config: Path, c
 
 
 def test_exec_short_timeout_is_a_failed_task(pair) -> None:
-    proc = run(
+    proc = run_here(
         [
             "exec",
             "--config",
@@ -197,14 +198,15 @@ def test_demo_on_two_workers(pair) -> None:
 
 def test_no_active_workers(dead_config: Path) -> None:
     config = ["--config", str(dead_config)]
-    ping, status, demo, exec_, as_json = run_many(
-        [
+    ping, status, demo, exec_, as_json = (
+        run_here(c)
+        for c in (
             ["ping", *config],
             ["status", *config],
             ["demo", *config],
             ["exec", *config, "--worker", "worker-02", "-n", "10", "-s", "10"],
             ["ping", *config, "--json"],
-        ]
+        )
     )
     for proc in (ping, status, demo):
         assert_clean_exit(proc, 1)
@@ -217,7 +219,7 @@ def test_no_active_workers(dead_config: Path) -> None:
 
 
 def test_verbose_logs_carry_timestamps(dead_config: Path) -> None:
-    proc = run(["ping", "--config", str(dead_config), "--verbose"])
+    proc = run_here(["ping", "--config", str(dead_config), "--verbose"])
     assert_clean_exit(proc, 1)
     assert re.search(r"\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\]", proc.stderr), proc.stderr
 
@@ -229,9 +231,9 @@ def test_token_from_the_environment_reaches_protected_endpoints(tmp_path: Path) 
     )
     try:
         config = write_config(tmp_path / "c.json", [("worker-01", HOST_A, port)])
-        without = run(["status", "--config", str(config), "--json"])
-        with_token = run(
-            ["status", "--config", str(config), "--json"], env={**CLI_ENV, "PARTISIM_TOKEN": "secreto-de-prueba"}
+        without = run_here(["status", "--config", str(config), "--json"])
+        with_token = run_here(
+            ["status", "--config", str(config), "--json"], env={"PARTISIM_TOKEN": "secreto-de-prueba"}
         )
         # /ping is open, so the worker is active either way; /status needs the token.
         (record,) = json.loads(without.stdout)
@@ -266,8 +268,7 @@ def test_ping_and_status_fit_80_columns(pair, tmp_path: Path) -> None:
             ("worker-muerto", HOST_B, free_port_on(HOST_B)),
         ],
     )
-    env = {**CLI_ENV, "COLUMNS": "80"}
-    ping, status = run_many([["ping", "--config", str(config)], ["status", "--config", str(config)]], env=env)
+    ping, status = (run_here([c, "--config", str(config)], env={"COLUMNS": "80"}) for c in ("ping", "status"))
     for proc in (ping, status):
         assert_clean_exit(proc, 0)
         wide = [line for line in proc.stdout.splitlines() if len(line) > 80]

@@ -1,22 +1,20 @@
 """What the command line says when a word is wrong (issue 24 §4): a guess never names a
-command that opens a port."""
+command that opens a port. The commands run in this process (`run_here`), except the
+warning on a terminal (a pseudo-terminal session)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pytest
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
-from orch_support import CLI_ENV, PtySession, assert_clean_exit, clean, run_many
+from orch_support import PtySession, assert_clean_exit, clean, run_here
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_here(list(args))
 
 
 @pytest.mark.parametrize("word", ["workers", "wroker", "workr"])
@@ -40,8 +38,7 @@ def test_ping_and_status_at_60_columns_lose_no_word(pair, tmp_path) -> None:
             ("worker-muerto", HOST_B, free_port_on(HOST_B)),
         ],
     )
-    env = {**CLI_ENV, "COLUMNS": "60"}
-    ping, status = run_many([["ping", "--config", str(config)], ["status", "--config", str(config)]], env=env)
+    ping, status = (run_here([c, "--config", str(config)], env={"COLUMNS": "60"}) for c in ("ping", "status"))
     for proc in (ping, status):
         assert_clean_exit(proc, 0)
         wide = [line for line in proc.stdout.splitlines() if len(line) > 60]
@@ -56,14 +53,7 @@ def test_ping_and_status_at_60_columns_lose_no_word(pair, tmp_path) -> None:
 
 @pytest.mark.parametrize("command", [("worker",), ("images", "build"), ("serve",), ("results",)])
 def test_help_wraps_at_words_to_the_terminal(command) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "partisim", *command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**CLI_ENV, "COLUMNS": "80"},
-    )
+    done = run_here([*command, "--help"], env={"COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line for line in lines if len(line) > 80] == []

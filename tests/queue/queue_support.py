@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from helpers.cli import run_cli as run_in_process
 from helpers.config import write_config
 from helpers.processes import Spawned, clean_env, free_port_on
 from helpers.serve import Serve
@@ -168,6 +169,14 @@ def run_cli(
         env=clean_env(**{"COLUMNS": "200", **(env or {})}),
         stdin=subprocess.DEVNULL if input is None else None,
     )
+
+
+def run_here(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` in this process (`helpers.cli.run_cli`): for messages, exit codes and
+    output, where a process of its own adds nothing."""
+    return run_in_process(*args, cwd=cwd, env={"COLUMNS": "200", **(env or {})}, input=input or "")
 
 
 def wait_batch(client: ServerClient, batch: str | None, timeout: float) -> Summary:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.processes import HOST_A, HOST_B, SERVE_HOST, free_port_on, wait_for
 from helpers.terminal import PtySession
-from queue_support import Cluster, run_cli, wait_batch
+from queue_support import Cluster, run_cli, run_here, wait_batch
 
 from partisim.serve.client import ServerClient
 from partisim.serve.results.report import ratio_text
@@ -291,21 +291,22 @@ def test_clients_say_clearly_when_serve_is_not_running(tmp_path: Path):
     for argv in (("submit", "x.json"), ("report",)):
         if argv[0] == "submit":
             (tmp_path / "x.json").write_text('[{"benchmark": "python"}]', encoding="utf-8")
-        done = run_cli(*argv, "--server", url, cwd=tmp_path)
+        done = run_here(*argv, "--server", url, cwd=tmp_path)  # a client's refusal: in this process
         assert done.returncode == 2, (argv, done.stdout, done.stderr)
         assert f"el servidor no está en marcha en {url}" in done.stderr
         assert "partisim serve" in done.stderr and "Traceback" not in done.stderr
-    via_env = run_cli("wait", cwd=tmp_path, env={"PARTISIM_SERVER": url})
+    via_env = run_here("wait", cwd=tmp_path, env={"PARTISIM_SERVER": url})
     assert via_env.returncode == 2 and url in via_env.stderr
 
 
 def test_serve_usage_errors_are_clear(cluster: Cluster, tmp_path: Path):
-    done = run_cli("serve", "--port", str(free_port_on(SERVE_HOST)), cwd=tmp_path)
+    # refused while the configuration is read, before anything listens: in this process
+    done = run_here("serve", "--port", str(free_port_on(SERVE_HOST)), cwd=tmp_path)
     assert done.returncode == 2
     assert "config_workers.json" in done.stderr and "Traceback" not in done.stderr
     bad = tmp_path / "c.json"
     bad.write_text('{"workers": [{"id": "w", "ip": "nope", "port": 1}]}', encoding="utf-8")
-    done = run_cli("serve", "--config", str(bad), cwd=tmp_path)
+    done = run_here("serve", "--config", str(bad), cwd=tmp_path)
     assert done.returncode == 2 and "ip" in done.stderr
     nobody = cluster.config([("w", f"http://{SERVE_HOST}:{free_port_on(SERVE_HOST)}")])
     first = cluster.serve(nobody, tmp_path / "q.db")

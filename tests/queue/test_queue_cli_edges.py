@@ -1,6 +1,8 @@
 """The rough edges of the queue commands (issue 24 §2 and §4): a failed row in narrow
 tables, ``-o`` without ``--format``, a reader that goes away, listing and cancelling the
-queue, ``serve --local``. Real ``partisim`` processes against a real serve and workers."""
+queue, ``serve --local``. Real serve and workers; the commands run in this process
+(`run_here`), except the reader that goes away and one `sweep`, `queue` and `cancel`,
+which run as real ``partisim`` processes."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers.processes import HOST_A, SERVE_HOST, Spawned, answers, clean_env, free_port_on, wait_for
-from queue_support import Cluster, run_cli, wait_batch
+from queue_support import Cluster, run_cli, run_here, wait_batch
 
 from partisim.serve.client import ServerClient
 from partisim.sim.numbers import duration, integer
@@ -50,7 +52,7 @@ def mixed(tmp_path_factory):
 @pytest.mark.parametrize("columns", [80, 60])
 def test_results_with_a_failed_row_fit_and_cut_no_number(mixed, columns):
     serve, batch, tmp, tasks, _worker = mixed
-    done = run_cli("results", "--batch", batch, "--server", serve.url, cwd=tmp, env={"COLUMNS": str(columns)})
+    done = run_here("results", "--batch", batch, "--server", serve.url, cwd=tmp, env={"COLUMNS": str(columns)})
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert max(len(line) for line in out.splitlines()) <= columns, out
@@ -74,7 +76,7 @@ def test_results_with_a_failed_row_fit_and_cut_no_number(mixed, columns):
 
 def test_tiny_times_are_shown_in_a_unit_that_fits(mixed):
     serve, batch, tmp, _tasks, _ = mixed
-    done = run_cli("results", "--batch", batch, "--server", serve.url, cwd=tmp)
+    done = run_here("results", "--batch", batch, "--server", serve.url, cwd=tmp)
     times = re.findall(r"\b\d+(?:,\d+)? (?:s|ms|µs)\b", done.stdout)
     assert len(times) == 3, done.stdout
     assert "0,0000" not in done.stdout and "0.0000" not in done.stdout
@@ -91,7 +93,7 @@ def test_tiny_times_are_shown_in_a_unit_that_fits(mixed):
 def test_output_file_takes_its_format_from_the_extension(mixed, name, reader):
     serve, batch, tmp, tasks, _ = mixed
     out = tmp / name
-    done = run_cli("results", "--batch", batch, "-o", str(out), "--server", serve.url, cwd=tmp)
+    done = run_here("results", "--batch", batch, "-o", str(out), "--server", serve.url, cwd=tmp)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""  # no table printed instead of the file
     assert reader(out.read_text(encoding="utf-8"))
@@ -100,10 +102,10 @@ def test_output_file_takes_its_format_from_the_extension(mixed, name, reader):
 
 def test_output_file_of_unknown_kind_is_refused_with_a_reason(mixed):
     serve, _batch, tmp, _, _ = mixed
-    done = run_cli("results", "-o", str(tmp / "todas.txt"), "--server", serve.url, cwd=tmp)
+    done = run_here("results", "-o", str(tmp / "todas.txt"), "--server", serve.url, cwd=tmp)
     assert done.returncode == 2 and not (tmp / "todas.txt").exists()
     assert "use la extensión .csv, .json o .ndjson" in done.stderr and "Traceback" not in done.stderr
-    done = run_cli("results", "--format", "tabla", "-o", str(tmp / "t.csv"), "--server", serve.url, cwd=tmp)
+    done = run_here("results", "--format", "tabla", "-o", str(tmp / "t.csv"), "--server", serve.url, cwd=tmp)
     assert done.returncode == 2 and "la tabla solo se muestra en el terminal" in done.stderr
 
 
@@ -126,10 +128,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(mixed, fmt):
 
 def test_status_takes_spanish_names(mixed):
     serve, _batch, tmp, _tasks, _ = mixed
-    done = run_cli("results", "--status", "fallida", "--format", "ndjson", "--server", serve.url, cwd=tmp)
+    done = run_here("results", "--status", "fallida", "--format", "ndjson", "--server", serve.url, cwd=tmp)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["status"] for line in done.stdout.splitlines()] == ["failed"]
-    done = run_cli("results", "--help")
+    done = run_here("results", "--help")
     assert "{en-cola,en-curso,éxito,fallida,cancelada}" in done.stdout and "queued,running" not in done.stdout
 
 
@@ -153,15 +155,15 @@ def test_queue_lists_pending_tasks_and_cancel_cancels_them(cluster: Cluster, tmp
 
     one = run_cli("cancel", ids[0], "--server", serve.url, cwd=tmp_path)
     assert one.returncode == 0 and "1 tarea cancelada" in one.stdout, one.stderr + one.stdout
-    rest = run_cli("cancel", "--batch", batch, "--server", serve.url, cwd=tmp_path)
+    rest = run_here("cancel", "--batch", batch, "--server", serve.url, cwd=tmp_path)
     assert rest.returncode == 0 and "2 tareas canceladas" in rest.stdout, rest.stderr + rest.stdout
     with ServerClient(serve.url) as client:
         assert {t.status for t in client.tasks(batch=batch)} == {"cancelled"}
-    again = run_cli("cancel", ids[0], "--server", serve.url, cwd=tmp_path)
+    again = run_here("cancel", ids[0], "--server", serve.url, cwd=tmp_path)
     assert again.returncode == 1 and "no se puede cancelar" in again.stdout, again.stdout
-    empty = run_cli("queue", "--server", serve.url, cwd=tmp_path)
+    empty = run_here("queue", "--server", serve.url, cwd=tmp_path)
     assert "No hay tareas pendientes de la cola." in empty.stdout
-    both = run_cli("cancel", ids[0], "--batch", batch, "--server", serve.url, cwd=tmp_path)
+    both = run_here("cancel", ids[0], "--batch", batch, "--server", serve.url, cwd=tmp_path)
     assert both.returncode == 2 and "no ambas cosas" in both.stderr
 
 
@@ -208,7 +210,7 @@ def test_report_of_one_size_with_a_failure_says_so(mixed):
         )
         wait_batch(client, answer.batch, timeout=60)
     png = tmp / "una-talla.png"
-    done = run_cli("report", "--batch", answer.batch, "-o", str(png), "--server", serve.url, cwd=tmp)
+    done = run_here("report", "--batch", answer.batch, "-o", str(png), "--server", serve.url, cwd=tmp)
     assert done.returncode == 0, done.stderr
     assert png.read_bytes().startswith(b"\x89PNG")
     flat = " ".join(done.stdout.split())

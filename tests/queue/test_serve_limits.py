@@ -9,6 +9,10 @@ tokens and wrong tokens; and the worker's limit on wrong tokens.
   worker with exit code 2 and a clear message (no traceback);
 - a token shorter than 16 characters ends serve and worker with exit code 2, and
   ``partisim token`` prints a good one.
+
+The refusals of bad configuration files and short tokens come before anything listens:
+those commands run in this process (`helpers.cli.run_cli`), as does the large `submit`;
+the worker's limit on wrong tokens is its app's, checked in this process too.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.cli import run_cli
 from helpers.config import write_config
+from helpers.inprocess import worker_app
 from helpers.processes import clean_env, free_port_on
 from helpers.serve import Serve
-from helpers.workers import start_worker
 
 from partisim.listen.guards import AUTH_BURST
 
@@ -40,6 +45,11 @@ STALLS = {
 
 def _config(tmp: Path) -> Path:
     return write_config(tmp / "config_workers.json", [("nadie", "127.0.0.61", free_port_on("127.0.0.61"))])
+
+
+def _here(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``partisim *argv`` in this process: for refusals made before anything listens."""
+    return run_cli(*argv, cwd=cwd, env=env)
 
 
 def _cli(*argv: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -157,9 +167,9 @@ def test_bad_config_files_are_exit_2_with_a_clear_message(tmp_path: Path, case: 
     config = tmp_path / "config_workers.json"
     config.write_bytes(content)
     runs = {
-        "serve": _cli("serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path),
-        "ping": _cli("ping", "--config", str(config), cwd=tmp_path),
-        "worker": _cli("worker", "--config", str(config), "--host", HOST, "--port", "0", cwd=tmp_path),
+        "serve": _here("serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path),
+        "ping": _here("ping", "--config", str(config), cwd=tmp_path),
+        "worker": _here("worker", "--config", str(config), "--host", HOST, "--port", "0", cwd=tmp_path),
     }
     for name, out in runs.items():
         text = out.stdout + out.stderr
@@ -171,13 +181,13 @@ def test_short_tokens_are_refused_and_partisim_token_prints_a_good_one(tmp_path:
     made = _cli("token", cwd=tmp_path)
     token = made.stdout.strip()
     assert made.returncode == 0 and len(token) >= 32 and token.isprintable() and " " not in token
-    assert _cli("token", cwd=tmp_path).stdout.strip() != token
+    assert _here("token", cwd=tmp_path).stdout.strip() != token
     config = _config(tmp_path)
     short = {"PARTISIM_TOKEN": "x"}
-    serve = _cli(
+    serve = _here(
         "serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path, env=short
     )
-    worker = _cli("worker", "--host", HOST, "--port", "0", cwd=tmp_path, env=short)
+    worker = _here("worker", "--host", HOST, "--port", "0", cwd=tmp_path, env=short)
     for out in (serve, worker):
         assert out.returncode == 2, out.stderr[-2000:]
         assert "al menos 16" in out.stderr and "partisim token" in out.stderr and "Traceback" not in out.stderr
@@ -186,17 +196,14 @@ def test_short_tokens_are_refused_and_partisim_token_prints_a_good_one(tmp_path:
 
 def test_the_worker_limits_wrong_tokens_per_address() -> None:
     token = "token-del-worker-de-prueba-42"
-    worker = start_worker(HOST, None, "--capacity", "1", env={"PARTISIM_TOKEN": token})
-    try:
-        with httpx.Client(base_url=worker.url, timeout=10.0, trust_env=False) as client:
-            bad = {"Authorization": "Bearer mal"}
-            codes = [client.get("/status", headers=bad).status_code for _ in range(AUTH_BURST + 4)]
-            assert codes[:AUTH_BURST] == [401] * AUTH_BURST and set(codes[AUTH_BURST:]) == {429}, codes
-            blocked = client.get("/status", headers={"Authorization": f"Bearer {token}"})
-            assert blocked.status_code == 429 and "intentos" in blocked.json()["error"]
-            assert client.get("/ping").status_code == 200  # open paths stay open
-    finally:
-        worker.stop()
+    # the limit is the app's (its middleware keys on the ASGI client address): no worker process needed
+    with worker_app({"capacity": "1"}, token=token) as client:
+        bad = {"Authorization": "Bearer mal"}
+        codes = [client.get("/status", headers=bad).status_code for _ in range(AUTH_BURST + 4)]
+        assert codes[:AUTH_BURST] == [401] * AUTH_BURST and set(codes[AUTH_BURST:]) == {429}, codes
+        blocked = client.get("/status", headers={"Authorization": f"Bearer {token}"})
+        assert blocked.status_code == 429 and "intentos" in blocked.json()["error"]
+        assert client.get("/ping").status_code == 200  # open paths stay open
 
 
 def test_a_large_submission_goes_in_requests_under_the_body_limit(tmp_path: Path) -> None:
@@ -205,7 +212,7 @@ def test_a_large_submission_goes_in_requests_under_the_body_limit(tmp_path: Path
         tasks = tmp_path / "tareas.json"
         # 30 000 tasks with every parameter: about 10 MB as one body, refused by a 4 MiB limit
         tasks.write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": 2}, "repeat": 10_000}] * 3))
-        out = _cli("submit", str(tasks), "--server", serve.url, "--batch", "grande", cwd=tmp_path, timeout=300)
+        out = _here("submit", str(tasks), "--server", serve.url, "--batch", "grande", cwd=tmp_path)
         assert out.returncode == 0, out.stdout + out.stderr
         summary = httpx.get(f"{serve.url}/api/summary", params={"batch": "grande"}, trust_env=False).json()
         assert summary["total"] == 30_000

@@ -1,16 +1,17 @@
-"""`partisim animate` as a real process: the GIF holds the frames it promises, drawn
-from the run `partisim run` does; wrong outputs get a Spanish error and no traceback."""
+"""`partisim animate`: the GIF holds the frames it promises (a real process), drawn from
+the run `partisim run` does; wrong outputs get a Spanish error and no traceback, and the
+MP4 cases run in this process (`helpers.cli.run_cli`)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from helpers.cli import run_cli
 from helpers.requirements import unavailable
 from PIL import Image
 
@@ -22,6 +23,11 @@ def partisim(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) ->
     return subprocess.run(
         [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
     )
+
+
+def partisim_here(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``partisim *args`` in this process (``env``: variables set for the call)."""
+    return run_cli(*args, cwd=ROOT, env=env)
 
 
 def test_gif_has_the_frames_it_promises(tmp_path: Path) -> None:
@@ -38,20 +44,20 @@ def test_gif_has_the_frames_it_promises(tmp_path: Path) -> None:
         assert gif.info.get("duration") == 100  # 10 frames a second
         assert gif.size[0] > gif.size[1]  # the box is wider than tall, and drawn so
     # the same run as `partisim run`
-    plain = json.loads(partisim("run", *ARGS, "--json").stdout)
+    plain = json.loads(partisim_here("run", *ARGS, "--json").stdout)
     assert f"Checksum: {plain['checksum']}" in done.stdout
     assert f"Colisiones partícula-partícula: {plain['particle_collisions']}" in done.stdout
 
 
 def test_wrong_outputs_are_refused_in_spanish(tmp_path: Path) -> None:
-    bad = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.avi"))
+    bad = partisim_here("animate", *ARGS, "-o", str(tmp_path / "sim.avi"))
     assert bad.returncode == 2 and "formato de animación desconocido «.avi»: use .gif o .mp4" in bad.stderr
     assert "Traceback" not in bad.stderr
-    missing = partisim("animate", *ARGS, "-o", str(tmp_path / "no-existe" / "sim.gif"))
+    missing = partisim_here("animate", *ARGS, "-o", str(tmp_path / "no-existe" / "sim.gif"))
     assert missing.returncode == 2 and "no existe" in missing.stderr and "Traceback" not in missing.stderr
-    frames = partisim("animate", *ARGS, "--frames", "1", "-o", str(tmp_path / "a.gif"))
+    frames = partisim_here("animate", *ARGS, "--frames", "1", "-o", str(tmp_path / "a.gif"))
     assert frames.returncode == 2 and "--frames" in frames.stderr and "debe estar entre 2 y 2000" in frames.stderr
-    params = partisim("animate", "--particles", "0", "-o", str(tmp_path / "a.gif"))
+    params = partisim_here("animate", "--particles", "0", "-o", str(tmp_path / "a.gif"))
     assert params.returncode == 2 and "--particles" in params.stderr and "Traceback" not in params.stderr
 
 
@@ -60,8 +66,7 @@ def test_mp4_without_ffmpeg_says_so(tmp_path: Path) -> None:
     bare = tmp_path / "bin"
     bare.mkdir()
     (bare / "python").symlink_to(sys.executable)
-    env = {**os.environ, "PATH": str(bare)}
-    done = partisim("animate", *ARGS, "-o", str(tmp_path / "sim.mp4"), env=env)
+    done = partisim_here("animate", *ARGS, "-o", str(tmp_path / "sim.mp4"), env={"PATH": str(bare)})
     assert done.returncode == 2
     assert "no se encontró ffmpeg" in done.stderr and "-o sim.gif" in done.stderr
     assert not (tmp_path / "sim.mp4").exists()
@@ -73,7 +78,7 @@ def test_mp4_with_ffmpeg(tmp_path: Path) -> None:
             "ffmpeg", "sin ffmpeg en esta máquina: `apt-get install ffmpeg` (el caso sin ffmpeg se prueba aparte)"
         )
     out = tmp_path / "sim.mp4"
-    done = partisim("animate", *ARGS, "--frames", "6", "-o", str(out))
+    done = partisim_here("animate", *ARGS, "--frames", "6", "-o", str(out))
     assert done.returncode == 0, done.stderr
     promised = int(re.search(r"(\d+) fotogramas", done.stdout).group(1))
     probe = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"]

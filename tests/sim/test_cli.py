@@ -1,4 +1,5 @@
-"""`partisim run` and the users' benchmark scripts, run as real processes."""
+"""`partisim run` and the users' benchmark scripts. A real process for the help, the human
+summary and each script's run; results and refusals in this process (`helpers.cli.run_cli`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 
+from partisim.cli import legacy
 from partisim.sim import SimParams, engine_threads, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,6 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(ROOT / script)] if script else [sys.executable, "-m", "partisim"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def run_here(*args: str, script: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`run` in this process: `partisim.cli.main`, or the script's `legacy.main`."""
+    if script is None:
+        return run_cli(*args, cwd=ROOT)
+    engine = {"benchmark.py": "python", "benchmark_cython.py": "cython"}[script]
+    return run_cli(*args, cwd=ROOT, entry=lambda argv: legacy.main(engine, argv, prog=script))
 
 
 def test_help() -> None:
@@ -29,7 +40,7 @@ def test_help() -> None:
 
 @pytest.mark.parametrize("engine", ["python", "numpy", "cython"])
 def test_run_json_matches_library(engine: str) -> None:
-    out = run(
+    out = run_here(
         "run",
         "--engine",
         engine,
@@ -115,7 +126,7 @@ def test_run_human_summary_is_spanish() -> None:
     ],
 )
 def test_run_errors_exit_2_and_name_the_option(args: list[str], needle: str) -> None:
-    out = run("run", *args)
+    out = run_here("run", *args)
     assert out.returncode == 2
     assert needle in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
@@ -129,22 +140,22 @@ def test_legacy_scripts(script: str, engine: str) -> None:
     assert "Simulación completada en " in out.stdout and " segundos" in out.stdout
     assert f"Total colisiones Partícula-Partícula: {expected.particle_collisions}" in out.stdout
     assert f"Total colisiones con Pared: {expected.wall_collisions}" in out.stdout
-    data = json.loads(run("60", "200", "3", "--json", script=script).stdout)
+    data = json.loads(run_here("60", "200", "3", "--json", script=script).stdout)
     assert data["checksum"] == expected.checksum
 
 
 def test_legacy_defaults_and_help() -> None:
-    out = run("--json", script="benchmark_cython.py")
+    out = run_here("--json", script="benchmark_cython.py")
     data = json.loads(out.stdout)
     assert (data["particles"], data["steps"], data["seed"]) == (100, 1000, 42)
-    out = run("-h", script="benchmark.py")
+    out = run_here("-h", script="benchmark.py")
     assert out.returncode == 0 and "NUM_PARTICULAS" in out.stdout
 
 
 @pytest.mark.parametrize("args", [["abc"], ["10", "0"], ["10", "5", "-1"], ["1.5"], ["100", "x", "1"]])
 def test_legacy_bad_input_exit_1_spanish(args: list[str]) -> None:
     for script in ("benchmark.py", "benchmark_cython.py"):
-        out = run(*args, script=script)
+        out = run_here(*args, script=script)
         assert out.returncode == 1
         assert "debe ser" in out.stderr and "Traceback" not in out.stderr
 
@@ -152,7 +163,7 @@ def test_legacy_bad_input_exit_1_spanish(args: list[str]) -> None:
 def test_run_threads_option() -> None:
     args = ("run", "-n", "400", "-s", "60", "--width", "1000", "--height", "800", "--json")
     expected = simulate(SimParams(particles=400, steps=60, width=1000, height=800), "python")
-    out = run(*args, "--threads", "2")
+    out = run_here(*args, "--threads", "2")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     # 400 particles: one thread is faster, and the result says so (`sim.engines.thread_plan`)
@@ -163,7 +174,7 @@ def test_run_threads_option() -> None:
         expected.checksum,
     )
     # more threads than cores: capped, said on stderr, reported in the summary
-    out = run("run", "-n", "50", "-s", "5", "-t", "100000")
+    out = run_here("run", "-n", "50", "-s", "5", "-t", "100000")
     assert out.returncode == 0, out.stderr
     used = engine_threads("cython", 100000)
     assert used <= (os.cpu_count() or 1)
@@ -173,7 +184,7 @@ def test_run_threads_option() -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "dos"])
 def test_run_threads_errors_are_spanish(value: str) -> None:
-    out = run("run", "-n", "10", "-s", "2", "--threads", value)
+    out = run_here("run", "-n", "10", "-s", "2", "--threads", value)
     assert out.returncode == 2
     assert "--threads" in out.stderr and "debe ser un número entero" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,14 +101,8 @@ def test_a_non_finite_result_is_never_written_as_json() -> None:
 
 
 def test_run_json_refuses_the_issues_input_and_prints_strict_json(tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "partisim", "run", "--json", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-        )
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("run", "--json", *args, cwd=tmp_path)  # in this process
 
     refused = run("-n", "10", "-s", "1", "--max-speed", "1e200", "--dt", "1e-200")
     assert refused.returncode == 2 and refused.stdout == ""

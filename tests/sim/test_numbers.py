@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 
 import pytest
+from helpers.cli import run_cli
 
 from partisim.sim import parse_params
 from partisim.sim.numbers import NBSP, count, decimal, duration, integer, parse_number
@@ -54,9 +54,8 @@ def test_an_ambiguous_number_is_refused(text):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    """``partisim *args`` in this process (`helpers.cli.run_cli`)."""
+    return run_cli(*args)
 
 
 def test_run_takes_a_decimal_comma_as_the_dashboard_does():

@@ -1,4 +1,5 @@
-"""`partisim theory` and the coarse-step warning of `partisim run`, run as real processes."""
+"""`partisim theory` and the coarse-step warning of `partisim run`: in this process
+(`helpers.cli.run_cli`), and the human output of `theory` in a real process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 
 from partisim.sim import SimParams, predict, simulate
 
@@ -16,7 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ELASTIC = ["--particle-restitution", "1", "--wall-restitution", "1"]
 
 
-def partisim(*args: str) -> subprocess.CompletedProcess:
+def partisim(*args: str) -> subprocess.CompletedProcess[str]:
+    """``partisim *args`` in this process."""
+    return run_cli(*args, cwd=ROOT)
+
+
+def partisim_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "partisim", *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
     )
@@ -82,7 +89,7 @@ def test_theory_run_with_nothing_moving_is_still_strict_json() -> None:
 
 
 def test_theory_human_output_is_spanish() -> None:
-    out = partisim("theory", "--run", "--steps", "200", *ELASTIC)
+    out = partisim_process("theory", "--run", "--steps", "200", *ELASTIC)
     assert out.returncode == 0, out.stderr
     for text in (
         "Predicción de la teoría cinética",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers.processes import wait_for
-from helpers.workers import RunningWorker
+from helpers.workers import RunningWorker, start_worker
 
 from partisim.sim import engine_threads
 from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, WAIT_POLICY
@@ -55,10 +55,12 @@ def burners() -> Iterator[list[subprocess.Popen[bytes]]]:
             p.wait(10)
 
 
-@pytest.fixture
-def worker(fresh_worker) -> RunningWorker:
-    w: RunningWorker = fresh_worker("--capacity", "2")
-    return w
+@pytest.fixture(scope="module")
+def worker() -> Iterator[RunningWorker]:
+    """One worker for the module: every test leaves it idle (no task running or queued)."""
+    w = start_worker("127.0.0.1", None, "--capacity", "2")
+    yield w
+    w.stop()
 
 
 def _execute(w: RunningWorker, threads: int) -> dict:
@@ -141,6 +143,8 @@ def test_a_run_beside_another_task_of_the_worker_is_flagged(worker) -> None:
             r = c.post("/execute", json={"benchmark": "cython", "params": {**RUN, "NUM_PASOS": 5}})
         finally:
             c.delete(f"/tasks/{other_id}")
+            # the worker is shared by the module: idle again before the next test
+            wait_for(lambda: c.get("/current").json()["count"] == 0, 30, "the other task to end")
     env = r.json()["environment"]
     assert env["contended"] is True and "other_task" in env["contended_by"] and env["other_tasks"] == 1, env
 

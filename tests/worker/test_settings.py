@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from helpers.processes import clean_env
 
 from partisim.errors import ConfigError
@@ -91,9 +92,10 @@ def _worker(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
 
 
 def test_cli_usage_errors_exit_2_in_spanish(tmp_path: Path) -> None:
-    r = _worker("--capacity", "cero", "--host", "127.0.0.1", cwd=tmp_path)
+    # refused while the settings are read, before anything listens: in this process
+    r = run_cli("worker", "--capacity", "cero", "--host", "127.0.0.1", cwd=tmp_path)
     assert r.returncode == 2 and "--capacity" in r.stderr and "Traceback" not in r.stderr
-    r = _worker("--host", "127.0.0.1", env={"PARTISIM_PORT": "x"}, cwd=tmp_path)
+    r = run_cli("worker", "--host", "127.0.0.1", env={"PARTISIM_PORT": "x"}, cwd=tmp_path)
     assert r.returncode == 2 and "PARTISIM_PORT" in r.stderr
 
 
