@@ -5,7 +5,8 @@ Printed as a table (no timed assertions anywhere):
 1. tiny tasks per second (n = 10, 1 step, python engine), best of ``--runs``:
    plain Dask (``client.map`` of the simulation on a LocalCluster of 2 single-threaded
    worker processes), ``serve --dask`` on that same LocalCluster, ``serve --dask local:2``
-   (serve's own LocalCluster) and ``serve`` with the HTTP fleet of 2 workers;
+   (serve's own LocalCluster) and ``serve`` with the HTTP fleet of 2 workers (which sends
+   tiny tasks in batches, ``POST /execute/batch``);
 2. a CPU-bound sweep (``--sweep`` tasks of ~1 s): ``serve --dask local:1`` and
    ``local:2`` (the speed-up of the second worker), plain Dask on the 2-worker
    LocalCluster, and the HTTP fleet with 2 workers of capacity 1.
