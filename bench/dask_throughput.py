@@ -163,8 +163,15 @@ def main() -> None:
         seen = rates[name]
         return f"turnos {min(seen):.0f}–{max(seen):.0f}/s"
 
+    times: dict[str, list[float]] = {}
+
     def keep_time(name: str, seconds: float) -> None:
         took[name] = min(took.get(name, seconds), seconds)
+        times.setdefault(name, []).append(seconds)
+
+    def time_spread(name: str) -> str:
+        seen = times[name]
+        return f"turnos {min(seen):.2f}–{max(seen):.2f} s"
 
     with tempfile.TemporaryDirectory(prefix="partisim-bench-dask-") as tmpdir:
         tmp = Path(tmpdir)
@@ -231,19 +238,24 @@ def main() -> None:
         (
             f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:1 (s)",
             f"{took['serve-dask-local1-sweep']:.2f}",
-            "",
+            time_spread("serve-dask-local1-sweep"),
         ),
         (
             f"barrido de {args.sweep} tareas de ~1 s, serve --dask local:2 (s)",
             f"{took['serve-dask-local2-sweep']:.2f}",
             f"{took['serve-dask-local1-sweep'] / took['serve-dask-local2-sweep']:.2f}× más rápido que 1 worker; "
-            f"{took['dask-sweep'] / took['serve-dask-local2-sweep']:.2f}× Dask puro (objetivo ≥ 0.95)",
+            f"{took['dask-sweep'] / took['serve-dask-local2-sweep']:.2f}× Dask puro (objetivo ≥ 0.95; "
+            f"{time_spread('serve-dask-local2-sweep')})",
         ),
-        (f"barrido de {args.sweep} tareas de ~1 s, Dask puro 2×1 (s)", f"{took['dask-sweep']:.2f}", ""),
+        (
+            f"barrido de {args.sweep} tareas de ~1 s, Dask puro 2×1 (s)",
+            f"{took['dask-sweep']:.2f}",
+            time_spread("dask-sweep"),
+        ),
         (
             f"barrido de {args.sweep} tareas de ~1 s, serve con 2 workers HTTP (s)",
             f"{took['serve-http-sweep']:.2f}",
-            "",
+            time_spread("serve-http-sweep"),
         ),
     ]
     print(f"\npartisim bench/dask_throughput.py — {os.cpu_count()} CPU, carga media {load:.2f}")
