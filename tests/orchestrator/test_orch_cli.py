@@ -4,12 +4,15 @@ demo); the other cases run the command in this process (`run_here`)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 from helpers.config import write_config
 from helpers.processes import HOST_A, HOST_B, free_port_on
 from helpers.workers import start_worker
@@ -194,6 +197,28 @@ def test_demo_on_two_workers(pair) -> None:
         assert collisions and collisions.group(1) == collisions.group(2)
     assert "Todos los resultados coinciden" in out
     assert "Estado detallado" in out
+    # both workers run on this machine (one boot id): one after the other, never at once
+    assert "uno tras otro (comparten máquina)" in " ".join(out.split())
+    runs = sorted(
+        (datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["finished_at"]))
+        for w in (pair.a, pair.b)
+        for t in httpx.get(w.url + "/history", params={"limit": 4}, timeout=10, trust_env=False).json()["tasks"]
+    )[-4:]
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(runs)), runs
+
+
+def test_demo_runs_workers_of_different_machines_at_once() -> None:
+    from partisim.fleet.health import WorkerHealth
+    from partisim.orchestrator.demo import by_machine
+    from partisim.protocol import WorkerStatus
+
+    def worker(name: str, host: str) -> WorkerHealth:
+        h = WorkerHealth(name, f"http://127.0.0.1:1/{name}")
+        h.last_status = WorkerStatus(worker_id=name, host_id=host)
+        return h
+
+    groups = by_machine([worker("a", "boot-1"), worker("b", "boot-2"), worker("c", "boot-1"), worker("d", "")])
+    assert [[h.id for h in g] for g in groups.values()] == [["a", "c"], ["b"], ["d"]]
 
 
 def test_no_active_workers(dead_config: Path) -> None:

@@ -107,8 +107,17 @@ def run_demo(
         return report
     console.print(views.status_table(report.active))
 
+    machines = len(by_machine(report.active))
+    shared = len(report.active) - machines
+    order = (
+        "en paralelo"
+        if not shared
+        else "uno tras otro (comparten máquina)"
+        if machines == 1
+        else f"en paralelo por máquina; los {shared + 1} o más que comparten una máquina, uno tras otro"
+    )
     console.print(
-        f"[bold]2/3[/bold] Ejecutando Python y Cython en {len(report.active)} worker(s) en paralelo "
+        f"[bold]2/3[/bold] Ejecutando Python y Cython en {len(report.active)} worker(s) {order} "
         f"({views.count(params.particles, 'partícula', 'partículas')}, "
         f"{views.count(params.steps, 'paso', 'pasos')}, semilla {params.seed})..."
     )
@@ -158,7 +167,25 @@ def _run_benchmarks(
             }
             return DemoRow(h.id, runs["python"], runs["cython"])
 
-        return run_parallel(one_worker, active, limit=limit)
+        def one_machine(workers: list[WorkerHealth]) -> list[DemoRow]:
+            return [one_worker(h) for h in workers]
+
+        done = run_parallel(one_machine, list(by_machine(active).values()), limit=limit)
+        rows = {row.worker_id: row for machine in done for row in machine}
+        return [rows[h.id] for h in active]
+
+
+def by_machine(active: list[WorkerHealth]) -> dict[str, list[WorkerHealth]]:
+    """The workers grouped by the machine they run on (their /status says which): workers
+    of one machine run the demo one after another, or each would measure the other's load
+    (two local workers on a 2-core machine flagged every run "medido con la máquina
+    ocupada"); different machines run at the same time. A worker that does not say is a
+    machine of its own."""
+    groups: dict[str, list[WorkerHealth]] = {}
+    for h in active:
+        machine = h.last_status.host_id if h.last_status is not None else ""
+        groups.setdefault(machine or f"worker:{h.id}", []).append(h)
+    return groups
 
 
 def _run_one(

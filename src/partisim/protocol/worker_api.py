@@ -107,6 +107,9 @@ class WorkerStatus(Wire):
     openmp: bool = False
     #: the static part of every result's environment here (`sim.environment`)
     environment: MachineEnvironment | None = None
+    #: the running kernel's boot id: workers that report the same one share a machine's
+    #: CPUs (the demo runs them one after another); "" where unknown
+    host_id: str = ""
     load_avg: list[Finite] | None = None
     max_timeout: Finite = 0.0
     limits: dict[str, int] = Field(default_factory=dict)

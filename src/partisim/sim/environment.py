@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "CONTENDED_LABEL",
+    "host_id",
     "UNSTABLE_LABEL",
     "ContentionReason",
     "EngineBuild",
@@ -199,6 +200,17 @@ def load_1min() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         return None
+
+
+def host_id() -> str:
+    """The running kernel's boot id (Linux), or "" where there is none: workers that
+    report the same one share one machine's CPUs (containers on one host included),
+    whatever their addresses; two machines never share it, however alike they are."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip()[:64]
+    except OSError:
+        return ""
 
 
 def runnable_threads() -> int | None:

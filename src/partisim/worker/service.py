@@ -21,7 +21,7 @@ from partisim.fleet import Identity
 from partisim.protocol import BATCH_MAX, SOFTWARE, HealthReport, PingReply, WorkerStatus
 from partisim.sim import ENGINES, MODEL_VERSION, engine_threads, get_engine
 from partisim.sim.engines import engine_build
-from partisim.sim.environment import MachineEnvironment, machine_facts
+from partisim.sim.environment import MachineEnvironment, host_id, machine_facts
 from partisim.worker.metrics import Metrics, WorkerGauges
 from partisim.worker.runners import DockerProbe, Runner, select_runner
 from partisim.worker.settings import WorkerSettings, open_listener_warning
@@ -273,6 +273,7 @@ class WorkerService:
             batch_max=BATCH_MAX,
             openmp=self.openmp,
             environment=self.machine,
+            host_id=host_id(),
             load_avg=load,
             max_timeout=s.max_timeout,
             limits=dataclasses.asdict(s.limits),
