@@ -213,6 +213,8 @@ def test_report_tables_and_footnotes_say_interval_instability_and_busy_runs(queu
     text = " ".join(console.export_text().split())
     assert "inestable (CV" in text and "1 ocupada" in text  # the cython point: 0.10, 0.11 and 5.0
     assert "IC 95 %" in text and "mismo worker (w1)" in text and "19,0×" in text  # 2.0 / 0.105
+    # times in the unit that fits, with the decimal comma (the number rule), never 0.1050
+    assert "2,00 s" in text and "105 ms" in text and "0.10" not in text and "(s)" not in text
     note = contended_note(chart)
     assert note is not None and "la aceleración deja fuera 1" in note
     notes = " ".join(footnotes(chart))

@@ -20,6 +20,7 @@ from helpers.processes import HOST_A, SERVE_HOST, Spawned, answers, clean_env, f
 from queue_support import Cluster, run_cli, run_here, wait_batch
 
 from partisim.serve.client import ServerClient
+from partisim.sim.environment import usable_cpus
 from partisim.sim.numbers import duration, integer
 
 
@@ -186,6 +187,9 @@ def test_serve_local_starts_and_stops_its_own_workers(tmp_path: Path):
         assert done.returncode == 0, done.stderr + done.stdout
         with ServerClient(url) as client:
             assert {t.worker for t in client.tasks()} <= {"local-01", "local-02"}
+            # they share this machine: their slots together are its CPUs, never more
+            capacities = [m.capacity for m in client.workers()]
+        assert capacities == [max(1, usable_cpus() // 2)] * 2, capacities
         assert serve.proc is not None
         serve.proc.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
         assert serve.proc.wait(timeout=30) == 0, serve.log()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import ChartData, ChartSpeedup
-from partisim.sim.numbers import ratio
+from partisim.sim.numbers import decimal, duration, ratio
 
 __all__ = ["time_table", "speedup_table", "contended_note", "CONTENDED_MARK"]
 
@@ -18,7 +18,7 @@ CONTENDED_MARK = "ocupada"
 def _interval(up: ChartSpeedup) -> str:
     if up.low is None or up.high is None:
         return "— (menos de 2 ejecuciones)"
-    return f"{up.low:.2f}–{up.high:.2f}×"
+    return f"{decimal(up.low, 2)}–{decimal(up.high, 2)}×"
 
 
 def _basis(up: ChartSpeedup) -> str:
@@ -32,10 +32,10 @@ def time_table(chart: ChartData) -> FittedTable:
         Column("Configuración", "Config.", wrap=10),
         Column("Partículas", "Part.", justify="right"),
         Column("Ejecuciones", "Ejec.", justify="right"),
-        Column("Media (s)", justify="right"),
-        Column("Desv. est. (s)", "Desv. (s)", justify="right"),
-        Column("Mediana (s)", "Med. (s)", justify="right", drop=2),
-        Column("Mínimo (s)", "Mín. (s)", justify="right", drop=3),
+        Column("Media", justify="right"),
+        Column("Desv. est.", "Desv.", justify="right"),
+        Column("Mediana", "Med.", justify="right", drop=2),
+        Column("Mínimo", "Mín.", justify="right", drop=3),
         Column("Estado", wrap=12, drop=1),
     ]
     rows = []
@@ -52,10 +52,10 @@ def time_table(chart: ChartData) -> FittedTable:
                     line.config,
                     str(p.particles),
                     str(p.n),
-                    f"{p.mean:.4f}",
-                    f"{p.stdev:.4f}",
-                    "—" if p.median is None else f"{p.median:.4f}",
-                    "—" if p.minimum is None else f"{p.minimum:.4f}",
+                    duration(p.mean),
+                    duration(p.stdev),
+                    duration(p.median),
+                    duration(p.minimum),
                     ", ".join(marks) or "estable",
                 ]
             )
@@ -70,8 +70,8 @@ def speedup_table(chart: ChartData) -> FittedTable:
     columns = [
         Column("Partículas", "Part.", justify="right"),
         Column("Configuración", "Config.", wrap=10),
-        Column("Python (s)", justify="right"),
-        Column("Cython (s)", justify="right"),
+        Column("Python", justify="right"),
+        Column("Cython", justify="right"),
         Column("Aceleración", "Acel.", justify="right"),
         Column("IC 95 %", justify="right", drop=1),
         Column("Comparable por", "Base", wrap=14, drop=2),
@@ -80,8 +80,8 @@ def speedup_table(chart: ChartData) -> FittedTable:
         [
             str(u.particles),
             u.config,
-            f"{u.python:.4f}",
-            f"{u.cython:.4f}",
+            duration(u.python),
+            duration(u.cython),
             ratio(u.value),
             _interval(u),
             _basis(u),
