@@ -39,8 +39,9 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from partisim.errors import (
     ParamsError,
@@ -85,10 +86,34 @@ class _Batch:
 
     member: str
     url: str
-    room: int  # tiny tasks it may still take in this round
+    size: int  # the most tiny tasks it carries
     placed: int = 1  # placements made into it (launched or not yet)
     attempts: list[Attempt] = field(default_factory=list)
     live: set[str] = field(default_factory=set)  # task ids whose outcome is still wanted
+
+    @property
+    def room(self) -> int:
+        """Tiny tasks it may still take in this round."""
+        return self.size - self.placed
+
+
+T = TypeVar("T")
+
+
+async def _answer(call: Awaitable[T], bound: float, url: str, what: str) -> T | PartisimError:
+    """The answer of one request to a worker, or the error that stands for it: no answer
+    within ``bound`` seconds, the worker's own error, or an answer we could not use."""
+    try:
+        return await asyncio.wait_for(call, timeout=bound)
+    except asyncio.TimeoutError:
+        return TaskTimedOut(f"{url}: sin respuesta en {bound:.0f} s")
+    except PartisimError as exc:
+        return exc
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise  # shutdown or cancel: no outcome; the queue keeps the task's state
+    except Exception as exc:  # an answer we could not use: count it as a worker fault
+        log.exception("respuesta inesperada de %s", what)
+        return WorkerFailed(f"{url}: {exc}")
 
 
 class HttpFleet(Executor):
@@ -274,7 +299,7 @@ class HttpFleet(Executor):
         h = next(h for h in healths if h.id == seat.id)
         size = self._batch_size(h)
         if small and size > 1 and seat.need == 1:
-            self._forming.setdefault(h.id, []).append(_Batch(h.id, h.url, room=size - 1))
+            self._forming.setdefault(h.id, []).append(_Batch(h.id, h.url, size))
             return Placement(h.id, h.url, 0, units=1, batched=True)
         return Placement(h.id, h.url, seat.need, units=seat.need * size)
 
@@ -298,7 +323,6 @@ class HttpFleet(Executor):
         if not open_batches:
             return None
         batch = max(open_batches, key=lambda b: b.room)
-        batch.room -= 1
         batch.placed += 1
         self.book.take(batch.member, 0)  # one more task given there; the batch has the slot
         return Placement(batch.member, batch.url, 0, units=1, batched=True)
@@ -311,7 +335,6 @@ class HttpFleet(Executor):
         # placements not launched yet
         batches = self._forming[placement.member]
         batch = next(b for b in reversed(batches) if b.placed > len(b.attempts))
-        batch.room += 1
         batch.placed -= 1
         self.book.unplace(placement.member, 0)
         if batch.placed == 0:  # nothing left in it: its slot is free again
@@ -390,25 +413,18 @@ class HttpFleet(Executor):
         # milliseconds, so a batch that reaches it has a worker in trouble
         bound = max(0.0, min(a.deadline for a in batch.attempts) - time.time())
         client = self._client(batch.url, batch.member)
-        try:
-            outcomes = await asyncio.wait_for(client.execute_batch(requests, read=bound), timeout=bound)
-        except asyncio.TimeoutError:
-            self._batch_failed(batch, TaskTimedOut(f"{batch.url}: sin respuesta en {bound:.0f} s"))
-        except PartisimError as exc:
-            self._batch_failed(batch, exc)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise  # shutdown: no outcome; the queue keeps the tasks' state
-        except Exception as exc:  # an answer we could not use: count it as a worker fault
-            log.exception("respuesta inesperada de %s a un lote", batch.member)
-            self._batch_failed(batch, WorkerFailed(f"{batch.url}: {exc}"))
-        else:
-            for attempt, outcome in zip(batch.attempts, outcomes, strict=True):
-                if attempt.task_id not in batch.live:
-                    continue  # cancelled meanwhile: its outcome is not wanted
-                if isinstance(outcome, PartisimError):
-                    self._failed(attempt, outcome)
-                else:
-                    self.deliver(attempt, outcome)
+        call = client.execute_batch(requests, read=bound)
+        outcomes = await _answer(call, bound, batch.url, f"{batch.member} a un lote")
+        if isinstance(outcomes, PartisimError):
+            self._batch_failed(batch, outcomes)
+            return
+        for attempt, outcome in zip(batch.attempts, outcomes, strict=True):
+            if attempt.task_id not in batch.live:
+                continue  # cancelled meanwhile: its outcome is not wanted
+            if isinstance(outcome, PartisimError):
+                self._failed(attempt, outcome)
+            else:
+                self.deliver(attempt, outcome)
 
     def _batch_failed(self, batch: _Batch, exc: PartisimError) -> None:
         """The request itself failed: every task still wanted gets that outcome."""
@@ -450,24 +466,16 @@ class HttpFleet(Executor):
         )  # a worker of an older partisim knows no threads
         bound = max(0.0, attempt.deadline - time.time())
         client = self._client(url, attempt.placement.member)
-        call = (
+        call: Awaitable[TaskResult] = (
             client.execute_foreign(legacy_request(request))
             if self._is_foreign(attempt.placement.member)
             else client.execute(request)
         )
-        try:
-            result: TaskResult = await asyncio.wait_for(call, timeout=bound)
-        except asyncio.TimeoutError:
-            self._failed(attempt, TaskTimedOut(f"{url}: sin respuesta en {bound:.0f} s"))
-        except PartisimError as exc:
-            self._failed(attempt, exc)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise  # shutdown or cancel: no outcome; the queue keeps the task's state
-        except Exception as exc:  # an answer we could not use: count it as a worker fault
-            log.exception("respuesta inesperada de %s para %s", attempt.placement.member, task.id)
-            self._failed(attempt, WorkerFailed(f"{url}: {exc}"))
+        outcome = await _answer(call, bound, url, f"{attempt.placement.member} para {task.id}")
+        if isinstance(outcome, PartisimError):
+            self._failed(attempt, outcome)
         else:
-            self.deliver(attempt, result)
+            self.deliver(attempt, outcome)
 
     def cancel(self, task_id: str, member: str | None, address: str | None) -> None:
         if address:
