@@ -29,8 +29,6 @@ sys.path.insert(0, str(ROOT / "tests" / "queue"))
 import argparse
 import json
 import os
-import selectors
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -41,8 +39,10 @@ from typing import Any
 
 import httpx
 from helpers.config import write_config
-from helpers.processes import clean_env, free_port_on
+from helpers.processes import free_port_on
 from helpers.serve import Serve
+from queue_support import run_cli, write_foreign_sqlite
+from stalled import STALLS, StalledSockets
 
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import TaskSpec
@@ -159,17 +159,13 @@ def bad_requests() -> list[tuple[str, str, Any]]:
     return out
 
 
-sent_codes: list[int] = []
-
-
-def send_all(serve: Serve, requests: list[tuple[str, str, Any]]) -> Counter[int]:
-    statuses: Counter[int] = Counter()
+def send_all(serve: Serve, requests: list[tuple[str, str, Any]]) -> list[int]:
+    """Each request's status code, in order."""
     with httpx.Client(base_url=serve.url, timeout=60.0, trust_env=False) as client:
-        for method, path, body in requests:
-            answer = client.request(method, path, content=body, headers={"content-type": "application/json"})
-            statuses[answer.status_code] += 1
-            sent_codes.append(answer.status_code)
-    return statuses
+        return [
+            client.request(method, path, content=body, headers={"content-type": "application/json"}).status_code
+            for method, path, body in requests
+        ]
 
 
 def big_body(serve: Serve) -> None:
@@ -187,59 +183,23 @@ def big_body(serve: Serve) -> None:
 
 
 def stalled(serve: Serve, count: int, timeout: float) -> None:
-    kinds = [
-        b"",
-        b"GET /api/summary HTTP/1.1\r\nHost: x\r\nX-Lento: ",
-        b"POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n[{",
-    ]
-    sel = selectors.DefaultSelector()
-    opened = time.monotonic()
-    for k in range(count):
-        sock = socket.create_connection((HOST, serve.port), timeout=10)
-        if kinds[k % 3]:
-            sock.sendall(kinds[k % 3])
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ)
-    left = count
+    kinds = list(STALLS.values())
+    socks = StalledSockets(serve.port, [kinds[k % 3] for k in range(count)])
     health: list[float] = []
     codes: Counter[int] = Counter()
-    last_cut = 0.0
-    deadline = opened + timeout * 4 + 10
+    deadline = socks.opened + timeout * 4 + 10
     with httpx.Client(base_url=serve.url, timeout=5.0, trust_env=False) as client:
-        while left and time.monotonic() < deadline:
+        while socks.open and time.monotonic() < deadline:
             t0 = time.perf_counter()
             codes[client.get("/api/health", headers={"Connection": "close"}).status_code] += 1
             health.append((time.perf_counter() - t0) * 1000)
-            for key, _ in sel.select(timeout=0.05):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                try:
-                    chunk = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except ConnectionResetError:
-                    chunk = b""
-                if not chunk:
-                    sel.unregister(sock)
-                    sock.close()
-                    left -= 1
-                    last_cut = time.monotonic() - opened
+            socks.poll(0.05)
+    socks.close()
+    left, last_cut = len(socks.open), socks.last_cut
     print(
         f"3. {count} sockets parados (--request-timeout {timeout:g} s): {count - left} cortados, el último a los "
         f"{last_cut:.1f} s; /api/health: {dict(codes)}, mediana {statistics.median(health):.1f} ms, "
         f"máx {max(health):.1f} ms ({len(health)} peticiones)"
-    )
-
-
-def cli(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "partisim", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=clean_env(**(env or {})),
-        stdin=subprocess.DEVNULL,
     )
 
 
@@ -265,7 +225,7 @@ def cases(tmp: Path, config: Path) -> None:
             page = client.get("/api/tasks", params={"limit": 1000})
             damaged = [t for t in page.json()["tasks"] if t["damaged"]]
             export = client.get("/api/export")
-            results = cli("results", "--server", serve.url, "--format", "csv", cwd=tmp)
+            results = run_cli("results", "--server", serve.url, "--format", "csv", cwd=tmp)
             print(
                 f"   filas dañadas: arranque {'con aviso' if 'filas dañadas' in serve.log() else 'SIN aviso'}; "
                 f"/api/tasks {page.status_code} ({len(page.json()['tasks'])} tareas, {len(damaged)} dañadas: "
@@ -279,13 +239,9 @@ def cases(tmp: Path, config: Path) -> None:
         serve.stop()
     # foreign file
     foreign = tmp / "ajena.db"
-    con = sqlite3.connect(foreign)
-    with con:
-        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-        con.execute("INSERT INTO users (name) VALUES ('ana')")
-    con.close()
+    write_foreign_sqlite(foreign)
     before = foreign.read_bytes()
-    out = cli("serve", "--config", str(config), "--db", str(foreign), "--port", "0", cwd=tmp)
+    out = run_cli("serve", "--config", str(config), "--db", str(foreign), "--port", "0", cwd=tmp)
     print(
         f"   archivo ajeno: rc {out.returncode}, intacto: {foreign.read_bytes() == before}: «{last_line(out.stderr)}»"
     )
@@ -301,9 +257,9 @@ def cases(tmp: Path, config: Path) -> None:
             ("ping", "--config", str(bad)),
             ("worker", "--config", str(bad), "--host", HOST, "--port", "0"),
         ):
-            out = cli(*command, cwd=tmp)
+            out = run_cli(*command, cwd=tmp)
             print(f"   configuración {name}, {command[0]}: rc {out.returncode}: «{last_line(out.stdout + out.stderr)}»")
-    out = cli("serve", "--config", str(config), "--db", str(tmp / "t.db"), "--port", "0", cwd=tmp,
+    out = run_cli("serve", "--config", str(config), "--db", str(tmp / "t.db"), "--port", "0", cwd=tmp,
               env={"PARTISIM_TOKEN": "x"})  # fmt: skip
     print(f"   token de 1 carácter, serve: rc {out.returncode}: «{last_line(out.stderr)}»")
     full_disk(tmp, config)
@@ -353,31 +309,17 @@ def full_disk(tmp: Path, config: Path) -> None:
 
 
 def fuzzing(tmp: Path, examples: int) -> None:
-    from helpers.fuzz import fuzz_app
+    from helpers.fuzz import fuzz_app, small_worker_app
     from serve_inprocess import serve_app
     from test_serve_fuzz import _cap_wait
-
-    from partisim.worker.app import create_app
-    from partisim.worker.settings import Limits, WorkerSettings
 
     t0 = time.perf_counter()
     seen = fuzz_app(serve_app(tmp / "fuzz"), examples, adjust=_cap_wait)
     took = time.perf_counter() - t0
     print(f"5. fuzzing de serve ({examples} ejemplos/operación y modo): {sum(seen.values())} peticiones "
           f"{dict(seen)} en {took:.0f} s, sin fallos de comprobación")  # fmt: skip
-    settings = WorkerSettings(
-        host=HOST,
-        port=0,
-        worker_id="fuzz",
-        config_path=str(tmp / "none.json"),
-        runner="process",
-        capacity=2,
-        queue_size=4,
-        max_timeout=5.0,
-        limits=Limits(max_particles=1000, max_steps=50, max_work=2000, max_body_bytes=4096),
-    )
     t0 = time.perf_counter()
-    seen = fuzz_app(create_app(settings, port=0), examples)
+    seen = fuzz_app(small_worker_app(tmp), examples)
     print(f"   fuzzing del worker: {sum(seen.values())} peticiones {dict(seen)} en {time.perf_counter() - t0:.0f} s")
 
 
@@ -400,8 +342,9 @@ def main() -> None:
         try:
             requests = bad_requests()
             distinct = len({(m, p, b) for m, p, b in requests})
-            statuses = send_all(serve, requests)
-            accepted = [r for r, code in zip(requests, sent_codes, strict=True) if code < 300]
+            codes = send_all(serve, requests)
+            statuses = Counter(codes)
+            accepted = [r for r, code in zip(requests, codes, strict=True) if code < 300]
             if accepted:
                 print(f"   (aceptadas como válidas: {[(m, p, b[:80] if b else b) for m, p, b in accepted]})")
             fives = sum(n for code, n in statuses.items() if code >= 500)

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dockertools import BASE_IMAGE, SIM_IMAGE, WORKER_IMAGE, docker, partisim_cli  # noqa: E402
-from helpers.requirements import required, unavailable  # noqa: E402
+from helpers.requirements import start_with_script, unavailable  # noqa: E402
 
 DOCKER_SH = REPO / ".ci" / "docker.sh"
 
@@ -46,25 +46,18 @@ def _engine_answers() -> bool:
 
 def _start_engine() -> str | None:
     """None when an engine answers (started here only when the suite is required), else why not."""
-    if _engine_answers() and docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
-        return None
-    if not required("docker"):
-        # a plain `pytest` on a fresh machine: say what is missing, do not install anything
-        return (
+    return start_with_script(
+        "docker",
+        DOCKER_SH,
+        ready=lambda: _engine_answers() and docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0,
+        started=_engine_answers,
+        missing=(
             "no responde un motor Docker con la imagen base "
             + BASE_IMAGE
             + "; arránquelo con `sudo bash .ci/docker.sh` (o use PARTISIM_REQUIRE=docker)"
-        )
-    if os.geteuid() != 0:
-        return "docker no responde y no somos root para arrancar dockerd con .ci/docker.sh"
-    try:
-        done = subprocess.run(["bash", str(DOCKER_SH)], capture_output=True, text=True, timeout=900, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f".ci/docker.sh no terminó: {exc}"
-    if done.returncode != 0 or not _engine_answers():
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
-        return f".ci/docker.sh falló (código {done.returncode}):\n{tail}"
-    return None
+        ),
+        not_root="docker no responde y no somos root para arrancar dockerd con .ci/docker.sh",
+    )
 
 
 @pytest.fixture(scope="session")

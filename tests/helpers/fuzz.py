@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -29,9 +31,28 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-__all__ = ["fuzz_app", "CHECKS"]
+from partisim.worker.app import create_app
+from partisim.worker.settings import Limits, WorkerSettings
+
+__all__ = ["fuzz_app", "small_worker_app", "CHECKS"]
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def small_worker_app(tmp: Path) -> FastAPI:
+    """A worker app with a small work budget, so every task it accepts ends in milliseconds."""
+    settings = WorkerSettings(
+        host="127.0.0.1",
+        port=0,
+        worker_id="fuzz",
+        config_path=str(tmp / "none.json"),
+        runner="process",
+        capacity=2,
+        queue_size=4,
+        max_timeout=5.0,
+        limits=Limits(max_particles=1000, max_steps=50, max_work=2000, max_body_bytes=4096),
+    )
+    return create_app(settings, port=0)
 
 
 def fuzz_app(app: Any, examples: int, *, adjust: Callable[[dict[str, Any]], None] | None = None) -> Counter[str]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-__all__ = ["required", "unavailable", "chromium_path"]
+__all__ = ["required", "unavailable", "chromium_path", "start_with_script"]
 
 
 def required(kind: str) -> bool:
@@ -22,6 +25,36 @@ def unavailable(kind: str, reason: str) -> None:
     if required(kind):
         pytest.fail(f"{reason} (PARTISIM_REQUIRE incluye {kind!r}: esta suite es obligatoria aquí)")
     pytest.skip(reason)
+
+
+def start_with_script(
+    kind: str,
+    script: Path,
+    *,
+    ready: Callable[[], bool],
+    started: Callable[[], bool] | None = None,
+    missing: str,
+    not_root: str,
+) -> str | None:
+    """None when ``ready()``; else, when the suite ``kind`` is required and we are root, runs
+    ``script`` (a `.ci/*.sh`) and gives None when ``started()`` (default ``ready()``) holds
+    after it. Otherwise why not: ``missing`` (not required), ``not_root``, or the script's end."""
+    if ready():
+        return None
+    if not required(kind):
+        # a plain `pytest` on a fresh machine: say what is missing, do not install anything
+        return missing
+    if os.geteuid() != 0:
+        return not_root
+    name = f".ci/{script.name}"
+    try:
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{name} no terminó: {exc}"
+    if done.returncode != 0 or not (started or ready)():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        return f"{name} falló (código {done.returncode}):\n{tail}"
+    return None
 
 
 def chromium_path() -> str:

@@ -10,13 +10,12 @@ the reason.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.requirements import required, unavailable
+from helpers.requirements import start_with_script, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM_SH = REPO / ".ci" / "slurm.sh"
@@ -42,23 +41,16 @@ def _usable(state: str | None) -> bool:
 
 def _start_slurm() -> str | None:
     """None when SLURM answers with a usable node (started here only when required), else why not."""
-    if _usable(node_state()):
-        return None
-    if not required("slurm"):
-        return (
+    return start_with_script(
+        "slurm",
+        SLURM_SH,
+        ready=lambda: _usable(node_state()),
+        missing=(
             "no responde un SLURM con un nodo disponible (sinfo); arránquelo con "
             "`sudo bash .ci/slurm.sh` (o use PARTISIM_REQUIRE=slurm)"
-        )
-    if os.geteuid() != 0:
-        return "SLURM no responde y no somos root para arrancarlo con .ci/slurm.sh"
-    try:
-        done = subprocess.run(["bash", str(SLURM_SH)], capture_output=True, text=True, timeout=900, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f".ci/slurm.sh no terminó: {exc}"
-    if done.returncode != 0 or not _usable(node_state()):
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
-        return f".ci/slurm.sh falló (código {done.returncode}):\n{tail}"
-    return None
+        ),
+        not_root="SLURM no responde y no somos root para arrancarlo con .ci/slurm.sh",
+    )
 
 
 @pytest.fixture(scope="session")

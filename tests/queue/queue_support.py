@@ -7,6 +7,7 @@ ones of a test and guarantees they are gone at its end. Everything listens on
 
 from __future__ import annotations
 
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -150,6 +151,15 @@ class Cluster:
 def claim(queue: TaskQueue, task_id: str, worker: str, worker_url: str, deadline: float) -> int | None:
     """One task queued -> running, through the store's one claim (``claim_many``)."""
     return queue.claim_many([(task_id, worker, worker_url, deadline)])[0]
+
+
+def write_foreign_sqlite(path: Path) -> None:
+    """A SQLite file that is not partisim's: one ``users`` table with one row."""
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        con.execute("INSERT INTO users (name) VALUES ('ana')")
+    con.close()
 
 
 def run_cli(

@@ -8,11 +8,10 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers.processes import clean_env
+from queue_support import run_cli, write_foreign_sqlite
 from serve_inprocess import serve_client
 
 from partisim.listen.guards import AUTH_BURST, FailedAuthLimiter, JsonRefused, loads_json
@@ -166,22 +165,11 @@ def test_damaged_rows_are_shown_as_damaged_and_never_take_the_others_down(
 
 def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     db = tmp_path / "otra.db"
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-        con.execute("INSERT INTO users (name) VALUES ('ana')")
-    con.close()
+    write_foreign_sqlite(db)
     before = db.read_bytes()
     config = tmp_path / "config_workers.json"
     config.write_text(json.dumps({"workers": [{"id": "w", "ip": "127.0.0.61", "port": 9}]}), encoding="utf-8")
-    out = subprocess.run(
-        [sys.executable, "-m", "partisim", "serve", "--config", str(config), "--db", str(db), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-        cwd=tmp_path,
-    )
+    out = run_cli("serve", "--config", str(config), "--db", str(db), "--port", "0", cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert "no es de partisim" in out.stderr and "tiene users" in out.stderr and "Traceback" not in out.stderr
     assert db.read_bytes() == before

@@ -11,57 +11,33 @@ tokens and wrong tokens; and the worker's limit on wrong tokens.
   ``partisim token`` prints a good one.
 
 The refusals of bad configuration files and short tokens come before anything listens:
-those commands run in this process (`helpers.cli.run_cli`), as does the large `submit`;
+those commands run in this process (`queue_support.run_here`), as does the large `submit`;
 the worker's limit on wrong tokens is its app's, checked in this process too.
 """
 
 from __future__ import annotations
 
 import json
-import selectors
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers.cli import run_cli
 from helpers.config import write_config
 from helpers.inprocess import worker_app
-from helpers.processes import clean_env, free_port_on
+from helpers.processes import free_port_on
 from helpers.serve import Serve
+from queue_support import run_cli, run_here
+from stalled import STALLS, StalledSockets
 
 from partisim.listen.guards import AUTH_BURST
 
 HOST = "127.0.0.1"
-STALLS = {
-    "nada": b"",
-    "media cabecera": b"GET /api/summary HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Lento: ",
-    "medio cuerpo": b"POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 300\r\n\r\n[{",
-}
 
 
 def _config(tmp: Path) -> Path:
     return write_config(tmp / "config_workers.json", [("nadie", "127.0.0.61", free_port_on("127.0.0.61"))])
-
-
-def _here(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``partisim *argv`` in this process: for refusals made before anything listens."""
-    return run_cli(*argv, cwd=cwd, env=env)
-
-
-def _cli(*argv: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "partisim", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=clean_env(**(env or {})),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
@@ -84,46 +60,20 @@ def test_stalled_sockets_are_cut_while_health_answers_and_events_keep_streaming(
     stream = stream_cm.__enter__()
     lines = stream.iter_lines()
     assert next(lines).startswith("retry:")
-    opened = time.monotonic()
-    socks = []
-    for kind, data in STALLS.items():
-        for _ in range(6):
-            sock = socket.create_connection((HOST, quick_serve.port), timeout=10)
-            if data:
-                sock.sendall(data)
-            sock.setblocking(False)
-            socks.append((kind, sock))
-    sel = selectors.DefaultSelector()
-    received: dict[int, bytes] = {}
-    for _, sock in socks:
-        sel.register(sock, selectors.EVENT_READ)
-    open_left = {sock.fileno() for _, sock in socks}
+    kinds = [kind for kind in STALLS for _ in range(6)]
+    stalled = StalledSockets(quick_serve.port, [STALLS[kind] for kind in kinds])
     health = []
     deadline = time.monotonic() + 20
-    while open_left and time.monotonic() < deadline:
+    while stalled.open and time.monotonic() < deadline:
         with httpx.Client(base_url=quick_serve.url, timeout=5.0, trust_env=False) as client:
             health.append(client.get("/api/health").status_code)
-        for key, _ in sel.select(timeout=0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            try:
-                chunk = sock.recv(65536)
-            except BlockingIOError:
-                continue
-            except ConnectionResetError:
-                chunk = b""
-            if chunk:
-                received[key.fd] = received.get(key.fd, b"") + chunk
-            else:
-                open_left.discard(key.fd)
-                sel.unregister(sock)
-    cut_after = time.monotonic() - opened
-    assert not open_left, f"{len(open_left)} sockets still open after {cut_after:.1f} s"
+        stalled.poll(0.1)
+    cut_after = time.monotonic() - stalled.opened
+    assert not stalled.open, f"{len(stalled.open)} sockets still open after {cut_after:.1f} s"
     assert health and set(health) == {200}
-    answered = [received.get(sock.fileno(), b"") for kind, sock in socks if kind != "nada"]
+    answered = [stalled.answer(sock) for kind, sock in zip(kinds, stalled.socks, strict=True) if kind != "nada"]
     assert all(r.startswith(b"HTTP/1.1 408") and b'"status": "timeout"' in r for r in answered), answered[:2]
-    for _, sock in socks:
-        sock.close()
+    stalled.close()
     # the event stream outlived the request timeout: a new task brings an update on it
     with quick_serve.http() as client:
         assert client.post("/api/tasks", json={"benchmark": "python"}).status_code == 201
@@ -167,9 +117,11 @@ def test_bad_config_files_are_exit_2_with_a_clear_message(tmp_path: Path, case: 
     config = tmp_path / "config_workers.json"
     config.write_bytes(content)
     runs = {
-        "serve": _here("serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path),
-        "ping": _here("ping", "--config", str(config), cwd=tmp_path),
-        "worker": _here("worker", "--config", str(config), "--host", HOST, "--port", "0", cwd=tmp_path),
+        "serve": run_here(
+            "serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path
+        ),
+        "ping": run_here("ping", "--config", str(config), cwd=tmp_path),
+        "worker": run_here("worker", "--config", str(config), "--host", HOST, "--port", "0", cwd=tmp_path),
     }
     for name, out in runs.items():
         text = out.stdout + out.stderr
@@ -178,16 +130,16 @@ def test_bad_config_files_are_exit_2_with_a_clear_message(tmp_path: Path, case: 
 
 
 def test_short_tokens_are_refused_and_partisim_token_prints_a_good_one(tmp_path: Path) -> None:
-    made = _cli("token", cwd=tmp_path)
+    made = run_cli("token", cwd=tmp_path)
     token = made.stdout.strip()
     assert made.returncode == 0 and len(token) >= 32 and token.isprintable() and " " not in token
-    assert _here("token", cwd=tmp_path).stdout.strip() != token
+    assert run_here("token", cwd=tmp_path).stdout.strip() != token
     config = _config(tmp_path)
     short = {"PARTISIM_TOKEN": "x"}
-    serve = _here(
+    serve = run_here(
         "serve", "--config", str(config), "--db", str(tmp_path / "q.db"), "--port", "0", cwd=tmp_path, env=short
     )
-    worker = _here("worker", "--host", HOST, "--port", "0", cwd=tmp_path, env=short)
+    worker = run_here("worker", "--host", HOST, "--port", "0", cwd=tmp_path, env=short)
     for out in (serve, worker):
         assert out.returncode == 2, out.stderr[-2000:]
         assert "al menos 16" in out.stderr and "partisim token" in out.stderr and "Traceback" not in out.stderr
@@ -212,7 +164,7 @@ def test_a_large_submission_goes_in_requests_under_the_body_limit(tmp_path: Path
         tasks = tmp_path / "tareas.json"
         # 30 000 tasks with every parameter: about 10 MB as one body, refused by a 4 MiB limit
         tasks.write_text(json.dumps([{"benchmark": "python", "params": {"NUM_PASOS": 2}, "repeat": 10_000}] * 3))
-        out = _here("submit", str(tasks), "--server", serve.url, "--batch", "grande", cwd=tmp_path)
+        out = run_here("submit", str(tasks), "--server", serve.url, "--batch", "grande", cwd=tmp_path)
         assert out.returncode == 0, out.stdout + out.stderr
         summary = httpx.get(f"{serve.url}/api/summary", params={"batch": "grande"}, trust_env=False).json()
         assert summary["total"] == 30_000

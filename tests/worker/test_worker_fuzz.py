@@ -9,33 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.fuzz import fuzz_app
-
-from partisim.worker.app import create_app
-from partisim.worker.settings import Limits, WorkerSettings
-
-
-def _worker_app(tmp: Path):
-    settings = WorkerSettings(
-        host="127.0.0.1",
-        port=0,
-        worker_id="fuzz",
-        config_path=str(tmp / "none.json"),
-        runner="process",
-        capacity=2,
-        queue_size=4,
-        max_timeout=5.0,
-        limits=Limits(max_particles=1000, max_steps=50, max_work=2000, max_body_bytes=4096),
-    )
-    return create_app(settings, port=0)
+from helpers.fuzz import fuzz_app, small_worker_app
 
 
 def test_fuzzing_the_worker_finds_no_server_error_fast(tmp_path: Path) -> None:
-    seen = fuzz_app(_worker_app(tmp_path), int(os.environ.get("PARTISIM_WORKER_FUZZ_EXAMPLES", "5")))
+    seen = fuzz_app(small_worker_app(tmp_path), int(os.environ.get("PARTISIM_WORKER_FUZZ_EXAMPLES", "5")))
     assert seen["2xx"] > 0 and seen["4xx"] > 0 and seen["5xx"] == 0, seen
 
 
 @pytest.mark.slow
 def test_fuzzing_the_worker_finds_no_server_error_long(tmp_path: Path) -> None:
-    seen = fuzz_app(_worker_app(tmp_path), 150)
+    seen = fuzz_app(small_worker_app(tmp_path), 150)
     assert seen["2xx"] > 0 and seen["4xx"] > 0 and seen["5xx"] == 0, seen

@@ -26,7 +26,7 @@ def is_disk_full(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.Error):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
-    return code == _SQLITE_FULL or "disk is full" in str(exc) or "database or disk is full" in str(exc)
+    return code == _SQLITE_FULL or "disk is full" in str(exc)  # also "database or disk is full"
 
 
 @contextmanager

@@ -140,11 +140,19 @@ class TaskReads:
         ordered = sorted(found.values(), key=lambda b: b["first_seq"], reverse=True)[:limit]
         return [BatchInfo(total=sum(item[s] for s in STATUSES), **item) for item in ordered]
 
-    def unverifiable(self, batch: str | None = None) -> int:
-        """Successful runs (of ``batch``) reported by workers that are not partisim: the
-        statistics leave them out (no engine, no checksum, maybe no simulation time)."""
-        where, args = Selection(status=SUCCESS, batch=batch, originals=True).where("foreign_result IS NOT NULL")
-        return int(self._read(f"SELECT COUNT(*) FROM tasks {where}", args)[0][0])
+    def unverifiable(self, batches: Sequence[str]) -> dict[str, int]:
+        """Successful runs of these batches reported by workers that are not partisim, per
+        batch (only those with any): the statistics leave them out (no engine, no
+        checksum, maybe no simulation time)."""
+        out: dict[str, int] = {}
+        for start in range(0, len(batches), self._IN_CHUNK):
+            chunk = list(batches[start : start + self._IN_CHUNK])
+            where, args = Selection(status=SUCCESS, originals=True).where(
+                "foreign_result IS NOT NULL", f"batch IN ({', '.join(['?'] * len(chunk))})"
+            )
+            rows = self._read(f"SELECT batch, COUNT(*) FROM tasks {where} GROUP BY batch", (*args, *chunk))
+            out.update((str(b), int(n)) for b, n in rows)
+        return out
 
     #: most batch ids in one ``IN (...)`` (SQLite allows 999 parameters in old builds)
     _IN_CHUNK = 500

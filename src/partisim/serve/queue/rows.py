@@ -65,24 +65,26 @@ def safe_json(column: str) -> str:
     return f"(CASE WHEN json_valid({column}) THEN {column} END)"
 
 
+_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
+#: the ``machines`` row of a result's environment (``machine_id``), as the end of a subquery
+_ITS_MACHINE = f"FROM machines WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id')"
+
+
 _STATUS_LIST = ", ".join(f"'{s}'" for s in STATUSES)
+#: what makes a row SQLite accepts no valid task (an unknown status or malformed JSON),
+#: each condition with why, in the words a user reads (SQL text, quoted)
+_DAMAGES = (
+    (f"status NOT IN ({_STATUS_LIST})", "'fila dañada: estado desconocido ' || quote(status)"),
+    ("NOT json_valid(params)", "'fila dañada: params no es JSON válido'"),
+    *(
+        (f"{column} IS NOT NULL AND NOT json_valid({column})", f"'fila dañada: {column} no es JSON válido'")
+        for column in ("result", "foreign_result", "extra_runs")
+    ),
+)
 #: a row SQLite accepts but that is no valid task: an unknown status or malformed JSON
-DAMAGED_SQL = (
-    f"(status NOT IN ({_STATUS_LIST}) OR NOT json_valid(params)"
-    " OR (result IS NOT NULL AND NOT json_valid(result))"
-    " OR (foreign_result IS NOT NULL AND NOT json_valid(foreign_result))"
-    " OR (extra_runs IS NOT NULL AND NOT json_valid(extra_runs)))"
-)
+DAMAGED_SQL = "(" + " OR ".join(f"({condition})" for condition, _ in _DAMAGES) + ")"
 #: why a row is damaged (NULL when it is not), in the words a user reads
-_DAMAGE_SQL = (
-    f"CASE WHEN status NOT IN ({_STATUS_LIST}) THEN 'fila dañada: estado desconocido ' || quote(status)"
-    " WHEN NOT json_valid(params) THEN 'fila dañada: params no es JSON válido'"
-    " WHEN result IS NOT NULL AND NOT json_valid(result) THEN 'fila dañada: result no es JSON válido'"
-    " WHEN foreign_result IS NOT NULL AND NOT json_valid(foreign_result)"
-    " THEN 'fila dañada: foreign_result no es JSON válido'"
-    " WHEN extra_runs IS NOT NULL AND NOT json_valid(extra_runs) THEN 'fila dañada: extra_runs no es JSON válido'"
-    " END"
-)
+_DAMAGE_SQL = "CASE" + "".join(f" WHEN {condition} THEN {why}" for condition, why in _DAMAGES) + " END"
 
 
 def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
@@ -101,10 +103,7 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
 
 
 #: what `row_to_task` reads: the row, and the static part of its result's environment
-TASK_COLUMNS = (
-    "*, (SELECT data FROM machines WHERE machines.id ="
-    " json_extract(CASE WHEN json_valid(result) THEN result END, '$.environment.machine_id')) AS machine"
-)
+TASK_COLUMNS = f"*, (SELECT data {_ITS_MACHINE}) AS machine"
 
 
 def _result(row: sqlite3.Row) -> ExecuteResult | None:
@@ -221,13 +220,10 @@ class Selection:
 #: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
 #: success), less one
 _DUPLICATES = (
-    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(CASE WHEN json_valid(extra_runs) THEN extra_runs END))"
+    f"max(0, (SELECT COUNT(DISTINCT value) FROM json_each({safe_json('extra_runs')}))"
     " + (status = 'success' AND worker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-    " json_each(CASE WHEN json_valid(extra_runs) THEN extra_runs END) WHERE value = worker)) - 1)"
+    f" json_each({safe_json('extra_runs')}) WHERE value = worker)) - 1)"
 )
-
-
-_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
 
 
 def _outcome(field: str) -> str:
@@ -239,17 +235,13 @@ def _outcome(field: str) -> str:
 #: when the stored text is not JSON: a damaged row)
 _RESULT_JSON = (
     f"CASE WHEN json_extract({_RESULT}, '$.environment.machine_id') IS NULL THEN {_RESULT}"
-    f" ELSE json_set({_RESULT}, '$.environment.machine', (SELECT json(data) FROM machines"
-    f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))) END"
+    f" ELSE json_set({_RESULT}, '$.environment.machine', (SELECT json(data) {_ITS_MACHINE})) END"
 )
 
 
 def _machine(field: str) -> str:
     """A field of the static part of a result's environment."""
-    return (
-        f"(SELECT json_extract(data, '$.{field}') FROM machines"
-        f" WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id'))"
-    )
+    return f"(SELECT json_extract(data, '$.{field}') {_ITS_MACHINE})"
 
 
 #: the flat columns of a result row (see `results.flatten`) as SQL over the stored row

@@ -131,6 +131,8 @@ class _ChartStore:
     infos: list[BatchInfo] = field(default_factory=list)
     rows: dict[str, tuple[int, list[TimeStats]]] = field(default_factory=dict)
     batches: list[ChartBatch] = field(default_factory=list)
+    #: per batch (only those with any), successful runs of workers that are not partisim
+    unverifiable: dict[str, int] = field(default_factory=dict)
 
 
 def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
@@ -144,7 +146,11 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
     fresh: dict[str, list[TimeStats]] = defaultdict(list)
     for st in serve.queue.reads.time_stats(stale) if stale else []:
         fresh[st.batch].append(st)
-    rows = {b.batch: (b.success, fresh[b.batch] if b.batch in stale else store.rows[b.batch][1]) for b in infos}
+    changed = set(stale)
+    rows = {b.batch: (b.success, fresh[b.batch] if b.batch in changed else store.rows[b.batch][1]) for b in infos}
+    # of a batch that did not change, the count read before
+    unverifiable = {b: n for b, n in store.unverifiable.items() if b not in changed}
+    unverifiable.update(serve.queue.reads.unverifiable(stale) if stale else {})
     batches = [
         ChartBatch(
             batch=b.batch,
@@ -155,7 +161,7 @@ def _chart_store(serve: ServeState, *, force: bool = False) -> _ChartStore:
         for b in infos
         if rows[b.batch][1]
     ]
-    new = _ChartStore(generation, sum(b.success for b in infos), infos, rows, batches)
+    new = _ChartStore(generation, sum(b.success for b in infos), infos, rows, batches, unverifiable)
     cache.chart_store = new
     return new
 
@@ -180,10 +186,11 @@ def chart_data(serve: ServeState, batch: str | None = None, *, contended: bool =
         stats = [st for _, found in store.rows.values() for st in found]
     else:
         stats = store.rows.get(chosen, (0, []))[1]
-    pooled = pool(stats, contended=contended)
-    parts = chart_parts(pool(stats, contended=True).groups, pooled.groups)
+    every = pool(stats, contended=True)
+    pooled = every if contended else pool(stats, contended=False)
+    parts = chart_parts(every.groups, pooled.groups)
     warnings = result_warnings(stats)
-    dropped = serve.queue.reads.unverifiable(chosen)
+    dropped = sum(store.unverifiable.values()) if chosen is None else store.unverifiable.get(chosen, 0)
     if dropped:
         runs = "1 ejecución no verificable queda" if dropped == 1 else f"{dropped} ejecuciones no verificables quedan"
         warnings.append(

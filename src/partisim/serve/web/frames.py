@@ -181,11 +181,14 @@ async def _answer(
         response.headers["Retry-After"] = "5"
         return response
     try:
-        rec = await run_in_threadpool(record_frames, params, VIEW_ENGINE, 1, max_frames=frames)
+        body = recorder.cache.get(key)  # the same run, recorded while this request waited
+        if body is None:
+            rec = await run_in_threadpool(record_frames, params, VIEW_ENGINE, 1, max_frames=frames)
+            body = frames_view(rec, task_id=task_id, task_checksum=task_checksum).model_dump_json().encode()
     finally:
         recorder.lock.release()
-    body = frames_view(rec, task_id=task_id, task_checksum=task_checksum).model_dump_json().encode()
     recorder.cache[key] = body
+    recorder.cache.move_to_end(key)
     while len(recorder.cache) > CACHE_ENTRIES:
         recorder.cache.popitem(last=False)
     return Response(body, media_type="application/json")

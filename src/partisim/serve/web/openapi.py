@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from partisim.protocol import ChartData, ErrorBody, Submitted, Summary, TaskList, TaskView, WorkerList
+from partisim.protocol.serve_api import VERIFY_MAX, BatchList, Cancelled, VerifyStarted
+from partisim.serve.queue.etapa6 import MAX_LABEL, MAX_PRIORITY
 from partisim.serve.queue.specs import MAX_REPEAT, MAX_TASKS, MAX_THREADS
 from partisim.serve.queue.task import STATUSES
 from partisim.serve.web.api import MAX_WAIT_S, SQLITE_MAX_INT
@@ -49,6 +51,13 @@ _WAIT = _query("wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S}, 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "máximo de elementos")
 _CURSOR = {"type": "integer", "minimum": 0, "maximum": SQLITE_MAX_INT}
 
+#: a priority: a whole number, or high/medium/low (`etapa6.parse_priority`)
+_PRIORITY = {
+    "oneOf": [
+        {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY},
+        {"type": "string", "maxLength": 20},
+    ]
+}
 _TASK = {
     "type": "object",
     "properties": {
@@ -58,6 +67,9 @@ _TASK = {
         "repeat": {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT},
         "timeout": {"type": "number"},
         "threads": {"type": "integer", "minimum": 1, "maximum": MAX_THREADS},
+        "priority": _PRIORITY,
+        "label": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_LABEL}, {"type": "integer"}]},
+        "description": {"type": "string"},
     },
     "additionalProperties": False,
 }
@@ -77,6 +89,8 @@ _TASKS_BODY = {
     ],
     "description": f"una tarea, una lista o {{'tasks': [...], 'batch'?}}; como mucho {MAX_TASKS} tareas",
 }
+#: a number, or its text with a decimal comma or point ("0,05")
+_DECIMAL = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}
 _INT_LIST = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
 _SWEEP_BODY = {
     "type": "object",
@@ -88,25 +102,18 @@ _SWEEP_BODY = {
         "seeds": _INT_LIST,
         "repeat": {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 20}]},
         "threads": {"oneOf": [{"type": "integer"}, {"type": "string", "maxLength": 20}]},
-        "dt": {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]},
+        "priority": _PRIORITY,
+        "dt": _DECIMAL,
+        "width": _DECIMAL,
+        "height": _DECIMAL,
     },
     "additionalProperties": False,
     "description": f"barrido motores x partículas x pasos x semillas; como mucho {MAX_TASKS} tareas",
 }
 _VERIFY_BODY = {
     "type": "object",
-    "properties": {"batch": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    "properties": {"batch": {"type": "string"}, "count": {"type": "integer", "minimum": 1, "maximum": VERIFY_MAX}},
     "additionalProperties": False,
-}
-_CANCELLED = {
-    "type": "object",
-    "required": ["id", "status", "previous"],
-    "properties": {"id": {"type": "string"}, "status": {"const": "cancelled"}, "previous": {"type": "string"}},
-}
-_VERIFIED = {
-    "type": "object",
-    "required": ["batch", "pairs", "count"],
-    "properties": {"batch": {"type": "string"}, "pairs": {"type": "array"}, "count": {"type": "integer"}},
 }
 
 _FRAMES = _query("frames", {"type": "integer", "minimum": 2, "maximum": MAX_FRAMES}, "fotogramas del visor")
@@ -134,14 +141,14 @@ _ROUTES: dict[tuple[str, str], tuple[list[dict[str, Any]], Any, int, Any, tuple[
         None, 200, EXPORT_FORMATS, (401, 422, 429),
     ),
     ("/api/tasks/{task_id}", "get"): ([_WAIT], None, 200, TaskView, (401, 404, 422, 429)),
-    ("/api/tasks/{task_id}", "delete"): ([], None, 200, _CANCELLED, (401, 404, 409, 429, 507)),
+    ("/api/tasks/{task_id}", "delete"): ([], None, 200, Cancelled, (401, 404, 409, 429, 507)),
     ("/api/workers", "get"): ([], None, 200, WorkerList, (401, 429)),
     ("/api/summary", "get"): (
         [_query("batch", {"type": "string", "maxLength": 200}, "solo este lote"), _WAIT],
         None, 200, Summary, (401, 422, 429),
     ),
-    ("/api/batches", "get"): ([_LIMIT], None, 200, None, (401, 422, 429)),
-    ("/api/verify", "post"): ([], _VERIFY_BODY, 201, _VERIFIED, (401, 409, 413, 422, 429, 507)),
+    ("/api/batches", "get"): ([_LIMIT], None, 200, BatchList, (401, 422, 429)),
+    ("/api/verify", "post"): ([], _VERIFY_BODY, 201, VerifyStarted, (401, 409, 413, 422, 429, 507)),
     ("/api/health", "get"): ([], None, 200, None, ()),
     ("/api/charts", "get"): (
         [_query("batch", {"type": "string", "maxLength": 200}, "latest, todos o el id de un lote")],

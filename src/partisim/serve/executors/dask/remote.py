@@ -26,7 +26,6 @@ from typing import Any, Literal
 from partisim import __version__
 from partisim.errors import ParamsError, PartisimError
 from partisim.sim import ENGINES, MODEL_VERSION, SimParams, SimResult, parse_params
-from partisim.sim.cost import tiny
 from partisim.sim.isolated import prewarm, run_isolated
 
 __all__ = [
@@ -154,7 +153,7 @@ def run_batch(specs: list[AttemptSpec]) -> list[AttemptReport]:
         if stop():
             reports.append(AttemptReport(str(worker.address), "cancelled", message="la tarea se canceló"))
             continue
-        reports.append(_attempt(spec, worker, key, stop))
+        reports.append(_attempt(spec, worker, stop))
     topic = specs[0].topic if specs else None
     if topic is not None:
         events = [r.to_event(s.key) for s, r in zip(specs, reports, strict=True)]
@@ -173,7 +172,7 @@ def _task_key(specs: list[AttemptSpec]) -> str | None:
         return specs[0].key if specs else None
 
 
-def _attempt(spec: AttemptSpec, worker: Any, task_key: str | None, stop: Callable[[], bool]) -> AttemptReport:
+def _attempt(spec: AttemptSpec, worker: Any, stop: Callable[[], bool]) -> AttemptReport:
     address = str(worker.address)
     if spec.expects != expected():
         version, model = spec.expects
@@ -187,7 +186,7 @@ def _attempt(spec: AttemptSpec, worker: Any, task_key: str | None, stop: Callabl
         params = parse_params(spec.params)
     except ParamsError as exc:
         return AttemptReport(address, "invalid", message=exc.message)
-    if spec.inline and tiny(params, spec.timeout):
+    if spec.inline:  # serve's decision (`sim.cost.tiny`); the version guard means the same code
         return _in_thread(address, params, spec.benchmark)
     run = run_isolated(params, spec.benchmark, spec.timeout, key=spec.key, should_stop=stop)
     return AttemptReport(address, run.status, run.result, run.message, run.elapsed)
