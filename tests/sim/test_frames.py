@@ -111,3 +111,13 @@ def test_frames_out_of_range_are_refused(bad: int) -> None:
     with pytest.raises(ParamsError) as err:
         record_frames(parse_params({"NUM_PARTICULAS": 5, "NUM_PASOS": 5}), "numpy", max_frames=bad)
     assert err.value.field == "frames" and "frames" in err.value.message
+
+
+def test_recorded_run_uses_and_explains_its_threads_as_the_plain_run() -> None:
+    """90 particles asking for two threads: one, because the work is small (`thread_plan`),
+    and the recording's result says so as `simulate`'s does."""
+    params = parse_params(PARAMS)
+    rec = record_frames(params, "cython", 2, max_frames=5)
+    plain = simulate(params, "cython", 2)
+    shown = (rec.result.threads, rec.result.threads_requested, rec.result.threads_reason)
+    assert shown == (plain.threads, plain.threads_requested, plain.threads_reason) == (1, 2, "small_work")

@@ -7,6 +7,7 @@ machine is idle when it starts, and says so with a skip naming the load it found
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -17,9 +18,11 @@ import pytest
 from helpers.processes import wait_for
 from helpers.workers import RunningWorker, start_worker
 
-from partisim.sim import engine_threads
+from partisim.sim import SimResult, engine_threads, parse_params, simulate
 from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, WAIT_POLICY
 from partisim.sim.environment import CONTENDED_LABEL, load_1min, runnable_threads, usable_cpus
+from partisim.worker.runners import Job, OnStarted, Runner
+from partisim.worker.tasks import TaskManager
 
 #: about a second of the cython engine on one thread: many readings of the machine
 RUN = {
@@ -162,3 +165,33 @@ def test_the_engine_plans_one_thread_when_burners_hold_every_core(burners) -> No
     assert free_cpus() == 0
     plan = thread_plan("cython", 2, MIN_PARTICLES_FOR_THREADS)
     assert (plan.used, plan.reason) == (1, "busy_machine")
+
+
+class _Simulates(Runner):
+    """Runs the real simulation in this process (the reason is the engine's own)."""
+
+    name = "process"
+
+    async def run(self, job: Job, on_started: OnStarted | None = None) -> SimResult:
+        return simulate(job.params, job.engine, job.threads)
+
+
+def test_a_run_the_worker_capped_says_so_even_when_the_machine_is_busy_afterwards(burners) -> None:
+    """Capacity 1 caps a two-thread request at one thread: the engine ran what it was given
+    (``requested``), so the reason is the worker's (``worker_capacity``), never the load
+    the machine happens to have when the result is written (``busy_machine``)."""
+    if engine_threads("cython", 2) < 2:
+        pytest.skip("el motor cython no puede usar dos hilos aquí (un núcleo, o sin OpenMP)")
+    if usable_cpus() > 2:
+        pytest.skip(f"{usable_cpus()} CPU usables: dos procesos de carga no las ocupan todas")
+
+    async def scenario() -> None:
+        manager = TaskManager(_Simulates(), worker_id="w", capacity=1, queue_size=1, engine_threads={"cython": 2})
+        params = parse_params({**RUN, "NUM_PASOS": 1})
+        rec, _ = await manager.submit(benchmark="cython", engine="cython", params=params, timeout=30, threads=2)
+        await manager.wait(rec)
+        assert rec.status == "success" and rec.result is not None, rec.error
+        assert (rec.result.threads, rec.result.threads_requested) == (1, 2)
+        assert rec.result.threads_reason == "worker_capacity"
+
+    asyncio.run(scenario())

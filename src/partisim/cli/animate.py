@@ -14,31 +14,28 @@ from partisim.sim.engines import ENGINES
 __all__ = ["register"]
 
 
+def _whole_between(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"debe estar entre {low} y {high}, se recibió {value}")
+    return value
+
+
 def _frames(text: str) -> int:
     from partisim.sim.frames import MAX_FRAMES
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
-    if not 2 <= value <= MAX_FRAMES:
-        raise argparse.ArgumentTypeError(f"debe estar entre 2 y {MAX_FRAMES}, se recibió {value}")
-    return value
+    return _whole_between(text, 2, MAX_FRAMES)
 
 
 def _fps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"debe ser un número entero, se recibió {text!r}") from None
-    if not 1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"debe estar entre 1 y 60, se recibió {value}")
-    return value
+    return _whole_between(text, 1, 60)
 
 
 def _animate(args: argparse.Namespace) -> int:
     from partisim.orchestrator.animation import animation_format, write_animation
-    from partisim.sim import engine_threads
     from partisim.sim.frames import record_frames
 
     try:
@@ -47,8 +44,7 @@ def _animate(args: argparse.Namespace) -> int:
         return fail(exc.message)
     path = Path(args.output)
     animation_format(path)  # a wrong extension or a missing ffmpeg: before the run, not after
-    used = engine_threads(args.engine, args.threads)
-    rec = record_frames(params, args.engine, used, max_frames=args.frames)
+    rec = record_frames(params, args.engine, args.threads, max_frames=args.frames)
     if rec.sampled:
         warn(f"se dibuja una muestra: {rec.drawn} de {params.particles} partículas (una de cada {rec.stride})")
     written = write_animation(rec, path, fps=args.fps)

@@ -23,6 +23,7 @@ from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
 from partisim.sim import numbers
+from partisim.sim.numbers import count
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -41,11 +42,6 @@ __all__ = [
     "BatchProgress",
     "checks_table",
 ]
-
-
-def count(n: int, one: str, many: str) -> str:
-    """``1 tarea``, ``2 tareas``, ``10 000 tareas``: the noun agrees with the number."""
-    return numbers.count(n, one, many)
 
 
 def fmt_seconds(value: object) -> str:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from partisim.errors import ParamsError
-from partisim.sim.engines import engine_threads, get_engine, resolve_engine
+from partisim.sim.engines import get_engine, resolve_engine, thread_plan
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
-from partisim.sim.state import checksum, initial_state, kinetic_energy
+from partisim.sim.simulate import finished_run
+from partisim.sim.state import initial_state
 
 __all__ = [
     "Recording",
@@ -132,7 +133,8 @@ def record_frames(
         raise ParamsError(f"frames debe ser un entero entre 2 y {MAX_FRAMES}", field="frames")
     name = resolve_engine(engine)
     run = get_engine(name)
-    used = engine_threads(name, threads)
+    plan = thread_plan(name, threads, params.particles)
+    used = plan.used
     k = frame_interval(params.steps, max_frames)
     frames = math.ceil(params.steps / k) + 1
     stride = sample_stride(params.particles, frames, draw_limit, max_bytes)
@@ -158,19 +160,7 @@ def record_frames(
         steps.append(done)
         pcs.append(pc)
         wcs.append(wc)
-    result = SimResult(
-        engine=name,
-        particles=params.particles,
-        steps=params.steps,
-        seed=params.seed,
-        params=params.to_api(),
-        particle_collisions=pc,
-        wall_collisions=wc,
-        checksum=checksum(state),
-        kinetic_energy=kinetic_energy(state),
-        simulation_time=elapsed,
-        threads=used,
-    )
+    result = finished_run(name, params, state, (pc, wc), elapsed, plan)
     return Recording(
         params=params,
         engine=name,

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 
 from partisim.errors import ParamsError
-from partisim.sim.engines import get_engine, resolve_engine, thread_plan
+from partisim.sim.engines import ThreadPlan, get_engine, resolve_engine, thread_plan
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
-from partisim.sim.state import checksum, initial_state, kinetic_energy
+from partisim.sim.state import State, checksum, initial_state, kinetic_energy
 
-__all__ = ["simulate", "Progress", "CHUNK_SECONDS"]
+__all__ = ["simulate", "finished_run", "Progress", "CHUNK_SECONDS"]
 
 #: ``progress(steps_done, steps_total, loop_seconds)``: called after each chunk of steps
 Progress = Callable[[int, int, float], None]
@@ -58,18 +58,26 @@ def simulate(
             progress(done, params.steps, elapsed)
             # the next chunk lasts about CHUNK_SECONDS at the speed seen so far
             chunk = max(1, int(CHUNK_SECONDS * done / elapsed)) if elapsed > 0 else chunk * 10
+    return finished_run(name, params, state, (particle_collisions, wall_collisions), elapsed, plan)
+
+
+def finished_run(
+    engine: str, params: SimParams, state: State, counts: tuple[int, int], elapsed: float, plan: ThreadPlan
+) -> SimResult:
+    """The result of a run of ``engine`` that left ``state`` after ``counts`` (particle,
+    wall) collisions in ``elapsed`` seconds of the engine, on the threads of ``plan``."""
     return SimResult(
-        engine=name,
+        engine=engine,
         particles=params.particles,
         steps=params.steps,
         seed=params.seed,
         params=params.to_api(),
-        particle_collisions=int(particle_collisions),
-        wall_collisions=int(wall_collisions),
+        particle_collisions=int(counts[0]),
+        wall_collisions=int(counts[1]),
         checksum=checksum(state),
         kinetic_energy=kinetic_energy(state),
         simulation_time=elapsed,
-        threads=used,
-        threads_requested=threads,
+        threads=plan.used,
+        threads_requested=plan.requested,
         threads_reason=plan.reason,
     )

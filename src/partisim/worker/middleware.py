@@ -9,18 +9,22 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
-from partisim.listen.guards import BodyLimit, FailedAuthLimiter, client_address, json_bytes, json_error
+from partisim.listen.guards import (
+    ASGIApp,
+    BodyLimit,
+    FailedAuthLimiter,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    client_address,
+    json_bytes,
+    json_error,
+)
 
 __all__ = ["RequestLog", "BearerAuth", "BodyLimit", "worker_body_limit", "json_error", "json_bytes", "printable"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("partisim.worker.requests")
 

@@ -177,7 +177,9 @@ class TaskManager:
         if reason != "requested" or rec.threads >= asked:
             return reason
         planned = thread_plan(rec.engine, asked, rec.params.particles).reason
-        if planned not in ("requested", "machine_cores"):  # the engine's own reason: single thread, small...
+        # the engine's own reason (single thread, small...); not the load of the machine
+        # now, after the run: the engine ran what the worker gave it
+        if planned not in ("requested", "machine_cores", "busy_machine"):
             return planned
         cores = self.machine.usable_cpus if self.machine is not None else usable_cpus()
         return "worker_capacity" if rec.threads < cores and rec.threads >= self.capacity else "machine_cores"
