@@ -20,6 +20,7 @@ __all__ = [
     "record_code",
     "error_body",
     "error_response",
+    "count_refusal",
     "model_response",
     "service_of",
     "replay_fields",
@@ -96,6 +97,12 @@ def error_body(body: ErrorBody, status_code: int, headers: dict[str, str] | None
     return Response(json_bytes(data), status_code=status_code, headers=headers, media_type="application/json")
 
 
+def count_refusal(service: WorkerService, code: int) -> None:
+    """Count a request (or a task of a batch) turned down, in /metrics, by the one rule."""
+    if code in _COUNTED:
+        service.metrics.request_refused(code)
+
+
 def error_response(
     exc: PartisimError,
     service: WorkerService | None,
@@ -111,8 +118,8 @@ def error_response(
         headers["Retry-After"] = str(service.manager.retry_after())
     if code == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if refused and service is not None and code in _COUNTED:
-        service.metrics.request_refused(code)
+    if refused and service is not None:
+        count_refusal(service, code)
     return error_body(ErrorBody(status=status or word, error=exc.message, task_id=task_id or None), code, headers)
 
 

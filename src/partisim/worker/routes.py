@@ -30,6 +30,7 @@ from partisim.protocol import (
 )
 from partisim.worker.payload import TaskRequest, parse_batch_request, parse_task_request
 from partisim.worker.responses import (
+    count_refusal,
     error_response,
     http_error,
     model_response,
@@ -187,7 +188,7 @@ def _failed_answer(
 ) -> BatchAnswer:
     code, word = http_error(exc)
     if refused:
-        service.metrics.request_refused(code)
+        count_refusal(service, code)
     field = exc.field if isinstance(exc, ParamsError) else None
     return BatchAnswer(
         code=code, error=ErrorBody(status=status or word, error=exc.message, task_id=task_id, field=field)
