@@ -221,3 +221,20 @@ def test_the_rules_can_fail(tmp_path: Path) -> None:
     rich_user = tmp_path / "table.py"
     rich_user.write_text("from rich.table import Table\nimport os\n")
     assert _third_party(rich_user) == {"rich", "os"}
+
+
+def test_no_lazily_exported_name_is_also_a_submodule() -> None:
+    """``partisim.sim`` exports its names lazily (PEP 562). A submodule with the same name
+    as one of them (``sim/simulate.py`` beside the function ``simulate``), imported directly
+    before the name was first read, made ``partisim.sim.simulate`` the module: 58 tests
+    failed with "'module' object is not callable"."""
+    from partisim import sim
+
+    here = Path(sim.__file__).parent
+    clashes = [name for name in sim._WHERE if (here / f"{name}.py").exists() or (here / name).is_dir()]
+    assert clashes == []
+    # and the export resolves to the function whatever was imported first
+    import importlib
+
+    importlib.import_module("partisim.sim.frames")
+    assert callable(sim.simulate)

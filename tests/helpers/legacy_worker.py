@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from partisim.sim import parse_params
-from partisim.sim.simulate import simulate
+from partisim.sim.run import simulate
 
 SCRIPTS = {"benchmark.py": "python", "benchmark_cython.py": "cython"}
 #: what the original worker read; anything else in "params" is ignored

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from partisim.sim.measure import Measurement, measure_run
     from partisim.sim.params import SimParams, parse_params
     from partisim.sim.result import SimResult
-    from partisim.sim.simulate import simulate
+    from partisim.sim.run import simulate
     from partisim.sim.theory import Prediction, coarse_step_warning, predict
 
 #: version of the canonical model (docs/modelo.md, "El modelo canónico (v1)"): two
@@ -40,7 +40,9 @@ __all__ = [
     "simulate",
 ]
 
-#: exported name -> (module, name in that module)
+#: exported name -> (module, name in that module); no module may be named like an exported
+#: name: importing such a submodule directly would make the package attribute the module
+#: (Python sets it on load) and hide the name (tests/test_architecture.py checks it)
 _WHERE = {
     "ENGINES": ("engines", "ENGINES"),
     "ENGINE_ALIASES": ("engines", "ALIASES"),
@@ -52,7 +54,7 @@ _WHERE = {
     "SimParams": ("params", "SimParams"),
     "parse_params": ("params", "parse_params"),
     "SimResult": ("result", "SimResult"),
-    "simulate": ("simulate", "simulate"),
+    "simulate": ("run", "simulate"),
     "Prediction": ("theory", "Prediction"),
     "coarse_step_warning": ("theory", "coarse_step_warning"),
     "predict": ("theory", "predict"),

@@ -26,7 +26,7 @@ from partisim.errors import ParamsError
 from partisim.sim.engines import get_engine, resolve_engine, thread_plan
 from partisim.sim.params import SimParams
 from partisim.sim.result import SimResult
-from partisim.sim.simulate import finished_run
+from partisim.sim.run import finished_run
 from partisim.sim.state import initial_state
 
 __all__ = [

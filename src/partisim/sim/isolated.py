@@ -151,7 +151,7 @@ def _child_main(memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent; it stops us
     _watch_parent(os.getppid())
     from partisim.sim.engines import ENGINES, get_engine
-    from partisim.sim.simulate import simulate
+    from partisim.sim.run import simulate
 
     for engine in ENGINES:  # import every engine now, not during the first run
         try:
