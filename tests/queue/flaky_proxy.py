@@ -59,8 +59,10 @@ def build(target: str, mode: str, rate: float, seed: int, delay: float = 0.0, ti
     @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
     async def relay(path: str, request: Request) -> Response:
         if path in ("execute", "execute/batch") and request.method == "POST":
+            # read the body before counting: `+=` across an await loses concurrent updates
+            body = await request.body()
             stats["execute"] += 1
-            stats["tasks"] += len(json.loads(await request.body())["tasks"]) if path != "execute" else 1
+            stats["tasks"] += len(json.loads(body)["tasks"]) if path != "execute" else 1
             if mode == "reject":
                 stats["rejected"] += 1
                 return JSONResponse({"status": "error", "error": "rechazada por el proxy de pruebas"}, 422)
