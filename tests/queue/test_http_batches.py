@@ -53,6 +53,12 @@ def test_tiny_tasks_go_in_batches_over_both_workers_and_each_comes_back_once(clu
     # the workers' own records: each task ran once, on the worker serve recorded
     runs = successes_per_task(a, b)
     assert all(runs[t.id] == 1 for t in tasks)
+    # run_s is the queue's span (claim to answer: a batched task's is its batch's), never
+    # less than the run it contains, and the API's schema says whose time it is
+    assert all(t.timings.run_s is not None and t.timings.run_s >= t.result.execution_time for t in tasks)
+    schema = httpx.get(serve.url + "/openapi.json", timeout=10, trust_env=False).json()
+    run_s = schema["components"]["schemas"]["TaskTimings"]["properties"]["run_s"]["description"]
+    assert "lote" in run_s and "execution_time" in run_s, run_s
 
 
 def test_verification_of_tiny_tasks_runs_on_the_other_worker(cluster: Cluster, tmp_path: Path) -> None:

@@ -17,11 +17,21 @@ __all__ = ["TaskTimings", "TaskView", "TaskList", "Submitted", "Summary", "Batch
 
 
 class TaskTimings(Wire):
+    """The queue's times of a task (Unix seconds), not the benchmark's: those are the
+    result's own ``execution_time`` and ``simulation_time``."""
+
     created_at: Finite
     started_at: Finite | None = None
     finished_at: Finite | None = None
-    queue_s: Finite | None = None
-    run_s: Finite | None = None
+    queue_s: Finite | None = Field(default=None, description="De encolar a asignarla a un worker (s).")
+    # a tiny task goes in one request with others (POST /execute/batch) and is answered
+    # with them: its span is the batch's, which must not pass for the task's own time
+    run_s: Finite | None = Field(
+        default=None,
+        description="De asignarla a recibir la respuesta (s), red y espera incluidas; en una tarea"
+        " enviada en lote (POST /execute/batch), el lote entero. El tiempo del benchmark es"
+        " result.execution_time.",
+    )
 
 
 class TaskView(Wire):
