@@ -63,6 +63,13 @@ _COLLISIONS = """(id) => {
   return { count: labels.length, out };
 }"""
 
+# The value axis and the x title of one chart (drawn by the helpers all charts share).
+_AXES = """(id) => ({
+  ticks: document.querySelectorAll(`#${id} g.axis text.tick:not(.x-tick)`).length,
+  gridlines: document.querySelectorAll(`#${id} g.axis line.gridline`).length,
+  titles: [...document.querySelectorAll(`#${id} g.axis text.axis-title`)].map((t) => t.textContent),
+})"""
+
 
 # the charts were drawn again for the current width (after a resize)
 _REDRAWN = """() => ['chart-time', 'chart-speedup'].every((id) => {
@@ -100,6 +107,9 @@ def _no_collisions(page) -> None:
         found = page.evaluate(_COLLISIONS, chart)
         assert found["count"] > 0, f"{chart}: no labels drawn"
         assert found["out"] == [], f"{chart}: labels overlap: {found['out']}"
+        axes = page.evaluate(_AXES, chart)
+        assert axes["ticks"] >= 2 and axes["gridlines"] >= axes["ticks"], f"{chart}: no value axis: {axes}"
+        assert "partículas" in axes["titles"], f"{chart}: no x title: {axes}"
 
 
 def _no_overflow(page, where: str) -> None:

@@ -572,6 +572,23 @@
     return { svg, width, height };
   }
 
+  // The value axis every chart shares: a gridline and a label on the left for each
+  // tick, in an axis group that the chart adds its own x labels to.
+  function valueAxis(svg, { width, m }, ticks, y, tickText) {
+    const axis = s("g", { class: "axis" }, svg);
+    for (const v of ticks) {
+      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
+      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
+    }
+    return axis;
+  }
+
+  // The baseline and, centred under it, what the x axis counts.
+  function baseline(axis, { width, height, m }, title) {
+    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: title }, axis);
+  }
+
   // A marker of the given shape: the shape, not only the colour, tells series apart.
   function marker(parent, style, cx, cy, r) {
     const attrs = {
@@ -654,18 +671,13 @@
     const yTicks = y.ticks(narrow ? 5 : 7);
     m.l = labelRoom(yTicks.map(fmtTick)) + 18;  // plus the rotated axis title
     const x = logScale(Math.min(...xs), Math.max(...xs), m.l, width - m.r, 0.06);
-    const axis = s("g", { class: "axis" }, svg);
-    for (const v of yTicks) {
-      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
-      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: fmtTick(v) }, axis);
-    }
+    const axis = valueAxis(svg, { width, m }, yTicks, y, fmtTick);
     for (const v of spacedTicks(x, xs, fmtInt)) {
       s("line", { class: "gridline", x1: x(v), x2: x(v), y1: m.t, y2: height - m.b }, axis);
       s("text", { class: "tick x-tick", x: x(v), y: height - m.b + 16, "text-anchor": "middle", text: fmtInt(v) }, axis);
     }
-    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
+    baseline(axis, { width, height, m }, "partículas");
     s("line", { x1: m.l, x2: m.l, y1: m.t, y2: height - m.b }, axis);
-    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
     s("text", { class: "axis-title", transform: `translate(13 ${(m.t + height - m.b) / 2}) rotate(-90)`, "text-anchor": "middle", text: "tiempo" }, axis);
 
     for (const line of series) {
@@ -717,14 +729,8 @@
     const y = (v) => height - m.b - (v / yMax) * (height - m.b - m.t);
     const tickText = (v) => `${shortFmt.format(v * per)} ${unit}`;
     m.l = labelRoom(ticks.map(tickText));
-    const axis = s("g", { class: "axis" }, svg);
-    for (const v of ticks) {
-      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }, axis);
-      s("text", { class: "tick", x: m.l - 6, y: y(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
-    }
-    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
-    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle",
-      text: `${plural(size, "partícula", "partículas")} · media ± desv. est.` }, axis);
+    const axis = valueAxis(svg, { width, m }, ticks, y, tickText);
+    baseline(axis, { width, height, m }, `${plural(size, "partícula", "partículas")} · media ± desv. est.`);
     const band = (width - m.l - m.r) / series.length;
     const barW = Math.min(64, band * 0.6);
     series.forEach((line, i) => {
@@ -782,13 +788,8 @@
     const ticks = ys.ticks(narrow ? 4 : 6).filter((v) => v >= lo && v <= hi);
     const tickText = (v) => `${shortFmt.format(v)}×`;
     m.l = labelRoom(ticks.map(tickText));
-    const axis = s("g", { class: "axis" }, svg);
-    for (const v of ticks) {
-      s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: ys(v), y2: ys(v) }, axis);
-      s("text", { class: "tick", x: m.l - 6, y: ys(v) + 4, "text-anchor": "end", text: tickText(v) }, axis);
-    }
-    s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
-    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: "partículas" }, axis);
+    const axis = valueAxis(svg, { width, m }, ticks, ys, tickText);
+    baseline(axis, { width, height, m }, "partículas");
 
     const sizes = [...new Set(items.map((it) => it.particles))].sort((a, b) => a - b);
     const order = configs.map(([c]) => c);
