@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from partisim.errors import OutputError
+from partisim.files import atomic_path
 from partisim.sim.frames import Recording
 
 __all__ = ["Written", "FORMATS", "animation_format", "write_animation"]
@@ -105,10 +106,9 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
 
         movie = animation.FuncAnimation(fig, draw, frames=rec.frames, interval=1000 / fps, blit=False)
         writer = animation.PillowWriter(fps=fps) if writer_name == "pillow" else animation.FFMpegWriter(fps=fps)
-        try:
-            movie.save(str(path), writer=writer, dpi=dpi)
-        except OSError as exc:
-            raise OutputError(f"no se pudo escribir {path}: {exc.strerror or exc}") from None
+        # a hidden sibling renamed at the end: Ctrl-C or a failing ffmpeg leaves no half movie
+        with atomic_path(path) as hidden:
+            movie.save(str(hidden), writer=writer, dpi=dpi)
     finally:
         plt.close(fig)
     return Written(path=path, frames=rec.frames, fps=fps)
