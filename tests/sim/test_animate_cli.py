@@ -5,6 +5,7 @@ MP4 cases run in this process (`helpers.cli.run_cli`)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -70,6 +71,24 @@ def test_mp4_without_ffmpeg_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no se encontró ffmpeg" in done.stderr and "-o sim.gif" in done.stderr
     assert not (tmp_path / "sim.mp4").exists()
+
+
+def test_ffmpeg_failing_midway_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
+    # an ffmpeg that takes some frames, then fails as a full disk would
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ffmpeg"
+    fake.write_text('#!/bin/sh\nhead -c 200000 >/dev/null\necho "sin espacio en el disco" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    out = tmp_path / "sim.mp4"
+    out.write_bytes(b"la anterior")
+    done = partisim(
+        "animate", *ARGS, "-o", str(out), env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"ffmpeg falló al escribir {out} (código 1): sin espacio en el disco" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert out.read_bytes() == b"la anterior" and sorted(p.name for p in tmp_path.iterdir()) == ["bin", "sim.mp4"]
 
 
 def test_mp4_with_ffmpeg(tmp_path: Path) -> None:

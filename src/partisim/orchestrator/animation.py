@@ -9,6 +9,7 @@ the title carries the step and both collision counters of each frame.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,13 @@ def _title(rec: Recording, frame: int) -> str:
         f"Paso {rec.steps[frame]} de {rec.params.steps} · colisiones: partícula {rec.particle_collisions[frame]}, "
         f"pared {rec.wall_collisions[frame]}"
     )
+
+
+def _last_line(output: bytes | str | None) -> str:
+    """The last thing ffmpeg said, as ``": ..."``, or nothing."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f": {lines[-1]}" if lines else ""
 
 
 def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -> Written:
@@ -107,8 +115,13 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
         movie = animation.FuncAnimation(fig, draw, frames=rec.frames, interval=1000 / fps, blit=False)
         writer = animation.PillowWriter(fps=fps) if writer_name == "pillow" else animation.FFMpegWriter(fps=fps)
         # a hidden sibling renamed at the end: Ctrl-C or a failing ffmpeg leaves no half movie
-        with atomic_path(path) as hidden:
-            movie.save(str(hidden), writer=writer, dpi=dpi)
+        try:
+            with atomic_path(path) as hidden:
+                movie.save(str(hidden), writer=writer, dpi=dpi)
+        except subprocess.CalledProcessError as exc:  # matplotlib's word for "ffmpeg failed"
+            raise OutputError(
+                f"ffmpeg falló al escribir {path} (código {exc.returncode}){_last_line(exc.stderr)}"
+            ) from None
     finally:
         plt.close(fig)
     return Written(path=path, frames=rec.frames, fps=fps)
