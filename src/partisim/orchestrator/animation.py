@@ -8,6 +8,7 @@ the title carries the step and both collision counters of each frame.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -115,6 +116,10 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
         movie = animation.FuncAnimation(fig, draw, frames=rec.frames, interval=1000 / fps, blit=False)
         writer = animation.PillowWriter(fps=fps) if writer_name == "pillow" else animation.FFMpegWriter(fps=fps)
         # a hidden sibling renamed at the end: Ctrl-C or a failing ffmpeg leaves no half movie
+        # matplotlib would also log ffmpeg's output on a failure: the error below says it once
+        quiet = logging.getLogger("matplotlib.animation")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             with atomic_path(path) as hidden:
                 movie.save(str(hidden), writer=writer, dpi=dpi)
@@ -122,6 +127,8 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
             raise OutputError(
                 f"ffmpeg falló al escribir {path} (código {exc.returncode}){_last_line(exc.stderr)}"
             ) from None
+        finally:
+            quiet.setLevel(level)
     finally:
         plt.close(fig)
     return Written(path=path, frames=rec.frames, fps=fps)
