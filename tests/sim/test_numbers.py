@@ -11,7 +11,7 @@ import pytest
 from helpers.cli import run_cli
 
 from partisim.sim import parse_params
-from partisim.sim.numbers import NBSP, count, decimal, duration, integer, parse_number
+from partisim.sim.numbers import NBSP, count, decimal, duration, integer, parse_number, significant
 
 
 def test_integers_group_thousands_from_five_digits():
@@ -28,6 +28,21 @@ def test_integers_group_thousands_from_five_digits():
 def test_decimals_take_a_comma():
     assert decimal(82.5, 1) == "82,5" and decimal(0.1, 2) == "0,10" and decimal(12345.678, 1) == f"12{NBSP}345,7"
     assert decimal(-0.25, 2) == "-0,25" and decimal(float("nan")) == "—"
+
+
+def test_significant_digits_take_a_comma_too():
+    assert [significant(x) for x in (0.032724, 133.33, 1.2e-07, 80.0)] == ["0,03272", "133,3", "1,2e-07", "80"]
+    assert significant(14378.23, 6) == "14378,2" and significant(float("inf")) == "—"
+
+
+def test_theory_and_run_print_no_decimal_point():
+    # the numbers a person reads in `theory` and `run` use the decimal comma of every other table
+    theory = _cli("theory", "--run", "-n", "60", "-s", "80")
+    run = _cli("run", "-n", "60", "-s", "80")
+    for done in (theory, run):
+        assert done.returncode == 0, done.stderr
+        printed = "\n".join(line for line in done.stdout.splitlines() if "Checksum" not in line)
+        assert re.search(r"\d,\d", printed) and not re.search(r"\d\.\d", printed), printed
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def params_from_args(args: argparse.Namespace) -> SimParams:
 
 
 def print_summary(result: SimResult) -> None:
-    from partisim.sim.numbers import duration, integer
+    from partisim.sim.numbers import duration, integer, significant
 
     console.print(f"[bold]Simulación completada[/] con el motor [cyan]{result.engine}[/]")
     console.print(
@@ -89,7 +89,7 @@ def print_summary(result: SimResult) -> None:
     console.print(f"  Colisiones con pared: {integer(result.wall_collisions)}")
     console.print(f"  Tiempo de simulación: {duration(result.simulation_time)}")
     console.print(f"  Partículas-paso/s: {integer(round(result.particle_steps_per_s))}")
-    console.print(f"  Energía cinética final: {result.kinetic_energy:.6g}".replace(".", ","))
+    console.print(f"  Energía cinética final: {significant(result.kinetic_energy, 6)}")
     console.print(f"  Checksum: {result.checksum}")
 
 

@@ -14,6 +14,7 @@ from partisim.cli._output import console, fail, warn
 from partisim.cli.run import add_param_options, params_from_args
 from partisim.errors import ParamsError
 from partisim.sim.engines import ENGINES
+from partisim.sim.numbers import significant
 
 if TYPE_CHECKING:
     from partisim.sim import Measurement, Prediction, SimParams
@@ -84,7 +85,7 @@ def _report(
 
 
 def _num(value: float | None, digits: int = 4) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+    return "—" if value is None else significant(value, digits)
 
 
 def _print_human(p: Prediction, source_key: str, m: Measurement | None) -> None:
@@ -105,7 +106,11 @@ def _print_human(p: Prediction, source_key: str, m: Measurement | None) -> None:
         ("Choques con las paredes", _num(p.wall_rate_theory), "por unidad de tiempo"),
         ("Recorrido libre medio λ", _num(p.mean_free_path), "unidades de longitud"),
         ("Paso relativo a = dt·⟨|v|⟩/σ", _num(p.step_ratio), ""),
-        ("Colisiones perdidas por el paso (estimación)", f"{100 * missed:.2g} %" if missed is not None else "—", ""),
+        (
+            "Colisiones perdidas por el paso (estimación)",
+            f"{_num(100 * missed, 2)} %" if missed is not None else "—",
+            "",
+        ),
         ("DT máximo para perder como mucho el 2 %", _num(p.dt_max_2pct, 3), ""),
         (
             "Tiempo de enfriamiento de Haff τ",

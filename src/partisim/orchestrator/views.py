@@ -23,7 +23,7 @@ from partisim.orchestrator.tables import Column, FittedTable
 from partisim.protocol import BatchInfo, ExecuteResult, ForeignResult, MemberView, Summary
 from partisim.serve.client import Check
 from partisim.sim import numbers
-from partisim.sim.numbers import count
+from partisim.sim.numbers import count, integer, significant
 
 __all__ = [
     "NO_ACTIVE_WORKERS",
@@ -190,8 +190,8 @@ def result_table(result: ExecuteResult, *, title: str = "Resultado de la tarea")
         ("Tiempo de ejecución", fmt_seconds(result.execution_time)),
         ("Colisiones entre partículas", result.particle_collisions),
         ("Colisiones con paredes", result.wall_collisions),
-        ("Energía cinética", f"{result.kinetic_energy:.4f}"),
-        ("Partículas·paso/s", f"{result.particle_steps_per_s:.0f}"),
+        ("Energía cinética", significant(result.kinetic_energy, 6)),
+        ("Partículas·paso/s", integer(round(result.particle_steps_per_s))),
         ("Hilos", _threads(result)),
         ("Checksum", result.checksum),
         ("Runner", result.runner),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["NBSP", "count", "decimal", "duration", "integer", "parse_number", "ratio"]
+__all__ = ["NBSP", "count", "decimal", "duration", "integer", "parse_number", "ratio", "significant"]
 
 NBSP = "\u00a0"
 
@@ -40,6 +40,14 @@ def decimal(x: float, digits: int = 2) -> str:
     whole, _, fraction = text.lstrip("-").partition(".")
     grouped = integer(int(whole))
     return sign + grouped + ("," + fraction if fraction else "")
+
+
+def significant(x: float, digits: int = 4) -> str:
+    """``x`` to ``digits`` significant digits with a decimal comma: ``0,03272``,
+    ``133,3``, ``1,2e-07`` (a quantity whose scale is not known in advance)."""
+    if not math.isfinite(x):
+        return "—"
+    return f"{x:.{digits}g}".replace(".", ",")
 
 
 def duration(seconds: float | None) -> str:
