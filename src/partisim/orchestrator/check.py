@@ -28,6 +28,7 @@ from partisim.fleet.client import WorkerClient
 from partisim.fleet.health import describe_error, worker_tokens
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, run_parallel
 from partisim.protocol import ExecuteRequest, ExecuteResult
+from partisim.sim.numbers import count, decimal, duration
 
 __all__ = ["CheckResult", "WorkerChecks", "run_checks", "PING_LIMIT_S", "CHECK_NAMES"]
 
@@ -193,8 +194,8 @@ class _Suite:
             answer = c.ping()
             elapsed = time.perf_counter() - start
         if elapsed >= PING_LIMIT_S:
-            raise CheckFailed(f"respondió en {elapsed:.2f} s (límite {PING_LIMIT_S:.0f} s)")
-        return f"{elapsed * 1000:.1f} ms, se identifica como {answer.worker_id}"
+            raise CheckFailed(f"respondió en {duration(elapsed)} (límite {PING_LIMIT_S:.0f} s)")
+        return f"{duration(elapsed)}, se identifica como {answer.worker_id}"
 
     def status(self) -> str:
         with self.client() as c:
@@ -225,7 +226,7 @@ class _Suite:
         if self.foreign:
             with self.client() as c:
                 answer = c.execute_foreign(ExecuteRequest(benchmark=benchmark, params=params))
-            took = f"{answer.execution_time:.3f} s" if answer.execution_time is not None else "tiempo no informado"
+            took = duration(answer.execution_time) if answer.execution_time is not None else "tiempo no informado"
             return f"{took}; no verificable (el worker no informa motor ni checksum)"
         with self.client() as c:
             r = c.execute(ExecuteRequest(benchmark=benchmark, params=params))
@@ -233,7 +234,7 @@ class _Suite:
             raise CheckFailed(f"se pidió {engine} y el worker usó {r.engine!r}")
         if not _CHECKSUM.match(r.checksum):
             raise CheckFailed("la respuesta no trae un checksum válido")
-        detail = f"{r.simulation_time:.3f} s, {r.particle_collisions} colisiones"
+        detail = f"{duration(r.simulation_time)}, {count(r.particle_collisions, 'colisión', 'colisiones')}"
         if engine == "python":
             self.python_result = r
         elif self.python_result is not None:
@@ -272,12 +273,13 @@ class _Suite:
             raise CheckFailed(f"la tarea terminó pese al límite de {SHORT_TIMEOUT_S:.0f} s")
         if elapsed > SHORT_TIMEOUT_S + TIMEOUT_GRACE_S:
             raise CheckFailed(
-                f"cortada tras {elapsed:.1f} s (límite {SHORT_TIMEOUT_S:.0f} s + {TIMEOUT_GRACE_S:.0f} s de margen)"
+                f"cortada tras {decimal(elapsed, 1)} s"
+                f" (límite {SHORT_TIMEOUT_S:.0f} s + {TIMEOUT_GRACE_S:.0f} s de margen)"
             )
         freed = self._wait_idle(deadline_s=10.0)
         if not freed:
             raise CheckFailed("el worker sigue ocupado tras el límite: no detuvo la tarea")
-        return f"cortada a los {elapsed:.1f} s; el worker sigue respondiendo y quedó libre"
+        return f"cortada a los {decimal(elapsed, 1)} s; el worker sigue respondiendo y quedó libre"
 
     def _wait_idle(self, deadline_s: float) -> bool:
         """Poll /status until no task is running (the killed one freed its slot)."""

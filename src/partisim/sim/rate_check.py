@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from partisim.sim.numbers import count, decimal, integer, significant
 from partisim.sim.params import ALIASES, SimParams
 from partisim.sim.theory import predict
 
@@ -23,8 +24,6 @@ MIN_COLLISIONS = 200
 #: below this many collisions per particle the start-up (disks placed overlapping,
 #: uniform velocities) still adds over 1 % (docs/fisica.md, section 10): the line says so
 SHORT_RUN_COLLISIONS = 20.0
-
-_NBSP = "\u00a0"  # a number never breaks across lines: "35 210"
 
 
 @dataclass(frozen=True)
@@ -59,36 +58,25 @@ class RateCheck:
         if self.ratio is None or self.expected is None:
             return f"Física: no se muestra: {self.reason}"
         steps = "con estos dt" if self.several_dt else "con este dt"
-        runs = "1 tarea" if self.runs == 1 else f"{_count(self.runs)} tareas"
+        runs = count(self.runs, "tarea", "tareas")
         extra = ""
         if self.per_particle is not None and self.per_particle < SHORT_RUN_COLLISIONS:
             extra += (
-                f"; ejecuciones cortas ({_decimal(self.per_particle, 1)} colisiones por partícula): "
+                f"; ejecuciones cortas ({decimal(self.per_particle, 1)} colisiones por partícula): "
                 "el arranque añade del orden de un 1–5 %"
             )
         if self.left_out:
-            extra += (
-                f"; sin contar {'1 tarea' if self.left_out == 1 else f'{_count(self.left_out)} tareas'} "
-                "fuera del alcance de la teoría"
-            )
+            extra += f"; sin contar {count(self.left_out, 'tarea', 'tareas')} fuera del alcance de la teoría"
         return (
-            f"Física: colisiones medidas / teoría cinética = {_decimal(self.ratio)} ({steps} se espera "
-            f"≈ {_decimal(self.expected)}; {runs}, {_count(self.collisions)} colisiones{extra})"
+            f"Física: colisiones medidas / teoría cinética = {decimal(self.ratio, 3)} ({steps} se espera "
+            f"≈ {decimal(self.expected, 3)}; {runs}, {count(self.collisions, 'colisión', 'colisiones')}{extra})"
         )
-
-
-def _decimal(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}".replace(".", ",")
-
-
-def _count(n: int) -> str:
-    return f"{n:,}".replace(",", _NBSP)
 
 
 def _outside(params: SimParams, temperature: float) -> str | None:
     """Why the theory does not apply to these runs, or None when it does."""
     inelastic = [
-        f"{ALIASES[f]} = " + f"{getattr(params, f):g}".replace(".", ",")
+        f"{ALIASES[f]} = {significant(getattr(params, f), 6)}"
         for f in ("particle_restitution", "wall_restitution")
         if getattr(params, f) != 1.0
     ]
@@ -97,8 +85,8 @@ def _outside(params: SimParams, temperature: float) -> str | None:
     if params.packing_fraction > THEORY_MAX_PACKING:
         return (
             f"el lote es demasiado denso para la teoría (fracción de empaquetamiento "
-            f"{params.packing_fraction:.2f}; se valida hasta {THEORY_MAX_PACKING:g})"
-        ).replace(".", ",")
+            f"{decimal(params.packing_fraction, 2)}; se valida hasta {significant(THEORY_MAX_PACKING)})"
+        )
     if params.particles < 2:
         return "con una sola partícula no hay colisiones entre partículas"
     if not temperature > 0:
@@ -139,7 +127,7 @@ def check_rate(totals: Sequence[RunTotals]) -> RateCheck | None:
         largest = max(reasons, key=lambda r: r[0])  # the first of the largest
         return RateCheck(runs=0, collisions=0, ratio=None, expected=None, reason=largest[1], left_out=left_out)
     if measured < MIN_COLLISIONS or not theory > 0:
-        why = f"hay pocas colisiones para una estadística ({_count(measured)}; hacen falta al menos {MIN_COLLISIONS})"
+        why = f"hay pocas colisiones para una estadística ({integer(measured)}; hacen falta al menos {MIN_COLLISIONS})"
         return RateCheck(runs=runs, collisions=measured, ratio=None, expected=None, reason=why, left_out=left_out)
     return RateCheck(
         runs=runs,

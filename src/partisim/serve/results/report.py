@@ -32,7 +32,7 @@ from partisim.files import write_atomic
 from partisim.protocol import ChartData, ChartSeries, ChartSpeedup
 from partisim.sim.environment import CONTENDED_LABEL, UNSTABLE_LABEL
 from partisim.sim.numbers import count as plural
-from partisim.sim.numbers import duration, integer, ratio
+from partisim.sim.numbers import duration, integer, ratio, significant
 
 __all__ = ["write_report", "ratio_text", "spaced_ticks", "footnotes", "MAX_BAR_LABELS"]
 
@@ -169,7 +169,7 @@ def _single_size_chart(ax: Axes, series: Sequence[ChartSeries]) -> None:
     ax.set_ylim(0, top / scale * 1.25)
     room = max(0.0, (3 - len(series)) / 2)  # one or two bars stay bar-wide, not axis-wide
     ax.set_xlim(-0.6 - room, len(series) - 0.4 + room)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace(".", ",")))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: significant(v, 6)))
     ax.set_ylabel(f"tiempo de simulación ({unit}), media ± desv. est.")
     runs = sum(line.points[0].n for line in series)
     what = f"{plural(size, 'partícula', 'partículas')}, {plural(runs, 'ejecución', 'ejecuciones')}"
@@ -227,7 +227,7 @@ def _speedup_chart(ax: Axes, bars: Sequence[ChartSpeedup], configs: Sequence[str
     decades = math.log10(high / low) + 0.4
     ax.set_ylim(low / 1.6, high * 10 ** (decades * headroom + 0.15))
     ax.axhline(1.0, color="grey", linewidth=1)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×" if v < 1e4 else f"{v:.0f}×"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{significant(v, 6)}×" if v < 1e4 else f"{v:.0f}×"))
     if rotation is not None and len(bars) <= MAX_BAR_LABELS:
         ax.bar_label(rects, labels=labels, fontsize=8, padding=2, rotation=rotation)
     step = max(1, math.ceil(len(sizes) / 16))
