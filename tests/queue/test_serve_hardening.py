@@ -4,12 +4,15 @@ foreign files never take the queue down, a full disk is a 507 that heals by itse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from queue_support import run_cli, write_foreign_sqlite
 from serve_inprocess import serve_client
@@ -18,6 +21,7 @@ from partisim.listen.guards import AUTH_BURST, FailedAuthLimiter, JsonRefused, l
 from partisim.serve.queue.specs import MAX_TASKS, parse_int_values, parse_tasks, sweep
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import TaskSpec, new_batch_id
+from partisim.serve.web.auth import ServeAuth
 
 TINY = {"NUM_PARTICULAS": 4, "NUM_PASOS": 2}
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -243,8 +247,31 @@ def test_serve_limits_wrong_tokens_per_address(tmp_path: Path) -> None:
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert "intentos" in _error(refused)
         login = client.post("/login", data={"token": "mal"})
-        assert login.status_code == 429
+        assert login.status_code == 429 and int(login.headers["retry-after"]) >= 1
         assert client.get("/api/health").status_code == 200  # liveness stays open
+
+
+def test_a_burst_of_wrong_logins_sent_together_is_held_to_the_limit() -> None:
+    """All the form posts pass the first check before any has failed (each awaits its
+    body): only AUTH_BURST of them may be compared."""
+    async def inner(scope, receive, send) -> None:  # never reached: every token is wrong
+        raise AssertionError("the app behind the login was called")
+
+    app = ServeAuth(inner, "un-token-largo-de-prueba-1234")
+
+    async def slow_form(i: int) -> AsyncIterator[bytes]:  # the body arrives late, as over a network
+        await asyncio.sleep(0.05)
+        yield f"token=mal-{i}".encode()
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.196", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve.test") as client:
+            posts = (client.post("/login", content=slow_form(i)) for i in range(3 * AUTH_BURST))
+            answers = await asyncio.gather(*posts)
+        return [a.status_code for a in answers]
+
+    codes = asyncio.run(burst())
+    assert codes.count(401) == AUTH_BURST and codes.count(429) == 2 * AUTH_BURST, codes
 
 
 def test_batch_ids_do_not_collide_within_a_second() -> None:

@@ -22,6 +22,7 @@ import hmac
 import html
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
@@ -212,15 +213,22 @@ class ServeAuth:
         else:
             await _redirect(send, b"/")
 
+    async def _login_limited(self, send: Send, address: str) -> bool:
+        """Answer 429 (the login page, with Retry-After) when ``address`` is out of attempts."""
+        wait = self.limiter.retry_after(address)
+        if wait <= 0:
+            return False
+        page = _login_page(self.limiter.message(wait).capitalize() + ".")
+        retry = [(b"retry-after", str(math.ceil(wait)).encode())]
+        await _answer(send, 429, page, b"text/html; charset=utf-8", retry)
+        return True
+
     async def _login(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
         if not self._same_origin(headers):
             await _json(send, 403, {"status": "forbidden", "error": "petición de otro origen rechazada"})
             return
         address = client_address(scope)
-        wait = self.limiter.retry_after(address)
-        if wait > 0:
-            page = _login_page(self.limiter.message(wait).capitalize() + ".")
-            await _answer(send, 429, page, b"text/html; charset=utf-8")
+        if await self._login_limited(send, address):
             return
         body = b""
         while True:
@@ -235,6 +243,10 @@ class ServeAuth:
                 break
         fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
         given = (fields.get("token") or [""])[0].strip().encode()
+        # Asked again after the body's awaits: a burst of logins sent together all passed
+        # the first check before any of them had failed.
+        if given and await self._login_limited(send, address):
+            return
         if given and hmac.compare_digest(given, self._token):
             assert self.token is not None
             await _redirect(send, b"/", [self._cookie_header(session_cookie(self.token))])
