@@ -254,6 +254,7 @@ def test_serve_limits_wrong_tokens_per_address(tmp_path: Path) -> None:
 def test_a_burst_of_wrong_logins_sent_together_is_held_to_the_limit() -> None:
     """All the form posts pass the first check before any has failed (each awaits its
     body): only AUTH_BURST of them may be compared."""
+
     async def inner(scope, receive, send) -> None:  # never reached: every token is wrong
         raise AssertionError("the app behind the login was called")
 
