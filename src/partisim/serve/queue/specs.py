@@ -282,8 +282,12 @@ class IntValues:
 
 def parse_int_values(text: str, what: str) -> IntValues:
     """``"100,1000"`` or ``"1-10"`` or ``"1-3,7"`` -> the integers, as ranges (nothing listed)."""
+    text = str(text)
+    listed = text.count(",") + 1
+    if listed > MAX_TASKS:  # counted before splitting: a long list must not cost memory first
+        raise ParamsError(f"{what}: {listed} valores (máximo {MAX_TASKS} tareas por envío)")
     spans: list[tuple[int, int]] = []
-    parts = [p.strip() for p in str(text).split(",")]
+    parts = [p.strip() for p in text.split(",")]
     if len(parts) > 1 and not all(parts):
         raise ParamsError(f"{what}: hay un valor vacío entre comas en {str(text).strip()[:80]!r}")
     for part in parts:

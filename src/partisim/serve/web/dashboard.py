@@ -32,6 +32,7 @@ from partisim.protocol import BatchInfo, ChartBatch, ChartData, Submitted
 from partisim.serve.queue.etapa6 import parse_priority
 from partisim.serve.queue.specs import (
     MAX_REPEAT,
+    MAX_TASKS,
     MAX_THREADS,
     IntValues,
     parse_engine_list,
@@ -221,6 +222,8 @@ def _text(value: JsonValue, what: str) -> str:
         raise ParamsError(f"{what}: valor inválido {value!r}")
     if isinstance(value, (int, str)):
         return str(value)
+    if isinstance(value, list) and len(value) > MAX_TASKS:  # before joining a long list into text
+        raise ParamsError(f"{what}: {len(value)} valores (máximo {MAX_TASKS} tareas por envío)")
     if isinstance(value, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
         return ",".join(str(v) for v in value)
     raise ParamsError(f"{what}: use una lista de valores o un texto como 100,200 o 1-10")
