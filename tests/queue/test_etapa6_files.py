@@ -114,6 +114,20 @@ def test_harmless_extras_are_accepted() -> None:
     assert ours[0].priority == 1 and ours[0].label == "a"
 
 
+def test_numbers_sent_as_text_are_those_numbers_in_both_formats() -> None:
+    """The worker has always taken "100" for 100 in params; the queue takes it the same."""
+    data = json.loads(json.dumps(GENERATED))
+    data["tasks"][0]["parameters"] = {"num_particles": "50", "num_steps": " 20 ", "seed": "7", "DT": "0.05"}
+    theirs = read_tasks(data, "x").specs[0].params
+    ours = parse_tasks([{"benchmark": "python", "params": {"NUM_PARTICULAS": "50", "NUM_PASOS": 20, "SEMILLA": 7}}])
+    assert theirs["NUM_PARTICULAS"] == ours[0].params["NUM_PARTICULAS"] == 50
+    assert theirs["NUM_PASOS"] == 20 and theirs["SEMILLA"] == 7 and theirs["DT"] == 0.05
+    with pytest.raises(ParamsError, match="NUM_PARTICULAS"):  # text that is not a number is still refused
+        parse_tasks([{"benchmark": "python", "params": {"NUM_PARTICULAS": "cien"}}])
+    with pytest.raises(ParamsError, match="NUM_PARTICULAS"):  # and a fraction where a count is meant
+        parse_tasks([{"benchmark": "python", "params": {"NUM_PARTICULAS": "50.5"}}])
+
+
 def test_the_cli_sends_a_labelled_repeated_task_as_one_object() -> None:
     specs = parse_tasks([{"benchmark": "python", "repeat": 3, "label": "rep", "priority": 4}])
     assert len(specs) == 3

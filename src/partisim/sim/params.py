@@ -7,6 +7,7 @@ value refused in one place is refused everywhere with the same message.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, TypeAlias
 
@@ -18,6 +19,7 @@ from partisim.sim.numbers import decimal, integer
 __all__ = [
     "SimParams",
     "parse_params",
+    "number_from_text",
     "explain",
     "ALIASES",
     "ApiParams",
@@ -140,6 +142,19 @@ def _label(loc: ErrorLocation) -> str:
 def explain(exc: ValidationError) -> tuple[str, str | None]:
     """A Spanish one-line message for a parameter error, and the first field it names."""
     return explain_validation(exc.errors(), label=_label)
+
+
+_NUMBER = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def number_from_text(value: object) -> object:
+    """A parameter sent as a numeric text ("100", "0.05"), as the users' earlier clients
+    did, is that number: it changes no result. Anything else is left for the model to
+    judge (and to refuse, naming the parameter)."""
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        return value
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 def parse_params(data: Mapping[str, object] | None = None, **overrides: object) -> SimParams:

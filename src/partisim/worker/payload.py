@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -18,7 +17,7 @@ from pydantic import JsonValue
 from partisim.errors import ParamsError, TaskRejected, explain_json_error, json_type_name
 from partisim.protocol import BATCH_MAX, TASK_ID_MAX, task_id_problem
 from partisim.sim import ENGINE_ALIASES, ENGINES, SimParams, parse_params, resolve_engine
-from partisim.sim.params import LEGACY_NAMES
+from partisim.sim.params import LEGACY_NAMES, number_from_text
 from partisim.worker.settings import Limits
 
 __all__ = [
@@ -110,16 +109,6 @@ def _shown(value: object) -> str:
 
 #: fields the users' ETAPA-6 scripts send along, accepted and ignored: they change no result
 _IGNORED = ("priority", "description")
-_NUMBER = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
-
-
-def _number_text(value: JsonValue) -> JsonValue:
-    """A parameter sent as a numeric text ("100", "0.05") is that number; anything else
-    is left for the model to judge (and to refuse, naming the parameter)."""
-    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
-        return value
-    text = value.strip()
-    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 def parse_task_request(body: bytes, limits: Limits) -> TaskRequest:
@@ -177,7 +166,7 @@ def parse_task_fields(data: JsonValue, limits: Limits) -> TaskRequest:
     if not isinstance(raw, dict):
         raise ParamsError(f"params debe ser un objeto JSON (clave: valor); se recibió {_shown(raw)}", field="params")
     try:
-        params = parse_params({k: _number_text(v) for k, v in raw.items()})
+        params = parse_params({k: number_from_text(v) for k, v in raw.items()})
     except ParamsError as exc:
         raise ParamsError(f"params: {exc.message}", field=exc.field) from None
     check_limits(params, limits)

@@ -26,7 +26,7 @@ from partisim.listen.guards import JsonRefused, loads_json
 from partisim.serve.queue.etapa6 import etapa6_wrapper, is_etapa6_task, parse_label, parse_priority, task_fields
 from partisim.serve.queue.task import TaskSpec
 from partisim.sim import ENGINES, parse_params, resolve_engine
-from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams
+from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY, ApiParams, number_from_text
 from partisim.sim.theory import coarse_step_warnings
 
 __all__ = [
@@ -111,7 +111,7 @@ def parse_task(obj: object, where: str = "tarea") -> list[TaskSpec]:
             raise ParamsError(
                 f"params debe ser un objeto JSON (clave: valor); se recibió {str(raw)[:60]}", field="params"
             )
-        params = parse_params(raw or {}).to_api()
+        params = parse_params({k: number_from_text(v) for k, v in (raw or {}).items()}).to_api()
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc.message}", field=exc.field) from None
     repeat = positive_int(obj.get("repeat", 1), f"{where}: repeat", high=MAX_REPEAT)
