@@ -83,3 +83,32 @@ def test_serve_never_oversubscribes_a_worker_and_a_big_task_is_not_overtaken(clu
     # the 2-thread task was not overtaken by the 1-thread tasks queued behind it
     for later in done[2:5]:
         assert later.timings.started_at >= big.timings.started_at
+
+
+def test_a_task_serve_sent_on_fewer_threads_says_what_it_asked_for(cluster: Cluster, tmp_path: Path) -> None:
+    """The worker sees only the capped request; the stored result must still say the
+    threads the task asked for, and why it got fewer (python: a one-thread engine;
+    cython on a one-slot worker: the worker's capacity)."""
+    worker = cluster.worker(HOST_A, "worker-a", capacity=1)
+    config = cluster.config([("worker-a", worker.url)])
+    serve = cluster.serve(config, tmp_path / "q.db", wait_workers=1)
+    small = {"NUM_PARTICULAS": 50, "NUM_PASOS": 10}
+    tasks = [
+        {"benchmark": "python", "params": small, "threads": 2},
+        {"benchmark": "cython", "params": {**BASE, "NUM_PASOS": 5}, "threads": 2},
+        {"benchmark": "cython", "params": small},
+    ]
+    with ServerClient(serve.url) as client:
+        answer = client.submit(tasks)
+        deadline = time.monotonic() + 120
+        while not client.summary(batch=answer.batch, wait=0.2).done:
+            assert time.monotonic() < deadline
+        views = {t.id: t for t in client.tasks(batch=answer.batch)}
+    python, cython, plain = (views[i].result for i in answer.ids)
+    assert python is not None and cython is not None and plain is not None
+    assert (python.threads, python.threads_requested, python.threads_reason) == (1, 2, "single_threaded_engine")
+    assert (cython.threads, cython.threads_requested, cython.threads_reason) == (1, 2, "worker_capacity")
+    assert python.environment is not None and cython.environment is not None
+    assert (python.environment.threads_requested, python.environment.threads_reason) == (2, "single_threaded_engine")
+    assert (cython.environment.threads_requested, cython.environment.threads_reason) == (2, "worker_capacity")
+    assert plain.threads_reason == "requested" and (plain.threads_requested or 1) == 1

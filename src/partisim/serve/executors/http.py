@@ -56,7 +56,7 @@ from partisim.fleet import OrchestratorSettings
 from partisim.fleet.client import AsyncWorkerClient
 from partisim.fleet.health import HealthMonitor, WorkerHealth
 from partisim.fleet.legacy import legacy_problem, legacy_request
-from partisim.protocol import ExecuteRequest, MemberView, TaskResult, TaskState
+from partisim.protocol import ExecuteRequest, ExecuteResult, MemberView, TaskResult, TaskState
 from partisim.serve.executors.base import Attempt, Executor, Placement
 from partisim.serve.executors.slots import Seat, SlotBook
 from partisim.serve.queue.task import Task
@@ -231,6 +231,34 @@ class HttpFleet(Executor):
             return 1
         usable = status.engine_threads.get(task.benchmark, 1) if status.engine_threads else status.max_threads
         return max(1, min(task.threads, usable, self._limit(h)))
+
+    def _capped_by(self, member: str, task: Task) -> str:
+        """Why `slots_for` gave ``task`` fewer threads than it asked for on ``member``
+        (a `sim.engines.ThreadReason`)."""
+        h = next((h for h in self.health() if h.id == member), None)
+        status = h.last_status if h is not None else None
+        if status is None or not status.is_partisim:
+            return "worker_capacity"  # it runs everything on one thread
+        if task.benchmark != "cython":
+            return "single_threaded_engine"
+        # the worker's engine threads are already capped at its capacity (slots)
+        slots = min(status.capacity, self._limit(h)) if h is not None else status.capacity
+        return "worker_capacity" if slots < task.threads else "machine_cores"
+
+    def _as_asked(self, result: TaskResult, attempt: Attempt) -> TaskResult:
+        """The result with the threads the task asked for, where serve sent fewer: the
+        worker only saw the capped request and would call it "requested"."""
+        task, sent = attempt.task, max(1, attempt.placement.slots)
+        if not isinstance(result, ExecuteResult) or task.threads <= sent or (result.threads_requested or 1) > sent:
+            return result
+        reason = self._capped_by(attempt.placement.member, task)
+        if result.threads_reason not in (None, "requested"):
+            reason = result.threads_reason  # the worker cut further, for its own reason
+        env = result.environment
+        if env is not None:
+            env = env.model_copy(update={"threads_requested": task.threads, "threads_reason": reason})
+        update = {"threads_requested": task.threads, "threads_reason": reason, "environment": env}
+        return result.model_copy(update=update)
 
     def members(self) -> list[MemberView]:
         out = []
@@ -475,7 +503,7 @@ class HttpFleet(Executor):
         if isinstance(outcome, PartisimError):
             self._failed(attempt, outcome)
         else:
-            self.deliver(attempt, outcome)
+            self.deliver(attempt, self._as_asked(outcome, attempt))
 
     def cancel(self, task_id: str, member: str | None, address: str | None) -> None:
         if address:
