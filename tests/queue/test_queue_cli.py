@@ -65,6 +65,10 @@ def test_results_as_table_csv_and_json(served, tmp_path: Path):
     table = run_cli("results", "--batch", batch, "--server", serve.url)
     assert table.returncode == 0, table.stderr
     assert "Resultados (12 tareas)" in table.stdout and "éxito" in table.stdout
+    # the speed-ups after the table, busy runs included: the option the note points to exists here too
+    busy = run_cli("results", "--batch", batch, "--server", serve.url, "--contended")
+    assert busy.returncode == 0, busy.stderr
+    assert "Aceleración cython / python" in busy.stdout and "use --contended" not in busy.stdout
     out = tmp_path / "r.csv"
     as_csv = run_cli("results", "--batch", batch, "--format", "csv", "-o", str(out), "--server", serve.url)
     assert as_csv.returncode == 0, as_csv.stderr

@@ -243,7 +243,7 @@ def _results(args: argparse.Namespace) -> int:
             by_original = {c.original_id: c for c in checks} if checks is not None else None
             _print_results(client, args.batch, args.status, originals, by_original)
             if args.status is None:
-                _print_speedups(client, args.batch)
+                _print_speedups(client, args.batch, args.contended)
         elif args.output:
             with RowsProgress(err_console, "exportando") as bar:
                 rows = save_export(
@@ -263,12 +263,22 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_speedups(client: ServerClient, batch: str | None) -> None:
+def _add_contended(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--contended",
+        action="store_true",
+        help="incluir en la aceleración las ejecuciones medidas con la máquina ocupada "
+        "(por defecto se dejan fuera y se cuentan)",
+    )
+
+
+def _print_speedups(client: ServerClient, batch: str | None, contended: bool) -> None:
     """After the results: the cython/python speed-ups of the selection, with their 95%
-    confidence interval (runs on a busy machine left out, and counted)."""
+    confidence interval (runs on a busy machine left out, and counted, unless
+    ``contended``)."""
     from partisim.orchestrator.report_tables import contended_note, speedup_table
 
-    chart = client.charts(batch)
+    chart = client.charts(batch, contended=contended)
     if chart.speedup:
         console.print(speedup_table(chart))
     note = contended_note(chart)
@@ -568,6 +578,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
     )
+    _add_contended(p)
     add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_results)
@@ -584,11 +595,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="K",
         help="repetir K tareas al azar en otro worker y comparar checksums",
     )
-    p.add_argument(
-        "--contended",
-        action="store_true",
-        help="incluir las ejecuciones medidas con la máquina ocupada (por defecto se dejan fuera y se cuentan)",
-    )
+    _add_contended(p)
     add_server(p)
     _add_wait(p, flag=False)
     p.set_defaults(func=_report)
