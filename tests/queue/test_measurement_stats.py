@@ -22,7 +22,7 @@ from partisim.serve.results.charts import chart_parts
 from partisim.serve.results.rows import COLUMNS, to_csv
 from partisim.serve.results.statistics import Group, group_times, pool, ratio_interval, speedups
 from partisim.serve.web.export import export_chunks
-from partisim.sim.environment import Environment, MachineEnvironment, RunSample, judge
+from partisim.sim.environment import EngineBuild, Environment, MachineEnvironment, RunSample, judge
 
 
 @pytest.fixture
@@ -33,8 +33,17 @@ def queue(tmp_path):
 
 
 def machine(cpu: str = "CPU de prueba", cores: int = 2) -> MachineEnvironment:
+    build = EngineBuild(compiler="gcc 12.2.0", flags="-O2 -fopenmp", openmp=True, wait_policy="spin-30000")
     return MachineEnvironment(
-        cpu_model=cpu, logical_cpus=cores, affinity=f"0-{cores - 1}", usable_cpus=cores, python="3.11.0"
+        cpu_model=cpu,
+        logical_cpus=cores,
+        affinity=f"0-{cores - 1}",
+        usable_cpus=cores,
+        memory_bytes=8 * 2**30,
+        python="3.11.0",
+        partisim="0.1.0",
+        model=1,
+        engine_build=build,
     ).identified()
 
 
@@ -112,6 +121,22 @@ def test_csv_exports_say_how_a_run_was_measured_in_sql_and_in_python(queue):
         "CPU de prueba",
         "process",
     )
+    # the rest of the environment: a CSV alone says how and where each number was measured
+    assert {k: idle[k] for k in ("logical_cpus", "usable_cpus", "memory_bytes", "python", "partisim", "model")} == {
+        "logical_cpus": "2",
+        "usable_cpus": "2",
+        "memory_bytes": str(8 * 2**30),
+        "python": "3.11.0",
+        "partisim": "0.1.0",
+        "model": "1",
+    }
+    assert (idle["compiler"], idle["flags"], idle["openmp"], idle["wait_policy"]) == (
+        "gcc 12.2.0",
+        "-O2 -fopenmp",
+        "True",
+        "spin-30000",
+    )
+    assert (idle["other_tasks"], idle["worker_threads_max"], idle["docker_image_id"]) == ("0", "1", "")
 
 
 def test_busy_runs_are_left_out_of_the_charts_and_counted(queue):

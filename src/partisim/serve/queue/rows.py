@@ -276,11 +276,24 @@ FLAT_SQL = {
     "runner": f"json_extract({_RESULT}, '$.runner')",
     "machine_id": f"json_extract({_RESULT}, '$.environment.machine_id')",
     "cpu_model": _machine("cpu_model"),
+    "logical_cpus": _machine("logical_cpus"),
+    "usable_cpus": _machine("usable_cpus"),
+    "memory_bytes": _machine("memory_bytes"),
+    "python": _machine("python"),
+    "partisim": _machine("partisim"),
+    "model": _machine("model"),
+    "compiler": _machine("engine_build.compiler"),
+    "flags": _machine("engine_build.flags"),
+    "openmp": _machine("engine_build.openmp"),
+    "wait_policy": _machine("engine_build.wait_policy"),
+    "docker_image_id": _machine("docker_image_id"),
+    "other_tasks": f"json_extract({_RESULT}, '$.environment.other_tasks')",
+    "worker_threads_max": f"json_extract({_RESULT}, '$.environment.worker_threads_max')",
     # joined as `results.WARNINGS_SEPARATOR` joins them
     "warnings": f"(SELECT group_concat(value, ' | ') FROM json_each({_RESULT}, '$.warnings'))",
 }
 #: the flat columns that are booleans
-FLAT_BOOLEANS = frozenset({"verifiable", "contended"})
+FLAT_BOOLEANS = frozenset({"verifiable", "contended", "openmp"})
 
 
 def _real(expr: str) -> str:

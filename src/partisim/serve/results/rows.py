@@ -7,7 +7,9 @@ and ``duplicates`` (runs of the task on other workers besides the recorded one).
 ``threads`` is how many threads the run used, ``threads_requested`` how many it asked
 for and ``threads_reason`` why it used those. ``contended`` is True for a run measured
 while the machine was oversubscribed ("medido con la máquina ocupada"; ``contended_by``
-says why, see `sim.environment`); ``machine_id`` and ``cpu_model`` name where it ran.
+says why, see `sim.environment`); ``machine_id`` and ``cpu_model`` name where it ran, and
+the columns after them copy the rest of its environment (CPUs, memory, software, engine
+build, the other tasks beside it), so that a CSV alone says how each number was measured.
 """
 
 from __future__ import annotations
@@ -45,6 +47,19 @@ class _Conditions(TypedDict):
     runner: str | None
     machine_id: str | None
     cpu_model: str | None
+    logical_cpus: int | None
+    usable_cpus: int | None
+    memory_bytes: int | None
+    python: str | None
+    partisim: str | None
+    model: int | None
+    compiler: str | None
+    flags: str | None
+    openmp: bool | None
+    wait_policy: str | None
+    docker_image_id: str | None
+    other_tasks: int | None
+    worker_threads_max: int | None
 
 
 class FlatRow(_Conditions):
@@ -105,6 +120,19 @@ COLUMNS = (
     "runner",
     "machine_id",
     "cpu_model",
+    "logical_cpus",
+    "usable_cpus",
+    "memory_bytes",
+    "python",
+    "partisim",
+    "model",
+    "compiler",
+    "flags",
+    "openmp",
+    "wait_policy",
+    "docker_image_id",
+    "other_tasks",
+    "worker_threads_max",
 )
 #: the CSV cell of a task with several warnings joins them with this
 WARNINGS_SEPARATOR = " | "
@@ -153,6 +181,7 @@ def _conditions(task: TaskView) -> _Conditions:
     r = task.result
     env = r.environment if r else None
     machine = env.machine if env else None
+    build = machine.engine_build if machine else None
     return {
         "threads_requested": (r.threads_requested if r and r.threads_requested is not None else task.threads),
         "threads_reason": r.threads_reason if r else None,
@@ -163,6 +192,19 @@ def _conditions(task: TaskView) -> _Conditions:
         "runner": r.runner if r else None,
         "machine_id": env.machine_id if env else None,
         "cpu_model": machine.cpu_model if machine else None,
+        "logical_cpus": machine.logical_cpus if machine else None,
+        "usable_cpus": machine.usable_cpus if machine else None,
+        "memory_bytes": machine.memory_bytes if machine else None,
+        "python": machine.python if machine else None,
+        "partisim": machine.partisim if machine else None,
+        "model": machine.model if machine else None,
+        "compiler": build.compiler if build else None,
+        "flags": build.flags if build else None,
+        "openmp": build.openmp if build else None,
+        "wait_policy": build.wait_policy if build else None,
+        "docker_image_id": machine.docker_image_id if machine else None,
+        "other_tasks": env.other_tasks if env else None,
+        "worker_threads_max": env.worker_threads_max if env else None,
     }
 
 
