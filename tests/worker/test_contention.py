@@ -8,6 +8,7 @@ machine is idle when it starts, and says so with a skip naming the load it found
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -195,3 +196,40 @@ def test_a_run_the_worker_capped_says_so_even_when_the_machine_is_busy_afterward
         assert rec.result.threads_reason == "worker_capacity"
 
     asyncio.run(scenario())
+
+
+def _run_json(*extra: str) -> dict:
+    argv = [sys.executable, "-m", "partisim", "run", "--json", "-e", "cython", *extra]
+    for key, flag in (("NUM_PARTICULAS", "-n"), ("NUM_PASOS", "-s"), ("SEMILLA", "--seed")):
+        argv += [flag, str(RUN[key])]
+    argv += ["--radius", "3", "--width", "4000", "--height", "3000"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    body: dict = json.loads(done.stdout)
+    return body
+
+
+def test_partisim_run_records_where_and_how_it_measured() -> None:
+    """`partisim run --json` carries the same environment a worker records."""
+    body = _run_json("--threads", "2")
+    env = body["environment"]
+    machine = env["machine"]
+    assert machine["usable_cpus"] == usable_cpus() and machine["runner"] == "process"
+    assert machine["engine_build"]["wait_policy"] == WAIT_POLICY and machine["python"] == sys.version.split()[0]
+    assert (env["threads_requested"], env["threads_used"]) == (2, body["threads"])
+    assert env["threads_reason"] == body["threads_reason"] and env["load_start"] is not None
+    assert env["runnable_median"] is not None  # it read the machine while the run went on
+
+
+def test_partisim_run_beside_two_burners_is_flagged_busy(burners) -> None:
+    if usable_cpus() > 2:
+        pytest.skip(f"{usable_cpus()} CPU usables: dos procesos de carga no las ocupan todas")
+    env = _run_json()["environment"]
+    assert env["contended"] is True and "runnable" in env["contended_by"], env
+    text = subprocess.run(
+        [sys.executable, "-m", "partisim", "run", "-e", "cython", "-n", "5000", "-s", "400"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert text.returncode == 0 and CONTENDED_LABEL in " ".join(text.stderr.split()), text.stderr

@@ -9,6 +9,15 @@ from partisim.cli._commands import command_help
 from partisim.cli._output import console, fail, warn
 from partisim.errors import ParamsError
 from partisim.sim.engines import ENGINES
+from partisim.sim.environment import (
+    CONTENDED_LABEL,
+    CONTENTION_TEXT,
+    Environment,
+    RunSample,
+    judge,
+    machine_facts,
+    sampling,
+)
 from partisim.sim.numbers import integer
 from partisim.sim.options import INT_FIELDS, OPTIONS, SHORT_FLAGS
 
@@ -161,23 +170,46 @@ def _run(args: argparse.Namespace) -> int:
     warnings = [text for text in (coarse_step_warning(params),) if text]
     for text in warnings:
         warn(text)
+    sample = RunSample(args.threads)
     if args.json or not sys.stdout.isatty():
-        result = simulate(params, args.engine, threads=args.threads)
+        with sampling(sample):
+            result = simulate(params, args.engine, threads=args.threads)
     else:
         # on a terminal the run goes in chunks of steps (same result) to show its progress
         bar = _StepsBar()
         try:
-            result = simulate(params, args.engine, threads=args.threads, progress=bar)
+            with sampling(sample):
+                result = simulate(params, args.engine, threads=args.threads, progress=bar)
         finally:
             bar.close()
+    environment = _environment(sample, result)
     if args.json:
-        try:
-            print(result.to_json(warnings=warnings))  # strict JSON, or a clear error: never NaN/Infinity
+        try:  # strict JSON, or a clear error: never NaN/Infinity
+            print(result.to_json(warnings=warnings, environment=environment.model_dump(mode="json")))
         except ParamsError as exc:
             return fail(exc.message)
     else:
         print_summary(result)
+        if environment.contended:
+            why = ", ".join(CONTENTION_TEXT[r] for r in environment.contended_by)
+            warn(f"{CONTENDED_LABEL} ({why}): este tiempo puede no ser comparable con otros")
     return 0
+
+
+def _environment(sample: RunSample, result: SimResult) -> Environment:
+    """How and where this run was measured, as a worker records it for each result."""
+    from partisim import __version__
+    from partisim.sim import MODEL_VERSION
+    from partisim.sim.engines import engine_build
+
+    machine = machine_facts(partisim=__version__, model=MODEL_VERSION, engine_build=engine_build(), runner="process")
+    return judge(
+        sample,
+        machine=machine,
+        threads_requested=result.threads_requested,
+        threads_used=result.threads,
+        threads_reason=result.threads_reason,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

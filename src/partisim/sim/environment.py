@@ -27,6 +27,9 @@ import json
 import os
 import platform
 import statistics
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +39,7 @@ __all__ = [
     "host_id",
     "UNSTABLE_LABEL",
     "ContentionReason",
+    "CONTENTION_TEXT",
     "EngineBuild",
     "MachineEnvironment",
     "Environment",
@@ -46,6 +50,7 @@ __all__ = [
     "free_cpus",
     "load_1min",
     "judge",
+    "sampling",
 ]
 
 #: what users read next to a contended result
@@ -54,6 +59,14 @@ CONTENDED_LABEL = "medido con la máquina ocupada"
 UNSTABLE_LABEL = "inestable"
 
 ContentionReason = Literal["load", "runnable", "threads", "other_task"]
+
+#: each reason, as users read it
+CONTENTION_TEXT: dict[str, str] = {
+    "load": "carga media mayor que los núcleos",
+    "runnable": "más hilos listos que núcleos",
+    "threads": "hilos del worker en uso mayores que los núcleos",
+    "other_task": "otra tarea del worker a la vez",
+}
 
 
 class _Frozen(BaseModel):
@@ -257,6 +270,28 @@ class RunSample:
 
     def finish(self) -> None:
         self.load_end = load_1min()
+
+
+@contextmanager
+def sampling(sample: RunSample, interval: float = 0.05) -> Iterator[RunSample]:
+    """Read the machine's runnable threads every ``interval`` seconds, from a thread, while
+    the block runs in this one (a run in-process, as `partisim run` does); the load at the
+    end is read on the way out."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            sample.sample()
+            stop.wait(interval)
+
+    watcher = threading.Thread(target=watch, name="partisim-sampling", daemon=True)
+    watcher.start()
+    try:
+        yield sample
+    finally:
+        stop.set()
+        watcher.join()
+        sample.finish()
 
 
 def judge(
