@@ -141,7 +141,7 @@ def test_pty_reload_config_and_ctrl_c(pair, tmp_path: Path) -> None:
         data["workers"] = data["workers"][:1]
         config.write_text(json.dumps(data))
         session.send("6\r")
-        session.expect("Configuración recargada: 1 worker(s)")
+        session.expect("Configuración recargada: 1 worker en")
         session.send("1\r")
         session.expect("Workers activos: 1/1")
         session.expect(MENU_PROMPT)

@@ -162,10 +162,13 @@ def test_queue_lists_pending_tasks_and_cancel_cancels_them(cluster: Cluster, tmp
         assert {t.status for t in client.tasks(batch=batch)} == {"cancelled"}
     again = run_here("cancel", ids[0], "--server", serve.url, cwd=tmp_path)
     assert again.returncode == 1 and "no se puede cancelar" in again.stdout, again.stdout
+    assert "(cancelada)" in " ".join(again.stdout.split()) and "cancelled" not in again.stdout
     empty = run_here("queue", "--server", serve.url, cwd=tmp_path)
     assert "No hay tareas pendientes de la cola." in empty.stdout
     both = run_here("cancel", ids[0], "--batch", batch, "--server", serve.url, cwd=tmp_path)
     assert both.returncode == 2 and "no ambas cosas" in both.stderr
+    neither = run_here("cancel", "--server", serve.url, cwd=tmp_path)
+    assert neither.returncode == 2 and "indique qué cancelar" in neither.stderr and "ambas" not in neither.stderr
 
 
 @pytest.mark.slow

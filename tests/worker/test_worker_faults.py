@@ -301,7 +301,7 @@ def test_every_bad_input_is_a_clear_4xx(worker: RunningWorker) -> None:
         conflicts = [
             body(task(benchmark="cython", params={**TINY, "NUM_PASOS": 2}, task_id="ya-hecha"), 409, "task_id"),
             body(task(benchmark="python", params=TINY, task_id="ya-hecha"), 409, "task_id"),
-            Case(409, "ya terminó", method="DELETE", path="/tasks/ya-hecha"),
+            Case(409, "ya terminó (éxito)", method="DELETE", path="/tasks/ya-hecha"),
         ]
         distinct |= {case.key() for case in conflicts}
         before = _executed(c)

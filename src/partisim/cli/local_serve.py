@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from partisim.cli._output import console, fail
 from partisim.defaults import DEFAULT_CONFIG_PATH
+from partisim.sim.numbers import count
 
 if TYPE_CHECKING:
     from partisim.fleet import Config
@@ -40,7 +41,7 @@ def serve_with_local_workers(args: argparse.Namespace, serve_on: Callable[[argpa
         return fail(f"--local usa sus propios workers: no lee {args.config} (quite --config o --local)")
     workers = LocalWorkers(args.local)
     try:
-        with console.status(f"Iniciando {args.local} worker(s) locales en 127.0.0.1..."):
+        with console.status(f"Iniciando {count(args.local, 'worker local', 'workers locales')} en 127.0.0.1..."):
             workers.__enter__()
     except LocalWorkersError as exc:
         return fail(f"no se pudieron iniciar los workers locales: {exc.message}", 1)

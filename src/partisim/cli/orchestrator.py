@@ -18,6 +18,7 @@ from partisim.cli._output import console, fail, install_log_handler, warn
 from partisim.cli.run import add_param_options, params_from_args, positive_threads
 from partisim.defaults import DEFAULT_CONFIG_PATH
 from partisim.errors import ConfigError, ParamsError, PartisimError
+from partisim.sim.numbers import count
 
 if TYPE_CHECKING:
     from partisim.fleet import Config
@@ -187,7 +188,7 @@ def _demo(args: argparse.Namespace) -> int:
         return fail("--local: el número de workers locales debe estar entre 1 y 16")
     workers = LocalWorkers(local)
     try:
-        with console.status(f"Iniciando {local} worker(s) locales en 127.0.0.1..."):
+        with console.status(f"Iniciando {count(local, 'worker local', 'workers locales')} en 127.0.0.1..."):
             workers.__enter__()
     except LocalWorkersError as exc:
         return fail(f"no se pudieron iniciar los workers locales: {exc.message}", 1)
@@ -211,7 +212,7 @@ def _check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     mode = "rápida" if args.quick else "completa"
     console.rule(f"[bold]Prueba de comunicación ({mode})")
-    console.print(f"Configuración: {config.path} ({len(config.workers)} worker(s))")
+    console.print(f"Configuración: {config.path} ({count(len(config.workers), 'worker', 'workers')})")
 
     def show(wc: WorkerChecks, result: CheckResult) -> None:
         if result.skipped:

@@ -45,8 +45,10 @@ def _cancel(args: argparse.Namespace) -> int:
     from partisim.orchestrator.batches import cancel_tasks, pending_tasks, require_batch
     from partisim.sim.numbers import count
 
-    if bool(args.ids) == bool(args.batch):
+    if args.ids and args.batch:
         return fail("indique las tareas a cancelar (sus id) o --batch LOTE, no ambas cosas")
+    if not args.ids and not args.batch:
+        return fail("indique qué cancelar: los id de las tareas, o --batch LOTE (partisim queue las lista)")
     with connect(args) as client:
         ids = list(args.ids)
         if args.batch:

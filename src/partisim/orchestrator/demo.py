@@ -117,7 +117,8 @@ def run_demo(
         else f"en paralelo por máquina; los {shared + 1} o más que comparten una máquina, uno tras otro"
     )
     console.print(
-        f"[bold]2/3[/bold] Ejecutando Python y Cython en {len(report.active)} worker(s) {order} "
+        f"[bold]2/3[/bold] Ejecutando Python y Cython en {views.count(len(report.active), 'worker', 'workers')} "
+        f"{order} "
         f"({views.count(params.particles, 'partícula', 'partículas')}, "
         f"{views.count(params.steps, 'paso', 'pasos')}, semilla {params.seed})..."
     )

@@ -27,7 +27,7 @@ from partisim.orchestrator import views
 from partisim.orchestrator.demo import ENGINE_LABELS, run_demo
 from partisim.orchestrator.dispatch import DEFAULT_PARAMS, execute_any, explain_task_error
 from partisim.protocol import ForeignResult
-from partisim.sim import SimParams, parse_params
+from partisim.sim import SimParams, numbers, parse_params
 
 if TYPE_CHECKING:
     from partisim.protocol import Submitted
@@ -89,7 +89,7 @@ class Menu:
     def run(self) -> int:
         try:
             self.console.rule("[bold]ORQUESTADOR DE SIMULACIONES DE PARTÍCULAS")
-            self.console.print(f"Configuración: {self.config.path} ({len(self.config.workers)} worker(s))")
+            self.console.print(f"Configuración: {self.config.path} ({self._workers()})")
             self.verify_workers()
             while True:
                 self._show_options()
@@ -214,7 +214,10 @@ class Menu:
             self.console.print(f"[red]Error:[/red] {exc}")
             self.console.print("Se mantiene la configuración anterior.")
             return
-        self.console.print(f"Configuración recargada: {len(self.config.workers)} worker(s) en {self.config.path}")
+        self.console.print(f"Configuración recargada: {self._workers()} en {self.config.path}")
+
+    def _workers(self) -> str:
+        return numbers.count(len(self.config.workers), "worker", "workers")
 
     def quit(self) -> None:
         raise MenuExit(0)

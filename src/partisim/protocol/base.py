@@ -11,6 +11,7 @@ __all__ = [
     "Finite",
     "TaskStatus",
     "QueueStatus",
+    "STATUS_LABELS",
     "PENDING_STATES",
     "FINAL_STATES",
     "TASK_ID_MAX",
@@ -28,6 +29,15 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 TaskStatus = Literal["queued", "running", "success", "failed", "timeout", "cancelled"]
 #: states of a task in the queue of ``partisim serve`` (``GET /api/tasks``)
 QueueStatus = Literal["queued", "running", "success", "failed", "cancelled"]
+#: each state as users read it (worker and queue)
+STATUS_LABELS: dict[str, str] = {
+    "queued": "en cola",
+    "running": "en curso",
+    "success": "éxito",
+    "failed": "fallida",
+    "timeout": "tiempo agotado",
+    "cancelled": "cancelada",
+}
 PENDING_STATES: frozenset[str] = frozenset({"queued", "running"})
 FINAL_STATES: frozenset[str] = frozenset({"success", "failed", "timeout", "cancelled"})
 

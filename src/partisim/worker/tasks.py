@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from partisim.errors import PartisimError, TaskRejected, TaskTimedOut, WorkerFailed, WorkerUnavailable
 from partisim.protocol import FINAL_STATES, ExecuteResult, HistoryStatistics, TaskState, TaskStatus, task_id_problem
+from partisim.protocol.base import STATUS_LABELS
 from partisim.sim import SimParams, SimResult
 from partisim.sim.engines import MIN_PARTICLES_FOR_THREADS, thread_plan
 from partisim.sim.environment import MachineEnvironment, RunSample, judge, usable_cpus
@@ -476,7 +477,9 @@ class TaskManager:
                 self._cancelled_early.popitem(last=False)
         rec = self.get(task_id)  # unknown: still a 404, but remembered above
         if rec.finished:
-            raise TaskRejected(f"la tarea {task_id} ya terminó (estado {rec.status}); no se puede cancelar", 409)
+            raise TaskRejected(
+                f"la tarea {task_id} ya terminó ({STATUS_LABELS[rec.status]}); no se puede cancelar", 409
+            )
         if rec.status == "queued":
             self._queue.remove(rec)
             self._finish(rec, "cancelled", None, error=TaskRejected("la tarea fue cancelada", 409))

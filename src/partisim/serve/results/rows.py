@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import TypedDict
 
 from partisim.protocol import QueueStatus, TaskView
+from partisim.protocol.base import STATUS_LABELS
 from partisim.sim.params import PARTICLES_KEY, SEED_KEY, STEPS_KEY
 
 __all__ = [
@@ -136,14 +137,6 @@ COLUMNS = (
 )
 #: the CSV cell of a task with several warnings joins them with this
 WARNINGS_SEPARATOR = " | "
-
-STATUS_LABELS = {
-    "queued": "en cola",
-    "running": "en curso",
-    "success": "éxito",
-    "failed": "fallida",
-    "cancelled": "cancelada",
-}
 
 
 def flatten(task: TaskView) -> FlatRow:

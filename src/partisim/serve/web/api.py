@@ -25,6 +25,7 @@ from partisim.errors import ParamsError
 from partisim.fleet.advice import queued_without_workers
 from partisim.listen.guards import JsonRefused, loads_json
 from partisim.protocol import QueueStatus, Submitted, WorkerList
+from partisim.protocol.base import STATUS_LABELS
 from partisim.protocol.serve_api import (
     VERIFY_MAX,
     BatchList,
@@ -215,7 +216,7 @@ async def cancel_task(task_id: str, request: Request) -> Response:
     before = state.scheduler.cancel(task_id)
     if before is None:
         now = state.queue.get(task_id) or current
-        return error_response(409, f"la tarea {task_id} ya terminó ({now.status}); no se puede cancelar")
+        return error_response(409, f"la tarea {task_id} ya terminó ({STATUS_LABELS[now.status]}); no se puede cancelar")
     return model_response(Cancelled(id=task_id, previous=before.status))
 
 
