@@ -14,6 +14,8 @@ from dash_support import CHROMIUM_FLAGS, Fleet
 from helpers.processes import wait_for
 from playwright.sync_api import expect, sync_playwright
 
+from partisim.sim.numbers import integer
+
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1280, "height": 860}
@@ -21,8 +23,33 @@ PARAMS = {"NUM_PARTICULAS": 120, "NUM_PASOS": 400, "SEMILLA": 3, "ANCHO_MUNDO": 
 
 
 def _es(n: int) -> str:
-    """The page's integers: a dot every three digits (es-ES, always grouped)."""
-    return f"{n:,}".replace(",", ".")
+    """The page's integers, as the CLI writes them (sim.numbers.integer)."""
+    return integer(n)
+
+
+# Words of the viewer's title and stat labels drawn across two lines (a mid-word break).
+_SPLIT_WORDS = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('#viewer-title, #viewer .viewer-stat .c-label')) {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (tops.size > 1) out.push(m[0]);
+      }
+    }
+  }
+  return out;
+}"""
+
+# the viewer's text, for numbers written with a thousands dot ("3.000")
+_VIEWER_TEXT = (
+    "() => ['viewer-subtitle', 'viewer-step', 'viewer-pc', 'viewer-wc', 'viewer-note']"
+    ".map((id) => document.getElementById(id).textContent).join(' | ')"
+)
 
 
 _WATCH_FRAMES = """() => {
@@ -106,6 +133,28 @@ def test_viewer_plays_a_task_to_its_counters(chromium: str, small_fleet: Fleet, 
             expect(viewer).to_have_attribute("data-state", "end", timeout=30_000)
             expect(page.locator("#viewer-step")).to_have_text("50 de 50")
 
+            # the form's box travels too: 8000 particles in a 3000,5 × 3000 box (too dense
+            # for the default 800 × 600), drawn with the dashboard's numbers
+            page.keyboard.press("Escape")
+            page.fill("#particles", "8000")
+            page.fill("#steps", "20")
+            page.fill("#width", "3000,5")
+            page.fill("#height", "3000")
+            page.click("#sweep-view")
+            expect(viewer).to_have_attribute("data-state", "end", timeout=60_000)
+            subtitle = page.locator("#viewer-subtitle")
+            expect(subtitle).to_contain_text("8000 partículas · 20 pasos · semilla 9 · caja 3000,5 × 3000")
+            expect(subtitle).to_contain_text(re.compile(r"\d+ fotogramas, uno cada paso$"))
+            expect(page.locator("#viewer-step")).to_have_text("20 de 20")
+            shown = page.evaluate(_VIEWER_TEXT)
+            assert not re.search(r"\d\.\d{3}", shown), shown
+            assert "1 pasos" not in shown, shown
+            box = page.locator("#viewer-canvas").bounding_box()
+            assert box is not None and abs(box["width"] / box["height"] - 3000.5 / 3000) < 0.02
+            assert page.evaluate("window.partisimFormat.fmtInt(163868)") == "163\u00a0868"
+            page.fill("#width", "800")
+            page.fill("#height", "600")
+
             # an error is shown in the viewer, in Spanish
             page.keyboard.press("Escape")
             page.fill("#particles", "1000")
@@ -123,6 +172,14 @@ def test_viewer_plays_a_task_to_its_counters(chromium: str, small_fleet: Fleet, 
             canvas = page.locator("#viewer-canvas").bounding_box()
             assert canvas is not None and canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 390
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            # small phones: words wrap whole (labels at their spaces, the id as one piece)
+            for width in (390, 320):
+                page.set_viewport_size({"width": width, "height": 700})
+                page.wait_for_timeout(200)
+                assert page.evaluate(_SPLIT_WORDS) == [], f"{width} px: words broken mid-word"
+                assert page.evaluate("document.documentElement.scrollWidth") == width
+            id_box = page.locator("#viewer-title .viewer-id").bounding_box()
+            assert id_box is not None and id_box["x"] + id_box["width"] <= 320
         finally:
             browser.close()
     unexpected = [m for m in problems if "status of 422" not in m]

@@ -28,15 +28,19 @@
   // ---------------------------------------------------------------- formatting
 
   const fmtInt = (n) => (n === null || n === undefined || Number.isNaN(n) ? "—" : intFmt.format(n));
+  // "1 hilo", "2 hilos", "10 000 partículas": the noun agrees with the number
+  const plural = (n, one, many) => `${fmtInt(n)} ${n === 1 ? one : many}`;
 
+  // A time in the unit that keeps three significant digits, as the CLI writes it
+  // (sim.numbers.duration): "1,23 s", "12,4 ms", "521 µs".
   function fmtSeconds(s) {
     if (s === null || s === undefined || !Number.isFinite(s)) return "—";
-    if (s >= 100) return `${dec[0].format(s)} s`;
-    if (s >= 10) return `${dec[1].format(s)} s`;
-    if (s >= 1) return `${dec[2].format(s)} s`;
-    if (s >= 0.01) return `${dec[0].format(s * 1000)} ms`;
-    if (s >= 0.001) return `${dec[1].format(s * 1000)} ms`;
-    return `${dec[2].format(s * 1000)} ms`;
+    if (s === 0) return "0 s";
+    for (const [scale, unit] of [[1, "s"], [1e-3, "ms"], [1e-6, "µs"], [1e-9, "ns"]]) {
+      const v = s / scale;
+      if (Math.abs(v) >= 1 || unit === "ns") return `${dec[Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2].format(v)} ${unit}`;
+    }
+    return "—";
   }
 
   function fmtTick(s) {  // compact axis labels for seconds
@@ -48,6 +52,9 @@
   function fmtRatio(x) {
     return `${dec[x >= 100 ? 0 : x >= 10 ? 1 : 2].format(x)}×`;
   }
+
+  // the same numbers for the particle viewer (viewer.js, loaded after this file)
+  window.partisimFormat = Object.freeze({ spanish, fmtInt, plural, fmtSeconds });
 
   function fmtAgo(seconds) {
     const s = Math.max(0, Math.round(seconds));
@@ -154,7 +161,7 @@
     waiting.hidden = !sum.waiting;
     setText(waiting, sum.waiting ? `En espera: ${sum.waiting}` : "");
     const busy = sum.running + sum.queued;
-    document.title = busy ? `(${fmtInt(busy)} pendientes) partisim · panel` : "partisim · panel de monitoreo";
+    document.title = busy ? `(${plural(busy, "pendiente", "pendientes")}) partisim · panel` : "partisim · panel de monitoreo";
   }
 
   function renderActivity(activity) {
@@ -278,7 +285,7 @@
       td("Partículas", { class: "num c-particles", text: fmtInt(p.NUM_PARTICULAS) }),
       td("Pasos", { class: "num c-steps", text: fmtInt(p.NUM_PASOS) }),
       td("Semilla", { class: "num c-seed", text: fmtInt(p.SEMILLA) }),
-      td("Hilos", { class: "num c-threads", title: threadsTitle(t), text: threadsText(t) }),
+      td("Hilos", { class: "num c-threads", title: threadsTitle(t), "data-unit": threadsUnit(t), text: threadsText(t) }),
       td("Worker", { class: "c-worker", text: t.worker || "—" }),
       td("Tiempo", { class: "num c-time", title: r.execution_time != null ? `ejecución total ${fmtSeconds(r.execution_time)}` : null, text: time }),
       td("Colisiones", { class: "num c-collisions", text: collisions }),
@@ -302,6 +309,12 @@
     if (!r || r.threads == null) return fmtInt(t.threads || 1);
     const asked = r.threads_requested || t.threads || 1;
     return r.threads < asked ? `${fmtInt(r.threads)} de ${fmtInt(asked)}` : fmtInt(r.threads);
+  }
+  // the noun after the threads on a phone's card: "1 hilo", "1 de 2 hilos"
+  function threadsUnit(t) {
+    const r = t.result;
+    const last = !r || r.threads == null ? t.threads || 1 : Math.max(r.threads, r.threads_requested || t.threads || 1);
+    return last === 1 ? "hilo" : "hilos";
   }
   function threadsTitle(t) {
     const r = t.result;
@@ -426,8 +439,6 @@
       else if (chartData && lastSuccess !== null && chartData.success < lastSuccess) loadCharts();
     }
   }
-
-  const plural = (n, one, many) => `${fmtInt(n)} ${n === 1 ? one : many}`;
 
   function renderBatchChoice() {
     const select = $("chart-batch");
@@ -584,9 +595,13 @@
   }
 
   // The baseline and, centred under it, what the x axis counts.
-  function baseline(axis, { width, height, m }, title) {
+  // A title too wide for the chart gives way to its short form; either stays inside the svg.
+  function baseline(axis, { width, height, m }, title, short) {
     s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }, axis);
-    s("text", { class: "axis-title", x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle", text: title }, axis);
+    const text = short && textWidth(title, "axis-title") > width - 8 ? short : title;
+    const half = textWidth(text, "axis-title") / 2;
+    const x = Math.max(half + 4, Math.min((m.l + width - m.r) / 2, width - half - 4));
+    s("text", { class: "axis-title", x, y: height - 6, "text-anchor": "middle", text }, axis);
   }
 
   // A marker of the given shape: the shape, not only the colour, tells series apart.
@@ -638,7 +653,7 @@
     + (p.n > 1 ? ` ± ${fmtSeconds(p.stdev)} (media de ${fmtInt(p.n)} ejecuciones; mediana ${fmtSeconds(p.median)}, mínimo ${fmtSeconds(p.minimum)})` : " (1 ejecución)")
     + (p.unstable ? ` · inestable (CV ${Math.round(p.cv * 100)} %)` : "")
     + (p.contended ? ` · ${plural(p.contended, "medida", "medidas")} con la máquina ocupada` : "");
-  const pointState = (p) => [p.unstable ? `inestable (CV ${Math.round(p.cv * 100)} %)` : "", p.contended ? `${fmtInt(p.contended)} ocupada` : ""]
+  const pointState = (p) => [p.unstable ? `inestable (CV ${Math.round(p.cv * 100)} %)` : "", p.contended ? plural(p.contended, "ocupada", "ocupadas") : ""]
     .filter(Boolean).join(" · ") || "—";
 
   function drawTimeChart() {
@@ -649,13 +664,15 @@
       series.flatMap((line) => line.points.map((p) => [line.label, fmtInt(p.particles), fmtSeconds(p.mean),
         p.n > 1 ? fmtSeconds(p.stdev) : "—", p.median != null ? fmtSeconds(p.median) : "—", p.minimum != null ? fmtSeconds(p.minimum) : "—",
         fmtInt(p.n), pointState(p)])));
+    const single = series.length > 0 && new Set(series.flatMap((line) => line.points.map((p) => p.particles))).size === 1;
+    setText($("chart-time-scale"), `media ± desv. est. · ${single ? "escala lineal" : "escala logarítmica"}`);
     if (!series.length) {
       emptyChart(box, chartData && chartData.batch
         ? "Este lote aún no tiene resultados con éxito."
         : "Aún no hay resultados. Lance un barrido para ver el tiempo de cada motor.");
       return;
     }
-    if (new Set(series.flatMap((line) => line.points.map((p) => p.particles))).size === 1) {
+    if (single) {
       drawOneSize(box, series);  // one size: bars, not lines of a single point
       return;
     }
@@ -730,7 +747,7 @@
     const tickText = (v) => `${shortFmt.format(v * per)} ${unit}`;
     m.l = labelRoom(ticks.map(tickText));
     const axis = valueAxis(svg, { width, m }, ticks, y, tickText);
-    baseline(axis, { width, height, m }, `${plural(size, "partícula", "partículas")} · media ± desv. est.`);
+    baseline(axis, { width, height, m }, `${plural(size, "partícula", "partículas")} · media ± desv. est.`, plural(size, "partícula", "partículas"));
     const band = (width - m.l - m.r) / series.length;
     const barW = Math.min(64, band * 0.6);
     series.forEach((line, i) => {
@@ -751,9 +768,11 @@
         const mark = s("path", { class: "busy-mark", d: `M${cx - k},${cy - k}L${cx + k},${cy + k}M${cx - k},${cy + k}L${cx + k},${cy - k}`, "data-contended": p.contended }, g);
         s("title", { text: pointText(line, p) }, mark);
       }
+      // the time above the error bar and above the marks on the bar's top
       const label = fmtSeconds(p.mean);
       if (textWidth(label, "bar-label") <= band) {
-        s("text", { class: "bar-label", x: cx, y: y(p.mean + p.stdev) - 5, "text-anchor": "middle", text: label }, g);
+        const clear = p.unstable ? MARKER_R + 5 + 1 : p.contended ? k + 1 : 0;
+        s("text", { class: "bar-label", x: cx, y: Math.min(y(p.mean + p.stdev), cy - clear) - 5, "text-anchor": "middle", text: label }, g);
       }
       const name = textWidth(line.engine) <= band ? line.engine : "";
       s("text", { class: "tick x-tick", x: cx, y: height - m.b + 16, "text-anchor": "middle", text: name }, axis);
@@ -773,7 +792,10 @@
       items.map((it) => [fmtInt(it.particles), it.config || "—", fmtSeconds(it.python), fmtSeconds(it.cython), fmtRatio(it.value),
         it.low != null ? `${fmtRatio(it.low)}–${fmtRatio(it.high)}` : "—", basisText(it)]));
     if (!items.length) {
-      emptyChart(box, "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
+      const left = (chartData && !chartData.contended_shown && chartData.contended_left_out) || 0;
+      emptyChart(box, left
+        ? `Hay pares python/cython, pero sus ejecuciones se midieron con la máquina ocupada y la aceleración las deja fuera (${plural(left, "ejecución", "ejecuciones")}). Marque «Incluir en la aceleración las ejecuciones medidas con la máquina ocupada» para verlas.`
+        : "Aún no hay pares python/cython del mismo tamaño. Lance un barrido con ambos motores.");
       return;
     }
     const narrow = (box.clientWidth || 400) < 480;
@@ -819,9 +841,10 @@
         const y1 = ys(it.low), y2 = ys(it.high), w = Math.min(8, barW / 3);
         s("path", { class: "ci", d: `M${cx},${y1}L${cx},${y2}M${cx - w},${y1}L${cx + w},${y1}M${cx - w},${y2}L${cx + w},${y2}`, "data-ci": `${it.low}-${it.high}` }, bars);
       }
-      if (labelled) {
+      if (labelled) {  // past the bar's end and past the whisker of its interval
         const up = it.value >= 1;
-        s("text", { class: "bar-label", x: cx, y: up ? top - 5 : bottom + 13, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
+        const end = up ? Math.min(top, it.high != null ? ys(it.high) : top) : Math.max(bottom, it.low != null ? ys(it.low) : bottom);
+        s("text", { class: "bar-label", x: cx, y: up ? end - 5 : end + 13, "text-anchor": "middle", text: fmtRatio(it.value) }, bars);
       }
     });
     s("line", { class: "ref", x1: m.l, x2: width - m.r, y1: ys(1), y2: ys(1) }, axis);

@@ -6,9 +6,9 @@
 (() => {
   const BASE_FPS = 20;  // frames shown per second at speed 1×
   const SPEEDS = [0.25, 0.5, 1, 2, 4];
-  const intFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 0, useGrouping: "always" });
-  const fmtInt = (n) => intFmt.format(n);
-  const numFmt = new Intl.NumberFormat("es-ES", { maximumFractionDigits: 3, useGrouping: "always" });
+  // the dashboard's numbers (dashboard.js loads first): "3000", "10 000", "3000,5"
+  const { spanish, fmtInt, plural } = window.partisimFormat;
+  const numFmt = spanish({ maximumFractionDigits: 3 });
 
   let dialog = null;
   let ui = null;
@@ -172,7 +172,7 @@
     playing = false;
     data = null;
     coords = null;
-    ui.title.textContent = title;
+    ui.title.replaceChildren(...[].concat(title));
     ui.subtitle.textContent = "";
     ui.note.textContent = "";
     ui.check.textContent = "";
@@ -204,9 +204,9 @@
     coords = decode(body.positions);
     setStatus("", "");
     const p = body.params;
-    ui.subtitle.textContent = `${fmtInt(body.particles)} partículas · ${fmtInt(body.steps)} pasos · semilla ${p.SEMILLA} · `
+    ui.subtitle.textContent = `${plural(body.particles, "partícula", "partículas")} · ${plural(body.steps, "paso", "pasos")} · semilla ${p.SEMILLA} · `
       + `caja ${numFmt.format(body.width)} × ${numFmt.format(body.height)} · radio ${numFmt.format(body.radius)} · `
-      + `${fmtInt(body.frames)} fotogramas, uno cada ${fmtInt(body.interval)} pasos`;
+      + `${plural(body.frames, "fotograma", "fotogramas")}, ${body.interval === 1 ? "uno cada paso" : `uno cada ${plural(body.interval, "paso", "pasos")}`}`;
     ui.note.textContent = `${body.note} Recalculado por el servidor con el motor ${body.engine}.`;
     ui.note.dataset.mode = body.mode;
     if (body.matches === true) {
@@ -236,7 +236,9 @@
     const button = ev.target.closest("[data-view-task]");
     if (button) {
       const id = button.dataset.viewTask;
-      open(`/api/tasks/${encodeURIComponent(id)}/frames`, {}, `Simulación de la tarea ${id}`);
+      // the id moves to the next line as a whole, never split at its hyphen
+      open(`/api/tasks/${encodeURIComponent(id)}/frames`, {},
+        ["Simulación de la tarea ", el("span", { class: "viewer-id", title: id, text: id })]);
       return;
     }
     if (ev.target.closest("#sweep-view")) {
@@ -248,8 +250,13 @@
       if (n !== null) params.NUM_PARTICULAS = n;
       if (s !== null) params.NUM_PASOS = s;
       if (seed !== null) params.SEMILLA = seed;
-      const dt = val("dt").trim().replace(",", ".");
-      if (dt) params.DT = Number(dt);
+      // the form's fixed values, as the sweep would queue them: "3000,5" or "3000.5"
+      for (const [id, key] of [["dt", "DT"], ["width", "ANCHO_MUNDO"], ["height", "ALTO_MUNDO"]]) {
+        const text = val(id).trim();
+        if (!text) continue;
+        // anything else goes as typed, and the server says what is wrong with it
+        params[key] = /^-?\d+(?:[.,]\d+)?$/.test(text) ? Number(text.replace(",", ".")) : text;
+      }
       const engine = document.querySelector("#sweep-form input[name=engine]:checked");
       const body = { params, benchmark: engine ? engine.value : undefined };
       open("/api/frames", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) },
