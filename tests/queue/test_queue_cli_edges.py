@@ -108,6 +108,13 @@ def test_output_file_of_unknown_kind_is_refused_with_a_reason(mixed):
     assert "use la extensión .csv, .json o .ndjson" in done.stderr and "Traceback" not in done.stderr
     done = run_here("results", "--format", "tabla", "-o", str(tmp / "t.csv"), "--server", serve.url, cwd=tmp)
     assert done.returncode == 2 and "la tabla solo se muestra en el terminal" in done.stderr
+    # a format that contradicts the extension: refused, nothing written
+    done = run_here("results", "--format", "csv", "-o", str(tmp / "y.json"), "--server", serve.url, cwd=tmp)
+    assert done.returncode == 2 and not (tmp / "y.json").exists()
+    assert "--format csv no corresponde a la extensión" in " ".join(done.stderr.split())
+    # an extension that names no format leaves --format in charge
+    done = run_here("results", "--format", "csv", "-o", str(tmp / "y.txt"), "--server", serve.url, cwd=tmp)
+    assert done.returncode == 0 and (tmp / "y.txt").read_text(encoding="utf-8").startswith("id,")
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "tabla"])

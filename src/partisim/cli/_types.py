@@ -98,9 +98,14 @@ def results_format(asked: str | None, output: str | None) -> str:
         return asked or "table"
     if asked == "table":
         raise PartisimError("-o escribe un archivo CSV o JSON; la tabla solo se muestra en el terminal")
-    if asked is not None:
-        return asked
     fmt = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower())
+    if asked is not None:
+        if fmt is not None and fmt != asked:  # a CSV in a .json file would mislead whoever opens it
+            raise PartisimError(
+                f"--format {asked} no corresponde a la extensión de {output} ({fmt}): "
+                f"cambie una de las dos, o quite --format"
+            )
+        return asked
     if fmt is None:
         raise PartisimError(
             f"no se sabe qué formato escribir en {output}: use la extensión .csv, .json o .ndjson, "
