@@ -12,6 +12,7 @@ from helpers.processes import wait_for
 
 from partisim.serve.web.frames import VIEW_MAX_WORK
 from partisim.sim.frames import DRAW_LIMIT
+from partisim.sim.numbers import integer
 
 TASK = {"NUM_PARTICULAS": 70, "NUM_PASOS": 90, "SEMILLA": 8, "ANCHO_MUNDO": 220.0, "ALTO_MUNDO": 160.0}
 
@@ -71,7 +72,7 @@ def test_frames_from_parameters_and_sampling(small_fleet: Fleet) -> None:
         assert big.status_code == 200, big.text
         view = big.json()
         assert view["mode"] == "sample" and view["drawn"] <= DRAW_LIMIT and view["stride"] == 4
-        assert "Muestra" in view["note"] and "20000" in view["note"]
+        assert "Muestra" in view["note"] and "20\u00a0000" in view["note"]
         assert len(base64.b64decode(view["positions"])) == 3 * view["drawn"] * 4
 
 
@@ -91,6 +92,7 @@ def test_frames_bounds_and_errors(small_fleet: Fleet) -> None:
         assert huge.status_code == 422
         body = huge.json()
         assert "demasiado grande para el visor" in body["error"] and "partisim animate" in body["error"]
+        assert integer(VIEW_MAX_WORK) in body["error"]  # grouped, as every number a person reads
 
         for payload, text in (
             (b"{no es json", "el cuerpo debe ser JSON"),

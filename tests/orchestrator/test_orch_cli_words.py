@@ -4,6 +4,7 @@ warning on a terminal (a pseudo-terminal session)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 
@@ -78,3 +79,22 @@ def test_aviso_wraps_at_words_on_a_terminal() -> None:
     assert all(len(line) <= 60 for line in lines), lines
     words = [w for line in lines for w in line.split()]
     assert words == text.split(), (words, text)  # every word whole, in order
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_every_command_help_fits_the_terminal(columns, monkeypatch) -> None:
+    """Every line of every command's help, usage and examples included, within the width
+    (a long example is continued with a backslash, never cut)."""
+    from partisim.cli import build_parser
+    from partisim.cli._commands import COMMANDS
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    wide: list[str] = []
+    for name in COMMANDS:
+        text = subcommands.choices[name].format_help()
+        wide += [f"{name}: {line}" for line in text.splitlines() if len(line) > columns]
+        assert not any(line.rstrip().endswith("-") for line in text.splitlines()), name
+    wide += [f"partisim: {line}" for line in parser.format_help().splitlines() if len(line) > columns]
+    assert wide == [], "\n".join(wide)

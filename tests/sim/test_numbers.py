@@ -32,7 +32,10 @@ def test_decimals_take_a_comma():
 
 def test_significant_digits_take_a_comma_too():
     assert [significant(x) for x in (0.032724, 133.33, 1.2e-07, 80.0)] == ["0,03272", "133,3", "1,2e-07", "80"]
-    assert significant(14378.23, 6) == "14378,2" and significant(float("inf")) == "—"
+    assert significant(14378.23, 6) == f"14{NBSP}378,2" and significant(float("inf")) == "—"
+    # grouped like every other number, with no exponent where a person reads plain digits
+    assert significant(1301290.4, 6) == f"1{NBSP}301{NBSP}290" and significant(9999.96) == f"10{NBSP}000"
+    assert [significant(x) for x in (0.0, -0.5, 2.1, 100.0)] == ["0", "-0,5", "2,1", "100"]
 
 
 def test_theory_and_run_print_no_decimal_point():

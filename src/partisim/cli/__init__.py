@@ -48,6 +48,14 @@ class _OnlyOne:
         return _Ignored()
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its help wraps at words, to the terminal's width."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _spanish.TextFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only``, every command is listed but only that one gets
     its options (``""``: none, enough for ``partisim --help``)."""
@@ -59,7 +67,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"partisim {__version__}", help="muestra la versión y sale"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMANDO", title="comandos")
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMANDO", title="comandos", parser_class=_CommandParser
+    )
     if only is None:
         for module in COMMAND_MODULES:
             importlib.import_module(f"partisim.cli.{module}").register(subparsers)

@@ -44,6 +44,12 @@ class TextFormatter(argparse.RawDescriptionHelpFormatter):
     words to the terminal's width: a prose line joins its paragraph and wraps; an indented
     example line stays whole, its ``# comment`` moved below it when the line is too long."""
 
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        # an option's help: at spaces only (en-cola, 127.0.0.1:8000 stay whole)
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap
 
@@ -66,13 +72,32 @@ class TextFormatter(argparse.RawDescriptionHelpFormatter):
                 flush()
                 command, mark, comment = line.partition("  #")
                 if len(indent + line) > width and mark:
-                    out.append(indent + command.rstrip())
+                    out.extend(_command_lines(indent + command.rstrip(), width))
                     margin = indent + " " * (len(line) - len(line.lstrip()) + 2)
                     wrap.initial_indent, wrap.subsequent_indent = margin, margin + "  "
                     out.extend(wrap.wrap("# " + comment.strip()))
                 else:
-                    out.append(indent + line)
+                    out.extend(_command_lines(indent + line, width))
             else:
                 prose.append(line.strip())
         flush()
         return "\n".join(out)
+
+
+def _command_lines(line: str, width: int) -> list[str]:
+    """An example command, whole if it fits; else split at words into lines that end in
+    `` \\`` (the shell's continuation, so it still pastes as one command)."""
+    import textwrap
+
+    if len(line) <= width:
+        return [line]
+    margin = line[: len(line) - len(line.lstrip())]
+    wrap = textwrap.TextWrapper(
+        width - 2,
+        initial_indent=margin,
+        subsequent_indent=margin + "    ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    parts = wrap.wrap(line.strip())
+    return [part + " \\" for part in parts[:-1]] + parts[-1:]

@@ -10,6 +10,7 @@ from partisim.cli._output import console, fail, warn
 from partisim.cli.run import add_param_options, params_from_args, positive_threads
 from partisim.errors import ParamsError
 from partisim.sim.engines import ENGINES
+from partisim.sim.numbers import count, integer
 
 __all__ = ["register"]
 
@@ -46,7 +47,10 @@ def _animate(args: argparse.Namespace) -> int:
     animation_format(path)  # a wrong extension or a missing ffmpeg: before the run, not after
     rec = record_frames(params, args.engine, args.threads, max_frames=args.frames)
     if rec.sampled:
-        warn(f"se dibuja una muestra: {rec.drawn} de {params.particles} partículas (una de cada {rec.stride})")
+        warn(
+            f"se dibuja una muestra: {integer(rec.drawn)} de {count(params.particles, 'partícula', 'partículas')} "
+            f"(una de cada {rec.stride})"
+        )
     written = write_animation(rec, path, fps=args.fps)
     r = rec.result
     console.print(
@@ -54,9 +58,12 @@ def _animate(args: argparse.Namespace) -> int:
         soft_wrap=True,  # a long path must not split the number from its word
     )
     console.print(
-        f"  Un fotograma cada {rec.interval} pasos; motor {r.engine}; {r.particles} partículas, {r.steps} pasos"
+        f"  Un fotograma cada {count(rec.interval, 'paso', 'pasos')}; motor {r.engine}; "
+        f"{count(r.particles, 'partícula', 'partículas')}, {count(r.steps, 'paso', 'pasos')}"
     )
-    console.print(f"  Colisiones partícula-partícula: {r.particle_collisions}   con pared: {r.wall_collisions}")
+    console.print(
+        f"  Colisiones partícula-partícula: {integer(r.particle_collisions)}   con pared: {integer(r.wall_collisions)}"
+    )
     console.print(f"  Checksum: {r.checksum}")
     return 0
 

@@ -359,7 +359,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _add_fixed_params(p: argparse.ArgumentParser) -> None:
     """The simulation parameters every task of a sweep shares (the table of `partisim run`)."""
-    group = p.add_argument_group("parámetros fijos de la simulación (los mismos en todas las tareas)")
+    group = p.add_argument_group("parámetros fijos (iguales en todas las tareas)")
     for field in _FIXED:
         option, text = OPTIONS[field]
         group.add_argument(option, dest=field, type=_number, default=None, metavar="X", help=text)
@@ -553,8 +553,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--status",
         default=None,
         type=_status,
-        metavar="{" + ",".join(_types.STATUS_WORDS) + "}",
-        help="solo tareas en este estado (también los nombres de la API: queued, running, success, failed, cancelled)",
+        metavar="ESTADO",
+        help=f"solo tareas en este estado: {', '.join(_types.STATUS_WORDS)} (también los nombres de la API: "
+        "queued, running, success, failed, cancelled)",
     )
     p.add_argument(
         "--format",

@@ -17,6 +17,7 @@ from pathlib import Path
 from partisim.errors import OutputError
 from partisim.files import atomic_path
 from partisim.sim.frames import Recording
+from partisim.sim.numbers import count, integer, significant
 
 __all__ = ["Written", "FORMATS", "animation_format", "write_animation"]
 
@@ -50,8 +51,8 @@ def animation_format(path: Path) -> str:
 
 def _title(rec: Recording, frame: int) -> str:
     return (
-        f"Paso {rec.steps[frame]} de {rec.params.steps} · colisiones: partícula {rec.particle_collisions[frame]}, "
-        f"pared {rec.wall_collisions[frame]}"
+        f"Paso {integer(rec.steps[frame])} de {integer(rec.params.steps)} · colisiones: "
+        f"partícula {integer(rec.particle_collisions[frame])}, pared {integer(rec.wall_collisions[frame])}"
     )
 
 
@@ -100,11 +101,11 @@ def write_animation(rec: Recording, path: Path, fps: int = 20, dpi: int = 100) -
         )
         ax.add_collection(disks)
         title = ax.set_title(_title(rec, 0), fontsize=10)
-        drawn = f"{p.particles} partículas"
+        drawn = count(p.particles, "partícula", "partículas")
         if rec.sampled:
-            drawn = f"muestra: {rec.drawn} de {p.particles} partículas (una de cada {rec.stride})"
+            drawn = f"muestra: {integer(rec.drawn)} de {drawn} (una de cada {rec.stride})"
         what = f"{rec.engine} · {drawn}"
-        ax.set_xlabel(f"{what} · caja {p.width:g} × {p.height:g}", fontsize=8)
+        ax.set_xlabel(f"{what} · caja {significant(p.width, 6)} × {significant(p.height, 6)}", fontsize=8)
         fig.tight_layout()
 
         def draw(frame: int) -> tuple[EllipseCollection]:

@@ -43,11 +43,19 @@ def decimal(x: float, digits: int = 2) -> str:
 
 
 def significant(x: float, digits: int = 4) -> str:
-    """``x`` to ``digits`` significant digits with a decimal comma: ``0,03272``,
-    ``133,3``, ``1,2e-07`` (a quantity whose scale is not known in advance)."""
+    """``x`` to ``digits`` significant digits with a decimal comma and grouped thousands,
+    without trailing zeros: ``0,03272``, ``133,3``, ``12 104,5`` (a quantity whose
+    scale is not known in advance). Only far from 1 (below 10⁻⁴, from 10¹⁵) it takes an
+    exponent: ``1,2e-07``."""
     if not math.isfinite(x):
         return "—"
-    return f"{x:.{digits}g}".replace(".", ",")
+    if x == 0:
+        return "0"
+    if not 1e-4 <= abs(x) < 1e15:
+        return f"{x:.{digits}g}".replace(".", ",")
+    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    text = decimal(x, places)
+    return text.rstrip("0").rstrip(",") if "," in text else text
 
 
 def duration(seconds: float | None) -> str:

@@ -34,6 +34,7 @@ from partisim.serve.web.context import state_of
 from partisim.serve.web.responses import error_response
 from partisim.sim.engines import resolve_engine
 from partisim.sim.frames import DEFAULT_FRAMES, MAX_FRAMES, QUANT, Recording, record_frames
+from partisim.sim.numbers import integer
 from partisim.sim.params import SimParams, parse_params
 
 __all__ = ["router", "FramesView", "VIEW_MAX_WORK", "VIEW_ENGINE", "BUSY_WAIT_S", "frames_view"]
@@ -88,10 +89,14 @@ class FramesView(BaseModel):
 
 def _note(rec: Recording) -> str:
     if not rec.sampled:
-        return f"Se dibujan las {rec.params.particles} partículas."
+        return (
+            f"Se dibujan las {integer(rec.params.particles)} partículas."
+            if rec.params.particles > 1
+            else "Se dibuja la partícula."
+        )
     return (
-        f"Muestra: se dibujan {rec.drawn} de {rec.params.particles} partículas (una de cada {rec.stride}, "
-        "por índice); los contadores cuentan todas."
+        f"Muestra: se dibujan {integer(rec.drawn)} de {integer(rec.params.particles)} partículas "
+        f"(una de cada {rec.stride}, por índice); los contadores cuentan todas."
     )
 
 
@@ -158,8 +163,9 @@ def _check_size(params: SimParams) -> None:
     work = params.particles * params.steps
     if work > VIEW_MAX_WORK:
         raise ParamsError(
-            f"la simulación es demasiado grande para el visor: {params.particles} partículas × {params.steps} pasos "
-            f"= {work} partículas-paso, y el visor recalcula como mucho {VIEW_MAX_WORK}. "
+            f"la simulación es demasiado grande para el visor: {integer(params.particles)} partículas × "
+            f"{integer(params.steps)} pasos = {integer(work)} partículas-paso, y el visor recalcula como mucho "
+            f"{integer(VIEW_MAX_WORK)}. "
             "Para verla, use en su máquina: partisim animate (mismos parámetros) -o sim.gif",
             field="steps",
         )
