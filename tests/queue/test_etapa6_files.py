@@ -189,3 +189,10 @@ def test_the_dashboard_form_sets_a_priority() -> None:
     with pytest.raises(ParamsError, match="prioridad: priority debe ser") as caught:
         parse_sweep_form({**form, "priority": "urgente"})
     assert caught.value.field == "priority"
+
+
+def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes('[{"benchmark": "python", "label": "año"}]'.encode("latin-1"))
+    with pytest.raises(ParamsError, match=r"latin1\.json no es texto UTF-8 \(byte \d+\)"):
+        load_task_document(bad)

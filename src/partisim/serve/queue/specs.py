@@ -227,7 +227,11 @@ def load_task_document(path: str | Path) -> TaskDocument:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"no existe el archivo de tareas {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{p} no es texto UTF-8 (byte {exc.start}): guárdelo como UTF-8, como lo escribe un editor de JSON"
+        ) from None
+    except OSError as exc:
         raise ParamsError(f"no se puede leer {p}: {explain_os_error(exc)}") from None
     return read_tasks(decode_json(text, str(p)), str(p))
 
