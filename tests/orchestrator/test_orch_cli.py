@@ -320,6 +320,8 @@ def test_mistyped_option_suggests_the_closest(cli) -> None:
     assert "uso: partisim run" in err  # the usage of the command, not the top level
     code, _, err = cli("statu")
     assert code == 2 and "comando desconocido «statu»; ¿quiso decir «status»?" in err
+    code, _, err = cli("worke")  # a guess never starts a server, but names how to
+    assert code == 2 and "¿quiso decir «ping»" in err and "Para arrancar uno: partisim worker" in err
     code, out, err = cli("run", "--particles", "2000000")
     assert code == 2 and "Error: --particles: debe ser <= 1000000 (recibido 2000000)" in err
     assert "NUM_PARTICULAS" not in err and "(particles)" not in err

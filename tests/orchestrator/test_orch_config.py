@@ -100,7 +100,9 @@ def test_default_config_is_read_from_the_current_directory(tmp_path: Path, cli, 
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("ping")
     assert code == 2
-    assert "no existe el archivo de configuración config_workers.json" in " ".join(err.split())
+    words = " ".join(err.split())
+    assert "no existe el archivo de configuración config_workers.json" in words
+    assert "partisim queue" in words  # where the workers of `serve --local` are seen instead
 
 
 def test_shipped_config_lists_only_the_two_loopback_workers() -> None:

@@ -128,8 +128,8 @@ def _unknown(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int | None
         # a guess never starts a server: `workers` is someone who wants the list of workers
         hint = f"; ¿quiso decir «{close}»?" if close else f"; comandos: {', '.join(commands)}"
         if close in _LISTING_INSTEAD:
-            close = _LISTING_INSTEAD[close]
-            hint = f"; ¿quiso decir «{close}» ({COMMANDS[close][1]})?"
+            listing = _LISTING_INSTEAD[close]
+            hint = f"; ¿quiso decir «{listing}» ({COMMANDS[listing][1]})? Para arrancar uno: partisim {close}"
         parser.print_usage(sys.stderr)
         print(f"partisim: error: comando desconocido «{command}»{hint}", file=sys.stderr)
         return 2
