@@ -53,7 +53,10 @@ def _cancel(args: argparse.Namespace) -> int:
         ids = list(args.ids)
         if args.batch:
             require_batch(client, args.batch)
-            ids = [t.id for t in pending_tasks(client, args.batch)]
+            # the queued ones first, next to run first: serve would otherwise start some of
+            # them while the others are cancelled one by one
+            pending = pending_tasks(client, args.batch)
+            ids = [t.id for t in sorted(pending, key=lambda t: (t.status != "queued", -t.priority, t.seq))]
             if not ids:
                 console.print(f"El lote {args.batch} no tiene tareas pendientes: nada que cancelar.")
                 return 0

@@ -525,7 +525,7 @@ class HttpFleet(Executor):
         try:
             await self._client(url, member).cancel_task(task_id)
         except PartisimError as exc:
-            log.info("no se pudo cancelar %s en %s: %s", task_id, url, exc)
+            log.info("no se pudo cancelar %s: %s", task_id, exc)  # the error names the worker's address
 
     # -- recovery -------------------------------------------------------------------
 
