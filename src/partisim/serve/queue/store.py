@@ -31,7 +31,16 @@ from typing import Any
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskResult
 from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import TASK_COLUMNS, Selection, SqlValue, find_damaged, row_to_task, stored_result
+from partisim.serve.queue.rows import (
+    DAMAGED_SQL,
+    TASK_COLUMNS,
+    Selection,
+    SqlValue,
+    find_damaged,
+    register_functions,
+    row_to_task,
+    stored_result,
+)
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -145,6 +154,7 @@ class TaskQueue:
     def _open(self, verify: bool) -> None:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout=30000")
+        register_functions(self._db)
         if verify:
             quick_check(self._db)  # a damaged file fails here, not in the middle of serving
         self._check_table()  # before anything is written to the file
@@ -310,7 +320,7 @@ class TaskQueue:
         return self._select(
             # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
             f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
-            " AND json_valid(params) ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
+            f" AND NOT {DAMAGED_SQL} ORDER BY priority DESC, seq LIMIT ? OFFSET ?",  # a damaged row never runs
             (QUEUED, now, int(limit), int(offset)),
         )
 
