@@ -23,6 +23,7 @@ from partisim.serve.queue.rows import (
     VIEW_JSON,
     Selection,
     SqlValue,
+    clean_rows,
     distinct_warnings,
     register_functions,
     row_to_task,
@@ -67,7 +68,9 @@ class TaskReads:
         else:
             (where, args), order = selection.where(), "DESC"
         rows = self._read(
-            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
+            f"{clean_rows(f'{where} ORDER BY seq {order} LIMIT ?')}"
+            f" SELECT seq, {VIEW_JSON} FROM task ORDER BY seq {order}",
+            (*args, limit + 1),
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -90,7 +93,8 @@ class TaskReads:
         """``(seq, view JSON)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
         where, args = selection.where("seq > ?", "seq <= ?")
         rows = self._read(
-            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+            f"{clean_rows(f'{where} ORDER BY seq LIMIT ?')} SELECT seq, {VIEW_JSON} FROM task ORDER BY seq",
+            (*args, after_seq, upto, limit),
         )
         return [(r[0], r[1]) for r in rows]
 
@@ -105,14 +109,17 @@ class TaskReads:
             cursor = self._db.cursor()
             cursor.row_factory = None  # plain tuples
             rows: list[tuple[SqlValue, ...]] = cursor.execute(
-                f"SELECT seq, {select} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+                f"{clean_rows(f'{where} ORDER BY seq LIMIT ?')} SELECT seq, {select} FROM task ORDER BY seq",
+                (*args, after_seq, upto, limit),
             ).fetchall()
             return rows
 
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
         where, args = selection.where(f"NOT {DAMAGED_SQL}")  # a damaged row is never re-run
-        rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        rows = self._read(
+            f"{clean_rows(f'{where} ORDER BY random() LIMIT ?')} SELECT {TASK_COLUMNS} FROM task", (*args, count)
+        )
         return [row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:

@@ -34,6 +34,7 @@ __all__ = [
     "safe_json",
     "find_damaged",
     "CLEAN_SQL",
+    "clean_rows",
     "register_functions",
     "json_damage",
 ]
@@ -164,7 +165,11 @@ def _json_checks(column: str) -> list[tuple[str, str]]:
             f"{present} AND (typeof({column}) != 'text' OR NOT json_valid({column}))",
             f"'fila dañada: {column} no es JSON válido'",
         ),
-        (f"{present} AND json_type({column}) != '{kind}'", f"'fila dañada: {column} no es {words}'"),
+        # json_type raises on malformed text: never given any, whatever order SQLite tests in
+        (
+            f"{present} AND json_type(CASE WHEN json_valid({column}) THEN {column} END) != '{kind}'",
+            f"'fila dañada: {column} no es {words}'",
+        ),
         (f"{present} AND {_json_problem(column)} IS NOT NULL", f"'fila dañada: ' || {_json_problem(column)}"),
     ]
 
@@ -203,19 +208,36 @@ CLEAN_SQL: dict[str, str] = {
 
 
 def safe_json(column: str) -> str:
-    """The column as stored when it is a valid value of its model (`CLEAN_SQL`), else
-    NULL (``'{}'`` for params): one damaged row must not make a query over many fail
-    (SQLite's JSON functions raise on malformed text)."""
-    return f"({CLEAN_SQL[column]})"
+    """The column as stored when it is valid JSON, else NULL: one malformed row must not
+    make a query over many fail (SQLite's JSON functions raise on malformed text). For a
+    query over the stored rows that leaves the damaged ones out (``NOT DAMAGED_SQL``)."""
+    return f"(CASE WHEN json_valid({column}) THEN {column} END)"
 
 
-def _clean(column: str) -> str:
-    return f"({CLEAN_SQL[column]})"
+def _cleaned(column: str) -> str:
+    """The column of `clean_rows`'s ``task``: as stored in an intact row, else `CLEAN_SQL`."""
+    if column == "seq":
+        return "seq"
+    if column == "status":
+        return "CASE WHEN damage IS NULL THEN status ELSE 'failed' END"
+    return f"CASE WHEN damage IS NULL THEN {column} ELSE ({CLEAN_SQL[column]}) END"
 
 
-_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
-#: the queue's times of a row (a wrong one in its neutral value, as `row_to_task` reads it)
-_CREATED, _STARTED, _FINISHED = _clean("created_at"), _clean("started_at"), _clean("finished_at")
+def clean_rows(rest: str) -> str:
+    """A ``WITH`` clause naming ``task``: the rows of ``FROM tasks {rest}`` (a WHERE, an
+    ORDER BY, a LIMIT), each column as `CLEAN_SQL` makes it, plus ``damage``, why the row
+    is damaged (NULL: intact). What `TASK_COLUMNS`, `VIEW_JSON` and `FLAT_SQL` read.
+    The damage is worked out once per row (a materialized table of the selected rows
+    only), and an intact row's columns are taken as they are."""
+    columns = ", ".join(f"{_cleaned(column)} AS {column}" for column in CLEAN_SQL)
+    return (
+        f"WITH stored AS MATERIALIZED (SELECT *, {_DAMAGE_SQL} AS damage FROM tasks {rest}),"
+        f" task AS (SELECT {columns}, damage FROM stored)"
+    )
+
+
+# the expressions below read `clean_rows`'s ``task``: its JSON columns hold valid JSON
+_RESULT, _FOREIGN, _PARAMS = "result", "foreign_result", "params"
 #: the ``machines`` row of a result's environment (``machine_id``), as the end of a subquery
 _ITS_MACHINE = f"FROM machines WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id')"
 
@@ -227,8 +249,7 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
         shown = ", ".join(ids[:10]) + (f" y {len(ids) - 10} más" if len(ids) > 10 else "")
         log.warning(
             "la base de datos %s tiene %d filas dañadas (estado desconocido, una columna de otro tipo o JSON"
-            " mal formado): %s; "
-            "se muestran como dañadas y no se ejecutan; el resto de la cola sigue en servicio",
+            " mal formado): %s; se muestran como dañadas y no se ejecutan; el resto de la cola sigue en servicio",
             path,
             len(ids),
             shown,
@@ -236,11 +257,9 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
     return ids
 
 
-#: what `row_to_task` reads: the row, and the static part of its result's environment
-TASK_COLUMNS = (
-    ", ".join(f"{expr} AS {column}" for column, expr in CLEAN_SQL.items())
-    + f", (SELECT data {_ITS_MACHINE}) AS machine, {_DAMAGE_SQL} AS damage"
-)
+#: what `row_to_task` reads from `clean_rows`'s ``task``: the row (and its damage), and
+#: the static part of its result's environment
+TASK_COLUMNS = f"*, (SELECT data {_ITS_MACHINE}) AS machine"
 
 
 def _result(row: sqlite3.Row) -> ExecuteResult | None:
@@ -361,9 +380,9 @@ class Selection:
 #: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
 #: success), less one
 _DUPLICATES = (
-    f"max(0, (SELECT COUNT(DISTINCT value) FROM json_each({safe_json('extra_runs')}))"
+    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(extra_runs))"
     " + (status = 'success' AND worker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-    f" json_each({safe_json('extra_runs')}) WHERE value = worker)) - 1)"
+    " json_each(extra_runs) WHERE value = worker)) - 1)"
 )
 
 
@@ -387,27 +406,27 @@ def _machine(field: str) -> str:
 
 #: the flat columns of a result row (see `results.flatten`) as SQL over the stored row
 FLAT_SQL = {
-    "id": _clean("id"),
-    "batch": _clean("batch"),
-    "status": _clean("status"),
-    "engine": f"COALESCE({_outcome('engine')}, {_clean('benchmark')})",
+    "id": "id",
+    "batch": "batch",
+    "status": "status",
+    "engine": f"COALESCE({_outcome('engine')}, benchmark)",
     "particles": f"json_extract({_PARAMS}, '$.{PARTICLES_KEY}')",
     "steps": f"json_extract({_PARAMS}, '$.{STEPS_KEY}')",
     "seed": f"json_extract({_PARAMS}, '$.{SEED_KEY}')",
-    "worker": _clean("worker"),
-    "attempts": _clean("attempts"),
+    "worker": "worker",
+    "attempts": "attempts",
     "simulation_time": _outcome("simulation_time"),
     "execution_time": _outcome("execution_time"),
     "particle_collisions": _outcome("particle_collisions"),
     "wall_collisions": _outcome("wall_collisions"),
     "kinetic_energy": _outcome("kinetic_energy"),
     "checksum": f"json_extract({_RESULT}, '$.checksum')",
-    "error": f"COALESCE({_DAMAGE_SQL}, CASE WHEN status != 'success' THEN {_clean('error')} END)",
-    "verify_of": _clean("verify_of"),
+    "error": "COALESCE(damage, CASE WHEN status != 'success' THEN error END)",
+    "verify_of": "verify_of",
     "verifiable": f"{_FOREIGN} IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
     "threads": f"json_extract({_RESULT}, '$.threads')",  # used (a verifiable result's)
-    "threads_requested": f"COALESCE(json_extract({_RESULT}, '$.threads_requested'), {_clean('threads')})",
+    "threads_requested": f"COALESCE(json_extract({_RESULT}, '$.threads_requested'), threads)",
     "threads_reason": f"json_extract({_RESULT}, '$.threads_reason')",
     # 1/0, or empty for a result without environment
     "contended": f"json_extract({_RESULT}, '$.environment.contended')",
@@ -445,16 +464,13 @@ def microseconds_sql(expr: str) -> str:
 #: and the result go in as stored (json() keeps their numbers' text), so a page or an
 #: export of many rows decodes and validates nothing in Python
 VIEW_JSON = (
-    f"json_object('id', {_clean('id')}, 'seq', seq, 'batch', {_clean('batch')},"
-    f" 'status', {_clean('status')}, 'benchmark', {_clean('benchmark')},"
-    f" 'params', json({_PARAMS}), 'worker', {_clean('worker')},"
-    f" 'attempts', {_clean('attempts')}, 'max_attempts', {_clean('max_attempts')},"
-    f" 'timings', json_object('created_at', {_real(_CREATED)}, 'started_at', {_real(_STARTED)},"
-    f" 'finished_at', {_real(_FINISHED)}, 'queue_s', {microseconds_sql(f'{_STARTED} - {_CREATED}')},"
-    f" 'run_s', {microseconds_sql(f'{_FINISHED} - {_STARTED}')}),"
-    f" 'result', json({_RESULT_JSON}), 'error', COALESCE({_DAMAGE_SQL}, {_clean('error')}),"
-    f" 'verify_of', {_clean('verify_of')},"
-    f" 'verifiable', json(CASE WHEN {_FOREIGN} IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json({_FOREIGN}), 'duplicates', {_DUPLICATES}, 'threads', {_clean('threads')},"
-    f" 'priority', {_clean('priority')}, 'label', {_clean('label')}, 'damaged', {_DAMAGE_SQL})"
+    "json_object('id', id, 'seq', seq, 'batch', batch, 'status', status, 'benchmark', benchmark,"
+    " 'params', json(params), 'worker', worker, 'attempts', attempts, 'max_attempts', max_attempts,"
+    f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
+    f" 'finished_at', {_real('finished_at')}, 'queue_s', {microseconds_sql('started_at - created_at')},"
+    f" 'run_s', {microseconds_sql('finished_at - started_at')}),"
+    f" 'result', json({_RESULT_JSON}), 'error', COALESCE(damage, error), 'verify_of', verify_of,"
+    " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads,"
+    " 'priority', priority, 'label', label, 'damaged', damage)"
 )
