@@ -9,17 +9,21 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from queue_support import run_cli, write_foreign_sqlite
-from serve_inprocess import serve_client
+from helpers.processes import free_port_on
+from helpers.results import execute_result
+from queue_support import Cluster, claim, run_cli, write_foreign_sqlite
+from serve_inprocess import HOST, serve_client
 
 from partisim.errors import ParamsError
 from partisim.listen.guards import AUTH_BURST, FailedAuthLimiter, JsonRefused, loads_json
+from partisim.protocol import BatchInfo, Summary, TaskList, TaskView
 from partisim.serve.queue.specs import MAX_TASKS, parse_int_values, parse_tasks, sweep
 from partisim.serve.queue.store import TaskQueue
 from partisim.serve.queue.task import TaskSpec, new_batch_id
@@ -186,6 +190,138 @@ def test_damaged_rows_are_shown_as_damaged_and_never_take_the_others_down(
         assert verify.status_code == 409  # the only "success" is the damaged one: never re-run
 
 
+#: the auditor's damages, each to one row of 30 finished tasks: SQL, the column named
+#: in ``damaged``. Every row still passes ``PRAGMA quick_check``.
+ROW_DAMAGES = {
+    "finished_at": "UPDATE tasks SET finished_at = 'never' WHERE seq = 15",
+    "created_at": "UPDATE tasks SET created_at = 'x' WHERE seq = 7",
+    "priority": "UPDATE tasks SET priority = 'high' WHERE seq = 11",
+    "params": "UPDATE tasks SET params = '[1,2]' WHERE seq = 13",
+    "result": "UPDATE tasks SET result = '[]' WHERE seq = 4",
+    "execution_time": "UPDATE tasks SET result = json_set(result, '$.execution_time', 'abc') WHERE seq = 5",
+}
+
+
+def _finished_queue(db: Path, count: int = 30) -> list[str]:
+    """A queue of ``count`` tasks, each run once with success."""
+    with TaskQueue(db) as queue:
+        _, ids = queue.enqueue([TaskSpec("python", dict(TINY))] * count)
+        for k, task_id in enumerate(ids):
+            attempt = claim(queue, task_id, "w1", "http://127.0.0.61:9", time.time() + 60)
+            assert attempt is not None
+            result = execute_result(f"{k:064x}", task_id=task_id, simulation_time=0.01 * (k + 1))
+            assert queue.complete(task_id, attempt, result, worker="w1")
+    return ids
+
+
+def _damage_row(db: Path, sql: str) -> str:
+    """Apply ``sql`` (one row); the id of the row it damaged."""
+    con = sqlite3.connect(db)
+    with con:
+        seq = int(sql.rsplit("=", 1)[1])
+        con.execute(sql)
+        (task_id,) = con.execute("SELECT id FROM tasks WHERE seq = ?", (seq,)).fetchone()
+        assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    con.close()
+    return str(task_id)
+
+
+@pytest.mark.parametrize("column", list(ROW_DAMAGES))
+def test_a_row_damaged_in_any_column_never_takes_the_others_down(
+    tmp_path: Path, column: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "q.db"
+    ids = _finished_queue(db)
+    damaged = _damage_row(db, ROW_DAMAGES[column])
+    named = "result" if column == "execution_time" else column
+    with serve_client(tmp_path, db) as client:
+        assert "1 filas dañadas" in caplog.text and damaged in caplog.text
+        page = client.get("/api/tasks")
+        assert page.status_code == 200
+        listed = {t.id: t for t in TaskList.model_validate_json(page.content).tasks}  # the schema holds
+        assert len(listed) == len(ids)
+        assert [i for i, t in listed.items() if t.damaged] == [damaged]
+        assert named in str(listed[damaged].damaged) and listed[damaged].status == "failed"
+        one = client.get(f"/api/tasks/{damaged}")
+        assert one.status_code == 200
+        single = TaskView.model_validate_json(one.content)
+        assert single.damaged == listed[damaged].damaged and single.status == "failed"
+        # the page SQLite writes and the task Python decodes agree
+        assert single.model_dump() == listed[damaged].model_dump()
+        assert client.get(f"/api/tasks/{ids[0]}").status_code == 200
+        summary = client.get("/api/summary")
+        assert summary.status_code == 200 and Summary.model_validate_json(summary.content).damaged == 1
+        batches = client.get("/api/batches")
+        assert batches.status_code == 200
+        (batch,) = [BatchInfo.model_validate(b) for b in batches.json()["batches"]]
+        assert batch.total == len(ids) - 1  # the damaged row counts in no batch
+        charts = client.get("/api/charts")
+        assert charts.status_code == 200, charts.text
+        csv_export = client.get("/api/export?format=csv")
+        assert csv_export.status_code == 200
+        lines = csv_export.text.strip().splitlines()
+        assert len(lines) == len(ids) + 1 and sum("fila dañada" in line for line in lines) == 1
+        ndjson = client.get("/api/export?format=ndjson")
+        assert ndjson.status_code == 200
+        views = [TaskView.model_validate_json(line) for line in ndjson.text.strip().splitlines()]
+        assert len(views) == len(ids) and sum(1 for v in views if v.damaged) == 1
+        verify = client.post("/api/verify", json={"count": len(ids)})
+        assert verify.status_code == 201
+        assert damaged not in {p["original"] for p in verify.json()["pairs"]}  # never re-run
+
+
+@pytest.mark.parametrize("column", list(ROW_DAMAGES))
+def test_partisim_results_reads_a_server_with_a_damaged_row(tmp_path: Path, column: str, cluster: Cluster) -> None:
+    db = tmp_path / "q.db"
+    ids = _finished_queue(db, 10)
+    sql = ROW_DAMAGES[column]
+    damaged = _damage_row(db, sql.rsplit("=", 1)[0] + "= 4")
+    config = cluster.config([("nadie", f"http://{HOST}:{free_port_on(HOST)}")])
+    serve = cluster.serve(config, db)
+    for fmt in ("table", "csv", "json"):
+        out = run_cli("results", "--server", serve.url, "--format", fmt, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+    rows = json.loads(run_cli("results", "--server", serve.url, "--format", "json", cwd=tmp_path).stdout)
+    assert len(rows) == len(ids)
+    assert [r["id"] for r in rows if "fila dañada" in str(r.get("error"))] == [damaged]
+
+
+def test_every_damaged_row_is_counted_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "q.db"
+    _finished_queue(db)
+    planted = [_damage_row(db, sql) for sql in ROW_DAMAGES.values()]
+    con = sqlite3.connect(db)
+    with con:
+        for seq, sql in enumerate(
+            [
+                "UPDATE tasks SET status = 'zombie' WHERE seq = ?",
+                "UPDATE tasks SET result = '{bad' WHERE seq = ?",
+                "UPDATE tasks SET attempts = 1.5 WHERE seq = ?",
+                "UPDATE tasks SET worker = x'00ff' WHERE seq = ?",
+                "UPDATE tasks SET started_at = 1e999 WHERE seq = ?",
+                "UPDATE tasks SET extra_runs = '{}' WHERE seq = ?",
+                "UPDATE tasks SET foreign_result = '[]' WHERE seq = ?",
+                "UPDATE tasks SET threads = 'dos' WHERE seq = ?",
+                'UPDATE tasks SET params = \'{"NUM_PARTICULAS": "cuatro"}\' WHERE seq = ?',
+            ],
+            start=20,
+        ):
+            con.execute(sql, (seq,))
+            planted.append(con.execute("SELECT id FROM tasks WHERE seq = ?", (seq,)).fetchone()[0])
+    con.close()
+    with serve_client(tmp_path, db) as client:
+        assert f"{len(planted)} filas dañadas" in caplog.text and planted[0] in caplog.text
+        assert client.get("/api/summary").json()["damaged"] == len(planted)
+        page = TaskList.model_validate_json(client.get("/api/tasks").content)
+        assert sorted(t.id for t in page.tasks if t.damaged) == sorted(planted)
+        for task_id in planted:
+            one = client.get(f"/api/tasks/{task_id}")
+            assert one.status_code == 200 and TaskView.model_validate_json(one.content).damaged
+        for path in ("/api/charts", "/api/batches", "/api/export?format=csv", "/api/export?format=ndjson"):
+            assert client.get(path).status_code == 200, path
+
+
 def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     db = tmp_path / "otra.db"
     write_foreign_sqlite(db)
@@ -197,6 +333,7 @@ def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     assert "no es de partisim" in out.stderr and "tiene users" in out.stderr and "Traceback" not in out.stderr
     assert db.read_bytes() == before
     assert not (tmp_path / "otra.db-wal").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config_workers.json", "otra.db"]  # no otra.db.lock
 
 
 def test_full_disk_is_a_507_and_heals_when_space_returns(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import ssl
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,10 +222,12 @@ def exclusive_database(db: str) -> Iterator[None]:
         yield
         return
     path = Path(str(db) + ".lock")
+    existed = path.exists()
     try:
         handle = open(path, "a+")  # noqa: SIM115 -- held open while serving, closed below
     except OSError as exc:
         raise ConfigError(f"no se puede crear {path}: {explain_os_error(exc)}") from None
+    locked = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -233,7 +235,15 @@ def exclusive_database(db: str) -> Iterator[None]:
             raise ConfigError(
                 f"otra instancia de partisim serve ya usa la base de datos {db}; deténgala o use otra con --db"
             ) from None
+        locked = True
         yield
+    except ConfigError:
+        # refused (the database is damaged or another program's, say): leave the folder
+        # as it was; the lock file goes while still held, so no other serve holds it
+        if locked and not existed:
+            with suppress(OSError):
+                path.unlink()
+        raise
     finally:
         handle.close()
 

@@ -23,7 +23,9 @@ from partisim.serve.queue.rows import (
     VIEW_JSON,
     Selection,
     SqlValue,
+    clean_rows,
     distinct_warnings,
+    register_functions,
     row_to_task,
     safe_json,
 )
@@ -41,6 +43,7 @@ class TaskReads:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout=30000")
+        register_functions(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -65,7 +68,9 @@ class TaskReads:
         else:
             (where, args), order = selection.where(), "DESC"
         rows = self._read(
-            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq {order} LIMIT ?", (*args, limit + 1)
+            f"{clean_rows(f'{where} ORDER BY seq {order} LIMIT ?')}"
+            f" SELECT seq, {VIEW_JSON} FROM task ORDER BY seq {order}",
+            (*args, limit + 1),
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -88,7 +93,8 @@ class TaskReads:
         """``(seq, view JSON)`` of the selection with ``after_seq < seq <= upto``, oldest first."""
         where, args = selection.where("seq > ?", "seq <= ?")
         rows = self._read(
-            f"SELECT seq, {VIEW_JSON} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+            f"{clean_rows(f'{where} ORDER BY seq LIMIT ?')} SELECT seq, {VIEW_JSON} FROM task ORDER BY seq",
+            (*args, after_seq, upto, limit),
         )
         return [(r[0], r[1]) for r in rows]
 
@@ -103,14 +109,17 @@ class TaskReads:
             cursor = self._db.cursor()
             cursor.row_factory = None  # plain tuples
             rows: list[tuple[SqlValue, ...]] = cursor.execute(
-                f"SELECT seq, {select} FROM tasks {where} ORDER BY seq LIMIT ?", (*args, after_seq, upto, limit)
+                f"{clean_rows(f'{where} ORDER BY seq LIMIT ?')} SELECT seq, {select} FROM task ORDER BY seq",
+                (*args, after_seq, upto, limit),
             ).fetchall()
             return rows
 
     def sample(self, selection: Selection, count: int) -> list[Task]:
         """Up to ``count`` tasks of the selection picked at random; every row is a candidate."""
         where, args = selection.where(f"NOT {DAMAGED_SQL}")  # a damaged row is never re-run
-        rows = self._read(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY random() LIMIT ?", (*args, count))
+        rows = self._read(
+            f"{clean_rows(f'{where} ORDER BY random() LIMIT ?')} SELECT {TASK_COLUMNS} FROM task", (*args, count)
+        )
         return [row_to_task(r) for r in rows]
 
     def batches(self, limit: int = 100) -> list[BatchInfo]:
@@ -118,7 +127,7 @@ class TaskReads:
         second connection, so a thread calling it never holds up a change."""
         rows = self._read(
             "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
-            " FROM tasks GROUP BY batch, status"
+            f" FROM tasks WHERE NOT {DAMAGED_SQL} GROUP BY batch, status"  # damaged rows: in no batch's counts
         )
         found: dict[str, dict[str, Any]] = {}
         for batch, status, n, first_seq, created, finished in rows:
@@ -148,7 +157,7 @@ class TaskReads:
         for start in range(0, len(batches), self._IN_CHUNK):
             chunk = list(batches[start : start + self._IN_CHUNK])
             where, args = Selection(status=SUCCESS, originals=True).where(
-                "foreign_result IS NOT NULL", f"batch IN ({', '.join(['?'] * len(chunk))})"
+                "foreign_result IS NOT NULL", f"NOT {DAMAGED_SQL}", f"batch IN ({', '.join(['?'] * len(chunk))})"
             )
             rows = self._read(f"SELECT batch, COUNT(*) FROM tasks {where} GROUP BY batch", (*args, *chunk))
             out.update((str(b), int(n)) for b, n in rows)
@@ -181,7 +190,7 @@ class TaskReads:
             "       json_extract(r, '$.kinetic_energy') AS ke,"
             "       json_extract(r, '$.warnings') AS w"
             "       FROM (SELECT *, SAFE_RESULT AS r FROM tasks)"
-            "       WHERE status = ? AND verify_of IS NULL AND json_valid(params){where})"
+            "       WHERE status = ? AND verify_of IS NULL AND NOT DAMAGED{where})"
             " WHERE t IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
         )
         chunks: list[list[str] | None] = (
@@ -195,7 +204,8 @@ class TaskReads:
             if chunk is not None:
                 where = f" AND batch IN ({', '.join(['?'] * len(chunk))})"
                 args.extend(chunk)
-            rows = self._read(sql.replace("SAFE_RESULT", safe_json("result")).format(where=where), args)
+            sql_now = sql.format(where=where).replace("SAFE_RESULT", safe_json("result"))
+            rows = self._read(sql_now.replace("NOT DAMAGED", f"NOT {DAMAGED_SQL}"), args)
             out.extend(
                 TimeStats(
                     b,

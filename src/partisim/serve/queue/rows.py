@@ -4,12 +4,15 @@ export's flat columns). Shared by the store and its read model."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
+
+from pydantic import TypeAdapter, ValidationError
 
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus
 from partisim.serve.queue.task import FAILED, STATUSES, Task, queue_status
@@ -30,6 +33,10 @@ __all__ = [
     "DAMAGED_SQL",
     "safe_json",
     "find_damaged",
+    "CLEAN_SQL",
+    "clean_rows",
+    "register_functions",
+    "json_damage",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,32 +66,180 @@ def distinct_warnings(concatenated: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def safe_json(column: str) -> str:
-    """The column as stored when it is valid JSON, else NULL: one malformed row must not
-    make a query over many fail (SQLite's JSON functions raise on malformed text)."""
-    return f"(CASE WHEN json_valid({column}) THEN {column} END)"
+#: the SQL function (`register_functions`) that names what is wrong with a JSON column's
+#: stored text once SQLite's own checks passed: a value of the wrong JSON type for its
+#: model (``'{"execution_time": "abc"}'``), which SQL alone cannot see
+JSON_DAMAGE_FUNCTION = "partisim_json_damage"
+
+_JSON_MODELS: dict[str, Callable[[str], object]] = {
+    "params": TypeAdapter(ApiParams).validate_json,
+    "result": ExecuteResult.model_validate_json,
+    "foreign_result": ForeignResult.model_validate_json,
+    "extra_runs": TypeAdapter(list[str]).validate_json,
+}
 
 
-_RESULT, _FOREIGN, _PARAMS = safe_json("result"), safe_json("foreign_result"), safe_json("params")
-#: the ``machines`` row of a result's environment (``machine_id``), as the end of a subquery
-_ITS_MACHINE = f"FROM machines WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id')"
+@functools.lru_cache(maxsize=256)  # one row's text is asked for by several expressions
+def json_damage(column: str, text: object) -> str | None:
+    """Why the stored text of a JSON column is no valid value of its model (in the words
+    a user reads), or None when it is one. Never raises: SQLite calls it per row."""
+    if text is None or (column == "extra_runs" and text == ""):
+        return None
+    if not isinstance(text, str):
+        return f"{column} no es texto JSON"
+    try:
+        _JSON_MODELS[column](text)
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = ".".join(str(part) for part in errors[0]["loc"]) if errors and errors[0]["loc"] else ""
+        return f"{column} no es válido" + (f" ({where})" if where else "")
+    except Exception:
+        return f"{column} no es válido"
+    return None
+
+
+def register_functions(db: sqlite3.Connection) -> None:
+    """Make the SQL of this module (`DAMAGED_SQL`, `VIEW_JSON`, ...) usable on ``db``."""
+    db.create_function(JSON_DAMAGE_FUNCTION, 2, json_damage, deterministic=True)
+
+
+def _json_problem(column: str) -> str:
+    return f"{JSON_DAMAGE_FUNCTION}('{column}', {column})"
 
 
 _STATUS_LIST = ", ".join(f"'{s}'" for s in STATUSES)
-#: what makes a row SQLite accepts no valid task (an unknown status or malformed JSON),
-#: each condition with why, in the words a user reads (SQL text, quoted)
+_NUMBER = "typeof({c}) IN ('integer', 'real') AND abs({c}) <= 1.7976931348623157e308"
+#: the columns whose SQL type is checked: column -> (kind, nullable, value in its place when wrong)
+_TYPED: dict[str, tuple[str, bool, str]] = {
+    "id": ("text", False, "hex(id)"),
+    "batch": ("text", False, "hex(batch)"),
+    "benchmark": ("text", False, "hex(benchmark)"),
+    "timeout": ("number", True, "NULL"),
+    "verify_of": ("text", True, "NULL"),
+    "exclude_worker": ("text", True, "NULL"),
+    "avoid_worker": ("text", True, "NULL"),
+    "worker": ("text", True, "NULL"),
+    "worker_url": ("text", True, "NULL"),
+    "attempts": ("integer", False, "0"),
+    "max_attempts": ("integer", False, "1"),
+    "not_before": ("number", False, "0.0"),
+    "deadline": ("number", True, "NULL"),
+    "created_at": ("number", False, "0.0"),
+    "started_at": ("number", True, "NULL"),
+    "finished_at": ("number", True, "NULL"),
+    "error": ("text", True, "NULL"),
+    "threads": ("integer", False, "1"),
+    "priority": ("integer", False, "0"),
+    "label": ("text", True, "NULL"),
+}
+_KIND_WORDS = {"text": "no es texto", "integer": "no es un número entero", "number": "no es un número finito"}
+
+
+def _type_ok(column: str) -> str:
+    kind, nullable, _ = _TYPED[column]
+    test = _NUMBER.format(c=column) if kind == "number" else f"typeof({column}) = '{kind}'"
+    return f"({column} IS NULL OR ({test}))" if nullable else f"({test})"
+
+
+#: the JSON columns: column -> (JSON type it must hold, nullable, value in its place when wrong)
+_JSON_COLUMNS = {
+    "params": ("object", False, "'{}'"),
+    "result": ("object", True, "NULL"),
+    "foreign_result": ("object", True, "NULL"),
+    "extra_runs": ("array", True, "NULL"),
+}
+
+
+def _json_present(column: str) -> str:
+    """The JSON column holds something to read (not NULL; extra_runs: not empty either)."""
+    return f"{column} IS NOT NULL" + (f" AND {column} != ''" if column == "extra_runs" else "")
+
+
+def _json_checks(column: str) -> list[tuple[str, str]]:
+    """What can be wrong with a JSON column, each condition with why (see `_DAMAGES`)."""
+    kind = _JSON_COLUMNS[column][0]
+    words = "un objeto JSON" if kind == "object" else "una lista JSON"
+    present = _json_present(column)
+    return [
+        (
+            f"{present} AND (typeof({column}) != 'text' OR NOT json_valid({column}))",
+            f"'fila dañada: {column} no es JSON válido'",
+        ),
+        # json_type raises on malformed text: never given any, whatever order SQLite tests in
+        (
+            f"{present} AND json_type(CASE WHEN json_valid({column}) THEN {column} END) != '{kind}'",
+            f"'fila dañada: {column} no es {words}'",
+        ),
+        (f"{present} AND {_json_problem(column)} IS NOT NULL", f"'fila dañada: ' || {_json_problem(column)}"),
+    ]
+
+
+def _json_ok(column: str) -> str:
+    return "NOT (" + " OR ".join(f"({condition})" for condition, _ in _json_checks(column)) + ")"
+
+
+#: what makes a row SQLite accepts no valid task, each condition with why, in the words a
+#: user reads (SQL text, quoted): an unknown status, a column of the wrong type (text
+#: where a number belongs), malformed JSON, JSON of the wrong shape for its model. The
+#: one definition of a damaged row: every read (the pages and exports SQLite writes, the
+#: tasks Python decodes, the counts, the charts) goes by it.
 _DAMAGES = (
-    (f"status NOT IN ({_STATUS_LIST})", "'fila dañada: estado desconocido ' || quote(status)"),
-    ("NOT json_valid(params)", "'fila dañada: params no es JSON válido'"),
+    (f"status IS NULL OR status NOT IN ({_STATUS_LIST})", "'fila dañada: estado desconocido ' || quote(status)"),
     *(
-        (f"{column} IS NOT NULL AND NOT json_valid({column})", f"'fila dañada: {column} no es JSON válido'")
-        for column in ("result", "foreign_result", "extra_runs")
+        (f"NOT {_type_ok(column)}", f"'fila dañada: {column} {_KIND_WORDS[kind]} (' || typeof({column}) || ')'")
+        for column, (kind, _, _) in _TYPED.items()
     ),
+    *(check for column in _JSON_COLUMNS for check in _json_checks(column)),
 )
-#: a row SQLite accepts but that is no valid task: an unknown status or malformed JSON
+#: a row SQLite accepts but that is no valid task (see `_DAMAGES`)
 DAMAGED_SQL = "(" + " OR ".join(f"({condition})" for condition, _ in _DAMAGES) + ")"
 #: why a row is damaged (NULL when it is not), in the words a user reads
 _DAMAGE_SQL = "CASE" + "".join(f" WHEN {condition} THEN {why}" for condition, why in _DAMAGES) + " END"
+
+#: each column as a task shows it: its stored value, or when that is of the wrong type
+#: the neutral value in its place (NULL, or a default where the schema has no null), so
+#: a damaged row still makes a valid `TaskView`
+CLEAN_SQL: dict[str, str] = {
+    "seq": "seq",
+    "status": f"CASE WHEN {DAMAGED_SQL} THEN 'failed' ELSE status END",
+    **{c: f"CASE WHEN {_type_ok(c)} THEN {c} ELSE {fallback} END" for c, (_, _, fallback) in _TYPED.items()},
+    **{c: f"CASE WHEN {_json_ok(c)} THEN {c} ELSE {fallback} END" for c, (_, _, fallback) in _JSON_COLUMNS.items()},
+}
+
+
+def safe_json(column: str) -> str:
+    """The column as stored when it is valid JSON, else NULL: one malformed row must not
+    make a query over many fail (SQLite's JSON functions raise on malformed text). For a
+    query over the stored rows that leaves the damaged ones out (``NOT DAMAGED_SQL``)."""
+    return f"(CASE WHEN json_valid({column}) THEN {column} END)"
+
+
+def _cleaned(column: str) -> str:
+    """The column of `clean_rows`'s ``task``: as stored in an intact row, else `CLEAN_SQL`."""
+    if column == "seq":
+        return "seq"
+    if column == "status":
+        return "CASE WHEN damage IS NULL THEN status ELSE 'failed' END"
+    return f"CASE WHEN damage IS NULL THEN {column} ELSE ({CLEAN_SQL[column]}) END"
+
+
+def clean_rows(rest: str) -> str:
+    """A ``WITH`` clause naming ``task``: the rows of ``FROM tasks {rest}`` (a WHERE, an
+    ORDER BY, a LIMIT), each column as `CLEAN_SQL` makes it, plus ``damage``, why the row
+    is damaged (NULL: intact). What `TASK_COLUMNS`, `VIEW_JSON` and `FLAT_SQL` read.
+    The damage is worked out once per row (a materialized table of the selected rows
+    only), and an intact row's columns are taken as they are."""
+    columns = ", ".join(f"{_cleaned(column)} AS {column}" for column in CLEAN_SQL)
+    return (
+        f"WITH stored AS MATERIALIZED (SELECT *, {_DAMAGE_SQL} AS damage FROM tasks {rest}),"
+        f" task AS (SELECT {columns}, damage FROM stored)"
+    )
+
+
+# the expressions below read `clean_rows`'s ``task``: its JSON columns hold valid JSON
+_RESULT, _FOREIGN, _PARAMS = "result", "foreign_result", "params"
+#: the ``machines`` row of a result's environment (``machine_id``), as the end of a subquery
+_ITS_MACHINE = f"FROM machines WHERE machines.id = json_extract({_RESULT}, '$.environment.machine_id')"
 
 
 def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
@@ -93,8 +248,8 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
     if ids:
         shown = ", ".join(ids[:10]) + (f" y {len(ids) - 10} más" if len(ids) > 10 else "")
         log.warning(
-            "la base de datos %s tiene %d filas dañadas (estado desconocido o JSON mal formado): %s; "
-            "se muestran como dañadas y no se ejecutan; el resto de la cola sigue en servicio",
+            "la base de datos %s tiene %d filas dañadas (estado desconocido, una columna de otro tipo o JSON"
+            " mal formado): %s; se muestran como dañadas y no se ejecutan; el resto de la cola sigue en servicio",
             path,
             len(ids),
             shown,
@@ -102,7 +257,8 @@ def find_damaged(db: sqlite3.Connection, path: object) -> list[str]:
     return ids
 
 
-#: what `row_to_task` reads: the row, and the static part of its result's environment
+#: what `row_to_task` reads from `clean_rows`'s ``task``: the row (and its damage), and
+#: the static part of its result's environment
 TASK_COLUMNS = f"*, (SELECT data {_ITS_MACHINE}) AS machine"
 
 
@@ -128,7 +284,8 @@ class _Decoded:
 
 
 def _decoded(row: sqlite3.Row, problems: list[str]) -> _Decoded:
-    """The JSON columns of a row, decoded; what cannot be is left out and named in ``problems``."""
+    """The JSON columns of a row, decoded; what cannot be is left out and named in ``problems``
+    (`TASK_COLUMNS` already left out what `DAMAGED_SQL` finds wrong)."""
     out = _Decoded()
     # each reader makes the value of the `_Decoded` field of its column's name
     readers: dict[str, Callable[[str], object]] = {
@@ -149,14 +306,17 @@ def _decoded(row: sqlite3.Row, problems: list[str]) -> _Decoded:
 
 
 def row_to_task(row: sqlite3.Row) -> Task:
-    """The row as a `Task`; a damaged one (unknown status, malformed JSON) comes back
-    failed, with ``damaged`` saying why, so it is shown and never run."""
+    """The row (read with `TASK_COLUMNS`) as a `Task`; a damaged one (see `DAMAGED_SQL`)
+    comes back failed, its wrong columns in neutral values, with ``damaged`` saying why,
+    so it is shown and never run."""
     problems: list[str] = []
+    if row["damage"] is not None:
+        problems.append(str(row["damage"]).removeprefix("fila dañada: "))
     status = row["status"]
     if status not in STATUSES:
         problems.append(f"estado desconocido {str(status)[:40]!r}")
     decoded = _decoded(row, problems)
-    damaged = "fila dañada: " + "; ".join(problems) if problems else None
+    damaged = "fila dañada: " + "; ".join(dict.fromkeys(problems)) if problems else None
     return Task(
         id=row["id"],
         seq=row["seq"],
@@ -220,9 +380,9 @@ class Selection:
 #: ``Task.duplicates`` in SQL: the workers in ``extra_runs`` plus the recorded one (of a
 #: success), less one
 _DUPLICATES = (
-    f"max(0, (SELECT COUNT(DISTINCT value) FROM json_each({safe_json('extra_runs')}))"
+    "max(0, (SELECT COUNT(DISTINCT value) FROM json_each(extra_runs))"
     " + (status = 'success' AND worker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-    f" json_each({safe_json('extra_runs')}) WHERE value = worker)) - 1)"
+    " json_each(extra_runs) WHERE value = worker)) - 1)"
 )
 
 
@@ -261,9 +421,9 @@ FLAT_SQL = {
     "wall_collisions": _outcome("wall_collisions"),
     "kinetic_energy": _outcome("kinetic_energy"),
     "checksum": f"json_extract({_RESULT}, '$.checksum')",
-    "error": f"COALESCE({_DAMAGE_SQL}, CASE WHEN status != 'success' THEN error END)",
+    "error": "COALESCE(damage, CASE WHEN status != 'success' THEN error END)",
     "verify_of": "verify_of",
-    "verifiable": "foreign_result IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
+    "verifiable": f"{_FOREIGN} IS NULL",  # 1/0: `flat_rows` callers turn it into a bool
     "duplicates": _DUPLICATES,
     "threads": f"json_extract({_RESULT}, '$.threads')",  # used (a verifiable result's)
     "threads_requested": f"COALESCE(json_extract({_RESULT}, '$.threads_requested'), threads)",
@@ -317,15 +477,13 @@ def microseconds_sql(expr: str) -> str:
 #: and the result go in as stored (json() keeps their numbers' text), so a page or an
 #: export of many rows decodes and validates nothing in Python
 VIEW_JSON = (
-    f"json_object('id', id, 'seq', seq, 'batch', batch,"
-    f" 'status', CASE WHEN {DAMAGED_SQL} THEN 'failed' ELSE status END, 'benchmark', benchmark,"
-    f" 'params', json(COALESCE({_PARAMS}, '{{}}')), 'worker', worker,"
-    " 'attempts', attempts, 'max_attempts', max_attempts,"
+    "json_object('id', id, 'seq', seq, 'batch', batch, 'status', status, 'benchmark', benchmark,"
+    " 'params', json(params), 'worker', worker, 'attempts', attempts, 'max_attempts', max_attempts,"
     f" 'timings', json_object('created_at', {_real('created_at')}, 'started_at', {_real('started_at')},"
     f" 'finished_at', {_real('finished_at')}, 'queue_s', {microseconds_sql('started_at - created_at')},"
     f" 'run_s', {microseconds_sql('finished_at - started_at')}),"
-    f" 'result', json({_RESULT_JSON}), 'error', COALESCE({_DAMAGE_SQL}, error), 'verify_of', verify_of,"
+    f" 'result', json({_RESULT_JSON}), 'error', COALESCE(damage, error), 'verify_of', verify_of,"
     " 'verifiable', json(CASE WHEN foreign_result IS NULL THEN 'true' ELSE 'false' END),"
-    f" 'foreign_result', json({_FOREIGN}), 'duplicates', {_DUPLICATES}, 'threads', threads,"
-    f" 'priority', priority, 'label', label, 'damaged', {_DAMAGE_SQL})"
+    f" 'foreign_result', json(foreign_result), 'duplicates', {_DUPLICATES}, 'threads', threads,"
+    " 'priority', priority, 'label', label, 'damaged', damage)"
 )

@@ -31,7 +31,17 @@ from typing import Any
 from partisim.protocol import ExecuteResult, ForeignResult, QueueStatus, TaskResult
 from partisim.serve.queue.disk import quick_check, refuse_foreign, storage_full_as
 from partisim.serve.queue.reads import TaskReads
-from partisim.serve.queue.rows import TASK_COLUMNS, Selection, SqlValue, find_damaged, row_to_task, stored_result
+from partisim.serve.queue.rows import (
+    DAMAGED_SQL,
+    TASK_COLUMNS,
+    Selection,
+    SqlValue,
+    clean_rows,
+    find_damaged,
+    register_functions,
+    row_to_task,
+    stored_result,
+)
 from partisim.serve.queue.tally import KEEP_SECONDS, Tally
 from partisim.serve.queue.task import (
     CANCELLED,
@@ -145,6 +155,7 @@ class TaskQueue:
     def _open(self, verify: bool) -> None:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout=30000")
+        register_functions(self._db)
         if verify:
             quick_check(self._db)  # a damaged file fails here, not in the middle of serving
         self._check_table()  # before anything is written to the file
@@ -247,7 +258,9 @@ class TaskQueue:
             self.tally.move(rows[0][0], before, after, worker=rows[0][1], finished_at=finished_at)
             return True
 
-    def _select(self, sql: str, args: Sequence[SqlValue] = ()) -> list[Task]:
+    def _select(self, rest: str, args: Sequence[SqlValue] = (), order: str = "seq") -> list[Task]:
+        """The tasks of ``FROM tasks {rest}`` (`rows.clean_rows`), in ``order``."""
+        sql = f"{clean_rows(rest)} SELECT {TASK_COLUMNS} FROM task ORDER BY {order}"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [row_to_task(r) for r in rows]
@@ -295,13 +308,13 @@ class TaskQueue:
     # -- reading ----------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task | None:
-        found = self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        found = self._select("WHERE id = ?", (task_id,))
         return found[0] if found else None
 
     def tasks(self, *, status: QueueStatus | None = None, batch: str | None = None, limit: int = 1000) -> list[Task]:
         """Tasks, newest first, optionally filtered by status and batch."""
         where, args = Selection(status=status, batch=batch).where()
-        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)))
+        return self._select(f"{where} ORDER BY seq DESC LIMIT ?", (*args, int(limit)), "seq DESC")
 
     def ready(self, limit: int, now: float | None = None, offset: int = 0) -> list[Task]:
         """Queued tasks whose backoff has elapsed, highest priority first and oldest first
@@ -309,9 +322,10 @@ class TaskQueue:
         now = time.time() if now is None else now
         return self._select(
             # walk (status, priority, seq) in order; the planner would otherwise sort every queued row
-            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
-            " AND json_valid(params) ORDER BY priority DESC, seq LIMIT ? OFFSET ?",
+            "INDEXED BY tasks_status_priority WHERE status = ? AND not_before <= ?"
+            f" AND NOT {DAMAGED_SQL} ORDER BY priority DESC, seq LIMIT ? OFFSET ?",  # a damaged row never runs
             (QUEUED, now, int(limit), int(offset)),
+            "priority DESC, seq",
         )
 
     def next_ready_at(self, after: float | None = None) -> float | None:
@@ -325,7 +339,7 @@ class TaskQueue:
         return None if row[0] is None else float(row[0])
 
     def running(self) -> list[Task]:
-        return self._select(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = ? ORDER BY seq", (RUNNING,))
+        return self._select("WHERE status = ?", (RUNNING,))
 
     def counts(self, batch: str | None = None) -> dict[str, int]:
         """Number of tasks per status (every status present), plus ``total``, counted in
@@ -405,19 +419,17 @@ class TaskQueue:
         (if there is room) the next queued ones. Each part walks an index from its end and
         stops after ``limit`` rows."""
         found = self._select(
-            f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?",
-            (RUNNING, limit),
+            "INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq DESC LIMIT ?", (RUNNING, limit), "seq DESC"
         )
         if len(found) < limit:
             found += self._select(
-                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL"
-                " ORDER BY finished_at DESC LIMIT ?",
+                "INDEXED BY tasks_finished_status WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?",
                 (limit - len(found),),
+                "finished_at DESC",
             )
         if len(found) < limit:
             found += self._select(
-                f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?",
-                (QUEUED, limit - len(found)),
+                "INDEXED BY tasks_status_seq WHERE status = ? ORDER BY seq LIMIT ?", (QUEUED, limit - len(found))
             )
         return found
 
