@@ -160,6 +160,8 @@ def test_queue_lists_pending_tasks_and_cancel_cancels_them(cluster: Cluster, tmp
     flat = " ".join(listed.stdout.split())
     assert all(i in listed.stdout for i in ids) and "Tareas pendientes de la cola (3 tareas)" in flat
     assert "partisim cancel" in flat
+    # nothing has run: no empty result columns take the room of the ones that say something
+    assert "T. sim" not in flat and "Checksum" not in flat and "Sem." in flat, listed.stdout
 
     one = run_cli("cancel", ids[0], "--server", serve.url, cwd=tmp_path)
     assert one.returncode == 0 and "1 tarea cancelada" in one.stdout, one.stderr + one.stdout

@@ -45,6 +45,10 @@ _RESULT_COLUMNS = (
 )
 
 
+#: the columns of `_RESULT_COLUMNS` (by place) left out when no row has a value there
+_EMPTY_DROPPABLE = frozenset({6, 8, 9, 10})  # worker, time, collisions, checksum
+
+
 def results_table(
     tasks: Sequence[TaskView], *, checks: dict[str, Check] | None = None, title: str | None = None
 ) -> FittedTable:
@@ -106,6 +110,10 @@ def results_table(
             check = checks.get(row["id"])
             cells.append("—" if check is None else check.label)
         rows.append(cells)
+    # a column with nothing in it (the results of tasks still pending) gives its room to the rest
+    empty = {k for k in _EMPTY_DROPPABLE if rows and all(r[k] == "—" for r in rows)}
+    columns = [c for k, c in enumerate(columns) if k not in empty]
+    rows = [[cell for k, cell in enumerate(r) if k not in empty] for r in rows]
     notes = [f"Error {n}: {text}" for text, n in errors.items()]
     notes += [f"Aviso {n}: {text}" for text, n in numbers.items() if n <= MAX_TABLE_WARNINGS]
     if contended:
