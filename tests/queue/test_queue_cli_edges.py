@@ -226,9 +226,12 @@ def test_report_of_one_size_with_a_failure_says_so(mixed):
         )
         wait_batch(client, answer.batch, timeout=60)
     png = tmp / "una-talla.png"
-    done = run_here("report", "--batch", answer.batch, "-o", str(png), "--server", serve.url, cwd=tmp)
+    done = run_here(
+        "report", "--batch", answer.batch, "-o", str(png), "--server", serve.url, cwd=tmp, env={"COLUMNS": "80"}
+    )
     assert done.returncode == 0, done.stderr
     assert png.read_bytes().startswith(b"\x89PNG")
+    assert [line for line in done.stdout.splitlines() if len(line) > 80] == []  # piped, still wrapped
     flat = " ".join(done.stdout.split())
     assert "Fallidas: 1 tarea fallida no entra en las gráficas" in flat and "max_particles" in flat
     shutil.copy(png, "/tmp/partisim-report-one-size.png")

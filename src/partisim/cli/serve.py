@@ -345,7 +345,8 @@ def _report(args: argparse.Namespace) -> int:
         # textwrap breaks only at ASCII spaces: "35 210" (no-break space) stays whole
         console.print(escape("\n".join(textwrap.wrap(chart.physics.text, max(40, console.width)))), soft_wrap=True)
     if failures:
-        console.print(f"[bold red]{escape(failures)}[/]", soft_wrap=not console.is_terminal)
+        # wrapped at words to the width, piped or not, like the Física line above
+        console.print(f"[bold red]{escape(chr(10).join(textwrap.wrap(failures, max(40, console.width))))}[/]")
     for text in chart.warnings:  # what the workers said of these results' parameters: part of the report
         console.print(f"[bold yellow]AVISO:[/] {escape(text)}", soft_wrap=not console.is_terminal)
     console.print(f"Informe guardado en [bold]{args.output}[/]")
