@@ -17,6 +17,7 @@ from typing import Any
 
 from partisim.protocol import BatchInfo
 from partisim.serve.queue.rows import (
+    COUNTS_DAMAGED_SQL,
     DAMAGED_SQL,
     FLAT_SQL,
     TASK_COLUMNS,
@@ -38,7 +39,9 @@ __all__ = ["TaskReads"]
 class TaskReads:
     """Long reads of one queue file (`TaskQueue.reads`); call them from a thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, damaged: Sequence[str] = ()) -> None:
+        #: the damaged rows found when the queue opened (`find_damaged`)
+        self._damaged = json.dumps(list(damaged))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
@@ -125,9 +128,12 @@ class TaskReads:
     def batches(self, limit: int = 100) -> list[BatchInfo]:
         """Batches, newest first, with their counts per status. Reads every row: on the
         second connection, so a thread calling it never holds up a change."""
+        # damaged rows count in no batch: the columns counted are checked on every row, the
+        # rest (JSON decoded in Python, costly on every row) was found when the queue opened
         rows = self._read(
-            "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at)"
-            f" FROM tasks WHERE NOT {DAMAGED_SQL} GROUP BY batch, status"  # damaged rows: in no batch's counts
+            "SELECT batch, status, COUNT(*), MIN(seq), MIN(created_at), MAX(finished_at) FROM tasks"
+            f" WHERE NOT {COUNTS_DAMAGED_SQL} AND id NOT IN (SELECT value FROM json_each(?)) GROUP BY batch, status",
+            (self._damaged,),
         )
         found: dict[str, dict[str, Any]] = {}
         for batch, status, n, first_seq, created, finished in rows:

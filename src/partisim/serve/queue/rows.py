@@ -31,6 +31,7 @@ __all__ = [
     "VIEW_JSON",
     "microseconds_sql",
     "DAMAGED_SQL",
+    "COUNTS_DAMAGED_SQL",
     "safe_json",
     "find_damaged",
     "CLEAN_SQL",
@@ -193,6 +194,14 @@ _DAMAGES = (
 )
 #: a row SQLite accepts but that is no valid task (see `_DAMAGES`)
 DAMAGED_SQL = "(" + " OR ".join(f"({condition})" for condition, _ in _DAMAGES) + ")"
+#: the part of `DAMAGED_SQL` that a count per batch and status needs, in SQL alone (no JSON
+#: decoded): what `TaskReads.batches` checks on every row, the rest being known from the
+#: walk at start-up (`find_damaged`)
+COUNTS_DAMAGED_SQL = (
+    f"(status IS NULL OR status NOT IN ({_STATUS_LIST})"
+    + "".join(f" OR NOT {_type_ok(c)}" for c in ("batch", "created_at", "finished_at"))
+    + ")"
+)
 #: why a row is damaged (NULL when it is not), in the words a user reads
 _DAMAGE_SQL = "CASE" + "".join(f" WHEN {condition} THEN {why}" for condition, why in _DAMAGES) + " END"
 

@@ -170,7 +170,7 @@ class TaskQueue:
             #: rows SQLite accepts that are no valid task (unknown status, malformed JSON)
             self.damaged = find_damaged(self._db, self.path)
         #: the read model: pages, exports, batches, statistics (a connection of its own)
-        self.reads = TaskReads(self.path)
+        self.reads = TaskReads(self.path, self.damaged)
 
     def _read_tally(self) -> Tally:
         """The in-memory counts, from the table (each query walks one index)."""
