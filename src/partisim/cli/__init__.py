@@ -48,14 +48,6 @@ class _OnlyOne:
         return _Ignored()
 
 
-class _CommandParser(argparse.ArgumentParser):
-    """A command's parser: its help wraps at words, to the terminal's width."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _spanish.TextFormatter)
-        super().__init__(*args, **kwargs)
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only``, every command is listed but only that one gets
     its options (``""``: none, enough for ``partisim --help``)."""
@@ -67,19 +59,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"partisim {__version__}", help="muestra la versión y sale"
     )
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
-        dest="command", metavar="COMANDO", title="comandos", parser_class=_CommandParser
-    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMANDO", title="comandos")
     if only is None:
         for module in COMMAND_MODULES:
             importlib.import_module(f"partisim.cli.{module}").register(subparsers)
-        return parser
+        return _wrapping(parser)
     wanted = COMMANDS.get(only, ("", ""))[0]
     for name, (module, text) in COMMANDS.items():
         if module != wanted:
             subparsers.add_parser(name, help=text, add_help=False)  # listed, never parsed
         elif name == only:  # its module adds it (its siblings stay names only)
             importlib.import_module(f"partisim.cli.{module}").register(_OnlyOne(subparsers, only))
+    return _wrapping(parser)
+
+
+def _wrapping(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every command's help wraps at words to the terminal's width (`_spanish.TextFormatter`)."""
+    for command in _subparsers(parser).values():
+        if command.formatter_class is argparse.HelpFormatter:
+            command.formatter_class = _spanish.TextFormatter
     return parser
 
 
