@@ -69,7 +69,7 @@ def test_async_task_lifecycle(client: httpx.Client) -> None:
     assert {k: v for k, v in final["result"].items() if k not in ("replayed", "first_run_at")} == replay
     assert direct.headers["x-partisim-replayed"] == final["finished_at"]
     r = client.delete(f"/tasks/{task_id}")
-    assert r.status_code == 409 and "success" in r.json()["error"]
+    assert r.status_code == 409 and "ya terminó (éxito)" in r.json()["error"]
 
 
 def test_generated_task_id(client: httpx.Client) -> None:
