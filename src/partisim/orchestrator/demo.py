@@ -29,7 +29,7 @@ from partisim.orchestrator.dispatch import (
 )
 from partisim.protocol import ExecuteResult
 from partisim.sim import SimParams, parse_params
-from partisim.sim.numbers import decimal
+from partisim.sim.numbers import decimal, ratio
 
 __all__ = ["DEMO_ENGINES", "ENGINE_LABELS", "DemoReport", "run_demo"]
 
@@ -222,4 +222,4 @@ def _print_verdict(console: Console, report: DemoReport) -> None:
         console.print("[bold red]Los checksums NO coinciden entre ejecuciones.[/bold red]")
     speedups = [r.speedup for r in report.rows if r.speedup is not None]
     if speedups:
-        console.print(f"Aceleración media de Cython sobre Python: {decimal(sum(speedups) / len(speedups), 1)}×")
+        console.print(f"Aceleración media de Cython sobre Python: {ratio(sum(speedups) / len(speedups))}")

@@ -256,7 +256,7 @@ def comparison_table(rows: Iterable[DemoRow], *, title: str = "Comparación Pyth
                 row.worker_id,
                 _run_time(py),
                 _run_time(cy),
-                f"{numbers.decimal(row.speedup, 1)}×{mark}" if row.speedup is not None else "-",
+                f"{numbers.ratio(row.speedup)}{mark}" if row.speedup is not None else "-",
                 f"{_collisions(py)} / {_collisions(cy)}",
                 _match(row.checksums_match),
             ]
