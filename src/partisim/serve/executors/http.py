@@ -59,6 +59,7 @@ from partisim.fleet.legacy import legacy_problem, legacy_request
 from partisim.protocol import ExecuteRequest, ExecuteResult, MemberView, TaskResult, TaskState
 from partisim.serve.executors.base import Attempt, Executor, Placement
 from partisim.serve.executors.slots import Seat, SlotBook
+from partisim.serve.executors.threads import as_asked, grant
 from partisim.serve.queue.task import Task
 from partisim.sim import parse_params
 from partisim.sim.cost import tiny
@@ -223,42 +224,17 @@ class HttpFleet(Executor):
         return Seat(h.id, self._limit(h), self._usable(h), self.slots_for(h, task) if task is not None else 1)
 
     def slots_for(self, h: WorkerHealth, task: Task) -> int:
-        """Slots (= threads) ``task`` takes on this worker: its threads, at most the
-        worker's slots here and what its engine can use there. A worker that does not
-        say (older partisim, not partisim) runs it on one thread."""
-        status = h.last_status
-        if task.threads <= 1 or status is None or not status.is_partisim:
-            return 1
-        usable = status.engine_threads.get(task.benchmark, 1) if status.engine_threads else status.max_threads
-        return max(1, min(task.threads, usable, self._limit(h)))
-
-    def _capped_by(self, member: str, task: Task) -> str:
-        """Why `slots_for` gave ``task`` fewer threads than it asked for on ``member``
-        (a `sim.engines.ThreadReason`)."""
-        h = next((h for h in self.health() if h.id == member), None)
-        status = h.last_status if h is not None else None
-        if status is None or not status.is_partisim:
-            return "worker_capacity"  # it runs everything on one thread
-        if task.benchmark != "cython":
-            return "single_threaded_engine"
-        # the worker's engine threads are already capped at its capacity (slots)
-        slots = min(status.capacity, self._limit(h)) if h is not None else status.capacity
-        return "worker_capacity" if slots < task.threads else "machine_cores"
+        """Slots (= threads) ``task`` takes on this worker (`threads.grant`)."""
+        return grant(task.threads, task.benchmark, h.last_status, self._limit(h)).threads
 
     def _as_asked(self, result: TaskResult, attempt: Attempt) -> TaskResult:
-        """The result with the threads the task asked for, where serve sent fewer: the
-        worker only saw the capped request and would call it "requested"."""
-        task, sent = attempt.task, max(1, attempt.placement.slots)
-        if not isinstance(result, ExecuteResult) or task.threads <= sent or (result.threads_requested or 1) > sent:
+        """The result with the threads the task asked for, where serve sent fewer."""
+        task = attempt.task
+        if not isinstance(result, ExecuteResult) or task.threads <= 1:
             return result
-        reason = self._capped_by(attempt.placement.member, task)
-        if result.threads_reason not in (None, "requested"):
-            reason = result.threads_reason  # the worker cut further, for its own reason
-        env = result.environment
-        if env is not None:
-            env = env.model_copy(update={"threads_requested": task.threads, "threads_reason": reason})
-        update = {"threads_requested": task.threads, "threads_reason": reason, "environment": env}
-        return result.model_copy(update=update)
+        h = next((h for h in self.health() if h.id == attempt.placement.member), None)
+        why = grant(task.threads, task.benchmark, h.last_status if h else None, self._limit(h) if h else 1)
+        return as_asked(result, task.threads, max(1, attempt.placement.slots), why.reason)
 
     def members(self) -> list[MemberView]:
         out = []
