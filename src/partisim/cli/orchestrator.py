@@ -53,14 +53,14 @@ def _load(path: str | None) -> Config:
 
     from partisim.fleet import load_config
 
-    if path is None and not Path(DEFAULT_CONFIG_PATH).exists():
-        # the README's first recipe (`serve --local`) writes no config: say where its workers are
-        raise ConfigError(
-            f"no existe el archivo de configuración {DEFAULT_CONFIG_PATH} en esta carpeta (cree uno con la lista "
-            "de workers, o use --config RUTA); los workers de un `partisim serve --local` se ven con "
-            "`partisim queue`"
-        )
-    return load_config(path or DEFAULT_CONFIG_PATH)
+    try:
+        return load_config(path or DEFAULT_CONFIG_PATH)
+    except ConfigError as exc:
+        if path is None and not Path(DEFAULT_CONFIG_PATH).exists():
+            # the README's first recipe (`serve --local`) writes no config: say where its workers are
+            hint = "los workers de un `partisim serve --local` se ven con `partisim queue`"
+            raise ConfigError(f"{exc.message}; {hint}") from None
+        raise
 
 
 def _command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -45,8 +45,8 @@ _RESULT_COLUMNS = (
 )
 
 
-#: the columns of `_RESULT_COLUMNS` (by place) left out when no row has a value there
-_EMPTY_DROPPABLE = frozenset({6, 8, 9, 10})  # worker, time, collisions, checksum
+#: the columns of `_RESULT_COLUMNS` left out when no row has a value there (tasks still pending)
+_EMPTY_DROPPABLE = frozenset({"Worker", "T. simulación", "Colisiones", "Checksum"})
 
 
 def results_table(
@@ -111,7 +111,9 @@ def results_table(
             cells.append("—" if check is None else check.label)
         rows.append(cells)
     # a column with nothing in it (the results of tasks still pending) gives its room to the rest
-    empty = {k for k in _EMPTY_DROPPABLE if rows and all(r[k] == "—" for r in rows)}
+    empty = {
+        k for k, c in enumerate(columns) if c.header in _EMPTY_DROPPABLE and rows and all(r[k] == "—" for r in rows)
+    }
     columns = [c for k, c in enumerate(columns) if k not in empty]
     rows = [[cell for k, cell in enumerate(r) if k not in empty] for r in rows]
     notes = [f"Error {n}: {text}" for text, n in errors.items()]
